@@ -1,0 +1,153 @@
+// Package channels holds the types every delivery channel shares: the
+// Message to deliver, the Result a provider gives back, the Channel interface
+// and the error kinds that tell a temporary failure from a permanent one.
+//
+// Concrete channels live below it: channels/email (SMTP through go-mail),
+// channels/sms (Twilio through twilio-go) and channels/outbox (files, for
+// development). They import this package and their SDK only.
+package channels
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Kind names a channel.
+type Kind string
+
+const (
+	Email Kind = "email"
+	SMS   Kind = "sms"
+)
+
+// Kinds lists the channels in their default order of preference.
+var Kinds = []Kind{Email, SMS}
+
+// Valid reports whether k is a known channel.
+func (k Kind) Valid() bool { return k == Email || k == SMS }
+
+// Message is one rendered message to one recipient. It is built at send time
+// and never stored or queued: it holds personal data.
+type Message struct {
+	// ID is the deterministic send id. Channels use it for the Message-ID
+	// header and as an idempotency hint towards the provider.
+	ID      string
+	Channel Kind
+
+	// To is an email address or an E.164 phone number.
+	To Address
+	// From is the sender: an email address (optionally "Name <addr>") or a
+	// phone number / Messaging Service SID. Empty means the channel default.
+	From string
+	// ReturnPath is the SMTP envelope sender (MAIL FROM). Empty means From.
+	ReturnPath string
+
+	// Email parts.
+	Subject string
+	HTML    string
+	Text    string
+	// Headers are extra email headers such as List-Unsubscribe.
+	Headers map[string]string
+
+	// Body is the SMS text.
+	Body string
+}
+
+// Result is what a provider answered for an accepted message.
+type Result struct {
+	// ProviderID is the provider's id for the message (Twilio SID, SMTP
+	// queue id when the server gives one, file name for the outbox).
+	ProviderID string
+}
+
+// Channel delivers messages. Send returns a *Error when the message was not
+// accepted; any other error is treated as temporary.
+type Channel interface {
+	Send(ctx context.Context, m Message) (Result, error)
+}
+
+// SendFunc adapts a function to the Channel interface.
+type SendFunc func(ctx context.Context, m Message) (Result, error)
+
+// Send calls f(ctx, m).
+func (f SendFunc) Send(ctx context.Context, m Message) (Result, error) { return f(ctx, m) }
+
+// Address is an email address or a phone number. Its String and LogValue
+// hide it, so that it cannot leak into logs or errors by accident.
+type Address string
+
+// String returns a redacted form. Use string(a) for the value itself.
+func (a Address) String() string { return "[redacted]" }
+
+// LogValue implements slog.LogValuer.
+func (a Address) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// ErrorKind tells how a failed send may be handled.
+type ErrorKind int
+
+const (
+	// Temporary: the message was not accepted; retrying later may succeed
+	// (SMTP 4xx, connection refused, Twilio 429 or 5xx).
+	Temporary ErrorKind = iota + 1
+	// Permanent: the message will never be accepted (SMTP 5xx, invalid
+	// number, recipient opted out at the provider). Do not retry.
+	Permanent
+	// Ambiguous: the provider may or may not have accepted the message (a
+	// timeout after the SMTP DATA terminator). Retrying could send twice.
+	Ambiguous
+)
+
+func (k ErrorKind) String() string {
+	switch k {
+	case Temporary:
+		return "temporary"
+	case Permanent:
+		return "permanent"
+	case Ambiguous:
+		return "ambiguous"
+	}
+	return "unknown"
+}
+
+// Error is a failed send, classified by the channel that knows the protocol.
+// Its message never contains the recipient's address or the message body.
+type Error struct {
+	Kind ErrorKind
+	// Code is the provider's code: an SMTP enhanced status ("5.1.1"), an SMTP
+	// reply code ("550") or a Twilio error code ("21211").
+	Code string
+	// RetryIn, when set on a temporary error, is the delay the provider asked
+	// for (Retry-After).
+	RetryIn time.Duration
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Code != "" {
+		return fmt.Sprintf("%s failure (%s): %v", e.Kind, e.Code, e.Err)
+	}
+	return fmt.Sprintf("%s failure: %v", e.Kind, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// NewError returns a classified error.
+func NewError(kind ErrorKind, code string, err error) *Error {
+	return &Error{Kind: kind, Code: code, Err: err}
+}
+
+// KindOf returns the kind of err: the Kind of a wrapped *Error, Temporary for
+// any other non-nil error, 0 for nil.
+func KindOf(err error) ErrorKind {
+	if err == nil {
+		return 0
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return Temporary
+}

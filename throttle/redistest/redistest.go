@@ -1,0 +1,166 @@
+// Package redistest gives tests a real Redis server and a key prefix of
+// their own.
+//
+// The server is, in order of preference: the one at MISSIVE_TEST_REDIS_URL;
+// a throw-away redis-server from PATH, started once per test binary on a
+// free port and stopped with it; the in-process Redis (miniredis), with a
+// line saying so. Each call to New returns a fresh prefix; the test's keys
+// (and asynq queues named after the prefix) are deleted when it ends, and
+// nothing else is touched.
+package redistest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is one test's share of a Redis server.
+type Redis struct {
+	// URL reaches the server (redis://host:port/db).
+	URL string
+	// Options are the go-redis options for URL.
+	Options *redis.Options
+	// Prefix starts every key and queue name the test may use.
+	Prefix string
+	// Client is a client on URL, closed when the test ends.
+	Client *redis.Client
+}
+
+var (
+	once    sync.Once
+	baseURL string
+	kind    string
+	initErr error
+)
+
+// New returns a Redis for t, failing t when none can be had.
+func New(t testing.TB) *Redis {
+	t.Helper()
+	once.Do(start)
+	if initErr != nil {
+		t.Fatalf("redistest: %v", initErr)
+	}
+	opts, err := redis.ParseURL(baseURL)
+	if err != nil {
+		t.Fatalf("redistest: MISSIVE_TEST_REDIS_URL: %v", err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	r := &Redis{
+		URL:     baseURL,
+		Options: opts,
+		Prefix:  "t" + hex.EncodeToString(b[:]),
+		Client:  redis.NewClient(opts),
+	}
+	ctx := context.Background()
+	if err := r.Client.Ping(ctx).Err(); err != nil {
+		t.Fatalf("redistest: %s Redis at %s: %v", kind, opts.Addr, err)
+	}
+	t.Cleanup(func() {
+		r.flush(context.Background())
+		_ = r.Client.Close()
+	})
+	return r
+}
+
+// Kind says which server the tests run against: "url", "server" or
+// "in-process".
+func Kind() string { once.Do(start); return kind }
+
+// flush deletes the keys the test owned: its prefix and asynq's keys for
+// queues named after it.
+func (r *Redis) flush(ctx context.Context) {
+	for _, pattern := range []string{r.Prefix + "*", "asynq:{" + r.Prefix + "*"} {
+		iter := r.Client.Scan(ctx, 0, pattern, 1000).Iterator()
+		var keys []string
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+			if len(keys) == 500 {
+				r.Client.Unlink(ctx, keys...)
+				keys = keys[:0]
+			}
+		}
+		if len(keys) > 0 {
+			r.Client.Unlink(ctx, keys...)
+		}
+	}
+	queues, _ := r.Client.SMembers(ctx, "asynq:queues").Result()
+	for _, q := range queues {
+		if strings.HasPrefix(q, r.Prefix) {
+			r.Client.SRem(ctx, "asynq:queues", q)
+		}
+	}
+}
+
+func start() {
+	if u := os.Getenv("MISSIVE_TEST_REDIS_URL"); u != "" {
+		baseURL, kind = u, "url"
+		return
+	}
+	if path, err := exec.LookPath("redis-server"); err == nil {
+		addr, err := startServer(path)
+		if err == nil {
+			baseURL, kind = "redis://"+addr+"/0", "server"
+			return
+		}
+		fmt.Fprintf(os.Stderr, "redistest: could not start %s (%v)\n", path, err)
+	}
+	m, err := miniredis.Run()
+	if err != nil {
+		initErr = fmt.Errorf("start in-process Redis: %w", err)
+		return
+	}
+	fmt.Fprintln(os.Stderr, "redistest: no MISSIVE_TEST_REDIS_URL and no redis-server on PATH: falling back to the in-process Redis, which is not what CI proves")
+	baseURL, kind = "redis://"+m.Addr()+"/0", "in-process"
+}
+
+// startServer runs redis-server on a free port for the life of this process.
+// The server gets SIGKILL when the thread that started it dies; that thread
+// is locked and parked for good, so it dies with the process.
+func startServer(path string) (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	dir, err := os.MkdirTemp("", "missive-redis-")
+	if err != nil {
+		return "", err
+	}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		cmd := exec.Command(path, "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		started <- cmd.Start()
+		select {} // keep this thread, and so the server, alive
+	}()
+	if err := <-started; err != nil {
+		return "", err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c.Ping(context.Background()).Err() == nil {
+			return addr, nil
+		}
+	}
+	return "", fmt.Errorf("redis-server on %s did not answer", addr)
+}
