@@ -1,0 +1,156 @@
+package email
+
+import (
+	"context"
+	"errors"
+	"net/textproto"
+	"strconv"
+	"strings"
+
+	"github.com/wneessen/go-mail"
+
+	"github.com/missive-dev/missive/channels"
+)
+
+// SMTPError is a failed SMTP exchange. Its text names the step and the
+// reply code only: go-mail's errors and relays' replies quote the
+// recipient's address, so neither is kept.
+type SMTPError struct {
+	// Op is the step that failed: "connect", "AUTH", "MAIL FROM", "RCPT TO",
+	// "DATA", "message data", "end of data".
+	Op string
+	// Reply is the SMTP reply code, 0 when the relay did not answer.
+	Reply int
+	// Enhanced is the RFC 3463 status ("5.1.1") when the relay gave one.
+	Enhanced string
+	// cause is a non-SMTP cause safe to show (a context error).
+	cause error
+}
+
+func (e *SMTPError) Error() string {
+	var b strings.Builder
+	b.WriteString("email: ")
+	b.WriteString(e.Op)
+	switch {
+	case e.Reply != 0:
+		b.WriteString(": relay replied ")
+		b.WriteString(strconv.Itoa(e.Reply))
+		if e.Enhanced != "" {
+			b.WriteString(" ")
+			b.WriteString(e.Enhanced)
+		}
+	case e.cause != nil:
+		b.WriteString(": ")
+		b.WriteString(e.cause.Error())
+	default:
+		b.WriteString(": no reply (connection lost or timed out)")
+	}
+	return b.String()
+}
+
+func (e *SMTPError) Unwrap() error { return e.cause }
+
+// classify turns a failed go-mail Send into a channels.Error.
+func classify(ctx context.Context, se *mail.SendError, err error) *channels.Error {
+	var ns *notSent
+	if errors.As(err, &ns) {
+		return channels.NewError(channels.Temporary, "", &SMTPError{Op: "send", cause: ns.err})
+	}
+	if se == nil {
+		// Not expected from go-mail; do not show its text.
+		return channels.NewError(channels.Temporary, "", &SMTPError{Op: "send", cause: ctx.Err()})
+	}
+	e := &SMTPError{Op: opName(se.Reason), Reply: se.ErrorCode(), Enhanced: se.EnhancedStatusCode(), cause: ctx.Err()}
+	switch {
+	case e.Reply >= 500:
+		return channels.NewError(channels.Permanent, e.code(), e)
+	case e.Reply >= 400:
+		return channels.NewError(channels.Temporary, e.code(), e)
+	case se.Reason == mail.ErrSMTPDataClose:
+		// The terminating "." went out and no reply came back: the relay
+		// may have queued the message.
+		return channels.NewError(channels.Ambiguous, "", e)
+	case se.Reason == mail.ErrGetSender, se.Reason == mail.ErrGetRcpts, se.Reason == mail.ErrNoUnencoded:
+		return channels.NewError(channels.Permanent, "", e)
+	default:
+		return channels.NewError(channels.Temporary, "", e)
+	}
+}
+
+// classifyDial turns a failed connection (dial, greeting, EHLO, STARTTLS,
+// AUTH) into a channels.Error. Nothing about the message has been sent, so
+// the cause is kept: it names the host and the failing step.
+func classifyDial(ctx context.Context, err error) *channels.Error {
+	op := "connect"
+	if strings.HasPrefix(err.Error(), "SMTP AUTH failed") {
+		op = "AUTH"
+	}
+	e := &SMTPError{Op: op, cause: err}
+	if ctx.Err() != nil {
+		e.cause = ctx.Err()
+	}
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		e.Reply = te.Code
+		e.Enhanced = enhancedCode(te.Msg)
+		e.cause = nil
+	}
+	switch {
+	case e.Reply >= 500:
+		return channels.NewError(channels.Permanent, e.code(), e)
+	case e.Reply >= 400:
+		return channels.NewError(channels.Temporary, e.code(), e)
+	default:
+		return channels.NewError(channels.Temporary, "", e)
+	}
+}
+
+// code is the Code of the channels.Error: the enhanced status when given,
+// else the reply code.
+func (e *SMTPError) code() string {
+	if e.Enhanced != "" {
+		return e.Enhanced
+	}
+	return strconv.Itoa(e.Reply)
+}
+
+// enhancedCode returns the RFC 3463 status at the start of a reply text.
+func enhancedCode(msg string) string {
+	f, _, _ := strings.Cut(msg, " ")
+	parts := strings.Split(f, ".")
+	if len(parts) != 3 || (parts[0] != "2" && parts[0] != "4" && parts[0] != "5") {
+		return ""
+	}
+	for _, p := range parts[1:] {
+		if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 999 || len(p) > 3 {
+			return ""
+		}
+	}
+	return f
+}
+
+func opName(r mail.SendErrReason) string {
+	switch r {
+	case mail.ErrGetSender:
+		return "sender"
+	case mail.ErrGetRcpts:
+		return "recipients"
+	case mail.ErrSMTPMailFrom:
+		return "MAIL FROM"
+	case mail.ErrSMTPRcptTo:
+		return "RCPT TO"
+	case mail.ErrSMTPData:
+		return "DATA"
+	case mail.ErrWriteContent:
+		return "message data"
+	case mail.ErrSMTPDataClose:
+		return "end of data"
+	case mail.ErrSMTPReset:
+		return "RSET"
+	case mail.ErrConnCheck:
+		return "connection check"
+	case mail.ErrNoUnencoded:
+		return "8BITMIME"
+	}
+	return "send"
+}

@@ -1,0 +1,372 @@
+// Package smtptest runs a real SMTP server (github.com/emersion/go-smtp) on
+// 127.0.0.1 for tests: it records what it receives, counts connections, and
+// can require AUTH PLAIN, offer STARTTLS or speak implicit TLS with a
+// self-signed certificate, reject given recipients and drop the connection
+// after the data of a given recipient.
+//
+//	srv := smtptest.New(t, smtptest.WithStartTLS(), smtptest.WithAuth("u", "p"))
+//	sender, _ := email.New(email.Config{URL: srv.URL(), TLSConfig: srv.ClientTLSConfig()})
+//	...
+//	got := srv.Wait(1, 5*time.Second)
+package smtptest
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// Received is one message the server accepted.
+type Received struct {
+	From string   // MAIL FROM
+	To   []string // RCPT TO
+	Data []byte   // the message as received (CRLF line ends)
+	TLS  bool     // the session was encrypted
+	User string   // the authenticated user, if any
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithAuth makes the server offer AUTH PLAIN and require it before MAIL FROM.
+// A wrong password gets 535 5.7.8.
+func WithAuth(user, pass string) Option {
+	return func(s *Server) { s.user, s.pass = user, pass }
+}
+
+// WithStartTLS makes the server offer STARTTLS with a self-signed
+// certificate; URL then asks for ?tls=required.
+func WithStartTLS() Option {
+	return func(s *Server) { s.startTLS = true }
+}
+
+// WithImplicitTLS makes the server speak TLS from the first byte (smtps).
+func WithImplicitTLS() Option {
+	return func(s *Server) { s.implicitTLS = true }
+}
+
+// Server is a running SMTP server, closed when the test ends.
+type Server struct {
+	tb          testing.TB
+	user, pass  string
+	startTLS    bool
+	implicitTLS bool
+
+	srv      *smtp.Server
+	ln       net.Listener
+	addr     string
+	roots    *x509.CertPool
+	served   chan struct{}
+	received chan struct{} // signalled on each new message
+
+	mu       sync.Mutex
+	messages []Received
+	conns    int
+	reject   map[string]*smtp.SMTPError
+	drop     map[string]bool
+}
+
+// New starts a server on 127.0.0.1 and registers its Close with tb.Cleanup.
+func New(tb testing.TB, opts ...Option) *Server {
+	tb.Helper()
+	s := &Server{
+		tb:       tb,
+		served:   make(chan struct{}),
+		received: make(chan struct{}, 1),
+		reject:   map[string]*smtp.SMTPError{},
+		drop:     map[string]bool{},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.srv = smtp.NewServer(backend{s})
+	s.srv.Domain = "smtptest.local"
+	s.srv.ReadTimeout = 30 * time.Second
+	s.srv.WriteTimeout = 30 * time.Second
+	s.srv.MaxMessageBytes = 10 << 20
+	s.srv.ErrorLog = log.New(io.Discard, "", 0)
+
+	var tlsConfig *tls.Config
+	if s.startTLS || s.implicitTLS {
+		cert, roots, err := selfSigned()
+		if err != nil {
+			tb.Fatalf("smtptest: certificate: %v", err)
+		}
+		s.roots = roots
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if s.startTLS {
+		s.srv.TLSConfig = tlsConfig
+	}
+	if s.user != "" && !s.startTLS && !s.implicitTLS {
+		s.srv.AllowInsecureAuth = true
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("smtptest: listen: %v", err)
+	}
+	s.addr = ln.Addr().String()
+	s.ln = &countingListener{Listener: ln, s: s}
+	if s.implicitTLS {
+		s.ln = tls.NewListener(s.ln, tlsConfig)
+	}
+	go func() {
+		defer close(s.served)
+		_ = s.srv.Serve(s.ln)
+	}()
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// Close stops the server and closes its connections.
+func (s *Server) Close() {
+	if err := s.srv.Close(); errors.Is(err, smtp.ErrServerClosed) {
+		return
+	}
+	<-s.served
+}
+
+// Addr is the host:port the server listens on.
+func (s *Server) Addr() string { return s.addr }
+
+// URL is a relay URL for the server: smtps:// with WithImplicitTLS, else
+// smtp:// with ?tls=required when STARTTLS is offered and ?tls=none when
+// not; it carries the credentials given to WithAuth.
+func (s *Server) URL() string {
+	u := url.URL{Scheme: "smtp", Host: s.addr}
+	switch {
+	case s.implicitTLS:
+		u.Scheme = "smtps"
+	case s.startTLS:
+		u.RawQuery = "tls=required"
+	default:
+		u.RawQuery = "tls=none"
+	}
+	if s.user != "" {
+		u.User = url.UserPassword(s.user, s.pass)
+	}
+	return u.String()
+}
+
+// ClientTLSConfig trusts the server's certificate; nil without TLS.
+func (s *Server) ClientTLSConfig() *tls.Config {
+	if s.roots == nil {
+		return nil
+	}
+	return &tls.Config{RootCAs: s.roots, MinVersion: tls.VersionTLS12}
+}
+
+// Messages returns a copy of the messages accepted so far, in order.
+func (s *Server) Messages() []Received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Received, len(s.messages))
+	for i, m := range s.messages {
+		m.To = append([]string(nil), m.To...)
+		m.Data = bytes.Clone(m.Data)
+		out[i] = m
+	}
+	return out
+}
+
+// Connections is the number of connections accepted so far.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+// Reject makes RCPT TO:<rcpt> fail with the given reply, for example
+// Reject(addr, 550, "5.1.1", "mailbox unknown") or (addr, 451, "4.7.1", ...).
+func (s *Server) Reject(rcpt string, code int, enhanced string, msg string) {
+	e := &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: msg}
+	if parts := strings.Split(enhanced, "."); len(parts) == 3 {
+		for i, p := range parts {
+			e.EnhancedCode[i], _ = strconv.Atoi(p)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reject[strings.ToLower(rcpt)] = e
+}
+
+// DropAfterData makes the server read the whole message for rcpt, then
+// close the connection instead of replying: the client cannot know whether
+// the message was accepted. The message is not recorded.
+func (s *Server) DropAfterData(rcpt string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drop[strings.ToLower(rcpt)] = true
+}
+
+// Wait waits until at least n messages were accepted and returns them; it
+// fails the test after timeout.
+func (s *Server) Wait(n int, timeout time.Duration) []Received {
+	s.tb.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		if got := s.Messages(); len(got) >= n {
+			return got
+		}
+		select {
+		case <-s.received:
+		case <-deadline.C:
+			s.tb.Fatalf("smtptest: got %d messages after %v, want %d", len(s.Messages()), timeout, n)
+			return nil
+		}
+	}
+}
+
+type countingListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.s.mu.Lock()
+		l.s.conns++
+		l.s.mu.Unlock()
+	}
+	return c, err
+}
+
+type backend struct{ s *Server }
+
+func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{s: b.s, conn: c}, nil
+}
+
+type session struct {
+	s    *Server
+	conn *smtp.Conn
+	user string
+	from string
+	to   []string
+}
+
+var _ smtp.AuthSession = (*session)(nil)
+
+func (ss *session) AuthMechanisms() []string {
+	if ss.s.user == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (ss *session) Auth(mech string) (sasl.Server, error) {
+	if ss.s.user == "" || mech != sasl.Plain {
+		return nil, smtp.ErrAuthUnknownMechanism
+	}
+	return sasl.NewPlainServer(func(identity, user, pass string) error {
+		if user != ss.s.user || pass != ss.s.pass {
+			return smtp.ErrAuthFailed
+		}
+		ss.user = user
+		return nil
+	}), nil
+}
+
+func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	if ss.s.user != "" && ss.user == "" {
+		return smtp.ErrAuthRequired
+	}
+	ss.from = from
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.s.mu.Lock()
+	e := ss.s.reject[strings.ToLower(to)]
+	ss.s.mu.Unlock()
+	if e != nil {
+		return e
+	}
+	ss.to = append(ss.to, to)
+	return nil
+}
+
+func (ss *session) Data(r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	ss.s.mu.Lock()
+	drop := false
+	for _, to := range ss.to {
+		drop = drop || ss.s.drop[strings.ToLower(to)]
+	}
+	if !drop {
+		_, isTLS := ss.conn.TLSConnectionState()
+		ss.s.messages = append(ss.s.messages, Received{
+			From: ss.from, To: append([]string(nil), ss.to...), Data: data, TLS: isTLS, User: ss.user,
+		})
+	}
+	ss.s.mu.Unlock()
+	if drop {
+		_ = ss.conn.Conn().Close()
+		return errors.New("connection dropped")
+	}
+	select {
+	case ss.s.received <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (ss *session) Reset() { ss.from, ss.to = "", nil }
+
+func (ss *session) Logout() error { return nil }
+
+// selfSigned makes a certificate for 127.0.0.1 and localhost, and a pool
+// that trusts it.
+func selfSigned() (tls.Certificate, *x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "smtptest"},
+		NotBefore:             time.Now().Add(-time.Minute),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
+}
