@@ -178,6 +178,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	delay := s.delay
 	s.mu.Unlock()
 	if delay > 0 {
+		// Reading the body first lets net/http notice a client that hangs
+		// up, which ends r.Context().
+		_ = r.ParseForm()
 		select {
 		case <-time.After(delay):
 		case <-r.Context().Done():
