@@ -192,4 +192,3 @@ func (s rateStore) EvalShaRO(ctx context.Context, sha1 string, keys []string, ar
 func (s rateStore) Del(ctx context.Context, keys ...string) *redis.IntCmd {
 	return s.UniversalClient.Del(ctx, unprefix(keys)...)
 }
-
