@@ -193,10 +193,7 @@ func parseWindow(s string) (time.Duration, error) {
 }
 
 func formatWindow(d time.Duration) string {
-	switch {
-	case d >= week && d%week == 0:
-		return strconv.Itoa(int(d/week)) + "w"
-	case d >= day && d%day == 0:
+	if d >= day && d%day == 0 {
 		return strconv.Itoa(int(d/day)) + "d"
 	}
 	return d.String()

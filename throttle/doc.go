@@ -1,0 +1,33 @@
+// Package throttle holds the limits in time that every Missive message goes
+// through, shared by all workers through Redis:
+//
+//   - frequency caps per contact and channel (optionally per topic, or for
+//     marketing sends only) over rolling windows: [Caps], configured with
+//     [ParseCapRules];
+//   - quiet hours in the recipient's time zone, with weekday windows and
+//     holidays: [Calendar], [ParseCalendar], [DefaultSMSCalendar] (the
+//     French practice for marketing SMS) and [AlwaysOpen];
+//   - rate limits (provider, campaign) with the generic cell rate algorithm:
+//     [Limiter], [ParseRate], and [LimitError] to hand a throttled task back
+//     to its queue, since throttling is not a failure.
+//
+// Time is injected: calls that depend on it take now (caps) or the instant
+// to decide for (calendars). Rate limits are the exception: they run on the
+// Redis server's clock, the one clock all workers share.
+//
+// A worker deciding a batch of sends:
+//
+//	caps := throttle.NewCaps(rdb, "missive", rules) // rules from ParseCapRules("email:marketing:2/7d, sms:1/24h")
+//	ok, err := caps.ReserveMany(ctx, now, reqs)     // one round trip for the batch
+//	...
+//	sms := throttle.DefaultSMSCalendar(now.Year(), now.Year()+1)
+//	if at := sms.NextOpen(now, recipientLoc); !at.Equal(now) {
+//		// defer the send until at (plus jitter)
+//	}
+//	...
+//	n, retryIn, err := limiter.Take(ctx, "twilio", 100, 100, len(batch))
+//	// send batch[:n]; return &throttle.LimitError{RetryIn: retryIn} for the rest
+//
+// Cap keys carry a hash tag per contact ({contact}), so each contact's
+// script stays on one Redis Cluster slot.
+package throttle
