@@ -1,0 +1,193 @@
+package dispatcher
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/templates"
+	"github.com/missive-dev/missive/throttle"
+)
+
+// Config configures a Dispatcher. Zero values take the defaults named in
+// each field's comment.
+type Config struct {
+	// Redis holds everything: records, queues, limits. Required.
+	Redis redis.UniversalClient
+	// Prefix starts every key and queue name. Default "missive".
+	Prefix string
+	// Secret keys the address hashes and signs tokens; 32 bytes at least.
+	// Required.
+	Secret []byte
+	// PublicURL is the base of links in messages. Default
+	// "http://localhost:8080".
+	PublicURL string
+	// DefaultTimezone is used for contacts whose zone is unknown and cannot
+	// be derived from their phone. Default "Europe/Paris".
+	DefaultTimezone string
+
+	// Channels delivers messages, per kind. A kind without a channel cannot
+	// be used by campaigns.
+	Channels map[channels.Kind]channels.Channel
+	// EmailFrom is the From of emails whose template does not set one.
+	EmailFrom string
+	// ListUnsubscribeMailto, when set, is added to List-Unsubscribe.
+	ListUnsubscribeMailto string
+
+	// Caps are the frequency caps. Default: 2 marketing emails in 7 days
+	// and 1 marketing SMS a day.
+	Caps []throttle.CapRule
+	// Quiet are the quiet-hours calendars per channel. Default: SMS open
+	// Monday-Saturday 08:00-20:00 except French public holidays; email
+	// always open.
+	Quiet map[channels.Kind]throttle.Calendar
+	// Jitter spreads deferred sends over the first moments of an open
+	// window. Default 2 minutes.
+	Jitter time.Duration
+	// ProviderRates limit the pace per channel, shared by all workers.
+	// Default: email 1000/s, SMS 30/s.
+	ProviderRates map[channels.Kind]throttle.Rate
+
+	// BatchSize is the number of contacts one batch task gates. Default 500.
+	BatchSize int
+	// SendChunk is the number of sends one send task carries. Default 50.
+	SendChunk int
+	// SendQueues spreads send tasks over that many queues (useful on Redis
+	// Cluster, where one queue lives on one shard). Default 1.
+	SendQueues int
+	// Concurrency is the number of tasks a worker runs at once. Default 32.
+	Concurrency int
+	// MaxRetry is how many times a send task is retried after temporary
+	// failures. Default 10.
+	MaxRetry int
+	// InflightDeadline is how long a queued send may wait before the
+	// reconciler enqueues it again. Default 15 minutes.
+	InflightDeadline time.Duration
+	// SendLease is how long a send may stay "sending" before the
+	// reconciler declares its outcome unknown. Default 5 minutes.
+	SendLease time.Duration
+	// ReconcileEvery is the reconciler's period. Default 1 minute.
+	ReconcileEvery time.Duration
+	// SendTTL is how long send records are kept. Default 90 days.
+	SendTTL time.Duration
+
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives operational logs, never personal data. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Redis == nil {
+		return errors.New("dispatcher: Config.Redis is required")
+	}
+	if len(c.Secret) < 32 {
+		return errors.New("dispatcher: Config.Secret must be at least 32 bytes")
+	}
+	c.Prefix = cmp.Or(c.Prefix, "missive")
+	if strings.ContainsAny(c.Prefix, "{} ") {
+		return errors.New("dispatcher: Config.Prefix must not contain braces or spaces")
+	}
+	c.PublicURL = strings.TrimRight(cmp.Or(c.PublicURL, "http://localhost:8080"), "/")
+	c.DefaultTimezone = cmp.Or(c.DefaultTimezone, "Europe/Paris")
+	if _, err := time.LoadLocation(c.DefaultTimezone); err != nil {
+		return fmt.Errorf("dispatcher: Config.DefaultTimezone: %w", err)
+	}
+	if c.Caps == nil {
+		c.Caps = []throttle.CapRule{
+			{Channel: string(channels.Email), MarketingOnly: true, Limit: 2, Window: 7 * 24 * time.Hour},
+			{Channel: string(channels.SMS), MarketingOnly: true, Limit: 1, Window: 24 * time.Hour},
+		}
+	}
+	if c.Quiet == nil {
+		y := time.Now().Year()
+		c.Quiet = map[channels.Kind]throttle.Calendar{channels.SMS: throttle.DefaultSMSCalendar(y, y+1, y+2)}
+	}
+	if c.Jitter == 0 {
+		c.Jitter = 2 * time.Minute
+	}
+	if c.ProviderRates == nil {
+		c.ProviderRates = map[channels.Kind]throttle.Rate{
+			channels.Email: {Count: 1000, Per: time.Second},
+			channels.SMS:   {Count: 30, Per: time.Second},
+		}
+	}
+	c.BatchSize = cmp.Or(c.BatchSize, 500)
+	c.SendChunk = cmp.Or(c.SendChunk, 50)
+	c.SendQueues = cmp.Or(c.SendQueues, 1)
+	c.Concurrency = cmp.Or(c.Concurrency, 32)
+	c.MaxRetry = cmp.Or(c.MaxRetry, 10)
+	c.InflightDeadline = cmp.Or(c.InflightDeadline, 15*time.Minute)
+	c.SendLease = cmp.Or(c.SendLease, 5*time.Minute)
+	c.ReconcileEvery = cmp.Or(c.ReconcileEvery, time.Minute)
+	c.SendTTL = cmp.Or(c.SendTTL, 90*24*time.Hour)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Dispatcher is Missive's core: stores, gate, pipeline, scheduler and API
+// share it. It is safe for concurrent use.
+type Dispatcher struct {
+	cfg     Config
+	Store   *Store
+	gate    *gate
+	limiter *throttle.Limiter
+	caps    *throttle.Caps
+	signer  *templates.Signer
+	client  *asynq.Client
+	log     *slog.Logger
+
+	snap snapshots
+}
+
+// New validates cfg and returns a Dispatcher.
+func New(cfg Config) (*Dispatcher, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	for k, cal := range cfg.Quiet {
+		if err := cal.Validate(); err != nil {
+			return nil, fmt.Errorf("dispatcher: quiet hours for %s: %w", k, err)
+		}
+	}
+	signer, err := templates.NewSigner(map[string][]byte{"k1": deriveKey(cfg.Secret, "unsubscribe-token")}, "k1")
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: token signer: %w", err)
+	}
+	store := newStore(cfg.Redis, cfg.Prefix, deriveKey(cfg.Secret, "address-hash"), cfg.Now, cfg.SendTTL)
+	caps := throttle.NewCaps(cfg.Redis, cfg.Prefix, cfg.Caps)
+	d := &Dispatcher{
+		cfg:     cfg,
+		Store:   store,
+		caps:    caps,
+		gate:    &gate{store: store, caps: caps, quiet: cfg.Quiet, jitter: cfg.Jitter},
+		limiter: throttle.NewLimiter(cfg.Redis, cfg.Prefix),
+		signer:  signer,
+		client:  asynq.NewClientFromRedisClient(cfg.Redis),
+		log:     cfg.Logger,
+		snap:    snapshots{m: map[string]*runState{}},
+	}
+	return d, nil
+}
+
+// Close releases the queue client. The Redis client belongs to the caller.
+func (d *Dispatcher) Close() error { return nil }
+
+// Ready reports whether Redis answers.
+func (d *Dispatcher) Ready(ctx context.Context) error {
+	return d.cfg.Redis.Ping(ctx).Err()
+}
