@@ -190,7 +190,7 @@ func safePrintf(format string, args ...any) (string, error) {
 			c := format[i]
 			switch {
 			case c == '*':
-				return "", errors.New("printf: * width or precision is not allowed")
+				return "", errors.New("* width or precision is not allowed")
 			case c == '[':
 				inIndex = true
 			case c == ']':
@@ -200,7 +200,7 @@ func safePrintf(format string, args ...any) (string, error) {
 				if !inIndex {
 					num = num*10 + int(c-'0')
 					if num > maxWidth {
-						return "", fmt.Errorf("printf: width or precision over %d", maxWidth)
+						return "", fmt.Errorf("width or precision over %d", maxWidth)
 					}
 					widest = max(widest, num)
 				}

@@ -184,23 +184,25 @@ func parseRestricted(field, src string) (*parse.Tree, error) {
 		}
 		return nil, fe
 	}
-	// A {{define}} (or {{block}}) adds a tree to the set, or replaces the
-	// main tree when the main text is empty and the names match.
+	if err := check(field, src, tree.Root); err != nil {
+		return nil, err
+	}
+	// A {{define}} adds a tree to the set, or replaces the main tree when
+	// the main text is empty and the names match.
 	for name, t := range set {
 		if name != field || t != tree {
 			return nil, &FieldError{Field: field, Line: lineOf(src, defineOffset(src)), Err: &NotAllowedError{What: "define", Why: "one template per part"}}
 		}
 	}
-	if err := check(field, src, tree.Root); err != nil {
-		return nil, err
-	}
 	rewriteDefaults(tree.Root)
 	return tree, nil
 }
 
+var defineRe = regexp.MustCompile(`\{\{-?\s*define\b`)
+
 // defineOffset finds the first define or block action for the error line.
 func defineOffset(src string) int {
-	if m := regexp.MustCompile(`\{\{-?\s*(define|block)\b`).FindStringIndex(src); m != nil {
+	if m := defineRe.FindStringIndex(src); m != nil {
 		return m[0]
 	}
 	return -1
@@ -248,7 +250,11 @@ func check(field, src string, n parse.Node) error {
 		case *parse.RangeNode:
 			fail(n, &NotAllowedError{What: "range", Why: "templates have no loops"})
 		case *parse.TemplateNode:
-			fail(n, &NotAllowedError{What: "template", Why: "one template per part"})
+			what := "template"
+			if p := int(n.Position()); p >= 0 && p <= len(src) && strings.HasSuffix(strings.TrimRight(src[:p], " \t\r\n"), "block") {
+				what = "block"
+			}
+			fail(n, &NotAllowedError{What: what, Why: "one template per part"})
 		case *parse.BreakNode, *parse.ContinueNode:
 			fail(n, &NotAllowedError{What: "break/continue"})
 		case *parse.PipeNode:
