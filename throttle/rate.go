@@ -121,6 +121,11 @@ func (l *Limiter) Take(ctx context.Context, key string, perSecond, burst, n int)
 }
 
 // TakeRate is Take for any Rate.
+//
+// A partial grant (fewer than n, more than 0) spends the whole bucket,
+// including the fraction of a token it could not grant (redis_rate's
+// AllowAtMost does so): a caller that waits retryIn before asking again
+// loses nothing, one that comes back sooner loses less than a token.
 func (l *Limiter) TakeRate(ctx context.Context, key string, r Rate, n int) (allowed int, retryIn time.Duration, err error) {
 	if err := r.validate(); err != nil {
 		return 0, 0, fmt.Errorf("throttle: take %q: %w", key, err)
