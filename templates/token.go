@@ -150,7 +150,9 @@ func (s *Signer) Verify(token string) (Claims, error) {
 		return Claims{}, ErrInvalidToken
 	}
 	enc, encMAC, ok := strings.Cut(token, ".")
-	if !ok || len(encMAC) != b64.EncodedLen(macLen) {
+	// The decoder skips CR and LF, so "AB\nCD" would decode like "ABCD":
+	// check the alphabet first, so that a token has one spelling only.
+	if !ok || len(encMAC) != b64.EncodedLen(macLen) || !isB64(enc) || !isB64(encMAC) {
 		return Claims{}, ErrInvalidToken
 	}
 	sum, err := b64.DecodeString(encMAC)
@@ -188,6 +190,16 @@ func (s *Signer) Verify(token string) (Claims, error) {
 		return Claims{}, ErrInvalidToken
 	}
 	return Claims{Contact: fields[0], Channel: fields[1], Topic: fields[2], Send: fields[3]}, nil
+}
+
+func isB64(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // UnsubscribeURL returns the one-click unsubscribe URL for token under the

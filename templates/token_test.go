@@ -77,8 +77,10 @@ func TestTokenEverySingleByteAlterationFails(t *testing.T) {
 		if _, err := s.Verify(tok[:i] + tok[i+1:]); err == nil {
 			t.Fatalf("token without byte %d verifies", i)
 		}
-		if _, err := s.Verify(tok[:i] + "A" + tok[i:]); err == nil {
-			t.Fatalf("token with a byte inserted at %d verifies", i)
+		for _, ins := range []string{"A", "\r", "\n", "\r\n", "=", " "} {
+			if _, err := s.Verify(tok[:i] + ins + tok[i:]); err == nil {
+				t.Fatalf("token with %q inserted at %d verifies", ins, i)
+			}
 		}
 	}
 }
