@@ -89,9 +89,10 @@ return {1, cur}
 `)
 
 // finishBatchScript marks a batch done once and tells whether the run has
-// nothing left to do. KEYS: run, bdone, inflight. ARGV: batch number.
+// nothing left to do. KEYS: run, bdone, inflight. ARGV: batch number, or
+// "" to check only.
 var finishBatchScript = redis.NewScript(`
-if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+if ARGV[1] ~= '' and redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
   redis.call('HINCRBY', KEYS[1], 'batches_done', 1)
 end
 local total = redis.call('HGET', KEYS[1], 'batches')
@@ -115,6 +116,23 @@ type decision struct {
 	until    time.Time
 }
 
+// scriptPipeline runs a pipeline of EVALSHA calls of one script. When
+// Redis does not know the script (after a restart or a SCRIPT FLUSH) none
+// of the calls ran: it loads the script and runs the pipeline again.
+func (s *Store) scriptPipeline(ctx context.Context, script *redis.Script, fill func(redis.Pipeliner)) ([]redis.Cmder, error) {
+	run := func() ([]redis.Cmder, error) {
+		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { fill(p); return nil })
+	}
+	cmds, err := run()
+	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if err := script.Load(ctx, s.rdb).Err(); err != nil {
+			return nil, err
+		}
+		cmds, err = run()
+	}
+	return cmds, err
+}
+
 // recordDecisions writes the decisions of a batch in one pipeline. Sends
 // decided before (a retried batch) keep their first decision.
 func (s *Store) recordDecisions(ctx context.Context, run string, ds []decision, queuedDeadline time.Duration) error {
@@ -123,7 +141,7 @@ func (s *Store) recordDecisions(ctx context.Context, run string, ds []decision, 
 	}
 	now := s.now()
 	ttl := strconv.Itoa(int(s.sendTTL.Seconds()))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.scriptPipeline(ctx, decideScript, func(p redis.Pipeliner) {
 		for _, d := range ds {
 			deadline := now.Add(queuedDeadline)
 			if d.state == StateDeferred {
@@ -133,11 +151,10 @@ func (s *Store) recordDecisions(ctx context.Context, run string, ds []decision, 
 			if !d.until.IsZero() {
 				until = ms(d.until)
 			}
-			decideScript.Run(ctx, p, []string{s.sendKey(d.send), s.runKey(run), s.inflightKey(run)},
+			decideScript.EvalSha(ctx, p, []string{s.sendKey(d.send), s.runKey(run), s.inflightKey(run)},
 				d.send, d.state, d.reason, d.contact, string(d.channel), d.topic, d.template,
 				until, ms(deadline), ms(now), ttl)
 		}
-		return nil
 	})
 	return err
 }
@@ -163,7 +180,7 @@ type transitionResult struct {
 func (s *Store) transitionSends(ctx context.Context, ts []transition) ([]transitionResult, error) {
 	now := s.now()
 	cmds := make([]*redis.Cmd, len(ts))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.scriptPipeline(ctx, transitionScript, func(p redis.Pipeliner) {
 		for i, t := range ts {
 			run, _, _ := splitSendID(t.send)
 			var deadline int64
@@ -171,9 +188,8 @@ func (s *Store) transitionSends(ctx context.Context, ts []transition) ([]transit
 				deadline = ms(t.deadline)
 			}
 			args := append([]any{t.send, t.from, t.to, t.reason, deadline, ms(now)}, t.fields...)
-			cmds[i] = transitionScript.Run(ctx, p, []string{s.sendKey(t.send), s.runKey(run), s.inflightKey(run)}, args...)
+			cmds[i] = transitionScript.EvalSha(ctx, p, []string{s.sendKey(t.send), s.runKey(run), s.inflightKey(run)}, args...)
 		}
-		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("transition sends: %w", err)

@@ -23,6 +23,11 @@ func (d *Dispatcher) RunWorker(ctx context.Context) error {
 		DelayedTaskCheckInterval: time.Second,
 		Logger:                   asynqLogger{d.log},
 		LogLevel:                 asynq.WarnLevel,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if IsFailure(err) {
+				d.log.Warn("task failed", "type", t.Type(), "error", err)
+			}
+		}),
 	})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypePlan, d.handlePlan)
