@@ -41,6 +41,9 @@ type gateJob struct {
 	campaign  *Campaign
 	topic     *Topic
 	localTime string // "HH:MM" in each recipient's zone, or ""
+	// sendID, when set, is the id of the one send decided (an API send,
+	// whose id derives from its idempotency key).
+	sendID string
 }
 
 type candidate struct {
@@ -125,9 +128,12 @@ func (g *gate) decide(ctx context.Context, now time.Time, job gateJob, contacts 
 	for _, c := range contacts {
 		for _, k := range camp.Channels {
 			cd := &candidate{contact: c, channel: k, addr: c.Address(k), reason: checkAddress(c, k)}
-			if camp.Fallback {
+			switch {
+			case job.sendID != "":
+				cd.send = job.sendID
+			case camp.Fallback:
 				cd.send = SendID(job.run, c.ID, "any")
-			} else {
+			default:
 				cd.send = SendID(job.run, c.ID, k)
 			}
 			cands = append(cands, cd)
