@@ -554,15 +554,15 @@ type previewRequest struct {
 }
 
 type previewResponse struct {
-	Template string                `json:"template"`
-	Version  int                   `json:"version"`
-	Channel  channels.Kind         `json:"channel"`
-	From     string                `json:"from,omitempty"`
-	Subject  string                `json:"subject,omitempty"`
-	HTML     string                `json:"html,omitempty"`
-	Text     string                `json:"text,omitempty"`
-	Headers  map[string]string     `json:"headers,omitempty"`
-	SMS      string                `json:"sms,omitempty"`
+	Template string                 `json:"template"`
+	Version  int                    `json:"version"`
+	Channel  channels.Kind          `json:"channel"`
+	From     string                 `json:"from,omitempty"`
+	Subject  string                 `json:"subject,omitempty"`
+	HTML     string                 `json:"html,omitempty"`
+	Text     string                 `json:"text,omitempty"`
+	Headers  map[string]string      `json:"headers,omitempty"`
+	SMS      string                 `json:"sms,omitempty"`
 	Segments *templates.SegmentInfo `json:"segments,omitempty"`
 }
 
