@@ -2,6 +2,7 @@ package templates
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"unicode/utf16"
 
@@ -62,8 +63,16 @@ func FuzzCompileRender(f *testing.F) {
 				if opts.Marketing && kind == channels.SMS && !stopRe.MatchString(r.SMS) {
 					t.Fatalf("marketing SMS without STOP: %q", r.SMS)
 				}
-				if opts.Marketing && kind == channels.Email && r.Headers["List-Unsubscribe-Post"] != "List-Unsubscribe=One-Click" {
-					t.Fatalf("marketing email without one-click header: %v", r.Headers)
+				if opts.Marketing && kind == channels.Email {
+					if r.Headers["List-Unsubscribe-Post"] != "List-Unsubscribe=One-Click" {
+						t.Fatalf("marketing email without one-click header: %v", r.Headers)
+					}
+					if r.HTML != "" && !linksTo(r.HTML, testUnsub) {
+						t.Fatalf("marketing HTML without an unsubscribe link: %q", r.HTML)
+					}
+					if r.Text != "" && !strings.Contains(r.Text, testUnsub) {
+						t.Fatalf("marketing text without the unsubscribe URL: %q", r.Text)
+					}
 				}
 			}
 		}
