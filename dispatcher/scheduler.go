@@ -26,7 +26,6 @@ end
 return 0
 `)
 
-
 // SchedulerLease is how long a leader's lease lasts without renewal.
 const SchedulerLease = 10 * time.Second
 

@@ -128,4 +128,3 @@ func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "compone
 func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "queue") }
 func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "queue") }
 func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "queue") }
-

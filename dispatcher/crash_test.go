@@ -1,0 +1,105 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/missive-dev/missive/channels"
+)
+
+// seedMailing creates n contacts with email consent in segment "all" and a
+// campaign "mailing" on email.
+func seedMailing(t *testing.T, b *testBundle, n int) {
+	t.Helper()
+	ctx := context.Background()
+	b.seedBasics(t)
+	for i := range n {
+		c := &Contact{ID: fmt.Sprintf("m%04d", i), Email: fmt.Sprintf("m%04d@example.com", i)}
+		must(t, b.d.Store.UpsertContact(ctx, c, "Europe/Paris"))
+		consent(t, b, c.ID, channels.Email)
+	}
+	must(t, b.d.Store.PutSegment(ctx, &Segment{ID: "all"}))
+	must(t, b.d.CreateCampaign(ctx, &Campaign{ID: "mailing", Topic: "newsletter", Segment: "all",
+		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
+}
+
+func assertEachOnce(t *testing.T, b *testBundle, n int) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, m := range b.smtp.Messages() {
+		for _, r := range m.To {
+			seen[r]++
+		}
+	}
+	for r, k := range seen {
+		if k != 1 {
+			t.Errorf("%s received %d messages", r, k)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d recipients received a message, want %d", len(seen), n)
+	}
+}
+
+// A worker stopped in the middle of a run, with its queued tasks lost on
+// top of that, and a new worker started: every recipient gets exactly one
+// message, and the run balances.
+func TestWorkerStoppedMidRunDeliversEachOnce(t *testing.T) {
+	const n = 600
+	b := setup(t, func(c *Config) {
+		c.Concurrency = 2
+		c.SendChunk = 10
+		c.InflightDeadline = time.Second
+	})
+	seedMailing(t, b, n)
+	ctx := context.Background()
+	stop := b.startWorker(t)
+	run, err := b.d.StartRun(ctx, "mailing", time.Now())
+	must(t, err)
+	b.smtp.Wait(n/5, 20*time.Second)
+	stop()
+	got := len(b.smtp.Messages())
+	if got >= n {
+		t.Fatalf("the run finished before the worker was stopped (%d messages); the test proves nothing", got)
+	}
+	// Lose every task still queued: only the reconciler can save them now.
+	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+	lost, err := insp.DeleteAllPendingTasks(b.d.queue("send"))
+	must(t, err)
+	t.Logf("stopped after %d of %d messages; %d queued tasks lost", got, n, lost)
+
+	b.startWorker(t)
+	r := b.waitRun(t, run, 60*time.Second)
+	assertEachOnce(t, b, n)
+	if r.Counters["sent"] != n || !r.Balanced {
+		t.Errorf("counters %v, balanced %v; want %d sent", r.Counters, r.Balanced, n)
+	}
+}
+
+// The same run started twice (two schedulers, a retried API call) makes
+// one run and one message per recipient.
+func TestDoubleTriggerSendsOnce(t *testing.T) {
+	const n = 50
+	b := setup(t)
+	seedMailing(t, b, n)
+	ctx := context.Background()
+	at := time.Now().Truncate(time.Second)
+	run1, err := b.d.StartRun(ctx, "mailing", at)
+	must(t, err)
+	run2, err := b.d.StartRun(ctx, "mailing", at)
+	must(t, err)
+	if run1 != run2 {
+		t.Fatalf("two runs for one firing: %s, %s", run1, run2)
+	}
+	b.startWorker(t)
+	b.startWorker(t) // two workers on the same queues
+	r := b.waitRun(t, run1, 30*time.Second)
+	assertEachOnce(t, b, n)
+	if r.Counters["sent"] != n {
+		t.Errorf("sent %d, want %d", r.Counters["sent"], n)
+	}
+}
