@@ -80,6 +80,7 @@ type Server struct {
 	mu       sync.Mutex
 	messages []Received
 	conns    int
+	open     map[net.Conn]struct{}
 	reject   map[string]*smtp.SMTPError
 	drop     map[string]bool
 }
@@ -93,6 +94,7 @@ func New(tb testing.TB, opts ...Option) *Server {
 		received: make(chan struct{}, 1),
 		reject:   map[string]*smtp.SMTPError{},
 		drop:     map[string]bool{},
+		open:     map[net.Conn]struct{}{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -142,6 +144,8 @@ func (s *Server) Close() {
 	if err := s.srv.Close(); errors.Is(err, smtp.ErrServerClosed) {
 		return
 	}
+	// Serve may not have registered the listener yet when the test is quick.
+	_ = s.ln.Close()
 	<-s.served
 }
 
@@ -244,12 +248,41 @@ type countingListener struct {
 
 func (l *countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if err == nil {
-		l.s.mu.Lock()
-		l.s.conns++
-		l.s.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	tc := &trackedConn{Conn: c, s: l.s}
+	l.s.mu.Lock()
+	l.s.conns++
+	l.s.open[tc] = struct{}{}
+	l.s.mu.Unlock()
+	return tc, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	s *Server
+}
+
+func (c *trackedConn) Close() error {
+	c.s.mu.Lock()
+	delete(c.s.open, c)
+	c.s.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// CloseConnections closes every open connection without a reply, as a
+// relay does with idle clients.
+func (s *Server) CloseConnections() {
+	s.mu.Lock()
+	conns := make([]net.Conn, 0, len(s.open))
+	for c := range s.open {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
 }
 
 type backend struct{ s *Server }
