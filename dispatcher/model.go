@@ -229,14 +229,14 @@ func (s *Schedule) validate() error {
 	if s.At.IsZero() == (s.Cron == "") {
 		return invalid("schedule", "set exactly one of at and cron")
 	}
-	if s.Cron != "" {
-		if _, err := s.cron(); err != nil {
-			return invalid("schedule.cron", "%v", err)
-		}
-	}
 	if s.TZ != "" {
 		if _, err := time.LoadLocation(s.TZ); err != nil {
 			return invalid("schedule.tz", "is not an IANA time zone name")
+		}
+	}
+	if s.Cron != "" {
+		if _, err := s.cron(); err != nil {
+			return invalid("schedule.cron", "%v", err)
 		}
 	}
 	if s.LocalTime != "" {
