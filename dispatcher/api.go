@@ -72,10 +72,13 @@ func ParseAPIKeys(s string) ([]APIKey, error) {
 
 // Body limits.
 const (
-	maxJSONBody   = 1 << 20
-	maxImportBody = 256 << 20
-	maxFormBody   = 64 << 10
+	maxJSONBody          = 1 << 20
+	maxImportBodyDefault = 256 << 20
+	maxFormBody          = 64 << 10
 )
+
+// maxImportBody is the limit of an NDJSON import (a variable for tests).
+var maxImportBody int64 = maxImportBodyDefault
 
 // api serves the HTTP API of one Dispatcher.
 type api struct {
