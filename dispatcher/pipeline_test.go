@@ -50,7 +50,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func setup(t *testing.T, tweak ...func(*Config)) *testBundle {
+func setup(t testing.TB, tweak ...func(*Config)) *testBundle {
 	t.Helper()
 	b := &testBundle{redis: redistest.New(t), smtp: smtptest.New(t), twilio: twiliotest.NewServer(t), logs: &syncBuffer{}}
 	mailer, err := email.New(email.Config{URL: b.smtp.URL(), From: "Missive <news@example.com>", Connections: 8})
@@ -85,7 +85,7 @@ func setup(t *testing.T, tweak ...func(*Config)) *testBundle {
 }
 
 // startWorker runs a worker until the returned stop is called.
-func (b *testBundle) startWorker(t *testing.T) (stop func()) {
+func (b *testBundle) startWorker(t testing.TB) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.d.RunWorker(ctx) }()
