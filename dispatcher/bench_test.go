@@ -14,6 +14,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/templates"
+	"github.com/missive-dev/missive/throttle"
 )
 
 // Benchmarks of the pipeline against a real Redis and SMTP server. Run:
@@ -91,12 +92,13 @@ func waitPlanned(b *testing.B, tb *testBundle, run string, want int64) time.Dura
 func BenchmarkGate(b *testing.B) {
 	n := benchN(200_000)
 	for range b.N {
-		tb := setup(b)
+		tb := setup(b, func(c *Config) { c.Concurrency = 32 })
 		seedBench(b, tb, n, channels.Email)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- tb.d.runWorker(ctx, map[string]int{tb.d.queue("plan"): 1, tb.d.queue("batch"): 3}) }()
 		b.ResetTimer()
+		cpu0 := redisCPU(tb)
 		run, err := tb.d.StartRun(context.Background(), "bench", time.Now())
 		if err != nil {
 			b.Fatal(err)
@@ -106,6 +108,7 @@ func BenchmarkGate(b *testing.B) {
 		cancel()
 		<-done
 		b.ReportMetric(float64(n)/el.Seconds(), "recipients/s")
+		b.ReportMetric((redisCPU(tb)-cpu0)/el.Seconds(), "redis-cpu-share")
 	}
 }
 
@@ -114,7 +117,11 @@ func BenchmarkGate(b *testing.B) {
 func BenchmarkDeliver(b *testing.B) {
 	n := benchN(50_000)
 	for range b.N {
-		tb := setup(b, func(c *Config) { c.ProviderRates = nil })
+		tb := setup(b, func(c *Config) {
+			// The limiter is on, but the local server takes what comes.
+			c.ProviderRates = map[channels.Kind]throttle.Rate{channels.Email: {Count: 100_000, Per: time.Second}}
+			c.Concurrency = 32
+		})
 		seedBench(b, tb, n, channels.Email)
 		stop := tb.startWorker(b)
 		b.ResetTimer()
@@ -191,4 +198,22 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// redisCPU returns the CPU seconds the Redis server has used.
+func redisCPU(tb *testBundle) float64 {
+	info, err := tb.redis.Client.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		for _, f := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(line, f); ok {
+				x, _ := strconv.ParseFloat(v, 64)
+				total += x
+			}
+		}
+	}
+	return total
 }

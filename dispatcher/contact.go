@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
@@ -87,7 +88,7 @@ func (c *Contact) normalize(defaultTZ string) error {
 	if c.Timezone == "" {
 		c.Timezone = defaultTZ
 	}
-	if _, err := time.LoadLocation(c.Timezone); err != nil || c.Timezone == "Local" {
+	if _, err := loadLocation(c.Timezone); err != nil || c.Timezone == "Local" {
 		return invalid("timezone", "is not an IANA time zone name (Europe/Paris)")
 	}
 	if c.Locale != "" {
@@ -196,4 +197,20 @@ func normalizeAddress(k channels.Kind, addr string) string {
 		return strings.ToLower(strings.TrimSpace(addr))
 	}
 	return strings.TrimSpace(addr)
+}
+
+var locations sync.Map // name -> *time.Location
+
+// loadLocation is time.LoadLocation with a cache: loading reads the zone
+// database from disk, and the gate needs a zone for every recipient.
+func loadLocation(name string) (*time.Location, error) {
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	locations.Store(name, l)
+	return l, nil
 }

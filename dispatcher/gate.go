@@ -204,7 +204,7 @@ func pickFallback(cands []*candidate, perContact int) []*candidate {
 // recipient's zone. Deferred sends get a jitter derived from the send id,
 // so that they do not all leave in the same second, kept inside the window.
 func (g *gate) sendTime(now time.Time, localTime string, c *candidate) time.Time {
-	loc, err := time.LoadLocation(c.contact.Timezone)
+	loc, err := loadLocation(c.contact.Timezone)
 	if err != nil {
 		loc = time.UTC
 	}

@@ -23,23 +23,35 @@ import (
 // gate reason of a suppressed send); d:<decision> for what the gate decided
 // at planning, which never changes afterwards.
 
-// decideScript creates a send record once. KEYS: send, run, inflight.
-// ARGV: send id, state, reason, contact, channel, topic, template, until ms,
-// in-flight deadline ms, now ms, ttl s.
+// decideScript creates the send records of a batch, each once, and counts
+// them. All keys carry the run's hash tag, so one script serves a whole
+// batch even on Redis Cluster. KEYS: run, inflight, then one send key per
+// send. ARGV: now ms, ttl s, then 8 values per send: id, state, reason,
+// contact, channel, topic, template, until ms, in-flight deadline ms.
 var decideScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return 0
+local counts = {}
+local function count(name)
+  counts[name] = (counts[name] or 0) + 1
 end
-redis.call('HSET', KEYS[1], 'contact', ARGV[4], 'channel', ARGV[5], 'topic', ARGV[6], 'template', ARGV[7],
-  'state', ARGV[2], 'reason', ARGV[3], 'until', ARGV[8], 'at', ARGV[10], 'attempts', 0)
-redis.call('EXPIRE', KEYS[1], ARGV[11])
-local outcome = ARGV[2]
-if outcome == 'suppressed' then outcome = ARGV[3] end
-redis.call('HINCRBY', KEYS[2], 'n:planned', 1)
-redis.call('HINCRBY', KEYS[2], 'n:' .. outcome, 1)
-redis.call('HINCRBY', KEYS[2], 'd:' .. outcome, 1)
-if ARGV[2] == 'queued' or ARGV[2] == 'deferred' then
-  redis.call('ZADD', KEYS[3], ARGV[9], ARGV[1])
+for i = 3, #KEYS do
+  local a = 3 + (i - 3) * 9
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    local state, reason = ARGV[a+1], ARGV[a+2]
+    redis.call('HSET', KEYS[i], 'contact', ARGV[a+3], 'channel', ARGV[a+4], 'topic', ARGV[a+5],
+      'template', ARGV[a+6], 'state', state, 'reason', reason, 'until', ARGV[a+7], 'at', ARGV[1], 'attempts', 0)
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+    local outcome = state
+    if state == 'suppressed' then outcome = reason end
+    count('n:planned')
+    count('n:' .. outcome)
+    count('d:' .. outcome)
+    if state == 'queued' or state == 'deferred' then
+      redis.call('ZADD', KEYS[2], ARGV[a+8], ARGV[a])
+    end
+  end
+end
+for name, n in pairs(counts) do
+  redis.call('HINCRBY', KEYS[1], name, n)
 end
 return 1
 `)
@@ -133,30 +145,33 @@ func (s *Store) scriptPipeline(ctx context.Context, script *redis.Script, fill f
 	return cmds, err
 }
 
-// recordDecisions writes the decisions of a batch in one pipeline. Sends
-// decided before (a retried batch) keep their first decision.
+// recordDecisions writes the decisions of a batch, in one script call per
+// chunk. Sends decided before (a retried batch) keep their first decision.
 func (s *Store) recordDecisions(ctx context.Context, run string, ds []decision, queuedDeadline time.Duration) error {
-	if len(ds) == 0 {
-		return nil
-	}
 	now := s.now()
 	ttl := strconv.Itoa(int(s.sendTTL.Seconds()))
-	_, err := s.scriptPipeline(ctx, decideScript, func(p redis.Pipeliner) {
-		for _, d := range ds {
+	for len(ds) > 0 {
+		chunk := ds[:min(len(ds), 1000)]
+		ds = ds[len(chunk):]
+		keys := make([]string, 2, len(chunk)+2)
+		keys[0], keys[1] = s.runKey(run), s.inflightKey(run)
+		args := make([]any, 2, 2+9*len(chunk))
+		args[0], args[1] = ms(now), ttl
+		for _, d := range chunk {
 			deadline := now.Add(queuedDeadline)
-			if d.state == StateDeferred {
-				deadline = d.until.Add(queuedDeadline)
-			}
 			var until int64
 			if !d.until.IsZero() {
 				until = ms(d.until)
+				deadline = d.until.Add(queuedDeadline)
 			}
-			decideScript.EvalSha(ctx, p, []string{s.sendKey(d.send), s.runKey(run), s.inflightKey(run)},
-				d.send, d.state, d.reason, d.contact, string(d.channel), d.topic, d.template,
-				until, ms(deadline), ms(now), ttl)
+			keys = append(keys, s.sendKey(d.send))
+			args = append(args, d.send, d.state, d.reason, d.contact, string(d.channel), d.topic, d.template, until, ms(deadline))
 		}
-	})
-	return err
+		if err := decideScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // transition is one requested change of a send's state.

@@ -122,29 +122,27 @@ func (d *Dispatcher) handleSend(ctx context.Context, t *asynq.Task) error {
 		}
 		group := live[i:j]
 		i = j
-		allowed, retryIn, err := d.take(ctx, st, k, len(group))
-		if err != nil {
-			return err
-		}
-		if allowed < len(group) {
-			limitErr = &throttle.LimitError{RetryIn: retryIn}
-		}
-		for _, s := range group[:allowed] {
-			if ctx.Err() != nil {
-				return ctx.Err() // the rest stay queued; the task runs again
-			}
-			err := d.deliver(ctx, st, s, contacts[s.ID])
-			switch {
-			case err == nil:
-			case !isChannelErr(err):
+		for len(group) > 0 {
+			allowed, retryIn, err := d.take(ctx, st, k, len(group))
+			if err != nil {
 				return err
-			case channels.KindOf(err) != channels.Temporary:
-			case lastTry:
-				if err := d.settle(ctx, []string{s.ID}, StateQueued, StateFailed, ReasonExhausted); err != nil {
-					return err
+			}
+			if allowed == 0 && retryIn > maxPace {
+				limitErr = &throttle.LimitError{RetryIn: retryIn}
+				break
+			}
+			if err := d.deliverAll(ctx, st, group[:allowed], contacts, lastTry, &tempErr); err != nil {
+				return err
+			}
+			group = group[allowed:]
+			if len(group) > 0 {
+				// Pace here rather than through the queue, whose delayed
+				// tasks move only once a second.
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(max(retryIn, 10*time.Millisecond)):
 				}
-			default:
-				tempErr = err
 			}
 		}
 	}
@@ -152,6 +150,33 @@ func (d *Dispatcher) handleSend(ctx context.Context, t *asynq.Task) error {
 		return tempErr
 	}
 	return limitErr
+}
+
+// maxPace is the longest wait for a rate limit a task does itself; past it
+// the task goes back to the queue.
+const maxPace = 2 * time.Second
+
+// deliverAll delivers sends in order and keeps the last temporary error.
+func (d *Dispatcher) deliverAll(ctx context.Context, st *runState, group []*Send, contacts map[string]*Contact, lastTry bool, tempErr *error) error {
+	for _, s := range group {
+		if ctx.Err() != nil {
+			return ctx.Err() // the rest stay queued; the task runs again
+		}
+		err := d.deliver(ctx, st, s, contacts[s.ID])
+		switch {
+		case err == nil:
+		case !isChannelErr(err):
+			return err
+		case channels.KindOf(err) != channels.Temporary:
+		case lastTry:
+			if err := d.settle(ctx, []string{s.ID}, StateQueued, StateFailed, ReasonExhausted); err != nil {
+				return err
+			}
+		default:
+			*tempErr = err
+		}
+	}
+	return nil
 }
 
 // take takes up to n tokens from the channel's provider limit and the

@@ -229,13 +229,16 @@ func (s *Server) Wait(n int, timeout time.Duration) []Received {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
-		if got := s.Messages(); len(got) >= n {
-			return got
+		s.mu.Lock()
+		got := len(s.messages)
+		s.mu.Unlock()
+		if got >= n {
+			return s.Messages()
 		}
 		select {
 		case <-s.received:
 		case <-deadline.C:
-			s.tb.Fatalf("smtptest: got %d messages after %v, want %d", len(s.Messages()), timeout, n)
+			s.tb.Fatalf("smtptest: got %d messages after %v, want %d", got, timeout, n)
 			return nil
 		}
 	}
