@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/channels/email"
+	"github.com/missive-dev/missive/channels/outbox"
+	"github.com/missive-dev/missive/channels/sms"
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/throttle"
+)
+
+type role int
+
+const (
+	roleAPI role = 1 << iota
+	roleWorker
+	roleScheduler
+)
+
+func decodedLen(s string) int {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return -1
+	}
+	return len(b)
+}
+
+// openRedis connects to the configured Redis, or starts an in-process one
+// when none is configured. close releases both.
+func openRedis(ctx context.Context, url string, log *slog.Logger) (rdb redis.UniversalClient, close func(), err error) {
+	if url == "" {
+		m, err := miniredis.Run()
+		if err != nil {
+			return nil, nil, fmt.Errorf("in-process Redis: %w", err)
+		}
+		log.Warn("MISSIVE_REDIS_URL is empty: using an in-process Redis; EVERYTHING IS LOST ON EXIT. Set MISSIVE_REDIS_URL for real use.")
+		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+		return c, func() { c.Close(); m.Close() }, nil
+	}
+	scheme, rest, _ := strings.Cut(url, "://")
+	switch scheme {
+	case "redis", "rediss":
+		o, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, nil, fmt.Errorf("MISSIVE_REDIS_URL: %w", err)
+		}
+		rdb = redis.NewClient(o)
+	case "redis-sentinel", "rediss-sentinel":
+		o, err := redis.ParseFailoverURL(strings.TrimSuffix(scheme, "-sentinel") + "://" + rest)
+		if err != nil {
+			return nil, nil, fmt.Errorf("MISSIVE_REDIS_URL: %w", err)
+		}
+		rdb = redis.NewFailoverClient(o)
+	case "redis-cluster", "rediss-cluster":
+		o, err := redis.ParseClusterURL(strings.TrimSuffix(scheme, "-cluster") + "://" + rest)
+		if err != nil {
+			return nil, nil, fmt.Errorf("MISSIVE_REDIS_URL: %w", err)
+		}
+		rdb = redis.NewClusterClient(o)
+	default:
+		return nil, nil, errors.New("MISSIVE_REDIS_URL: scheme must be redis, rediss, redis-sentinel or redis-cluster")
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, nil, fmt.Errorf("MISSIVE_REDIS_URL: cannot reach Redis: %w", err)
+	}
+	return rdb, func() { rdb.Close() }, nil
+}
+
+// openChannels builds the configured channels; kinds without a provider
+// go to the outbox. The outbox has no provider pace to respect.
+func openChannels(c *config, log *slog.Logger) (map[channels.Kind]channels.Channel, map[channels.Kind]bool, func(), error) {
+	chs := map[channels.Kind]channels.Channel{}
+	viaOutbox := map[channels.Kind]bool{}
+	var closers []func()
+	closeAll := func() {
+		for _, f := range closers {
+			f()
+		}
+	}
+	var box *outbox.Outbox
+	getBox := func() (*outbox.Outbox, error) {
+		if box == nil {
+			from := c.EmailFrom
+			if from == "" {
+				from = "Missive <missive@localhost.invalid>"
+			}
+			b, err := outbox.New(c.OutboxDir, outbox.WithEmailDefaults(email.Defaults{From: from}))
+			if err != nil {
+				return nil, fmt.Errorf("MISSIVE_OUTBOX_DIR: %w", err)
+			}
+			box = b
+		}
+		return box, nil
+	}
+	if c.SMTPURL != "" {
+		m, err := email.New(email.Config{URL: c.SMTPURL, From: c.EmailFrom, Logger: log})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		chs[channels.Email] = m
+		closers = append(closers, func() { m.Close() })
+	} else {
+		b, err := getBox()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		chs[channels.Email], viaOutbox[channels.Email] = b, true
+	}
+	if c.TwilioSID != "" {
+		s, err := sms.New(sms.Config{AccountSID: c.TwilioSID, AuthToken: c.TwilioToken, From: c.SMSFrom, APIURL: c.TwilioAPIURL, Logger: log})
+		if err != nil {
+			closeAll()
+			return nil, nil, nil, err
+		}
+		chs[channels.SMS] = s
+		closers = append(closers, func() { s.Close() })
+	} else {
+		b, err := getBox()
+		if err != nil {
+			closeAll()
+			return nil, nil, nil, err
+		}
+		chs[channels.SMS], viaOutbox[channels.SMS] = b, true
+	}
+	return chs, viaOutbox, closeAll, nil
+}
+
+// app is a configured Missive process.
+type app struct {
+	cfg       *config
+	log       *slog.Logger
+	rdb       redis.UniversalClient
+	d         *dispatcher.Dispatcher
+	viaOutbox map[channels.Kind]bool
+	close     func()
+}
+
+func newApp(ctx context.Context, c *config, secret []byte, stderr io.Writer) (*app, error) {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.level}))
+	rdb, closeRedis, err := openRedis(ctx, c.RedisURL, log)
+	if err != nil {
+		return nil, err
+	}
+	chs, viaOutbox, closeChannels, err := openChannels(c, log)
+	if err != nil {
+		closeRedis()
+		return nil, err
+	}
+	providerRates := map[channels.Kind]throttle.Rate{}
+	for k, r := range c.rates {
+		if !viaOutbox[k] {
+			providerRates[k] = r
+		}
+	}
+	d, err := dispatcher.New(dispatcher.Config{
+		Redis:           rdb,
+		Prefix:          c.Prefix,
+		Secret:          secret,
+		PublicURL:       c.PublicURL,
+		DefaultTimezone: c.DefaultTZ,
+		Channels:        chs,
+		EmailFrom:       c.EmailFrom,
+		Caps:            c.capRules,
+		Quiet:           c.quiet,
+		ProviderRates:   providerRates,
+		Concurrency:     c.Concurrency,
+		Logger:          log,
+	})
+	if err != nil {
+		closeChannels()
+		closeRedis()
+		return nil, err
+	}
+	return &app{cfg: c, log: log, rdb: rdb, d: d, viaOutbox: viaOutbox, close: func() { closeChannels(); closeRedis() }}, nil
+}
+
+// serve runs the given roles until ctx ends.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, roles role) error {
+	c, err := parseConfig("serve", args, getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if err := c.validate(false); err != nil {
+		return err
+	}
+	var keys []dispatcher.APIKey
+	if roles&roleAPI != 0 {
+		if keys, err = dispatcher.ParseAPIKeys(c.APIKeys); err != nil {
+			return err
+		}
+	}
+	a, err := newApp(ctx, c, []byte(c.Secret), stderr)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	return a.run(ctx, roles, keys, stdout)
+}
+
+// run starts the roles and waits for all of them; the first to fail stops
+// the others.
+func (a *app) run(ctx context.Context, roles role, keys []dispatcher.APIKey, stdout io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	start := func(f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	if roles&roleAPI != 0 {
+		ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("MISSIVE_HTTP_ADDR: %w", err)
+		}
+		fmt.Fprintf(stdout, "missive: listening on http://%s\n", ln.Addr())
+		start(func() error { return serveHTTP(ctx, ln, a.d.Handler(keys)) })
+	}
+	if roles&roleWorker != 0 {
+		start(func() error { return a.d.RunWorker(ctx) })
+	}
+	if roles&roleScheduler != 0 {
+		start(func() error { return a.d.RunScheduler(ctx, time.Second) })
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// serveHTTP serves until ctx ends, then drains connections for up to 10 s.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

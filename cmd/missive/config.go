@@ -1,0 +1,196 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/throttle"
+)
+
+var errUsage = errors.New("usage")
+
+// config is the whole configuration, from the environment then flags.
+type config struct {
+	RedisURL     string
+	Prefix       string
+	HTTPAddr     string
+	PublicURL    string
+	Secret       string
+	DataKeys     string
+	APIKeys      string
+	SMTPURL      string
+	EmailFrom    string
+	TwilioSID    string
+	TwilioToken  string
+	SMSFrom      string
+	TwilioAPIURL string
+	OutboxDir    string
+	DefaultTZ    string
+	Caps         string
+	QuietSMS     string
+	QuietEmail   string
+	RateEmail    string
+	RateSMS      string
+	Concurrency  int
+	LogLevel     string
+
+	// Derived by validate.
+	capRules []throttle.CapRule
+	quiet    map[channels.Kind]throttle.Calendar
+	rates    map[channels.Kind]throttle.Rate
+	level    slog.Level
+}
+
+// setting ties a flag to its environment variable.
+type setting struct {
+	flag, env, def, help string
+	dst                  *string
+}
+
+func (c *config) settings() []setting {
+	return []setting{
+		{"redis-url", "MISSIVE_REDIS_URL", "", "Redis: redis://, rediss://, redis-sentinel:// or redis-cluster:// URL; empty runs an in-process Redis that loses everything on exit", &c.RedisURL},
+		{"prefix", "MISSIVE_PREFIX", "missive", "prefix of every Redis key and queue", &c.Prefix},
+		{"http-addr", "MISSIVE_HTTP_ADDR", ":8080", "HTTP listen address", &c.HTTPAddr},
+		{"public-url", "MISSIVE_PUBLIC_URL", "http://localhost:8080", "base of links in messages", &c.PublicURL},
+		{"secret", "MISSIVE_SECRET", "", "key for tokens and address hashes, 32 bytes or more", &c.Secret},
+		{"data-keys", "MISSIVE_DATA_KEYS", "", "encryption keyring: id:base64key[,id:base64key...], the first active", &c.DataKeys},
+		{"api-keys", "MISSIVE_API_KEYS", "", "API keys: id:secret[,id:secret...]", &c.APIKeys},
+		{"smtp-url", "MISSIVE_SMTP_URL", "", "SMTP relay: smtp(s)://user:pass@host:port[?tls=required|none]; empty writes emails to the outbox", &c.SMTPURL},
+		{"email-from", "MISSIVE_EMAIL_FROM", "", "default From of emails", &c.EmailFrom},
+		{"twilio-account-sid", "TWILIO_ACCOUNT_SID", "", "Twilio account SID; empty writes SMS to the outbox", &c.TwilioSID},
+		{"twilio-auth-token", "TWILIO_AUTH_TOKEN", "", "Twilio auth token", &c.TwilioToken},
+		{"sms-from", "MISSIVE_SMS_FROM", "", "SMS sender: E.164 number or Messaging Service SID (MG...)", &c.SMSFrom},
+		{"twilio-api-url", "MISSIVE_TWILIO_API_URL", "", "Twilio API base URL (regional edge, local double); empty is Twilio's own", &c.TwilioAPIURL},
+		{"outbox", "MISSIVE_OUTBOX_DIR", "./outbox", "folder of the outbox channel (.eml files, sms.jsonl)", &c.OutboxDir},
+		{"default-timezone", "MISSIVE_DEFAULT_TIMEZONE", "Europe/Paris", "time zone of contacts whose zone is unknown", &c.DefaultTZ},
+		{"caps", "MISSIVE_CAPS", "email:marketing:2/7d, sms:marketing:1/1d", "frequency caps", &c.Caps},
+		{"quiet-sms", "MISSIVE_QUIET_SMS", "default", `SMS sending hours in the recipient's zone ("mon-sat 08:00-20:00; holidays 2026-12-25"); "default" is Monday-Saturday 08:00-20:00 without French public holidays`, &c.QuietSMS},
+		{"quiet-email", "MISSIVE_QUIET_EMAIL", "", "email sending hours; empty is always open", &c.QuietEmail},
+		{"rate-email", "MISSIVE_RATE_EMAIL", "1000/s", "pace of the SMTP relay, shared by all workers", &c.RateEmail},
+		{"rate-sms", "MISSIVE_RATE_SMS", "30/s", "pace of Twilio, shared by all workers", &c.RateSMS},
+		{"log-level", "MISSIVE_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
+	}
+}
+
+// parseConfig reads the environment, then flags from args.
+func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("missive "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	for _, s := range c.settings() {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		fs.StringVar(s.dst, s.flag, def, s.help+" ("+s.env+")")
+	}
+	conc := 32
+	if v := getenv("MISSIVE_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return nil, errors.New("MISSIVE_CONCURRENCY: must be a whole number from 1 to 1000")
+		}
+		conc = n
+	}
+	fs.IntVar(&c.Concurrency, "concurrency", conc, "tasks a worker runs at once (MISSIVE_CONCURRENCY)")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errUsage
+		}
+		return nil, errUsage
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, nil
+}
+
+// validate checks every value and derives the typed ones. demo relaxes
+// the secrets, which it makes up.
+func (c *config) validate(demo bool) error {
+	if !demo {
+		if len(c.Secret) < 32 {
+			return errors.New("MISSIVE_SECRET (--secret): required, 32 bytes or more")
+		}
+		if c.APIKeys == "" {
+			return errors.New("MISSIVE_API_KEYS (--api-keys): required: id:secret[,id:secret...]")
+		}
+		if c.DataKeys == "" {
+			return errors.New("MISSIVE_DATA_KEYS (--data-keys): required: id:base64key[,...]")
+		}
+	}
+	if c.DataKeys != "" {
+		if err := checkDataKeys(c.DataKeys); err != nil {
+			return err
+		}
+	}
+	if _, err := time.LoadLocation(c.DefaultTZ); err != nil || c.DefaultTZ == "" {
+		return errors.New("MISSIVE_DEFAULT_TIMEZONE (--default-timezone): not an IANA time zone name")
+	}
+	var err error
+	if c.capRules, err = throttle.ParseCapRules(c.Caps); err != nil {
+		return fmt.Errorf("MISSIVE_CAPS (--caps): %w", err)
+	}
+	c.quiet = map[channels.Kind]throttle.Calendar{}
+	for k, spec := range map[channels.Kind]string{channels.SMS: c.QuietSMS, channels.Email: c.QuietEmail} {
+		env := "MISSIVE_QUIET_" + strings.ToUpper(string(k))
+		switch spec {
+		case "":
+		case "default":
+			y := time.Now().Year()
+			c.quiet[k] = throttle.DefaultSMSCalendar(y, y+1, y+2)
+		default:
+			cal, err := throttle.ParseCalendar(spec)
+			if err != nil {
+				return fmt.Errorf("%s: %w", env, err)
+			}
+			c.quiet[k] = cal
+		}
+	}
+	c.rates = map[channels.Kind]throttle.Rate{}
+	for k, spec := range map[channels.Kind]string{channels.Email: c.RateEmail, channels.SMS: c.RateSMS} {
+		r, err := throttle.ParseRate(spec)
+		if err != nil {
+			return fmt.Errorf("MISSIVE_RATE_%s: %w", strings.ToUpper(string(k)), err)
+		}
+		c.rates[k] = r
+	}
+	if err := c.level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return errors.New("MISSIVE_LOG_LEVEL (--log-level): must be debug, info, warn or error")
+	}
+	if (c.TwilioSID == "") != (c.TwilioToken == "") {
+		return errors.New("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN: set both or neither")
+	}
+	if c.TwilioSID != "" && c.SMSFrom == "" {
+		return errors.New("MISSIVE_SMS_FROM (--sms-from): required with Twilio")
+	}
+	if c.SMTPURL != "" && c.EmailFrom == "" {
+		return errors.New("MISSIVE_EMAIL_FROM (--email-from): required with an SMTP relay")
+	}
+	return nil
+}
+
+// checkDataKeys validates the keyring's form: id:base64 of 32 bytes.
+func checkDataKeys(s string) error {
+	for i, part := range strings.Split(s, ",") {
+		id, key, ok := strings.Cut(strings.TrimSpace(part), ":")
+		if !ok || id == "" {
+			return fmt.Errorf("MISSIVE_DATA_KEYS (--data-keys): entry %d: want id:base64key", i+1)
+		}
+		if n := decodedLen(key); n != 32 {
+			return fmt.Errorf("MISSIVE_DATA_KEYS (--data-keys): entry %d (%s): key must be 32 bytes in base64", i+1, id)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+// Command missive runs Missive: the HTTP API and public pages, the workers
+// that gate and deliver, the scheduler, or all of them; and a demo that
+// needs nothing installed.
+//
+//	missive serve       all roles in one process
+//	missive api         HTTP API, unsubscribe pages, webhooks
+//	missive worker      plan, gate and send tasks
+//	missive scheduler   fires scheduled campaigns (one leader at a time)
+//	missive demo        seeded data, one campaign end to end, a summary
+//
+// Configuration comes from the environment (MISSIVE_*, TWILIO_*); flags
+// override it. Run "missive <command> -h" for the flags.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Main(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `Missive: a privacy-first campaign dispatcher for email and SMS.
+
+Usage: missive <command> [flags]
+
+Commands:
+  serve       run every role: API, worker, scheduler
+  api         run the HTTP API and the public pages
+  worker      run the workers that gate and deliver messages
+  scheduler   run the scheduler (safe to run several: one leads)
+  demo        seed an in-process Redis, run a campaign end to end, show the outcome
+
+Run "missive <command> -h" for its flags. Every flag can also be set by the
+environment variable named in its help.
+`
+
+// Main runs the command in args and returns the process exit code. Tests
+// call it as the binary would be called.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		err = serve(ctx, rest, getenv, stdout, stderr, roleAPI|roleWorker|roleScheduler)
+	case "api":
+		err = serve(ctx, rest, getenv, stdout, stderr, roleAPI)
+	case "worker":
+		err = serve(ctx, rest, getenv, stdout, stderr, roleWorker)
+	case "scheduler":
+		err = serve(ctx, rest, getenv, stdout, stderr, roleScheduler)
+	case "demo":
+		err = demo(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "missive: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err == errUsage {
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "missive: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/missive-dev/missive/channels/email/smtptest"
+	"github.com/missive-dev/missive/channels/sms/twiliotest"
+	"github.com/missive-dev/missive/throttle/redistest"
+)
+
+const apiKey = "e2e-secret-0123456789"
+
+// startMain runs "missive serve" as the binary would run, on :0, against a
+// real Redis, SMTP server and the Twilio API double, and returns its base
+// URL.
+func startMain(t *testing.T, smtp *smtptest.Server, twilio *twiliotest.Server) string {
+	t.Helper()
+	r := redistest.New(t)
+	env := map[string]string{
+		"MISSIVE_REDIS_URL":      r.URL,
+		"MISSIVE_PREFIX":         r.Prefix,
+		"MISSIVE_HTTP_ADDR":      "127.0.0.1:0",
+		"MISSIVE_PUBLIC_URL":     "https://missive.example",
+		"MISSIVE_SECRET":         "e2e-secret-e2e-secret-e2e-secret-e2e",
+		"MISSIVE_DATA_KEYS":      "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"MISSIVE_API_KEYS":       "e2e:" + apiKey,
+		"MISSIVE_SMTP_URL":       smtp.URL(),
+		"MISSIVE_EMAIL_FROM":     "Shop <news@shop.example>",
+		"TWILIO_ACCOUNT_SID":     twiliotest.AccountSID,
+		"TWILIO_AUTH_TOKEN":      twiliotest.AuthToken,
+		"MISSIVE_SMS_FROM":       "+33757000000",
+		"MISSIVE_TWILIO_API_URL": twilio.URL(),
+		"MISSIVE_QUIET_SMS":      "daily 00:00-24:00",
+		"MISSIVE_LOG_LEVEL":      "debug",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	var logs bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"serve"}, func(k string) string { return env[k] }, pw, &logs)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("Main exited with %d: %s", code, logs.String())
+		}
+		for _, secret := range []string{"customer@shop.example", "+33612345678", apiKey} {
+			if strings.Contains(logs.String(), secret) {
+				t.Errorf("logs contain personal data or a secret")
+			}
+		}
+	})
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		if addr, ok := strings.CutPrefix(sc.Text(), "missive: listening on "); ok {
+			go io.Copy(io.Discard, pr)
+			return addr
+		}
+	}
+	t.Fatalf("Main did not start: %s", logs.String())
+	return ""
+}
+
+type client struct {
+	t    *testing.T
+	base string
+}
+
+func (c client) do(method, path string, body any, want int) map[string]any {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != want {
+		c.t.Fatalf("%s %s: status %d, want %d: %s", method, path, res.StatusCode, want, raw)
+	}
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return out
+}
+
+// The whole service, driven only through its HTTP API: contacts, consent,
+// templates, a segment, a campaign run to the end, and the stats.
+func TestServeEndToEnd(t *testing.T) {
+	smtp := smtptest.New(t)
+	twilio := twiliotest.NewServer(t)
+	c := client{t: t, base: startMain(t, smtp, twilio)}
+
+	c.do("GET", "/healthz", nil, 200)
+	c.do("GET", "/readyz", nil, 200)
+	c.do("GET", "/v1/topics", nil, 200)
+	req, _ := http.NewRequest("GET", c.base+"/v1/topics", nil)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 401 {
+		t.Fatalf("no key: %v %v, want 401", res.StatusCode, err)
+	}
+
+	c.do("PUT", "/v1/topics/newsletter", map[string]any{"kind": "marketing", "name": "Newsletter"}, 200)
+	c.do("PUT", "/v1/templates/mail", map[string]any{"email": map[string]any{
+		"subject": "Hello {{default \"there\" .Attr.first_name}}", "html": "<p>News for {{.Attr.first_name}}</p>"}}, 200)
+	c.do("PUT", "/v1/templates/text", map[string]any{"sms": map[string]any{"body": "News for {{.Attr.first_name}}"}}, 200)
+	contacts := []map[string]any{
+		{"id": "u1", "email": "customer@shop.example", "phone": "+33612345678", "tags": []string{"news"}, "attributes": map[string]string{"first_name": "Ana"}},
+		{"id": "u2", "email": "other@shop.example", "tags": []string{"news"}, "attributes": map[string]string{"first_name": "Ben"}},
+		{"id": "u3", "email": "silent@shop.example", "tags": []string{"news"}, "attributes": map[string]string{"first_name": "Cy"}},
+	}
+	for _, ct := range contacts {
+		id := ct["id"].(string)
+		delete(ct, "id")
+		c.do("PUT", "/v1/contacts/"+id, ct, 200)
+	}
+	for _, g := range []struct{ id, ch string }{{"u1", "email"}, {"u1", "sms"}, {"u2", "email"}} {
+		c.do("POST", "/v1/contacts/"+g.id+"/consents", map[string]any{"channel": g.ch, "topic": "newsletter", "state": "granted",
+			"evidence": map[string]string{"form": "signup"}}, 201)
+	}
+	c.do("PUT", "/v1/segments/news", map[string]any{"tags_all": []string{"news"}}, 200)
+	if got := c.do("GET", "/v1/segments/news/count", nil, 200); fmt.Sprint(got["count"]) != "3" {
+		t.Errorf("segment count = %v, want 3", got)
+	}
+	c.do("POST", "/v1/campaigns", map[string]any{"id": "launch", "topic": "newsletter", "segment": "news",
+		"channels": []string{"email", "sms"}, "templates": map[string]string{"email": "mail", "sms": "text"}}, 201)
+	run := c.do("POST", "/v1/campaigns/launch/start", nil, 202)["run"].(string)
+
+	deadline := time.Now().Add(30 * time.Second)
+	var stats map[string]any
+	for {
+		stats = c.do("GET", "/v1/runs/"+run, nil, 200)
+		if stats["state"] == "completed" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if stats["state"] != "completed" || stats["balanced"] != true {
+		t.Fatalf("run not completed and balanced: %v", stats)
+	}
+	counters := stats["counters"].(map[string]any)
+	want := map[string]float64{"planned": 6, "sent": 3, "no_consent": 1, "no_address": 2}
+	for k, v := range want {
+		if counters[k] != v {
+			t.Errorf("counter %s = %v, want %v (all: %v)", k, counters[k], v, counters)
+		}
+	}
+	var rcpts []string
+	for _, m := range smtp.Messages() {
+		rcpts = append(rcpts, m.To...)
+	}
+	slices.Sort(rcpts)
+	if !slices.Equal(rcpts, []string{"customer@shop.example", "other@shop.example"}) {
+		t.Errorf("emails went to %v", rcpts)
+	}
+	if sms := twilio.Messages(); len(sms) != 1 || sms[0].To != "+33612345678" {
+		t.Errorf("SMS: %+v", sms)
+	}
+	camp := c.do("GET", "/v1/campaigns/launch", nil, 200)
+	if camp["state"] != "completed" {
+		t.Errorf("campaign state %v, want completed", camp["state"])
+	}
+}
+
+func TestConfigErrorsNameTheVariable(t *testing.T) {
+	base := map[string]string{
+		"MISSIVE_SECRET":    strings.Repeat("s", 32),
+		"MISSIVE_API_KEYS":  "a:" + strings.Repeat("k", 20),
+		"MISSIVE_DATA_KEYS": "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"MISSIVE_REDIS_URL": "redis://127.0.0.1:1",
+	}
+	tests := []struct{ key, value, want string }{
+		{"MISSIVE_SECRET", "short", "MISSIVE_SECRET"},
+		{"MISSIVE_API_KEYS", "", "MISSIVE_API_KEYS"},
+		{"MISSIVE_DATA_KEYS", "k1:c2hvcnQ=", "MISSIVE_DATA_KEYS"},
+		{"MISSIVE_DEFAULT_TIMEZONE", "Mars/Olympus", "MISSIVE_DEFAULT_TIMEZONE"},
+		{"MISSIVE_CAPS", "email:2/eternity", "MISSIVE_CAPS"},
+		{"MISSIVE_QUIET_SMS", "mon-sat 25:00-20:00", "MISSIVE_QUIET_SMS"},
+		{"MISSIVE_RATE_SMS", "fast", "MISSIVE_RATE_SMS"},
+		{"MISSIVE_REDIS_URL", "http://x", "MISSIVE_REDIS_URL"},
+		{"MISSIVE_SMTP_URL", "smtp://relay.example", "MISSIVE_EMAIL_FROM"},
+		{"TWILIO_ACCOUNT_SID", "AC0123", "TWILIO_AUTH_TOKEN"},
+		{"MISSIVE_CONCURRENCY", "many", "MISSIVE_CONCURRENCY"},
+	}
+	for _, tt := range tests {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		env[tt.key] = tt.value
+		var stderr bytes.Buffer
+		code := Main(context.Background(), []string{"worker"}, func(k string) string { return env[k] }, io.Discard, &stderr)
+		if code == 0 || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("%s=%q: exit %d, stderr %q; want an error naming %s", tt.key, tt.value, code, stderr.String(), tt.want)
+		}
+	}
+}
+
+// The demo runs end to end against a real Redis and says what happened.
+func TestDemo(t *testing.T) {
+	r := redistest.New(t)
+	dir := t.TempDir()
+	env := map[string]string{"MISSIVE_REDIS_URL": r.URL, "MISSIVE_PREFIX": r.Prefix, "MISSIVE_OUTBOX_DIR": dir}
+	var out, errs bytes.Buffer
+	code := Main(context.Background(), []string{"demo", "--contacts", "300"}, func(k string) string { return env[k] }, &out, &errs)
+	if code != 0 {
+		t.Fatalf("demo exited %d: %s %s", code, out.String(), errs.String())
+	}
+	for _, want := range []string{"Seeded 300 contacts", "balanced: true", "sent", "no_consent", "Outbox: " + dir} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
