@@ -245,7 +245,7 @@ func (d *Dispatcher) ensureAPIRun(ctx context.Context, run string, topic *Topic,
 	if created {
 		d.log.Info("api run started", "run", run)
 	}
-	return d.Store.rdb.HSetNX(ctx, d.Store.runKey(run), "snapshot", b).Err()
+	return d.Store.rdb.SetNX(ctx, d.Store.snapshotKey(run), b, 0).Err()
 }
 
 func (a *api) getSend(w http.ResponseWriter, r *http.Request) (int, any, error) {

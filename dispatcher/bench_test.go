@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,7 +99,7 @@ func BenchmarkGate(b *testing.B) {
 		done := make(chan error, 1)
 		go func() { done <- tb.d.runWorker(ctx, map[string]int{tb.d.queue("plan"): 1, tb.d.queue("batch"): 3}) }()
 		b.ResetTimer()
-		cpu0 := redisCPU(tb)
+		cpu0, self0 := redisCPU(tb), selfCPU()
 		run, err := tb.d.StartRun(context.Background(), "bench", time.Now())
 		if err != nil {
 			b.Fatal(err)
@@ -109,6 +110,7 @@ func BenchmarkGate(b *testing.B) {
 		<-done
 		b.ReportMetric(float64(n)/el.Seconds(), "recipients/s")
 		b.ReportMetric((redisCPU(tb)-cpu0)/el.Seconds(), "redis-cpu-share")
+		b.ReportMetric((selfCPU()-self0)/el.Seconds(), "go-cpu-share")
 	}
 }
 
@@ -216,4 +218,11 @@ func redisCPU(tb *testBundle) float64 {
 		}
 	}
 	return total
+}
+
+// selfCPU returns the CPU seconds this process has used.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

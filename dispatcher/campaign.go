@@ -136,7 +136,7 @@ func (d *Dispatcher) StartRun(ctx context.Context, campaignID string, fireAt tim
 		return "", err
 	}
 	if created {
-		if err := d.Store.rdb.HSet(ctx, d.Store.runKey(runID), "snapshot", b).Err(); err != nil {
+		if err := d.Store.rdb.Set(ctx, d.Store.snapshotKey(runID), b, 0).Err(); err != nil {
 			return "", err
 		}
 		d.log.Info("run started", "run", runID, "campaign", c.ID)

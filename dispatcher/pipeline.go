@@ -251,16 +251,23 @@ func (d *Dispatcher) handleBatch(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 	}
-	if err := d.gateBatch(ctx, st, ids); err != nil {
+	// A batch seen before (a retry, or a rerun after a shutdown) may have
+	// decided some of its sends already: only then are they looked up.
+	first, err := d.Store.rdb.SAdd(ctx, d.Store.runKey(p.Run)+":bseen", p.N).Result()
+	if err != nil {
+		return err
+	}
+	if err := d.gateBatch(ctx, st, ids, first == 0); err != nil {
 		return err
 	}
 	return d.finishBatch(ctx, p.Run, strconv.Itoa(p.N))
 }
 
-// gateBatch decides for ids and enqueues what passed. Sends decided by an
-// earlier attempt keep their decision and are enqueued again if still in
-// flight (the enqueue may not have happened before a crash).
-func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string) error {
+// gateBatch decides for ids and enqueues what passed. For a batch seen
+// before, sends decided by the earlier attempt keep their decision and are
+// enqueued again if still in flight (the enqueue may not have happened
+// before a crash).
+func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string, seen bool) error {
 	contacts, err := d.Store.contacts(ctx, ids)
 	if err != nil {
 		return err
@@ -274,37 +281,10 @@ func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string) 
 	if len(members) == 0 {
 		return nil
 	}
-	// Which sends exist already?
-	var sendIDs []string
-	for _, c := range members {
-		if st.campaign.Fallback {
-			sendIDs = append(sendIDs, SendID(st.id, c.ID, "any"))
-		} else {
-			for _, k := range st.campaign.Channels {
-				sendIDs = append(sendIDs, SendID(st.id, c.ID, k))
-			}
-		}
-	}
-	existing, err := d.Store.sends(ctx, sendIDs)
-	if err != nil {
-		return err
-	}
-	var fresh []*Contact
-	var pending []decision
-	perContact := len(sendIDs) / len(members)
-	for i, c := range members {
-		decided := false
-		for _, s := range existing[i*perContact : (i+1)*perContact] {
-			if s == nil {
-				continue
-			}
-			decided = true
-			if s.State == StateQueued || s.State == StateDeferred {
-				pending = append(pending, decision{send: s.ID, state: s.State, until: s.Until})
-			}
-		}
-		if !decided {
-			fresh = append(fresh, c)
+	fresh, pending := members, []decision(nil)
+	if seen {
+		if fresh, pending, err = d.undecided(ctx, st, members); err != nil {
+			return err
 		}
 	}
 	now := d.cfg.Now()
@@ -321,6 +301,42 @@ func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string) 
 		}
 	}
 	return d.enqueueSends(ctx, st.id, pending)
+}
+
+// undecided splits members into those without a send yet and the sends
+// decided before that are still in flight.
+func (d *Dispatcher) undecided(ctx context.Context, st *runState, members []*Contact) (fresh []*Contact, pending []decision, err error) {
+	var sendIDs []string
+	for _, c := range members {
+		if st.campaign.Fallback {
+			sendIDs = append(sendIDs, SendID(st.id, c.ID, "any"))
+		} else {
+			for _, k := range st.campaign.Channels {
+				sendIDs = append(sendIDs, SendID(st.id, c.ID, k))
+			}
+		}
+	}
+	existing, err := d.Store.sends(ctx, sendIDs)
+	if err != nil {
+		return nil, nil, err
+	}
+	perContact := len(sendIDs) / len(members)
+	for i, c := range members {
+		decided := false
+		for _, s := range existing[i*perContact : (i+1)*perContact] {
+			if s == nil {
+				continue
+			}
+			decided = true
+			if s.State == StateQueued || s.State == StateDeferred {
+				pending = append(pending, decision{send: s.ID, state: s.State, until: s.Until})
+			}
+		}
+		if !decided {
+			fresh = append(fresh, c)
+		}
+	}
+	return fresh, pending, nil
 }
 
 // enqueueSends groups sends by the minute they may leave and enqueues

@@ -38,7 +38,9 @@ for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 0 then
     local state, reason = ARGV[a+1], ARGV[a+2]
     redis.call('HSET', KEYS[i], 'contact', ARGV[a+3], 'channel', ARGV[a+4], 'topic', ARGV[a+5],
-      'template', ARGV[a+6], 'state', state, 'reason', reason, 'until', ARGV[a+7], 'at', ARGV[1], 'attempts', 0)
+      'template', ARGV[a+6], 'state', state, 'at', ARGV[1])
+    if reason ~= '' then redis.call('HSET', KEYS[i], 'reason', reason) end
+    if ARGV[a+7] ~= '0' then redis.call('HSET', KEYS[i], 'until', ARGV[a+7]) end
     redis.call('EXPIRE', KEYS[i], ARGV[2])
     local outcome = state
     if state == 'suppressed' then outcome = reason end

@@ -39,11 +39,10 @@ type snapshots struct {
 }
 
 func (d *Dispatcher) loadRun(ctx context.Context, run string) (*runState, error) {
-	vals, err := d.Store.rdb.HMGet(ctx, d.Store.runKey(run), "state", "snapshot").Result()
+	state, err := d.Store.runField(ctx, run, "state")
 	if err != nil {
 		return nil, fmt.Errorf("load run: %w", err)
 	}
-	state, _ := vals[0].(string)
 	if state == "" {
 		return nil, notFound("run")
 	}
@@ -51,9 +50,12 @@ func (d *Dispatcher) loadRun(ctx context.Context, run string) (*runState, error)
 	cached := d.snap.m[run]
 	d.snap.mu.Unlock()
 	if cached == nil {
-		raw, _ := vals[1].(string)
+		raw, err := d.Store.rdb.Get(ctx, d.Store.snapshotKey(run)).Bytes()
+		if err != nil {
+			return nil, fmt.Errorf("run %s: load snapshot: %w", run, err)
+		}
 		var snap runSnapshot
-		if err := json.Unmarshal([]byte(raw), &snap); err != nil {
+		if err := json.Unmarshal(raw, &snap); err != nil {
 			return nil, fmt.Errorf("run %s: decode snapshot: %w", run, err)
 		}
 		cached = &runState{id: run, campaign: &snap.Campaign, segment: &snap.Segment, topic: &snap.Topic,

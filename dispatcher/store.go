@@ -32,6 +32,7 @@ import (
 //	P:topics, P:templates, P:segments, P:campaigns   hashes id -> JSON
 //	P:tplv:<id>            hash version -> template JSON
 //	P:run:{r}              run meta and counters (n:<outcome>, d:<decision>)
+//	P:run:{r}:snapshot     what the run was started with (JSON), written once
 //	P:run:{r}:inflight     sorted set send id -> deadline (ms)
 //	P:run:{r}:bdone        set of batch numbers done
 //	P:s:{r}:<hash>         send record (hash)
@@ -58,6 +59,7 @@ func (s *Store) consentKey(id string) string   { return s.contactKey(id) + ":con
 func (s *Store) ledgerKey(id string) string    { return s.contactKey(id) + ":ledger" }
 func (s *Store) runKey(run string) string      { return s.p + ":run:{" + run + "}" }
 func (s *Store) inflightKey(run string) string { return s.runKey(run) + ":inflight" }
+func (s *Store) snapshotKey(run string) string { return s.runKey(run) + ":snapshot" }
 func (s *Store) sendKey(id string) string {
 	run, h, _ := splitSendID(id)
 	return s.p + ":s:{" + run + "}:" + h

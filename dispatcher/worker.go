@@ -25,8 +25,11 @@ func (d *Dispatcher) runWorker(ctx context.Context, queues map[string]int) error
 		IsFailure:                IsFailure,
 		ShutdownTimeout:          20 * time.Second,
 		DelayedTaskCheckInterval: time.Second,
-		Logger:                   asynqLogger{d.log},
-		LogLevel:                 asynq.WarnLevel,
+		// An idle worker looks for work ten times a second, not once: the
+		// first task of a run should not wait a second.
+		TaskCheckInterval: 100 * time.Millisecond,
+		Logger:            asynqLogger{d.log},
+		LogLevel:          asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			if IsFailure(err) {
 				d.log.Warn("task failed", "type", t.Type(), "error", err)

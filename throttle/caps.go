@@ -247,11 +247,19 @@ func NewCaps(rdb redis.UniversalClient, prefix string, rules []CapRule) *Caps {
 // its TTL in ms; then for each rule a triple: key index, limit, and the
 // exclusive lowest score the rule counts ("(" .. now - window).
 // Returns 1 when the send is reserved (now or earlier), 0 when capped.
+//
+// Entries older than the window are dropped only once a set holds more than
+// a few (trim): rules count by score, so old entries never count, and the
+// TTL removes a set whose contact got nothing for a whole window. That
+// spares most reservations a write.
 var reserveScript = redis.NewScript(`
+local trim = 16
 local id = ARGV[1]
 local nk = #KEYS
 for i = 1, nk do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[1 + 2*i])
+  if redis.call('ZCARD', KEYS[i]) > trim then
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[1 + 2*i])
+  end
 end
 for i = 1, nk do
   if redis.call('ZSCORE', KEYS[i], id) then
@@ -350,9 +358,102 @@ func (c *Caps) Reserve(ctx context.Context, now time.Time, req CapRequest) (bool
 // ReserveMany is Reserve for a batch, in one pipelined round trip. Results
 // follow the order of reqs, and requests for the same contact are decided in
 // that order. On error some requests may have been reserved: since
+
+// reserveBatchScript runs the logic of reserveScript for many requests in
+// one call: on a single Redis (not a cluster), where any keys may meet in
+// one script, a batch then costs one script call instead of one a request.
+// ARGV[1] is the number of requests; each then has its key count, its
+// argument count, and its arguments as reserveScript takes them. KEYS are
+// the requests' keys, one after the other.
+var reserveBatchScript = redis.NewScript(`
+local trim = 16
+local out = {}
+local k, a = 0, 2
+for r = 1, tonumber(ARGV[1]) do
+  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local b = a + 1 -- ARGV[b + j] is the request's j-th argument
+  local id = ARGV[b + 1]
+  local result = 1
+  for i = 1, nk do
+    if redis.call('ZCARD', KEYS[k + i]) > trim then
+      redis.call('ZREMRANGEBYSCORE', KEYS[k + i], '-inf', ARGV[b + 1 + 2*i])
+    end
+  end
+  local held = false
+  for i = 1, nk do
+    if redis.call('ZSCORE', KEYS[k + i], id) then held = true end
+  end
+  if not held then
+    local j = 3 + 2*nk
+    while j <= na do
+      local key = KEYS[k + tonumber(ARGV[b + j])]
+      if redis.call('ZCOUNT', key, ARGV[b + j + 2], '+inf') >= tonumber(ARGV[b + j + 1]) then
+        result = 0
+        break
+      end
+      j = j + 3
+    end
+    if result == 1 then
+      for i = 1, nk do
+        redis.call('ZADD', KEYS[k + i], ARGV[b + 2], id)
+        redis.call('PEXPIRE', KEYS[k + i], ARGV[b + 2 + 2*i])
+      end
+    end
+  end
+  out[r] = result
+  k = k + nk
+  a = a + 2 + na
+end
+return out
+`)
+
+// perRequest tells whether ReserveMany must call the script once per
+// request: on Redis Cluster, where a script's keys share one slot.
+var perRequest = func(rdb redis.UniversalClient) bool {
+	_, cluster := rdb.(*redis.ClusterClient)
+	return cluster
+}
+
+// reserveBatch is ReserveMany on a single Redis: one script call for the
+// whole batch.
+func (c *Caps) reserveBatch(ctx context.Context, now time.Time, reqs []CapRequest, out []bool) error {
+	var idx []int
+	var keys []string
+	args := []any{0}
+	for i, req := range reqs {
+		if err := checkRequest(req); err != nil {
+			return fmt.Errorf("throttle: reserve request %d: %w", i, err)
+		}
+		k, a, ok := c.plan(now, req)
+		if !ok {
+			out[i] = true
+			continue
+		}
+		idx = append(idx, i)
+		keys = append(keys, k...)
+		args = append(args, len(k), len(a))
+		args = append(args, a...)
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	args[0] = len(idx)
+	res, err := reserveBatchScript.Run(ctx, c.rdb, keys, args...).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("throttle: reserve: %w", err)
+	}
+	for j, i := range idx {
+		out[i] = res[j] == 1
+	}
+	return nil
+}
+
 // reservations are idempotent, retry the whole batch.
 func (c *Caps) ReserveMany(ctx context.Context, now time.Time, reqs []CapRequest) ([]bool, error) {
 	out := make([]bool, len(reqs))
+	if !perRequest(c.rdb) {
+		return out, c.reserveBatch(ctx, now, reqs, out)
+	}
 	type call struct {
 		i    int
 		keys []string

@@ -465,3 +465,11 @@ func BenchmarkReserveMany(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "reservations/s")
 }
+
+// The per-request path, which Redis Cluster takes, gives the same answers.
+func TestCapsPerRequestPath(t *testing.T) {
+	t.Cleanup(throttle.ForcePerRequest())
+	t.Run("ReserveMany", TestCapsReserveMany)
+	t.Run("NoScript", TestCapsReserveManyNoScript)
+	t.Run("ConcurrentManyContacts", TestCapsConcurrentManyContacts)
+}
