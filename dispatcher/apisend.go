@@ -222,7 +222,7 @@ func (d *Dispatcher) sendOne(ctx context.Context, key string, in sendRequest) (*
 
 // ensureAPIRun creates the API run once, with a snapshot holding every
 // part of the template: email and SMS sends of the day share the run. The
-// snapshot is written with HSETNX even when the run exists, which repairs
+// snapshot is written with SETNX even when the run exists, which repairs
 // a run whose creator died between the two writes.
 func (d *Dispatcher) ensureAPIRun(ctx context.Context, run string, topic *Topic, tpl *templates.Template, now time.Time) error {
 	snap := runSnapshot{Topic: *topic, Templates: map[channels.Kind]templates.Template{},

@@ -27,6 +27,10 @@ const (
 	ReasonRunCancelled = "run_cancelled"
 )
 
+// pausedRecheck is how often a send task of a paused run looks whether the
+// run was resumed.
+const pausedRecheck = 5 * time.Second
+
 // snoozeError asks the queue to run the task again later without counting
 // a failure: a paused run.
 type snoozeError struct{ d time.Duration }
@@ -87,7 +91,7 @@ func (d *Dispatcher) handleSend(ctx context.Context, t *asynq.Task) error {
 	case RunCancelled:
 		return d.settle(ctx, ids, inflightStates, StateCancelled, ReasonRunCancelled)
 	case RunPaused:
-		return &snoozeError{d: 30 * time.Second}
+		return &snoozeError{d: pausedRecheck}
 	}
 	sends, err := d.Store.sends(ctx, ids)
 	if err != nil {

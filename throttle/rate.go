@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -97,18 +96,44 @@ func ParseRate(s string) (Rate, error) {
 }
 
 // Limiter shares rate limits between every worker on one Redis, with the
-// generic cell rate algorithm of github.com/go-redis/redis_rate (a
-// well-kept implementation: no need to write our own). Its clock is the
-// Redis server's, so all workers agree on it.
+// generic cell rate algorithm (GCRA): one timestamp per limit, the
+// theoretical arrival time of the next token. Its clock is the Redis
+// server's, so all workers agree on it.
+//
+// Why not github.com/go-redis/redis_rate: it computes in floating-point
+// seconds, so with a burst of one (a "1/s" SMS sender) now - (now -
+// interval) can come out a hair under one interval and the limit then never
+// grants a token; and a partial grant charges the fraction of a token it
+// could not grant, which halves small bursts. This script counts in whole
+// microseconds.
 type Limiter struct {
-	limiter *redis_rate.Limiter
-	prefix  string
+	rdb    redis.UniversalClient
+	prefix string
 }
+
+// gcraScript takes up to n tokens. KEYS: the limit. ARGV: emission interval
+// in µs, burst, n. Returns {tokens taken, µs until the next token}.
+var gcraScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval, burst, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local take = math.floor((now + burst * interval - tat) / interval)
+if take > n then take = n end
+if take > 0 then
+  tat = tat + take * interval
+  redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1)
+end
+local wait = tat - (burst - 1) * interval - now
+if wait < 0 then wait = 0 end
+return {take, wait}
+`)
 
 // NewLimiter returns a Limiter keeping its state in rdb under
 // <prefix>:rate:<key>.
 func NewLimiter(rdb redis.UniversalClient, prefix string) *Limiter {
-	return &Limiter{limiter: redis_rate.NewLimiter(rateStore{rdb}), prefix: prefix}
+	return &Limiter{rdb: rdb, prefix: prefix}
 }
 
 // Take takes up to n tokens of the rate limit named key, perSecond events a
@@ -121,11 +146,6 @@ func (l *Limiter) Take(ctx context.Context, key string, perSecond, burst, n int)
 }
 
 // TakeRate is Take for any Rate.
-//
-// A partial grant (fewer than n, more than 0) spends the whole bucket,
-// including the fraction of a token it could not grant (redis_rate's
-// AllowAtMost does so): a caller that waits retryIn before asking again
-// loses nothing, one that comes back sooner loses less than a token.
 func (l *Limiter) TakeRate(ctx context.Context, key string, r Rate, n int) (allowed int, retryIn time.Duration, err error) {
 	if err := r.validate(); err != nil {
 		return 0, 0, fmt.Errorf("throttle: take %q: %w", key, err)
@@ -133,67 +153,26 @@ func (l *Limiter) TakeRate(ctx context.Context, key string, r Rate, n int) (allo
 	if n < 1 {
 		return 0, 0, fmt.Errorf("throttle: take %q: %d tokens: want at least 1", key, n)
 	}
-	limit := redis_rate.Limit{Rate: r.Count, Period: r.Per, Burst: r.Burst}
-	if limit.Burst == 0 {
-		limit.Burst = r.Count
+	burst := r.Burst
+	if burst == 0 {
+		burst = r.Count
 	}
-	res, err := l.limiter.AllowAtMost(ctx, l.prefix+":rate:"+key, limit, n)
-	if err != nil {
-		return 0, 0, fmt.Errorf("throttle: take %q: %w", key, err)
+	interval := max(r.Per.Microseconds()/int64(r.Count), 1)
+	res, err := gcraScript.Run(ctx, l.rdb, []string{l.prefix + ":rate:" + key}, interval, burst, n).Int64Slice()
+	if err != nil || len(res) != 2 {
+		return 0, 0, fmt.Errorf("throttle: take %q: %v", key, err)
 	}
-	if res.Allowed >= n {
-		return res.Allowed, 0, nil
+	allowed = int(res[0])
+	if allowed >= n {
+		return allowed, 0, nil
 	}
-	retryIn = res.RetryAfter
-	if retryIn <= 0 {
-		// A partial grant empties the bucket: the next token is one
-		// emission interval away. (redis_rate reports -1 here.)
-		retryIn = r.Per / time.Duration(r.Count)
-	}
-	return res.Allowed, max(retryIn, time.Millisecond), nil
+	return allowed, max(time.Duration(res[1])*time.Microsecond, time.Millisecond), nil
 }
 
 // Reset forgets the state of the rate limit named key.
 func (l *Limiter) Reset(ctx context.Context, key string) error {
-	if err := l.limiter.Reset(ctx, l.prefix+":rate:"+key); err != nil {
+	if err := l.rdb.Del(ctx, l.prefix+":rate:"+key).Err(); err != nil {
 		return fmt.Errorf("throttle: reset %q: %w", key, err)
 	}
 	return nil
-}
-
-// rateStore hands redis_rate a client whose keys land under our prefix:
-// redis_rate puts "rate:" before every key, and every Missive key starts
-// with the configured prefix (tests and tenants rely on it).
-type rateStore struct {
-	redis.UniversalClient
-}
-
-const rateLibPrefix = "rate:"
-
-func unprefix(keys []string) []string {
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		out[i] = strings.TrimPrefix(k, rateLibPrefix)
-	}
-	return out
-}
-
-func (s rateStore) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
-	return s.UniversalClient.Eval(ctx, script, unprefix(keys), args...)
-}
-
-func (s rateStore) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
-	return s.UniversalClient.EvalSha(ctx, sha1, unprefix(keys), args...)
-}
-
-func (s rateStore) EvalRO(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
-	return s.UniversalClient.EvalRO(ctx, script, unprefix(keys), args...)
-}
-
-func (s rateStore) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
-	return s.UniversalClient.EvalShaRO(ctx, sha1, unprefix(keys), args...)
-}
-
-func (s rateStore) Del(ctx context.Context, keys ...string) *redis.IntCmd {
-	return s.UniversalClient.Del(ctx, unprefix(keys)...)
 }

@@ -172,3 +172,21 @@ func TestLimitError(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+// A burst of one grants tokens (a floating-point GCRA can starve it).
+func TestLimiterBurstOne(t *testing.T) {
+	r := redistest.New(t)
+	l := throttle.NewLimiter(r.Client, r.Prefix)
+	got := 0
+	for range 20 {
+		n, retryIn, err := l.TakeRate(context.Background(), "one", throttle.Rate{Count: 100, Per: time.Second, Burst: 1}, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += n
+		time.Sleep(retryIn)
+	}
+	if got == 0 {
+		t.Fatal("a limiter with a burst of one never granted a token")
+	}
+}

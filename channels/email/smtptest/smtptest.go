@@ -200,6 +200,13 @@ func (s *Server) Connections() int {
 }
 
 // Reject makes RCPT TO:<rcpt> fail with the given reply, for example
+// Accept undoes Reject for rcpt.
+func (s *Server) Accept(rcpt string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.reject, strings.ToLower(rcpt))
+}
+
 // Reject(addr, 550, "5.1.1", "mailbox unknown") or (addr, 451, "4.7.1", ...).
 func (s *Server) Reject(rcpt string, code int, enhanced string, msg string) {
 	e := &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: msg}
