@@ -103,3 +103,49 @@ func TestDoubleTriggerSendsOnce(t *testing.T) {
 		t.Errorf("sent %d, want %d", r.Counters["sent"], n)
 	}
 }
+
+// A worker that died during the provider call leaves its send "sending":
+// the reconciler settles it as ambiguous and never sends it again, and the
+// run still balances and completes.
+func TestReconcilerSettlesAbandonedSend(t *testing.T) {
+	clock := time.Now()
+	b := setup(t, func(c *Config) { c.Now = func() time.Time { return clock } })
+	seedMailing(t, b, 1)
+	ctx := context.Background()
+	run, err := b.d.StartRun(ctx, "mailing", clock)
+	must(t, err)
+	st, err := b.d.loadRun(ctx, run)
+	must(t, err)
+	must(t, b.d.Store.rdb.SAdd(ctx, b.d.Store.runKey(run)+":bseen", 0).Err())
+	must(t, b.d.gateBatch(ctx, st, []string{"m0000"}, false))
+	must(t, b.d.Store.rdb.HSet(ctx, b.d.Store.runKey(run), "batches", 1, "plan_finished", 1).Err())
+	must(t, b.d.finishBatch(ctx, run, "0"))
+	id := SendID(run, "m0000", channels.Email)
+	// The claim, then nothing: the worker died.
+	res, err := b.d.Store.transitionSend(ctx, transition{send: id, from: inflightStates, to: StateSending, deadline: clock.Add(time.Minute)})
+	must(t, err)
+	if !res.applied {
+		t.Fatal("claim not applied")
+	}
+	if n, err := b.d.Reconcile(ctx); err != nil || n != 0 {
+		t.Fatalf("Reconcile before the lease ran out touched %d sends (%v)", n, err)
+	}
+	clock = clock.Add(2 * time.Minute)
+	if n, err := b.d.Reconcile(ctx); err != nil || n != 1 {
+		t.Fatalf("Reconcile after the lease = %d, %v; want 1", n, err)
+	}
+	s, err := b.d.Store.Send(ctx, id)
+	must(t, err)
+	if s.State != StateFailed || s.Reason != ReasonAmbiguous {
+		t.Errorf("send %s/%s, want failed/ambiguous", s.State, s.Reason)
+	}
+	b.startWorker(t)
+	r := b.waitRun(t, run, 10*time.Second)
+	if !r.Balanced || r.Counters["failed"] != 1 {
+		t.Errorf("counters %v", r.Counters)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := len(b.smtp.Messages()); n != 0 {
+		t.Errorf("%d messages sent for an abandoned send", n)
+	}
+}

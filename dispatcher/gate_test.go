@@ -2,9 +2,11 @@ package dispatcher
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hibiken/asynq"
 
 	"github.com/missive-dev/missive/channels"
@@ -125,5 +127,89 @@ func TestQuietHoursDeferSMS(t *testing.T) {
 	}
 	if len(b.twilio.Messages()) != 0 {
 		t.Errorf("SMS sent on a Sunday")
+	}
+}
+
+// Every gate reason, in order of the checks, for marketing and
+// transactional topics, and the fallback from one channel to the next.
+func TestGateReasons(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	b.seedBasics(t)
+	s := b.d.Store
+	contacts := []*Contact{
+		{ID: "ok", Email: "ok@example.com", Phone: "+33612345601"},
+		{ID: "nothing"},
+		{ID: "landline", Phone: "+33142345678"},
+		{ID: "bounced", Email: "bounced@example.com"},
+		{ID: "complained", Email: "complained@example.com"},
+		{ID: "stopped", Phone: "+33612345602"},
+		{ID: "left", Email: "left@example.com"},
+		{ID: "silent", Email: "silent@example.com"},
+		{ID: "withdrawn", Email: "withdrawn@example.com"},
+		{ID: "full", Email: "full@example.com"},
+		{ID: "sms-only", Email: "smsonly@example.com", Phone: "+33612345603"},
+	}
+	for _, c := range contacts {
+		must(t, s.UpsertContact(ctx, c, "Europe/Paris"))
+	}
+	for _, id := range []string{"ok", "landline", "bounced", "complained", "stopped", "left", "withdrawn", "full", "sms-only"} {
+		consent(t, b, id, channels.Email, channels.SMS)
+	}
+	must(t, s.RecordConsent(ctx, "withdrawn", ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: Withdrawn, Source: "one-click"}))
+	must(t, s.RecordConsent(ctx, "sms-only", ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: Withdrawn, Source: "preference-page"}))
+	must(t, s.Suppress(ctx, channels.Email, "bounced@example.com", SuppressBounce, time.Time{}))
+	must(t, s.Suppress(ctx, channels.Email, "complained@example.com", SuppressComplaint, time.Time{}))
+	must(t, s.Suppress(ctx, channels.SMS, "+33612345602", SuppressStop, time.Time{}))
+	must(t, s.Suppress(ctx, channels.Email, "left@example.com", SuppressUnsubscribe, time.Now().Add(time.Hour)))
+	for _, id := range []string{"x1", "x2"} {
+		_, err := b.d.caps.Reserve(ctx, time.Now(), throttle.CapRequest{Contact: "full", Channel: "email", Topic: "newsletter", SendID: id, Marketing: true})
+		must(t, err)
+	}
+	newsletter, _ := s.Topic(ctx, "newsletter")
+	orders, _ := s.Topic(ctx, "orders")
+	decide := func(topic *Topic, fallback bool, ks ...channels.Kind) map[string]string {
+		t.Helper()
+		camp := &Campaign{ID: "c", Channels: ks, Fallback: fallback, Templates: map[channels.Kind]string{channels.Email: "news-mail", channels.SMS: "news-sms"}}
+		ds, err := b.d.gate.decide(ctx, time.Now(), gateJob{run: "r-" + topic.ID + fmt.Sprint(fallback), campaign: camp, topic: topic}, contacts)
+		must(t, err)
+		out := map[string]string{}
+		for _, d := range ds {
+			out[d.contact+"/"+string(d.channel)] = cmpOr(d.reason, d.state)
+		}
+		return out
+	}
+	got := decide(newsletter, false, channels.Email)
+	want := map[string]string{
+		"ok/email": "queued", "nothing/email": "no_address", "landline/email": "no_address",
+		"bounced/email": "suppressed_bounce", "complained/email": "suppressed_complaint", "stopped/email": "no_address",
+		"left/email": "suppressed_unsubscribe", "silent/email": "no_consent", "withdrawn/email": "no_consent",
+		"full/email": "capped", "sms-only/email": "no_consent",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("marketing email (-want +got):\n%s", diff)
+	}
+	// Transactional: no consent needed, suppression still holds, no caps on
+	// marketing-only rules.
+	got = decide(orders, false, channels.SMS)
+	want = map[string]string{
+		"ok/sms": "queued", "nothing/sms": "no_address", "landline/sms": "invalid_address",
+		"bounced/sms": "no_address", "complained/sms": "no_address", "stopped/sms": "suppressed_stop",
+		"left/sms": "no_address", "silent/sms": "no_address", "withdrawn/sms": "no_address",
+		"full/sms": "no_address", "sms-only/sms": "queued",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("transactional SMS (-want +got):\n%s", diff)
+	}
+	// Fallback: the first channel that passes address, suppression and
+	// consent; else the first channel's reason.
+	got = decide(newsletter, true, channels.Email, channels.SMS)
+	for k, v := range map[string]string{"ok/email": "queued", "sms-only/sms": "queued", "silent/email": "no_consent", "nothing/email": "no_address", "stopped/email": "no_address"} {
+		if got[k] != v {
+			t.Errorf("fallback: %s = %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+	if len(got) != len(contacts) {
+		t.Errorf("fallback decided %d sends for %d contacts", len(got), len(contacts))
 	}
 }

@@ -111,7 +111,7 @@ func openChannels(c *config, log *slog.Logger) (map[channels.Kind]channels.Chann
 		return box, nil
 	}
 	if c.SMTPURL != "" {
-		m, err := email.New(email.Config{URL: c.SMTPURL, From: c.EmailFrom, Logger: log})
+		m, err := email.New(email.Config{URL: c.SMTPURL, From: c.EmailFrom, ReturnPath: c.ReturnPath, Logger: log})
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/throttle"
 )
 
@@ -27,6 +28,7 @@ type config struct {
 	APIKeys      string
 	SMTPURL      string
 	EmailFrom    string
+	ReturnPath   string
 	TwilioSID    string
 	TwilioToken  string
 	SMSFrom      string
@@ -65,6 +67,7 @@ func (c *config) settings() []setting {
 		{"api-keys", "MISSIVE_API_KEYS", "", "API keys: id:secret[,id:secret...]", &c.APIKeys},
 		{"smtp-url", "MISSIVE_SMTP_URL", "", "SMTP relay: smtp(s)://user:pass@host:port[?tls=required|none]; empty writes emails to the outbox", &c.SMTPURL},
 		{"email-from", "MISSIVE_EMAIL_FROM", "", "default From of emails", &c.EmailFrom},
+		{"return-path", "MISSIVE_RETURN_PATH", "", "envelope sender (MAIL FROM) of emails; empty is the From address", &c.ReturnPath},
 		{"twilio-account-sid", "TWILIO_ACCOUNT_SID", "", "Twilio account SID; empty writes SMS to the outbox", &c.TwilioSID},
 		{"twilio-auth-token", "TWILIO_AUTH_TOKEN", "", "Twilio auth token", &c.TwilioToken},
 		{"sms-from", "MISSIVE_SMS_FROM", "", "SMS sender: E.164 number or Messaging Service SID (MG...)", &c.SMSFrom},
@@ -174,6 +177,11 @@ func (c *config) validate(demo bool) error {
 	}
 	if c.TwilioSID != "" && c.SMSFrom == "" {
 		return errors.New("MISSIVE_SMS_FROM (--sms-from): required with Twilio")
+	}
+	if c.ReturnPath != "" {
+		if _, err := dispatcher.NormalizeEmail(c.ReturnPath); err != nil {
+			return errors.New("MISSIVE_RETURN_PATH (--return-path): must be a bare email address")
+		}
 	}
 	if c.SMTPURL != "" && c.EmailFrom == "" {
 		return errors.New("MISSIVE_EMAIL_FROM (--email-from): required with an SMTP relay")

@@ -36,6 +36,7 @@ func startMain(t *testing.T, smtp *smtptest.Server, twilio *twiliotest.Server) s
 		"MISSIVE_API_KEYS":       "e2e:" + apiKey,
 		"MISSIVE_SMTP_URL":       smtp.URL(),
 		"MISSIVE_EMAIL_FROM":     "Shop <news@shop.example>",
+		"MISSIVE_RETURN_PATH":    "bounces@shop.example",
 		"TWILIO_ACCOUNT_SID":     twiliotest.AccountSID,
 		"TWILIO_AUTH_TOKEN":      twiliotest.AuthToken,
 		"MISSIVE_SMS_FROM":       "+33757000000",
@@ -165,6 +166,9 @@ func TestServeEndToEnd(t *testing.T) {
 	var rcpts []string
 	for _, m := range smtp.Messages() {
 		rcpts = append(rcpts, m.To...)
+		if m.From != "bounces@shop.example" {
+			t.Errorf("envelope sender %q, want MISSIVE_RETURN_PATH", m.From)
+		}
 	}
 	slices.Sort(rcpts)
 	if !slices.Equal(rcpts, []string{"customer@shop.example", "other@shop.example"}) {
@@ -198,6 +202,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"MISSIVE_SMTP_URL", "smtp://relay.example", "MISSIVE_EMAIL_FROM"},
 		{"TWILIO_ACCOUNT_SID", "AC0123", "TWILIO_AUTH_TOKEN"},
 		{"MISSIVE_CONCURRENCY", "many", "MISSIVE_CONCURRENCY"},
+		{"MISSIVE_RETURN_PATH", "Bounces <b@x.example>", "MISSIVE_RETURN_PATH"},
 	}
 	for _, tt := range tests {
 		env := map[string]string{}
