@@ -98,6 +98,11 @@ const (
 	// Ambiguous: the provider may or may not have accepted the message (a
 	// timeout after the SMTP DATA terminator). Retrying could send twice.
 	Ambiguous
+	// Sender: the provider refuses the sender, not this message or
+	// recipient (wrong credentials, a From it does not allow, a suspended
+	// account). No message can go until an operator acts: retry later, and
+	// never blame the recipient.
+	Sender
 )
 
 func (k ErrorKind) String() string {
@@ -108,6 +113,8 @@ func (k ErrorKind) String() string {
 		return "permanent"
 	case Ambiguous:
 		return "ambiguous"
+	case Sender:
+		return "sender"
 	}
 	return "unknown"
 }

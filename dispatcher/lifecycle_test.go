@@ -148,3 +148,26 @@ func TestRetriesExhausted(t *testing.T) {
 		t.Errorf("send %s/%s, want failed/%s", s.State, s.Reason, ReasonExhausted)
 	}
 }
+
+// A relay that refuses our credentials fails no recipient: the sends wait,
+// queued, and go once the channel works again.
+func TestSenderRefusedKeepsSendsQueued(t *testing.T) {
+	b := setup(t)
+	seedMailing(t, b, 3)
+	b.smtp.RejectSender(535, "5.7.8", "authentication failed")
+	ctx := context.Background()
+	b.startWorker(t)
+	run, err := b.d.StartRun(ctx, "mailing", time.Now())
+	must(t, err)
+	waitFor(t, "a refused attempt", 10*time.Second, func() bool {
+		s, err := b.d.Store.Send(ctx, SendID(run, "m0000", channels.Email))
+		return err == nil && s.Attempts >= 1 && s.State == StateQueued
+	})
+	r, _ := b.d.Store.Run(ctx, run)
+	if r.Counters["failed"] != 0 || r.Counters["queued"] != 3 {
+		t.Fatalf("counters %v: a refused sender must fail no send", r.Counters)
+	}
+	b.smtp.RejectSender(0, "", "")
+	b.waitRun(t, run, 30*time.Second)
+	assertEachOnce(t, b, 3)
+}

@@ -167,11 +167,16 @@ func (d *Dispatcher) deliverAll(ctx context.Context, st *runState, group []*Send
 			return ctx.Err() // the rest stay queued; the task runs again
 		}
 		err := d.deliver(ctx, st, s, contacts[s.ID])
-		switch {
+		switch kind := channels.KindOf(err); {
 		case err == nil:
 		case !isChannelErr(err):
 			return err
-		case channels.KindOf(err) != channels.Temporary:
+		case kind == channels.Sender:
+			// The rest would be refused alike: they wait, queued, until an
+			// operator fixes the channel.
+			*tempErr = err
+			return nil
+		case kind != channels.Temporary:
 		case lastTry:
 			if err := d.settle(ctx, []string{s.ID}, StateQueued, StateFailed, ReasonExhausted); err != nil {
 				return err
@@ -289,7 +294,7 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *Send, c *Cont
 	switch channels.KindOf(sendErr) {
 	case 0:
 		t.to, t.fields = StateSent, []any{"provider", res.ProviderID}
-	case channels.Temporary:
+	case channels.Temporary, channels.Sender:
 		t.to, t.deadline = StateQueued, d.cfg.Now().Add(d.cfg.InflightDeadline)
 	case channels.Ambiguous:
 		t.to, t.reason = StateFailed, ReasonAmbiguous
@@ -306,7 +311,10 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *Send, c *Cont
 	if err := d.applyTransitions(ctx, []transition{t}); err != nil {
 		return err
 	}
-	if sendErr != nil {
+	if channels.KindOf(sendErr) == channels.Sender {
+		d.log.Error("the provider refuses the sender: check the channel's configuration; sends wait meanwhile",
+			"channel", string(s.Channel), "error", sendErr)
+	} else if sendErr != nil {
 		d.log.Info("send failed", "send", s.ID, "kind", channels.KindOf(sendErr).String(), "error", sendErr)
 		if !isChannelErr(sendErr) {
 			sendErr = &channels.Error{Kind: channels.Temporary, Err: sendErr}

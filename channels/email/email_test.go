@@ -211,7 +211,8 @@ func TestAuth(t *testing.T) {
 		t.Errorf("session user %q TLS %v, want missive over TLS", got.User, got.TLS)
 	}
 
-	// The same server with the wrong password: 535 5.7.8 is permanent.
+	// The same server with the wrong password: 535 5.7.8 refuses the
+	// sender, not the recipient.
 	wrong := strings.Replace(b.srv.URL(), "s3cret-pass", "wrong-pass", 1)
 	s, err := email.New(email.Config{URL: wrong, From: sender, TLSConfig: b.srv.ClientTLSConfig(), Timeout: 5 * time.Second})
 	if err != nil {
@@ -219,7 +220,7 @@ func TestAuth(t *testing.T) {
 	}
 	defer s.Close()
 	_, err = s.Send(context.Background(), message("auth-bad"))
-	assertError(t, err, channels.Permanent, "5.7.8")
+	assertError(t, err, channels.Sender, "5.7.8")
 	if strings.Contains(err.Error(), "wrong-pass") {
 		t.Errorf("error shows the password: %v", err)
 	}

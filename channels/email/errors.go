@@ -62,6 +62,9 @@ func classify(ctx context.Context, se *mail.SendError, err error) *channels.Erro
 	}
 	e := &SMTPError{Op: opName(se.Reason), Reply: se.ErrorCode(), Enhanced: se.EnhancedStatusCode(), cause: ctx.Err()}
 	switch {
+	case e.Reply >= 500 && se.Reason == mail.ErrSMTPMailFrom:
+		// The relay refuses our envelope sender: every message would fail.
+		return channels.NewError(channels.Sender, e.code(), e)
 	case e.Reply >= 500:
 		return channels.NewError(channels.Permanent, e.code(), e)
 	case e.Reply >= 400:
@@ -97,7 +100,8 @@ func classifyDial(ctx context.Context, err error) *channels.Error {
 	}
 	switch {
 	case e.Reply >= 500:
-		return channels.NewError(channels.Permanent, e.code(), e)
+		// Refused before any message: our credentials or TLS settings.
+		return channels.NewError(channels.Sender, e.code(), e)
 	case e.Reply >= 400:
 		return channels.NewError(channels.Temporary, e.code(), e)
 	default:

@@ -73,18 +73,19 @@ type codeInfo struct {
 	text      string
 	recipient bool
 	temporary bool
+	sender    bool // the account or sender is refused, not the message
 }
 
 var codes = map[int]codeInfo{
-	CodeAuthenticate:     {text: "authentication failed"},
+	CodeAuthenticate:     {text: "authentication failed", sender: true},
 	CodeTooManyRequests:  {text: "too many concurrent requests", temporary: true},
-	21212:                {text: "invalid From number"},
+	21212:                {text: "invalid From number", sender: true},
 	CodeInvalidTo:        {text: "invalid To number", recipient: true},
-	CodeRegionNotEnabled: {text: "sending to this region is not enabled"},
+	CodeRegionNotEnabled: {text: "sending to this region is not enabled", sender: true},
 	21602:                {text: "body required"},
-	21603:                {text: "From or MessagingServiceSid required"},
+	21603:                {text: "From or MessagingServiceSid required", sender: true},
 	21604:                {text: "To required"},
-	21606:                {text: "From is not a sender of this account"},
+	21606:                {text: "From is not a sender of this account", sender: true},
 	CodeOptedOut:         {text: "recipient opted out (STOP)", recipient: true},
 	CodeCannotRoute:      {text: "To and From cannot be routed"},
 	CodeNotMobile:        {text: "To is not a mobile number", recipient: true},
@@ -103,12 +104,16 @@ var codes = map[int]codeInfo{
 //
 // 429 and 20429 (the request was never processed), 5xx, and codes Twilio
 // documents as transient (30001 queue overflow, 30003 unreachable handset)
-// are Temporary. Any other 4xx, or any other code without a status, is
-// Permanent. Nothing at all is Temporary.
+// are Temporary. Failures of the account or sender (20003 authentication,
+// 21212/21603/21606 sender, 21408 region not enabled) are Sender: they say
+// nothing of the recipient. Any other 4xx, or any other code without a
+// status, is Permanent. Nothing at all is Temporary.
 func Classify(httpStatus, code int) channels.ErrorKind {
 	switch {
 	case httpStatus == 429 || codes[code].temporary:
 		return channels.Temporary
+	case codes[code].sender || httpStatus == 401:
+		return channels.Sender
 	case httpStatus >= 500:
 		return channels.Temporary
 	case httpStatus >= 400:

@@ -180,7 +180,7 @@ func TestSendErrors(t *testing.T) {
 		want    wantErr
 	}{
 		{"wrong token", nil, to, strings.Repeat("ab", 16),
-			wantErr{Kind: channels.Permanent, Code: "20003", Status: 401}},
+			wantErr{Kind: channels.Sender, Code: "20003", Status: 401}},
 		{"recipient replied STOP", func(b *testBundle) { b.srv.Fail(to, 400, 21610) }, to, "",
 			wantErr{Kind: channels.Permanent, Code: "21610", Status: 400, Recipient: true, OptedOut: true}},
 		{"invalid To, found by Twilio", nil, "0612345678", "",
@@ -188,7 +188,7 @@ func TestSendErrors(t *testing.T) {
 		{"not a mobile", func(b *testBundle) { b.srv.Fail(to, 400, 21614) }, to, "",
 			wantErr{Kind: channels.Permanent, Code: "21614", Status: 400, Recipient: true}},
 		{"region not enabled is not the recipient's fault", func(b *testBundle) { b.srv.Fail(to, 400, 21408) }, to, "",
-			wantErr{Kind: channels.Permanent, Code: "21408", Status: 400}},
+			wantErr{Kind: channels.Sender, Code: "21408", Status: 400}},
 		{"cannot route", func(b *testBundle) { b.srv.Fail(to, 400, 21612) }, to, "",
 			wantErr{Kind: channels.Permanent, Code: "21612", Status: 400}},
 		{"too many requests", func(b *testBundle) { b.srv.Fail(to, 429, 20429) }, to, "",
@@ -467,9 +467,9 @@ func TestClassify(t *testing.T) {
 		{400, 21211, channels.Permanent},
 		{400, 21610, channels.Permanent},
 		{400, 21614, channels.Permanent},
-		{400, 21408, channels.Permanent},
+		{400, 21408, channels.Sender},
 		{400, 21612, channels.Permanent},
-		{401, 20003, channels.Permanent},
+		{401, 20003, channels.Sender},
 		{404, 20404, channels.Permanent},
 		{0, 30005, channels.Permanent}, // status callbacks carry a code only
 		{0, 30006, channels.Permanent},

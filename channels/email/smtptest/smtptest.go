@@ -82,6 +82,7 @@ type Server struct {
 	conns    int
 	open     map[net.Conn]struct{}
 	reject   map[string]*smtp.SMTPError
+	sender   *smtp.SMTPError // answer to every MAIL FROM, when set
 	drop     map[string]bool
 }
 
@@ -200,6 +201,18 @@ func (s *Server) Connections() int {
 }
 
 // Reject makes RCPT TO:<rcpt> fail with the given reply, for example
+// RejectSender answers every MAIL FROM with code (a relay refusing the
+// sender); a code of 0 undoes it.
+func (s *Server) RejectSender(code int, enhanced, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if code == 0 {
+		s.sender = nil
+		return
+	}
+	s.sender = smtpError(code, enhanced, msg)
+}
+
 // Accept undoes Reject for rcpt.
 func (s *Server) Accept(rcpt string) {
 	s.mu.Lock()
@@ -209,15 +222,19 @@ func (s *Server) Accept(rcpt string) {
 
 // Reject(addr, 550, "5.1.1", "mailbox unknown") or (addr, 451, "4.7.1", ...).
 func (s *Server) Reject(rcpt string, code int, enhanced string, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reject[strings.ToLower(rcpt)] = smtpError(code, enhanced, msg)
+}
+
+func smtpError(code int, enhanced, msg string) *smtp.SMTPError {
 	e := &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: msg}
 	if parts := strings.Split(enhanced, "."); len(parts) == 3 {
 		for i, p := range parts {
 			e.EnhancedCode[i], _ = strconv.Atoi(p)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reject[strings.ToLower(rcpt)] = e
+	return e
 }
 
 // DropAfterData makes the server read the whole message for rcpt, then
@@ -334,6 +351,12 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if ss.s.user != "" && ss.user == "" {
 		return smtp.ErrAuthRequired
+	}
+	ss.s.mu.Lock()
+	e := ss.s.sender
+	ss.s.mu.Unlock()
+	if e != nil {
+		return e
 	}
 	ss.from = from
 	return nil
