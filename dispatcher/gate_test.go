@@ -128,6 +128,8 @@ func TestQuietHoursDeferSMS(t *testing.T) {
 	if len(b.twilio.Messages()) != 0 {
 		t.Errorf("SMS sent on a Sunday")
 	}
+	// The deferred tasks wait in Redis with ids only.
+	assertQueuesHoldNo(t, b, "+33612345671", "+33612345672", "+33612345673", "News for")
 }
 
 // Every gate reason, in order of the checks, for marketing and

@@ -243,4 +243,45 @@ func TestCampaignDeliversExactlyTheExpectedMessages(t *testing.T) {
 			t.Errorf("logs contain an address")
 		}
 	}
+	assertQueuesHoldNo(t, b, "both@example.com", "+33612345678", "rejected@example.com", "Ana", "news!")
+}
+
+// assertQueuesHoldNo reads every key and value asynq keeps for the test's
+// queues (tasks, payloads, results, errors) and fails if any holds one of
+// the secrets: payloads carry ids only.
+func assertQueuesHoldNo(t *testing.T, b *testBundle, secrets ...string) {
+	t.Helper()
+	ctx := context.Background()
+	rdb := b.redis.Client
+	iter := rdb.Scan(ctx, 0, "asynq:{"+b.redis.Prefix+"*", 1000).Iterator()
+	keys := 0
+	for iter.Next(ctx) {
+		key := iter.Val()
+		keys++
+		var values []string
+		switch rdb.Type(ctx, key).Val() {
+		case "string":
+			values = []string{rdb.Get(ctx, key).Val()}
+		case "hash":
+			for k, v := range rdb.HGetAll(ctx, key).Val() {
+				values = append(values, k, v)
+			}
+		case "list":
+			values = rdb.LRange(ctx, key, 0, -1).Val()
+		case "set":
+			values = rdb.SMembers(ctx, key).Val()
+		case "zset":
+			values = rdb.ZRange(ctx, key, 0, -1).Val()
+		}
+		for _, v := range append(values, key) {
+			for _, s := range secrets {
+				if strings.Contains(v, s) {
+					t.Errorf("queue key %s holds personal data or a message", key)
+				}
+			}
+		}
+	}
+	if keys == 0 {
+		t.Error("found no queue keys to check")
+	}
 }
