@@ -100,8 +100,11 @@ func (d *Dispatcher) StartRun(ctx context.Context, campaignID string, fireAt tim
 	if err != nil {
 		return "", err
 	}
-	if c.State == Cancelled || c.State == Completed {
+	switch c.State {
+	case Cancelled, Completed:
 		return "", conflict("campaign is %s", c.State)
+	case Paused:
+		return "", conflict("campaign is paused: resume it first")
 	}
 	if err := d.checkCampaign(ctx, c); err != nil {
 		return "", err

@@ -122,6 +122,11 @@ func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
 		if err := ctx.Err(); err != nil {
 			return err // the cursor is saved: the retry goes on from there
 		}
+		if n%50 == 49 {
+			if state, err := d.Store.runField(ctx, p.Run, "state"); err != nil || state == RunCancelled {
+				return err
+			}
+		}
 		bp := batchPayload{Run: p.Run, N: n}
 		next := cursor
 		if st.segment.Contacts != nil {
