@@ -239,61 +239,72 @@ func NewCaps(rdb redis.UniversalClient, prefix string, rules []CapRule) *Caps {
 	return c
 }
 
-// reserveScript checks and records one send against every applicable rule.
+// reserveScript checks and records sends against every applicable rule,
+// for one or many requests.
 //
-// KEYS: one sorted set per distinct key that applies.
-// ARGV[1] send id, ARGV[2] now in ms; then for each key i, ARGV[1+2i] the
-// highest score to drop (now - longest window of the key) and ARGV[2+2i]
-// its TTL in ms; then for each rule a triple: key index, limit, and the
-// exclusive lowest score the rule counts ("(" .. now - window).
-// Returns 1 when the send is reserved (now or earlier), 0 when capped.
+// ARGV[1] is the number of requests; each request then has its key count
+// nk, its argument count na, and na arguments: the send id, now in ms; for
+// each key i, the highest score to drop (now - longest window of the key)
+// and its TTL in ms; then for each rule a triple: key index, limit, and the
+// exclusive lowest score the rule counts ("(" .. now - window). KEYS are
+// the requests' keys (one sorted set per distinct key that applies), one
+// request after the other. Returns, per request, 1 when the send is
+// reserved (now or earlier) and 0 when capped.
 //
-// Entries older than the window are dropped only once a set holds more than
-// a few (trim): rules count by score, so old entries never count, and the
-// TTL removes a set whose contact got nothing for a whole window. That
-// spares most reservations a write.
+// On a single Redis one call serves a whole batch; on Redis Cluster, where
+// a script's keys must share a slot, each request is a call of its own.
+//
+// Most contacts have no recent send: an empty set needs no lookup, and a
+// set smaller than a rule's limit cannot be over it. Entries older than the
+// window are dropped only once a set holds more than a few (trim): rules
+// count by score, so old entries never count, and the TTL removes a set
+// whose contact got nothing for a whole window.
 var reserveScript = redis.NewScript(`
 local trim = 16
-local id = ARGV[1]
-local nk = #KEYS
-for i = 1, nk do
-  if redis.call('ZCARD', KEYS[i]) > trim then
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[1 + 2*i])
+local out = {}
+local k, a = 0, 2
+for r = 1, tonumber(ARGV[1]) do
+  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local b = a + 1 -- ARGV[b + j] is the request's j-th argument
+  local id = ARGV[b + 1]
+  local cards = {}
+  local held = false
+  for i = 1, nk do
+    local key = KEYS[k + i]
+    local n = redis.call('ZCARD', key)
+    if n > trim then
+      n = n - redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[b + 1 + 2*i])
+    end
+    cards[i] = n
+    if n > 0 and redis.call('ZSCORE', key, id) then held = true end
   end
-end
-for i = 1, nk do
-  if redis.call('ZSCORE', KEYS[i], id) then
-    return 1
+  local result = 1
+  if not held then
+    local j = 3 + 2*nk
+    while j <= na do
+      local i, limit = tonumber(ARGV[b + j]), tonumber(ARGV[b + j + 1])
+      if cards[i] >= limit and redis.call('ZCOUNT', KEYS[k + i], ARGV[b + j + 2], '+inf') >= limit then
+        result = 0
+        break
+      end
+      j = j + 3
+    end
+    if result == 1 then
+      for i = 1, nk do
+        redis.call('ZADD', KEYS[k + i], ARGV[b + 2], id)
+        redis.call('PEXPIRE', KEYS[k + i], ARGV[b + 2 + 2*i])
+      end
+    end
   end
+  out[r] = result
+  k = k + nk
+  a = a + 2 + na
 end
-local j = 3 + 2*nk
-while j <= #ARGV do
-  local key = KEYS[tonumber(ARGV[j])]
-  if redis.call('ZCOUNT', key, ARGV[j + 2], '+inf') >= tonumber(ARGV[j + 1]) then
-    return 0
-  end
-  j = j + 3
-end
-for i = 1, nk do
-  redis.call('ZADD', KEYS[i], ARGV[2], id)
-  redis.call('PEXPIRE', KEYS[i], ARGV[2 + 2*i])
-end
-return 1
+return out
 `)
 
-// contactKey is the start of every cap key of one contact. Braces and the
-// escape character are escaped so that a contact id can neither end the hash
-// tag early nor share another contact's keys.
-func (c *Caps) contactKey(contact string) string {
-	return c.prefix + ":cap:{" + escapeContact(contact) + "}:"
-}
-
-var contactEscaper = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
-
-func escapeContact(s string) string { return contactEscaper.Replace(s) }
-
-// plan gives the keys and arguments of reserveScript for req, or ok false
-// when no rule applies.
+// plan gives the keys and arguments of one request of reserveScript, or ok
+// false when no rule applies.
 func (c *Caps) plan(now time.Time, req CapRequest) (keys []string, args []any, ok bool) {
 	nowMS := now.UnixMilli()
 	base := c.contactKey(req.Contact)
@@ -359,53 +370,16 @@ func (c *Caps) Reserve(ctx context.Context, now time.Time, req CapRequest) (bool
 // follow the order of reqs, and requests for the same contact are decided in
 // that order. On error some requests may have been reserved: since
 
-// reserveBatchScript runs the logic of reserveScript for many requests in
-// one call: on a single Redis (not a cluster), where any keys may meet in
-// one script, a batch then costs one script call instead of one a request.
-// ARGV[1] is the number of requests; each then has its key count, its
-// argument count, and its arguments as reserveScript takes them. KEYS are
-// the requests' keys, one after the other.
-var reserveBatchScript = redis.NewScript(`
-local trim = 16
-local out = {}
-local k, a = 0, 2
-for r = 1, tonumber(ARGV[1]) do
-  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  local b = a + 1 -- ARGV[b + j] is the request's j-th argument
-  local id = ARGV[b + 1]
-  local result = 1
-  for i = 1, nk do
-    if redis.call('ZCARD', KEYS[k + i]) > trim then
-      redis.call('ZREMRANGEBYSCORE', KEYS[k + i], '-inf', ARGV[b + 1 + 2*i])
-    end
-  end
-  local held = false
-  for i = 1, nk do
-    if redis.call('ZSCORE', KEYS[k + i], id) then held = true end
-  end
-  if not held then
-    local j = 3 + 2*nk
-    while j <= na do
-      local key = KEYS[k + tonumber(ARGV[b + j])]
-      if redis.call('ZCOUNT', key, ARGV[b + j + 2], '+inf') >= tonumber(ARGV[b + j + 1]) then
-        result = 0
-        break
-      end
-      j = j + 3
-    end
-    if result == 1 then
-      for i = 1, nk do
-        redis.call('ZADD', KEYS[k + i], ARGV[b + 2], id)
-        redis.call('PEXPIRE', KEYS[k + i], ARGV[b + 2 + 2*i])
-      end
-    end
-  end
-  out[r] = result
-  k = k + nk
-  a = a + 2 + na
-end
-return out
-`)
+// contactKey is the start of every cap key of one contact. Braces and the
+// escape character are escaped so that a contact id can neither end the hash
+// tag early nor share another contact's keys.
+func (c *Caps) contactKey(contact string) string {
+	return c.prefix + ":cap:{" + escapeContact(contact) + "}:"
+}
+
+var contactEscaper = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
+
+func escapeContact(s string) string { return contactEscaper.Replace(s) }
 
 // perRequest tells whether ReserveMany must call the script once per
 // request: on Redis Cluster, where a script's keys share one slot.
@@ -438,7 +412,7 @@ func (c *Caps) reserveBatch(ctx context.Context, now time.Time, reqs []CapReques
 		return nil
 	}
 	args[0] = len(idx)
-	res, err := reserveBatchScript.Run(ctx, c.rdb, keys, args...).Int64Slice()
+	res, err := reserveScript.Run(ctx, c.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("throttle: reserve: %w", err)
 	}
@@ -476,15 +450,16 @@ func (c *Caps) ReserveMany(ctx context.Context, now time.Time, reqs []CapRequest
 	for attempt := 0; len(pending) > 0; attempt++ {
 		pipe := c.rdb.Pipeline()
 		for j := range pending {
-			pending[j].cmd = reserveScript.EvalSha(ctx, pipe, pending[j].keys, pending[j].args...)
+			args := append([]any{1, len(pending[j].keys), len(pending[j].args)}, pending[j].args...)
+			pending[j].cmd = reserveScript.EvalSha(ctx, pipe, pending[j].keys, args...)
 		}
 		_, _ = pipe.Exec(ctx) // errors are read per command below
 		var again []call
 		for _, cl := range pending {
-			v, err := cl.cmd.Int64()
+			v, err := cl.cmd.Int64Slice()
 			switch {
-			case err == nil:
-				out[cl.i] = v == 1
+			case err == nil && len(v) == 1:
+				out[cl.i] = v[0] == 1
 			case redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0:
 				again = append(again, cl) // the script did not run: safe to send again
 			default:
