@@ -100,6 +100,10 @@ func BenchmarkGate(b *testing.B) {
 		done := make(chan error, 1)
 		go func() { done <- tb.d.runWorker(ctx, map[string]int{tb.d.queue("plan"): 1, tb.d.queue("batch"): 3}) }()
 		b.ResetTimer()
+		if os.Getenv("MISSIVE_BENCH_STATS") != "" {
+			tb.redis.Client.ConfigResetStat(context.Background())
+			defer printCommandStats(b, tb)
+		}
 		cpu0, self0 := redisCPU(tb), selfCPU()
 		run, err := tb.d.StartRun(context.Background(), "bench", time.Now())
 		if err != nil {
@@ -229,4 +233,15 @@ func selfCPU() float64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// printCommandStats logs what Redis spent per command
+// (MISSIVE_BENCH_STATS=1).
+func printCommandStats(b *testing.B, tb *testBundle) {
+	info, _ := tb.redis.Client.Info(context.Background(), "commandstats").Result()
+	for _, line := range strings.Split(info, "\r\n") {
+		if strings.HasPrefix(line, "cmdstat_") {
+			fmt.Fprintln(os.Stderr, line)
+		}
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -170,4 +172,34 @@ func TestSenderRefusedKeepsSendsQueued(t *testing.T) {
 	b.smtp.RejectSender(0, "", "")
 	b.waitRun(t, run, 30*time.Second)
 	assertEachOnce(t, b, 3)
+}
+
+// Consent and suppression are checked again right before a send leaves:
+// an opt-out recorded while the send waits in the queue wins.
+func TestRecheckBeforeSending(t *testing.T) {
+	b := setup(t)
+	seedMailing(t, b, 3)
+	ctx := context.Background()
+	run, err := b.d.StartRun(ctx, "mailing", time.Now())
+	must(t, err)
+	st, err := b.d.loadRun(ctx, run)
+	must(t, err)
+	// Gate the batch by hand: the sends wait in the queue, no worker yet.
+	must(t, b.d.gateBatch(ctx, st, []string{"m0000", "m0001", "m0002"}, false))
+	r, _ := b.d.Store.Run(ctx, run)
+	if r.Counters["queued"] != 3 {
+		t.Fatalf("counters %v, want 3 queued", r.Counters)
+	}
+	must(t, b.d.Store.RecordConsent(ctx, "m0000", ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: Withdrawn, Source: "one-click"}))
+	must(t, b.d.Store.Suppress(ctx, channels.Email, "m0001@example.com", SuppressComplaint, time.Time{}))
+	b.startWorker(t)
+	r = b.waitRun(t, run, 20*time.Second)
+	want := map[string]int64{"planned": 3, "sent": 1, "no_consent": 1, "suppressed_complaint": 1}
+	if diff := cmp.Diff(want, r.Counters); diff != "" {
+		t.Errorf("counters (-want +got):\n%s", diff)
+	}
+	assertEachOnce(t, b, 1)
+	if m := b.smtp.Messages(); len(m) != 1 || m[0].To[0] != "m0002@example.com" {
+		t.Errorf("messages went to %v", m)
+	}
 }
