@@ -41,6 +41,21 @@ type Config struct {
 	EmailFrom string
 	// ListUnsubscribeMailto, when set, is added to List-Unsubscribe.
 	ListUnsubscribeMailto string
+	// SenderName is how pages and SMS replies name the sender. Default
+	// "Missive".
+	SenderName string
+
+	// TokenKeys sign the tokens of unsubscribe and preference links, by key
+	// id (letters and digits); ActiveTokenKey names the one that signs.
+	// Older keys keep verifying until they are removed, so keys rotate
+	// without breaking links already sent. Default: one key, "k1", derived
+	// from Secret.
+	TokenKeys      map[string][]byte
+	ActiveTokenKey string
+
+	// TwilioAuthToken validates the signature of Twilio's webhooks
+	// (X-Twilio-Signature). Empty: the Twilio webhooks answer 404.
+	TwilioAuthToken string
 
 	// Caps are the frequency caps. Default: 2 marketing emails in 7 days
 	// and 1 marketing SMS a day.
@@ -98,6 +113,11 @@ func (c *Config) setDefaults() error {
 		return errors.New("dispatcher: Config.Prefix must not contain braces or spaces")
 	}
 	c.PublicURL = strings.TrimRight(cmp.Or(c.PublicURL, "http://localhost:8080"), "/")
+	c.SenderName = cmp.Or(c.SenderName, "Missive")
+	if len(c.TokenKeys) == 0 {
+		c.TokenKeys = map[string][]byte{"k1": deriveKey(c.Secret, "unsubscribe-token")}
+		c.ActiveTokenKey = "k1"
+	}
 	c.DefaultTimezone = cmp.Or(c.DefaultTimezone, "Europe/Paris")
 	if _, err := time.LoadLocation(c.DefaultTimezone); err != nil {
 		return fmt.Errorf("dispatcher: Config.DefaultTimezone: %w", err)
@@ -164,7 +184,7 @@ func New(cfg Config) (*Dispatcher, error) {
 			return nil, fmt.Errorf("dispatcher: quiet hours for %s: %w", k, err)
 		}
 	}
-	signer, err := templates.NewSigner(map[string][]byte{"k1": deriveKey(cfg.Secret, "unsubscribe-token")}, "k1")
+	signer, err := templates.NewSigner(cfg.TokenKeys, cfg.ActiveTokenKey)
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: token signer: %w", err)
 	}

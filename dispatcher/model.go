@@ -344,6 +344,9 @@ type Run struct {
 	Counters map[string]int64 `json:"counters"`
 	// Balanced is true when planned equals the sum of all outcomes.
 	Balanced bool `json:"balanced"`
+	// Feedback counts what recipients did after the run's messages:
+	// unsubscribes, confirmations.
+	Feedback map[string]int64 `json:"feedback"`
 }
 
 // Send states.

@@ -396,8 +396,8 @@ func (d *Dispatcher) render(st *runState, s *Send, c *Contact) (channels.Message
 		UnsubscribeURL: unsub,
 		// PreferencesURL stays empty until the preference centre is served:
 		// a message must not carry a link that leads nowhere.
-		Locale:         c.Locale,
-		Now:            d.cfg.Now(),
+		Locale: c.Locale,
+		Now:    d.cfg.Now(),
 	}
 	opts := templates.RenderOptions{
 		Marketing:             st.topic.Kind == Marketing,

