@@ -109,6 +109,7 @@ func (d *Dispatcher) Handler(keys []APIKey) http.Handler {
 		{"GET /v1/contacts/{id}/consents", a.getConsents},
 		{"PUT /v1/topics/{id}", a.putTopic},
 		{"GET /v1/topics", a.getTopics},
+		{"GET /v1/topics/{id}/stats", a.topicStats},
 		{"PUT /v1/templates/{id}", a.putTemplate},
 		{"GET /v1/templates/{id}", a.getTemplate},
 		{"POST /v1/templates/{id}/preview", a.previewTemplate},
@@ -528,6 +529,18 @@ func (a *api) getTopics(w http.ResponseWriter, r *http.Request) (int, any, error
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string][]Topic{"topics": ts}, nil
+}
+
+func (a *api) topicStats(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	ctx := r.Context()
+	if _, err := a.d.Store.Topic(ctx, r.PathValue("id")); err != nil {
+		return 0, nil, err
+	}
+	f, err := a.d.Store.TopicFeedback(ctx, r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"topic": r.PathValue("id"), "feedback": f}, nil
 }
 
 func (a *api) putTemplate(w http.ResponseWriter, r *http.Request) (int, any, error) {

@@ -387,7 +387,20 @@ func (a *api) unsubscribeOneClick(w http.ResponseWriter, r *http.Request) {
 // and topic, once: when consent is already withdrawn it changes nothing.
 // The check and the write are one transaction (WATCH), so two clicks at
 // once add one ledger event. An erased contact has nothing to withdraw.
+// A withdrawal counts as an unsubscribe of the topic and of the run whose
+// message carried the link.
 func (d *Dispatcher) withdrawOneClick(ctx context.Context, cl templates.Claims) error {
+	changed, err := d.withdrawOnce(ctx, cl)
+	if err != nil || !changed {
+		return err
+	}
+	run, _, _ := splitSendID(cl.Send)
+	return d.Store.countFeedback(ctx, run, cl.Topic, FeedbackUnsubscribes)
+}
+
+// withdrawOnce is withdrawOneClick's transaction; it reports whether it
+// recorded a withdrawal.
+func (d *Dispatcher) withdrawOnce(ctx context.Context, cl templates.Claims) (bool, error) {
 	s := d.Store
 	e := ConsentEvent{Channel: channels.Kind(cl.Channel), Topic: cl.Topic, State: Withdrawn, Source: "one-click",
 		At: d.cfg.Now().UTC()}
@@ -395,9 +408,10 @@ func (d *Dispatcher) withdrawOneClick(ctx context.Context, cl templates.Claims) 
 		e.Evidence = map[string]string{"send": cl.Send}
 	}
 	if err := e.validate(); err != nil {
-		return err
+		return false, err
 	}
 	field := consentField(e.Channel, e.Topic)
+	changed := false
 	txn := func(tx *redis.Tx) error {
 		n, err := tx.Exists(ctx, s.contactKey(cl.Contact)).Result()
 		if err != nil || n == 0 {
@@ -415,13 +429,14 @@ func (d *Dispatcher) withdrawOneClick(ctx context.Context, cl templates.Claims) 
 			s.writeConsent(ctx, p, cl.Contact, e)
 			return nil
 		})
+		changed = err == nil
 		return err
 	}
 	for range 5 {
 		err := s.rdb.Watch(ctx, txn, s.contactKey(cl.Contact), s.consentKey(cl.Contact))
 		if !errors.Is(err, redis.TxFailedErr) {
-			return err
+			return changed, err
 		}
 	}
-	return errors.New("one-click: consent kept changing")
+	return false, errors.New("one-click: consent kept changing")
 }
