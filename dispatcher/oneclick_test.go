@@ -73,3 +73,46 @@ func TestOneClickBeforeTheWorkerRuns(t *testing.T) {
 		t.Errorf("second click: status %d, feedback %v", res.StatusCode, r.Feedback)
 	}
 }
+
+// Token keys rotate: links signed with the old key keep working while it
+// is listed, new links use the new key, and a removed key's links stop.
+func TestTokenKeyRotation(t *testing.T) {
+	old := []byte("old-token-key-old-token-key-0123456789")
+	next := []byte("new-token-key-new-token-key-0123456789")
+	b := setup(t, func(c *Config) { c.TokenKeys, c.ActiveTokenKey = map[string][]byte{"k1": old}, "k1" })
+	seedMailing(t, b, 1)
+	oldLink, err := b.d.UnsubscribeURL("m0000", channels.Email, "newsletter", "")
+	must(t, err)
+
+	click := func(d *Dispatcher, link string) int {
+		srv := httptest.NewServer(d.Handler(nil))
+		defer srv.Close()
+		res, err := http.Post(srv.URL+strings.TrimPrefix(link, b.cfg.PublicURL), "application/x-www-form-urlencoded",
+			strings.NewReader("List-Unsubscribe=One-Click"))
+		must(t, err)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	rotated := b.cfg
+	rotated.TokenKeys, rotated.ActiveTokenKey = map[string][]byte{"k2": next, "k1": old}, "k2"
+	d2, err := New(rotated)
+	must(t, err)
+	newLink, err := d2.UnsubscribeURL("m0000", channels.Email, "newsletter", "")
+	must(t, err)
+	if newLink == oldLink {
+		t.Fatal("the new key signs the same token")
+	}
+	if code := click(d2, oldLink); code != http.StatusOK {
+		t.Errorf("old link during the grace period: %d, want 200", code)
+	}
+	retired := b.cfg
+	retired.TokenKeys, retired.ActiveTokenKey = map[string][]byte{"k2": next}, "k2"
+	d3, err := New(retired)
+	must(t, err)
+	if code := click(d3, oldLink); code != http.StatusBadRequest {
+		t.Errorf("old link after its key was removed: %d, want 400", code)
+	}
+	if code := click(d3, newLink); code != http.StatusOK {
+		t.Errorf("new link: %d, want 200", code)
+	}
+}

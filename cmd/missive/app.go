@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -31,14 +30,6 @@ const (
 	roleWorker
 	roleScheduler
 )
-
-func decodedLen(s string) int {
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return -1
-	}
-	return len(b)
-}
 
 // openRedis connects to the configured Redis, or starts an in-process one
 // when none is configured. close releases both.
@@ -171,18 +162,23 @@ func newApp(ctx context.Context, c *config, secret []byte, stderr io.Writer) (*a
 		}
 	}
 	d, err := dispatcher.New(dispatcher.Config{
-		Redis:           rdb,
-		Prefix:          c.Prefix,
-		Secret:          secret,
-		PublicURL:       c.PublicURL,
-		DefaultTimezone: c.DefaultTZ,
-		Channels:        chs,
-		EmailFrom:       c.EmailFrom,
-		Caps:            c.capRules,
-		Quiet:           c.quiet,
-		ProviderRates:   providerRates,
-		Concurrency:     c.Concurrency,
-		Logger:          log,
+		Redis:                 rdb,
+		Prefix:                c.Prefix,
+		Secret:                secret,
+		PublicURL:             c.PublicURL,
+		DefaultTimezone:       c.DefaultTZ,
+		Channels:              chs,
+		EmailFrom:             c.EmailFrom,
+		SenderName:            c.SenderName,
+		TokenKeys:             c.tokenKeys,
+		ActiveTokenKey:        c.activeKey,
+		TwilioAuthToken:       c.TwilioToken,
+		ListUnsubscribeMailto: c.Mailto,
+		Caps:                  c.capRules,
+		Quiet:                 c.quiet,
+		ProviderRates:         providerRates,
+		Concurrency:           c.Concurrency,
+		Logger:                log,
 	})
 	if err != nil {
 		closeChannels()

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +26,9 @@ type config struct {
 	HTTPAddr     string
 	PublicURL    string
 	Secret       string
+	TokenKeys    string
+	SenderName   string
+	Mailto       string
 	DataKeys     string
 	APIKeys      string
 	SMTPURL      string
@@ -44,10 +49,12 @@ type config struct {
 	LogLevel     string
 
 	// Derived by validate.
-	capRules []throttle.CapRule
-	quiet    map[channels.Kind]throttle.Calendar
-	rates    map[channels.Kind]throttle.Rate
-	level    slog.Level
+	tokenKeys map[string][]byte
+	activeKey string
+	capRules  []throttle.CapRule
+	quiet     map[channels.Kind]throttle.Calendar
+	rates     map[channels.Kind]throttle.Rate
+	level     slog.Level
 }
 
 // setting ties a flag to its environment variable.
@@ -63,6 +70,9 @@ func (c *config) settings() []setting {
 		{"http-addr", "MISSIVE_HTTP_ADDR", ":8080", "HTTP listen address", &c.HTTPAddr},
 		{"public-url", "MISSIVE_PUBLIC_URL", "http://localhost:8080", "base of links in messages", &c.PublicURL},
 		{"secret", "MISSIVE_SECRET", "", "key for tokens and address hashes, 32 bytes or more", &c.Secret},
+		{"token-keys", "MISSIVE_TOKEN_KEYS", "", "keys of unsubscribe and preference links: id:base64key[,id:base64key...], the first signs, the others still verify; empty derives one from MISSIVE_SECRET", &c.TokenKeys},
+		{"sender-name", "MISSIVE_SENDER_NAME", "Missive", "how pages and SMS replies name the sender", &c.SenderName},
+		{"unsubscribe-mailto", "MISSIVE_UNSUBSCRIBE_MAILTO", "", "mailbox added to List-Unsubscribe as a mailto: link", &c.Mailto},
 		{"data-keys", "MISSIVE_DATA_KEYS", "", "encryption keyring: id:base64key[,id:base64key...], the first active", &c.DataKeys},
 		{"api-keys", "MISSIVE_API_KEYS", "", "API keys: id:secret[,id:secret...]", &c.APIKeys},
 		{"smtp-url", "MISSIVE_SMTP_URL", "", "SMTP relay: smtp(s)://user:pass@host:port[?tls=required|none]; empty writes emails to the outbox", &c.SMTPURL},
@@ -122,6 +132,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 // validate checks every value and derives the typed ones. demo relaxes
 // the secrets, which it makes up.
 func (c *config) validate(demo bool) error {
+	var err error
 	if !demo {
 		if len(c.Secret) < 32 {
 			return errors.New("MISSIVE_SECRET (--secret): required, 32 bytes or more")
@@ -138,10 +149,19 @@ func (c *config) validate(demo bool) error {
 			return err
 		}
 	}
+	if c.TokenKeys != "" {
+		if c.tokenKeys, c.activeKey, err = parseTokenKeys(c.TokenKeys); err != nil {
+			return err
+		}
+	}
+	if c.Mailto != "" {
+		if _, err := dispatcher.NormalizeEmail(c.Mailto); err != nil {
+			return errors.New("MISSIVE_UNSUBSCRIBE_MAILTO (--unsubscribe-mailto): must be a bare email address")
+		}
+	}
 	if _, err := time.LoadLocation(c.DefaultTZ); err != nil || c.DefaultTZ == "" {
 		return errors.New("MISSIVE_DEFAULT_TIMEZONE (--default-timezone): not an IANA time zone name")
 	}
-	var err error
 	if c.capRules, err = throttle.ParseCapRules(c.Caps); err != nil {
 		return fmt.Errorf("MISSIVE_CAPS (--caps): %w", err)
 	}
@@ -196,9 +216,36 @@ func checkDataKeys(s string) error {
 		if !ok || id == "" {
 			return fmt.Errorf("MISSIVE_DATA_KEYS (--data-keys): entry %d: want id:base64key", i+1)
 		}
-		if n := decodedLen(key); n != 32 {
+		if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 32 {
 			return fmt.Errorf("MISSIVE_DATA_KEYS (--data-keys): entry %d (%s): key must be 32 bytes in base64", i+1, id)
 		}
 	}
 	return nil
+}
+
+var tokenKeyID = regexp.MustCompile(`^[a-z0-9]{1,16}$`)
+
+// parseTokenKeys reads MISSIVE_TOKEN_KEYS: id:base64key pairs, the first
+// active. Errors name the entry, never the key.
+func parseTokenKeys(s string) (map[string][]byte, string, error) {
+	keys := map[string][]byte{}
+	active := ""
+	for i, part := range strings.Split(s, ",") {
+		id, b64, ok := strings.Cut(strings.TrimSpace(part), ":")
+		if !ok || !tokenKeyID.MatchString(id) {
+			return nil, "", fmt.Errorf("MISSIVE_TOKEN_KEYS (--token-keys): entry %d: want id:base64key, the id 1-16 lower-case letters or digits", i+1)
+		}
+		key, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(key) < 32 {
+			return nil, "", fmt.Errorf("MISSIVE_TOKEN_KEYS (--token-keys): entry %d (%s): the key must be 32 bytes or more, in base64", i+1, id)
+		}
+		if _, dup := keys[id]; dup {
+			return nil, "", fmt.Errorf("MISSIVE_TOKEN_KEYS (--token-keys): entry %d: id %s is used twice", i+1, id)
+		}
+		keys[id] = key
+		if active == "" {
+			active = id
+		}
+	}
+	return keys, active, nil
 }

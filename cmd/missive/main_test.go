@@ -203,6 +203,9 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"TWILIO_ACCOUNT_SID", "AC0123", "TWILIO_AUTH_TOKEN"},
 		{"MISSIVE_CONCURRENCY", "many", "MISSIVE_CONCURRENCY"},
 		{"MISSIVE_RETURN_PATH", "Bounces <b@x.example>", "MISSIVE_RETURN_PATH"},
+		{"MISSIVE_TOKEN_KEYS", "k2:c2hvcnQ=", "MISSIVE_TOKEN_KEYS"},
+		{"MISSIVE_TOKEN_KEYS", "K2:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "MISSIVE_TOKEN_KEYS"},
+		{"MISSIVE_UNSUBSCRIBE_MAILTO", "not an address", "MISSIVE_UNSUBSCRIBE_MAILTO"},
 	}
 	for _, tt := range tests {
 		env := map[string]string{}
