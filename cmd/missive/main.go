@@ -7,6 +7,8 @@
 //	missive worker      plan, gate and send tasks
 //	missive scheduler   fires scheduled campaigns (one leader at a time)
 //	missive demo        seeded data, one campaign end to end, a summary
+//	missive import      bulk-import contacts (NDJSON) through the API
+//	missive campaign    create, schedule, start, pause, resume, cancel, status
 //
 // Configuration comes from the environment (MISSIVE_*, TWILIO_*); flags
 // override it. Run "missive <command> -h" for the flags.
@@ -38,6 +40,8 @@ Commands:
   worker      run the workers that gate and deliver messages
   scheduler   run the scheduler (safe to run several: one leads)
   demo        seed an in-process Redis, run a campaign end to end, show the outcome
+  import      bulk-import contacts from an NDJSON file through the API, with progress
+  campaign    create, schedule, start, pause, resume, cancel a campaign; status of its runs
 
 Run "missive <command> -h" for its flags. Every flag can also be set by the
 environment variable named in its help.
@@ -62,6 +66,10 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		err = serve(ctx, rest, getenv, stdout, stderr, roleScheduler)
 	case "demo":
 		err = demo(ctx, rest, getenv, stdout, stderr)
+	case "import":
+		err = importContacts(ctx, rest, getenv, stdout, stderr)
+	case "campaign":
+		err = campaign(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

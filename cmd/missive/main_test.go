@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -235,5 +236,67 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// The admin commands drive a running Missive through its API.
+func TestAdminCommands(t *testing.T) {
+	smtp := smtptest.New(t)
+	base := startMain(t, smtp, twiliotest.NewServer(t))
+	c := client{t: t, base: base}
+	c.do("PUT", "/v1/topics/news", map[string]any{"kind": "marketing"}, 200)
+	c.do("PUT", "/v1/templates/mail", map[string]any{"email": map[string]any{"subject": "Hi", "text": "News"}}, 200)
+	c.do("PUT", "/v1/segments/all", map[string]any{}, 200)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	env := func(k string) string {
+		return map[string]string{"MISSIVE_API_URL": base, "MISSIVE_API_KEY": apiKey}[k]
+	}
+	run := func(args ...string) (int, string) {
+		var out, errs bytes.Buffer
+		code := Main(context.Background(), args, env, &out, &errs)
+		return code, out.String() + errs.String()
+	}
+	contacts := write("contacts.ndjson", `{"id":"a1","email":"a1@shop.example","consents":[{"channel":"email","topic":"news","state":"granted"}]}
+{"id":"a2","email":"not-an-address"}
+{"id":"a3","email":"a3@shop.example","consents":[{"channel":"email","topic":"news","state":"granted"}]}
+`)
+	code, out := run("import", contacts)
+	if code != 1 || !strings.Contains(out, "imported 2 contacts, 1 lines refused") || !strings.Contains(out, "line 2: email") {
+		t.Errorf("import: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, "not-an-address") {
+		t.Error("import output echoes a refused address")
+	}
+	camp := write("campaign.json", `{"id":"weekly","topic":"news","segment":"all","channels":["email"],"templates":{"email":"mail"}}`)
+	if code, out := run("campaign", "create", camp); code != 0 || !strings.Contains(out, "campaign weekly created") {
+		t.Fatalf("create: exit %d\n%s", code, out)
+	}
+	if code, out := run("campaign", "create", camp); code != 1 || !strings.Contains(out, "conflict") {
+		t.Errorf("second create: exit %d\n%s", code, out)
+	}
+	if code, out := run("campaign", "start", "weekly"); code != 0 || !strings.Contains(out, "run weekly-") {
+		t.Fatalf("start: exit %d\n%s", code, out)
+	}
+	smtp.Wait(2, 20*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, out = run("campaign", "status", "weekly")
+		if strings.Contains(out, "completed") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code != 0 || !strings.Contains(out, "completed") || !strings.Contains(out, "true") {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+	if code, out := run("campaign", "status", "nope"); code != 1 || !strings.Contains(out, "not_found") {
+		t.Errorf("status of an unknown campaign: exit %d\n%s", code, out)
 	}
 }
