@@ -33,6 +33,8 @@ var reservedHeaders = map[string]bool{
 	"From": true, "To": true, "Cc": true, "Bcc": true, "Subject": true,
 	"Date": true, "Message-Id": true, "Mime-Version": true, "Content-Type": true,
 	"Content-Transfer-Encoding": true, "Return-Path": true, "Sender": true,
+	// A signature is added by the Sender or the outbox, never by a template.
+	"Dkim-Signature": true,
 }
 
 // Build turns m into a go-mail message: From, To, Subject, Date,

@@ -46,6 +46,9 @@ type Config struct {
 	// MessageIDDomain is the right-hand side of generated Message-IDs.
 	// Default: the domain of the message's From address.
 	MessageIDDomain string
+	// DKIM, when set, signs every message (relaxed/relaxed, SHA-256) after
+	// it is built; see DKIM. Default: nil, no signature (the relay may sign).
+	DKIM *DKIM
 	// Logger receives connection events at debug level. It never sees an
 	// address or a body. Default: slog.Default().
 	Logger *slog.Logger

@@ -24,6 +24,7 @@ var ErrClosed = errors.New("email: sender is closed")
 type Sender struct {
 	endpoint Endpoint
 	defaults Defaults
+	dkim     *DKIM // nil: no signature
 	timeout  time.Duration
 	log      *slog.Logger
 
@@ -58,7 +59,16 @@ func New(cfg Config) (*Sender, error) {
 			return nil, fmt.Errorf("email: ReturnPath: %w", err)
 		}
 	}
+	var signer *DKIM
+	if cfg.DKIM != nil {
+		if err := cfg.DKIM.Validate(); err != nil {
+			return nil, err
+		}
+		d := *cfg.DKIM
+		signer = &d
+	}
 	s := &Sender{
+		dkim:     signer,
 		endpoint: ep,
 		defaults: Defaults{From: cfg.From, ReturnPath: cfg.ReturnPath, MessageIDDomain: cfg.MessageIDDomain},
 		timeout:  cmp.Or(cfg.Timeout, 30*time.Second),
@@ -150,8 +160,11 @@ func (s *Sender) newConn(tlsConfig *tls.Config, helo string) (*conn, error) {
 // that cannot be built, Temporary for a 4xx reply, a connection failure or a
 // cancelled ctx before the data was sent, and Ambiguous when the connection
 // failed after the end of the data (the relay may have accepted the message:
-// do not resend). Their text never contains an address or the body.
-// Send returns ErrClosed after Close.
+// do not resend), Sender when Config.DKIM's key fails to sign. Their text
+// never contains an address or the body. Send returns ErrClosed after Close.
+//
+// With Config.DKIM set, the message carries a DKIM-Signature field over the
+// bytes the relay receives.
 func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Result, error) {
 	if m.Channel != "" && m.Channel != channels.Email {
 		return channels.Result{}, channels.NewError(channels.Permanent, "", fmt.Errorf("email: message is for channel %q", m.Channel))
@@ -159,6 +172,17 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Result,
 	msg, err := Build(m, s.defaults)
 	if err != nil {
 		return channels.Result{}, channels.NewError(channels.Permanent, "", err)
+	}
+	if s.dkim != nil {
+		if err := s.dkim.signMsg(msg); err != nil {
+			var se *signError
+			if errors.As(err, &se) {
+				// The key, not the message, is at fault (a remote signer
+				// that fails): no message can go until an operator acts.
+				return channels.Result{}, channels.NewError(channels.Sender, "", err)
+			}
+			return channels.Result{}, channels.NewError(channels.Permanent, "", err)
+		}
 	}
 	result := channels.Result{ProviderID: msg.GetMessageID()}
 

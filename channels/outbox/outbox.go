@@ -1,12 +1,14 @@
 package outbox
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +27,7 @@ const SMSFile = "sms.jsonl"
 type Outbox struct {
 	dir      string
 	defaults email.Defaults
+	dkim     *email.DKIM // nil: no signature
 
 	mu   sync.Mutex          // serialises appends to SMSFile
 	seen map[string]struct{} // SMS ids written by this process
@@ -42,6 +45,20 @@ func WithEmailDefaults(d email.Defaults) Option {
 	return func(o *Outbox) { o.defaults = d }
 }
 
+// WithDKIM signs every .eml with d, as email.Sender does with
+// email.Config.DKIM, so that the files show what a relay would receive.
+// New returns d.Validate's error. Default: nil, no signature.
+func WithDKIM(d *email.DKIM) Option {
+	return func(o *Outbox) {
+		if d == nil {
+			o.dkim = nil
+			return
+		}
+		c := *d
+		o.dkim = &c
+	}
+}
+
 // New creates dir if needed (mode 0700: the files hold personal data) and
 // returns an Outbox writing there.
 func New(dir string, opts ...Option) (*Outbox, error) {
@@ -54,6 +71,11 @@ func New(dir string, opts ...Option) (*Outbox, error) {
 	o := &Outbox{dir: dir, seen: map[string]struct{}{}}
 	for _, opt := range opts {
 		opt(o)
+	}
+	if o.dkim != nil {
+		if err := o.dkim.Validate(); err != nil {
+			return nil, fmt.Errorf("outbox: %w", err)
+		}
 	}
 	return o, nil
 }
@@ -92,13 +114,25 @@ func (o *Outbox) sendEmail(m channels.Message) (channels.Result, error) {
 	if err != nil {
 		return channels.Result{}, channels.NewError(channels.Permanent, "", fmt.Errorf("outbox: %w", err))
 	}
+	var body io.WriterTo = msg
+	if o.dkim != nil {
+		var buf bytes.Buffer
+		if _, err := msg.WriteTo(&buf); err != nil {
+			return channels.Result{}, channels.NewError(channels.Permanent, "", fmt.Errorf("outbox: rendering: %w", err))
+		}
+		signed := bytes.NewBuffer(make([]byte, 0, buf.Len()+1024))
+		if err := o.dkim.Sign(signed, buf.Bytes()); err != nil {
+			return channels.Result{}, channels.NewError(channels.Temporary, "", fmt.Errorf("outbox: %w", err))
+		}
+		body = signed
+	}
 	name := FileName(m.ID) + ".eml"
 	f, err := os.CreateTemp(o.dir, ".tmp-*.eml")
 	if err != nil {
 		return channels.Result{}, channels.NewError(channels.Temporary, "", fmt.Errorf("outbox: %w", err))
 	}
 	tmp := f.Name()
-	_, err = msg.WriteTo(f)
+	_, err = body.WriteTo(f)
 	if err == nil {
 		err = f.Sync()
 	}
