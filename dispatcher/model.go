@@ -57,14 +57,15 @@ type ConsentEvent struct {
 	Topic   string        `json:"topic"`
 	State   ConsentState  `json:"state"`
 	// Source says where the decision came from: api, import,
-	// unsubscribe-link, one-click, preference-page, sms-stop, complaint.
+	// unsubscribe-link, one-click, preference-page, sms-stop, complaint,
+	// signup (a confirmed double opt-in).
 	Source string `json:"source"`
 	// Evidence is what proves it: form id, wording version, IP hash...
 	Evidence map[string]string `json:"evidence,omitempty"`
 	At       time.Time         `json:"at"`
 }
 
-var consentSources = []string{"api", "import", "unsubscribe-link", "one-click", "preference-page", "sms-stop", "complaint", "demo"}
+var consentSources = []string{"api", "import", "unsubscribe-link", "one-click", "preference-page", "sms-stop", "complaint", "demo", "signup"}
 
 func (e *ConsentEvent) validate() error {
 	if !e.Channel.Valid() {
