@@ -17,6 +17,24 @@
 //
 // Build is the message layout shared with channels/outbox.
 //
+// With Config.DKIM set, every message is signed (RFC 6376, relaxed/relaxed,
+// SHA-256) with an RSA key of 2048 bits or more or an Ed25519 key, and the
+// DKIM-Signature field comes first in what the relay receives. h= lists
+// From, To, Subject, Date, Message-ID, MIME-Version, Content-Type, List-Id,
+// List-Unsubscribe and List-Unsubscribe-Post when present, as RFC 8058
+// one-click unsubscribe requires. Publish the public key at
+// <Selector>._domainkey.<Domain>. Without it (the default) nothing is
+// signed and the relay may sign instead. One RSA-2048 signature costs about
+// 0.8 ms of CPU, an Ed25519 one about 0.05 ms (BenchmarkDKIMSignature);
+// large senders should prefer Ed25519 where receivers accept it, or sign
+// with both.
+//
+//	key, err := email.ParseDKIMKey(pemBytes) // PKCS#1 or PKCS#8, RSA or Ed25519
+//	if err != nil {
+//		return err
+//	}
+//	cfg.DKIM = &email.DKIM{Domain: "example.com", Selector: "missive1", PrivateKey: key}
+//
 //	sender, err := email.New(email.Config{
 //		URL:  "smtp://user:pass@smtp.example.com:587", // STARTTLS when offered
 //		From: "Missive News <news@example.com>",

@@ -7,6 +7,9 @@
 //
 //	{"id":"run-7.contact-42.sms","to":"+33612345678","from":"Missive","body":"...","at":"2026-03-01T10:00:00Z"}
 //
+// With WithDKIM, each .eml starts with a DKIM-Signature field made as
+// email.Sender makes it, so that signed mail can be checked offline.
+//
 // Sends are idempotent per id: an .eml is replaced, an SMS line is written
 // once per process.
 //
