@@ -437,22 +437,22 @@ func prefAcceptLanguage(h string) string {
 
 type prefText struct {
 	Lang, Title, Intro, SwitchLabel, SwitchName, OtherLang string
-	SavedOne, SavedAll                                      string
-	TopicsTitle, TopicsIntro, NoAddress, NoTopics           string
-	Always, TransactionalNote                               string
-	Save                                                    string
-	AllTitle, AllText, AllButton                            string
-	DataTitle, DataIntro                                    string
-	Profile, Field, Value                                   string
-	Email, Phone, Timezone, Locale, Attributes, Tags        string
-	Created, Updated, None                                  string
-	Consents, History, Suppressions                         string
-	Channel, Topic, State, Since, Source, Evidence, When    string
-	Address, Reason, Until, Permanent                       string
-	NoConsents, NoHistory, NoSuppressions, HistoryCut       string
-	States, Sources, Reasons                                map[string]string
-	EmailLegend, SMSLegend, EmailWord, SMSWord              string
-	TimeLayout                                              string
+	SavedOne, SavedAll                                     string
+	TopicsTitle, TopicsIntro, NoAddress, NoTopics          string
+	Always, TransactionalNote                              string
+	Save                                                   string
+	AllTitle, AllText, AllButton                           string
+	DataTitle, DataIntro                                   string
+	Profile, Field, Value                                  string
+	Email, Phone, Timezone, Locale, Attributes, Tags       string
+	Created, Updated, None                                 string
+	Consents, History, Suppressions                        string
+	Channel, Topic, State, Since, Source, Evidence, When   string
+	Address, Reason, Until, Permanent                      string
+	NoConsents, NoHistory, NoSuppressions, HistoryCut      string
+	States, Sources, Reasons                               map[string]string
+	EmailLegend, SMSLegend, EmailWord, SMSWord             string
+	TimeLayout                                             string
 }
 
 var prefTexts = map[string]*prefText{
