@@ -47,6 +47,9 @@ var signedHeaders = []string{
 	"List-Unsubscribe-Post", "List-Help", "Feedback-ID",
 }
 
+// oversigned are listed in h= once more than they occur.
+var oversigned = []string{"From", "Subject", "List-Unsubscribe", "List-Unsubscribe-Post"}
+
 // dkimHeader is the name of the header field a signature is carried in.
 const dkimHeader = "DKIM-Signature"
 
@@ -239,6 +242,14 @@ func presentHeaders(message []byte) ([]string, error) {
 	}
 	if len(keys) == 0 || keys[0] != "From" {
 		return nil, errors.New("email: DKIM: the message has no From field")
+	}
+	// Over-sign the fields a forger would most like to add a second copy
+	// of: naming them once more than they occur makes any added copy break
+	// the signature (RFC 6376 §8.15).
+	for _, k := range oversigned {
+		if _, ok := h[textproto.CanonicalMIMEHeaderKey(k)]; ok {
+			keys = append(keys, k)
+		}
 	}
 	return keys, nil
 }

@@ -143,6 +143,12 @@ func TestDKIMSend(t *testing.T) {
 						"List-Unsubscribe": func(d []byte) []byte {
 							return replaceLine(t, d, "List-Unsubscribe: ", "List-Unsubscribe: <https://evil.example/u/x>")
 						},
+						"an added List-Unsubscribe": func(d []byte) []byte {
+							return append([]byte("List-Unsubscribe: <https://evil.example/u/x>\r\n"), d...)
+						},
+						"an added Subject": func(d []byte) []byte {
+							return append([]byte("Subject: Win a prize\r\n"), d...)
+						},
 						"body": func(d []byte) []byte {
 							return bytes.Replace(d, []byte("\r\n\r\n"), []byte("\r\n\r\nInjected line.\r\n"), 1)
 						},

@@ -93,7 +93,11 @@ func openChannels(c *config, log *slog.Logger) (map[channels.Kind]channels.Chann
 			if from == "" {
 				from = "Missive <missive@localhost.invalid>"
 			}
-			b, err := outbox.New(c.OutboxDir, outbox.WithEmailDefaults(email.Defaults{From: from}))
+			opts := []outbox.Option{outbox.WithEmailDefaults(email.Defaults{From: from})}
+			if c.dkim != nil {
+				opts = append(opts, outbox.WithDKIM(c.dkim))
+			}
+			b, err := outbox.New(c.OutboxDir, opts...)
 			if err != nil {
 				return nil, fmt.Errorf("MISSIVE_OUTBOX_DIR: %w", err)
 			}
@@ -102,7 +106,7 @@ func openChannels(c *config, log *slog.Logger) (map[channels.Kind]channels.Chann
 		return box, nil
 	}
 	if c.SMTPURL != "" {
-		m, err := email.New(email.Config{URL: c.SMTPURL, From: c.EmailFrom, ReturnPath: c.ReturnPath, Logger: log})
+		m, err := email.New(email.Config{URL: c.SMTPURL, From: c.EmailFrom, ReturnPath: c.ReturnPath, DKIM: c.dkim, Logger: log})
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/channels/email"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -34,6 +36,9 @@ type config struct {
 	SMTPURL      string
 	EmailFrom    string
 	ReturnPath   string
+	DKIMDomain   string
+	DKIMSelector string
+	DKIMKeyFile  string
 	TwilioSID    string
 	TwilioToken  string
 	SMSFrom      string
@@ -49,6 +54,7 @@ type config struct {
 	LogLevel     string
 
 	// Derived by validate.
+	dkim      *email.DKIM
 	tokenKeys map[string][]byte
 	activeKey string
 	capRules  []throttle.CapRule
@@ -77,6 +83,9 @@ func (c *config) settings() []setting {
 		{"api-keys", "MISSIVE_API_KEYS", "", "API keys: id:secret[,id:secret...]", &c.APIKeys},
 		{"smtp-url", "MISSIVE_SMTP_URL", "", "SMTP relay: smtp(s)://user:pass@host:port[?tls=required|none]; empty writes emails to the outbox", &c.SMTPURL},
 		{"email-from", "MISSIVE_EMAIL_FROM", "", "default From of emails", &c.EmailFrom},
+		{"dkim-domain", "MISSIVE_DKIM_DOMAIN", "", "DKIM signing domain (d=); empty: emails are not signed", &c.DKIMDomain},
+		{"dkim-selector", "MISSIVE_DKIM_SELECTOR", "", "DKIM selector (s=)", &c.DKIMSelector},
+		{"dkim-key-file", "MISSIVE_DKIM_KEY_FILE", "", "PEM file of the DKIM private key (RSA 2048+ or Ed25519)", &c.DKIMKeyFile},
 		{"return-path", "MISSIVE_RETURN_PATH", "", "envelope sender (MAIL FROM) of emails; empty is the From address", &c.ReturnPath},
 		{"twilio-account-sid", "TWILIO_ACCOUNT_SID", "", "Twilio account SID; empty writes SMS to the outbox", &c.TwilioSID},
 		{"twilio-auth-token", "TWILIO_AUTH_TOKEN", "", "Twilio auth token", &c.TwilioToken},
@@ -151,6 +160,11 @@ func (c *config) validate(demo bool) error {
 	}
 	if c.TokenKeys != "" {
 		if c.tokenKeys, c.activeKey, err = parseTokenKeys(c.TokenKeys); err != nil {
+			return err
+		}
+	}
+	if c.DKIMDomain != "" || c.DKIMSelector != "" || c.DKIMKeyFile != "" {
+		if c.dkim, err = loadDKIM(c.DKIMDomain, c.DKIMSelector, c.DKIMKeyFile); err != nil {
 			return err
 		}
 	}
@@ -248,4 +262,24 @@ func parseTokenKeys(s string) (map[string][]byte, string, error) {
 		}
 	}
 	return keys, active, nil
+}
+
+// loadDKIM reads the DKIM settings; all three go together.
+func loadDKIM(domain, selector, keyFile string) (*email.DKIM, error) {
+	if domain == "" || selector == "" || keyFile == "" {
+		return nil, errors.New("MISSIVE_DKIM_DOMAIN, MISSIVE_DKIM_SELECTOR and MISSIVE_DKIM_KEY_FILE: set all three or none")
+	}
+	pem, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("MISSIVE_DKIM_KEY_FILE (--dkim-key-file): %w", err)
+	}
+	key, err := email.ParseDKIMKey(pem)
+	if err != nil {
+		return nil, fmt.Errorf("MISSIVE_DKIM_KEY_FILE (--dkim-key-file): %w", err)
+	}
+	d := &email.DKIM{Domain: domain, Selector: selector, PrivateKey: key}
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("MISSIVE_DKIM_DOMAIN / MISSIVE_DKIM_SELECTOR: %w", err)
+	}
+	return d, nil
 }

@@ -4,7 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-msgauth/dkim"
+
 	"github.com/missive-dev/missive/channels/email/smtptest"
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
 	"github.com/missive-dev/missive/throttle/redistest"
@@ -21,12 +27,25 @@ import (
 
 const apiKey = "e2e-secret-0123456789"
 
+// dkimPublic is the public key of the DKIM key startMain configures.
+var dkimPublic string
+
 // startMain runs "missive serve" as the binary would run, on :0, against a
 // real Redis, SMTP server and the Twilio API double, and returns its base
 // URL.
 func startMain(t *testing.T, smtp *smtptest.Server, twilio *twiliotest.Server) string {
 	t.Helper()
 	r := redistest.New(t)
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	keyFile := t.TempDir() + "/dkim.pem"
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dkimPublic = base64.StdEncoding.EncodeToString(pub)
 	env := map[string]string{
 		"MISSIVE_REDIS_URL":      r.URL,
 		"MISSIVE_PREFIX":         r.Prefix,
@@ -38,6 +57,9 @@ func startMain(t *testing.T, smtp *smtptest.Server, twilio *twiliotest.Server) s
 		"MISSIVE_SMTP_URL":       smtp.URL(),
 		"MISSIVE_EMAIL_FROM":     "Shop <news@shop.example>",
 		"MISSIVE_RETURN_PATH":    "bounces@shop.example",
+		"MISSIVE_DKIM_DOMAIN":    "shop.example",
+		"MISSIVE_DKIM_SELECTOR":  "mx2026",
+		"MISSIVE_DKIM_KEY_FILE":  keyFile,
 		"TWILIO_ACCOUNT_SID":     twiliotest.AccountSID,
 		"TWILIO_AUTH_TOKEN":      twiliotest.AuthToken,
 		"MISSIVE_SMS_FROM":       "+33757000000",
@@ -170,6 +192,17 @@ func TestServeEndToEnd(t *testing.T) {
 		if m.From != "bounces@shop.example" {
 			t.Errorf("envelope sender %q, want MISSIVE_RETURN_PATH", m.From)
 		}
+		verifs, err := dkim.VerifyWithOptions(bytes.NewReader(m.Data), &dkim.VerifyOptions{
+			LookupTXT: func(domain string) ([]string, error) {
+				if domain != "mx2026._domainkey.shop.example" {
+					return nil, fmt.Errorf("no record for %s", domain)
+				}
+				return []string{"v=DKIM1; k=ed25519; p=" + dkimPublic}, nil
+			},
+		})
+		if err != nil || len(verifs) != 1 || verifs[0].Err != nil {
+			t.Errorf("DKIM does not verify: %v %+v", err, verifs)
+		}
 	}
 	slices.Sort(rcpts)
 	if !slices.Equal(rcpts, []string{"customer@shop.example", "other@shop.example"}) {
@@ -207,6 +240,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"MISSIVE_TOKEN_KEYS", "k2:c2hvcnQ=", "MISSIVE_TOKEN_KEYS"},
 		{"MISSIVE_TOKEN_KEYS", "K2:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "MISSIVE_TOKEN_KEYS"},
 		{"MISSIVE_UNSUBSCRIBE_MAILTO", "not an address", "MISSIVE_UNSUBSCRIBE_MAILTO"},
+		{"MISSIVE_DKIM_DOMAIN", "shop.example", "MISSIVE_DKIM_KEY_FILE"},
+		{"MISSIVE_DKIM_KEY_FILE", "/nonexistent/key.pem", "MISSIVE_DKIM"},
 	}
 	for _, tt := range tests {
 		env := map[string]string{}
