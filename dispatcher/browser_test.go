@@ -222,7 +222,7 @@ func TestBrowserPreferencePageFromARealMessage(t *testing.T) {
 	}
 	checked := func(ctx context.Context, id string) bool {
 		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById(` + "`" + id + "`" + `).checked`))
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById(`+"`"+id+"`"+`).checked`))
 		must(t, err)
 		return v
 	}
