@@ -394,10 +394,9 @@ func (d *Dispatcher) render(st *runState, s *Send, c *Contact) (channels.Message
 		Campaign:       st.campaign.Name,
 		Topic:          st.topic.Name,
 		UnsubscribeURL: unsub,
-		// PreferencesURL stays empty until the preference centre is served:
-		// a message must not carry a link that leads nowhere.
-		Locale: c.Locale,
-		Now:    d.cfg.Now(),
+		PreferencesURL: templates.PreferencesURL(d.cfg.PublicURL, token),
+		Locale:         c.Locale,
+		Now:            d.cfg.Now(),
 	}
 	opts := templates.RenderOptions{
 		Marketing:             st.topic.Kind == Marketing,
