@@ -268,7 +268,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <meta name="robots" content="noindex">
 <title>{{.TitleFR}} / {{.TitleEN}}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#222}
-button{font-size:1rem;padding:.6rem 1.2rem;border-radius:.3rem;border:1px solid #333;background:#333;color:#fff;cursor:pointer}
+button{font:inherit;font-size:1rem;font-weight:600;padding:.6rem 1.2rem;border-radius:.3rem;border:1px solid #333;background:#333;color:#fff;cursor:pointer}
 hr{border:0;border-top:1px solid #ddd;margin:1.5rem 0}</style>
 </head>
 <body>

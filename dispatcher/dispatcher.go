@@ -54,8 +54,12 @@ type Config struct {
 	ActiveTokenKey string
 
 	// TwilioAuthToken validates the signature of Twilio's webhooks
-	// (X-Twilio-Signature). Empty: the Twilio webhooks answer 404.
+	// (X-Twilio-Signature) with ValidTwilioSignature. Empty: the Twilio
+	// webhooks answer 404.
 	TwilioAuthToken string
+	// ValidTwilioSignature checks a webhook signature (sms.ValidSignature);
+	// required with TwilioAuthToken.
+	ValidTwilioSignature func(authToken, url string, params map[string]string, signature string) bool
 
 	// Caps are the frequency caps. Default: 2 marketing emails in 7 days
 	// and 1 marketing SMS a day.
@@ -107,6 +111,9 @@ func (c *Config) setDefaults() error {
 	}
 	if len(c.Secret) < 32 {
 		return errors.New("dispatcher: Config.Secret must be at least 32 bytes")
+	}
+	if c.TwilioAuthToken != "" && c.ValidTwilioSignature == nil {
+		return errors.New("dispatcher: Config.ValidTwilioSignature is required with TwilioAuthToken")
 	}
 	c.Prefix = cmp.Or(c.Prefix, "missive")
 	if strings.ContainsAny(c.Prefix, "{} ") {

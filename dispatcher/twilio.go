@@ -16,7 +16,6 @@ import (
 	"unicode"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/twilio/twilio-go/client"
 
 	"github.com/missive-dev/missive/channels"
 )
@@ -159,8 +158,7 @@ func (a *api) twilioSigned(r *http.Request) bool {
 	if r.URL.RawQuery != "" {
 		u += "?" + r.URL.RawQuery
 	}
-	v := client.NewRequestValidator(a.d.cfg.TwilioAuthToken)
-	return v.Validate(u, params, sig)
+	return a.d.cfg.ValidTwilioSignature(a.d.cfg.TwilioAuthToken, u, params, sig)
 }
 
 // errSIDPending means another request is handling the same MessageSid.

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/channels/sms"
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
@@ -48,7 +49,7 @@ type twilioHarness struct {
 func twilioSetup(t *testing.T, tweak ...func(*Config)) *twilioHarness {
 	t.Helper()
 	b := setup(t, append([]func(*Config){func(c *Config) {
-		c.TwilioAuthToken = twiliotest.AuthToken
+		c.TwilioAuthToken, c.ValidTwilioSignature = twiliotest.AuthToken, sms.ValidSignature
 		c.Caps = []throttle.CapRule{} // the gate is asked several times per test
 	}}, tweak...)...)
 	ctx := context.Background()
@@ -639,7 +640,7 @@ func FuzzTwilioInbound(f *testing.F) {
 	}
 	r := redistest.New(f)
 	d, err := New(Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte("test-secret-test-secret-test-secret!"),
-		PublicURL: "https://missive.example", TwilioAuthToken: twiliotest.AuthToken, Logger: slog.New(slog.DiscardHandler)})
+		PublicURL: "https://missive.example", TwilioAuthToken: twiliotest.AuthToken, ValidTwilioSignature: sms.ValidSignature, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		f.Fatal(err)
 	}

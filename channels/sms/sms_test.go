@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -555,5 +556,26 @@ func TestErrorAnswersReuseConnections(t *testing.T) {
 	defer mu.Unlock()
 	if conns != 1 {
 		t.Errorf("5 sequential sends opened %d connections, want 1", conns)
+	}
+}
+
+func TestValidSignature(t *testing.T) {
+	const u = "https://missive.example/webhooks/twilio/inbound"
+	form := url.Values{"From": {"+33612345678"}, "Body": {"STOP"}, "MessageSid": {"SM" + strings.Repeat("ab", 16)}}
+	params := map[string]string{}
+	for k := range form {
+		params[k] = form.Get(k)
+	}
+	sig := twiliotest.Sign(twiliotest.AuthToken, u, form)
+	if !sms.ValidSignature(twiliotest.AuthToken, u, params, sig) {
+		t.Fatal("a signature made as Twilio does is refused")
+	}
+	params["Body"] = "START"
+	if sms.ValidSignature(twiliotest.AuthToken, u, params, sig) {
+		t.Error("a changed parameter still validates")
+	}
+	params["Body"] = "STOP"
+	if sms.ValidSignature(strings.Repeat("0", 32), u, params, sig) || sms.ValidSignature(twiliotest.AuthToken, u+"?x=1", params, sig) {
+		t.Error("another token or URL still validates")
 	}
 }

@@ -177,6 +177,7 @@ func newApp(ctx context.Context, c *config, secret []byte, stderr io.Writer) (*a
 		TokenKeys:             c.tokenKeys,
 		ActiveTokenKey:        c.activeKey,
 		TwilioAuthToken:       c.TwilioToken,
+		ValidTwilioSignature:  sms.ValidSignature,
 		ListUnsubscribeMailto: c.Mailto,
 		Caps:                  c.capRules,
 		Quiet:                 c.quiet,
