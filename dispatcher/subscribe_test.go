@@ -363,7 +363,7 @@ func TestSubscribeValidation(t *testing.T) {
 	const secret = "<b>secret</b>\r\nBcc: victim@example.org"
 	cases := []struct {
 		name, ct, body, field string
-		status             int
+		status                int
 	}{
 		{"no wording", formCT, "topics=newsletter&email=a%40example.com", "wording", 422},
 		{"wording with CRLF", formCT, "topics=newsletter&email=a%40example.com&wording=v1%0D%0ABcc%3A+x", "wording", 422},
