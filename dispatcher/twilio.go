@@ -233,6 +233,10 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 				return err
 			}
 		}
+		// YES (or START) also confirms a pending sign-up of this number.
+		if _, err := d.ConfirmSMSOptIn(ctx, from, sid); err != nil {
+			return fmt.Errorf("confirm sign-up: %w", err)
+		}
 	}
 	for _, topic := range changed {
 		if err := s.countFeedback(ctx, "", topic, FeedbackUnsubscribes); err != nil {
