@@ -751,7 +751,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		}
 		want := map[string]string{
 			"Content-Type":            "text/html; charset=utf-8",
-			"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+			"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
 			"Referrer-Policy":         "no-referrer",
 		}
 		got := map[string]string{}

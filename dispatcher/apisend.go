@@ -297,13 +297,7 @@ func writePage(w http.ResponseWriter, status int, p page) {
 		buf.Reset()
 		buf.WriteString("internal error\n")
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Cache-Control", "no-store")
+	pageHeaders(w, false)
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }

@@ -814,14 +814,8 @@ func writePrefPage(w http.ResponseWriter, v *prefView) {
 		writePage(w, http.StatusInternalServerError, errorPage)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Language", v.T.Lang)
+	pageHeaders(w, false)
+	w.Header().Set("Content-Language", v.T.Lang)
 	w.WriteHeader(http.StatusOK)
 	w.Write(buf.Bytes())
 }

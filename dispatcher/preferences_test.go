@@ -185,7 +185,7 @@ func TestPreferencePageLanguage(t *testing.T) {
 	}
 	resp, _ := get(t, b.prefURL(t, "fr"))
 	for h, want := range map[string]string{
-		"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+		"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
 		"Referrer-Policy":         "no-referrer",
 		"X-Frame-Options":         "DENY",
 		"Cache-Control":           "no-store",
