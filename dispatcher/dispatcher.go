@@ -97,6 +97,8 @@ type Config struct {
 	ReconcileEvery time.Duration
 	// SendTTL is how long send records are kept. Default 90 days.
 	SendTTL time.Duration
+	// Feedback is what bounces, complaints and delivery reports do.
+	Feedback FeedbackPolicy
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -157,6 +159,7 @@ func (c *Config) setDefaults() error {
 	c.SendLease = cmp.Or(c.SendLease, 5*time.Minute)
 	c.ReconcileEvery = cmp.Or(c.ReconcileEvery, time.Minute)
 	c.SendTTL = cmp.Or(c.SendTTL, 90*24*time.Hour)
+	c.Feedback.setDefaults()
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -356,6 +356,8 @@ const (
 	StateDeferred   = "deferred"
 	StateSending    = "sending"
 	StateSent       = "sent"
+	StateDelivered  = "delivered" // the provider confirmed delivery
+	StateBounced    = "bounced"   // Reason: hard_bounce or opted_out
 	StateFailed     = "failed"
 	StateSuppressed = "suppressed" // Reason names the gate check.
 	StateCancelled  = "cancelled"

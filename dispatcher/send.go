@@ -311,6 +311,12 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *Send, c *Cont
 	if err := d.applyTransitions(ctx, []transition{t}); err != nil {
 		return err
 	}
+	if sendErr == nil && res.ProviderID != "" {
+		// Delivery reports name the provider's id: keep the way back.
+		if err := d.Store.rdb.Set(ctx, d.Store.providerKey(res.ProviderID), s.ID, d.cfg.SendTTL).Err(); err != nil {
+			return err
+		}
+	}
 	if channels.KindOf(sendErr) == channels.Sender {
 		d.log.Error("the provider refuses the sender: check the channel's configuration; sends wait meanwhile",
 			"channel", string(s.Channel), "error", sendErr)
