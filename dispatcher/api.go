@@ -140,6 +140,8 @@ func (d *Dispatcher) Handler(keys []APIKey) http.Handler {
 	a.mountPreferences()
 	a.mountTwilio()
 	a.mountSubscribe()
+	a.mountTwilioStatus()
+	a.mountESP()
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -99,6 +100,17 @@ type Config struct {
 	SendTTL time.Duration
 	// Feedback is what bounces, complaints and delivery reports do.
 	Feedback FeedbackPolicy
+	// BounceDomain, when set, makes the envelope sender of each email a VERP
+	// address, bounces+<send id>.<mac>@BounceDomain, so that a bounce names
+	// its send. Empty: the channel's return path.
+	BounceDomain string
+	// ESP configures the email providers' webhooks
+	// (/webhooks/email/{provider}); a provider without settings answers 404.
+	ESP ESPConfig
+	// HTTPClient makes Missive's own outbound requests (SNS certificates
+	// and subscription confirmations). Default: a client with a 10 s
+	// timeout.
+	HTTPClient *http.Client
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -160,6 +172,9 @@ func (c *Config) setDefaults() error {
 	c.ReconcileEvery = cmp.Or(c.ReconcileEvery, time.Minute)
 	c.SendTTL = cmp.Or(c.SendTTL, 90*24*time.Hour)
 	c.Feedback.setDefaults()
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
