@@ -276,6 +276,11 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *Send, c *Cont
 		d.log.Warn("render failed", "send", s.ID, "error", err)
 		return d.settle(ctx, []string{s.ID}, inflightStates, StateFailed, ReasonRender)
 	}
+	if s.Channel == channels.Email {
+		if msg.ReturnPath, err = d.returnPath(ctx, s.ID); err != nil {
+			return err
+		}
+	}
 	now := d.cfg.Now()
 	claimed, err := d.Store.transitionSend(ctx, transition{send: s.ID, from: inflightStates, to: StateSending,
 		deadline: now.Add(d.cfg.SendLease), fields: []any{"attempts", 1}})
