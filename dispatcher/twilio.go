@@ -88,23 +88,7 @@ const (
 // body limit, 415 for another content type, 503 when Redis fails or the
 // same message is being handled at this moment (a retry will do).
 func (a *api) twilioInbound(w http.ResponseWriter, r *http.Request) {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
-		writeJSON(w, http.StatusUnsupportedMediaType, map[string]*Error{"error": {Code: CodeInvalid, Field: "Content-Type",
-			Message: "must be application/x-www-form-urlencoded"}})
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-	if err := r.ParseForm(); err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			writeError(w, &Error{Code: CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes", mb.Limit)})
-			return
-		}
-		writeJSON(w, http.StatusBadRequest, map[string]*Error{"error": {Code: CodeInvalid, Field: "body", Message: "is not a valid form"}})
-		return
-	}
-	if !a.twilioSigned(r) {
-		writeError(w, &Error{Code: CodeForbidden, Field: "X-Twilio-Signature", Message: "does not match the request"})
+	if !a.readTwilioForm(w, r) {
 		return
 	}
 	sid := r.PostForm.Get("MessageSid")
@@ -136,6 +120,33 @@ func (a *api) twilioInbound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeTwiML(w, d.keywordReply(kw))
+}
+
+// readTwilioForm parses the form of a Twilio webhook into r.PostForm and
+// checks its signature. When it returns false it has answered: 415 for
+// another content type, 413 over maxFormBody, 400 for a body that is not
+// a form, 403 when the signature does not match.
+func (a *api) readTwilioForm(w http.ResponseWriter, r *http.Request) bool {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]*Error{"error": {Code: CodeInvalid, Field: "Content-Type",
+			Message: "must be application/x-www-form-urlencoded"}})
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if err := r.ParseForm(); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			writeError(w, &Error{Code: CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes", mb.Limit)})
+			return false
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]*Error{"error": {Code: CodeInvalid, Field: "body", Message: "is not a valid form"}})
+		return false
+	}
+	if !a.twilioSigned(r) {
+		writeError(w, &Error{Code: CodeForbidden, Field: "X-Twilio-Signature", Message: "does not match the request"})
+		return false
+	}
+	return true
 }
 
 // twilioSigned reports whether X-Twilio-Signature signs the URL Twilio
