@@ -18,6 +18,8 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Add([]byte("Content-Type: multipart/report; boundary=x\r\n\r\n--x\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: a@b.c\r\n--x--"))
+	// Invalid UTF-8 before the failed address: ToLower would move offsets.
+	f.Add([]byte("From: MAILER-DAEMON@x.example\r\nSubject: failure notice\r\n\r\n\xff\xfe\xff\xff\xffA\xff <KIJITORA@example.org>:\r\n550 5.1.1 user unknown\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		start := time.Now()
 		rep, err := bounce.Parse(bytes.NewReader(data))

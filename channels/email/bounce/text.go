@@ -169,7 +169,7 @@ func textBounce(m *mail, r *Report) {
 		notes = append(notes, notice(t))
 	}
 	text := strings.Join(notes, "\n")
-	lower := strings.ToLower(text)
+	lower := asciiLower(text) // same length as text: its offsets are text's
 
 	own := map[string]bool{}
 	for _, k := range []string{"From", "To", "Reply-To", "Sender", "Return-Path", "Delivered-To", "X-Apparently-To", "Cc"} {
@@ -277,6 +277,18 @@ func textBounce(m *mail, r *Report) {
 	if r.MessageID == "" {
 		r.MessageID = inlineMessageID(m.text)
 	}
+}
+
+// asciiLower lowers ASCII letters only, so that offsets in the result are
+// offsets in s (strings.ToLower may change the length of invalid UTF-8).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func isDaemon(local string) bool {
