@@ -120,7 +120,8 @@ func openChannels(c *config, log *slog.Logger) (map[channels.Kind]channels.Chann
 		chs[channels.Email], viaOutbox[channels.Email] = b, true
 	}
 	if c.TwilioSID != "" {
-		s, err := sms.New(sms.Config{AccountSID: c.TwilioSID, AuthToken: c.TwilioToken, From: c.SMSFrom, APIURL: c.TwilioAPIURL, Logger: log})
+		s, err := sms.New(sms.Config{AccountSID: c.TwilioSID, AuthToken: c.TwilioToken, From: c.SMSFrom, APIURL: c.TwilioAPIURL,
+			StatusCallback: strings.TrimRight(c.PublicURL, "/") + "/webhooks/twilio/status", Logger: log})
 		if err != nil {
 			closeAll()
 			return nil, nil, nil, err
@@ -178,6 +179,8 @@ func newApp(ctx context.Context, c *config, secret []byte, stderr io.Writer) (*a
 		ActiveTokenKey:        c.activeKey,
 		TwilioAuthToken:       c.TwilioToken,
 		ValidTwilioSignature:  sms.ValidSignature,
+		BounceDomain:          c.BounceDomain,
+		ESP:                   c.esp(),
 		ListUnsubscribeMailto: c.Mailto,
 		Caps:                  c.capRules,
 		Quiet:                 c.quiet,
@@ -243,6 +246,9 @@ func (a *app) run(ctx context.Context, roles role, keys []dispatcher.APIKey, std
 	}
 	if roles&roleWorker != 0 {
 		start(func() error { return a.d.RunWorker(ctx) })
+		if a.cfg.BounceSMTPAddr != "" {
+			start(func() error { return startBounceListener(ctx, a.cfg, a.d, a.log, stdout) })
+		}
 	}
 	if roles&roleScheduler != 0 {
 		start(func() error { return a.d.RunScheduler(ctx, time.Second) })
@@ -265,4 +271,16 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// esp gathers the email providers' webhook settings.
+func (c *config) esp() dispatcher.ESPConfig {
+	e := dispatcher.ESPConfig{SendGridPublicKey: c.SendGridKey, MailgunSigningKey: c.MailgunKey}
+	for _, arn := range strings.Split(c.SESTopics, ",") {
+		if arn = strings.TrimSpace(arn); arn != "" {
+			e.SESTopicARNs = append(e.SESTopicARNs, arn)
+		}
+	}
+	e.PostmarkUser, e.PostmarkPassword, _ = strings.Cut(c.PostmarkAuth, ":")
+	return e
 }

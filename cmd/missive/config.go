@@ -23,35 +23,41 @@ var errUsage = errors.New("usage")
 
 // config is the whole configuration, from the environment then flags.
 type config struct {
-	RedisURL     string
-	Prefix       string
-	HTTPAddr     string
-	PublicURL    string
-	Secret       string
-	TokenKeys    string
-	SenderName   string
-	Mailto       string
-	DataKeys     string
-	APIKeys      string
-	SMTPURL      string
-	EmailFrom    string
-	ReturnPath   string
-	DKIMDomain   string
-	DKIMSelector string
-	DKIMKeyFile  string
-	TwilioSID    string
-	TwilioToken  string
-	SMSFrom      string
-	TwilioAPIURL string
-	OutboxDir    string
-	DefaultTZ    string
-	Caps         string
-	QuietSMS     string
-	QuietEmail   string
-	RateEmail    string
-	RateSMS      string
-	Concurrency  int
-	LogLevel     string
+	RedisURL       string
+	Prefix         string
+	HTTPAddr       string
+	PublicURL      string
+	Secret         string
+	TokenKeys      string
+	SenderName     string
+	Mailto         string
+	DataKeys       string
+	APIKeys        string
+	SMTPURL        string
+	EmailFrom      string
+	ReturnPath     string
+	BounceDomain   string
+	BounceSMTPAddr string
+	SESTopics      string
+	SendGridKey    string
+	MailgunKey     string
+	PostmarkAuth   string
+	DKIMDomain     string
+	DKIMSelector   string
+	DKIMKeyFile    string
+	TwilioSID      string
+	TwilioToken    string
+	SMSFrom        string
+	TwilioAPIURL   string
+	OutboxDir      string
+	DefaultTZ      string
+	Caps           string
+	QuietSMS       string
+	QuietEmail     string
+	RateEmail      string
+	RateSMS        string
+	Concurrency    int
+	LogLevel       string
 
 	// Derived by validate.
 	dkim      *email.DKIM
@@ -83,6 +89,12 @@ func (c *config) settings() []setting {
 		{"api-keys", "MISSIVE_API_KEYS", "", "API keys: id:secret[,id:secret...]", &c.APIKeys},
 		{"smtp-url", "MISSIVE_SMTP_URL", "", "SMTP relay: smtp(s)://user:pass@host:port[?tls=required|none]; empty writes emails to the outbox", &c.SMTPURL},
 		{"email-from", "MISSIVE_EMAIL_FROM", "", "default From of emails", &c.EmailFrom},
+		{"bounce-domain", "MISSIVE_BOUNCE_DOMAIN", "", "domain of VERP envelope senders (bounces+<send>.<mac>@domain); empty: MISSIVE_RETURN_PATH", &c.BounceDomain},
+		{"bounce-smtp-addr", "MISSIVE_BOUNCE_SMTP_ADDR", "", "listen address of the bounce SMTP listener (part of serve and worker); needs MISSIVE_BOUNCE_DOMAIN", &c.BounceSMTPAddr},
+		{"ses-topic-arns", "MISSIVE_SES_TOPIC_ARNS", "", "SNS topics whose Amazon SES notifications are accepted, comma-separated", &c.SESTopics},
+		{"sendgrid-public-key", "MISSIVE_SENDGRID_PUBLIC_KEY", "", "SendGrid signed event webhook verification key (base64)", &c.SendGridKey},
+		{"mailgun-signing-key", "MISSIVE_MAILGUN_SIGNING_KEY", "", "Mailgun webhook signing key", &c.MailgunKey},
+		{"postmark-auth", "MISSIVE_POSTMARK_AUTH", "", "user:password of the Postmark webhook's basic auth", &c.PostmarkAuth},
 		{"dkim-domain", "MISSIVE_DKIM_DOMAIN", "", "DKIM signing domain (d=); empty: emails are not signed", &c.DKIMDomain},
 		{"dkim-selector", "MISSIVE_DKIM_SELECTOR", "", "DKIM selector (s=)", &c.DKIMSelector},
 		{"dkim-key-file", "MISSIVE_DKIM_KEY_FILE", "", "PEM file of the DKIM private key (RSA 2048+ or Ed25519)", &c.DKIMKeyFile},
@@ -167,6 +179,17 @@ func (c *config) validate(demo bool) error {
 		if c.dkim, err = loadDKIM(c.DKIMDomain, c.DKIMSelector, c.DKIMKeyFile); err != nil {
 			return err
 		}
+	}
+	if c.BounceSMTPAddr != "" && c.BounceDomain == "" {
+		return errors.New("MISSIVE_BOUNCE_SMTP_ADDR: needs MISSIVE_BOUNCE_DOMAIN")
+	}
+	if c.BounceDomain != "" {
+		if _, err := dispatcher.NormalizeEmail("x@" + c.BounceDomain); err != nil {
+			return errors.New("MISSIVE_BOUNCE_DOMAIN (--bounce-domain): not a domain name")
+		}
+	}
+	if c.PostmarkAuth != "" && !strings.Contains(c.PostmarkAuth, ":") {
+		return errors.New("MISSIVE_POSTMARK_AUTH (--postmark-auth): want user:password")
 	}
 	if c.Mailto != "" {
 		if _, err := dispatcher.NormalizeEmail(c.Mailto); err != nil {

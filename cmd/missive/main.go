@@ -40,6 +40,7 @@ Commands:
   worker      run the workers that gate and deliver messages
   scheduler   run the scheduler (safe to run several: one leads)
   demo        seed an in-process Redis, run a campaign end to end, show the outcome
+  bounce      "bounce inspect FILE": the parse of a bounce or complaint mail, as JSON
   import      bulk-import contacts from an NDJSON file through the API, with progress
   campaign    create, schedule, start, pause, resume, cancel a campaign; status of its runs
 
@@ -66,6 +67,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		err = serve(ctx, rest, getenv, stdout, stderr, roleScheduler)
 	case "demo":
 		err = demo(ctx, rest, getenv, stdout, stderr)
+	case "bounce":
+		err = bounceCommand(rest, stdout, stderr)
 	case "import":
 		err = importContacts(ctx, rest, getenv, stdout, stderr)
 	case "campaign":

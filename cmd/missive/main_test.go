@@ -35,6 +35,14 @@ var dkimPublic string
 // URL.
 func startMain(t *testing.T, smtp *smtptest.Server, twilio *twiliotest.Server) string {
 	t.Helper()
+	api, _ := startMainWith(t, smtp, twilio, nil)
+	return api
+}
+
+// startMainWith is startMain with more settings; it also returns the bounce
+// listener's address when MISSIVE_BOUNCE_SMTP_ADDR is set.
+func startMainWith(t *testing.T, smtp *smtptest.Server, twilio *twiliotest.Server, extra map[string]string) (api, bounceAddr string) {
+	t.Helper()
 	r := redistest.New(t)
 	pub, priv, err := ed25519.GenerateKey(nil)
 	if err != nil {
@@ -67,6 +75,9 @@ func startMain(t *testing.T, smtp *smtptest.Server, twilio *twiliotest.Server) s
 		"MISSIVE_QUIET_SMS":      "daily 00:00-24:00",
 		"MISSIVE_LOG_LEVEL":      "debug",
 	}
+	for k, v := range extra {
+		env[k] = v
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	var logs bytes.Buffer
@@ -89,12 +100,18 @@ func startMain(t *testing.T, smtp *smtptest.Server, twilio *twiliotest.Server) s
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
 		if addr, ok := strings.CutPrefix(sc.Text(), "missive: listening on "); ok {
+			api = addr
+		}
+		if addr, ok := strings.CutPrefix(sc.Text(), "missive: bounce listener on "); ok {
+			bounceAddr, _, _ = strings.Cut(addr, " ")
+		}
+		if api != "" && (bounceAddr != "" || env["MISSIVE_BOUNCE_SMTP_ADDR"] == "") {
 			go io.Copy(io.Discard, pr)
-			return addr
+			return api, bounceAddr
 		}
 	}
 	t.Fatalf("Main did not start: %s", logs.String())
-	return ""
+	return "", ""
 }
 
 type client struct {

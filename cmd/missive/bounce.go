@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/missive-dev/missive/channels/email/bounce"
+	"github.com/missive-dev/missive/dispatcher"
+)
+
+// bounceCommand runs "missive bounce inspect FILE": the parse of a bounce
+// or complaint mail, as JSON, for operators.
+func bounceCommand(args []string, stdout, stderr io.Writer) error {
+	if len(args) != 2 || args[0] != "inspect" {
+		fmt.Fprintln(stderr, "usage: missive bounce inspect FILE (a bounce or complaint mail, or - for standard input)")
+		return errUsage
+	}
+	var r io.Reader = os.Stdin
+	if args[1] != "-" {
+		f, err := os.Open(args[1])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	rep, err := bounce.Parse(r)
+	if err != nil {
+		return err
+	}
+	type recipient struct {
+		Address    string `json:"address"`
+		Action     string `json:"action,omitempty"`
+		Status     string `json:"status,omitempty"`
+		Class      string `json:"class,omitempty"`
+		Diagnostic string `json:"diagnostic,omitempty"`
+	}
+	out := struct {
+		Kind         string      `json:"kind"`
+		Recipients   []recipient `json:"recipients"`
+		FeedbackType string      `json:"feedback_type,omitempty"`
+		MessageID    string      `json:"message_id,omitempty"`
+		SendID       string      `json:"send_id,omitempty"`
+		ReportingMTA string      `json:"reporting_mta,omitempty"`
+	}{Kind: rep.Kind, Recipients: []recipient{}, FeedbackType: rep.FeedbackType, MessageID: rep.MessageID, ReportingMTA: rep.ReportingMTA}
+	for _, r := range rep.Recipients {
+		out.Recipients = append(out.Recipients, recipient{r.Address, r.Action, r.Status, r.Class, r.Diagnostic})
+	}
+	// Missive's Message-IDs are <send id@domain>.
+	if id, _, ok := strings.Cut(rep.MessageID, "@"); ok && strings.Contains(id, "~") {
+		out.SendID = id
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// startBounceListener serves the bounce SMTP listener for d until ctx ends.
+func startBounceListener(ctx context.Context, c *config, d *dispatcher.Dispatcher, log *slog.Logger, stdout io.Writer) error {
+	l, err := bounce.Listen(bounce.ListenerConfig{
+		Addr:   c.BounceSMTPAddr,
+		Domain: c.BounceDomain,
+		Logger: log,
+		Handle: func(ctx context.Context, token string, r *bounce.Report) error {
+			rcpts := make([]dispatcher.BounceRecipient, len(r.Recipients))
+			for i, x := range r.Recipients {
+				rcpts[i] = dispatcher.BounceRecipient{Class: x.Class, Status: x.Status}
+			}
+			source := "dsn"
+			if r.Kind == "arf" {
+				source = "arf"
+			}
+			err := d.HandleBounce(ctx, token, source, rcpts)
+			if errors.Is(err, dispatcher.ErrForgedVERP) || errors.Is(err, dispatcher.ErrUnknownSend) {
+				log.Warn("bounce report dropped", "reason", err.Error())
+				return nil // nothing to retry: accept and drop
+			}
+			return err
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("MISSIVE_BOUNCE_SMTP_ADDR: %w", err)
+	}
+	fmt.Fprintf(stdout, "missive: bounce listener on %s for @%s\n", l.Addr(), c.BounceDomain)
+	<-ctx.Done()
+	return l.Close()
+}
