@@ -334,31 +334,50 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *Send, c *Cont
 	return sendErr
 }
 
-// feedback turns a permanent refusal into a suppression: an address that
-// does not exist, or a number that opted out or cannot take SMS.
+// feedback applies the feedback policy to a permanent refusal at send
+// time, as to a bounce that came back later: an address that does not
+// exist is suppressed, a full mailbox counts as a soft bounce, a number
+// that opted out is recorded as a STOP. Other refusals (policy, content)
+// fail the send without blaming the address.
 func (d *Dispatcher) feedback(ctx context.Context, s *Send, c *Contact, err error) error {
 	var ce *channels.Error
 	if !errors.As(err, &ce) {
 		return nil
 	}
-	reason := ""
-	switch s.Channel {
-	case channels.Email:
-		if strings.HasPrefix(ce.Code, "5.1.") || ce.Code == "550" || ce.Code == "551" || ce.Code == "553" {
-			reason = SuppressBounce
-		}
-	case channels.SMS:
-		switch ce.Code {
-		case "21610":
-			reason = SuppressStop
-		case "21211", "21614", "30005", "30006":
-			reason = SuppressBounce
-		}
-	}
-	if reason == "" {
+	kind := refusalKind(s.Channel, ce.Code)
+	if kind == "" {
 		return nil
 	}
-	return d.Store.Suppress(ctx, s.Channel, c.Address(s.Channel), reason, time.Time{})
+	ev := DeliveryEvent{Send: s.ID, Channel: s.Channel, Address: c.Address(s.Channel), Kind: kind, Code: ce.Code, Source: "smtp"}
+	if s.Channel == channels.SMS {
+		ev.Source = "twilio"
+	}
+	if err := d.applyPolicy(ctx, ev, c); err != nil {
+		return err
+	}
+	return d.Store.countFeedback(ctx, s.Run, "", feedbackName(kind))
+}
+
+// refusalKind classifies a provider's permanent refusal of a message.
+func refusalKind(k channels.Kind, code string) EventKind {
+	switch k {
+	case channels.Email:
+		switch {
+		case code == "5.1.7" || code == "5.1.8": // our sender, not the address
+		case strings.HasPrefix(code, "5.1.") || code == "550" || code == "551" || code == "553":
+			return HardBounce
+		case code == "5.2.2" || code == "552":
+			return SoftBounce
+		}
+	case channels.SMS:
+		switch code {
+		case "21610":
+			return OptedOut
+		case "21211", "21614", "30005", "30006":
+			return HardBounce
+		}
+	}
+	return ""
 }
 
 // settle moves sends from the given states to a final one.

@@ -81,7 +81,8 @@ func TestBounceLoopEndToEnd(t *testing.T) {
 	for _, m := range msgs {
 		verp[m.To[0]] = m.From
 	}
-	// A DSN for "late" (accepted, then bounced by the next hop) and a
+	// "gone" was refused at send time (550 5.1.1: one hard bounce). A DSN
+	// for "late" (accepted, then bounced by the next hop: the second) and a
 	// complaint from "angry", both to their VERP addresses.
 	for _, mail := range []struct{ rcpt, body string }{
 		{verp["late@shop.example"], dsn(verp["late@shop.example"], "late@shop.example", "5.1.1")},
@@ -100,14 +101,14 @@ func TestBounceLoopEndToEnd(t *testing.T) {
 	for {
 		stats = c.do("GET", "/v1/runs/"+run, nil, 200)
 		fb, _ := stats["feedback"].(map[string]any)
-		if fb["bounced_hard"] == 1.0 && fb["complained"] == 1.0 || time.Now().After(deadline) {
+		if fb["bounced_hard"] == 2.0 && fb["complained"] == 1.0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	fb := stats["feedback"].(map[string]any)
 	counters := stats["counters"].(map[string]any)
-	if fb["bounced_hard"] != 1.0 || fb["complained"] != 1.0 || counters["failed"] != 1.0 || counters["bounced"] != 1.0 || counters["sent"] != 3.0 {
+	if fb["bounced_hard"] != 2.0 || fb["complained"] != 1.0 || counters["failed"] != 1.0 || counters["bounced"] != 1.0 || counters["sent"] != 3.0 {
 		t.Errorf("run: counters %v, feedback %v", counters, fb)
 	}
 	for addr, want := range map[string]string{"gone@shop.example": "bounce", "late@shop.example": "bounce", "angry@shop.example": "complaint"} {
