@@ -110,7 +110,7 @@ func (s *Store) SendForProvider(ctx context.Context, provider string) (string, e
 // the suppression list follows the policy, the run's feedback counters
 // move, and a run whose bounce or complaint rate passes the policy pauses
 // its campaign. Duplicate and out-of-order events change nothing.
-func (d *Dispatcher) RecordDelivery(ctx context.Context, ev DeliveryEvent) error {
+func (d *Dispatcher) RecordDelivery(ctx context.Context, ev DeliveryEvent) (err error) {
 	s := d.Store
 	if ev.At.IsZero() {
 		ev.At = d.cfg.Now()
@@ -140,10 +140,17 @@ func (d *Dispatcher) RecordDelivery(ctx context.Context, ev DeliveryEvent) error
 
 	// Once per send and kind: webhooks are retried and reports resent.
 	if sd != nil {
-		ok, err := s.rdb.SetNX(ctx, s.k("fb", sd.ID, string(ev.Kind)), 1, d.cfg.SendTTL).Result()
+		mark := s.k("fb", sd.ID, string(ev.Kind))
+		ok, err := s.rdb.SetNX(ctx, mark, 1, d.cfg.SendTTL).Result()
 		if err != nil || !ok {
 			return err
 		}
+		defer func() {
+			if err != nil {
+				// Let the provider's retry do the whole work again.
+				s.rdb.Del(context.WithoutCancel(ctx), mark)
+			}
+		}()
 		moved, err := d.advanceSend(ctx, sd, ev)
 		if err != nil || !moved {
 			return err // an out-of-order report: the send is past it
@@ -224,7 +231,11 @@ func (d *Dispatcher) applyPolicy(ctx context.Context, ev DeliveryEvent, c *Conta
 		var n *redis.IntCmd
 		_, err := s.rdb.TxPipelined(ctx, func(pp redis.Pipeliner) error {
 			pp.ZRemRangeByScore(ctx, key, "-inf", strconv.FormatInt(now-p.SoftWindow.Milliseconds(), 10))
-			pp.ZAdd(ctx, key, redis.Z{Score: float64(now), Member: strconv.FormatInt(now, 10) + ev.Code})
+			member := ev.Send
+			if member == "" {
+				member = strconv.FormatInt(now, 10) + ":" + ev.Code + ":" + ev.Source
+			}
+			pp.ZAdd(ctx, key, redis.Z{Score: float64(now), Member: member})
 			n = pp.ZCard(ctx, key)
 			pp.PExpire(ctx, key, p.SoftWindow)
 			return nil
