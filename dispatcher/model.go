@@ -345,9 +345,13 @@ type Run struct {
 	Counters map[string]int64 `json:"counters"`
 	// Balanced is true when planned equals the sum of all outcomes.
 	Balanced bool `json:"balanced"`
-	// Feedback counts what recipients did after the run's messages:
-	// unsubscribes, confirmations.
+	// Feedback counts what providers and recipients reported after the
+	// run's messages: delivered, bounced_hard, bounced_soft, complained,
+	// failed, unsubscribes.
 	Feedback map[string]int64 `json:"feedback"`
+	// PausedReason says why the run paused its campaign by itself (a
+	// bounce or complaint rate past the policy).
+	PausedReason string `json:"paused_reason,omitempty"`
 }
 
 // Send states.

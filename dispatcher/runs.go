@@ -313,7 +313,8 @@ func (s *Store) Run(ctx context.Context, id string) (*Run, error) {
 	if len(m) == 0 {
 		return nil, notFound("run")
 	}
-	r := &Run{ID: id, Campaign: m["campaign"], State: m["state"], Counters: map[string]int64{}, Feedback: runFeedback(m)}
+	r := &Run{ID: id, Campaign: m["campaign"], State: m["state"], Counters: map[string]int64{}, Feedback: runFeedback(m),
+		PausedReason: m["paused_reason"]}
 	if v, _ := strconv.ParseInt(m["fire_at"], 10, 64); v > 0 {
 		r.FireAt = time.UnixMilli(v).UTC()
 	}

@@ -180,6 +180,7 @@ func newApp(ctx context.Context, c *config, secret []byte, stderr io.Writer) (*a
 		TwilioAuthToken:       c.TwilioToken,
 		ValidTwilioSignature:  sms.ValidSignature,
 		BounceDomain:          c.BounceDomain,
+		Feedback:              c.feedback,
 		ESP:                   c.esp(),
 		ListUnsubscribeMailto: c.Mailto,
 		Caps:                  c.capRules,

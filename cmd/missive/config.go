@@ -36,6 +36,9 @@ type config struct {
 	SMTPURL        string
 	EmailFrom      string
 	ReturnPath     string
+	SoftBounces    string
+	MaxBounceRate  string
+	MaxComplaints  string
 	BounceDomain   string
 	BounceSMTPAddr string
 	SESTopics      string
@@ -61,6 +64,7 @@ type config struct {
 
 	// Derived by validate.
 	dkim      *email.DKIM
+	feedback  dispatcher.FeedbackPolicy
 	tokenKeys map[string][]byte
 	activeKey string
 	capRules  []throttle.CapRule
@@ -89,6 +93,9 @@ func (c *config) settings() []setting {
 		{"api-keys", "MISSIVE_API_KEYS", "", "API keys: id:secret[,id:secret...]", &c.APIKeys},
 		{"smtp-url", "MISSIVE_SMTP_URL", "", "SMTP relay: smtp(s)://user:pass@host:port[?tls=required|none]; empty writes emails to the outbox", &c.SMTPURL},
 		{"email-from", "MISSIVE_EMAIL_FROM", "", "default From of emails", &c.EmailFrom},
+		{"soft-bounces", "MISSIVE_SOFT_BOUNCES", "3/7d:30d", "soft bounces that suspend an address: count/window:suspension", &c.SoftBounces},
+		{"max-bounce-rate", "MISSIVE_MAX_BOUNCE_RATE", "5%", "bounce rate past which a run pauses its campaign", &c.MaxBounceRate},
+		{"max-complaint-rate", "MISSIVE_MAX_COMPLAINT_RATE", "0.3%", "complaint rate past which a run pauses its campaign", &c.MaxComplaints},
 		{"bounce-domain", "MISSIVE_BOUNCE_DOMAIN", "", "domain of VERP envelope senders (bounces+<send>.<mac>@domain); empty: MISSIVE_RETURN_PATH", &c.BounceDomain},
 		{"bounce-smtp-addr", "MISSIVE_BOUNCE_SMTP_ADDR", "", "listen address of the bounce SMTP listener (part of serve and worker); needs MISSIVE_BOUNCE_DOMAIN", &c.BounceSMTPAddr},
 		{"ses-topic-arns", "MISSIVE_SES_TOPIC_ARNS", "", "SNS topics whose Amazon SES notifications are accepted, comma-separated", &c.SESTopics},
@@ -179,6 +186,9 @@ func (c *config) validate(demo bool) error {
 		if c.dkim, err = loadDKIM(c.DKIMDomain, c.DKIMSelector, c.DKIMKeyFile); err != nil {
 			return err
 		}
+	}
+	if c.feedback, err = parseFeedback(c.SoftBounces, c.MaxBounceRate, c.MaxComplaints); err != nil {
+		return err
 	}
 	if c.BounceSMTPAddr != "" && c.BounceDomain == "" {
 		return errors.New("MISSIVE_BOUNCE_SMTP_ADDR: needs MISSIVE_BOUNCE_DOMAIN")
@@ -305,4 +315,31 @@ func loadDKIM(domain, selector, keyFile string) (*email.DKIM, error) {
 		return nil, fmt.Errorf("MISSIVE_DKIM_DOMAIN / MISSIVE_DKIM_SELECTOR: %w", err)
 	}
 	return d, nil
+}
+
+// parseFeedback reads the feedback policy: "3/7d:30d" soft bounces, and
+// rates as percentages ("5%", "0.3%").
+func parseFeedback(soft, bounceRate, complaintRate string) (dispatcher.FeedbackPolicy, error) {
+	var p dispatcher.FeedbackPolicy
+	rule, suspend, ok := strings.Cut(soft, ":")
+	caps, err := throttle.ParseCapRules("email:" + rule)
+	if !ok || err != nil || len(caps) != 1 {
+		return p, errors.New("MISSIVE_SOFT_BOUNCES (--soft-bounces): want count/window:suspension, like 3/7d:30d")
+	}
+	window, err := throttle.ParseCapRules("email:1/" + suspend)
+	if err != nil {
+		return p, errors.New("MISSIVE_SOFT_BOUNCES (--soft-bounces): the suspension must be a duration like 30d or 12h")
+	}
+	p.SoftBounces, p.SoftWindow, p.SoftSuspend = caps[0].Limit, caps[0].Window, window[0].Window
+	for _, r := range []struct {
+		name, value string
+		dst         *float64
+	}{{"MISSIVE_MAX_BOUNCE_RATE (--max-bounce-rate)", bounceRate, &p.MaxBounceRate}, {"MISSIVE_MAX_COMPLAINT_RATE (--max-complaint-rate)", complaintRate, &p.MaxComplaintRate}} {
+		v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(r.value), "%"), 64)
+		if err != nil || v <= 0 || v > 100 || !strings.HasSuffix(r.value, "%") {
+			return p, fmt.Errorf("%s: want a percentage above 0, like 5%%", r.name)
+		}
+		*r.dst = v / 100
+	}
+	return p, nil
 }

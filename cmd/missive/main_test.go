@@ -258,6 +258,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"MISSIVE_TOKEN_KEYS", "K2:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "MISSIVE_TOKEN_KEYS"},
 		{"MISSIVE_UNSUBSCRIBE_MAILTO", "not an address", "MISSIVE_UNSUBSCRIBE_MAILTO"},
 		{"MISSIVE_DKIM_DOMAIN", "shop.example", "MISSIVE_DKIM_KEY_FILE"},
+		{"MISSIVE_SOFT_BOUNCES", "3 per week", "MISSIVE_SOFT_BOUNCES"},
+		{"MISSIVE_MAX_BOUNCE_RATE", "5", "MISSIVE_MAX_BOUNCE_RATE"},
+		{"MISSIVE_MAX_COMPLAINT_RATE", "-1%", "MISSIVE_MAX_COMPLAINT_RATE"},
+		{"MISSIVE_BOUNCE_SMTP_ADDR", ":2525", "MISSIVE_BOUNCE_DOMAIN"},
 		{"MISSIVE_DKIM_KEY_FILE", "/nonexistent/key.pem", "MISSIVE_DKIM"},
 	}
 	for _, tt := range tests {
@@ -350,5 +354,15 @@ func TestAdminCommands(t *testing.T) {
 	}
 	if code, out := run("campaign", "status", "nope"); code != 1 || !strings.Contains(out, "not_found") {
 		t.Errorf("status of an unknown campaign: exit %d\n%s", code, out)
+	}
+}
+
+func TestParseFeedback(t *testing.T) {
+	p, err := parseFeedback("4/2d:12h", "2.5%", "0.1%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.SoftBounces != 4 || p.SoftWindow != 48*time.Hour || p.SoftSuspend != 12*time.Hour || p.MaxBounceRate != 0.025 || p.MaxComplaintRate != 0.001 {
+		t.Errorf("policy %+v", p)
 	}
 }
