@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -662,14 +663,14 @@ func sesEvents(msg string) ([]espEvent, error) {
 	add := func(kind EventKind, addr, code string) {
 		evs = append(evs, espEvent{DeliveryEvent: DeliveryEvent{Send: send, Address: addr, Kind: kind, Code: code}})
 	}
-	switch cmpOr(n.NotificationType, n.EventType) {
+	switch cmp.Or(n.NotificationType, n.EventType) {
 	case "Bounce":
 		kind := SoftBounce // Transient and Undetermined
 		if n.Bounce.BounceType == "Permanent" {
 			kind = HardBounce
 		}
 		for _, rc := range n.Bounce.BouncedRecipients {
-			add(kind, rc.EmailAddress, cmpOr(statusCode(rc.Status), rc.DiagnosticCode))
+			add(kind, rc.EmailAddress, cmp.Or(statusCode(rc.Status), rc.DiagnosticCode))
 		}
 	case "Complaint":
 		for _, rc := range n.Complaint.ComplainedRecipients {
@@ -764,7 +765,7 @@ func (h *espHooks) sendgrid(w http.ResponseWriter, r *http.Request) {
 		}
 		evs = append(evs, espEvent{
 			DeliveryEvent: DeliveryEvent{Send: sendFromMessageID(e.SMTPID), Address: e.Email, Kind: kind, Code: e.Status},
-			id:            boundedID(cmpOr(e.EventID, e.MessageID)),
+			id:            boundedID(cmp.Or(e.EventID, e.MessageID)),
 		})
 	}
 	h.finish(w, r, espSendGrid, evs, ignored)
@@ -882,9 +883,9 @@ func (h *espHooks) mailgun(w http.ResponseWriter, r *http.Request) {
 	} else if kind := mailgunKind(e); kind == "" {
 		ignored = 1
 	} else {
-		code := cmpOr(statusCode(e.DeliveryStatus.EnhancedCode), statusCode(e.DeliveryStatus.Message))
-		code = cmpOr(code, statusCode(e.DeliveryStatus.Description))
-		code = cmpOr(code, statusCode(string(e.DeliveryStatus.Code)))
+		code := cmp.Or(statusCode(e.DeliveryStatus.EnhancedCode), statusCode(e.DeliveryStatus.Message))
+		code = cmp.Or(code, statusCode(e.DeliveryStatus.Description))
+		code = cmp.Or(code, statusCode(string(e.DeliveryStatus.Code)))
 		evs = append(evs, espEvent{
 			DeliveryEvent: DeliveryEvent{Send: sendFromMessageID(e.Message.Headers.MessageID), Address: e.Recipient, Kind: kind, Code: code},
 			id:            boundedID(e.ID),
@@ -978,7 +979,7 @@ func (h *espHooks) postmark(w http.ResponseWriter, r *http.Request) {
 	if len(e.ID) <= 64 {
 		id = string(e.ID)
 	}
-	addr := cmpOr(e.Email, e.Recipient)
+	addr := cmp.Or(e.Email, e.Recipient)
 	h.finish(w, r, espPostmark, []espEvent{{
 		DeliveryEvent: DeliveryEvent{Send: sendFromMessageID(mid), Address: addr, Kind: kind, Code: e.Details},
 		id:            boundedID(e.RecordType, id, e.MessageID),

@@ -177,7 +177,10 @@ func TestGateReasons(t *testing.T) {
 		must(t, err)
 		out := map[string]string{}
 		for _, d := range ds {
-			out[d.contact+"/"+string(d.channel)] = cmpOr(d.reason, d.state)
+			out[d.contact+"/"+string(d.channel)] = d.state
+			if d.reason != "" {
+				out[d.contact+"/"+string(d.channel)] = d.reason
+			}
 		}
 		return out
 	}

@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -130,7 +131,7 @@ func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
 		bp := batchPayload{Run: p.Run, N: n}
 		next := cursor
 		if st.segment.Contacts != nil {
-			off, _ := strconv.Atoi(cmpOr(cursor, "0"))
+			off, _ := strconv.Atoi(cmp.Or(cursor, "0"))
 			if off >= len(st.segment.Contacts) {
 				break
 			}
@@ -173,13 +174,6 @@ func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	return d.finishBatch(ctx, p.Run, "")
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // finishBatch marks batch n done ("" only checks) and completes the run

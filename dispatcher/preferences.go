@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -640,7 +641,7 @@ func (d *Dispatcher) buildPrefView(ctx context.Context, c *Contact, lang string)
 	for _, f := range slices.Sorted(maps.Keys(cur)) {
 		k, topic, _ := strings.Cut(f, "/")
 		cc := cur[f]
-		v.Consents = append(v.Consents, []string{chanWord(k), prefOr(topicName[topic], topic), word(t.States, string(cc.State)),
+		v.Consents = append(v.Consents, []string{chanWord(k), cmp.Or(topicName[topic], topic), word(t.States, string(cc.State)),
 			when(cc.At), word(t.Sources, cc.Source)})
 	}
 	start := 0
@@ -654,7 +655,7 @@ func (d *Dispatcher) buildPrefView(ctx context.Context, c *Contact, lang string)
 		for _, k := range slices.Sorted(maps.Keys(e.Evidence)) {
 			ev = append(ev, k+": "+e.Evidence[k])
 		}
-		v.History = append(v.History, []string{when(e.At), chanWord(string(e.Channel)), prefOr(topicName[e.Topic], e.Topic),
+		v.History = append(v.History, []string{when(e.At), chanWord(string(e.Channel)), cmp.Or(topicName[e.Topic], e.Topic),
 			word(t.States, string(e.State)), word(t.Sources, e.Source), strings.Join(ev, "; ")})
 	}
 	for _, k := range channels.Kinds {
@@ -676,13 +677,6 @@ func (d *Dispatcher) buildPrefView(ctx context.Context, c *Contact, lang string)
 		v.Suppressions = append(v.Suppressions, []string{chanWord(string(k)), addr, word(t.Reasons, sup.Reason), when(sup.At), until})
 	}
 	return v, nil
-}
-
-func prefOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 var prefTmpl = template.Must(template.New("preferences").Parse(`<!doctype html>

@@ -190,7 +190,10 @@ func (h *twilioHarness) gateSMS(t *testing.T, c *Contact) string {
 	if len(ds) != 1 {
 		t.Fatalf("gate: %d decisions", len(ds))
 	}
-	return cmpOr(ds[0].reason, ds[0].state)
+	if ds[0].reason != "" {
+		return ds[0].reason
+	}
+	return ds[0].state
 }
 
 func (h *twilioHarness) contact(t *testing.T) *Contact {

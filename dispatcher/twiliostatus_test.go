@@ -210,7 +210,11 @@ func TestTwilioStatusFailures(t *testing.T) {
 			Feedback: map[string]int64{FeedbackSoftBounces: 1}}, StateQueued},
 	}
 	for _, tc := range cases {
-		t.Run(tc.status+"-"+cmpOr(tc.code, "none"), func(t *testing.T) {
+		name := tc.status + "-" + tc.code
+		if tc.code == "" {
+			name = tc.status + "-none"
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			h := statusSetup(t)
 			run, send, sid := h.sendSMS(t)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,7 +30,7 @@ func newAdmin(name string, args []string, getenv func(string) string, stderr io.
 	fs := flag.NewFlagSet("missive "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	a := &adminClient{http: &http.Client{Timeout: 0}}
-	fs.StringVar(&a.base, "api-url", cmpOr(getenv("MISSIVE_API_URL"), "http://localhost:8080"), "Missive's API base URL (MISSIVE_API_URL)")
+	fs.StringVar(&a.base, "api-url", cmp.Or(getenv("MISSIVE_API_URL"), "http://localhost:8080"), "Missive's API base URL (MISSIVE_API_URL)")
 	fs.StringVar(&a.key, "api-key", getenv("MISSIVE_API_KEY"), "API key secret (MISSIVE_API_KEY)")
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, errUsage
@@ -39,13 +40,6 @@ func newAdmin(name string, args []string, getenv func(string) string, stderr io.
 	}
 	a.base = strings.TrimRight(a.base, "/")
 	return a, fs, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // do sends a request and decodes a JSON answer into out; API errors come
