@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -20,11 +21,12 @@ import (
 	"github.com/missive-dev/missive/templates"
 )
 
-// APIKey is one API client: an id, which logs may show, and a secret,
-// which they never do.
+// APIKey is one API client: an id, which logs and the audit log may show,
+// a secret, which they never do, and the scopes it may use (nil: all).
 type APIKey struct {
 	ID     string
 	Secret string
+	Scopes []Scope
 }
 
 // minSecretLen is the shortest accepted API key secret.
@@ -33,8 +35,11 @@ const minSecretLen = 16
 var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // ParseAPIKeys parses the value of MISSIVE_API_KEYS: comma-separated
-// id:secret pairs. Errors name the variable and the position of the entry
-// at fault (1-based), never a secret.
+// id:secret[:scope+scope...] entries, scopes among campaigns, contacts,
+// sends and privacy. An entry without a scope list has every scope, so
+// configurations written before scopes keep working; a secret therefore
+// cannot contain a colon. Errors name the variable and the position of the
+// entry at fault (1-based), never a secret.
 func ParseAPIKeys(s string) ([]APIKey, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, errors.New("MISSIVE_API_KEYS: no keys (want id:secret pairs separated by commas)")
@@ -46,6 +51,14 @@ func ParseAPIKeys(s string) ([]APIKey, error) {
 		pos := i + 1
 		entry = strings.TrimSpace(entry)
 		id, secret, ok := strings.Cut(entry, ":")
+		var scopes []Scope
+		if i := strings.LastIndexByte(secret, ':'); ok && i >= 0 {
+			var err error
+			if scopes, err = parseScopes(secret[i+1:]); err != nil {
+				return nil, fmt.Errorf("MISSIVE_API_KEYS: entry %d (id %q): %v", pos, id, err)
+			}
+			secret = secret[:i]
+		}
 		switch {
 		case entry == "":
 			return nil, fmt.Errorf("MISSIVE_API_KEYS: entry %d is empty", pos)
@@ -65,7 +78,7 @@ func ParseAPIKeys(s string) ([]APIKey, error) {
 			return nil, fmt.Errorf("MISSIVE_API_KEYS: entry %d (id %q): the secret is used by another key", pos, id)
 		}
 		ids[id], secrets[digest] = true, true
-		keys = append(keys, APIKey{ID: id, Secret: secret})
+		keys = append(keys, APIKey{ID: id, Secret: secret, Scopes: scopes})
 	}
 	return keys, nil
 }
@@ -84,6 +97,7 @@ var maxImportBody int64 = maxImportBodyDefault
 type api struct {
 	d       *Dispatcher
 	mux     *http.ServeMux
+	keys    []APIKey
 	digests [][32]byte
 }
 
@@ -94,46 +108,54 @@ type apiFunc func(w http.ResponseWriter, r *http.Request) (int, any, error)
 // Handler returns the HTTP API: the /v1 routes, which need one of keys as
 // a bearer token, the public unsubscribe pages and the health checks.
 func (d *Dispatcher) Handler(keys []APIKey) http.Handler {
-	a := &api{d: d, mux: http.NewServeMux()}
+	a := &api{d: d, mux: http.NewServeMux(), keys: keys}
 	for _, k := range keys {
 		a.digests = append(a.digests, sha256.Sum256([]byte(k.Secret)))
 	}
+	// Each route needs a scope; audit names the action recorded in the
+	// audit log when the call succeeds (empty: not recorded). An empty
+	// scope or audit falls back to routeScopes and routeAudits.
+	const cpg, ctc, snd, prv = ScopeCampaigns, ScopeContacts, ScopeSends, ScopePrivacy
 	routes := []struct {
 		pattern string
+		scope   Scope
+		audit   string
 		h       apiFunc
 	}{
-		{"PUT /v1/contacts/{id}", a.putContact},
-		{"GET /v1/contacts/{id}", a.getContact},
-		{"POST /v1/contacts/import", a.importContacts},
-		{"POST /v1/contacts/{id}/consents", a.postConsent},
-		{"GET /v1/contacts/{id}/consents", a.getConsents},
-		{"PUT /v1/topics/{id}", a.putTopic},
-		{"GET /v1/topics", a.getTopics},
-		{"GET /v1/topics/{id}/stats", a.topicStats},
-		{"PUT /v1/templates/{id}", a.putTemplate},
-		{"GET /v1/templates/{id}", a.getTemplate},
-		{"POST /v1/templates/{id}/preview", a.previewTemplate},
-		{"PUT /v1/segments/{id}", a.putSegment},
-		{"GET /v1/segments/{id}", a.getSegment},
-		{"GET /v1/segments/{id}/count", a.countSegment},
-		{"POST /v1/campaigns", a.createCampaign},
-		{"GET /v1/campaigns", a.listCampaigns},
-		{"GET /v1/campaigns/{id}", a.getCampaign},
-		{"POST /v1/campaigns/{id}/schedule", a.scheduleCampaign},
-		{"POST /v1/campaigns/{id}/start", a.startCampaign},
-		{"POST /v1/campaigns/{id}/pause", a.campaignAction("pause")},
-		{"POST /v1/campaigns/{id}/resume", a.campaignAction("resume")},
-		{"POST /v1/campaigns/{id}/cancel", a.campaignAction("cancel")},
-		{"GET /v1/campaigns/{id}/stats", a.campaignStats},
-		{"GET /v1/runs/{id}", a.getRun},
-		{"POST /v1/sends", a.postSend},
-		{"GET /v1/sends/{id}", a.getSend},
-		{"POST /v1/suppressions", a.postSuppression},
-		{"DELETE /v1/suppressions", a.deleteSuppression},
-		{"POST /v1/suppressions/lookup", a.lookupSuppression},
+		{"PUT /v1/contacts/{id}", ctc, "contact.upsert", a.putContact},
+		{"GET /v1/contacts/{id}", ctc, "", a.getContact},
+		{"POST /v1/contacts/import", ctc, "contact.import", a.importContacts},
+		{"POST /v1/contacts/{id}/consents", ctc, "consent.record", a.postConsent},
+		{"GET /v1/contacts/{id}/consents", ctc, "", a.getConsents},
+		{"PUT /v1/topics/{id}", cpg, "topic.put", a.putTopic},
+		{"GET /v1/topics", cpg, "", a.getTopics},
+		{"GET /v1/topics/{id}/stats", cpg, "", a.topicStats},
+		{"PUT /v1/templates/{id}", cpg, "template.put", a.putTemplate},
+		{"GET /v1/templates/{id}", cpg, "", a.getTemplate},
+		{"POST /v1/templates/{id}/preview", cpg, "", a.previewTemplate},
+		{"PUT /v1/segments/{id}", cpg, "segment.put", a.putSegment},
+		{"GET /v1/segments/{id}", cpg, "", a.getSegment},
+		{"GET /v1/segments/{id}/count", cpg, "", a.countSegment},
+		{"POST /v1/campaigns", cpg, "campaign.create", a.createCampaign},
+		{"GET /v1/campaigns", cpg, "", a.listCampaigns},
+		{"GET /v1/campaigns/{id}", cpg, "", a.getCampaign},
+		{"POST /v1/campaigns/{id}/schedule", cpg, "campaign.schedule", a.scheduleCampaign},
+		{"POST /v1/campaigns/{id}/start", cpg, "campaign.start", a.startCampaign},
+		{"POST /v1/campaigns/{id}/pause", cpg, "campaign.pause", a.campaignAction("pause")},
+		{"POST /v1/campaigns/{id}/resume", cpg, "campaign.resume", a.campaignAction("resume")},
+		{"POST /v1/campaigns/{id}/cancel", cpg, "campaign.cancel", a.campaignAction("cancel")},
+		{"GET /v1/campaigns/{id}/stats", cpg, "", a.campaignStats},
+		{"GET /v1/runs/{id}", cpg, "", a.getRun},
+		{"POST /v1/sends", snd, "", a.postSend},
+		{"GET /v1/sends/{id}", snd, "", a.getSend},
+		{"POST /v1/suppressions", prv, "suppression.add", a.postSuppression},
+		{"DELETE /v1/suppressions", prv, "suppression.remove", a.deleteSuppression},
+		{"POST /v1/suppressions/lookup", prv, "", a.lookupSuppression},
+		{"GET /v1/audit", prv, "", a.getAudit},
+		{"GET /v1/register", prv, "", a.getRegister},
 	}
 	for _, rt := range routes {
-		a.mux.Handle(rt.pattern, a.auth(rt.h))
+		a.mux.Handle(rt.pattern, a.auth(scopeOf(rt.pattern, rt.scope), cmp.Or(rt.audit, routeAudits[rt.pattern]), rt.h))
 	}
 	a.mux.HandleFunc("GET /u/{token}", a.unsubscribePage)
 	a.mux.HandleFunc("POST /u/{token}", a.unsubscribeOneClick)
@@ -234,15 +256,30 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // auth checks the bearer token against every key's digest in constant
-// time, then runs h and writes its answer.
-func (a *api) auth(h apiFunc) http.Handler {
+// time and the key's scopes against scope, then runs h with the key id in
+// the request context, writes its answer and, when the call succeeded and
+// audit names an action, records it in the audit log.
+func (a *api) auth(scope Scope, audit string, h apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.authorized(r) {
+		key, ok := a.authorized(r)
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="missive"`)
 			writeError(w, &Error{Code: CodeUnauthorized, Message: "missing or invalid API key (Authorization: Bearer <secret>)"})
 			return
 		}
+		if !key.Allows(scope) {
+			writeError(w, &Error{Code: CodeForbidden, Message: fmt.Sprintf("API key %q lacks the %s scope this route needs", key.ID, scope)})
+			return
+		}
+		r = r.WithContext(withKeyID(r.Context(), key.ID))
+		var body *auditBody
+		if audit != "" {
+			body = captureBody(r, audit)
+		}
 		status, v, err := h(w, r)
+		if err == nil && audit != "" && status >= 200 && status < 300 {
+			a.record(r, audit, v, body)
+		}
 		if err != nil {
 			if st, _ := httpStatus(err); st == http.StatusInternalServerError {
 				a.d.log.Error("api: request failed", "method", r.Method, "route", r.Pattern, "error", err)
@@ -254,22 +291,43 @@ func (a *api) auth(h apiFunc) http.Handler {
 			w.WriteHeader(status)
 			return
 		}
+		if raw, ok := v.(rawBody); ok {
+			w.Header().Set("Content-Type", raw.contentType)
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(status)
+			w.Write(raw.body)
+			return
+		}
 		writeJSON(w, status, v)
 	})
 }
 
-func (a *api) authorized(r *http.Request) bool {
+// rawBody is an answer that is not JSON (a Markdown document).
+type rawBody struct {
+	contentType string
+	body        []byte
+}
+
+// authorized returns the key whose secret the request bears. Every digest
+// is compared, so the time taken does not tell which key matched.
+func (a *api) authorized(r *http.Request) (APIKey, bool) {
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+		return APIKey{}, false
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	match := 0
-	for _, d := range a.digests {
-		match |= subtle.ConstantTimeCompare(got[:], d[:])
+	match, idx := 0, 0
+	for i, d := range a.digests {
+		eq := subtle.ConstantTimeCompare(got[:], d[:])
+		idx = subtle.ConstantTimeSelect(eq, i, idx)
+		match |= eq
 	}
-	return match == 1
+	if match != 1 {
+		return APIKey{}, false
+	}
+	return a.keys[idx], true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -133,8 +133,15 @@ func TestParseAPIKeys(t *testing.T) {
 		want    []APIKey
 		wantErr string
 	}{
-		{in: "ops:0123456789abcdef", want: []APIKey{{"ops", "0123456789abcdef"}}},
-		{in: " ops:0123456789abcdef , ci:fedcba9876543210:x ", want: []APIKey{{"ops", "0123456789abcdef"}, {"ci", "fedcba9876543210:x"}}},
+		{in: "ops:0123456789abcdef", want: []APIKey{{ID: "ops", Secret: "0123456789abcdef"}}},
+		{in: " ops:0123456789abcdef , ci:fedcba9876543210:campaigns+sends ", want: []APIKey{{ID: "ops", Secret: "0123456789abcdef"},
+			{ID: "ci", Secret: "fedcba9876543210", Scopes: []Scope{ScopeCampaigns, ScopeSends}}}},
+		{in: "dpo:0123456789abcdef:privacy", want: []APIKey{{ID: "dpo", Secret: "0123456789abcdef", Scopes: []Scope{ScopePrivacy}}}},
+		{in: "ci:fedcba9876543210:x", wantErr: `MISSIVE_API_KEYS: entry 1 (id "ci"): the text after the last colon is not a scope list`},
+		{in: "ci:0123456789abcdef:fedcba9876543210", wantErr: "a secret cannot contain a colon"},
+		{in: "ci:0123456789abcdef:", wantErr: "is not a scope list"},
+		{in: "ci:0123456789abcdef:sends+sends", wantErr: "scope sends is listed twice"},
+		{in: "ci:short:contacts", wantErr: "the secret must be at least 16 characters"},
 		{in: "", wantErr: "MISSIVE_API_KEYS: no keys"},
 		{in: "ops:0123456789abcdef,,", wantErr: "MISSIVE_API_KEYS: entry 2 is empty"},
 		{in: "ops0123456789abcdef", wantErr: "MISSIVE_API_KEYS: entry 1 is not id:secret"},

@@ -45,6 +45,10 @@ type Config struct {
 	// SenderName is how pages and SMS replies name the sender. Default
 	// "Missive".
 	SenderName string
+	// Processors name who delivers messages on the controller's behalf, for
+	// the record of processing: "SMTP relay (smtp.example.com)", "Twilio",
+	// "outbox (development)". Default: none.
+	Processors []string
 
 	// TokenKeys sign the tokens of unsubscribe and preference links, by key
 	// id (letters and digits); ActiveTokenKey names the one that signs.
