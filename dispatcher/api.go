@@ -124,6 +124,8 @@ func (d *Dispatcher) Handler(keys []APIKey) http.Handler {
 	}{
 		{"PUT /v1/contacts/{id}", ctc, "contact.upsert", a.putContact},
 		{"GET /v1/contacts/{id}", ctc, "", a.getContact},
+		{"DELETE /v1/contacts/{id}", "", "", a.eraseContact},
+		{"GET /v1/contacts/{id}/export", "", "", a.exportContact},
 		{"POST /v1/contacts/import", ctc, "contact.import", a.importContacts},
 		{"POST /v1/contacts/{id}/consents", ctc, "consent.record", a.postConsent},
 		{"GET /v1/contacts/{id}/consents", ctc, "", a.getConsents},

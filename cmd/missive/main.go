@@ -43,6 +43,7 @@ Commands:
   bounce      "bounce inspect FILE": the parse of a bounce or complaint mail, as JSON
   import      bulk-import contacts from an NDJSON file through the API, with progress
   campaign    create, schedule, start, pause, resume, cancel a campaign; status of its runs
+  contacts    "contacts erase ID": erase a contact (GDPR Art. 17); "contacts export ID": all held on it
 
 Run "missive <command> -h" for its flags. Every flag can also be set by the
 environment variable named in its help.
@@ -73,6 +74,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		err = importContacts(ctx, rest, getenv, stdout, stderr)
 	case "campaign":
 		err = campaign(ctx, rest, getenv, stdout, stderr)
+	case "contacts":
+		err = contacts(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
