@@ -83,7 +83,7 @@ func (d *Dispatcher) Register(ctx context.Context) (*Register, error) {
 			{"consent records", []string{"consent and withdrawal per channel and topic, with source, time and evidence"}},
 			{"delivery records", []string{"sends, their outcome (delivered, bounced, failed) and feedback events"}},
 		},
-		Transfers: "none made by Missive; depends on the processors' locations",
+		Transfers: "none made by Missive itself; depends on where the processors process data: " + todo,
 		Retention: []Retention{
 			{"send records and feedback events", days(d.cfg.SendTTL)},
 			{"consent ledger", "kept as proof of consent (GDPR Art. 7(1)); pseudonymous after erasure"},
