@@ -175,6 +175,7 @@ func newApp(ctx context.Context, c *config, secret []byte, stderr io.Writer) (*a
 		Channels:              chs,
 		EmailFrom:             c.EmailFrom,
 		SenderName:            c.SenderName,
+		Processors:            c.processors(),
 		TokenKeys:             c.tokenKeys,
 		ActiveTokenKey:        c.activeKey,
 		TwilioAuthToken:       c.TwilioToken,

@@ -90,7 +90,7 @@ func (c *config) settings() []setting {
 		{"sender-name", "MISSIVE_SENDER_NAME", "Missive", "how pages and SMS replies name the sender", &c.SenderName},
 		{"unsubscribe-mailto", "MISSIVE_UNSUBSCRIBE_MAILTO", "", "mailbox added to List-Unsubscribe as a mailto: link", &c.Mailto},
 		{"data-keys", "MISSIVE_DATA_KEYS", "", "encryption keyring: id:base64key[,id:base64key...], the first active", &c.DataKeys},
-		{"api-keys", "MISSIVE_API_KEYS", "", "API keys: id:secret[,id:secret...]", &c.APIKeys},
+		{"api-keys", "MISSIVE_API_KEYS", "", "API keys: id:secret[:scope+scope...][,...], scopes among campaigns, contacts, sends, privacy; no scope list: every scope", &c.APIKeys},
 		{"smtp-url", "MISSIVE_SMTP_URL", "", "SMTP relay: smtp(s)://user:pass@host:port[?tls=required|none]; empty writes emails to the outbox", &c.SMTPURL},
 		{"email-from", "MISSIVE_EMAIL_FROM", "", "default From of emails", &c.EmailFrom},
 		{"soft-bounces", "MISSIVE_SOFT_BOUNCES", "3/7d:30d", "soft bounces that suspend an address: count/window:suspension", &c.SoftBounces},

@@ -9,6 +9,7 @@
 //	missive demo        seeded data, one campaign end to end, a summary
 //	missive import      bulk-import contacts (NDJSON) through the API
 //	missive campaign    create, schedule, start, pause, resume, cancel, status
+//	missive register    the record of processing (GDPR Art. 30)
 //
 // Configuration comes from the environment (MISSIVE_*, TWILIO_*); flags
 // override it. Run "missive <command> -h" for the flags.
@@ -43,6 +44,7 @@ Commands:
   bounce      "bounce inspect FILE": the parse of a bounce or complaint mail, as JSON
   import      bulk-import contacts from an NDJSON file through the API, with progress
   campaign    create, schedule, start, pause, resume, cancel a campaign; status of its runs
+  register    the record of processing (GDPR Art. 30) of this configuration, as Markdown or JSON
   contacts    "contacts erase ID": erase a contact (GDPR Art. 17); "contacts export ID": all held on it
 
 Run "missive <command> -h" for its flags. Every flag can also be set by the
@@ -74,6 +76,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		err = importContacts(ctx, rest, getenv, stdout, stderr)
 	case "campaign":
 		err = campaign(ctx, rest, getenv, stdout, stderr)
+	case "register":
+		err = registerCommand(ctx, rest, getenv, stdout, stderr)
 	case "contacts":
 		err = contacts(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
