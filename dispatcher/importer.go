@@ -123,7 +123,8 @@ func (s *Store) ImportContacts(ctx context.Context, r io.Reader, defaultTZ strin
 }
 
 // upsertMany writes validated contacts in two pipelines: one read of the
-// previous records (creation time, old addresses), one write.
+// previous records (creation time, old addresses), decrypted here, and one
+// write of the records sealed under the active data key.
 func (s *Store) upsertMany(ctx context.Context, ls []ImportLine) error {
 	ids := make([]string, len(ls))
 	for i := range ls {
@@ -134,20 +135,28 @@ func (s *Store) upsertMany(ctx context.Context, ls []ImportLine) error {
 		return err
 	}
 	now := s.now().UTC()
+	sealed := make([][]byte, len(ls))
+	for i := range ls {
+		c := &ls[i].Contact
+		c.CreatedAt, c.UpdatedAt = now, now
+		if prev[i] != nil {
+			c.CreatedAt = prev[i].CreatedAt
+		}
+		if sealed[i], err = s.sealContact(c); err != nil {
+			return err
+		}
+	}
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range ls {
 			c := &ls[i].Contact
-			c.CreatedAt, c.UpdatedAt = now, now
 			if prev[i] != nil {
-				c.CreatedAt = prev[i].CreatedAt
 				for _, k := range channels.Kinds {
 					if a := prev[i].Address(k); a != "" && a != c.Address(k) {
 						p.Del(ctx, s.k("addr", s.AddressHash(k, a)))
 					}
 				}
 			}
-			b, _ := json.Marshal(c)
-			p.Set(ctx, s.contactKey(c.ID), b, 0)
+			p.Set(ctx, s.contactKey(c.ID), sealed[i], 0)
 			p.ZAdd(ctx, s.k("contacts"), redis.Z{Member: c.ID})
 			for _, k := range channels.Kinds {
 				if a := c.Address(k); a != "" {

@@ -338,8 +338,8 @@ func (d *Dispatcher) changeConsents(ctx context.Context, contact string, decide 
 		if err != nil {
 			return err
 		}
-		var c Contact
-		if err := json.Unmarshal(b, &c); err != nil {
+		c, _, err := s.openContact(contact, b)
+		if err != nil {
 			return err
 		}
 		raw, err := tx.HGetAll(ctx, s.consentKey(contact)).Result()
@@ -353,7 +353,7 @@ func (d *Dispatcher) changeConsents(ctx context.Context, contact string, decide 
 				cur[f] = cc
 			}
 		}
-		events := decide(&c, cur)
+		events := decide(c, cur)
 		for i := range events {
 			if err := events[i].validate(); err != nil {
 				return err

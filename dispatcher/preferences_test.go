@@ -209,9 +209,11 @@ func TestPreferencePageShowsWhatWeHoldEscaped(t *testing.T) {
 		Evidence: map[string]string{"form": `<iframe src="//evil">`}}))
 	must(t, s.Suppress(ctx, channels.Email, "eve@example.com", SuppressComplaint, time.Time{}))
 	// Tags are validated on upsert; a record from elsewhere may not be.
-	raw, err := b.redis.Client.Get(ctx, s.contactKey("eve")).Result()
+	c, err := s.Contact(ctx, "eve")
 	must(t, err)
-	raw = strings.Replace(raw, `"early-bird"`, `"early-bird","\u003c/td\u003e\u003cscript\u003ealert(3)\u003c/script\u003e"`, 1)
+	c.Tags = append(c.Tags, "</td><script>alert(3)</script>")
+	raw, err := s.sealContact(c)
+	must(t, err)
 	must(t, b.redis.Client.Set(ctx, s.contactKey("eve"), raw, 0).Err())
 
 	resp, body := get(t, b.prefURL(t, "eve"))

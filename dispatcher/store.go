@@ -23,7 +23,7 @@ import (
 //
 // Layout (P is the prefix):
 //
-//	P:c:{id}               contact (JSON)
+//	P:c:{id}               contact (JSON sealed under the data keyring)
 //	P:c:{id}:consent       hash "channel/topic" -> current consent (JSON)
 //	P:c:{id}:ledger        list of consent events (JSON), append-only
 //	P:contacts             sorted set of contact ids (score 0, read by lex range)
@@ -43,7 +43,9 @@ type Store struct {
 	rdb    redis.UniversalClient
 	p      string
 	secret []byte
-	now    func() time.Time
+	// keys seals contact records; Dispatcher sets it from Config.DataKeys.
+	keys *Keyring
+	now  func() time.Time
 	// sendTTL is how long send records are kept.
 	sendTTL time.Duration
 }
@@ -108,7 +110,9 @@ func (s *Store) UpsertContact(ctx context.Context, c *Contact, defaultTZ string)
 	return nil
 }
 
-// Contact returns the contact with that id, or ErrNotFound.
+// Contact returns the contact with that id, or ErrNotFound. Returns an
+// error wrapping ErrUnknownDataKey or ErrSealed if the record does not
+// open with the keyring.
 func (s *Store) Contact(ctx context.Context, id string) (*Contact, error) {
 	b, err := s.rdb.Get(ctx, s.contactKey(id)).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -117,14 +121,13 @@ func (s *Store) Contact(ctx context.Context, id string) (*Contact, error) {
 	if err != nil {
 		return nil, err
 	}
-	var c Contact
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("decode contact: %w", err)
-	}
-	return &c, nil
+	c, _, err := s.openContact(id, b)
+	return c, err
 }
 
-// contacts loads many contacts in one pipeline; missing ones are nil.
+// contacts loads many contacts in one pipeline and decrypts them here;
+// missing ones are nil. A record that does not open fails the whole call:
+// taking it for a missing contact would cancel its sends as erased.
 func (s *Store) contacts(ctx context.Context, ids []string) ([]*Contact, error) {
 	cmds := make([]*redis.StringCmd, len(ids))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -139,15 +142,58 @@ func (s *Store) contacts(ctx context.Context, ids []string) ([]*Contact, error) 
 	out := make([]*Contact, len(ids))
 	for i, cmd := range cmds {
 		b, err := cmd.Bytes()
-		if err != nil {
+		if errors.Is(err, redis.Nil) {
 			continue
 		}
-		var c Contact
-		if json.Unmarshal(b, &c) == nil {
-			out[i] = &c
+		if err != nil {
+			return nil, err
+		}
+		if out[i], _, err = s.openContact(ids[i], b); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// contactAAD binds a sealed contact to its record: a ciphertext copied
+// under another contact's key does not open.
+func contactAAD(id string) []byte { return []byte("contact:" + id) }
+
+// sealContact encodes c for Redis: its JSON, sealed under the active data
+// key. Email, phone, attributes and tags are never stored in the clear.
+func (s *Store) sealContact(c *Contact) ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode contact: %w", err)
+	}
+	return s.keys.Seal(b, contactAAD(c.ID)), nil
+}
+
+// openContactJSON returns the JSON of a stored contact record and the id
+// of the key that sealed it. A record in plain JSON, written before
+// contacts were encrypted, is read with key id "": RotateContacts seals it.
+func (s *Store) openContactJSON(id string, b []byte) (js []byte, keyID string, err error) {
+	if len(b) > 0 && b[0] == '{' {
+		return b, "", nil
+	}
+	js, keyID, err = s.keys.Open(b, contactAAD(id))
+	if err != nil {
+		return nil, keyID, fmt.Errorf("open contact %s: %w", id, err)
+	}
+	return js, keyID, nil
+}
+
+// openContact decodes a stored contact record (see openContactJSON).
+func (s *Store) openContact(id string, b []byte) (*Contact, string, error) {
+	js, keyID, err := s.openContactJSON(id, b)
+	if err != nil {
+		return nil, keyID, err
+	}
+	var c Contact
+	if err := json.Unmarshal(js, &c); err != nil {
+		return nil, keyID, fmt.Errorf("decode contact %s: %w", id, err)
+	}
+	return &c, keyID, nil
 }
 
 // ContactIDByAddress finds a contact by email or phone, or ErrNotFound.

@@ -178,6 +178,7 @@ func newApp(ctx context.Context, c *config, secret []byte, stderr io.Writer) (*a
 		Processors:            c.processors(),
 		TokenKeys:             c.tokenKeys,
 		ActiveTokenKey:        c.activeKey,
+		DataKeys:              c.dataKeys,
 		TwilioAuthToken:       c.TwilioToken,
 		ValidTwilioSignature:  sms.ValidSignature,
 		BounceDomain:          c.BounceDomain,

@@ -67,6 +67,7 @@ type config struct {
 	feedback  dispatcher.FeedbackPolicy
 	tokenKeys map[string][]byte
 	activeKey string
+	dataKeys  *dispatcher.Keyring
 	capRules  []throttle.CapRule
 	quiet     map[channels.Kind]throttle.Calendar
 	rates     map[channels.Kind]throttle.Rate
@@ -89,7 +90,7 @@ func (c *config) settings() []setting {
 		{"token-keys", "MISSIVE_TOKEN_KEYS", "", "keys of unsubscribe and preference links: id:base64key[,id:base64key...], the first signs, the others still verify; empty derives one from MISSIVE_SECRET", &c.TokenKeys},
 		{"sender-name", "MISSIVE_SENDER_NAME", "Missive", "how pages and SMS replies name the sender", &c.SenderName},
 		{"unsubscribe-mailto", "MISSIVE_UNSUBSCRIBE_MAILTO", "", "mailbox added to List-Unsubscribe as a mailto: link", &c.Mailto},
-		{"data-keys", "MISSIVE_DATA_KEYS", "", "encryption keyring: id:base64key[,id:base64key...], the first active", &c.DataKeys},
+		{"data-keys", "MISSIVE_DATA_KEYS", "", "keyring encrypting contacts at rest (AES-256-GCM): id:base64key[,id:base64key...], ids of 1-16 lower-case letters or digits, 32-byte keys; the first seals, the others still open until \"missive keys rotate\" re-sealed everything", &c.DataKeys},
 		{"api-keys", "MISSIVE_API_KEYS", "", "API keys: id:secret[:scope+scope...][,...], scopes among campaigns, contacts, sends, privacy; no scope list: every scope", &c.APIKeys},
 		{"smtp-url", "MISSIVE_SMTP_URL", "", "SMTP relay: smtp(s)://user:pass@host:port[?tls=required|none]; empty writes emails to the outbox", &c.SMTPURL},
 		{"email-from", "MISSIVE_EMAIL_FROM", "", "default From of emails", &c.EmailFrom},
@@ -173,7 +174,7 @@ func (c *config) validate(demo bool) error {
 		}
 	}
 	if c.DataKeys != "" {
-		if err := checkDataKeys(c.DataKeys); err != nil {
+		if c.dataKeys, err = parseDataKeys(c.DataKeys); err != nil {
 			return err
 		}
 	}
@@ -256,18 +257,33 @@ func (c *config) validate(demo bool) error {
 	return nil
 }
 
-// checkDataKeys validates the keyring's form: id:base64 of 32 bytes.
-func checkDataKeys(s string) error {
+// parseDataKeys reads MISSIVE_DATA_KEYS: id:base64key pairs of 32-byte
+// keys, the first active. Errors name the entry, never the key.
+func parseDataKeys(s string) (*dispatcher.Keyring, error) {
+	keys := map[string][]byte{}
+	active := ""
 	for i, part := range strings.Split(s, ",") {
-		id, key, ok := strings.Cut(strings.TrimSpace(part), ":")
-		if !ok || id == "" {
-			return fmt.Errorf("MISSIVE_DATA_KEYS (--data-keys): entry %d: want id:base64key", i+1)
+		id, b64, ok := strings.Cut(strings.TrimSpace(part), ":")
+		if !ok || !tokenKeyID.MatchString(id) {
+			return nil, fmt.Errorf("MISSIVE_DATA_KEYS (--data-keys): entry %d: want id:base64key, the id 1-16 lower-case letters or digits", i+1)
 		}
-		if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 32 {
-			return fmt.Errorf("MISSIVE_DATA_KEYS (--data-keys): entry %d (%s): key must be 32 bytes in base64", i+1, id)
+		key, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(key) != 32 {
+			return nil, fmt.Errorf("MISSIVE_DATA_KEYS (--data-keys): entry %d (%s): key must be 32 bytes in base64", i+1, id)
+		}
+		if _, dup := keys[id]; dup {
+			return nil, fmt.Errorf("MISSIVE_DATA_KEYS (--data-keys): entry %d: id %s is used twice", i+1, id)
+		}
+		keys[id] = key
+		if active == "" {
+			active = id
 		}
 	}
-	return nil
+	k, err := dispatcher.NewKeyring(keys, active)
+	if err != nil {
+		return nil, fmt.Errorf("MISSIVE_DATA_KEYS (--data-keys): %w", err)
+	}
+	return k, nil
 }
 
 var tokenKeyID = regexp.MustCompile(`^[a-z0-9]{1,16}$`)

@@ -9,6 +9,7 @@
 //	missive demo        seeded data, one campaign end to end, a summary
 //	missive import      bulk-import contacts (NDJSON) through the API
 //	missive campaign    create, schedule, start, pause, resume, cancel, status
+//	missive keys        rotate: re-encrypt contacts under the active data key
 //	missive register    the record of processing (GDPR Art. 30)
 //
 // Configuration comes from the environment (MISSIVE_*, TWILIO_*); flags
@@ -44,6 +45,7 @@ Commands:
   bounce      "bounce inspect FILE": the parse of a bounce or complaint mail, as JSON
   import      bulk-import contacts from an NDJSON file through the API, with progress
   campaign    create, schedule, start, pause, resume, cancel a campaign; status of its runs
+  keys        "keys rotate": re-encrypt every contact under the first key of MISSIVE_DATA_KEYS
   register    the record of processing (GDPR Art. 30) of this configuration, as Markdown or JSON
   contacts    "contacts erase ID": erase a contact (GDPR Art. 17); "contacts export ID": all held on it
 
@@ -76,6 +78,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		err = importContacts(ctx, rest, getenv, stdout, stderr)
 	case "campaign":
 		err = campaign(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		err = keysCommand(ctx, rest, getenv, stdout, stderr)
 	case "register":
 		err = registerCommand(ctx, rest, getenv, stdout, stderr)
 	case "contacts":

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/throttle/redistest"
+)
+
+func TestKeysRotateReSealsUnderTheFirstKey(t *testing.T) {
+	r := redistest.New(t)
+	ctx := context.Background()
+	ka := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa}, 32))
+	kb := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xb}, 32))
+	secret := "keys-secret-keys-secret-keys-secret!"
+	before, err := parseDataKeys("a:" + ka)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dispatcher.New(dispatcher.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte(secret), DataKeys: before})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ndjson strings.Builder
+	for i := range 1100 {
+		fmt.Fprintf(&ndjson, `{"id":"c%04d","email":"c%04d@example.com"}`+"\n", i, i)
+	}
+	if _, err := d.Store.ImportContacts(ctx, strings.NewReader(ndjson.String()), "Europe/Paris", nil); err != nil {
+		t.Fatal(err)
+	}
+
+	env := map[string]string{
+		"MISSIVE_REDIS_URL": r.URL,
+		"MISSIVE_PREFIX":    r.Prefix,
+		"MISSIVE_SECRET":    secret,
+		"MISSIVE_DATA_KEYS": "b:" + kb + ",a:" + ka,
+	}
+	var stdout, stderr bytes.Buffer
+	if code := Main(ctx, []string{"keys", "rotate"}, func(k string) string { return env[k] }, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"1100 contacts re-sealed under key b", "key a may be removed"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if !strings.Contains(stderr.String(), "1100/1100 contacts") {
+		t.Errorf("stderr shows no progress:\n%s", stderr.String())
+	}
+	for _, secret := range []string{ka, kb, "@example.com"} {
+		if strings.Contains(stdout.String()+stderr.String(), secret) {
+			t.Errorf("output holds a key or an address")
+		}
+	}
+
+	// Key a removed: every contact still opens.
+	after, err := parseDataKeys("b:" + kb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := dispatcher.New(dispatcher.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte(secret), DataKeys: after})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := d2.Store.Contact(ctx, "c1099"); err != nil || c.Email != "c1099@example.com" {
+		t.Errorf("contact under key b only: %v, %v", c, err)
+	}
+}
+
+func TestKeysRotateNeedsItsSettings(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"MISSIVE_SECRET": strings.Repeat("s", 32), "MISSIVE_DATA_KEYS": "a:" + key}, "MISSIVE_REDIS_URL"},
+		{map[string]string{"MISSIVE_REDIS_URL": "redis://127.0.0.1:1", "MISSIVE_DATA_KEYS": "a:" + key}, "MISSIVE_SECRET"},
+		{map[string]string{"MISSIVE_REDIS_URL": "redis://127.0.0.1:1", "MISSIVE_SECRET": strings.Repeat("s", 32)}, "MISSIVE_DATA_KEYS"},
+		{map[string]string{"MISSIVE_REDIS_URL": "redis://127.0.0.1:1", "MISSIVE_SECRET": strings.Repeat("s", 32), "MISSIVE_DATA_KEYS": "a:" + key + ",a:" + key}, "used twice"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := Main(context.Background(), []string{"keys", "rotate"}, func(k string) string { return tc.env[k] }, &stdout, &stderr)
+		if code != 1 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("want exit 1 naming %s, got %d: %s", tc.want, code, stderr.String())
+		}
+		if strings.Contains(stderr.String(), key) {
+			t.Error("the error shows the key")
+		}
+	}
+}
