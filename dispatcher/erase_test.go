@@ -273,3 +273,39 @@ func TestEraseKeepsSendsBeingSent(t *testing.T) {
 		t.Errorf("run %v balanced %v", r.Counters, r.Balanced)
 	}
 }
+
+// Sign-ups awaiting confirmation go with the contact; another person's
+// stay.
+func TestEraseDropsPendingSignups(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	s := b.d.Store
+	b.seedBasics(t)
+	must(t, s.UpsertContact(ctx, &Contact{ID: "p", Email: "p@example.com", Phone: "+33612345690"}, "Europe/Paris"))
+	for _, in := range []*signupInput{
+		{Topics: []string{"newsletter"}, Channel: channels.Email, Address: "p@example.com", Locale: "fr", Wording: "w1"},
+		{Topics: []string{"newsletter"}, Channel: channels.SMS, Address: "+33612345690", Locale: "fr", Wording: "w1"},
+		{Topics: []string{"newsletter"}, Channel: channels.Email, Address: "other@example.com", Locale: "fr", Wording: "w1"},
+	} {
+		must(t, b.d.signup(ctx, in, "iphash", "Mozilla/5.0"))
+	}
+	pending := func() int {
+		n := 0
+		must(t, s.scan(ctx, s.pendingKey("*"), func(keys []string) error { n += len(keys); return nil }))
+		return n
+	}
+	if n := pending(); n != 3 {
+		t.Fatalf("%d pending sign-ups, want 3", n)
+	}
+	rep, err := b.d.EraseContact(ctx, "p")
+	must(t, err)
+	if rep.Erased["pending_signups"] != 2 {
+		t.Errorf("erased %v", rep.Erased)
+	}
+	if n := pending(); n != 1 {
+		t.Errorf("%d pending sign-ups left, want 1 (another person's)", n)
+	}
+	if n, _ := b.redis.Client.Exists(ctx, s.k("pendingsms", s.AddressHash(channels.SMS, "+33612345690"))).Result(); n != 0 {
+		t.Error("SMS sign-up index left")
+	}
+}
