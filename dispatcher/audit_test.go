@@ -257,3 +257,37 @@ func TestKeyIDInContext(t *testing.T) {
 		t.Errorf("KeyID = %q", got)
 	}
 }
+
+// Erasure and export live under /v1/contacts but need the privacy scope;
+// an erasure is audited.
+func TestErasureScopeAndAudit(t *testing.T) {
+	b := setup(t)
+	c := newScopedAPI(t, b)
+	const email = "erased.person@example.com"
+	if r := c.as("crm", "PUT", "/v1/contacts/c1", `{"email":"`+email+`"}`); r.status != http.StatusOK {
+		t.Fatalf("upsert: %d %s", r.status, r.body)
+	}
+	for _, call := range []struct{ method, path string }{{"DELETE", "/v1/contacts/c1"}, {"GET", "/v1/contacts/c1/export"}} {
+		if r := c.as("crm", call.method, call.path, ""); r.status != http.StatusForbidden {
+			t.Errorf("%s %s with the contacts scope: status %d, want 403", call.method, call.path, r.status)
+		}
+	}
+	if r := c.as("dpo", "GET", "/v1/contacts/c1/export", ""); r.status != http.StatusOK {
+		t.Fatalf("export: %d %s", r.status, r.body)
+	}
+	if r := c.as("dpo", "DELETE", "/v1/contacts/c1", ""); r.status != http.StatusOK {
+		t.Fatalf("erase: %d %s", r.status, r.body)
+	}
+	got := auditEntries(t, c)
+	want := []AuditEntry{{Key: "dpo", Action: "contact.erase", Target: "c1"}, {Key: "crm", Action: "contact.upsert", Target: "c1"}}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b AuditEntry) bool {
+		return a.Key == b.Key && a.Action == b.Action && a.Target == b.Target && a.Detail == b.Detail
+	})); diff != "" {
+		t.Errorf("audit entries (-want +got):\n%s", diff)
+	}
+	for _, e := range got {
+		if strings.Contains(e.Target+e.Detail, email) {
+			t.Errorf("audit entry %+v holds the address", e)
+		}
+	}
+}
