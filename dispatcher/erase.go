@@ -110,6 +110,11 @@ type ErasureReport struct {
 	Erased map[string]int `json:"erased"`
 	// CapsForgotten says the frequency-cap reservations were deleted.
 	CapsForgotten bool `json:"caps_forgotten"`
+	// RecordUnreadable says the contact record did not open with the
+	// keyring (a lost data key): it was erased all the same, its address
+	// index entries found by scanning the index, and the suppression
+	// entries of its addresses, which stay, could not be counted.
+	RecordUnreadable bool `json:"record_unreadable,omitempty"`
 	// Kept lists what stays, with the reason.
 	Kept []KeptRecords `json:"kept"`
 }
@@ -150,10 +155,15 @@ func (d *Dispatcher) EraseContact(ctx context.Context, id string) (*ErasureRepor
 	if errors.Is(err, ErrNotFound) || isCode(err, CodeNotFound) {
 		return nil, notFound("contact")
 	}
+	rep := &ErasureReport{Contact: id, Erased: map[string]int{}}
+	if errors.Is(err, ErrUnknownDataKey) || errors.Is(err, ErrSealed) {
+		// The right to erasure does not wait for a lost key: without the
+		// addresses, their index entries are found by scanning the index.
+		c, err, rep.RecordUnreadable = &Contact{ID: id}, nil, true
+	}
 	if err != nil {
 		return nil, fmt.Errorf("erase: %w", err)
 	}
-	rep := &ErasureReport{Contact: id, Erased: map[string]int{}}
 
 	// Sends: settle what is in flight, then delete. A send claimed by a
 	// worker ("sending") is past stopping: it is kept until it settles.
@@ -201,6 +211,13 @@ func (d *Dispatcher) EraseContact(ctx context.Context, id string) (*ErasureRepor
 			return nil, fmt.Errorf("erase: address index: %w", err)
 		}
 		addrs += gone
+	}
+	if rep.RecordUnreadable {
+		n, err := s.eraseAddressesOf(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("erase: address index: %w", err)
+		}
+		addrs += n
 	}
 	rep.Erased["addresses"], rep.Erased["soft_bounces"] = addrs, soft
 
@@ -351,6 +368,23 @@ func (d *Dispatcher) erasePendingSignups(ctx context.Context, c *Contact) (int, 
 		return nil
 	})
 	return len(hashes), err
+}
+
+// eraseAddressesOf deletes the address index entries that point to the
+// contact, found by scanning the index: for a record that does not open.
+func (s *Store) eraseAddressesOf(ctx context.Context, contact string) (int, error) {
+	n := 0
+	err := s.scan(ctx, s.k("addr", "*"), func(keys []string) error {
+		for _, k := range keys {
+			gone, err := addrDelScript.Run(ctx, s.rdb, []string{k}, contact).Int()
+			if err != nil {
+				return err
+			}
+			n += gone
+		}
+		return nil
+	})
+	return n, err
 }
 
 // scan calls fn with the keys matching pattern, in pages, on every master

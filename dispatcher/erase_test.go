@@ -309,3 +309,29 @@ func TestEraseDropsPendingSignups(t *testing.T) {
 		t.Error("SMS sign-up index left")
 	}
 }
+
+// A record sealed under a key the keyring no longer holds is erased all
+// the same, its address index entries with it.
+func TestEraseUnreadableRecord(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	s := b.d.Store
+	must(t, s.UpsertContact(ctx, &Contact{ID: "lost", Email: "lost@example.com"}, "Europe/Paris"))
+	must(t, s.UpsertContact(ctx, &Contact{ID: "kept", Email: "kept@example.com"}, "Europe/Paris"))
+	// Simulate a record sealed under a lost key.
+	must(t, b.redis.Client.Set(ctx, s.contactKey("lost"), "\x01not-a-sealed-record", 0).Err())
+	rep, err := b.d.EraseContact(ctx, "lost")
+	must(t, err)
+	if !rep.RecordUnreadable || rep.Erased["contact"] != 1 || rep.Erased["addresses"] != 1 {
+		t.Errorf("report %+v", rep)
+	}
+	if _, err := s.ContactIDByAddress(ctx, channels.Email, "lost@example.com"); err == nil {
+		t.Error("address still indexed")
+	}
+	if id, err := s.ContactIDByAddress(ctx, channels.Email, "kept@example.com"); err != nil || id != "kept" {
+		t.Errorf("another contact's address: %q %v", id, err)
+	}
+	if _, err := b.d.EraseContact(ctx, "lost"); !isCode(err, CodeNotFound) {
+		t.Errorf("second erase: %v", err)
+	}
+}
