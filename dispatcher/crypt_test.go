@@ -434,3 +434,84 @@ func TestReSealNeverOverwritesAChangedRecord(t *testing.T) {
 		t.Errorf("after a refused compare-and-set: %v, %v", got, err)
 	}
 }
+
+// BenchmarkContactMemory reports the Redis memory of a contact record,
+// sealed as stored and, for comparison, as the plain JSON stored before
+// encryption, and of its blind index entries (P:addr:<hash>), averaged
+// over 1000 contacts with an email, a phone, two attributes and a tag.
+// Run:
+//
+//	go test ./dispatcher -run '^$' -bench ContactMemory -benchtime 1x
+func BenchmarkContactMemory(b *testing.B) {
+	const n = 1000
+	for range b.N {
+		tb := setup(b)
+		ctx := context.Background()
+		s := tb.d.Store
+		var ndjson strings.Builder
+		for i := range n {
+			l := Contact{ID: fmt.Sprintf("m%07d", i), Email: fmt.Sprintf("m%07d@example.com", i), Phone: fmt.Sprintf("+336%08d", 12000000+i),
+				Attributes: map[string]string{"first_name": "Ana", "city": "Lyon"}, Tags: []string{"customer"}}
+			line, _ := json.Marshal(l)
+			ndjson.Write(append(line, '\n'))
+		}
+		res, err := s.ImportContacts(ctx, strings.NewReader(ndjson.String()), "Europe/Paris", nil)
+		if err != nil || res.Imported != n {
+			b.Fatalf("import: %v %+v", err, res)
+		}
+		var sealed, plain, index, sealedLen, plainLen int64
+		rdb := tb.redis.Client
+		for i := range n {
+			id := fmt.Sprintf("m%07d", i)
+			key := s.contactKey(id)
+			m, err := rdb.MemoryUsage(ctx, key, 0).Result()
+			if err != nil {
+				b.Skipf("MEMORY USAGE: %v (needs a real Redis)", err)
+			}
+			sealed += m
+			raw, _ := rdb.Get(ctx, key).Bytes()
+			js, _, err := s.openContactJSON(id, raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sealedLen, plainLen = sealedLen+int64(len(raw)), plainLen+int64(len(js))
+			scratch := s.k("plain", "{"+id+"}")
+			rdb.Set(ctx, scratch, js, 0)
+			plain += rdb.MemoryUsage(ctx, scratch, 0).Val()
+			rdb.Del(ctx, scratch)
+			c, _ := s.Contact(ctx, id)
+			for _, k := range channels.Kinds {
+				index += rdb.MemoryUsage(ctx, s.k("addr", s.AddressHash(k, c.Address(k))), 0).Val()
+			}
+		}
+		b.ReportMetric(float64(sealed)/n, "sealed-B/contact")
+		b.ReportMetric(float64(plain)/n, "plain-B/contact")
+		b.ReportMetric(float64(index)/n, "index-B/contact")
+		b.ReportMetric(float64(sealedLen)/n, "sealed-value-B")
+		b.ReportMetric(float64(plainLen)/n, "plain-value-B")
+	}
+}
+
+// BenchmarkContactDecode is the Go cost of reading one contact record as
+// the gate does: plain JSON (before encryption) against sealed JSON.
+//
+//	go test ./dispatcher -run '^$' -bench ContactDecode
+func BenchmarkContactDecode(b *testing.B) {
+	s := &Store{keys: newRing(b, "a", map[string][]byte{"a": testKey(b)})}
+	c := &Contact{ID: "b0000001", Email: "b0000001@example.com", Timezone: "Europe/Paris",
+		Attributes: map[string]string{"first_name": "Ana"}, Tags: []string{"customer"}, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	plain, _ := json.Marshal(c)
+	sealed, err := s.sealContact(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, raw := range map[string][]byte{"plain": plain, "sealed": sealed} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := s.openContact(c.ID, raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -27,6 +27,7 @@ import (
 //	P:c:{id}:consent       hash "channel/topic" -> current consent (JSON)
 //	P:c:{id}:ledger        list of consent events (JSON), append-only
 //	P:contacts             sorted set of contact ids (score 0, read by lex range)
+//	P:rotate:cursor        last contact id re-sealed by a RotateContacts in progress
 //	P:addr:<hash>          contact id of an address (keyed hash)
 //	P:sup:<hash>           suppression entry (JSON), with a TTL when temporary
 //	P:topics, P:templates, P:segments, P:campaigns   hashes id -> JSON
