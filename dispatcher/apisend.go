@@ -205,6 +205,11 @@ func (d *Dispatcher) sendOne(ctx context.Context, key string, in sendRequest) (*
 		if err := s.recordDecisions(ctx, run, ds, d.cfg.InflightDeadline); err != nil {
 			return nil, err
 		}
+		// An API send's id derives from its key, not its contact: index it
+		// for erasure and export (campaign sends are found by their ids).
+		if err := s.indexSends(ctx, ds); err != nil {
+			return nil, err
+		}
 		// A concurrent request with the same key may have decided first:
 		// the record holds the decision that counts.
 		if existing, err = s.Send(ctx, id); err != nil {

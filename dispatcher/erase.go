@@ -16,9 +16,13 @@ import (
 )
 
 // Erasure (GDPR Art. 17) and access/portability (Art. 15, 20) of one
-// contact. Both find the contact's sends through a per-contact index:
+// contact. Both find the contact's sends by their ids: a campaign send's
+// id derives from run, contact and channel, so every run of every campaign
+// gives the candidates (the gate writes no index: it would cost the hot
+// path two commands a recipient); API sends, whose ids derive from their
+// idempotency key, are in a per-contact index:
 //
-//	P:c:{id}:sends   set of the contact's send ids, expiring with the
+//	P:c:{id}:sends   set of the contact's API send ids, expiring with the
 //	                 newest of them (the send retention)
 //
 // What erasure keeps, and why:
@@ -78,14 +82,38 @@ func (s *Store) indexSends(ctx context.Context, ds []decision) error {
 	return nil
 }
 
-// contactSends returns the contact's send records still held, oldest
-// first.
-func (s *Store) contactSends(ctx context.Context, contact string) ([]*Send, error) {
+// contactSendIDs returns the ids the contact's sends may have: those of
+// campaign sends derive from run, contact and channel (so the gate writes
+// no index for them); API sends are in the contact's index.
+func (s *Store) contactSendIDs(ctx context.Context, contact string) ([]string, error) {
 	ids, err := s.rdb.SMembers(ctx, s.contactSendsKey(contact)).Result()
 	if err != nil {
 		return nil, err
 	}
+	campaigns, err := s.Campaigns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range campaigns {
+		runs, err := s.rdb.ZRange(ctx, s.k("runs", c.ID), 0, -1).Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, run := range runs {
+			ids = append(ids, SendID(run, contact, channels.Email), SendID(run, contact, channels.SMS), SendID(run, contact, "any"))
+		}
+	}
 	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// contactSends returns the contact's send records still held, oldest
+// first.
+func (s *Store) contactSends(ctx context.Context, contact string) ([]*Send, error) {
+	ids, err := s.contactSendIDs(ctx, contact)
+	if err != nil {
+		return nil, err
+	}
 	ss, err := s.sends(ctx, ids)
 	if err != nil {
 		return nil, err
@@ -256,12 +284,13 @@ func (d *Dispatcher) EraseContact(ctx context.Context, id string) (*ErasureRepor
 // the keys that lead to them.
 func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, cancelled, sending int, err error) {
 	s := d.Store
-	ids, err := s.rdb.SMembers(ctx, s.contactSendsKey(contact)).Result()
-	if err != nil {
+	held, err := s.contactSends(ctx, contact)
+	if err != nil || len(held) == 0 {
 		return 0, 0, 0, err
 	}
-	if len(ids) == 0 {
-		return 0, 0, 0, nil
+	ids := make([]string, len(held))
+	for i, sd := range held {
+		ids[i] = sd.ID
 	}
 	ts := make([]transition, len(ids))
 	for i, id := range ids {

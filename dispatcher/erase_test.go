@@ -251,9 +251,11 @@ func TestEraseKeepsSendsBeingSent(t *testing.T) {
 	b.seedBasics(t)
 	must(t, s.UpsertContact(ctx, &Contact{ID: "busy", Email: "busy@example.com"}, "Europe/Paris"))
 	consent(t, b, "busy", channels.Email)
-	run := "manual-1"
-	must(t, s.recordDecisions(ctx, run, []decision{{send: SendID(run, "busy", channels.Email), contact: "busy",
-		channel: channels.Email, topic: "newsletter", template: "news-mail", state: StateQueued}}, time.Hour))
+	run := "manual-1" // a run of no campaign, as API sends are: indexed
+	ds := []decision{{send: SendID(run, "busy", channels.Email), contact: "busy",
+		channel: channels.Email, topic: "newsletter", template: "news-mail", state: StateQueued}}
+	must(t, s.recordDecisions(ctx, run, ds, time.Hour))
+	must(t, s.indexSends(ctx, ds))
 	id := SendID(run, "busy", channels.Email)
 	if res, err := s.transitionSend(ctx, transition{send: id, from: inflightStates, to: StateSending, deadline: time.Now().Add(time.Minute)}); err != nil || !res.applied {
 		t.Fatalf("claim: %+v %v", res, err)

@@ -148,9 +148,7 @@ func (s *Store) scriptPipeline(ctx context.Context, script *redis.Script, fill f
 }
 
 // recordDecisions writes the decisions of a batch, in one script call per
-// chunk, and adds each send to its contact's index (indexSends), which
-// erasure and export read. Sends decided before (a retried batch) keep
-// their first decision.
+// chunk. Sends decided before (a retried batch) keep their first decision.
 func (s *Store) recordDecisions(ctx context.Context, run string, ds []decision, queuedDeadline time.Duration) error {
 	now := s.now()
 	ttl := strconv.Itoa(int(s.sendTTL.Seconds()))
@@ -172,9 +170,6 @@ func (s *Store) recordDecisions(ctx context.Context, run string, ds []decision, 
 			args = append(args, d.send, d.state, d.reason, d.contact, string(d.channel), d.topic, d.template, until, ms(deadline))
 		}
 		if err := decideScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
-			return err
-		}
-		if err := s.indexSends(ctx, chunk); err != nil {
 			return err
 		}
 	}
