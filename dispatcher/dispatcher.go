@@ -109,6 +109,10 @@ type Config struct {
 	ReconcileEvery time.Duration
 	// SendTTL is how long send records are kept. Default 90 days.
 	SendTTL time.Duration
+	// InactiveAfter is how long a contact without any granted consent is
+	// kept after its last activity (PurgeInactive). Default 3 years, the
+	// CNIL's term for prospects; negative disables the purge.
+	InactiveAfter time.Duration
 	// Feedback is what bounces, complaints and delivery reports do.
 	Feedback FeedbackPolicy
 	// BounceDomain, when set, makes the envelope sender of each email a VERP
@@ -189,6 +193,7 @@ func (c *Config) setDefaults() error {
 	c.SendLease = cmp.Or(c.SendLease, 5*time.Minute)
 	c.ReconcileEvery = cmp.Or(c.ReconcileEvery, time.Minute)
 	c.SendTTL = cmp.Or(c.SendTTL, 90*24*time.Hour)
+	c.InactiveAfter = cmp.Or(c.InactiveAfter, DefaultInactiveAfter)
 	c.Feedback.setDefaults()
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}

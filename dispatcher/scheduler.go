@@ -41,6 +41,8 @@ func (d *Dispatcher) RunScheduler(ctx context.Context, tick time.Duration) error
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	lease := d.Store.k("scheduler", "lease")
+	var retention retentionJob
+	defer retention.wait()
 	defer func() {
 		if holder != "" {
 			// Step down at once, so another scheduler takes over quickly.
@@ -56,6 +58,7 @@ func (d *Dispatcher) RunScheduler(ctx context.Context, tick time.Duration) error
 			if err := d.fireDue(ctx, holder); err != nil && ctx.Err() == nil {
 				d.log.Error("scheduler", "error", err)
 			}
+			d.maybePurge(ctx, &retention)
 		}
 		select {
 		case <-ctx.Done():

@@ -189,6 +189,7 @@ func newApp(ctx context.Context, c *config, secret []byte, stderr io.Writer) (*a
 		Quiet:                 c.quiet,
 		ProviderRates:         providerRates,
 		Concurrency:           c.Concurrency,
+		InactiveAfter:         c.inactive,
 		Logger:                log,
 	})
 	if err != nil {

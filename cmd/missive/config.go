@@ -61,6 +61,7 @@ type config struct {
 	RateSMS        string
 	Concurrency    int
 	LogLevel       string
+	InactiveAfter  string
 
 	// Derived by validate.
 	dkim      *email.DKIM
@@ -72,6 +73,7 @@ type config struct {
 	quiet     map[channels.Kind]throttle.Calendar
 	rates     map[channels.Kind]throttle.Rate
 	level     slog.Level
+	inactive  time.Duration
 }
 
 // setting ties a flag to its environment variable.
@@ -118,6 +120,7 @@ func (c *config) settings() []setting {
 		{"quiet-email", "MISSIVE_QUIET_EMAIL", "", "email sending hours; empty is always open", &c.QuietEmail},
 		{"rate-email", "MISSIVE_RATE_EMAIL", "1000/s", "pace of the SMTP relay, shared by all workers", &c.RateEmail},
 		{"rate-sms", "MISSIVE_RATE_SMS", "30/s", "pace of Twilio, shared by all workers", &c.RateSMS},
+		{"inactive-after", "MISSIVE_INACTIVE_AFTER", "", `how long a contact without any granted consent is kept after its last activity, in days or years ("1095d", "3y"); empty is 3 years (CNIL, prospects); "off" never purges`, &c.InactiveAfter},
 		{"log-level", "MISSIVE_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
 	}
 }
@@ -237,6 +240,9 @@ func (c *config) validate(demo bool) error {
 		}
 		c.rates[k] = r
 	}
+	if c.inactive, err = parseInactiveAfter(c.InactiveAfter); err != nil {
+		return err
+	}
 	if err := c.level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return errors.New("MISSIVE_LOG_LEVEL (--log-level): must be debug, info, warn or error")
 	}
@@ -255,6 +261,26 @@ func (c *config) validate(demo bool) error {
 		return errors.New("MISSIVE_EMAIL_FROM (--email-from): required with an SMTP relay")
 	}
 	return nil
+}
+
+// parseInactiveAfter reads MISSIVE_INACTIVE_AFTER: "" is the default (0
+// for dispatcher.Config), "off" disables the purge (negative), else a
+// positive whole number of days ("1095d") or years ("3y", 365 days each).
+func parseInactiveAfter(s string) (time.Duration, error) {
+	const bad = "MISSIVE_INACTIVE_AFTER (--inactive-after): want a positive number of days or years (\"1095d\", \"3y\"), or \"off\""
+	switch s {
+	case "":
+		return 0, nil
+	case "off":
+		return -1, nil
+	}
+	day := 24 * time.Hour
+	unit := map[byte]time.Duration{'d': day, 'y': 365 * day}[s[len(s)-1]]
+	n, err := strconv.Atoi(s[:len(s)-1])
+	if unit == 0 || err != nil || n < 1 || n > 100*365 {
+		return 0, errors.New(bad)
+	}
+	return time.Duration(n) * unit, nil
 }
 
 // parseDataKeys reads MISSIVE_DATA_KEYS: id:base64key pairs of 32-byte
