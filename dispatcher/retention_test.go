@@ -223,3 +223,31 @@ func TestRetentionScheduler(t *testing.T) {
 		t.Errorf("logs name a contact or lack the purge's counts:\n%s", logs)
 	}
 }
+
+// A record that does not open (a lost data key) is counted, not purged, and
+// does not stop the others of its chunk from being judged.
+func TestRetentionUnreadableRecord(t *testing.T) {
+	clock := newRetentionClock(retentionStart)
+	ka, kb := testKey(t), testKey(t)
+	b := setup(t, func(c *Config) { c.Now = clock.now; c.DataKeys = newRing(t, "a", map[string][]byte{"a": ka}) })
+	upsertAt(t, b, clock, retentionStart, "ret-locked", "locked@example.com")
+	cfg := b.cfg
+	cfg.DataKeys = newRing(t, "b", map[string][]byte{"b": kb})
+	d, err := New(cfg)
+	must(t, err)
+	b.d = d
+	upsertAt(t, b, clock, retentionStart, "ret-open", "open@example.com")
+	clock.add(DefaultInactiveAfter + time.Hour)
+	ctx := context.Background()
+	rep, err := d.PurgeInactive(ctx, nil)
+	must(t, err)
+	if want := (PurgeReport{Scanned: 2, Purged: 1, Errors: 1}); rep != want {
+		t.Errorf("report %+v, want %+v", rep, want)
+	}
+	if _, err := d.Store.Contact(ctx, "ret-open"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("readable contact: %v, want purged", err)
+	}
+	if n, _ := d.Store.CountContacts(ctx); n != 1 {
+		t.Errorf("%d contacts left, want 1 (the unreadable one)", n)
+	}
+}
