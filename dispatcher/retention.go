@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -75,8 +74,6 @@ func (d *Dispatcher) PurgeInactive(ctx context.Context, progress func(done, tota
 	if err != nil {
 		return rep, fmt.Errorf("purge inactive: %w", err)
 	}
-	// Erasure logs each contact's id; a purge of thousands logs counts only.
-	eraser := d.quietEraser()
 	start := "-"
 	for {
 		ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.k("contacts"), Start: start, Stop: "+",
@@ -96,7 +93,7 @@ func (d *Dispatcher) PurgeInactive(ctx context.Context, progress func(done, tota
 		rep.Scanned += int64(len(ids))
 		rep.Errors += int64(unreadable)
 		for _, id := range stale {
-			if _, err := eraser.EraseContact(ctx, id); err != nil {
+			if _, err := d.EraseContact(ctx, id); err != nil {
 				if ctx.Err() != nil {
 					return rep, ctx.Err()
 				}
@@ -180,48 +177,6 @@ next:
 		}
 	}
 	return stale, unreadable, nil
-}
-
-// quietEraser returns a Dispatcher that shares d's stores and clients but
-// whose logs keep warnings and errors only, without contact ids: the purge
-// reports counts, not the people it erased.
-func (d *Dispatcher) quietEraser() *Dispatcher {
-	return &Dispatcher{cfg: d.cfg, Store: d.Store, gate: d.gate, limiter: d.limiter, caps: d.caps,
-		signer: d.signer, client: d.client, log: slog.New(withoutContact{d.log.Handler()}),
-		snap: snapshots{m: map[string]*runState{}}}
-}
-
-// withoutContact is a slog.Handler that passes warnings and errors on
-// without their "contact" attribute.
-type withoutContact struct{ h slog.Handler }
-
-func (w withoutContact) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn && w.h.Enabled(ctx, l)
-}
-
-func (w withoutContact) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key != "contact" {
-			out.AddAttrs(a)
-		}
-		return true
-	})
-	return w.h.Handle(ctx, out)
-}
-
-func (w withoutContact) WithAttrs(as []slog.Attr) slog.Handler {
-	kept := make([]slog.Attr, 0, len(as))
-	for _, a := range as {
-		if a.Key != "contact" {
-			kept = append(kept, a)
-		}
-	}
-	return withoutContact{w.h.WithAttrs(kept)}
-}
-
-func (w withoutContact) WithGroup(name string) slog.Handler {
-	return withoutContact{w.h.WithGroup(name)}
 }
 
 // claimRetentionScript sets the last purge time to now if the last one is
