@@ -89,7 +89,9 @@ type Config struct {
 
 	// BatchSize is the number of contacts one batch task gates. Default 500.
 	BatchSize int
-	// SendChunk is the number of sends one send task carries. Default 50.
+	// SendChunk is the number of sends one send task carries. Default 100:
+	// the queue costs a round trip per task, so more sends per task go
+	// faster, and 100 still spreads a batch over several workers.
 	SendChunk int
 	// SendQueues spreads send tasks over that many queues (useful on Redis
 	// Cluster, where one queue lives on one shard). Default 1.
@@ -185,7 +187,7 @@ func (c *Config) setDefaults() error {
 		}
 	}
 	c.BatchSize = cmp.Or(c.BatchSize, 500)
-	c.SendChunk = cmp.Or(c.SendChunk, 50)
+	c.SendChunk = cmp.Or(c.SendChunk, 100)
 	c.SendQueues = cmp.Or(c.SendQueues, 1)
 	c.Concurrency = cmp.Or(c.Concurrency, 32)
 	c.MaxRetry = cmp.Or(c.MaxRetry, 10)
