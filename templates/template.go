@@ -215,38 +215,69 @@ func lineOf(src string, pos int) int {
 	return 1 + strings.Count(src[:pos], "\n")
 }
 
+// walkTree calls visit on n and, while visit returns true, on its
+// descendants, parents first: visit may rewrite a node's children before
+// they are walked.
+func walkTree(n parse.Node, visit func(parse.Node) bool) {
+	if !visit(n) {
+		return
+	}
+	for _, c := range children(n) {
+		walkTree(c, visit)
+	}
+}
+
+// children returns the child nodes of the node kinds templates may hold.
+func children(n parse.Node) []parse.Node {
+	var out []parse.Node
+	add := func(c parse.Node, present bool) {
+		if present {
+			out = append(out, c)
+		}
+	}
+	switch n := n.(type) {
+	case *parse.ListNode:
+		for _, c := range n.Nodes {
+			add(c, true)
+		}
+	case *parse.ActionNode:
+		add(n.Pipe, n.Pipe != nil)
+	case *parse.IfNode:
+		add(n.Pipe, n.Pipe != nil)
+		add(n.List, n.List != nil)
+		add(n.ElseList, n.ElseList != nil)
+	case *parse.WithNode:
+		add(n.Pipe, n.Pipe != nil)
+		add(n.List, n.List != nil)
+		add(n.ElseList, n.ElseList != nil)
+	case *parse.PipeNode:
+		for _, v := range n.Decl {
+			add(v, true)
+		}
+		for _, c := range n.Cmds {
+			add(c, true)
+		}
+	case *parse.CommandNode:
+		for _, a := range n.Args {
+			add(a, true)
+		}
+	case *parse.ChainNode:
+		add(n.Node, n.Node != nil)
+	}
+	return out
+}
+
 // check walks the tree and rejects loops, template calls and functions
 // outside allowedFuncs.
 func check(field, src string, n parse.Node) error {
 	var err error
-	var walk func(parse.Node)
 	fail := func(n parse.Node, e *NotAllowedError) {
 		if err == nil {
 			err = &FieldError{Field: field, Line: lineOf(src, int(n.Position())), Err: e}
 		}
 	}
-	walk = func(n parse.Node) {
-		if n == nil || err != nil {
-			return
-		}
+	walkTree(n, func(n parse.Node) bool {
 		switch n := n.(type) {
-		case *parse.ListNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Nodes {
-				walk(c)
-			}
-		case *parse.ActionNode:
-			walk(n.Pipe)
-		case *parse.IfNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.WithNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
 		case *parse.RangeNode:
 			fail(n, &NotAllowedError{What: "range", Why: "templates have no loops"})
 		case *parse.TemplateNode:
@@ -257,33 +288,19 @@ func check(field, src string, n parse.Node) error {
 			fail(n, &NotAllowedError{What: what, Why: "one template per part"})
 		case *parse.BreakNode, *parse.ContinueNode:
 			fail(n, &NotAllowedError{What: "break/continue"})
-		case *parse.PipeNode:
-			if n == nil {
-				return
-			}
-			for _, v := range n.Decl {
-				walk(v)
-			}
-			for _, c := range n.Cmds {
-				walk(c)
-			}
-		case *parse.CommandNode:
-			for _, a := range n.Args {
-				walk(a)
-			}
-		case *parse.ChainNode:
-			walk(n.Node)
 		case *parse.IdentifierNode:
 			if _, ok := allowedFuncs[n.Ident]; !ok {
 				fail(n, &NotAllowedError{What: strconv.Quote(n.Ident), Why: "not in the allowed functions"})
 			}
-		case *parse.TextNode, *parse.CommentNode, *parse.FieldNode, *parse.VariableNode,
+		case *parse.ListNode, *parse.ActionNode, *parse.IfNode, *parse.WithNode, *parse.PipeNode,
+			*parse.CommandNode, *parse.ChainNode,
+			*parse.TextNode, *parse.CommentNode, *parse.FieldNode, *parse.VariableNode,
 			*parse.DotNode, *parse.NilNode, *parse.BoolNode, *parse.NumberNode, *parse.StringNode:
 		default:
 			fail(n, &NotAllowedError{What: "construct " + strconv.Quote(n.String())})
 		}
-	}
-	walk(n)
+		return err == nil
+	})
 	return err
 }
 
@@ -293,35 +310,13 @@ func check(field, src string, n parse.Node) error {
 // default, or piped into it, becomes (attrOrEmpty .Attr "key"). Everywhere
 // else a missing attribute stays an error.
 func rewriteDefaults(root parse.Node) {
-	var walk func(parse.Node)
-	walk = func(n parse.Node) {
+	walkTree(root, func(n parse.Node) bool {
 		switch n := n.(type) {
-		case *parse.ListNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Nodes {
-				walk(c)
-			}
-		case *parse.ActionNode:
-			walk(n.Pipe)
-		case *parse.IfNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.WithNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
 		case *parse.PipeNode:
-			if n == nil {
-				return
-			}
 			for i, c := range n.Cmds {
 				if i+1 < len(n.Cmds) && isDefault(n.Cmds[i+1]) && len(c.Args) == 1 {
 					c.Args[0] = optionalAttr(c.Args[0])
 				}
-				walk(c)
 			}
 		case *parse.CommandNode:
 			if isDefault(n) {
@@ -329,14 +324,9 @@ func rewriteDefaults(root parse.Node) {
 					n.Args[i] = optionalAttr(n.Args[i])
 				}
 			}
-			for _, a := range n.Args {
-				walk(a)
-			}
-		case *parse.ChainNode:
-			walk(n.Node)
 		}
-	}
-	walk(root)
+		return true
+	})
 }
 
 func isDefault(c *parse.CommandNode) bool {
