@@ -77,6 +77,12 @@ func TestWorkerStoppedMidRunDeliversEachOnce(t *testing.T) {
 	assertEachOnce(t, b, n)
 	if r.Counters["sent"] != n || !r.Balanced {
 		t.Errorf("counters %v, balanced %v; want %d sent", r.Counters, r.Balanced, n)
+		for i := range n {
+			if s, err := b.d.Store.Send(ctx, SendID(run, fmt.Sprintf("m%04d", i), channels.Email)); err == nil && s.State != StateSent {
+				t.Logf("send %d: %s/%s code %q attempts %d", i, s.State, s.Reason, s.ErrorCode, s.Attempts)
+			}
+		}
+		t.Log(b.logs.String())
 	}
 }
 

@@ -291,10 +291,10 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *Send, c *Cont
 		return nil // settled or claimed elsewhere meanwhile
 	}
 	// The provider call is not cut short by a shutdown: a message half
-	// handed over is the one case that could be lost or sent twice.
-	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-	res, sendErr := ch.Send(sendCtx, msg)
-	cancel()
+	// handed over is the one case that could be lost or sent twice. The
+	// channels bound their own calls (the SMTP and Twilio timeouts), and a
+	// context that is never done cannot cut their connection mid-message.
+	res, sendErr := ch.Send(context.WithoutCancel(ctx), msg)
 	t := transition{send: s.ID, from: StateSending}
 	switch channels.KindOf(sendErr) {
 	case 0:
