@@ -136,6 +136,13 @@ func TestReconcilerSettlesAbandonedSend(t *testing.T) {
 	if n, err := b.d.Reconcile(ctx); err != nil || n != 0 {
 		t.Fatalf("Reconcile before the lease ran out touched %d sends (%v)", n, err)
 	}
+	// A reconciler that listed the send as overdue before the claim must
+	// not settle it after: the change applies only while still overdue.
+	res, err = b.d.Store.transitionSend(ctx, transition{send: id, from: StateSending, to: StateFailed, reason: ReasonAmbiguous, overdue: clock})
+	must(t, err)
+	if res.applied {
+		t.Fatal("a send claimed since it was listed was settled as ambiguous")
+	}
 	clock = clock.Add(2 * time.Minute)
 	if n, err := b.d.Reconcile(ctx); err != nil || n != 1 {
 		t.Fatalf("Reconcile after the lease = %d, %v; want 1", n, err)

@@ -61,7 +61,9 @@ return 1
 // transitionScript moves a send from one of the allowed states to another.
 // KEYS: send, run, inflight. ARGV: send id, allowed states (comma
 // separated), new state, reason, in-flight deadline ms (0: leaves the set),
-// now ms, then field/value pairs to set.
+// now ms, overdue ms (when not 0, the move happens only if the send's
+// in-flight deadline is at or before it: the reconciler acts only on what
+// is still overdue), then field/value pairs to set.
 // Returns {1, previous} when done, {0, current} when the state was not
 // allowed, {-1} when the send does not exist; a fourth element "done" says
 // the run has nothing left in flight and its planning is finished.
@@ -73,13 +75,17 @@ for s in string.gmatch(ARGV[2], '[^,]+') do
   if s == cur then allowed = true end
 end
 if not allowed then return {0, cur} end
+if ARGV[7] ~= '0' then
+  local due = redis.call('ZSCORE', KEYS[3], ARGV[1])
+  if not due or tonumber(due) > tonumber(ARGV[7]) then return {0, cur} end
+end
 local function outcome(state, reason)
   if state == 'suppressed' then return reason end
   return state
 end
 local prev = outcome(cur, redis.call('HGET', KEYS[1], 'reason'))
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'reason', ARGV[4], 'at', ARGV[6])
-for i = 7, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   if ARGV[i] == 'attempts' then
     redis.call('HINCRBY', KEYS[1], 'attempts', 1)
   else
@@ -183,7 +189,10 @@ type transition struct {
 	to       string
 	reason   string
 	deadline time.Time // zero: the send leaves the in-flight set
-	fields   []any
+	// overdue, when set, applies the change only if the send's in-flight
+	// deadline is at or before it.
+	overdue time.Time
+	fields  []any
 }
 
 type transitionResult struct {
@@ -204,7 +213,11 @@ func (s *Store) transitionSends(ctx context.Context, ts []transition) ([]transit
 			if !t.deadline.IsZero() {
 				deadline = ms(t.deadline)
 			}
-			args := append([]any{t.send, t.from, t.to, t.reason, deadline, ms(now)}, t.fields...)
+			var overdue int64
+			if !t.overdue.IsZero() {
+				overdue = ms(t.overdue)
+			}
+			args := append([]any{t.send, t.from, t.to, t.reason, deadline, ms(now), overdue}, t.fields...)
 			cmds[i] = transitionScript.EvalSha(ctx, p, []string{s.sendKey(t.send), s.runKey(run), s.inflightKey(run)}, args...)
 		}
 	})

@@ -103,10 +103,12 @@ func (d *Dispatcher) Reconcile(ctx context.Context) (int, error) {
 				// Expired or erased: drop it from the in-flight set.
 				d.Store.rdb.ZRem(ctx, d.Store.inflightKey(run), ids[i])
 			case s.State == StateSending:
-				settle = append(settle, transition{send: s.ID, from: StateSending, to: StateFailed, reason: ReasonAmbiguous})
+				// Only if still overdue: a worker may have claimed it since
+				// it was listed.
+				settle = append(settle, transition{send: s.ID, from: StateSending, to: StateFailed, reason: ReasonAmbiguous, overdue: now})
 			case s.State == StateQueued || s.State == StateDeferred:
 				requeue = append(requeue, decision{send: s.ID, state: StateQueued})
-				settle = append(settle, transition{send: s.ID, from: s.State, to: s.State, reason: "", deadline: now.Add(d.cfg.InflightDeadline)})
+				settle = append(settle, transition{send: s.ID, from: s.State, to: s.State, reason: "", deadline: now.Add(d.cfg.InflightDeadline), overdue: now})
 			default:
 				d.Store.rdb.ZRem(ctx, d.Store.inflightKey(run), ids[i])
 			}
