@@ -555,23 +555,7 @@ func TestTwilioInboundAttacks(t *testing.T) {
 func TestTwilioInboundConcurrentDuplicates(t *testing.T) {
 	h := twilioSetup(t)
 	form := smsForm(newMessageSID(t), stopPhone, "STOP")
-	var wg sync.WaitGroup
-	statuses := make([]int, 12)
-	for i := range statuses {
-		wg.Go(func() {
-			req, _ := http.NewRequest("POST", h.srv.URL+inboundPath, strings.NewReader(form.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("X-Twilio-Signature", twiliotest.Sign(twiliotest.AuthToken, twilioURL, form))
-			res, err := h.srv.Client().Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			res.Body.Close()
-			statuses[i] = res.StatusCode
-		})
-	}
-	wg.Wait()
+	statuses := postSignedConcurrently(t, h.srv, inboundPath, twilioURL, form, 12)
 	for _, s := range statuses {
 		if s != http.StatusOK && s != http.StatusServiceUnavailable {
 			t.Errorf("statuses %v", statuses)
@@ -691,4 +675,28 @@ func FuzzTwilioInbound(f *testing.F) {
 			t.Fatalf("TwiML with %d elements: %s", elems, out)
 		}
 	})
+}
+
+// postSignedConcurrently posts form, signed for publicURL as Twilio does,
+// n times at once to path on srv, and returns the statuses.
+func postSignedConcurrently(t *testing.T, srv *httptest.Server, path, publicURL string, form url.Values, n int) []int {
+	t.Helper()
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	for i := range statuses {
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-Twilio-Signature", twiliotest.Sign(twiliotest.AuthToken, publicURL, form))
+			res, err := srv.Client().Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res.Body.Close()
+			statuses[i] = res.StatusCode
+		})
+	}
+	wg.Wait()
+	return statuses
 }

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -279,23 +278,7 @@ func TestTwilioStatusConcurrentDuplicates(t *testing.T) {
 	h := statusSetup(t)
 	run, send, sid := h.sendSMS(t)
 	form := statusForm(sid, "undelivered", "30005")
-	var wg sync.WaitGroup
-	statuses := make([]int, 12)
-	for i := range statuses {
-		wg.Go(func() {
-			req, _ := http.NewRequest("POST", h.srv.URL+twilioStatusPath, strings.NewReader(form.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("X-Twilio-Signature", twiliotest.Sign(twiliotest.AuthToken, statusURL, form))
-			res, err := h.srv.Client().Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			res.Body.Close()
-			statuses[i] = res.StatusCode
-		})
-	}
-	wg.Wait()
+	statuses := postSignedConcurrently(t, h.srv, twilioStatusPath, statusURL, form, 12)
 	for _, s := range statuses {
 		if s != http.StatusOK {
 			t.Errorf("statuses %v, want 200 each", statuses)
