@@ -129,14 +129,14 @@ func (d *Dispatcher) Handler(keys []APIKey) http.Handler {
 		{"POST /v1/contacts/import", ctc, "contact.import", a.importContacts},
 		{"POST /v1/contacts/{id}/consents", ctc, "consent.record", a.postConsent},
 		{"GET /v1/contacts/{id}/consents", ctc, "", a.getConsents},
-		{"PUT /v1/topics/{id}", cpg, "topic.put", a.putTopic},
+		{"PUT /v1/topics/{id}", cpg, "topic.put", putRecord(func(t *Topic) *string { return &t.ID }, a.d.Store.PutTopic)},
 		{"GET /v1/topics", cpg, "", a.getTopics},
 		{"GET /v1/topics/{id}/stats", cpg, "", a.topicStats},
-		{"PUT /v1/templates/{id}", cpg, "template.put", a.putTemplate},
-		{"GET /v1/templates/{id}", cpg, "", a.getTemplate},
+		{"PUT /v1/templates/{id}", cpg, "template.put", putRecord(func(t *templates.Template) *string { return &t.ID }, a.d.Store.PutTemplate)},
+		{"GET /v1/templates/{id}", cpg, "", getRecord(a.d.Store.Template)},
 		{"POST /v1/templates/{id}/preview", cpg, "", a.previewTemplate},
-		{"PUT /v1/segments/{id}", cpg, "segment.put", a.putSegment},
-		{"GET /v1/segments/{id}", cpg, "", a.getSegment},
+		{"PUT /v1/segments/{id}", cpg, "segment.put", putRecord(func(sg *Segment) *string { return &sg.ID }, a.d.Store.PutSegment)},
+		{"GET /v1/segments/{id}", cpg, "", getRecord(a.d.Store.Segment)},
 		{"GET /v1/segments/{id}/count", cpg, "", a.countSegment},
 		{"POST /v1/campaigns", cpg, "campaign.create", a.createCampaign},
 		{"GET /v1/campaigns", cpg, "", a.listCampaigns},
@@ -570,19 +570,34 @@ func (a *api) getConsents(w http.ResponseWriter, r *http.Request) (int, any, err
 
 // --- topics, templates, segments
 
-func (a *api) putTopic(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	var t Topic
-	if err := decodeJSON(w, r, &t); err != nil {
-		return 0, nil, err
+// putRecord serves PUT of a record named by the path's id: the body may
+// repeat the id but not name another.
+func putRecord[T any](id func(*T) *string, put func(context.Context, *T) error) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
+		var v T
+		if err := decodeJSON(w, r, &v); err != nil {
+			return 0, nil, err
+		}
+		if err := sameID(*id(&v), r.PathValue("id")); err != nil {
+			return 0, nil, err
+		}
+		*id(&v) = r.PathValue("id")
+		if err := put(r.Context(), &v); err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, v, nil
 	}
-	if err := sameID(t.ID, r.PathValue("id")); err != nil {
-		return 0, nil, err
+}
+
+// getRecord serves GET of a record named by the path's id.
+func getRecord[T any](get func(context.Context, string) (*T, error)) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
+		v, err := get(r.Context(), r.PathValue("id"))
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, v, nil
 	}
-	t.ID = r.PathValue("id")
-	if err := a.d.Store.PutTopic(r.Context(), &t); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, t, nil
 }
 
 func (a *api) getTopics(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -603,29 +618,6 @@ func (a *api) topicStats(w http.ResponseWriter, r *http.Request) (int, any, erro
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]any{"topic": r.PathValue("id"), "feedback": f}, nil
-}
-
-func (a *api) putTemplate(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	var t templates.Template
-	if err := decodeJSON(w, r, &t); err != nil {
-		return 0, nil, err
-	}
-	if err := sameID(t.ID, r.PathValue("id")); err != nil {
-		return 0, nil, err
-	}
-	t.ID = r.PathValue("id")
-	if err := a.d.Store.PutTemplate(r.Context(), &t); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, t, nil
-}
-
-func (a *api) getTemplate(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	t, err := a.d.Store.Template(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, t, nil
 }
 
 type previewRequest struct {
@@ -713,29 +705,6 @@ func previewError(err error) error {
 		msg = fmt.Sprintf("line %d: %s", fe.Line, msg)
 	}
 	return &Error{Code: CodeInvalid, Field: fe.Field, Message: msg}
-}
-
-func (a *api) putSegment(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	var sg Segment
-	if err := decodeJSON(w, r, &sg); err != nil {
-		return 0, nil, err
-	}
-	if err := sameID(sg.ID, r.PathValue("id")); err != nil {
-		return 0, nil, err
-	}
-	sg.ID = r.PathValue("id")
-	if err := a.d.Store.PutSegment(r.Context(), &sg); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, sg, nil
-}
-
-func (a *api) getSegment(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	sg, err := a.d.Store.Segment(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, sg, nil
 }
 
 func (a *api) countSegment(w http.ResponseWriter, r *http.Request) (int, any, error) {
