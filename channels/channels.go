@@ -129,7 +129,13 @@ type Error struct {
 	// RetryIn, when set on a temporary error, is the delay the provider asked
 	// for (Retry-After).
 	RetryIn time.Duration
-	Err     error
+	// Feedback, on a permanent refusal, says what the refusal tells of the
+	// recipient (HardBounce for an address that does not exist, OptedOut
+	// for a number that replied STOP...), as a bounce received later
+	// would. Empty: the refusal says nothing of the recipient (policy,
+	// content, our sender).
+	Feedback FeedbackKind
+	Err      error
 }
 
 func (e *Error) Error() string {
