@@ -19,7 +19,7 @@ import (
 	"github.com/missive-dev/missive/channels/email"
 	"github.com/missive-dev/missive/channels/outbox"
 	"github.com/missive-dev/missive/channels/sms"
-	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/core"
 	"github.com/missive-dev/missive/throttle"
 )
 
@@ -144,7 +144,7 @@ type app struct {
 	cfg       *config
 	log       *slog.Logger
 	rdb       redis.UniversalClient
-	d         *dispatcher.Dispatcher
+	d         *core.Dispatcher
 	viaOutbox map[channels.Kind]bool
 	close     func()
 }
@@ -166,7 +166,7 @@ func newApp(ctx context.Context, c *config, secret []byte, stderr io.Writer) (*a
 			providerRates[k] = r
 		}
 	}
-	d, err := dispatcher.New(dispatcher.Config{
+	d, err := core.New(core.Config{
 		Redis:                 rdb,
 		Prefix:                c.Prefix,
 		Secret:                secret,
@@ -209,9 +209,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := c.validate(false); err != nil {
 		return err
 	}
-	var keys []dispatcher.APIKey
+	var keys []core.APIKey
 	if roles&roleAPI != 0 {
-		if keys, err = dispatcher.ParseAPIKeys(c.APIKeys); err != nil {
+		if keys, err = core.ParseAPIKeys(c.APIKeys); err != nil {
 			return err
 		}
 	}
@@ -225,7 +225,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 // run starts the roles and waits for all of them; the first to fail stops
 // the others.
-func (a *app) run(ctx context.Context, roles role, keys []dispatcher.APIKey, stdout io.Writer) error {
+func (a *app) run(ctx context.Context, roles role, keys []core.APIKey, stdout io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -278,8 +278,8 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
 }
 
 // esp gathers the email providers' webhook settings.
-func (c *config) esp() dispatcher.ESPConfig {
-	e := dispatcher.ESPConfig{SendGridPublicKey: c.SendGridKey, MailgunSigningKey: c.MailgunKey}
+func (c *config) esp() core.ESPConfig {
+	e := core.ESPConfig{SendGridPublicKey: c.SendGridKey, MailgunSigningKey: c.MailgunKey}
 	for _, arn := range strings.Split(c.SESTopics, ",") {
 		if arn = strings.TrimSpace(arn); arn != "" {
 			e.SESTopicARNs = append(e.SESTopicARNs, arn)

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/missive-dev/missive/channels/email/bounce"
-	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/core"
 )
 
 // bounceCommand runs "missive bounce inspect FILE": the parse of a bounce
@@ -62,22 +62,22 @@ func bounceCommand(args []string, stdout, stderr io.Writer) error {
 }
 
 // startBounceListener serves the bounce SMTP listener for d until ctx ends.
-func startBounceListener(ctx context.Context, c *config, d *dispatcher.Dispatcher, log *slog.Logger, stdout io.Writer) error {
+func startBounceListener(ctx context.Context, c *config, d *core.Dispatcher, log *slog.Logger, stdout io.Writer) error {
 	l, err := bounce.Listen(bounce.ListenerConfig{
 		Addr:   c.BounceSMTPAddr,
 		Domain: c.BounceDomain,
 		Logger: log,
 		Handle: func(ctx context.Context, token string, r *bounce.Report) error {
-			rcpts := make([]dispatcher.BounceRecipient, len(r.Recipients))
+			rcpts := make([]core.BounceRecipient, len(r.Recipients))
 			for i, x := range r.Recipients {
-				rcpts[i] = dispatcher.BounceRecipient{Class: x.Class, Status: x.Status}
+				rcpts[i] = core.BounceRecipient{Class: x.Class, Status: x.Status}
 			}
 			source := "dsn"
 			if r.Kind == "arf" {
 				source = "arf"
 			}
 			err := d.HandleBounce(ctx, token, source, rcpts)
-			if errors.Is(err, dispatcher.ErrForgedVERP) || errors.Is(err, dispatcher.ErrUnknownSend) {
+			if errors.Is(err, core.ErrForgedVERP) || errors.Is(err, core.ErrUnknownSend) {
 				log.Warn("bounce report dropped", "reason", err.Error())
 				return nil // nothing to retry: accept and drop
 			}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email"
-	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/core"
 	"github.com/missive-dev/missive/throttle"
 )
 
@@ -65,10 +65,10 @@ type config struct {
 
 	// Derived by validate.
 	dkim      *email.DKIM
-	feedback  dispatcher.FeedbackPolicy
+	feedback  core.FeedbackPolicy
 	tokenKeys map[string][]byte
 	activeKey string
-	dataKeys  *dispatcher.Keyring
+	dataKeys  *core.Keyring
 	capRules  []throttle.CapRule
 	quiet     map[channels.Kind]throttle.Calendar
 	rates     map[channels.Kind]throttle.Rate
@@ -198,7 +198,7 @@ func (c *config) validate(demo bool) error {
 		return errors.New("MISSIVE_BOUNCE_SMTP_ADDR: needs MISSIVE_BOUNCE_DOMAIN")
 	}
 	if c.BounceDomain != "" {
-		if _, err := dispatcher.NormalizeEmail("x@" + c.BounceDomain); err != nil {
+		if _, err := core.NormalizeEmail("x@" + c.BounceDomain); err != nil {
 			return errors.New("MISSIVE_BOUNCE_DOMAIN (--bounce-domain): not a domain name")
 		}
 	}
@@ -206,7 +206,7 @@ func (c *config) validate(demo bool) error {
 		return errors.New("MISSIVE_POSTMARK_AUTH (--postmark-auth): want user:password")
 	}
 	if c.Mailto != "" {
-		if _, err := dispatcher.NormalizeEmail(c.Mailto); err != nil {
+		if _, err := core.NormalizeEmail(c.Mailto); err != nil {
 			return errors.New("MISSIVE_UNSUBSCRIBE_MAILTO (--unsubscribe-mailto): must be a bare email address")
 		}
 	}
@@ -253,7 +253,7 @@ func (c *config) validate(demo bool) error {
 		return errors.New("MISSIVE_SMS_FROM (--sms-from): required with Twilio")
 	}
 	if c.ReturnPath != "" {
-		if _, err := dispatcher.NormalizeEmail(c.ReturnPath); err != nil {
+		if _, err := core.NormalizeEmail(c.ReturnPath); err != nil {
 			return errors.New("MISSIVE_RETURN_PATH (--return-path): must be a bare email address")
 		}
 	}
@@ -264,7 +264,7 @@ func (c *config) validate(demo bool) error {
 }
 
 // parseInactiveAfter reads MISSIVE_INACTIVE_AFTER: "" is the default (0
-// for dispatcher.Config), "off" disables the purge (negative), else a
+// for core.Config), "off" disables the purge (negative), else a
 // positive whole number of days ("1095d") or years ("3y", 365 days each).
 func parseInactiveAfter(s string) (time.Duration, error) {
 	const bad = "MISSIVE_INACTIVE_AFTER (--inactive-after): want a positive number of days or years (\"1095d\", \"3y\"), or \"off\""
@@ -285,7 +285,7 @@ func parseInactiveAfter(s string) (time.Duration, error) {
 
 // parseDataKeys reads MISSIVE_DATA_KEYS: id:base64key pairs of 32-byte
 // keys, the first active. Errors name the entry, never the key.
-func parseDataKeys(s string) (*dispatcher.Keyring, error) {
+func parseDataKeys(s string) (*core.Keyring, error) {
 	keys := map[string][]byte{}
 	active := ""
 	for i, part := range strings.Split(s, ",") {
@@ -305,7 +305,7 @@ func parseDataKeys(s string) (*dispatcher.Keyring, error) {
 			active = id
 		}
 	}
-	k, err := dispatcher.NewKeyring(keys, active)
+	k, err := core.NewKeyring(keys, active)
 	if err != nil {
 		return nil, fmt.Errorf("MISSIVE_DATA_KEYS (--data-keys): %w", err)
 	}
@@ -361,8 +361,8 @@ func loadDKIM(domain, selector, keyFile string) (*email.DKIM, error) {
 
 // parseFeedback reads the feedback policy: "3/7d:30d" soft bounces, and
 // rates as percentages ("5%", "0.3%").
-func parseFeedback(soft, bounceRate, complaintRate string) (dispatcher.FeedbackPolicy, error) {
-	var p dispatcher.FeedbackPolicy
+func parseFeedback(soft, bounceRate, complaintRate string) (core.FeedbackPolicy, error) {
+	var p core.FeedbackPolicy
 	rule, suspend, ok := strings.Cut(soft, ":")
 	caps, err := throttle.ParseCapRules("email:" + rule)
 	if !ok || err != nil || len(caps) != 1 {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/core"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
@@ -18,13 +18,13 @@ import (
 func TestRegisterCommand(t *testing.T) {
 	r := redistest.New(t)
 	secret := "register-secret-register-secret-reg"
-	d, err := dispatcher.New(dispatcher.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte(secret)})
+	d, err := core.New(core.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte(secret)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tp := range []dispatcher.Topic{
-		{ID: "newsletter", Kind: dispatcher.Marketing, Description: "Monthly news"},
-		{ID: "orders", Kind: dispatcher.Transactional},
+	for _, tp := range []core.Topic{
+		{ID: "newsletter", Kind: core.Marketing, Description: "Monthly news"},
+		{ID: "orders", Kind: core.Transactional},
 	} {
 		if err := d.Store.PutTopic(context.Background(), &tp); err != nil {
 			t.Fatal(err)
@@ -50,22 +50,22 @@ func TestRegisterCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("register --format json: exit %d: %s", code, errs)
 	}
-	var reg dispatcher.Register
+	var reg core.Register
 	if err := json.Unmarshal([]byte(out), &reg); err != nil {
 		t.Fatalf("not JSON: %v: %s", err, out)
 	}
 	if reg.Controller.Name != "Shop" {
 		t.Errorf("controller %q, want MISSIVE_SENDER_NAME", reg.Controller.Name)
 	}
-	want := []dispatcher.Purpose{
-		{Topic: "newsletter", Name: "newsletter", Description: "Monthly news", Kind: dispatcher.Marketing, LegalBasis: "consent", Article: "Art. 6(1)(a)"},
-		{Topic: "orders", Name: "orders", Kind: dispatcher.Transactional, LegalBasis: "contract", Article: "Art. 6(1)(b)"},
+	want := []core.Purpose{
+		{Topic: "newsletter", Name: "newsletter", Description: "Monthly news", Kind: core.Marketing, LegalBasis: "consent", Article: "Art. 6(1)(a)"},
+		{Topic: "orders", Name: "orders", Kind: core.Transactional, LegalBasis: "contract", Article: "Art. 6(1)(b)"},
 	}
 	if diff := cmp.Diff(want, reg.Purposes); diff != "" {
 		t.Errorf("purposes (-want +got):\n%s", diff)
 	}
 	// SMS has no provider here, so it goes to the outbox.
-	wantRecipients := []dispatcher.Recipient{{Name: "SMTP relay (relay.shop.example)", Role: "processor"}, {Name: "outbox (development)", Role: "processor"}}
+	wantRecipients := []core.Recipient{{Name: "SMTP relay (relay.shop.example)", Role: "processor"}, {Name: "outbox (development)", Role: "processor"}}
 	if diff := cmp.Diff(wantRecipients, reg.Recipients); diff != "" {
 		t.Errorf("recipients (-want +got):\n%s", diff)
 	}

@@ -1,0 +1,441 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/templates"
+)
+
+// API sends: one message to one contact, triggered by an upstream system
+// (an order confirmation, a password reset). Retries are safe: the
+// Idempotency-Key names the send, so the same key never sends twice, and
+// its record replays the first answer for 24 hours.
+
+const (
+	idemTTL = 24 * time.Hour
+	// idemPendingTTL bounds how long a crashed request holds its key: after
+	// it, a retry runs again, which is safe since the send id derives from
+	// the key.
+	idemPendingTTL = 2 * time.Minute
+	maxIdemKeyLen  = 128
+)
+
+type sendRequest struct {
+	Contact  string        `json:"contact"`
+	Topic    string        `json:"topic"`
+	Channel  channels.Kind `json:"channel"`
+	Template string        `json:"template"`
+}
+
+// SendAnswer is the answer to POST /v1/sends.
+type SendAnswer struct {
+	Send   string    `json:"send"`
+	State  string    `json:"state"`
+	Reason string    `json:"reason,omitempty"`
+	Until  time.Time `json:"until,omitzero"`
+}
+
+// idemRecord is what the key record holds: the request's fingerprint and,
+// once answered, the answer.
+type idemRecord struct {
+	Fingerprint string          `json:"fp"`
+	Done        bool            `json:"done,omitempty"`
+	Status      int             `json:"status,omitempty"`
+	Body        json.RawMessage `json:"body,omitempty"`
+}
+
+func validIdemKey(k string) bool {
+	if len(k) == 0 || len(k) > maxIdemKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func sha256hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func (a *api) postSend(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	key := r.Header.Get("Idempotency-Key")
+	if !validIdemKey(key) {
+		return 0, nil, invalid("Idempotency-Key", "header is required: 1-%d printable ASCII characters", maxIdemKeyLen)
+	}
+	var in sendRequest
+	if err := decodeJSON(w, r, &in); err != nil {
+		return 0, nil, err
+	}
+	switch {
+	case !validID(in.Contact):
+		return 0, nil, invalid("contact", "must be a contact id")
+	case !namePattern.MatchString(in.Topic):
+		return 0, nil, invalid("topic", "must name a topic")
+	case !in.Channel.Valid():
+		return 0, nil, invalid("channel", "must be email or sms")
+	case !namePattern.MatchString(in.Template):
+		return 0, nil, invalid("template", "must name a template")
+	}
+	fp, _ := json.Marshal(in)
+	rec := idemRecord{Fingerprint: sha256hex(string(fp))}
+	ctx := r.Context()
+	idemKey := a.d.Store.k("idem", sha256hex(key))
+
+	// Reserve the key, or find what happened to it.
+	pending, _ := json.Marshal(rec)
+	for attempt := 0; ; attempt++ {
+		ok, err := a.d.Store.rdb.SetNX(ctx, idemKey, pending, idemPendingTTL).Result()
+		if err != nil {
+			return 0, nil, err
+		}
+		if ok {
+			break
+		}
+		b, err := a.d.Store.rdb.Get(ctx, idemKey).Bytes()
+		if errors.Is(err, redis.Nil) && attempt < 3 {
+			continue // expired or released meanwhile
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		var prev idemRecord
+		if err := json.Unmarshal(b, &prev); err != nil {
+			return 0, nil, err
+		}
+		if prev.Fingerprint != rec.Fingerprint {
+			return 0, nil, &Error{Code: CodeIdempotency, Field: "Idempotency-Key",
+				Message: "was used with another request body"}
+		}
+		if !prev.Done {
+			return 0, nil, conflict("a request with this Idempotency-Key is in progress; retry later")
+		}
+		return prev.Status, prev.Body, nil
+	}
+
+	ans, err := a.d.sendOne(ctx, key, in)
+	if err != nil {
+		// Nothing to replay: release the key so that a retry runs again
+		// (and finds the send, if it was decided).
+		a.d.Store.rdb.Del(context.WithoutCancel(ctx), idemKey)
+		return 0, nil, err
+	}
+	body, err := json.Marshal(ans)
+	if err != nil {
+		return 0, nil, err
+	}
+	rec.Done, rec.Status, rec.Body = true, http.StatusAccepted, body
+	done, _ := json.Marshal(rec)
+	if err := a.d.Store.rdb.Set(context.WithoutCancel(ctx), idemKey, done, idemTTL).Err(); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, json.RawMessage(body), nil
+}
+
+// apiRunID names the run that holds API sends of a topic with a template
+// version on one UTC day.
+func apiRunID(topic, tpl string, version int, day time.Time) string {
+	return "api-" + topic + "-" + tpl + "-v" + strconv.Itoa(version) + "-" + day.UTC().Format("20060102")
+}
+
+// sendOne decides the send that key names and enqueues it when it may go.
+// A retry after a failure finds the decided send and enqueues it again.
+func (d *Dispatcher) sendOne(ctx context.Context, key string, in sendRequest) (*SendAnswer, error) {
+	s := d.Store
+	c, err := s.Contact(ctx, in.Contact)
+	if errors.Is(err, ErrNotFound) {
+		return nil, invalid("contact", "names no contact")
+	}
+	if err != nil {
+		return nil, err
+	}
+	topic, err := s.Topic(ctx, in.Topic)
+	if isCode(err, CodeNotFound) {
+		return nil, invalid("topic", "names no topic")
+	}
+	if err != nil {
+		return nil, err
+	}
+	tpl, err := s.Template(ctx, in.Template)
+	if isCode(err, CodeNotFound) {
+		return nil, invalid("template", "names no template")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if (in.Channel == channels.Email && tpl.Email == nil) || (in.Channel == channels.SMS && tpl.SMS == nil) {
+		return nil, invalid("template", "the template has no %s part", in.Channel)
+	}
+	if d.cfg.Channels[in.Channel] == nil {
+		return nil, invalid("channel", "no %s channel is configured", in.Channel)
+	}
+
+	now := d.cfg.Now()
+	run := apiRunID(topic.ID, tpl.ID, tpl.Version, now)
+	if err := d.ensureAPIRun(ctx, run, topic, tpl, now); err != nil {
+		return nil, err
+	}
+	id := SendID(run, "idem:"+sha256hex(key)[:16], in.Channel)
+	existing, err := s.Send(ctx, id)
+	if err != nil && !isCode(err, CodeNotFound) {
+		return nil, err
+	}
+	if existing == nil {
+		camp := &Campaign{ID: "api", Topic: topic.ID, Channels: []channels.Kind{in.Channel},
+			Templates: map[channels.Kind]string{in.Channel: tpl.ID}}
+		ds, err := d.gate.decide(ctx, now, gateJob{run: run, campaign: camp, topic: topic, sendID: id}, []*Contact{c})
+		if err != nil {
+			return nil, err
+		}
+		if err := s.recordDecisions(ctx, run, ds, d.cfg.InflightDeadline); err != nil {
+			return nil, err
+		}
+		// An API send's id derives from its key, not its contact: index it
+		// for erasure and export (campaign sends are found by their ids).
+		if err := s.indexSends(ctx, ds); err != nil {
+			return nil, err
+		}
+		// A concurrent request with the same key may have decided first:
+		// the record holds the decision that counts.
+		if existing, err = s.Send(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	ans := &SendAnswer{Send: id, State: existing.State, Reason: existing.Reason, Until: existing.Until}
+	if existing.State == StateQueued || existing.State == StateDeferred {
+		if err := d.enqueueSends(ctx, run, []decision{{send: id, state: existing.State, until: existing.Until}}); err != nil {
+			return nil, err
+		}
+	}
+	return ans, nil
+}
+
+// ensureAPIRun creates the API run once, with a snapshot holding every
+// part of the template: email and SMS sends of the day share the run. The
+// snapshot is written with SETNX even when the run exists, which repairs
+// a run whose creator died between the two writes.
+func (d *Dispatcher) ensureAPIRun(ctx context.Context, run string, topic *Topic, tpl *templates.Template, now time.Time) error {
+	snap := runSnapshot{Topic: *topic, Templates: map[channels.Kind]templates.Template{},
+		Campaign: Campaign{ID: "api", Topic: topic.ID, Templates: map[channels.Kind]string{}}}
+	for _, k := range channels.Kinds {
+		if (k == channels.Email && tpl.Email != nil) || (k == channels.SMS && tpl.SMS != nil) {
+			snap.Campaign.Channels = append(snap.Campaign.Channels, k)
+			snap.Campaign.Templates[k] = tpl.ID
+			snap.Templates[k] = *tpl
+		}
+	}
+	b, err := json.Marshal(snap)
+	if err != nil {
+		return err
+	}
+	created, err := d.Store.createRun(ctx, &Run{ID: run, Campaign: "api", State: RunSending, FireAt: now})
+	if err != nil {
+		return err
+	}
+	if created {
+		d.log.Info("api run started", "run", run)
+	}
+	return d.Store.rdb.SetNX(ctx, d.Store.snapshotKey(run), b, 0).Err()
+}
+
+func (a *api) getSend(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	s, err := a.d.Store.Send(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, s, nil
+}
+
+// --- one-click unsubscribe (RFC 8058): public, the token is the only
+// credential. A GET only shows a page, since link scanners fetch URLs; the
+// POST withdraws consent.
+
+var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="fr">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{{.TitleFR}} / {{.TitleEN}}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#222}
+button{font:inherit;font-size:1rem;font-weight:600;padding:.6rem 1.2rem;border-radius:.3rem;border:1px solid #333;background:#333;color:#fff;cursor:pointer}
+hr{border:0;border-top:1px solid #ddd;margin:1.5rem 0}</style>
+</head>
+<body>
+<h1>{{.TitleFR}}</h1>
+<p>{{.TextFR}}</p>
+<hr>
+<h1 lang="en">{{.TitleEN}}</h1>
+<p lang="en">{{.TextEN}}</p>
+{{if .Action}}<form method="post" action="{{.Action}}">
+<input type="hidden" name="List-Unsubscribe" value="One-Click">
+<button type="submit">Me désabonner / Unsubscribe</button>
+</form>{{end}}
+</body>
+</html>
+`))
+
+type page struct {
+	TitleFR, TextFR, TitleEN, TextEN string
+	Action                           string
+}
+
+func writePage(w http.ResponseWriter, status int, p page) {
+	var buf bytes.Buffer
+	if err := pageTmpl.Execute(&buf, p); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString("internal error\n")
+	}
+	pageHeaders(w, false)
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+var invalidLinkPage = page{
+	TitleFR: "Lien non valide", TextFR: "Ce lien de désabonnement n'est pas valide. Utilisez le lien complet reçu dans le message.",
+	TitleEN: "Invalid link", TextEN: "This unsubscribe link is not valid. Please use the full link from the message.",
+}
+
+var errorPage = page{
+	TitleFR: "Erreur temporaire", TextFR: "Votre demande n'a pas pu être enregistrée. Réessayez dans quelques minutes.",
+	TitleEN: "Temporary error", TextEN: "Your request could not be recorded. Please try again in a few minutes.",
+}
+
+// verifyToken checks a token and its claims.
+func (a *api) verifyToken(token string) (templates.Claims, bool) {
+	cl, err := a.d.signer.Verify(token)
+	if err != nil || !channels.Kind(cl.Channel).Valid() || !namePattern.MatchString(cl.Topic) || !validID(cl.Contact) {
+		return templates.Claims{}, false
+	}
+	return cl, true
+}
+
+func (a *api) topicName(ctx context.Context, id string) string {
+	if t, err := a.d.Store.Topic(ctx, id); err == nil {
+		return t.Name
+	}
+	return id
+}
+
+func channelWords(k string) (fr, en string) {
+	if k == string(channels.SMS) {
+		return "SMS", "text messages"
+	}
+	return "e-mails", "emails"
+}
+
+func (a *api) unsubscribePage(w http.ResponseWriter, r *http.Request) {
+	token := r.PathValue("token")
+	cl, ok := a.verifyToken(token)
+	if !ok {
+		writePage(w, http.StatusBadRequest, invalidLinkPage)
+		return
+	}
+	name := a.topicName(r.Context(), cl.Topic)
+	fr, en := channelWords(cl.Channel)
+	writePage(w, http.StatusOK, page{
+		TitleFR: "Se désabonner", TextFR: "Confirmez pour ne plus recevoir de " + fr + " « " + name + " ».",
+		TitleEN: "Unsubscribe", TextEN: "Confirm to stop receiving “" + name + "” " + en + ".",
+		Action: "/u/" + token,
+	})
+}
+
+func (a *api) unsubscribeOneClick(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	err := r.ParseMultipartForm(maxFormBody)
+	if err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		writePage(w, http.StatusBadRequest, invalidLinkPage)
+		return
+	}
+	cl, ok := a.verifyToken(r.PathValue("token"))
+	if !ok || r.PostFormValue("List-Unsubscribe") != "One-Click" {
+		writePage(w, http.StatusBadRequest, invalidLinkPage)
+		return
+	}
+	ctx := r.Context()
+	if err := a.d.withdrawOneClick(ctx, cl); err != nil {
+		a.d.log.Error("one-click unsubscribe failed", "route", r.Pattern, "error", err)
+		writePage(w, http.StatusServiceUnavailable, errorPage)
+		return
+	}
+	name := a.topicName(ctx, cl.Topic)
+	fr, en := channelWords(cl.Channel)
+	writePage(w, http.StatusOK, page{
+		TitleFR: "Désabonnement confirmé", TextFR: "Vous ne recevrez plus de " + fr + " « " + name + " ».",
+		TitleEN: "You are unsubscribed", TextEN: "You will no longer receive “" + name + "” " + en + ".",
+	})
+}
+
+// withdrawOneClick records a withdrawal for the token's contact, channel
+// and topic, once: when consent is already withdrawn it changes nothing.
+// The check and the write are one transaction (WATCH), so two clicks at
+// once add one ledger event. An erased contact has nothing to withdraw.
+// A withdrawal counts as an unsubscribe of the topic and of the run whose
+// message carried the link.
+func (d *Dispatcher) withdrawOneClick(ctx context.Context, cl templates.Claims) error {
+	changed, err := d.withdrawOnce(ctx, cl)
+	if err != nil || !changed {
+		return err
+	}
+	run, _, _ := splitSendID(cl.Send)
+	return d.Store.countFeedback(ctx, run, cl.Topic, FeedbackUnsubscribes)
+}
+
+// withdrawOnce is withdrawOneClick's transaction; it reports whether it
+// recorded a withdrawal.
+func (d *Dispatcher) withdrawOnce(ctx context.Context, cl templates.Claims) (bool, error) {
+	s := d.Store
+	e := ConsentEvent{Channel: channels.Kind(cl.Channel), Topic: cl.Topic, State: Withdrawn, Source: "one-click",
+		At: d.cfg.Now().UTC()}
+	if cl.Send != "" {
+		e.Evidence = map[string]string{"send": cl.Send}
+	}
+	if err := e.validate(); err != nil {
+		return false, err
+	}
+	field := consentField(e.Channel, e.Topic)
+	changed := false
+	txn := func(tx *redis.Tx) error {
+		n, err := tx.Exists(ctx, s.contactKey(cl.Contact)).Result()
+		if err != nil || n == 0 {
+			return err
+		}
+		b, err := tx.HGet(ctx, s.consentKey(cl.Contact), field).Bytes()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		var cur consentCurrent
+		if err == nil && json.Unmarshal(b, &cur) == nil && cur.State == Withdrawn {
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			s.writeConsent(ctx, p, cl.Contact, e)
+			return nil
+		})
+		changed = err == nil
+		return err
+	}
+	for range 5 {
+		err := s.rdb.Watch(ctx, txn, s.contactKey(cl.Contact), s.consentKey(cl.Contact))
+		if !errors.Is(err, redis.TxFailedErr) {
+			return changed, err
+		}
+	}
+	return false, errors.New("one-click: consent kept changing")
+}

@@ -1,0 +1,216 @@
+package core
+
+import (
+	"log/slog"
+	"net/mail"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+
+	"github.com/missive-dev/missive/channels"
+)
+
+// Contact is a recipient as upstream systems know it. Its LogValue shows the
+// id only.
+type Contact struct {
+	// ID is the upstream system's opaque id.
+	ID    string `json:"id"`
+	Email string `json:"email,omitempty"`
+	// Phone is in E.164 form (+33612345678).
+	Phone string `json:"phone,omitempty"`
+	// Timezone is an IANA name. When empty at upsert it is derived from the
+	// phone's country, else the configured default.
+	Timezone   string            `json:"timezone,omitempty"`
+	Locale     string            `json:"locale,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+	Tags       []string          `json:"tags,omitempty"`
+	CreatedAt  time.Time         `json:"created_at"`
+	UpdatedAt  time.Time         `json:"updated_at"`
+}
+
+// LogValue implements slog.LogValuer: only the id is ever logged.
+func (c Contact) LogValue() slog.Value { return slog.StringValue("contact:" + c.ID) }
+
+// Address returns the contact's address on channel k ("" if none).
+func (c *Contact) Address(k channels.Kind) string {
+	switch k {
+	case channels.Email:
+		return c.Email
+	case channels.SMS:
+		return c.Phone
+	}
+	return ""
+}
+
+var (
+	idPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$`)
+	namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
+	localeRe    = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
+)
+
+const (
+	maxAttributes   = 64
+	maxAttrValueLen = 1024
+	maxTags         = 64
+)
+
+// validID reports whether s may be used as a record id: no braces (they are
+// Redis Cluster hash tags), no spaces, 128 bytes at most.
+func validID(s string) bool { return idPattern.MatchString(s) }
+
+// normalize validates c, normalises its fields in place and fills the time
+// zone. Errors name the field and never echo the value.
+func (c *Contact) normalize(defaultTZ string) error {
+	if !validID(c.ID) {
+		return invalid("id", "must be 1-128 characters of letters, digits and . _ : @ + -")
+	}
+	if c.Email != "" {
+		e, err := NormalizeEmail(c.Email)
+		if err != nil {
+			return invalid("email", "is not a valid email address")
+		}
+		c.Email = e
+	}
+	if c.Phone != "" {
+		p, err := NormalizePhone(c.Phone)
+		if err != nil {
+			return invalid("phone", "is not a valid phone number in E.164 form (+33612345678)")
+		}
+		c.Phone = p
+	}
+	if c.Timezone == "" {
+		c.Timezone = timezoneForPhone(c.Phone)
+	}
+	if c.Timezone == "" {
+		c.Timezone = defaultTZ
+	}
+	if _, err := loadLocation(c.Timezone); err != nil || c.Timezone == "Local" {
+		return invalid("timezone", "is not an IANA time zone name (Europe/Paris)")
+	}
+	if c.Locale != "" {
+		if !localeRe.MatchString(c.Locale) {
+			return invalid("locale", "must be a language tag such as fr or en-GB")
+		}
+	}
+	if len(c.Attributes) > maxAttributes {
+		return invalid("attributes", "at most %d attributes", maxAttributes)
+	}
+	for k, v := range c.Attributes {
+		if !namePattern.MatchString(k) {
+			return invalid("attributes", "name %q must be lower case letters, digits, _ . - (64 at most)", truncate(k, 64))
+		}
+		if len(v) > maxAttrValueLen {
+			return invalid("attributes."+k, "at most %d bytes", maxAttrValueLen)
+		}
+	}
+	if len(c.Tags) > maxTags {
+		return invalid("tags", "at most %d tags", maxTags)
+	}
+	for i, t := range c.Tags {
+		t = strings.ToLower(strings.TrimSpace(t))
+		if !namePattern.MatchString(t) {
+			return invalid("tags", "tag %q must be lower case letters, digits, _ . - (64 at most)", truncate(t, 64))
+		}
+		c.Tags[i] = t
+	}
+	slices.Sort(c.Tags)
+	c.Tags = slices.Compact(c.Tags)
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// NormalizeEmail parses a bare address with net/mail and lower-cases its
+// domain. Display names are refused: a contact's email is an address.
+func NormalizeEmail(s string) (string, error) {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != strings.TrimSpace(s) || len(a.Address) > 254 {
+		return "", invalid("email", "is not a valid email address")
+	}
+	at := strings.LastIndexByte(a.Address, '@')
+	domain := strings.ToLower(a.Address[at+1:])
+	if !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
+		return "", invalid("email", "is not a valid email address")
+	}
+	return a.Address[:at+1] + domain, nil
+}
+
+// NormalizePhone parses a number in international form and returns it in
+// E.164. Numbers without a leading + are refused: without a country they
+// are ambiguous.
+func NormalizePhone(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "+") || len(s) > 32 {
+		return "", invalid("phone", "must start with + and a country code")
+	}
+	n, err := phonenumbers.Parse(s, "")
+	if err != nil || !phonenumbers.IsValidNumber(n) {
+		return "", invalid("phone", "is not a valid phone number")
+	}
+	return phonenumbers.Format(n, phonenumbers.E164), nil
+}
+
+// smsCapable reports whether an E.164 number can receive SMS: landlines
+// cannot.
+func smsCapable(e164 string) bool {
+	n, err := phonenumbers.Parse(e164, "")
+	if err != nil {
+		return false
+	}
+	switch phonenumbers.GetNumberType(n) {
+	case phonenumbers.MOBILE, phonenumbers.FIXED_LINE_OR_MOBILE, phonenumbers.PAGER, phonenumbers.UNKNOWN, phonenumbers.VOIP:
+		return true
+	}
+	return false
+}
+
+// timezoneForPhone returns the time zone of the phone's country or area
+// when the numbering plan tells one, else "".
+func timezoneForPhone(e164 string) string {
+	if e164 == "" {
+		return ""
+	}
+	n, err := phonenumbers.Parse(e164, "")
+	if err != nil {
+		return ""
+	}
+	zones, err := phonenumbers.GetTimezonesForNumber(n)
+	if err != nil || len(zones) == 0 || zones[0] == "Etc/Unknown" {
+		return ""
+	}
+	return zones[0]
+}
+
+// normalizeAddress returns the form of an address that suppression and the
+// address index hash: lower-cased email, E.164 phone.
+func normalizeAddress(k channels.Kind, addr string) string {
+	if k == channels.Email {
+		return strings.ToLower(strings.TrimSpace(addr))
+	}
+	return strings.TrimSpace(addr)
+}
+
+var locations sync.Map // name -> *time.Location
+
+// loadLocation is time.LoadLocation with a cache: loading reads the zone
+// database from disk, and the gate needs a zone for every recipient.
+func loadLocation(name string) (*time.Location, error) {
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	locations.Store(name, l)
+	return l, nil
+}

@@ -1,0 +1,356 @@
+package core
+
+import (
+	"cmp"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Keyring seals and opens personal data at rest with AES-256-GCM under
+// named keys. One key is active and seals; every key of the ring opens
+// what it sealed, so keys rotate without a stop: add the new key as the
+// active one, re-seal the records (Dispatcher.RotateContacts), then drop
+// the old key. It is safe for concurrent use.
+//
+// A sealed value is compact binary:
+//
+//	"v1" | len(key id) (1 byte) | key id | nonce (12 bytes) | ciphertext and tag
+//
+// The version, key id and the caller's additional data (the record's key
+// name, such as "contact:<id>") are authenticated: a sealed value moved to
+// another record, or with any byte changed, does not open.
+type Keyring struct {
+	active string
+	aeads  map[string]cipher.AEAD
+}
+
+const (
+	sealVersion = "v1"
+	nonceSize   = 12
+	// maxSealHeader is the longest header: version, length, 16-byte id.
+	maxSealHeader = len(sealVersion) + 1 + 16
+)
+
+var dataKeyID = regexp.MustCompile(`^[a-z0-9]{1,16}$`)
+
+var (
+	// ErrUnknownDataKey is returned by Open when the value was sealed under
+	// a key the ring does not hold (removed too early, or another ring).
+	ErrUnknownDataKey = errors.New("dispatcher: sealed under a data key the keyring does not hold")
+	// ErrSealed is returned by Open when the value is malformed or fails
+	// authentication (tampered, or moved from another record).
+	ErrSealed = errors.New("dispatcher: sealed value does not open")
+)
+
+// NewKeyring returns a keyring over keys (by id: 1-16 lower-case letters or
+// digits; 32-byte AES-256 keys) that seals under active. Errors name the
+// key id, never the key.
+func NewKeyring(keys map[string][]byte, active string) (*Keyring, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("dispatcher: keyring: no keys")
+	}
+	k := &Keyring{active: active, aeads: make(map[string]cipher.AEAD, len(keys))}
+	for id, key := range keys {
+		if !dataKeyID.MatchString(id) {
+			return nil, fmt.Errorf("dispatcher: keyring: key id %q: want 1-16 lower-case letters or digits", truncate(id, 16))
+		}
+		if len(key) != 32 {
+			return nil, fmt.Errorf("dispatcher: keyring: key %s: want 32 bytes, got %d", id, len(key))
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("dispatcher: keyring: key %s: %w", id, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("dispatcher: keyring: key %s: %w", id, err)
+		}
+		k.aeads[id] = aead
+	}
+	if _, ok := k.aeads[active]; !ok {
+		return nil, fmt.Errorf("dispatcher: keyring: active key %q is not in the ring", truncate(active, 16))
+	}
+	return k, nil
+}
+
+// Active returns the id of the key that seals.
+func (k *Keyring) Active() string { return k.active }
+
+// IDs returns the ids of the keys of the ring, sorted.
+func (k *Keyring) IDs() []string {
+	ids := make([]string, 0, len(k.aeads))
+	for id := range k.aeads {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Seal encrypts plaintext under the active key with a random nonce, bound
+// to aad.
+func (k *Keyring) Seal(plaintext, aad []byte) []byte {
+	aead := k.aeads[k.active]
+	hdr := len(sealVersion) + 1 + len(k.active)
+	out := make([]byte, hdr+nonceSize, hdr+nonceSize+len(plaintext)+aead.Overhead())
+	copy(out, sealVersion)
+	out[len(sealVersion)] = byte(len(k.active))
+	copy(out[len(sealVersion)+1:], k.active)
+	nonce := out[hdr : hdr+nonceSize]
+	if _, err := rand.Read(nonce); err != nil {
+		panic("dispatcher: keyring: no randomness: " + err.Error()) // crypto/rand does not fail on supported systems
+	}
+	return aead.Seal(out, nonce, plaintext, additional(out[:hdr], aad))
+}
+
+// Open decrypts a value made by Seal with the same aad and returns the
+// plaintext and the id of the key that sealed it. Returns ErrUnknownDataKey
+// (wrapped, naming the key id) if the ring lacks that key, ErrSealed if the
+// value is malformed or does not authenticate.
+func (k *Keyring) Open(sealed, aad []byte) (plaintext []byte, keyID string, err error) {
+	id, hdr, ok := sealHeader(sealed)
+	if !ok || len(sealed) < hdr+nonceSize {
+		return nil, "", ErrSealed
+	}
+	aead, ok := k.aeads[id]
+	if !ok {
+		return nil, id, fmt.Errorf("%w: %s", ErrUnknownDataKey, id)
+	}
+	nonce := sealed[hdr : hdr+nonceSize]
+	plaintext, err = aead.Open(nil, nonce, sealed[hdr+nonceSize:], additional(sealed[:hdr], aad))
+	if err != nil {
+		return nil, id, ErrSealed
+	}
+	return plaintext, id, nil
+}
+
+// SealedKeyID returns the id of the key a sealed value names, without
+// opening it; ok is false if b is not a sealed value. Its input may be
+// just the first bytes of a value (at least maxSealHeader, or all of it).
+func SealedKeyID(b []byte) (id string, ok bool) {
+	id, _, ok = sealHeader(b)
+	return id, ok
+}
+
+func sealHeader(b []byte) (id string, n int, ok bool) {
+	v := len(sealVersion)
+	if len(b) < v+2 || string(b[:v]) != sealVersion {
+		return "", 0, false
+	}
+	l := int(b[v])
+	if l == 0 || l > 16 || len(b) < v+1+l {
+		return "", 0, false
+	}
+	return string(b[v+1 : v+1+l]), v + 1 + l, true
+}
+
+// additional is what GCM authenticates besides the ciphertext: the header
+// (so the version and key id cannot be altered) and the caller's aad.
+func additional(hdr, aad []byte) []byte {
+	a := make([]byte, 0, len(hdr)+len(aad))
+	return append(append(a, hdr...), aad...)
+}
+
+// --- rotation of contact records
+
+// rotateChunk is how many contacts RotateContacts reads per round trip
+// and per checkpoint.
+const rotateChunk = 500
+
+// reSealScript replaces a record only if it still holds the bytes that
+// were read: a contact upserted meanwhile is never overwritten with its
+// old content. Returns 1 if replaced, 0 if the record changed or is gone.
+var reSealScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0
+`)
+
+func (s *Store) rotateCursorKey() string { return s.k("rotate", "cursor") }
+
+// RotateContacts seals again, under the active data key, every contact
+// record sealed under another key (or stored in plain JSON before
+// encryption), while the system runs. It walks the contact index in
+// chunks of 500, checkpointing its place in P:rotate:cursor, so a run
+// stopped by ctx resumes where it stopped; each record is replaced by a
+// compare-and-set, so a concurrent upsert wins. progress, when not nil,
+// is called after each chunk with the contacts walked and their total.
+// Records that do not open with the keyring are left as they are; the
+// walk goes on and the error (wrapping ErrUnknownDataKey or ErrSealed)
+// comes back at the end. Processes that still seal with an older key
+// write behind the walk: ContactKeyUsage tells whether any did.
+func (s *Store) RotateContacts(ctx context.Context, progress func(done, total int64)) (rotated int64, err error) {
+	index := s.k("contacts")
+	cursor, err := s.rdb.Get(ctx, s.rotateCursorKey()).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("rotate contacts: %w", err)
+	}
+	var done int64
+	if cursor != "" {
+		if done, err = s.rdb.ZLexCount(ctx, index, "-", "["+cursor).Result(); err != nil {
+			return 0, fmt.Errorf("rotate contacts: %w", err)
+		}
+	}
+	var unreadable int64
+	var firstErr error
+	for {
+		if err := ctx.Err(); err != nil {
+			return rotated, err
+		}
+		from := "-"
+		if cursor != "" {
+			from = "(" + cursor
+		}
+		ids, err := s.rdb.ZRangeByLex(ctx, index, &redis.ZRangeBy{Min: from, Max: "+", Count: rotateChunk}).Result()
+		if err != nil {
+			return rotated, fmt.Errorf("rotate contacts: %w", err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		n, bad, badErr, err := s.reSealContacts(ctx, ids)
+		rotated += n
+		if err != nil {
+			return rotated, fmt.Errorf("rotate contacts: %w", err)
+		}
+		unreadable += bad
+		firstErr = cmp.Or(firstErr, badErr)
+		cursor = ids[len(ids)-1]
+		if err := s.rdb.Set(ctx, s.rotateCursorKey(), cursor, 0).Err(); err != nil {
+			return rotated, fmt.Errorf("rotate contacts: checkpoint: %w", err)
+		}
+		done += int64(len(ids))
+		if progress != nil {
+			total, err := s.rdb.ZCard(ctx, index).Result()
+			if err != nil {
+				return rotated, fmt.Errorf("rotate contacts: %w", err)
+			}
+			progress(done, max(total, done))
+		}
+	}
+	if err := s.rdb.Del(ctx, s.rotateCursorKey()).Err(); err != nil {
+		return rotated, fmt.Errorf("rotate contacts: %w", err)
+	}
+	if firstErr != nil {
+		return rotated, fmt.Errorf("rotate contacts: %d records do not open and stay as they are (first: %w)", unreadable, firstErr)
+	}
+	return rotated, nil
+}
+
+// reSealContacts seals again the records of ids that the active key did
+// not seal; a record changed between the read and the compare-and-set is
+// read again. bad counts the records that do not open, badErr tells why
+// the first one did not.
+func (s *Store) reSealContacts(ctx context.Context, ids []string) (rotated, bad int64, badErr, err error) {
+	active := s.keys.Active()
+	for attempt := 0; len(ids) > 0; attempt++ {
+		if attempt == 10 {
+			return rotated, bad, badErr, fmt.Errorf("%d contacts kept changing during 10 attempts", len(ids))
+		}
+		gets := make([]*redis.StringCmd, len(ids))
+		if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range ids {
+				gets[i] = p.Get(ctx, s.contactKey(id))
+			}
+			return nil
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			return rotated, bad, badErr, err
+		}
+		type reSeal struct {
+			id       string
+			old, new []byte
+		}
+		var todo []reSeal
+		for i, g := range gets {
+			b, err := g.Bytes()
+			if errors.Is(err, redis.Nil) {
+				continue // erased meanwhile
+			}
+			if err != nil {
+				return rotated, bad, badErr, err
+			}
+			js, keyID, err := s.openContactJSON(ids[i], b)
+			if err != nil {
+				bad++
+				badErr = cmp.Or(badErr, err)
+				continue
+			}
+			if keyID != active {
+				todo = append(todo, reSeal{id: ids[i], old: b, new: s.keys.Seal(js, contactAAD(ids[i]))})
+			}
+		}
+		if len(todo) == 0 {
+			break
+		}
+		cmds := make([]*redis.Cmd, len(todo))
+		if _, err := s.scriptPipeline(ctx, reSealScript, func(p redis.Pipeliner) {
+			for i, r := range todo {
+				cmds[i] = reSealScript.EvalSha(ctx, p, []string{s.contactKey(r.id)}, r.old, r.new)
+			}
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			return rotated, bad, badErr, err
+		}
+		ids = ids[:0:0]
+		for i, c := range cmds {
+			switch n, err := c.Int64(); {
+			case err != nil:
+				return rotated, bad, badErr, err
+			case n == 1:
+				rotated++
+			default:
+				ids = append(ids, todo[i].id) // upserted or erased meanwhile: look again
+			}
+		}
+	}
+	return rotated, bad, badErr, nil
+}
+
+// ContactKeyUsage counts the contact records by the id of the data key
+// that sealed them, reading only each record's header. "" counts records
+// in plain JSON (written before encryption), "?" records that are not
+// sealed values. A key of the ring that counts nothing may be removed.
+func (s *Store) ContactKeyUsage(ctx context.Context) (map[string]int64, error) {
+	index := s.k("contacts")
+	out := map[string]int64{}
+	from := "-"
+	for {
+		ids, err := s.rdb.ZRangeByLex(ctx, index, &redis.ZRangeBy{Min: from, Max: "+", Count: 1000}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("contact key usage: %w", err)
+		}
+		if len(ids) == 0 {
+			return out, nil
+		}
+		heads := make([]*redis.StringCmd, len(ids))
+		if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range ids {
+				heads[i] = p.GetRange(ctx, s.contactKey(id), 0, int64(maxSealHeader-1))
+			}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("contact key usage: %w", err)
+		}
+		for _, h := range heads {
+			b := []byte(h.Val())
+			switch id, ok := SealedKeyID(b); {
+			case len(b) == 0: // erased meanwhile
+			case ok:
+				out[id]++
+			case b[0] == '{':
+				out[""]++
+			default:
+				out["?"]++
+			}
+		}
+		from = "(" + ids[len(ids)-1]
+	}
+}

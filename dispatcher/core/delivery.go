@@ -1,0 +1,322 @@
+package core
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/missive-dev/missive/channels"
+)
+
+// EventKind is what a provider reported about a message after it left.
+type EventKind string
+
+const (
+	// Delivered: the recipient's server or handset took it.
+	Delivered EventKind = "delivered"
+	// HardBounce: the address does not exist or will never take mail
+	// (SMTP 5.x.x in a DSN, Twilio 30005/30006/21211/21614).
+	HardBounce EventKind = "hard_bounce"
+	// SoftBounce: a temporary refusal the provider gave up on (mailbox
+	// full, 4.x.x after retries, Twilio 30003).
+	SoftBounce EventKind = "soft_bounce"
+	// Complaint: the recipient marked it as spam (ARF report, ESP event).
+	Complaint EventKind = "complaint"
+	// OptedOut: the carrier says the number replied STOP (Twilio 21610).
+	OptedOut EventKind = "opted_out"
+	// Undelivered: the provider failed it for a reason that is not the
+	// recipient's (filtered by a carrier, 30007...).
+	Undelivered EventKind = "undelivered"
+)
+
+// DeliveryEvent is one piece of feedback from a provider: a DSN or ARF
+// report, an ESP webhook, a Twilio status callback.
+type DeliveryEvent struct {
+	// Send is the send id, when the feedback names it (VERP, Message-ID,
+	// a provider id Missive recorded). Empty: Channel and Address say who.
+	Send    string
+	Channel channels.Kind
+	// Address is the recipient's address or number; it is only hashed.
+	Address string
+	Kind    EventKind
+	// Code is the provider's code: an enhanced status ("5.1.1") or a Twilio
+	// error code ("30005").
+	Code string
+	// Source names the intake: dsn, arf, ses, sendgrid, mailgun, postmark,
+	// twilio.
+	Source string
+	At     time.Time
+}
+
+// FeedbackPolicy decides what feedback does to the suppression list and to
+// a run. Zero values take the defaults in each field's comment.
+type FeedbackPolicy struct {
+	// SoftBounces within SoftWindow suppress an address for SoftSuspend.
+	// Defaults: 3 within 7 days suspend for 30 days.
+	SoftBounces int
+	SoftWindow  time.Duration
+	SoftSuspend time.Duration
+	// A run pauses itself when, after MinSample messages left, its bounce
+	// rate passes MaxBounceRate or its complaint rate MaxComplaintRate.
+	// Defaults: 100 messages, 5 % bounces, 0.3 % complaints.
+	MinSample        int64
+	MaxBounceRate    float64
+	MaxComplaintRate float64
+}
+
+func (p *FeedbackPolicy) setDefaults() {
+	p.SoftBounces = cmp.Or(p.SoftBounces, 3)
+	p.SoftWindow = cmp.Or(p.SoftWindow, 7*24*time.Hour)
+	p.SoftSuspend = cmp.Or(p.SoftSuspend, 30*24*time.Hour)
+	p.MinSample = cmp.Or(p.MinSample, 100)
+	p.MaxBounceRate = cmp.Or(p.MaxBounceRate, 0.05)
+	p.MaxComplaintRate = cmp.Or(p.MaxComplaintRate, 0.003)
+}
+
+// Run feedback counters, besides unsubscribes and confirmations.
+const (
+	FeedbackDelivered   = "delivered"
+	FeedbackHardBounces = "bounced_hard"
+	FeedbackSoftBounces = "bounced_soft"
+	FeedbackComplaints  = "complained"
+	FeedbackFailed      = "failed"
+)
+
+// ErrUnknownSend is returned by RecordDelivery when the event names a send
+// Missive does not hold (expired, erased, or never ours) and no address.
+var ErrUnknownSend = errors.New("feedback names no known send")
+
+// providerKey maps a provider's message id to the send id.
+func (s *Store) providerKey(provider string) string { return s.k("prov", provider) }
+
+// SendForProvider returns the send id a provider message id belongs to, or
+// ErrNotFound.
+func (s *Store) SendForProvider(ctx context.Context, provider string) (string, error) {
+	id, err := s.rdb.Get(ctx, s.providerKey(provider)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	return id, err
+}
+
+// RecordDelivery applies a piece of feedback, once per send and kind: the
+// send's state moves forward (sent -> delivered or bounced; never back),
+// the suppression list follows the policy, the run's feedback counters
+// move, and a run whose bounce or complaint rate passes the policy pauses
+// its campaign. Duplicate and out-of-order events change nothing.
+func (d *Dispatcher) RecordDelivery(ctx context.Context, ev DeliveryEvent) (err error) {
+	s := d.Store
+	if ev.At.IsZero() {
+		ev.At = d.cfg.Now()
+	}
+	var sd *Send
+	var c *Contact
+	if ev.Send != "" {
+		var err error
+		if sd, err = s.Send(ctx, ev.Send); err != nil && !isCode(err, CodeNotFound) {
+			return err
+		}
+	}
+	if sd != nil {
+		ev.Channel = sd.Channel
+		var err error
+		if c, err = s.Contact(ctx, sd.Contact); err == nil && ev.Address == "" {
+			ev.Address = c.Address(sd.Channel)
+		}
+	} else if ev.Address != "" && ev.Channel.Valid() {
+		if id, err := s.ContactIDByAddress(ctx, ev.Channel, ev.Address); err == nil {
+			c, _ = s.Contact(ctx, id)
+		}
+	}
+	if sd == nil && ev.Address == "" {
+		return ErrUnknownSend
+	}
+
+	// Once per send and kind: webhooks are retried and reports resent.
+	if sd != nil {
+		mark := s.k("fb", sd.ID, string(ev.Kind))
+		ok, err := s.rdb.SetNX(ctx, mark, 1, d.cfg.SendTTL).Result()
+		if err != nil || !ok {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				// Let the provider's retry do the whole work again.
+				s.rdb.Del(context.WithoutCancel(ctx), mark)
+			}
+		}()
+		moved, err := d.advanceSend(ctx, sd, ev)
+		if err != nil || !moved {
+			return err // an out-of-order report: the send is past it
+		}
+	}
+	if err := d.applyPolicy(ctx, ev, c); err != nil {
+		return err
+	}
+	if sd == nil {
+		return nil
+	}
+	if name := feedbackName(ev.Kind); name != "" {
+		if err := s.countFeedback(ctx, sd.Run, "", name); err != nil {
+			return err
+		}
+	}
+	return d.checkRates(ctx, sd.Run)
+}
+
+func feedbackName(k EventKind) string {
+	switch k {
+	case Delivered:
+		return FeedbackDelivered
+	case HardBounce, OptedOut:
+		return FeedbackHardBounces
+	case SoftBounce:
+		return FeedbackSoftBounces
+	case Complaint:
+		return FeedbackComplaints
+	case Undelivered:
+		return FeedbackFailed
+	}
+	return ""
+}
+
+// advanceSend moves the send's state forward only. It reports false when
+// the event would move it back (a delivery report after a bounce).
+func (d *Dispatcher) advanceSend(ctx context.Context, sd *Send, ev DeliveryEvent) (bool, error) {
+	var t transition
+	switch ev.Kind {
+	case Delivered:
+		t = transition{send: sd.ID, from: StateSent, to: StateDelivered}
+	case HardBounce, OptedOut:
+		t = transition{send: sd.ID, from: StateSent + "," + StateDelivered, to: StateBounced, reason: string(ev.Kind)}
+	case Undelivered:
+		t = transition{send: sd.ID, from: StateSent, to: StateFailed, reason: string(ev.Kind)}
+	default:
+		return true, nil // soft bounces and complaints leave the state as it is
+	}
+	if ev.Code != "" {
+		t.fields = []any{"error_code", ev.Code}
+	}
+	rs, err := d.Store.transitionSends(ctx, []transition{t})
+	if err != nil || !rs[0].applied {
+		return false, err
+	}
+	if rs[0].runDone {
+		return true, d.completeRun(ctx, sd.Run)
+	}
+	return true, nil
+}
+
+// applyPolicy feeds the suppression list and the ledger.
+func (d *Dispatcher) applyPolicy(ctx context.Context, ev DeliveryEvent, c *Contact) error {
+	s := d.Store
+	if ev.Address == "" || !ev.Channel.Valid() {
+		return nil
+	}
+	p := d.cfg.Feedback
+	switch ev.Kind {
+	case HardBounce:
+		return s.Suppress(ctx, ev.Channel, ev.Address, SuppressBounce, time.Time{})
+	case OptedOut:
+		return s.suppressStop(ctx, ev.Channel, ev.Address)
+	case SoftBounce:
+		key := s.k("soft", s.AddressHash(ev.Channel, ev.Address))
+		now := ev.At.UnixMilli()
+		var n *redis.IntCmd
+		_, err := s.rdb.TxPipelined(ctx, func(pp redis.Pipeliner) error {
+			pp.ZRemRangeByScore(ctx, key, "-inf", strconv.FormatInt(now-p.SoftWindow.Milliseconds(), 10))
+			member := ev.Send
+			if member == "" {
+				member = strconv.FormatInt(now, 10) + ":" + ev.Code + ":" + ev.Source
+			}
+			pp.ZAdd(ctx, key, redis.Z{Score: float64(now), Member: member})
+			n = pp.ZCard(ctx, key)
+			pp.PExpire(ctx, key, p.SoftWindow)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if n.Val() >= int64(p.SoftBounces) {
+			return s.Suppress(ctx, ev.Channel, ev.Address, SuppressBounce, d.cfg.Now().Add(p.SoftSuspend))
+		}
+	case Complaint:
+		if err := s.Suppress(ctx, ev.Channel, ev.Address, SuppressComplaint, time.Time{}); err != nil {
+			return err
+		}
+		if c != nil {
+			return d.withdrawMarketingOn(ctx, c.ID, ev.Channel, "complaint", map[string]string{"report": ev.Source})
+		}
+	}
+	return nil
+}
+
+// withdrawMarketingOn withdraws every granted consent of the contact on
+// channel k that is not for a transactional topic, in one transaction.
+func (d *Dispatcher) withdrawMarketingOn(ctx context.Context, contact string, k channels.Kind, source string, evidence map[string]string) error {
+	topics, err := d.Store.Topics(ctx)
+	if err != nil {
+		return err
+	}
+	transactional := map[string]bool{}
+	for _, t := range topics {
+		transactional[t.ID] = t.Kind == Transactional
+	}
+	now := d.cfg.Now().UTC()
+	_, err = d.changeConsents(ctx, contact, func(_ *Contact, cur map[string]consentCurrent) []ConsentEvent {
+		var out []ConsentEvent
+		for f, st := range cur {
+			ch, topic, _ := strings.Cut(f, "/")
+			if channels.Kind(ch) == k && st.State == Granted && !transactional[topic] {
+				out = append(out, ConsentEvent{Channel: k, Topic: topic, State: Withdrawn, Source: source, Evidence: evidence, At: now})
+			}
+		}
+		return out
+	})
+	return err
+}
+
+// checkRates pauses a run's campaign when its bounce or complaint rate
+// passes the policy, and records why on the run.
+func (d *Dispatcher) checkRates(ctx context.Context, run string) error {
+	m, err := d.Store.rdb.HGetAll(ctx, d.Store.runKey(run)).Result()
+	if err != nil || m["paused_reason"] != "" {
+		return err
+	}
+	num := func(f string) int64 { v, _ := strconv.ParseInt(m[f], 10, 64); return v }
+	left := num("n:sent") + num("n:delivered") + num("n:bounced")
+	p := d.cfg.Feedback
+	if left < p.MinSample {
+		return nil
+	}
+	bounces := float64(num("f:"+FeedbackHardBounces)+num("f:"+FeedbackSoftBounces)) / float64(left)
+	complaints := float64(num("f:"+FeedbackComplaints)) / float64(left)
+	var reason string
+	switch {
+	case complaints > p.MaxComplaintRate:
+		reason = fmt.Sprintf("complaint rate %.2f%% passed %.2f%%", 100*complaints, 100*p.MaxComplaintRate)
+	case bounces > p.MaxBounceRate:
+		reason = fmt.Sprintf("bounce rate %.1f%% passed %.1f%%", 100*bounces, 100*p.MaxBounceRate)
+	default:
+		return nil
+	}
+	ok, err := d.Store.rdb.HSetNX(ctx, d.Store.runKey(run), "paused_reason", reason).Result()
+	if err != nil || !ok {
+		return err
+	}
+	d.log.Warn("run paused by its feedback", "run", run, "reason", reason)
+	campaign := m["campaign"]
+	if campaign == "" || strings.HasPrefix(run, "api-") {
+		return nil
+	}
+	if _, err := d.SetCampaignState(ctx, campaign, "pause"); err != nil && !isCode(err, CodeConflict) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,634 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/missive-dev/missive/channels"
+)
+
+// Erasure (GDPR Art. 17) and access/portability (Art. 15, 20) of one
+// contact. Both find the contact's sends by their ids: a campaign send's
+// id derives from run, contact and channel, so every run of every campaign
+// gives the candidates (the gate writes no index: it would cost the hot
+// path two commands a recipient); API sends, whose ids derive from their
+// idempotency key, are in a per-contact index:
+//
+//	P:c:{id}:sends   set of the contact's API send ids, expiring with the
+//	                 newest of them (the send retention)
+//
+// What erasure keeps, and why:
+//
+//   - Suppression entries of the contact's addresses. They are keyed by a
+//     keyed hash of the address and hold no address; they are the way to
+//     honour an opt-out, a complaint or a bounce if the same address comes
+//     back (a re-import, a sign-up). The CNIL asks that opposition lists be
+//     kept at least 3 years, as hashes.
+//   - The consent ledger, rewritten as pseudonymous: channel, topic, state,
+//     source and time of each event stay, as the proof that consent was
+//     given or withdrawn (Art. 7(1)); evidence values that could point back
+//     to the person (IP hash, user agent, message and send ids) are
+//     dropped, and only the ones that describe how consent was collected
+//     (form, wording, page, confirmation channel) stay.
+//   - Sends being handed to a provider at that very moment: their outcome
+//     settles the run's counters; the records expire with the retention.
+
+// ledgerEvidenceKept are the evidence keys that describe how a consent was
+// collected, not who gave it: they stay in the ledger after erasure.
+var ledgerEvidenceKept = []string{"form", "wording", "page", "confirmed_via"}
+
+// contactSendsKey is the index of a contact's sends.
+func (s *Store) contactSendsKey(contact string) string { return s.contactKey(contact) + ":sends" }
+
+// indexSends adds each decided send to its contact's index and pushes the
+// index's expiry to the send retention, in one pipeline. The index keys
+// carry the contact's hash tag, not the run's, so this cannot be part of
+// decideScript on Redis Cluster.
+func (s *Store) indexSends(ctx context.Context, ds []decision) error {
+	byContact := map[string][]any{}
+	var order []string
+	for _, d := range ds {
+		if d.contact == "" {
+			continue
+		}
+		if _, ok := byContact[d.contact]; !ok {
+			order = append(order, d.contact)
+		}
+		byContact[d.contact] = append(byContact[d.contact], d.send)
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	ttl := max(s.sendTTL, time.Second)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, c := range order {
+			key := s.contactSendsKey(c)
+			p.SAdd(ctx, key, byContact[c]...)
+			p.Expire(ctx, key, ttl)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index sends: %w", err)
+	}
+	return nil
+}
+
+// contactSendIDs returns the ids the contact's sends may have: those of
+// campaign sends derive from run, contact and channel (so the gate writes
+// no index for them); API sends are in the contact's index.
+func (s *Store) contactSendIDs(ctx context.Context, contact string) ([]string, error) {
+	ids, err := s.rdb.SMembers(ctx, s.contactSendsKey(contact)).Result()
+	if err != nil {
+		return nil, err
+	}
+	campaigns, err := s.Campaigns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range campaigns {
+		runs, err := s.rdb.ZRange(ctx, s.k("runs", c.ID), 0, -1).Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, run := range runs {
+			ids = append(ids, SendID(run, contact, channels.Email), SendID(run, contact, channels.SMS), SendID(run, contact, "any"))
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// contactSends returns the contact's send records still held, oldest
+// first.
+func (s *Store) contactSends(ctx context.Context, contact string) ([]*Send, error) {
+	ids, err := s.contactSendIDs(ctx, contact)
+	if err != nil {
+		return nil, err
+	}
+	ss, err := s.sends(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := ss[:0]
+	for _, sd := range ss {
+		if sd != nil && sd.Contact == contact {
+			out = append(out, sd)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *Send) int { return a.UpdatedAt.Compare(b.UpdatedAt) })
+	return out, nil
+}
+
+// ErasureReport tells what an erasure deleted and what it kept.
+type ErasureReport struct {
+	Contact string `json:"contact"`
+	// Erased counts the records deleted, per kind: contact, consents
+	// (current states), addresses (index entries), sends, sends_cancelled
+	// (in flight, settled as cancelled before deletion), pending_signups,
+	// soft_bounces.
+	Erased map[string]int `json:"erased"`
+	// CapsForgotten says the frequency-cap reservations were deleted.
+	CapsForgotten bool `json:"caps_forgotten"`
+	// RecordUnreadable says the contact record did not open with the
+	// keyring (a lost data key): it was erased all the same, its address
+	// index entries found by scanning the index, and the suppression
+	// entries of its addresses, which stay, could not be counted.
+	RecordUnreadable bool `json:"record_unreadable,omitempty"`
+	// Kept lists what stays, with the reason.
+	Kept []KeptRecords `json:"kept"`
+}
+
+// KeptRecords is one kind of record an erasure keeps.
+type KeptRecords struct {
+	Kind  string `json:"kind"`
+	Count int    `json:"count"`
+	Why   string `json:"why"`
+}
+
+const (
+	whySuppression = "suppression entries are kept as keyed hashes without the address, to honour opt-outs, complaints and bounces if the address comes back (CNIL: opposition lists kept at least 3 years, as hashes)"
+	whyLedger      = "the consent ledger is kept as proof of consent and of its withdrawal (GDPR Art. 7(1)), pseudonymous: channel, topic, state, source and time, without identifying evidence"
+	whySending     = "these sends were being handed to a provider during the erasure; their records settle the run's counters and expire with the send retention"
+)
+
+// addrDelScript deletes an address index entry only if it still points to
+// the contact: another contact may have taken the address since.
+var addrDelScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// EraseContact erases the contact id: its record, current consents,
+// address index entries, sends (in-flight ones are first settled as
+// cancelled, so that runs stay balanced and nothing more goes out), cap
+// reservations, soft-bounce counts and pending sign-ups. It keeps the
+// suppression entries of its addresses and a pseudonymous consent ledger;
+// the report says what was erased and what was kept, and why.
+//
+// The contact record goes last, so an erasure cut short is finished by
+// calling again. Returns an error with code not_found when there is no such
+// contact (including when it was erased before).
+func (d *Dispatcher) EraseContact(ctx context.Context, id string) (*ErasureReport, error) {
+	s := d.Store
+	c, err := s.Contact(ctx, id)
+	if errors.Is(err, ErrNotFound) || isCode(err, CodeNotFound) {
+		return nil, notFound("contact")
+	}
+	rep := &ErasureReport{Contact: id, Erased: map[string]int{}}
+	if errors.Is(err, ErrUnknownDataKey) || errors.Is(err, ErrSealed) {
+		// The right to erasure does not wait for a lost key: without the
+		// addresses, their index entries are found by scanning the index.
+		c, err, rep.RecordUnreadable = &Contact{ID: id}, nil, true
+	}
+	if err != nil {
+		return nil, fmt.Errorf("erase: %w", err)
+	}
+
+	// Sends: settle what is in flight, then delete. A send claimed by a
+	// worker ("sending") is past stopping: it is kept until it settles.
+	sent, cancelled, sending, err := d.eraseSends(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("erase: sends: %w", err)
+	}
+	rep.Erased["sends"], rep.Erased["sends_cancelled"] = sent, cancelled
+
+	if err := d.caps.Forget(ctx, id); err != nil {
+		return nil, fmt.Errorf("erase: %w", err)
+	}
+	rep.CapsForgotten = true
+
+	n, err := d.erasePendingSignups(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("erase: pending sign-ups: %w", err)
+	}
+	rep.Erased["pending_signups"] = n
+
+	ledger, err := s.pseudonymizeLedger(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("erase: ledger: %w", err)
+	}
+
+	var sups, soft, addrs int
+	for _, k := range channels.Kinds {
+		addr := c.Address(k)
+		if addr == "" {
+			continue
+		}
+		h := s.AddressHash(k, addr)
+		if _, err := s.Suppression(ctx, k, addr); err == nil {
+			sups++
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("erase: %w", err)
+		}
+		removed, err := s.rdb.Del(ctx, s.k("soft", h)).Result()
+		if err != nil {
+			return nil, fmt.Errorf("erase: %w", err)
+		}
+		soft += int(removed)
+		gone, err := addrDelScript.Run(ctx, s.rdb, []string{s.k("addr", h)}, id).Int()
+		if err != nil {
+			return nil, fmt.Errorf("erase: address index: %w", err)
+		}
+		addrs += gone
+	}
+	if rep.RecordUnreadable {
+		n, err := s.eraseAddressesOf(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("erase: address index: %w", err)
+		}
+		addrs += n
+	}
+	rep.Erased["addresses"], rep.Erased["soft_bounces"] = addrs, soft
+
+	var consents *redis.IntCmd
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		consents = p.HLen(ctx, s.consentKey(id))
+		p.Del(ctx, s.consentKey(id), s.signupsKey(id))
+		p.Del(ctx, s.contactKey(id))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("erase: contact: %w", err)
+	}
+	if err := s.rdb.ZRem(ctx, s.k("contacts"), id).Err(); err != nil {
+		return nil, fmt.Errorf("erase: contact list: %w", err)
+	}
+	rep.Erased["contact"], rep.Erased["consents"] = 1, int(consents.Val())
+
+	if sups > 0 {
+		rep.Kept = append(rep.Kept, KeptRecords{Kind: "suppressions", Count: sups, Why: whySuppression})
+	}
+	if ledger > 0 {
+		rep.Kept = append(rep.Kept, KeptRecords{Kind: "consent_ledger", Count: ledger, Why: whyLedger})
+	}
+	if sending > 0 {
+		rep.Kept = append(rep.Kept, KeptRecords{Kind: "sends_in_progress", Count: sending, Why: whySending})
+	}
+	// No id: the audit log names what was erased through the API, and a
+	// retention purge reports counts, never the people it erased.
+	d.log.Debug("contact erased", "sends", sent, "cancelled", cancelled)
+	return rep, nil
+}
+
+// eraseSends settles the contact's queued and deferred sends as cancelled
+// (reason erased) through the transition script, which keeps the runs'
+// counters balanced and completes the runs that had nothing else in
+// flight; then it deletes every send record but those being sent, with
+// the keys that lead to them.
+func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, cancelled, sending int, err error) {
+	s := d.Store
+	held, err := s.contactSends(ctx, contact)
+	if err != nil || len(held) == 0 {
+		return 0, 0, 0, err
+	}
+	ids := make([]string, len(held))
+	for i, sd := range held {
+		ids[i] = sd.ID
+	}
+	ts := make([]transition, len(ids))
+	for i, id := range ids {
+		ts[i] = transition{send: id, from: inflightStates, to: StateCancelled, reason: ReasonErased}
+	}
+	rs, err := s.transitionSends(ctx, ts)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	for i, r := range rs {
+		if r.applied {
+			cancelled++
+		}
+		if r.runDone {
+			run, _, _ := splitSendID(ts[i].send)
+			if err := d.completeRun(ctx, run); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+	}
+	sends, err := s.sends(ctx, ids)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	var gone []any
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, sd := range sends {
+			if sd != nil && sd.State == StateSending {
+				sending++
+				continue
+			}
+			gone = append(gone, ids[i])
+			if sd == nil {
+				continue // expired already
+			}
+			deleted++
+			_, h, _ := splitSendID(sd.ID)
+			keys := []string{s.sendKey(sd.ID), s.k("verp", h)}
+			if sd.Provider != "" {
+				keys = append(keys, s.providerKey(sd.Provider))
+			}
+			for _, k := range []EventKind{Delivered, HardBounce, SoftBounce, Complaint, OptedOut, Undelivered} {
+				keys = append(keys, s.k("fb", sd.ID, string(k)))
+			}
+			// One key per call: on Redis Cluster they live in other slots.
+			for _, k := range keys {
+				p.Unlink(ctx, k)
+			}
+		}
+		if len(gone) > 0 {
+			p.SRem(ctx, s.contactSendsKey(contact), gone...)
+		}
+		return nil
+	})
+	return deleted, cancelled, sending, err
+}
+
+// erasePendingSignups deletes the contact's sign-ups awaiting
+// confirmation. They are found by their contact field, scanning the
+// pending records (they live 48 hours, so there are few), and the SMS
+// index by the contact's number.
+func (d *Dispatcher) erasePendingSignups(ctx context.Context, c *Contact) (int, error) {
+	s := d.Store
+	var hashes []string
+	err := s.scan(ctx, s.pendingKey("*"), func(keys []string) error {
+		var ks []string
+		for _, k := range keys {
+			if !strings.HasSuffix(k, ":sent") {
+				ks = append(ks, k)
+			}
+		}
+		if len(ks) == 0 {
+			return nil
+		}
+		vals := make([]*redis.StringCmd, len(ks))
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range ks {
+				vals[i] = p.Get(ctx, k)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		for i, v := range vals {
+			var ps pendingSignup
+			if b, err := v.Bytes(); err == nil && json.Unmarshal(b, &ps) == nil && ps.Contact == c.ID {
+				hashes = append(hashes, strings.TrimPrefix(ks[i], s.pendingKey("")))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, h := range hashes {
+			p.Unlink(ctx, s.pendingKey(h))
+			p.Unlink(ctx, s.pendingKey(h)+":sent")
+		}
+		if c.Phone != "" {
+			p.Unlink(ctx, s.k("pendingsms", s.AddressHash(channels.SMS, c.Phone)))
+		}
+		return nil
+	})
+	return len(hashes), err
+}
+
+// eraseAddressesOf deletes the address index entries that point to the
+// contact, found by scanning the index: for a record that does not open.
+func (s *Store) eraseAddressesOf(ctx context.Context, contact string) (int, error) {
+	n := 0
+	err := s.scan(ctx, s.k("addr", "*"), func(keys []string) error {
+		for _, k := range keys {
+			gone, err := addrDelScript.Run(ctx, s.rdb, []string{k}, contact).Int()
+			if err != nil {
+				return err
+			}
+			n += gone
+		}
+		return nil
+	})
+	return n, err
+}
+
+// scan calls fn with the keys matching pattern, in pages, on every master
+// of a Redis Cluster.
+func (s *Store) scan(ctx context.Context, pattern string, fn func([]string) error) error {
+	one := func(ctx context.Context, rdb redis.UniversalClient) error {
+		var cursor uint64
+		for {
+			keys, next, err := rdb.Scan(ctx, cursor, pattern, 1000).Result()
+			if err != nil {
+				return err
+			}
+			if len(keys) > 0 {
+				if err := fn(keys); err != nil {
+					return err
+				}
+			}
+			if next == 0 {
+				return nil
+			}
+			cursor = next
+		}
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return one(ctx, node) })
+	}
+	return one(ctx, s.rdb)
+}
+
+// pseudonymizeLedger rewrites the contact's consent ledger without the
+// evidence that could identify the person, in a transaction watched on
+// the ledger. It returns how many events it holds.
+func (s *Store) pseudonymizeLedger(ctx context.Context, contact string) (int, error) {
+	key := s.ledgerKey(contact)
+	n := 0
+	txn := func(tx *redis.Tx) error {
+		raw, err := tx.LRange(ctx, key, 0, -1).Result()
+		if err != nil {
+			return err
+		}
+		n = len(raw)
+		if n == 0 {
+			return nil
+		}
+		out := make([]any, 0, len(raw))
+		for _, r := range raw {
+			var e ConsentEvent
+			if json.Unmarshal([]byte(r), &e) != nil {
+				continue // not ours to read: an unreadable event proves nothing
+			}
+			out = append(out, pseudonymousEvent(e))
+		}
+		n = len(out)
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, key)
+			if len(out) > 0 {
+				p.RPush(ctx, key, out...)
+			}
+			return nil
+		})
+		return err
+	}
+	for range 5 {
+		err := s.rdb.Watch(ctx, txn, key)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return n, err
+		}
+	}
+	return 0, errors.New("ledger kept changing")
+}
+
+// pseudonymousEvent is e without identifying evidence, as JSON.
+func pseudonymousEvent(e ConsentEvent) []byte {
+	var ev map[string]string
+	for _, k := range ledgerEvidenceKept {
+		if v, ok := e.Evidence[k]; ok {
+			if ev == nil {
+				ev = map[string]string{}
+			}
+			ev[k] = v
+		}
+	}
+	e.Evidence = ev
+	b, _ := json.Marshal(e)
+	return b
+}
+
+// ContactExport is everything Missive holds on one contact (GDPR Art. 15
+// and 20), as one JSON document.
+type ContactExport struct {
+	ExportedAt time.Time `json:"exported_at"`
+	Contact    *Contact  `json:"contact"`
+	// Consents is the current state per "channel/topic".
+	Consents map[string]consentCurrent `json:"consents"`
+	// ConsentHistory is the ledger, oldest first, with its evidence.
+	ConsentHistory []ConsentEvent `json:"consent_history"`
+	// Suppressions are the entries held for the contact's addresses.
+	Suppressions []ExportSuppression `json:"suppressions"`
+	// Sends are the messages within the send retention.
+	Sends []ExportSend `json:"sends"`
+	// Feedback is what providers reported about the contact's addresses
+	// and is still held (soft bounces within their window).
+	Feedback []ExportFeedback `json:"feedback"`
+	// Retention says how long send records and feedback are kept.
+	Retention string `json:"retention"`
+}
+
+// ExportSuppression is one suppression entry of a contact's address.
+type ExportSuppression struct {
+	Channel channels.Kind `json:"channel"`
+	Address string        `json:"address"`
+	Suppression
+}
+
+// ExportSend is one send record as exported.
+type ExportSend struct {
+	ID      string        `json:"id"`
+	Run     string        `json:"run"`
+	Channel channels.Kind `json:"channel"`
+	Topic   string        `json:"topic"`
+	State   string        `json:"state"`
+	Reason  string        `json:"reason,omitempty"`
+	At      time.Time     `json:"at"`
+}
+
+// ExportFeedback is one piece of feedback on a contact's address.
+type ExportFeedback struct {
+	Channel channels.Kind `json:"channel"`
+	Kind    EventKind     `json:"kind"`
+	At      time.Time     `json:"at"`
+}
+
+// ExportContact gathers everything held on the contact id. Returns an
+// error with code not_found when there is no such contact, as after its
+// erasure: what remains then (suppression hashes, a pseudonymous ledger)
+// cannot be tied to a person by Missive.
+func (d *Dispatcher) ExportContact(ctx context.Context, id string) (*ContactExport, error) {
+	s := d.Store
+	c, err := s.Contact(ctx, id)
+	if errors.Is(err, ErrNotFound) || isCode(err, CodeNotFound) {
+		return nil, notFound("contact")
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := &ContactExport{ExportedAt: d.cfg.Now().UTC(), Contact: c, Consents: map[string]consentCurrent{},
+		Suppressions: []ExportSuppression{}, Sends: []ExportSend{}, Feedback: []ExportFeedback{},
+		Retention: d.cfg.SendTTL.String()}
+	raw, err := s.rdb.HGetAll(ctx, s.consentKey(id)).Result()
+	if err != nil {
+		return nil, err
+	}
+	for f, v := range raw {
+		var cc consentCurrent
+		if json.Unmarshal([]byte(v), &cc) == nil {
+			out.Consents[f] = cc
+		}
+	}
+	if out.ConsentHistory, err = s.ConsentLedger(ctx, id); err != nil {
+		return nil, err
+	}
+	for _, k := range channels.Kinds {
+		addr := c.Address(k)
+		if addr == "" {
+			continue
+		}
+		sup, err := s.Suppression(ctx, k, addr)
+		if err == nil {
+			out.Suppressions = append(out.Suppressions, ExportSuppression{Channel: k, Address: addr, Suppression: *sup})
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		soft, err := s.rdb.ZRangeWithScores(ctx, s.k("soft", s.AddressHash(k, addr)), 0, -1).Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, z := range soft {
+			out.Feedback = append(out.Feedback, ExportFeedback{Channel: k, Kind: SoftBounce, At: time.UnixMilli(int64(z.Score)).UTC()})
+		}
+	}
+	sends, err := s.contactSends(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, sd := range sends {
+		out.Sends = append(out.Sends, ExportSend{ID: sd.ID, Run: sd.Run, Channel: sd.Channel, Topic: sd.Topic,
+			State: sd.State, Reason: sd.Reason, At: sd.UpdatedAt})
+	}
+	return out, nil
+}
+
+// --- HTTP
+
+func (a *api) eraseContact(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return 0, nil, notFound("contact")
+	}
+	rep, err := a.d.EraseContact(r.Context(), id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, rep, nil
+}
+
+func (a *api) exportContact(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return 0, nil, notFound("contact")
+	}
+	exp, err := a.d.ExportContact(r.Context(), id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, exp, nil
+}

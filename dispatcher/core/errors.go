@@ -1,0 +1,73 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error codes are stable: API clients match on them.
+const (
+	CodeInvalid      = "invalid"              // a field is missing or malformed (422)
+	CodeNotFound     = "not_found"            // no such resource (404)
+	CodeConflict     = "conflict"             // the resource is in a state that forbids the change (409)
+	CodeUnauthorized = "unauthorized"         // missing or wrong API key (401)
+	CodeForbidden    = "forbidden"            // valid key, missing scope (403)
+	CodeTooLarge     = "too_large"            // body over the limit (413)
+	CodeIdempotency  = "idempotency_mismatch" // same Idempotency-Key, other body (422)
+	CodeInternal     = "internal"             // our fault (500)
+)
+
+// Error is an error meant for the caller of the API: a stable code, the
+// field at fault when there is one, and a message that never contains
+// personal data.
+type Error struct {
+	Code    string `json:"code"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return e.Field + ": " + e.Message
+	}
+	return e.Message
+}
+
+// ErrNotFound is returned by stores when a record does not exist.
+var ErrNotFound = &Error{Code: CodeNotFound, Message: "not found"}
+
+func invalid(field, format string, args ...any) *Error {
+	return &Error{Code: CodeInvalid, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+func notFound(what string) *Error {
+	return &Error{Code: CodeNotFound, Message: what + " not found"}
+}
+
+func conflict(format string, args ...any) *Error {
+	return &Error{Code: CodeConflict, Message: fmt.Sprintf(format, args...)}
+}
+
+// httpStatus maps an error to its HTTP status; the one place that does.
+func httpStatus(err error) (int, *Error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return http.StatusInternalServerError, &Error{Code: CodeInternal, Message: "internal error"}
+	}
+	switch e.Code {
+	case CodeInvalid, CodeIdempotency:
+		return http.StatusUnprocessableEntity, e
+	case CodeNotFound:
+		return http.StatusNotFound, e
+	case CodeConflict:
+		return http.StatusConflict, e
+	case CodeUnauthorized:
+		return http.StatusUnauthorized, e
+	case CodeForbidden:
+		return http.StatusForbidden, e
+	case CodeTooLarge:
+		return http.StatusRequestEntityTooLarge, e
+	}
+	return http.StatusInternalServerError, e
+}

@@ -1,0 +1,220 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hibiken/asynq"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/throttle"
+)
+
+func mustLoc(t *testing.T, name string) *time.Location {
+	t.Helper()
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// Check 5: quiet hours in the recipient's zone, with local send times.
+func TestGateSendTime(t *testing.T) {
+	cal := throttle.DefaultSMSCalendar(2026, 2027)
+	g := &gate{quiet: map[channels.Kind]throttle.Calendar{channels.SMS: cal}}
+	paris, ny, tokyo := mustLoc(t, "Europe/Paris"), mustLoc(t, "America/New_York"), mustLoc(t, "Asia/Tokyo")
+	tests := []struct {
+		name      string
+		now       time.Time
+		tz        string
+		channel   channels.Kind
+		localTime string
+		want      time.Time
+	}{
+		{"open: sent now", time.Date(2026, 11, 24, 10, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2026, 11, 24, 10, 0, 0, 0, paris)},
+		{"window start is open", time.Date(2026, 11, 24, 8, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2026, 11, 24, 8, 0, 0, 0, paris)},
+		{"window end is closed", time.Date(2026, 11, 24, 20, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2026, 11, 25, 8, 0, 0, 0, paris)},
+		{"one minute before the end", time.Date(2026, 11, 24, 19, 59, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2026, 11, 24, 19, 59, 0, 0, paris)},
+		{"Sunday waits for Monday", time.Date(2026, 11, 22, 11, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2026, 11, 23, 8, 0, 0, 0, paris)},
+		{"Saturday night waits for Monday", time.Date(2026, 11, 28, 21, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2026, 11, 30, 8, 0, 0, 0, paris)},
+		{"Christmas waits for the 26th", time.Date(2026, 12, 25, 9, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2026, 12, 26, 8, 0, 0, 0, paris)},
+		{"1 May 2027 (a Saturday) waits for Monday", time.Date(2027, 5, 1, 9, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2027, 5, 3, 8, 0, 0, 0, paris)},
+		{"the same instant in Tokyo is night", time.Date(2026, 11, 24, 14, 0, 0, 0, paris), "Asia/Tokyo", channels.SMS, "", time.Date(2026, 11, 25, 8, 0, 0, 0, tokyo)},
+		{"email has no quiet hours", time.Date(2026, 11, 22, 3, 0, 0, 0, paris), "Europe/Paris", channels.Email, "", time.Date(2026, 11, 22, 3, 0, 0, 0, paris)},
+		{"local time later today", time.Date(2026, 11, 24, 7, 0, 0, 0, paris), "Europe/Paris", channels.Email, "10:00", time.Date(2026, 11, 24, 10, 0, 0, 0, paris)},
+		{"local time passed: tomorrow", time.Date(2026, 11, 24, 11, 0, 0, 0, paris), "Europe/Paris", channels.Email, "10:00", time.Date(2026, 11, 25, 10, 0, 0, 0, paris)},
+		{"local time in New York", time.Date(2026, 11, 24, 11, 0, 0, 0, paris), "America/New_York", channels.Email, "10:00", time.Date(2026, 11, 24, 10, 0, 0, 0, ny)},
+		{"local time across spring forward", time.Date(2026, 3, 28, 23, 0, 0, 0, paris), "Europe/Paris", channels.Email, "02:30", time.Date(2026, 3, 29, 3, 30, 0, 0, paris)},
+		{"local time across fall back", time.Date(2026, 10, 24, 23, 0, 0, 0, paris), "Europe/Paris", channels.Email, "10:00", time.Date(2026, 10, 25, 10, 0, 0, 0, paris)},
+		{"local time then quiet hours: Sunday 10:00 becomes Monday 08:00", time.Date(2026, 11, 21, 21, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "10:00", time.Date(2026, 11, 23, 8, 0, 0, 0, paris)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &candidate{contact: &Contact{ID: "x", Timezone: tt.tz}, channel: tt.channel, send: "r~x"}
+			got := g.sendTime(tt.now, tt.localTime, c)
+			if !got.Equal(tt.want) {
+				t.Errorf("sendTime = %s, want %s", got.In(mustLoc(t, tt.tz)), tt.want.In(mustLoc(t, tt.tz)))
+			}
+		})
+	}
+}
+
+// Jitter spreads deferred sends but never outside the window.
+func TestGateJitterStaysInWindow(t *testing.T) {
+	cal, err := throttle.ParseCalendar("mon-sat 08:00-08:01")
+	must(t, err)
+	g := &gate{quiet: map[channels.Kind]throttle.Calendar{channels.SMS: cal}, jitter: 10 * time.Minute}
+	paris := mustLoc(t, "Europe/Paris")
+	now := time.Date(2026, 11, 24, 6, 0, 0, 0, paris)
+	for i := range 200 {
+		c := &candidate{contact: &Contact{Timezone: "Europe/Paris"}, channel: channels.SMS, send: "r~" + string(rune('a'+i%26)) + string(rune('a'+i/26))}
+		got := g.sendTime(now, "", c)
+		if got.Before(time.Date(2026, 11, 24, 8, 0, 0, 0, paris)) || !got.Before(time.Date(2026, 11, 24, 8, 1, 0, 0, paris)) {
+			t.Fatalf("jittered send at %s, outside 08:00-08:01", got.In(paris))
+		}
+	}
+}
+
+// A campaign run on a Sunday defers its SMS to Monday morning and keeps
+// them queued in Redis for that time: deferred, never dropped.
+func TestQuietHoursDeferSMS(t *testing.T) {
+	paris := mustLoc(t, "Europe/Paris")
+	sunday := time.Date(2027, 1, 3, 12, 0, 0, 0, paris)
+	b := setup(t, func(c *Config) {
+		c.Now = func() time.Time { return sunday }
+		c.Quiet = map[channels.Kind]throttle.Calendar{channels.SMS: throttle.DefaultSMSCalendar(2027)}
+	})
+	ctx := context.Background()
+	b.seedBasics(t)
+	for id, phone := range map[string]string{"a": "+33612345671", "b": "+33612345672", "c": "+33612345673"} {
+		must(t, b.d.Store.UpsertContact(ctx, &Contact{ID: id, Phone: phone}, "Europe/Paris"))
+		consent(t, b, id, channels.SMS)
+	}
+	must(t, b.d.Store.PutSegment(ctx, &Segment{ID: "all"}))
+	must(t, b.d.CreateCampaign(ctx, &Campaign{ID: "sunday", Topic: "newsletter", Segment: "all",
+		Channels: []channels.Kind{channels.SMS}, Templates: map[channels.Kind]string{channels.SMS: "news-sms"}}))
+	b.startWorker(t)
+	run, err := b.d.StartRun(ctx, "sunday", sunday)
+	must(t, err)
+	deadline := time.Now().Add(20 * time.Second)
+	var r *Run
+	for time.Now().Before(deadline) {
+		r, err = b.d.Store.Run(ctx, run)
+		must(t, err)
+		if r.Counters["deferred"] == 3 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r.Counters["deferred"] != 3 || r.Counters["planned"] != 3 || !r.Balanced {
+		t.Fatalf("counters %v, want 3 deferred", r.Counters)
+	}
+	monday8 := time.Date(2027, 1, 4, 8, 0, 0, 0, paris)
+	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+	tasks, err := insp.ListScheduledTasks(b.d.queue("send"))
+	must(t, err)
+	if len(tasks) == 0 {
+		t.Fatal("no scheduled send task: deferred sends were dropped")
+	}
+	for _, task := range tasks {
+		if task.NextProcessAt.Before(monday8) || task.NextProcessAt.After(monday8.Add(2*time.Minute)) {
+			t.Errorf("deferred task runs at %s, want Monday 08:00-08:02 Paris", task.NextProcessAt.In(paris))
+		}
+	}
+	if len(b.twilio.Messages()) != 0 {
+		t.Errorf("SMS sent on a Sunday")
+	}
+	// The deferred tasks wait in Redis with ids only.
+	assertQueuesHoldNo(t, b, "+33612345671", "+33612345672", "+33612345673", "News for")
+}
+
+// Every gate reason, in order of the checks, for marketing and
+// transactional topics, and the fallback from one channel to the next.
+func TestGateReasons(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	b.seedBasics(t)
+	s := b.d.Store
+	contacts := []*Contact{
+		{ID: "ok", Email: "ok@example.com", Phone: "+33612345601"},
+		{ID: "nothing"},
+		{ID: "landline", Phone: "+33142345678"},
+		{ID: "bounced", Email: "bounced@example.com"},
+		{ID: "complained", Email: "complained@example.com"},
+		{ID: "stopped", Phone: "+33612345602"},
+		{ID: "left", Email: "left@example.com"},
+		{ID: "silent", Email: "silent@example.com"},
+		{ID: "withdrawn", Email: "withdrawn@example.com"},
+		{ID: "full", Email: "full@example.com"},
+		{ID: "sms-only", Email: "smsonly@example.com", Phone: "+33612345603"},
+	}
+	for _, c := range contacts {
+		must(t, s.UpsertContact(ctx, c, "Europe/Paris"))
+	}
+	for _, id := range []string{"ok", "landline", "bounced", "complained", "stopped", "left", "withdrawn", "full", "sms-only"} {
+		consent(t, b, id, channels.Email, channels.SMS)
+	}
+	must(t, s.RecordConsent(ctx, "withdrawn", ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: Withdrawn, Source: "one-click"}))
+	must(t, s.RecordConsent(ctx, "sms-only", ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: Withdrawn, Source: "preference-page"}))
+	must(t, s.Suppress(ctx, channels.Email, "bounced@example.com", SuppressBounce, time.Time{}))
+	must(t, s.Suppress(ctx, channels.Email, "complained@example.com", SuppressComplaint, time.Time{}))
+	must(t, s.Suppress(ctx, channels.SMS, "+33612345602", SuppressStop, time.Time{}))
+	must(t, s.Suppress(ctx, channels.Email, "left@example.com", SuppressUnsubscribe, time.Now().Add(time.Hour)))
+	for _, id := range []string{"x1", "x2"} {
+		_, err := b.d.caps.Reserve(ctx, time.Now(), throttle.CapRequest{Contact: "full", Channel: "email", Topic: "newsletter", SendID: id, Marketing: true})
+		must(t, err)
+	}
+	newsletter, _ := s.Topic(ctx, "newsletter")
+	orders, _ := s.Topic(ctx, "orders")
+	decide := func(topic *Topic, fallback bool, ks ...channels.Kind) map[string]string {
+		t.Helper()
+		camp := &Campaign{ID: "c", Channels: ks, Fallback: fallback, Templates: map[channels.Kind]string{channels.Email: "news-mail", channels.SMS: "news-sms"}}
+		ds, err := b.d.gate.decide(ctx, time.Now(), gateJob{run: "r-" + topic.ID + fmt.Sprint(fallback), campaign: camp, topic: topic}, contacts)
+		must(t, err)
+		out := map[string]string{}
+		for _, d := range ds {
+			out[d.contact+"/"+string(d.channel)] = d.state
+			if d.reason != "" {
+				out[d.contact+"/"+string(d.channel)] = d.reason
+			}
+		}
+		return out
+	}
+	got := decide(newsletter, false, channels.Email)
+	want := map[string]string{
+		"ok/email": "queued", "nothing/email": "no_address", "landline/email": "no_address",
+		"bounced/email": "suppressed_bounce", "complained/email": "suppressed_complaint", "stopped/email": "no_address",
+		"left/email": "suppressed_unsubscribe", "silent/email": "no_consent", "withdrawn/email": "no_consent",
+		"full/email": "capped", "sms-only/email": "no_consent",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("marketing email (-want +got):\n%s", diff)
+	}
+	// Transactional: no consent needed, suppression still holds, no caps on
+	// marketing-only rules.
+	got = decide(orders, false, channels.SMS)
+	want = map[string]string{
+		"ok/sms": "queued", "nothing/sms": "no_address", "landline/sms": "invalid_address",
+		"bounced/sms": "no_address", "complained/sms": "no_address", "stopped/sms": "suppressed_stop",
+		"left/sms": "no_address", "silent/sms": "no_address", "withdrawn/sms": "no_address",
+		"full/sms": "no_address", "sms-only/sms": "queued",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("transactional SMS (-want +got):\n%s", diff)
+	}
+	// Fallback: the first channel that passes address, suppression and
+	// consent; else the first channel's reason.
+	got = decide(newsletter, true, channels.Email, channels.SMS)
+	for k, v := range map[string]string{"ok/email": "queued", "sms-only/sms": "queued", "silent/email": "no_consent", "nothing/email": "no_address", "stopped/email": "no_address"} {
+		if got[k] != v {
+			t.Errorf("fallback: %s = %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+	if len(got) != len(contacts) {
+		t.Errorf("fallback decided %d sends for %d contacts", len(got), len(contacts))
+	}
+}

@@ -1,0 +1,385 @@
+package core
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/throttle"
+)
+
+// TopicKind says which consent rule a topic follows.
+type TopicKind string
+
+const (
+	// Marketing topics need explicit opt-in consent per channel.
+	Marketing TopicKind = "marketing"
+	// Transactional topics need no marketing consent but honour suppression.
+	Transactional TopicKind = "transactional"
+)
+
+// Topic is a purpose of communication.
+type Topic struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Kind        TopicKind `json:"kind"`
+	Description string    `json:"description,omitempty"`
+}
+
+func (t *Topic) validate() error {
+	if !namePattern.MatchString(t.ID) {
+		return invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
+	}
+	if t.Kind != Marketing && t.Kind != Transactional {
+		return invalid("kind", "must be marketing or transactional")
+	}
+	if t.Name == "" {
+		t.Name = t.ID
+	}
+	return nil
+}
+
+// ConsentState is granted or withdrawn.
+type ConsentState string
+
+const (
+	Granted   ConsentState = "granted"
+	Withdrawn ConsentState = "withdrawn"
+)
+
+// ConsentEvent is one entry of the append-only consent ledger.
+type ConsentEvent struct {
+	Channel channels.Kind `json:"channel"`
+	Topic   string        `json:"topic"`
+	State   ConsentState  `json:"state"`
+	// Source says where the decision came from: api, import,
+	// unsubscribe-link, one-click, preference-page, sms-stop, complaint,
+	// signup (a confirmed double opt-in).
+	Source string `json:"source"`
+	// Evidence is what proves it: form id, wording version, IP hash...
+	Evidence map[string]string `json:"evidence,omitempty"`
+	At       time.Time         `json:"at"`
+}
+
+var consentSources = []string{"api", "import", "unsubscribe-link", "one-click", "preference-page", "sms-stop", "complaint", "demo", "signup"}
+
+func (e *ConsentEvent) validate() error {
+	if !e.Channel.Valid() {
+		return invalid("channel", "must be email or sms")
+	}
+	if !namePattern.MatchString(e.Topic) {
+		return invalid("topic", "must name a topic")
+	}
+	if e.State != Granted && e.State != Withdrawn {
+		return invalid("state", "must be granted or withdrawn")
+	}
+	if e.Source == "" {
+		e.Source = "api"
+	}
+	if !slices.Contains(consentSources, e.Source) {
+		return invalid("source", "must be one of %s", strings.Join(consentSources, ", "))
+	}
+	if len(e.Evidence) > 16 {
+		return invalid("evidence", "at most 16 entries")
+	}
+	for k, v := range e.Evidence {
+		if len(k) > 64 || len(v) > 512 {
+			return invalid("evidence", "keys at most 64 bytes, values at most 512")
+		}
+	}
+	return nil
+}
+
+// Suppression reasons, as counted by the gate (suppressed_<reason>).
+const (
+	SuppressBounce      = "bounce"
+	SuppressComplaint   = "complaint"
+	SuppressStop        = "stop"
+	SuppressUnsubscribe = "unsubscribe"
+)
+
+// Suppression is an entry of the suppression list. The address itself is
+// not kept: the entry is found by a keyed hash of it.
+type Suppression struct {
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+	// Until is zero for a permanent suppression.
+	Until time.Time `json:"until,omitzero"`
+}
+
+// Segment is a saved audience. All non-empty criteria must hold.
+type Segment struct {
+	ID string `json:"id"`
+	// Contacts is a static list of contact ids; when set, only they are
+	// considered.
+	Contacts []string `json:"contacts,omitempty"`
+	// TagsAll: every tag must be present; TagsAny: at least one;
+	// TagsNone: none of them.
+	TagsAll  []string    `json:"tags_all,omitempty"`
+	TagsAny  []string    `json:"tags_any,omitempty"`
+	TagsNone []string    `json:"tags_none,omitempty"`
+	Where    []Predicate `json:"where,omitempty"`
+}
+
+// Predicate compares a contact attribute with a value.
+type Predicate struct {
+	Attr string `json:"attr"`
+	// Op is eq, ne, in, prefix, exists or absent.
+	Op     string   `json:"op"`
+	Value  string   `json:"value,omitempty"`
+	Values []string `json:"values,omitempty"`
+}
+
+var predicateOps = []string{"eq", "ne", "in", "prefix", "exists", "absent"}
+
+func (s *Segment) validate() error {
+	if !namePattern.MatchString(s.ID) {
+		return invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
+	}
+	if len(s.Contacts) > 100_000 {
+		return invalid("contacts", "at most 100000 ids in a static list; use tags for more")
+	}
+	for _, id := range s.Contacts {
+		if !validID(id) {
+			return invalid("contacts", "holds an invalid contact id")
+		}
+	}
+	for i, p := range s.Where {
+		field := fmt.Sprintf("where[%d]", i)
+		if !namePattern.MatchString(p.Attr) {
+			return invalid(field+".attr", "must name an attribute")
+		}
+		if !slices.Contains(predicateOps, p.Op) {
+			return invalid(field+".op", "must be one of %s", strings.Join(predicateOps, ", "))
+		}
+	}
+	return nil
+}
+
+// Match reports whether c belongs to the segment (static list membership is
+// decided by the caller, which streams the list).
+func (s *Segment) Match(c *Contact) bool {
+	for _, t := range s.TagsAll {
+		if !slices.Contains(c.Tags, t) {
+			return false
+		}
+	}
+	if len(s.TagsAny) > 0 && !slices.ContainsFunc(s.TagsAny, func(t string) bool { return slices.Contains(c.Tags, t) }) {
+		return false
+	}
+	if slices.ContainsFunc(s.TagsNone, func(t string) bool { return slices.Contains(c.Tags, t) }) {
+		return false
+	}
+	for _, p := range s.Where {
+		v, ok := c.Attributes[p.Attr]
+		var hold bool
+		switch p.Op {
+		case "eq":
+			hold = ok && v == p.Value
+		case "ne":
+			hold = !ok || v != p.Value
+		case "in":
+			hold = ok && slices.Contains(p.Values, v)
+		case "prefix":
+			hold = ok && strings.HasPrefix(v, p.Value)
+		case "exists":
+			hold = ok
+		case "absent":
+			hold = !ok
+		}
+		if !hold {
+			return false
+		}
+	}
+	return true
+}
+
+// CampaignState is the campaign's state machine:
+// draft -> scheduled -> running -> paused -> completed | cancelled.
+type CampaignState string
+
+const (
+	Draft     CampaignState = "draft"
+	Scheduled CampaignState = "scheduled"
+	Running   CampaignState = "running"
+	Paused    CampaignState = "paused"
+	Completed CampaignState = "completed"
+	Cancelled CampaignState = "cancelled"
+)
+
+// Schedule says when a campaign fires. Exactly one of At and Cron is set;
+// LocalTime may be added to either.
+type Schedule struct {
+	// At fires one run at that instant.
+	At time.Time `json:"at,omitzero"`
+	// Cron fires a run at each match of a standard 5-field spec in TZ.
+	Cron string `json:"cron,omitempty"`
+	TZ   string `json:"tz,omitempty"`
+	// LocalTime ("10:00"), when set, holds each message of a run until that
+	// time of day in the recipient's own time zone.
+	LocalTime string `json:"local_time,omitempty"`
+}
+
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+func (s *Schedule) validate() error {
+	if s.At.IsZero() == (s.Cron == "") {
+		return invalid("schedule", "set exactly one of at and cron")
+	}
+	if s.TZ != "" {
+		if _, err := time.LoadLocation(s.TZ); err != nil {
+			return invalid("schedule.tz", "is not an IANA time zone name")
+		}
+	}
+	if s.Cron != "" {
+		if _, err := s.cron(); err != nil {
+			return invalid("schedule.cron", "%v", err)
+		}
+	}
+	if s.LocalTime != "" {
+		if _, _, err := parseClock(s.LocalTime); err != nil {
+			return invalid("schedule.local_time", "must be HH:MM")
+		}
+	}
+	return nil
+}
+
+func (s *Schedule) cron() (cron.Schedule, error) {
+	spec := s.Cron
+	if s.TZ != "" {
+		spec = "CRON_TZ=" + s.TZ + " " + spec
+	}
+	return cronParser.Parse(spec)
+}
+
+func parseClock(s string) (h, m int, err error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		return 0, 0, err
+	}
+	return t.Hour(), t.Minute(), nil
+}
+
+// Campaign sends a topic's message to a segment on one or more channels.
+type Campaign struct {
+	ID       string          `json:"id"`
+	Name     string          `json:"name,omitempty"`
+	Topic    string          `json:"topic"`
+	Segment  string          `json:"segment"`
+	Channels []channels.Kind `json:"channels"`
+	// Fallback sends on the first channel, in order, that passes the gate
+	// for a contact, instead of on every channel.
+	Fallback bool `json:"fallback,omitempty"`
+	// Templates maps a channel to the template id used on it.
+	Templates map[channels.Kind]string `json:"templates"`
+	Schedule  *Schedule                `json:"schedule,omitempty"`
+	// RateLimit ("200/s") caps this campaign's own sending pace.
+	RateLimit string        `json:"rate_limit,omitempty"`
+	State     CampaignState `json:"state"`
+	// LastFire is the schedule time of the newest run fired.
+	LastFire  time.Time `json:"last_fire,omitzero"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func (c *Campaign) validate() error {
+	if !namePattern.MatchString(c.ID) {
+		return invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
+	}
+	if c.Topic == "" {
+		return invalid("topic", "is required")
+	}
+	if c.Segment == "" {
+		return invalid("segment", "is required")
+	}
+	if len(c.Channels) == 0 {
+		return invalid("channels", "name at least one of email, sms")
+	}
+	for i, k := range c.Channels {
+		if !k.Valid() {
+			return invalid(fmt.Sprintf("channels[%d]", i), "must be email or sms")
+		}
+		if slices.Index(c.Channels, k) != i {
+			return invalid("channels", "lists %s twice", k)
+		}
+		if c.Templates[k] == "" {
+			return invalid("templates."+string(k), "a template is required for each channel")
+		}
+	}
+	if c.Schedule != nil {
+		if err := c.Schedule.validate(); err != nil {
+			return err
+		}
+	}
+	if c.RateLimit != "" {
+		if _, err := throttle.ParseRate(c.RateLimit); err != nil {
+			return invalid("rate_limit", "%v", err)
+		}
+	}
+	return nil
+}
+
+// Run states.
+const (
+	RunPlanning  = "planning"
+	RunSending   = "sending"
+	RunPaused    = "paused"
+	RunCompleted = "completed"
+	RunCancelled = "cancelled"
+)
+
+// Run is one firing of a campaign, with its counters.
+type Run struct {
+	ID       string    `json:"id"`
+	Campaign string    `json:"campaign"`
+	State    string    `json:"state"`
+	FireAt   time.Time `json:"fire_at"`
+	Created  time.Time `json:"created_at"`
+	Finished time.Time `json:"finished_at,omitzero"`
+	// Counters: planned, then one entry per outcome (see the gate reasons,
+	// queued, deferred, sending, sent, failed, cancelled).
+	Counters map[string]int64 `json:"counters"`
+	// Balanced is true when planned equals the sum of all outcomes.
+	Balanced bool `json:"balanced"`
+	// Feedback counts what providers and recipients reported after the
+	// run's messages: delivered, bounced_hard, bounced_soft, complained,
+	// failed, unsubscribes.
+	Feedback map[string]int64 `json:"feedback"`
+	// PausedReason says why the run paused its campaign by itself (a
+	// bounce or complaint rate past the policy).
+	PausedReason string `json:"paused_reason,omitempty"`
+}
+
+// Send states.
+const (
+	StateQueued     = "queued"
+	StateDeferred   = "deferred"
+	StateSending    = "sending"
+	StateSent       = "sent"
+	StateDelivered  = "delivered" // the provider confirmed delivery
+	StateBounced    = "bounced"   // Reason: hard_bounce or opted_out
+	StateFailed     = "failed"
+	StateSuppressed = "suppressed" // Reason names the gate check.
+	StateCancelled  = "cancelled"
+)
+
+// Send is one message to one contact on one channel.
+type Send struct {
+	ID        string        `json:"id"`
+	Run       string        `json:"run,omitempty"`
+	Contact   string        `json:"contact"`
+	Channel   channels.Kind `json:"channel"`
+	Topic     string        `json:"topic"`
+	Template  string        `json:"template"`
+	State     string        `json:"state"`
+	Reason    string        `json:"reason,omitempty"`
+	Until     time.Time     `json:"until,omitzero"`
+	Provider  string        `json:"provider_id,omitempty"`
+	ErrorCode string        `json:"error_code,omitempty"`
+	Attempts  int           `json:"attempts"`
+	UpdatedAt time.Time     `json:"updated_at"`
+}

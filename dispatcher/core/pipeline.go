@@ -1,0 +1,383 @@
+package core
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Task types. Payloads carry ids only: never an address, a number or a
+// rendered body.
+const (
+	TypePlan  = "missive:plan"
+	TypeBatch = "missive:batch"
+	TypeSend  = "missive:send"
+)
+
+type planPayload struct {
+	Run string `json:"run"`
+}
+
+// batchPayload names a slice of the audience: contact ids in the lex range
+// (From, To] of the contact index ("" is open), or, for a static segment,
+// entries [Offset, Offset+Count) of its list.
+type batchPayload struct {
+	Run    string `json:"run"`
+	N      int    `json:"n"`
+	From   string `json:"from,omitempty"`
+	To     string `json:"to,omitempty"`
+	Offset int    `json:"offset,omitempty"`
+	Count  int    `json:"count,omitempty"`
+}
+
+type sendPayload struct {
+	Run   string   `json:"run"`
+	Sends []string `json:"sends"` // the hash part of each send id
+}
+
+func (d *Dispatcher) queue(name string) string { return d.cfg.Prefix + ":" + name }
+
+func (d *Dispatcher) sendQueue(key string) string {
+	if d.cfg.SendQueues <= 1 {
+		return d.queue("send")
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return d.queue("send:" + strconv.Itoa(int(h.Sum32()%uint32(d.cfg.SendQueues))))
+}
+
+// Queues returns the queues a worker serves, with their priorities: sends
+// first, so that a large plan does not starve delivery.
+func (d *Dispatcher) Queues() map[string]int {
+	q := map[string]int{d.queue("plan"): 1, d.queue("batch"): 3}
+	if d.cfg.SendQueues <= 1 {
+		q[d.queue("send")] = 6
+	} else {
+		for i := range d.cfg.SendQueues {
+			q[d.queue("send:"+strconv.Itoa(i))] = 6
+		}
+	}
+	return q
+}
+
+// enqueue adds a task; a conflict with an existing task id is success: the
+// work is already queued.
+func (d *Dispatcher) enqueue(ctx context.Context, typ string, payload any, opts ...asynq.Option) error {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, asynq.MaxRetry(d.cfg.MaxRetry))
+	_, err = d.client.EnqueueContext(ctx, asynq.NewTask(typ, b), opts...)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", typ, err)
+	}
+	return nil
+}
+
+// --- plan: stream the segment into batch tasks, with a checkpointed cursor
+
+func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
+	var p planPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("plan: %v: %w", err, asynq.SkipRetry)
+	}
+	st, err := d.loadRun(ctx, p.Run)
+	if err != nil {
+		return err
+	}
+	if st.state == RunCancelled || st.state == RunCompleted {
+		return nil
+	}
+	if st.state == RunPlanning {
+		if err := d.Store.rdb.HSet(ctx, d.Store.runKey(p.Run), "state", RunSending).Err(); err != nil {
+			return err
+		}
+	}
+	m, err := d.Store.rdb.HMGet(ctx, d.Store.runKey(p.Run), "cursor", "batches", "plan_finished").Result()
+	if err != nil {
+		return err
+	}
+	if m[2] == "1" {
+		return nil
+	}
+	cursor, _ := m[0].(string)
+	n := 0
+	if s, ok := m[1].(string); ok {
+		n, _ = strconv.Atoi(s)
+	}
+	size := d.cfg.BatchSize
+	for {
+		if err := ctx.Err(); err != nil {
+			return err // the cursor is saved: the retry goes on from there
+		}
+		if n%50 == 49 {
+			if state, err := d.Store.runField(ctx, p.Run, "state"); err != nil || state == RunCancelled {
+				return err
+			}
+		}
+		bp := batchPayload{Run: p.Run, N: n}
+		next := cursor
+		if st.segment.Contacts != nil {
+			off, _ := strconv.Atoi(cmp.Or(cursor, "0"))
+			if off >= len(st.segment.Contacts) {
+				break
+			}
+			bp.Offset, bp.Count = off, min(size, len(st.segment.Contacts)-off)
+			next = strconv.Itoa(off + bp.Count)
+		} else {
+			start := "-"
+			if cursor != "" {
+				start = "(" + cursor
+			}
+			first, err := d.Store.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: d.Store.k("contacts"), Start: start, Stop: "+", ByLex: true, Count: 1}).Result()
+			if err != nil {
+				return err
+			}
+			if len(first) == 0 {
+				break
+			}
+			last, err := d.Store.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: d.Store.k("contacts"), Start: start, Stop: "+", ByLex: true, Offset: int64(size - 1), Count: 1}).Result()
+			if err != nil {
+				return err
+			}
+			bp.From = cursor
+			if len(last) == 1 {
+				bp.To, next = last[0], last[0]
+			}
+		}
+		if err := d.enqueue(ctx, TypeBatch, bp, asynq.Queue(d.queue("batch")), asynq.TaskID(p.Run+"~b"+strconv.Itoa(n))); err != nil {
+			return err
+		}
+		n++
+		if err := d.Store.rdb.HSet(ctx, d.Store.runKey(p.Run), "cursor", next, "batches", n).Err(); err != nil {
+			return err
+		}
+		if bp.To == "" && st.segment.Contacts == nil {
+			break // the last, open-ended batch
+		}
+		cursor = next
+	}
+	if err := d.Store.rdb.HSet(ctx, d.Store.runKey(p.Run), "batches", n, "plan_finished", 1).Err(); err != nil {
+		return err
+	}
+	return d.finishBatch(ctx, p.Run, "")
+}
+
+// finishBatch marks batch n done ("" only checks) and completes the run
+// when nothing is left.
+func (d *Dispatcher) finishBatch(ctx context.Context, run, n string) error {
+	done, err := finishBatchScript.Run(ctx, d.Store.rdb,
+		[]string{d.Store.runKey(run), d.Store.runKey(run) + ":bdone", d.Store.inflightKey(run)}, n).Int()
+	if err != nil {
+		return fmt.Errorf("finish batch: %w", err)
+	}
+	if done == 1 {
+		return d.completeRun(ctx, run)
+	}
+	return nil
+}
+
+// completeRun marks a run completed, and its campaign too when it was a
+// one-shot.
+func (d *Dispatcher) completeRun(ctx context.Context, run string) error {
+	st, err := d.Store.runField(ctx, run, "state")
+	if err != nil || st == RunCompleted || st == RunCancelled {
+		return err
+	}
+	if err := d.Store.setRunState(ctx, run, RunCompleted); err != nil {
+		return err
+	}
+	campaign, err := d.Store.runField(ctx, run, "campaign")
+	if err != nil || campaign == "" {
+		return err
+	}
+	d.log.Info("run completed", "run", run)
+	return d.updateCampaign(ctx, campaign, func(c *Campaign) bool {
+		if c.State != Running {
+			return false
+		}
+		c.State = Scheduled
+		if c.Schedule == nil || c.Schedule.Cron == "" {
+			c.State = Completed
+		}
+		return true
+	})
+}
+
+// --- batch: the gate for a slice of the audience
+
+func (d *Dispatcher) handleBatch(ctx context.Context, t *asynq.Task) error {
+	var p batchPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("batch: %v: %w", err, asynq.SkipRetry)
+	}
+	st, err := d.loadRun(ctx, p.Run)
+	if err != nil {
+		return err
+	}
+	if st.state == RunCancelled {
+		return d.finishBatch(ctx, p.Run, strconv.Itoa(p.N))
+	}
+	var ids []string
+	if st.segment.Contacts != nil {
+		end := min(p.Offset+p.Count, len(st.segment.Contacts))
+		if p.Offset < end {
+			ids = st.segment.Contacts[p.Offset:end]
+		}
+	} else {
+		start, stop := "-", "+"
+		if p.From != "" {
+			start = "(" + p.From
+		}
+		if p.To != "" {
+			stop = "[" + p.To
+		}
+		ids, err = d.Store.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: d.Store.k("contacts"), Start: start, Stop: stop, ByLex: true}).Result()
+		if err != nil {
+			return err
+		}
+	}
+	// A batch seen before (a retry, or a rerun after a shutdown) may have
+	// decided some of its sends already: only then are they looked up.
+	first, err := d.Store.rdb.SAdd(ctx, d.Store.runKey(p.Run)+":bseen", p.N).Result()
+	if err != nil {
+		return err
+	}
+	if err := d.gateBatch(ctx, st, ids, first == 0); err != nil {
+		return err
+	}
+	return d.finishBatch(ctx, p.Run, strconv.Itoa(p.N))
+}
+
+// gateBatch decides for ids and enqueues what passed. For a batch seen
+// before, sends decided by the earlier attempt keep their decision and are
+// enqueued again if still in flight (the enqueue may not have happened
+// before a crash).
+func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string, seen bool) error {
+	contacts, err := d.Store.contacts(ctx, ids)
+	if err != nil {
+		return err
+	}
+	var members []*Contact
+	for _, c := range contacts {
+		if c != nil && st.segment.Match(c) {
+			members = append(members, c)
+		}
+	}
+	if len(members) == 0 {
+		return nil
+	}
+	fresh, pending := members, []decision(nil)
+	if seen {
+		if fresh, pending, err = d.undecided(ctx, st, members); err != nil {
+			return err
+		}
+	}
+	now := d.cfg.Now()
+	ds, err := d.gate.decide(ctx, now, gateJob{run: st.id, campaign: st.campaign, topic: st.topic, localTime: st.localTime}, fresh)
+	if err != nil {
+		return err
+	}
+	if err := d.Store.recordDecisions(ctx, st.id, ds, d.cfg.InflightDeadline); err != nil {
+		return fmt.Errorf("record decisions: %w", err)
+	}
+	for _, dc := range ds {
+		if dc.state == StateQueued || dc.state == StateDeferred {
+			pending = append(pending, dc)
+		}
+	}
+	return d.enqueueSends(ctx, st.id, pending)
+}
+
+// undecided splits members into those without a send yet and the sends
+// decided before that are still in flight.
+func (d *Dispatcher) undecided(ctx context.Context, st *runState, members []*Contact) (fresh []*Contact, pending []decision, err error) {
+	var sendIDs []string
+	for _, c := range members {
+		if st.campaign.Fallback {
+			sendIDs = append(sendIDs, SendID(st.id, c.ID, "any"))
+		} else {
+			for _, k := range st.campaign.Channels {
+				sendIDs = append(sendIDs, SendID(st.id, c.ID, k))
+			}
+		}
+	}
+	existing, err := d.Store.sends(ctx, sendIDs)
+	if err != nil {
+		return nil, nil, err
+	}
+	perContact := len(sendIDs) / len(members)
+	for i, c := range members {
+		decided := false
+		for _, s := range existing[i*perContact : (i+1)*perContact] {
+			if s == nil {
+				continue
+			}
+			decided = true
+			if s.State == StateQueued || s.State == StateDeferred {
+				pending = append(pending, decision{send: s.ID, state: s.State, until: s.Until})
+			}
+		}
+		if !decided {
+			fresh = append(fresh, c)
+		}
+	}
+	return fresh, pending, nil
+}
+
+// enqueueSends groups sends by the minute they may leave and enqueues
+// them in chunks. Task ids derive from the sends, so enqueuing the same
+// group twice adds nothing.
+func (d *Dispatcher) enqueueSends(ctx context.Context, run string, ds []decision) error {
+	now := d.cfg.Now()
+	groups := map[int64][]string{}
+	var order []int64
+	for _, dc := range ds {
+		var at int64
+		if dc.state == StateDeferred && dc.until.After(now) {
+			at = dc.until.Unix()
+		}
+		if _, ok := groups[at]; !ok {
+			order = append(order, at)
+		}
+		_, h, _ := splitSendID(dc.send)
+		groups[at] = append(groups[at], h)
+	}
+	slices.Sort(order)
+	for _, at := range order {
+		hs := groups[at]
+		for i := 0; i < len(hs); i += d.cfg.SendChunk {
+			chunk := hs[i:min(i+d.cfg.SendChunk, len(hs))]
+			opts := []asynq.Option{asynq.Queue(d.sendQueue(chunk[0])), asynq.TaskID(chunkID(run, chunk))}
+			if at > 0 {
+				opts = append(opts, asynq.ProcessAt(time.Unix(at, 0)))
+			}
+			if err := d.enqueue(ctx, TypeSend, sendPayload{Run: run, Sends: chunk}, opts...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// chunkID names a send task after the sends it carries.
+func chunkID(run string, hashes []string) string {
+	h := fnv.New64a()
+	for _, s := range hashes {
+		h.Write([]byte(s))
+	}
+	return run + "~s" + strconv.FormatUint(h.Sum64(), 36)
+}

@@ -1,0 +1,416 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/missive-dev/missive/channels"
+)
+
+// Every change of a send's state goes through one of two scripts, which
+// update the send, the run's counters and its in-flight set together. That
+// is what keeps each run balanced: planned equals the sum of its outcomes,
+// whatever retries and crashes happen.
+//
+// Counters in the run hash: n:planned; n:<outcome> for the current state
+// of its sends (queued, deferred, sending, sent, failed, cancelled, or the
+// gate reason of a suppressed send); d:<decision> for what the gate decided
+// at planning, which never changes afterwards.
+
+// decideScript creates the send records of a batch, each once, and counts
+// them. All keys carry the run's hash tag, so one script serves a whole
+// batch even on Redis Cluster. KEYS: run, inflight, then one send key per
+// send. ARGV: now ms, ttl s, then 8 values per send: id, state, reason,
+// contact, channel, topic, template, until ms, in-flight deadline ms.
+var decideScript = redis.NewScript(`
+local counts = {}
+local function count(name)
+  counts[name] = (counts[name] or 0) + 1
+end
+for i = 3, #KEYS do
+  local a = 3 + (i - 3) * 9
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    local state, reason = ARGV[a+1], ARGV[a+2]
+    redis.call('HSET', KEYS[i], 'contact', ARGV[a+3], 'channel', ARGV[a+4], 'topic', ARGV[a+5],
+      'template', ARGV[a+6], 'state', state, 'at', ARGV[1])
+    if reason ~= '' then redis.call('HSET', KEYS[i], 'reason', reason) end
+    if ARGV[a+7] ~= '0' then redis.call('HSET', KEYS[i], 'until', ARGV[a+7]) end
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+    local outcome = state
+    if state == 'suppressed' then outcome = reason end
+    count('n:planned')
+    count('n:' .. outcome)
+    count('d:' .. outcome)
+    if state == 'queued' or state == 'deferred' then
+      redis.call('ZADD', KEYS[2], ARGV[a+8], ARGV[a])
+    end
+  end
+end
+for name, n in pairs(counts) do
+  redis.call('HINCRBY', KEYS[1], name, n)
+end
+return 1
+`)
+
+// transitionScript moves a send from one of the allowed states to another.
+// KEYS: send, run, inflight. ARGV: send id, allowed states (comma
+// separated), new state, reason, in-flight deadline ms (0: leaves the set),
+// now ms, overdue ms (when not 0, the move happens only if the send's
+// in-flight deadline is at or before it: the reconciler acts only on what
+// is still overdue), then field/value pairs to set.
+// Returns {1, previous} when done, {0, current} when the state was not
+// allowed, {-1} when the send does not exist; a fourth element "done" says
+// the run has nothing left in flight and its planning is finished.
+var transitionScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'state')
+if not cur then return {-1, ''} end
+local allowed = false
+for s in string.gmatch(ARGV[2], '[^,]+') do
+  if s == cur then allowed = true end
+end
+if not allowed then return {0, cur} end
+if ARGV[7] ~= '0' then
+  local due = redis.call('ZSCORE', KEYS[3], ARGV[1])
+  if not due or tonumber(due) > tonumber(ARGV[7]) then return {0, cur} end
+end
+local function outcome(state, reason)
+  if state == 'suppressed' then return reason end
+  return state
+end
+local prev = outcome(cur, redis.call('HGET', KEYS[1], 'reason'))
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'reason', ARGV[4], 'at', ARGV[6])
+for i = 8, #ARGV, 2 do
+  if ARGV[i] == 'attempts' then
+    redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
+  end
+end
+local next = outcome(ARGV[3], ARGV[4])
+if prev ~= next then
+  redis.call('HINCRBY', KEYS[2], 'n:' .. prev, -1)
+  redis.call('HINCRBY', KEYS[2], 'n:' .. next, 1)
+end
+if ARGV[5] ~= '0' then
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+  return {1, cur}
+end
+redis.call('ZREM', KEYS[3], ARGV[1])
+if redis.call('ZCARD', KEYS[3]) == 0 and redis.call('HGET', KEYS[2], 'planned_done') == '1' then
+  return {1, cur, 'done'}
+end
+return {1, cur}
+`)
+
+// finishBatchScript marks a batch done once and tells whether the run has
+// nothing left to do. KEYS: run, bdone, inflight. ARGV: batch number, or
+// "" to check only.
+var finishBatchScript = redis.NewScript(`
+if ARGV[1] ~= '' and redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'batches_done', 1)
+end
+local total = redis.call('HGET', KEYS[1], 'batches')
+if redis.call('HGET', KEYS[1], 'plan_finished') == '1' and
+   tonumber(redis.call('HGET', KEYS[1], 'batches_done') or '0') >= tonumber(total or '0') then
+  redis.call('HSET', KEYS[1], 'planned_done', '1')
+  if redis.call('ZCARD', KEYS[3]) == 0 then return 1 end
+end
+return 0
+`)
+
+// decision is the gate's verdict for one contact on one channel.
+type decision struct {
+	send     string
+	contact  string
+	channel  channels.Kind
+	topic    string
+	template string
+	state    string // queued, deferred or suppressed
+	reason   string // the gate reason when suppressed
+	until    time.Time
+}
+
+// scriptPipeline runs a pipeline of EVALSHA calls of one script. When
+// Redis does not know the script (after a restart or a SCRIPT FLUSH) none
+// of the calls ran: it loads the script and runs the pipeline again.
+func (s *Store) scriptPipeline(ctx context.Context, script *redis.Script, fill func(redis.Pipeliner)) ([]redis.Cmder, error) {
+	run := func() ([]redis.Cmder, error) {
+		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { fill(p); return nil })
+	}
+	cmds, err := run()
+	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if err := script.Load(ctx, s.rdb).Err(); err != nil {
+			return nil, err
+		}
+		cmds, err = run()
+	}
+	return cmds, err
+}
+
+// recordDecisions writes the decisions of a batch, in one script call per
+// chunk. Sends decided before (a retried batch) keep their first decision.
+func (s *Store) recordDecisions(ctx context.Context, run string, ds []decision, queuedDeadline time.Duration) error {
+	now := s.now()
+	ttl := strconv.Itoa(int(s.sendTTL.Seconds()))
+	for len(ds) > 0 {
+		chunk := ds[:min(len(ds), 1000)]
+		ds = ds[len(chunk):]
+		keys := make([]string, 2, len(chunk)+2)
+		keys[0], keys[1] = s.runKey(run), s.inflightKey(run)
+		args := make([]any, 2, 2+9*len(chunk))
+		args[0], args[1] = ms(now), ttl
+		for _, d := range chunk {
+			deadline := now.Add(queuedDeadline)
+			var until int64
+			if !d.until.IsZero() {
+				until = ms(d.until)
+				deadline = d.until.Add(queuedDeadline)
+			}
+			keys = append(keys, s.sendKey(d.send))
+			args = append(args, d.send, d.state, d.reason, d.contact, string(d.channel), d.topic, d.template, until, ms(deadline))
+		}
+		if err := decideScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// transition is one requested change of a send's state.
+type transition struct {
+	send     string
+	from     string // comma separated allowed states
+	to       string
+	reason   string
+	deadline time.Time // zero: the send leaves the in-flight set
+	// overdue, when set, applies the change only if the send's in-flight
+	// deadline is at or before it.
+	overdue time.Time
+	fields  []any
+}
+
+type transitionResult struct {
+	applied  bool
+	missing  bool
+	previous string
+	runDone  bool
+}
+
+// transitionSends applies changes in one pipeline.
+func (s *Store) transitionSends(ctx context.Context, ts []transition) ([]transitionResult, error) {
+	now := s.now()
+	cmds := make([]*redis.Cmd, len(ts))
+	_, err := s.scriptPipeline(ctx, transitionScript, func(p redis.Pipeliner) {
+		for i, t := range ts {
+			run, _, _ := splitSendID(t.send)
+			var deadline int64
+			if !t.deadline.IsZero() {
+				deadline = ms(t.deadline)
+			}
+			var overdue int64
+			if !t.overdue.IsZero() {
+				overdue = ms(t.overdue)
+			}
+			args := append([]any{t.send, t.from, t.to, t.reason, deadline, ms(now), overdue}, t.fields...)
+			cmds[i] = transitionScript.EvalSha(ctx, p, []string{s.sendKey(t.send), s.runKey(run), s.inflightKey(run)}, args...)
+		}
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("transition sends: %w", err)
+	}
+	out := make([]transitionResult, len(ts))
+	for i, cmd := range cmds {
+		vals, err := cmd.Slice()
+		if err != nil || len(vals) < 2 {
+			return nil, fmt.Errorf("transition send: %v", err)
+		}
+		code, _ := vals[0].(int64)
+		prev, _ := vals[1].(string)
+		out[i] = transitionResult{applied: code == 1, missing: code == -1, previous: prev, runDone: len(vals) > 2}
+	}
+	return out, nil
+}
+
+func (s *Store) transitionSend(ctx context.Context, t transition) (transitionResult, error) {
+	rs, err := s.transitionSends(ctx, []transition{t})
+	if err != nil {
+		return transitionResult{}, err
+	}
+	return rs[0], nil
+}
+
+// sends loads send records in one pipeline; missing ones are nil.
+func (s *Store) sends(ctx context.Context, ids []string) ([]*Send, error) {
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGetAll(ctx, s.sendKey(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Send, len(ids))
+	for i, cmd := range cmds {
+		m := cmd.Val()
+		if len(m) == 0 {
+			continue
+		}
+		out[i] = sendFromHash(ids[i], m)
+	}
+	return out, nil
+}
+
+func sendFromHash(id string, m map[string]string) *Send {
+	run, _, _ := splitSendID(id)
+	sd := &Send{
+		ID: id, Run: run, Contact: m["contact"], Channel: channels.Kind(m["channel"]),
+		Topic: m["topic"], Template: m["template"], State: m["state"], Reason: m["reason"],
+		Provider: m["provider"], ErrorCode: m["error_code"],
+	}
+	sd.Attempts, _ = strconv.Atoi(m["attempts"])
+	if v, _ := strconv.ParseInt(m["until"], 10, 64); v > 0 {
+		sd.Until = time.UnixMilli(v).UTC()
+	}
+	if v, _ := strconv.ParseInt(m["at"], 10, 64); v > 0 {
+		sd.UpdatedAt = time.UnixMilli(v).UTC()
+	}
+	return sd
+}
+
+// Send returns one send record or an error with code not_found.
+func (s *Store) Send(ctx context.Context, id string) (*Send, error) {
+	if _, _, ok := splitSendID(id); !ok {
+		return nil, notFound("send")
+	}
+	ss, err := s.sends(ctx, []string{id})
+	if err != nil {
+		return nil, err
+	}
+	if ss[0] == nil {
+		return nil, notFound("send")
+	}
+	return ss[0], nil
+}
+
+// --- runs
+
+// createRun creates the run record once; it reports whether it was new.
+func (s *Store) createRun(ctx context.Context, r *Run) (bool, error) {
+	ok, err := s.rdb.HSetNX(ctx, s.runKey(r.ID), "campaign", r.Campaign).Result()
+	if err != nil || !ok {
+		return false, err
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.runKey(r.ID), "state", r.State, "fire_at", ms(r.FireAt), "created", ms(s.now()))
+		p.ZAdd(ctx, s.k("runs", r.Campaign), redis.Z{Score: float64(ms(r.FireAt)), Member: r.ID})
+		p.SAdd(ctx, s.k("runs", "active"), r.ID)
+		return nil
+	})
+	return true, err
+}
+
+// Run returns a run with its counters, or an error with code not_found.
+func (s *Store) Run(ctx context.Context, id string) (*Run, error) {
+	m, err := s.rdb.HGetAll(ctx, s.runKey(id)).Result()
+	if err != nil {
+		return nil, err
+	}
+	if len(m) == 0 {
+		return nil, notFound("run")
+	}
+	r := &Run{ID: id, Campaign: m["campaign"], State: m["state"], Counters: map[string]int64{}, Feedback: runFeedback(m),
+		PausedReason: m["paused_reason"]}
+	if v, _ := strconv.ParseInt(m["fire_at"], 10, 64); v > 0 {
+		r.FireAt = time.UnixMilli(v).UTC()
+	}
+	if v, _ := strconv.ParseInt(m["created"], 10, 64); v > 0 {
+		r.Created = time.UnixMilli(v).UTC()
+	}
+	if v, _ := strconv.ParseInt(m["finished"], 10, 64); v > 0 {
+		r.Finished = time.UnixMilli(v).UTC()
+	}
+	var sum int64
+	for f, v := range m {
+		name, ok := strings.CutPrefix(f, "n:")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if n == 0 {
+			continue
+		}
+		r.Counters[name] = n
+		if name != "planned" {
+			sum += n
+		}
+	}
+	r.Balanced = sum == r.Counters["planned"]
+	return r, nil
+}
+
+// Decisions returns what the gate decided for the run, per reason.
+func (s *Store) Decisions(ctx context.Context, run string) (map[string]int64, error) {
+	m, err := s.rdb.HGetAll(ctx, s.runKey(run)).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for f, v := range m {
+		if name, ok := strings.CutPrefix(f, "d:"); ok {
+			out[name], _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return out, nil
+}
+
+// Runs lists a campaign's run ids, newest first.
+func (s *Store) Runs(ctx context.Context, campaign string) ([]string, error) {
+	return s.rdb.ZRevRange(ctx, s.k("runs", campaign), 0, 99).Result()
+}
+
+func (s *Store) runField(ctx context.Context, run, field string) (string, error) {
+	v, err := s.rdb.HGet(ctx, s.runKey(run), field).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return v, err
+}
+
+func (s *Store) setRunState(ctx context.Context, run, state string) error {
+	fields := []any{"state", state}
+	if state == RunCompleted || state == RunCancelled {
+		fields = append(fields, "finished", ms(s.now()))
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.runKey(run), fields...)
+		if state == RunCompleted || state == RunCancelled {
+			p.SRem(ctx, s.k("runs", "active"), run)
+		}
+		return nil
+	})
+	return err
+}
+
+func (s *Store) activeRuns(ctx context.Context) ([]string, error) {
+	return s.rdb.SMembers(ctx, s.k("runs", "active")).Result()
+}
+
+// overdue returns up to n sends of run whose in-flight deadline passed.
+func (s *Store) overdue(ctx context.Context, run string, n int64) ([]string, error) {
+	return s.rdb.ZRangeByScore(ctx, s.inflightKey(run), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(ms(s.now()), 10), Count: n,
+	}).Result()
+}
+
+// inflightSends returns up to n of run's sends still in flight.
+func (s *Store) inflightSends(ctx context.Context, run string, n int64) ([]string, error) {
+	return s.rdb.ZRange(ctx, s.inflightKey(run), 0, n-1).Result()
+}

@@ -1,0 +1,80 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/templates"
+)
+
+// runSnapshot is what a run was started with. It is written once when the
+// run is created, so that editing a campaign, segment or template later
+// does not change a run under way.
+type runSnapshot struct {
+	Campaign  Campaign                             `json:"campaign"`
+	Segment   Segment                              `json:"segment"`
+	Topic     Topic                                `json:"topic"`
+	Templates map[channels.Kind]templates.Template `json:"templates"`
+	LocalTime string                               `json:"local_time,omitempty"`
+}
+
+// runState is a run's snapshot, compiled, plus its current state.
+type runState struct {
+	id        string
+	state     string
+	campaign  *Campaign
+	segment   *Segment
+	topic     *Topic
+	localTime string
+	compiled  map[channels.Kind]*templates.Compiled
+}
+
+// snapshots caches compiled run snapshots per process: they never change.
+type snapshots struct {
+	mu sync.Mutex
+	m  map[string]*runState
+}
+
+func (d *Dispatcher) loadRun(ctx context.Context, run string) (*runState, error) {
+	state, err := d.Store.runField(ctx, run, "state")
+	if err != nil {
+		return nil, fmt.Errorf("load run: %w", err)
+	}
+	if state == "" {
+		return nil, notFound("run")
+	}
+	d.snap.mu.Lock()
+	cached := d.snap.m[run]
+	d.snap.mu.Unlock()
+	if cached == nil {
+		raw, err := d.Store.rdb.Get(ctx, d.Store.snapshotKey(run)).Bytes()
+		if err != nil {
+			return nil, fmt.Errorf("run %s: load snapshot: %w", run, err)
+		}
+		var snap runSnapshot
+		if err := json.Unmarshal(raw, &snap); err != nil {
+			return nil, fmt.Errorf("run %s: decode snapshot: %w", run, err)
+		}
+		cached = &runState{id: run, campaign: &snap.Campaign, segment: &snap.Segment, topic: &snap.Topic,
+			localTime: snap.LocalTime, compiled: map[channels.Kind]*templates.Compiled{}}
+		for k, t := range snap.Templates {
+			c, err := templates.Compile(t)
+			if err != nil {
+				return nil, fmt.Errorf("run %s: template for %s: %w", run, k, err)
+			}
+			cached.compiled[k] = c
+		}
+		d.snap.mu.Lock()
+		if len(d.snap.m) > 256 {
+			clear(d.snap.m)
+		}
+		d.snap.m[run] = cached
+		d.snap.mu.Unlock()
+	}
+	st := *cached
+	st.state = state
+	return &st, nil
+}

@@ -1,0 +1,458 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/templates"
+	"github.com/missive-dev/missive/throttle"
+)
+
+// Reasons a send ends without leaving, besides the gate's.
+const (
+	ReasonErased       = "erased"            // the contact was erased while the send waited
+	ReasonRender       = "render"            // the template could not be rendered for this contact
+	ReasonAmbiguous    = "ambiguous"         // the provider may have taken it; never sent again
+	ReasonExhausted    = "retries_exhausted" // temporary failures until the last retry
+	ReasonRejected     = "rejected"          // the provider refused it for good
+	ReasonNoChannel    = "no_channel"        // no channel configured for the kind
+	ReasonRunCancelled = "run_cancelled"
+)
+
+// pausedRecheck is how often a send task of a paused run looks whether the
+// run was resumed.
+const pausedRecheck = 5 * time.Second
+
+// snoozeError asks the queue to run the task again later without counting
+// a failure: a paused run.
+type snoozeError struct{ d time.Duration }
+
+func (e *snoozeError) Error() string { return "run paused; retry in " + e.d.String() }
+
+// RetryDelay tells asynq when to retry a task: when a limit says, when a
+// paused run says, else with exponential backoff and jitter.
+func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var le *throttle.LimitError
+	if errors.As(err, &le) {
+		return max(le.RetryIn, 100*time.Millisecond)
+	}
+	var se *snoozeError
+	if errors.As(err, &se) {
+		return se.d
+	}
+	var ce *channels.Error
+	if errors.As(err, &ce) && ce.RetryIn > 0 {
+		return ce.RetryIn
+	}
+	d := time.Duration(1<<min(n, 10)) * 2 * time.Second
+	return min(d, 30*time.Minute) + rand.N(d/4+1)
+}
+
+// IsFailure tells asynq which errors count against a task's retries:
+// throttling and pauses do not.
+func IsFailure(err error) bool {
+	var le *throttle.LimitError
+	var se *snoozeError
+	return !errors.As(err, &le) && !errors.As(err, &se)
+}
+
+const inflightStates = StateQueued + "," + StateDeferred
+
+// handleSend delivers the sends of one task. Each send is claimed
+// ("sending") in Redis right before the provider call and settled right
+// after, so a retried task or a second worker never sends it twice; a
+// worker that dies between the two leaves it "sending", which the
+// reconciler settles as ambiguous rather than risk a double send.
+func (d *Dispatcher) handleSend(ctx context.Context, t *asynq.Task) error {
+	var p sendPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("send: %v: %w", err, asynq.SkipRetry)
+	}
+	st, err := d.loadRun(ctx, p.Run)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) || isCode(err, CodeNotFound) {
+			return nil
+		}
+		return err
+	}
+	ids := make([]string, len(p.Sends))
+	for i, h := range p.Sends {
+		ids[i] = p.Run + "~" + h
+	}
+	switch st.state {
+	case RunCancelled:
+		return d.settle(ctx, ids, inflightStates, StateCancelled, ReasonRunCancelled)
+	case RunPaused:
+		return &snoozeError{d: pausedRecheck}
+	}
+	sends, err := d.Store.sends(ctx, ids)
+	if err != nil {
+		return err
+	}
+	now := d.cfg.Now()
+	var live []*Send
+	for _, s := range sends {
+		if s == nil || (s.State != StateQueued && s.State != StateDeferred) {
+			continue
+		}
+		if s.State == StateDeferred && s.Until.After(now.Add(time.Second)) {
+			continue // early: its own task runs at the time
+		}
+		live = append(live, s)
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	live, contacts, err := d.recheck(ctx, st, live)
+	if err != nil || len(live) == 0 {
+		return err
+	}
+
+	var tempErr, limitErr error
+	lastTry := isLastTry(ctx)
+	for i := 0; i < len(live); {
+		k := live[i].Channel
+		j := i
+		for j < len(live) && live[j].Channel == k {
+			j++
+		}
+		group := live[i:j]
+		i = j
+		for len(group) > 0 {
+			allowed, retryIn, err := d.take(ctx, st, k, len(group))
+			if err != nil {
+				return err
+			}
+			if allowed == 0 && retryIn > maxPace {
+				limitErr = &throttle.LimitError{RetryIn: retryIn}
+				break
+			}
+			if err := d.deliverAll(ctx, st, group[:allowed], contacts, lastTry, &tempErr); err != nil {
+				return err
+			}
+			group = group[allowed:]
+			if len(group) > 0 {
+				// Pace here rather than through the queue, whose delayed
+				// tasks move only once a second.
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(max(retryIn, 10*time.Millisecond)):
+				}
+			}
+		}
+	}
+	if tempErr != nil {
+		return tempErr
+	}
+	return limitErr
+}
+
+// maxPace is the longest wait for a rate limit a task does itself; past it
+// the task goes back to the queue.
+const maxPace = 2 * time.Second
+
+// deliverAll delivers sends in order and keeps the last temporary error.
+func (d *Dispatcher) deliverAll(ctx context.Context, st *runState, group []*Send, contacts map[string]*Contact, lastTry bool, tempErr *error) error {
+	for _, s := range group {
+		if ctx.Err() != nil {
+			return ctx.Err() // the rest stay queued; the task runs again
+		}
+		err := d.deliver(ctx, st, s, contacts[s.ID])
+		switch kind := channels.KindOf(err); {
+		case err == nil:
+		case !isChannelErr(err):
+			return err
+		case kind == channels.Sender:
+			// The rest would be refused alike: they wait, queued, until an
+			// operator fixes the channel.
+			*tempErr = err
+			return nil
+		case kind != channels.Temporary:
+		case lastTry:
+			if err := d.settle(ctx, []string{s.ID}, StateQueued, StateFailed, ReasonExhausted); err != nil {
+				return err
+			}
+		default:
+			*tempErr = err
+		}
+	}
+	return nil
+}
+
+// take takes up to n tokens from the channel's provider limit and the
+// campaign's own, returning how many it may send now and, if fewer than n,
+// when to try again.
+func (d *Dispatcher) take(ctx context.Context, st *runState, k channels.Kind, n int) (int, time.Duration, error) {
+	allowed, retryIn := n, time.Duration(0)
+	if r, ok := d.cfg.ProviderRates[k]; ok {
+		a, ri, err := d.limiter.TakeRate(ctx, "provider:"+string(k), r, n)
+		if err != nil {
+			return 0, 0, err
+		}
+		allowed, retryIn = a, ri
+	}
+	if st.campaign.RateLimit != "" && allowed > 0 {
+		r, err := throttle.ParseRate(st.campaign.RateLimit)
+		if err == nil {
+			a, ri, err := d.limiter.TakeRate(ctx, "campaign:"+st.campaign.ID, r, allowed)
+			if err != nil {
+				return 0, 0, err
+			}
+			if a < allowed {
+				allowed, retryIn = a, max(retryIn, ri)
+			}
+		}
+	}
+	return allowed, retryIn, nil
+}
+
+// recheck runs checks 1-3 again right before sending: an opt-out recorded
+// while a send waited wins. It settles the sends that may no longer go and
+// returns the others with their contacts.
+func (d *Dispatcher) recheck(ctx context.Context, st *runState, live []*Send) ([]*Send, map[string]*Contact, error) {
+	cids := make([]string, len(live))
+	for i, s := range live {
+		cids[i] = s.Contact
+	}
+	cs, err := d.Store.contacts(ctx, cids)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cands []*candidate
+	var settle []transition
+	for i, s := range live {
+		if cs[i] == nil {
+			settle = append(settle, transition{send: s.ID, from: inflightStates, to: StateCancelled, reason: ReasonErased})
+			continue
+		}
+		cands = append(cands, &candidate{contact: cs[i], channel: s.Channel, send: s.ID,
+			addr: cs[i].Address(s.Channel), reason: checkAddress(cs[i], s.Channel)})
+	}
+	if err := d.gate.loadChecks(ctx, st.topic, cands); err != nil {
+		return nil, nil, err
+	}
+	var out []*Send
+	contacts := map[string]*Contact{}
+	for _, c := range cands {
+		if c.reason != "" {
+			settle = append(settle, transition{send: c.send, from: inflightStates, to: StateSuppressed, reason: c.reason})
+			_ = d.caps.Release(ctx, c.contact.ID, string(c.channel), st.topic.ID, c.send)
+			continue
+		}
+		contacts[c.send] = c.contact
+	}
+	for _, s := range live {
+		if contacts[s.ID] != nil {
+			out = append(out, s)
+		}
+	}
+	if len(settle) > 0 {
+		if err := d.applyTransitions(ctx, settle); err != nil {
+			return nil, nil, err
+		}
+	}
+	return out, contacts, nil
+}
+
+// deliver claims, sends and settles one send. It returns the channel's
+// error (a *channels.Error or a plain, temporary one) after settling, or a
+// Redis error.
+func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *Send, c *Contact) error {
+	ch := d.cfg.Channels[s.Channel]
+	if ch == nil {
+		return d.settle(ctx, []string{s.ID}, inflightStates, StateFailed, ReasonNoChannel)
+	}
+	msg, err := d.render(st, s, c)
+	if err != nil {
+		d.log.Warn("render failed", "send", s.ID, "error", err)
+		return d.settle(ctx, []string{s.ID}, inflightStates, StateFailed, ReasonRender)
+	}
+	if s.Channel == channels.Email {
+		if msg.ReturnPath, err = d.returnPath(ctx, s.ID); err != nil {
+			return err
+		}
+	}
+	now := d.cfg.Now()
+	claimed, err := d.Store.transitionSend(ctx, transition{send: s.ID, from: inflightStates, to: StateSending,
+		deadline: now.Add(d.cfg.SendLease), fields: []any{"attempts", 1}})
+	if err != nil {
+		return err
+	}
+	if !claimed.applied {
+		return nil // settled or claimed elsewhere meanwhile
+	}
+	// The provider call is not cut short by a shutdown: a message half
+	// handed over is the one case that could be lost or sent twice. The
+	// channels bound their own calls (the SMTP and Twilio timeouts), and a
+	// context that is never done cannot cut their connection mid-message.
+	res, sendErr := ch.Send(context.WithoutCancel(ctx), msg)
+	t := transition{send: s.ID, from: StateSending}
+	switch channels.KindOf(sendErr) {
+	case 0:
+		t.to, t.fields = StateSent, []any{"provider", res.ProviderID}
+	case channels.Temporary, channels.Sender:
+		t.to, t.deadline = StateQueued, d.cfg.Now().Add(d.cfg.InflightDeadline)
+	case channels.Ambiguous:
+		t.to, t.reason = StateFailed, ReasonAmbiguous
+	default:
+		t.to, t.reason = StateFailed, ReasonRejected
+		if err := d.feedback(ctx, s, c, sendErr); err != nil {
+			return err
+		}
+	}
+	var ce *channels.Error
+	if errors.As(sendErr, &ce) && ce.Code != "" {
+		t.fields = append(t.fields, "error_code", ce.Code)
+	}
+	if err := d.applyTransitions(ctx, []transition{t}); err != nil {
+		return err
+	}
+	if sendErr == nil && res.ProviderID != "" {
+		// Delivery reports name the provider's id: keep the way back.
+		if err := d.Store.rdb.Set(ctx, d.Store.providerKey(res.ProviderID), s.ID, d.cfg.SendTTL).Err(); err != nil {
+			return err
+		}
+	}
+	if channels.KindOf(sendErr) == channels.Sender {
+		d.log.Error("the provider refuses the sender: check the channel's configuration; sends wait meanwhile",
+			"channel", string(s.Channel), "error", sendErr)
+	} else if sendErr != nil {
+		d.log.Info("send failed", "send", s.ID, "kind", channels.KindOf(sendErr).String(), "error", sendErr)
+		if !isChannelErr(sendErr) {
+			sendErr = &channels.Error{Kind: channels.Temporary, Err: sendErr}
+		}
+	}
+	return sendErr
+}
+
+// feedback applies the feedback policy to a permanent refusal at send
+// time, as to a bounce that came back later: an address that does not
+// exist is suppressed, a full mailbox counts as a soft bounce, a number
+// that opted out is recorded as a STOP. Other refusals (policy, content)
+// fail the send without blaming the address.
+func (d *Dispatcher) feedback(ctx context.Context, s *Send, c *Contact, err error) error {
+	var ce *channels.Error
+	if !errors.As(err, &ce) {
+		return nil
+	}
+	kind := refusalKind(s.Channel, ce.Code)
+	if kind == "" {
+		return nil
+	}
+	ev := DeliveryEvent{Send: s.ID, Channel: s.Channel, Address: c.Address(s.Channel), Kind: kind, Code: ce.Code, Source: "smtp"}
+	if s.Channel == channels.SMS {
+		ev.Source = "twilio"
+	}
+	if err := d.applyPolicy(ctx, ev, c); err != nil {
+		return err
+	}
+	return d.Store.countFeedback(ctx, s.Run, "", feedbackName(kind))
+}
+
+// refusalKind classifies a provider's permanent refusal of a message.
+func refusalKind(k channels.Kind, code string) EventKind {
+	switch k {
+	case channels.Email:
+		switch {
+		case code == "5.1.7" || code == "5.1.8": // our sender, not the address
+		case strings.HasPrefix(code, "5.1.") || code == "550" || code == "551" || code == "553":
+			return HardBounce
+		case code == "5.2.2" || code == "552":
+			return SoftBounce
+		}
+	case channels.SMS:
+		switch code {
+		case "21610":
+			return OptedOut
+		case "21211", "21614", "30005", "30006":
+			return HardBounce
+		}
+	}
+	return ""
+}
+
+// settle moves sends from the given states to a final one.
+func (d *Dispatcher) settle(ctx context.Context, ids []string, from, to, reason string) error {
+	ts := make([]transition, len(ids))
+	for i, id := range ids {
+		ts[i] = transition{send: id, from: from, to: to, reason: reason}
+	}
+	return d.applyTransitions(ctx, ts)
+}
+
+// applyTransitions applies ts and completes the runs they finish.
+func (d *Dispatcher) applyTransitions(ctx context.Context, ts []transition) error {
+	rs, err := d.Store.transitionSends(ctx, ts)
+	if err != nil {
+		return err
+	}
+	for i, r := range rs {
+		if r.runDone {
+			run, _, _ := splitSendID(ts[i].send)
+			if err := d.completeRun(ctx, run); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// render builds the message for one send, at send time: the contact's
+// data is never queued.
+func (d *Dispatcher) render(st *runState, s *Send, c *Contact) (channels.Message, error) {
+	comp := st.compiled[s.Channel]
+	if comp == nil {
+		return channels.Message{}, fmt.Errorf("no template for %s", s.Channel)
+	}
+	token, err := d.signer.Sign(templates.Claims{Contact: c.ID, Channel: string(s.Channel), Topic: s.Topic, Send: s.ID})
+	if err != nil {
+		return channels.Message{}, err
+	}
+	unsub := templates.UnsubscribeURL(d.cfg.PublicURL, token)
+	data := templates.Data{
+		Contact:        templates.ContactData{ID: c.ID, Email: c.Email, Phone: c.Phone, Locale: c.Locale, Timezone: c.Timezone},
+		Attr:           c.Attributes,
+		Campaign:       st.campaign.Name,
+		Topic:          st.topic.Name,
+		UnsubscribeURL: unsub,
+		PreferencesURL: templates.PreferencesURL(d.cfg.PublicURL, token),
+		Locale:         c.Locale,
+		Now:            d.cfg.Now(),
+	}
+	opts := templates.RenderOptions{
+		Marketing:             st.topic.Kind == Marketing,
+		UnsubscribeURL:        unsub,
+		ListUnsubscribeMailto: d.cfg.ListUnsubscribeMailto,
+		ListID:                st.topic.ID + "." + d.listDomain(),
+		Locale:                c.Locale,
+	}
+	r, err := comp.Render(s.Channel, data, opts)
+	if err != nil {
+		return channels.Message{}, err
+	}
+	return r.Message(s.ID, channels.Address(c.Address(s.Channel))), nil
+}
+func isChannelErr(err error) bool {
+	var ce *channels.Error
+	return errors.As(err, &ce)
+}
+
+func isCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+func isLastTry(ctx context.Context) bool {
+	n, ok1 := asynq.GetRetryCount(ctx)
+	m, ok2 := asynq.GetMaxRetry(ctx)
+	return ok1 && ok2 && n >= m
+}

@@ -1,0 +1,445 @@
+package core
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/missive-dev/missive/channels"
+)
+
+// Store keeps Missive's records in Redis. Keys start with a prefix; keys
+// that belong to one contact or one run carry a hash tag ({id}) so that
+// multi-key scripts stay on one Redis Cluster slot.
+//
+// Layout (P is the prefix):
+//
+//	P:c:{id}               contact (JSON sealed under the data keyring)
+//	P:c:{id}:consent       hash "channel/topic" -> current consent (JSON)
+//	P:c:{id}:ledger        list of consent events (JSON), append-only
+//	P:contacts             sorted set of contact ids (score 0, read by lex range)
+//	P:rotate:cursor        last contact id re-sealed by a RotateContacts in progress
+//	P:addr:<hash>          contact id of an address (keyed hash)
+//	P:sup:<hash>           suppression entry (JSON), with a TTL when temporary
+//	P:topics, P:templates, P:segments, P:campaigns   hashes id -> JSON
+//	P:tplv:<id>            hash version -> template JSON
+//	P:run:{r}              run meta and counters (n:<outcome>, d:<decision>)
+//	P:run:{r}:snapshot     what the run was started with (JSON), written once
+//	P:run:{r}:inflight     sorted set send id -> deadline (ms)
+//	P:run:{r}:bdone        set of batch numbers done
+//	P:s:{r}:<hash>         send record (hash)
+//	P:runs:<campaign>      sorted set of run ids by fire time
+//	P:runs:active          set of runs not yet finished
+//	P:idem:<hash>          idempotency record of an API send
+type Store struct {
+	rdb    redis.UniversalClient
+	p      string
+	secret []byte
+	// keys seals contact records; Dispatcher sets it from Config.DataKeys.
+	keys *Keyring
+	now  func() time.Time
+	// sendTTL is how long send records are kept.
+	sendTTL time.Duration
+}
+
+func newStore(rdb redis.UniversalClient, prefix string, secret []byte, now func() time.Time, sendTTL time.Duration) *Store {
+	return &Store{rdb: rdb, p: prefix, secret: secret, now: now, sendTTL: sendTTL}
+}
+
+func (s *Store) k(parts ...string) string { return s.p + ":" + strings.Join(parts, ":") }
+
+func (s *Store) contactKey(id string) string   { return s.p + ":c:{" + id + "}" }
+func (s *Store) consentKey(id string) string   { return s.contactKey(id) + ":consent" }
+func (s *Store) ledgerKey(id string) string    { return s.contactKey(id) + ":ledger" }
+func (s *Store) runKey(run string) string      { return s.p + ":run:{" + run + "}" }
+func (s *Store) inflightKey(run string) string { return s.runKey(run) + ":inflight" }
+func (s *Store) snapshotKey(run string) string { return s.runKey(run) + ":snapshot" }
+func (s *Store) sendKey(id string) string {
+	run, h, _ := splitSendID(id)
+	return s.p + ":s:{" + run + "}:" + h
+}
+
+// AddressHash is the keyed hash by which suppression entries and the
+// address index find an address without storing it.
+func (s *Store) AddressHash(k channels.Kind, addr string) string {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte(k))
+	m.Write([]byte{0})
+	m.Write([]byte(normalizeAddress(k, addr)))
+	return hex.EncodeToString(m.Sum(nil)[:20])
+}
+
+// SendID is the deterministic id of the send of run to contact on channel:
+// the run id, "~", and a hash. Retries and double triggers compute the
+// same id, so they find the same record.
+func SendID(run, contact string, channel channels.Kind) string {
+	h := sha256.Sum256([]byte(run + "\x00" + contact + "\x00" + string(channel)))
+	return run + "~" + hex.EncodeToString(h[:12])
+}
+
+func splitSendID(id string) (run, hash string, ok bool) {
+	i := strings.LastIndexByte(id, '~')
+	if i <= 0 || i == len(id)-1 {
+		return "", id, false
+	}
+	return id[:i], id[i+1:], true
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// --- contacts
+
+// UpsertContact validates and stores c, creating or replacing it.
+func (s *Store) UpsertContact(ctx context.Context, c *Contact, defaultTZ string) error {
+	if err := c.normalize(defaultTZ); err != nil {
+		return err
+	}
+	l := []ImportLine{{Contact: *c}}
+	if err := s.upsertMany(ctx, l); err != nil {
+		return err
+	}
+	*c = l[0].Contact
+	return nil
+}
+
+// Contact returns the contact with that id, or ErrNotFound. Returns an
+// error wrapping ErrUnknownDataKey or ErrSealed if the record does not
+// open with the keyring.
+func (s *Store) Contact(ctx context.Context, id string) (*Contact, error) {
+	b, err := s.rdb.Get(ctx, s.contactKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, _, err := s.openContact(id, b)
+	return c, err
+}
+
+// contacts loads many contacts in one pipeline and decrypts them here;
+// missing ones are nil. A record that does not open fails the whole call:
+// taking it for a missing contact would cancel its sends as erased.
+func (s *Store) contacts(ctx context.Context, ids []string) ([]*Contact, error) {
+	cmds := make([]*redis.StringCmd, len(ids))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.Get(ctx, s.contactKey(id))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([]*Contact, len(ids))
+	for i, cmd := range cmds {
+		b, err := cmd.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if out[i], _, err = s.openContact(ids[i], b); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// contactAAD binds a sealed contact to its record: a ciphertext copied
+// under another contact's key does not open.
+func contactAAD(id string) []byte { return []byte("contact:" + id) }
+
+// sealContact encodes c for Redis: its JSON, sealed under the active data
+// key. Email, phone, attributes and tags are never stored in the clear.
+func (s *Store) sealContact(c *Contact) ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode contact: %w", err)
+	}
+	return s.keys.Seal(b, contactAAD(c.ID)), nil
+}
+
+// openContactJSON returns the JSON of a stored contact record and the id
+// of the key that sealed it. A record in plain JSON, written before
+// contacts were encrypted, is read with key id "": RotateContacts seals it.
+func (s *Store) openContactJSON(id string, b []byte) (js []byte, keyID string, err error) {
+	if len(b) > 0 && b[0] == '{' {
+		return b, "", nil
+	}
+	js, keyID, err = s.keys.Open(b, contactAAD(id))
+	if err != nil {
+		return nil, keyID, fmt.Errorf("open contact %s: %w", id, err)
+	}
+	return js, keyID, nil
+}
+
+// openContact decodes a stored contact record (see openContactJSON).
+func (s *Store) openContact(id string, b []byte) (*Contact, string, error) {
+	js, keyID, err := s.openContactJSON(id, b)
+	if err != nil {
+		return nil, keyID, err
+	}
+	var c Contact
+	if err := json.Unmarshal(js, &c); err != nil {
+		return nil, keyID, fmt.Errorf("decode contact %s: %w", id, err)
+	}
+	return &c, keyID, nil
+}
+
+// ContactIDByAddress finds a contact by email or phone, or ErrNotFound.
+func (s *Store) ContactIDByAddress(ctx context.Context, k channels.Kind, addr string) (string, error) {
+	id, err := s.rdb.Get(ctx, s.k("addr", s.AddressHash(k, addr))).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	return id, err
+}
+
+// CountContacts returns how many contacts are stored.
+func (s *Store) CountContacts(ctx context.Context) (int64, error) {
+	return s.rdb.ZCard(ctx, s.k("contacts")).Result()
+}
+
+// --- consent
+
+type consentCurrent struct {
+	State  ConsentState `json:"state"`
+	At     time.Time    `json:"at"`
+	Source string       `json:"source"`
+}
+
+func consentField(k channels.Kind, topic string) string { return string(k) + "/" + topic }
+
+// RecordConsent appends e to the contact's ledger and updates the current
+// state. Returns ErrNotFound if the contact does not exist.
+func (s *Store) RecordConsent(ctx context.Context, contact string, e ConsentEvent) error {
+	if err := e.validate(); err != nil {
+		return err
+	}
+	if e.At.IsZero() {
+		e.At = s.now().UTC()
+	}
+	n, err := s.rdb.Exists(ctx, s.contactKey(contact)).Result()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return notFound("contact")
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		s.writeConsent(ctx, p, contact, e)
+		return nil
+	})
+	return err
+}
+
+// writeConsent appends e to the ledger and sets the current state.
+func (s *Store) writeConsent(ctx context.Context, p redis.Pipeliner, contact string, e ConsentEvent) {
+	ev, _ := json.Marshal(e)
+	cur, _ := json.Marshal(consentCurrent{State: e.State, At: e.At, Source: e.Source})
+	p.RPush(ctx, s.ledgerKey(contact), ev)
+	p.HSet(ctx, s.consentKey(contact), consentField(e.Channel, e.Topic), cur)
+}
+
+// ConsentLedger returns the contact's consent history, oldest first.
+func (s *Store) ConsentLedger(ctx context.Context, contact string) ([]ConsentEvent, error) {
+	raw, err := s.rdb.LRange(ctx, s.ledgerKey(contact), 0, -1).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ConsentEvent, 0, len(raw))
+	for _, r := range raw {
+		var e ConsentEvent
+		if json.Unmarshal([]byte(r), &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// Consents returns the current consent state per "channel/topic".
+func (s *Store) Consents(ctx context.Context, contact string) (map[string]ConsentState, error) {
+	raw, err := s.rdb.HGetAll(ctx, s.consentKey(contact)).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]ConsentState, len(raw))
+	for f, v := range raw {
+		var c consentCurrent
+		if json.Unmarshal([]byte(v), &c) == nil {
+			out[f] = c.State
+		}
+	}
+	return out, nil
+}
+
+// --- suppression
+
+// Suppress adds an address to the suppression list. A zero until means
+// for good; a permanent entry is never shortened by a temporary one.
+func (s *Store) Suppress(ctx context.Context, k channels.Kind, addr, reason string, until time.Time) error {
+	return s.suppressHash(ctx, s.AddressHash(k, addr), reason, until)
+}
+
+func (s *Store) suppressHash(ctx context.Context, hash, reason string, until time.Time) error {
+	switch reason {
+	case SuppressBounce, SuppressComplaint, SuppressStop, SuppressUnsubscribe:
+	default:
+		return invalid("reason", "must be bounce, complaint, stop or unsubscribe")
+	}
+	key := s.k("sup", hash)
+	b, _ := json.Marshal(Suppression{Reason: reason, At: s.now().UTC(), Until: until})
+	if until.IsZero() {
+		return s.rdb.Set(ctx, key, b, 0).Err()
+	}
+	ttl := until.Sub(s.now())
+	if ttl <= 0 {
+		return nil
+	}
+	// A temporary entry never replaces a permanent one.
+	ok, err := s.rdb.SetNX(ctx, key, b, ttl).Result()
+	if err != nil || ok {
+		return err
+	}
+	cur, err := s.rdb.PTTL(ctx, key).Result()
+	if err == nil && cur > 0 && cur < ttl {
+		return s.rdb.Set(ctx, key, b, ttl).Err()
+	}
+	return err
+}
+
+// Unsuppress removes an address from the suppression list.
+func (s *Store) Unsuppress(ctx context.Context, k channels.Kind, addr string) error {
+	return s.rdb.Del(ctx, s.k("sup", s.AddressHash(k, addr))).Err()
+}
+
+// Suppression returns the entry for an address, or ErrNotFound.
+func (s *Store) Suppression(ctx context.Context, k channels.Kind, addr string) (*Suppression, error) {
+	b, err := s.rdb.Get(ctx, s.k("sup", s.AddressHash(k, addr))).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var sup Suppression
+	return &sup, json.Unmarshal(b, &sup)
+}
+
+// --- topics, templates, segments, campaigns: small JSON records in hashes
+
+func (s *Store) putJSON(ctx context.Context, hash, id string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.rdb.HSet(ctx, s.k(hash), id, b).Err()
+}
+
+func (s *Store) getJSON(ctx context.Context, hash, id, what string, v any) error {
+	b, err := s.rdb.HGet(ctx, s.k(hash), id).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return notFound(what)
+	}
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+func listJSON[T any](ctx context.Context, s *Store, hash string) ([]T, error) {
+	raw, err := s.rdb.HGetAll(ctx, s.k(hash)).Result()
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(raw))
+	for id := range raw {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]T, 0, len(ids))
+	for _, id := range ids {
+		var v T
+		if err := json.Unmarshal([]byte(raw[id]), &v); err == nil {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// PutTopic creates or replaces a topic.
+func (s *Store) PutTopic(ctx context.Context, t *Topic) error {
+	if err := t.validate(); err != nil {
+		return err
+	}
+	return s.putJSON(ctx, "topics", t.ID, t)
+}
+
+// Topic returns a topic or an error with code not_found.
+func (s *Store) Topic(ctx context.Context, id string) (*Topic, error) {
+	var t Topic
+	return &t, s.getJSON(ctx, "topics", id, "topic", &t)
+}
+
+// Topics lists the topics by id.
+func (s *Store) Topics(ctx context.Context) ([]Topic, error) {
+	return listJSON[Topic](ctx, s, "topics")
+}
+
+// PutSegment creates or replaces a segment.
+func (s *Store) PutSegment(ctx context.Context, sg *Segment) error {
+	if err := sg.validate(); err != nil {
+		return err
+	}
+	return s.putJSON(ctx, "segments", sg.ID, sg)
+}
+
+// Segment returns a segment or an error with code not_found.
+func (s *Store) Segment(ctx context.Context, id string) (*Segment, error) {
+	var sg Segment
+	return &sg, s.getJSON(ctx, "segments", id, "segment", &sg)
+}
+
+// Segments lists the segments by id.
+func (s *Store) Segments(ctx context.Context) ([]Segment, error) {
+	return listJSON[Segment](ctx, s, "segments")
+}
+
+// PutCampaign stores c as it is (callers validate and check the state).
+func (s *Store) PutCampaign(ctx context.Context, c *Campaign) error {
+	c.UpdatedAt = s.now().UTC()
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = c.UpdatedAt
+	}
+	return s.putJSON(ctx, "campaigns", c.ID, c)
+}
+
+// Campaign returns a campaign or an error with code not_found.
+func (s *Store) Campaign(ctx context.Context, id string) (*Campaign, error) {
+	var c Campaign
+	return &c, s.getJSON(ctx, "campaigns", id, "campaign", &c)
+}
+
+// Campaigns lists the campaigns by id.
+func (s *Store) Campaigns(ctx context.Context) ([]Campaign, error) {
+	return listJSON[Campaign](ctx, s, "campaigns")
+}
+
+// deriveKey derives a purpose-specific key from the configured secret, so
+// that no two uses share a key.
+func deriveKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("missive/" + purpose))
+	return m.Sum(nil)
+}

@@ -1,0 +1,1262 @@
+package core
+
+// Sign-up with double opt-in: a public, unauthenticated form that bots
+// attack. Nothing is granted until the person confirms from the address
+// they gave: by the link of the confirmation email, or by replying YES to
+// the confirmation SMS (ConfirmSMSOptIn, called by the Twilio inbound
+// webhook).
+//
+// What the request leaves behind until then is a pending record,
+// P:pending:<sha256 of the token>, kept 48 hours; the consent ledger gets
+// its Granted events, with the evidence, only at confirmation.
+//
+// The answer to POST /subscribe is the same, in status, body and time,
+// whether the address is known, unknown, already subscribed, suppressed
+// or over its own limit, so that the form cannot be used to find out who
+// is on the list.
+//
+// Delivery of the confirmation. The campaign pipeline renders templates
+// with the contact's data only (templates.Data has no field for a
+// per-message link, and the send path is not ours to change), so the
+// confirmation is not a pipeline send. It is an asynq task of its own
+// (TypeSubscribeConfirm, served by every worker) that checks suppression,
+// takes the provider's rate limit, renders the built-in bilingual template
+// with the link passed in the template data, and sends through
+// Config.Channels with a Message ID derived from the token hash. It is
+// retried like sends (temporary failures back off; throttling is not a
+// failure), and a hard bounce feeds the suppression list. Its payload
+// holds a random nonce only: the token is HMAC(key, nonce), so neither the
+// queue nor the pending record holds anything that opens the link.
+//
+// Redis keys (P is the prefix):
+//
+//	P:pending:<h>          pending sign-up (JSON), 48 h; h = sha256(token)
+//	P:pending:<h>:sent     delivery claim of its confirmation ("sending", "sent")
+//	P:pendingsms:<hash>    h of the newest pending SMS sign-up of a number, 48 h
+//	P:signupdone:<h>       the sign-up was confirmed (so a second POST says so), 48 h
+//	P:c:{id}:signups       hash h -> confirmation time: grants happen once, 48 h
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"mime"
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/templates"
+	"github.com/missive-dev/missive/throttle"
+)
+
+const (
+	// TypeSubscribeConfirm delivers the confirmation message of a sign-up.
+	TypeSubscribeConfirm = "missive:subscribe-confirm"
+	// ConfirmationTopic is the transactional topic of confirmation
+	// messages; it is created on first use.
+	ConfirmationTopic = "subscription-confirmation"
+
+	pendingTTL       = 48 * time.Hour
+	maxSubscribeBody = 16 << 10
+	maxSignupTopics  = 20
+	maxUserAgent     = 200
+	// subscribeFloor is the least time an accepted sign-up takes to
+	// answer, so that the work done for a known, unknown or suppressed
+	// address does not show in the response time.
+	subscribeFloor = 250 * time.Millisecond
+	// claimLease is how long a delivery claim holds before another try
+	// may send again (a worker that died mid-send).
+	claimLease = 5 * time.Minute
+)
+
+var (
+	// subscribeClientRate limits sign-ups per client IP.
+	subscribeClientRate = throttle.Rate{Count: 5, Per: time.Minute, Burst: 5}
+	// subscribeAddressRate limits confirmations sent to one address, so
+	// that the form cannot be used to bomb someone's inbox.
+	subscribeAddressRate = throttle.Rate{Count: 3, Per: time.Hour, Burst: 3}
+
+	wordingPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+)
+
+// pendingSignup is what a sign-up leaves until it is confirmed.
+type pendingSignup struct {
+	Contact   string        `json:"contact"`
+	Channel   channels.Kind `json:"channel"`
+	Topics    []string      `json:"topics"`
+	Wording   string        `json:"wording"`
+	Form      string        `json:"form,omitempty"`
+	Locale    string        `json:"locale"`
+	Created   time.Time     `json:"created"`
+	IPHash    string        `json:"ip_hash"`
+	UserAgent string        `json:"user_agent,omitempty"`
+}
+
+type subscribePayload struct {
+	// Nonce derives the token (signupToken); it opens nothing by itself.
+	Nonce string `json:"n"`
+}
+
+// signupInput is a parsed and validated sign-up request.
+type signupInput struct {
+	Topics  []string
+	Channel channels.Kind
+	Address string // normalised; never logged or echoed
+	Locale  string
+	Wording string
+	Form    string
+}
+
+// --- routes
+
+// mountSubscribe adds the public sign-up (double opt-in) routes.
+func (a *api) mountSubscribe() {
+	a.mux.HandleFunc("GET /subscribe/form", a.subscribeForm)
+	a.mux.HandleFunc("POST /subscribe", a.subscribe)
+	a.mux.HandleFunc("GET /subscribe/confirm/{token}", a.confirmSignupPage)
+	a.mux.HandleFunc("POST /subscribe/confirm/{token}", a.confirmSignup)
+}
+
+// subscribe handles POST /subscribe.
+func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ctx := r.Context()
+	d := a.d
+	html := wantsHTML(r)
+	ipHash := d.clientIPHash(r)
+
+	allowed, retryIn, err := d.limiter.TakeRate(ctx, "subscribe:ip:"+ipHash, subscribeClientRate, 1)
+	if err != nil {
+		d.log.Error("sign-up: rate limit", "error", err)
+		a.subscribeFailed(w, html)
+		return
+	}
+	if allowed == 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((retryIn+time.Second-1)/time.Second)))
+		if html {
+			writeSignupPage(w, http.StatusTooManyRequests, false, page{
+				TitleFR: "Trop de demandes", TextFR: "Veuillez réessayer dans une minute.",
+				TitleEN: "Too many requests", TextEN: "Please try again in a minute.",
+			})
+			return
+		}
+		writeJSON(w, http.StatusTooManyRequests, map[string]*Error{"error": {Code: "rate_limited",
+			Message: "too many sign-ups from this client; retry after the Retry-After delay"}})
+		return
+	}
+
+	in, err := readSignup(w, r)
+	if err == nil {
+		err = d.checkSignupTopics(ctx, in.Topics)
+	}
+	if err != nil {
+		status, e := httpStatus(err)
+		if status == http.StatusInternalServerError {
+			d.log.Error("sign-up: topics", "error", err)
+			a.subscribeFailed(w, html)
+			return
+		}
+		if html {
+			a.rerenderForm(w, r, status, in, e)
+			return
+		}
+		writeJSON(w, status, map[string]*Error{"error": e})
+		return
+	}
+
+	if err := d.signup(ctx, in, ipHash, r.UserAgent()); err != nil {
+		d.log.Error("sign-up failed", "error", err)
+		a.subscribeFailed(w, html)
+		return
+	}
+	// The same time for every address: wait out the floor.
+	select {
+	case <-time.After(time.Until(start.Add(subscribeFloor))):
+	case <-ctx.Done():
+		return
+	}
+	if html {
+		writeSignupPage(w, http.StatusAccepted, true, checkInboxPage(in.Channel))
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "pending",
+		"message": "If the address can receive our messages, a confirmation request was sent to it. Nothing is subscribed until it is confirmed."})
+}
+
+func (a *api) subscribeFailed(w http.ResponseWriter, html bool) {
+	if html {
+		writeSignupPage(w, http.StatusServiceUnavailable, false, errorPage)
+		return
+	}
+	writeJSON(w, http.StatusServiceUnavailable, map[string]*Error{"error": {Code: CodeInternal,
+		Message: "the sign-up could not be recorded; retry in a few minutes"}})
+}
+
+func checkInboxPage(k channels.Kind) page {
+	if k == channels.SMS {
+		return page{
+			TitleFR: "Vérifiez votre téléphone", TextFR: "Si ce numéro peut recevoir nos SMS, un message vient de lui être envoyé : répondez YES pour confirmer votre inscription. Sans réponse de votre part, rien ne sera enregistré.",
+			TitleEN: "Check your phone", TextEN: "If this number can receive our text messages, one was just sent to it: reply YES to confirm your subscription. Without your reply, nothing is recorded.",
+		}
+	}
+	return page{
+		TitleFR: "Vérifiez votre boîte de réception", TextFR: "Si cette adresse peut recevoir nos e-mails, un message vient de lui être envoyé : cliquez sur le lien qu'il contient pour confirmer votre inscription (il est valable 48 heures). Sans confirmation, rien ne sera enregistré.",
+		TitleEN: "Check your inbox", TextEN: "If this address can receive our emails, a message was just sent to it: follow its link to confirm your subscription (valid for 48 hours). Without confirmation, nothing is recorded.",
+	}
+}
+
+// wantsHTML reports whether the client is a browser posting a form: it
+// gets pages, others get JSON.
+func wantsHTML(r *http.Request) bool {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return ct == "application/x-www-form-urlencoded" && strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// clientIPHash is the keyed hash of the client's IP, as limits and
+// evidence keep it. The IP is the connection's peer: X-Forwarded-For is
+// not trusted, since no configuration says which proxy may set it.
+func (d *Dispatcher) clientIPHash(r *http.Request) string {
+	ip := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(ip); err == nil {
+		ip = host
+	}
+	m := hmac.New(sha256.New, deriveKey(d.cfg.Secret, "client-ip"))
+	m.Write([]byte(ip))
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// --- parsing
+
+type signupJSON struct {
+	Topics  json.RawMessage `json:"topics"`
+	Email   string          `json:"email"`
+	Phone   string          `json:"phone"`
+	Locale  string          `json:"locale"`
+	Wording string          `json:"wording"`
+	Form    string          `json:"form"`
+}
+
+// readSignup reads and validates a sign-up request body (a form or JSON,
+// maxSubscribeBody bytes at most). Errors are *Error values naming the
+// field; none echoes a value. The input is returned even on error, with
+// the fields that could be read, for re-rendering a form.
+func readSignup(w http.ResponseWriter, r *http.Request) (*signupInput, error) {
+	in := &signupInput{}
+	r.Body = http.MaxBytesReader(w, r.Body, maxSubscribeBody)
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var topics []string
+	var email, phone, locale string
+	switch ct {
+	case "application/json":
+		var j signupJSON
+		if err := decodeJSON(w, r, &j); err != nil {
+			return in, err
+		}
+		if len(j.Topics) > 0 && string(j.Topics) != "null" {
+			var one string
+			if err := json.Unmarshal(j.Topics, &topics); err != nil {
+				if err := json.Unmarshal(j.Topics, &one); err != nil {
+					return in, invalid("topics", "must be a list of topic ids or a comma-separated string")
+				}
+				topics = []string{one}
+			}
+		}
+		email, phone, locale, in.Wording, in.Form = j.Email, j.Phone, j.Locale, j.Wording, j.Form
+	case "application/x-www-form-urlencoded":
+		if err := r.ParseForm(); err != nil {
+			var mb *http.MaxBytesError
+			if errors.As(err, &mb) {
+				return in, &Error{Code: CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes", mb.Limit)}
+			}
+			return in, invalid("body", "is not a valid form")
+		}
+		f := r.PostForm
+		for _, name := range []string{"email", "phone", "locale", "wording", "form"} {
+			if len(f[name]) > 1 {
+				return in, invalid(name, "is given more than once")
+			}
+		}
+		topics = f["topics"]
+		email, phone, locale, in.Wording, in.Form = f.Get("email"), f.Get("phone"), f.Get("locale"), f.Get("wording"), f.Get("form")
+	default:
+		return in, invalid("Content-Type", "must be application/x-www-form-urlencoded or application/json")
+	}
+
+	// Locale first: a re-rendered form speaks it even when the rest fails.
+	switch l := strings.ToLower(strings.TrimSpace(locale)); l {
+	case "fr", "en":
+		in.Locale = l
+	case "":
+		in.Locale = acceptLocale(r.Header.Get("Accept-Language"))
+	default:
+		in.Locale = acceptLocale(r.Header.Get("Accept-Language"))
+		return in, invalid("locale", "must be fr or en")
+	}
+	if in.Form != "" && !wordingPattern.MatchString(in.Form) {
+		in.Form = ""
+		return in, invalid("form", "must be 1-64 letters, digits, . _ -")
+	}
+	if !wordingPattern.MatchString(in.Wording) {
+		in.Wording = ""
+		return in, invalid("wording", "is required: the version id of the consent text shown, 1-64 letters, digits, . _ -")
+	}
+	for _, t := range topics {
+		for _, id := range strings.Split(t, ",") {
+			id = strings.TrimSpace(id)
+			if id == "" {
+				continue
+			}
+			if !namePattern.MatchString(id) {
+				return in, invalid("topics", "must be topic ids (lower case letters, digits, _ . -)")
+			}
+			if !slices.Contains(in.Topics, id) {
+				in.Topics = append(in.Topics, id)
+			}
+			if len(in.Topics) > maxSignupTopics {
+				return in, invalid("topics", "at most %d topics", maxSignupTopics)
+			}
+		}
+	}
+	if len(in.Topics) == 0 {
+		return in, invalid("topics", "choose at least one topic")
+	}
+	email, phone = strings.TrimSpace(email), strings.TrimSpace(phone)
+	switch {
+	case email != "" && phone != "":
+		return in, invalid("email", "give an email address or a phone number, not both")
+	case email != "":
+		e, err := NormalizeEmail(email)
+		if err != nil {
+			return in, invalid("email", "is not a valid email address")
+		}
+		in.Channel, in.Address = channels.Email, e
+	case phone != "":
+		p, err := NormalizePhone(phone)
+		if err != nil {
+			return in, invalid("phone", "is not a valid phone number in international form (+33612345678)")
+		}
+		if !smsCapable(p) {
+			return in, invalid("phone", "cannot receive text messages")
+		}
+		in.Channel, in.Address = channels.SMS, p
+	default:
+		return in, invalid("email", "is required (or give a phone number)")
+	}
+	return in, nil
+}
+
+// acceptLocale picks fr or en from an Accept-Language header: the one with
+// the higher weight, French when neither is named.
+func acceptLocale(h string) string {
+	best, bestQ := "fr", -1.0
+	for i, part := range strings.Split(h, ",") {
+		if i >= 20 {
+			break
+		}
+		tag, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		lang, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(tag)), "-")
+		if lang != "fr" && lang != "en" {
+			continue
+		}
+		q := 1.0
+		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && f <= 1 {
+				q = f
+			}
+		}
+		if q > bestQ {
+			best, bestQ = lang, q
+		}
+	}
+	return best
+}
+
+// checkSignupTopics returns an error naming "topics" unless every id names
+// a marketing topic: transactional topics need no sign-up.
+func (d *Dispatcher) checkSignupTopics(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return invalid("topics", "choose at least one topic")
+	}
+	raw, err := d.Store.rdb.HMGet(ctx, d.Store.k("topics"), ids...).Result()
+	if err != nil {
+		return err
+	}
+	for _, v := range raw {
+		s, ok := v.(string)
+		var t Topic
+		if !ok || json.Unmarshal([]byte(s), &t) != nil || t.Kind != Marketing {
+			return invalid("topics", "must name marketing topics open to sign-up")
+		}
+	}
+	return nil
+}
+
+// --- recording a sign-up
+
+// signupToken derives the confirmation token of a sign-up from its nonce.
+func (d *Dispatcher) signupToken(nonce string) string {
+	m := hmac.New(sha256.New, deriveKey(d.cfg.Secret, "signup-token"))
+	m.Write([]byte(nonce))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// validSignupToken reports whether s has the shape of a token: 32 bytes in
+// unpadded URL-safe base64.
+func validSignupToken(s string) bool {
+	if len(s) != base64.RawURLEncoding.EncodedLen(32) {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil && len(b) == 32
+}
+
+func (s *Store) pendingKey(h string) string { return s.k("pending", h) }
+func (s *Store) signupsKey(contact string) string {
+	return s.contactKey(contact) + ":signups"
+}
+
+// signup records a pending sign-up and enqueues its confirmation. It does
+// nothing, silently, when the address is suppressed or has had its share
+// of confirmations: the caller answers the same in every case.
+func (d *Dispatcher) signup(ctx context.Context, in *signupInput, ipHash, userAgent string) error {
+	s := d.Store
+	addrHash := s.AddressHash(in.Channel, in.Address)
+	allowed, _, err := d.limiter.TakeRate(ctx, "subscribe:addr:"+addrHash, subscribeAddressRate, 1)
+	if err != nil {
+		return err
+	}
+	if allowed == 0 {
+		d.log.Info("sign-up: address over its limit; nothing sent", "channel", string(in.Channel))
+		return nil
+	}
+	if _, err := s.Suppression(ctx, in.Channel, in.Address); err == nil {
+		d.log.Info("sign-up: address suppressed; nothing sent", "channel", string(in.Channel))
+		return nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	contact, err := d.signupContact(ctx, in)
+	if err != nil {
+		return err
+	}
+	nonce := randomHex(16)
+	h := sha256hex(d.signupToken(nonce))
+	rec, err := json.Marshal(pendingSignup{
+		Contact: contact, Channel: in.Channel, Topics: in.Topics, Wording: in.Wording, Form: in.Form,
+		Locale: in.Locale, Created: d.cfg.Now().UTC(), IPHash: ipHash, UserAgent: cleanUserAgent(userAgent),
+	})
+	if err != nil {
+		return err
+	}
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.pendingKey(h), rec, pendingTTL)
+		if in.Channel == channels.SMS {
+			p.Set(ctx, s.k("pendingsms", addrHash), h, pendingTTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return d.enqueue(ctx, TypeSubscribeConfirm, subscribePayload{Nonce: nonce},
+		asynq.Queue(d.sendQueue(nonce)), asynq.TaskID("subscribe~"+nonce))
+}
+
+// signupContact finds the contact holding the address, or creates a
+// minimal one: the address and the locale, nothing else. The address
+// index is claimed first (SETNX), so two sign-ups at once create one
+// contact.
+func (d *Dispatcher) signupContact(ctx context.Context, in *signupInput) (string, error) {
+	s := d.Store
+	id := "s-" + randomHex(8)
+	idx := s.k("addr", s.AddressHash(in.Channel, in.Address))
+	ok, err := s.rdb.SetNX(ctx, idx, id, 0).Result()
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		if id, err = s.rdb.Get(ctx, idx).Result(); err != nil {
+			return "", err
+		}
+		n, err := s.rdb.Exists(ctx, s.contactKey(id)).Result()
+		if err != nil || n == 1 {
+			return id, err
+		}
+		// An index left by a creation that died half way: finish it.
+	}
+	c := &Contact{ID: id, Locale: in.Locale}
+	if in.Channel == channels.Email {
+		c.Email = in.Address
+	} else {
+		c.Phone = in.Address
+	}
+	if err := s.UpsertContact(ctx, c, d.cfg.DefaultTimezone); err != nil {
+		return "", fmt.Errorf("sign-up: create contact: %w", err)
+	}
+	return id, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// cleanUserAgent keeps the first maxUserAgent bytes of a user agent,
+// without control characters and on a rune boundary.
+func cleanUserAgent(ua string) string {
+	ua = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, ua)
+	if len(ua) > maxUserAgent {
+		ua = ua[:maxUserAgent]
+		for !utf8.ValidString(ua) {
+			ua = ua[:len(ua)-1]
+		}
+	}
+	return ua
+}
+
+// --- delivering the confirmation
+
+// handleSubscribeConfirm sends the confirmation message of a pending
+// sign-up. Nothing is sent when the sign-up expired or was confirmed,
+// the contact is gone, or the address is suppressed. A claim written
+// before the provider call keeps a retried task from sending twice.
+func (d *Dispatcher) handleSubscribeConfirm(ctx context.Context, t *asynq.Task) error {
+	var p subscribePayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.Nonce == "" {
+		return fmt.Errorf("subscribe confirm: bad payload: %w", asynq.SkipRetry)
+	}
+	s := d.Store
+	token := d.signupToken(p.Nonce)
+	h := sha256hex(token)
+	ps, err := d.pendingSignup(ctx, h)
+	if err != nil || ps == nil {
+		return err
+	}
+	c, err := s.Contact(ctx, ps.Contact)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	addr := c.Address(ps.Channel)
+	if addr == "" {
+		return nil
+	}
+	if _, err := s.Suppression(ctx, ps.Channel, addr); err == nil {
+		return nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	ch := d.cfg.Channels[ps.Channel]
+	if ch == nil {
+		d.log.Error("sign-up: no channel to send the confirmation", "channel", string(ps.Channel))
+		return nil
+	}
+	topic, err := d.ensureConfirmationTopic(ctx)
+	if err != nil {
+		return err
+	}
+	if r, ok := d.cfg.ProviderRates[ps.Channel]; ok {
+		allowed, retryIn, err := d.limiter.TakeRate(ctx, "provider:"+string(ps.Channel), r, 1)
+		if err != nil {
+			return err
+		}
+		if allowed == 0 {
+			return &throttle.LimitError{RetryIn: retryIn}
+		}
+	}
+	msg, err := d.renderConfirmation(ctx, ps, c, topic, token)
+	if err != nil {
+		d.log.Error("sign-up: render confirmation", "error", err)
+		return fmt.Errorf("subscribe confirm: render: %w", asynq.SkipRetry)
+	}
+	msg.ID = "subscribe~" + h[:24]
+
+	claim := s.pendingKey(h) + ":sent"
+	ok, err := s.rdb.SetNX(ctx, claim, "sending", claimLease).Result()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if v, _ := s.rdb.Get(ctx, claim).Result(); v == "sending" {
+			// Another try is sending, or died doing so: look again later.
+			return errors.New("subscribe confirm: delivery in progress elsewhere")
+		}
+		return nil
+	}
+	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	_, sendErr := ch.Send(sendCtx, msg)
+	cancel()
+	bg := context.WithoutCancel(ctx)
+	switch channels.KindOf(sendErr) {
+	case 0:
+		d.log.Info("sign-up: confirmation sent", "channel", string(ps.Channel), "message", msg.ID)
+		return s.rdb.Set(bg, claim, "sent", pendingTTL).Err()
+	case channels.Temporary, channels.Sender, channels.Ambiguous:
+		s.rdb.Del(bg, claim)
+		if !isChannelErr(sendErr) {
+			sendErr = &channels.Error{Kind: channels.Temporary, Err: sendErr}
+		}
+		d.log.Info("sign-up: confirmation not sent; will retry", "channel", string(ps.Channel), "error", sendErr)
+		return sendErr
+	default:
+		s.rdb.Set(bg, claim, "failed", pendingTTL)
+		d.log.Info("sign-up: confirmation refused", "channel", string(ps.Channel), "error", sendErr)
+		if err := d.feedback(bg, &Send{Channel: ps.Channel}, c, sendErr); err != nil {
+			return err
+		}
+		return fmt.Errorf("subscribe confirm: %v: %w", sendErr, asynq.SkipRetry)
+	}
+}
+
+// ensureConfirmationTopic creates the transactional topic of confirmation
+// messages unless it exists (a marketer may rename it).
+func (d *Dispatcher) ensureConfirmationTopic(ctx context.Context) (*Topic, error) {
+	t := &Topic{ID: ConfirmationTopic, Name: "Subscription confirmation", Kind: Transactional,
+		Description: "Double opt-in: asks a person who signed up to confirm."}
+	b, _ := json.Marshal(t)
+	if err := d.Store.rdb.HSetNX(ctx, d.Store.k("topics"), t.ID, b).Err(); err != nil {
+		return nil, err
+	}
+	return d.Store.Topic(ctx, ConfirmationTopic)
+}
+
+// confirmationTemplate is the built-in bilingual confirmation message. The
+// link and the topic names come through the template data (Attr), filled
+// for this message only: nothing is written to the contact.
+var confirmationTemplate = sync.OnceValue(func() *templates.Compiled {
+	c, err := templates.Compile(templates.Template{ID: "subscription-confirmation", Version: 1,
+		Email: &templates.Email{
+			Subject: `Confirmez votre inscription / Confirm your subscription – {{.Attr.sender}}`,
+			HTML: `<div lang="fr"><p>Bonjour,</p>
+<p>Vous avez demandé à recevoir par e-mail « {{.Attr.topics}} » de {{.Attr.sender}}. Pour confirmer, ouvrez ce lien puis cliquez sur le bouton « Confirmer » :</p>
+<p><a href="{{.Attr.confirm_url}}">Confirmer mon inscription</a></p>
+<p>Ce lien est valable 48 heures. Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : rien ne sera enregistré.</p></div>
+<hr>
+<div lang="en"><p>Hello,</p>
+<p>You asked to receive “{{.Attr.topics}}” emails from {{.Attr.sender}}. To confirm, open this link and press “Confirm”:</p>
+<p><a href="{{.Attr.confirm_url}}">Confirm my subscription</a></p>
+<p>The link is valid for 48 hours. If you did not ask for this, ignore this message: nothing will be recorded.</p></div>`,
+			Text: `Bonjour,
+
+Vous avez demandé à recevoir par e-mail « {{.Attr.topics}} » de {{.Attr.sender}}. Pour confirmer, ouvrez ce lien puis cliquez sur « Confirmer » :
+
+{{.Attr.confirm_url}}
+
+Ce lien est valable 48 heures. Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : rien ne sera enregistré.
+
+---
+
+Hello,
+
+You asked to receive "{{.Attr.topics}}" emails from {{.Attr.sender}}. To confirm, open this link and press "Confirm":
+
+{{.Attr.confirm_url}}
+
+The link is valid for 48 hours. If you did not ask for this, ignore this message: nothing will be recorded.
+`,
+		},
+		SMS: &templates.SMS{Body: `{{.Attr.sender}}: répondez YES pour confirmer votre inscription ({{.Attr.topics}}). Reply YES to confirm your subscription. Sinon/otherwise ignore.`},
+	})
+	if err != nil {
+		panic("dispatcher: confirmation template: " + err.Error())
+	}
+	return c
+})
+
+func (d *Dispatcher) renderConfirmation(ctx context.Context, ps *pendingSignup, c *Contact, topic *Topic, token string) (channels.Message, error) {
+	names := make([]string, len(ps.Topics))
+	for i, id := range ps.Topics {
+		names[i] = id
+		if t, err := d.Store.Topic(ctx, id); err == nil {
+			names[i] = t.Name
+		}
+	}
+	data := templates.Data{
+		Contact: templates.ContactData{ID: c.ID, Email: c.Email, Phone: c.Phone, Locale: ps.Locale, Timezone: c.Timezone},
+		Attr: map[string]string{
+			"confirm_url": d.cfg.PublicURL + "/subscribe/confirm/" + token,
+			"topics":      strings.Join(names, ", "),
+			"sender":      d.cfg.SenderName,
+		},
+		Topic:  topic.Name,
+		Locale: ps.Locale,
+		Now:    d.cfg.Now(),
+	}
+	r, err := confirmationTemplate().Render(ps.Channel, data, templates.RenderOptions{
+		ListID: topic.ID + "." + d.listDomain(), Locale: ps.Locale})
+	if err != nil {
+		return channels.Message{}, err
+	}
+	m := r.Message("", channels.Address(c.Address(ps.Channel)))
+	if m.From == "" && ps.Channel == channels.Email {
+		m.From = d.cfg.EmailFrom
+	}
+	return m, nil
+}
+
+// --- confirming
+
+func (d *Dispatcher) pendingSignup(ctx context.Context, h string) (*pendingSignup, error) {
+	b, err := d.Store.rdb.Get(ctx, d.Store.pendingKey(h)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ps pendingSignup
+	if err := json.Unmarshal(b, &ps); err != nil {
+		return nil, fmt.Errorf("decode pending sign-up: %w", err)
+	}
+	return &ps, nil
+}
+
+type confirmOutcome int
+
+const (
+	confirmUnknown confirmOutcome = iota // expired, unknown or for another channel
+	confirmGranted
+	confirmAlready
+)
+
+// confirmSignup grants the topics of the pending sign-up h, once: the
+// ledger events and a marker in the contact's signups hash are written in
+// one transaction watched on that hash, so two confirmations at once grant
+// once. The pending record is deleted afterwards; a marker keeps telling
+// that it was confirmed.
+func (d *Dispatcher) confirmSignup(ctx context.Context, h string, k channels.Kind, via string, extra map[string]string) (confirmOutcome, *pendingSignup, error) {
+	s := d.Store
+	ps, err := d.pendingSignup(ctx, h)
+	if err != nil {
+		return confirmUnknown, nil, err
+	}
+	if ps == nil {
+		n, err := s.rdb.Exists(ctx, s.k("signupdone", h)).Result()
+		if err != nil || n == 0 {
+			return confirmUnknown, nil, err
+		}
+		return confirmAlready, nil, nil
+	}
+	if ps.Channel != k {
+		return confirmUnknown, nil, nil
+	}
+	now := d.cfg.Now().UTC()
+	ev := map[string]string{
+		"wording":       ps.Wording,
+		"ip_hash":       ps.IPHash,
+		"confirmed_via": via,
+		"requested_at":  ps.Created.Format(time.RFC3339),
+	}
+	if ps.Form != "" {
+		ev["form"] = ps.Form
+	}
+	if ps.UserAgent != "" {
+		ev["user_agent"] = ps.UserAgent
+	}
+	for key, v := range extra {
+		ev[key] = v
+	}
+	events := make([]ConsentEvent, len(ps.Topics))
+	for i, t := range ps.Topics {
+		events[i] = ConsentEvent{Channel: ps.Channel, Topic: t, State: Granted, Source: "signup", Evidence: ev, At: now}
+		if err := events[i].validate(); err != nil {
+			return confirmUnknown, nil, err
+		}
+	}
+	outcome := confirmUnknown
+	signups := s.signupsKey(ps.Contact)
+	txn := func(tx *redis.Tx) error {
+		n, err := tx.Exists(ctx, s.contactKey(ps.Contact)).Result()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			outcome = confirmUnknown // erased meanwhile: nothing to grant
+			return nil
+		}
+		done, err := tx.HExists(ctx, signups, h).Result()
+		if err != nil {
+			return err
+		}
+		if done {
+			outcome = confirmAlready
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, e := range events {
+				s.writeConsent(ctx, p, ps.Contact, e)
+			}
+			p.HSet(ctx, signups, h, now.Format(time.RFC3339))
+			p.Expire(ctx, signups, pendingTTL)
+			return nil
+		})
+		if err == nil {
+			outcome = confirmGranted
+		}
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		err = s.rdb.Watch(ctx, txn, s.contactKey(ps.Contact), signups)
+		if !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
+		if attempt == 4 {
+			return confirmUnknown, nil, errors.New("sign-up confirm: kept conflicting")
+		}
+	}
+	if err != nil {
+		return confirmUnknown, nil, err
+	}
+	bg := context.WithoutCancel(ctx)
+	if outcome == confirmGranted {
+		for _, t := range ps.Topics {
+			if err := s.countFeedback(bg, "", t, FeedbackConfirmations); err != nil {
+				d.log.Warn("sign-up: count confirmation", "error", err)
+			}
+		}
+		d.log.Info("sign-up confirmed", "contact", ps.Contact, "channel", string(ps.Channel), "topics", len(ps.Topics), "via", via)
+	}
+	if outcome != confirmUnknown {
+		_, err = s.rdb.Pipelined(bg, func(p redis.Pipeliner) error {
+			p.Set(bg, s.k("signupdone", h), 1, pendingTTL)
+			p.Del(bg, s.pendingKey(h))
+			return nil
+		})
+	} else {
+		err = s.rdb.Del(bg, s.pendingKey(h)).Err()
+	}
+	return outcome, ps, err
+}
+
+// ConfirmSMSOptIn confirms the newest pending SMS sign-up of phone (any
+// form NormalizePhone accepts), as the Twilio inbound webhook does when
+// the number replies YES (or another opt-in keyword). messageSID, the SID
+// of the reply, is kept in the ledger evidence with confirmed_via
+// "sms-yes".
+//
+// It returns true when topics were granted; false and a nil error when the
+// number has no pending sign-up (none, expired, already confirmed, or not
+// a valid number): the webhook then handles the keyword as it would
+// without a sign-up. Errors are Redis errors; none names the number.
+func (d *Dispatcher) ConfirmSMSOptIn(ctx context.Context, phone, messageSID string) (confirmed bool, err error) {
+	p, err := NormalizePhone(phone)
+	if err != nil {
+		return false, nil
+	}
+	s := d.Store
+	idx := s.k("pendingsms", s.AddressHash(channels.SMS, p))
+	h, err := s.rdb.Get(ctx, idx).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sms opt-in: %w", err)
+	}
+	var extra map[string]string
+	if messageSID != "" {
+		extra = map[string]string{"message_sid": truncate(messageSID, 64)}
+	}
+	outcome, _, err := d.confirmSignup(ctx, h, channels.SMS, "sms-yes", extra)
+	if err != nil {
+		return false, fmt.Errorf("sms opt-in: %w", err)
+	}
+	// Only this sign-up's index: a newer one may have replaced it.
+	s.rdb.Eval(context.WithoutCancel(ctx), `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, []string{idx}, h)
+	return outcome == confirmGranted, nil
+}
+
+// --- confirmation pages. A GET only shows a button (link scanners fetch
+// URLs); the POST confirms.
+
+func (a *api) confirmSignupPage(w http.ResponseWriter, r *http.Request) {
+	token := r.PathValue("token")
+	var ps *pendingSignup
+	var err error
+	if validSignupToken(token) {
+		ps, err = a.d.pendingSignup(r.Context(), sha256hex(token))
+	}
+	if err != nil {
+		a.d.log.Error("sign-up: confirm page", "error", err)
+		writeSignupPage(w, http.StatusServiceUnavailable, false, errorPage)
+		return
+	}
+	if ps == nil || ps.Channel != channels.Email {
+		writeSignupPage(w, http.StatusNotFound, false, expiredSignupPage)
+		return
+	}
+	names := a.topicNames(r.Context(), ps.Topics)
+	writeConfirmPage(w, confirmView{Topics: names, Action: "/subscribe/confirm/" + token})
+}
+
+func (a *api) confirmSignup(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxSubscribeBody)
+	r.ParseForm()
+	token := r.PathValue("token")
+	if !validSignupToken(token) {
+		writeSignupPage(w, http.StatusNotFound, false, expiredSignupPage)
+		return
+	}
+	outcome, ps, err := a.d.confirmSignup(r.Context(), sha256hex(token), channels.Email, "email-link", nil)
+	if err != nil {
+		a.d.log.Error("sign-up: confirm", "error", err)
+		writeSignupPage(w, http.StatusServiceUnavailable, false, errorPage)
+		return
+	}
+	switch outcome {
+	case confirmGranted:
+		names := strings.Join(a.topicNames(r.Context(), ps.Topics), ", ")
+		writeSignupPage(w, http.StatusOK, false, page{
+			TitleFR: "Inscription confirmée", TextFR: "Merci ! Vous recevrez désormais par e-mail : « " + names + " ». Chaque message contient un lien pour vous désabonner.",
+			TitleEN: "Subscription confirmed", TextEN: "Thank you! You will now receive by email: “" + names + "”. Every message carries a link to unsubscribe.",
+		})
+	case confirmAlready:
+		writeSignupPage(w, http.StatusOK, false, page{
+			TitleFR: "Inscription déjà confirmée", TextFR: "Cette inscription a déjà été confirmée : il n'y a rien d'autre à faire.",
+			TitleEN: "Already confirmed", TextEN: "This subscription was already confirmed: there is nothing else to do.",
+		})
+	default:
+		writeSignupPage(w, http.StatusNotFound, false, expiredSignupPage)
+	}
+}
+
+var expiredSignupPage = page{
+	TitleFR: "Lien expiré ou inconnu", TextFR: "Ce lien de confirmation n'est pas valide ou a expiré (il est valable 48 heures). Vous pouvez vous inscrire à nouveau.",
+	TitleEN: "Expired or unknown link", TextEN: "This confirmation link is not valid or has expired (it is valid for 48 hours). You may sign up again.",
+}
+
+func (a *api) topicNames(ctx context.Context, ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = a.topicName(ctx, id)
+	}
+	return out
+}
+
+// --- HTML
+
+const pageStyle = `body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;line-height:1.5;color:#222}
+button{font-size:1rem;padding:.6rem 1.2rem;border-radius:.3rem;border:1px solid #333;background:#333;color:#fff;cursor:pointer}
+label{display:block;margin:.8rem 0 .2rem}input[type=email],input[type=tel]{font-size:1rem;padding:.4rem;width:100%;box-sizing:border-box}
+fieldset{border:0;padding:0;margin:0}.check label{display:inline;margin:0 0 0 .3rem}.check{margin:.3rem 0}
+.err{color:#a00;font-weight:bold}.wording{font-size:.9rem;color:#444}.version{font-size:.8rem;color:#666}
+hr{border:0;border-top:1px solid #ddd;margin:1.5rem 0}`
+
+// pageHeaders sets the headers of every public page. Only the sign-up
+// form and its answers may be framed by another site: they are made to be
+// embedded, and what they do (ask for a confirmation) is harmless if
+// clicked by trickery. Every other page, the confirmation above all, keeps
+// frame-ancestors 'none'.
+func pageHeaders(w http.ResponseWriter, frameable bool) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	csp := "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+	if frameable {
+		csp += "; frame-ancestors *"
+	} else {
+		csp += "; frame-ancestors 'none'"
+		h.Set("X-Frame-Options", "DENY")
+	}
+	h.Set("Content-Security-Policy", csp)
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+}
+
+// writeSignupPage writes a bilingual page; frameable for the answers of
+// the embedded form.
+func writeSignupPage(w http.ResponseWriter, status int, frameable bool, p page) {
+	if !frameable {
+		writePage(w, status, p)
+		return
+	}
+	renderHTML(w, status, true, pageTmpl, p)
+}
+
+func renderHTML(w http.ResponseWriter, status int, frameable bool, t *template.Template, v any) {
+	var buf strings.Builder
+	if err := t.Execute(&buf, v); err != nil {
+		writePage(w, http.StatusInternalServerError, errorPage)
+		return
+	}
+	pageHeaders(w, frameable)
+	w.WriteHeader(status)
+	w.Write([]byte(buf.String()))
+}
+
+type confirmView struct {
+	Topics []string
+	Action string
+}
+
+var confirmTmpl = template.Must(template.New("confirm").Parse(`<!doctype html>
+<html lang="fr">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>Confirmer votre inscription / Confirm your subscription</title>
+<style>` + pageStyle + `</style>
+</head>
+<body>
+<h1>Confirmer votre inscription</h1>
+<p>Vous avez demandé à recevoir par e-mail : {{range $i, $t := .Topics}}{{if $i}}, {{end}}« {{$t}} »{{end}}. Cliquez sur le bouton pour confirmer.</p>
+<hr>
+<h1 lang="en">Confirm your subscription</h1>
+<p lang="en">You asked to receive by email: {{range $i, $t := .Topics}}{{if $i}}, {{end}}“{{$t}}”{{end}}. Press the button to confirm.</p>
+<form method="post" action="{{.Action}}">
+<button type="submit">Confirmer / Confirm</button>
+</form>
+</body>
+</html>
+`))
+
+func writeConfirmPage(w http.ResponseWriter, v confirmView) {
+	renderHTML(w, http.StatusOK, false, confirmTmpl, v)
+}
+
+// The consent wording of the built-in form. Its version id is derived
+// from the text, so that changing a word changes the version recorded as
+// evidence.
+const (
+	wordingFR = "En cliquant sur « S'inscrire », j'accepte de recevoir de %s les %s choisis ci-dessus. Je peux retirer mon consentement à tout moment, sans frais, grâce au lien de désinscription présent dans chaque message ou en répondant STOP par SMS. Mes données servent uniquement à ces envois."
+	wordingEN = "By pressing “Subscribe”, I agree to receive from %s the %s chosen above. I can withdraw my consent at any time, free of charge, through the unsubscribe link in every message or by replying STOP by text message. My data is used for these messages only."
+)
+
+var formWordingVersion = func() string {
+	h := sha256.Sum256([]byte(wordingFR + "\x00" + wordingEN))
+	return "missive-" + hex.EncodeToString(h[:5])
+}()
+
+type formTopic struct {
+	ID, Name, Description string
+	Checked               bool
+}
+
+type formView struct {
+	Lang     string
+	L        formLabels
+	Topics   []formTopic
+	Single   bool
+	SMS      bool
+	Locale   string
+	Wording  string
+	Version  string
+	Form     string
+	Error    string
+	ErrField string
+}
+
+type formLabels struct {
+	Title, Topics, Email, Phone, PhoneHint, Submit, Version string
+}
+
+var formLabelsByLang = map[string]formLabels{
+	"fr": {Title: "Inscription", Topics: "Ce que vous souhaitez recevoir", Email: "Adresse e-mail", Phone: "Numéro de téléphone mobile",
+		PhoneHint: "Au format international, par exemple +33612345678.", Submit: "S'inscrire", Version: "Texte de consentement, version"},
+	"en": {Title: "Sign up", Topics: "What you would like to receive", Email: "Email address", Phone: "Mobile phone number",
+		PhoneHint: "In international form, for example +447700900123.", Submit: "Subscribe", Version: "Consent text, version"},
+}
+
+var formTmpl = template.Must(template.New("form").Parse(`<!doctype html>
+<html lang="{{.Lang}}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{{.L.Title}}</title>
+<style>` + pageStyle + `</style>
+</head>
+<body>
+<form method="post" action="/subscribe" accept-charset="utf-8">
+{{if .Error}}<p class="err" role="alert" id="form-error">{{.Error}}</p>{{end}}
+{{if .Single}}{{with index .Topics 0}}<input type="hidden" name="topics" value="{{.ID}}"><p><strong>{{.Name}}</strong>{{if .Description}} – {{.Description}}{{end}}</p>{{end}}
+{{else}}<fieldset{{if eq .ErrField "topics"}} aria-invalid="true" aria-describedby="form-error"{{end}}>
+<legend>{{.L.Topics}}</legend>
+{{range $i, $t := .Topics}}<div class="check"><input type="checkbox" id="topic-{{$i}}" name="topics" value="{{$t.ID}}"{{if $t.Checked}} checked{{end}}><label for="topic-{{$i}}">{{$t.Name}}{{if $t.Description}} – {{$t.Description}}{{end}}</label></div>
+{{end}}</fieldset>{{end}}
+{{if .SMS}}<label for="phone">{{.L.Phone}}</label>
+<input type="tel" id="phone" name="phone" autocomplete="tel" required aria-describedby="phone-hint{{if eq .ErrField "phone"}} form-error{{end}}"{{if eq .ErrField "phone"}} aria-invalid="true"{{end}}>
+<p id="phone-hint" class="version">{{.L.PhoneHint}}</p>
+{{else}}<label for="email">{{.L.Email}}</label>
+<input type="email" id="email" name="email" autocomplete="email" required{{if eq .ErrField "email"}} aria-invalid="true" aria-describedby="form-error"{{end}}>
+{{end}}<input type="hidden" name="locale" value="{{.Locale}}">
+<input type="hidden" name="wording" value="{{.Version}}">
+{{if .Form}}<input type="hidden" name="form" value="{{.Form}}">{{end}}
+<p class="wording" id="wording">{{.Wording}}</p>
+<p class="version">{{.L.Version}} {{.Version}}</p>
+<button type="submit" aria-describedby="wording">{{.L.Submit}}</button>
+</form>
+</body>
+</html>
+`))
+
+// subscribeForm serves GET /subscribe/form?topics=a,b&locale=fr&channel=email&form=id:
+// a form without script, made to be embedded in the site's pages.
+// Several topics are offered as unchecked boxes (consent is an act, never
+// a default); a single one is named above the button.
+func (a *api) subscribeForm(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	locale := strings.ToLower(q.Get("locale"))
+	if locale != "fr" && locale != "en" {
+		locale = acceptLocale(r.Header.Get("Accept-Language"))
+	}
+	var ids []string
+	for _, t := range q["topics"] {
+		for _, id := range strings.Split(t, ",") {
+			if id = strings.TrimSpace(id); id != "" && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	form := q.Get("form")
+	if form != "" && !wordingPattern.MatchString(form) {
+		form = ""
+	}
+	k := channels.Email
+	if q.Get("channel") == string(channels.SMS) {
+		k = channels.SMS
+	}
+	v, err := a.formView(r.Context(), locale, ids, k, form)
+	if err != nil {
+		if st, _ := httpStatus(err); st == http.StatusInternalServerError {
+			a.d.log.Error("sign-up: form", "error", err)
+			writeSignupPage(w, http.StatusServiceUnavailable, true, errorPage)
+			return
+		}
+		writeSignupPage(w, http.StatusNotFound, true, page{
+			TitleFR: "Formulaire indisponible", TextFR: "Ce formulaire d'inscription ne propose aucun sujet valide.",
+			TitleEN: "Form unavailable", TextEN: "This sign-up form offers no valid topic.",
+		})
+		return
+	}
+	renderHTML(w, http.StatusOK, true, formTmpl, v)
+}
+
+// formView builds the form for marketing topics ids; an error with code
+// invalid when one of them is not a marketing topic.
+func (a *api) formView(ctx context.Context, locale string, ids []string, k channels.Kind, form string) (*formView, error) {
+	if len(ids) == 0 || len(ids) > maxSignupTopics {
+		return nil, invalid("topics", "name 1-%d marketing topics", maxSignupTopics)
+	}
+	for _, id := range ids {
+		if !namePattern.MatchString(id) {
+			return nil, invalid("topics", "must be topic ids")
+		}
+	}
+	if err := a.d.checkSignupTopics(ctx, ids); err != nil {
+		return nil, err
+	}
+	v := &formView{Lang: locale, L: formLabelsByLang[locale], Locale: locale, Version: formWordingVersion,
+		Form: form, SMS: k == channels.SMS, Single: len(ids) == 1}
+	for _, id := range ids {
+		t, err := a.d.Store.Topic(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		v.Topics = append(v.Topics, formTopic{ID: t.ID, Name: t.Name, Description: t.Description})
+	}
+	what := map[bool][2]string{false: {"e-mails", "emails"}, true: {"SMS", "text messages"}}[v.SMS]
+	if locale == "fr" {
+		v.Wording = fmt.Sprintf(wordingFR, a.d.cfg.SenderName, what[0])
+	} else {
+		v.Wording = fmt.Sprintf(wordingEN, a.d.cfg.SenderName, what[1])
+	}
+	return v, nil
+}
+
+// rerenderForm answers a browser's invalid sign-up with the form and the
+// message, in the request's locale. The address is never put back.
+func (a *api) rerenderForm(w http.ResponseWriter, r *http.Request, status int, in *signupInput, e *Error) {
+	locale := in.Locale
+	if locale == "" {
+		locale = acceptLocale(r.Header.Get("Accept-Language"))
+	}
+	k := channels.Email
+	if in.Channel == channels.SMS || (in.Channel == "" && r.PostForm.Get("phone") != "" && r.PostForm.Get("email") == "") {
+		k = channels.SMS
+	}
+	// Offer the topics that were asked and exist; without any, a plain page.
+	var ids []string
+	for _, id := range in.Topics {
+		if a.d.checkSignupTopics(r.Context(), []string{id}) == nil {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		for _, t := range r.PostForm["topics"] {
+			for _, id := range strings.Split(t, ",") {
+				id = strings.TrimSpace(id)
+				if namePattern.MatchString(id) && !slices.Contains(ids, id) && len(ids) < maxSignupTopics &&
+					a.d.checkSignupTopics(r.Context(), []string{id}) == nil {
+					ids = append(ids, id)
+				}
+			}
+		}
+	}
+	msg := formErrorMessage(locale, e)
+	v, err := a.formView(r.Context(), locale, ids, k, in.Form)
+	if err != nil {
+		writeSignupPage(w, status, true, page{TitleFR: "Inscription impossible", TextFR: formErrorMessage("fr", e),
+			TitleEN: "Sign-up failed", TextEN: formErrorMessage("en", e)})
+		return
+	}
+	for i := range v.Topics {
+		v.Topics[i].Checked = !v.Single && slices.Contains(in.Topics, v.Topics[i].ID)
+	}
+	v.Error, v.ErrField = msg, e.Field
+	renderHTML(w, status, true, formTmpl, v)
+}
+
+// formErrorMessage says what is wrong with a field, for a person.
+func formErrorMessage(locale string, e *Error) string {
+	fr := locale == "fr"
+	pick := func(f, en string) string {
+		if fr {
+			return f
+		}
+		return en
+	}
+	switch e.Field {
+	case "email":
+		if strings.Contains(e.Message, "not both") {
+			return pick("Indiquez une adresse e-mail ou un numéro de téléphone, pas les deux.", "Give an email address or a phone number, not both.")
+		}
+		return pick("Indiquez une adresse e-mail valide.", "Please give a valid email address.")
+	case "phone":
+		return pick("Indiquez un numéro de mobile valide au format international (+33612345678).", "Please give a valid mobile number in international form (+447700900123).")
+	case "topics":
+		return pick("Choisissez au moins un sujet.", "Please choose at least one topic.")
+	case "wording", "form", "locale":
+		return pick("Ce formulaire n'est pas à jour : rechargez la page et réessayez.", "This form is out of date: please reload the page and try again.")
+	case "body":
+		if e.Code == CodeTooLarge {
+			return pick("Votre demande est trop volumineuse.", "Your request is too large.")
+		}
+	}
+	return pick("Votre demande n'est pas valide.", "Your request is not valid.")
+}

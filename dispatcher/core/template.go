@@ -1,0 +1,51 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/missive-dev/missive/templates"
+)
+
+// PutTemplate compiles t and stores it as a new version; runs already
+// started keep the version they began with. Returns an error with code
+// invalid naming the part at fault (email.html, sms.body...).
+func (s *Store) PutTemplate(ctx context.Context, t *templates.Template) error {
+	if !namePattern.MatchString(t.ID) {
+		return invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
+	}
+	if _, err := templates.Compile(*t); err != nil {
+		return templateError(err)
+	}
+	v, err := s.rdb.HIncrBy(ctx, s.k("tplv", t.ID), "latest", 1).Result()
+	if err != nil {
+		return err
+	}
+	t.Version = int(v)
+	if err := s.putJSON(ctx, "tplv:"+t.ID, strconv.Itoa(t.Version), t); err != nil {
+		return err
+	}
+	return s.putJSON(ctx, "templates", t.ID, t)
+}
+
+// templateError turns a template error into an API error naming the part.
+func templateError(err error) error {
+	var fe *templates.FieldError
+	if errors.As(err, &fe) {
+		return invalid(fe.Field, "%v", fe.Err)
+	}
+	return invalid("template", "%v", err)
+}
+
+// Template returns the latest version of a template, or an error with code
+// not_found.
+func (s *Store) Template(ctx context.Context, id string) (*templates.Template, error) {
+	var t templates.Template
+	return &t, s.getJSON(ctx, "templates", id, "template", &t)
+}
+
+// Templates lists the latest version of every template.
+func (s *Store) Templates(ctx context.Context) ([]templates.Template, error) {
+	return listJSON[templates.Template](ctx, s, "templates")
+}

@@ -1,0 +1,455 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"maps"
+	"mime"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/missive-dev/missive/channels"
+)
+
+// mountTwilio adds Twilio's webhooks to the public routes. Without an auth
+// token no signature can be checked, so the routes are not mounted at all
+// and answer 404.
+func (a *api) mountTwilio() {
+	if a.d.cfg.TwilioAuthToken == "" {
+		return
+	}
+	a.mux.HandleFunc("POST /webhooks/twilio/inbound", a.twilioInbound)
+}
+
+// smsKeyword is what an inbound SMS asks for.
+type smsKeyword int
+
+const (
+	keywordNone smsKeyword = iota
+	keywordStop
+	keywordStart
+	keywordHelp
+)
+
+func (k smsKeyword) String() string {
+	return [...]string{"none", "stop", "start", "help"}[k]
+}
+
+// smsKeywords are the keywords Twilio and carriers honour (DESIGN.md),
+// upper case. ARRÊT is listed as typed: ToUpper keeps the accent.
+var smsKeywords = map[string]smsKeyword{
+	"STOP": keywordStop, "STOPALL": keywordStop, "UNSUBSCRIBE": keywordStop, "CANCEL": keywordStop,
+	"END": keywordStop, "QUIT": keywordStop, "ARRET": keywordStop, "ARRÊT": keywordStop,
+	"START": keywordStart, "YES": keywordStart, "UNSTOP": keywordStart,
+	"HELP": keywordHelp, "INFO": keywordHelp,
+}
+
+// parseKeyword finds the keyword of an SMS body: the whole body, leading
+// and trailing space and trailing punctuation ("Stop.", "stop!") ignored,
+// in any case. "Stop sending" and "S T O P" are not keywords, as for
+// Twilio.
+func parseKeyword(body string) smsKeyword {
+	if len(body) > 32 {
+		return keywordNone
+	}
+	w := strings.TrimRightFunc(strings.TrimSpace(body), func(r rune) bool {
+		return unicode.IsPunct(r) || unicode.IsSpace(r)
+	})
+	return smsKeywords[strings.ToUpper(w)]
+}
+
+// messageSIDPattern is an SMS or MMS SID as Twilio sends it.
+var messageSIDPattern = regexp.MustCompile(`^(SM|MM)[0-9a-f]{32}$`)
+
+// Retention of the record of a processed MessageSid: past any retry of
+// Twilio's. A claim in progress lives much shorter, so that a crash in the
+// middle lets a retry do the work.
+const (
+	twilioSIDDone    = 7 * 24 * time.Hour
+	twilioSIDPending = 2 * time.Minute
+)
+
+// twilioInbound handles an SMS sent to our number: STOP and its synonyms
+// suppress the number and withdraw its SMS marketing consents, START lifts
+// that, HELP says who we are; anything else is ignored. The reply is TwiML
+// that Twilio sends back as an SMS.
+//
+// Answers: 403 when the signature does not match (nothing changes), 400
+// for a signed request without a usable MessageSid or From, 413 over the
+// body limit, 415 for another content type, 503 when Redis fails or the
+// same message is being handled at this moment (a retry will do).
+func (a *api) twilioInbound(w http.ResponseWriter, r *http.Request) {
+	if !a.readTwilioForm(w, r) {
+		return
+	}
+	sid := r.PostForm.Get("MessageSid")
+	if !messageSIDPattern.MatchString(sid) {
+		writeJSON(w, http.StatusBadRequest, map[string]*Error{"error": {Code: CodeInvalid, Field: "MessageSid", Message: "is not a message SID"}})
+		return
+	}
+	from, err := NormalizePhone(r.PostForm.Get("From"))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]*Error{"error": {Code: CodeInvalid, Field: "From", Message: "is not a phone number in E.164 form"}})
+		return
+	}
+	kw := parseKeyword(r.PostForm.Get("Body"))
+	if kw == keywordNone {
+		// Nothing to do, nothing to remember: a retry is just as harmless.
+		writeTwiML(w, "")
+		return
+	}
+	ctx := r.Context()
+	d := a.d
+	switch err := d.handleKeyword(ctx, kw, from, sid); {
+	case errors.Is(err, errSIDPending):
+		w.Header().Set("Retry-After", "60")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]*Error{"error": {Code: "busy", Message: "this message is being handled; retry later"}})
+		return
+	case err != nil:
+		d.log.Error("twilio inbound: keyword not recorded", "keyword", kw.String(), "message_sid", sid, "error", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]*Error{"error": {Code: CodeInternal, Message: "could not record the message; retry later"}})
+		return
+	}
+	writeTwiML(w, d.keywordReply(kw))
+}
+
+// readTwilioForm parses the form of a Twilio webhook into r.PostForm and
+// checks its signature. When it returns false it has answered: 415 for
+// another content type, 413 over maxFormBody, 400 for a body that is not
+// a form, 403 when the signature does not match.
+func (a *api) readTwilioForm(w http.ResponseWriter, r *http.Request) bool {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]*Error{"error": {Code: CodeInvalid, Field: "Content-Type",
+			Message: "must be application/x-www-form-urlencoded"}})
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if err := r.ParseForm(); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			writeError(w, &Error{Code: CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes", mb.Limit)})
+			return false
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]*Error{"error": {Code: CodeInvalid, Field: "body", Message: "is not a valid form"}})
+		return false
+	}
+	if !a.twilioSigned(r) {
+		writeError(w, &Error{Code: CodeForbidden, Field: "X-Twilio-Signature", Message: "does not match the request"})
+		return false
+	}
+	return true
+}
+
+// twilioSigned reports whether X-Twilio-Signature signs the URL Twilio
+// called (our public URL, never the Host header, which the caller chooses)
+// and the POST parameters. A parameter given twice cannot be checked with
+// one value per name, and Twilio never sends one twice: it fails.
+func (a *api) twilioSigned(r *http.Request) bool {
+	sig := r.Header.Get("X-Twilio-Signature")
+	if sig == "" {
+		return false
+	}
+	params := make(map[string]string, len(r.PostForm))
+	for k, vs := range r.PostForm {
+		if len(vs) != 1 {
+			return false
+		}
+		params[k] = vs[0]
+	}
+	u := a.d.cfg.PublicURL + r.URL.EscapedPath()
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	return a.d.cfg.ValidTwilioSignature(a.d.cfg.TwilioAuthToken, u, params, sig)
+}
+
+// errSIDPending means another request is handling the same MessageSid.
+var errSIDPending = errors.New("twilio inbound: message being handled")
+
+// handleKeyword applies a STOP, START or HELP from the number from, once
+// per MessageSid: the SID is claimed (SET NX) before anything changes and
+// marked done after; a duplicate of a done message changes nothing. If a
+// step fails the claim is dropped, so Twilio's retry does the whole work
+// again; every step is idempotent (suppressing twice is one entry, and
+// only consents in the expected state change).
+//
+// The writes cannot be one MULTI: the suppression entry and the contact's
+// keys live in different Redis Cluster slots. The suppression is written
+// first, so an opt-out protects the number even if the rest fails.
+func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid string) (err error) {
+	if kw == keywordHelp {
+		return nil
+	}
+	s := d.Store
+	key := s.k("twilio", "sid", sid)
+	ok, err := s.rdb.SetNX(ctx, key, "pending", twilioSIDPending).Result()
+	if err != nil {
+		return fmt.Errorf("claim message: %w", err)
+	}
+	if !ok {
+		state, err := s.rdb.Get(ctx, key).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			// The claim expired between the two calls: let a retry take it.
+			return errSIDPending
+		case err != nil:
+			return fmt.Errorf("read message claim: %w", err)
+		case state == "done":
+			return nil
+		}
+		return errSIDPending
+	}
+	defer func() {
+		if err != nil {
+			// A fresh context: the request's may be what failed.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			s.rdb.Del(dctx, key)
+		}
+	}()
+
+	contact, err := s.ContactIDByAddress(ctx, channels.SMS, from)
+	if errors.Is(err, ErrNotFound) {
+		contact = ""
+	} else if err != nil {
+		return fmt.Errorf("find contact: %w", err)
+	}
+	evidence := map[string]string{"message_sid": sid}
+	var changed []string
+	switch kw {
+	case keywordStop:
+		if err := s.suppressStop(ctx, channels.SMS, from); err != nil {
+			return err
+		}
+		if contact != "" {
+			if changed, err = d.setSMSConsents(ctx, contact, Withdrawn, evidence); err != nil {
+				return err
+			}
+		}
+	case keywordStart:
+		if err := s.unsuppressStop(ctx, channels.SMS, from); err != nil {
+			return err
+		}
+		if contact != "" {
+			if _, err = d.setSMSConsents(ctx, contact, Granted, evidence); err != nil {
+				return err
+			}
+		}
+		// YES (or START) also confirms a pending sign-up of this number.
+		if _, err := d.ConfirmSMSOptIn(ctx, from, sid); err != nil {
+			return fmt.Errorf("confirm sign-up: %w", err)
+		}
+	}
+	for _, topic := range changed {
+		if err := s.countFeedback(ctx, "", topic, FeedbackUnsubscribes); err != nil {
+			return fmt.Errorf("count unsubscribe: %w", err)
+		}
+	}
+	if err := s.rdb.Set(ctx, key, "done", twilioSIDDone).Err(); err != nil {
+		return fmt.Errorf("mark message done: %w", err)
+	}
+	d.log.Info("twilio inbound: keyword recorded", "keyword", kw.String(), "message_sid", sid,
+		"known_contact", contact != "", "topics", len(changed))
+	return nil
+}
+
+// suppressStop suppresses an address for good with reason stop, unless it
+// is already suppressed for good: a permanent bounce or complaint must not
+// become a stop that START could lift, and a second STOP keeps the date of
+// the first. A temporary entry (soft bounces) is replaced.
+func (s *Store) suppressStop(ctx context.Context, k channels.Kind, addr string) error {
+	key := s.k("sup", s.AddressHash(k, addr))
+	entry, _ := json.Marshal(Suppression{Reason: SuppressStop, At: s.now().UTC()})
+	txn := func(tx *redis.Tx) error {
+		b, err := tx.Get(ctx, key).Bytes()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		var cur Suppression
+		if err == nil && json.Unmarshal(b, &cur) == nil && cur.Until.IsZero() {
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, key, entry, 0)
+			return nil
+		})
+		return err
+	}
+	for range 5 {
+		err := s.rdb.Watch(ctx, txn, key)
+		if !errors.Is(err, redis.TxFailedErr) {
+			if err != nil {
+				return fmt.Errorf("suppress: %w", err)
+			}
+			return nil
+		}
+	}
+	return errors.New("suppress: entry kept changing")
+}
+
+// unsuppressStop lifts the suppression of an address when, and only when,
+// it comes from an SMS STOP: a bounce or a complaint stays. The check and
+// the delete are one transaction, so a bounce recorded meanwhile is kept.
+func (s *Store) unsuppressStop(ctx context.Context, k channels.Kind, addr string) error {
+	key := s.k("sup", s.AddressHash(k, addr))
+	txn := func(tx *redis.Tx) error {
+		b, err := tx.Get(ctx, key).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var sup Suppression
+		if json.Unmarshal(b, &sup) != nil || sup.Reason != SuppressStop {
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, key)
+			return nil
+		})
+		return err
+	}
+	for range 5 {
+		err := s.rdb.Watch(ctx, txn, key)
+		if !errors.Is(err, redis.TxFailedErr) {
+			if err != nil {
+				return fmt.Errorf("lift stop suppression: %w", err)
+			}
+			return nil
+		}
+	}
+	return errors.New("lift stop suppression: entry kept changing")
+}
+
+// setSMSConsents records, with source sms-stop, state for the contact's
+// SMS marketing consents that STOP or START concern, and returns their
+// topics:
+//
+//   - Withdrawn (STOP): every SMS consent currently granted. A topic
+//     without any consent is left alone: there is nothing to withdraw,
+//     and START must not later turn it into a consent never given.
+//   - Granted (START): every SMS consent withdrawn by sms-stop, and no
+//     other: an unsubscribe by link or preference page stays.
+//
+// Transactional topics need no consent and are skipped. The read and the
+// writes are one transaction on the contact's keys (one slot), so two
+// messages at once write each event once.
+func (d *Dispatcher) setSMSConsents(ctx context.Context, contact string, state ConsentState, evidence map[string]string) ([]string, error) {
+	s := d.Store
+	topics, err := s.Topics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	transactional := map[string]bool{}
+	for _, t := range topics {
+		if t.Kind == Transactional {
+			transactional[t.ID] = true
+		}
+	}
+	var changed []string
+	txn := func(tx *redis.Tx) error {
+		changed = changed[:0]
+		n, err := tx.Exists(ctx, s.contactKey(contact)).Result()
+		if err != nil || n == 0 {
+			return err
+		}
+		raw, err := tx.HGetAll(ctx, s.consentKey(contact)).Result()
+		if err != nil {
+			return err
+		}
+		now := d.cfg.Now().UTC()
+		var events []ConsentEvent
+		for _, field := range slices.Sorted(maps.Keys(raw)) {
+			v := raw[field]
+			topic, ok := strings.CutPrefix(field, string(channels.SMS)+"/")
+			if !ok || transactional[topic] {
+				continue
+			}
+			var cur consentCurrent
+			if json.Unmarshal([]byte(v), &cur) != nil {
+				continue
+			}
+			switch {
+			case state == Withdrawn && cur.State == Granted:
+			case state == Granted && cur.State == Withdrawn && cur.Source == "sms-stop":
+			default:
+				continue
+			}
+			e := ConsentEvent{Channel: channels.SMS, Topic: topic, State: state, Source: "sms-stop", Evidence: evidence, At: now}
+			if e.validate() != nil {
+				continue
+			}
+			events = append(events, e)
+			changed = append(changed, topic)
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, e := range events {
+				s.writeConsent(ctx, p, contact, e)
+			}
+			return nil
+		})
+		return err
+	}
+	for range 5 {
+		err := s.rdb.Watch(ctx, txn, s.contactKey(contact), s.consentKey(contact))
+		if !errors.Is(err, redis.TxFailedErr) {
+			if err != nil {
+				return nil, fmt.Errorf("record sms-stop consent: %w", err)
+			}
+			return changed, nil
+		}
+	}
+	return nil, errors.New("record sms-stop consent: consents kept changing")
+}
+
+// keywordReply is the SMS answering a keyword: French, then English,
+// GSM-7 only (no ê, no typographic quotes) so that it stays one segment
+// with a short sender name.
+func (d *Dispatcher) keywordReply(kw smsKeyword) string {
+	n := d.cfg.SenderName
+	switch kw {
+	case keywordStop:
+		return "Vous ne recevrez plus de SMS de " + n + ". Répondez START pour revenir. / " +
+			"You will get no more texts from " + n + ". Reply START to come back."
+	case keywordStart:
+		return "Les SMS de " + n + " sont réactivés. Répondez STOP pour vous désabonner. / " +
+			"Texts from " + n + " are back on. Reply STOP to opt out."
+	case keywordHelp:
+		return "SMS de " + n + ". Répondez STOP pour ne plus en recevoir, START pour revenir. / " +
+			"Texts from " + n + ". Reply STOP to opt out, START to opt back in."
+	}
+	return ""
+}
+
+// writeTwiML answers a Twilio webhook with one reply message, or none
+// when msg is empty.
+func writeTwiML(w http.ResponseWriter, msg string) {
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>`)
+	if msg == "" {
+		b.WriteString("<Response/>")
+	} else {
+		b.WriteString("<Response><Message>")
+		xml.EscapeText(&b, []byte(msg))
+		b.WriteString("</Message></Response>")
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/xml; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte(b.String()))
+}

@@ -1,0 +1,105 @@
+package core
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+)
+
+// VERP: each email's envelope sender names its send, so that a bounce,
+// whatever its format, leads back to it: bounces+<token>@BounceDomain where
+// token is "<send id>.<mac>". A send id too long for the 64 octets of a
+// local part is replaced by its hash part, kept in Redis for the send's
+// lifetime. The MAC (keyed, truncated HMAC-SHA256) makes tokens
+// unforgeable: a report for a made-up token changes nothing.
+
+const (
+	verpPrefix   = "bounces"
+	verpMACBytes = 8
+	maxLocalPart = 64
+)
+
+func (d *Dispatcher) verpMAC(id string) string {
+	m := hmac.New(sha256.New, deriveKey(d.cfg.Secret, "verp"))
+	m.Write([]byte(id))
+	return hex.EncodeToString(m.Sum(nil)[:verpMACBytes])
+}
+
+// returnPath returns the VERP envelope sender of a send, or "" when no
+// bounce domain is configured.
+func (d *Dispatcher) returnPath(ctx context.Context, send string) (string, error) {
+	if d.cfg.BounceDomain == "" {
+		return "", nil
+	}
+	id := send
+	if len(verpPrefix)+1+len(send)+1+2*verpMACBytes > maxLocalPart {
+		_, id, _ = splitSendID(send)
+		if err := d.Store.rdb.Set(ctx, d.Store.k("verp", id), send, d.cfg.SendTTL).Err(); err != nil {
+			return "", err
+		}
+	}
+	return verpPrefix + "+" + id + "." + d.verpMAC(id) + "@" + d.cfg.BounceDomain, nil
+}
+
+// ErrForgedVERP is returned for a VERP token whose MAC does not match.
+var ErrForgedVERP = errors.New("VERP token with a wrong MAC")
+
+// sendForVERP checks a VERP token and returns the send id it names.
+func (d *Dispatcher) sendForVERP(ctx context.Context, token string) (string, error) {
+	i := strings.LastIndexByte(token, '.')
+	if i <= 0 {
+		return "", ErrForgedVERP
+	}
+	id, mac := token[:i], token[i+1:]
+	if !hmac.Equal([]byte(strings.ToLower(mac)), []byte(d.verpMAC(id))) {
+		return "", ErrForgedVERP
+	}
+	if _, _, ok := splitSendID(id); ok {
+		return id, nil
+	}
+	send, err := d.Store.rdb.Get(ctx, d.Store.k("verp", id)).Result()
+	if err != nil {
+		return "", ErrUnknownSend
+	}
+	return send, nil
+}
+
+// BounceRecipient is one recipient of a bounce or complaint report, as the
+// bounce intake parsed it.
+type BounceRecipient struct {
+	// Class is hard, soft, delay or complaint.
+	Class string
+	// Status is the enhanced status code, when the report gives one.
+	Status string
+}
+
+// HandleBounce applies a report that arrived for the VERP token: each
+// recipient's class becomes a delivery event of the send the token names.
+// A forged token returns ErrForgedVERP and changes nothing; an expired
+// send, ErrUnknownSend. Source is "dsn" or "arf".
+func (d *Dispatcher) HandleBounce(ctx context.Context, token, source string, rcpts []BounceRecipient) error {
+	send, err := d.sendForVERP(ctx, token)
+	if err != nil {
+		return err
+	}
+	for _, r := range rcpts {
+		var kind EventKind
+		switch r.Class {
+		case "hard":
+			kind = HardBounce
+		case "soft":
+			kind = SoftBounce
+		case "complaint":
+			kind = Complaint
+		default:
+			continue // a delay is news, not an outcome
+		}
+		if err := d.RecordDelivery(ctx, DeliveryEvent{Send: send, Kind: kind, Code: r.Status, Source: source}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// RunWorker processes plan, batch and send tasks until ctx ends, then shuts
+// down in order: it stops taking tasks, lets running ones finish (a send in
+// the middle of a provider call always finishes), and returns. It also runs
+// the reconciler.
+func (d *Dispatcher) RunWorker(ctx context.Context) error {
+	return d.runWorker(ctx, d.Queues())
+}
+
+func (d *Dispatcher) runWorker(ctx context.Context, queues map[string]int) error {
+	srv := asynq.NewServerFromRedisClient(d.cfg.Redis, asynq.Config{
+		Concurrency:              d.cfg.Concurrency,
+		Queues:                   queues,
+		RetryDelayFunc:           RetryDelay,
+		IsFailure:                IsFailure,
+		ShutdownTimeout:          20 * time.Second,
+		DelayedTaskCheckInterval: time.Second,
+		// An idle worker looks for work ten times a second, not once: the
+		// first task of a run should not wait a second.
+		TaskCheckInterval: 100 * time.Millisecond,
+		Logger:            asynqLogger{d.log},
+		LogLevel:          asynq.WarnLevel,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if IsFailure(err) {
+				d.log.Warn("task failed", "type", t.Type(), "error", err)
+			}
+		}),
+	})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(TypePlan, d.handlePlan)
+	mux.HandleFunc(TypeBatch, d.handleBatch)
+	mux.HandleFunc(TypeSend, d.handleSend)
+	mux.HandleFunc(TypeSubscribeConfirm, d.handleSubscribeConfirm)
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	d.log.Info("worker started", "concurrency", d.cfg.Concurrency)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.reconcileLoop(ctx)
+	}()
+	<-ctx.Done()
+	srv.Shutdown()
+	<-done
+	d.log.Info("worker stopped")
+	return nil
+}
+
+func (d *Dispatcher) reconcileLoop(ctx context.Context) {
+	t := time.NewTicker(d.cfg.ReconcileEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := d.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				d.log.Error("reconcile", "error", err)
+			}
+		}
+	}
+}
+
+// Reconcile finds sends whose in-flight deadline passed: queued or deferred
+// ones are enqueued again (their ids make that safe), and ones left
+// "sending" by a worker that died are settled as ambiguous, never sent
+// again. It returns how many sends it touched.
+func (d *Dispatcher) Reconcile(ctx context.Context) (int, error) {
+	runs, err := d.Store.activeRuns(ctx)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, run := range runs {
+		ids, err := d.Store.overdue(ctx, run, 1000)
+		if err != nil {
+			return total, err
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		sends, err := d.Store.sends(ctx, ids)
+		if err != nil {
+			return total, err
+		}
+		var requeue []decision
+		var settle []transition
+		now := d.cfg.Now()
+		for i, s := range sends {
+			switch {
+			case s == nil:
+				// Expired or erased: drop it from the in-flight set.
+				d.Store.rdb.ZRem(ctx, d.Store.inflightKey(run), ids[i])
+			case s.State == StateSending:
+				// Only if still overdue: a worker may have claimed it since
+				// it was listed.
+				settle = append(settle, transition{send: s.ID, from: StateSending, to: StateFailed, reason: ReasonAmbiguous, overdue: now})
+			case s.State == StateQueued || s.State == StateDeferred:
+				requeue = append(requeue, decision{send: s.ID, state: StateQueued})
+				settle = append(settle, transition{send: s.ID, from: s.State, to: s.State, reason: "", deadline: now.Add(d.cfg.InflightDeadline), overdue: now})
+			default:
+				d.Store.rdb.ZRem(ctx, d.Store.inflightKey(run), ids[i])
+			}
+		}
+		if err := d.applyTransitions(ctx, settle); err != nil {
+			return total, err
+		}
+		// A fresh task id: the first task may still exist, done or lost.
+		for i := range requeue {
+			_, h, _ := splitSendID(requeue[i].send)
+			if err := d.enqueue(ctx, TypeSend, sendPayload{Run: run, Sends: []string{h}},
+				asynq.Queue(d.sendQueue(h)), asynq.TaskID(requeue[i].send+"~r"+now.Format("20060102150405"))); err != nil {
+				return total, err
+			}
+		}
+		total += len(ids)
+		d.log.Info("reconciled", "run", run, "requeued", len(requeue), "settled", len(settle)-len(requeue))
+	}
+	return total, nil
+}
+
+// asynqLogger sends asynq's logs to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), "component", "queue") }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "component", "queue") }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "queue") }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "queue") }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "queue") }
