@@ -15,6 +15,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/core"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -198,7 +199,7 @@ func (c *config) validate(demo bool) error {
 		return errors.New("MISSIVE_BOUNCE_SMTP_ADDR: needs MISSIVE_BOUNCE_DOMAIN")
 	}
 	if c.BounceDomain != "" {
-		if _, err := core.NormalizeEmail("x@" + c.BounceDomain); err != nil {
+		if _, err := dispatcher.NormalizeEmail("x@" + c.BounceDomain); err != nil {
 			return errors.New("MISSIVE_BOUNCE_DOMAIN (--bounce-domain): not a domain name")
 		}
 	}
@@ -206,7 +207,7 @@ func (c *config) validate(demo bool) error {
 		return errors.New("MISSIVE_POSTMARK_AUTH (--postmark-auth): want user:password")
 	}
 	if c.Mailto != "" {
-		if _, err := core.NormalizeEmail(c.Mailto); err != nil {
+		if _, err := dispatcher.NormalizeEmail(c.Mailto); err != nil {
 			return errors.New("MISSIVE_UNSUBSCRIBE_MAILTO (--unsubscribe-mailto): must be a bare email address")
 		}
 	}
@@ -253,7 +254,7 @@ func (c *config) validate(demo bool) error {
 		return errors.New("MISSIVE_SMS_FROM (--sms-from): required with Twilio")
 	}
 	if c.ReturnPath != "" {
-		if _, err := core.NormalizeEmail(c.ReturnPath); err != nil {
+		if _, err := dispatcher.NormalizeEmail(c.ReturnPath); err != nil {
 			return errors.New("MISSIVE_RETURN_PATH (--return-path): must be a bare email address")
 		}
 	}

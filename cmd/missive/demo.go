@@ -23,6 +23,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/outbox"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/core"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
@@ -76,7 +77,7 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	camp := &core.Campaign{
+	camp := &dispatcher.Campaign{
 		ID: "autumn-news", Name: "Autumn news", Topic: "newsletter", Segment: "customers",
 		Channels:  []channels.Kind{channels.Email, channels.SMS},
 		Templates: map[channels.Kind]string{channels.Email: "newsletter-email", channels.SMS: "newsletter-sms"},
@@ -115,7 +116,7 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 
 // follow shows progress until every send is settled or deferred: a bar on
 // a terminal, a line a second otherwise.
-func follow(ctx context.Context, d *core.Dispatcher, run string, total int64, stdout io.Writer) (*core.Run, error) {
+func follow(ctx context.Context, d *core.Dispatcher, run string, total int64, stdout io.Writer) (*dispatcher.Run, error) {
 	show := func(done int64) {}
 	finish := func() {}
 	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -146,7 +147,7 @@ func follow(ctx context.Context, d *core.Dispatcher, run string, total int64, st
 		}
 		cn := r.Counters
 		show(min(cn["planned"]-cn["queued"]-cn["sending"], total))
-		if r.State == core.RunCompleted || (cn["planned"] >= total && cn["queued"]+cn["sending"] == 0) {
+		if r.State == dispatcher.RunCompleted || (cn["planned"] >= total && cn["queued"]+cn["sending"] == 0) {
 			finish()
 			return r, nil
 		}
@@ -162,7 +163,7 @@ func follow(ctx context.Context, d *core.Dispatcher, run string, total int64, st
 }
 
 // report prints the decisions and outcomes per reason, and the outbox.
-func report(ctx context.Context, a *app, r *core.Run, stdout io.Writer) error {
+func report(ctx context.Context, a *app, r *dispatcher.Run, stdout io.Writer) error {
 	dec, err := a.d.Store.Decisions(ctx, r.ID)
 	if err != nil {
 		return err
@@ -201,7 +202,7 @@ func report(ctx context.Context, a *app, r *core.Run, stdout io.Writer) error {
 // demoServe keeps the API up and prints a link to click.
 func demoServe(ctx context.Context, a *app, run string, stdout io.Writer) error {
 	id := "c00001"
-	link, err := a.d.UnsubscribeURL(id, channels.Email, "newsletter", core.SendID(run, id, channels.Email))
+	link, err := a.d.UnsubscribeURL(id, channels.Email, "newsletter", dispatcher.SendID(run, id, channels.Email))
 	if err != nil {
 		return err
 	}
@@ -236,9 +237,9 @@ func wipePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) e
 // how many contacts the segment holds.
 func seed(ctx context.Context, a *app, n int, stdout io.Writer) (int, error) {
 	s := a.d.Store
-	for _, t := range []core.Topic{
-		{ID: "newsletter", Name: "Newsletter", Kind: core.Marketing, Description: "News and offers, monthly"},
-		{ID: "orders", Name: "Orders", Kind: core.Transactional, Description: "Order and delivery updates"},
+	for _, t := range []dispatcher.Topic{
+		{ID: "newsletter", Name: "Newsletter", Kind: dispatcher.Marketing, Description: "News and offers, monthly"},
+		{ID: "orders", Name: "Orders", Kind: dispatcher.Transactional, Description: "Order and delivery updates"},
 	} {
 		if err := s.PutTopic(ctx, &t); err != nil {
 			return 0, err
@@ -258,7 +259,7 @@ func seed(ctx context.Context, a *app, n int, stdout io.Writer) (int, error) {
 	}}); err != nil {
 		return 0, err
 	}
-	if err := s.PutSegment(ctx, &core.Segment{ID: "customers", TagsAll: []string{"customer"}, TagsNone: []string{"staff"}}); err != nil {
+	if err := s.PutSegment(ctx, &dispatcher.Segment{ID: "customers", TagsAll: []string{"customer"}, TagsNone: []string{"staff"}}); err != nil {
 		return 0, err
 	}
 
@@ -291,7 +292,7 @@ func seed(ctx context.Context, a *app, n int, stdout io.Writer) (int, error) {
 	var emails, phones []string
 	for i := 1; i <= n; i++ {
 		z := zones[rng.IntN(len(zones))]
-		l := core.ImportLine{Contact: core.Contact{
+		l := core.ImportLine{Contact: dispatcher.Contact{
 			ID: fmt.Sprintf("c%05d", i), Locale: z.locale,
 			Attributes: map[string]string{"first_name": names[rng.IntN(len(names))]},
 			Tags:       []string{"customer"},
@@ -300,7 +301,7 @@ func seed(ctx context.Context, a *app, n int, stdout io.Writer) (int, error) {
 			l.Email = fmt.Sprintf("person%05d@example.%s", i, []string{"com", "org", "net"}[i%3])
 		}
 		if rng.IntN(10) < 7 {
-			if p, err := core.NormalizePhone(z.phone()); err == nil {
+			if p, err := dispatcher.NormalizePhone(z.phone()); err == nil {
 				l.Phone = p
 			}
 		}
@@ -314,13 +315,13 @@ func seed(ctx context.Context, a *app, n int, stdout io.Writer) (int, error) {
 		}
 		for _, k := range channels.Kinds {
 			if rng.IntN(10) < 7 {
-				l.Consents = append(l.Consents, core.ConsentEvent{Channel: k, Topic: "newsletter", State: core.Granted,
+				l.Consents = append(l.Consents, dispatcher.ConsentEvent{Channel: k, Topic: "newsletter", State: dispatcher.Granted,
 					Source: "import", Evidence: map[string]string{"form": "checkout-optin", "wording": "v3"}})
 			}
 		}
 		if i == 1 {
-			l.Email, l.Consents = "person00001@example.org", []core.ConsentEvent{{Channel: channels.Email, Topic: "newsletter",
-				State: core.Granted, Source: "import", Evidence: map[string]string{"form": "checkout-optin"}}}
+			l.Email, l.Consents = "person00001@example.org", []dispatcher.ConsentEvent{{Channel: channels.Email, Topic: "newsletter",
+				State: dispatcher.Granted, Source: "import", Evidence: map[string]string{"form": "checkout-optin"}}}
 		}
 		if l.Email != "" {
 			emails = append(emails, l.Email)
@@ -345,9 +346,9 @@ func seed(ctx context.Context, a *app, n int, stdout io.Writer) (int, error) {
 		reason := ""
 		switch i % 40 {
 		case 3:
-			reason = core.SuppressBounce
+			reason = dispatcher.SuppressBounce
 		case 17:
-			reason = core.SuppressComplaint
+			reason = dispatcher.SuppressComplaint
 		}
 		if reason != "" {
 			if err := s.Suppress(ctx, channels.Email, e, reason, time.Time{}); err != nil {
@@ -358,7 +359,7 @@ func seed(ctx context.Context, a *app, n int, stdout io.Writer) (int, error) {
 	}
 	for i, p := range phones {
 		if i%30 == 7 {
-			if err := s.Suppress(ctx, channels.SMS, p, core.SuppressStop, time.Time{}); err != nil {
+			if err := s.Suppress(ctx, channels.SMS, p, dispatcher.SuppressStop, time.Time{}); err != nil {
 				return 0, err
 			}
 			sup++

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/core"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
@@ -22,9 +23,9 @@ func TestRegisterCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tp := range []core.Topic{
-		{ID: "newsletter", Kind: core.Marketing, Description: "Monthly news"},
-		{ID: "orders", Kind: core.Transactional},
+	for _, tp := range []dispatcher.Topic{
+		{ID: "newsletter", Kind: dispatcher.Marketing, Description: "Monthly news"},
+		{ID: "orders", Kind: dispatcher.Transactional},
 	} {
 		if err := d.Store.PutTopic(context.Background(), &tp); err != nil {
 			t.Fatal(err)
@@ -58,8 +59,8 @@ func TestRegisterCommand(t *testing.T) {
 		t.Errorf("controller %q, want MISSIVE_SENDER_NAME", reg.Controller.Name)
 	}
 	want := []core.Purpose{
-		{Topic: "newsletter", Name: "newsletter", Description: "Monthly news", Kind: core.Marketing, LegalBasis: "consent", Article: "Art. 6(1)(a)"},
-		{Topic: "orders", Name: "orders", Kind: core.Transactional, LegalBasis: "contract", Article: "Art. 6(1)(b)"},
+		{Topic: "newsletter", Name: "newsletter", Description: "Monthly news", Kind: dispatcher.Marketing, LegalBasis: "consent", Article: "Art. 6(1)(a)"},
+		{Topic: "orders", Name: "orders", Kind: dispatcher.Transactional, LegalBasis: "contract", Article: "Art. 6(1)(b)"},
 	}
 	if diff := cmp.Diff(want, reg.Purposes); diff != "" {
 		t.Errorf("purposes (-want +got):\n%s", diff)

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -129,13 +130,13 @@ func (d *Dispatcher) Handler(keys []APIKey) http.Handler {
 		{"POST /v1/contacts/import", ctc, "contact.import", a.importContacts},
 		{"POST /v1/contacts/{id}/consents", ctc, "consent.record", a.postConsent},
 		{"GET /v1/contacts/{id}/consents", ctc, "", a.getConsents},
-		{"PUT /v1/topics/{id}", cpg, "topic.put", putRecord(func(t *Topic) *string { return &t.ID }, a.d.Store.PutTopic)},
+		{"PUT /v1/topics/{id}", cpg, "topic.put", putRecord(func(t *dispatcher.Topic) *string { return &t.ID }, a.d.Store.PutTopic)},
 		{"GET /v1/topics", cpg, "", a.getTopics},
 		{"GET /v1/topics/{id}/stats", cpg, "", a.topicStats},
 		{"PUT /v1/templates/{id}", cpg, "template.put", putRecord(func(t *templates.Template) *string { return &t.ID }, a.d.Store.PutTemplate)},
 		{"GET /v1/templates/{id}", cpg, "", getRecord(a.d.Store.Template)},
 		{"POST /v1/templates/{id}/preview", cpg, "", a.previewTemplate},
-		{"PUT /v1/segments/{id}", cpg, "segment.put", putRecord(func(sg *Segment) *string { return &sg.ID }, a.d.Store.PutSegment)},
+		{"PUT /v1/segments/{id}", cpg, "segment.put", putRecord(func(sg *dispatcher.Segment) *string { return &sg.ID }, a.d.Store.PutSegment)},
 		{"GET /v1/segments/{id}", cpg, "", getRecord(a.d.Store.Segment)},
 		{"GET /v1/segments/{id}/count", cpg, "", a.countSegment},
 		{"POST /v1/campaigns", cpg, "campaign.create", a.createCampaign},
@@ -230,7 +231,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			a.d.log.Error("api: handler panicked", "method", r.Method, "route", r.Pattern)
 			if sw.status == 0 {
-				writeError(sw, &Error{Code: CodeInternal, Message: "internal error"})
+				writeError(sw, &dispatcher.Error{Code: dispatcher.CodeInternal, Message: "internal error"})
 			}
 		}
 		route := r.Pattern
@@ -248,10 +249,10 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if dw.status == http.StatusMethodNotAllowed {
 			// Not in httpStatus: no handler ever returns it.
-			writeJSON(sw, http.StatusMethodNotAllowed, map[string]*Error{"error": {Code: "method_not_allowed", Message: "method not allowed on this route"}})
+			writeJSON(sw, http.StatusMethodNotAllowed, map[string]*dispatcher.Error{"error": {Code: "method_not_allowed", Message: "method not allowed on this route"}})
 			return
 		}
-		writeError(sw, &Error{Code: CodeNotFound, Message: "no such route"})
+		writeError(sw, &dispatcher.Error{Code: dispatcher.CodeNotFound, Message: "no such route"})
 		return
 	}
 	a.mux.ServeHTTP(sw, r)
@@ -266,11 +267,11 @@ func (a *api) auth(scope Scope, audit string, h apiFunc) http.Handler {
 		key, ok := a.authorized(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="missive"`)
-			writeError(w, &Error{Code: CodeUnauthorized, Message: "missing or invalid API key (Authorization: Bearer <secret>)"})
+			writeError(w, &dispatcher.Error{Code: dispatcher.CodeUnauthorized, Message: "missing or invalid API key (Authorization: Bearer <secret>)"})
 			return
 		}
 		if !key.Allows(scope) {
-			writeError(w, &Error{Code: CodeForbidden, Message: fmt.Sprintf("API key %q lacks the %s scope this route needs", key.ID, scope)})
+			writeError(w, &dispatcher.Error{Code: dispatcher.CodeForbidden, Message: fmt.Sprintf("API key %q lacks the %s scope this route needs", key.ID, scope)})
 			return
 		}
 		r = r.WithContext(withKeyID(r.Context(), key.ID))
@@ -283,7 +284,7 @@ func (a *api) auth(scope Scope, audit string, h apiFunc) http.Handler {
 			a.record(r, audit, v, body)
 		}
 		if err != nil {
-			if st, _ := httpStatus(err); st == http.StatusInternalServerError {
+			if st, _ := dispatcher.HTTPStatus(err); st == http.StatusInternalServerError {
 				a.d.log.Error("api: request failed", "method", r.Method, "route", r.Pattern, "error", err)
 			}
 			writeError(w, err)
@@ -347,8 +348,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeError writes err in the one error shape, with its status from
 // httpStatus.
 func writeError(w http.ResponseWriter, err error) {
-	status, e := httpStatus(err)
-	writeJSON(w, status, map[string]*Error{"error": e})
+	status, e := dispatcher.HTTPStatus(err)
+	writeJSON(w, status, map[string]*dispatcher.Error{"error": e})
 }
 
 // decodeJSON decodes a JSON body of at most maxJSONBody bytes into v,
@@ -365,7 +366,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		if errors.As(err, &mb) {
 			return jsonError(err)
 		}
-		return invalid("body", "must hold one JSON object and nothing after it")
+		return dispatcher.Invalid("body", "must hold one JSON object and nothing after it")
 	}
 	return nil
 }
@@ -380,27 +381,27 @@ func jsonError(err error) error {
 	)
 	switch {
 	case errors.As(err, &mb):
-		return &Error{Code: CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes", mb.Limit)}
+		return &dispatcher.Error{Code: dispatcher.CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes", mb.Limit)}
 	case errors.As(err, &te):
 		field := te.Field
 		if field == "" {
 			field = "body"
 		}
-		return invalid(field, "must be %s", jsonKind(te.Type))
+		return dispatcher.Invalid(field, "must be %s", jsonKind(te.Type))
 	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
-		return invalid("body", "is not valid JSON")
+		return dispatcher.Invalid("body", "is not valid JSON")
 	case errors.Is(err, io.EOF):
-		return invalid("body", "is empty: a JSON object is required")
+		return dispatcher.Invalid("body", "is empty: a JSON object is required")
 	case errors.As(err, &tpe):
-		return invalid("body", "holds a time that is not in RFC 3339 form (2026-03-01T10:00:00Z)")
+		return dispatcher.Invalid("body", "holds a time that is not in RFC 3339 form (2026-03-01T10:00:00Z)")
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		if f, err := strconvUnquote(name); err == nil {
-			return invalid(truncate(f, 64), "is not a known field")
+			return dispatcher.Invalid(dispatcher.Truncate(f, 64), "is not a known field")
 		}
-		return invalid("body", "holds an unknown field")
+		return dispatcher.Invalid("body", "holds an unknown field")
 	}
-	return invalid("body", "is not valid JSON for this request")
+	return dispatcher.Invalid("body", "is not valid JSON for this request")
 }
 
 func strconvUnquote(s string) (string, error) {
@@ -440,8 +441,8 @@ func jsonKind(t reflect.Type) string {
 // pathID returns the {id} of the route, checked like a record id.
 func pathID(r *http.Request) (string, error) {
 	id := r.PathValue("id")
-	if !validID(id) {
-		return "", invalid("id", "must be 1-128 characters of letters, digits and . _ : @ + -")
+	if !dispatcher.ValidID(id) {
+		return "", dispatcher.Invalid("id", "must be 1-128 characters of letters, digits and . _ : @ + -")
 	}
 	return id, nil
 }
@@ -449,7 +450,7 @@ func pathID(r *http.Request) (string, error) {
 // sameID checks that an id given in a body matches the path.
 func sameID(body, path string) error {
 	if body != "" && body != path {
-		return invalid("id", "must match the id in the path (or be left out)")
+		return dispatcher.Invalid("id", "must match the id in the path (or be left out)")
 	}
 	return nil
 }
@@ -472,7 +473,7 @@ func (a *api) putContact(w http.ResponseWriter, r *http.Request) (int, any, erro
 	if err := decodeJSON(w, r, &in); err != nil {
 		return 0, nil, err
 	}
-	c := &Contact{ID: r.PathValue("id"), Email: in.Email, Phone: in.Phone, Timezone: in.Timezone,
+	c := &dispatcher.Contact{ID: r.PathValue("id"), Email: in.Email, Phone: in.Phone, Timezone: in.Timezone,
 		Locale: in.Locale, Attributes: in.Attributes, Tags: in.Tags}
 	if err := a.d.Store.UpsertContact(r.Context(), c, a.d.cfg.DefaultTimezone); err != nil {
 		return 0, nil, err
@@ -483,12 +484,12 @@ func (a *api) putContact(w http.ResponseWriter, r *http.Request) (int, any, erro
 func (a *api) getContact(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	id, err := pathID(r)
 	if err != nil {
-		return 0, nil, notFound("contact")
+		return 0, nil, dispatcher.NotFound("contact")
 	}
 	c, err := a.d.Store.Contact(r.Context(), id)
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return 0, nil, notFound("contact")
+		if errors.Is(err, dispatcher.ErrNotFound) {
+			return 0, nil, dispatcher.NotFound("contact")
 		}
 		return 0, nil, err
 	}
@@ -501,7 +502,7 @@ func (a *api) importContacts(w http.ResponseWriter, r *http.Request) (int, any, 
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
-			return 0, nil, &Error{Code: CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes (%d contacts were imported before the limit)", mb.Limit, res.Imported)}
+			return 0, nil, &dispatcher.Error{Code: dispatcher.CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes (%d contacts were imported before the limit)", mb.Limit, res.Imported)}
 		}
 		return 0, nil, err
 	}
@@ -511,18 +512,18 @@ func (a *api) importContacts(w http.ResponseWriter, r *http.Request) (int, any, 
 func (a *api) postConsent(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	id, err := pathID(r)
 	if err != nil {
-		return 0, nil, notFound("contact")
+		return 0, nil, dispatcher.NotFound("contact")
 	}
-	var e ConsentEvent
+	var e dispatcher.ConsentEvent
 	if err := decodeJSON(w, r, &e); err != nil {
 		return 0, nil, err
 	}
-	if err := e.validate(); err != nil {
+	if err := e.Validate(); err != nil {
 		return 0, nil, err
 	}
 	if _, err := a.d.Store.Topic(r.Context(), e.Topic); err != nil {
-		if isCode(err, CodeNotFound) {
-			return 0, nil, invalid("topic", "names no topic")
+		if isCode(err, dispatcher.CodeNotFound) {
+			return 0, nil, dispatcher.Invalid("topic", "names no topic")
 		}
 		return 0, nil, err
 	}
@@ -537,19 +538,19 @@ func (a *api) postConsent(w http.ResponseWriter, r *http.Request) (int, any, err
 
 type consentsResponse struct {
 	Current map[string]consentCurrent `json:"current"`
-	Ledger  []ConsentEvent            `json:"ledger"`
+	Ledger  []dispatcher.ConsentEvent `json:"ledger"`
 }
 
 func (a *api) getConsents(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	id, err := pathID(r)
 	if err != nil {
-		return 0, nil, notFound("contact")
+		return 0, nil, dispatcher.NotFound("contact")
 	}
 	ctx := r.Context()
 	if n, err := a.d.Store.rdb.Exists(ctx, a.d.Store.contactKey(id)).Result(); err != nil {
 		return 0, nil, err
 	} else if n == 0 {
-		return 0, nil, notFound("contact")
+		return 0, nil, dispatcher.NotFound("contact")
 	}
 	raw, err := a.d.Store.rdb.HGetAll(ctx, a.d.Store.consentKey(id)).Result()
 	if err != nil {
@@ -605,7 +606,7 @@ func (a *api) getTopics(w http.ResponseWriter, r *http.Request) (int, any, error
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, map[string][]Topic{"topics": ts}, nil
+	return http.StatusOK, map[string][]dispatcher.Topic{"topics": ts}, nil
 }
 
 func (a *api) topicStats(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -645,10 +646,10 @@ func (a *api) previewTemplate(w http.ResponseWriter, r *http.Request) (int, any,
 		return 0, nil, err
 	}
 	if !in.Channel.Valid() {
-		return 0, nil, invalid("channel", "must be email or sms")
+		return 0, nil, dispatcher.Invalid("channel", "must be email or sms")
 	}
 	if in.Contact != "" && in.Data != nil {
-		return 0, nil, invalid("contact", "set contact or data, not both")
+		return 0, nil, dispatcher.Invalid("contact", "set contact or data, not both")
 	}
 	ctx := r.Context()
 	t, err := a.d.Store.Template(ctx, r.PathValue("id"))
@@ -660,13 +661,13 @@ func (a *api) previewTemplate(w http.ResponseWriter, r *http.Request) (int, any,
 		return 0, nil, templateError(err)
 	}
 	if !comp.Has(in.Channel) {
-		return 0, nil, invalid("channel", "the template has no %s part", in.Channel)
+		return 0, nil, dispatcher.Invalid("channel", "the template has no %s part", in.Channel)
 	}
 	data := templates.Data{Attr: in.Data, Now: a.d.cfg.Now()}
 	if in.Contact != "" {
 		c, err := a.d.Store.Contact(ctx, in.Contact)
-		if errors.Is(err, ErrNotFound) {
-			return 0, nil, invalid("contact", "names no contact")
+		if errors.Is(err, dispatcher.ErrNotFound) {
+			return 0, nil, dispatcher.Invalid("contact", "names no contact")
 		}
 		if err != nil {
 			return 0, nil, err
@@ -694,7 +695,7 @@ func (a *api) previewTemplate(w http.ResponseWriter, r *http.Request) (int, any,
 func previewError(err error) error {
 	var fe *templates.FieldError
 	if !errors.As(err, &fe) {
-		return invalid("template", "cannot be rendered")
+		return dispatcher.Invalid("template", "cannot be rendered")
 	}
 	msg := fe.Err.Error()
 	var mv *templates.MissingVariableError
@@ -704,7 +705,7 @@ func previewError(err error) error {
 	if fe.Line > 0 {
 		msg = fmt.Sprintf("line %d: %s", fe.Line, msg)
 	}
-	return &Error{Code: CodeInvalid, Field: fe.Field, Message: msg}
+	return &dispatcher.Error{Code: dispatcher.CodeInvalid, Field: fe.Field, Message: msg}
 }
 
 func (a *api) countSegment(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -773,7 +774,7 @@ func (s *Store) CountSegment(ctx context.Context, id string) (int64, error) {
 // --- campaigns and runs
 
 func (a *api) createCampaign(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	var c Campaign
+	var c dispatcher.Campaign
 	if err := decodeJSON(w, r, &c); err != nil {
 		return 0, nil, err
 	}
@@ -796,11 +797,11 @@ func (a *api) listCampaigns(w http.ResponseWriter, r *http.Request) (int, any, e
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, map[string][]Campaign{"campaigns": cs}, nil
+	return http.StatusOK, map[string][]dispatcher.Campaign{"campaigns": cs}, nil
 }
 
 func (a *api) scheduleCampaign(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	var s Schedule
+	var s dispatcher.Schedule
 	if err := decodeJSON(w, r, &s); err != nil {
 		return 0, nil, err
 	}
@@ -867,21 +868,21 @@ type addressRequest struct {
 // checkAddressInput validates and normalises an address for channel k.
 func checkAddressInput(k channels.Kind, addr string) (string, error) {
 	if !k.Valid() {
-		return "", invalid("channel", "must be email or sms")
+		return "", dispatcher.Invalid("channel", "must be email or sms")
 	}
 	if addr == "" {
-		return "", invalid("address", "is required")
+		return "", dispatcher.Invalid("address", "is required")
 	}
 	if k == channels.Email {
-		a, err := NormalizeEmail(addr)
+		a, err := dispatcher.NormalizeEmail(addr)
 		if err != nil {
-			return "", invalid("address", "is not a valid email address")
+			return "", dispatcher.Invalid("address", "is not a valid email address")
 		}
 		return a, nil
 	}
-	p, err := NormalizePhone(addr)
+	p, err := dispatcher.NormalizePhone(addr)
 	if err != nil {
-		return "", invalid("address", "is not a valid phone number in E.164 form (+33612345678)")
+		return "", dispatcher.Invalid("address", "is not a valid phone number in E.164 form (+33612345678)")
 	}
 	return p, nil
 }
@@ -896,7 +897,7 @@ func (a *api) postSuppression(w http.ResponseWriter, r *http.Request) (int, any,
 		return 0, nil, err
 	}
 	if !in.Until.IsZero() && !in.Until.After(a.d.cfg.Now()) {
-		return 0, nil, invalid("until", "must be in the future (or left out for good)")
+		return 0, nil, dispatcher.Invalid("until", "must be in the future (or left out for good)")
 	}
 	ctx := r.Context()
 	if err := a.d.Store.Suppress(ctx, in.Channel, addr, in.Reason, in.Until); err != nil {
@@ -935,8 +936,8 @@ func (a *api) lookupSuppression(w http.ResponseWriter, r *http.Request) (int, an
 	}
 	sup, err := a.d.Store.Suppression(r.Context(), in.Channel, addr)
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return 0, nil, notFound("suppression")
+		if errors.Is(err, dispatcher.ErrNotFound) {
+			return 0, nil, dispatcher.NotFound("suppression")
 		}
 		return 0, nil, err
 	}

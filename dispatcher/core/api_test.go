@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
@@ -197,7 +198,7 @@ func TestAPIAuth(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
 			}
 			if tt.status == http.StatusUnauthorized {
-				if diff := cmp.Diff(apiErr(CodeUnauthorized, ""), errorShape(r.json(t))); diff != "" {
+				if diff := cmp.Diff(apiErr(dispatcher.CodeUnauthorized, ""), errorShape(r.json(t))); diff != "" {
 					t.Errorf("body (-want +got):\n%s", diff)
 				}
 				if r.header.Get("WWW-Authenticate") == "" {
@@ -369,7 +370,7 @@ func TestAPIHappyPaths(t *testing.T) {
 			body: `{"channel":"email","address":"gone@example.com"}`},
 		{name: "lookup after delete", method: "POST", path: "/v1/suppressions/lookup", status: 404,
 			body: `{"channel":"email","address":"gone@example.com"}`, check: func(t *testing.T, v map[string]any) {
-				if diff := cmp.Diff(apiErr(CodeNotFound, ""), errorShape(v)); diff != "" {
+				if diff := cmp.Diff(apiErr(dispatcher.CodeNotFound, ""), errorShape(v)); diff != "" {
 					t.Errorf("(-want +got):\n%s", diff)
 				}
 			}},
@@ -407,8 +408,8 @@ func TestAPIErrors(t *testing.T) {
 	c := newAPI(t, b)
 	b.seedBasics(t)
 	ctx := context.Background()
-	must(t, b.d.Store.UpsertContact(ctx, &Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"))
-	must(t, b.d.Store.PutSegment(ctx, &Segment{ID: "all"}))
+	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"))
+	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
 	camp := `{"id":"dup","topic":"newsletter","segment":"all","channels":["email"],"templates":{"email":"news-mail"}}`
 	if r := c.do("POST", "/v1/campaigns", camp); r.status != 201 {
 		t.Fatalf("create campaign: %d %s", r.status, r.body)
@@ -421,54 +422,54 @@ func TestAPIErrors(t *testing.T) {
 		status                   int
 		code, field              string
 	}{
-		{"bad email", "PUT", "/v1/contacts/x", `{"email":"not-an-address"}`, nil, 422, CodeInvalid, "email"},
-		{"display name in email", "PUT", "/v1/contacts/x", `{"email":"Ana <ana@example.com>"}`, nil, 422, CodeInvalid, "email"},
-		{"bad phone", "PUT", "/v1/contacts/x", `{"phone":"0612345678"}`, nil, 422, CodeInvalid, "phone"},
-		{"unknown field", "PUT", "/v1/contacts/x", `{"emial":"a@example.com"}`, nil, 422, CodeInvalid, "emial"},
-		{"id in contact body", "PUT", "/v1/contacts/x", `{"id":"y"}`, nil, 422, CodeInvalid, "id"},
-		{"wrong type", "PUT", "/v1/contacts/x", `{"tags":"vip"}`, nil, 422, CodeInvalid, "tags"},
-		{"wrong nested type", "PUT", "/v1/contacts/x", `{"attributes":{"age":42}}`, nil, 422, CodeInvalid, "attributes"},
-		{"bad id", "PUT", "/v1/contacts/a%20b", `{}`, nil, 422, CodeInvalid, "id"},
-		{"bad timezone", "PUT", "/v1/contacts/x", `{"timezone":"Mars/Olympus"}`, nil, 422, CodeInvalid, "timezone"},
-		{"malformed JSON", "PUT", "/v1/contacts/x", `{"email":`, nil, 422, CodeInvalid, "body"},
-		{"empty body", "PUT", "/v1/contacts/x", ``, nil, 422, CodeInvalid, "body"},
-		{"trailing data", "PUT", "/v1/contacts/x", `{} {}`, nil, 422, CodeInvalid, "body"},
-		{"too large", "PUT", "/v1/contacts/x", big, nil, 413, CodeTooLarge, "body"},
-		{"bad consent channel", "POST", "/v1/contacts/c1/consents", `{"channel":"fax","topic":"newsletter","state":"granted"}`, nil, 422, CodeInvalid, "channel"},
-		{"consent for no topic", "POST", "/v1/contacts/c1/consents", `{"channel":"email","topic":"nope","state":"granted"}`, nil, 422, CodeInvalid, "topic"},
-		{"consent of no contact", "POST", "/v1/contacts/nobody/consents", `{"channel":"email","topic":"newsletter","state":"granted"}`, nil, 404, CodeNotFound, ""},
-		{"bad topic kind", "PUT", "/v1/topics/t", `{"kind":"spam"}`, nil, 422, CodeInvalid, "kind"},
-		{"topic id mismatch", "PUT", "/v1/topics/t", `{"id":"u","kind":"marketing"}`, nil, 422, CodeInvalid, "id"},
-		{"template error", "PUT", "/v1/templates/t", `{"email":{"subject":"{{call .X}}","text":"x"}}`, nil, 422, CodeInvalid, "email.subject"},
-		{"preview bad channel", "POST", "/v1/templates/news-mail/preview", `{"channel":"fax"}`, nil, 422, CodeInvalid, "channel"},
-		{"preview missing part", "POST", "/v1/templates/news-mail/preview", `{"channel":"sms"}`, nil, 422, CodeInvalid, "channel"},
-		{"bad predicate", "PUT", "/v1/segments/s", `{"where":[{"attr":"a","op":"like"}]}`, nil, 422, CodeInvalid, "where[0].op"},
-		{"campaign for no topic", "POST", "/v1/campaigns", `{"id":"c","topic":"nope","segment":"all","channels":["email"],"templates":{"email":"news-mail"}}`, nil, 422, CodeInvalid, "topic"},
-		{"campaign bad channel", "POST", "/v1/campaigns", `{"id":"c","topic":"newsletter","segment":"all","channels":["fax"],"templates":{"email":"news-mail"}}`, nil, 422, CodeInvalid, "channels[0]"},
-		{"campaign time type", "POST", "/v1/campaigns/dup/schedule", `{"at":"tomorrow"}`, nil, 422, CodeInvalid, "body"},
-		{"bad cron", "POST", "/v1/campaigns/dup/schedule", `{"cron":"every day"}`, nil, 422, CodeInvalid, "schedule.cron"},
-		{"campaign exists", "POST", "/v1/campaigns", camp, nil, 409, CodeConflict, ""},
-		{"resume a draft", "POST", "/v1/campaigns/dup/resume", ``, nil, 409, CodeConflict, ""},
-		{"suppress bad channel", "POST", "/v1/suppressions", `{"channel":"fax","address":"x","reason":"bounce"}`, nil, 422, CodeInvalid, "channel"},
-		{"suppress bad address", "POST", "/v1/suppressions", `{"channel":"sms","address":"12","reason":"stop"}`, nil, 422, CodeInvalid, "address"},
-		{"suppress bad reason", "POST", "/v1/suppressions", `{"channel":"email","address":"a@example.com","reason":"dislike"}`, nil, 422, CodeInvalid, "reason"},
-		{"suppress in the past", "POST", "/v1/suppressions", `{"channel":"email","address":"a@example.com","reason":"bounce","until":"2001-01-01T00:00:00Z"}`, nil, 422, CodeInvalid, "until"},
-		{"delete takes no reason", "DELETE", "/v1/suppressions", `{"channel":"email","address":"a@example.com","reason":"bounce"}`, nil, 422, CodeInvalid, "reason"},
-		{"send without key", "POST", "/v1/sends", `{"contact":"c1","topic":"orders","channel":"email","template":"news-mail"}`, nil, 422, CodeInvalid, "Idempotency-Key"},
-		{"send with a long key", "POST", "/v1/sends", `{"contact":"c1","topic":"orders","channel":"email","template":"news-mail"}`, []string{"Idempotency-Key", strings.Repeat("k", 129)}, 422, CodeInvalid, "Idempotency-Key"},
-		{"send bad channel", "POST", "/v1/sends", `{"contact":"c1","topic":"orders","channel":"fax","template":"news-mail"}`, []string{"Idempotency-Key", "k1"}, 422, CodeInvalid, "channel"},
-		{"send to no contact", "POST", "/v1/sends", `{"contact":"nobody","topic":"orders","channel":"email","template":"news-mail"}`, []string{"Idempotency-Key", "k2"}, 422, CodeInvalid, "contact"},
-		{"send without a part", "POST", "/v1/sends", `{"contact":"c1","topic":"orders","channel":"sms","template":"news-mail"}`, []string{"Idempotency-Key", "k3"}, 422, CodeInvalid, "template"},
-		{"no contact", "GET", "/v1/contacts/nobody", ``, nil, 404, CodeNotFound, ""},
-		{"no consents", "GET", "/v1/contacts/nobody/consents", ``, nil, 404, CodeNotFound, ""},
-		{"no template", "GET", "/v1/templates/nope", ``, nil, 404, CodeNotFound, ""},
-		{"no segment", "GET", "/v1/segments/nope/count", ``, nil, 404, CodeNotFound, ""},
-		{"no campaign", "GET", "/v1/campaigns/nope", ``, nil, 404, CodeNotFound, ""},
-		{"no stats", "GET", "/v1/campaigns/nope/stats", ``, nil, 404, CodeNotFound, ""},
-		{"start no campaign", "POST", "/v1/campaigns/nope/start", ``, nil, 404, CodeNotFound, ""},
-		{"no run", "GET", "/v1/runs/nope", ``, nil, 404, CodeNotFound, ""},
-		{"no send", "GET", "/v1/sends/run~abc", ``, nil, 404, CodeNotFound, ""},
-		{"no route", "GET", "/v1/nothing", ``, nil, 404, CodeNotFound, ""},
+		{"bad email", "PUT", "/v1/contacts/x", `{"email":"not-an-address"}`, nil, 422, dispatcher.CodeInvalid, "email"},
+		{"display name in email", "PUT", "/v1/contacts/x", `{"email":"Ana <ana@example.com>"}`, nil, 422, dispatcher.CodeInvalid, "email"},
+		{"bad phone", "PUT", "/v1/contacts/x", `{"phone":"0612345678"}`, nil, 422, dispatcher.CodeInvalid, "phone"},
+		{"unknown field", "PUT", "/v1/contacts/x", `{"emial":"a@example.com"}`, nil, 422, dispatcher.CodeInvalid, "emial"},
+		{"id in contact body", "PUT", "/v1/contacts/x", `{"id":"y"}`, nil, 422, dispatcher.CodeInvalid, "id"},
+		{"wrong type", "PUT", "/v1/contacts/x", `{"tags":"vip"}`, nil, 422, dispatcher.CodeInvalid, "tags"},
+		{"wrong nested type", "PUT", "/v1/contacts/x", `{"attributes":{"age":42}}`, nil, 422, dispatcher.CodeInvalid, "attributes"},
+		{"bad id", "PUT", "/v1/contacts/a%20b", `{}`, nil, 422, dispatcher.CodeInvalid, "id"},
+		{"bad timezone", "PUT", "/v1/contacts/x", `{"timezone":"Mars/Olympus"}`, nil, 422, dispatcher.CodeInvalid, "timezone"},
+		{"malformed JSON", "PUT", "/v1/contacts/x", `{"email":`, nil, 422, dispatcher.CodeInvalid, "body"},
+		{"empty body", "PUT", "/v1/contacts/x", ``, nil, 422, dispatcher.CodeInvalid, "body"},
+		{"trailing data", "PUT", "/v1/contacts/x", `{} {}`, nil, 422, dispatcher.CodeInvalid, "body"},
+		{"too large", "PUT", "/v1/contacts/x", big, nil, 413, dispatcher.CodeTooLarge, "body"},
+		{"bad consent channel", "POST", "/v1/contacts/c1/consents", `{"channel":"fax","topic":"newsletter","state":"granted"}`, nil, 422, dispatcher.CodeInvalid, "channel"},
+		{"consent for no topic", "POST", "/v1/contacts/c1/consents", `{"channel":"email","topic":"nope","state":"granted"}`, nil, 422, dispatcher.CodeInvalid, "topic"},
+		{"consent of no contact", "POST", "/v1/contacts/nobody/consents", `{"channel":"email","topic":"newsletter","state":"granted"}`, nil, 404, dispatcher.CodeNotFound, ""},
+		{"bad topic kind", "PUT", "/v1/topics/t", `{"kind":"spam"}`, nil, 422, dispatcher.CodeInvalid, "kind"},
+		{"topic id mismatch", "PUT", "/v1/topics/t", `{"id":"u","kind":"marketing"}`, nil, 422, dispatcher.CodeInvalid, "id"},
+		{"template error", "PUT", "/v1/templates/t", `{"email":{"subject":"{{call .X}}","text":"x"}}`, nil, 422, dispatcher.CodeInvalid, "email.subject"},
+		{"preview bad channel", "POST", "/v1/templates/news-mail/preview", `{"channel":"fax"}`, nil, 422, dispatcher.CodeInvalid, "channel"},
+		{"preview missing part", "POST", "/v1/templates/news-mail/preview", `{"channel":"sms"}`, nil, 422, dispatcher.CodeInvalid, "channel"},
+		{"bad predicate", "PUT", "/v1/segments/s", `{"where":[{"attr":"a","op":"like"}]}`, nil, 422, dispatcher.CodeInvalid, "where[0].op"},
+		{"campaign for no topic", "POST", "/v1/campaigns", `{"id":"c","topic":"nope","segment":"all","channels":["email"],"templates":{"email":"news-mail"}}`, nil, 422, dispatcher.CodeInvalid, "topic"},
+		{"campaign bad channel", "POST", "/v1/campaigns", `{"id":"c","topic":"newsletter","segment":"all","channels":["fax"],"templates":{"email":"news-mail"}}`, nil, 422, dispatcher.CodeInvalid, "channels[0]"},
+		{"campaign time type", "POST", "/v1/campaigns/dup/schedule", `{"at":"tomorrow"}`, nil, 422, dispatcher.CodeInvalid, "body"},
+		{"bad cron", "POST", "/v1/campaigns/dup/schedule", `{"cron":"every day"}`, nil, 422, dispatcher.CodeInvalid, "schedule.cron"},
+		{"campaign exists", "POST", "/v1/campaigns", camp, nil, 409, dispatcher.CodeConflict, ""},
+		{"resume a draft", "POST", "/v1/campaigns/dup/resume", ``, nil, 409, dispatcher.CodeConflict, ""},
+		{"suppress bad channel", "POST", "/v1/suppressions", `{"channel":"fax","address":"x","reason":"bounce"}`, nil, 422, dispatcher.CodeInvalid, "channel"},
+		{"suppress bad address", "POST", "/v1/suppressions", `{"channel":"sms","address":"12","reason":"stop"}`, nil, 422, dispatcher.CodeInvalid, "address"},
+		{"suppress bad reason", "POST", "/v1/suppressions", `{"channel":"email","address":"a@example.com","reason":"dislike"}`, nil, 422, dispatcher.CodeInvalid, "reason"},
+		{"suppress in the past", "POST", "/v1/suppressions", `{"channel":"email","address":"a@example.com","reason":"bounce","until":"2001-01-01T00:00:00Z"}`, nil, 422, dispatcher.CodeInvalid, "until"},
+		{"delete takes no reason", "DELETE", "/v1/suppressions", `{"channel":"email","address":"a@example.com","reason":"bounce"}`, nil, 422, dispatcher.CodeInvalid, "reason"},
+		{"send without key", "POST", "/v1/sends", `{"contact":"c1","topic":"orders","channel":"email","template":"news-mail"}`, nil, 422, dispatcher.CodeInvalid, "Idempotency-Key"},
+		{"send with a long key", "POST", "/v1/sends", `{"contact":"c1","topic":"orders","channel":"email","template":"news-mail"}`, []string{"Idempotency-Key", strings.Repeat("k", 129)}, 422, dispatcher.CodeInvalid, "Idempotency-Key"},
+		{"send bad channel", "POST", "/v1/sends", `{"contact":"c1","topic":"orders","channel":"fax","template":"news-mail"}`, []string{"Idempotency-Key", "k1"}, 422, dispatcher.CodeInvalid, "channel"},
+		{"send to no contact", "POST", "/v1/sends", `{"contact":"nobody","topic":"orders","channel":"email","template":"news-mail"}`, []string{"Idempotency-Key", "k2"}, 422, dispatcher.CodeInvalid, "contact"},
+		{"send without a part", "POST", "/v1/sends", `{"contact":"c1","topic":"orders","channel":"sms","template":"news-mail"}`, []string{"Idempotency-Key", "k3"}, 422, dispatcher.CodeInvalid, "template"},
+		{"no contact", "GET", "/v1/contacts/nobody", ``, nil, 404, dispatcher.CodeNotFound, ""},
+		{"no consents", "GET", "/v1/contacts/nobody/consents", ``, nil, 404, dispatcher.CodeNotFound, ""},
+		{"no template", "GET", "/v1/templates/nope", ``, nil, 404, dispatcher.CodeNotFound, ""},
+		{"no segment", "GET", "/v1/segments/nope/count", ``, nil, 404, dispatcher.CodeNotFound, ""},
+		{"no campaign", "GET", "/v1/campaigns/nope", ``, nil, 404, dispatcher.CodeNotFound, ""},
+		{"no stats", "GET", "/v1/campaigns/nope/stats", ``, nil, 404, dispatcher.CodeNotFound, ""},
+		{"start no campaign", "POST", "/v1/campaigns/nope/start", ``, nil, 404, dispatcher.CodeNotFound, ""},
+		{"no run", "GET", "/v1/runs/nope", ``, nil, 404, dispatcher.CodeNotFound, ""},
+		{"no send", "GET", "/v1/sends/run~abc", ``, nil, 404, dispatcher.CodeNotFound, ""},
+		{"no route", "GET", "/v1/nothing", ``, nil, 404, dispatcher.CodeNotFound, ""},
 		{"wrong method", "DELETE", "/v1/topics", ``, nil, 405, "method_not_allowed", ""},
 	}
 	for _, tt := range tests {
@@ -511,7 +512,7 @@ func TestAPIErrors(t *testing.T) {
 			body.WriteString(`{"id":"big` + string(rune('a'+i%26)) + `"}` + "\n")
 		}
 		r := c.do("POST", "/v1/contacts/import", body.String())
-		if diff := cmp.Diff(apiErr(CodeTooLarge, "body"), errorShape(r.json(t))); r.status != 413 || diff != "" {
+		if diff := cmp.Diff(apiErr(dispatcher.CodeTooLarge, "body"), errorShape(r.json(t))); r.status != 413 || diff != "" {
 			t.Errorf("status %d (-want +got):\n%s", r.status, diff)
 		}
 	})
@@ -534,9 +535,9 @@ func TestCountSegmentStreamsChunks(t *testing.T) {
 	if res.Imported != n {
 		t.Fatalf("imported %d", res.Imported)
 	}
-	must(t, b.d.Store.PutSegment(ctx, &Segment{ID: "odd", TagsAll: []string{"odd"}}))
-	must(t, b.d.Store.PutSegment(ctx, &Segment{ID: "all"}))
-	must(t, b.d.Store.PutSegment(ctx, &Segment{ID: "static", Contacts: []string{"c00001", "c00002", "c00003", "gone"}, TagsAll: []string{"odd"}}))
+	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "odd", TagsAll: []string{"odd"}}))
+	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
+	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "static", Contacts: []string{"c00001", "c00002", "c00003", "gone"}, TagsAll: []string{"odd"}}))
 	for id, want := range map[string]int64{"odd": n / 2, "all": n, "static": 2} {
 		got, err := b.d.Store.CountSegment(ctx, id)
 		if err != nil || got != want {
@@ -549,11 +550,11 @@ func TestCountSegmentStreamsChunks(t *testing.T) {
 func sendSetup(t *testing.T, b *testBundle) {
 	ctx := context.Background()
 	s := b.d.Store
-	must(t, s.PutTopic(ctx, &Topic{ID: "orders", Kind: Transactional}))
+	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "orders", Kind: dispatcher.Transactional}))
 	must(t, s.PutTemplate(ctx, &templates.Template{ID: "order-shipped",
 		Email: &templates.Email{Subject: "Your order shipped", Text: "Hi {{default \"there\" .Attr.first_name}}, it is on its way."},
 		SMS:   &templates.SMS{Body: "Your order shipped"}}))
-	must(t, s.UpsertContact(ctx, &Contact{ID: "buyer", Email: "buyer@example.com", Phone: "+33612345678",
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "buyer", Email: "buyer@example.com", Phone: "+33612345678",
 		Attributes: map[string]string{"first_name": "Ana"}}, "Europe/Paris"))
 }
 
@@ -572,7 +573,7 @@ func TestAPISendIdempotency(t *testing.T) {
 	ans := first.json(t)
 	id, _ := ans["send"].(string)
 	run := apiRunID("orders", "order-shipped", 1, time.Now())
-	if diff := cmp.Diff(map[string]any{"send": SendID(run, "idem:"+sha256hex("order-1/shipped")[:16], channels.Email), "state": "queued"}, ans); diff != "" {
+	if diff := cmp.Diff(map[string]any{"send": dispatcher.SendID(run, "idem:"+sha256hex("order-1/shipped")[:16], channels.Email), "state": "queued"}, ans); diff != "" {
 		t.Errorf("answer (-want +got):\n%s", diff)
 	}
 
@@ -585,7 +586,7 @@ func TestAPISendIdempotency(t *testing.T) {
 	}{
 		{"replay, same body", "order-1/shipped", orderSend, 202, true, ""},
 		{"replay, same body spelled otherwise", "order-1/shipped", `{ "template":"order-shipped","channel":"email","topic":"orders","contact":"buyer" }`, 202, true, ""},
-		{"same key, other body", "order-1/shipped", strings.Replace(orderSend, `"email"`, `"sms"`, 1), 422, false, CodeIdempotency},
+		{"same key, other body", "order-1/shipped", strings.Replace(orderSend, `"email"`, `"sms"`, 1), 422, false, dispatcher.CodeIdempotency},
 		{"other key, same contact: a second message", "order-2/shipped", orderSend, 202, false, ""},
 	}
 	for _, tt := range tests {
@@ -616,7 +617,7 @@ func TestAPISendIdempotency(t *testing.T) {
 		rec, _ := json.Marshal(idemRecord{Fingerprint: sha256hex(string(fp))})
 		must(t, b.redis.Client.Set(ctx, b.d.Store.k("idem", sha256hex("busy")), rec, time.Minute).Err())
 		r := c.do("POST", "/v1/sends", orderSend, "Idempotency-Key", "busy")
-		if diff := cmp.Diff(apiErr(CodeConflict, ""), errorShape(r.json(t))); r.status != 409 || diff != "" {
+		if diff := cmp.Diff(apiErr(dispatcher.CodeConflict, ""), errorShape(r.json(t))); r.status != 409 || diff != "" {
 			t.Errorf("status %d (-want +got):\n%s", r.status, diff)
 		}
 	})
@@ -699,7 +700,7 @@ func TestAPISendDeliversOnce(t *testing.T) {
 	for {
 		r := c.do("GET", "/v1/sends/"+url.PathEscape(id), "")
 		st := r.json(t)["state"]
-		if st == StateSent {
+		if st == dispatcher.StateSent {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -735,18 +736,18 @@ func TestOneClickUnsubscribe(t *testing.T) {
 	c := newAPI(t, b)
 	ctx := context.Background()
 	s := b.d.Store
-	must(t, s.PutTopic(ctx, &Topic{ID: "newsletter", Name: `<script>alert("x")</script>`, Kind: Marketing}))
-	must(t, s.UpsertContact(ctx, &Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"))
+	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Name: `<script>alert("x")</script>`, Kind: dispatcher.Marketing}))
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"))
 	consent(t, b, "c1", channels.Email)
 	token, err := b.d.signer.Sign(templates.Claims{Contact: "c1", Channel: "email", Topic: "newsletter", Send: "run-1~abc"})
 	must(t, err)
 
-	ledger := func() []ConsentEvent {
+	ledger := func() []dispatcher.ConsentEvent {
 		l, err := s.ConsentLedger(ctx, "c1")
 		must(t, err)
 		return l
 	}
-	state := func() ConsentState {
+	state := func() dispatcher.ConsentState {
 		m, err := s.Consents(ctx, "c1")
 		must(t, err)
 		return m["email/newsletter"]
@@ -796,7 +797,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		checkPage(t, r, 200, `<form method="post" action="/u/`+token+`">`)
 		checkPage(t, r, 200, "Se désabonner")
 		checkPage(t, r, 200, "Unsubscribe")
-		if len(ledger()) != 1 || state() != Granted {
+		if len(ledger()) != 1 || state() != dispatcher.Granted {
 			t.Errorf("GET changed consent: %v", ledger())
 		}
 	})
@@ -805,7 +806,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 			checkPage(t, c.do("GET", "/u/"+tok, "", "Authorization", ""), 400, "Invalid link")
 			checkPage(t, post(tok, oneClick(), form), 400, "Lien non valide")
 		}
-		if len(ledger()) != 1 || state() != Granted {
+		if len(ledger()) != 1 || state() != dispatcher.Granted {
 			t.Errorf("a tampered token changed consent: %v", ledger())
 		}
 	})
@@ -827,12 +828,12 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		if len(l) != 2 {
 			t.Fatalf("ledger has %d events, want 2: %v", len(l), l)
 		}
-		want := ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: Withdrawn, Source: "one-click",
+		want := dispatcher.ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Withdrawn, Source: "one-click",
 			Evidence: map[string]string{"send": "run-1~abc"}}
-		if diff := cmp.Diff(want, l[1], cmpopts.IgnoreFields(ConsentEvent{}, "At")); diff != "" {
+		if diff := cmp.Diff(want, l[1], cmpopts.IgnoreFields(dispatcher.ConsentEvent{}, "At")); diff != "" {
 			t.Errorf("ledger event (-want +got):\n%s", diff)
 		}
-		if state() != Withdrawn {
+		if state() != dispatcher.Withdrawn {
 			t.Errorf("consent %s, want withdrawn", state())
 		}
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -76,21 +77,21 @@ func sha256hex(s string) string {
 func (a *api) postSend(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	key := r.Header.Get("Idempotency-Key")
 	if !validIdemKey(key) {
-		return 0, nil, invalid("Idempotency-Key", "header is required: 1-%d printable ASCII characters", maxIdemKeyLen)
+		return 0, nil, dispatcher.Invalid("Idempotency-Key", "header is required: 1-%d printable ASCII characters", maxIdemKeyLen)
 	}
 	var in sendRequest
 	if err := decodeJSON(w, r, &in); err != nil {
 		return 0, nil, err
 	}
 	switch {
-	case !validID(in.Contact):
-		return 0, nil, invalid("contact", "must be a contact id")
-	case !namePattern.MatchString(in.Topic):
-		return 0, nil, invalid("topic", "must name a topic")
+	case !dispatcher.ValidID(in.Contact):
+		return 0, nil, dispatcher.Invalid("contact", "must be a contact id")
+	case !dispatcher.NamePattern.MatchString(in.Topic):
+		return 0, nil, dispatcher.Invalid("topic", "must name a topic")
 	case !in.Channel.Valid():
-		return 0, nil, invalid("channel", "must be email or sms")
-	case !namePattern.MatchString(in.Template):
-		return 0, nil, invalid("template", "must name a template")
+		return 0, nil, dispatcher.Invalid("channel", "must be email or sms")
+	case !dispatcher.NamePattern.MatchString(in.Template):
+		return 0, nil, dispatcher.Invalid("template", "must name a template")
 	}
 	fp, _ := json.Marshal(in)
 	rec := idemRecord{Fingerprint: sha256hex(string(fp))}
@@ -119,11 +120,11 @@ func (a *api) postSend(w http.ResponseWriter, r *http.Request) (int, any, error)
 			return 0, nil, err
 		}
 		if prev.Fingerprint != rec.Fingerprint {
-			return 0, nil, &Error{Code: CodeIdempotency, Field: "Idempotency-Key",
+			return 0, nil, &dispatcher.Error{Code: dispatcher.CodeIdempotency, Field: "Idempotency-Key",
 				Message: "was used with another request body"}
 		}
 		if !prev.Done {
-			return 0, nil, conflict("a request with this Idempotency-Key is in progress; retry later")
+			return 0, nil, dispatcher.Conflict("a request with this Idempotency-Key is in progress; retry later")
 		}
 		return prev.Status, prev.Body, nil
 	}
@@ -158,31 +159,31 @@ func apiRunID(topic, tpl string, version int, day time.Time) string {
 func (d *Dispatcher) sendOne(ctx context.Context, key string, in sendRequest) (*SendAnswer, error) {
 	s := d.Store
 	c, err := s.Contact(ctx, in.Contact)
-	if errors.Is(err, ErrNotFound) {
-		return nil, invalid("contact", "names no contact")
+	if errors.Is(err, dispatcher.ErrNotFound) {
+		return nil, dispatcher.Invalid("contact", "names no contact")
 	}
 	if err != nil {
 		return nil, err
 	}
 	topic, err := s.Topic(ctx, in.Topic)
-	if isCode(err, CodeNotFound) {
-		return nil, invalid("topic", "names no topic")
+	if isCode(err, dispatcher.CodeNotFound) {
+		return nil, dispatcher.Invalid("topic", "names no topic")
 	}
 	if err != nil {
 		return nil, err
 	}
 	tpl, err := s.Template(ctx, in.Template)
-	if isCode(err, CodeNotFound) {
-		return nil, invalid("template", "names no template")
+	if isCode(err, dispatcher.CodeNotFound) {
+		return nil, dispatcher.Invalid("template", "names no template")
 	}
 	if err != nil {
 		return nil, err
 	}
 	if (in.Channel == channels.Email && tpl.Email == nil) || (in.Channel == channels.SMS && tpl.SMS == nil) {
-		return nil, invalid("template", "the template has no %s part", in.Channel)
+		return nil, dispatcher.Invalid("template", "the template has no %s part", in.Channel)
 	}
 	if d.cfg.Channels[in.Channel] == nil {
-		return nil, invalid("channel", "no %s channel is configured", in.Channel)
+		return nil, dispatcher.Invalid("channel", "no %s channel is configured", in.Channel)
 	}
 
 	now := d.cfg.Now()
@@ -190,15 +191,15 @@ func (d *Dispatcher) sendOne(ctx context.Context, key string, in sendRequest) (*
 	if err := d.ensureAPIRun(ctx, run, topic, tpl, now); err != nil {
 		return nil, err
 	}
-	id := SendID(run, "idem:"+sha256hex(key)[:16], in.Channel)
+	id := dispatcher.SendID(run, "idem:"+sha256hex(key)[:16], in.Channel)
 	existing, err := s.Send(ctx, id)
-	if err != nil && !isCode(err, CodeNotFound) {
+	if err != nil && !isCode(err, dispatcher.CodeNotFound) {
 		return nil, err
 	}
 	if existing == nil {
-		camp := &Campaign{ID: "api", Topic: topic.ID, Channels: []channels.Kind{in.Channel},
+		camp := &dispatcher.Campaign{ID: "api", Topic: topic.ID, Channels: []channels.Kind{in.Channel},
 			Templates: map[channels.Kind]string{in.Channel: tpl.ID}}
-		ds, err := d.gate.decide(ctx, now, gateJob{run: run, campaign: camp, topic: topic, sendID: id}, []*Contact{c})
+		ds, err := d.gate.decide(ctx, now, gateJob{run: run, campaign: camp, topic: topic, sendID: id}, []*dispatcher.Contact{c})
 		if err != nil {
 			return nil, err
 		}
@@ -217,7 +218,7 @@ func (d *Dispatcher) sendOne(ctx context.Context, key string, in sendRequest) (*
 		}
 	}
 	ans := &SendAnswer{Send: id, State: existing.State, Reason: existing.Reason, Until: existing.Until}
-	if existing.State == StateQueued || existing.State == StateDeferred {
+	if existing.State == dispatcher.StateQueued || existing.State == dispatcher.StateDeferred {
 		if err := d.enqueueSends(ctx, run, []decision{{send: id, state: existing.State, until: existing.Until}}); err != nil {
 			return nil, err
 		}
@@ -229,9 +230,9 @@ func (d *Dispatcher) sendOne(ctx context.Context, key string, in sendRequest) (*
 // part of the template: email and SMS sends of the day share the run. The
 // snapshot is written with SETNX even when the run exists, which repairs
 // a run whose creator died between the two writes.
-func (d *Dispatcher) ensureAPIRun(ctx context.Context, run string, topic *Topic, tpl *templates.Template, now time.Time) error {
+func (d *Dispatcher) ensureAPIRun(ctx context.Context, run string, topic *dispatcher.Topic, tpl *templates.Template, now time.Time) error {
 	snap := runSnapshot{Topic: *topic, Templates: map[channels.Kind]templates.Template{},
-		Campaign: Campaign{ID: "api", Topic: topic.ID, Templates: map[channels.Kind]string{}}}
+		Campaign: dispatcher.Campaign{ID: "api", Topic: topic.ID, Templates: map[channels.Kind]string{}}}
 	for _, k := range channels.Kinds {
 		if (k == channels.Email && tpl.Email != nil) || (k == channels.SMS && tpl.SMS != nil) {
 			snap.Campaign.Channels = append(snap.Campaign.Channels, k)
@@ -243,7 +244,7 @@ func (d *Dispatcher) ensureAPIRun(ctx context.Context, run string, topic *Topic,
 	if err != nil {
 		return err
 	}
-	created, err := d.Store.createRun(ctx, &Run{ID: run, Campaign: "api", State: RunSending, FireAt: now})
+	created, err := d.Store.createRun(ctx, &dispatcher.Run{ID: run, Campaign: "api", State: dispatcher.RunSending, FireAt: now})
 	if err != nil {
 		return err
 	}
@@ -320,7 +321,7 @@ var errorPage = page{
 // verifyToken checks a token and its claims.
 func (a *api) verifyToken(token string) (templates.Claims, bool) {
 	cl, err := a.d.signer.Verify(token)
-	if err != nil || !channels.Kind(cl.Channel).Valid() || !namePattern.MatchString(cl.Topic) || !validID(cl.Contact) {
+	if err != nil || !channels.Kind(cl.Channel).Valid() || !dispatcher.NamePattern.MatchString(cl.Topic) || !dispatcher.ValidID(cl.Contact) {
 		return templates.Claims{}, false
 	}
 	return cl, true
@@ -393,7 +394,7 @@ func (d *Dispatcher) withdrawOneClick(ctx context.Context, cl templates.Claims) 
 	if err != nil || !changed {
 		return err
 	}
-	run, _, _ := splitSendID(cl.Send)
+	run, _, _ := dispatcher.SplitSendID(cl.Send)
 	return d.Store.countFeedback(ctx, run, cl.Topic, FeedbackUnsubscribes)
 }
 
@@ -401,12 +402,12 @@ func (d *Dispatcher) withdrawOneClick(ctx context.Context, cl templates.Claims) 
 // recorded a withdrawal.
 func (d *Dispatcher) withdrawOnce(ctx context.Context, cl templates.Claims) (bool, error) {
 	s := d.Store
-	e := ConsentEvent{Channel: channels.Kind(cl.Channel), Topic: cl.Topic, State: Withdrawn, Source: "one-click",
+	e := dispatcher.ConsentEvent{Channel: channels.Kind(cl.Channel), Topic: cl.Topic, State: dispatcher.Withdrawn, Source: "one-click",
 		At: d.cfg.Now().UTC()}
 	if cl.Send != "" {
 		e.Evidence = map[string]string{"send": cl.Send}
 	}
-	if err := e.validate(); err != nil {
+	if err := e.Validate(); err != nil {
 		return false, err
 	}
 	field := consentField(e.Channel, e.Topic)
@@ -421,7 +422,7 @@ func (d *Dispatcher) withdrawOnce(ctx context.Context, cl templates.Claims) (boo
 			return err
 		}
 		var cur consentCurrent
-		if err == nil && json.Unmarshal(b, &cur) == nil && cur.State == Withdrawn {
+		if err == nil && json.Unmarshal(b, &cur) == nil && cur.State == dispatcher.Withdrawn {
 			return nil
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {

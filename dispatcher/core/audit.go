@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -101,11 +102,11 @@ func captureBody(r *http.Request, action string) *auditBody {
 func (a *api) record(r *http.Request, action string, v any, body *auditBody) {
 	e := &AuditEntry{At: a.d.cfg.Now().UTC(), Key: KeyID(r.Context()), Action: action, Target: r.PathValue("id")}
 	switch v := v.(type) {
-	case Campaign:
+	case dispatcher.Campaign:
 		e.Target = v.ID
-	case *Campaign:
+	case *dispatcher.Campaign:
 		e.Target = v.ID
-	case ConsentEvent:
+	case dispatcher.ConsentEvent:
 		e.Detail = fmt.Sprintf("%s %s %s", v.Topic, v.Channel, v.State)
 	case *ImportResult:
 		e.Detail = fmt.Sprintf("imported %d, failed %d", v.Imported, v.Failed)
@@ -134,13 +135,13 @@ func (a *api) getAudit(w http.ResponseWriter, r *http.Request) (int, any, error)
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 1 || n > 1000 {
-			return 0, nil, invalid("limit", "must be a whole number from 1 to 1000")
+			return 0, nil, dispatcher.Invalid("limit", "must be a whole number from 1 to 1000")
 		}
 		limit = n
 	}
 	before := q.Get("before")
 	if before != "" && !streamID.MatchString(before) {
-		return 0, nil, invalid("before", "must be the id of an audit entry")
+		return 0, nil, dispatcher.Invalid("before", "must be the id of an audit entry")
 	}
 	es, err := a.d.Store.Audit(r.Context(), limit, before)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // scopedKeys has a legacy key without scopes and one key per scope.
@@ -70,7 +71,7 @@ func TestScopes(t *testing.T) {
 					if r.status != http.StatusForbidden {
 						t.Fatalf("status %d, want 403: %s", r.status, r.body)
 					}
-					if diff := cmp.Diff(apiErr(CodeForbidden, ""), errorShape(r.json(t))); diff != "" {
+					if diff := cmp.Diff(apiErr(dispatcher.CodeForbidden, ""), errorShape(r.json(t))); diff != "" {
 						t.Errorf("body (-want +got):\n%s", diff)
 					}
 					if msg := r.json(t)["error"].(map[string]any)["message"].(string); !strings.Contains(msg, string(rt.scope)) {

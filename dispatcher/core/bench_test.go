@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -32,7 +33,7 @@ func seedBench(b *testing.B, tb *testBundle, n int, kinds ...channels.Kind) {
 	b.Helper()
 	ctx := context.Background()
 	s := tb.d.Store
-	if err := s.PutTopic(ctx, &Topic{ID: "newsletter", Kind: Marketing}); err != nil {
+	if err := s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}); err != nil {
 		b.Fatal(err)
 	}
 	html := "<p>Hello {{default \"friend\" .Attr.first_name}},</p>" + strings.Repeat("<p>Autumn news, offers and stories from the shop.</p>\n", 24)
@@ -47,10 +48,10 @@ func seedBench(b *testing.B, tb *testBundle, n int, kinds ...channels.Kind) {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		for i := start; i < min(start+chunk, n); i++ {
-			l := ImportLine{Contact: Contact{ID: fmt.Sprintf("b%07d", i), Email: fmt.Sprintf("b%07d@example.com", i),
+			l := ImportLine{Contact: dispatcher.Contact{ID: fmt.Sprintf("b%07d", i), Email: fmt.Sprintf("b%07d@example.com", i),
 				Attributes: map[string]string{"first_name": "Ana"}, Tags: []string{"customer"}}}
 			for _, k := range kinds {
-				l.Consents = append(l.Consents, ConsentEvent{Channel: k, Topic: "newsletter", State: Granted, Source: "import"})
+				l.Consents = append(l.Consents, dispatcher.ConsentEvent{Channel: k, Topic: "newsletter", State: dispatcher.Granted, Source: "import"})
 			}
 			_ = enc.Encode(l)
 		}
@@ -58,11 +59,11 @@ func seedBench(b *testing.B, tb *testBundle, n int, kinds ...channels.Kind) {
 			b.Fatal(err)
 		}
 	}
-	if err := s.PutSegment(ctx, &Segment{ID: "customers", TagsAll: []string{"customer"}}); err != nil {
+	if err := s.PutSegment(ctx, &dispatcher.Segment{ID: "customers", TagsAll: []string{"customer"}}); err != nil {
 		b.Fatal(err)
 	}
 	tpl := map[channels.Kind]string{channels.Email: "mail", channels.SMS: "sms"}
-	c := &Campaign{ID: "bench", Topic: "newsletter", Segment: "customers", Channels: kinds, Templates: map[channels.Kind]string{}}
+	c := &dispatcher.Campaign{ID: "bench", Topic: "newsletter", Segment: "customers", Channels: kinds, Templates: map[channels.Kind]string{}}
 	for _, k := range kinds {
 		c.Templates[k] = tpl[k]
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // The recipient's pages in a real browser: headless Chromium follows the
@@ -79,23 +80,23 @@ func browserSetup(t *testing.T) (*testBundle, *httptest.Server) {
 	b.seedBasics(t)
 	ctx := context.Background()
 	s := b.d.Store
-	must(t, s.PutTopic(ctx, &Topic{ID: "newsletter", Name: "Newsletter", Kind: Marketing, Description: "Our news, once a month."}))
-	must(t, s.PutTopic(ctx, &Topic{ID: "promotions", Name: "Offers", Kind: Marketing, Description: "Sales and discount codes."}))
-	must(t, s.PutTopic(ctx, &Topic{ID: "orders", Name: "Order updates", Kind: Transactional, Description: "Confirmation, shipping and delivery of your orders."}))
+	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Name: "Newsletter", Kind: dispatcher.Marketing, Description: "Our news, once a month."}))
+	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "promotions", Name: "Offers", Kind: dispatcher.Marketing, Description: "Sales and discount codes."}))
+	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "orders", Name: "Order updates", Kind: dispatcher.Transactional, Description: "Confirmation, shipping and delivery of your orders."}))
 	return b, srv
 }
 
 // deliver runs a newsletter campaign to contact c (granted email consent)
 // through a worker and the SMTP server, and returns the message received.
-func deliver(t *testing.T, b *testBundle, c *Contact) (*mail.Message, string) {
+func deliver(t *testing.T, b *testBundle, c *dispatcher.Contact) (*mail.Message, string) {
 	t.Helper()
 	ctx := context.Background()
 	s := b.d.Store
 	must(t, s.UpsertContact(ctx, c, "Europe/Paris"))
-	must(t, s.RecordConsent(ctx, c.ID, ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: Granted, Source: "import",
+	must(t, s.RecordConsent(ctx, c.ID, dispatcher.ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Granted, Source: "import",
 		Evidence: map[string]string{"form": "signup-v3"}}))
-	must(t, s.PutSegment(ctx, &Segment{ID: "one", Contacts: []string{c.ID}}))
-	must(t, b.d.CreateCampaign(ctx, &Campaign{ID: "march", Name: "March news", Topic: "newsletter", Segment: "one",
+	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "one", Contacts: []string{c.ID}}))
+	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "march", Name: "March news", Topic: "newsletter", Segment: "one",
 		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
 	stop := b.startWorker(t)
 	run, err := b.d.StartRun(ctx, "march", time.Now())
@@ -160,7 +161,7 @@ var angleURL = regexp.MustCompile(`<(https?://[^>]+)>`)
 
 func TestBrowserOneClickUnsubscribeFromARealMessage(t *testing.T) {
 	b, srv := browserSetup(t)
-	m, _ := deliver(t, b, &Contact{ID: "camille", Email: "camille@example.com", Locale: "fr-FR",
+	m, _ := deliver(t, b, &dispatcher.Contact{ID: "camille", Email: "camille@example.com", Locale: "fr-FR",
 		Attributes: map[string]string{"first_name": "Camille"}})
 	if got := m.Header.Get("List-Unsubscribe-Post"); got != "List-Unsubscribe=One-Click" {
 		t.Errorf("List-Unsubscribe-Post: %q", got)
@@ -181,7 +182,7 @@ func TestBrowserOneClickUnsubscribeFromARealMessage(t *testing.T) {
 		t.Errorf("confirm page title %q", h1)
 	}
 	// Showing the page (as a link scanner would) changes nothing.
-	if cur, _ := b.d.Store.Consents(context.Background(), "camille"); cur["email/newsletter"] != Granted {
+	if cur, _ := b.d.Store.Consents(context.Background(), "camille"); cur["email/newsletter"] != dispatcher.Granted {
 		t.Fatal("opening the page withdrew consent")
 	}
 	screenshot(t, ctx, "unsubscribe.png")
@@ -197,7 +198,7 @@ func TestBrowserOneClickUnsubscribeFromARealMessage(t *testing.T) {
 	l, err := b.d.Store.ConsentLedger(context.Background(), "camille")
 	must(t, err)
 	last := l[len(l)-1]
-	if last.Source != "one-click" || last.State != Withdrawn || last.Channel != channels.Email || last.Topic != "newsletter" ||
+	if last.Source != "one-click" || last.State != dispatcher.Withdrawn || last.Channel != channels.Email || last.Topic != "newsletter" ||
 		!strings.HasPrefix(last.Evidence["send"], "march") {
 		t.Errorf("last ledger event %+v, want a one-click withdrawal of the newsletter by email", last)
 	}
@@ -212,9 +213,9 @@ func TestBrowserPreferencePageFromARealMessage(t *testing.T) {
 	b, srv := browserSetup(t)
 	ctx0 := context.Background()
 	s := b.d.Store
-	_, text := deliver(t, b, &Contact{ID: "camille", Email: "camille@example.com", Phone: "+33612345678", Locale: "fr-FR",
+	_, text := deliver(t, b, &dispatcher.Contact{ID: "camille", Email: "camille@example.com", Phone: "+33612345678", Locale: "fr-FR",
 		Attributes: map[string]string{"first_name": "Camille", "city": "Lyon"}, Tags: []string{"vip", "spring-sale"}})
-	must(t, s.RecordConsent(ctx0, "camille", ConsentEvent{Channel: channels.SMS, Topic: "promotions", State: Granted, Source: "api",
+	must(t, s.RecordConsent(ctx0, "camille", dispatcher.ConsentEvent{Channel: channels.SMS, Topic: "promotions", State: dispatcher.Granted, Source: "api",
 		Evidence: map[string]string{"form": "checkout-v2"}}))
 	link := prefLink.FindString(text)
 	if !strings.HasPrefix(link, srv.URL+"/preferences/") {
@@ -259,7 +260,7 @@ func TestBrowserPreferencePageFromARealMessage(t *testing.T) {
 	l, err := s.ConsentLedger(ctx0, "camille")
 	must(t, err)
 	last := l[len(l)-1]
-	if len(l) != 3 || last.Source != "preference-page" || last.State != Withdrawn || last.Channel != channels.Email || last.Topic != "newsletter" {
+	if len(l) != 3 || last.Source != "preference-page" || last.State != dispatcher.Withdrawn || last.Channel != channels.Email || last.Topic != "newsletter" {
 		t.Errorf("ledger after saving: %d events, last %+v", len(l), last)
 	}
 	screenshot(t, ctx, "preferences.png")
@@ -271,13 +272,13 @@ func TestBrowserPreferencePageFromARealMessage(t *testing.T) {
 	l, err = s.ConsentLedger(ctx0, "camille")
 	must(t, err)
 	last = l[len(l)-1]
-	if len(l) != 4 || last.Source != "preference-page" || last.State != Withdrawn || last.Channel != channels.SMS || last.Topic != "promotions" {
+	if len(l) != 4 || last.Source != "preference-page" || last.State != dispatcher.Withdrawn || last.Channel != channels.SMS || last.Topic != "promotions" {
 		t.Errorf("ledger after unsubscribing from everything: %d events, last %+v", len(l), last)
 	}
 	cur, err := s.Consents(ctx0, "camille")
 	must(t, err)
 	for f, st := range cur {
-		if st == Granted {
+		if st == dispatcher.Granted {
 			t.Errorf("%s still granted", f)
 		}
 	}

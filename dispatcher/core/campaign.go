@@ -11,47 +11,48 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
 )
 
 // CreateCampaign validates and stores a new campaign in the draft state
 // (or scheduled, when it has a schedule). Returns an error with code
 // conflict if the id is taken.
-func (d *Dispatcher) CreateCampaign(ctx context.Context, c *Campaign) error {
+func (d *Dispatcher) CreateCampaign(ctx context.Context, c *dispatcher.Campaign) error {
 	if err := d.checkCampaign(ctx, c); err != nil {
 		return err
 	}
 	if _, err := d.Store.Campaign(ctx, c.ID); err == nil {
-		return conflict("campaign %q exists", c.ID)
+		return dispatcher.Conflict("campaign %q exists", c.ID)
 	}
-	c.State, c.LastFire = Draft, time.Time{}
+	c.State, c.LastFire = dispatcher.Draft, time.Time{}
 	if c.Schedule != nil {
-		c.State = Scheduled
+		c.State = dispatcher.Scheduled
 	}
 	return d.Store.PutCampaign(ctx, c)
 }
 
 // checkCampaign validates c and the records it names.
-func (d *Dispatcher) checkCampaign(ctx context.Context, c *Campaign) error {
-	if err := c.validate(); err != nil {
+func (d *Dispatcher) checkCampaign(ctx context.Context, c *dispatcher.Campaign) error {
+	if err := c.Validate(); err != nil {
 		return err
 	}
 	if _, err := d.Store.Topic(ctx, c.Topic); err != nil {
-		return invalid("topic", "names no topic")
+		return dispatcher.Invalid("topic", "names no topic")
 	}
 	if _, err := d.Store.Segment(ctx, c.Segment); err != nil {
-		return invalid("segment", "names no segment")
+		return dispatcher.Invalid("segment", "names no segment")
 	}
 	for _, k := range c.Channels {
 		t, err := d.Store.Template(ctx, c.Templates[k])
 		if err != nil {
-			return invalid("templates."+string(k), "names no template")
+			return dispatcher.Invalid("templates."+string(k), "names no template")
 		}
 		if (k == channels.Email && t.Email == nil) || (k == channels.SMS && t.SMS == nil) {
-			return invalid("templates."+string(k), "template has no %s part", k)
+			return dispatcher.Invalid("templates."+string(k), "template has no %s part", k)
 		}
 		if d.cfg.Channels[k] == nil {
-			return invalid("channels", "no %s channel is configured", k)
+			return dispatcher.Invalid("channels", "no %s channel is configured", k)
 		}
 	}
 	return nil
@@ -60,7 +61,7 @@ func (d *Dispatcher) checkCampaign(ctx context.Context, c *Campaign) error {
 // updateCampaign applies f to the stored campaign and saves it when f
 // reports a change. Campaign edits are rare and made by one leader or one
 // API call, so a read-modify-write is enough.
-func (d *Dispatcher) updateCampaign(ctx context.Context, id string, f func(*Campaign) bool) error {
+func (d *Dispatcher) updateCampaign(ctx context.Context, id string, f func(*dispatcher.Campaign) bool) error {
 	c, err := d.Store.Campaign(ctx, id)
 	if err != nil {
 		return err
@@ -72,18 +73,18 @@ func (d *Dispatcher) updateCampaign(ctx context.Context, id string, f func(*Camp
 }
 
 // ScheduleCampaign sets a campaign's schedule and moves it to scheduled.
-func (d *Dispatcher) ScheduleCampaign(ctx context.Context, id string, s Schedule) (*Campaign, error) {
-	if err := s.validate(); err != nil {
+func (d *Dispatcher) ScheduleCampaign(ctx context.Context, id string, s dispatcher.Schedule) (*dispatcher.Campaign, error) {
+	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	var out *Campaign
+	var out *dispatcher.Campaign
 	var stateErr error
-	err := d.updateCampaign(ctx, id, func(c *Campaign) bool {
-		if c.State != Draft && c.State != Scheduled {
-			stateErr = conflict("campaign is %s: only a draft or scheduled campaign can be scheduled", c.State)
+	err := d.updateCampaign(ctx, id, func(c *dispatcher.Campaign) bool {
+		if c.State != dispatcher.Draft && c.State != dispatcher.Scheduled {
+			stateErr = dispatcher.Conflict("campaign is %s: only a draft or scheduled campaign can be scheduled", c.State)
 			return false
 		}
-		c.Schedule, c.State, out = &s, Scheduled, c
+		c.Schedule, c.State, out = &s, dispatcher.Scheduled, c
 		return true
 	})
 	if err == nil {
@@ -101,10 +102,10 @@ func (d *Dispatcher) StartRun(ctx context.Context, campaignID string, fireAt tim
 		return "", err
 	}
 	switch c.State {
-	case Cancelled, Completed:
-		return "", conflict("campaign is %s", c.State)
-	case Paused:
-		return "", conflict("campaign is paused: resume it first")
+	case dispatcher.Cancelled, dispatcher.Completed:
+		return "", dispatcher.Conflict("campaign is %s", c.State)
+	case dispatcher.Paused:
+		return "", dispatcher.Conflict("campaign is paused: resume it first")
 	}
 	if err := d.checkCampaign(ctx, c); err != nil {
 		return "", err
@@ -134,7 +135,7 @@ func (d *Dispatcher) StartRun(ctx context.Context, campaignID string, fireAt tim
 	if err != nil {
 		return "", err
 	}
-	created, err := d.Store.createRun(ctx, &Run{ID: runID, Campaign: c.ID, State: RunPlanning, FireAt: fireAt})
+	created, err := d.Store.createRun(ctx, &dispatcher.Run{ID: runID, Campaign: c.ID, State: dispatcher.RunPlanning, FireAt: fireAt})
 	if err != nil {
 		return "", err
 	}
@@ -144,10 +145,10 @@ func (d *Dispatcher) StartRun(ctx context.Context, campaignID string, fireAt tim
 		}
 		d.log.Info("run started", "run", runID, "campaign", c.ID)
 	}
-	if err := d.updateCampaign(ctx, c.ID, func(c *Campaign) bool {
-		changed := c.State != Running && c.State != Paused
+	if err := d.updateCampaign(ctx, c.ID, func(c *dispatcher.Campaign) bool {
+		changed := c.State != dispatcher.Running && c.State != dispatcher.Paused
 		if changed {
-			c.State = Running
+			c.State = dispatcher.Running
 		}
 		if fireAt.After(c.LastFire) {
 			c.LastFire, changed = fireAt, true
@@ -162,20 +163,20 @@ func (d *Dispatcher) StartRun(ctx context.Context, campaignID string, fireAt tim
 // SetCampaignState pauses, resumes or cancels a campaign and its running
 // runs. Pausing holds queued sends (they wait, nothing is lost); cancelling
 // settles them as cancelled.
-func (d *Dispatcher) SetCampaignState(ctx context.Context, id string, action string) (*Campaign, error) {
-	var out *Campaign
+func (d *Dispatcher) SetCampaignState(ctx context.Context, id string, action string) (*dispatcher.Campaign, error) {
+	var out *dispatcher.Campaign
 	var stateErr error
-	err := d.updateCampaign(ctx, id, func(c *Campaign) bool {
+	err := d.updateCampaign(ctx, id, func(c *dispatcher.Campaign) bool {
 		out = c
 		switch {
-		case action == "pause" && (c.State == Running || c.State == Scheduled):
-			c.State = Paused
-		case action == "resume" && c.State == Paused:
-			c.State = Running
-		case action == "cancel" && c.State != Completed && c.State != Cancelled:
-			c.State = Cancelled
+		case action == "pause" && (c.State == dispatcher.Running || c.State == dispatcher.Scheduled):
+			c.State = dispatcher.Paused
+		case action == "resume" && c.State == dispatcher.Paused:
+			c.State = dispatcher.Running
+		case action == "cancel" && c.State != dispatcher.Completed && c.State != dispatcher.Cancelled:
+			c.State = dispatcher.Cancelled
 		default:
-			stateErr = conflict("cannot %s a %s campaign", action, c.State)
+			stateErr = dispatcher.Conflict("cannot %s a %s campaign", action, c.State)
 			return false
 		}
 		return true
@@ -195,10 +196,10 @@ func (d *Dispatcher) SetCampaignState(ctx context.Context, id string, action str
 		if err != nil {
 			return nil, err
 		}
-		if st == RunCompleted || st == RunCancelled {
+		if st == dispatcher.RunCompleted || st == dispatcher.RunCancelled {
 			continue
 		}
-		next := map[string]string{"pause": RunPaused, "resume": RunSending, "cancel": RunCancelled}[action]
+		next := map[string]string{"pause": dispatcher.RunPaused, "resume": dispatcher.RunSending, "cancel": dispatcher.RunCancelled}[action]
 		if err := d.Store.setRunState(ctx, r, next); err != nil {
 			return nil, err
 		}
@@ -219,7 +220,7 @@ func (d *Dispatcher) cancelInflight(ctx context.Context, run string) error {
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		if err := d.settle(ctx, ids, inflightStates, StateCancelled, ReasonRunCancelled); err != nil {
+		if err := d.settle(ctx, ids, inflightStates, dispatcher.StateCancelled, ReasonRunCancelled); err != nil {
 			return err
 		}
 		ids2, err := d.Store.inflightSends(ctx, run, 1)
@@ -242,7 +243,7 @@ func (d *Dispatcher) listDomain() string {
 
 // RunStats is a run with its decisions, for the API and the CLI.
 type RunStats struct {
-	*Run
+	*dispatcher.Run
 	Decisions map[string]int64 `json:"decisions"`
 }
 

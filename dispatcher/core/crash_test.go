@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // seedMailing creates n contacts with email consent in segment "all" and a
@@ -18,12 +19,12 @@ func seedMailing(t *testing.T, b *testBundle, n int) {
 	ctx := context.Background()
 	b.seedBasics(t)
 	for i := range n {
-		c := &Contact{ID: fmt.Sprintf("m%04d", i), Email: fmt.Sprintf("m%04d@example.com", i)}
+		c := &dispatcher.Contact{ID: fmt.Sprintf("m%04d", i), Email: fmt.Sprintf("m%04d@example.com", i)}
 		must(t, b.d.Store.UpsertContact(ctx, c, "Europe/Paris"))
 		consent(t, b, c.ID, channels.Email)
 	}
-	must(t, b.d.Store.PutSegment(ctx, &Segment{ID: "all"}))
-	must(t, b.d.CreateCampaign(ctx, &Campaign{ID: "mailing", Topic: "newsletter", Segment: "all",
+	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
+	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "mailing", Topic: "newsletter", Segment: "all",
 		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
 }
 
@@ -78,7 +79,7 @@ func TestWorkerStoppedMidRunDeliversEachOnce(t *testing.T) {
 	if r.Counters["sent"] != n || !r.Balanced {
 		t.Errorf("counters %v, balanced %v; want %d sent", r.Counters, r.Balanced, n)
 		for i := range n {
-			if s, err := b.d.Store.Send(ctx, SendID(run, fmt.Sprintf("m%04d", i), channels.Email)); err == nil && s.State != StateSent {
+			if s, err := b.d.Store.Send(ctx, dispatcher.SendID(run, fmt.Sprintf("m%04d", i), channels.Email)); err == nil && s.State != dispatcher.StateSent {
 				t.Logf("send %d: %s/%s code %q attempts %d", i, s.State, s.Reason, s.ErrorCode, s.Attempts)
 			}
 		}
@@ -126,9 +127,9 @@ func TestReconcilerSettlesAbandonedSend(t *testing.T) {
 	must(t, b.d.gateBatch(ctx, st, []string{"m0000"}, false))
 	must(t, b.d.Store.rdb.HSet(ctx, b.d.Store.runKey(run), "batches", 1, "plan_finished", 1).Err())
 	must(t, b.d.finishBatch(ctx, run, "0"))
-	id := SendID(run, "m0000", channels.Email)
+	id := dispatcher.SendID(run, "m0000", channels.Email)
 	// The claim, then nothing: the worker died.
-	res, err := b.d.Store.transitionSend(ctx, transition{send: id, from: inflightStates, to: StateSending, deadline: clock.Add(time.Minute)})
+	res, err := b.d.Store.transitionSend(ctx, transition{send: id, from: inflightStates, to: dispatcher.StateSending, deadline: clock.Add(time.Minute)})
 	must(t, err)
 	if !res.applied {
 		t.Fatal("claim not applied")
@@ -138,7 +139,7 @@ func TestReconcilerSettlesAbandonedSend(t *testing.T) {
 	}
 	// A reconciler that listed the send as overdue before the claim must
 	// not settle it after: the change applies only while still overdue.
-	res, err = b.d.Store.transitionSend(ctx, transition{send: id, from: StateSending, to: StateFailed, reason: ReasonAmbiguous, overdue: clock})
+	res, err = b.d.Store.transitionSend(ctx, transition{send: id, from: dispatcher.StateSending, to: dispatcher.StateFailed, reason: ReasonAmbiguous, overdue: clock})
 	must(t, err)
 	if res.applied {
 		t.Fatal("a send claimed since it was listed was settled as ambiguous")
@@ -149,7 +150,7 @@ func TestReconcilerSettlesAbandonedSend(t *testing.T) {
 	}
 	s, err := b.d.Store.Send(ctx, id)
 	must(t, err)
-	if s.State != StateFailed || s.Reason != ReasonAmbiguous {
+	if s.State != dispatcher.StateFailed || s.Reason != ReasonAmbiguous {
 		t.Errorf("send %s/%s, want failed/ambiguous", s.State, s.Reason)
 	}
 	b.startWorker(t)

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -60,7 +61,7 @@ func NewKeyring(keys map[string][]byte, active string) (*Keyring, error) {
 	k := &Keyring{active: active, aeads: make(map[string]cipher.AEAD, len(keys))}
 	for id, key := range keys {
 		if !dataKeyID.MatchString(id) {
-			return nil, fmt.Errorf("dispatcher: keyring: key id %q: want 1-16 lower-case letters or digits", truncate(id, 16))
+			return nil, fmt.Errorf("dispatcher: keyring: key id %q: want 1-16 lower-case letters or digits", dispatcher.Truncate(id, 16))
 		}
 		if len(key) != 32 {
 			return nil, fmt.Errorf("dispatcher: keyring: key %s: want 32 bytes, got %d", id, len(key))
@@ -76,7 +77,7 @@ func NewKeyring(keys map[string][]byte, active string) (*Keyring, error) {
 		k.aeads[id] = aead
 	}
 	if _, ok := k.aeads[active]; !ok {
-		return nil, fmt.Errorf("dispatcher: keyring: active key %q is not in the ring", truncate(active, 16))
+		return nil, fmt.Errorf("dispatcher: keyring: active key %q is not in the ring", dispatcher.Truncate(active, 16))
 	}
 	return k, nil
 }

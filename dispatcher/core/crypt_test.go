@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 func testKey(t testing.TB) []byte {
@@ -144,7 +145,7 @@ func TestContactReadBackEqualsWhatWasWritten(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
-	in := Contact{ID: "ana", Email: "ana@example.com", Phone: "+33612345678", Timezone: "Europe/Paris", Locale: "fr",
+	in := dispatcher.Contact{ID: "ana", Email: "ana@example.com", Phone: "+33612345678", Timezone: "Europe/Paris", Locale: "fr",
 		Attributes: map[string]string{"first_name": "Anaïs", "city": "Lyon"}, Tags: []string{"customer", "vip"}}
 	c := in
 	must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
@@ -167,7 +168,7 @@ func TestContactRecordHoldsNoPersonalDataInTheClear(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
-	c := Contact{ID: "ana", Email: "ana.secret@example.com", Phone: "+33612345678",
+	c := dispatcher.Contact{ID: "ana", Email: "ana.secret@example.com", Phone: "+33612345678",
 		Attributes: map[string]string{"first_name": "Anaïs", "loyalty_card": "LC-998877"}, Tags: []string{"pregnant"}}
 	must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
 	_, err := s.ImportContacts(ctx, strings.NewReader(`{"id":"bob","email":"bob.secret@example.com","phone":"+33612345679","attributes":{"first_name":"Roberto"}}`+"\n"), "Europe/Paris", nil)
@@ -205,7 +206,7 @@ func TestSealedContactCannotMoveToAnotherContact(t *testing.T) {
 	ctx := context.Background()
 	s := b.d.Store
 	for _, id := range []string{"ana", "bob"} {
-		c := Contact{ID: id, Email: id + "@example.com"}
+		c := dispatcher.Contact{ID: id, Email: id + "@example.com"}
 		must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
 	}
 	raw, err := b.redis.Client.Get(ctx, s.contactKey("ana")).Bytes()
@@ -239,9 +240,9 @@ func setupRotation(t *testing.T, n int) *rotationBundle {
 	ids := make([]string, n)
 	for i := range n {
 		ids[i] = fmt.Sprintf("r%05d", i)
-		l := ImportLine{Contact: Contact{ID: ids[i], Email: ids[i] + "@example.com", Tags: []string{"vip"},
+		l := ImportLine{Contact: dispatcher.Contact{ID: ids[i], Email: ids[i] + "@example.com", Tags: []string{"vip"},
 			Attributes: map[string]string{"first_name": "Ana"}},
-			Consents: []ConsentEvent{{Channel: channels.Email, Topic: "newsletter", State: Granted}}}
+			Consents: []dispatcher.ConsentEvent{{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Granted}}}
 		line, _ := json.Marshal(l)
 		ndjson.Write(append(line, '\n'))
 	}
@@ -286,8 +287,8 @@ func TestRotateContactsDuringACampaign(t *testing.T) {
 	ctx := context.Background()
 	s := rb.d.Store
 	rb.seedBasics(t)
-	must(t, s.PutSegment(ctx, &Segment{ID: "vips", TagsAll: []string{"vip"}}))
-	must(t, rb.d.CreateCampaign(ctx, &Campaign{ID: "autumn", Topic: "newsletter", Segment: "vips",
+	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "vips", TagsAll: []string{"vip"}}))
+	must(t, rb.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "autumn", Topic: "newsletter", Segment: "vips",
 		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
 	rb.startWorker(t)
 	run, err := rb.d.StartRun(ctx, "autumn", time.Now())
@@ -300,7 +301,7 @@ func TestRotateContactsDuringACampaign(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := 0; i < len(rb.ids); i += 7 {
-			c := Contact{ID: rb.ids[i], Email: rb.ids[i] + "@example.com", Tags: []string{"vip"}, Attributes: map[string]string{"first_name": "Zoé"}}
+			c := dispatcher.Contact{ID: rb.ids[i], Email: rb.ids[i] + "@example.com", Tags: []string{"vip"}, Attributes: map[string]string{"first_name": "Zoé"}}
 			if err := s.UpsertContact(ctx, &c, "Europe/Paris"); err != nil {
 				t.Errorf("upsert: %v", err)
 				return
@@ -389,7 +390,7 @@ func TestRotateContactsSealsPlainRecordsAndReportsUnreadableOnes(t *testing.T) {
 	ctx := context.Background()
 	s := b.d.Store
 	for _, id := range []string{"ana", "bob", "eve"} {
-		c := Contact{ID: id, Email: id + "@example.com"}
+		c := dispatcher.Contact{ID: id, Email: id + "@example.com"}
 		must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
 	}
 	// ana as stored before encryption; eve under a key the ring lacks.
@@ -419,7 +420,7 @@ func TestReSealNeverOverwritesAChangedRecord(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
-	c := Contact{ID: "ana", Email: "ana@example.com"}
+	c := dispatcher.Contact{ID: "ana", Email: "ana@example.com"}
 	must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
 	stale, err := b.redis.Client.Get(ctx, s.contactKey("ana")).Bytes()
 	must(t, err)
@@ -450,7 +451,7 @@ func BenchmarkContactMemory(b *testing.B) {
 		s := tb.d.Store
 		var ndjson strings.Builder
 		for i := range n {
-			l := Contact{ID: fmt.Sprintf("m%07d", i), Email: fmt.Sprintf("m%07d@example.com", i), Phone: fmt.Sprintf("+336%08d", 12000000+i),
+			l := dispatcher.Contact{ID: fmt.Sprintf("m%07d", i), Email: fmt.Sprintf("m%07d@example.com", i), Phone: fmt.Sprintf("+336%08d", 12000000+i),
 				Attributes: map[string]string{"first_name": "Ana", "city": "Lyon"}, Tags: []string{"customer"}}
 			line, _ := json.Marshal(l)
 			ndjson.Write(append(line, '\n'))
@@ -498,7 +499,7 @@ func BenchmarkContactMemory(b *testing.B) {
 //	go test ./dispatcher -run '^$' -bench ContactDecode
 func BenchmarkContactDecode(b *testing.B) {
 	s := &Store{keys: newRing(b, "a", map[string][]byte{"a": testKey(b)})}
-	c := &Contact{ID: "b0000001", Email: "b0000001@example.com", Timezone: "Europe/Paris",
+	c := &dispatcher.Contact{ID: "b0000001", Email: "b0000001@example.com", Timezone: "Europe/Paris",
 		Attributes: map[string]string{"first_name": "Ana"}, Tags: []string{"customer"}, CreatedAt: time.Now(), UpdatedAt: time.Now()}
 	plain, _ := json.Marshal(c)
 	sealed, err := s.sealContact(c)

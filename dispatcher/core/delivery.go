@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // EventKind is what a provider reported about a message after it left.
@@ -100,7 +101,7 @@ func (s *Store) providerKey(provider string) string { return s.k("prov", provide
 func (s *Store) SendForProvider(ctx context.Context, provider string) (string, error) {
 	id, err := s.rdb.Get(ctx, s.providerKey(provider)).Result()
 	if errors.Is(err, redis.Nil) {
-		return "", ErrNotFound
+		return "", dispatcher.ErrNotFound
 	}
 	return id, err
 }
@@ -115,11 +116,11 @@ func (d *Dispatcher) RecordDelivery(ctx context.Context, ev DeliveryEvent) (err 
 	if ev.At.IsZero() {
 		ev.At = d.cfg.Now()
 	}
-	var sd *Send
-	var c *Contact
+	var sd *dispatcher.Send
+	var c *dispatcher.Contact
 	if ev.Send != "" {
 		var err error
-		if sd, err = s.Send(ctx, ev.Send); err != nil && !isCode(err, CodeNotFound) {
+		if sd, err = s.Send(ctx, ev.Send); err != nil && !isCode(err, dispatcher.CodeNotFound) {
 			return err
 		}
 	}
@@ -188,15 +189,15 @@ func feedbackName(k EventKind) string {
 
 // advanceSend moves the send's state forward only. It reports false when
 // the event would move it back (a delivery report after a bounce).
-func (d *Dispatcher) advanceSend(ctx context.Context, sd *Send, ev DeliveryEvent) (bool, error) {
+func (d *Dispatcher) advanceSend(ctx context.Context, sd *dispatcher.Send, ev DeliveryEvent) (bool, error) {
 	var t transition
 	switch ev.Kind {
 	case Delivered:
-		t = transition{send: sd.ID, from: StateSent, to: StateDelivered}
+		t = transition{send: sd.ID, from: dispatcher.StateSent, to: dispatcher.StateDelivered}
 	case HardBounce, OptedOut:
-		t = transition{send: sd.ID, from: StateSent + "," + StateDelivered, to: StateBounced, reason: string(ev.Kind)}
+		t = transition{send: sd.ID, from: dispatcher.StateSent + "," + dispatcher.StateDelivered, to: dispatcher.StateBounced, reason: string(ev.Kind)}
 	case Undelivered:
-		t = transition{send: sd.ID, from: StateSent, to: StateFailed, reason: string(ev.Kind)}
+		t = transition{send: sd.ID, from: dispatcher.StateSent, to: dispatcher.StateFailed, reason: string(ev.Kind)}
 	default:
 		return true, nil // soft bounces and complaints leave the state as it is
 	}
@@ -214,7 +215,7 @@ func (d *Dispatcher) advanceSend(ctx context.Context, sd *Send, ev DeliveryEvent
 }
 
 // applyPolicy feeds the suppression list and the ledger.
-func (d *Dispatcher) applyPolicy(ctx context.Context, ev DeliveryEvent, c *Contact) error {
+func (d *Dispatcher) applyPolicy(ctx context.Context, ev DeliveryEvent, c *dispatcher.Contact) error {
 	s := d.Store
 	if ev.Address == "" || !ev.Channel.Valid() {
 		return nil
@@ -222,7 +223,7 @@ func (d *Dispatcher) applyPolicy(ctx context.Context, ev DeliveryEvent, c *Conta
 	p := d.cfg.Feedback
 	switch ev.Kind {
 	case HardBounce:
-		return s.Suppress(ctx, ev.Channel, ev.Address, SuppressBounce, time.Time{})
+		return s.Suppress(ctx, ev.Channel, ev.Address, dispatcher.SuppressBounce, time.Time{})
 	case OptedOut:
 		return s.suppressStop(ctx, ev.Channel, ev.Address)
 	case SoftBounce:
@@ -244,10 +245,10 @@ func (d *Dispatcher) applyPolicy(ctx context.Context, ev DeliveryEvent, c *Conta
 			return err
 		}
 		if n.Val() >= int64(p.SoftBounces) {
-			return s.Suppress(ctx, ev.Channel, ev.Address, SuppressBounce, d.cfg.Now().Add(p.SoftSuspend))
+			return s.Suppress(ctx, ev.Channel, ev.Address, dispatcher.SuppressBounce, d.cfg.Now().Add(p.SoftSuspend))
 		}
 	case Complaint:
-		if err := s.Suppress(ctx, ev.Channel, ev.Address, SuppressComplaint, time.Time{}); err != nil {
+		if err := s.Suppress(ctx, ev.Channel, ev.Address, dispatcher.SuppressComplaint, time.Time{}); err != nil {
 			return err
 		}
 		if c != nil {
@@ -266,15 +267,15 @@ func (d *Dispatcher) withdrawMarketingOn(ctx context.Context, contact string, k 
 	}
 	transactional := map[string]bool{}
 	for _, t := range topics {
-		transactional[t.ID] = t.Kind == Transactional
+		transactional[t.ID] = t.Kind == dispatcher.Transactional
 	}
 	now := d.cfg.Now().UTC()
-	_, err = d.changeConsents(ctx, contact, func(_ *Contact, cur map[string]consentCurrent) []ConsentEvent {
-		var out []ConsentEvent
+	_, err = d.changeConsents(ctx, contact, func(_ *dispatcher.Contact, cur map[string]consentCurrent) []dispatcher.ConsentEvent {
+		var out []dispatcher.ConsentEvent
 		for f, st := range cur {
 			ch, topic, _ := strings.Cut(f, "/")
-			if channels.Kind(ch) == k && st.State == Granted && !transactional[topic] {
-				out = append(out, ConsentEvent{Channel: k, Topic: topic, State: Withdrawn, Source: source, Evidence: evidence, At: now})
+			if channels.Kind(ch) == k && st.State == dispatcher.Granted && !transactional[topic] {
+				out = append(out, dispatcher.ConsentEvent{Channel: k, Topic: topic, State: dispatcher.Withdrawn, Source: source, Evidence: evidence, At: now})
 			}
 		}
 		return out
@@ -315,7 +316,7 @@ func (d *Dispatcher) checkRates(ctx context.Context, run string) error {
 	if campaign == "" || strings.HasPrefix(run, "api-") {
 		return nil
 	}
-	if _, err := d.SetCampaignState(ctx, campaign, "pause"); err != nil && !isCode(err, CodeConflict) {
+	if _, err := d.SetCampaignState(ctx, campaign, "pause"); err != nil && !isCode(err, dispatcher.CodeConflict) {
 		return err
 	}
 	return nil

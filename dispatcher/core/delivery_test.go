@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // runMailing sends the "mailing" campaign to n contacts and returns the run.
@@ -24,7 +25,7 @@ func TestRecordDelivery(t *testing.T) {
 	b := setup(t, func(c *Config) { c.Feedback = FeedbackPolicy{MinSample: 1000} })
 	ctx := context.Background()
 	run := runMailing(t, b, 5)
-	id := func(i int) string { return SendID(run, fmt.Sprintf("m%04d", i), channels.Email) }
+	id := func(i int) string { return dispatcher.SendID(run, fmt.Sprintf("m%04d", i), channels.Email) }
 	state := func(i int) string {
 		s, err := b.d.Store.Send(ctx, id(i))
 		must(t, err)
@@ -43,10 +44,10 @@ func TestRecordDelivery(t *testing.T) {
 		record(DeliveryEvent{Channel: channels.Email, Address: "m0003@example.com", Kind: SoftBounce, Code: "4.2.2", Source: "dsn",
 			At: time.Now().Add(time.Duration(i) * time.Minute)})
 	}
-	if got := []string{state(0), state(1), state(2)}; got[0] != StateDelivered || got[1] != StateBounced || got[2] != StateSent {
+	if got := []string{state(0), state(1), state(2)}; got[0] != dispatcher.StateDelivered || got[1] != dispatcher.StateBounced || got[2] != dispatcher.StateSent {
 		t.Errorf("states %v, want delivered, bounced, sent", got)
 	}
-	for addr, want := range map[string]string{"m0001@example.com": SuppressBounce, "m0002@example.com": SuppressComplaint, "m0003@example.com": SuppressBounce} {
+	for addr, want := range map[string]string{"m0001@example.com": dispatcher.SuppressBounce, "m0002@example.com": dispatcher.SuppressComplaint, "m0003@example.com": dispatcher.SuppressBounce} {
 		sup, err := b.d.Store.Suppression(ctx, channels.Email, addr)
 		if err != nil || sup.Reason != want {
 			t.Errorf("%s: suppression %+v %v, want %s", addr, sup, err, want)
@@ -55,7 +56,7 @@ func TestRecordDelivery(t *testing.T) {
 			t.Errorf("soft bounces suppressed for good, want for a time")
 		}
 	}
-	if cs, _ := b.d.Store.Consents(ctx, "m0002"); cs["email/newsletter"] != Withdrawn {
+	if cs, _ := b.d.Store.Consents(ctx, "m0002"); cs["email/newsletter"] != dispatcher.Withdrawn {
 		t.Errorf("a complaint left marketing consent: %v", cs)
 	}
 	r, err := b.d.Store.Run(ctx, run)
@@ -79,22 +80,22 @@ func TestBounceRatePausesTheRun(t *testing.T) {
 	b := setup(t, func(c *Config) { c.Feedback = FeedbackPolicy{MinSample: 10, MaxBounceRate: 0.2} })
 	ctx := context.Background()
 	seedMailing(t, b, 10)
-	_, err := b.d.ScheduleCampaign(ctx, "mailing", Schedule{Cron: "0 10 * * *", TZ: "Europe/Paris"})
+	_, err := b.d.ScheduleCampaign(ctx, "mailing", dispatcher.Schedule{Cron: "0 10 * * *", TZ: "Europe/Paris"})
 	must(t, err)
 	b.startWorker(t)
 	run, err := b.d.StartRun(ctx, "mailing", time.Now())
 	must(t, err)
 	b.waitRun(t, run, 20*time.Second)
-	must(t, b.d.Store.rdb.HSet(ctx, b.d.Store.runKey(run), "state", RunSending).Err())
+	must(t, b.d.Store.rdb.HSet(ctx, b.d.Store.runKey(run), "state", dispatcher.RunSending).Err())
 	c, _ := b.d.Store.Campaign(ctx, "mailing")
-	c.State = Running
+	c.State = dispatcher.Running
 	must(t, b.d.Store.PutCampaign(ctx, c))
 	for i := range 3 {
-		must(t, b.d.RecordDelivery(ctx, DeliveryEvent{Send: SendID(run, fmt.Sprintf("m%04d", i), channels.Email), Kind: HardBounce, Source: "dsn"}))
+		must(t, b.d.RecordDelivery(ctx, DeliveryEvent{Send: dispatcher.SendID(run, fmt.Sprintf("m%04d", i), channels.Email), Kind: HardBounce, Source: "dsn"}))
 	}
 	c, _ = b.d.Store.Campaign(ctx, "mailing")
 	reason, _ := b.d.Store.runField(ctx, run, "paused_reason")
-	if c.State != Paused || reason != "bounce rate 30.0% passed 20.0%" {
+	if c.State != dispatcher.Paused || reason != "bounce rate 30.0% passed 20.0%" {
 		t.Errorf("campaign %s, reason %q; want paused by a 30%% bounce rate", c.State, reason)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // Erasure (GDPR Art. 17) and access/portability (Art. 15, 20) of one
@@ -100,7 +101,7 @@ func (s *Store) contactSendIDs(ctx context.Context, contact string) ([]string, e
 			return nil, err
 		}
 		for _, run := range runs {
-			ids = append(ids, SendID(run, contact, channels.Email), SendID(run, contact, channels.SMS), SendID(run, contact, "any"))
+			ids = append(ids, dispatcher.SendID(run, contact, channels.Email), dispatcher.SendID(run, contact, channels.SMS), dispatcher.SendID(run, contact, "any"))
 		}
 	}
 	slices.Sort(ids)
@@ -109,7 +110,7 @@ func (s *Store) contactSendIDs(ctx context.Context, contact string) ([]string, e
 
 // contactSends returns the contact's send records still held, oldest
 // first.
-func (s *Store) contactSends(ctx context.Context, contact string) ([]*Send, error) {
+func (s *Store) contactSends(ctx context.Context, contact string) ([]*dispatcher.Send, error) {
 	ids, err := s.contactSendIDs(ctx, contact)
 	if err != nil {
 		return nil, err
@@ -124,7 +125,7 @@ func (s *Store) contactSends(ctx context.Context, contact string) ([]*Send, erro
 			out = append(out, sd)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b *Send) int { return a.UpdatedAt.Compare(b.UpdatedAt) })
+	slices.SortStableFunc(out, func(a, b *dispatcher.Send) int { return a.UpdatedAt.Compare(b.UpdatedAt) })
 	return out, nil
 }
 
@@ -180,14 +181,14 @@ return 0
 func (d *Dispatcher) EraseContact(ctx context.Context, id string) (*ErasureReport, error) {
 	s := d.Store
 	c, err := s.Contact(ctx, id)
-	if errors.Is(err, ErrNotFound) || isCode(err, CodeNotFound) {
-		return nil, notFound("contact")
+	if errors.Is(err, dispatcher.ErrNotFound) || isCode(err, dispatcher.CodeNotFound) {
+		return nil, dispatcher.NotFound("contact")
 	}
 	rep := &ErasureReport{Contact: id, Erased: map[string]int{}}
 	if errors.Is(err, ErrUnknownDataKey) || errors.Is(err, ErrSealed) {
 		// The right to erasure does not wait for a lost key: without the
 		// addresses, their index entries are found by scanning the index.
-		c, err, rep.RecordUnreadable = &Contact{ID: id}, nil, true
+		c, err, rep.RecordUnreadable = &dispatcher.Contact{ID: id}, nil, true
 	}
 	if err != nil {
 		return nil, fmt.Errorf("erase: %w", err)
@@ -226,7 +227,7 @@ func (d *Dispatcher) EraseContact(ctx context.Context, id string) (*ErasureRepor
 		h := s.AddressHash(k, addr)
 		if _, err := s.Suppression(ctx, k, addr); err == nil {
 			sups++
-		} else if !errors.Is(err, ErrNotFound) {
+		} else if !errors.Is(err, dispatcher.ErrNotFound) {
 			return nil, fmt.Errorf("erase: %w", err)
 		}
 		removed, err := s.rdb.Del(ctx, s.k("soft", h)).Result()
@@ -296,7 +297,7 @@ func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, c
 	}
 	ts := make([]transition, len(ids))
 	for i, id := range ids {
-		ts[i] = transition{send: id, from: inflightStates, to: StateCancelled, reason: ReasonErased}
+		ts[i] = transition{send: id, from: inflightStates, to: dispatcher.StateCancelled, reason: ReasonErased}
 	}
 	rs, err := s.transitionSends(ctx, ts)
 	if err != nil {
@@ -307,7 +308,7 @@ func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, c
 			cancelled++
 		}
 		if r.runDone {
-			run, _, _ := splitSendID(ts[i].send)
+			run, _, _ := dispatcher.SplitSendID(ts[i].send)
 			if err := d.completeRun(ctx, run); err != nil {
 				return 0, 0, 0, err
 			}
@@ -320,7 +321,7 @@ func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, c
 	var gone []any
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, sd := range sends {
-			if sd != nil && sd.State == StateSending {
+			if sd != nil && sd.State == dispatcher.StateSending {
 				sending++
 				continue
 			}
@@ -329,7 +330,7 @@ func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, c
 				continue // expired already
 			}
 			deleted++
-			_, h, _ := splitSendID(sd.ID)
+			_, h, _ := dispatcher.SplitSendID(sd.ID)
 			keys := []string{s.sendKey(sd.ID), s.k("verp", h)}
 			if sd.Provider != "" {
 				keys = append(keys, s.providerKey(sd.Provider))
@@ -354,7 +355,7 @@ func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, c
 // confirmation. They are found by their contact field, scanning the
 // pending records (they live 48 hours, so there are few), and the SMS
 // index by the contact's number.
-func (d *Dispatcher) erasePendingSignups(ctx context.Context, c *Contact) (int, error) {
+func (d *Dispatcher) erasePendingSignups(ctx context.Context, c *dispatcher.Contact) (int, error) {
 	s := d.Store
 	var hashes []string
 	err := s.scan(ctx, s.pendingKey("*"), func(keys []string) error {
@@ -462,7 +463,7 @@ func (s *Store) pseudonymizeLedger(ctx context.Context, contact string) (int, er
 		}
 		out := make([]any, 0, len(raw))
 		for _, r := range raw {
-			var e ConsentEvent
+			var e dispatcher.ConsentEvent
 			if json.Unmarshal([]byte(r), &e) != nil {
 				continue // not ours to read: an unreadable event proves nothing
 			}
@@ -488,7 +489,7 @@ func (s *Store) pseudonymizeLedger(ctx context.Context, contact string) (int, er
 }
 
 // pseudonymousEvent is e without identifying evidence, as JSON.
-func pseudonymousEvent(e ConsentEvent) []byte {
+func pseudonymousEvent(e dispatcher.ConsentEvent) []byte {
 	var ev map[string]string
 	for _, k := range ledgerEvidenceKept {
 		if v, ok := e.Evidence[k]; ok {
@@ -506,12 +507,12 @@ func pseudonymousEvent(e ConsentEvent) []byte {
 // ContactExport is everything Missive holds on one contact (GDPR Art. 15
 // and 20), as one JSON document.
 type ContactExport struct {
-	ExportedAt time.Time `json:"exported_at"`
-	Contact    *Contact  `json:"contact"`
+	ExportedAt time.Time           `json:"exported_at"`
+	Contact    *dispatcher.Contact `json:"contact"`
 	// Consents is the current state per "channel/topic".
 	Consents map[string]consentCurrent `json:"consents"`
 	// ConsentHistory is the ledger, oldest first, with its evidence.
-	ConsentHistory []ConsentEvent `json:"consent_history"`
+	ConsentHistory []dispatcher.ConsentEvent `json:"consent_history"`
 	// Suppressions are the entries held for the contact's addresses.
 	Suppressions []ExportSuppression `json:"suppressions"`
 	// Sends are the messages within the send retention.
@@ -527,7 +528,7 @@ type ContactExport struct {
 type ExportSuppression struct {
 	Channel channels.Kind `json:"channel"`
 	Address string        `json:"address"`
-	Suppression
+	dispatcher.Suppression
 }
 
 // ExportSend is one send record as exported.
@@ -555,8 +556,8 @@ type ExportFeedback struct {
 func (d *Dispatcher) ExportContact(ctx context.Context, id string) (*ContactExport, error) {
 	s := d.Store
 	c, err := s.Contact(ctx, id)
-	if errors.Is(err, ErrNotFound) || isCode(err, CodeNotFound) {
-		return nil, notFound("contact")
+	if errors.Is(err, dispatcher.ErrNotFound) || isCode(err, dispatcher.CodeNotFound) {
+		return nil, dispatcher.NotFound("contact")
 	}
 	if err != nil {
 		return nil, err
@@ -585,7 +586,7 @@ func (d *Dispatcher) ExportContact(ctx context.Context, id string) (*ContactExpo
 		sup, err := s.Suppression(ctx, k, addr)
 		if err == nil {
 			out.Suppressions = append(out.Suppressions, ExportSuppression{Channel: k, Address: addr, Suppression: *sup})
-		} else if !errors.Is(err, ErrNotFound) {
+		} else if !errors.Is(err, dispatcher.ErrNotFound) {
 			return nil, err
 		}
 		soft, err := s.rdb.ZRangeWithScores(ctx, s.k("soft", s.AddressHash(k, addr)), 0, -1).Result()
@@ -612,7 +613,7 @@ func (d *Dispatcher) ExportContact(ctx context.Context, id string) (*ContactExpo
 func (a *api) eraseContact(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	id, err := pathID(r)
 	if err != nil {
-		return 0, nil, notFound("contact")
+		return 0, nil, dispatcher.NotFound("contact")
 	}
 	rep, err := a.d.EraseContact(r.Context(), id)
 	if err != nil {
@@ -624,7 +625,7 @@ func (a *api) eraseContact(w http.ResponseWriter, r *http.Request) (int, any, er
 func (a *api) exportContact(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	id, err := pathID(r)
 	if err != nil {
-		return 0, nil, notFound("contact")
+		return 0, nil, dispatcher.NotFound("contact")
 	}
 	exp, err := a.d.ExportContact(r.Context(), id)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/throttle"
 )
 
@@ -50,15 +51,15 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	b.seedBasics(t)
 	h := b.d.Handler([]APIKey{{ID: "test", Secret: eraseTestKey}})
 	const email, phone = "leaving@example.com", "+33612345688"
-	must(t, s.UpsertContact(ctx, &Contact{ID: "leaving", Email: email, Phone: phone, Attributes: map[string]string{"first_name": "Zoé"}}, "Europe/Paris"))
-	must(t, s.UpsertContact(ctx, &Contact{ID: "staying", Email: "staying@example.com"}, "Europe/Paris"))
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "leaving", Email: email, Phone: phone, Attributes: map[string]string{"first_name": "Zoé"}}, "Europe/Paris"))
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "staying", Email: "staying@example.com"}, "Europe/Paris"))
 	for _, k := range []channels.Kind{channels.Email, channels.SMS} {
-		must(t, s.RecordConsent(ctx, "leaving", ConsentEvent{Channel: k, Topic: "newsletter", State: Granted, Source: "api",
+		must(t, s.RecordConsent(ctx, "leaving", dispatcher.ConsentEvent{Channel: k, Topic: "newsletter", State: dispatcher.Granted, Source: "api",
 			Evidence: map[string]string{"form": "signup-v3", "ip_hash": "9f86d081884c7d65"}}))
 	}
 	consent(t, b, "staying", channels.Email)
-	must(t, s.PutSegment(ctx, &Segment{ID: "all"}))
-	must(t, b.d.CreateCampaign(ctx, &Campaign{ID: "sunday", Topic: "newsletter", Segment: "all",
+	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
+	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "sunday", Topic: "newsletter", Segment: "all",
 		Channels: []channels.Kind{channels.Email, channels.SMS}, Templates: map[channels.Kind]string{channels.Email: "news-mail", channels.SMS: "news-sms"}}))
 
 	// Gate only: a worker that plans and gates but serves no send queue.
@@ -70,7 +71,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	run, err := b.d.StartRun(ctx, "sunday", sunday)
 	must(t, err)
 	want := map[string]int64{"planned": 4, "queued": 2, "deferred": 1, "no_address": 1}
-	var r *Run
+	var r *dispatcher.Run
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		r, err = s.Run(ctx, run)
 		must(t, err)
@@ -94,7 +95,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	if exp.Contact == nil || exp.Contact.Email != email || exp.Contact.Phone != phone || exp.Contact.Attributes["first_name"] != "Zoé" {
 		t.Errorf("export profile: %+v", exp.Contact)
 	}
-	if len(exp.Consents) != 2 || exp.Consents["sms/newsletter"].State != Granted {
+	if len(exp.Consents) != 2 || exp.Consents["sms/newsletter"].State != dispatcher.Granted {
 		t.Errorf("export consents: %+v", exp.Consents)
 	}
 	if len(exp.ConsentHistory) != 2 || exp.ConsentHistory[0].Evidence["ip_hash"] == "" {
@@ -114,7 +115,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 
 	// The address was opted out while its send waited; then the contact
 	// asks to be erased.
-	must(t, s.Suppress(ctx, channels.Email, email, SuppressUnsubscribe, time.Time{}))
+	must(t, s.Suppress(ctx, channels.Email, email, dispatcher.SuppressUnsubscribe, time.Time{}))
 	var rep ErasureReport
 	if code := apiCall(t, h, "DELETE", "/v1/contacts/leaving", &rep); code != http.StatusOK {
 		t.Fatalf("erase: %d", code)
@@ -156,7 +157,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 		t.Errorf("consents still held: %v %v", cur, err)
 	}
 	for _, k := range []channels.Kind{channels.Email, channels.SMS} {
-		if _, err := s.Send(ctx, SendID(run, "leaving", k)); err == nil {
+		if _, err := s.Send(ctx, dispatcher.SendID(run, "leaving", k)); err == nil {
 			t.Errorf("%s send record still held", k)
 		}
 	}
@@ -169,18 +170,18 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 		t.Fatalf("ledger: %d events, want 2", len(ledger))
 	}
 	for _, e := range ledger {
-		if e.State != Granted || e.Source != "api" || e.At.IsZero() || e.Topic != "newsletter" ||
+		if e.State != dispatcher.Granted || e.Source != "api" || e.At.IsZero() || e.Topic != "newsletter" ||
 			!cmp.Equal(e.Evidence, map[string]string{"form": "signup-v3"}) {
 			t.Errorf("ledger event after erasure: %+v", e)
 		}
 	}
 
 	// Erasing again, or exporting, finds nothing.
-	var e struct{ Error Error }
-	if code := apiCall(t, h, "DELETE", "/v1/contacts/leaving", &e); code != http.StatusNotFound || e.Error.Code != CodeNotFound {
+	var e struct{ Error dispatcher.Error }
+	if code := apiCall(t, h, "DELETE", "/v1/contacts/leaving", &e); code != http.StatusNotFound || e.Error.Code != dispatcher.CodeNotFound {
 		t.Errorf("second erase: %d %+v", code, e)
 	}
-	if code := apiCall(t, h, "GET", "/v1/contacts/leaving/export", &e); code != http.StatusNotFound || e.Error.Code != CodeNotFound {
+	if code := apiCall(t, h, "GET", "/v1/contacts/leaving/export", &e); code != http.StatusNotFound || e.Error.Code != dispatcher.CodeNotFound {
 		t.Errorf("export after erasure: %d %+v", code, e)
 	}
 	if code := apiCall(t, h, "DELETE", "/v1/contacts/never-was", &e); code != http.StatusNotFound {
@@ -221,10 +222,10 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	}
 
 	// The address comes back under a new id: still suppressed.
-	must(t, s.UpsertContact(ctx, &Contact{ID: "back", Email: "Leaving@Example.com"}, "Europe/Paris"))
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "back", Email: "Leaving@Example.com"}, "Europe/Paris"))
 	consent(t, b, "back", channels.Email)
-	must(t, s.PutSegment(ctx, &Segment{ID: "back", Contacts: []string{"back"}}))
-	must(t, b.d.CreateCampaign(ctx, &Campaign{ID: "again", Topic: "newsletter", Segment: "back",
+	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "back", Contacts: []string{"back"}}))
+	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "again", Topic: "newsletter", Segment: "back",
 		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
 	run2, err := b.d.StartRun(ctx, "again", sunday)
 	must(t, err)
@@ -249,15 +250,15 @@ func TestEraseKeepsSendsBeingSent(t *testing.T) {
 	ctx := context.Background()
 	s := b.d.Store
 	b.seedBasics(t)
-	must(t, s.UpsertContact(ctx, &Contact{ID: "busy", Email: "busy@example.com"}, "Europe/Paris"))
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "busy", Email: "busy@example.com"}, "Europe/Paris"))
 	consent(t, b, "busy", channels.Email)
 	run := "manual-1" // a run of no campaign, as API sends are: indexed
-	ds := []decision{{send: SendID(run, "busy", channels.Email), contact: "busy",
-		channel: channels.Email, topic: "newsletter", template: "news-mail", state: StateQueued}}
+	ds := []decision{{send: dispatcher.SendID(run, "busy", channels.Email), contact: "busy",
+		channel: channels.Email, topic: "newsletter", template: "news-mail", state: dispatcher.StateQueued}}
 	must(t, s.recordDecisions(ctx, run, ds, time.Hour))
 	must(t, s.indexSends(ctx, ds))
-	id := SendID(run, "busy", channels.Email)
-	if res, err := s.transitionSend(ctx, transition{send: id, from: inflightStates, to: StateSending, deadline: time.Now().Add(time.Minute)}); err != nil || !res.applied {
+	id := dispatcher.SendID(run, "busy", channels.Email)
+	if res, err := s.transitionSend(ctx, transition{send: id, from: inflightStates, to: dispatcher.StateSending, deadline: time.Now().Add(time.Minute)}); err != nil || !res.applied {
 		t.Fatalf("claim: %+v %v", res, err)
 	}
 	rep, err := b.d.EraseContact(ctx, "busy")
@@ -268,7 +269,7 @@ func TestEraseKeepsSendsBeingSent(t *testing.T) {
 	if !slices.ContainsFunc(rep.Kept, func(k KeptRecords) bool { return k.Kind == "sends_in_progress" && k.Count == 1 }) {
 		t.Errorf("kept %+v", rep.Kept)
 	}
-	must(t, b.d.settle(ctx, []string{id}, StateSending, StateSent, ""))
+	must(t, b.d.settle(ctx, []string{id}, dispatcher.StateSending, dispatcher.StateSent, ""))
 	r, err := s.Run(ctx, run)
 	must(t, err)
 	if r.Counters["sent"] != 1 || !r.Balanced {
@@ -283,7 +284,7 @@ func TestEraseDropsPendingSignups(t *testing.T) {
 	ctx := context.Background()
 	s := b.d.Store
 	b.seedBasics(t)
-	must(t, s.UpsertContact(ctx, &Contact{ID: "p", Email: "p@example.com", Phone: "+33612345690"}, "Europe/Paris"))
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "p", Email: "p@example.com", Phone: "+33612345690"}, "Europe/Paris"))
 	for _, in := range []*signupInput{
 		{Topics: []string{"newsletter"}, Channel: channels.Email, Address: "p@example.com", Locale: "fr", Wording: "w1"},
 		{Topics: []string{"newsletter"}, Channel: channels.SMS, Address: "+33612345690", Locale: "fr", Wording: "w1"},
@@ -318,8 +319,8 @@ func TestEraseUnreadableRecord(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
-	must(t, s.UpsertContact(ctx, &Contact{ID: "lost", Email: "lost@example.com"}, "Europe/Paris"))
-	must(t, s.UpsertContact(ctx, &Contact{ID: "kept", Email: "kept@example.com"}, "Europe/Paris"))
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "lost", Email: "lost@example.com"}, "Europe/Paris"))
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "kept", Email: "kept@example.com"}, "Europe/Paris"))
 	// Simulate a record sealed under a lost key.
 	must(t, b.redis.Client.Set(ctx, s.contactKey("lost"), "\x01not-a-sealed-record", 0).Err())
 	rep, err := b.d.EraseContact(ctx, "lost")
@@ -333,7 +334,7 @@ func TestEraseUnreadableRecord(t *testing.T) {
 	if id, err := s.ContactIDByAddress(ctx, channels.Email, "kept@example.com"); err != nil || id != "kept" {
 		t.Errorf("another contact's address: %q %v", id, err)
 	}
-	if _, err := b.d.EraseContact(ctx, "lost"); !isCode(err, CodeNotFound) {
+	if _, err := b.d.EraseContact(ctx, "lost"); !isCode(err, dispatcher.CodeNotFound) {
 		t.Errorf("second erase: %v", err)
 	}
 }

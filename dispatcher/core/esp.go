@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // ESPConfig holds the email providers' webhook settings.
@@ -161,7 +162,7 @@ func (h *espHooks) apply(ctx context.Context, provider string, evs []espEvent) (
 		ev.Address = validAddress(ev.Address)
 		ev.Code = statusCode(ev.Code)
 		if ev.Send != "" {
-			if _, err := s.Send(ctx, ev.Send); isCode(err, CodeNotFound) {
+			if _, err := s.Send(ctx, ev.Send); isCode(err, dispatcher.CodeNotFound) {
 				ev.Send = "" // a Message-ID that looks like ours but is not
 			} else if err != nil {
 				return out, fmt.Errorf("%s webhook: read send: %w", provider, err)
@@ -214,7 +215,7 @@ func (h *espHooks) finish(w http.ResponseWriter, r *http.Request, provider strin
 	if err != nil {
 		h.d.log.Error("esp webhook: events not recorded", "provider", provider, "recorded", out.Recorded, "error", err)
 		w.Header().Set("Retry-After", "60")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]*Error{"error": {Code: CodeInternal, Message: "could not record the events; retry later"}})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInternal, Message: "could not record the events; retry later"}})
 		return
 	}
 	out.Ignored += ignored
@@ -226,16 +227,16 @@ func (h *espHooks) finish(w http.ResponseWriter, r *http.Request, provider strin
 // request's values.
 func (h *espHooks) refuse(w http.ResponseWriter, provider string, status int, field, msg string) {
 	h.d.log.Warn("esp webhook refused", "provider", provider, "status", status, "field", field)
-	code := CodeInvalid
+	code := dispatcher.CodeInvalid
 	switch status {
 	case http.StatusUnauthorized:
-		code = CodeUnauthorized
+		code = dispatcher.CodeUnauthorized
 	case http.StatusForbidden:
-		code = CodeForbidden
+		code = dispatcher.CodeForbidden
 	case http.StatusRequestEntityTooLarge:
-		code = CodeTooLarge
+		code = dispatcher.CodeTooLarge
 	}
-	writeJSON(w, status, map[string]*Error{"error": {Code: code, Field: field, Message: msg}})
+	writeJSON(w, status, map[string]*dispatcher.Error{"error": {Code: code, Field: field, Message: msg}})
 }
 
 // readBody reads a webhook body of at most maxJSONBody bytes; on failure
@@ -280,7 +281,7 @@ func validAddress(addr string) string {
 	if addr == "" || len(addr) > 254 || strings.ContainsFunc(addr, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return ""
 	}
-	a, err := NormalizeEmail(addr)
+	a, err := dispatcher.NormalizeEmail(addr)
 	if err != nil {
 		return ""
 	}
@@ -321,12 +322,12 @@ func sendFromMessageID(mid string) string {
 	}
 	if enc, ok := strings.CutPrefix(local, "m-"); ok {
 		if b, err := base64.RawURLEncoding.DecodeString(enc); err == nil {
-			if _, _, ok := splitSendID(string(b)); ok && !strings.ContainsFunc(string(b), isControl) {
+			if _, _, ok := dispatcher.SplitSendID(string(b)); ok && !strings.ContainsFunc(string(b), isControl) {
 				return string(b)
 			}
 		}
 	}
-	if _, _, ok := splitSendID(local); ok {
+	if _, _, ok := dispatcher.SplitSendID(local); ok {
 		return local
 	}
 	return ""
@@ -444,7 +445,7 @@ func (h *espHooks) ses(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, errSNSUnreachable) {
 		h.d.log.Warn("ses webhook: signing certificate unavailable", "error", err)
 		w.Header().Set("Retry-After", "60")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]*Error{"error": {Code: CodeInternal, Message: "could not fetch the signing certificate; retry later"}})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInternal, Message: "could not fetch the signing certificate; retry later"}})
 		return
 	}
 	if err != nil || !snsSigned(cert, m.SignatureVersion, m.stringToSign(), sig) {
@@ -497,7 +498,7 @@ func (h *espHooks) confirmSubscription(w http.ResponseWriter, r *http.Request, m
 		// The URL holds the subscription token: never log it or the
 		// error that quotes it.
 		h.d.log.Warn("ses webhook: subscription not confirmed", "topic_arn", m.TopicArn)
-		writeJSON(w, http.StatusBadGateway, map[string]*Error{"error": {Code: "upstream", Message: "could not confirm the subscription; retry later"}})
+		writeJSON(w, http.StatusBadGateway, map[string]*dispatcher.Error{"error": {Code: "upstream", Message: "could not confirm the subscription; retry later"}})
 		return
 	}
 	h.d.log.Info("ses webhook: subscription confirmed", "topic_arn", m.TopicArn)
@@ -868,7 +869,7 @@ func (h *espHooks) mailgun(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.d.log.Error("mailgun webhook: token not recorded", "error", err)
 		w.Header().Set("Retry-After", "60")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]*Error{"error": {Code: CodeInternal, Message: "could not record the event; retry later"}})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInternal, Message: "could not record the event; retry later"}})
 		return
 	}
 	if !fresh {
@@ -896,7 +897,7 @@ func (h *espHooks) mailgun(w http.ResponseWriter, r *http.Request) {
 		h.release(ctx, key) // the retry carries the same token
 		h.d.log.Error("mailgun webhook: event not recorded", "error", err)
 		w.Header().Set("Retry-After", "60")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]*Error{"error": {Code: CodeInternal, Message: "could not record the event; retry later"}})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInternal, Message: "could not record the event; retry later"}})
 		return
 	}
 	out.Ignored += ignored

@@ -35,6 +35,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
@@ -164,7 +165,7 @@ func espSetup(t *testing.T, sends int) *espHarness {
 func addr(i int) string { return fmt.Sprintf("m%04d@%s", i, espDomain) }
 
 func (h *espHarness) sendID(i int) string {
-	return SendID(h.run, fmt.Sprintf("m%04d", i), channels.Email)
+	return dispatcher.SendID(h.run, fmt.Sprintf("m%04d", i), channels.Email)
 }
 
 func (h *espHarness) state(t *testing.T, i int) string {
@@ -177,7 +178,7 @@ func (h *espHarness) state(t *testing.T, i int) string {
 func (h *espHarness) suppression(t *testing.T, a string) string {
 	t.Helper()
 	sup, err := h.b.d.Store.Suppression(context.Background(), channels.Email, a)
-	if err == ErrNotFound {
+	if err == dispatcher.ErrNotFound {
 		return ""
 	}
 	must(t, err)
@@ -470,17 +471,17 @@ func TestESPFeedback(t *testing.T) {
 				got[fmt.Sprintf("suppression %d", i)] = h.suppression(t, addr(i))
 			}
 			want := map[string]string{
-				"state 0": StateBounced, "suppression 0": SuppressBounce,
-				"state 1": StateSent, "suppression 1": SuppressComplaint,
-				"state 2": StateDelivered, "suppression 2": "",
-				"state 3": StateSent, "suppression 3": SuppressBounce,
-				"state 4": StateSent, "suppression 4": "",
+				"state 0": dispatcher.StateBounced, "suppression 0": dispatcher.SuppressBounce,
+				"state 1": dispatcher.StateSent, "suppression 1": dispatcher.SuppressComplaint,
+				"state 2": dispatcher.StateDelivered, "suppression 2": "",
+				"state 3": dispatcher.StateSent, "suppression 3": dispatcher.SuppressBounce,
+				"state 4": dispatcher.StateSent, "suppression 4": "",
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("after the webhooks (-want +got):\n%s", diff)
 			}
 			ctx := context.Background()
-			if cs, _ := h.b.d.Store.Consents(ctx, "m0001"); cs["email/newsletter"] != Withdrawn {
+			if cs, _ := h.b.d.Store.Consents(ctx, "m0001"); cs["email/newsletter"] != dispatcher.Withdrawn {
 				t.Errorf("a complaint left marketing consent: %v", cs)
 			}
 			soft, err := h.b.cfg.Redis.ZCard(ctx, h.b.d.Store.k("soft", h.b.d.Store.AddressHash(channels.Email, "stranger@example.org"))).Result()
@@ -656,7 +657,7 @@ func TestESPAttacks(t *testing.T) {
 			t.Errorf("fetched %s", u)
 		}
 	}
-	if got := h.state(t, 0); got != StateSent {
+	if got := h.state(t, 0); got != dispatcher.StateSent {
 		t.Errorf("send state %s after the attacks, want sent", got)
 	}
 	for _, a := range []string{addr(0), addr(1), "a@example.com", "replay@example.org"} {
@@ -758,7 +759,7 @@ func TestESPOffWithoutSettings(t *testing.T) {
 }
 
 func TestSendFromMessageID(t *testing.T) {
-	id := SendID("run-1", "c1", channels.Email)
+	id := dispatcher.SendID("run-1", "c1", channels.Email)
 	odd := "api-orders-x v1~0123"
 	for in, want := range map[string]string{
 		"<" + id + "@example.com>":   id,
@@ -789,7 +790,7 @@ func fuzzDispatcher(f *testing.F) (http.Handler, *awsDouble) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	if err := d.Store.UpsertContact(context.Background(), &Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"); err != nil {
+	if err := d.Store.UpsertContact(context.Background(), &dispatcher.Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"); err != nil {
 		f.Fatal(err)
 	}
 	return d.Handler(nil), aws

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/throttle"
 )
 
@@ -38,8 +39,8 @@ type gate struct {
 // gateJob describes what the gate decides for: one run of one campaign.
 type gateJob struct {
 	run       string
-	campaign  *Campaign
-	topic     *Topic
+	campaign  *dispatcher.Campaign
+	topic     *dispatcher.Topic
 	localTime string // "HH:MM" in each recipient's zone, or ""
 	// sendID, when set, is the id of the one send decided (an API send,
 	// whose id derives from its idempotency key).
@@ -47,7 +48,7 @@ type gateJob struct {
 }
 
 type candidate struct {
-	contact *Contact
+	contact *dispatcher.Contact
 	channel channels.Kind
 	send    string
 	addr    string
@@ -57,18 +58,18 @@ type candidate struct {
 }
 
 // checkAddress is check 1: an address present and usable on the channel.
-func checkAddress(c *Contact, k channels.Kind) string {
+func checkAddress(c *dispatcher.Contact, k channels.Kind) string {
 	addr := c.Address(k)
 	if addr == "" {
 		return ReasonNoAddress
 	}
 	switch k {
 	case channels.Email:
-		if _, err := NormalizeEmail(addr); err != nil {
+		if _, err := dispatcher.NormalizeEmail(addr); err != nil {
 			return ReasonInvalidAddress
 		}
 	case channels.SMS:
-		if _, err := NormalizePhone(addr); err != nil || !smsCapable(addr) {
+		if _, err := dispatcher.NormalizePhone(addr); err != nil || !dispatcher.SMSCapable(addr) {
 			return ReasonInvalidAddress
 		}
 	}
@@ -77,14 +78,14 @@ func checkAddress(c *Contact, k channels.Kind) string {
 
 // loadChecks fetches suppression and consent for the candidates that
 // passed the address check, in one pipeline.
-func (g *gate) loadChecks(ctx context.Context, topic *Topic, cs []*candidate) error {
+func (g *gate) loadChecks(ctx context.Context, topic *dispatcher.Topic, cs []*candidate) error {
 	_, err := g.store.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, c := range cs {
 			if c.reason != "" {
 				continue
 			}
 			c.supCmd = p.Get(ctx, g.store.k("sup", g.store.AddressHash(c.channel, c.addr)))
-			if topic.Kind == Marketing {
+			if topic.Kind == dispatcher.Marketing {
 				c.conCmd = p.HGet(ctx, g.store.consentKey(c.contact.ID), consentField(c.channel, topic.ID))
 			}
 		}
@@ -104,16 +105,16 @@ func (g *gate) loadChecks(ctx context.Context, topic *Topic, cs []*candidate) er
 // checkLoaded applies checks 2 and 3 to loaded values.
 func checkLoaded(sup, consent *redis.StringCmd) string {
 	if b, err := sup.Bytes(); err == nil {
-		var s Suppression
+		var s dispatcher.Suppression
 		if json.Unmarshal(b, &s) == nil && s.Reason != "" {
 			return suppressedReason(s.Reason)
 		}
-		return suppressedReason(SuppressUnsubscribe)
+		return suppressedReason(dispatcher.SuppressUnsubscribe)
 	}
 	if consent != nil {
 		var cur consentCurrent
 		b, err := consent.Bytes()
-		if err != nil || json.Unmarshal(b, &cur) != nil || cur.State != Granted {
+		if err != nil || json.Unmarshal(b, &cur) != nil || cur.State != dispatcher.Granted {
 			return ReasonNoConsent
 		}
 	}
@@ -122,7 +123,7 @@ func checkLoaded(sup, consent *redis.StringCmd) string {
 
 // decide returns one decision per contact and channel (or per contact in
 // fallback mode). Caps are reserved for the sends that will go out.
-func (g *gate) decide(ctx context.Context, now time.Time, job gateJob, contacts []*Contact) ([]decision, error) {
+func (g *gate) decide(ctx context.Context, now time.Time, job gateJob, contacts []*dispatcher.Contact) ([]decision, error) {
 	camp := job.campaign
 	var cands []*candidate
 	for _, c := range contacts {
@@ -132,9 +133,9 @@ func (g *gate) decide(ctx context.Context, now time.Time, job gateJob, contacts 
 			case job.sendID != "":
 				cd.send = job.sendID
 			case camp.Fallback:
-				cd.send = SendID(job.run, c.ID, "any")
+				cd.send = dispatcher.SendID(job.run, c.ID, "any")
 			default:
-				cd.send = SendID(job.run, c.ID, k)
+				cd.send = dispatcher.SendID(job.run, c.ID, k)
 			}
 			cands = append(cands, cd)
 		}
@@ -151,7 +152,7 @@ func (g *gate) decide(ctx context.Context, now time.Time, job gateJob, contacts 
 	for i, c := range cands {
 		if c.reason == "" {
 			reqs = append(reqs, throttle.CapRequest{Contact: c.contact.ID, Channel: string(c.channel),
-				Topic: job.topic.ID, SendID: c.send, Marketing: job.topic.Kind == Marketing})
+				Topic: job.topic.ID, SendID: c.send, Marketing: job.topic.Kind == dispatcher.Marketing})
 			reqIdx = append(reqIdx, i)
 		}
 	}
@@ -170,11 +171,11 @@ func (g *gate) decide(ctx context.Context, now time.Time, job gateJob, contacts 
 	out := make([]decision, 0, len(cands))
 	for _, c := range cands {
 		d := decision{send: c.send, contact: c.contact.ID, channel: c.channel, topic: job.topic.ID,
-			template: camp.Templates[c.channel], state: StateSuppressed, reason: c.reason}
+			template: camp.Templates[c.channel], state: dispatcher.StateSuppressed, reason: c.reason}
 		if c.reason == "" {
-			d.state, d.reason = StateQueued, ""
+			d.state, d.reason = dispatcher.StateQueued, ""
 			if until := g.sendTime(now, job.localTime, c); until.After(now) {
-				d.state, d.until = StateDeferred, until
+				d.state, d.until = dispatcher.StateDeferred, until
 			}
 		}
 		out = append(out, d)
@@ -204,7 +205,7 @@ func pickFallback(cands []*candidate, perContact int) []*candidate {
 // recipient's zone. Deferred sends get a jitter derived from the send id,
 // so that they do not all leave in the same second, kept inside the window.
 func (g *gate) sendTime(now time.Time, localTime string, c *candidate) time.Time {
-	loc, err := loadLocation(c.contact.Timezone)
+	loc, err := dispatcher.LoadLocation(c.contact.Timezone)
 	if err != nil {
 		loc = time.UTC
 	}
@@ -232,7 +233,7 @@ func (g *gate) sendTime(now time.Time, localTime string, c *candidate) time.Time
 // in loc shows hh:mm. On a day when hh:mm does not exist (spring forward),
 // time.Date moves it forward by the gap, which is what a person expects.
 func nextLocal(now time.Time, hhmm string, loc *time.Location) time.Time {
-	h, m, err := parseClock(hhmm)
+	h, m, err := dispatcher.ParseClock(hhmm)
 	if err != nil {
 		return now
 	}

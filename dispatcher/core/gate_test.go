@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/throttle"
 )
 
@@ -54,7 +55,7 @@ func TestGateSendTime(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &candidate{contact: &Contact{ID: "x", Timezone: tt.tz}, channel: tt.channel, send: "r~x"}
+			c := &candidate{contact: &dispatcher.Contact{ID: "x", Timezone: tt.tz}, channel: tt.channel, send: "r~x"}
 			got := g.sendTime(tt.now, tt.localTime, c)
 			if !got.Equal(tt.want) {
 				t.Errorf("sendTime = %s, want %s", got.In(mustLoc(t, tt.tz)), tt.want.In(mustLoc(t, tt.tz)))
@@ -71,7 +72,7 @@ func TestGateJitterStaysInWindow(t *testing.T) {
 	paris := mustLoc(t, "Europe/Paris")
 	now := time.Date(2026, 11, 24, 6, 0, 0, 0, paris)
 	for i := range 200 {
-		c := &candidate{contact: &Contact{Timezone: "Europe/Paris"}, channel: channels.SMS, send: "r~" + string(rune('a'+i%26)) + string(rune('a'+i/26))}
+		c := &candidate{contact: &dispatcher.Contact{Timezone: "Europe/Paris"}, channel: channels.SMS, send: "r~" + string(rune('a'+i%26)) + string(rune('a'+i/26))}
 		got := g.sendTime(now, "", c)
 		if got.Before(time.Date(2026, 11, 24, 8, 0, 0, 0, paris)) || !got.Before(time.Date(2026, 11, 24, 8, 1, 0, 0, paris)) {
 			t.Fatalf("jittered send at %s, outside 08:00-08:01", got.In(paris))
@@ -91,17 +92,17 @@ func TestQuietHoursDeferSMS(t *testing.T) {
 	ctx := context.Background()
 	b.seedBasics(t)
 	for id, phone := range map[string]string{"a": "+33612345671", "b": "+33612345672", "c": "+33612345673"} {
-		must(t, b.d.Store.UpsertContact(ctx, &Contact{ID: id, Phone: phone}, "Europe/Paris"))
+		must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: id, Phone: phone}, "Europe/Paris"))
 		consent(t, b, id, channels.SMS)
 	}
-	must(t, b.d.Store.PutSegment(ctx, &Segment{ID: "all"}))
-	must(t, b.d.CreateCampaign(ctx, &Campaign{ID: "sunday", Topic: "newsletter", Segment: "all",
+	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
+	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "sunday", Topic: "newsletter", Segment: "all",
 		Channels: []channels.Kind{channels.SMS}, Templates: map[channels.Kind]string{channels.SMS: "news-sms"}}))
 	b.startWorker(t)
 	run, err := b.d.StartRun(ctx, "sunday", sunday)
 	must(t, err)
 	deadline := time.Now().Add(20 * time.Second)
-	var r *Run
+	var r *dispatcher.Run
 	for time.Now().Before(deadline) {
 		r, err = b.d.Store.Run(ctx, run)
 		must(t, err)
@@ -139,7 +140,7 @@ func TestGateReasons(t *testing.T) {
 	ctx := context.Background()
 	b.seedBasics(t)
 	s := b.d.Store
-	contacts := []*Contact{
+	contacts := []*dispatcher.Contact{
 		{ID: "ok", Email: "ok@example.com", Phone: "+33612345601"},
 		{ID: "nothing"},
 		{ID: "landline", Phone: "+33142345678"},
@@ -158,21 +159,21 @@ func TestGateReasons(t *testing.T) {
 	for _, id := range []string{"ok", "landline", "bounced", "complained", "stopped", "left", "withdrawn", "full", "sms-only"} {
 		consent(t, b, id, channels.Email, channels.SMS)
 	}
-	must(t, s.RecordConsent(ctx, "withdrawn", ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: Withdrawn, Source: "one-click"}))
-	must(t, s.RecordConsent(ctx, "sms-only", ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: Withdrawn, Source: "preference-page"}))
-	must(t, s.Suppress(ctx, channels.Email, "bounced@example.com", SuppressBounce, time.Time{}))
-	must(t, s.Suppress(ctx, channels.Email, "complained@example.com", SuppressComplaint, time.Time{}))
-	must(t, s.Suppress(ctx, channels.SMS, "+33612345602", SuppressStop, time.Time{}))
-	must(t, s.Suppress(ctx, channels.Email, "left@example.com", SuppressUnsubscribe, time.Now().Add(time.Hour)))
+	must(t, s.RecordConsent(ctx, "withdrawn", dispatcher.ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Withdrawn, Source: "one-click"}))
+	must(t, s.RecordConsent(ctx, "sms-only", dispatcher.ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Withdrawn, Source: "preference-page"}))
+	must(t, s.Suppress(ctx, channels.Email, "bounced@example.com", dispatcher.SuppressBounce, time.Time{}))
+	must(t, s.Suppress(ctx, channels.Email, "complained@example.com", dispatcher.SuppressComplaint, time.Time{}))
+	must(t, s.Suppress(ctx, channels.SMS, "+33612345602", dispatcher.SuppressStop, time.Time{}))
+	must(t, s.Suppress(ctx, channels.Email, "left@example.com", dispatcher.SuppressUnsubscribe, time.Now().Add(time.Hour)))
 	for _, id := range []string{"x1", "x2"} {
 		_, err := b.d.caps.Reserve(ctx, time.Now(), throttle.CapRequest{Contact: "full", Channel: "email", Topic: "newsletter", SendID: id, Marketing: true})
 		must(t, err)
 	}
 	newsletter, _ := s.Topic(ctx, "newsletter")
 	orders, _ := s.Topic(ctx, "orders")
-	decide := func(topic *Topic, fallback bool, ks ...channels.Kind) map[string]string {
+	decide := func(topic *dispatcher.Topic, fallback bool, ks ...channels.Kind) map[string]string {
 		t.Helper()
-		camp := &Campaign{ID: "c", Channels: ks, Fallback: fallback, Templates: map[channels.Kind]string{channels.Email: "news-mail", channels.SMS: "news-sms"}}
+		camp := &dispatcher.Campaign{ID: "c", Channels: ks, Fallback: fallback, Templates: map[channels.Kind]string{channels.Email: "news-mail", channels.SMS: "news-sms"}}
 		ds, err := b.d.gate.decide(ctx, time.Now(), gateJob{run: "r-" + topic.ID + fmt.Sprint(fallback), campaign: camp, topic: topic}, contacts)
 		must(t, err)
 		out := map[string]string{}

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // ImportResult tells what a bulk import did. Errors name the line and the
@@ -37,8 +38,8 @@ const (
 // ImportLine is one line of a bulk import: a contact, with optional
 // consents granted at import (source "import").
 type ImportLine struct {
-	Contact
-	Consents []ConsentEvent `json:"consents,omitempty"`
+	dispatcher.Contact
+	Consents []dispatcher.ConsentEvent `json:"consents,omitempty"`
 }
 
 // ImportContacts reads NDJSON contacts from r and upserts them in pipelined
@@ -81,8 +82,8 @@ func (s *Store) ImportContacts(ctx context.Context, r io.Reader, defaultTZ strin
 			fail("", "not a JSON object")
 			continue
 		}
-		if err := l.Contact.normalize(defaultTZ); err != nil {
-			var e *Error
+		if err := l.Contact.Normalize(defaultTZ); err != nil {
+			var e *dispatcher.Error
 			if errors.As(err, &e) {
 				fail(e.Field, e.Message)
 			} else {
@@ -95,8 +96,8 @@ func (s *Store) ImportContacts(ctx context.Context, r io.Reader, defaultTZ strin
 			if l.Consents[i].Source == "" {
 				l.Consents[i].Source = "import"
 			}
-			if err := l.Consents[i].validate(); err != nil {
-				var e *Error
+			if err := l.Consents[i].Validate(); err != nil {
+				var e *dispatcher.Error
 				errors.As(err, &e)
 				fail(fmt.Sprintf("consents[%d].%s", i, e.Field), e.Message)
 				bad = true
@@ -115,7 +116,7 @@ func (s *Store) ImportContacts(ctx context.Context, r io.Reader, defaultTZ strin
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return res, invalid("body", "line %d is longer than %d bytes", line+1, maxImportLine)
+			return res, dispatcher.Invalid("body", "line %d is longer than %d bytes", line+1, maxImportLine)
 		}
 		return res, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // The whole life of a campaign against a real Redis, then every key and
@@ -23,16 +24,16 @@ func TestNothingInTheClear(t *testing.T) {
 	b.seedBasics(t)
 	var secrets []string
 	for i := range 20 {
-		c := &Contact{ID: fmt.Sprintf("p%02d", i), Email: fmt.Sprintf("secret.person%02d@privacy.example", i),
+		c := &dispatcher.Contact{ID: fmt.Sprintf("p%02d", i), Email: fmt.Sprintf("secret.person%02d@privacy.example", i),
 			Phone: fmt.Sprintf("+336123456%02d", i), Attributes: map[string]string{"first_name": fmt.Sprintf("Zéphyrine%02d", i)}}
 		must(t, b.d.Store.UpsertContact(ctx, c, "Europe/Paris"))
 		consent(t, b, c.ID, channels.Email, channels.SMS)
 		secrets = append(secrets, c.Email, c.Phone, strings.TrimPrefix(c.Phone, "+"), c.Attributes["first_name"])
 	}
-	must(t, b.d.Store.Suppress(ctx, channels.Email, "secret.person00@privacy.example", SuppressBounce, time.Time{}))
+	must(t, b.d.Store.Suppress(ctx, channels.Email, "secret.person00@privacy.example", dispatcher.SuppressBounce, time.Time{}))
 	b.smtp.Reject("secret.person01@privacy.example", 451, "4.2.1", "later")
-	must(t, b.d.Store.PutSegment(ctx, &Segment{ID: "all"}))
-	must(t, b.d.CreateCampaign(ctx, &Campaign{ID: "leak", Topic: "newsletter", Segment: "all",
+	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
+	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "leak", Topic: "newsletter", Segment: "all",
 		Channels: []channels.Kind{channels.Email, channels.SMS}, Templates: map[channels.Kind]string{channels.Email: "news-mail", channels.SMS: "news-sms"}}))
 	b.startWorker(t)
 	run, err := b.d.StartRun(ctx, "leak", time.Now())
@@ -41,8 +42,8 @@ func TestNothingInTheClear(t *testing.T) {
 	b.twilio.Wait(20, 20*time.Second)
 
 	// Feedback and a one-click, so that their records exist too.
-	must(t, b.d.RecordDelivery(ctx, DeliveryEvent{Send: SendID(run, "p02", channels.Email), Kind: HardBounce, Code: "5.1.1", Source: "dsn"}))
-	link, err := b.d.UnsubscribeURL("p03", channels.Email, "newsletter", SendID(run, "p03", channels.Email))
+	must(t, b.d.RecordDelivery(ctx, DeliveryEvent{Send: dispatcher.SendID(run, "p02", channels.Email), Kind: HardBounce, Code: "5.1.1", Source: "dsn"}))
+	link, err := b.d.UnsubscribeURL("p03", channels.Email, "newsletter", dispatcher.SendID(run, "p03", channels.Email))
 	must(t, err)
 	srv := httptest.NewServer(b.d.Handler(nil))
 	defer srv.Close()

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/throttle"
 )
 
@@ -43,7 +44,7 @@ func TestPauseHoldsAndResumeFinishes(t *testing.T) {
 	b.smtp.Wait(5, 10*time.Second)
 	c, err := b.d.SetCampaignState(ctx, "mailing", "pause")
 	must(t, err)
-	if c.State != Paused {
+	if c.State != dispatcher.Paused {
 		t.Fatalf("campaign %s after pause", c.State)
 	}
 	time.Sleep(300 * time.Millisecond) // what was mid-send settles
@@ -55,7 +56,7 @@ func TestPauseHoldsAndResumeFinishes(t *testing.T) {
 	if held >= n {
 		t.Fatal("the run finished before the pause; the test proves nothing")
 	}
-	if _, err := b.d.SetCampaignState(ctx, "mailing", "pause"); !isCode(err, CodeConflict) {
+	if _, err := b.d.SetCampaignState(ctx, "mailing", "pause"); !isCode(err, dispatcher.CodeConflict) {
 		t.Errorf("pausing a paused campaign: %v, want a conflict", err)
 	}
 	_, err = b.d.SetCampaignState(ctx, "mailing", "resume")
@@ -78,7 +79,7 @@ func TestCancelSettlesWhatWaits(t *testing.T) {
 	b.smtp.Wait(5, 10*time.Second)
 	_, err = b.d.SetCampaignState(ctx, "mailing", "cancel")
 	must(t, err)
-	var r *Run
+	var r *dispatcher.Run
 	waitFor(t, "the cancelled run to balance with nothing in flight", 10*time.Second, func() bool {
 		r, err = b.d.Store.Run(ctx, run)
 		must(t, err)
@@ -89,13 +90,13 @@ func TestCancelSettlesWhatWaits(t *testing.T) {
 	if got := len(b.smtp.Messages()); got != sent {
 		t.Errorf("%d messages left after the cancel", got-sent)
 	}
-	if r.State != RunCancelled || r.Counters["sent"]+r.Counters["cancelled"] != n || r.Counters["cancelled"] == 0 {
+	if r.State != dispatcher.RunCancelled || r.Counters["sent"]+r.Counters["cancelled"] != n || r.Counters["cancelled"] == 0 {
 		t.Errorf("run %s with %v; want cancelled, sent + cancelled = %d", r.State, r.Counters, n)
 	}
 	if int64(sent) != r.Counters["sent"] {
 		t.Errorf("%d messages arrived, the run counts %d sent", sent, r.Counters["sent"])
 	}
-	if _, err := b.d.SetCampaignState(ctx, "mailing", "resume"); !isCode(err, CodeConflict) {
+	if _, err := b.d.SetCampaignState(ctx, "mailing", "resume"); !isCode(err, dispatcher.CodeConflict) {
 		t.Errorf("resuming a cancelled campaign: %v, want a conflict", err)
 	}
 }
@@ -110,10 +111,10 @@ func TestTemporaryFailureRetries(t *testing.T) {
 	b.startWorker(t)
 	run, err := b.d.StartRun(ctx, "mailing", time.Now())
 	must(t, err)
-	id := SendID(run, "m0001", channels.Email)
+	id := dispatcher.SendID(run, "m0001", channels.Email)
 	waitFor(t, "a first refused attempt", 10*time.Second, func() bool {
 		s, err := b.d.Store.Send(ctx, id)
-		return err == nil && s.Attempts >= 1 && s.State == StateQueued
+		return err == nil && s.Attempts >= 1 && s.State == dispatcher.StateQueued
 	})
 	s, _ := b.d.Store.Send(ctx, id)
 	if s.ErrorCode != "4.7.1" {
@@ -123,7 +124,7 @@ func TestTemporaryFailureRetries(t *testing.T) {
 	r := b.waitRun(t, run, 30*time.Second)
 	assertEachOnce(t, b, 3)
 	s, _ = b.d.Store.Send(ctx, id)
-	if s.State != StateSent || s.Attempts < 2 {
+	if s.State != dispatcher.StateSent || s.Attempts < 2 {
 		t.Errorf("send %s after %d attempts, want sent after 2 or more", s.State, s.Attempts)
 	}
 	if r.Counters["sent"] != 3 || !r.Balanced {
@@ -145,8 +146,8 @@ func TestRetriesExhausted(t *testing.T) {
 	if r.Counters["sent"] != 1 || r.Counters["failed"] != 1 || !r.Balanced {
 		t.Errorf("counters %v, want 1 sent and 1 failed", r.Counters)
 	}
-	s, _ := b.d.Store.Send(ctx, SendID(run, "m0000", channels.Email))
-	if s.State != StateFailed || s.Reason != ReasonExhausted {
+	s, _ := b.d.Store.Send(ctx, dispatcher.SendID(run, "m0000", channels.Email))
+	if s.State != dispatcher.StateFailed || s.Reason != ReasonExhausted {
 		t.Errorf("send %s/%s, want failed/%s", s.State, s.Reason, ReasonExhausted)
 	}
 }
@@ -162,8 +163,8 @@ func TestSenderRefusedKeepsSendsQueued(t *testing.T) {
 	run, err := b.d.StartRun(ctx, "mailing", time.Now())
 	must(t, err)
 	waitFor(t, "a refused attempt", 10*time.Second, func() bool {
-		s, err := b.d.Store.Send(ctx, SendID(run, "m0000", channels.Email))
-		return err == nil && s.Attempts >= 1 && s.State == StateQueued
+		s, err := b.d.Store.Send(ctx, dispatcher.SendID(run, "m0000", channels.Email))
+		return err == nil && s.Attempts >= 1 && s.State == dispatcher.StateQueued
 	})
 	r, _ := b.d.Store.Run(ctx, run)
 	if r.Counters["failed"] != 0 || r.Counters["queued"] != 3 {
@@ -190,8 +191,8 @@ func TestRecheckBeforeSending(t *testing.T) {
 	if r.Counters["queued"] != 3 {
 		t.Fatalf("counters %v, want 3 queued", r.Counters)
 	}
-	must(t, b.d.Store.RecordConsent(ctx, "m0000", ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: Withdrawn, Source: "one-click"}))
-	must(t, b.d.Store.Suppress(ctx, channels.Email, "m0001@example.com", SuppressComplaint, time.Time{}))
+	must(t, b.d.Store.RecordConsent(ctx, "m0000", dispatcher.ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Withdrawn, Source: "one-click"}))
+	must(t, b.d.Store.Suppress(ctx, channels.Email, "m0001@example.com", dispatcher.SuppressComplaint, time.Time{}))
 	b.startWorker(t)
 	r = b.waitRun(t, run, 20*time.Second)
 	want := map[string]int64{"planned": 3, "sent": 1, "no_consent": 1, "suppressed_complaint": 1}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // A campaign is queued; a recipient clicks the one-click link of the
@@ -36,7 +37,7 @@ func TestOneClickBeforeTheWorkerRuns(t *testing.T) {
 	must(t, <-done)
 
 	// The link the waiting message carries, clicked as RFC 8058 says.
-	send := SendID(run, "m0001", channels.Email)
+	send := dispatcher.SendID(run, "m0001", channels.Email)
 	link, err := b.d.UnsubscribeURL("m0001", channels.Email, "newsletter", send)
 	must(t, err)
 	link = srv.URL + strings.TrimPrefix(link, b.cfg.PublicURL)

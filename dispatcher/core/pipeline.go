@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -98,11 +99,11 @@ func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if st.state == RunCancelled || st.state == RunCompleted {
+	if st.state == dispatcher.RunCancelled || st.state == dispatcher.RunCompleted {
 		return nil
 	}
-	if st.state == RunPlanning {
-		if err := d.Store.rdb.HSet(ctx, d.Store.runKey(p.Run), "state", RunSending).Err(); err != nil {
+	if st.state == dispatcher.RunPlanning {
+		if err := d.Store.rdb.HSet(ctx, d.Store.runKey(p.Run), "state", dispatcher.RunSending).Err(); err != nil {
 			return err
 		}
 	}
@@ -124,7 +125,7 @@ func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
 			return err // the cursor is saved: the retry goes on from there
 		}
 		if n%50 == 49 {
-			if state, err := d.Store.runField(ctx, p.Run, "state"); err != nil || state == RunCancelled {
+			if state, err := d.Store.runField(ctx, p.Run, "state"); err != nil || state == dispatcher.RunCancelled {
 				return err
 			}
 		}
@@ -194,10 +195,10 @@ func (d *Dispatcher) finishBatch(ctx context.Context, run, n string) error {
 // one-shot.
 func (d *Dispatcher) completeRun(ctx context.Context, run string) error {
 	st, err := d.Store.runField(ctx, run, "state")
-	if err != nil || st == RunCompleted || st == RunCancelled {
+	if err != nil || st == dispatcher.RunCompleted || st == dispatcher.RunCancelled {
 		return err
 	}
-	if err := d.Store.setRunState(ctx, run, RunCompleted); err != nil {
+	if err := d.Store.setRunState(ctx, run, dispatcher.RunCompleted); err != nil {
 		return err
 	}
 	campaign, err := d.Store.runField(ctx, run, "campaign")
@@ -205,13 +206,13 @@ func (d *Dispatcher) completeRun(ctx context.Context, run string) error {
 		return err
 	}
 	d.log.Info("run completed", "run", run)
-	return d.updateCampaign(ctx, campaign, func(c *Campaign) bool {
-		if c.State != Running {
+	return d.updateCampaign(ctx, campaign, func(c *dispatcher.Campaign) bool {
+		if c.State != dispatcher.Running {
 			return false
 		}
-		c.State = Scheduled
+		c.State = dispatcher.Scheduled
 		if c.Schedule == nil || c.Schedule.Cron == "" {
-			c.State = Completed
+			c.State = dispatcher.Completed
 		}
 		return true
 	})
@@ -228,7 +229,7 @@ func (d *Dispatcher) handleBatch(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if st.state == RunCancelled {
+	if st.state == dispatcher.RunCancelled {
 		return d.finishBatch(ctx, p.Run, strconv.Itoa(p.N))
 	}
 	var ids []string
@@ -271,7 +272,7 @@ func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string, 
 	if err != nil {
 		return err
 	}
-	var members []*Contact
+	var members []*dispatcher.Contact
 	for _, c := range contacts {
 		if c != nil && st.segment.Match(c) {
 			members = append(members, c)
@@ -295,7 +296,7 @@ func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string, 
 		return fmt.Errorf("record decisions: %w", err)
 	}
 	for _, dc := range ds {
-		if dc.state == StateQueued || dc.state == StateDeferred {
+		if dc.state == dispatcher.StateQueued || dc.state == dispatcher.StateDeferred {
 			pending = append(pending, dc)
 		}
 	}
@@ -304,14 +305,14 @@ func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string, 
 
 // undecided splits members into those without a send yet and the sends
 // decided before that are still in flight.
-func (d *Dispatcher) undecided(ctx context.Context, st *runState, members []*Contact) (fresh []*Contact, pending []decision, err error) {
+func (d *Dispatcher) undecided(ctx context.Context, st *runState, members []*dispatcher.Contact) (fresh []*dispatcher.Contact, pending []decision, err error) {
 	var sendIDs []string
 	for _, c := range members {
 		if st.campaign.Fallback {
-			sendIDs = append(sendIDs, SendID(st.id, c.ID, "any"))
+			sendIDs = append(sendIDs, dispatcher.SendID(st.id, c.ID, "any"))
 		} else {
 			for _, k := range st.campaign.Channels {
-				sendIDs = append(sendIDs, SendID(st.id, c.ID, k))
+				sendIDs = append(sendIDs, dispatcher.SendID(st.id, c.ID, k))
 			}
 		}
 	}
@@ -327,7 +328,7 @@ func (d *Dispatcher) undecided(ctx context.Context, st *runState, members []*Con
 				continue
 			}
 			decided = true
-			if s.State == StateQueued || s.State == StateDeferred {
+			if s.State == dispatcher.StateQueued || s.State == dispatcher.StateDeferred {
 				pending = append(pending, decision{send: s.ID, state: s.State, until: s.Until})
 			}
 		}
@@ -347,13 +348,13 @@ func (d *Dispatcher) enqueueSends(ctx context.Context, run string, ds []decision
 	var order []int64
 	for _, dc := range ds {
 		var at int64
-		if dc.state == StateDeferred && dc.until.After(now) {
+		if dc.state == dispatcher.StateDeferred && dc.until.After(now) {
 			at = dc.until.Unix()
 		}
 		if _, ok := groups[at]; !ok {
 			order = append(order, at)
 		}
-		_, h, _ := splitSendID(dc.send)
+		_, h, _ := dispatcher.SplitSendID(dc.send)
 		groups[at] = append(groups[at], h)
 	}
 	slices.Sort(order)

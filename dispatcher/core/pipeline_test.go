@@ -17,6 +17,7 @@ import (
 	"github.com/missive-dev/missive/channels/email/smtptest"
 	"github.com/missive-dev/missive/channels/sms"
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"
@@ -102,7 +103,7 @@ func (b *testBundle) startWorker(t testing.TB) (stop func()) {
 	return stop
 }
 
-func (b *testBundle) waitRun(t *testing.T, run string, timeout time.Duration) *Run {
+func (b *testBundle) waitRun(t *testing.T, run string, timeout time.Duration) *dispatcher.Run {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -110,8 +111,8 @@ func (b *testBundle) waitRun(t *testing.T, run string, timeout time.Duration) *R
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.State == RunCompleted || time.Now().After(deadline) {
-			if r.State != RunCompleted {
+		if r.State == dispatcher.RunCompleted || time.Now().After(deadline) {
+			if r.State != dispatcher.RunCompleted {
 				t.Fatalf("run %s still %s after %s: %v\n%s", run, r.State, timeout, r.Counters, b.logs.String())
 			}
 			return r
@@ -131,8 +132,8 @@ func must(t *testing.T, err error) {
 func (b *testBundle) seedBasics(t *testing.T) {
 	ctx := context.Background()
 	s := b.d.Store
-	must(t, s.PutTopic(ctx, &Topic{ID: "newsletter", Kind: Marketing}))
-	must(t, s.PutTopic(ctx, &Topic{ID: "orders", Kind: Transactional}))
+	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}))
+	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "orders", Kind: dispatcher.Transactional}))
 	must(t, s.PutTemplate(ctx, &templates.Template{ID: "news-mail", Email: &templates.Email{
 		Subject: "Hello {{default \"friend\" .Attr.first_name}}",
 		HTML:    "<p>Hi {{default \"friend\" .Attr.first_name}}, news!</p>",
@@ -143,7 +144,7 @@ func (b *testBundle) seedBasics(t *testing.T) {
 
 func consent(t *testing.T, b *testBundle, id string, ks ...channels.Kind) {
 	for _, k := range ks {
-		must(t, b.d.Store.RecordConsent(context.Background(), id, ConsentEvent{Channel: k, Topic: "newsletter", State: Granted, Source: "api",
+		must(t, b.d.Store.RecordConsent(context.Background(), id, dispatcher.ConsentEvent{Channel: k, Topic: "newsletter", State: dispatcher.Granted, Source: "api",
 			Evidence: map[string]string{"form": "signup-v3"}}))
 	}
 }
@@ -153,7 +154,7 @@ func TestCampaignDeliversExactlyTheExpectedMessages(t *testing.T) {
 	ctx := context.Background()
 	s := b.d.Store
 	b.seedBasics(t)
-	contacts := []Contact{
+	contacts := []dispatcher.Contact{
 		{ID: "both", Email: "both@example.com", Phone: "+33612345678", Tags: []string{"vip"}, Attributes: map[string]string{"first_name": "Ana"}},
 		{ID: "mail-only", Email: "mail-only@example.com", Tags: []string{"vip"}},
 		{ID: "no-consent", Email: "no-consent@example.com", Phone: "+33612345679", Tags: []string{"vip"}},
@@ -175,16 +176,16 @@ func TestCampaignDeliversExactlyTheExpectedMessages(t *testing.T) {
 	consent(t, b, "rejected", channels.Email)
 	consent(t, b, "capped", channels.Email)
 	consent(t, b, "stopped", channels.SMS)
-	must(t, s.Suppress(ctx, channels.Email, "Bounced@Example.com", SuppressBounce, time.Time{}))
-	must(t, s.Suppress(ctx, channels.SMS, "+33612345670", SuppressStop, time.Time{}))
+	must(t, s.Suppress(ctx, channels.Email, "Bounced@Example.com", dispatcher.SuppressBounce, time.Time{}))
+	must(t, s.Suppress(ctx, channels.SMS, "+33612345670", dispatcher.SuppressStop, time.Time{}))
 	for _, id := range []string{"old-1", "old-2"} {
 		if _, err := b.d.caps.Reserve(ctx, time.Now(), throttle.CapRequest{Contact: "capped", Channel: "email", Topic: "newsletter", SendID: id, Marketing: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	b.smtp.Reject("rejected@example.com", 550, "5.1.1", "no such user")
-	must(t, s.PutSegment(ctx, &Segment{ID: "vips", TagsAll: []string{"vip"}}))
-	must(t, b.d.CreateCampaign(ctx, &Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
+	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "vips", TagsAll: []string{"vip"}}))
+	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
 		Channels: []channels.Kind{channels.Email, channels.SMS}, Templates: map[channels.Kind]string{channels.Email: "news-mail", channels.SMS: "news-sms"}}))
 
 	b.startWorker(t)
@@ -231,11 +232,11 @@ func TestCampaignDeliversExactlyTheExpectedMessages(t *testing.T) {
 		}
 	}
 	// The hard bounce fed the suppression list.
-	if sup, err := s.Suppression(ctx, channels.Email, "rejected@example.com"); err != nil || sup.Reason != SuppressBounce {
+	if sup, err := s.Suppression(ctx, channels.Email, "rejected@example.com"); err != nil || sup.Reason != dispatcher.SuppressBounce {
 		t.Errorf("rejected address not suppressed: %v %v", sup, err)
 	}
 	c, _ := s.Campaign(ctx, "spring")
-	if c.State != Completed {
+	if c.State != dispatcher.Completed {
 		t.Errorf("campaign state %s, want completed", c.State)
 	}
 	for _, addr := range []string{"both@example.com", "+33612345678", "rejected@example.com"} {

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -67,8 +68,8 @@ var (
 // claims of the message they came in; only the contact matters here.
 func (a *api) prefClaims(token string) (templates.Claims, bool) {
 	cl, err := a.d.signer.Verify(token)
-	if err != nil || !validID(cl.Contact) || !channels.Kind(cl.Channel).Valid() ||
-		(cl.Topic != "" && !namePattern.MatchString(cl.Topic)) {
+	if err != nil || !dispatcher.ValidID(cl.Contact) || !channels.Kind(cl.Channel).Valid() ||
+		(cl.Topic != "" && !dispatcher.NamePattern.MatchString(cl.Topic)) {
 		return templates.Claims{}, false
 	}
 	return cl, true
@@ -83,7 +84,7 @@ func (a *api) preferencesPage(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	c, err := a.d.Store.Contact(ctx, cl.Contact)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, dispatcher.ErrNotFound) {
 		writePage(w, http.StatusNotFound, prefGonePage)
 		return
 	}
@@ -131,7 +132,7 @@ func (a *api) preferencesPost(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	var (
-		changed []ConsentEvent
+		changed []dispatcher.ConsentEvent
 		err     error
 		saved   string
 	)
@@ -146,7 +147,7 @@ func (a *api) preferencesPost(w http.ResponseWriter, r *http.Request) {
 		writePage(w, http.StatusBadRequest, prefInvalidPage)
 		return
 	}
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, dispatcher.ErrNotFound) {
 		writePage(w, http.StatusNotFound, prefGonePage)
 		return
 	}
@@ -155,9 +156,9 @@ func (a *api) preferencesPost(w http.ResponseWriter, r *http.Request) {
 		writePage(w, http.StatusServiceUnavailable, errorPage)
 		return
 	}
-	run, _, _ := splitSendID(cl.Send)
+	run, _, _ := dispatcher.SplitSendID(cl.Send)
 	for _, e := range changed {
-		if e.State != Withdrawn {
+		if e.State != dispatcher.Withdrawn {
 			continue
 		}
 		if err := a.d.Store.countFeedback(context.WithoutCancel(ctx), run, e.Topic, FeedbackUnsubscribes); err != nil {
@@ -254,14 +255,14 @@ func prefSameOrigin(r *http.Request, public string) bool {
 // considered; a pair whose state already matches adds nothing. The
 // read and the writes are one transaction. Returns the events recorded,
 // or ErrNotFound if the contact is gone.
-func (d *Dispatcher) savePreferences(ctx context.Context, contact string, shown, on []string, now time.Time) ([]ConsentEvent, error) {
+func (d *Dispatcher) savePreferences(ctx context.Context, contact string, shown, on []string, now time.Time) ([]dispatcher.ConsentEvent, error) {
 	topics, err := d.Store.Topics(ctx)
 	if err != nil {
 		return nil, err
 	}
 	marketing := map[string]bool{}
 	for _, t := range topics {
-		if t.Kind == Marketing {
+		if t.Kind == dispatcher.Marketing {
 			marketing[t.ID] = true
 		}
 	}
@@ -269,8 +270,8 @@ func (d *Dispatcher) savePreferences(ctx context.Context, contact string, shown,
 	for _, f := range on {
 		want[f] = true
 	}
-	return d.changeConsents(ctx, contact, func(c *Contact, cur map[string]consentCurrent) []ConsentEvent {
-		var out []ConsentEvent
+	return d.changeConsents(ctx, contact, func(c *dispatcher.Contact, cur map[string]consentCurrent) []dispatcher.ConsentEvent {
+		var out []dispatcher.ConsentEvent
 		seen := map[string]bool{}
 		for _, f := range shown {
 			k, topic, ok := strings.Cut(f, "/")
@@ -279,12 +280,12 @@ func (d *Dispatcher) savePreferences(ctx context.Context, contact string, shown,
 				continue
 			}
 			seen[f] = true
-			granted := cur[f].State == Granted
+			granted := cur[f].State == dispatcher.Granted
 			switch {
 			case want[f] && !granted:
-				out = append(out, prefEvent(ch, topic, Granted, now))
+				out = append(out, prefEvent(ch, topic, dispatcher.Granted, now))
 			case !want[f] && granted:
-				out = append(out, prefEvent(ch, topic, Withdrawn, now))
+				out = append(out, prefEvent(ch, topic, dispatcher.Withdrawn, now))
 			}
 		}
 		return out
@@ -294,46 +295,46 @@ func (d *Dispatcher) savePreferences(ctx context.Context, contact string, shown,
 // withdrawAllMarketing withdraws every granted consent that is not for a
 // transactional topic, on every channel (a topic since deleted counts as
 // marketing: leaving must leave nothing behind).
-func (d *Dispatcher) withdrawAllMarketing(ctx context.Context, contact string, now time.Time) ([]ConsentEvent, error) {
+func (d *Dispatcher) withdrawAllMarketing(ctx context.Context, contact string, now time.Time) ([]dispatcher.ConsentEvent, error) {
 	topics, err := d.Store.Topics(ctx)
 	if err != nil {
 		return nil, err
 	}
 	transactional := map[string]bool{}
 	for _, t := range topics {
-		if t.Kind == Transactional {
+		if t.Kind == dispatcher.Transactional {
 			transactional[t.ID] = true
 		}
 	}
-	return d.changeConsents(ctx, contact, func(_ *Contact, cur map[string]consentCurrent) []ConsentEvent {
-		var out []ConsentEvent
+	return d.changeConsents(ctx, contact, func(_ *dispatcher.Contact, cur map[string]consentCurrent) []dispatcher.ConsentEvent {
+		var out []dispatcher.ConsentEvent
 		for _, f := range slices.Sorted(maps.Keys(cur)) {
 			k, topic, ok := strings.Cut(f, "/")
-			if !ok || cur[f].State != Granted || transactional[topic] || !channels.Kind(k).Valid() || !namePattern.MatchString(topic) {
+			if !ok || cur[f].State != dispatcher.Granted || transactional[topic] || !channels.Kind(k).Valid() || !dispatcher.NamePattern.MatchString(topic) {
 				continue
 			}
-			out = append(out, prefEvent(channels.Kind(k), topic, Withdrawn, now))
+			out = append(out, prefEvent(channels.Kind(k), topic, dispatcher.Withdrawn, now))
 		}
 		return out
 	})
 }
 
-func prefEvent(k channels.Kind, topic string, st ConsentState, now time.Time) ConsentEvent {
-	return ConsentEvent{Channel: k, Topic: topic, State: st, Source: prefSource,
+func prefEvent(k channels.Kind, topic string, st dispatcher.ConsentState, now time.Time) dispatcher.ConsentEvent {
+	return dispatcher.ConsentEvent{Channel: k, Topic: topic, State: st, Source: prefSource,
 		Evidence: map[string]string{"page": "preferences"}, At: now.UTC()}
 }
 
 // changeConsents reads the contact and its current consents, asks decide
 // for the events to record and writes them, in one WATCH transaction, so
 // that two submissions at once cannot record the same change twice.
-func (d *Dispatcher) changeConsents(ctx context.Context, contact string, decide func(*Contact, map[string]consentCurrent) []ConsentEvent) ([]ConsentEvent, error) {
+func (d *Dispatcher) changeConsents(ctx context.Context, contact string, decide func(*dispatcher.Contact, map[string]consentCurrent) []dispatcher.ConsentEvent) ([]dispatcher.ConsentEvent, error) {
 	s := d.Store
-	var out []ConsentEvent
+	var out []dispatcher.ConsentEvent
 	txn := func(tx *redis.Tx) error {
 		out = nil
 		b, err := tx.Get(ctx, s.contactKey(contact)).Bytes()
 		if errors.Is(err, redis.Nil) {
-			return ErrNotFound
+			return dispatcher.ErrNotFound
 		}
 		if err != nil {
 			return err
@@ -355,7 +356,7 @@ func (d *Dispatcher) changeConsents(ctx context.Context, contact string, decide 
 		}
 		events := decide(c, cur)
 		for i := range events {
-			if err := events[i].validate(); err != nil {
+			if err := events[i].Validate(); err != nil {
 				return err
 			}
 		}
@@ -387,7 +388,7 @@ func (d *Dispatcher) changeConsents(ctx context.Context, contact string, decide 
 // prefLanguage picks the page's language: ?lang= (the switch link), the
 // contact's locale, Accept-Language, English. explicit says the query
 // chose it, so that the forms keep it.
-func prefLanguage(r *http.Request, c *Contact) (lang string, explicit bool) {
+func prefLanguage(r *http.Request, c *dispatcher.Contact) (lang string, explicit bool) {
 	if l := r.URL.Query().Get("lang"); l == "fr" || l == "en" {
 		return l, true
 	}
@@ -549,7 +550,7 @@ type prefTopic struct {
 type prefRow struct{ Name, Value string }
 
 // buildPrefView gathers what the page shows about c.
-func (d *Dispatcher) buildPrefView(ctx context.Context, c *Contact, lang string) (*prefView, error) {
+func (d *Dispatcher) buildPrefView(ctx context.Context, c *dispatcher.Contact, lang string) (*prefView, error) {
 	s := d.Store
 	t := prefTexts[lang]
 	topics, err := s.Topics(ctx)
@@ -614,11 +615,11 @@ func (d *Dispatcher) buildPrefView(ctx context.Context, c *Contact, lang string)
 		for _, tp := range topics {
 			f := consentField(k, tp.ID)
 			pt := prefTopic{InputID: "t-" + string(k) + "-" + tp.ID, Value: f, Name: tp.Name, Description: tp.Description}
-			if tp.Kind == Transactional {
+			if tp.Kind == dispatcher.Transactional {
 				pt.Transactional, pt.Checked = true, true
 				v.HasTx = true
 			} else {
-				pt.Checked = cur[f].State == Granted
+				pt.Checked = cur[f].State == dispatcher.Granted
 				v.HasMarketing = true
 			}
 			pc.Topics = append(pc.Topics, pt)
@@ -664,7 +665,7 @@ func (d *Dispatcher) buildPrefView(ctx context.Context, c *Contact, lang string)
 			continue
 		}
 		sup, err := s.Suppression(ctx, k, addr)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, dispatcher.ErrNotFound) {
 			continue
 		}
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -52,8 +53,8 @@ func prefSetup(t *testing.T, tweak ...func(*Config)) *prefBundle {
 	b.seedBasics(t)
 	ctx := context.Background()
 	s := b.d.Store
-	must(t, s.PutTopic(ctx, &Topic{ID: "promotions", Name: "Promotions", Kind: Marketing, Description: "Sales and offers"}))
-	must(t, s.UpsertContact(ctx, &Contact{ID: "ana", Email: "ana@example.com", Phone: "+33612345678",
+	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "promotions", Name: "Promotions", Kind: dispatcher.Marketing, Description: "Sales and offers"}))
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "ana", Email: "ana@example.com", Phone: "+33612345678",
 		Attributes: map[string]string{"first_name": "Ana"}, Tags: []string{"vip"}}, "Europe/Paris"))
 	consent(t, b, "ana", channels.Email)
 	srv := httptest.NewServer(b.d.Handler(nil))
@@ -66,7 +67,7 @@ func prefSetup(t *testing.T, tweak ...func(*Config)) *prefBundle {
 func (b *prefBundle) prefURL(t *testing.T, contact string) string {
 	t.Helper()
 	tok, err := b.d.signer.Sign(templates.Claims{Contact: contact, Channel: "email", Topic: "newsletter",
-		Send: SendID("run-1", contact, channels.Email)})
+		Send: dispatcher.SendID("run-1", contact, channels.Email)})
 	must(t, err)
 	return templates.PreferencesURL(b.srv.URL, tok)
 }
@@ -123,7 +124,7 @@ func csrfOf(t *testing.T, pageURL string) string {
 	return m[1]
 }
 
-func (b *prefBundle) ledger(t *testing.T, contact string) []ConsentEvent {
+func (b *prefBundle) ledger(t *testing.T, contact string) []dispatcher.ConsentEvent {
 	t.Helper()
 	l, err := b.d.Store.ConsentLedger(context.Background(), contact)
 	must(t, err)
@@ -143,7 +144,7 @@ func (b *prefBundle) unsubscribes(t *testing.T, run, topic string) (runCount, to
 func TestPreferencePageLanguage(t *testing.T) {
 	b := prefSetup(t)
 	ctx := context.Background()
-	for _, c := range []Contact{{ID: "fr", Email: "fr@example.com", Locale: "fr-FR"}, {ID: "en", Email: "en@example.com", Locale: "en-GB"},
+	for _, c := range []dispatcher.Contact{{ID: "fr", Email: "fr@example.com", Locale: "fr-FR"}, {ID: "en", Email: "en@example.com", Locale: "en-GB"},
 		{ID: "none", Email: "none@example.com"}} {
 		must(t, b.d.Store.UpsertContact(ctx, &c, "Europe/Paris"))
 	}
@@ -201,13 +202,13 @@ func TestPreferencePageShowsWhatWeHoldEscaped(t *testing.T) {
 	b := prefSetup(t)
 	ctx := context.Background()
 	s := b.d.Store
-	must(t, s.PutTopic(ctx, &Topic{ID: "events", Name: `<b>Events</b>`, Kind: Marketing, Description: `"><img src=x onerror=alert(2)>`}))
-	must(t, s.UpsertContact(ctx, &Contact{ID: "eve", Email: "eve@example.com", Locale: "en", Timezone: "America/New_York",
+	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "events", Name: `<b>Events</b>`, Kind: dispatcher.Marketing, Description: `"><img src=x onerror=alert(2)>`}))
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "eve", Email: "eve@example.com", Locale: "en", Timezone: "America/New_York",
 		Attributes: map[string]string{"bio": "<script>alert(1)</script>", "note": "line one\r\nSet-Cookie: stolen=1"},
 		Tags:       []string{"early-bird"}}, "Europe/Paris"))
-	must(t, s.RecordConsent(ctx, "eve", ConsentEvent{Channel: channels.Email, Topic: "events", State: Granted, Source: "import",
+	must(t, s.RecordConsent(ctx, "eve", dispatcher.ConsentEvent{Channel: channels.Email, Topic: "events", State: dispatcher.Granted, Source: "import",
 		Evidence: map[string]string{"form": `<iframe src="//evil">`}}))
-	must(t, s.Suppress(ctx, channels.Email, "eve@example.com", SuppressComplaint, time.Time{}))
+	must(t, s.Suppress(ctx, channels.Email, "eve@example.com", dispatcher.SuppressComplaint, time.Time{}))
 	// Tags are validated on upsert; a record from elsewhere may not be.
 	c, err := s.Contact(ctx, "eve")
 	must(t, err)
@@ -295,17 +296,17 @@ func TestPreferenceTogglesRecordExactlyTheChanges(t *testing.T) {
 	}
 	at := b.clock.Now().UTC()
 	ev := map[string]string{"page": "preferences"}
-	want := []ConsentEvent{
-		{Channel: channels.Email, Topic: "newsletter", State: Withdrawn, Source: "preference-page", Evidence: ev, At: at},
-		{Channel: channels.Email, Topic: "promotions", State: Granted, Source: "preference-page", Evidence: ev, At: at},
-		{Channel: channels.SMS, Topic: "newsletter", State: Granted, Source: "preference-page", Evidence: ev, At: at},
+	want := []dispatcher.ConsentEvent{
+		{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Withdrawn, Source: "preference-page", Evidence: ev, At: at},
+		{Channel: channels.Email, Topic: "promotions", State: dispatcher.Granted, Source: "preference-page", Evidence: ev, At: at},
+		{Channel: channels.SMS, Topic: "newsletter", State: dispatcher.Granted, Source: "preference-page", Evidence: ev, At: at},
 	}
 	if diff := cmp.Diff(want, b.ledger(t, "ana")[before:]); diff != "" {
 		t.Errorf("ledger events (-want +got):\n%s", diff)
 	}
 	cur, err := b.d.Store.Consents(context.Background(), "ana")
 	must(t, err)
-	if diff := cmp.Diff(map[string]ConsentState{"email/newsletter": Withdrawn, "email/promotions": Granted, "sms/newsletter": Granted}, cur); diff != "" {
+	if diff := cmp.Diff(map[string]dispatcher.ConsentState{"email/newsletter": dispatcher.Withdrawn, "email/promotions": dispatcher.Granted, "sms/newsletter": dispatcher.Granted}, cur); diff != "" {
 		t.Errorf("consents (-want +got):\n%s", diff)
 	}
 	if r, tp := b.unsubscribes(t, "run-1", "newsletter"); r != 1 || tp != 1 {
@@ -341,11 +342,11 @@ func TestPreferenceUnsubscribeFromEverything(t *testing.T) {
 	b := prefSetup(t)
 	ctx := context.Background()
 	s := b.d.Store
-	for _, e := range []ConsentEvent{
-		{Channel: channels.SMS, Topic: "promotions", State: Granted},
-		{Channel: channels.Email, Topic: "promotions", State: Withdrawn},
-		{Channel: channels.Email, Topic: "orders", State: Granted}, // transactional: stays
-		{Channel: channels.SMS, Topic: "retired", State: Granted},  // a topic since deleted
+	for _, e := range []dispatcher.ConsentEvent{
+		{Channel: channels.SMS, Topic: "promotions", State: dispatcher.Granted},
+		{Channel: channels.Email, Topic: "promotions", State: dispatcher.Withdrawn},
+		{Channel: channels.Email, Topic: "orders", State: dispatcher.Granted}, // transactional: stays
+		{Channel: channels.SMS, Topic: "retired", State: dispatcher.Granted},  // a topic since deleted
 	} {
 		must(t, s.RecordConsent(ctx, "ana", e))
 	}
@@ -361,17 +362,17 @@ func TestPreferenceUnsubscribeFromEverything(t *testing.T) {
 	}
 	at := b.clock.Now().UTC()
 	ev := map[string]string{"page": "preferences"}
-	want := []ConsentEvent{
-		{Channel: channels.Email, Topic: "newsletter", State: Withdrawn, Source: "preference-page", Evidence: ev, At: at},
-		{Channel: channels.SMS, Topic: "promotions", State: Withdrawn, Source: "preference-page", Evidence: ev, At: at},
-		{Channel: channels.SMS, Topic: "retired", State: Withdrawn, Source: "preference-page", Evidence: ev, At: at},
+	want := []dispatcher.ConsentEvent{
+		{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Withdrawn, Source: "preference-page", Evidence: ev, At: at},
+		{Channel: channels.SMS, Topic: "promotions", State: dispatcher.Withdrawn, Source: "preference-page", Evidence: ev, At: at},
+		{Channel: channels.SMS, Topic: "retired", State: dispatcher.Withdrawn, Source: "preference-page", Evidence: ev, At: at},
 	}
 	if diff := cmp.Diff(want, b.ledger(t, "ana")[before:]); diff != "" {
 		t.Errorf("ledger events (-want +got):\n%s", diff)
 	}
 	cur, err := s.Consents(ctx, "ana")
 	must(t, err)
-	if cur["email/orders"] != Granted {
+	if cur["email/orders"] != dispatcher.Granted {
 		t.Error("unsubscribing from everything touched a transactional topic")
 	}
 	for topic, n := range map[string]int64{"newsletter": 1, "promotions": 1, "retired": 1} {
@@ -400,7 +401,7 @@ func TestPreferenceUnsubscribeFromEverything(t *testing.T) {
 func TestPreferenceCSRFRejected(t *testing.T) {
 	b := prefSetup(t)
 	ctx := context.Background()
-	must(t, b.d.Store.UpsertContact(ctx, &Contact{ID: "bob", Email: "bob@example.com"}, "Europe/Paris"))
+	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "bob", Email: "bob@example.com"}, "Europe/Paris"))
 	u := b.prefURL(t, "ana")
 	good := csrfOf(t, u)
 	bobs := csrfOf(t, b.prefURL(t, "bob"))
@@ -464,7 +465,7 @@ func TestPreferenceCSRFRejected(t *testing.T) {
 func TestPreferenceTokenTampering(t *testing.T) {
 	b := prefSetup(t)
 	ctx := context.Background()
-	must(t, b.d.Store.UpsertContact(ctx, &Contact{ID: "bob", Email: "bob@example.com"}, "Europe/Paris"))
+	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "bob", Email: "bob@example.com"}, "Europe/Paris"))
 	consent(t, b.testBundle, "bob", channels.Email)
 	u := b.prefURL(t, "ana")
 	tok := strings.TrimPrefix(u, b.srv.URL+"/preferences/")
@@ -492,7 +493,7 @@ func TestPreferenceTokenTampering(t *testing.T) {
 		"garbage":                                 "x%0D%0ASet-Cookie:%20a=1",
 	}
 	csrf := csrfOf(t, u)
-	ledgers := map[string][]ConsentEvent{"ana": b.ledger(t, "ana"), "bob": b.ledger(t, "bob")}
+	ledgers := map[string][]dispatcher.ConsentEvent{"ana": b.ledger(t, "ana"), "bob": b.ledger(t, "bob")}
 	for name, tk := range bad {
 		t.Run(name, func(t *testing.T) {
 			pu := b.srv.URL + "/preferences/" + tk

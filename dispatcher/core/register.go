@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // Register is the record of processing activities (GDPR Art. 30,
@@ -34,12 +36,12 @@ type Controller struct {
 
 // Purpose is one topic of communication and the legal basis it rests on.
 type Purpose struct {
-	Topic       string    `json:"topic"`
-	Name        string    `json:"name"`
-	Description string    `json:"description,omitempty"`
-	Kind        TopicKind `json:"kind"`
-	LegalBasis  string    `json:"legal_basis"`
-	Article     string    `json:"article"`
+	Topic       string               `json:"topic"`
+	Name        string               `json:"name"`
+	Description string               `json:"description,omitempty"`
+	Kind        dispatcher.TopicKind `json:"kind"`
+	LegalBasis  string               `json:"legal_basis"`
+	Article     string               `json:"article"`
 }
 
 // DataCategory is a category of personal data held on contacts.
@@ -102,7 +104,7 @@ func (d *Dispatcher) Register(ctx context.Context) (*Register, error) {
 	}
 	for _, t := range topics {
 		p := Purpose{Topic: t.ID, Name: t.Name, Description: t.Description, Kind: t.Kind}
-		if t.Kind == Transactional {
+		if t.Kind == dispatcher.Transactional {
 			p.LegalBasis, p.Article = "contract", "Art. 6(1)(b)"
 		} else {
 			p.LegalBasis, p.Article = "consent", "Art. 6(1)(a)"
@@ -198,7 +200,7 @@ func (reg *Register) Markdown() string {
 func (a *api) getRegister(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	format := r.URL.Query().Get("format")
 	if format != "" && format != "json" && format != "markdown" {
-		return 0, nil, invalid("format", "must be json or markdown")
+		return 0, nil, dispatcher.Invalid("format", "must be json or markdown")
 	}
 	reg, err := a.d.Register(r.Context())
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -46,9 +47,9 @@ func registerSetup(t *testing.T) (*testBundle, *apiClient) {
 		c.Now = func() time.Time { return registerNow }
 	})
 	ctx := context.Background()
-	for _, tp := range []Topic{
-		{ID: "newsletter", Name: "Newsletter", Kind: Marketing, Description: "News | offers, once a month"},
-		{ID: "orders", Kind: Transactional, Description: "Order and delivery updates"},
+	for _, tp := range []dispatcher.Topic{
+		{ID: "newsletter", Name: "Newsletter", Kind: dispatcher.Marketing, Description: "News | offers, once a month"},
+		{ID: "orders", Kind: dispatcher.Transactional, Description: "Order and delivery updates"},
 	} {
 		if err := b.d.Store.PutTopic(ctx, &tp); err != nil {
 			t.Fatal(err)
@@ -67,8 +68,8 @@ func TestRegister(t *testing.T) {
 		t.Errorf("controller (-want +got):\n%s", diff)
 	}
 	wantPurposes := []Purpose{
-		{Topic: "newsletter", Name: "Newsletter", Description: "News | offers, once a month", Kind: Marketing, LegalBasis: "consent", Article: "Art. 6(1)(a)"},
-		{Topic: "orders", Name: "orders", Description: "Order and delivery updates", Kind: Transactional, LegalBasis: "contract", Article: "Art. 6(1)(b)"},
+		{Topic: "newsletter", Name: "Newsletter", Description: "News | offers, once a month", Kind: dispatcher.Marketing, LegalBasis: "consent", Article: "Art. 6(1)(a)"},
+		{Topic: "orders", Name: "orders", Description: "Order and delivery updates", Kind: dispatcher.Transactional, LegalBasis: "contract", Article: "Art. 6(1)(b)"},
 	}
 	if diff := cmp.Diff(wantPurposes, reg.Purposes); diff != "" {
 		t.Errorf("purposes (-want +got):\n%s", diff)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -97,7 +98,7 @@ func (d *Dispatcher) PurgeInactive(ctx context.Context, progress func(done, tota
 				if ctx.Err() != nil {
 					return rep, ctx.Err()
 				}
-				if !isCode(err, CodeNotFound) {
+				if !isCode(err, dispatcher.CodeNotFound) {
 					rep.Errors++
 				}
 				continue
@@ -122,13 +123,13 @@ func (s *Store) inactiveContacts(ctx context.Context, ids []string, cutoff time.
 	if err != nil {
 		// One record that does not open fails the chunk: read them one by
 		// one and leave out the unreadable, whose activity is unknown.
-		cs = make([]*Contact, len(ids))
+		cs = make([]*dispatcher.Contact, len(ids))
 		for i, id := range ids {
 			c, err := s.Contact(ctx, id)
 			switch {
 			case err == nil:
 				cs[i] = c
-			case errors.Is(err, ErrNotFound):
+			case errors.Is(err, dispatcher.ErrNotFound):
 			case errors.Is(err, ErrUnknownDataKey) || errors.Is(err, ErrSealed):
 				unreadable++
 			default:
@@ -159,7 +160,7 @@ next:
 			if json.Unmarshal([]byte(v), &cur) != nil {
 				continue
 			}
-			if cur.State == Granted {
+			if cur.State == dispatcher.Granted {
 				continue next
 			}
 			if cur.At.After(last) {
@@ -168,7 +169,7 @@ next:
 		}
 		// The ledger's last event is the newest written; an event recorded
 		// with an earlier time is covered by the current states above.
-		var e ConsentEvent
+		var e dispatcher.ConsentEvent
 		if b, err := lastEvents[i].Bytes(); err == nil && json.Unmarshal(b, &e) == nil && e.At.After(last) {
 			last = e.At
 		}

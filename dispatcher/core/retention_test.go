@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // retentionClock is a clock the test moves while the scheduler reads it.
@@ -34,12 +35,12 @@ func upsertAt(t *testing.T, b *testBundle, clock *retentionClock, at time.Time, 
 	keep := clock.now()
 	clock.set(at)
 	defer clock.set(keep)
-	must(t, b.d.Store.UpsertContact(context.Background(), &Contact{ID: id, Email: email}, "Europe/Paris"))
+	must(t, b.d.Store.UpsertContact(context.Background(), &dispatcher.Contact{ID: id, Email: email}, "Europe/Paris"))
 }
 
-func consentAt(t *testing.T, b *testBundle, id string, state ConsentState, at time.Time) {
+func consentAt(t *testing.T, b *testBundle, id string, state dispatcher.ConsentState, at time.Time) {
 	t.Helper()
-	must(t, b.d.Store.RecordConsent(context.Background(), id, ConsentEvent{Channel: channels.Email,
+	must(t, b.d.Store.RecordConsent(context.Background(), id, dispatcher.ConsentEvent{Channel: channels.Email,
 		Topic: "newsletter", State: state, Source: "api", At: at}))
 }
 
@@ -51,16 +52,16 @@ func TestRetentionPurgeInactive(t *testing.T) {
 	now := old.Add(4 * 365 * 24 * time.Hour)
 
 	upsertAt(t, b, clock, old, "ret-granted-7q2", "granted-7q2@example.com")
-	consentAt(t, b, "ret-granted-7q2", Granted, old)
+	consentAt(t, b, "ret-granted-7q2", dispatcher.Granted, old)
 	upsertAt(t, b, clock, old, "ret-silent-7q2", "silent-7q2@example.com")
-	must(t, b.d.Store.Suppress(ctx, channels.Email, "silent-7q2@example.com", SuppressUnsubscribe, time.Time{}))
+	must(t, b.d.Store.Suppress(ctx, channels.Email, "silent-7q2@example.com", dispatcher.SuppressUnsubscribe, time.Time{}))
 	upsertAt(t, b, clock, now.Add(-30*24*time.Hour), "ret-recent-7q2", "recent-7q2@example.com")
 	upsertAt(t, b, clock, old, "ret-withdrawn-7q2", "withdrawn-7q2@example.com")
-	consentAt(t, b, "ret-withdrawn-7q2", Granted, old)
-	consentAt(t, b, "ret-withdrawn-7q2", Withdrawn, old.Add(24*time.Hour))
+	consentAt(t, b, "ret-withdrawn-7q2", dispatcher.Granted, old)
+	consentAt(t, b, "ret-withdrawn-7q2", dispatcher.Withdrawn, old.Add(24*time.Hour))
 	// Withdrawn 2 years ago only: its clock runs from the withdrawal.
 	upsertAt(t, b, clock, old, "ret-lately-7q2", "lately-7q2@example.com")
-	consentAt(t, b, "ret-lately-7q2", Withdrawn, now.Add(-2*365*24*time.Hour))
+	consentAt(t, b, "ret-lately-7q2", dispatcher.Withdrawn, now.Add(-2*365*24*time.Hour))
 
 	clock.set(now)
 	logStart := len(b.logs.String())
@@ -75,7 +76,7 @@ func TestRetentionPurgeInactive(t *testing.T) {
 	}
 
 	for _, id := range []string{"ret-silent-7q2", "ret-withdrawn-7q2"} {
-		if _, err := b.d.Store.Contact(ctx, id); !errors.Is(err, ErrNotFound) {
+		if _, err := b.d.Store.Contact(ctx, id); !errors.Is(err, dispatcher.ErrNotFound) {
 			t.Errorf("%s: %v, want ErrNotFound (purged)", id, err)
 		}
 	}
@@ -86,7 +87,7 @@ func TestRetentionPurgeInactive(t *testing.T) {
 	}
 	// EraseContact's effects: the address index entry is gone, the
 	// suppression hash and the pseudonymous ledger stay.
-	if _, err := b.d.Store.ContactIDByAddress(ctx, channels.Email, "silent-7q2@example.com"); !errors.Is(err, ErrNotFound) {
+	if _, err := b.d.Store.ContactIDByAddress(ctx, channels.Email, "silent-7q2@example.com"); !errors.Is(err, dispatcher.ErrNotFound) {
 		t.Errorf("address index of a purged contact: %v, want ErrNotFound", err)
 	}
 	if _, err := b.d.Store.Suppression(ctx, channels.Email, "silent-7q2@example.com"); err != nil {
@@ -120,9 +121,9 @@ func TestRetentionPurgeChunks(t *testing.T) {
 	const n = 2*purgeChunk + 7
 	var ndjson strings.Builder
 	for i := range n {
-		l := ImportLine{Contact: Contact{ID: fmt.Sprintf("c%05d", i), Email: fmt.Sprintf("c%05d@example.com", i)}}
+		l := ImportLine{Contact: dispatcher.Contact{ID: fmt.Sprintf("c%05d", i), Email: fmt.Sprintf("c%05d@example.com", i)}}
 		if i%100 == 0 {
-			l.Consents = []ConsentEvent{{Channel: channels.Email, Topic: "newsletter", State: Granted, Source: "import"}}
+			l.Consents = []dispatcher.ConsentEvent{{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Granted, Source: "import"}}
 		}
 		line, _ := json.Marshal(l)
 		ndjson.Write(append(line, '\n'))
@@ -190,7 +191,7 @@ func TestRetentionScheduler(t *testing.T) {
 		v, _ := b.cfg.Redis.HGet(ctx, stats, "purged").Result()
 		return v == "1"
 	})
-	if _, err := b.d.Store.Contact(ctx, "ret-first-9k4"); !errors.Is(err, ErrNotFound) {
+	if _, err := b.d.Store.Contact(ctx, "ret-first-9k4"); !errors.Is(err, dispatcher.ErrNotFound) {
 		t.Fatalf("first contact: %v, want purged", err)
 	}
 	first, _ := b.cfg.Redis.HGetAll(ctx, stats).Result()
@@ -213,7 +214,7 @@ func TestRetentionScheduler(t *testing.T) {
 	clock.add(2 * time.Hour)
 	waitFor(t, "the second purge", 10*time.Second, func() bool {
 		_, err := b.d.Store.Contact(ctx, "ret-second-9k4")
-		return errors.Is(err, ErrNotFound)
+		return errors.Is(err, dispatcher.ErrNotFound)
 	})
 	waitFor(t, "the second stats", 10*time.Second, func() bool {
 		v, _ := b.cfg.Redis.HGet(ctx, stats, "last_run").Result()
@@ -244,7 +245,7 @@ func TestRetentionUnreadableRecord(t *testing.T) {
 	if want := (PurgeReport{Scanned: 2, Purged: 1, Errors: 1}); rep != want {
 		t.Errorf("report %+v, want %+v", rep, want)
 	}
-	if _, err := d.Store.Contact(ctx, "ret-open"); !errors.Is(err, ErrNotFound) {
+	if _, err := d.Store.Contact(ctx, "ret-open"); !errors.Is(err, dispatcher.ErrNotFound) {
 		t.Errorf("readable contact: %v, want purged", err)
 	}
 	if n, _ := d.Store.CountContacts(ctx); n != 1 {

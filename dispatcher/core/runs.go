@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // Every change of a send's state goes through one of two scripts, which
@@ -208,7 +209,7 @@ func (s *Store) transitionSends(ctx context.Context, ts []transition) ([]transit
 	cmds := make([]*redis.Cmd, len(ts))
 	_, err := s.scriptPipeline(ctx, transitionScript, func(p redis.Pipeliner) {
 		for i, t := range ts {
-			run, _, _ := splitSendID(t.send)
+			run, _, _ := dispatcher.SplitSendID(t.send)
 			var deadline int64
 			if !t.deadline.IsZero() {
 				deadline = ms(t.deadline)
@@ -246,7 +247,7 @@ func (s *Store) transitionSend(ctx context.Context, t transition) (transitionRes
 }
 
 // sends loads send records in one pipeline; missing ones are nil.
-func (s *Store) sends(ctx context.Context, ids []string) ([]*Send, error) {
+func (s *Store) sends(ctx context.Context, ids []string) ([]*dispatcher.Send, error) {
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
@@ -257,7 +258,7 @@ func (s *Store) sends(ctx context.Context, ids []string) ([]*Send, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*Send, len(ids))
+	out := make([]*dispatcher.Send, len(ids))
 	for i, cmd := range cmds {
 		m := cmd.Val()
 		if len(m) == 0 {
@@ -268,9 +269,9 @@ func (s *Store) sends(ctx context.Context, ids []string) ([]*Send, error) {
 	return out, nil
 }
 
-func sendFromHash(id string, m map[string]string) *Send {
-	run, _, _ := splitSendID(id)
-	sd := &Send{
+func sendFromHash(id string, m map[string]string) *dispatcher.Send {
+	run, _, _ := dispatcher.SplitSendID(id)
+	sd := &dispatcher.Send{
 		ID: id, Run: run, Contact: m["contact"], Channel: channels.Kind(m["channel"]),
 		Topic: m["topic"], Template: m["template"], State: m["state"], Reason: m["reason"],
 		Provider: m["provider"], ErrorCode: m["error_code"],
@@ -286,16 +287,16 @@ func sendFromHash(id string, m map[string]string) *Send {
 }
 
 // Send returns one send record or an error with code not_found.
-func (s *Store) Send(ctx context.Context, id string) (*Send, error) {
-	if _, _, ok := splitSendID(id); !ok {
-		return nil, notFound("send")
+func (s *Store) Send(ctx context.Context, id string) (*dispatcher.Send, error) {
+	if _, _, ok := dispatcher.SplitSendID(id); !ok {
+		return nil, dispatcher.NotFound("send")
 	}
 	ss, err := s.sends(ctx, []string{id})
 	if err != nil {
 		return nil, err
 	}
 	if ss[0] == nil {
-		return nil, notFound("send")
+		return nil, dispatcher.NotFound("send")
 	}
 	return ss[0], nil
 }
@@ -303,7 +304,7 @@ func (s *Store) Send(ctx context.Context, id string) (*Send, error) {
 // --- runs
 
 // createRun creates the run record once; it reports whether it was new.
-func (s *Store) createRun(ctx context.Context, r *Run) (bool, error) {
+func (s *Store) createRun(ctx context.Context, r *dispatcher.Run) (bool, error) {
 	ok, err := s.rdb.HSetNX(ctx, s.runKey(r.ID), "campaign", r.Campaign).Result()
 	if err != nil || !ok {
 		return false, err
@@ -318,15 +319,15 @@ func (s *Store) createRun(ctx context.Context, r *Run) (bool, error) {
 }
 
 // Run returns a run with its counters, or an error with code not_found.
-func (s *Store) Run(ctx context.Context, id string) (*Run, error) {
+func (s *Store) Run(ctx context.Context, id string) (*dispatcher.Run, error) {
 	m, err := s.rdb.HGetAll(ctx, s.runKey(id)).Result()
 	if err != nil {
 		return nil, err
 	}
 	if len(m) == 0 {
-		return nil, notFound("run")
+		return nil, dispatcher.NotFound("run")
 	}
-	r := &Run{ID: id, Campaign: m["campaign"], State: m["state"], Counters: map[string]int64{}, Feedback: runFeedback(m),
+	r := &dispatcher.Run{ID: id, Campaign: m["campaign"], State: m["state"], Counters: map[string]int64{}, Feedback: runFeedback(m),
 		PausedReason: m["paused_reason"]}
 	if v, _ := strconv.ParseInt(m["fire_at"], 10, 64); v > 0 {
 		r.FireAt = time.UnixMilli(v).UTC()
@@ -386,12 +387,12 @@ func (s *Store) runField(ctx context.Context, run, field string) (string, error)
 
 func (s *Store) setRunState(ctx context.Context, run, state string) error {
 	fields := []any{"state", state}
-	if state == RunCompleted || state == RunCancelled {
+	if state == dispatcher.RunCompleted || state == dispatcher.RunCancelled {
 		fields = append(fields, "finished", ms(s.now()))
 	}
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, s.runKey(run), fields...)
-		if state == RunCompleted || state == RunCancelled {
+		if state == dispatcher.RunCompleted || state == dispatcher.RunCancelled {
 			p.SRem(ctx, s.k("runs", "active"), run)
 		}
 		return nil

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -14,9 +15,9 @@ import (
 // run is created, so that editing a campaign, segment or template later
 // does not change a run under way.
 type runSnapshot struct {
-	Campaign  Campaign                             `json:"campaign"`
-	Segment   Segment                              `json:"segment"`
-	Topic     Topic                                `json:"topic"`
+	Campaign  dispatcher.Campaign                  `json:"campaign"`
+	Segment   dispatcher.Segment                   `json:"segment"`
+	Topic     dispatcher.Topic                     `json:"topic"`
 	Templates map[channels.Kind]templates.Template `json:"templates"`
 	LocalTime string                               `json:"local_time,omitempty"`
 }
@@ -25,9 +26,9 @@ type runSnapshot struct {
 type runState struct {
 	id        string
 	state     string
-	campaign  *Campaign
-	segment   *Segment
-	topic     *Topic
+	campaign  *dispatcher.Campaign
+	segment   *dispatcher.Segment
+	topic     *dispatcher.Topic
 	localTime string
 	compiled  map[channels.Kind]*templates.Compiled
 }
@@ -44,7 +45,7 @@ func (d *Dispatcher) loadRun(ctx context.Context, run string) (*runState, error)
 		return nil, fmt.Errorf("load run: %w", err)
 	}
 	if state == "" {
-		return nil, notFound("run")
+		return nil, dispatcher.NotFound("run")
 	}
 	d.snap.mu.Lock()
 	cached := d.snap.m[run]

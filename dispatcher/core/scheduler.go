@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -98,7 +99,7 @@ func (d *Dispatcher) fireDue(ctx context.Context, holder string) error {
 	}
 	now := d.cfg.Now()
 	for _, c := range cs {
-		if c.Schedule == nil || (c.State != Scheduled && c.State != Running) {
+		if c.Schedule == nil || (c.State != dispatcher.Scheduled && c.State != dispatcher.Running) {
 			continue
 		}
 		var due []time.Time
@@ -108,7 +109,7 @@ func (d *Dispatcher) fireDue(ctx context.Context, holder string) error {
 				due = append(due, c.Schedule.At)
 			}
 		default:
-			sched, err := c.Schedule.cron()
+			sched, err := c.Schedule.CronSchedule()
 			if err != nil {
 				continue
 			}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // Two scheduler processes on one Redis: a campaign due once fires one run,
@@ -16,7 +18,7 @@ func TestTwoSchedulersFireOnce(t *testing.T) {
 	seedMailing(t, b, 5)
 	ctx := context.Background()
 	past := time.Now().Add(-time.Second).Truncate(time.Second)
-	if _, err := b.d.ScheduleCampaign(ctx, "mailing", Schedule{At: past}); err != nil {
+	if _, err := b.d.ScheduleCampaign(ctx, "mailing", dispatcher.Schedule{At: past}); err != nil {
 		t.Fatal(err)
 	}
 	// A second dispatcher on the same Redis stands for another process.
@@ -49,7 +51,7 @@ func TestTwoSchedulersFireOnce(t *testing.T) {
 	b.waitRun(t, runs[0], 20*time.Second)
 	assertEachOnce(t, b, 5)
 	c, _ := b.d.Store.Campaign(ctx, "mailing")
-	if c.State != Completed {
+	if c.State != dispatcher.Completed {
 		t.Errorf("one-shot campaign is %s after its run, want completed", c.State)
 	}
 }
@@ -79,23 +81,23 @@ func TestSchedulerLeaderHandOver(t *testing.T) {
 
 func TestScheduleValidation(t *testing.T) {
 	tests := []struct {
-		s     Schedule
+		s     dispatcher.Schedule
 		field string
 	}{
-		{Schedule{}, "schedule"},
-		{Schedule{At: time.Now(), Cron: "* * * * *"}, "schedule"},
-		{Schedule{Cron: "not a cron"}, "schedule.cron"},
-		{Schedule{Cron: "0 10 * * 1", TZ: "Mars/Olympus"}, "schedule.tz"},
-		{Schedule{At: time.Now(), LocalTime: "25:00"}, "schedule.local_time"},
+		{dispatcher.Schedule{}, "schedule"},
+		{dispatcher.Schedule{At: time.Now(), Cron: "* * * * *"}, "schedule"},
+		{dispatcher.Schedule{Cron: "not a cron"}, "schedule.cron"},
+		{dispatcher.Schedule{Cron: "0 10 * * 1", TZ: "Mars/Olympus"}, "schedule.tz"},
+		{dispatcher.Schedule{At: time.Now(), LocalTime: "25:00"}, "schedule.local_time"},
 	}
 	for _, tt := range tests {
-		err := tt.s.validate()
-		e, ok := err.(*Error)
+		err := tt.s.Validate()
+		e, ok := err.(*dispatcher.Error)
 		if !ok || e.Field != tt.field {
 			t.Errorf("validate(%+v) = %v, want an error on %s", tt.s, err, tt.field)
 		}
 	}
-	if err := (&Schedule{Cron: "0 10 * * 1-5", TZ: "Europe/Paris", LocalTime: "10:00"}).validate(); err != nil {
+	if err := (&dispatcher.Schedule{Cron: "0 10 * * 1-5", TZ: "Europe/Paris", LocalTime: "10:00"}).Validate(); err != nil {
 		t.Errorf("valid schedule refused: %v", err)
 	}
 }
@@ -110,7 +112,7 @@ func TestCronScheduleFires(t *testing.T) {
 	c, _ := b.d.Store.Campaign(ctx, "mailing")
 	c.CreatedAt = time.Date(2026, 11, 23, 0, 0, 0, 0, paris)
 	must(t, b.d.Store.PutCampaign(ctx, c))
-	if _, err := b.d.ScheduleCampaign(ctx, "mailing", Schedule{Cron: "0 10 * * *", TZ: "Europe/Paris"}); err != nil {
+	if _, err := b.d.ScheduleCampaign(ctx, "mailing", dispatcher.Schedule{Cron: "0 10 * * *", TZ: "Europe/Paris"}); err != nil {
 		t.Fatal(err)
 	}
 	lease := b.d.Store.k("scheduler", "lease")

@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -64,7 +65,7 @@ func IsFailure(err error) bool {
 	return !errors.As(err, &le) && !errors.As(err, &se)
 }
 
-const inflightStates = StateQueued + "," + StateDeferred
+const inflightStates = dispatcher.StateQueued + "," + dispatcher.StateDeferred
 
 // handleSend delivers the sends of one task. Each send is claimed
 // ("sending") in Redis right before the provider call and settled right
@@ -78,7 +79,7 @@ func (d *Dispatcher) handleSend(ctx context.Context, t *asynq.Task) error {
 	}
 	st, err := d.loadRun(ctx, p.Run)
 	if err != nil {
-		if errors.Is(err, ErrNotFound) || isCode(err, CodeNotFound) {
+		if errors.Is(err, dispatcher.ErrNotFound) || isCode(err, dispatcher.CodeNotFound) {
 			return nil
 		}
 		return err
@@ -88,9 +89,9 @@ func (d *Dispatcher) handleSend(ctx context.Context, t *asynq.Task) error {
 		ids[i] = p.Run + "~" + h
 	}
 	switch st.state {
-	case RunCancelled:
-		return d.settle(ctx, ids, inflightStates, StateCancelled, ReasonRunCancelled)
-	case RunPaused:
+	case dispatcher.RunCancelled:
+		return d.settle(ctx, ids, inflightStates, dispatcher.StateCancelled, ReasonRunCancelled)
+	case dispatcher.RunPaused:
 		return &snoozeError{d: pausedRecheck}
 	}
 	sends, err := d.Store.sends(ctx, ids)
@@ -98,12 +99,12 @@ func (d *Dispatcher) handleSend(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	now := d.cfg.Now()
-	var live []*Send
+	var live []*dispatcher.Send
 	for _, s := range sends {
-		if s == nil || (s.State != StateQueued && s.State != StateDeferred) {
+		if s == nil || (s.State != dispatcher.StateQueued && s.State != dispatcher.StateDeferred) {
 			continue
 		}
-		if s.State == StateDeferred && s.Until.After(now.Add(time.Second)) {
+		if s.State == dispatcher.StateDeferred && s.Until.After(now.Add(time.Second)) {
 			continue // early: its own task runs at the time
 		}
 		live = append(live, s)
@@ -161,7 +162,7 @@ func (d *Dispatcher) handleSend(ctx context.Context, t *asynq.Task) error {
 const maxPace = 2 * time.Second
 
 // deliverAll delivers sends in order and keeps the last temporary error.
-func (d *Dispatcher) deliverAll(ctx context.Context, st *runState, group []*Send, contacts map[string]*Contact, lastTry bool, tempErr *error) error {
+func (d *Dispatcher) deliverAll(ctx context.Context, st *runState, group []*dispatcher.Send, contacts map[string]*dispatcher.Contact, lastTry bool, tempErr *error) error {
 	for _, s := range group {
 		if ctx.Err() != nil {
 			return ctx.Err() // the rest stay queued; the task runs again
@@ -178,7 +179,7 @@ func (d *Dispatcher) deliverAll(ctx context.Context, st *runState, group []*Send
 			return nil
 		case kind != channels.Temporary:
 		case lastTry:
-			if err := d.settle(ctx, []string{s.ID}, StateQueued, StateFailed, ReasonExhausted); err != nil {
+			if err := d.settle(ctx, []string{s.ID}, dispatcher.StateQueued, dispatcher.StateFailed, ReasonExhausted); err != nil {
 				return err
 			}
 		default:
@@ -218,7 +219,7 @@ func (d *Dispatcher) take(ctx context.Context, st *runState, k channels.Kind, n 
 // recheck runs checks 1-3 again right before sending: an opt-out recorded
 // while a send waited wins. It settles the sends that may no longer go and
 // returns the others with their contacts.
-func (d *Dispatcher) recheck(ctx context.Context, st *runState, live []*Send) ([]*Send, map[string]*Contact, error) {
+func (d *Dispatcher) recheck(ctx context.Context, st *runState, live []*dispatcher.Send) ([]*dispatcher.Send, map[string]*dispatcher.Contact, error) {
 	cids := make([]string, len(live))
 	for i, s := range live {
 		cids[i] = s.Contact
@@ -231,7 +232,7 @@ func (d *Dispatcher) recheck(ctx context.Context, st *runState, live []*Send) ([
 	var settle []transition
 	for i, s := range live {
 		if cs[i] == nil {
-			settle = append(settle, transition{send: s.ID, from: inflightStates, to: StateCancelled, reason: ReasonErased})
+			settle = append(settle, transition{send: s.ID, from: inflightStates, to: dispatcher.StateCancelled, reason: ReasonErased})
 			continue
 		}
 		cands = append(cands, &candidate{contact: cs[i], channel: s.Channel, send: s.ID,
@@ -240,11 +241,11 @@ func (d *Dispatcher) recheck(ctx context.Context, st *runState, live []*Send) ([
 	if err := d.gate.loadChecks(ctx, st.topic, cands); err != nil {
 		return nil, nil, err
 	}
-	var out []*Send
-	contacts := map[string]*Contact{}
+	var out []*dispatcher.Send
+	contacts := map[string]*dispatcher.Contact{}
 	for _, c := range cands {
 		if c.reason != "" {
-			settle = append(settle, transition{send: c.send, from: inflightStates, to: StateSuppressed, reason: c.reason})
+			settle = append(settle, transition{send: c.send, from: inflightStates, to: dispatcher.StateSuppressed, reason: c.reason})
 			_ = d.caps.Release(ctx, c.contact.ID, string(c.channel), st.topic.ID, c.send)
 			continue
 		}
@@ -266,15 +267,15 @@ func (d *Dispatcher) recheck(ctx context.Context, st *runState, live []*Send) ([
 // deliver claims, sends and settles one send. It returns the channel's
 // error (a *channels.Error or a plain, temporary one) after settling, or a
 // Redis error.
-func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *Send, c *Contact) error {
+func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *dispatcher.Send, c *dispatcher.Contact) error {
 	ch := d.cfg.Channels[s.Channel]
 	if ch == nil {
-		return d.settle(ctx, []string{s.ID}, inflightStates, StateFailed, ReasonNoChannel)
+		return d.settle(ctx, []string{s.ID}, inflightStates, dispatcher.StateFailed, ReasonNoChannel)
 	}
 	msg, err := d.render(st, s, c)
 	if err != nil {
 		d.log.Warn("render failed", "send", s.ID, "error", err)
-		return d.settle(ctx, []string{s.ID}, inflightStates, StateFailed, ReasonRender)
+		return d.settle(ctx, []string{s.ID}, inflightStates, dispatcher.StateFailed, ReasonRender)
 	}
 	if s.Channel == channels.Email {
 		if msg.ReturnPath, err = d.returnPath(ctx, s.ID); err != nil {
@@ -282,7 +283,7 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *Send, c *Cont
 		}
 	}
 	now := d.cfg.Now()
-	claimed, err := d.Store.transitionSend(ctx, transition{send: s.ID, from: inflightStates, to: StateSending,
+	claimed, err := d.Store.transitionSend(ctx, transition{send: s.ID, from: inflightStates, to: dispatcher.StateSending,
 		deadline: now.Add(d.cfg.SendLease), fields: []any{"attempts", 1}})
 	if err != nil {
 		return err
@@ -295,16 +296,16 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *Send, c *Cont
 	// channels bound their own calls (the SMTP and Twilio timeouts), and a
 	// context that is never done cannot cut their connection mid-message.
 	res, sendErr := ch.Send(context.WithoutCancel(ctx), msg)
-	t := transition{send: s.ID, from: StateSending}
+	t := transition{send: s.ID, from: dispatcher.StateSending}
 	switch channels.KindOf(sendErr) {
 	case 0:
-		t.to, t.fields = StateSent, []any{"provider", res.ProviderID}
+		t.to, t.fields = dispatcher.StateSent, []any{"provider", res.ProviderID}
 	case channels.Temporary, channels.Sender:
-		t.to, t.deadline = StateQueued, d.cfg.Now().Add(d.cfg.InflightDeadline)
+		t.to, t.deadline = dispatcher.StateQueued, d.cfg.Now().Add(d.cfg.InflightDeadline)
 	case channels.Ambiguous:
-		t.to, t.reason = StateFailed, ReasonAmbiguous
+		t.to, t.reason = dispatcher.StateFailed, ReasonAmbiguous
 	default:
-		t.to, t.reason = StateFailed, ReasonRejected
+		t.to, t.reason = dispatcher.StateFailed, ReasonRejected
 		if err := d.feedback(ctx, s, c, sendErr); err != nil {
 			return err
 		}
@@ -339,7 +340,7 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *Send, c *Cont
 // exist is suppressed, a full mailbox counts as a soft bounce, a number
 // that opted out is recorded as a STOP. Other refusals (policy, content)
 // fail the send without blaming the address.
-func (d *Dispatcher) feedback(ctx context.Context, s *Send, c *Contact, err error) error {
+func (d *Dispatcher) feedback(ctx context.Context, s *dispatcher.Send, c *dispatcher.Contact, err error) error {
 	var ce *channels.Error
 	if !errors.As(err, &ce) {
 		return nil
@@ -397,7 +398,7 @@ func (d *Dispatcher) applyTransitions(ctx context.Context, ts []transition) erro
 	}
 	for i, r := range rs {
 		if r.runDone {
-			run, _, _ := splitSendID(ts[i].send)
+			run, _, _ := dispatcher.SplitSendID(ts[i].send)
 			if err := d.completeRun(ctx, run); err != nil {
 				return err
 			}
@@ -408,7 +409,7 @@ func (d *Dispatcher) applyTransitions(ctx context.Context, ts []transition) erro
 
 // render builds the message for one send, at send time: the contact's
 // data is never queued.
-func (d *Dispatcher) render(st *runState, s *Send, c *Contact) (channels.Message, error) {
+func (d *Dispatcher) render(st *runState, s *dispatcher.Send, c *dispatcher.Contact) (channels.Message, error) {
 	comp := st.compiled[s.Channel]
 	if comp == nil {
 		return channels.Message{}, fmt.Errorf("no template for %s", s.Channel)
@@ -429,7 +430,7 @@ func (d *Dispatcher) render(st *runState, s *Send, c *Contact) (channels.Message
 		Now:            d.cfg.Now(),
 	}
 	opts := templates.RenderOptions{
-		Marketing:             st.topic.Kind == Marketing,
+		Marketing:             st.topic.Kind == dispatcher.Marketing,
 		UnsubscribeURL:        unsub,
 		ListUnsubscribeMailto: d.cfg.ListUnsubscribeMailto,
 		ListID:                st.topic.ID + "." + d.listDomain(),
@@ -447,7 +448,7 @@ func isChannelErr(err error) bool {
 }
 
 func isCode(err error, code string) bool {
-	var e *Error
+	var e *dispatcher.Error
 	return errors.As(err, &e) && e.Code == code
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // A sign-up by phone: the number gets an SMS asking for YES, nothing is
@@ -32,13 +33,13 @@ func TestSignupBySMSConfirmedWithYes(t *testing.T) {
 	}
 	id, err := h.b.d.Store.ContactIDByAddress(ctx, channels.SMS, phone)
 	must(t, err)
-	if cs, _ := h.b.d.Store.Consents(ctx, id); cs["sms/newsletter"] == Granted {
+	if cs, _ := h.b.d.Store.Consents(ctx, id); cs["sms/newsletter"] == dispatcher.Granted {
 		t.Fatal("consent granted before the YES")
 	}
 	h.sms(t, phone, "yes")
 	cs, err := h.b.d.Store.Consents(ctx, id)
 	must(t, err)
-	if cs["sms/newsletter"] != Granted {
+	if cs["sms/newsletter"] != dispatcher.Granted {
 		t.Fatalf("consents after YES: %v", cs)
 	}
 	ledger, err := h.b.d.Store.ConsentLedger(ctx, id)

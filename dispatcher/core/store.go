@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // Store keeps Missive's records in Redis. Keys start with a prefix; keys
@@ -64,7 +65,7 @@ func (s *Store) runKey(run string) string      { return s.p + ":run:{" + run + "
 func (s *Store) inflightKey(run string) string { return s.runKey(run) + ":inflight" }
 func (s *Store) snapshotKey(run string) string { return s.runKey(run) + ":snapshot" }
 func (s *Store) sendKey(id string) string {
-	run, h, _ := splitSendID(id)
+	run, h, _ := dispatcher.SplitSendID(id)
 	return s.p + ":s:{" + run + "}:" + h
 }
 
@@ -74,24 +75,8 @@ func (s *Store) AddressHash(k channels.Kind, addr string) string {
 	m := hmac.New(sha256.New, s.secret)
 	m.Write([]byte(k))
 	m.Write([]byte{0})
-	m.Write([]byte(normalizeAddress(k, addr)))
+	m.Write([]byte(dispatcher.NormalizeAddress(k, addr)))
 	return hex.EncodeToString(m.Sum(nil)[:20])
-}
-
-// SendID is the deterministic id of the send of run to contact on channel:
-// the run id, "~", and a hash. Retries and double triggers compute the
-// same id, so they find the same record.
-func SendID(run, contact string, channel channels.Kind) string {
-	h := sha256.Sum256([]byte(run + "\x00" + contact + "\x00" + string(channel)))
-	return run + "~" + hex.EncodeToString(h[:12])
-}
-
-func splitSendID(id string) (run, hash string, ok bool) {
-	i := strings.LastIndexByte(id, '~')
-	if i <= 0 || i == len(id)-1 {
-		return "", id, false
-	}
-	return id[:i], id[i+1:], true
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
@@ -99,8 +84,8 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 // --- contacts
 
 // UpsertContact validates and stores c, creating or replacing it.
-func (s *Store) UpsertContact(ctx context.Context, c *Contact, defaultTZ string) error {
-	if err := c.normalize(defaultTZ); err != nil {
+func (s *Store) UpsertContact(ctx context.Context, c *dispatcher.Contact, defaultTZ string) error {
+	if err := c.Normalize(defaultTZ); err != nil {
 		return err
 	}
 	l := []ImportLine{{Contact: *c}}
@@ -114,10 +99,10 @@ func (s *Store) UpsertContact(ctx context.Context, c *Contact, defaultTZ string)
 // Contact returns the contact with that id, or ErrNotFound. Returns an
 // error wrapping ErrUnknownDataKey or ErrSealed if the record does not
 // open with the keyring.
-func (s *Store) Contact(ctx context.Context, id string) (*Contact, error) {
+func (s *Store) Contact(ctx context.Context, id string) (*dispatcher.Contact, error) {
 	b, err := s.rdb.Get(ctx, s.contactKey(id)).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return nil, ErrNotFound
+		return nil, dispatcher.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
@@ -129,7 +114,7 @@ func (s *Store) Contact(ctx context.Context, id string) (*Contact, error) {
 // contacts loads many contacts in one pipeline and decrypts them here;
 // missing ones are nil. A record that does not open fails the whole call:
 // taking it for a missing contact would cancel its sends as erased.
-func (s *Store) contacts(ctx context.Context, ids []string) ([]*Contact, error) {
+func (s *Store) contacts(ctx context.Context, ids []string) ([]*dispatcher.Contact, error) {
 	cmds := make([]*redis.StringCmd, len(ids))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
@@ -140,7 +125,7 @@ func (s *Store) contacts(ctx context.Context, ids []string) ([]*Contact, error) 
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	out := make([]*Contact, len(ids))
+	out := make([]*dispatcher.Contact, len(ids))
 	for i, cmd := range cmds {
 		b, err := cmd.Bytes()
 		if errors.Is(err, redis.Nil) {
@@ -162,7 +147,7 @@ func contactAAD(id string) []byte { return []byte("contact:" + id) }
 
 // sealContact encodes c for Redis: its JSON, sealed under the active data
 // key. Email, phone, attributes and tags are never stored in the clear.
-func (s *Store) sealContact(c *Contact) ([]byte, error) {
+func (s *Store) sealContact(c *dispatcher.Contact) ([]byte, error) {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("encode contact: %w", err)
@@ -185,12 +170,12 @@ func (s *Store) openContactJSON(id string, b []byte) (js []byte, keyID string, e
 }
 
 // openContact decodes a stored contact record (see openContactJSON).
-func (s *Store) openContact(id string, b []byte) (*Contact, string, error) {
+func (s *Store) openContact(id string, b []byte) (*dispatcher.Contact, string, error) {
 	js, keyID, err := s.openContactJSON(id, b)
 	if err != nil {
 		return nil, keyID, err
 	}
-	var c Contact
+	var c dispatcher.Contact
 	if err := json.Unmarshal(js, &c); err != nil {
 		return nil, keyID, fmt.Errorf("decode contact %s: %w", id, err)
 	}
@@ -201,7 +186,7 @@ func (s *Store) openContact(id string, b []byte) (*Contact, string, error) {
 func (s *Store) ContactIDByAddress(ctx context.Context, k channels.Kind, addr string) (string, error) {
 	id, err := s.rdb.Get(ctx, s.k("addr", s.AddressHash(k, addr))).Result()
 	if errors.Is(err, redis.Nil) {
-		return "", ErrNotFound
+		return "", dispatcher.ErrNotFound
 	}
 	return id, err
 }
@@ -214,17 +199,17 @@ func (s *Store) CountContacts(ctx context.Context) (int64, error) {
 // --- consent
 
 type consentCurrent struct {
-	State  ConsentState `json:"state"`
-	At     time.Time    `json:"at"`
-	Source string       `json:"source"`
+	State  dispatcher.ConsentState `json:"state"`
+	At     time.Time               `json:"at"`
+	Source string                  `json:"source"`
 }
 
 func consentField(k channels.Kind, topic string) string { return string(k) + "/" + topic }
 
 // RecordConsent appends e to the contact's ledger and updates the current
 // state. Returns ErrNotFound if the contact does not exist.
-func (s *Store) RecordConsent(ctx context.Context, contact string, e ConsentEvent) error {
-	if err := e.validate(); err != nil {
+func (s *Store) RecordConsent(ctx context.Context, contact string, e dispatcher.ConsentEvent) error {
+	if err := e.Validate(); err != nil {
 		return err
 	}
 	if e.At.IsZero() {
@@ -235,7 +220,7 @@ func (s *Store) RecordConsent(ctx context.Context, contact string, e ConsentEven
 		return err
 	}
 	if n == 0 {
-		return notFound("contact")
+		return dispatcher.NotFound("contact")
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		s.writeConsent(ctx, p, contact, e)
@@ -245,7 +230,7 @@ func (s *Store) RecordConsent(ctx context.Context, contact string, e ConsentEven
 }
 
 // writeConsent appends e to the ledger and sets the current state.
-func (s *Store) writeConsent(ctx context.Context, p redis.Pipeliner, contact string, e ConsentEvent) {
+func (s *Store) writeConsent(ctx context.Context, p redis.Pipeliner, contact string, e dispatcher.ConsentEvent) {
 	ev, _ := json.Marshal(e)
 	cur, _ := json.Marshal(consentCurrent{State: e.State, At: e.At, Source: e.Source})
 	p.RPush(ctx, s.ledgerKey(contact), ev)
@@ -253,14 +238,14 @@ func (s *Store) writeConsent(ctx context.Context, p redis.Pipeliner, contact str
 }
 
 // ConsentLedger returns the contact's consent history, oldest first.
-func (s *Store) ConsentLedger(ctx context.Context, contact string) ([]ConsentEvent, error) {
+func (s *Store) ConsentLedger(ctx context.Context, contact string) ([]dispatcher.ConsentEvent, error) {
 	raw, err := s.rdb.LRange(ctx, s.ledgerKey(contact), 0, -1).Result()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ConsentEvent, 0, len(raw))
+	out := make([]dispatcher.ConsentEvent, 0, len(raw))
 	for _, r := range raw {
-		var e ConsentEvent
+		var e dispatcher.ConsentEvent
 		if json.Unmarshal([]byte(r), &e) == nil {
 			out = append(out, e)
 		}
@@ -269,12 +254,12 @@ func (s *Store) ConsentLedger(ctx context.Context, contact string) ([]ConsentEve
 }
 
 // Consents returns the current consent state per "channel/topic".
-func (s *Store) Consents(ctx context.Context, contact string) (map[string]ConsentState, error) {
+func (s *Store) Consents(ctx context.Context, contact string) (map[string]dispatcher.ConsentState, error) {
 	raw, err := s.rdb.HGetAll(ctx, s.consentKey(contact)).Result()
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]ConsentState, len(raw))
+	out := make(map[string]dispatcher.ConsentState, len(raw))
 	for f, v := range raw {
 		var c consentCurrent
 		if json.Unmarshal([]byte(v), &c) == nil {
@@ -294,12 +279,12 @@ func (s *Store) Suppress(ctx context.Context, k channels.Kind, addr, reason stri
 
 func (s *Store) suppressHash(ctx context.Context, hash, reason string, until time.Time) error {
 	switch reason {
-	case SuppressBounce, SuppressComplaint, SuppressStop, SuppressUnsubscribe:
+	case dispatcher.SuppressBounce, dispatcher.SuppressComplaint, dispatcher.SuppressStop, dispatcher.SuppressUnsubscribe:
 	default:
-		return invalid("reason", "must be bounce, complaint, stop or unsubscribe")
+		return dispatcher.Invalid("reason", "must be bounce, complaint, stop or unsubscribe")
 	}
 	key := s.k("sup", hash)
-	b, _ := json.Marshal(Suppression{Reason: reason, At: s.now().UTC(), Until: until})
+	b, _ := json.Marshal(dispatcher.Suppression{Reason: reason, At: s.now().UTC(), Until: until})
 	if until.IsZero() {
 		return s.rdb.Set(ctx, key, b, 0).Err()
 	}
@@ -325,15 +310,15 @@ func (s *Store) Unsuppress(ctx context.Context, k channels.Kind, addr string) er
 }
 
 // Suppression returns the entry for an address, or ErrNotFound.
-func (s *Store) Suppression(ctx context.Context, k channels.Kind, addr string) (*Suppression, error) {
+func (s *Store) Suppression(ctx context.Context, k channels.Kind, addr string) (*dispatcher.Suppression, error) {
 	b, err := s.rdb.Get(ctx, s.k("sup", s.AddressHash(k, addr))).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return nil, ErrNotFound
+		return nil, dispatcher.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	var sup Suppression
+	var sup dispatcher.Suppression
 	return &sup, json.Unmarshal(b, &sup)
 }
 
@@ -350,7 +335,7 @@ func (s *Store) putJSON(ctx context.Context, hash, id string, v any) error {
 func (s *Store) getJSON(ctx context.Context, hash, id, what string, v any) error {
 	b, err := s.rdb.HGet(ctx, s.k(hash), id).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return notFound(what)
+		return dispatcher.NotFound(what)
 	}
 	if err != nil {
 		return err
@@ -379,45 +364,45 @@ func listJSON[T any](ctx context.Context, s *Store, hash string) ([]T, error) {
 }
 
 // PutTopic creates or replaces a topic.
-func (s *Store) PutTopic(ctx context.Context, t *Topic) error {
-	if err := t.validate(); err != nil {
+func (s *Store) PutTopic(ctx context.Context, t *dispatcher.Topic) error {
+	if err := t.Validate(); err != nil {
 		return err
 	}
 	return s.putJSON(ctx, "topics", t.ID, t)
 }
 
 // Topic returns a topic or an error with code not_found.
-func (s *Store) Topic(ctx context.Context, id string) (*Topic, error) {
-	var t Topic
+func (s *Store) Topic(ctx context.Context, id string) (*dispatcher.Topic, error) {
+	var t dispatcher.Topic
 	return &t, s.getJSON(ctx, "topics", id, "topic", &t)
 }
 
 // Topics lists the topics by id.
-func (s *Store) Topics(ctx context.Context) ([]Topic, error) {
-	return listJSON[Topic](ctx, s, "topics")
+func (s *Store) Topics(ctx context.Context) ([]dispatcher.Topic, error) {
+	return listJSON[dispatcher.Topic](ctx, s, "topics")
 }
 
 // PutSegment creates or replaces a segment.
-func (s *Store) PutSegment(ctx context.Context, sg *Segment) error {
-	if err := sg.validate(); err != nil {
+func (s *Store) PutSegment(ctx context.Context, sg *dispatcher.Segment) error {
+	if err := sg.Validate(); err != nil {
 		return err
 	}
 	return s.putJSON(ctx, "segments", sg.ID, sg)
 }
 
 // Segment returns a segment or an error with code not_found.
-func (s *Store) Segment(ctx context.Context, id string) (*Segment, error) {
-	var sg Segment
+func (s *Store) Segment(ctx context.Context, id string) (*dispatcher.Segment, error) {
+	var sg dispatcher.Segment
 	return &sg, s.getJSON(ctx, "segments", id, "segment", &sg)
 }
 
 // Segments lists the segments by id.
-func (s *Store) Segments(ctx context.Context) ([]Segment, error) {
-	return listJSON[Segment](ctx, s, "segments")
+func (s *Store) Segments(ctx context.Context) ([]dispatcher.Segment, error) {
+	return listJSON[dispatcher.Segment](ctx, s, "segments")
 }
 
 // PutCampaign stores c as it is (callers validate and check the state).
-func (s *Store) PutCampaign(ctx context.Context, c *Campaign) error {
+func (s *Store) PutCampaign(ctx context.Context, c *dispatcher.Campaign) error {
 	c.UpdatedAt = s.now().UTC()
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = c.UpdatedAt
@@ -426,14 +411,14 @@ func (s *Store) PutCampaign(ctx context.Context, c *Campaign) error {
 }
 
 // Campaign returns a campaign or an error with code not_found.
-func (s *Store) Campaign(ctx context.Context, id string) (*Campaign, error) {
-	var c Campaign
+func (s *Store) Campaign(ctx context.Context, id string) (*dispatcher.Campaign, error) {
+	var c dispatcher.Campaign
 	return &c, s.getJSON(ctx, "campaigns", id, "campaign", &c)
 }
 
 // Campaigns lists the campaigns by id.
-func (s *Store) Campaigns(ctx context.Context) ([]Campaign, error) {
-	return listJSON[Campaign](ctx, s, "campaigns")
+func (s *Store) Campaigns(ctx context.Context) ([]dispatcher.Campaign, error) {
+	return listJSON[dispatcher.Campaign](ctx, s, "campaigns")
 }
 
 // deriveKey derives a purpose-specific key from the configured secret, so

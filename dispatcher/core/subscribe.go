@@ -62,6 +62,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -157,7 +158,7 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 			})
 			return
 		}
-		writeJSON(w, http.StatusTooManyRequests, map[string]*Error{"error": {Code: "rate_limited",
+		writeJSON(w, http.StatusTooManyRequests, map[string]*dispatcher.Error{"error": {Code: "rate_limited",
 			Message: "too many sign-ups from this client; retry after the Retry-After delay"}})
 		return
 	}
@@ -167,7 +168,7 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 		err = d.checkSignupTopics(ctx, in.Topics)
 	}
 	if err != nil {
-		status, e := httpStatus(err)
+		status, e := dispatcher.HTTPStatus(err)
 		if status == http.StatusInternalServerError {
 			d.log.Error("sign-up: topics", "error", err)
 			a.subscribeFailed(w, html)
@@ -177,7 +178,7 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 			a.rerenderForm(w, r, status, in, e)
 			return
 		}
-		writeJSON(w, status, map[string]*Error{"error": e})
+		writeJSON(w, status, map[string]*dispatcher.Error{"error": e})
 		return
 	}
 
@@ -205,7 +206,7 @@ func (a *api) subscribeFailed(w http.ResponseWriter, html bool) {
 		writeSignupPage(w, http.StatusServiceUnavailable, false, errorPage)
 		return
 	}
-	writeJSON(w, http.StatusServiceUnavailable, map[string]*Error{"error": {Code: CodeInternal,
+	writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInternal,
 		Message: "the sign-up could not be recorded; retry in a few minutes"}})
 }
 
@@ -273,7 +274,7 @@ func readSignup(w http.ResponseWriter, r *http.Request) (*signupInput, error) {
 			var one string
 			if err := json.Unmarshal(j.Topics, &topics); err != nil {
 				if err := json.Unmarshal(j.Topics, &one); err != nil {
-					return in, invalid("topics", "must be a list of topic ids or a comma-separated string")
+					return in, dispatcher.Invalid("topics", "must be a list of topic ids or a comma-separated string")
 				}
 				topics = []string{one}
 			}
@@ -283,20 +284,20 @@ func readSignup(w http.ResponseWriter, r *http.Request) (*signupInput, error) {
 		if err := r.ParseForm(); err != nil {
 			var mb *http.MaxBytesError
 			if errors.As(err, &mb) {
-				return in, &Error{Code: CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes", mb.Limit)}
+				return in, &dispatcher.Error{Code: dispatcher.CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes", mb.Limit)}
 			}
-			return in, invalid("body", "is not a valid form")
+			return in, dispatcher.Invalid("body", "is not a valid form")
 		}
 		f := r.PostForm
 		for _, name := range []string{"email", "phone", "locale", "wording", "form"} {
 			if len(f[name]) > 1 {
-				return in, invalid(name, "is given more than once")
+				return in, dispatcher.Invalid(name, "is given more than once")
 			}
 		}
 		topics = f["topics"]
 		email, phone, locale, in.Wording, in.Form = f.Get("email"), f.Get("phone"), f.Get("locale"), f.Get("wording"), f.Get("form")
 	default:
-		return in, invalid("Content-Type", "must be application/x-www-form-urlencoded or application/json")
+		return in, dispatcher.Invalid("Content-Type", "must be application/x-www-form-urlencoded or application/json")
 	}
 
 	// Locale first: a re-rendered form speaks it even when the rest fails.
@@ -307,15 +308,15 @@ func readSignup(w http.ResponseWriter, r *http.Request) (*signupInput, error) {
 		in.Locale = acceptLocale(r.Header.Get("Accept-Language"))
 	default:
 		in.Locale = acceptLocale(r.Header.Get("Accept-Language"))
-		return in, invalid("locale", "must be fr or en")
+		return in, dispatcher.Invalid("locale", "must be fr or en")
 	}
 	if in.Form != "" && !wordingPattern.MatchString(in.Form) {
 		in.Form = ""
-		return in, invalid("form", "must be 1-64 letters, digits, . _ -")
+		return in, dispatcher.Invalid("form", "must be 1-64 letters, digits, . _ -")
 	}
 	if !wordingPattern.MatchString(in.Wording) {
 		in.Wording = ""
-		return in, invalid("wording", "is required: the version id of the consent text shown, 1-64 letters, digits, . _ -")
+		return in, dispatcher.Invalid("wording", "is required: the version id of the consent text shown, 1-64 letters, digits, . _ -")
 	}
 	for _, t := range topics {
 		for _, id := range strings.Split(t, ",") {
@@ -323,41 +324,41 @@ func readSignup(w http.ResponseWriter, r *http.Request) (*signupInput, error) {
 			if id == "" {
 				continue
 			}
-			if !namePattern.MatchString(id) {
-				return in, invalid("topics", "must be topic ids (lower case letters, digits, _ . -)")
+			if !dispatcher.NamePattern.MatchString(id) {
+				return in, dispatcher.Invalid("topics", "must be topic ids (lower case letters, digits, _ . -)")
 			}
 			if !slices.Contains(in.Topics, id) {
 				in.Topics = append(in.Topics, id)
 			}
 			if len(in.Topics) > maxSignupTopics {
-				return in, invalid("topics", "at most %d topics", maxSignupTopics)
+				return in, dispatcher.Invalid("topics", "at most %d topics", maxSignupTopics)
 			}
 		}
 	}
 	if len(in.Topics) == 0 {
-		return in, invalid("topics", "choose at least one topic")
+		return in, dispatcher.Invalid("topics", "choose at least one topic")
 	}
 	email, phone = strings.TrimSpace(email), strings.TrimSpace(phone)
 	switch {
 	case email != "" && phone != "":
-		return in, invalid("email", "give an email address or a phone number, not both")
+		return in, dispatcher.Invalid("email", "give an email address or a phone number, not both")
 	case email != "":
-		e, err := NormalizeEmail(email)
+		e, err := dispatcher.NormalizeEmail(email)
 		if err != nil {
-			return in, invalid("email", "is not a valid email address")
+			return in, dispatcher.Invalid("email", "is not a valid email address")
 		}
 		in.Channel, in.Address = channels.Email, e
 	case phone != "":
-		p, err := NormalizePhone(phone)
+		p, err := dispatcher.NormalizePhone(phone)
 		if err != nil {
-			return in, invalid("phone", "is not a valid phone number in international form (+33612345678)")
+			return in, dispatcher.Invalid("phone", "is not a valid phone number in international form (+33612345678)")
 		}
-		if !smsCapable(p) {
-			return in, invalid("phone", "cannot receive text messages")
+		if !dispatcher.SMSCapable(p) {
+			return in, dispatcher.Invalid("phone", "cannot receive text messages")
 		}
 		in.Channel, in.Address = channels.SMS, p
 	default:
-		return in, invalid("email", "is required (or give a phone number)")
+		return in, dispatcher.Invalid("email", "is required (or give a phone number)")
 	}
 	return in, nil
 }
@@ -392,7 +393,7 @@ func acceptLocale(h string) string {
 // a marketing topic: transactional topics need no sign-up.
 func (d *Dispatcher) checkSignupTopics(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
-		return invalid("topics", "choose at least one topic")
+		return dispatcher.Invalid("topics", "choose at least one topic")
 	}
 	raw, err := d.Store.rdb.HMGet(ctx, d.Store.k("topics"), ids...).Result()
 	if err != nil {
@@ -400,9 +401,9 @@ func (d *Dispatcher) checkSignupTopics(ctx context.Context, ids []string) error 
 	}
 	for _, v := range raw {
 		s, ok := v.(string)
-		var t Topic
-		if !ok || json.Unmarshal([]byte(s), &t) != nil || t.Kind != Marketing {
-			return invalid("topics", "must name marketing topics open to sign-up")
+		var t dispatcher.Topic
+		if !ok || json.Unmarshal([]byte(s), &t) != nil || t.Kind != dispatcher.Marketing {
+			return dispatcher.Invalid("topics", "must name marketing topics open to sign-up")
 		}
 	}
 	return nil
@@ -449,7 +450,7 @@ func (d *Dispatcher) signup(ctx context.Context, in *signupInput, ipHash, userAg
 	if _, err := s.Suppression(ctx, in.Channel, in.Address); err == nil {
 		d.log.Info("sign-up: address suppressed; nothing sent", "channel", string(in.Channel))
 		return nil
-	} else if !errors.Is(err, ErrNotFound) {
+	} else if !errors.Is(err, dispatcher.ErrNotFound) {
 		return err
 	}
 	contact, err := d.signupContact(ctx, in)
@@ -501,7 +502,7 @@ func (d *Dispatcher) signupContact(ctx context.Context, in *signupInput) (string
 		}
 		// An index left by a creation that died half way: finish it.
 	}
-	c := &Contact{ID: id, Locale: in.Locale}
+	c := &dispatcher.Contact{ID: id, Locale: in.Locale}
 	if in.Channel == channels.Email {
 		c.Email = in.Address
 	} else {
@@ -556,7 +557,7 @@ func (d *Dispatcher) handleSubscribeConfirm(ctx context.Context, t *asynq.Task) 
 		return err
 	}
 	c, err := s.Contact(ctx, ps.Contact)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, dispatcher.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -568,7 +569,7 @@ func (d *Dispatcher) handleSubscribeConfirm(ctx context.Context, t *asynq.Task) 
 	}
 	if _, err := s.Suppression(ctx, ps.Channel, addr); err == nil {
 		return nil
-	} else if !errors.Is(err, ErrNotFound) {
+	} else if !errors.Is(err, dispatcher.ErrNotFound) {
 		return err
 	}
 	ch := d.cfg.Channels[ps.Channel]
@@ -626,7 +627,7 @@ func (d *Dispatcher) handleSubscribeConfirm(ctx context.Context, t *asynq.Task) 
 	default:
 		s.rdb.Set(bg, claim, "failed", pendingTTL)
 		d.log.Info("sign-up: confirmation refused", "channel", string(ps.Channel), "error", sendErr)
-		if err := d.feedback(bg, &Send{Channel: ps.Channel}, c, sendErr); err != nil {
+		if err := d.feedback(bg, &dispatcher.Send{Channel: ps.Channel}, c, sendErr); err != nil {
 			return err
 		}
 		return fmt.Errorf("subscribe confirm: %v: %w", sendErr, asynq.SkipRetry)
@@ -635,8 +636,8 @@ func (d *Dispatcher) handleSubscribeConfirm(ctx context.Context, t *asynq.Task) 
 
 // ensureConfirmationTopic creates the transactional topic of confirmation
 // messages unless it exists (a marketer may rename it).
-func (d *Dispatcher) ensureConfirmationTopic(ctx context.Context) (*Topic, error) {
-	t := &Topic{ID: ConfirmationTopic, Name: "Subscription confirmation", Kind: Transactional,
+func (d *Dispatcher) ensureConfirmationTopic(ctx context.Context) (*dispatcher.Topic, error) {
+	t := &dispatcher.Topic{ID: ConfirmationTopic, Name: "Subscription confirmation", Kind: dispatcher.Transactional,
 		Description: "Double opt-in: asks a person who signed up to confirm."}
 	b, _ := json.Marshal(t)
 	if err := d.Store.rdb.HSetNX(ctx, d.Store.k("topics"), t.ID, b).Err(); err != nil {
@@ -688,7 +689,7 @@ The link is valid for 48 hours. If you did not ask for this, ignore this message
 	return c
 })
 
-func (d *Dispatcher) renderConfirmation(ctx context.Context, ps *pendingSignup, c *Contact, topic *Topic, token string) (channels.Message, error) {
+func (d *Dispatcher) renderConfirmation(ctx context.Context, ps *pendingSignup, c *dispatcher.Contact, topic *dispatcher.Topic, token string) (channels.Message, error) {
 	names := make([]string, len(ps.Topics))
 	for i, id := range ps.Topics {
 		names[i] = id
@@ -781,10 +782,10 @@ func (d *Dispatcher) confirmSignup(ctx context.Context, h string, k channels.Kin
 	for key, v := range extra {
 		ev[key] = v
 	}
-	events := make([]ConsentEvent, len(ps.Topics))
+	events := make([]dispatcher.ConsentEvent, len(ps.Topics))
 	for i, t := range ps.Topics {
-		events[i] = ConsentEvent{Channel: ps.Channel, Topic: t, State: Granted, Source: "signup", Evidence: ev, At: now}
-		if err := events[i].validate(); err != nil {
+		events[i] = dispatcher.ConsentEvent{Channel: ps.Channel, Topic: t, State: dispatcher.Granted, Source: "signup", Evidence: ev, At: now}
+		if err := events[i].Validate(); err != nil {
 			return confirmUnknown, nil, err
 		}
 	}
@@ -864,7 +865,7 @@ func (d *Dispatcher) confirmSignup(ctx context.Context, h string, k channels.Kin
 // a valid number): the webhook then handles the keyword as it would
 // without a sign-up. Errors are Redis errors; none names the number.
 func (d *Dispatcher) ConfirmSMSOptIn(ctx context.Context, phone, messageSID string) (confirmed bool, err error) {
-	p, err := NormalizePhone(phone)
+	p, err := dispatcher.NormalizePhone(phone)
 	if err != nil {
 		return false, nil
 	}
@@ -879,7 +880,7 @@ func (d *Dispatcher) ConfirmSMSOptIn(ctx context.Context, phone, messageSID stri
 	}
 	var extra map[string]string
 	if messageSID != "" {
-		extra = map[string]string{"message_sid": truncate(messageSID, 64)}
+		extra = map[string]string{"message_sid": dispatcher.Truncate(messageSID, 64)}
 	}
 	outcome, _, err := d.confirmSignup(ctx, h, channels.SMS, "sms-yes", extra)
 	if err != nil {
@@ -1143,7 +1144,7 @@ func (a *api) subscribeForm(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := a.formView(r.Context(), locale, ids, k, form)
 	if err != nil {
-		if st, _ := httpStatus(err); st == http.StatusInternalServerError {
+		if st, _ := dispatcher.HTTPStatus(err); st == http.StatusInternalServerError {
 			a.d.log.Error("sign-up: form", "error", err)
 			writeSignupPage(w, http.StatusServiceUnavailable, true, errorPage)
 			return
@@ -1161,11 +1162,11 @@ func (a *api) subscribeForm(w http.ResponseWriter, r *http.Request) {
 // invalid when one of them is not a marketing topic.
 func (a *api) formView(ctx context.Context, locale string, ids []string, k channels.Kind, form string) (*formView, error) {
 	if len(ids) == 0 || len(ids) > maxSignupTopics {
-		return nil, invalid("topics", "name 1-%d marketing topics", maxSignupTopics)
+		return nil, dispatcher.Invalid("topics", "name 1-%d marketing topics", maxSignupTopics)
 	}
 	for _, id := range ids {
-		if !namePattern.MatchString(id) {
-			return nil, invalid("topics", "must be topic ids")
+		if !dispatcher.NamePattern.MatchString(id) {
+			return nil, dispatcher.Invalid("topics", "must be topic ids")
 		}
 	}
 	if err := a.d.checkSignupTopics(ctx, ids); err != nil {
@@ -1191,7 +1192,7 @@ func (a *api) formView(ctx context.Context, locale string, ids []string, k chann
 
 // rerenderForm answers a browser's invalid sign-up with the form and the
 // message, in the request's locale. The address is never put back.
-func (a *api) rerenderForm(w http.ResponseWriter, r *http.Request, status int, in *signupInput, e *Error) {
+func (a *api) rerenderForm(w http.ResponseWriter, r *http.Request, status int, in *signupInput, e *dispatcher.Error) {
 	locale := in.Locale
 	if locale == "" {
 		locale = acceptLocale(r.Header.Get("Accept-Language"))
@@ -1211,7 +1212,7 @@ func (a *api) rerenderForm(w http.ResponseWriter, r *http.Request, status int, i
 		for _, t := range r.PostForm["topics"] {
 			for _, id := range strings.Split(t, ",") {
 				id = strings.TrimSpace(id)
-				if namePattern.MatchString(id) && !slices.Contains(ids, id) && len(ids) < maxSignupTopics &&
+				if dispatcher.NamePattern.MatchString(id) && !slices.Contains(ids, id) && len(ids) < maxSignupTopics &&
 					a.d.checkSignupTopics(r.Context(), []string{id}) == nil {
 					ids = append(ids, id)
 				}
@@ -1233,7 +1234,7 @@ func (a *api) rerenderForm(w http.ResponseWriter, r *http.Request, status int, i
 }
 
 // formErrorMessage says what is wrong with a field, for a person.
-func formErrorMessage(locale string, e *Error) string {
+func formErrorMessage(locale string, e *dispatcher.Error) string {
 	fr := locale == "fr"
 	pick := func(f, en string) string {
 		if fr {
@@ -1254,7 +1255,7 @@ func formErrorMessage(locale string, e *Error) string {
 	case "wording", "form", "locale":
 		return pick("Ce formulaire n'est pas à jour : rechargez la page et réessayez.", "This form is out of date: please reload the page and try again.")
 	case "body":
-		if e.Code == CodeTooLarge {
+		if e.Code == dispatcher.CodeTooLarge {
 			return pick("Votre demande est trop volumineuse.", "Your request is too large.")
 		}
 	}

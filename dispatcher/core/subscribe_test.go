@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // signupBundle is a test bundle with marketing topics, a running worker
@@ -29,9 +30,9 @@ func setupSignup(t *testing.T) *signupBundle {
 	t.Helper()
 	b := setup(t)
 	ctx := context.Background()
-	must(t, b.d.Store.PutTopic(ctx, &Topic{ID: "newsletter", Name: "La lettre", Kind: Marketing}))
-	must(t, b.d.Store.PutTopic(ctx, &Topic{ID: "promotions", Name: "Promotions", Kind: Marketing}))
-	must(t, b.d.Store.PutTopic(ctx, &Topic{ID: "orders", Kind: Transactional}))
+	must(t, b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Name: "La lettre", Kind: dispatcher.Marketing}))
+	must(t, b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "promotions", Name: "Promotions", Kind: dispatcher.Marketing}))
+	must(t, b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "orders", Kind: dispatcher.Transactional}))
 	b.startWorker(t)
 	return &signupBundle{testBundle: b, h: b.d.Handler(nil)}
 }
@@ -142,7 +143,7 @@ func TestSubscribeEmailDoubleOptIn(t *testing.T) {
 	var topics []string
 	for _, e := range led {
 		topics = append(topics, e.Topic)
-		if e.Channel != channels.Email || e.State != Granted || e.Source != "signup" {
+		if e.Channel != channels.Email || e.State != dispatcher.Granted || e.Source != "signup" {
 			t.Errorf("ledger event %+v", e)
 		}
 		if e.At.Before(before.Add(-time.Second)) || e.At.After(time.Now().Add(time.Second)) {
@@ -174,7 +175,7 @@ func TestSubscribeEmailDoubleOptIn(t *testing.T) {
 	}
 	cur, err := s.Consents(ctx, id)
 	must(t, err)
-	if cur["email/newsletter"] != Granted || cur["email/promotions"] != Granted || len(cur) != 2 {
+	if cur["email/newsletter"] != dispatcher.Granted || cur["email/promotions"] != dispatcher.Granted || len(cur) != 2 {
 		t.Errorf("current consents %v", cur)
 	}
 	for _, topic := range []string{"newsletter", "promotions"} {
@@ -198,7 +199,7 @@ func TestSubscribeEmailDoubleOptIn(t *testing.T) {
 		t.Errorf("confirmations counted twice: %v", fb)
 	}
 	// The confirmation topic exists, transactional.
-	if tp, err := s.Topic(ctx, ConfirmationTopic); err != nil || tp.Kind != Transactional {
+	if tp, err := s.Topic(ctx, ConfirmationTopic); err != nil || tp.Kind != dispatcher.Transactional {
 		t.Errorf("confirmation topic: %+v %v", tp, err)
 	}
 	for _, secret := range []string{"alice@example.com", "Alice@example.com", token, "198.51.100.7"} {
@@ -209,7 +210,7 @@ func TestSubscribeEmailDoubleOptIn(t *testing.T) {
 	assertQueuesHoldNo(t, b.testBundle, "lice@", token, "198.51.100.7")
 }
 
-func assertLedger(t *testing.T, b *signupBundle, id string, n int) []ConsentEvent {
+func assertLedger(t *testing.T, b *signupBundle, id string, n int) []dispatcher.ConsentEvent {
 	t.Helper()
 	led, err := b.d.Store.ConsentLedger(context.Background(), id)
 	must(t, err)
@@ -248,10 +249,10 @@ func TestSubscribeSameAnswerForEveryAddress(t *testing.T) {
 	b := setupSignup(t)
 	ctx := context.Background()
 	s := b.d.Store
-	known := Contact{ID: "known", Email: "known@example.com", Attributes: map[string]string{"first_name": "Kim"}}
+	known := dispatcher.Contact{ID: "known", Email: "known@example.com", Attributes: map[string]string{"first_name": "Kim"}}
 	must(t, s.UpsertContact(ctx, &known, "Europe/Paris"))
 	consent(t, b.testBundle, "known", channels.Email) // already subscribed to newsletter
-	must(t, s.Suppress(ctx, channels.Email, "gone@example.com", SuppressComplaint, time.Time{}))
+	must(t, s.Suppress(ctx, channels.Email, "gone@example.com", dispatcher.SuppressComplaint, time.Time{}))
 
 	type answer struct {
 		Code int
@@ -390,7 +391,7 @@ func TestSubscribeValidation(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			w := b.do("POST", "/subscribe", fmt.Sprintf("10.1.%d.1", i), tc.ct, tc.body)
-			var got struct{ Error Error }
+			var got struct{ Error dispatcher.Error }
 			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != tc.status || got.Error.Field != tc.field {
 				t.Fatalf("status %d, field %q, want %d %q: %s", w.Code, got.Error.Field, tc.status, tc.field, w.Body)
 			}
@@ -536,7 +537,7 @@ func TestAcceptLocale(t *testing.T) {
 func FuzzSubscribeForm(f *testing.F) {
 	b := setup(f)
 	ctx := context.Background()
-	if err := b.d.Store.PutTopic(ctx, &Topic{ID: "newsletter", Kind: Marketing}); err != nil {
+	if err := b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}); err != nil {
 		f.Fatal(err)
 	}
 	h := b.d.Handler(nil)

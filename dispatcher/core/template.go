@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -12,8 +13,8 @@ import (
 // started keep the version they began with. Returns an error with code
 // invalid naming the part at fault (email.html, sms.body...).
 func (s *Store) PutTemplate(ctx context.Context, t *templates.Template) error {
-	if !namePattern.MatchString(t.ID) {
-		return invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
+	if !dispatcher.NamePattern.MatchString(t.ID) {
+		return dispatcher.Invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
 	}
 	if _, err := templates.Compile(*t); err != nil {
 		return templateError(err)
@@ -33,9 +34,9 @@ func (s *Store) PutTemplate(ctx context.Context, t *templates.Template) error {
 func templateError(err error) error {
 	var fe *templates.FieldError
 	if errors.As(err, &fe) {
-		return invalid(fe.Field, "%v", fe.Err)
+		return dispatcher.Invalid(fe.Field, "%v", fe.Err)
 	}
-	return invalid("template", "%v", err)
+	return dispatcher.Invalid("template", "%v", err)
 }
 
 // Template returns the latest version of a template, or an error with code

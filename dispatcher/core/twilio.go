@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // mountTwilio adds Twilio's webhooks to the public routes. Without an auth
@@ -93,12 +94,12 @@ func (a *api) twilioInbound(w http.ResponseWriter, r *http.Request) {
 	}
 	sid := r.PostForm.Get("MessageSid")
 	if !messageSIDPattern.MatchString(sid) {
-		writeJSON(w, http.StatusBadRequest, map[string]*Error{"error": {Code: CodeInvalid, Field: "MessageSid", Message: "is not a message SID"}})
+		writeJSON(w, http.StatusBadRequest, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInvalid, Field: "MessageSid", Message: "is not a message SID"}})
 		return
 	}
-	from, err := NormalizePhone(r.PostForm.Get("From"))
+	from, err := dispatcher.NormalizePhone(r.PostForm.Get("From"))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]*Error{"error": {Code: CodeInvalid, Field: "From", Message: "is not a phone number in E.164 form"}})
+		writeJSON(w, http.StatusBadRequest, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInvalid, Field: "From", Message: "is not a phone number in E.164 form"}})
 		return
 	}
 	kw := parseKeyword(r.PostForm.Get("Body"))
@@ -112,11 +113,11 @@ func (a *api) twilioInbound(w http.ResponseWriter, r *http.Request) {
 	switch err := d.handleKeyword(ctx, kw, from, sid); {
 	case errors.Is(err, errSIDPending):
 		w.Header().Set("Retry-After", "60")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]*Error{"error": {Code: "busy", Message: "this message is being handled; retry later"}})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: "busy", Message: "this message is being handled; retry later"}})
 		return
 	case err != nil:
 		d.log.Error("twilio inbound: keyword not recorded", "keyword", kw.String(), "message_sid", sid, "error", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]*Error{"error": {Code: CodeInternal, Message: "could not record the message; retry later"}})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInternal, Message: "could not record the message; retry later"}})
 		return
 	}
 	writeTwiML(w, d.keywordReply(kw))
@@ -128,7 +129,7 @@ func (a *api) twilioInbound(w http.ResponseWriter, r *http.Request) {
 // a form, 403 when the signature does not match.
 func (a *api) readTwilioForm(w http.ResponseWriter, r *http.Request) bool {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
-		writeJSON(w, http.StatusUnsupportedMediaType, map[string]*Error{"error": {Code: CodeInvalid, Field: "Content-Type",
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInvalid, Field: "Content-Type",
 			Message: "must be application/x-www-form-urlencoded"}})
 		return false
 	}
@@ -136,14 +137,14 @@ func (a *api) readTwilioForm(w http.ResponseWriter, r *http.Request) bool {
 	if err := r.ParseForm(); err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
-			writeError(w, &Error{Code: CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes", mb.Limit)})
+			writeError(w, &dispatcher.Error{Code: dispatcher.CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes", mb.Limit)})
 			return false
 		}
-		writeJSON(w, http.StatusBadRequest, map[string]*Error{"error": {Code: CodeInvalid, Field: "body", Message: "is not a valid form"}})
+		writeJSON(w, http.StatusBadRequest, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInvalid, Field: "body", Message: "is not a valid form"}})
 		return false
 	}
 	if !a.twilioSigned(r) {
-		writeError(w, &Error{Code: CodeForbidden, Field: "X-Twilio-Signature", Message: "does not match the request"})
+		writeError(w, &dispatcher.Error{Code: dispatcher.CodeForbidden, Field: "X-Twilio-Signature", Message: "does not match the request"})
 		return false
 	}
 	return true
@@ -218,7 +219,7 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 	}()
 
 	contact, err := s.ContactIDByAddress(ctx, channels.SMS, from)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, dispatcher.ErrNotFound) {
 		contact = ""
 	} else if err != nil {
 		return fmt.Errorf("find contact: %w", err)
@@ -231,7 +232,7 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 			return err
 		}
 		if contact != "" {
-			if changed, err = d.setSMSConsents(ctx, contact, Withdrawn, evidence); err != nil {
+			if changed, err = d.setSMSConsents(ctx, contact, dispatcher.Withdrawn, evidence); err != nil {
 				return err
 			}
 		}
@@ -240,7 +241,7 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 			return err
 		}
 		if contact != "" {
-			if _, err = d.setSMSConsents(ctx, contact, Granted, evidence); err != nil {
+			if _, err = d.setSMSConsents(ctx, contact, dispatcher.Granted, evidence); err != nil {
 				return err
 			}
 		}
@@ -268,13 +269,13 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 // the first. A temporary entry (soft bounces) is replaced.
 func (s *Store) suppressStop(ctx context.Context, k channels.Kind, addr string) error {
 	key := s.k("sup", s.AddressHash(k, addr))
-	entry, _ := json.Marshal(Suppression{Reason: SuppressStop, At: s.now().UTC()})
+	entry, _ := json.Marshal(dispatcher.Suppression{Reason: dispatcher.SuppressStop, At: s.now().UTC()})
 	txn := func(tx *redis.Tx) error {
 		b, err := tx.Get(ctx, key).Bytes()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return err
 		}
-		var cur Suppression
+		var cur dispatcher.Suppression
 		if err == nil && json.Unmarshal(b, &cur) == nil && cur.Until.IsZero() {
 			return nil
 		}
@@ -309,8 +310,8 @@ func (s *Store) unsuppressStop(ctx context.Context, k channels.Kind, addr string
 		if err != nil {
 			return err
 		}
-		var sup Suppression
-		if json.Unmarshal(b, &sup) != nil || sup.Reason != SuppressStop {
+		var sup dispatcher.Suppression
+		if json.Unmarshal(b, &sup) != nil || sup.Reason != dispatcher.SuppressStop {
 			return nil
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -344,7 +345,7 @@ func (s *Store) unsuppressStop(ctx context.Context, k channels.Kind, addr string
 // Transactional topics need no consent and are skipped. The read and the
 // writes are one transaction on the contact's keys (one slot), so two
 // messages at once write each event once.
-func (d *Dispatcher) setSMSConsents(ctx context.Context, contact string, state ConsentState, evidence map[string]string) ([]string, error) {
+func (d *Dispatcher) setSMSConsents(ctx context.Context, contact string, state dispatcher.ConsentState, evidence map[string]string) ([]string, error) {
 	s := d.Store
 	topics, err := s.Topics(ctx)
 	if err != nil {
@@ -352,7 +353,7 @@ func (d *Dispatcher) setSMSConsents(ctx context.Context, contact string, state C
 	}
 	transactional := map[string]bool{}
 	for _, t := range topics {
-		if t.Kind == Transactional {
+		if t.Kind == dispatcher.Transactional {
 			transactional[t.ID] = true
 		}
 	}
@@ -368,7 +369,7 @@ func (d *Dispatcher) setSMSConsents(ctx context.Context, contact string, state C
 			return err
 		}
 		now := d.cfg.Now().UTC()
-		var events []ConsentEvent
+		var events []dispatcher.ConsentEvent
 		for _, field := range slices.Sorted(maps.Keys(raw)) {
 			v := raw[field]
 			topic, ok := strings.CutPrefix(field, string(channels.SMS)+"/")
@@ -380,13 +381,13 @@ func (d *Dispatcher) setSMSConsents(ctx context.Context, contact string, state C
 				continue
 			}
 			switch {
-			case state == Withdrawn && cur.State == Granted:
-			case state == Granted && cur.State == Withdrawn && cur.Source == "sms-stop":
+			case state == dispatcher.Withdrawn && cur.State == dispatcher.Granted:
+			case state == dispatcher.Granted && cur.State == dispatcher.Withdrawn && cur.Source == "sms-stop":
 			default:
 				continue
 			}
-			e := ConsentEvent{Channel: channels.SMS, Topic: topic, State: state, Source: "sms-stop", Evidence: evidence, At: now}
-			if e.validate() != nil {
+			e := dispatcher.ConsentEvent{Channel: channels.SMS, Topic: topic, State: state, Source: "sms-stop", Evidence: evidence, At: now}
+			if e.Validate() != nil {
 				continue
 			}
 			events = append(events, e)

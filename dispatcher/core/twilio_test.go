@@ -22,6 +22,7 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/sms"
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"
@@ -55,12 +56,12 @@ func twilioSetup(t *testing.T, tweak ...func(*Config)) *twilioHarness {
 	ctx := context.Background()
 	s := b.d.Store
 	b.seedBasics(t)
-	must(t, s.PutTopic(ctx, &Topic{ID: "promos", Kind: Marketing}))
-	must(t, s.UpsertContact(ctx, &Contact{ID: "c1", Email: "c1@example.com", Phone: stopPhone}, "Europe/Paris"))
-	for _, e := range []ConsentEvent{
-		{Channel: channels.SMS, Topic: "newsletter", State: Granted, Source: "api"},
-		{Channel: channels.SMS, Topic: "promos", State: Granted, Source: "api"},
-		{Channel: channels.Email, Topic: "newsletter", State: Granted, Source: "api"},
+	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "promos", Kind: dispatcher.Marketing}))
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "c1", Email: "c1@example.com", Phone: stopPhone}, "Europe/Paris"))
+	for _, e := range []dispatcher.ConsentEvent{
+		{Channel: channels.SMS, Topic: "newsletter", State: dispatcher.Granted, Source: "api"},
+		{Channel: channels.SMS, Topic: "promos", State: dispatcher.Granted, Source: "api"},
+		{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Granted, Source: "api"},
 	} {
 		must(t, s.RecordConsent(ctx, "c1", e))
 	}
@@ -171,7 +172,7 @@ func (h *twilioHarness) unchanged(t *testing.T, before map[string]string, what s
 func (h *twilioHarness) suppression(t *testing.T, phone string) string {
 	t.Helper()
 	sup, err := h.b.d.Store.Suppression(context.Background(), channels.SMS, phone)
-	if err == ErrNotFound {
+	if err == dispatcher.ErrNotFound {
 		return ""
 	}
 	must(t, err)
@@ -179,13 +180,13 @@ func (h *twilioHarness) suppression(t *testing.T, phone string) string {
 }
 
 // gateSMS is what the gate decides for a newsletter SMS to c.
-func (h *twilioHarness) gateSMS(t *testing.T, c *Contact) string {
+func (h *twilioHarness) gateSMS(t *testing.T, c *dispatcher.Contact) string {
 	t.Helper()
 	ctx := context.Background()
 	topic, err := h.b.d.Store.Topic(ctx, "newsletter")
 	must(t, err)
-	camp := &Campaign{ID: "c", Channels: []channels.Kind{channels.SMS}, Templates: map[channels.Kind]string{channels.SMS: "news-sms"}}
-	ds, err := h.b.d.gate.decide(ctx, time.Now(), gateJob{run: "r-" + newMessageSID(t), campaign: camp, topic: topic}, []*Contact{c})
+	camp := &dispatcher.Campaign{ID: "c", Channels: []channels.Kind{channels.SMS}, Templates: map[channels.Kind]string{channels.SMS: "news-sms"}}
+	ds, err := h.b.d.gate.decide(ctx, time.Now(), gateJob{run: "r-" + newMessageSID(t), campaign: camp, topic: topic}, []*dispatcher.Contact{c})
 	must(t, err)
 	if len(ds) != 1 {
 		t.Fatalf("gate: %d decisions", len(ds))
@@ -196,7 +197,7 @@ func (h *twilioHarness) gateSMS(t *testing.T, c *Contact) string {
 	return ds[0].state
 }
 
-func (h *twilioHarness) contact(t *testing.T) *Contact {
+func (h *twilioHarness) contact(t *testing.T) *dispatcher.Contact {
 	t.Helper()
 	c, err := h.b.d.Store.Contact(context.Background(), "c1")
 	must(t, err)
@@ -219,7 +220,7 @@ func (h *twilioHarness) ledger(t *testing.T) []entry {
 	return out
 }
 
-func (h *twilioHarness) consents(t *testing.T) map[string]ConsentState {
+func (h *twilioHarness) consents(t *testing.T) map[string]dispatcher.ConsentState {
 	t.Helper()
 	m, err := h.b.d.Store.Consents(context.Background(), "c1")
 	must(t, err)
@@ -279,7 +280,7 @@ func TestTwilioInboundStop(t *testing.T) {
 			if reply != twiml(stopReply) {
 				t.Errorf("reply %s", reply)
 			}
-			if got := h.suppression(t, stopPhone); got != SuppressStop {
+			if got := h.suppression(t, stopPhone); got != dispatcher.SuppressStop {
 				t.Errorf("suppression %q, want stop", got)
 			}
 			want := append(slices.Clone(seeded),
@@ -288,7 +289,7 @@ func TestTwilioInboundStop(t *testing.T) {
 			if diff := cmp.Diff(want, h.ledger(t)); diff != "" {
 				t.Errorf("ledger (-want +got):\n%s", diff)
 			}
-			wantCur := map[string]ConsentState{"sms/newsletter": Withdrawn, "sms/promos": Withdrawn, "email/newsletter": Granted}
+			wantCur := map[string]dispatcher.ConsentState{"sms/newsletter": dispatcher.Withdrawn, "sms/promos": dispatcher.Withdrawn, "email/newsletter": dispatcher.Granted}
 			if diff := cmp.Diff(wantCur, h.consents(t)); diff != "" {
 				t.Errorf("consents (-want +got):\n%s", diff)
 			}
@@ -308,7 +309,7 @@ func TestTwilioInboundStopThenStart(t *testing.T) {
 			h := twilioSetup(t)
 			ctx := context.Background()
 			// promos was left by link before STOP: START must not bring it back.
-			must(t, h.b.d.Store.RecordConsent(ctx, "c1", ConsentEvent{Channel: channels.SMS, Topic: "promos", State: Withdrawn, Source: "one-click"}))
+			must(t, h.b.d.Store.RecordConsent(ctx, "c1", dispatcher.ConsentEvent{Channel: channels.SMS, Topic: "promos", State: dispatcher.Withdrawn, Source: "one-click"}))
 			stopSID, _ := h.sms(t, stopPhone, "STOP")
 			if got := h.gateSMS(t, h.contact(t)); got != "suppressed_stop" {
 				t.Fatalf("after STOP the gate decides %q", got)
@@ -327,11 +328,11 @@ func TestTwilioInboundStopThenStart(t *testing.T) {
 			if diff := cmp.Diff(want, h.ledger(t)); diff != "" {
 				t.Errorf("ledger (-want +got):\n%s", diff)
 			}
-			wantCur := map[string]ConsentState{"sms/newsletter": Granted, "sms/promos": Withdrawn, "email/newsletter": Granted}
+			wantCur := map[string]dispatcher.ConsentState{"sms/newsletter": dispatcher.Granted, "sms/promos": dispatcher.Withdrawn, "email/newsletter": dispatcher.Granted}
 			if diff := cmp.Diff(wantCur, h.consents(t)); diff != "" {
 				t.Errorf("consents (-want +got):\n%s", diff)
 			}
-			if got := h.gateSMS(t, h.contact(t)); got != StateQueued {
+			if got := h.gateSMS(t, h.contact(t)); got != dispatcher.StateQueued {
 				t.Errorf("after START the gate decides %q, want queued", got)
 			}
 			// Only the STOP counted as an unsubscribe.
@@ -346,15 +347,15 @@ func TestTwilioInboundStartKeepsOtherSuppressions(t *testing.T) {
 	ctx := context.Background()
 	t.Run("bounce", func(t *testing.T) {
 		h := twilioSetup(t)
-		must(t, h.b.d.Store.Suppress(ctx, channels.SMS, stopPhone, SuppressBounce, time.Time{}))
+		must(t, h.b.d.Store.Suppress(ctx, channels.SMS, stopPhone, dispatcher.SuppressBounce, time.Time{}))
 		h.sms(t, stopPhone, "START")
-		if got := h.suppression(t, stopPhone); got != SuppressBounce {
+		if got := h.suppression(t, stopPhone); got != dispatcher.SuppressBounce {
 			t.Errorf("START: suppression %q, want bounce", got)
 		}
 		// A STOP must not turn the bounce into a stop that START lifts.
 		h.sms(t, stopPhone, "STOP")
 		h.sms(t, stopPhone, "START")
-		if got := h.suppression(t, stopPhone); got != SuppressBounce {
+		if got := h.suppression(t, stopPhone); got != dispatcher.SuppressBounce {
 			t.Errorf("STOP, START: suppression %q, want bounce", got)
 		}
 		if got := h.gateSMS(t, h.contact(t)); got != "suppressed_bounce" {
@@ -363,11 +364,11 @@ func TestTwilioInboundStartKeepsOtherSuppressions(t *testing.T) {
 	})
 	t.Run("temporary entry becomes stop", func(t *testing.T) {
 		h := twilioSetup(t)
-		must(t, h.b.d.Store.Suppress(ctx, channels.SMS, stopPhone, SuppressUnsubscribe, time.Now().Add(time.Hour)))
+		must(t, h.b.d.Store.Suppress(ctx, channels.SMS, stopPhone, dispatcher.SuppressUnsubscribe, time.Now().Add(time.Hour)))
 		h.sms(t, stopPhone, "STOP")
 		sup, err := h.b.d.Store.Suppression(ctx, channels.SMS, stopPhone)
 		must(t, err)
-		if sup.Reason != SuppressStop || !sup.Until.IsZero() {
+		if sup.Reason != dispatcher.SuppressStop || !sup.Until.IsZero() {
 			t.Errorf("suppression %+v, want a permanent stop", sup)
 		}
 		if ttl := h.b.cfg.Redis.TTL(ctx, h.b.d.Store.k("sup", h.b.d.Store.AddressHash(channels.SMS, stopPhone))).Val(); ttl != -1 {
@@ -419,7 +420,7 @@ func TestTwilioInboundStopFromUnknownNumber(t *testing.T) {
 	if reply != twiml(stopReply) {
 		t.Errorf("reply %s", reply)
 	}
-	if got := h.suppression(t, otherPhone); got != SuppressStop {
+	if got := h.suppression(t, otherPhone); got != dispatcher.SuppressStop {
 		t.Errorf("suppression %q, want stop", got)
 	}
 	if diff := cmp.Diff(seeded, h.ledger(t)); diff != "" {
@@ -427,9 +428,9 @@ func TestTwilioInboundStopFromUnknownNumber(t *testing.T) {
 	}
 	// A contact imported later with that number is still stopped.
 	ctx := context.Background()
-	late := &Contact{ID: "late", Phone: otherPhone}
+	late := &dispatcher.Contact{ID: "late", Phone: otherPhone}
 	must(t, h.b.d.Store.UpsertContact(ctx, late, "Europe/Paris"))
-	must(t, h.b.d.Store.RecordConsent(ctx, "late", ConsentEvent{Channel: channels.SMS, Topic: "newsletter", State: Granted}))
+	must(t, h.b.d.Store.RecordConsent(ctx, "late", dispatcher.ConsentEvent{Channel: channels.SMS, Topic: "newsletter", State: dispatcher.Granted}))
 	if got := h.gateSMS(t, late); got != "suppressed_stop" {
 		t.Errorf("gate decides %q, want suppressed_stop", got)
 	}
@@ -591,7 +592,7 @@ func TestTwilioInboundOffWithoutToken(t *testing.T) {
 	if res.StatusCode != http.StatusNotFound {
 		t.Errorf("status %d, want 404", res.StatusCode)
 	}
-	if _, err := b.d.Store.Suppression(context.Background(), channels.SMS, stopPhone); err != ErrNotFound {
+	if _, err := b.d.Store.Suppression(context.Background(), channels.SMS, stopPhone); err != dispatcher.ErrNotFound {
 		t.Errorf("suppression lookup: %v, want not found", err)
 	}
 }
@@ -632,10 +633,10 @@ func FuzzTwilioInbound(f *testing.F) {
 		f.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := d.Store.PutTopic(ctx, &Topic{ID: "newsletter", Kind: Marketing}); err != nil {
+	if err := d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}); err != nil {
 		f.Fatal(err)
 	}
-	if err := d.Store.UpsertContact(ctx, &Contact{ID: "c1", Phone: stopPhone}, "Europe/Paris"); err != nil {
+	if err := d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "c1", Phone: stopPhone}, "Europe/Paris"); err != nil {
 		f.Fatal(err)
 	}
 	h := d.Handler(nil)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // twilioStatusPath is where Twilio posts the status of the messages
@@ -92,19 +93,19 @@ func (a *api) twilioStatus(w http.ResponseWriter, r *http.Request) {
 	f := r.PostForm
 	sid := f.Get("MessageSid")
 	if !messageSIDPattern.MatchString(sid) {
-		writeJSON(w, http.StatusBadRequest, map[string]*Error{"error": {Code: CodeInvalid, Field: "MessageSid", Message: "is not a message SID"}})
+		writeJSON(w, http.StatusBadRequest, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInvalid, Field: "MessageSid", Message: "is not a message SID"}})
 		return
 	}
 	status := f.Get("MessageStatus")
 	if !messageStatusPattern.MatchString(status) {
-		writeJSON(w, http.StatusBadRequest, map[string]*Error{"error": {Code: CodeInvalid, Field: "MessageStatus", Message: "is not a message status"}})
+		writeJSON(w, http.StatusBadRequest, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInvalid, Field: "MessageStatus", Message: "is not a message status"}})
 		return
 	}
 	code := f.Get("ErrorCode")
 	if code != "" {
 		n, err := strconv.Atoi(code)
 		if !errorCodePattern.MatchString(code) || err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]*Error{"error": {Code: CodeInvalid, Field: "ErrorCode", Message: "is not a Twilio error code"}})
+			writeJSON(w, http.StatusBadRequest, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInvalid, Field: "ErrorCode", Message: "is not a Twilio error code"}})
 			return
 		}
 		code = strconv.Itoa(n) // "030003" is 30003
@@ -124,7 +125,7 @@ func (a *api) twilioStatus(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	d := a.d
 	send, err := d.Store.SendForProvider(ctx, sid)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, dispatcher.ErrNotFound) {
 		d.log.Debug("twilio status: unknown message", "message_sid", sid, "status", status)
 		writeTwiML(w, "")
 		return
@@ -136,7 +137,7 @@ func (a *api) twilioStatus(w http.ResponseWriter, r *http.Request) {
 	// The number Twilio tried is the one to suppress, even if the contact
 	// has changed theirs since; without a usable To, RecordDelivery takes
 	// the contact's.
-	to, err := NormalizePhone(f.Get("To"))
+	to, err := dispatcher.NormalizePhone(f.Get("To"))
 	if err != nil {
 		to = ""
 	}
@@ -160,5 +161,5 @@ func (a *api) twilioStatus(w http.ResponseWriter, r *http.Request) {
 func (a *api) twilioStatusFailed(w http.ResponseWriter, sid, status string, err error) {
 	a.d.log.Error("twilio status: not recorded", "message_sid", sid, "status", status, "error", err)
 	w.Header().Set("Retry-After", "60")
-	writeJSON(w, http.StatusServiceUnavailable, map[string]*Error{"error": {Code: CodeInternal, Message: "could not record the status; retry later"}})
+	writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInternal, Message: "could not record the status; retry later"}})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/sms"
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -33,7 +34,7 @@ type statusHarness struct {
 func statusSetup(t *testing.T) *statusHarness {
 	t.Helper()
 	h := twilioSetup(t)
-	must(t, h.b.d.Store.PutSegment(context.Background(), &Segment{ID: "c1-only", Contacts: []string{"c1"}}))
+	must(t, h.b.d.Store.PutSegment(context.Background(), &dispatcher.Segment{ID: "c1-only", Contacts: []string{"c1"}}))
 	h.b.startWorker(t)
 	return &statusHarness{twilioHarness: h}
 }
@@ -73,14 +74,14 @@ func (h *statusHarness) sendSMS(t *testing.T) (run, send, sid string) {
 	ctx := context.Background()
 	h.runs++
 	camp := fmt.Sprintf("sms-%d", h.runs)
-	must(t, h.b.d.CreateCampaign(ctx, &Campaign{ID: camp, Topic: "newsletter", Segment: "c1-only",
+	must(t, h.b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: camp, Topic: "newsletter", Segment: "c1-only",
 		Channels: []channels.Kind{channels.SMS}, Templates: map[channels.Kind]string{channels.SMS: "news-sms"}}))
 	run, err := h.b.d.StartRun(ctx, camp, time.Now())
 	must(t, err)
-	if r := h.b.waitRun(t, run, 20*time.Second); r.Counters[StateSent] != 1 {
+	if r := h.b.waitRun(t, run, 20*time.Second); r.Counters[dispatcher.StateSent] != 1 {
 		t.Fatalf("run %s: counters %v, want one SMS sent", run, r.Counters)
 	}
-	send = SendID(run, "c1", channels.SMS)
+	send = dispatcher.SendID(run, "c1", channels.SMS)
 	sd, err := h.b.d.Store.Send(ctx, send)
 	must(t, err)
 	i := slices.IndexFunc(h.b.twilio.Messages(), func(m twiliotest.Sent) bool { return m.SID == sd.Provider })
@@ -135,7 +136,7 @@ func (h *twilioHarness) outcome(t *testing.T, run, send string) outcome {
 	o := outcome{State: sd.State, Reason: sd.Reason, ErrorCode: sd.ErrorCode, Counters: r.Counters, Feedback: r.Feedback}
 	if sup, err := h.b.d.Store.Suppression(ctx, channels.SMS, stopPhone); err == nil {
 		o.Suppression, o.Suspended = sup.Reason, !sup.Until.IsZero()
-	} else if err != ErrNotFound {
+	} else if err != dispatcher.ErrNotFound {
 		t.Fatal(err)
 	}
 	return o
@@ -154,7 +155,7 @@ func TestTwilioStatusDelivered(t *testing.T) {
 	h.unchanged(t, before, "queued, sending, sent")
 
 	h.status(t, sid, "delivered", "")
-	want := outcome{State: StateDelivered, Counters: map[string]int64{"planned": 1, StateDelivered: 1},
+	want := outcome{State: dispatcher.StateDelivered, Counters: map[string]int64{"planned": 1, dispatcher.StateDelivered: 1},
 		Feedback: map[string]int64{FeedbackDelivered: 1}}
 	if diff := cmp.Diff(want, h.outcome(t, run, send)); diff != "" {
 		t.Errorf("after delivered (-want +got):\n%s", diff)
@@ -174,18 +175,18 @@ func TestTwilioStatusDelivered(t *testing.T) {
 	if diff := cmp.Diff(want, h.outcome(t, run, send)); diff != "" {
 		t.Errorf("after late callbacks (-want +got):\n%s", diff)
 	}
-	if got := h.gateSMS(t, h.contact(t)); got != StateQueued {
+	if got := h.gateSMS(t, h.contact(t)); got != dispatcher.StateQueued {
 		t.Errorf("gate decides %q, want queued", got)
 	}
 }
 
 func TestTwilioStatusFailures(t *testing.T) {
 	bounced := func(reason, code, sup string) outcome {
-		return outcome{State: StateBounced, Reason: reason, ErrorCode: code, Counters: map[string]int64{"planned": 1, StateBounced: 1},
+		return outcome{State: dispatcher.StateBounced, Reason: reason, ErrorCode: code, Counters: map[string]int64{"planned": 1, dispatcher.StateBounced: 1},
 			Feedback: map[string]int64{FeedbackHardBounces: 1}, Suppression: sup}
 	}
 	failed := func(code string) outcome {
-		return outcome{State: StateFailed, Reason: string(Undelivered), ErrorCode: code, Counters: map[string]int64{"planned": 1, StateFailed: 1},
+		return outcome{State: dispatcher.StateFailed, Reason: string(Undelivered), ErrorCode: code, Counters: map[string]int64{"planned": 1, dispatcher.StateFailed: 1},
 			Feedback: map[string]int64{FeedbackFailed: 1}}
 	}
 	cases := []struct {
@@ -193,20 +194,20 @@ func TestTwilioStatusFailures(t *testing.T) {
 		want         outcome
 		gate         string
 	}{
-		{"undelivered", "30005", bounced(string(HardBounce), "30005", SuppressBounce), "suppressed_bounce"},
-		{"undelivered", "30006", bounced(string(HardBounce), "30006", SuppressBounce), "suppressed_bounce"},
-		{"failed", "21211", bounced(string(HardBounce), "21211", SuppressBounce), "suppressed_bounce"},
-		{"failed", "21614", bounced(string(HardBounce), "21614", SuppressBounce), "suppressed_bounce"},
-		{"undelivered", "21610", bounced(string(OptedOut), "21610", SuppressStop), "suppressed_stop"},
-		{"failed", "21610", bounced(string(OptedOut), "21610", SuppressStop), "suppressed_stop"},
+		{"undelivered", "30005", bounced(string(HardBounce), "30005", dispatcher.SuppressBounce), "suppressed_bounce"},
+		{"undelivered", "30006", bounced(string(HardBounce), "30006", dispatcher.SuppressBounce), "suppressed_bounce"},
+		{"failed", "21211", bounced(string(HardBounce), "21211", dispatcher.SuppressBounce), "suppressed_bounce"},
+		{"failed", "21614", bounced(string(HardBounce), "21614", dispatcher.SuppressBounce), "suppressed_bounce"},
+		{"undelivered", "21610", bounced(string(OptedOut), "21610", dispatcher.SuppressStop), "suppressed_stop"},
+		{"failed", "21610", bounced(string(OptedOut), "21610", dispatcher.SuppressStop), "suppressed_stop"},
 		// Not the recipient's fault: the send failed, the number is kept.
-		{"undelivered", "30007", failed("30007"), StateQueued},
-		{"failed", "30008", failed("30008"), StateQueued},
-		{"failed", "21408", failed("21408"), StateQueued},
-		{"undelivered", "", failed(""), StateQueued},
+		{"undelivered", "30007", failed("30007"), dispatcher.StateQueued},
+		{"failed", "30008", failed("30008"), dispatcher.StateQueued},
+		{"failed", "21408", failed("21408"), dispatcher.StateQueued},
+		{"undelivered", "", failed(""), dispatcher.StateQueued},
 		// One soft bounce is counted and changes neither state nor number.
-		{"undelivered", "30003", outcome{State: StateSent, Counters: map[string]int64{"planned": 1, StateSent: 1},
-			Feedback: map[string]int64{FeedbackSoftBounces: 1}}, StateQueued},
+		{"undelivered", "30003", outcome{State: dispatcher.StateSent, Counters: map[string]int64{"planned": 1, dispatcher.StateSent: 1},
+			Feedback: map[string]int64{FeedbackSoftBounces: 1}}, dispatcher.StateQueued},
 	}
 	for _, tc := range cases {
 		name := tc.status + "-" + tc.code
@@ -233,8 +234,8 @@ func TestTwilioStatusFailures(t *testing.T) {
 			h.unchanged(t, before, "the same callback again")
 			h.status(t, sid, "delivered", "")
 			got := h.outcome(t, run, send)
-			if tc.want.State == StateSent {
-				tc.want.State, tc.want.Counters = StateDelivered, map[string]int64{"planned": 1, StateDelivered: 1}
+			if tc.want.State == dispatcher.StateSent {
+				tc.want.State, tc.want.Counters = dispatcher.StateDelivered, map[string]int64{"planned": 1, dispatcher.StateDelivered: 1}
 				tc.want.Feedback[FeedbackDelivered] = 1
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
@@ -258,7 +259,7 @@ func TestTwilioStatusSoftBouncesSuspend(t *testing.T) {
 	if got := h.suppression(t, stopPhone); got != "" {
 		t.Fatalf("suppressed (%s) after soft bounces on two sends", got)
 	}
-	if got := h.outcome(t, run1, send1); got.State != StateSent || got.Feedback[FeedbackSoftBounces] != 1 {
+	if got := h.outcome(t, run1, send1); got.State != dispatcher.StateSent || got.Feedback[FeedbackSoftBounces] != 1 {
 		t.Errorf("first send: %+v, want sent with one soft bounce", got)
 	}
 	_, _, sid3 := h.sendSMS(t)
@@ -266,7 +267,7 @@ func TestTwilioStatusSoftBouncesSuspend(t *testing.T) {
 	h.status(t, sid3, "undelivered", "30003")
 	sup, err := h.b.d.Store.Suppression(context.Background(), channels.SMS, stopPhone)
 	must(t, err)
-	if sup.Reason != SuppressBounce || sup.Until.Before(time.Now().Add(29*24*time.Hour)) || sup.Until.After(time.Now().Add(31*24*time.Hour)) {
+	if sup.Reason != dispatcher.SuppressBounce || sup.Until.Before(time.Now().Add(29*24*time.Hour)) || sup.Until.After(time.Now().Add(31*24*time.Hour)) {
 		t.Errorf("suppression %+v, want a bounce for 30 days", sup)
 	}
 	if got := h.gateSMS(t, h.contact(t)); got != "suppressed_bounce" {
@@ -286,7 +287,7 @@ func TestTwilioStatusConcurrentDuplicates(t *testing.T) {
 		}
 	}
 	got := h.outcome(t, run, send)
-	if got.State != StateBounced || got.Feedback[FeedbackHardBounces] != 1 || got.Counters[StateBounced] != 1 {
+	if got.State != dispatcher.StateBounced || got.Feedback[FeedbackHardBounces] != 1 || got.Counters[dispatcher.StateBounced] != 1 {
 		t.Errorf("outcome %+v, want bounced and counted once", got)
 	}
 }
@@ -390,7 +391,7 @@ func TestTwilioStatusAttacks(t *testing.T) {
 		res.Body.Close()
 	}
 	h.unchanged(t, before, "refused requests")
-	if got := h.outcome(t, run, send); got.State != StateSent || got.Suppression != "" {
+	if got := h.outcome(t, run, send); got.State != dispatcher.StateSent || got.Suppression != "" {
 		t.Fatalf("refused requests changed the send: %+v", got)
 	}
 
@@ -399,7 +400,7 @@ func TestTwilioStatusAttacks(t *testing.T) {
 	if r.status != http.StatusOK || r.body != emptyTwiML {
 		t.Fatalf("valid request: %d %s", r.status, r.body)
 	}
-	if got := h.outcome(t, run, send); got.State != StateDelivered || got.Feedback[FeedbackDelivered] != 1 {
+	if got := h.outcome(t, run, send); got.State != dispatcher.StateDelivered || got.Feedback[FeedbackDelivered] != 1 {
 		t.Errorf("valid request: %+v, want delivered", got)
 	}
 }
@@ -452,12 +453,12 @@ func FuzzTwilioStatus(f *testing.F) {
 	})
 	ctx := context.Background()
 	s := b.d.Store
-	check(s.PutTopic(ctx, &Topic{ID: "newsletter", Kind: Marketing}))
+	check(s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}))
 	check(s.PutTemplate(ctx, &templates.Template{ID: "news-sms", SMS: &templates.SMS{Body: "News"}}))
-	check(s.UpsertContact(ctx, &Contact{ID: "c1", Phone: stopPhone}, "Europe/Paris"))
-	check(s.RecordConsent(ctx, "c1", ConsentEvent{Channel: channels.SMS, Topic: "newsletter", State: Granted, Source: "api"}))
-	check(s.PutSegment(ctx, &Segment{ID: "c1-only", Contacts: []string{"c1"}}))
-	check(b.d.CreateCampaign(ctx, &Campaign{ID: "sms", Topic: "newsletter", Segment: "c1-only",
+	check(s.UpsertContact(ctx, &dispatcher.Contact{ID: "c1", Phone: stopPhone}, "Europe/Paris"))
+	check(s.RecordConsent(ctx, "c1", dispatcher.ConsentEvent{Channel: channels.SMS, Topic: "newsletter", State: dispatcher.Granted, Source: "api"}))
+	check(s.PutSegment(ctx, &dispatcher.Segment{ID: "c1-only", Contacts: []string{"c1"}}))
+	check(b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "sms", Topic: "newsletter", Segment: "c1-only",
 		Channels: []channels.Kind{channels.SMS}, Templates: map[channels.Kind]string{channels.SMS: "news-sms"}}))
 	stop := b.startWorker(f)
 	run, err := b.d.StartRun(ctx, "sms", time.Now())
@@ -467,7 +468,7 @@ func FuzzTwilioStatus(f *testing.F) {
 	}
 	var sid string
 	for deadline := time.Now().Add(20 * time.Second); sid == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if sd, err := s.Send(ctx, SendID(run, "c1", channels.SMS)); err == nil && sd.State == StateSent {
+		if sd, err := s.Send(ctx, dispatcher.SendID(run, "c1", channels.SMS)); err == nil && sd.State == dispatcher.StateSent {
 			sid = sd.Provider
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // VERP: each email's envelope sender names its send, so that a bounce,
@@ -36,7 +38,7 @@ func (d *Dispatcher) returnPath(ctx context.Context, send string) (string, error
 	}
 	id := send
 	if len(verpPrefix)+1+len(send)+1+2*verpMACBytes > maxLocalPart {
-		_, id, _ = splitSendID(send)
+		_, id, _ = dispatcher.SplitSendID(send)
 		if err := d.Store.rdb.Set(ctx, d.Store.k("verp", id), send, d.cfg.SendTTL).Err(); err != nil {
 			return "", err
 		}
@@ -57,7 +59,7 @@ func (d *Dispatcher) sendForVERP(ctx context.Context, token string) (string, err
 	if !hmac.Equal([]byte(strings.ToLower(mac)), []byte(d.verpMAC(id))) {
 		return "", ErrForgedVERP
 	}
-	if _, _, ok := splitSendID(id); ok {
+	if _, _, ok := dispatcher.SplitSendID(id); ok {
 		return id, nil
 	}
 	send, err := d.Store.rdb.Get(ctx, d.Store.k("verp", id)).Result()

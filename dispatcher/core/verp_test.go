@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 func TestVERPBounceLeadsBackToItsSend(t *testing.T) {
@@ -22,7 +23,7 @@ func TestVERPBounceLeadsBackToItsSend(t *testing.T) {
 			token = strings.TrimPrefix(local, "bounces+")
 		}
 	}
-	send := SendID(run, "m0001", channels.Email)
+	send := dispatcher.SendID(run, "m0001", channels.Email)
 
 	// A forged MAC, a token for another send, garbage: nothing changes.
 	for _, forged := range []string{send + ".0000000000000000", strings.Replace(token, "m", "n", 1), "", "no-mac", token + "x"} {
@@ -37,10 +38,10 @@ func TestVERPBounceLeadsBackToItsSend(t *testing.T) {
 	must(t, b.d.HandleBounce(ctx, token, "dsn", []BounceRecipient{{Class: "delay", Status: "4.4.7"}, {Class: "hard", Status: "5.1.1"}}))
 	s, err := b.d.Store.Send(ctx, send)
 	must(t, err)
-	if s.State != StateBounced || s.ErrorCode != "5.1.1" {
+	if s.State != dispatcher.StateBounced || s.ErrorCode != "5.1.1" {
 		t.Errorf("send %s/%s after the bounce, want bounced with 5.1.1", s.State, s.ErrorCode)
 	}
-	if sup, err := b.d.Store.Suppression(ctx, channels.Email, "m0001@example.com"); err != nil || sup.Reason != SuppressBounce {
+	if sup, err := b.d.Store.Suppression(ctx, channels.Email, "m0001@example.com"); err != nil || sup.Reason != dispatcher.SuppressBounce {
 		t.Errorf("suppression %+v %v", sup, err)
 	}
 }
@@ -50,7 +51,7 @@ func TestVERPBounceLeadsBackToItsSend(t *testing.T) {
 func TestVERPLongSendID(t *testing.T) {
 	b := setup(t, func(c *Config) { c.BounceDomain = "b.example" })
 	ctx := context.Background()
-	send := SendID("a-very-long-campaign-identifier-for-the-spring-sale-"+strings.Repeat("x", 10)+"-toxgxx", "c1", channels.Email)
+	send := dispatcher.SendID("a-very-long-campaign-identifier-for-the-spring-sale-"+strings.Repeat("x", 10)+"-toxgxx", "c1", channels.Email)
 	rp, err := b.d.returnPath(ctx, send)
 	must(t, err)
 	local, _, _ := strings.Cut(rp, "@")

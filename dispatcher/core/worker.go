@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // RunWorker processes plan, batch and send tasks until ctx ends, then shuts
@@ -102,12 +103,12 @@ func (d *Dispatcher) Reconcile(ctx context.Context) (int, error) {
 			case s == nil:
 				// Expired or erased: drop it from the in-flight set.
 				d.Store.rdb.ZRem(ctx, d.Store.inflightKey(run), ids[i])
-			case s.State == StateSending:
+			case s.State == dispatcher.StateSending:
 				// Only if still overdue: a worker may have claimed it since
 				// it was listed.
-				settle = append(settle, transition{send: s.ID, from: StateSending, to: StateFailed, reason: ReasonAmbiguous, overdue: now})
-			case s.State == StateQueued || s.State == StateDeferred:
-				requeue = append(requeue, decision{send: s.ID, state: StateQueued})
+				settle = append(settle, transition{send: s.ID, from: dispatcher.StateSending, to: dispatcher.StateFailed, reason: ReasonAmbiguous, overdue: now})
+			case s.State == dispatcher.StateQueued || s.State == dispatcher.StateDeferred:
+				requeue = append(requeue, decision{send: s.ID, state: dispatcher.StateQueued})
 				settle = append(settle, transition{send: s.ID, from: s.State, to: s.State, reason: "", deadline: now.Add(d.cfg.InflightDeadline), overdue: now})
 			default:
 				d.Store.rdb.ZRem(ctx, d.Store.inflightKey(run), ids[i])
@@ -118,7 +119,7 @@ func (d *Dispatcher) Reconcile(ctx context.Context) (int, error) {
 		}
 		// A fresh task id: the first task may still exist, done or lost.
 		for i := range requeue {
-			_, h, _ := splitSendID(requeue[i].send)
+			_, h, _ := dispatcher.SplitSendID(requeue[i].send)
 			if err := d.enqueue(ctx, TypeSend, sendPayload{Run: run, Sends: []string{h}},
 				asynq.Queue(d.sendQueue(h)), asynq.TaskID(requeue[i].send+"~r"+now.Format("20060102150405"))); err != nil {
 				return total, err

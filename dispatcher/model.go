@@ -1,4 +1,4 @@
-package core
+package dispatcher
 
 import (
 	"fmt"
@@ -6,10 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/throttle"
+	"github.com/robfig/cron/v3"
 )
 
 // TopicKind says which consent rule a topic follows.
@@ -30,12 +29,12 @@ type Topic struct {
 	Description string    `json:"description,omitempty"`
 }
 
-func (t *Topic) validate() error {
-	if !namePattern.MatchString(t.ID) {
-		return invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
+func (t *Topic) Validate() error {
+	if !NamePattern.MatchString(t.ID) {
+		return Invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
 	}
 	if t.Kind != Marketing && t.Kind != Transactional {
-		return invalid("kind", "must be marketing or transactional")
+		return Invalid("kind", "must be marketing or transactional")
 	}
 	if t.Name == "" {
 		t.Name = t.ID
@@ -67,28 +66,28 @@ type ConsentEvent struct {
 
 var consentSources = []string{"api", "import", "unsubscribe-link", "one-click", "preference-page", "sms-stop", "complaint", "demo", "signup"}
 
-func (e *ConsentEvent) validate() error {
+func (e *ConsentEvent) Validate() error {
 	if !e.Channel.Valid() {
-		return invalid("channel", "must be email or sms")
+		return Invalid("channel", "must be email or sms")
 	}
-	if !namePattern.MatchString(e.Topic) {
-		return invalid("topic", "must name a topic")
+	if !NamePattern.MatchString(e.Topic) {
+		return Invalid("topic", "must name a topic")
 	}
 	if e.State != Granted && e.State != Withdrawn {
-		return invalid("state", "must be granted or withdrawn")
+		return Invalid("state", "must be granted or withdrawn")
 	}
 	if e.Source == "" {
 		e.Source = "api"
 	}
 	if !slices.Contains(consentSources, e.Source) {
-		return invalid("source", "must be one of %s", strings.Join(consentSources, ", "))
+		return Invalid("source", "must be one of %s", strings.Join(consentSources, ", "))
 	}
 	if len(e.Evidence) > 16 {
-		return invalid("evidence", "at most 16 entries")
+		return Invalid("evidence", "at most 16 entries")
 	}
 	for k, v := range e.Evidence {
 		if len(k) > 64 || len(v) > 512 {
-			return invalid("evidence", "keys at most 64 bytes, values at most 512")
+			return Invalid("evidence", "keys at most 64 bytes, values at most 512")
 		}
 	}
 	return nil
@@ -136,25 +135,25 @@ type Predicate struct {
 
 var predicateOps = []string{"eq", "ne", "in", "prefix", "exists", "absent"}
 
-func (s *Segment) validate() error {
-	if !namePattern.MatchString(s.ID) {
-		return invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
+func (s *Segment) Validate() error {
+	if !NamePattern.MatchString(s.ID) {
+		return Invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
 	}
 	if len(s.Contacts) > 100_000 {
-		return invalid("contacts", "at most 100000 ids in a static list; use tags for more")
+		return Invalid("contacts", "at most 100000 ids in a static list; use tags for more")
 	}
 	for _, id := range s.Contacts {
-		if !validID(id) {
-			return invalid("contacts", "holds an invalid contact id")
+		if !ValidID(id) {
+			return Invalid("contacts", "holds an invalid contact id")
 		}
 	}
 	for i, p := range s.Where {
 		field := fmt.Sprintf("where[%d]", i)
-		if !namePattern.MatchString(p.Attr) {
-			return invalid(field+".attr", "must name an attribute")
+		if !NamePattern.MatchString(p.Attr) {
+			return Invalid(field+".attr", "must name an attribute")
 		}
 		if !slices.Contains(predicateOps, p.Op) {
-			return invalid(field+".op", "must be one of %s", strings.Join(predicateOps, ", "))
+			return Invalid(field+".op", "must be one of %s", strings.Join(predicateOps, ", "))
 		}
 	}
 	return nil
@@ -226,29 +225,29 @@ type Schedule struct {
 
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-func (s *Schedule) validate() error {
+func (s *Schedule) Validate() error {
 	if s.At.IsZero() == (s.Cron == "") {
-		return invalid("schedule", "set exactly one of at and cron")
+		return Invalid("schedule", "set exactly one of at and cron")
 	}
 	if s.TZ != "" {
 		if _, err := time.LoadLocation(s.TZ); err != nil {
-			return invalid("schedule.tz", "is not an IANA time zone name")
+			return Invalid("schedule.tz", "is not an IANA time zone name")
 		}
 	}
 	if s.Cron != "" {
-		if _, err := s.cron(); err != nil {
-			return invalid("schedule.cron", "%v", err)
+		if _, err := s.CronSchedule(); err != nil {
+			return Invalid("schedule.cron", "%v", err)
 		}
 	}
 	if s.LocalTime != "" {
-		if _, _, err := parseClock(s.LocalTime); err != nil {
-			return invalid("schedule.local_time", "must be HH:MM")
+		if _, _, err := ParseClock(s.LocalTime); err != nil {
+			return Invalid("schedule.local_time", "must be HH:MM")
 		}
 	}
 	return nil
 }
 
-func (s *Schedule) cron() (cron.Schedule, error) {
+func (s *Schedule) CronSchedule() (cron.Schedule, error) {
 	spec := s.Cron
 	if s.TZ != "" {
 		spec = "CRON_TZ=" + s.TZ + " " + spec
@@ -256,7 +255,7 @@ func (s *Schedule) cron() (cron.Schedule, error) {
 	return cronParser.Parse(spec)
 }
 
-func parseClock(s string) (h, m int, err error) {
+func ParseClock(s string) (h, m int, err error) {
 	t, err := time.Parse("15:04", s)
 	if err != nil {
 		return 0, 0, err
@@ -286,38 +285,38 @@ type Campaign struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-func (c *Campaign) validate() error {
-	if !namePattern.MatchString(c.ID) {
-		return invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
+func (c *Campaign) Validate() error {
+	if !NamePattern.MatchString(c.ID) {
+		return Invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
 	}
 	if c.Topic == "" {
-		return invalid("topic", "is required")
+		return Invalid("topic", "is required")
 	}
 	if c.Segment == "" {
-		return invalid("segment", "is required")
+		return Invalid("segment", "is required")
 	}
 	if len(c.Channels) == 0 {
-		return invalid("channels", "name at least one of email, sms")
+		return Invalid("channels", "name at least one of email, sms")
 	}
 	for i, k := range c.Channels {
 		if !k.Valid() {
-			return invalid(fmt.Sprintf("channels[%d]", i), "must be email or sms")
+			return Invalid(fmt.Sprintf("channels[%d]", i), "must be email or sms")
 		}
 		if slices.Index(c.Channels, k) != i {
-			return invalid("channels", "lists %s twice", k)
+			return Invalid("channels", "lists %s twice", k)
 		}
 		if c.Templates[k] == "" {
-			return invalid("templates."+string(k), "a template is required for each channel")
+			return Invalid("templates."+string(k), "a template is required for each channel")
 		}
 	}
 	if c.Schedule != nil {
-		if err := c.Schedule.validate(); err != nil {
+		if err := c.Schedule.Validate(); err != nil {
 			return err
 		}
 	}
 	if c.RateLimit != "" {
 		if _, err := throttle.ParseRate(c.RateLimit); err != nil {
-			return invalid("rate_limit", "%v", err)
+			return Invalid("rate_limit", "%v", err)
 		}
 	}
 	return nil

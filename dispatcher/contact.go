@@ -1,4 +1,4 @@
-package core
+package dispatcher
 
 import (
 	"log/slog"
@@ -9,9 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nyaruka/phonenumbers"
-
 	"github.com/missive-dev/missive/channels"
+	"github.com/nyaruka/phonenumbers"
 )
 
 // Contact is a recipient as upstream systems know it. Its LogValue shows the
@@ -48,7 +47,7 @@ func (c *Contact) Address(k channels.Kind) string {
 
 var (
 	idPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$`)
-	namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
+	NamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
 	localeRe    = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
 )
 
@@ -60,25 +59,25 @@ const (
 
 // validID reports whether s may be used as a record id: no braces (they are
 // Redis Cluster hash tags), no spaces, 128 bytes at most.
-func validID(s string) bool { return idPattern.MatchString(s) }
+func ValidID(s string) bool { return idPattern.MatchString(s) }
 
 // normalize validates c, normalises its fields in place and fills the time
 // zone. Errors name the field and never echo the value.
-func (c *Contact) normalize(defaultTZ string) error {
-	if !validID(c.ID) {
-		return invalid("id", "must be 1-128 characters of letters, digits and . _ : @ + -")
+func (c *Contact) Normalize(defaultTZ string) error {
+	if !ValidID(c.ID) {
+		return Invalid("id", "must be 1-128 characters of letters, digits and . _ : @ + -")
 	}
 	if c.Email != "" {
 		e, err := NormalizeEmail(c.Email)
 		if err != nil {
-			return invalid("email", "is not a valid email address")
+			return Invalid("email", "is not a valid email address")
 		}
 		c.Email = e
 	}
 	if c.Phone != "" {
 		p, err := NormalizePhone(c.Phone)
 		if err != nil {
-			return invalid("phone", "is not a valid phone number in E.164 form (+33612345678)")
+			return Invalid("phone", "is not a valid phone number in E.164 form (+33612345678)")
 		}
 		c.Phone = p
 	}
@@ -88,32 +87,32 @@ func (c *Contact) normalize(defaultTZ string) error {
 	if c.Timezone == "" {
 		c.Timezone = defaultTZ
 	}
-	if _, err := loadLocation(c.Timezone); err != nil || c.Timezone == "Local" {
-		return invalid("timezone", "is not an IANA time zone name (Europe/Paris)")
+	if _, err := LoadLocation(c.Timezone); err != nil || c.Timezone == "Local" {
+		return Invalid("timezone", "is not an IANA time zone name (Europe/Paris)")
 	}
 	if c.Locale != "" {
 		if !localeRe.MatchString(c.Locale) {
-			return invalid("locale", "must be a language tag such as fr or en-GB")
+			return Invalid("locale", "must be a language tag such as fr or en-GB")
 		}
 	}
 	if len(c.Attributes) > maxAttributes {
-		return invalid("attributes", "at most %d attributes", maxAttributes)
+		return Invalid("attributes", "at most %d attributes", maxAttributes)
 	}
 	for k, v := range c.Attributes {
-		if !namePattern.MatchString(k) {
-			return invalid("attributes", "name %q must be lower case letters, digits, _ . - (64 at most)", truncate(k, 64))
+		if !NamePattern.MatchString(k) {
+			return Invalid("attributes", "name %q must be lower case letters, digits, _ . - (64 at most)", Truncate(k, 64))
 		}
 		if len(v) > maxAttrValueLen {
-			return invalid("attributes."+k, "at most %d bytes", maxAttrValueLen)
+			return Invalid("attributes."+k, "at most %d bytes", maxAttrValueLen)
 		}
 	}
 	if len(c.Tags) > maxTags {
-		return invalid("tags", "at most %d tags", maxTags)
+		return Invalid("tags", "at most %d tags", maxTags)
 	}
 	for i, t := range c.Tags {
 		t = strings.ToLower(strings.TrimSpace(t))
-		if !namePattern.MatchString(t) {
-			return invalid("tags", "tag %q must be lower case letters, digits, _ . - (64 at most)", truncate(t, 64))
+		if !NamePattern.MatchString(t) {
+			return Invalid("tags", "tag %q must be lower case letters, digits, _ . - (64 at most)", Truncate(t, 64))
 		}
 		c.Tags[i] = t
 	}
@@ -122,7 +121,7 @@ func (c *Contact) normalize(defaultTZ string) error {
 	return nil
 }
 
-func truncate(s string, n int) string {
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
@@ -134,12 +133,12 @@ func truncate(s string, n int) string {
 func NormalizeEmail(s string) (string, error) {
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Name != "" || a.Address != strings.TrimSpace(s) || len(a.Address) > 254 {
-		return "", invalid("email", "is not a valid email address")
+		return "", Invalid("email", "is not a valid email address")
 	}
 	at := strings.LastIndexByte(a.Address, '@')
 	domain := strings.ToLower(a.Address[at+1:])
 	if !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
-		return "", invalid("email", "is not a valid email address")
+		return "", Invalid("email", "is not a valid email address")
 	}
 	return a.Address[:at+1] + domain, nil
 }
@@ -150,18 +149,18 @@ func NormalizeEmail(s string) (string, error) {
 func NormalizePhone(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if !strings.HasPrefix(s, "+") || len(s) > 32 {
-		return "", invalid("phone", "must start with + and a country code")
+		return "", Invalid("phone", "must start with + and a country code")
 	}
 	n, err := phonenumbers.Parse(s, "")
 	if err != nil || !phonenumbers.IsValidNumber(n) {
-		return "", invalid("phone", "is not a valid phone number")
+		return "", Invalid("phone", "is not a valid phone number")
 	}
 	return phonenumbers.Format(n, phonenumbers.E164), nil
 }
 
 // smsCapable reports whether an E.164 number can receive SMS: landlines
 // cannot.
-func smsCapable(e164 string) bool {
+func SMSCapable(e164 string) bool {
 	n, err := phonenumbers.Parse(e164, "")
 	if err != nil {
 		return false
@@ -192,7 +191,7 @@ func timezoneForPhone(e164 string) string {
 
 // normalizeAddress returns the form of an address that suppression and the
 // address index hash: lower-cased email, E.164 phone.
-func normalizeAddress(k channels.Kind, addr string) string {
+func NormalizeAddress(k channels.Kind, addr string) string {
 	if k == channels.Email {
 		return strings.ToLower(strings.TrimSpace(addr))
 	}
@@ -203,7 +202,7 @@ var locations sync.Map // name -> *time.Location
 
 // loadLocation is time.LoadLocation with a cache: loading reads the zone
 // database from disk, and the gate needs a zone for every recipient.
-func loadLocation(name string) (*time.Location, error) {
+func LoadLocation(name string) (*time.Location, error) {
 	if l, ok := locations.Load(name); ok {
 		return l.(*time.Location), nil
 	}

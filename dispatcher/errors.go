@@ -1,4 +1,4 @@
-package core
+package dispatcher
 
 import (
 	"errors"
@@ -37,20 +37,20 @@ func (e *Error) Error() string {
 // ErrNotFound is returned by stores when a record does not exist.
 var ErrNotFound = &Error{Code: CodeNotFound, Message: "not found"}
 
-func invalid(field, format string, args ...any) *Error {
+func Invalid(field, format string, args ...any) *Error {
 	return &Error{Code: CodeInvalid, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-func notFound(what string) *Error {
+func NotFound(what string) *Error {
 	return &Error{Code: CodeNotFound, Message: what + " not found"}
 }
 
-func conflict(format string, args ...any) *Error {
+func Conflict(format string, args ...any) *Error {
 	return &Error{Code: CodeConflict, Message: fmt.Sprintf(format, args...)}
 }
 
 // httpStatus maps an error to its HTTP status; the one place that does.
-func httpStatus(err error) (int, *Error) {
+func HTTPStatus(err error) (int, *Error) {
 	var e *Error
 	if !errors.As(err, &e) {
 		return http.StatusInternalServerError, &Error{Code: CodeInternal, Message: "internal error"}
