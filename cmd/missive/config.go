@@ -17,6 +17,7 @@ import (
 	"github.com/missive-dev/missive/channels/email"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/core"
+	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/throttle"
 )
 
@@ -69,7 +70,7 @@ type config struct {
 	feedback  core.FeedbackPolicy
 	tokenKeys map[string][]byte
 	activeKey string
-	dataKeys  *core.Keyring
+	dataKeys  *store.Keyring
 	capRules  []throttle.CapRule
 	quiet     map[channels.Kind]throttle.Calendar
 	rates     map[channels.Kind]throttle.Rate
@@ -286,7 +287,7 @@ func parseInactiveAfter(s string) (time.Duration, error) {
 
 // parseDataKeys reads MISSIVE_DATA_KEYS: id:base64key pairs of 32-byte
 // keys, the first active. Errors name the entry, never the key.
-func parseDataKeys(s string) (*core.Keyring, error) {
+func parseDataKeys(s string) (*store.Keyring, error) {
 	keys := map[string][]byte{}
 	active := ""
 	for i, part := range strings.Split(s, ",") {
@@ -306,7 +307,7 @@ func parseDataKeys(s string) (*core.Keyring, error) {
 			active = id
 		}
 	}
-	k, err := core.NewKeyring(keys, active)
+	k, err := store.NewKeyring(keys, active)
 	if err != nil {
 		return nil, fmt.Errorf("MISSIVE_DATA_KEYS (--data-keys): %w", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/missive-dev/missive/channels/outbox"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/core"
+	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -292,7 +293,7 @@ func seed(ctx context.Context, a *app, n int, stdout io.Writer) (int, error) {
 	var emails, phones []string
 	for i := 1; i <= n; i++ {
 		z := zones[rng.IntN(len(zones))]
-		l := core.ImportLine{Contact: dispatcher.Contact{
+		l := store.ImportLine{Contact: dispatcher.Contact{
 			ID: fmt.Sprintf("c%05d", i), Locale: z.locale,
 			Attributes: map[string]string{"first_name": names[rng.IntN(len(names))]},
 			Tags:       []string{"customer"},

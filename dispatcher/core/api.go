@@ -15,10 +15,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -537,8 +536,8 @@ func (a *api) postConsent(w http.ResponseWriter, r *http.Request) (int, any, err
 }
 
 type consentsResponse struct {
-	Current map[string]consentCurrent `json:"current"`
-	Ledger  []dispatcher.ConsentEvent `json:"ledger"`
+	Current map[string]storepkg.ConsentCurrent `json:"current"`
+	Ledger  []dispatcher.ConsentEvent          `json:"ledger"`
 }
 
 func (a *api) getConsents(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -547,18 +546,18 @@ func (a *api) getConsents(w http.ResponseWriter, r *http.Request) (int, any, err
 		return 0, nil, dispatcher.NotFound("contact")
 	}
 	ctx := r.Context()
-	if n, err := a.d.Store.rdb.Exists(ctx, a.d.Store.contactKey(id)).Result(); err != nil {
+	if n, err := a.d.Store.Redis.Exists(ctx, a.d.Store.ContactKey(id)).Result(); err != nil {
 		return 0, nil, err
 	} else if n == 0 {
 		return 0, nil, dispatcher.NotFound("contact")
 	}
-	raw, err := a.d.Store.rdb.HGetAll(ctx, a.d.Store.consentKey(id)).Result()
+	raw, err := a.d.Store.Redis.HGetAll(ctx, a.d.Store.ConsentKey(id)).Result()
 	if err != nil {
 		return 0, nil, err
 	}
-	out := consentsResponse{Current: map[string]consentCurrent{}}
+	out := consentsResponse{Current: map[string]storepkg.ConsentCurrent{}}
 	for f, v := range raw {
-		var c consentCurrent
+		var c storepkg.ConsentCurrent
 		if json.Unmarshal([]byte(v), &c) == nil {
 			out.Current[f] = c
 		}
@@ -658,7 +657,7 @@ func (a *api) previewTemplate(w http.ResponseWriter, r *http.Request) (int, any,
 	}
 	comp, err := templates.Compile(*t)
 	if err != nil {
-		return 0, nil, templateError(err)
+		return 0, nil, storepkg.TemplateError(err)
 	}
 	if !comp.Has(in.Channel) {
 		return 0, nil, dispatcher.Invalid("channel", "the template has no %s part", in.Channel)
@@ -714,61 +713,6 @@ func (a *api) countSegment(w http.ResponseWriter, r *http.Request) (int, any, er
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]any{"segment": r.PathValue("id"), "count": n}, nil
-}
-
-// countChunk is how many contacts CountSegment reads per round trip.
-const countChunk = 500
-
-// CountSegment counts the contacts that belong to a segment now. It
-// streams the contact index (or the static list) in pipelined chunks, so
-// memory does not grow with the audience. Returns an error with code
-// not_found if there is no such segment.
-func (s *Store) CountSegment(ctx context.Context, id string) (int64, error) {
-	sg, err := s.Segment(ctx, id)
-	if err != nil {
-		return 0, err
-	}
-	var n int64
-	count := func(ids []string) error {
-		cs, err := s.contacts(ctx, ids)
-		if err != nil {
-			return err
-		}
-		for _, c := range cs {
-			if c != nil && sg.Match(c) {
-				n++
-			}
-		}
-		return nil
-	}
-	if sg.Contacts != nil {
-		for i := 0; i < len(sg.Contacts); i += countChunk {
-			if err := count(sg.Contacts[i:min(i+countChunk, len(sg.Contacts))]); err != nil {
-				return 0, err
-			}
-		}
-		return n, nil
-	}
-	start := "-"
-	for {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.k("contacts"), Start: start, Stop: "+", ByLex: true, Count: countChunk}).Result()
-		if err != nil {
-			return 0, err
-		}
-		if len(ids) == 0 {
-			return n, nil
-		}
-		if err := count(ids); err != nil {
-			return 0, err
-		}
-		if len(ids) < countChunk {
-			return n, nil
-		}
-		start = "(" + ids[len(ids)-1]
-	}
 }
 
 // --- campaigns and runs

@@ -615,7 +615,7 @@ func TestAPISendIdempotency(t *testing.T) {
 	t.Run("in progress", func(t *testing.T) {
 		fp, _ := json.Marshal(sendRequest{Contact: "buyer", Topic: "orders", Channel: channels.Email, Template: "order-shipped"})
 		rec, _ := json.Marshal(idemRecord{Fingerprint: sha256hex(string(fp))})
-		must(t, b.redis.Client.Set(ctx, b.d.Store.k("idem", sha256hex("busy")), rec, time.Minute).Err())
+		must(t, b.redis.Client.Set(ctx, b.d.Store.Key("idem", sha256hex("busy")), rec, time.Minute).Err())
 		r := c.do("POST", "/v1/sends", orderSend, "Idempotency-Key", "busy")
 		if diff := cmp.Diff(apiErr(dispatcher.CodeConflict, ""), errorShape(r.json(t))); r.status != 409 || diff != "" {
 			t.Errorf("status %d (-want +got):\n%s", r.status, diff)
@@ -666,7 +666,7 @@ func TestAPISendIdempotency(t *testing.T) {
 
 	// The key record holds a hash of the key, never the key, and expires
 	// within a day.
-	ttl, err := b.redis.Client.TTL(ctx, b.d.Store.k("idem", sha256hex("order-1/shipped"))).Result()
+	ttl, err := b.redis.Client.TTL(ctx, b.d.Store.Key("idem", sha256hex("order-1/shipped"))).Result()
 	must(t, err)
 	if ttl <= 23*time.Hour || ttl > 24*time.Hour {
 		t.Errorf("idempotency record TTL %v, want about 24h", ttl)

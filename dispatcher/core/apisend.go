@@ -16,6 +16,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -96,19 +97,19 @@ func (a *api) postSend(w http.ResponseWriter, r *http.Request) (int, any, error)
 	fp, _ := json.Marshal(in)
 	rec := idemRecord{Fingerprint: sha256hex(string(fp))}
 	ctx := r.Context()
-	idemKey := a.d.Store.k("idem", sha256hex(key))
+	idemKey := a.d.Store.Key("idem", sha256hex(key))
 
 	// Reserve the key, or find what happened to it.
 	pending, _ := json.Marshal(rec)
 	for attempt := 0; ; attempt++ {
-		ok, err := a.d.Store.rdb.SetNX(ctx, idemKey, pending, idemPendingTTL).Result()
+		ok, err := a.d.Store.Redis.SetNX(ctx, idemKey, pending, idemPendingTTL).Result()
 		if err != nil {
 			return 0, nil, err
 		}
 		if ok {
 			break
 		}
-		b, err := a.d.Store.rdb.Get(ctx, idemKey).Bytes()
+		b, err := a.d.Store.Redis.Get(ctx, idemKey).Bytes()
 		if errors.Is(err, redis.Nil) && attempt < 3 {
 			continue // expired or released meanwhile
 		}
@@ -133,7 +134,7 @@ func (a *api) postSend(w http.ResponseWriter, r *http.Request) (int, any, error)
 	if err != nil {
 		// Nothing to replay: release the key so that a retry runs again
 		// (and finds the send, if it was decided).
-		a.d.Store.rdb.Del(context.WithoutCancel(ctx), idemKey)
+		a.d.Store.Redis.Del(context.WithoutCancel(ctx), idemKey)
 		return 0, nil, err
 	}
 	body, err := json.Marshal(ans)
@@ -142,7 +143,7 @@ func (a *api) postSend(w http.ResponseWriter, r *http.Request) (int, any, error)
 	}
 	rec.Done, rec.Status, rec.Body = true, http.StatusAccepted, body
 	done, _ := json.Marshal(rec)
-	if err := a.d.Store.rdb.Set(context.WithoutCancel(ctx), idemKey, done, idemTTL).Err(); err != nil {
+	if err := a.d.Store.Redis.Set(context.WithoutCancel(ctx), idemKey, done, idemTTL).Err(); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusAccepted, json.RawMessage(body), nil
@@ -203,12 +204,12 @@ func (d *Dispatcher) sendOne(ctx context.Context, key string, in sendRequest) (*
 		if err != nil {
 			return nil, err
 		}
-		if err := s.recordDecisions(ctx, run, ds, d.cfg.InflightDeadline); err != nil {
+		if err := s.RecordDecisions(ctx, run, ds, d.cfg.InflightDeadline); err != nil {
 			return nil, err
 		}
 		// An API send's id derives from its key, not its contact: index it
 		// for erasure and export (campaign sends are found by their ids).
-		if err := s.indexSends(ctx, ds); err != nil {
+		if err := s.IndexSends(ctx, ds); err != nil {
 			return nil, err
 		}
 		// A concurrent request with the same key may have decided first:
@@ -219,7 +220,7 @@ func (d *Dispatcher) sendOne(ctx context.Context, key string, in sendRequest) (*
 	}
 	ans := &SendAnswer{Send: id, State: existing.State, Reason: existing.Reason, Until: existing.Until}
 	if existing.State == dispatcher.StateQueued || existing.State == dispatcher.StateDeferred {
-		if err := d.enqueueSends(ctx, run, []decision{{send: id, state: existing.State, until: existing.Until}}); err != nil {
+		if err := d.enqueueSends(ctx, run, []storepkg.Decision{{Send: id, State: existing.State, Until: existing.Until}}); err != nil {
 			return nil, err
 		}
 	}
@@ -244,14 +245,14 @@ func (d *Dispatcher) ensureAPIRun(ctx context.Context, run string, topic *dispat
 	if err != nil {
 		return err
 	}
-	created, err := d.Store.createRun(ctx, &dispatcher.Run{ID: run, Campaign: "api", State: dispatcher.RunSending, FireAt: now})
+	created, err := d.Store.CreateRun(ctx, &dispatcher.Run{ID: run, Campaign: "api", State: dispatcher.RunSending, FireAt: now})
 	if err != nil {
 		return err
 	}
 	if created {
 		d.log.Info("api run started", "run", run)
 	}
-	return d.Store.rdb.SetNX(ctx, d.Store.snapshotKey(run), b, 0).Err()
+	return d.Store.Redis.SetNX(ctx, d.Store.SnapshotKey(run), b, 0).Err()
 }
 
 func (a *api) getSend(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -395,7 +396,7 @@ func (d *Dispatcher) withdrawOneClick(ctx context.Context, cl templates.Claims) 
 		return err
 	}
 	run, _, _ := dispatcher.SplitSendID(cl.Send)
-	return d.Store.countFeedback(ctx, run, cl.Topic, FeedbackUnsubscribes)
+	return d.Store.CountFeedback(ctx, run, cl.Topic, storepkg.FeedbackUnsubscribes)
 }
 
 // withdrawOnce is withdrawOneClick's transaction; it reports whether it
@@ -410,30 +411,30 @@ func (d *Dispatcher) withdrawOnce(ctx context.Context, cl templates.Claims) (boo
 	if err := e.Validate(); err != nil {
 		return false, err
 	}
-	field := consentField(e.Channel, e.Topic)
+	field := storepkg.ConsentField(e.Channel, e.Topic)
 	changed := false
 	txn := func(tx *redis.Tx) error {
-		n, err := tx.Exists(ctx, s.contactKey(cl.Contact)).Result()
+		n, err := tx.Exists(ctx, s.ContactKey(cl.Contact)).Result()
 		if err != nil || n == 0 {
 			return err
 		}
-		b, err := tx.HGet(ctx, s.consentKey(cl.Contact), field).Bytes()
+		b, err := tx.HGet(ctx, s.ConsentKey(cl.Contact), field).Bytes()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return err
 		}
-		var cur consentCurrent
+		var cur storepkg.ConsentCurrent
 		if err == nil && json.Unmarshal(b, &cur) == nil && cur.State == dispatcher.Withdrawn {
 			return nil
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			s.writeConsent(ctx, p, cl.Contact, e)
+			s.WriteConsent(ctx, p, cl.Contact, e)
 			return nil
 		})
 		changed = err == nil
 		return err
 	}
 	for range 5 {
-		err := s.rdb.Watch(ctx, txn, s.contactKey(cl.Contact), s.consentKey(cl.Contact))
+		err := s.Redis.Watch(ctx, txn, s.ContactKey(cl.Contact), s.ConsentKey(cl.Contact))
 		if !errors.Is(err, redis.TxFailedErr) {
 			return changed, err
 		}

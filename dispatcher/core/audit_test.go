@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
 // scopedKeys has a legacy key without scopes and one key per scope.
@@ -120,13 +121,13 @@ func TestScopeOf(t *testing.T) {
 }
 
 // auditEntries reads the whole audit stream through the API.
-func auditEntries(t *testing.T, c *apiClient) []AuditEntry {
+func auditEntries(t *testing.T, c *apiClient) []storepkg.AuditEntry {
 	t.Helper()
 	r := c.as("dpo", "GET", "/v1/audit?limit=1000", "")
 	if r.status != http.StatusOK {
 		t.Fatalf("GET /v1/audit: %d: %s", r.status, r.body)
 	}
-	var out struct{ Entries []AuditEntry }
+	var out struct{ Entries []storepkg.AuditEntry }
 	if err := json.Unmarshal(r.body, &out); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestAuditLog(t *testing.T) {
 		}
 	}
 	hash := b.d.Store.AddressHash("email", email)
-	want := []AuditEntry{
+	want := []storepkg.AuditEntry{
 		{Key: "dpo", Action: "suppression.remove", Target: hash, Detail: "email"},
 		{Key: "dpo", Action: "suppression.add", Target: hash, Detail: "email"},
 		{Key: "marketing", Action: "campaign.cancel", Target: "spring"},
@@ -183,7 +184,7 @@ func TestAuditLog(t *testing.T) {
 			t.Errorf("entry %d has no id or time: %+v", i, got[i])
 		}
 	}
-	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b AuditEntry) bool {
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b storepkg.AuditEntry) bool {
 		return a.Key == b.Key && a.Action == b.Action && a.Target == b.Target && a.Detail == b.Detail
 	})); diff != "" {
 		t.Errorf("audit entries (-want +got):\n%s", diff)
@@ -210,7 +211,7 @@ func TestAuditLog(t *testing.T) {
 
 	// Paging back from the newest entry.
 	r := c.as("dpo", "GET", "/v1/audit?limit=2&before="+msgs[len(msgs)-1].ID, "")
-	var page struct{ Entries []AuditEntry }
+	var page struct{ Entries []storepkg.AuditEntry }
 	if err := json.Unmarshal(r.body, &page); err != nil || len(page.Entries) != 2 || page.Entries[0].Action != "suppression.add" {
 		t.Errorf("page before the newest entry: %d %s", r.status, r.body)
 	}
@@ -280,8 +281,8 @@ func TestErasureScopeAndAudit(t *testing.T) {
 		t.Fatalf("erase: %d %s", r.status, r.body)
 	}
 	got := auditEntries(t, c)
-	want := []AuditEntry{{Key: "dpo", Action: "contact.erase", Target: "c1"}, {Key: "crm", Action: "contact.upsert", Target: "c1"}}
-	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b AuditEntry) bool {
+	want := []storepkg.AuditEntry{{Key: "dpo", Action: "contact.erase", Target: "c1"}, {Key: "crm", Action: "contact.upsert", Target: "c1"}}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b storepkg.AuditEntry) bool {
 		return a.Key == b.Key && a.Action == b.Action && a.Target == b.Target && a.Detail == b.Detail
 	})); diff != "" {
 		t.Errorf("audit entries (-want +got):\n%s", diff)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -48,7 +49,7 @@ func seedBench(b *testing.B, tb *testBundle, n int, kinds ...channels.Kind) {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		for i := start; i < min(start+chunk, n); i++ {
-			l := ImportLine{Contact: dispatcher.Contact{ID: fmt.Sprintf("b%07d", i), Email: fmt.Sprintf("b%07d@example.com", i),
+			l := storepkg.ImportLine{Contact: dispatcher.Contact{ID: fmt.Sprintf("b%07d", i), Email: fmt.Sprintf("b%07d@example.com", i),
 				Attributes: map[string]string{"first_name": "Ana"}, Tags: []string{"customer"}}}
 			for _, k := range kinds {
 				l.Consents = append(l.Consents, dispatcher.ConsentEvent{Channel: k, Topic: "newsletter", State: dispatcher.Granted, Source: "import"})

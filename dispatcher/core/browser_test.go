@@ -23,6 +23,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
 // The recipient's pages in a real browser: headless Chromium follows the
@@ -202,8 +203,8 @@ func TestBrowserOneClickUnsubscribeFromARealMessage(t *testing.T) {
 		!strings.HasPrefix(last.Evidence["send"], "march") {
 		t.Errorf("last ledger event %+v, want a one-click withdrawal of the newsletter by email", last)
 	}
-	if f, _ := b.d.Store.TopicFeedback(context.Background(), "newsletter"); f[FeedbackUnsubscribes] != 1 {
-		t.Errorf("newsletter unsubscribes %d, want 1", f[FeedbackUnsubscribes])
+	if f, _ := b.d.Store.TopicFeedback(context.Background(), "newsletter"); f[storepkg.FeedbackUnsubscribes] != 1 {
+		t.Errorf("newsletter unsubscribes %d, want 1", f[storepkg.FeedbackUnsubscribes])
 	}
 }
 
@@ -285,7 +286,7 @@ func TestBrowserPreferencePageFromARealMessage(t *testing.T) {
 	if checked(ctx, "t-sms-promotions") {
 		t.Error("the page still ticks a topic")
 	}
-	if r, _ := s.TopicFeedback(ctx0, "promotions"); r[FeedbackUnsubscribes] != 1 {
-		t.Errorf("promotions unsubscribes %d, want 1", r[FeedbackUnsubscribes])
+	if r, _ := s.TopicFeedback(ctx0, "promotions"); r[storepkg.FeedbackUnsubscribes] != 1 {
+		t.Errorf("promotions unsubscribes %d, want 1", r[storepkg.FeedbackUnsubscribes])
 	}
 }

@@ -135,12 +135,12 @@ func (d *Dispatcher) StartRun(ctx context.Context, campaignID string, fireAt tim
 	if err != nil {
 		return "", err
 	}
-	created, err := d.Store.createRun(ctx, &dispatcher.Run{ID: runID, Campaign: c.ID, State: dispatcher.RunPlanning, FireAt: fireAt})
+	created, err := d.Store.CreateRun(ctx, &dispatcher.Run{ID: runID, Campaign: c.ID, State: dispatcher.RunPlanning, FireAt: fireAt})
 	if err != nil {
 		return "", err
 	}
 	if created {
-		if err := d.Store.rdb.Set(ctx, d.Store.snapshotKey(runID), b, 0).Err(); err != nil {
+		if err := d.Store.Redis.Set(ctx, d.Store.SnapshotKey(runID), b, 0).Err(); err != nil {
 			return "", err
 		}
 		d.log.Info("run started", "run", runID, "campaign", c.ID)
@@ -192,7 +192,7 @@ func (d *Dispatcher) SetCampaignState(ctx context.Context, id string, action str
 		return nil, err
 	}
 	for _, r := range runs {
-		st, err := d.Store.runField(ctx, r, "state")
+		st, err := d.Store.RunField(ctx, r, "state")
 		if err != nil {
 			return nil, err
 		}
@@ -200,7 +200,7 @@ func (d *Dispatcher) SetCampaignState(ctx context.Context, id string, action str
 			continue
 		}
 		next := map[string]string{"pause": dispatcher.RunPaused, "resume": dispatcher.RunSending, "cancel": dispatcher.RunCancelled}[action]
-		if err := d.Store.setRunState(ctx, r, next); err != nil {
+		if err := d.Store.SetRunState(ctx, r, next); err != nil {
 			return nil, err
 		}
 		if action == "cancel" {
@@ -216,14 +216,14 @@ func (d *Dispatcher) SetCampaignState(ctx context.Context, id string, action str
 // its counters balance without waiting for their tasks.
 func (d *Dispatcher) cancelInflight(ctx context.Context, run string) error {
 	for {
-		ids, err := d.Store.inflightSends(ctx, run, 500)
+		ids, err := d.Store.InflightSends(ctx, run, 500)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
 		if err := d.settle(ctx, ids, inflightStates, dispatcher.StateCancelled, ReasonRunCancelled); err != nil {
 			return err
 		}
-		ids2, err := d.Store.inflightSends(ctx, run, 1)
+		ids2, err := d.Store.InflightSends(ctx, run, 1)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
 // seedMailing creates n contacts with email consent in segment "all" and a
@@ -123,15 +124,15 @@ func TestReconcilerSettlesAbandonedSend(t *testing.T) {
 	must(t, err)
 	st, err := b.d.loadRun(ctx, run)
 	must(t, err)
-	must(t, b.d.Store.rdb.SAdd(ctx, b.d.Store.runKey(run)+":bseen", 0).Err())
+	must(t, b.d.Store.Redis.SAdd(ctx, b.d.Store.RunKey(run)+":bseen", 0).Err())
 	must(t, b.d.gateBatch(ctx, st, []string{"m0000"}, false))
-	must(t, b.d.Store.rdb.HSet(ctx, b.d.Store.runKey(run), "batches", 1, "plan_finished", 1).Err())
+	must(t, b.d.Store.Redis.HSet(ctx, b.d.Store.RunKey(run), "batches", 1, "plan_finished", 1).Err())
 	must(t, b.d.finishBatch(ctx, run, "0"))
 	id := dispatcher.SendID(run, "m0000", channels.Email)
 	// The claim, then nothing: the worker died.
-	res, err := b.d.Store.transitionSend(ctx, transition{send: id, from: inflightStates, to: dispatcher.StateSending, deadline: clock.Add(time.Minute)})
+	res, err := b.d.Store.TransitionSend(ctx, storepkg.Transition{Send: id, From: inflightStates, To: dispatcher.StateSending, Deadline: clock.Add(time.Minute)})
 	must(t, err)
-	if !res.applied {
+	if !res.Applied {
 		t.Fatal("claim not applied")
 	}
 	if n, err := b.d.Reconcile(ctx); err != nil || n != 0 {
@@ -139,9 +140,9 @@ func TestReconcilerSettlesAbandonedSend(t *testing.T) {
 	}
 	// A reconciler that listed the send as overdue before the claim must
 	// not settle it after: the change applies only while still overdue.
-	res, err = b.d.Store.transitionSend(ctx, transition{send: id, from: dispatcher.StateSending, to: dispatcher.StateFailed, reason: ReasonAmbiguous, overdue: clock})
+	res, err = b.d.Store.TransitionSend(ctx, storepkg.Transition{Send: id, From: dispatcher.StateSending, To: dispatcher.StateFailed, Reason: ReasonAmbiguous, Overdue: clock})
 	must(t, err)
-	if res.applied {
+	if res.Applied {
 		t.Fatal("a send claimed since it was listed was settled as ambiguous")
 	}
 	clock = clock.Add(2 * time.Minute)

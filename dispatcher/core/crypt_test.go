@@ -16,6 +16,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
 func testKey(t testing.TB) []byte {
@@ -27,9 +28,9 @@ func testKey(t testing.TB) []byte {
 	return k
 }
 
-func newRing(t testing.TB, active string, keys map[string][]byte) *Keyring {
+func newRing(t testing.TB, active string, keys map[string][]byte) *storepkg.Keyring {
 	t.Helper()
-	k, err := NewKeyring(keys, active)
+	k, err := storepkg.NewKeyring(keys, active)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestKeyringRefusesWhatWasNotSealedForIt(t *testing.T) {
 	aad := []byte("contact:ana")
 	sealed := k.Seal([]byte(`{"email":"ana@example.com"}`), aad)
 
-	if _, _, err := k.Open(sealed, []byte("contact:bob")); !errors.Is(err, ErrSealed) {
+	if _, _, err := k.Open(sealed, []byte("contact:bob")); !errors.Is(err, storepkg.ErrSealed) {
 		t.Errorf("open with another record's AAD: %v, want ErrSealed", err)
 	}
 	for i := range sealed {
@@ -79,12 +80,12 @@ func TestKeyringRefusesWhatWasNotSealedForIt(t *testing.T) {
 
 	other := newRing(t, "b", map[string][]byte{"b": testKey(t)})
 	_, id, err := other.Open(sealed, aad)
-	if !errors.Is(err, ErrUnknownDataKey) || id != "a" {
+	if !errors.Is(err, storepkg.ErrUnknownDataKey) || id != "a" {
 		t.Errorf("open under a ring without key a: %q, %v; want a, ErrUnknownDataKey", id, err)
 	}
 	// Same id, another key: the value does not authenticate.
 	impostor := newRing(t, "a", map[string][]byte{"a": testKey(t)})
-	if _, _, err := impostor.Open(sealed, aad); !errors.Is(err, ErrSealed) {
+	if _, _, err := impostor.Open(sealed, aad); !errors.Is(err, storepkg.ErrSealed) {
 		t.Errorf("open under another key with the same id: %v, want ErrSealed", err)
 	}
 }
@@ -99,10 +100,10 @@ func TestKeyringOldKeyOpensAfterRotation(t *testing.T) {
 		t.Errorf("old value under the rotated ring: %q, %q, %v", got, id, err)
 	}
 	fresh := after.Seal([]byte("new"), []byte("contact:x"))
-	if id, ok := SealedKeyID(fresh); !ok || id != "b" {
+	if id, ok := storepkg.SealedKeyID(fresh); !ok || id != "b" {
 		t.Errorf("the rotated ring seals under %q, want b", id)
 	}
-	if _, _, err := before.Open(fresh, []byte("contact:x")); !errors.Is(err, ErrUnknownDataKey) {
+	if _, _, err := before.Open(fresh, []byte("contact:x")); !errors.Is(err, storepkg.ErrUnknownDataKey) {
 		t.Errorf("a ring without the new key opens its values: %v", err)
 	}
 }
@@ -119,7 +120,7 @@ func TestNewKeyringValidates(t *testing.T) {
 		"long id":        {map[string][]byte{strings.Repeat("a", 17): key}, strings.Repeat("a", 17)},
 		"missing active": {map[string][]byte{"a": key}, "b"},
 	} {
-		if _, err := NewKeyring(tc.keys, tc.active); err == nil {
+		if _, err := storepkg.NewKeyring(tc.keys, tc.active); err == nil {
 			t.Errorf("%s: accepted", name)
 		} else if strings.Contains(err.Error(), "\x00\x00\x00\x00") {
 			t.Errorf("%s: the error shows the key", name)
@@ -154,7 +155,7 @@ func TestContactReadBackEqualsWhatWasWritten(t *testing.T) {
 	if diff := cmp.Diff(&c, got); diff != "" {
 		t.Errorf("read back (-written +read):\n%s", diff)
 	}
-	batch, err := s.contacts(ctx, []string{"nobody", "ana"})
+	batch, err := s.Contacts(ctx, []string{"nobody", "ana"})
 	must(t, err)
 	if batch[0] != nil || cmp.Diff(&c, batch[1]) != "" {
 		t.Errorf("batch read = %v, %v", batch[0], batch[1])
@@ -181,7 +182,7 @@ func TestContactRecordHoldsNoPersonalDataInTheClear(t *testing.T) {
 	}
 	must(t, iter.Err())
 	for _, id := range []string{"ana", "bob"} {
-		raw, err := b.redis.Client.Get(ctx, s.contactKey(id)).Bytes()
+		raw, err := b.redis.Client.Get(ctx, s.ContactKey(id)).Bytes()
 		must(t, err)
 		if !bytes.HasPrefix(raw, []byte("v1")) {
 			t.Errorf("contact %s is not sealed", id)
@@ -209,14 +210,14 @@ func TestSealedContactCannotMoveToAnotherContact(t *testing.T) {
 		c := dispatcher.Contact{ID: id, Email: id + "@example.com"}
 		must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
 	}
-	raw, err := b.redis.Client.Get(ctx, s.contactKey("ana")).Bytes()
+	raw, err := b.redis.Client.Get(ctx, s.ContactKey("ana")).Bytes()
 	must(t, err)
-	must(t, b.redis.Client.Set(ctx, s.contactKey("bob"), raw, 0).Err())
-	if _, err := s.Contact(ctx, "bob"); !errors.Is(err, ErrSealed) {
+	must(t, b.redis.Client.Set(ctx, s.ContactKey("bob"), raw, 0).Err())
+	if _, err := s.Contact(ctx, "bob"); !errors.Is(err, storepkg.ErrSealed) {
 		t.Errorf("ana's record under bob's key: %v, want ErrSealed", err)
 	}
 	// The batch read fails rather than take bob for erased.
-	if _, err := s.contacts(ctx, []string{"ana", "bob"}); !errors.Is(err, ErrSealed) {
+	if _, err := s.Contacts(ctx, []string{"ana", "bob"}); !errors.Is(err, storepkg.ErrSealed) {
 		t.Errorf("batch read with a moved record: %v, want ErrSealed", err)
 	}
 }
@@ -240,7 +241,7 @@ func setupRotation(t *testing.T, n int) *rotationBundle {
 	ids := make([]string, n)
 	for i := range n {
 		ids[i] = fmt.Sprintf("r%05d", i)
-		l := ImportLine{Contact: dispatcher.Contact{ID: ids[i], Email: ids[i] + "@example.com", Tags: []string{"vip"},
+		l := storepkg.ImportLine{Contact: dispatcher.Contact{ID: ids[i], Email: ids[i] + "@example.com", Tags: []string{"vip"},
 			Attributes: map[string]string{"first_name": "Ana"}},
 			Consents: []dispatcher.ConsentEvent{{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Granted}}}
 		line, _ := json.Marshal(l)
@@ -266,7 +267,7 @@ func (rb *rotationBundle) assertOnlyKeyBOpens(t *testing.T) {
 	d, err := New(cfg)
 	must(t, err)
 	ctx := context.Background()
-	cs, err := d.Store.contacts(ctx, rb.ids)
+	cs, err := d.Store.Contacts(ctx, rb.ids)
 	if err != nil {
 		t.Fatalf("contacts under key b only: %v", err)
 	}
@@ -348,7 +349,7 @@ func TestRotateContactsDuringACampaign(t *testing.T) {
 			t.Fatalf("the upsert of %s was overwritten by the rotation", rb.ids[i])
 		}
 	}
-	if n := rb.redis.Client.Exists(ctx, s.rotateCursorKey()).Val(); n != 0 {
+	if n := rb.redis.Client.Exists(ctx, s.RotateCursorKey()).Val(); n != 0 {
 		t.Error("the cursor outlives a finished rotation")
 	}
 }
@@ -358,8 +359,8 @@ func TestRotateContactsResumesAfterAStop(t *testing.T) {
 	s := rb.d.Store
 	ctx, cancel := context.WithCancel(context.Background())
 	rotated, err := s.RotateContacts(ctx, func(done, total int64) { cancel() })
-	if !errors.Is(err, context.Canceled) || rotated != rotateChunk {
-		t.Fatalf("stopped rotation: %d, %v; want %d, context.Canceled", rotated, err, rotateChunk)
+	if !errors.Is(err, context.Canceled) || rotated != storepkg.RotateChunk {
+		t.Fatalf("stopped rotation: %d, %v; want %d, context.Canceled", rotated, err, storepkg.RotateChunk)
 	}
 	usage, err := s.ContactKeyUsage(context.Background())
 	must(t, err)
@@ -394,18 +395,18 @@ func TestRotateContactsSealsPlainRecordsAndReportsUnreadableOnes(t *testing.T) {
 		must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
 	}
 	// ana as stored before encryption; eve under a key the ring lacks.
-	must(t, b.redis.Client.Set(ctx, s.contactKey("ana"), `{"id":"ana","email":"ana@example.com","created_at":"2026-01-02T00:00:00Z","updated_at":"2026-01-02T00:00:00Z"}`, 0).Err())
+	must(t, b.redis.Client.Set(ctx, s.ContactKey("ana"), `{"id":"ana","email":"ana@example.com","created_at":"2026-01-02T00:00:00Z","updated_at":"2026-01-02T00:00:00Z"}`, 0).Err())
 	gone := newRing(t, "x", map[string][]byte{"x": testKey(t)})
-	must(t, b.redis.Client.Set(ctx, s.contactKey("eve"), gone.Seal([]byte(`{"id":"eve"}`), contactAAD("eve")), 0).Err())
+	must(t, b.redis.Client.Set(ctx, s.ContactKey("eve"), gone.Seal([]byte(`{"id":"eve"}`), storepkg.ContactAAD("eve")), 0).Err())
 
 	if c, err := s.Contact(ctx, "ana"); err != nil || c.Email != "ana@example.com" {
 		t.Errorf("plain record: %v, %v", c, err)
 	}
 	rotated, err := s.RotateContacts(ctx, nil)
-	if !errors.Is(err, ErrUnknownDataKey) || rotated != 1 {
+	if !errors.Is(err, storepkg.ErrUnknownDataKey) || rotated != 1 {
 		t.Errorf("rotation: %d, %v; want 1, ErrUnknownDataKey", rotated, err)
 	}
-	raw := b.redis.Client.Get(ctx, s.contactKey("ana")).Val()
+	raw := b.redis.Client.Get(ctx, s.ContactKey("ana")).Val()
 	if strings.Contains(raw, "ana@example.com") {
 		t.Error("the plain record is still plain after rotation")
 	}
@@ -422,11 +423,11 @@ func TestReSealNeverOverwritesAChangedRecord(t *testing.T) {
 	s := b.d.Store
 	c := dispatcher.Contact{ID: "ana", Email: "ana@example.com"}
 	must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
-	stale, err := b.redis.Client.Get(ctx, s.contactKey("ana")).Bytes()
+	stale, err := b.redis.Client.Get(ctx, s.ContactKey("ana")).Bytes()
 	must(t, err)
 	c.Email = "ana@example.org"
 	must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
-	n, err := reSealScript.Run(ctx, b.redis.Client, []string{s.contactKey("ana")}, stale, "replacement").Int64()
+	n, err := storepkg.ReSealScript.Run(ctx, b.redis.Client, []string{s.ContactKey("ana")}, stale, "replacement").Int64()
 	if err != nil || n != 0 {
 		t.Fatalf("compare-and-set on a changed record: %d, %v; want 0", n, err)
 	}
@@ -464,25 +465,25 @@ func BenchmarkContactMemory(b *testing.B) {
 		rdb := tb.redis.Client
 		for i := range n {
 			id := fmt.Sprintf("m%07d", i)
-			key := s.contactKey(id)
+			key := s.ContactKey(id)
 			m, err := rdb.MemoryUsage(ctx, key, 0).Result()
 			if err != nil {
 				b.Skipf("MEMORY USAGE: %v (needs a real Redis)", err)
 			}
 			sealed += m
 			raw, _ := rdb.Get(ctx, key).Bytes()
-			js, _, err := s.openContactJSON(id, raw)
+			js, _, err := s.OpenContactJSON(id, raw)
 			if err != nil {
 				b.Fatal(err)
 			}
 			sealedLen, plainLen = sealedLen+int64(len(raw)), plainLen+int64(len(js))
-			scratch := s.k("plain", "{"+id+"}")
+			scratch := s.Key("plain", "{"+id+"}")
 			rdb.Set(ctx, scratch, js, 0)
 			plain += rdb.MemoryUsage(ctx, scratch, 0).Val()
 			rdb.Del(ctx, scratch)
 			c, _ := s.Contact(ctx, id)
 			for _, k := range channels.Kinds {
-				index += rdb.MemoryUsage(ctx, s.k("addr", s.AddressHash(k, c.Address(k))), 0).Val()
+				index += rdb.MemoryUsage(ctx, s.Key("addr", s.AddressHash(k, c.Address(k))), 0).Val()
 			}
 		}
 		b.ReportMetric(float64(sealed)/n, "sealed-B/contact")
@@ -498,18 +499,18 @@ func BenchmarkContactMemory(b *testing.B) {
 //
 //	go test ./dispatcher -run '^$' -bench ContactDecode
 func BenchmarkContactDecode(b *testing.B) {
-	s := &Store{keys: newRing(b, "a", map[string][]byte{"a": testKey(b)})}
+	s := &storepkg.Store{Keys: newRing(b, "a", map[string][]byte{"a": testKey(b)})}
 	c := &dispatcher.Contact{ID: "b0000001", Email: "b0000001@example.com", Timezone: "Europe/Paris",
 		Attributes: map[string]string{"first_name": "Ana"}, Tags: []string{"customer"}, CreatedAt: time.Now(), UpdatedAt: time.Now()}
 	plain, _ := json.Marshal(c)
-	sealed, err := s.sealContact(c)
+	sealed, err := s.SealContact(c)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for name, raw := range map[string][]byte{"plain": plain, "sealed": sealed} {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
-				if _, _, err := s.openContact(c.ID, raw); err != nil {
+				if _, _, err := s.OpenContact(c.ID, raw); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
 // EventKind is what a provider reported about a message after it left.
@@ -93,19 +94,6 @@ const (
 // Missive does not hold (expired, erased, or never ours) and no address.
 var ErrUnknownSend = errors.New("feedback names no known send")
 
-// providerKey maps a provider's message id to the send id.
-func (s *Store) providerKey(provider string) string { return s.k("prov", provider) }
-
-// SendForProvider returns the send id a provider message id belongs to, or
-// ErrNotFound.
-func (s *Store) SendForProvider(ctx context.Context, provider string) (string, error) {
-	id, err := s.rdb.Get(ctx, s.providerKey(provider)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", dispatcher.ErrNotFound
-	}
-	return id, err
-}
-
 // RecordDelivery applies a piece of feedback, once per send and kind: the
 // send's state moves forward (sent -> delivered or bounced; never back),
 // the suppression list follows the policy, the run's feedback counters
@@ -141,15 +129,15 @@ func (d *Dispatcher) RecordDelivery(ctx context.Context, ev DeliveryEvent) (err 
 
 	// Once per send and kind: webhooks are retried and reports resent.
 	if sd != nil {
-		mark := s.k("fb", sd.ID, string(ev.Kind))
-		ok, err := s.rdb.SetNX(ctx, mark, 1, d.cfg.SendTTL).Result()
+		mark := s.Key("fb", sd.ID, string(ev.Kind))
+		ok, err := s.Redis.SetNX(ctx, mark, 1, d.cfg.SendTTL).Result()
 		if err != nil || !ok {
 			return err
 		}
 		defer func() {
 			if err != nil {
 				// Let the provider's retry do the whole work again.
-				s.rdb.Del(context.WithoutCancel(ctx), mark)
+				s.Redis.Del(context.WithoutCancel(ctx), mark)
 			}
 		}()
 		moved, err := d.advanceSend(ctx, sd, ev)
@@ -164,7 +152,7 @@ func (d *Dispatcher) RecordDelivery(ctx context.Context, ev DeliveryEvent) (err 
 		return nil
 	}
 	if name := feedbackName(ev.Kind); name != "" {
-		if err := s.countFeedback(ctx, sd.Run, "", name); err != nil {
+		if err := s.CountFeedback(ctx, sd.Run, "", name); err != nil {
 			return err
 		}
 	}
@@ -190,25 +178,25 @@ func feedbackName(k EventKind) string {
 // advanceSend moves the send's state forward only. It reports false when
 // the event would move it back (a delivery report after a bounce).
 func (d *Dispatcher) advanceSend(ctx context.Context, sd *dispatcher.Send, ev DeliveryEvent) (bool, error) {
-	var t transition
+	var t storepkg.Transition
 	switch ev.Kind {
 	case Delivered:
-		t = transition{send: sd.ID, from: dispatcher.StateSent, to: dispatcher.StateDelivered}
+		t = storepkg.Transition{Send: sd.ID, From: dispatcher.StateSent, To: dispatcher.StateDelivered}
 	case HardBounce, OptedOut:
-		t = transition{send: sd.ID, from: dispatcher.StateSent + "," + dispatcher.StateDelivered, to: dispatcher.StateBounced, reason: string(ev.Kind)}
+		t = storepkg.Transition{Send: sd.ID, From: dispatcher.StateSent + "," + dispatcher.StateDelivered, To: dispatcher.StateBounced, Reason: string(ev.Kind)}
 	case Undelivered:
-		t = transition{send: sd.ID, from: dispatcher.StateSent, to: dispatcher.StateFailed, reason: string(ev.Kind)}
+		t = storepkg.Transition{Send: sd.ID, From: dispatcher.StateSent, To: dispatcher.StateFailed, Reason: string(ev.Kind)}
 	default:
 		return true, nil // soft bounces and complaints leave the state as it is
 	}
 	if ev.Code != "" {
-		t.fields = []any{"error_code", ev.Code}
+		t.Fields = []any{"error_code", ev.Code}
 	}
-	rs, err := d.Store.transitionSends(ctx, []transition{t})
-	if err != nil || !rs[0].applied {
+	rs, err := d.Store.TransitionSends(ctx, []storepkg.Transition{t})
+	if err != nil || !rs[0].Applied {
 		return false, err
 	}
-	if rs[0].runDone {
+	if rs[0].RunDone {
 		return true, d.completeRun(ctx, sd.Run)
 	}
 	return true, nil
@@ -225,12 +213,12 @@ func (d *Dispatcher) applyPolicy(ctx context.Context, ev DeliveryEvent, c *dispa
 	case HardBounce:
 		return s.Suppress(ctx, ev.Channel, ev.Address, dispatcher.SuppressBounce, time.Time{})
 	case OptedOut:
-		return s.suppressStop(ctx, ev.Channel, ev.Address)
+		return s.SuppressStop(ctx, ev.Channel, ev.Address)
 	case SoftBounce:
-		key := s.k("soft", s.AddressHash(ev.Channel, ev.Address))
+		key := s.Key("soft", s.AddressHash(ev.Channel, ev.Address))
 		now := ev.At.UnixMilli()
 		var n *redis.IntCmd
-		_, err := s.rdb.TxPipelined(ctx, func(pp redis.Pipeliner) error {
+		_, err := s.Redis.TxPipelined(ctx, func(pp redis.Pipeliner) error {
 			pp.ZRemRangeByScore(ctx, key, "-inf", strconv.FormatInt(now-p.SoftWindow.Milliseconds(), 10))
 			member := ev.Send
 			if member == "" {
@@ -270,7 +258,7 @@ func (d *Dispatcher) withdrawMarketingOn(ctx context.Context, contact string, k 
 		transactional[t.ID] = t.Kind == dispatcher.Transactional
 	}
 	now := d.cfg.Now().UTC()
-	_, err = d.changeConsents(ctx, contact, func(_ *dispatcher.Contact, cur map[string]consentCurrent) []dispatcher.ConsentEvent {
+	_, err = d.changeConsents(ctx, contact, func(_ *dispatcher.Contact, cur map[string]storepkg.ConsentCurrent) []dispatcher.ConsentEvent {
 		var out []dispatcher.ConsentEvent
 		for f, st := range cur {
 			ch, topic, _ := strings.Cut(f, "/")
@@ -286,7 +274,7 @@ func (d *Dispatcher) withdrawMarketingOn(ctx context.Context, contact string, k 
 // checkRates pauses a run's campaign when its bounce or complaint rate
 // passes the policy, and records why on the run.
 func (d *Dispatcher) checkRates(ctx context.Context, run string) error {
-	m, err := d.Store.rdb.HGetAll(ctx, d.Store.runKey(run)).Result()
+	m, err := d.Store.Redis.HGetAll(ctx, d.Store.RunKey(run)).Result()
 	if err != nil || m["paused_reason"] != "" {
 		return err
 	}
@@ -307,7 +295,7 @@ func (d *Dispatcher) checkRates(ctx context.Context, run string) error {
 	default:
 		return nil
 	}
-	ok, err := d.Store.rdb.HSetNX(ctx, d.Store.runKey(run), "paused_reason", reason).Result()
+	ok, err := d.Store.Redis.HSetNX(ctx, d.Store.RunKey(run), "paused_reason", reason).Result()
 	if err != nil || !ok {
 		return err
 	}

@@ -86,7 +86,7 @@ func TestBounceRatePausesTheRun(t *testing.T) {
 	run, err := b.d.StartRun(ctx, "mailing", time.Now())
 	must(t, err)
 	b.waitRun(t, run, 20*time.Second)
-	must(t, b.d.Store.rdb.HSet(ctx, b.d.Store.runKey(run), "state", dispatcher.RunSending).Err())
+	must(t, b.d.Store.Redis.HSet(ctx, b.d.Store.RunKey(run), "state", dispatcher.RunSending).Err())
 	c, _ := b.d.Store.Campaign(ctx, "mailing")
 	c.State = dispatcher.Running
 	must(t, b.d.Store.PutCampaign(ctx, c))
@@ -94,7 +94,7 @@ func TestBounceRatePausesTheRun(t *testing.T) {
 		must(t, b.d.RecordDelivery(ctx, DeliveryEvent{Send: dispatcher.SendID(run, fmt.Sprintf("m%04d", i), channels.Email), Kind: HardBounce, Source: "dsn"}))
 	}
 	c, _ = b.d.Store.Campaign(ctx, "mailing")
-	reason, _ := b.d.Store.runField(ctx, run, "paused_reason")
+	reason, _ := b.d.Store.RunField(ctx, run, "paused_reason")
 	if c.State != dispatcher.Paused || reason != "bounce rate 30.0% passed 20.0%" {
 		t.Errorf("campaign %s, reason %q; want paused by a 30%% bounce rate", c.State, reason)
 	}

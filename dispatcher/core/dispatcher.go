@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -63,7 +64,7 @@ type Config struct {
 	// "d0", derived from Secret: fine for the demo, but the data then
 	// depends on Secret and the key cannot rotate on its own; production
 	// sets MISSIVE_DATA_KEYS.
-	DataKeys *Keyring
+	DataKeys *storepkg.Keyring
 
 	// TwilioAuthToken validates the signature of Twilio's webhooks
 	// (X-Twilio-Signature) with ValidTwilioSignature. Empty: the Twilio
@@ -153,11 +154,11 @@ func (c *Config) setDefaults() error {
 	c.PublicURL = strings.TrimRight(cmp.Or(c.PublicURL, "http://localhost:8080"), "/")
 	c.SenderName = cmp.Or(c.SenderName, "Missive")
 	if len(c.TokenKeys) == 0 {
-		c.TokenKeys = map[string][]byte{"k1": deriveKey(c.Secret, "unsubscribe-token")}
+		c.TokenKeys = map[string][]byte{"k1": storepkg.DeriveKey(c.Secret, "unsubscribe-token")}
 		c.ActiveTokenKey = "k1"
 	}
 	if c.DataKeys == nil {
-		k, err := NewKeyring(map[string][]byte{"d0": deriveKey(c.Secret, "data-key")}, "d0")
+		k, err := storepkg.NewKeyring(map[string][]byte{"d0": storepkg.DeriveKey(c.Secret, "data-key")}, "d0")
 		if err != nil {
 			return err
 		}
@@ -213,7 +214,7 @@ func (c *Config) setDefaults() error {
 // share it. It is safe for concurrent use.
 type Dispatcher struct {
 	cfg     Config
-	Store   *Store
+	Store   *storepkg.Store
 	gate    *gate
 	limiter *throttle.Limiter
 	caps    *throttle.Caps
@@ -238,8 +239,8 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: token signer: %w", err)
 	}
-	store := newStore(cfg.Redis, cfg.Prefix, deriveKey(cfg.Secret, "address-hash"), cfg.Now, cfg.SendTTL)
-	store.keys = cfg.DataKeys
+	store := storepkg.NewStore(cfg.Redis, cfg.Prefix, storepkg.DeriveKey(cfg.Secret, "address-hash"), cfg.Now, cfg.SendTTL)
+	store.Keys = cfg.DataKeys
 	caps := throttle.NewCaps(cfg.Redis, cfg.Prefix, cfg.Caps)
 	d := &Dispatcher{
 		cfg:     cfg,

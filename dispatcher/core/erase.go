@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
 // Erasure (GDPR Art. 17) and access/portability (Art. 15, 20) of one
@@ -41,93 +41,6 @@ import (
 //     (form, wording, page, confirmation channel) stay.
 //   - Sends being handed to a provider at that very moment: their outcome
 //     settles the run's counters; the records expire with the retention.
-
-// ledgerEvidenceKept are the evidence keys that describe how a consent was
-// collected, not who gave it: they stay in the ledger after erasure.
-var ledgerEvidenceKept = []string{"form", "wording", "page", "confirmed_via"}
-
-// contactSendsKey is the index of a contact's sends.
-func (s *Store) contactSendsKey(contact string) string { return s.contactKey(contact) + ":sends" }
-
-// indexSends adds each decided send to its contact's index and pushes the
-// index's expiry to the send retention, in one pipeline. The index keys
-// carry the contact's hash tag, not the run's, so this cannot be part of
-// decideScript on Redis Cluster.
-func (s *Store) indexSends(ctx context.Context, ds []decision) error {
-	byContact := map[string][]any{}
-	var order []string
-	for _, d := range ds {
-		if d.contact == "" {
-			continue
-		}
-		if _, ok := byContact[d.contact]; !ok {
-			order = append(order, d.contact)
-		}
-		byContact[d.contact] = append(byContact[d.contact], d.send)
-	}
-	if len(order) == 0 {
-		return nil
-	}
-	ttl := max(s.sendTTL, time.Second)
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, c := range order {
-			key := s.contactSendsKey(c)
-			p.SAdd(ctx, key, byContact[c]...)
-			p.Expire(ctx, key, ttl)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("index sends: %w", err)
-	}
-	return nil
-}
-
-// contactSendIDs returns the ids the contact's sends may have: those of
-// campaign sends derive from run, contact and channel (so the gate writes
-// no index for them); API sends are in the contact's index.
-func (s *Store) contactSendIDs(ctx context.Context, contact string) ([]string, error) {
-	ids, err := s.rdb.SMembers(ctx, s.contactSendsKey(contact)).Result()
-	if err != nil {
-		return nil, err
-	}
-	campaigns, err := s.Campaigns(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range campaigns {
-		runs, err := s.rdb.ZRange(ctx, s.k("runs", c.ID), 0, -1).Result()
-		if err != nil {
-			return nil, err
-		}
-		for _, run := range runs {
-			ids = append(ids, dispatcher.SendID(run, contact, channels.Email), dispatcher.SendID(run, contact, channels.SMS), dispatcher.SendID(run, contact, "any"))
-		}
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids), nil
-}
-
-// contactSends returns the contact's send records still held, oldest
-// first.
-func (s *Store) contactSends(ctx context.Context, contact string) ([]*dispatcher.Send, error) {
-	ids, err := s.contactSendIDs(ctx, contact)
-	if err != nil {
-		return nil, err
-	}
-	ss, err := s.sends(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	out := ss[:0]
-	for _, sd := range ss {
-		if sd != nil && sd.Contact == contact {
-			out = append(out, sd)
-		}
-	}
-	slices.SortStableFunc(out, func(a, b *dispatcher.Send) int { return a.UpdatedAt.Compare(b.UpdatedAt) })
-	return out, nil
-}
 
 // ErasureReport tells what an erasure deleted and what it kept.
 type ErasureReport struct {
@@ -161,13 +74,6 @@ const (
 	whySending     = "these sends were being handed to a provider during the erasure; their records settle the run's counters and expire with the send retention"
 )
 
-// addrDelScript deletes an address index entry only if it still points to
-// the contact: another contact may have taken the address since.
-var addrDelScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`)
-
 // EraseContact erases the contact id: its record, current consents,
 // address index entries, sends (in-flight ones are first settled as
 // cancelled, so that runs stay balanced and nothing more goes out), cap
@@ -185,7 +91,7 @@ func (d *Dispatcher) EraseContact(ctx context.Context, id string) (*ErasureRepor
 		return nil, dispatcher.NotFound("contact")
 	}
 	rep := &ErasureReport{Contact: id, Erased: map[string]int{}}
-	if errors.Is(err, ErrUnknownDataKey) || errors.Is(err, ErrSealed) {
+	if errors.Is(err, storepkg.ErrUnknownDataKey) || errors.Is(err, storepkg.ErrSealed) {
 		// The right to erasure does not wait for a lost key: without the
 		// addresses, their index entries are found by scanning the index.
 		c, err, rep.RecordUnreadable = &dispatcher.Contact{ID: id}, nil, true
@@ -213,7 +119,7 @@ func (d *Dispatcher) EraseContact(ctx context.Context, id string) (*ErasureRepor
 	}
 	rep.Erased["pending_signups"] = n
 
-	ledger, err := s.pseudonymizeLedger(ctx, id)
+	ledger, err := s.PseudonymizeLedger(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("erase: ledger: %w", err)
 	}
@@ -230,19 +136,19 @@ func (d *Dispatcher) EraseContact(ctx context.Context, id string) (*ErasureRepor
 		} else if !errors.Is(err, dispatcher.ErrNotFound) {
 			return nil, fmt.Errorf("erase: %w", err)
 		}
-		removed, err := s.rdb.Del(ctx, s.k("soft", h)).Result()
+		removed, err := s.Redis.Del(ctx, s.Key("soft", h)).Result()
 		if err != nil {
 			return nil, fmt.Errorf("erase: %w", err)
 		}
 		soft += int(removed)
-		gone, err := addrDelScript.Run(ctx, s.rdb, []string{s.k("addr", h)}, id).Int()
+		gone, err := storepkg.AddrDelScript.Run(ctx, s.Redis, []string{s.Key("addr", h)}, id).Int()
 		if err != nil {
 			return nil, fmt.Errorf("erase: address index: %w", err)
 		}
 		addrs += gone
 	}
 	if rep.RecordUnreadable {
-		n, err := s.eraseAddressesOf(ctx, id)
+		n, err := s.EraseAddressesOf(ctx, id)
 		if err != nil {
 			return nil, fmt.Errorf("erase: address index: %w", err)
 		}
@@ -251,16 +157,16 @@ func (d *Dispatcher) EraseContact(ctx context.Context, id string) (*ErasureRepor
 	rep.Erased["addresses"], rep.Erased["soft_bounces"] = addrs, soft
 
 	var consents *redis.IntCmd
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		consents = p.HLen(ctx, s.consentKey(id))
-		p.Del(ctx, s.consentKey(id), s.signupsKey(id))
-		p.Del(ctx, s.contactKey(id))
+	_, err = s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		consents = p.HLen(ctx, s.ConsentKey(id))
+		p.Del(ctx, s.ConsentKey(id), s.SignupsKey(id))
+		p.Del(ctx, s.ContactKey(id))
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("erase: contact: %w", err)
 	}
-	if err := s.rdb.ZRem(ctx, s.k("contacts"), id).Err(); err != nil {
+	if err := s.Redis.ZRem(ctx, s.Key("contacts"), id).Err(); err != nil {
 		return nil, fmt.Errorf("erase: contact list: %w", err)
 	}
 	rep.Erased["contact"], rep.Erased["consents"] = 1, int(consents.Val())
@@ -287,7 +193,7 @@ func (d *Dispatcher) EraseContact(ctx context.Context, id string) (*ErasureRepor
 // the keys that lead to them.
 func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, cancelled, sending int, err error) {
 	s := d.Store
-	held, err := s.contactSends(ctx, contact)
+	held, err := s.ContactSends(ctx, contact)
 	if err != nil || len(held) == 0 {
 		return 0, 0, 0, err
 	}
@@ -295,31 +201,31 @@ func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, c
 	for i, sd := range held {
 		ids[i] = sd.ID
 	}
-	ts := make([]transition, len(ids))
+	ts := make([]storepkg.Transition, len(ids))
 	for i, id := range ids {
-		ts[i] = transition{send: id, from: inflightStates, to: dispatcher.StateCancelled, reason: ReasonErased}
+		ts[i] = storepkg.Transition{Send: id, From: inflightStates, To: dispatcher.StateCancelled, Reason: ReasonErased}
 	}
-	rs, err := s.transitionSends(ctx, ts)
+	rs, err := s.TransitionSends(ctx, ts)
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	for i, r := range rs {
-		if r.applied {
+		if r.Applied {
 			cancelled++
 		}
-		if r.runDone {
-			run, _, _ := dispatcher.SplitSendID(ts[i].send)
+		if r.RunDone {
+			run, _, _ := dispatcher.SplitSendID(ts[i].Send)
 			if err := d.completeRun(ctx, run); err != nil {
 				return 0, 0, 0, err
 			}
 		}
 	}
-	sends, err := s.sends(ctx, ids)
+	sends, err := s.Sends(ctx, ids)
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	var gone []any
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, sd := range sends {
 			if sd != nil && sd.State == dispatcher.StateSending {
 				sending++
@@ -331,12 +237,12 @@ func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, c
 			}
 			deleted++
 			_, h, _ := dispatcher.SplitSendID(sd.ID)
-			keys := []string{s.sendKey(sd.ID), s.k("verp", h)}
+			keys := []string{s.SendKey(sd.ID), s.Key("verp", h)}
 			if sd.Provider != "" {
-				keys = append(keys, s.providerKey(sd.Provider))
+				keys = append(keys, s.ProviderKey(sd.Provider))
 			}
 			for _, k := range []EventKind{Delivered, HardBounce, SoftBounce, Complaint, OptedOut, Undelivered} {
-				keys = append(keys, s.k("fb", sd.ID, string(k)))
+				keys = append(keys, s.Key("fb", sd.ID, string(k)))
 			}
 			// One key per call: on Redis Cluster they live in other slots.
 			for _, k := range keys {
@@ -344,7 +250,7 @@ func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, c
 			}
 		}
 		if len(gone) > 0 {
-			p.SRem(ctx, s.contactSendsKey(contact), gone...)
+			p.SRem(ctx, s.ContactSendsKey(contact), gone...)
 		}
 		return nil
 	})
@@ -358,7 +264,7 @@ func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, c
 func (d *Dispatcher) erasePendingSignups(ctx context.Context, c *dispatcher.Contact) (int, error) {
 	s := d.Store
 	var hashes []string
-	err := s.scan(ctx, s.pendingKey("*"), func(keys []string) error {
+	err := s.Scan(ctx, s.PendingKey("*"), func(keys []string) error {
 		var ks []string
 		for _, k := range keys {
 			if !strings.HasSuffix(k, ":sent") {
@@ -369,7 +275,7 @@ func (d *Dispatcher) erasePendingSignups(ctx context.Context, c *dispatcher.Cont
 			return nil
 		}
 		vals := make([]*redis.StringCmd, len(ks))
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range ks {
 				vals[i] = p.Get(ctx, k)
 			}
@@ -381,7 +287,7 @@ func (d *Dispatcher) erasePendingSignups(ctx context.Context, c *dispatcher.Cont
 		for i, v := range vals {
 			var ps pendingSignup
 			if b, err := v.Bytes(); err == nil && json.Unmarshal(b, &ps) == nil && ps.Contact == c.ID {
-				hashes = append(hashes, strings.TrimPrefix(ks[i], s.pendingKey("")))
+				hashes = append(hashes, strings.TrimPrefix(ks[i], s.PendingKey("")))
 			}
 		}
 		return nil
@@ -389,119 +295,17 @@ func (d *Dispatcher) erasePendingSignups(ctx context.Context, c *dispatcher.Cont
 	if err != nil {
 		return 0, err
 	}
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, h := range hashes {
-			p.Unlink(ctx, s.pendingKey(h))
-			p.Unlink(ctx, s.pendingKey(h)+":sent")
+			p.Unlink(ctx, s.PendingKey(h))
+			p.Unlink(ctx, s.PendingKey(h)+":sent")
 		}
 		if c.Phone != "" {
-			p.Unlink(ctx, s.k("pendingsms", s.AddressHash(channels.SMS, c.Phone)))
+			p.Unlink(ctx, s.Key("pendingsms", s.AddressHash(channels.SMS, c.Phone)))
 		}
 		return nil
 	})
 	return len(hashes), err
-}
-
-// eraseAddressesOf deletes the address index entries that point to the
-// contact, found by scanning the index: for a record that does not open.
-func (s *Store) eraseAddressesOf(ctx context.Context, contact string) (int, error) {
-	n := 0
-	err := s.scan(ctx, s.k("addr", "*"), func(keys []string) error {
-		for _, k := range keys {
-			gone, err := addrDelScript.Run(ctx, s.rdb, []string{k}, contact).Int()
-			if err != nil {
-				return err
-			}
-			n += gone
-		}
-		return nil
-	})
-	return n, err
-}
-
-// scan calls fn with the keys matching pattern, in pages, on every master
-// of a Redis Cluster.
-func (s *Store) scan(ctx context.Context, pattern string, fn func([]string) error) error {
-	one := func(ctx context.Context, rdb redis.UniversalClient) error {
-		var cursor uint64
-		for {
-			keys, next, err := rdb.Scan(ctx, cursor, pattern, 1000).Result()
-			if err != nil {
-				return err
-			}
-			if len(keys) > 0 {
-				if err := fn(keys); err != nil {
-					return err
-				}
-			}
-			if next == 0 {
-				return nil
-			}
-			cursor = next
-		}
-	}
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return one(ctx, node) })
-	}
-	return one(ctx, s.rdb)
-}
-
-// pseudonymizeLedger rewrites the contact's consent ledger without the
-// evidence that could identify the person, in a transaction watched on
-// the ledger. It returns how many events it holds.
-func (s *Store) pseudonymizeLedger(ctx context.Context, contact string) (int, error) {
-	key := s.ledgerKey(contact)
-	n := 0
-	txn := func(tx *redis.Tx) error {
-		raw, err := tx.LRange(ctx, key, 0, -1).Result()
-		if err != nil {
-			return err
-		}
-		n = len(raw)
-		if n == 0 {
-			return nil
-		}
-		out := make([]any, 0, len(raw))
-		for _, r := range raw {
-			var e dispatcher.ConsentEvent
-			if json.Unmarshal([]byte(r), &e) != nil {
-				continue // not ours to read: an unreadable event proves nothing
-			}
-			out = append(out, pseudonymousEvent(e))
-		}
-		n = len(out)
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Del(ctx, key)
-			if len(out) > 0 {
-				p.RPush(ctx, key, out...)
-			}
-			return nil
-		})
-		return err
-	}
-	for range 5 {
-		err := s.rdb.Watch(ctx, txn, key)
-		if !errors.Is(err, redis.TxFailedErr) {
-			return n, err
-		}
-	}
-	return 0, errors.New("ledger kept changing")
-}
-
-// pseudonymousEvent is e without identifying evidence, as JSON.
-func pseudonymousEvent(e dispatcher.ConsentEvent) []byte {
-	var ev map[string]string
-	for _, k := range ledgerEvidenceKept {
-		if v, ok := e.Evidence[k]; ok {
-			if ev == nil {
-				ev = map[string]string{}
-			}
-			ev[k] = v
-		}
-	}
-	e.Evidence = ev
-	b, _ := json.Marshal(e)
-	return b
 }
 
 // ContactExport is everything Missive holds on one contact (GDPR Art. 15
@@ -510,7 +314,7 @@ type ContactExport struct {
 	ExportedAt time.Time           `json:"exported_at"`
 	Contact    *dispatcher.Contact `json:"contact"`
 	// Consents is the current state per "channel/topic".
-	Consents map[string]consentCurrent `json:"consents"`
+	Consents map[string]storepkg.ConsentCurrent `json:"consents"`
 	// ConsentHistory is the ledger, oldest first, with its evidence.
 	ConsentHistory []dispatcher.ConsentEvent `json:"consent_history"`
 	// Suppressions are the entries held for the contact's addresses.
@@ -562,15 +366,15 @@ func (d *Dispatcher) ExportContact(ctx context.Context, id string) (*ContactExpo
 	if err != nil {
 		return nil, err
 	}
-	out := &ContactExport{ExportedAt: d.cfg.Now().UTC(), Contact: c, Consents: map[string]consentCurrent{},
+	out := &ContactExport{ExportedAt: d.cfg.Now().UTC(), Contact: c, Consents: map[string]storepkg.ConsentCurrent{},
 		Suppressions: []ExportSuppression{}, Sends: []ExportSend{}, Feedback: []ExportFeedback{},
 		Retention: d.cfg.SendTTL.String()}
-	raw, err := s.rdb.HGetAll(ctx, s.consentKey(id)).Result()
+	raw, err := s.Redis.HGetAll(ctx, s.ConsentKey(id)).Result()
 	if err != nil {
 		return nil, err
 	}
 	for f, v := range raw {
-		var cc consentCurrent
+		var cc storepkg.ConsentCurrent
 		if json.Unmarshal([]byte(v), &cc) == nil {
 			out.Consents[f] = cc
 		}
@@ -589,7 +393,7 @@ func (d *Dispatcher) ExportContact(ctx context.Context, id string) (*ContactExpo
 		} else if !errors.Is(err, dispatcher.ErrNotFound) {
 			return nil, err
 		}
-		soft, err := s.rdb.ZRangeWithScores(ctx, s.k("soft", s.AddressHash(k, addr)), 0, -1).Result()
+		soft, err := s.Redis.ZRangeWithScores(ctx, s.Key("soft", s.AddressHash(k, addr)), 0, -1).Result()
 		if err != nil {
 			return nil, err
 		}
@@ -597,7 +401,7 @@ func (d *Dispatcher) ExportContact(ctx context.Context, id string) (*ContactExpo
 			out.Feedback = append(out.Feedback, ExportFeedback{Channel: k, Kind: SoftBounce, At: time.UnixMilli(int64(z.Score)).UTC()})
 		}
 	}
-	sends, err := s.contactSends(ctx, id)
+	sends, err := s.ContactSends(ctx, id)
 	if err != nil {
 		return nil, err
 	}

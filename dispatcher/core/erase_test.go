@@ -15,6 +15,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/throttle"
 )
 
@@ -161,7 +162,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 			t.Errorf("%s send record still held", k)
 		}
 	}
-	if n, _ := b.redis.Client.Exists(ctx, s.contactSendsKey("leaving")).Result(); n != 0 {
+	if n, _ := b.redis.Client.Exists(ctx, s.ContactSendsKey("leaving")).Result(); n != 0 {
 		t.Error("send index still held")
 	}
 	ledger, err := s.ConsentLedger(ctx, "leaving")
@@ -253,12 +254,12 @@ func TestEraseKeepsSendsBeingSent(t *testing.T) {
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "busy", Email: "busy@example.com"}, "Europe/Paris"))
 	consent(t, b, "busy", channels.Email)
 	run := "manual-1" // a run of no campaign, as API sends are: indexed
-	ds := []decision{{send: dispatcher.SendID(run, "busy", channels.Email), contact: "busy",
-		channel: channels.Email, topic: "newsletter", template: "news-mail", state: dispatcher.StateQueued}}
-	must(t, s.recordDecisions(ctx, run, ds, time.Hour))
-	must(t, s.indexSends(ctx, ds))
+	ds := []storepkg.Decision{{Send: dispatcher.SendID(run, "busy", channels.Email), Contact: "busy",
+		Channel: channels.Email, Topic: "newsletter", Template: "news-mail", State: dispatcher.StateQueued}}
+	must(t, s.RecordDecisions(ctx, run, ds, time.Hour))
+	must(t, s.IndexSends(ctx, ds))
 	id := dispatcher.SendID(run, "busy", channels.Email)
-	if res, err := s.transitionSend(ctx, transition{send: id, from: inflightStates, to: dispatcher.StateSending, deadline: time.Now().Add(time.Minute)}); err != nil || !res.applied {
+	if res, err := s.TransitionSend(ctx, storepkg.Transition{Send: id, From: inflightStates, To: dispatcher.StateSending, Deadline: time.Now().Add(time.Minute)}); err != nil || !res.Applied {
 		t.Fatalf("claim: %+v %v", res, err)
 	}
 	rep, err := b.d.EraseContact(ctx, "busy")
@@ -294,7 +295,7 @@ func TestEraseDropsPendingSignups(t *testing.T) {
 	}
 	pending := func() int {
 		n := 0
-		must(t, s.scan(ctx, s.pendingKey("*"), func(keys []string) error { n += len(keys); return nil }))
+		must(t, s.Scan(ctx, s.PendingKey("*"), func(keys []string) error { n += len(keys); return nil }))
 		return n
 	}
 	if n := pending(); n != 3 {
@@ -308,7 +309,7 @@ func TestEraseDropsPendingSignups(t *testing.T) {
 	if n := pending(); n != 1 {
 		t.Errorf("%d pending sign-ups left, want 1 (another person's)", n)
 	}
-	if n, _ := b.redis.Client.Exists(ctx, s.k("pendingsms", s.AddressHash(channels.SMS, "+33612345690"))).Result(); n != 0 {
+	if n, _ := b.redis.Client.Exists(ctx, s.Key("pendingsms", s.AddressHash(channels.SMS, "+33612345690"))).Result(); n != 0 {
 		t.Error("SMS sign-up index left")
 	}
 }
@@ -322,7 +323,7 @@ func TestEraseUnreadableRecord(t *testing.T) {
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "lost", Email: "lost@example.com"}, "Europe/Paris"))
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "kept", Email: "kept@example.com"}, "Europe/Paris"))
 	// Simulate a record sealed under a lost key.
-	must(t, b.redis.Client.Set(ctx, s.contactKey("lost"), "\x01not-a-sealed-record", 0).Err())
+	must(t, b.redis.Client.Set(ctx, s.ContactKey("lost"), "\x01not-a-sealed-record", 0).Err())
 	rep, err := b.d.EraseContact(ctx, "lost")
 	must(t, err)
 	if !rep.RecordUnreadable || rep.Erased["contact"] != 1 || rep.Erased["addresses"] != 1 {

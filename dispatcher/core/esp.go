@@ -174,8 +174,8 @@ func (h *espHooks) apply(ctx context.Context, provider string, evs []espEvent) (
 		}
 		var claim string
 		if ev.id != "" {
-			claim = s.k("esp", provider, "event", sha256hex(ev.id+"\x00"+string(ev.Kind)+"\x00"+ev.Address))
-			ok, err := s.rdb.SetNX(ctx, claim, 1, espEventTTL).Result()
+			claim = s.Key("esp", provider, "event", sha256hex(ev.id+"\x00"+string(ev.Kind)+"\x00"+ev.Address))
+			ok, err := s.Redis.SetNX(ctx, claim, 1, espEventTTL).Result()
 			if err != nil {
 				return out, fmt.Errorf("%s webhook: claim event: %w", provider, err)
 			}
@@ -206,7 +206,7 @@ func (h *espHooks) release(ctx context.Context, key string) {
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	h.d.Store.rdb.Del(dctx, key)
+	h.d.Store.Redis.Del(dctx, key)
 }
 
 // finish answers a webhook whose events were read and authenticated.
@@ -864,8 +864,8 @@ func (h *espHooks) mailgun(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	s := h.d.Store
-	key := s.k("mailgun", "token", sha256hex(sg.Token))
-	fresh, err := s.rdb.SetNX(ctx, key, 1, mailgunTokenTTL).Result()
+	key := s.Key("mailgun", "token", sha256hex(sg.Token))
+	fresh, err := s.Redis.SetNX(ctx, key, 1, mailgunTokenTTL).Result()
 	if err != nil {
 		h.d.log.Error("mailgun webhook: token not recorded", "error", err)
 		w.Header().Set("Retry-After", "60")

@@ -484,7 +484,7 @@ func TestESPFeedback(t *testing.T) {
 			if cs, _ := h.b.d.Store.Consents(ctx, "m0001"); cs["email/newsletter"] != dispatcher.Withdrawn {
 				t.Errorf("a complaint left marketing consent: %v", cs)
 			}
-			soft, err := h.b.cfg.Redis.ZCard(ctx, h.b.d.Store.k("soft", h.b.d.Store.AddressHash(channels.Email, "stranger@example.org"))).Result()
+			soft, err := h.b.cfg.Redis.ZCard(ctx, h.b.d.Store.Key("soft", h.b.d.Store.AddressHash(channels.Email, "stranger@example.org"))).Result()
 			must(t, err)
 			if soft != 1 {
 				t.Errorf("%d soft bounces counted, want 1", soft)
@@ -522,7 +522,7 @@ func TestESPRetriedEventCountsOnce(t *testing.T) {
 			t.Fatalf("sendgrid: %d %s", r.status, r.body)
 		}
 	}
-	n, err := h.b.cfg.Redis.ZCard(ctx, h.b.d.Store.k("soft", h.b.d.Store.AddressHash(channels.Email, "soft@example.org"))).Result()
+	n, err := h.b.cfg.Redis.ZCard(ctx, h.b.d.Store.Key("soft", h.b.d.Store.AddressHash(channels.Email, "soft@example.org"))).Result()
 	must(t, err)
 	if n != 2 {
 		t.Errorf("%d soft bounces counted, want 2 (one per provider)", n)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/throttle"
 )
 
@@ -30,7 +31,7 @@ func suppressedReason(r string) string { return "suppressed_" + r }
 // address, suppression, consent, caps, quiet hours. Rate limits apply at
 // send time. Each contact costs a few pipelined Redis operations.
 type gate struct {
-	store  *Store
+	store  *storepkg.Store
 	caps   *throttle.Caps
 	quiet  map[channels.Kind]throttle.Calendar
 	jitter time.Duration
@@ -79,14 +80,14 @@ func checkAddress(c *dispatcher.Contact, k channels.Kind) string {
 // loadChecks fetches suppression and consent for the candidates that
 // passed the address check, in one pipeline.
 func (g *gate) loadChecks(ctx context.Context, topic *dispatcher.Topic, cs []*candidate) error {
-	_, err := g.store.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := g.store.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, c := range cs {
 			if c.reason != "" {
 				continue
 			}
-			c.supCmd = p.Get(ctx, g.store.k("sup", g.store.AddressHash(c.channel, c.addr)))
+			c.supCmd = p.Get(ctx, g.store.Key("sup", g.store.AddressHash(c.channel, c.addr)))
 			if topic.Kind == dispatcher.Marketing {
-				c.conCmd = p.HGet(ctx, g.store.consentKey(c.contact.ID), consentField(c.channel, topic.ID))
+				c.conCmd = p.HGet(ctx, g.store.ConsentKey(c.contact.ID), storepkg.ConsentField(c.channel, topic.ID))
 			}
 		}
 		return nil
@@ -112,7 +113,7 @@ func checkLoaded(sup, consent *redis.StringCmd) string {
 		return suppressedReason(dispatcher.SuppressUnsubscribe)
 	}
 	if consent != nil {
-		var cur consentCurrent
+		var cur storepkg.ConsentCurrent
 		b, err := consent.Bytes()
 		if err != nil || json.Unmarshal(b, &cur) != nil || cur.State != dispatcher.Granted {
 			return ReasonNoConsent
@@ -123,7 +124,7 @@ func checkLoaded(sup, consent *redis.StringCmd) string {
 
 // decide returns one decision per contact and channel (or per contact in
 // fallback mode). Caps are reserved for the sends that will go out.
-func (g *gate) decide(ctx context.Context, now time.Time, job gateJob, contacts []*dispatcher.Contact) ([]decision, error) {
+func (g *gate) decide(ctx context.Context, now time.Time, job gateJob, contacts []*dispatcher.Contact) ([]storepkg.Decision, error) {
 	camp := job.campaign
 	var cands []*candidate
 	for _, c := range contacts {
@@ -168,14 +169,14 @@ func (g *gate) decide(ctx context.Context, now time.Time, job gateJob, contacts 
 		}
 	}
 
-	out := make([]decision, 0, len(cands))
+	out := make([]storepkg.Decision, 0, len(cands))
 	for _, c := range cands {
-		d := decision{send: c.send, contact: c.contact.ID, channel: c.channel, topic: job.topic.ID,
-			template: camp.Templates[c.channel], state: dispatcher.StateSuppressed, reason: c.reason}
+		d := storepkg.Decision{Send: c.send, Contact: c.contact.ID, Channel: c.channel, Topic: job.topic.ID,
+			Template: camp.Templates[c.channel], State: dispatcher.StateSuppressed, Reason: c.reason}
 		if c.reason == "" {
-			d.state, d.reason = dispatcher.StateQueued, ""
+			d.State, d.Reason = dispatcher.StateQueued, ""
 			if until := g.sendTime(now, job.localTime, c); until.After(now) {
-				d.state, d.until = dispatcher.StateDeferred, until
+				d.State, d.Until = dispatcher.StateDeferred, until
 			}
 		}
 		out = append(out, d)

@@ -178,9 +178,9 @@ func TestGateReasons(t *testing.T) {
 		must(t, err)
 		out := map[string]string{}
 		for _, d := range ds {
-			out[d.contact+"/"+string(d.channel)] = d.state
-			if d.reason != "" {
-				out[d.contact+"/"+string(d.channel)] = d.reason
+			out[d.Contact+"/"+string(d.Channel)] = d.State
+			if d.Reason != "" {
+				out[d.Contact+"/"+string(d.Channel)] = d.Reason
 			}
 		}
 		return out

@@ -11,6 +11,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
 // A campaign is queued; a recipient clicks the one-click link of the
@@ -53,7 +54,7 @@ func TestOneClickBeforeTheWorkerRuns(t *testing.T) {
 	if r.Counters["sent"] != 2 || r.Counters["no_consent"] != 1 || !r.Balanced {
 		t.Errorf("counters %v, want 2 sent and 1 no_consent", r.Counters)
 	}
-	if r.Feedback[FeedbackUnsubscribes] != 1 {
+	if r.Feedback[storepkg.FeedbackUnsubscribes] != 1 {
 		t.Errorf("run feedback %v, want 1 unsubscribe", r.Feedback)
 	}
 	for _, m := range b.smtp.Messages() {
@@ -63,14 +64,14 @@ func TestOneClickBeforeTheWorkerRuns(t *testing.T) {
 	}
 	f, err := b.d.Store.TopicFeedback(ctx, "newsletter")
 	must(t, err)
-	if f[FeedbackUnsubscribes] != 1 {
+	if f[storepkg.FeedbackUnsubscribes] != 1 {
 		t.Errorf("topic feedback %v, want 1 unsubscribe", f)
 	}
 	// A second click changes nothing and counts nothing.
 	res, err = http.Post(link, "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
 	must(t, err)
 	res.Body.Close()
-	if r, _ := b.d.Store.Run(ctx, run); r.Feedback[FeedbackUnsubscribes] != 1 || res.StatusCode != http.StatusOK {
+	if r, _ := b.d.Store.Run(ctx, run); r.Feedback[storepkg.FeedbackUnsubscribes] != 1 || res.StatusCode != http.StatusOK {
 		t.Errorf("second click: status %d, feedback %v", res.StatusCode, r.Feedback)
 	}
 }

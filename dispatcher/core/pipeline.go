@@ -13,6 +13,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -103,11 +104,11 @@ func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	if st.state == dispatcher.RunPlanning {
-		if err := d.Store.rdb.HSet(ctx, d.Store.runKey(p.Run), "state", dispatcher.RunSending).Err(); err != nil {
+		if err := d.Store.Redis.HSet(ctx, d.Store.RunKey(p.Run), "state", dispatcher.RunSending).Err(); err != nil {
 			return err
 		}
 	}
-	m, err := d.Store.rdb.HMGet(ctx, d.Store.runKey(p.Run), "cursor", "batches", "plan_finished").Result()
+	m, err := d.Store.Redis.HMGet(ctx, d.Store.RunKey(p.Run), "cursor", "batches", "plan_finished").Result()
 	if err != nil {
 		return err
 	}
@@ -125,7 +126,7 @@ func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
 			return err // the cursor is saved: the retry goes on from there
 		}
 		if n%50 == 49 {
-			if state, err := d.Store.runField(ctx, p.Run, "state"); err != nil || state == dispatcher.RunCancelled {
+			if state, err := d.Store.RunField(ctx, p.Run, "state"); err != nil || state == dispatcher.RunCancelled {
 				return err
 			}
 		}
@@ -143,14 +144,14 @@ func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
 			if cursor != "" {
 				start = "(" + cursor
 			}
-			first, err := d.Store.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: d.Store.k("contacts"), Start: start, Stop: "+", ByLex: true, Count: 1}).Result()
+			first, err := d.Store.Redis.ZRangeArgs(ctx, redis.ZRangeArgs{Key: d.Store.Key("contacts"), Start: start, Stop: "+", ByLex: true, Count: 1}).Result()
 			if err != nil {
 				return err
 			}
 			if len(first) == 0 {
 				break
 			}
-			last, err := d.Store.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: d.Store.k("contacts"), Start: start, Stop: "+", ByLex: true, Offset: int64(size - 1), Count: 1}).Result()
+			last, err := d.Store.Redis.ZRangeArgs(ctx, redis.ZRangeArgs{Key: d.Store.Key("contacts"), Start: start, Stop: "+", ByLex: true, Offset: int64(size - 1), Count: 1}).Result()
 			if err != nil {
 				return err
 			}
@@ -163,7 +164,7 @@ func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 		n++
-		if err := d.Store.rdb.HSet(ctx, d.Store.runKey(p.Run), "cursor", next, "batches", n).Err(); err != nil {
+		if err := d.Store.Redis.HSet(ctx, d.Store.RunKey(p.Run), "cursor", next, "batches", n).Err(); err != nil {
 			return err
 		}
 		if bp.To == "" && st.segment.Contacts == nil {
@@ -171,7 +172,7 @@ func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
 		}
 		cursor = next
 	}
-	if err := d.Store.rdb.HSet(ctx, d.Store.runKey(p.Run), "batches", n, "plan_finished", 1).Err(); err != nil {
+	if err := d.Store.Redis.HSet(ctx, d.Store.RunKey(p.Run), "batches", n, "plan_finished", 1).Err(); err != nil {
 		return err
 	}
 	return d.finishBatch(ctx, p.Run, "")
@@ -180,8 +181,8 @@ func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
 // finishBatch marks batch n done ("" only checks) and completes the run
 // when nothing is left.
 func (d *Dispatcher) finishBatch(ctx context.Context, run, n string) error {
-	done, err := finishBatchScript.Run(ctx, d.Store.rdb,
-		[]string{d.Store.runKey(run), d.Store.runKey(run) + ":bdone", d.Store.inflightKey(run)}, n).Int()
+	done, err := storepkg.FinishBatchScript.Run(ctx, d.Store.Redis,
+		[]string{d.Store.RunKey(run), d.Store.RunKey(run) + ":bdone", d.Store.InflightKey(run)}, n).Int()
 	if err != nil {
 		return fmt.Errorf("finish batch: %w", err)
 	}
@@ -194,14 +195,14 @@ func (d *Dispatcher) finishBatch(ctx context.Context, run, n string) error {
 // completeRun marks a run completed, and its campaign too when it was a
 // one-shot.
 func (d *Dispatcher) completeRun(ctx context.Context, run string) error {
-	st, err := d.Store.runField(ctx, run, "state")
+	st, err := d.Store.RunField(ctx, run, "state")
 	if err != nil || st == dispatcher.RunCompleted || st == dispatcher.RunCancelled {
 		return err
 	}
-	if err := d.Store.setRunState(ctx, run, dispatcher.RunCompleted); err != nil {
+	if err := d.Store.SetRunState(ctx, run, dispatcher.RunCompleted); err != nil {
 		return err
 	}
-	campaign, err := d.Store.runField(ctx, run, "campaign")
+	campaign, err := d.Store.RunField(ctx, run, "campaign")
 	if err != nil || campaign == "" {
 		return err
 	}
@@ -246,14 +247,14 @@ func (d *Dispatcher) handleBatch(ctx context.Context, t *asynq.Task) error {
 		if p.To != "" {
 			stop = "[" + p.To
 		}
-		ids, err = d.Store.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: d.Store.k("contacts"), Start: start, Stop: stop, ByLex: true}).Result()
+		ids, err = d.Store.Redis.ZRangeArgs(ctx, redis.ZRangeArgs{Key: d.Store.Key("contacts"), Start: start, Stop: stop, ByLex: true}).Result()
 		if err != nil {
 			return err
 		}
 	}
 	// A batch seen before (a retry, or a rerun after a shutdown) may have
 	// decided some of its sends already: only then are they looked up.
-	first, err := d.Store.rdb.SAdd(ctx, d.Store.runKey(p.Run)+":bseen", p.N).Result()
+	first, err := d.Store.Redis.SAdd(ctx, d.Store.RunKey(p.Run)+":bseen", p.N).Result()
 	if err != nil {
 		return err
 	}
@@ -268,7 +269,7 @@ func (d *Dispatcher) handleBatch(ctx context.Context, t *asynq.Task) error {
 // enqueued again if still in flight (the enqueue may not have happened
 // before a crash).
 func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string, seen bool) error {
-	contacts, err := d.Store.contacts(ctx, ids)
+	contacts, err := d.Store.Contacts(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -281,7 +282,7 @@ func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string, 
 	if len(members) == 0 {
 		return nil
 	}
-	fresh, pending := members, []decision(nil)
+	fresh, pending := members, []storepkg.Decision(nil)
 	if seen {
 		if fresh, pending, err = d.undecided(ctx, st, members); err != nil {
 			return err
@@ -292,11 +293,11 @@ func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string, 
 	if err != nil {
 		return err
 	}
-	if err := d.Store.recordDecisions(ctx, st.id, ds, d.cfg.InflightDeadline); err != nil {
+	if err := d.Store.RecordDecisions(ctx, st.id, ds, d.cfg.InflightDeadline); err != nil {
 		return fmt.Errorf("record decisions: %w", err)
 	}
 	for _, dc := range ds {
-		if dc.state == dispatcher.StateQueued || dc.state == dispatcher.StateDeferred {
+		if dc.State == dispatcher.StateQueued || dc.State == dispatcher.StateDeferred {
 			pending = append(pending, dc)
 		}
 	}
@@ -305,7 +306,7 @@ func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string, 
 
 // undecided splits members into those without a send yet and the sends
 // decided before that are still in flight.
-func (d *Dispatcher) undecided(ctx context.Context, st *runState, members []*dispatcher.Contact) (fresh []*dispatcher.Contact, pending []decision, err error) {
+func (d *Dispatcher) undecided(ctx context.Context, st *runState, members []*dispatcher.Contact) (fresh []*dispatcher.Contact, pending []storepkg.Decision, err error) {
 	var sendIDs []string
 	for _, c := range members {
 		if st.campaign.Fallback {
@@ -316,7 +317,7 @@ func (d *Dispatcher) undecided(ctx context.Context, st *runState, members []*dis
 			}
 		}
 	}
-	existing, err := d.Store.sends(ctx, sendIDs)
+	existing, err := d.Store.Sends(ctx, sendIDs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -329,7 +330,7 @@ func (d *Dispatcher) undecided(ctx context.Context, st *runState, members []*dis
 			}
 			decided = true
 			if s.State == dispatcher.StateQueued || s.State == dispatcher.StateDeferred {
-				pending = append(pending, decision{send: s.ID, state: s.State, until: s.Until})
+				pending = append(pending, storepkg.Decision{Send: s.ID, State: s.State, Until: s.Until})
 			}
 		}
 		if !decided {
@@ -342,19 +343,19 @@ func (d *Dispatcher) undecided(ctx context.Context, st *runState, members []*dis
 // enqueueSends groups sends by the minute they may leave and enqueues
 // them in chunks. Task ids derive from the sends, so enqueuing the same
 // group twice adds nothing.
-func (d *Dispatcher) enqueueSends(ctx context.Context, run string, ds []decision) error {
+func (d *Dispatcher) enqueueSends(ctx context.Context, run string, ds []storepkg.Decision) error {
 	now := d.cfg.Now()
 	groups := map[int64][]string{}
 	var order []int64
 	for _, dc := range ds {
 		var at int64
-		if dc.state == dispatcher.StateDeferred && dc.until.After(now) {
-			at = dc.until.Unix()
+		if dc.State == dispatcher.StateDeferred && dc.Until.After(now) {
+			at = dc.Until.Unix()
 		}
 		if _, ok := groups[at]; !ok {
 			order = append(order, at)
 		}
-		_, h, _ := dispatcher.SplitSendID(dc.send)
+		_, h, _ := dispatcher.SplitSendID(dc.Send)
 		groups[at] = append(groups[at], h)
 	}
 	slices.Sort(order)

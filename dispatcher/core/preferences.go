@@ -22,6 +22,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -161,7 +162,7 @@ func (a *api) preferencesPost(w http.ResponseWriter, r *http.Request) {
 		if e.State != dispatcher.Withdrawn {
 			continue
 		}
-		if err := a.d.Store.countFeedback(context.WithoutCancel(ctx), run, e.Topic, FeedbackUnsubscribes); err != nil {
+		if err := a.d.Store.CountFeedback(context.WithoutCancel(ctx), run, e.Topic, storepkg.FeedbackUnsubscribes); err != nil {
 			a.d.log.Warn("preference page: feedback not counted", "error", err)
 		}
 	}
@@ -179,7 +180,7 @@ func (a *api) preferencesPost(w http.ResponseWriter, r *http.Request) {
 // its own. The bucket travels in clear so that the server needs no state.
 
 func (d *Dispatcher) prefCSRFMAC(contact string, bucket int64) []byte {
-	m := hmac.New(sha256.New, deriveKey(d.cfg.Secret, "preferences-csrf"))
+	m := hmac.New(sha256.New, storepkg.DeriveKey(d.cfg.Secret, "preferences-csrf"))
 	m.Write([]byte(contact))
 	m.Write([]byte{0})
 	m.Write([]byte(strconv.FormatInt(bucket, 10)))
@@ -270,7 +271,7 @@ func (d *Dispatcher) savePreferences(ctx context.Context, contact string, shown,
 	for _, f := range on {
 		want[f] = true
 	}
-	return d.changeConsents(ctx, contact, func(c *dispatcher.Contact, cur map[string]consentCurrent) []dispatcher.ConsentEvent {
+	return d.changeConsents(ctx, contact, func(c *dispatcher.Contact, cur map[string]storepkg.ConsentCurrent) []dispatcher.ConsentEvent {
 		var out []dispatcher.ConsentEvent
 		seen := map[string]bool{}
 		for _, f := range shown {
@@ -306,7 +307,7 @@ func (d *Dispatcher) withdrawAllMarketing(ctx context.Context, contact string, n
 			transactional[t.ID] = true
 		}
 	}
-	return d.changeConsents(ctx, contact, func(_ *dispatcher.Contact, cur map[string]consentCurrent) []dispatcher.ConsentEvent {
+	return d.changeConsents(ctx, contact, func(_ *dispatcher.Contact, cur map[string]storepkg.ConsentCurrent) []dispatcher.ConsentEvent {
 		var out []dispatcher.ConsentEvent
 		for _, f := range slices.Sorted(maps.Keys(cur)) {
 			k, topic, ok := strings.Cut(f, "/")
@@ -327,29 +328,29 @@ func prefEvent(k channels.Kind, topic string, st dispatcher.ConsentState, now ti
 // changeConsents reads the contact and its current consents, asks decide
 // for the events to record and writes them, in one WATCH transaction, so
 // that two submissions at once cannot record the same change twice.
-func (d *Dispatcher) changeConsents(ctx context.Context, contact string, decide func(*dispatcher.Contact, map[string]consentCurrent) []dispatcher.ConsentEvent) ([]dispatcher.ConsentEvent, error) {
+func (d *Dispatcher) changeConsents(ctx context.Context, contact string, decide func(*dispatcher.Contact, map[string]storepkg.ConsentCurrent) []dispatcher.ConsentEvent) ([]dispatcher.ConsentEvent, error) {
 	s := d.Store
 	var out []dispatcher.ConsentEvent
 	txn := func(tx *redis.Tx) error {
 		out = nil
-		b, err := tx.Get(ctx, s.contactKey(contact)).Bytes()
+		b, err := tx.Get(ctx, s.ContactKey(contact)).Bytes()
 		if errors.Is(err, redis.Nil) {
 			return dispatcher.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		c, _, err := s.openContact(contact, b)
+		c, _, err := s.OpenContact(contact, b)
 		if err != nil {
 			return err
 		}
-		raw, err := tx.HGetAll(ctx, s.consentKey(contact)).Result()
+		raw, err := tx.HGetAll(ctx, s.ConsentKey(contact)).Result()
 		if err != nil {
 			return err
 		}
-		cur := make(map[string]consentCurrent, len(raw))
+		cur := make(map[string]storepkg.ConsentCurrent, len(raw))
 		for f, v := range raw {
-			var cc consentCurrent
+			var cc storepkg.ConsentCurrent
 			if json.Unmarshal([]byte(v), &cc) == nil {
 				cur[f] = cc
 			}
@@ -365,7 +366,7 @@ func (d *Dispatcher) changeConsents(ctx context.Context, contact string, decide 
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			for _, e := range events {
-				s.writeConsent(ctx, p, contact, e)
+				s.WriteConsent(ctx, p, contact, e)
 			}
 			return nil
 		})
@@ -375,7 +376,7 @@ func (d *Dispatcher) changeConsents(ctx context.Context, contact string, decide 
 		return err
 	}
 	for range 5 {
-		err := s.rdb.Watch(ctx, txn, s.contactKey(contact), s.consentKey(contact))
+		err := s.Redis.Watch(ctx, txn, s.ContactKey(contact), s.ConsentKey(contact))
 		if !errors.Is(err, redis.TxFailedErr) {
 			return out, err
 		}
@@ -557,13 +558,13 @@ func (d *Dispatcher) buildPrefView(ctx context.Context, c *dispatcher.Contact, l
 	if err != nil {
 		return nil, err
 	}
-	raw, err := s.rdb.HGetAll(ctx, s.consentKey(c.ID)).Result()
+	raw, err := s.Redis.HGetAll(ctx, s.ConsentKey(c.ID)).Result()
 	if err != nil {
 		return nil, err
 	}
-	cur := make(map[string]consentCurrent, len(raw))
+	cur := make(map[string]storepkg.ConsentCurrent, len(raw))
 	for f, v := range raw {
-		var cc consentCurrent
+		var cc storepkg.ConsentCurrent
 		if json.Unmarshal([]byte(v), &cc) == nil {
 			cur[f] = cc
 		}
@@ -613,7 +614,7 @@ func (d *Dispatcher) buildPrefView(ctx context.Context, c *dispatcher.Contact, l
 			pc.Legend = t.SMSLegend
 		}
 		for _, tp := range topics {
-			f := consentField(k, tp.ID)
+			f := storepkg.ConsentField(k, tp.ID)
 			pt := prefTopic{InputID: "t-" + string(k) + "-" + tp.ID, Value: f, Name: tp.Name, Description: tp.Description}
 			if tp.Kind == dispatcher.Transactional {
 				pt.Transactional, pt.Checked = true, true

@@ -16,6 +16,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -136,9 +137,9 @@ func (b *prefBundle) unsubscribes(t *testing.T, run, topic string) (runCount, to
 	ctx := context.Background()
 	f, err := b.d.Store.TopicFeedback(ctx, topic)
 	must(t, err)
-	m, err := b.redis.Client.HGetAll(ctx, b.d.Store.runKey(run)).Result()
+	m, err := b.redis.Client.HGetAll(ctx, b.d.Store.RunKey(run)).Result()
 	must(t, err)
-	return runFeedback(m)[FeedbackUnsubscribes], f[FeedbackUnsubscribes]
+	return storepkg.RunFeedback(m)[storepkg.FeedbackUnsubscribes], f[storepkg.FeedbackUnsubscribes]
 }
 
 func TestPreferencePageLanguage(t *testing.T) {
@@ -213,9 +214,9 @@ func TestPreferencePageShowsWhatWeHoldEscaped(t *testing.T) {
 	c, err := s.Contact(ctx, "eve")
 	must(t, err)
 	c.Tags = append(c.Tags, "</td><script>alert(3)</script>")
-	raw, err := s.sealContact(c)
+	raw, err := s.SealContact(c)
 	must(t, err)
-	must(t, b.redis.Client.Set(ctx, s.contactKey("eve"), raw, 0).Err())
+	must(t, b.redis.Client.Set(ctx, s.ContactKey("eve"), raw, 0).Err())
 
 	resp, body := get(t, b.prefURL(t, "eve"))
 	if resp.StatusCode != http.StatusOK {
@@ -531,7 +532,7 @@ func TestPreferenceTokenTampering(t *testing.T) {
 		t.Errorf("unknown contact: %d, want 404 page", resp.StatusCode)
 	}
 	csrf = csrfOf(t, u)
-	must(t, b.redis.Client.Del(ctx, b.d.Store.contactKey("ana")).Err())
+	must(t, b.redis.Client.Del(ctx, b.d.Store.ContactKey("ana")).Err())
 	resp, _ = postForm(t, u, url.Values{"csrf": {csrf}, "do": {"unsubscribe-all"}})
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("erased contact POST: %d, want 404", resp.StatusCode)

@@ -2,8 +2,6 @@ package core
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -77,7 +76,7 @@ func (d *Dispatcher) PurgeInactive(ctx context.Context, progress func(done, tota
 	}
 	start := "-"
 	for {
-		ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.k("contacts"), Start: start, Stop: "+",
+		ids, err := s.Redis.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.Key("contacts"), Start: start, Stop: "+",
 			ByLex: true, Count: purgeChunk}).Result()
 		if err != nil {
 			return rep, fmt.Errorf("purge inactive: contact list: %w", err)
@@ -87,7 +86,7 @@ func (d *Dispatcher) PurgeInactive(ctx context.Context, progress func(done, tota
 		}
 		// Erasure removes ids from the index; the lex cursor is not moved by it.
 		start = "(" + ids[len(ids)-1]
-		stale, unreadable, err := s.inactiveContacts(ctx, ids, cutoff)
+		stale, unreadable, err := s.InactiveContacts(ctx, ids, cutoff)
 		if err != nil {
 			return rep, fmt.Errorf("purge inactive: %w", err)
 		}
@@ -114,84 +113,6 @@ func (d *Dispatcher) PurgeInactive(ctx context.Context, progress func(done, tota
 	}
 }
 
-// inactiveContacts returns those of ids that hold no granted consent and
-// whose last activity is before cutoff, and how many records did not open.
-// One pipeline reads the current consents and the last ledger event of
-// each; the records come through Store.contacts.
-func (s *Store) inactiveContacts(ctx context.Context, ids []string, cutoff time.Time) (stale []string, unreadable int, err error) {
-	cs, err := s.contacts(ctx, ids)
-	if err != nil {
-		// One record that does not open fails the chunk: read them one by
-		// one and leave out the unreadable, whose activity is unknown.
-		cs = make([]*dispatcher.Contact, len(ids))
-		for i, id := range ids {
-			c, err := s.Contact(ctx, id)
-			switch {
-			case err == nil:
-				cs[i] = c
-			case errors.Is(err, dispatcher.ErrNotFound):
-			case errors.Is(err, ErrUnknownDataKey) || errors.Is(err, ErrSealed):
-				unreadable++
-			default:
-				return nil, 0, err
-			}
-		}
-	}
-	consents := make([]*redis.MapStringStringCmd, len(ids))
-	lastEvents := make([]*redis.StringCmd, len(ids))
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			consents[i] = p.HGetAll(ctx, s.consentKey(id))
-			lastEvents[i] = p.LIndex(ctx, s.ledgerKey(id), -1)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, 0, err
-	}
-next:
-	for i, c := range cs {
-		if c == nil {
-			continue // erased meanwhile, or unreadable
-		}
-		last := c.UpdatedAt
-		for _, v := range consents[i].Val() {
-			var cur consentCurrent
-			if json.Unmarshal([]byte(v), &cur) != nil {
-				continue
-			}
-			if cur.State == dispatcher.Granted {
-				continue next
-			}
-			if cur.At.After(last) {
-				last = cur.At
-			}
-		}
-		// The ledger's last event is the newest written; an event recorded
-		// with an earlier time is covered by the current states above.
-		var e dispatcher.ConsentEvent
-		if b, err := lastEvents[i].Bytes(); err == nil && json.Unmarshal(b, &e) == nil && e.At.After(last) {
-			last = e.At
-		}
-		if last.Before(cutoff) {
-			stale = append(stale, c.ID)
-		}
-	}
-	return stale, unreadable, nil
-}
-
-// claimRetentionScript sets the last purge time to now if the last one is
-// older than the period, so that one purge starts per period even across
-// a change of leader. KEYS: last. ARGV: now ms, period ms.
-var claimRetentionScript = redis.NewScript(`
-local last = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-if tonumber(ARGV[1]) - last > tonumber(ARGV[2]) then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return 1
-end
-return 0
-`)
-
 // retentionJob runs the scheduler's daily purge in its own goroutine, one
 // at a time, so that the leader keeps firing campaigns meanwhile.
 type retentionJob struct {
@@ -210,7 +131,7 @@ func (d *Dispatcher) maybePurge(ctx context.Context, j *retentionJob) {
 		return
 	}
 	now := d.cfg.Now()
-	ok, err := claimRetentionScript.Run(ctx, d.cfg.Redis, []string{d.Store.k("retention", "last")},
+	ok, err := storepkg.ClaimRetentionScript.Run(ctx, d.cfg.Redis, []string{d.Store.Key("retention", "last")},
 		now.UnixMilli(), RetentionEvery.Milliseconds()).Bool()
 	if err != nil || !ok {
 		if err != nil && ctx.Err() == nil {
@@ -225,7 +146,7 @@ func (d *Dispatcher) maybePurge(ctx context.Context, j *retentionJob) {
 		defer j.running.Store(false)
 		rep, err := d.PurgeInactive(ctx, nil)
 		wctx := context.WithoutCancel(ctx)
-		if werr := d.cfg.Redis.HSet(wctx, d.Store.k("retention", "stats"),
+		if werr := d.cfg.Redis.HSet(wctx, d.Store.Key("retention", "stats"),
 			"last_run", now.UTC().Format(time.RFC3339),
 			"scanned", strconv.FormatInt(rep.Scanned, 10),
 			"purged", strconv.FormatInt(rep.Purged, 10),

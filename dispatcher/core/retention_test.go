@@ -12,6 +12,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
 // retentionClock is a clock the test moves while the scheduler reads it.
@@ -121,7 +122,7 @@ func TestRetentionPurgeChunks(t *testing.T) {
 	const n = 2*purgeChunk + 7
 	var ndjson strings.Builder
 	for i := range n {
-		l := ImportLine{Contact: dispatcher.Contact{ID: fmt.Sprintf("c%05d", i), Email: fmt.Sprintf("c%05d@example.com", i)}}
+		l := storepkg.ImportLine{Contact: dispatcher.Contact{ID: fmt.Sprintf("c%05d", i), Email: fmt.Sprintf("c%05d@example.com", i)}}
 		if i%100 == 0 {
 			l.Consents = []dispatcher.ConsentEvent{{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Granted, Source: "import"}}
 		}
@@ -186,7 +187,7 @@ func TestRetentionScheduler(t *testing.T) {
 			t.Errorf("scheduler: %v", err)
 		}
 	}()
-	stats := b.d.Store.k("retention", "stats")
+	stats := b.d.Store.Key("retention", "stats")
 	waitFor(t, "the first purge", 10*time.Second, func() bool {
 		v, _ := b.cfg.Redis.HGet(ctx, stats, "purged").Result()
 		return v == "1"

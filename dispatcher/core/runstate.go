@@ -40,7 +40,7 @@ type snapshots struct {
 }
 
 func (d *Dispatcher) loadRun(ctx context.Context, run string) (*runState, error) {
-	state, err := d.Store.runField(ctx, run, "state")
+	state, err := d.Store.RunField(ctx, run, "state")
 	if err != nil {
 		return nil, fmt.Errorf("load run: %w", err)
 	}
@@ -51,7 +51,7 @@ func (d *Dispatcher) loadRun(ctx context.Context, run string) (*runState, error)
 	cached := d.snap.m[run]
 	d.snap.mu.Unlock()
 	if cached == nil {
-		raw, err := d.Store.rdb.Get(ctx, d.Store.snapshotKey(run)).Bytes()
+		raw, err := d.Store.Redis.Get(ctx, d.Store.SnapshotKey(run)).Bytes()
 		if err != nil {
 			return nil, fmt.Errorf("run %s: load snapshot: %w", run, err)
 		}

@@ -41,7 +41,7 @@ func (d *Dispatcher) RunScheduler(ctx context.Context, tick time.Duration) error
 	var holder string // "" while not leader
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	lease := d.Store.k("scheduler", "lease")
+	lease := d.Store.Key("scheduler", "lease")
 	var retention retentionJob
 	defer retention.wait()
 	defer func() {
@@ -78,7 +78,7 @@ func (d *Dispatcher) lead(ctx context.Context, lease, id, holder string) string 
 		}
 		d.log.Warn("scheduler lost the lead")
 	}
-	token, err := d.cfg.Redis.Incr(ctx, d.Store.k("scheduler", "epoch")).Result()
+	token, err := d.cfg.Redis.Incr(ctx, d.Store.Key("scheduler", "epoch")).Result()
 	if err != nil {
 		return ""
 	}
@@ -129,7 +129,7 @@ func (d *Dispatcher) fireDue(ctx context.Context, holder string) error {
 		}
 		for _, at := range due {
 			// Fence: fire only while our lease is current.
-			if v, err := d.cfg.Redis.Get(ctx, d.Store.k("scheduler", "lease")).Result(); err != nil || v != holder {
+			if v, err := d.cfg.Redis.Get(ctx, d.Store.Key("scheduler", "lease")).Result(); err != nil || v != holder {
 				return err
 			}
 			if _, err := d.StartRun(ctx, c.ID, at); err != nil {

@@ -59,7 +59,7 @@ func TestTwoSchedulersFireOnce(t *testing.T) {
 func TestSchedulerLeaderHandOver(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	lease := b.d.Store.k("scheduler", "lease")
+	lease := b.d.Store.Key("scheduler", "lease")
 	h1 := b.d.lead(ctx, lease, "one", "")
 	if h1 == "" {
 		t.Fatal("first scheduler did not lead")
@@ -115,7 +115,7 @@ func TestCronScheduleFires(t *testing.T) {
 	if _, err := b.d.ScheduleCampaign(ctx, "mailing", dispatcher.Schedule{Cron: "0 10 * * *", TZ: "Europe/Paris"}); err != nil {
 		t.Fatal(err)
 	}
-	lease := b.d.Store.k("scheduler", "lease")
+	lease := b.d.Store.Key("scheduler", "lease")
 	h := b.d.lead(ctx, lease, "s", "")
 	must(t, b.d.fireDue(ctx, h))
 	must(t, b.d.fireDue(ctx, h)) // a second tick fires nothing more

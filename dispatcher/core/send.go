@@ -13,6 +13,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -94,7 +95,7 @@ func (d *Dispatcher) handleSend(ctx context.Context, t *asynq.Task) error {
 	case dispatcher.RunPaused:
 		return &snoozeError{d: pausedRecheck}
 	}
-	sends, err := d.Store.sends(ctx, ids)
+	sends, err := d.Store.Sends(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -224,15 +225,15 @@ func (d *Dispatcher) recheck(ctx context.Context, st *runState, live []*dispatch
 	for i, s := range live {
 		cids[i] = s.Contact
 	}
-	cs, err := d.Store.contacts(ctx, cids)
+	cs, err := d.Store.Contacts(ctx, cids)
 	if err != nil {
 		return nil, nil, err
 	}
 	var cands []*candidate
-	var settle []transition
+	var settle []storepkg.Transition
 	for i, s := range live {
 		if cs[i] == nil {
-			settle = append(settle, transition{send: s.ID, from: inflightStates, to: dispatcher.StateCancelled, reason: ReasonErased})
+			settle = append(settle, storepkg.Transition{Send: s.ID, From: inflightStates, To: dispatcher.StateCancelled, Reason: ReasonErased})
 			continue
 		}
 		cands = append(cands, &candidate{contact: cs[i], channel: s.Channel, send: s.ID,
@@ -245,7 +246,7 @@ func (d *Dispatcher) recheck(ctx context.Context, st *runState, live []*dispatch
 	contacts := map[string]*dispatcher.Contact{}
 	for _, c := range cands {
 		if c.reason != "" {
-			settle = append(settle, transition{send: c.send, from: inflightStates, to: dispatcher.StateSuppressed, reason: c.reason})
+			settle = append(settle, storepkg.Transition{Send: c.send, From: inflightStates, To: dispatcher.StateSuppressed, Reason: c.reason})
 			_ = d.caps.Release(ctx, c.contact.ID, string(c.channel), st.topic.ID, c.send)
 			continue
 		}
@@ -283,12 +284,12 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *dispatcher.Se
 		}
 	}
 	now := d.cfg.Now()
-	claimed, err := d.Store.transitionSend(ctx, transition{send: s.ID, from: inflightStates, to: dispatcher.StateSending,
-		deadline: now.Add(d.cfg.SendLease), fields: []any{"attempts", 1}})
+	claimed, err := d.Store.TransitionSend(ctx, storepkg.Transition{Send: s.ID, From: inflightStates, To: dispatcher.StateSending,
+		Deadline: now.Add(d.cfg.SendLease), Fields: []any{"attempts", 1}})
 	if err != nil {
 		return err
 	}
-	if !claimed.applied {
+	if !claimed.Applied {
 		return nil // settled or claimed elsewhere meanwhile
 	}
 	// The provider call is not cut short by a shutdown: a message half
@@ -296,30 +297,30 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *dispatcher.Se
 	// channels bound their own calls (the SMTP and Twilio timeouts), and a
 	// context that is never done cannot cut their connection mid-message.
 	res, sendErr := ch.Send(context.WithoutCancel(ctx), msg)
-	t := transition{send: s.ID, from: dispatcher.StateSending}
+	t := storepkg.Transition{Send: s.ID, From: dispatcher.StateSending}
 	switch channels.KindOf(sendErr) {
 	case 0:
-		t.to, t.fields = dispatcher.StateSent, []any{"provider", res.ProviderID}
+		t.To, t.Fields = dispatcher.StateSent, []any{"provider", res.ProviderID}
 	case channels.Temporary, channels.Sender:
-		t.to, t.deadline = dispatcher.StateQueued, d.cfg.Now().Add(d.cfg.InflightDeadline)
+		t.To, t.Deadline = dispatcher.StateQueued, d.cfg.Now().Add(d.cfg.InflightDeadline)
 	case channels.Ambiguous:
-		t.to, t.reason = dispatcher.StateFailed, ReasonAmbiguous
+		t.To, t.Reason = dispatcher.StateFailed, ReasonAmbiguous
 	default:
-		t.to, t.reason = dispatcher.StateFailed, ReasonRejected
+		t.To, t.Reason = dispatcher.StateFailed, ReasonRejected
 		if err := d.feedback(ctx, s, c, sendErr); err != nil {
 			return err
 		}
 	}
 	var ce *channels.Error
 	if errors.As(sendErr, &ce) && ce.Code != "" {
-		t.fields = append(t.fields, "error_code", ce.Code)
+		t.Fields = append(t.Fields, "error_code", ce.Code)
 	}
-	if err := d.applyTransitions(ctx, []transition{t}); err != nil {
+	if err := d.applyTransitions(ctx, []storepkg.Transition{t}); err != nil {
 		return err
 	}
 	if sendErr == nil && res.ProviderID != "" {
 		// Delivery reports name the provider's id: keep the way back.
-		if err := d.Store.rdb.Set(ctx, d.Store.providerKey(res.ProviderID), s.ID, d.cfg.SendTTL).Err(); err != nil {
+		if err := d.Store.Redis.Set(ctx, d.Store.ProviderKey(res.ProviderID), s.ID, d.cfg.SendTTL).Err(); err != nil {
 			return err
 		}
 	}
@@ -356,7 +357,7 @@ func (d *Dispatcher) feedback(ctx context.Context, s *dispatcher.Send, c *dispat
 	if err := d.applyPolicy(ctx, ev, c); err != nil {
 		return err
 	}
-	return d.Store.countFeedback(ctx, s.Run, "", feedbackName(kind))
+	return d.Store.CountFeedback(ctx, s.Run, "", feedbackName(kind))
 }
 
 // refusalKind classifies a provider's permanent refusal of a message.
@@ -383,22 +384,22 @@ func refusalKind(k channels.Kind, code string) EventKind {
 
 // settle moves sends from the given states to a final one.
 func (d *Dispatcher) settle(ctx context.Context, ids []string, from, to, reason string) error {
-	ts := make([]transition, len(ids))
+	ts := make([]storepkg.Transition, len(ids))
 	for i, id := range ids {
-		ts[i] = transition{send: id, from: from, to: to, reason: reason}
+		ts[i] = storepkg.Transition{Send: id, From: from, To: to, Reason: reason}
 	}
 	return d.applyTransitions(ctx, ts)
 }
 
 // applyTransitions applies ts and completes the runs they finish.
-func (d *Dispatcher) applyTransitions(ctx context.Context, ts []transition) error {
-	rs, err := d.Store.transitionSends(ctx, ts)
+func (d *Dispatcher) applyTransitions(ctx context.Context, ts []storepkg.Transition) error {
+	rs, err := d.Store.TransitionSends(ctx, ts)
 	if err != nil {
 		return err
 	}
 	for i, r := range rs {
-		if r.runDone {
-			run, _, _ := dispatcher.SplitSendID(ts[i].send)
+		if r.RunDone {
+			run, _, _ := dispatcher.SplitSendID(ts[i].Send)
 			if err := d.completeRun(ctx, run); err != nil {
 				return err
 			}

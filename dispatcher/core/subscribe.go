@@ -63,6 +63,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -238,7 +239,7 @@ func (d *Dispatcher) clientIPHash(r *http.Request) string {
 	if host, _, err := net.SplitHostPort(ip); err == nil {
 		ip = host
 	}
-	m := hmac.New(sha256.New, deriveKey(d.cfg.Secret, "client-ip"))
+	m := hmac.New(sha256.New, storepkg.DeriveKey(d.cfg.Secret, "client-ip"))
 	m.Write([]byte(ip))
 	return hex.EncodeToString(m.Sum(nil)[:16])
 }
@@ -395,7 +396,7 @@ func (d *Dispatcher) checkSignupTopics(ctx context.Context, ids []string) error 
 	if len(ids) == 0 {
 		return dispatcher.Invalid("topics", "choose at least one topic")
 	}
-	raw, err := d.Store.rdb.HMGet(ctx, d.Store.k("topics"), ids...).Result()
+	raw, err := d.Store.Redis.HMGet(ctx, d.Store.Key("topics"), ids...).Result()
 	if err != nil {
 		return err
 	}
@@ -413,7 +414,7 @@ func (d *Dispatcher) checkSignupTopics(ctx context.Context, ids []string) error 
 
 // signupToken derives the confirmation token of a sign-up from its nonce.
 func (d *Dispatcher) signupToken(nonce string) string {
-	m := hmac.New(sha256.New, deriveKey(d.cfg.Secret, "signup-token"))
+	m := hmac.New(sha256.New, storepkg.DeriveKey(d.cfg.Secret, "signup-token"))
 	m.Write([]byte(nonce))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
@@ -426,11 +427,6 @@ func validSignupToken(s string) bool {
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	return err == nil && len(b) == 32
-}
-
-func (s *Store) pendingKey(h string) string { return s.k("pending", h) }
-func (s *Store) signupsKey(contact string) string {
-	return s.contactKey(contact) + ":signups"
 }
 
 // signup records a pending sign-up and enqueues its confirmation. It does
@@ -466,10 +462,10 @@ func (d *Dispatcher) signup(ctx context.Context, in *signupInput, ipHash, userAg
 	if err != nil {
 		return err
 	}
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, s.pendingKey(h), rec, pendingTTL)
+	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.PendingKey(h), rec, pendingTTL)
 		if in.Channel == channels.SMS {
-			p.Set(ctx, s.k("pendingsms", addrHash), h, pendingTTL)
+			p.Set(ctx, s.Key("pendingsms", addrHash), h, pendingTTL)
 		}
 		return nil
 	})
@@ -487,16 +483,16 @@ func (d *Dispatcher) signup(ctx context.Context, in *signupInput, ipHash, userAg
 func (d *Dispatcher) signupContact(ctx context.Context, in *signupInput) (string, error) {
 	s := d.Store
 	id := "s-" + randomHex(8)
-	idx := s.k("addr", s.AddressHash(in.Channel, in.Address))
-	ok, err := s.rdb.SetNX(ctx, idx, id, 0).Result()
+	idx := s.Key("addr", s.AddressHash(in.Channel, in.Address))
+	ok, err := s.Redis.SetNX(ctx, idx, id, 0).Result()
 	if err != nil {
 		return "", err
 	}
 	if !ok {
-		if id, err = s.rdb.Get(ctx, idx).Result(); err != nil {
+		if id, err = s.Redis.Get(ctx, idx).Result(); err != nil {
 			return "", err
 		}
-		n, err := s.rdb.Exists(ctx, s.contactKey(id)).Result()
+		n, err := s.Redis.Exists(ctx, s.ContactKey(id)).Result()
 		if err != nil || n == 1 {
 			return id, err
 		}
@@ -597,13 +593,13 @@ func (d *Dispatcher) handleSubscribeConfirm(ctx context.Context, t *asynq.Task) 
 	}
 	msg.ID = "subscribe~" + h[:24]
 
-	claim := s.pendingKey(h) + ":sent"
-	ok, err := s.rdb.SetNX(ctx, claim, "sending", claimLease).Result()
+	claim := s.PendingKey(h) + ":sent"
+	ok, err := s.Redis.SetNX(ctx, claim, "sending", claimLease).Result()
 	if err != nil {
 		return err
 	}
 	if !ok {
-		if v, _ := s.rdb.Get(ctx, claim).Result(); v == "sending" {
+		if v, _ := s.Redis.Get(ctx, claim).Result(); v == "sending" {
 			// Another try is sending, or died doing so: look again later.
 			return errors.New("subscribe confirm: delivery in progress elsewhere")
 		}
@@ -616,16 +612,16 @@ func (d *Dispatcher) handleSubscribeConfirm(ctx context.Context, t *asynq.Task) 
 	switch channels.KindOf(sendErr) {
 	case 0:
 		d.log.Info("sign-up: confirmation sent", "channel", string(ps.Channel), "message", msg.ID)
-		return s.rdb.Set(bg, claim, "sent", pendingTTL).Err()
+		return s.Redis.Set(bg, claim, "sent", pendingTTL).Err()
 	case channels.Temporary, channels.Sender, channels.Ambiguous:
-		s.rdb.Del(bg, claim)
+		s.Redis.Del(bg, claim)
 		if !isChannelErr(sendErr) {
 			sendErr = &channels.Error{Kind: channels.Temporary, Err: sendErr}
 		}
 		d.log.Info("sign-up: confirmation not sent; will retry", "channel", string(ps.Channel), "error", sendErr)
 		return sendErr
 	default:
-		s.rdb.Set(bg, claim, "failed", pendingTTL)
+		s.Redis.Set(bg, claim, "failed", pendingTTL)
 		d.log.Info("sign-up: confirmation refused", "channel", string(ps.Channel), "error", sendErr)
 		if err := d.feedback(bg, &dispatcher.Send{Channel: ps.Channel}, c, sendErr); err != nil {
 			return err
@@ -640,7 +636,7 @@ func (d *Dispatcher) ensureConfirmationTopic(ctx context.Context) (*dispatcher.T
 	t := &dispatcher.Topic{ID: ConfirmationTopic, Name: "Subscription confirmation", Kind: dispatcher.Transactional,
 		Description: "Double opt-in: asks a person who signed up to confirm."}
 	b, _ := json.Marshal(t)
-	if err := d.Store.rdb.HSetNX(ctx, d.Store.k("topics"), t.ID, b).Err(); err != nil {
+	if err := d.Store.Redis.HSetNX(ctx, d.Store.Key("topics"), t.ID, b).Err(); err != nil {
 		return nil, err
 	}
 	return d.Store.Topic(ctx, ConfirmationTopic)
@@ -723,7 +719,7 @@ func (d *Dispatcher) renderConfirmation(ctx context.Context, ps *pendingSignup, 
 // --- confirming
 
 func (d *Dispatcher) pendingSignup(ctx context.Context, h string) (*pendingSignup, error) {
-	b, err := d.Store.rdb.Get(ctx, d.Store.pendingKey(h)).Bytes()
+	b, err := d.Store.Redis.Get(ctx, d.Store.PendingKey(h)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -757,7 +753,7 @@ func (d *Dispatcher) confirmSignup(ctx context.Context, h string, k channels.Kin
 		return confirmUnknown, nil, err
 	}
 	if ps == nil {
-		n, err := s.rdb.Exists(ctx, s.k("signupdone", h)).Result()
+		n, err := s.Redis.Exists(ctx, s.Key("signupdone", h)).Result()
 		if err != nil || n == 0 {
 			return confirmUnknown, nil, err
 		}
@@ -790,9 +786,9 @@ func (d *Dispatcher) confirmSignup(ctx context.Context, h string, k channels.Kin
 		}
 	}
 	outcome := confirmUnknown
-	signups := s.signupsKey(ps.Contact)
+	signups := s.SignupsKey(ps.Contact)
 	txn := func(tx *redis.Tx) error {
-		n, err := tx.Exists(ctx, s.contactKey(ps.Contact)).Result()
+		n, err := tx.Exists(ctx, s.ContactKey(ps.Contact)).Result()
 		if err != nil {
 			return err
 		}
@@ -810,7 +806,7 @@ func (d *Dispatcher) confirmSignup(ctx context.Context, h string, k channels.Kin
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			for _, e := range events {
-				s.writeConsent(ctx, p, ps.Contact, e)
+				s.WriteConsent(ctx, p, ps.Contact, e)
 			}
 			p.HSet(ctx, signups, h, now.Format(time.RFC3339))
 			p.Expire(ctx, signups, pendingTTL)
@@ -822,7 +818,7 @@ func (d *Dispatcher) confirmSignup(ctx context.Context, h string, k channels.Kin
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		err = s.rdb.Watch(ctx, txn, s.contactKey(ps.Contact), signups)
+		err = s.Redis.Watch(ctx, txn, s.ContactKey(ps.Contact), signups)
 		if !errors.Is(err, redis.TxFailedErr) {
 			break
 		}
@@ -836,20 +832,20 @@ func (d *Dispatcher) confirmSignup(ctx context.Context, h string, k channels.Kin
 	bg := context.WithoutCancel(ctx)
 	if outcome == confirmGranted {
 		for _, t := range ps.Topics {
-			if err := s.countFeedback(bg, "", t, FeedbackConfirmations); err != nil {
+			if err := s.CountFeedback(bg, "", t, storepkg.FeedbackConfirmations); err != nil {
 				d.log.Warn("sign-up: count confirmation", "error", err)
 			}
 		}
 		d.log.Info("sign-up confirmed", "contact", ps.Contact, "channel", string(ps.Channel), "topics", len(ps.Topics), "via", via)
 	}
 	if outcome != confirmUnknown {
-		_, err = s.rdb.Pipelined(bg, func(p redis.Pipeliner) error {
-			p.Set(bg, s.k("signupdone", h), 1, pendingTTL)
-			p.Del(bg, s.pendingKey(h))
+		_, err = s.Redis.Pipelined(bg, func(p redis.Pipeliner) error {
+			p.Set(bg, s.Key("signupdone", h), 1, pendingTTL)
+			p.Del(bg, s.PendingKey(h))
 			return nil
 		})
 	} else {
-		err = s.rdb.Del(bg, s.pendingKey(h)).Err()
+		err = s.Redis.Del(bg, s.PendingKey(h)).Err()
 	}
 	return outcome, ps, err
 }
@@ -870,8 +866,8 @@ func (d *Dispatcher) ConfirmSMSOptIn(ctx context.Context, phone, messageSID stri
 		return false, nil
 	}
 	s := d.Store
-	idx := s.k("pendingsms", s.AddressHash(channels.SMS, p))
-	h, err := s.rdb.Get(ctx, idx).Result()
+	idx := s.Key("pendingsms", s.AddressHash(channels.SMS, p))
+	h, err := s.Redis.Get(ctx, idx).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
@@ -887,7 +883,7 @@ func (d *Dispatcher) ConfirmSMSOptIn(ctx context.Context, phone, messageSID stri
 		return false, fmt.Errorf("sms opt-in: %w", err)
 	}
 	// Only this sign-up's index: a newer one may have replaced it.
-	s.rdb.Eval(context.WithoutCancel(ctx), `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, []string{idx}, h)
+	s.Redis.Eval(context.WithoutCancel(ctx), `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, []string{idx}, h)
 	return outcome == confirmGranted, nil
 }
 

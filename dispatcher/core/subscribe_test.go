@@ -17,6 +17,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
 // signupBundle is a test bundle with marketing topics, a running worker
@@ -111,15 +112,15 @@ func TestSubscribeEmailDoubleOptIn(t *testing.T) {
 
 	token := b.confirmToken(t, "Alice@example.com")
 	h := sha256hex(token)
-	if ttl := b.redis.Client.TTL(ctx, s.pendingKey(h)).Val(); ttl < 47*time.Hour || ttl > 48*time.Hour {
+	if ttl := b.redis.Client.TTL(ctx, s.PendingKey(h)).Val(); ttl < 47*time.Hour || ttl > 48*time.Hour {
 		t.Errorf("pending record TTL %s, want 48h", ttl)
 	}
 	var ps pendingSignup
-	must(t, json.Unmarshal([]byte(b.redis.Client.Get(ctx, s.pendingKey(h)).Val()), &ps))
+	must(t, json.Unmarshal([]byte(b.redis.Client.Get(ctx, s.PendingKey(h)).Val()), &ps))
 	if ps.Contact != id || ps.Channel != channels.Email || ps.Wording != "newsletter-v3" || ps.IPHash == "" || ps.Created.IsZero() {
 		t.Errorf("pending record: %+v", ps)
 	}
-	raw := b.redis.Client.Get(ctx, s.pendingKey(h)).Val()
+	raw := b.redis.Client.Get(ctx, s.PendingKey(h)).Val()
 	if strings.Contains(strings.ToLower(raw), "alice") || strings.Contains(raw, "198.51.100.7") || strings.Contains(raw, token) {
 		t.Errorf("pending record holds the address, the IP or the token: %s", raw)
 	}
@@ -181,11 +182,11 @@ func TestSubscribeEmailDoubleOptIn(t *testing.T) {
 	for _, topic := range []string{"newsletter", "promotions"} {
 		fb, err := s.TopicFeedback(ctx, topic)
 		must(t, err)
-		if fb[FeedbackConfirmations] != 1 {
-			t.Errorf("%s confirmations = %d, want 1", topic, fb[FeedbackConfirmations])
+		if fb[storepkg.FeedbackConfirmations] != 1 {
+			t.Errorf("%s confirmations = %d, want 1", topic, fb[storepkg.FeedbackConfirmations])
 		}
 	}
-	if n := b.redis.Client.Exists(ctx, s.pendingKey(h)).Val(); n != 0 {
+	if n := b.redis.Client.Exists(ctx, s.PendingKey(h)).Val(); n != 0 {
 		t.Error("the pending record outlived its confirmation")
 	}
 
@@ -195,7 +196,7 @@ func TestSubscribeEmailDoubleOptIn(t *testing.T) {
 		t.Fatalf("second POST confirm: %d %s", w.Code, w.Body)
 	}
 	assertLedger(t, b, id, 2)
-	if fb, _ := s.TopicFeedback(ctx, "newsletter"); fb[FeedbackConfirmations] != 1 {
+	if fb, _ := s.TopicFeedback(ctx, "newsletter"); fb[storepkg.FeedbackConfirmations] != 1 {
 		t.Errorf("confirmations counted twice: %v", fb)
 	}
 	// The confirmation topic exists, transactional.
@@ -228,7 +229,7 @@ func TestSubscribeConfirmExpiredOrUnknown(t *testing.T) {
 	}
 	token := b.confirmToken(t, "bob@example.com")
 	// Expiry is Redis's TTL: the record is simply gone.
-	must(t, b.redis.Client.Del(ctx, b.d.Store.pendingKey(sha256hex(token))).Err())
+	must(t, b.redis.Client.Del(ctx, b.d.Store.PendingKey(sha256hex(token))).Err())
 	id, err := b.d.Store.ContactIDByAddress(ctx, channels.Email, "bob@example.com")
 	must(t, err)
 	for _, tok := range []string{token, strings.Repeat("A", 43), "short", "<script>"} {
@@ -240,7 +241,7 @@ func TestSubscribeConfirmExpiredOrUnknown(t *testing.T) {
 		}
 	}
 	assertLedger(t, b, id, 0)
-	if fb, _ := b.d.Store.TopicFeedback(ctx, "newsletter"); fb[FeedbackConfirmations] != 0 {
+	if fb, _ := b.d.Store.TopicFeedback(ctx, "newsletter"); fb[storepkg.FeedbackConfirmations] != 0 {
 		t.Errorf("confirmation counted for an expired token")
 	}
 }
@@ -472,7 +473,7 @@ func TestSubscribeSMSConfirmedByYes(t *testing.T) {
 		e.Evidence["wording"] != "sms-v1" || e.Evidence["message_sid"] != "SM0123456789abcdef0123456789abcdef" {
 		t.Errorf("ledger event %+v", e)
 	}
-	if fb, _ := s.TopicFeedback(ctx, "newsletter"); fb[FeedbackConfirmations] != 1 {
+	if fb, _ := s.TopicFeedback(ctx, "newsletter"); fb[storepkg.FeedbackConfirmations] != 1 {
 		t.Errorf("confirmations %v", fb)
 	}
 	// A second YES, an unknown number and a bad one grant nothing.

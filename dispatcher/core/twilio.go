@@ -19,6 +19,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
 // mountTwilio adds Twilio's webhooks to the public routes. Without an auth
@@ -191,13 +192,13 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 		return nil
 	}
 	s := d.Store
-	key := s.k("twilio", "sid", sid)
-	ok, err := s.rdb.SetNX(ctx, key, "pending", twilioSIDPending).Result()
+	key := s.Key("twilio", "sid", sid)
+	ok, err := s.Redis.SetNX(ctx, key, "pending", twilioSIDPending).Result()
 	if err != nil {
 		return fmt.Errorf("claim message: %w", err)
 	}
 	if !ok {
-		state, err := s.rdb.Get(ctx, key).Result()
+		state, err := s.Redis.Get(ctx, key).Result()
 		switch {
 		case errors.Is(err, redis.Nil):
 			// The claim expired between the two calls: let a retry take it.
@@ -214,7 +215,7 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 			// A fresh context: the request's may be what failed.
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
-			s.rdb.Del(dctx, key)
+			s.Redis.Del(dctx, key)
 		}
 	}()
 
@@ -228,7 +229,7 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 	var changed []string
 	switch kw {
 	case keywordStop:
-		if err := s.suppressStop(ctx, channels.SMS, from); err != nil {
+		if err := s.SuppressStop(ctx, channels.SMS, from); err != nil {
 			return err
 		}
 		if contact != "" {
@@ -237,7 +238,7 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 			}
 		}
 	case keywordStart:
-		if err := s.unsuppressStop(ctx, channels.SMS, from); err != nil {
+		if err := s.UnsuppressStop(ctx, channels.SMS, from); err != nil {
 			return err
 		}
 		if contact != "" {
@@ -251,85 +252,16 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 		}
 	}
 	for _, topic := range changed {
-		if err := s.countFeedback(ctx, "", topic, FeedbackUnsubscribes); err != nil {
+		if err := s.CountFeedback(ctx, "", topic, storepkg.FeedbackUnsubscribes); err != nil {
 			return fmt.Errorf("count unsubscribe: %w", err)
 		}
 	}
-	if err := s.rdb.Set(ctx, key, "done", twilioSIDDone).Err(); err != nil {
+	if err := s.Redis.Set(ctx, key, "done", twilioSIDDone).Err(); err != nil {
 		return fmt.Errorf("mark message done: %w", err)
 	}
 	d.log.Info("twilio inbound: keyword recorded", "keyword", kw.String(), "message_sid", sid,
 		"known_contact", contact != "", "topics", len(changed))
 	return nil
-}
-
-// suppressStop suppresses an address for good with reason stop, unless it
-// is already suppressed for good: a permanent bounce or complaint must not
-// become a stop that START could lift, and a second STOP keeps the date of
-// the first. A temporary entry (soft bounces) is replaced.
-func (s *Store) suppressStop(ctx context.Context, k channels.Kind, addr string) error {
-	key := s.k("sup", s.AddressHash(k, addr))
-	entry, _ := json.Marshal(dispatcher.Suppression{Reason: dispatcher.SuppressStop, At: s.now().UTC()})
-	txn := func(tx *redis.Tx) error {
-		b, err := tx.Get(ctx, key).Bytes()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return err
-		}
-		var cur dispatcher.Suppression
-		if err == nil && json.Unmarshal(b, &cur) == nil && cur.Until.IsZero() {
-			return nil
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, key, entry, 0)
-			return nil
-		})
-		return err
-	}
-	for range 5 {
-		err := s.rdb.Watch(ctx, txn, key)
-		if !errors.Is(err, redis.TxFailedErr) {
-			if err != nil {
-				return fmt.Errorf("suppress: %w", err)
-			}
-			return nil
-		}
-	}
-	return errors.New("suppress: entry kept changing")
-}
-
-// unsuppressStop lifts the suppression of an address when, and only when,
-// it comes from an SMS STOP: a bounce or a complaint stays. The check and
-// the delete are one transaction, so a bounce recorded meanwhile is kept.
-func (s *Store) unsuppressStop(ctx context.Context, k channels.Kind, addr string) error {
-	key := s.k("sup", s.AddressHash(k, addr))
-	txn := func(tx *redis.Tx) error {
-		b, err := tx.Get(ctx, key).Bytes()
-		if errors.Is(err, redis.Nil) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var sup dispatcher.Suppression
-		if json.Unmarshal(b, &sup) != nil || sup.Reason != dispatcher.SuppressStop {
-			return nil
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Del(ctx, key)
-			return nil
-		})
-		return err
-	}
-	for range 5 {
-		err := s.rdb.Watch(ctx, txn, key)
-		if !errors.Is(err, redis.TxFailedErr) {
-			if err != nil {
-				return fmt.Errorf("lift stop suppression: %w", err)
-			}
-			return nil
-		}
-	}
-	return errors.New("lift stop suppression: entry kept changing")
 }
 
 // setSMSConsents records, with source sms-stop, state for the contact's
@@ -360,11 +292,11 @@ func (d *Dispatcher) setSMSConsents(ctx context.Context, contact string, state d
 	var changed []string
 	txn := func(tx *redis.Tx) error {
 		changed = changed[:0]
-		n, err := tx.Exists(ctx, s.contactKey(contact)).Result()
+		n, err := tx.Exists(ctx, s.ContactKey(contact)).Result()
 		if err != nil || n == 0 {
 			return err
 		}
-		raw, err := tx.HGetAll(ctx, s.consentKey(contact)).Result()
+		raw, err := tx.HGetAll(ctx, s.ConsentKey(contact)).Result()
 		if err != nil {
 			return err
 		}
@@ -376,7 +308,7 @@ func (d *Dispatcher) setSMSConsents(ctx context.Context, contact string, state d
 			if !ok || transactional[topic] {
 				continue
 			}
-			var cur consentCurrent
+			var cur storepkg.ConsentCurrent
 			if json.Unmarshal([]byte(v), &cur) != nil {
 				continue
 			}
@@ -398,14 +330,14 @@ func (d *Dispatcher) setSMSConsents(ctx context.Context, contact string, state d
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			for _, e := range events {
-				s.writeConsent(ctx, p, contact, e)
+				s.WriteConsent(ctx, p, contact, e)
 			}
 			return nil
 		})
 		return err
 	}
 	for range 5 {
-		err := s.rdb.Watch(ctx, txn, s.contactKey(contact), s.consentKey(contact))
+		err := s.Redis.Watch(ctx, txn, s.ContactKey(contact), s.ConsentKey(contact))
 		if !errors.Is(err, redis.TxFailedErr) {
 			if err != nil {
 				return nil, fmt.Errorf("record sms-stop consent: %w", err)

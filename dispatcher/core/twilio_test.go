@@ -23,6 +23,7 @@ import (
 	"github.com/missive-dev/missive/channels/sms"
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"
@@ -191,10 +192,10 @@ func (h *twilioHarness) gateSMS(t *testing.T, c *dispatcher.Contact) string {
 	if len(ds) != 1 {
 		t.Fatalf("gate: %d decisions", len(ds))
 	}
-	if ds[0].reason != "" {
-		return ds[0].reason
+	if ds[0].Reason != "" {
+		return ds[0].Reason
 	}
-	return ds[0].state
+	return ds[0].State
 }
 
 func (h *twilioHarness) contact(t *testing.T) *dispatcher.Contact {
@@ -233,7 +234,7 @@ func (h *twilioHarness) unsubscribes(t *testing.T) map[string]int64 {
 	for _, topic := range []string{"newsletter", "promos", "orders"} {
 		m, err := h.b.d.Store.TopicFeedback(context.Background(), topic)
 		must(t, err)
-		if n := m[FeedbackUnsubscribes]; n != 0 {
+		if n := m[storepkg.FeedbackUnsubscribes]; n != 0 {
 			out[topic] = n
 		}
 	}
@@ -371,7 +372,7 @@ func TestTwilioInboundStartKeepsOtherSuppressions(t *testing.T) {
 		if sup.Reason != dispatcher.SuppressStop || !sup.Until.IsZero() {
 			t.Errorf("suppression %+v, want a permanent stop", sup)
 		}
-		if ttl := h.b.cfg.Redis.TTL(ctx, h.b.d.Store.k("sup", h.b.d.Store.AddressHash(channels.SMS, stopPhone))).Val(); ttl != -1 {
+		if ttl := h.b.cfg.Redis.TTL(ctx, h.b.d.Store.Key("sup", h.b.d.Store.AddressHash(channels.SMS, stopPhone))).Val(); ttl != -1 {
 			t.Errorf("stop entry has a TTL (%v)", ttl)
 		}
 	})
@@ -547,7 +548,7 @@ func TestTwilioInboundAttacks(t *testing.T) {
 	if diff := cmp.Diff(want, h.ledger(t)); diff != "" {
 		t.Errorf("ledger (-want +got):\n%s", diff)
 	}
-	ttl := h.b.cfg.Redis.TTL(context.Background(), h.b.d.Store.k("twilio", "sid", sid)).Val()
+	ttl := h.b.cfg.Redis.TTL(context.Background(), h.b.d.Store.Key("twilio", "sid", sid)).Val()
 	if ttl < 6*24*time.Hour || ttl > 7*24*time.Hour {
 		t.Errorf("message record TTL %v, want 7 days", ttl)
 	}

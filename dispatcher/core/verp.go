@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
 // VERP: each email's envelope sender names its send, so that a bounce,
@@ -25,7 +26,7 @@ const (
 )
 
 func (d *Dispatcher) verpMAC(id string) string {
-	m := hmac.New(sha256.New, deriveKey(d.cfg.Secret, "verp"))
+	m := hmac.New(sha256.New, storepkg.DeriveKey(d.cfg.Secret, "verp"))
 	m.Write([]byte(id))
 	return hex.EncodeToString(m.Sum(nil)[:verpMACBytes])
 }
@@ -39,7 +40,7 @@ func (d *Dispatcher) returnPath(ctx context.Context, send string) (string, error
 	id := send
 	if len(verpPrefix)+1+len(send)+1+2*verpMACBytes > maxLocalPart {
 		_, id, _ = dispatcher.SplitSendID(send)
-		if err := d.Store.rdb.Set(ctx, d.Store.k("verp", id), send, d.cfg.SendTTL).Err(); err != nil {
+		if err := d.Store.Redis.Set(ctx, d.Store.Key("verp", id), send, d.cfg.SendTTL).Err(); err != nil {
 			return "", err
 		}
 	}
@@ -62,7 +63,7 @@ func (d *Dispatcher) sendForVERP(ctx context.Context, token string) (string, err
 	if _, _, ok := dispatcher.SplitSendID(id); ok {
 		return id, nil
 	}
-	send, err := d.Store.rdb.Get(ctx, d.Store.k("verp", id)).Result()
+	send, err := d.Store.Redis.Get(ctx, d.Store.Key("verp", id)).Result()
 	if err != nil {
 		return "", ErrUnknownSend
 	}

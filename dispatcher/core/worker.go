@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
 // RunWorker processes plan, batch and send tasks until ctx ends, then shuts
@@ -78,40 +79,40 @@ func (d *Dispatcher) reconcileLoop(ctx context.Context) {
 // "sending" by a worker that died are settled as ambiguous, never sent
 // again. It returns how many sends it touched.
 func (d *Dispatcher) Reconcile(ctx context.Context) (int, error) {
-	runs, err := d.Store.activeRuns(ctx)
+	runs, err := d.Store.ActiveRuns(ctx)
 	if err != nil {
 		return 0, err
 	}
 	total := 0
 	for _, run := range runs {
-		ids, err := d.Store.overdue(ctx, run, 1000)
+		ids, err := d.Store.Overdue(ctx, run, 1000)
 		if err != nil {
 			return total, err
 		}
 		if len(ids) == 0 {
 			continue
 		}
-		sends, err := d.Store.sends(ctx, ids)
+		sends, err := d.Store.Sends(ctx, ids)
 		if err != nil {
 			return total, err
 		}
-		var requeue []decision
-		var settle []transition
+		var requeue []storepkg.Decision
+		var settle []storepkg.Transition
 		now := d.cfg.Now()
 		for i, s := range sends {
 			switch {
 			case s == nil:
 				// Expired or erased: drop it from the in-flight set.
-				d.Store.rdb.ZRem(ctx, d.Store.inflightKey(run), ids[i])
+				d.Store.Redis.ZRem(ctx, d.Store.InflightKey(run), ids[i])
 			case s.State == dispatcher.StateSending:
 				// Only if still overdue: a worker may have claimed it since
 				// it was listed.
-				settle = append(settle, transition{send: s.ID, from: dispatcher.StateSending, to: dispatcher.StateFailed, reason: ReasonAmbiguous, overdue: now})
+				settle = append(settle, storepkg.Transition{Send: s.ID, From: dispatcher.StateSending, To: dispatcher.StateFailed, Reason: ReasonAmbiguous, Overdue: now})
 			case s.State == dispatcher.StateQueued || s.State == dispatcher.StateDeferred:
-				requeue = append(requeue, decision{send: s.ID, state: dispatcher.StateQueued})
-				settle = append(settle, transition{send: s.ID, from: s.State, to: s.State, reason: "", deadline: now.Add(d.cfg.InflightDeadline), overdue: now})
+				requeue = append(requeue, storepkg.Decision{Send: s.ID, State: dispatcher.StateQueued})
+				settle = append(settle, storepkg.Transition{Send: s.ID, From: s.State, To: s.State, Reason: "", Deadline: now.Add(d.cfg.InflightDeadline), Overdue: now})
 			default:
-				d.Store.rdb.ZRem(ctx, d.Store.inflightKey(run), ids[i])
+				d.Store.Redis.ZRem(ctx, d.Store.InflightKey(run), ids[i])
 			}
 		}
 		if err := d.applyTransitions(ctx, settle); err != nil {
@@ -119,9 +120,9 @@ func (d *Dispatcher) Reconcile(ctx context.Context) (int, error) {
 		}
 		// A fresh task id: the first task may still exist, done or lost.
 		for i := range requeue {
-			_, h, _ := dispatcher.SplitSendID(requeue[i].send)
+			_, h, _ := dispatcher.SplitSendID(requeue[i].Send)
 			if err := d.enqueue(ctx, TypeSend, sendPayload{Run: run, Sends: []string{h}},
-				asynq.Queue(d.sendQueue(h)), asynq.TaskID(requeue[i].send+"~r"+now.Format("20060102150405"))); err != nil {
+				asynq.Queue(d.sendQueue(h)), asynq.TaskID(requeue[i].Send+"~r"+now.Format("20060102150405"))); err != nil {
 				return total, err
 			}
 		}

@@ -1,4 +1,4 @@
-package core
+package store
 
 import (
 	"context"
@@ -16,13 +16,13 @@ const (
 
 // countFeedback adds one to a feedback counter of the topic, and of the run
 // when the event comes from one of its messages (run may be "").
-func (s *Store) countFeedback(ctx context.Context, run, topic, name string) error {
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+func (s *Store) CountFeedback(ctx context.Context, run, topic, name string) error {
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if run != "" {
-			p.HIncrBy(ctx, s.runKey(run), "f:"+name, 1)
+			p.HIncrBy(ctx, s.RunKey(run), "f:"+name, 1)
 		}
 		if topic != "" {
-			p.HIncrBy(ctx, s.k("topicstats", topic), name, 1)
+			p.HIncrBy(ctx, s.Key("topicstats", topic), name, 1)
 		}
 		return nil
 	})
@@ -31,7 +31,7 @@ func (s *Store) countFeedback(ctx context.Context, run, topic, name string) erro
 
 // TopicFeedback returns a topic's feedback counters.
 func (s *Store) TopicFeedback(ctx context.Context, topic string) (map[string]int64, error) {
-	m, err := s.rdb.HGetAll(ctx, s.k("topicstats", topic)).Result()
+	m, err := s.Redis.HGetAll(ctx, s.Key("topicstats", topic)).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +43,7 @@ func (s *Store) TopicFeedback(ctx context.Context, topic string) (map[string]int
 }
 
 // runFeedback picks the f:<name> counters out of a run hash.
-func runFeedback(m map[string]string) map[string]int64 {
+func RunFeedback(m map[string]string) map[string]int64 {
 	out := map[string]int64{}
 	for f, v := range m {
 		if name, ok := strings.CutPrefix(f, "f:"); ok {

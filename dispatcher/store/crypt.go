@@ -1,4 +1,4 @@
-package core
+package store
 
 import (
 	"cmp"
@@ -159,16 +159,14 @@ func additional(hdr, aad []byte) []byte {
 	return append(append(a, hdr...), aad...)
 }
 
-// --- rotation of contact records
-
 // rotateChunk is how many contacts RotateContacts reads per round trip
 // and per checkpoint.
-const rotateChunk = 500
+const RotateChunk = 500
 
 // reSealScript replaces a record only if it still holds the bytes that
 // were read: a contact upserted meanwhile is never overwritten with its
 // old content. Returns 1 if replaced, 0 if the record changed or is gone.
-var reSealScript = redis.NewScript(`
+var ReSealScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
   return 1
@@ -176,7 +174,7 @@ end
 return 0
 `)
 
-func (s *Store) rotateCursorKey() string { return s.k("rotate", "cursor") }
+func (s *Store) RotateCursorKey() string { return s.Key("rotate", "cursor") }
 
 // RotateContacts seals again, under the active data key, every contact
 // record sealed under another key (or stored in plain JSON before
@@ -190,14 +188,14 @@ func (s *Store) rotateCursorKey() string { return s.k("rotate", "cursor") }
 // comes back at the end. Processes that still seal with an older key
 // write behind the walk: ContactKeyUsage tells whether any did.
 func (s *Store) RotateContacts(ctx context.Context, progress func(done, total int64)) (rotated int64, err error) {
-	index := s.k("contacts")
-	cursor, err := s.rdb.Get(ctx, s.rotateCursorKey()).Result()
+	index := s.Key("contacts")
+	cursor, err := s.Redis.Get(ctx, s.RotateCursorKey()).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return 0, fmt.Errorf("rotate contacts: %w", err)
 	}
 	var done int64
 	if cursor != "" {
-		if done, err = s.rdb.ZLexCount(ctx, index, "-", "["+cursor).Result(); err != nil {
+		if done, err = s.Redis.ZLexCount(ctx, index, "-", "["+cursor).Result(); err != nil {
 			return 0, fmt.Errorf("rotate contacts: %w", err)
 		}
 	}
@@ -211,7 +209,7 @@ func (s *Store) RotateContacts(ctx context.Context, progress func(done, total in
 		if cursor != "" {
 			from = "(" + cursor
 		}
-		ids, err := s.rdb.ZRangeByLex(ctx, index, &redis.ZRangeBy{Min: from, Max: "+", Count: rotateChunk}).Result()
+		ids, err := s.Redis.ZRangeByLex(ctx, index, &redis.ZRangeBy{Min: from, Max: "+", Count: RotateChunk}).Result()
 		if err != nil {
 			return rotated, fmt.Errorf("rotate contacts: %w", err)
 		}
@@ -226,19 +224,19 @@ func (s *Store) RotateContacts(ctx context.Context, progress func(done, total in
 		unreadable += bad
 		firstErr = cmp.Or(firstErr, badErr)
 		cursor = ids[len(ids)-1]
-		if err := s.rdb.Set(ctx, s.rotateCursorKey(), cursor, 0).Err(); err != nil {
+		if err := s.Redis.Set(ctx, s.RotateCursorKey(), cursor, 0).Err(); err != nil {
 			return rotated, fmt.Errorf("rotate contacts: checkpoint: %w", err)
 		}
 		done += int64(len(ids))
 		if progress != nil {
-			total, err := s.rdb.ZCard(ctx, index).Result()
+			total, err := s.Redis.ZCard(ctx, index).Result()
 			if err != nil {
 				return rotated, fmt.Errorf("rotate contacts: %w", err)
 			}
 			progress(done, max(total, done))
 		}
 	}
-	if err := s.rdb.Del(ctx, s.rotateCursorKey()).Err(); err != nil {
+	if err := s.Redis.Del(ctx, s.RotateCursorKey()).Err(); err != nil {
 		return rotated, fmt.Errorf("rotate contacts: %w", err)
 	}
 	if firstErr != nil {
@@ -252,15 +250,15 @@ func (s *Store) RotateContacts(ctx context.Context, progress func(done, total in
 // read again. bad counts the records that do not open, badErr tells why
 // the first one did not.
 func (s *Store) reSealContacts(ctx context.Context, ids []string) (rotated, bad int64, badErr, err error) {
-	active := s.keys.Active()
+	active := s.Keys.Active()
 	for attempt := 0; len(ids) > 0; attempt++ {
 		if attempt == 10 {
 			return rotated, bad, badErr, fmt.Errorf("%d contacts kept changing during 10 attempts", len(ids))
 		}
 		gets := make([]*redis.StringCmd, len(ids))
-		if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if _, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, id := range ids {
-				gets[i] = p.Get(ctx, s.contactKey(id))
+				gets[i] = p.Get(ctx, s.ContactKey(id))
 			}
 			return nil
 		}); err != nil && !errors.Is(err, redis.Nil) {
@@ -279,23 +277,23 @@ func (s *Store) reSealContacts(ctx context.Context, ids []string) (rotated, bad 
 			if err != nil {
 				return rotated, bad, badErr, err
 			}
-			js, keyID, err := s.openContactJSON(ids[i], b)
+			js, keyID, err := s.OpenContactJSON(ids[i], b)
 			if err != nil {
 				bad++
 				badErr = cmp.Or(badErr, err)
 				continue
 			}
 			if keyID != active {
-				todo = append(todo, reSeal{id: ids[i], old: b, new: s.keys.Seal(js, contactAAD(ids[i]))})
+				todo = append(todo, reSeal{id: ids[i], old: b, new: s.Keys.Seal(js, ContactAAD(ids[i]))})
 			}
 		}
 		if len(todo) == 0 {
 			break
 		}
 		cmds := make([]*redis.Cmd, len(todo))
-		if _, err := s.scriptPipeline(ctx, reSealScript, func(p redis.Pipeliner) {
+		if _, err := s.scriptPipeline(ctx, ReSealScript, func(p redis.Pipeliner) {
 			for i, r := range todo {
-				cmds[i] = reSealScript.EvalSha(ctx, p, []string{s.contactKey(r.id)}, r.old, r.new)
+				cmds[i] = ReSealScript.EvalSha(ctx, p, []string{s.ContactKey(r.id)}, r.old, r.new)
 			}
 		}); err != nil && !errors.Is(err, redis.Nil) {
 			return rotated, bad, badErr, err
@@ -320,11 +318,11 @@ func (s *Store) reSealContacts(ctx context.Context, ids []string) (rotated, bad 
 // in plain JSON (written before encryption), "?" records that are not
 // sealed values. A key of the ring that counts nothing may be removed.
 func (s *Store) ContactKeyUsage(ctx context.Context) (map[string]int64, error) {
-	index := s.k("contacts")
+	index := s.Key("contacts")
 	out := map[string]int64{}
 	from := "-"
 	for {
-		ids, err := s.rdb.ZRangeByLex(ctx, index, &redis.ZRangeBy{Min: from, Max: "+", Count: 1000}).Result()
+		ids, err := s.Redis.ZRangeByLex(ctx, index, &redis.ZRangeBy{Min: from, Max: "+", Count: 1000}).Result()
 		if err != nil {
 			return nil, fmt.Errorf("contact key usage: %w", err)
 		}
@@ -332,9 +330,9 @@ func (s *Store) ContactKeyUsage(ctx context.Context) (map[string]int64, error) {
 			return out, nil
 		}
 		heads := make([]*redis.StringCmd, len(ids))
-		if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if _, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, id := range ids {
-				heads[i] = p.GetRange(ctx, s.contactKey(id), 0, int64(maxSealHeader-1))
+				heads[i] = p.GetRange(ctx, s.ContactKey(id), 0, int64(maxSealHeader-1))
 			}
 			return nil
 		}); err != nil {

@@ -1,4 +1,4 @@
-package core
+package store
 
 import (
 	"bufio"
@@ -8,10 +8,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/redis/go-redis/v9"
 )
 
 // ImportResult tells what a bulk import did. Errors name the line and the
@@ -131,7 +130,7 @@ func (s *Store) upsertMany(ctx context.Context, ls []ImportLine) error {
 	for i := range ls {
 		ids[i] = ls[i].ID
 	}
-	prev, err := s.contacts(ctx, ids)
+	prev, err := s.Contacts(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -143,32 +142,32 @@ func (s *Store) upsertMany(ctx context.Context, ls []ImportLine) error {
 		if prev[i] != nil {
 			c.CreatedAt = prev[i].CreatedAt
 		}
-		if sealed[i], err = s.sealContact(c); err != nil {
+		if sealed[i], err = s.SealContact(c); err != nil {
 			return err
 		}
 	}
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range ls {
 			c := &ls[i].Contact
 			if prev[i] != nil {
 				for _, k := range channels.Kinds {
 					if a := prev[i].Address(k); a != "" && a != c.Address(k) {
-						p.Del(ctx, s.k("addr", s.AddressHash(k, a)))
+						p.Del(ctx, s.Key("addr", s.AddressHash(k, a)))
 					}
 				}
 			}
-			p.Set(ctx, s.contactKey(c.ID), sealed[i], 0)
-			p.ZAdd(ctx, s.k("contacts"), redis.Z{Member: c.ID})
+			p.Set(ctx, s.ContactKey(c.ID), sealed[i], 0)
+			p.ZAdd(ctx, s.Key("contacts"), redis.Z{Member: c.ID})
 			for _, k := range channels.Kinds {
 				if a := c.Address(k); a != "" {
-					p.Set(ctx, s.k("addr", s.AddressHash(k, a)), c.ID, 0)
+					p.Set(ctx, s.Key("addr", s.AddressHash(k, a)), c.ID, 0)
 				}
 			}
 			for _, e := range ls[i].Consents {
 				if e.At.IsZero() {
 					e.At = now
 				}
-				s.writeConsent(ctx, p, c.ID, e)
+				s.WriteConsent(ctx, p, c.ID, e)
 			}
 		}
 		return nil

@@ -1,4 +1,4 @@
-package core
+package store
 
 import (
 	"context"
@@ -8,21 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/redis/go-redis/v9"
 )
-
-// Every change of a send's state goes through one of two scripts, which
-// update the send, the run's counters and its in-flight set together. That
-// is what keeps each run balanced: planned equals the sum of its outcomes,
-// whatever retries and crashes happen.
-//
-// Counters in the run hash: n:planned; n:<outcome> for the current state
-// of its sends (queued, deferred, sending, sent, failed, cancelled, or the
-// gate reason of a suppressed send); d:<decision> for what the gate decided
-// at planning, which never changes afterwards.
 
 // decideScript creates the send records of a batch, each once, and counts
 // them. All keys carry the run's hash tag, so one script serves a whole
@@ -112,7 +101,7 @@ return {1, cur}
 // finishBatchScript marks a batch done once and tells whether the run has
 // nothing left to do. KEYS: run, bdone, inflight. ARGV: batch number, or
 // "" to check only.
-var finishBatchScript = redis.NewScript(`
+var FinishBatchScript = redis.NewScript(`
 if ARGV[1] ~= '' and redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
   redis.call('HINCRBY', KEYS[1], 'batches_done', 1)
 end
@@ -126,15 +115,15 @@ return 0
 `)
 
 // decision is the gate's verdict for one contact on one channel.
-type decision struct {
-	send     string
-	contact  string
-	channel  channels.Kind
-	topic    string
-	template string
-	state    string // queued, deferred or suppressed
-	reason   string // the gate reason when suppressed
-	until    time.Time
+type Decision struct {
+	Send     string
+	Contact  string
+	Channel  channels.Kind
+	Topic    string
+	Template string
+	State    string // queued, deferred or suppressed
+	Reason   string // the gate reason when suppressed
+	Until    time.Time
 }
 
 // scriptPipeline runs a pipeline of EVALSHA calls of one script. When
@@ -142,11 +131,11 @@ type decision struct {
 // of the calls ran: it loads the script and runs the pipeline again.
 func (s *Store) scriptPipeline(ctx context.Context, script *redis.Script, fill func(redis.Pipeliner)) ([]redis.Cmder, error) {
 	run := func() ([]redis.Cmder, error) {
-		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { fill(p); return nil })
+		return s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error { fill(p); return nil })
 	}
 	cmds, err := run()
 	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-		if err := script.Load(ctx, s.rdb).Err(); err != nil {
+		if err := script.Load(ctx, s.Redis).Err(); err != nil {
 			return nil, err
 		}
 		cmds, err = run()
@@ -156,27 +145,27 @@ func (s *Store) scriptPipeline(ctx context.Context, script *redis.Script, fill f
 
 // recordDecisions writes the decisions of a batch, in one script call per
 // chunk. Sends decided before (a retried batch) keep their first decision.
-func (s *Store) recordDecisions(ctx context.Context, run string, ds []decision, queuedDeadline time.Duration) error {
+func (s *Store) RecordDecisions(ctx context.Context, run string, ds []Decision, queuedDeadline time.Duration) error {
 	now := s.now()
 	ttl := strconv.Itoa(int(s.sendTTL.Seconds()))
 	for len(ds) > 0 {
 		chunk := ds[:min(len(ds), 1000)]
 		ds = ds[len(chunk):]
 		keys := make([]string, 2, len(chunk)+2)
-		keys[0], keys[1] = s.runKey(run), s.inflightKey(run)
+		keys[0], keys[1] = s.RunKey(run), s.InflightKey(run)
 		args := make([]any, 2, 2+9*len(chunk))
 		args[0], args[1] = ms(now), ttl
 		for _, d := range chunk {
 			deadline := now.Add(queuedDeadline)
 			var until int64
-			if !d.until.IsZero() {
-				until = ms(d.until)
-				deadline = d.until.Add(queuedDeadline)
+			if !d.Until.IsZero() {
+				until = ms(d.Until)
+				deadline = d.Until.Add(queuedDeadline)
 			}
-			keys = append(keys, s.sendKey(d.send))
-			args = append(args, d.send, d.state, d.reason, d.contact, string(d.channel), d.topic, d.template, until, ms(deadline))
+			keys = append(keys, s.SendKey(d.Send))
+			args = append(args, d.Send, d.State, d.Reason, d.Contact, string(d.Channel), d.Topic, d.Template, until, ms(deadline))
 		}
-		if err := decideScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
+		if err := decideScript.Run(ctx, s.Redis, keys, args...).Err(); err != nil {
 			return err
 		}
 	}
@@ -184,42 +173,42 @@ func (s *Store) recordDecisions(ctx context.Context, run string, ds []decision, 
 }
 
 // transition is one requested change of a send's state.
-type transition struct {
-	send     string
-	from     string // comma separated allowed states
-	to       string
-	reason   string
-	deadline time.Time // zero: the send leaves the in-flight set
+type Transition struct {
+	Send     string
+	From     string // comma separated allowed states
+	To       string
+	Reason   string
+	Deadline time.Time // zero: the send leaves the in-flight set
 	// overdue, when set, applies the change only if the send's in-flight
 	// deadline is at or before it.
-	overdue time.Time
-	fields  []any
+	Overdue time.Time
+	Fields  []any
 }
 
 type transitionResult struct {
-	applied  bool
+	Applied  bool
 	missing  bool
 	previous string
-	runDone  bool
+	RunDone  bool
 }
 
 // transitionSends applies changes in one pipeline.
-func (s *Store) transitionSends(ctx context.Context, ts []transition) ([]transitionResult, error) {
+func (s *Store) TransitionSends(ctx context.Context, ts []Transition) ([]transitionResult, error) {
 	now := s.now()
 	cmds := make([]*redis.Cmd, len(ts))
 	_, err := s.scriptPipeline(ctx, transitionScript, func(p redis.Pipeliner) {
 		for i, t := range ts {
-			run, _, _ := dispatcher.SplitSendID(t.send)
+			run, _, _ := dispatcher.SplitSendID(t.Send)
 			var deadline int64
-			if !t.deadline.IsZero() {
-				deadline = ms(t.deadline)
+			if !t.Deadline.IsZero() {
+				deadline = ms(t.Deadline)
 			}
 			var overdue int64
-			if !t.overdue.IsZero() {
-				overdue = ms(t.overdue)
+			if !t.Overdue.IsZero() {
+				overdue = ms(t.Overdue)
 			}
-			args := append([]any{t.send, t.from, t.to, t.reason, deadline, ms(now), overdue}, t.fields...)
-			cmds[i] = transitionScript.EvalSha(ctx, p, []string{s.sendKey(t.send), s.runKey(run), s.inflightKey(run)}, args...)
+			args := append([]any{t.Send, t.From, t.To, t.Reason, deadline, ms(now), overdue}, t.Fields...)
+			cmds[i] = transitionScript.EvalSha(ctx, p, []string{s.SendKey(t.Send), s.RunKey(run), s.InflightKey(run)}, args...)
 		}
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -233,13 +222,13 @@ func (s *Store) transitionSends(ctx context.Context, ts []transition) ([]transit
 		}
 		code, _ := vals[0].(int64)
 		prev, _ := vals[1].(string)
-		out[i] = transitionResult{applied: code == 1, missing: code == -1, previous: prev, runDone: len(vals) > 2}
+		out[i] = transitionResult{Applied: code == 1, missing: code == -1, previous: prev, RunDone: len(vals) > 2}
 	}
 	return out, nil
 }
 
-func (s *Store) transitionSend(ctx context.Context, t transition) (transitionResult, error) {
-	rs, err := s.transitionSends(ctx, []transition{t})
+func (s *Store) TransitionSend(ctx context.Context, t Transition) (transitionResult, error) {
+	rs, err := s.TransitionSends(ctx, []Transition{t})
 	if err != nil {
 		return transitionResult{}, err
 	}
@@ -247,11 +236,11 @@ func (s *Store) transitionSend(ctx context.Context, t transition) (transitionRes
 }
 
 // sends loads send records in one pipeline; missing ones are nil.
-func (s *Store) sends(ctx context.Context, ids []string) ([]*dispatcher.Send, error) {
+func (s *Store) Sends(ctx context.Context, ids []string) ([]*dispatcher.Send, error) {
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.HGetAll(ctx, s.sendKey(id))
+			cmds[i] = p.HGetAll(ctx, s.SendKey(id))
 		}
 		return nil
 	})
@@ -291,7 +280,7 @@ func (s *Store) Send(ctx context.Context, id string) (*dispatcher.Send, error) {
 	if _, _, ok := dispatcher.SplitSendID(id); !ok {
 		return nil, dispatcher.NotFound("send")
 	}
-	ss, err := s.sends(ctx, []string{id})
+	ss, err := s.Sends(ctx, []string{id})
 	if err != nil {
 		return nil, err
 	}
@@ -301,18 +290,16 @@ func (s *Store) Send(ctx context.Context, id string) (*dispatcher.Send, error) {
 	return ss[0], nil
 }
 
-// --- runs
-
 // createRun creates the run record once; it reports whether it was new.
-func (s *Store) createRun(ctx context.Context, r *dispatcher.Run) (bool, error) {
-	ok, err := s.rdb.HSetNX(ctx, s.runKey(r.ID), "campaign", r.Campaign).Result()
+func (s *Store) CreateRun(ctx context.Context, r *dispatcher.Run) (bool, error) {
+	ok, err := s.Redis.HSetNX(ctx, s.RunKey(r.ID), "campaign", r.Campaign).Result()
 	if err != nil || !ok {
 		return false, err
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.runKey(r.ID), "state", r.State, "fire_at", ms(r.FireAt), "created", ms(s.now()))
-		p.ZAdd(ctx, s.k("runs", r.Campaign), redis.Z{Score: float64(ms(r.FireAt)), Member: r.ID})
-		p.SAdd(ctx, s.k("runs", "active"), r.ID)
+	_, err = s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.RunKey(r.ID), "state", r.State, "fire_at", ms(r.FireAt), "created", ms(s.now()))
+		p.ZAdd(ctx, s.Key("runs", r.Campaign), redis.Z{Score: float64(ms(r.FireAt)), Member: r.ID})
+		p.SAdd(ctx, s.Key("runs", "active"), r.ID)
 		return nil
 	})
 	return true, err
@@ -320,14 +307,14 @@ func (s *Store) createRun(ctx context.Context, r *dispatcher.Run) (bool, error) 
 
 // Run returns a run with its counters, or an error with code not_found.
 func (s *Store) Run(ctx context.Context, id string) (*dispatcher.Run, error) {
-	m, err := s.rdb.HGetAll(ctx, s.runKey(id)).Result()
+	m, err := s.Redis.HGetAll(ctx, s.RunKey(id)).Result()
 	if err != nil {
 		return nil, err
 	}
 	if len(m) == 0 {
 		return nil, dispatcher.NotFound("run")
 	}
-	r := &dispatcher.Run{ID: id, Campaign: m["campaign"], State: m["state"], Counters: map[string]int64{}, Feedback: runFeedback(m),
+	r := &dispatcher.Run{ID: id, Campaign: m["campaign"], State: m["state"], Counters: map[string]int64{}, Feedback: RunFeedback(m),
 		PausedReason: m["paused_reason"]}
 	if v, _ := strconv.ParseInt(m["fire_at"], 10, 64); v > 0 {
 		r.FireAt = time.UnixMilli(v).UTC()
@@ -359,7 +346,7 @@ func (s *Store) Run(ctx context.Context, id string) (*dispatcher.Run, error) {
 
 // Decisions returns what the gate decided for the run, per reason.
 func (s *Store) Decisions(ctx context.Context, run string) (map[string]int64, error) {
-	m, err := s.rdb.HGetAll(ctx, s.runKey(run)).Result()
+	m, err := s.Redis.HGetAll(ctx, s.RunKey(run)).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -374,44 +361,44 @@ func (s *Store) Decisions(ctx context.Context, run string) (map[string]int64, er
 
 // Runs lists a campaign's run ids, newest first.
 func (s *Store) Runs(ctx context.Context, campaign string) ([]string, error) {
-	return s.rdb.ZRevRange(ctx, s.k("runs", campaign), 0, 99).Result()
+	return s.Redis.ZRevRange(ctx, s.Key("runs", campaign), 0, 99).Result()
 }
 
-func (s *Store) runField(ctx context.Context, run, field string) (string, error) {
-	v, err := s.rdb.HGet(ctx, s.runKey(run), field).Result()
+func (s *Store) RunField(ctx context.Context, run, field string) (string, error) {
+	v, err := s.Redis.HGet(ctx, s.RunKey(run), field).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}
 	return v, err
 }
 
-func (s *Store) setRunState(ctx context.Context, run, state string) error {
+func (s *Store) SetRunState(ctx context.Context, run, state string) error {
 	fields := []any{"state", state}
 	if state == dispatcher.RunCompleted || state == dispatcher.RunCancelled {
 		fields = append(fields, "finished", ms(s.now()))
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.runKey(run), fields...)
+	_, err := s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.RunKey(run), fields...)
 		if state == dispatcher.RunCompleted || state == dispatcher.RunCancelled {
-			p.SRem(ctx, s.k("runs", "active"), run)
+			p.SRem(ctx, s.Key("runs", "active"), run)
 		}
 		return nil
 	})
 	return err
 }
 
-func (s *Store) activeRuns(ctx context.Context) ([]string, error) {
-	return s.rdb.SMembers(ctx, s.k("runs", "active")).Result()
+func (s *Store) ActiveRuns(ctx context.Context) ([]string, error) {
+	return s.Redis.SMembers(ctx, s.Key("runs", "active")).Result()
 }
 
 // overdue returns up to n sends of run whose in-flight deadline passed.
-func (s *Store) overdue(ctx context.Context, run string, n int64) ([]string, error) {
-	return s.rdb.ZRangeByScore(ctx, s.inflightKey(run), &redis.ZRangeBy{
+func (s *Store) Overdue(ctx context.Context, run string, n int64) ([]string, error) {
+	return s.Redis.ZRangeByScore(ctx, s.InflightKey(run), &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(ms(s.now()), 10), Count: n,
 	}).Result()
 }
 
 // inflightSends returns up to n of run's sends still in flight.
-func (s *Store) inflightSends(ctx context.Context, run string, n int64) ([]string, error) {
-	return s.rdb.ZRange(ctx, s.inflightKey(run), 0, n-1).Result()
+func (s *Store) InflightSends(ctx context.Context, run string, n int64) ([]string, error) {
+	return s.Redis.ZRange(ctx, s.InflightKey(run), 0, n-1).Result()
 }

@@ -1,4 +1,4 @@
-package core
+package store
 
 import (
 	"context"
@@ -17,9 +17,9 @@ func (s *Store) PutTemplate(ctx context.Context, t *templates.Template) error {
 		return dispatcher.Invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
 	}
 	if _, err := templates.Compile(*t); err != nil {
-		return templateError(err)
+		return TemplateError(err)
 	}
-	v, err := s.rdb.HIncrBy(ctx, s.k("tplv", t.ID), "latest", 1).Result()
+	v, err := s.Redis.HIncrBy(ctx, s.Key("tplv", t.ID), "latest", 1).Result()
 	if err != nil {
 		return err
 	}
@@ -31,7 +31,7 @@ func (s *Store) PutTemplate(ctx context.Context, t *templates.Template) error {
 }
 
 // templateError turns a template error into an API error naming the part.
-func templateError(err error) error {
+func TemplateError(err error) error {
 	var fe *templates.FieldError
 	if errors.As(err, &fe) {
 		return dispatcher.Invalid(fe.Field, "%v", fe.Err)

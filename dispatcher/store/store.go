@@ -1,4 +1,4 @@
-package core
+package store
 
 import (
 	"context"
@@ -12,10 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/redis/go-redis/v9"
 )
 
 // Store keeps Missive's records in Redis. Keys start with a prefix; keys
@@ -42,29 +41,35 @@ import (
 //	P:runs:active          set of runs not yet finished
 //	P:idem:<hash>          idempotency record of an API send
 type Store struct {
-	rdb    redis.UniversalClient
+	Redis  redis.UniversalClient
 	p      string
 	secret []byte
 	// keys seals contact records; Dispatcher sets it from Config.DataKeys.
-	keys *Keyring
+	Keys *Keyring
 	now  func() time.Time
 	// sendTTL is how long send records are kept.
 	sendTTL time.Duration
 }
 
-func newStore(rdb redis.UniversalClient, prefix string, secret []byte, now func() time.Time, sendTTL time.Duration) *Store {
-	return &Store{rdb: rdb, p: prefix, secret: secret, now: now, sendTTL: sendTTL}
+func NewStore(rdb redis.UniversalClient, prefix string, secret []byte, now func() time.Time, sendTTL time.Duration) *Store {
+	return &Store{Redis: rdb, p: prefix, secret: secret, now: now, sendTTL: sendTTL}
 }
 
-func (s *Store) k(parts ...string) string { return s.p + ":" + strings.Join(parts, ":") }
+func (s *Store) Key(parts ...string) string { return s.p + ":" + strings.Join(parts, ":") }
 
-func (s *Store) contactKey(id string) string   { return s.p + ":c:{" + id + "}" }
-func (s *Store) consentKey(id string) string   { return s.contactKey(id) + ":consent" }
-func (s *Store) ledgerKey(id string) string    { return s.contactKey(id) + ":ledger" }
-func (s *Store) runKey(run string) string      { return s.p + ":run:{" + run + "}" }
-func (s *Store) inflightKey(run string) string { return s.runKey(run) + ":inflight" }
-func (s *Store) snapshotKey(run string) string { return s.runKey(run) + ":snapshot" }
-func (s *Store) sendKey(id string) string {
+func (s *Store) ContactKey(id string) string { return s.p + ":c:{" + id + "}" }
+
+func (s *Store) ConsentKey(id string) string { return s.ContactKey(id) + ":consent" }
+
+func (s *Store) ledgerKey(id string) string { return s.ContactKey(id) + ":ledger" }
+
+func (s *Store) RunKey(run string) string { return s.p + ":run:{" + run + "}" }
+
+func (s *Store) InflightKey(run string) string { return s.RunKey(run) + ":inflight" }
+
+func (s *Store) SnapshotKey(run string) string { return s.RunKey(run) + ":snapshot" }
+
+func (s *Store) SendKey(id string) string {
 	run, h, _ := dispatcher.SplitSendID(id)
 	return s.p + ":s:{" + run + "}:" + h
 }
@@ -80,8 +85,6 @@ func (s *Store) AddressHash(k channels.Kind, addr string) string {
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
-
-// --- contacts
 
 // UpsertContact validates and stores c, creating or replacing it.
 func (s *Store) UpsertContact(ctx context.Context, c *dispatcher.Contact, defaultTZ string) error {
@@ -100,25 +103,25 @@ func (s *Store) UpsertContact(ctx context.Context, c *dispatcher.Contact, defaul
 // error wrapping ErrUnknownDataKey or ErrSealed if the record does not
 // open with the keyring.
 func (s *Store) Contact(ctx context.Context, id string) (*dispatcher.Contact, error) {
-	b, err := s.rdb.Get(ctx, s.contactKey(id)).Bytes()
+	b, err := s.Redis.Get(ctx, s.ContactKey(id)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, dispatcher.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	c, _, err := s.openContact(id, b)
+	c, _, err := s.OpenContact(id, b)
 	return c, err
 }
 
 // contacts loads many contacts in one pipeline and decrypts them here;
 // missing ones are nil. A record that does not open fails the whole call:
 // taking it for a missing contact would cancel its sends as erased.
-func (s *Store) contacts(ctx context.Context, ids []string) ([]*dispatcher.Contact, error) {
+func (s *Store) Contacts(ctx context.Context, ids []string) ([]*dispatcher.Contact, error) {
 	cmds := make([]*redis.StringCmd, len(ids))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.Get(ctx, s.contactKey(id))
+			cmds[i] = p.Get(ctx, s.ContactKey(id))
 		}
 		return nil
 	})
@@ -134,7 +137,7 @@ func (s *Store) contacts(ctx context.Context, ids []string) ([]*dispatcher.Conta
 		if err != nil {
 			return nil, err
 		}
-		if out[i], _, err = s.openContact(ids[i], b); err != nil {
+		if out[i], _, err = s.OpenContact(ids[i], b); err != nil {
 			return nil, err
 		}
 	}
@@ -143,26 +146,26 @@ func (s *Store) contacts(ctx context.Context, ids []string) ([]*dispatcher.Conta
 
 // contactAAD binds a sealed contact to its record: a ciphertext copied
 // under another contact's key does not open.
-func contactAAD(id string) []byte { return []byte("contact:" + id) }
+func ContactAAD(id string) []byte { return []byte("contact:" + id) }
 
 // sealContact encodes c for Redis: its JSON, sealed under the active data
 // key. Email, phone, attributes and tags are never stored in the clear.
-func (s *Store) sealContact(c *dispatcher.Contact) ([]byte, error) {
+func (s *Store) SealContact(c *dispatcher.Contact) ([]byte, error) {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("encode contact: %w", err)
 	}
-	return s.keys.Seal(b, contactAAD(c.ID)), nil
+	return s.Keys.Seal(b, ContactAAD(c.ID)), nil
 }
 
 // openContactJSON returns the JSON of a stored contact record and the id
 // of the key that sealed it. A record in plain JSON, written before
 // contacts were encrypted, is read with key id "": RotateContacts seals it.
-func (s *Store) openContactJSON(id string, b []byte) (js []byte, keyID string, err error) {
+func (s *Store) OpenContactJSON(id string, b []byte) (js []byte, keyID string, err error) {
 	if len(b) > 0 && b[0] == '{' {
 		return b, "", nil
 	}
-	js, keyID, err = s.keys.Open(b, contactAAD(id))
+	js, keyID, err = s.Keys.Open(b, ContactAAD(id))
 	if err != nil {
 		return nil, keyID, fmt.Errorf("open contact %s: %w", id, err)
 	}
@@ -170,8 +173,8 @@ func (s *Store) openContactJSON(id string, b []byte) (js []byte, keyID string, e
 }
 
 // openContact decodes a stored contact record (see openContactJSON).
-func (s *Store) openContact(id string, b []byte) (*dispatcher.Contact, string, error) {
-	js, keyID, err := s.openContactJSON(id, b)
+func (s *Store) OpenContact(id string, b []byte) (*dispatcher.Contact, string, error) {
+	js, keyID, err := s.OpenContactJSON(id, b)
 	if err != nil {
 		return nil, keyID, err
 	}
@@ -184,7 +187,7 @@ func (s *Store) openContact(id string, b []byte) (*dispatcher.Contact, string, e
 
 // ContactIDByAddress finds a contact by email or phone, or ErrNotFound.
 func (s *Store) ContactIDByAddress(ctx context.Context, k channels.Kind, addr string) (string, error) {
-	id, err := s.rdb.Get(ctx, s.k("addr", s.AddressHash(k, addr))).Result()
+	id, err := s.Redis.Get(ctx, s.Key("addr", s.AddressHash(k, addr))).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", dispatcher.ErrNotFound
 	}
@@ -193,18 +196,16 @@ func (s *Store) ContactIDByAddress(ctx context.Context, k channels.Kind, addr st
 
 // CountContacts returns how many contacts are stored.
 func (s *Store) CountContacts(ctx context.Context) (int64, error) {
-	return s.rdb.ZCard(ctx, s.k("contacts")).Result()
+	return s.Redis.ZCard(ctx, s.Key("contacts")).Result()
 }
 
-// --- consent
-
-type consentCurrent struct {
+type ConsentCurrent struct {
 	State  dispatcher.ConsentState `json:"state"`
 	At     time.Time               `json:"at"`
 	Source string                  `json:"source"`
 }
 
-func consentField(k channels.Kind, topic string) string { return string(k) + "/" + topic }
+func ConsentField(k channels.Kind, topic string) string { return string(k) + "/" + topic }
 
 // RecordConsent appends e to the contact's ledger and updates the current
 // state. Returns ErrNotFound if the contact does not exist.
@@ -215,31 +216,31 @@ func (s *Store) RecordConsent(ctx context.Context, contact string, e dispatcher.
 	if e.At.IsZero() {
 		e.At = s.now().UTC()
 	}
-	n, err := s.rdb.Exists(ctx, s.contactKey(contact)).Result()
+	n, err := s.Redis.Exists(ctx, s.ContactKey(contact)).Result()
 	if err != nil {
 		return err
 	}
 	if n == 0 {
 		return dispatcher.NotFound("contact")
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		s.writeConsent(ctx, p, contact, e)
+	_, err = s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		s.WriteConsent(ctx, p, contact, e)
 		return nil
 	})
 	return err
 }
 
 // writeConsent appends e to the ledger and sets the current state.
-func (s *Store) writeConsent(ctx context.Context, p redis.Pipeliner, contact string, e dispatcher.ConsentEvent) {
+func (s *Store) WriteConsent(ctx context.Context, p redis.Pipeliner, contact string, e dispatcher.ConsentEvent) {
 	ev, _ := json.Marshal(e)
-	cur, _ := json.Marshal(consentCurrent{State: e.State, At: e.At, Source: e.Source})
+	cur, _ := json.Marshal(ConsentCurrent{State: e.State, At: e.At, Source: e.Source})
 	p.RPush(ctx, s.ledgerKey(contact), ev)
-	p.HSet(ctx, s.consentKey(contact), consentField(e.Channel, e.Topic), cur)
+	p.HSet(ctx, s.ConsentKey(contact), ConsentField(e.Channel, e.Topic), cur)
 }
 
 // ConsentLedger returns the contact's consent history, oldest first.
 func (s *Store) ConsentLedger(ctx context.Context, contact string) ([]dispatcher.ConsentEvent, error) {
-	raw, err := s.rdb.LRange(ctx, s.ledgerKey(contact), 0, -1).Result()
+	raw, err := s.Redis.LRange(ctx, s.ledgerKey(contact), 0, -1).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -255,21 +256,19 @@ func (s *Store) ConsentLedger(ctx context.Context, contact string) ([]dispatcher
 
 // Consents returns the current consent state per "channel/topic".
 func (s *Store) Consents(ctx context.Context, contact string) (map[string]dispatcher.ConsentState, error) {
-	raw, err := s.rdb.HGetAll(ctx, s.consentKey(contact)).Result()
+	raw, err := s.Redis.HGetAll(ctx, s.ConsentKey(contact)).Result()
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]dispatcher.ConsentState, len(raw))
 	for f, v := range raw {
-		var c consentCurrent
+		var c ConsentCurrent
 		if json.Unmarshal([]byte(v), &c) == nil {
 			out[f] = c.State
 		}
 	}
 	return out, nil
 }
-
-// --- suppression
 
 // Suppress adds an address to the suppression list. A zero until means
 // for good; a permanent entry is never shortened by a temporary one.
@@ -283,35 +282,35 @@ func (s *Store) suppressHash(ctx context.Context, hash, reason string, until tim
 	default:
 		return dispatcher.Invalid("reason", "must be bounce, complaint, stop or unsubscribe")
 	}
-	key := s.k("sup", hash)
+	key := s.Key("sup", hash)
 	b, _ := json.Marshal(dispatcher.Suppression{Reason: reason, At: s.now().UTC(), Until: until})
 	if until.IsZero() {
-		return s.rdb.Set(ctx, key, b, 0).Err()
+		return s.Redis.Set(ctx, key, b, 0).Err()
 	}
 	ttl := until.Sub(s.now())
 	if ttl <= 0 {
 		return nil
 	}
 	// A temporary entry never replaces a permanent one.
-	ok, err := s.rdb.SetNX(ctx, key, b, ttl).Result()
+	ok, err := s.Redis.SetNX(ctx, key, b, ttl).Result()
 	if err != nil || ok {
 		return err
 	}
-	cur, err := s.rdb.PTTL(ctx, key).Result()
+	cur, err := s.Redis.PTTL(ctx, key).Result()
 	if err == nil && cur > 0 && cur < ttl {
-		return s.rdb.Set(ctx, key, b, ttl).Err()
+		return s.Redis.Set(ctx, key, b, ttl).Err()
 	}
 	return err
 }
 
 // Unsuppress removes an address from the suppression list.
 func (s *Store) Unsuppress(ctx context.Context, k channels.Kind, addr string) error {
-	return s.rdb.Del(ctx, s.k("sup", s.AddressHash(k, addr))).Err()
+	return s.Redis.Del(ctx, s.Key("sup", s.AddressHash(k, addr))).Err()
 }
 
 // Suppression returns the entry for an address, or ErrNotFound.
 func (s *Store) Suppression(ctx context.Context, k channels.Kind, addr string) (*dispatcher.Suppression, error) {
-	b, err := s.rdb.Get(ctx, s.k("sup", s.AddressHash(k, addr))).Bytes()
+	b, err := s.Redis.Get(ctx, s.Key("sup", s.AddressHash(k, addr))).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, dispatcher.ErrNotFound
 	}
@@ -322,18 +321,16 @@ func (s *Store) Suppression(ctx context.Context, k channels.Kind, addr string) (
 	return &sup, json.Unmarshal(b, &sup)
 }
 
-// --- topics, templates, segments, campaigns: small JSON records in hashes
-
 func (s *Store) putJSON(ctx context.Context, hash, id string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return s.rdb.HSet(ctx, s.k(hash), id, b).Err()
+	return s.Redis.HSet(ctx, s.Key(hash), id, b).Err()
 }
 
 func (s *Store) getJSON(ctx context.Context, hash, id, what string, v any) error {
-	b, err := s.rdb.HGet(ctx, s.k(hash), id).Bytes()
+	b, err := s.Redis.HGet(ctx, s.Key(hash), id).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return dispatcher.NotFound(what)
 	}
@@ -344,7 +341,7 @@ func (s *Store) getJSON(ctx context.Context, hash, id, what string, v any) error
 }
 
 func listJSON[T any](ctx context.Context, s *Store, hash string) ([]T, error) {
-	raw, err := s.rdb.HGetAll(ctx, s.k(hash)).Result()
+	raw, err := s.Redis.HGetAll(ctx, s.Key(hash)).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -423,7 +420,7 @@ func (s *Store) Campaigns(ctx context.Context) ([]dispatcher.Campaign, error) {
 
 // deriveKey derives a purpose-specific key from the configured secret, so
 // that no two uses share a key.
-func deriveKey(secret []byte, purpose string) []byte {
+func DeriveKey(secret []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("missive/" + purpose))
 	return m.Sum(nil)

@@ -1,0 +1,22 @@
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/redis/go-redis/v9"
+)
+
+// providerKey maps a provider's message id to the send id.
+func (s *Store) ProviderKey(provider string) string { return s.Key("prov", provider) }
+
+// SendForProvider returns the send id a provider message id belongs to, or
+// ErrNotFound.
+func (s *Store) SendForProvider(ctx context.Context, provider string) (string, error) {
+	id, err := s.Redis.Get(ctx, s.ProviderKey(provider)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", dispatcher.ErrNotFound
+	}
+	return id, err
+}
