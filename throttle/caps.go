@@ -247,8 +247,9 @@ func NewCaps(rdb redis.UniversalClient, prefix string, rules []CapRule) *Caps {
 // each key i, the highest score to drop (now - longest window of the key)
 // and its TTL in ms; then for each rule a triple: key index, limit, and the
 // exclusive lowest score the rule counts ("(" .. now - window). KEYS are
-// the requests' keys (one sorted set per distinct key that applies), one
-// request after the other. Returns, per request, 1 when the send is
+// the requests' keys (one sorted set per distinct key that applies, then
+// the contact's index of cap keys), one request after the other: nk counts
+// the index, so a request has nk-1 sorted sets. Returns, per request, 1 when the send is
 // reserved (now or earlier) and 0 when capped.
 //
 // On a single Redis one call serves a whole batch; on Redis Cluster, where
@@ -265,6 +266,8 @@ local out = {}
 local k, a = 0, 2
 for r = 1, tonumber(ARGV[1]) do
   local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local index = KEYS[k + nk]
+  nk = nk - 1
   local b = a + 1 -- ARGV[b + j] is the request's j-th argument
   local id = ARGV[b + 1]
   local cards = {}
@@ -290,14 +293,20 @@ for r = 1, tonumber(ARGV[1]) do
       j = j + 3
     end
     if result == 1 then
+      local ttl = 0
       for i = 1, nk do
         redis.call('ZADD', KEYS[k + i], ARGV[b + 2], id)
         redis.call('PEXPIRE', KEYS[k + i], ARGV[b + 2 + 2*i])
+        redis.call('SADD', index, KEYS[k + i])
+        ttl = math.max(ttl, tonumber(ARGV[b + 2 + 2*i]))
+      end
+      if redis.call('PTTL', index) < ttl then
+        redis.call('PEXPIRE', index, ttl)
       end
     end
   end
   out[r] = result
-  k = k + nk
+  k = k + nk + 1
   a = a + 2 + na
 end
 return out
@@ -338,8 +347,13 @@ func (c *Caps) plan(now time.Time, req CapRequest) (keys []string, args []any, o
 	for _, w := range longest {
 		args = append(args, nowMS-w.Milliseconds(), w.Milliseconds())
 	}
-	return keys, append(args, rules...), true
+	return append(keys, c.indexKey(req.Contact)), append(args, rules...), true
 }
+
+// indexKey names the set of every cap key of a contact, so that Forget
+// finds them without scanning the keyspace. It lives as long as the
+// longest window of its keys. "~" never appears in a rule's suffix.
+func (c *Caps) indexKey(contact string) string { return c.contactKey(contact) + "~keys" }
 
 func checkRequest(req CapRequest) error {
 	switch {
@@ -503,54 +517,23 @@ func (c *Caps) Release(ctx context.Context, contact, channel, topic, sendID stri
 	return nil
 }
 
-// Forget deletes every cap key of contact, whatever rule wrote it, for
-// erasure. It scans every master of a Redis Cluster.
+// Forget deletes every cap key of contact, for erasure: the keys its index
+// names (every rule that counted a send of the contact) and those of the
+// rules configured now. Its cost grows with what the contact has, not with
+// the keyspace; all the keys share the contact's hash tag.
 func (c *Caps) Forget(ctx context.Context, contact string) error {
-	pattern := globEscape(c.contactKey(contact)) + "*"
-	forget := func(ctx context.Context, rdb redis.UniversalClient) error {
-		iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
-			return err
-		}
-		// One Unlink per key: in a cluster a multi-key call must stay in
-		// one slot, which these keys do, but a stray match might not.
-		pipe := rdb.Pipeline()
-		for _, k := range keys {
-			pipe.Unlink(ctx, k)
-		}
-		if len(keys) == 0 {
-			return nil
-		}
-		_, err := pipe.Exec(ctx)
-		return err
-	}
-	var err error
-	if cc, ok := c.rdb.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			return forget(ctx, node)
-		})
-	} else {
-		err = forget(ctx, c.rdb)
-	}
+	index := c.indexKey(contact)
+	keys, err := c.rdb.SMembers(ctx, index).Result()
 	if err != nil {
 		return fmt.Errorf("throttle: forget: %w", err)
 	}
-	return nil
-}
-
-// globEscape quotes the characters SCAN's MATCH treats as special.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch r {
-		case '*', '?', '[', ']', '\\':
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
+	keys = append(keys, index)
+	base := c.contactKey(contact)
+	for _, r := range c.rules {
+		keys = append(keys, base+r.keySuffix())
 	}
-	return b.String()
+	if err := c.rdb.Unlink(ctx, keys...).Err(); err != nil {
+		return fmt.Errorf("throttle: forget: %w", err)
+	}
+	return nil
 }

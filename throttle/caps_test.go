@@ -299,13 +299,15 @@ func TestCapsForget(t *testing.T) {
 		}
 		return ks
 	}
-	if n := len(keys()); n != 5 {
-		t.Fatalf("%d keys before Forget, want 5: %v", n, keys())
+	// Five cap keys and three contacts' indexes.
+	if n := len(keys()); n != 8 {
+		t.Fatalf("%d keys before Forget, want 8: %v", n, keys())
 	}
 	if err := b.caps.Forget(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{b.rdb.Prefix + ":cap:{c1*}:sms", b.rdb.Prefix + ":cap:{c10}:sms"}
+	want := []string{b.rdb.Prefix + ":cap:{c1*}:sms", b.rdb.Prefix + ":cap:{c1*}:~keys",
+		b.rdb.Prefix + ":cap:{c10}:sms", b.rdb.Prefix + ":cap:{c10}:~keys"}
 	if diff := cmp.Diff(want, keys(), sortStrings); diff != "" {
 		t.Errorf("keys after Forget (-want +got):\n%s", diff)
 	}
@@ -313,6 +315,33 @@ func TestCapsForget(t *testing.T) {
 		{4, mail("c1", "m2", "promotions", true), true},
 		{5, sms("c1", "s2"), true},
 	})
+}
+
+// TestCapsForgetRetiredRule: a key written under a rule the operator has
+// since removed is still found, through the contact's index, without a
+// scan.
+func TestCapsForgetRetiredRule(t *testing.T) {
+	t.Parallel()
+	b := setupCaps(t, "email:topic=promotions:1/1d, sms:1/1d")
+	ctx := context.Background()
+	runSteps(t, b.caps, []step{
+		{0, mail("c1", "m1", "promotions", true), true},
+		{1, sms("c1", "s1"), true},
+	})
+	rs, err := throttle.ParseCapRules("sms:1/1d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := throttle.NewCaps(b.rdb.Client, b.rdb.Prefix, rs).Forget(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := b.rdb.Client.Keys(ctx, b.rdb.Prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ks) != 0 {
+		t.Errorf("keys left after Forget: %v", ks)
+	}
 }
 
 func TestCapsReserveMany(t *testing.T) {

@@ -247,3 +247,53 @@ func printCommandStats(b *testing.B, tb *testBundle) {
 		}
 	}
 }
+
+// BenchmarkEraseContact erases a contact holding an email, a phone, a
+// consent and cap reservations, with none and with a million unrelated
+// keys in Redis: erasure finds what a contact has through its own indexes,
+// so its cost must not grow with the keyspace. Run:
+//
+//	go test ./dispatcher/core -run '^$' -bench EraseContact -benchtime 200x
+func BenchmarkEraseContact(b *testing.B) {
+	for _, unrelated := range []int{0, 1_000_000} {
+		b.Run(fmt.Sprintf("unrelated=%d", unrelated), func(b *testing.B) {
+			tb := setup(b)
+			ctx := context.Background()
+			rdb := tb.redis.Client
+			const chunk = 10_000
+			for start := 0; start < unrelated; start += chunk {
+				pipe := rdb.Pipeline()
+				for i := start; i < min(start+chunk, unrelated); i++ {
+					pipe.Set(ctx, tb.redis.Prefix+":noise:"+strconv.Itoa(i), "x", 0)
+				}
+				if _, err := pipe.Exec(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			s := tb.d.Store
+			now := time.Now()
+			b.ResetTimer()
+			for i := range b.N {
+				b.StopTimer()
+				id := fmt.Sprintf("e%07d", i)
+				c := &dispatcher.Contact{ID: id, Email: id + "@example.com", Phone: fmt.Sprintf("+336%08d", i)}
+				if err := s.UpsertContact(ctx, c, "Europe/Paris"); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.RecordConsent(ctx, id, dispatcher.ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Granted, Source: "api"}); err != nil {
+					b.Fatal(err)
+				}
+				for _, k := range channels.Kinds {
+					req := throttle.CapRequest{Contact: id, Channel: string(k), Marketing: true, SendID: dispatcher.SendID("r", id, k)}
+					if _, err := tb.d.caps.Reserve(ctx, now, req); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				if _, err := tb.d.EraseContact(ctx, id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

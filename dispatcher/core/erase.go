@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -258,54 +257,32 @@ func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, c
 }
 
 // erasePendingSignups deletes the contact's sign-ups awaiting
-// confirmation. They are found by their contact field, scanning the
-// pending records (they live 48 hours, so there are few), and the SMS
-// index by the contact's number.
+// confirmation, found through the contact's index of pending sign-ups,
+// and the SMS index by the contact's number. It returns how many pending
+// records it deleted.
 func (d *Dispatcher) erasePendingSignups(ctx context.Context, c *dispatcher.Contact) (int, error) {
 	s := d.Store
-	var hashes []string
-	err := s.Scan(ctx, s.PendingKey("*"), func(keys []string) error {
-		var ks []string
-		for _, k := range keys {
-			if !strings.HasSuffix(k, ":sent") {
-				ks = append(ks, k)
-			}
-		}
-		if len(ks) == 0 {
-			return nil
-		}
-		vals := make([]*redis.StringCmd, len(ks))
-		_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, k := range ks {
-				vals[i] = p.Get(ctx, k)
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return err
-		}
-		for i, v := range vals {
-			var ps pendingSignup
-			if b, err := v.Bytes(); err == nil && json.Unmarshal(b, &ps) == nil && ps.Contact == c.ID {
-				hashes = append(hashes, strings.TrimPrefix(ks[i], s.PendingKey("")))
-			}
-		}
-		return nil
-	})
+	hashes, err := s.Redis.SMembers(ctx, s.PendingIndexKey(c.ID)).Result()
 	if err != nil {
 		return 0, err
 	}
+	gone := 0
+	cmds := make([]*redis.IntCmd, len(hashes))
 	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, h := range hashes {
-			p.Unlink(ctx, s.PendingKey(h))
+		for i, h := range hashes {
+			cmds[i] = p.Unlink(ctx, s.PendingKey(h))
 			p.Unlink(ctx, s.PendingKey(h)+":sent")
 		}
+		p.Unlink(ctx, s.PendingIndexKey(c.ID))
 		if c.Phone != "" {
 			p.Unlink(ctx, s.Key("pendingsms", s.AddressHash(channels.SMS, c.Phone)))
 		}
 		return nil
 	})
-	return len(hashes), err
+	for _, cmd := range cmds {
+		gone += int(cmd.Val())
+	}
+	return gone, err
 }
 
 // ContactExport is everything Missive holds on one contact (GDPR Art. 15

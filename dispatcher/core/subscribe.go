@@ -464,6 +464,8 @@ func (d *Dispatcher) signup(ctx context.Context, in *signupInput, ipHash, userAg
 	}
 	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, s.PendingKey(h), rec, pendingTTL)
+		p.SAdd(ctx, s.PendingIndexKey(contact), h)
+		p.Expire(ctx, s.PendingIndexKey(contact), pendingTTL)
 		if in.Channel == channels.SMS {
 			p.Set(ctx, s.Key("pendingsms", addrHash), h, pendingTTL)
 		}

@@ -107,11 +107,28 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `)
 
-// eraseAddressesOf deletes the address index entries that point to the
-// contact, found by scanning the index: for a record that does not open.
+// EraseAddressesOf deletes the address index entries that point to the
+// contact, for a record that does not open: they are found through the
+// contact's set of address hashes, or, for a contact written before that
+// set existed, by scanning the address index.
 func (s *Store) EraseAddressesOf(ctx context.Context, contact string) (int, error) {
+	hashes, err := s.Redis.SMembers(ctx, s.AddressesKey(contact)).Result()
+	if err != nil {
+		return 0, err
+	}
+	if len(hashes) > 0 {
+		n := 0
+		for _, h := range hashes {
+			gone, err := AddrDelScript.Run(ctx, s.Redis, []string{s.Key("addr", h)}, contact).Int()
+			if err != nil {
+				return n, err
+			}
+			n += gone
+		}
+		return n, s.Redis.Unlink(ctx, s.AddressesKey(contact)).Err()
+	}
 	n := 0
-	err := s.Scan(ctx, s.Key("addr", "*"), func(keys []string) error {
+	err = s.Scan(ctx, s.Key("addr", "*"), func(keys []string) error {
 		for _, k := range keys {
 			gone, err := AddrDelScript.Run(ctx, s.Redis, []string{k}, contact).Int()
 			if err != nil {

@@ -152,7 +152,9 @@ func (s *Store) upsertMany(ctx context.Context, ls []ImportLine) error {
 			if prev[i] != nil {
 				for _, k := range channels.Kinds {
 					if a := prev[i].Address(k); a != "" && a != c.Address(k) {
-						p.Del(ctx, s.Key("addr", s.AddressHash(k, a)))
+						h := s.AddressHash(k, a)
+						p.Del(ctx, s.Key("addr", h))
+						p.SRem(ctx, s.AddressesKey(c.ID), h)
 					}
 				}
 			}
@@ -160,7 +162,9 @@ func (s *Store) upsertMany(ctx context.Context, ls []ImportLine) error {
 			p.ZAdd(ctx, s.Key("contacts"), redis.Z{Member: c.ID})
 			for _, k := range channels.Kinds {
 				if a := c.Address(k); a != "" {
-					p.Set(ctx, s.Key("addr", s.AddressHash(k, a)), c.ID, 0)
+					h := s.AddressHash(k, a)
+					p.Set(ctx, s.Key("addr", h), c.ID, 0)
+					p.SAdd(ctx, s.AddressesKey(c.ID), h)
 				}
 			}
 			for _, e := range ls[i].Consents {
