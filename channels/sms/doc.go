@@ -7,17 +7,29 @@
 // into a *channels.Error:
 //
 //   - Temporary: HTTP 429 or error 20429 (too many concurrent requests: the
-//     message was never processed), HTTP 5xx, and network errors before the
+//     message was never processed), HTTP 5xx, errors 30001 (queue overflow)
+//     and 30003 (handset unreachable), and network errors before the
 //     request was written. RetryIn carries Retry-After when Twilio sends it.
 //   - Permanent: any other 4xx, with Code set to the Twilio error code, for
 //     example "21211" (invalid To), "21614" (not a mobile number) or "21610"
 //     (the recipient replied STOP). The wrapped *APIError tells whether the
 //     failure concerns the recipient (APIError.Recipient), so that callers
 //     suppress an address only when the address is at fault and not, say,
-//     after a wrong auth token (20003).
+//     after a wrong auth token (20003). Feedback says what the refusal
+//     tells of the recipient (HardBounce for 21211, 21614, 30005, 30006;
+//     OptedOut for 21610; empty otherwise), so that a caller needs no
+//     table of Twilio's codes.
+//   - Sender: the account or the sender is refused (20003 authentication,
+//     21212, 21603, 21606, 21408 region not enabled, HTTP 401). Retry once
+//     an operator has acted; never blame the recipient.
 //   - Ambiguous: the request left but no answer came back (timeout, context
 //     cancelled, connection reset while waiting). Twilio may have queued the
 //     message; retrying could send it twice.
+//
+// What each Twilio error code means lives in one table, in package
+// channels/sms/twilioproto, which the dispatcher's webhooks (status
+// callbacks, inbound STOP, signatures) read too without importing
+// twilio-go.
 //
 // Errors never contain the phone number, the body or the auth token: Twilio's
 // own error messages can quote the number, so they are replaced by Missive's

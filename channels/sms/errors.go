@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/channels/sms/twilioproto"
 )
 
 // APIError is a failure reported by Twilio, stripped of Twilio's free-text
@@ -35,8 +36,8 @@ func (e *APIError) Error() string {
 			b.WriteString(", ")
 		}
 		fmt.Fprintf(&b, "error %d", e.Code)
-		if d, ok := codes[e.Code]; ok {
-			fmt.Fprintf(&b, " (%s)", d.text)
+		if m, ok := twilioproto.Lookup(e.Code); ok {
+			fmt.Fprintf(&b, " (%s)", m.Text)
 		}
 	}
 	return b.String()
@@ -48,59 +49,35 @@ func (e *APIError) Error() string {
 // (wrong credentials 20003, region not enabled 21408, unroutable pair 21612,
 // filtered content 30007) report false: suppressing the recipient for them
 // would punish people for Missive's configuration.
-func (e *APIError) Recipient() bool { return codes[e.Code].recipient }
+func (e *APIError) Recipient() bool {
+	m, _ := twilioproto.Lookup(e.Code)
+	return m.Recipient()
+}
 
 // OptedOut reports whether Twilio refused because the recipient replied STOP
 // to this sender (21610). Twilio keeps refusing until they reply START.
 func (e *APIError) OptedOut() bool { return e.Code == CodeOptedOut }
 
-// Twilio error codes Missive acts upon.
+// Twilio error codes Missive acts upon. The table of what they mean is
+// twilioproto's.
 const (
-	CodeAuthenticate     = 20003 // wrong account SID or auth token
-	CodeTooManyRequests  = 20429 // REST concurrency limit: never processed
-	CodeInvalidTo        = 21211 // 'To' is not a valid phone number
-	CodeRegionNotEnabled = 21408 // geo permissions: region not enabled
-	CodeOptedOut         = 21610 // recipient replied STOP
-	CodeCannotRoute      = 21612 // 'To'/'From' pair cannot be routed
-	CodeNotMobile        = 21614 // 'To' is not a mobile number
-	CodeUnreachable      = 30003 // handset unreachable (off, out of coverage)
-	CodeUnknownHandset   = 30005 // number unknown to the carrier
-	CodeLandline         = 30006 // landline or unreachable carrier
-	CodeFiltered         = 30007 // carrier filtered the content
+	CodeAuthenticate     = twilioproto.CodeAuthenticate     // wrong account SID or auth token
+	CodeTooManyRequests  = twilioproto.CodeTooManyRequests  // REST concurrency limit: never processed
+	CodeInvalidTo        = twilioproto.CodeInvalidTo        // 'To' is not a valid phone number
+	CodeRegionNotEnabled = twilioproto.CodeRegionNotEnabled // geo permissions: region not enabled
+	CodeOptedOut         = twilioproto.CodeOptedOut         // recipient replied STOP
+	CodeCannotRoute      = twilioproto.CodeCannotRoute      // 'To'/'From' pair cannot be routed
+	CodeNotMobile        = twilioproto.CodeNotMobile        // 'To' is not a mobile number
+	CodeUnreachable      = twilioproto.CodeUnreachable      // handset unreachable (off, out of coverage)
+	CodeUnknownHandset   = twilioproto.CodeUnknownHandset   // number unknown to the carrier
+	CodeLandline         = twilioproto.CodeLandline         // landline or unreachable carrier
+	CodeFiltered         = twilioproto.CodeFiltered         // carrier filtered the content
 )
-
-type codeInfo struct {
-	text      string
-	recipient bool
-	temporary bool
-	sender    bool // the account or sender is refused, not the message
-}
-
-var codes = map[int]codeInfo{
-	CodeAuthenticate:     {text: "authentication failed", sender: true},
-	CodeTooManyRequests:  {text: "too many concurrent requests", temporary: true},
-	21212:                {text: "invalid From number", sender: true},
-	CodeInvalidTo:        {text: "invalid To number", recipient: true},
-	CodeRegionNotEnabled: {text: "sending to this region is not enabled", sender: true},
-	21602:                {text: "body required"},
-	21603:                {text: "From or MessagingServiceSid required", sender: true},
-	21604:                {text: "To required"},
-	21606:                {text: "From is not a sender of this account", sender: true},
-	CodeOptedOut:         {text: "recipient opted out (STOP)", recipient: true},
-	CodeCannotRoute:      {text: "To and From cannot be routed"},
-	CodeNotMobile:        {text: "To is not a mobile number", recipient: true},
-	21617:                {text: "body exceeds 1600 characters"},
-	30001:                {text: "sender queue overflow", temporary: true},
-	CodeUnreachable:      {text: "handset unreachable", temporary: true},
-	30004:                {text: "message blocked"},
-	CodeUnknownHandset:   {text: "unknown handset", recipient: true},
-	CodeLandline:         {text: "landline or unreachable carrier", recipient: true},
-	CodeFiltered:         {text: "filtered by the carrier"},
-}
 
 // Classify tells how a Twilio failure may be handled, from the HTTP status of
 // the API's answer and the Twilio error code (either may be 0: a status
-// callback only carries a code).
+// callback only carries a code). It is twilioproto.Refusal without the
+// feedback:
 //
 // 429 and 20429 (the request was never processed), 5xx, and codes Twilio
 // documents as transient (30001 queue overflow, 30003 unreachable handset)
@@ -109,24 +86,16 @@ var codes = map[int]codeInfo{
 // nothing of the recipient. Any other 4xx, or any other code without a
 // status, is Permanent. Nothing at all is Temporary.
 func Classify(httpStatus, code int) channels.ErrorKind {
-	switch {
-	case httpStatus == 429 || codes[code].temporary:
-		return channels.Temporary
-	case codes[code].sender || httpStatus == 401:
-		return channels.Sender
-	case httpStatus >= 500:
-		return channels.Temporary
-	case httpStatus >= 400:
-		return channels.Permanent
-	case httpStatus == 0 && code != 0:
-		return channels.Permanent
-	}
-	return channels.Temporary
+	kind, _ := twilioproto.Refusal(httpStatus, code)
+	return kind
 }
 
-// classified wraps e in a *channels.Error with the code as a string.
+// classified wraps e in a *channels.Error with the code as a string, and on
+// a permanent refusal what it tells of the recipient (Feedback), so that
+// the caller needs no table of Twilio's codes.
 func classified(e *APIError, retryIn time.Duration) *channels.Error {
-	ce := &channels.Error{Kind: Classify(e.Status, e.Code), Err: e}
+	kind, fb := twilioproto.Refusal(e.Status, e.Code)
+	ce := &channels.Error{Kind: kind, Feedback: fb, Err: e}
 	if e.Code != 0 {
 		ce.Code = strconv.Itoa(e.Code)
 	}

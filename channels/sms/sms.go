@@ -161,7 +161,8 @@ func (s *Sender) Close() error {
 // is reported later to Config.StatusCallback.
 //
 // A failure is a *channels.Error: Permanent (Code = the Twilio error code,
-// and an *APIError inside), Temporary (429, 5xx, network failure before the
+// Feedback = what it tells of the recipient, and an *APIError inside),
+// Sender (the account or sender is refused), Temporary (429, 5xx, network failure before the
 // request was sent, context done before sending; RetryIn from Retry-After),
 // or Ambiguous (the request was sent but no usable answer came back: Twilio
 // may have queued the message).

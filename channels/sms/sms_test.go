@@ -152,6 +152,7 @@ func newSender(t *testing.T, apiURL string, mod ...func(*sms.Config)) *sms.Sende
 type wantErr struct {
 	Kind      channels.ErrorKind
 	Code      string
+	Feedback  channels.FeedbackKind
 	RetryIn   time.Duration
 	Status    int // of the *APIError, -1 when none is expected
 	Recipient bool
@@ -163,7 +164,7 @@ func describe(err error) wantErr {
 	if !errors.As(err, &ce) {
 		return wantErr{}
 	}
-	got := wantErr{Kind: ce.Kind, Code: ce.Code, RetryIn: ce.RetryIn, Status: -1}
+	got := wantErr{Kind: ce.Kind, Code: ce.Code, Feedback: ce.Feedback, RetryIn: ce.RetryIn, Status: -1}
 	var ae *sms.APIError
 	if errors.As(err, &ae) {
 		got.Status, got.Recipient, got.OptedOut = ae.Status, ae.Recipient(), ae.OptedOut()
@@ -183,11 +184,19 @@ func TestSendErrors(t *testing.T) {
 		{"wrong token", nil, to, strings.Repeat("ab", 16),
 			wantErr{Kind: channels.Sender, Code: "20003", Status: 401}},
 		{"recipient replied STOP", func(b *testBundle) { b.srv.Fail(to, 400, 21610) }, to, "",
-			wantErr{Kind: channels.Permanent, Code: "21610", Status: 400, Recipient: true, OptedOut: true}},
+			wantErr{Kind: channels.Permanent, Code: "21610", Feedback: channels.OptedOut, Status: 400, Recipient: true, OptedOut: true}},
 		{"invalid To, found by Twilio", nil, "0612345678", "",
-			wantErr{Kind: channels.Permanent, Code: "21211", Status: 400, Recipient: true}},
+			wantErr{Kind: channels.Permanent, Code: "21211", Feedback: channels.HardBounce, Status: 400, Recipient: true}},
 		{"not a mobile", func(b *testBundle) { b.srv.Fail(to, 400, 21614) }, to, "",
-			wantErr{Kind: channels.Permanent, Code: "21614", Status: 400, Recipient: true}},
+			wantErr{Kind: channels.Permanent, Code: "21614", Feedback: channels.HardBounce, Status: 400, Recipient: true}},
+		{"unknown handset", func(b *testBundle) { b.srv.Fail(to, 400, 30005) }, to, "",
+			wantErr{Kind: channels.Permanent, Code: "30005", Feedback: channels.HardBounce, Status: 400, Recipient: true}},
+		{"landline", func(b *testBundle) { b.srv.Fail(to, 400, 30006) }, to, "",
+			wantErr{Kind: channels.Permanent, Code: "30006", Feedback: channels.HardBounce, Status: 400, Recipient: true}},
+		{"filtered content says nothing of the recipient", func(b *testBundle) { b.srv.Fail(to, 400, 30007) }, to, "",
+			wantErr{Kind: channels.Permanent, Code: "30007", Status: 400}},
+		{"unreachable handset is temporary", func(b *testBundle) { b.srv.Fail(to, 400, 30003) }, to, "",
+			wantErr{Kind: channels.Temporary, Code: "30003", Status: 400}},
 		{"region not enabled is not the recipient's fault", func(b *testBundle) { b.srv.Fail(to, 400, 21408) }, to, "",
 			wantErr{Kind: channels.Sender, Code: "21408", Status: 400}},
 		{"cannot route", func(b *testBundle) { b.srv.Fail(to, 400, 21612) }, to, "",
