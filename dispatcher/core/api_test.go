@@ -738,7 +738,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 	s := b.d.Store
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Name: `<script>alert("x")</script>`, Kind: dispatcher.Marketing}))
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"))
-	consent(t, b, "c1", channels.Email)
+	grantConsent(t, b, "c1", channels.Email)
 	token, err := b.d.signer.Sign(templates.Claims{Contact: "c1", Channel: "email", Topic: "newsletter", Send: "run-1~abc"})
 	must(t, err)
 
@@ -838,7 +838,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		}
 	})
 	t.Run("concurrent clicks add one event", func(t *testing.T) {
-		consent(t, b, "c1", channels.Email) // granted again
+		grantConsent(t, b, "c1", channels.Email) // granted again
 		n := len(ledger())
 		var wg sync.WaitGroup
 		for range 8 {

@@ -371,7 +371,7 @@ func (a *api) unsubscribeOneClick(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if err := a.d.withdrawOneClick(ctx, cl); err != nil {
+	if err := a.d.consent.WithdrawOneClick(ctx, cl); err != nil {
 		a.d.log.Error("one-click unsubscribe failed", "route", r.Pattern, "error", err)
 		writePage(w, http.StatusServiceUnavailable, errorPage)
 		return
@@ -382,62 +382,4 @@ func (a *api) unsubscribeOneClick(w http.ResponseWriter, r *http.Request) {
 		TitleFR: "Désabonnement confirmé", TextFR: "Vous ne recevrez plus de " + fr + " « " + name + " ».",
 		TitleEN: "You are unsubscribed", TextEN: "You will no longer receive “" + name + "” " + en + ".",
 	})
-}
-
-// withdrawOneClick records a withdrawal for the token's contact, channel
-// and topic, once: when consent is already withdrawn it changes nothing.
-// The check and the write are one transaction (WATCH), so two clicks at
-// once add one ledger event. An erased contact has nothing to withdraw.
-// A withdrawal counts as an unsubscribe of the topic and of the run whose
-// message carried the link.
-func (d *Dispatcher) withdrawOneClick(ctx context.Context, cl templates.Claims) error {
-	changed, err := d.withdrawOnce(ctx, cl)
-	if err != nil || !changed {
-		return err
-	}
-	run, _, _ := dispatcher.SplitSendID(cl.Send)
-	return d.Store.CountFeedback(ctx, run, cl.Topic, storepkg.FeedbackUnsubscribes)
-}
-
-// withdrawOnce is withdrawOneClick's transaction; it reports whether it
-// recorded a withdrawal.
-func (d *Dispatcher) withdrawOnce(ctx context.Context, cl templates.Claims) (bool, error) {
-	s := d.Store
-	e := dispatcher.ConsentEvent{Channel: channels.Kind(cl.Channel), Topic: cl.Topic, State: dispatcher.Withdrawn, Source: "one-click",
-		At: d.cfg.Now().UTC()}
-	if cl.Send != "" {
-		e.Evidence = map[string]string{"send": cl.Send}
-	}
-	if err := e.Validate(); err != nil {
-		return false, err
-	}
-	field := storepkg.ConsentField(e.Channel, e.Topic)
-	changed := false
-	txn := func(tx *redis.Tx) error {
-		n, err := tx.Exists(ctx, s.ContactKey(cl.Contact)).Result()
-		if err != nil || n == 0 {
-			return err
-		}
-		b, err := tx.HGet(ctx, s.ConsentKey(cl.Contact), field).Bytes()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return err
-		}
-		var cur storepkg.ConsentCurrent
-		if err == nil && json.Unmarshal(b, &cur) == nil && cur.State == dispatcher.Withdrawn {
-			return nil
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			s.WriteConsent(ctx, p, cl.Contact, e)
-			return nil
-		})
-		changed = err == nil
-		return err
-	}
-	for range 5 {
-		err := s.Redis.Watch(ctx, txn, s.ContactKey(cl.Contact), s.ConsentKey(cl.Contact))
-		if !errors.Is(err, redis.TxFailedErr) {
-			return changed, err
-		}
-	}
-	return false, errors.New("one-click: consent kept changing")
 }

@@ -22,7 +22,7 @@ func seedMailing(t *testing.T, b *testBundle, n int) {
 	for i := range n {
 		c := &dispatcher.Contact{ID: fmt.Sprintf("m%04d", i), Email: fmt.Sprintf("m%04d@example.com", i)}
 		must(t, b.d.Store.UpsertContact(ctx, c, "Europe/Paris"))
-		consent(t, b, c.ID, channels.Email)
+		grantConsent(t, b, c.ID, channels.Email)
 	}
 	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
 	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "mailing", Topic: "newsletter", Segment: "all",

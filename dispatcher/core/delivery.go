@@ -240,35 +240,10 @@ func (d *Dispatcher) applyPolicy(ctx context.Context, ev DeliveryEvent, c *dispa
 			return err
 		}
 		if c != nil {
-			return d.withdrawMarketingOn(ctx, c.ID, ev.Channel, "complaint", map[string]string{"report": ev.Source})
+			return d.consent.WithdrawMarketingOn(ctx, c.ID, ev.Channel, "complaint", map[string]string{"report": ev.Source})
 		}
 	}
 	return nil
-}
-
-// withdrawMarketingOn withdraws every granted consent of the contact on
-// channel k that is not for a transactional topic, in one transaction.
-func (d *Dispatcher) withdrawMarketingOn(ctx context.Context, contact string, k channels.Kind, source string, evidence map[string]string) error {
-	topics, err := d.Store.Topics(ctx)
-	if err != nil {
-		return err
-	}
-	transactional := map[string]bool{}
-	for _, t := range topics {
-		transactional[t.ID] = t.Kind == dispatcher.Transactional
-	}
-	now := d.cfg.Now().UTC()
-	_, err = d.changeConsents(ctx, contact, func(_ *dispatcher.Contact, cur map[string]storepkg.ConsentCurrent) []dispatcher.ConsentEvent {
-		var out []dispatcher.ConsentEvent
-		for f, st := range cur {
-			ch, topic, _ := strings.Cut(f, "/")
-			if channels.Kind(ch) == k && st.State == dispatcher.Granted && !transactional[topic] {
-				out = append(out, dispatcher.ConsentEvent{Channel: k, Topic: topic, State: dispatcher.Withdrawn, Source: source, Evidence: evidence, At: now})
-			}
-		}
-		return out
-	})
-	return err
 }
 
 // checkRates pauses a run's campaign when its bounce or complaint rate

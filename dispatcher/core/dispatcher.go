@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher/consent"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
@@ -221,6 +222,7 @@ type Dispatcher struct {
 	signer  *templates.Signer
 	client  *asynq.Client
 	log     *slog.Logger
+	consent *consent.Manager
 
 	snap snapshots
 }
@@ -252,6 +254,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		client:  asynq.NewClientFromRedisClient(cfg.Redis),
 		log:     cfg.Logger,
 		snap:    snapshots{m: map[string]*runState{}},
+		consent: consent.New(store, cfg.Now),
 	}
 	return d, nil
 }

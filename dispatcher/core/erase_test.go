@@ -58,7 +58,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 		must(t, s.RecordConsent(ctx, "leaving", dispatcher.ConsentEvent{Channel: k, Topic: "newsletter", State: dispatcher.Granted, Source: "api",
 			Evidence: map[string]string{"form": "signup-v3", "ip_hash": "9f86d081884c7d65"}}))
 	}
-	consent(t, b, "staying", channels.Email)
+	grantConsent(t, b, "staying", channels.Email)
 	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
 	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "sunday", Topic: "newsletter", Segment: "all",
 		Channels: []channels.Kind{channels.Email, channels.SMS}, Templates: map[channels.Kind]string{channels.Email: "news-mail", channels.SMS: "news-sms"}}))
@@ -224,7 +224,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 
 	// The address comes back under a new id: still suppressed.
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "back", Email: "Leaving@Example.com"}, "Europe/Paris"))
-	consent(t, b, "back", channels.Email)
+	grantConsent(t, b, "back", channels.Email)
 	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "back", Contacts: []string{"back"}}))
 	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "again", Topic: "newsletter", Segment: "back",
 		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
@@ -252,7 +252,7 @@ func TestEraseKeepsSendsBeingSent(t *testing.T) {
 	s := b.d.Store
 	b.seedBasics(t)
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "busy", Email: "busy@example.com"}, "Europe/Paris"))
-	consent(t, b, "busy", channels.Email)
+	grantConsent(t, b, "busy", channels.Email)
 	run := "manual-1" // a run of no campaign, as API sends are: indexed
 	ds := []storepkg.Decision{{Send: dispatcher.SendID(run, "busy", channels.Email), Contact: "busy",
 		Channel: channels.Email, Topic: "newsletter", Template: "news-mail", State: dispatcher.StateQueued}}

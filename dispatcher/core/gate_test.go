@@ -93,7 +93,7 @@ func TestQuietHoursDeferSMS(t *testing.T) {
 	b.seedBasics(t)
 	for id, phone := range map[string]string{"a": "+33612345671", "b": "+33612345672", "c": "+33612345673"} {
 		must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: id, Phone: phone}, "Europe/Paris"))
-		consent(t, b, id, channels.SMS)
+		grantConsent(t, b, id, channels.SMS)
 	}
 	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
 	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "sunday", Topic: "newsletter", Segment: "all",
@@ -157,7 +157,7 @@ func TestGateReasons(t *testing.T) {
 		must(t, s.UpsertContact(ctx, c, "Europe/Paris"))
 	}
 	for _, id := range []string{"ok", "landline", "bounced", "complained", "stopped", "left", "withdrawn", "full", "sms-only"} {
-		consent(t, b, id, channels.Email, channels.SMS)
+		grantConsent(t, b, id, channels.Email, channels.SMS)
 	}
 	must(t, s.RecordConsent(ctx, "withdrawn", dispatcher.ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Withdrawn, Source: "one-click"}))
 	must(t, s.RecordConsent(ctx, "sms-only", dispatcher.ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Withdrawn, Source: "preference-page"}))

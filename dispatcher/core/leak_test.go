@@ -27,7 +27,7 @@ func TestNothingInTheClear(t *testing.T) {
 		c := &dispatcher.Contact{ID: fmt.Sprintf("p%02d", i), Email: fmt.Sprintf("secret.person%02d@privacy.example", i),
 			Phone: fmt.Sprintf("+336123456%02d", i), Attributes: map[string]string{"first_name": fmt.Sprintf("Zéphyrine%02d", i)}}
 		must(t, b.d.Store.UpsertContact(ctx, c, "Europe/Paris"))
-		consent(t, b, c.ID, channels.Email, channels.SMS)
+		grantConsent(t, b, c.ID, channels.Email, channels.SMS)
 		secrets = append(secrets, c.Email, c.Phone, strings.TrimPrefix(c.Phone, "+"), c.Attributes["first_name"])
 	}
 	must(t, b.d.Store.Suppress(ctx, channels.Email, "secret.person00@privacy.example", dispatcher.SuppressBounce, time.Time{}))

@@ -142,7 +142,7 @@ func (b *testBundle) seedBasics(t *testing.T) {
 	must(t, s.PutTemplate(ctx, &templates.Template{ID: "news-sms", SMS: &templates.SMS{Body: "News for {{default \"you\" .Attr.first_name}}"}}))
 }
 
-func consent(t *testing.T, b *testBundle, id string, ks ...channels.Kind) {
+func grantConsent(t *testing.T, b *testBundle, id string, ks ...channels.Kind) {
 	for _, k := range ks {
 		must(t, b.d.Store.RecordConsent(context.Background(), id, dispatcher.ConsentEvent{Channel: k, Topic: "newsletter", State: dispatcher.Granted, Source: "api",
 			Evidence: map[string]string{"form": "signup-v3"}}))
@@ -168,14 +168,14 @@ func TestCampaignDeliversExactlyTheExpectedMessages(t *testing.T) {
 	for i := range contacts {
 		must(t, s.UpsertContact(ctx, &contacts[i], "Europe/Paris"))
 	}
-	consent(t, b, "both", channels.Email, channels.SMS)
-	consent(t, b, "mail-only", channels.Email, channels.SMS)
-	consent(t, b, "bounced", channels.Email)
-	consent(t, b, "landline", channels.SMS)
-	consent(t, b, "outsider", channels.Email)
-	consent(t, b, "rejected", channels.Email)
-	consent(t, b, "capped", channels.Email)
-	consent(t, b, "stopped", channels.SMS)
+	grantConsent(t, b, "both", channels.Email, channels.SMS)
+	grantConsent(t, b, "mail-only", channels.Email, channels.SMS)
+	grantConsent(t, b, "bounced", channels.Email)
+	grantConsent(t, b, "landline", channels.SMS)
+	grantConsent(t, b, "outsider", channels.Email)
+	grantConsent(t, b, "rejected", channels.Email)
+	grantConsent(t, b, "capped", channels.Email)
+	grantConsent(t, b, "stopped", channels.SMS)
 	must(t, s.Suppress(ctx, channels.Email, "Bounced@Example.com", dispatcher.SuppressBounce, time.Time{}))
 	must(t, s.Suppress(ctx, channels.SMS, "+33612345670", dispatcher.SuppressStop, time.Time{}))
 	for _, id := range []string{"old-1", "old-2"} {

@@ -18,8 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
@@ -33,8 +31,7 @@ import (
 // JavaScript: plain forms, Post/Redirect/Get.
 
 const (
-	// prefSource is the ledger source of choices made on the page.
-	prefSource = "preference-page"
+
 	// prefCSRFBucket is the step of the CSRF token's clock; prefCSRFTTL is
 	// how long a token is accepted (at most; at least prefCSRFTTL minus
 	// one bucket).
@@ -139,10 +136,10 @@ func (a *api) preferencesPost(w http.ResponseWriter, r *http.Request) {
 	)
 	switch r.PostFormValue("do") {
 	case "save":
-		changed, err = a.d.savePreferences(ctx, cl.Contact, r.PostForm["shown"], r.PostForm["on"], now)
+		changed, err = a.d.consent.SavePreferences(ctx, cl.Contact, r.PostForm["shown"], r.PostForm["on"], now)
 		saved = "1"
 	case "unsubscribe-all":
-		changed, err = a.d.withdrawAllMarketing(ctx, cl.Contact, now)
+		changed, err = a.d.consent.WithdrawAllMarketing(ctx, cl.Contact, now)
 		saved = "all"
 	default:
 		writePage(w, http.StatusBadRequest, prefInvalidPage)
@@ -249,140 +246,6 @@ func prefSameOrigin(r *http.Request, public string) bool {
 }
 
 // --- changes
-
-// savePreferences applies the page's toggles: of the pairs the page
-// showed ("channel/topic"), those in on are wanted, the others not. Only
-// marketing topics on channels the contact has an address for are
-// considered; a pair whose state already matches adds nothing. The
-// read and the writes are one transaction. Returns the events recorded,
-// or ErrNotFound if the contact is gone.
-func (d *Dispatcher) savePreferences(ctx context.Context, contact string, shown, on []string, now time.Time) ([]dispatcher.ConsentEvent, error) {
-	topics, err := d.Store.Topics(ctx)
-	if err != nil {
-		return nil, err
-	}
-	marketing := map[string]bool{}
-	for _, t := range topics {
-		if t.Kind == dispatcher.Marketing {
-			marketing[t.ID] = true
-		}
-	}
-	want := map[string]bool{}
-	for _, f := range on {
-		want[f] = true
-	}
-	return d.changeConsents(ctx, contact, func(c *dispatcher.Contact, cur map[string]storepkg.ConsentCurrent) []dispatcher.ConsentEvent {
-		var out []dispatcher.ConsentEvent
-		seen := map[string]bool{}
-		for _, f := range shown {
-			k, topic, ok := strings.Cut(f, "/")
-			ch := channels.Kind(k)
-			if !ok || seen[f] || !ch.Valid() || !marketing[topic] || c.Address(ch) == "" {
-				continue
-			}
-			seen[f] = true
-			granted := cur[f].State == dispatcher.Granted
-			switch {
-			case want[f] && !granted:
-				out = append(out, prefEvent(ch, topic, dispatcher.Granted, now))
-			case !want[f] && granted:
-				out = append(out, prefEvent(ch, topic, dispatcher.Withdrawn, now))
-			}
-		}
-		return out
-	})
-}
-
-// withdrawAllMarketing withdraws every granted consent that is not for a
-// transactional topic, on every channel (a topic since deleted counts as
-// marketing: leaving must leave nothing behind).
-func (d *Dispatcher) withdrawAllMarketing(ctx context.Context, contact string, now time.Time) ([]dispatcher.ConsentEvent, error) {
-	topics, err := d.Store.Topics(ctx)
-	if err != nil {
-		return nil, err
-	}
-	transactional := map[string]bool{}
-	for _, t := range topics {
-		if t.Kind == dispatcher.Transactional {
-			transactional[t.ID] = true
-		}
-	}
-	return d.changeConsents(ctx, contact, func(_ *dispatcher.Contact, cur map[string]storepkg.ConsentCurrent) []dispatcher.ConsentEvent {
-		var out []dispatcher.ConsentEvent
-		for _, f := range slices.Sorted(maps.Keys(cur)) {
-			k, topic, ok := strings.Cut(f, "/")
-			if !ok || cur[f].State != dispatcher.Granted || transactional[topic] || !channels.Kind(k).Valid() || !dispatcher.NamePattern.MatchString(topic) {
-				continue
-			}
-			out = append(out, prefEvent(channels.Kind(k), topic, dispatcher.Withdrawn, now))
-		}
-		return out
-	})
-}
-
-func prefEvent(k channels.Kind, topic string, st dispatcher.ConsentState, now time.Time) dispatcher.ConsentEvent {
-	return dispatcher.ConsentEvent{Channel: k, Topic: topic, State: st, Source: prefSource,
-		Evidence: map[string]string{"page": "preferences"}, At: now.UTC()}
-}
-
-// changeConsents reads the contact and its current consents, asks decide
-// for the events to record and writes them, in one WATCH transaction, so
-// that two submissions at once cannot record the same change twice.
-func (d *Dispatcher) changeConsents(ctx context.Context, contact string, decide func(*dispatcher.Contact, map[string]storepkg.ConsentCurrent) []dispatcher.ConsentEvent) ([]dispatcher.ConsentEvent, error) {
-	s := d.Store
-	var out []dispatcher.ConsentEvent
-	txn := func(tx *redis.Tx) error {
-		out = nil
-		b, err := tx.Get(ctx, s.ContactKey(contact)).Bytes()
-		if errors.Is(err, redis.Nil) {
-			return dispatcher.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		c, _, err := s.OpenContact(contact, b)
-		if err != nil {
-			return err
-		}
-		raw, err := tx.HGetAll(ctx, s.ConsentKey(contact)).Result()
-		if err != nil {
-			return err
-		}
-		cur := make(map[string]storepkg.ConsentCurrent, len(raw))
-		for f, v := range raw {
-			var cc storepkg.ConsentCurrent
-			if json.Unmarshal([]byte(v), &cc) == nil {
-				cur[f] = cc
-			}
-		}
-		events := decide(c, cur)
-		for i := range events {
-			if err := events[i].Validate(); err != nil {
-				return err
-			}
-		}
-		if len(events) == 0 {
-			return nil
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			for _, e := range events {
-				s.WriteConsent(ctx, p, contact, e)
-			}
-			return nil
-		})
-		if err == nil {
-			out = events
-		}
-		return err
-	}
-	for range 5 {
-		err := s.Redis.Watch(ctx, txn, s.ContactKey(contact), s.ConsentKey(contact))
-		if !errors.Is(err, redis.TxFailedErr) {
-			return out, err
-		}
-	}
-	return nil, errors.New("preferences: consent kept changing")
-}
 
 // --- language
 

@@ -57,7 +57,7 @@ func prefSetup(t *testing.T, tweak ...func(*Config)) *prefBundle {
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "promotions", Name: "Promotions", Kind: dispatcher.Marketing, Description: "Sales and offers"}))
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "ana", Email: "ana@example.com", Phone: "+33612345678",
 		Attributes: map[string]string{"first_name": "Ana"}, Tags: []string{"vip"}}, "Europe/Paris"))
-	consent(t, b, "ana", channels.Email)
+	grantConsent(t, b, "ana", channels.Email)
 	srv := httptest.NewServer(b.d.Handler(nil))
 	t.Cleanup(srv.Close)
 	return &prefBundle{testBundle: b, srv: srv, clock: clock}
@@ -467,7 +467,7 @@ func TestPreferenceTokenTampering(t *testing.T) {
 	b := prefSetup(t)
 	ctx := context.Background()
 	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "bob", Email: "bob@example.com"}, "Europe/Paris"))
-	consent(t, b.testBundle, "bob", channels.Email)
+	grantConsent(t, b.testBundle, "bob", channels.Email)
 	u := b.prefURL(t, "ana")
 	tok := strings.TrimPrefix(u, b.srv.URL+"/preferences/")
 	bobTok := strings.TrimPrefix(b.prefURL(t, "bob"), b.srv.URL+"/preferences/")

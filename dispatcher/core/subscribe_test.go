@@ -252,7 +252,7 @@ func TestSubscribeSameAnswerForEveryAddress(t *testing.T) {
 	s := b.d.Store
 	known := dispatcher.Contact{ID: "known", Email: "known@example.com", Attributes: map[string]string{"first_name": "Kim"}}
 	must(t, s.UpsertContact(ctx, &known, "Europe/Paris"))
-	consent(t, b.testBundle, "known", channels.Email) // already subscribed to newsletter
+	grantConsent(t, b.testBundle, "known", channels.Email) // already subscribed to newsletter
 	must(t, s.Suppress(ctx, channels.Email, "gone@example.com", dispatcher.SuppressComplaint, time.Time{}))
 
 	type answer struct {

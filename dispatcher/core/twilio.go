@@ -2,15 +2,12 @@ package core
 
 import (
 	"context"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"maps"
 	"mime"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -233,7 +230,7 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 			return err
 		}
 		if contact != "" {
-			if changed, err = d.setSMSConsents(ctx, contact, dispatcher.Withdrawn, evidence); err != nil {
+			if changed, err = d.consent.SetSMSConsents(ctx, contact, dispatcher.Withdrawn, evidence); err != nil {
 				return err
 			}
 		}
@@ -242,7 +239,7 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 			return err
 		}
 		if contact != "" {
-			if _, err = d.setSMSConsents(ctx, contact, dispatcher.Granted, evidence); err != nil {
+			if _, err = d.consent.SetSMSConsents(ctx, contact, dispatcher.Granted, evidence); err != nil {
 				return err
 			}
 		}
@@ -262,90 +259,6 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 	d.log.Info("twilio inbound: keyword recorded", "keyword", kw.String(), "message_sid", sid,
 		"known_contact", contact != "", "topics", len(changed))
 	return nil
-}
-
-// setSMSConsents records, with source sms-stop, state for the contact's
-// SMS marketing consents that STOP or START concern, and returns their
-// topics:
-//
-//   - Withdrawn (STOP): every SMS consent currently granted. A topic
-//     without any consent is left alone: there is nothing to withdraw,
-//     and START must not later turn it into a consent never given.
-//   - Granted (START): every SMS consent withdrawn by sms-stop, and no
-//     other: an unsubscribe by link or preference page stays.
-//
-// Transactional topics need no consent and are skipped. The read and the
-// writes are one transaction on the contact's keys (one slot), so two
-// messages at once write each event once.
-func (d *Dispatcher) setSMSConsents(ctx context.Context, contact string, state dispatcher.ConsentState, evidence map[string]string) ([]string, error) {
-	s := d.Store
-	topics, err := s.Topics(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list topics: %w", err)
-	}
-	transactional := map[string]bool{}
-	for _, t := range topics {
-		if t.Kind == dispatcher.Transactional {
-			transactional[t.ID] = true
-		}
-	}
-	var changed []string
-	txn := func(tx *redis.Tx) error {
-		changed = changed[:0]
-		n, err := tx.Exists(ctx, s.ContactKey(contact)).Result()
-		if err != nil || n == 0 {
-			return err
-		}
-		raw, err := tx.HGetAll(ctx, s.ConsentKey(contact)).Result()
-		if err != nil {
-			return err
-		}
-		now := d.cfg.Now().UTC()
-		var events []dispatcher.ConsentEvent
-		for _, field := range slices.Sorted(maps.Keys(raw)) {
-			v := raw[field]
-			topic, ok := strings.CutPrefix(field, string(channels.SMS)+"/")
-			if !ok || transactional[topic] {
-				continue
-			}
-			var cur storepkg.ConsentCurrent
-			if json.Unmarshal([]byte(v), &cur) != nil {
-				continue
-			}
-			switch {
-			case state == dispatcher.Withdrawn && cur.State == dispatcher.Granted:
-			case state == dispatcher.Granted && cur.State == dispatcher.Withdrawn && cur.Source == "sms-stop":
-			default:
-				continue
-			}
-			e := dispatcher.ConsentEvent{Channel: channels.SMS, Topic: topic, State: state, Source: "sms-stop", Evidence: evidence, At: now}
-			if e.Validate() != nil {
-				continue
-			}
-			events = append(events, e)
-			changed = append(changed, topic)
-		}
-		if len(events) == 0 {
-			return nil
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			for _, e := range events {
-				s.WriteConsent(ctx, p, contact, e)
-			}
-			return nil
-		})
-		return err
-	}
-	for range 5 {
-		err := s.Redis.Watch(ctx, txn, s.ContactKey(contact), s.ConsentKey(contact))
-		if !errors.Is(err, redis.TxFailedErr) {
-			if err != nil {
-				return nil, fmt.Errorf("record sms-stop consent: %w", err)
-			}
-			return changed, nil
-		}
-	}
-	return nil, errors.New("record sms-stop consent: consents kept changing")
 }
 
 // keywordReply is the SMS answering a keyword: French, then English,

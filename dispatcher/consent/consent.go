@@ -1,0 +1,221 @@
+package consent
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/templates"
+)
+
+// Ledger sources of the changes made here.
+const (
+	// SourcePreferencePage: choices made on the preference page.
+	SourcePreferencePage = "preference-page"
+	// SourceOneClick: the List-Unsubscribe one-click POST, or the button
+	// of the unsubscribe page.
+	SourceOneClick = "one-click"
+	// SourceSMSStop: an SMS STOP or START keyword.
+	SourceSMSStop = "sms-stop"
+)
+
+// Manager changes consents. It is safe for concurrent use.
+type Manager struct {
+	store *store.Store
+	now   func() time.Time
+}
+
+// New returns a Manager writing to st; now is the clock of the events.
+func New(st *store.Store, now func() time.Time) *Manager {
+	return &Manager{store: st, now: now}
+}
+
+// topicKinds maps every topic id to whether it is transactional.
+func (m *Manager) topicKinds(ctx context.Context) (map[string]bool, error) {
+	topics, err := m.store.Topics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	transactional := make(map[string]bool, len(topics))
+	for _, t := range topics {
+		transactional[t.ID] = t.Kind == dispatcher.Transactional
+	}
+	return transactional, nil
+}
+
+// WithdrawOneClick records a withdrawal for the token's contact, channel
+// and topic, once: when consent is already withdrawn it changes nothing.
+// The check and the write are one transaction, so two clicks at once add
+// one ledger event. An erased contact has nothing to withdraw. A
+// withdrawal counts as an unsubscribe of the topic and of the run whose
+// message carried the link.
+func (m *Manager) WithdrawOneClick(ctx context.Context, cl templates.Claims) error {
+	e := dispatcher.ConsentEvent{Channel: channels.Kind(cl.Channel), Topic: cl.Topic, State: dispatcher.Withdrawn, Source: SourceOneClick,
+		At: m.now().UTC()}
+	if cl.Send != "" {
+		e.Evidence = map[string]string{"send": cl.Send}
+	}
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	field := store.ConsentField(e.Channel, e.Topic)
+	changed, err := m.store.ChangeConsents(ctx, cl.Contact, false, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
+		if cur[field].State == dispatcher.Withdrawn {
+			return nil
+		}
+		return []dispatcher.ConsentEvent{e}
+	})
+	if errors.Is(err, dispatcher.ErrNotFound) || (err == nil && len(changed) == 0) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	run, _, _ := dispatcher.SplitSendID(cl.Send)
+	return m.store.CountFeedback(ctx, run, cl.Topic, store.FeedbackUnsubscribes)
+}
+
+// SavePreferences applies the preference page's toggles: of the pairs the
+// page showed ("channel/topic"), those in on are wanted, the others not.
+// Only marketing topics on channels the contact has an address for are
+// considered; a pair whose state already matches adds nothing. Returns
+// the events recorded, or ErrNotFound if the contact is gone.
+func (m *Manager) SavePreferences(ctx context.Context, contact string, shown, on []string, now time.Time) ([]dispatcher.ConsentEvent, error) {
+	transactional, err := m.topicKinds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, f := range on {
+		want[f] = true
+	}
+	return m.store.ChangeConsents(ctx, contact, true, func(c *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
+		var out []dispatcher.ConsentEvent
+		seen := map[string]bool{}
+		for _, f := range shown {
+			k, topic, ok := strings.Cut(f, "/")
+			ch := channels.Kind(k)
+			tr, known := transactional[topic]
+			if !ok || seen[f] || !ch.Valid() || !known || tr || c.Address(ch) == "" {
+				continue
+			}
+			seen[f] = true
+			granted := cur[f].State == dispatcher.Granted
+			switch {
+			case want[f] && !granted:
+				out = append(out, pageEvent(ch, topic, dispatcher.Granted, now))
+			case !want[f] && granted:
+				out = append(out, pageEvent(ch, topic, dispatcher.Withdrawn, now))
+			}
+		}
+		return out
+	})
+}
+
+// WithdrawAllMarketing withdraws, from the preference page, every granted
+// consent that is not for a transactional topic, on every channel (a
+// topic since deleted counts as marketing: leaving must leave nothing
+// behind).
+func (m *Manager) WithdrawAllMarketing(ctx context.Context, contact string, now time.Time) ([]dispatcher.ConsentEvent, error) {
+	transactional, err := m.topicKinds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return m.store.ChangeConsents(ctx, contact, true, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
+		var out []dispatcher.ConsentEvent
+		for _, f := range slices.Sorted(maps.Keys(cur)) {
+			k, topic, ok := strings.Cut(f, "/")
+			if !ok || cur[f].State != dispatcher.Granted || transactional[topic] || !channels.Kind(k).Valid() || !dispatcher.NamePattern.MatchString(topic) {
+				continue
+			}
+			out = append(out, pageEvent(channels.Kind(k), topic, dispatcher.Withdrawn, now))
+		}
+		return out
+	})
+}
+
+func pageEvent(k channels.Kind, topic string, st dispatcher.ConsentState, now time.Time) dispatcher.ConsentEvent {
+	return dispatcher.ConsentEvent{Channel: k, Topic: topic, State: st, Source: SourcePreferencePage,
+		Evidence: map[string]string{"page": "preferences"}, At: now.UTC()}
+}
+
+// WithdrawMarketingOn withdraws every granted consent of the contact on
+// channel k that is not for a transactional topic, with the given source
+// and evidence (a complaint, a hard bounce). Returns ErrNotFound if the
+// contact is gone.
+func (m *Manager) WithdrawMarketingOn(ctx context.Context, contact string, k channels.Kind, source string, evidence map[string]string) error {
+	transactional, err := m.topicKinds(ctx)
+	if err != nil {
+		return err
+	}
+	now := m.now().UTC()
+	_, err = m.store.ChangeConsents(ctx, contact, true, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
+		var out []dispatcher.ConsentEvent
+		for f, st := range cur {
+			ch, topic, _ := strings.Cut(f, "/")
+			if channels.Kind(ch) == k && st.State == dispatcher.Granted && !transactional[topic] {
+				out = append(out, dispatcher.ConsentEvent{Channel: k, Topic: topic, State: dispatcher.Withdrawn, Source: source, Evidence: evidence, At: now})
+			}
+		}
+		return out
+	})
+	return err
+}
+
+// SetSMSConsents records, with source sms-stop, state for the contact's
+// SMS marketing consents that STOP or START concern, and returns their
+// topics:
+//
+//   - Withdrawn (STOP): every SMS consent currently granted. A topic
+//     without any consent is left alone: there is nothing to withdraw,
+//     and START must not later turn it into a consent never given.
+//   - Granted (START): every SMS consent withdrawn by sms-stop, and no
+//     other: an unsubscribe by link or preference page stays.
+//
+// Transactional topics need no consent and are skipped. An unknown
+// contact changes nothing.
+func (m *Manager) SetSMSConsents(ctx context.Context, contact string, state dispatcher.ConsentState, evidence map[string]string) ([]string, error) {
+	transactional, err := m.topicKinds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := m.now().UTC()
+	events, err := m.store.ChangeConsents(ctx, contact, false, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
+		var out []dispatcher.ConsentEvent
+		for _, field := range slices.Sorted(maps.Keys(cur)) {
+			topic, ok := strings.CutPrefix(field, string(channels.SMS)+"/")
+			if !ok || transactional[topic] {
+				continue
+			}
+			c := cur[field]
+			switch {
+			case state == dispatcher.Withdrawn && c.State == dispatcher.Granted:
+			case state == dispatcher.Granted && c.State == dispatcher.Withdrawn && c.Source == SourceSMSStop:
+			default:
+				continue
+			}
+			e := dispatcher.ConsentEvent{Channel: channels.SMS, Topic: topic, State: state, Source: SourceSMSStop, Evidence: evidence, At: now}
+			if e.Validate() == nil {
+				out = append(out, e)
+			}
+		}
+		return out
+	})
+	if errors.Is(err, dispatcher.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	topics := make([]string, len(events))
+	for i, e := range events {
+		topics[i] = e.Topic
+	}
+	return topics, nil
+}
