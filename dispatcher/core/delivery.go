@@ -16,46 +16,6 @@ import (
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
-// EventKind is what a provider reported about a message after it left.
-type EventKind string
-
-const (
-	// Delivered: the recipient's server or handset took it.
-	Delivered EventKind = "delivered"
-	// HardBounce: the address does not exist or will never take mail
-	// (SMTP 5.x.x in a DSN, Twilio 30005/30006/21211/21614).
-	HardBounce EventKind = "hard_bounce"
-	// SoftBounce: a temporary refusal the provider gave up on (mailbox
-	// full, 4.x.x after retries, Twilio 30003).
-	SoftBounce EventKind = "soft_bounce"
-	// Complaint: the recipient marked it as spam (ARF report, ESP event).
-	Complaint EventKind = "complaint"
-	// OptedOut: the carrier says the number replied STOP (Twilio 21610).
-	OptedOut EventKind = "opted_out"
-	// Undelivered: the provider failed it for a reason that is not the
-	// recipient's (filtered by a carrier, 30007...).
-	Undelivered EventKind = "undelivered"
-)
-
-// DeliveryEvent is one piece of feedback from a provider: a DSN or ARF
-// report, an ESP webhook, a Twilio status callback.
-type DeliveryEvent struct {
-	// Send is the send id, when the feedback names it (VERP, Message-ID,
-	// a provider id Missive recorded). Empty: Channel and Address say who.
-	Send    string
-	Channel channels.Kind
-	// Address is the recipient's address or number; it is only hashed.
-	Address string
-	Kind    EventKind
-	// Code is the provider's code: an enhanced status ("5.1.1") or a Twilio
-	// error code ("30005").
-	Code string
-	// Source names the intake: dsn, arf, ses, sendgrid, mailgun, postmark,
-	// twilio.
-	Source string
-	At     time.Time
-}
-
 // FeedbackPolicy decides what feedback does to the suppression list and to
 // a run. Zero values take the defaults in each field's comment.
 type FeedbackPolicy struct {
@@ -99,7 +59,7 @@ var ErrUnknownSend = errors.New("feedback names no known send")
 // the suppression list follows the policy, the run's feedback counters
 // move, and a run whose bounce or complaint rate passes the policy pauses
 // its campaign. Duplicate and out-of-order events change nothing.
-func (d *Dispatcher) RecordDelivery(ctx context.Context, ev DeliveryEvent) (err error) {
+func (d *Dispatcher) RecordDelivery(ctx context.Context, ev channels.Feedback) (err error) {
 	s := d.Store
 	if ev.At.IsZero() {
 		ev.At = d.cfg.Now()
@@ -116,10 +76,10 @@ func (d *Dispatcher) RecordDelivery(ctx context.Context, ev DeliveryEvent) (err 
 		ev.Channel = sd.Channel
 		var err error
 		if c, err = s.Contact(ctx, sd.Contact); err == nil && ev.Address == "" {
-			ev.Address = c.Address(sd.Channel)
+			ev.Address = channels.Address(c.Address(sd.Channel))
 		}
 	} else if ev.Address != "" && ev.Channel.Valid() {
-		if id, err := s.ContactIDByAddress(ctx, ev.Channel, ev.Address); err == nil {
+		if id, err := s.ContactIDByAddress(ctx, ev.Channel, string(ev.Address)); err == nil {
 			c, _ = s.Contact(ctx, id)
 		}
 	}
@@ -159,17 +119,17 @@ func (d *Dispatcher) RecordDelivery(ctx context.Context, ev DeliveryEvent) (err 
 	return d.checkRates(ctx, sd.Run)
 }
 
-func feedbackName(k EventKind) string {
+func feedbackName(k channels.FeedbackKind) string {
 	switch k {
-	case Delivered:
+	case channels.Delivered:
 		return FeedbackDelivered
-	case HardBounce, OptedOut:
+	case channels.HardBounce, channels.OptedOut:
 		return FeedbackHardBounces
-	case SoftBounce:
+	case channels.SoftBounce:
 		return FeedbackSoftBounces
-	case Complaint:
+	case channels.Complaint:
 		return FeedbackComplaints
-	case Undelivered:
+	case channels.Undelivered:
 		return FeedbackFailed
 	}
 	return ""
@@ -177,14 +137,14 @@ func feedbackName(k EventKind) string {
 
 // advanceSend moves the send's state forward only. It reports false when
 // the event would move it back (a delivery report after a bounce).
-func (d *Dispatcher) advanceSend(ctx context.Context, sd *dispatcher.Send, ev DeliveryEvent) (bool, error) {
+func (d *Dispatcher) advanceSend(ctx context.Context, sd *dispatcher.Send, ev channels.Feedback) (bool, error) {
 	var t storepkg.Transition
 	switch ev.Kind {
-	case Delivered:
+	case channels.Delivered:
 		t = storepkg.Transition{Send: sd.ID, From: dispatcher.StateSent, To: dispatcher.StateDelivered}
-	case HardBounce, OptedOut:
+	case channels.HardBounce, channels.OptedOut:
 		t = storepkg.Transition{Send: sd.ID, From: dispatcher.StateSent + "," + dispatcher.StateDelivered, To: dispatcher.StateBounced, Reason: string(ev.Kind)}
-	case Undelivered:
+	case channels.Undelivered:
 		t = storepkg.Transition{Send: sd.ID, From: dispatcher.StateSent, To: dispatcher.StateFailed, Reason: string(ev.Kind)}
 	default:
 		return true, nil // soft bounces and complaints leave the state as it is
@@ -203,19 +163,19 @@ func (d *Dispatcher) advanceSend(ctx context.Context, sd *dispatcher.Send, ev De
 }
 
 // applyPolicy feeds the suppression list and the ledger.
-func (d *Dispatcher) applyPolicy(ctx context.Context, ev DeliveryEvent, c *dispatcher.Contact) error {
+func (d *Dispatcher) applyPolicy(ctx context.Context, ev channels.Feedback, c *dispatcher.Contact) error {
 	s := d.Store
 	if ev.Address == "" || !ev.Channel.Valid() {
 		return nil
 	}
 	p := d.cfg.Feedback
 	switch ev.Kind {
-	case HardBounce:
-		return s.Suppress(ctx, ev.Channel, ev.Address, dispatcher.SuppressBounce, time.Time{})
-	case OptedOut:
-		return s.SuppressStop(ctx, ev.Channel, ev.Address)
-	case SoftBounce:
-		key := s.Key("soft", s.AddressHash(ev.Channel, ev.Address))
+	case channels.HardBounce:
+		return s.Suppress(ctx, ev.Channel, string(ev.Address), dispatcher.SuppressBounce, time.Time{})
+	case channels.OptedOut:
+		return s.SuppressStop(ctx, ev.Channel, string(ev.Address))
+	case channels.SoftBounce:
+		key := s.Key("soft", s.AddressHash(ev.Channel, string(ev.Address)))
 		now := ev.At.UnixMilli()
 		var n *redis.IntCmd
 		_, err := s.Redis.TxPipelined(ctx, func(pp redis.Pipeliner) error {
@@ -233,10 +193,10 @@ func (d *Dispatcher) applyPolicy(ctx context.Context, ev DeliveryEvent, c *dispa
 			return err
 		}
 		if n.Val() >= int64(p.SoftBounces) {
-			return s.Suppress(ctx, ev.Channel, ev.Address, dispatcher.SuppressBounce, d.cfg.Now().Add(p.SoftSuspend))
+			return s.Suppress(ctx, ev.Channel, string(ev.Address), dispatcher.SuppressBounce, d.cfg.Now().Add(p.SoftSuspend))
 		}
-	case Complaint:
-		if err := s.Suppress(ctx, ev.Channel, ev.Address, dispatcher.SuppressComplaint, time.Time{}); err != nil {
+	case channels.Complaint:
+		if err := s.Suppress(ctx, ev.Channel, string(ev.Address), dispatcher.SuppressComplaint, time.Time{}); err != nil {
 			return err
 		}
 		if c != nil {

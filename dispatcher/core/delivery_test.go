@@ -31,17 +31,17 @@ func TestRecordDelivery(t *testing.T) {
 		must(t, err)
 		return s.State
 	}
-	record := func(ev DeliveryEvent) {
+	record := func(ev channels.Feedback) {
 		t.Helper()
 		must(t, b.d.RecordDelivery(ctx, ev))
 	}
-	record(DeliveryEvent{Send: id(0), Kind: Delivered, Source: "ses"})
-	record(DeliveryEvent{Send: id(1), Kind: HardBounce, Code: "5.1.1", Source: "dsn"})
-	record(DeliveryEvent{Send: id(1), Kind: HardBounce, Code: "5.1.1", Source: "dsn"}) // resent report
-	record(DeliveryEvent{Send: id(1), Kind: Delivered, Source: "ses"})                 // out of order
-	record(DeliveryEvent{Send: id(2), Kind: Complaint, Source: "arf"})
+	record(channels.Feedback{Send: id(0), Kind: channels.Delivered, Source: "ses"})
+	record(channels.Feedback{Send: id(1), Kind: channels.HardBounce, Code: "5.1.1", Source: "dsn"})
+	record(channels.Feedback{Send: id(1), Kind: channels.HardBounce, Code: "5.1.1", Source: "dsn"}) // resent report
+	record(channels.Feedback{Send: id(1), Kind: channels.Delivered, Source: "ses"})                 // out of order
+	record(channels.Feedback{Send: id(2), Kind: channels.Complaint, Source: "arf"})
 	for i := range 3 {
-		record(DeliveryEvent{Channel: channels.Email, Address: "m0003@example.com", Kind: SoftBounce, Code: "4.2.2", Source: "dsn",
+		record(channels.Feedback{Channel: channels.Email, Address: "m0003@example.com", Kind: channels.SoftBounce, Code: "4.2.2", Source: "dsn",
 			At: time.Now().Add(time.Duration(i) * time.Minute)})
 	}
 	if got := []string{state(0), state(1), state(2)}; got[0] != dispatcher.StateDelivered || got[1] != dispatcher.StateBounced || got[2] != dispatcher.StateSent {
@@ -70,7 +70,7 @@ func TestRecordDelivery(t *testing.T) {
 	if !r.Balanced || r.Counters["delivered"] != 1 || r.Counters["bounced"] != 1 || r.Counters["sent"] != 3 {
 		t.Errorf("counters %v", r.Counters)
 	}
-	if err := b.d.RecordDelivery(ctx, DeliveryEvent{Send: run + "~000000000000000000000000", Kind: HardBounce}); err != ErrUnknownSend {
+	if err := b.d.RecordDelivery(ctx, channels.Feedback{Send: run + "~000000000000000000000000", Kind: channels.HardBounce}); err != ErrUnknownSend {
 		t.Errorf("unknown send: %v, want ErrUnknownSend", err)
 	}
 }
@@ -91,7 +91,7 @@ func TestBounceRatePausesTheRun(t *testing.T) {
 	c.State = dispatcher.Running
 	must(t, b.d.Store.PutCampaign(ctx, c))
 	for i := range 3 {
-		must(t, b.d.RecordDelivery(ctx, DeliveryEvent{Send: dispatcher.SendID(run, fmt.Sprintf("m%04d", i), channels.Email), Kind: HardBounce, Source: "dsn"}))
+		must(t, b.d.RecordDelivery(ctx, channels.Feedback{Send: dispatcher.SendID(run, fmt.Sprintf("m%04d", i), channels.Email), Kind: channels.HardBounce, Source: "dsn"}))
 	}
 	c, _ = b.d.Store.Campaign(ctx, "mailing")
 	reason, _ := b.d.Store.RunField(ctx, run, "paused_reason")

@@ -240,7 +240,7 @@ func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, c
 			if sd.Provider != "" {
 				keys = append(keys, s.ProviderKey(sd.Provider))
 			}
-			for _, k := range []EventKind{Delivered, HardBounce, SoftBounce, Complaint, OptedOut, Undelivered} {
+			for _, k := range []channels.FeedbackKind{channels.Delivered, channels.HardBounce, channels.SoftBounce, channels.Complaint, channels.OptedOut, channels.Undelivered} {
 				keys = append(keys, s.Key("fb", sd.ID, string(k)))
 			}
 			// One key per call: on Redis Cluster they live in other slots.
@@ -326,7 +326,7 @@ type ExportSend struct {
 // ExportFeedback is one piece of feedback on a contact's address.
 type ExportFeedback struct {
 	Channel channels.Kind `json:"channel"`
-	Kind    EventKind     `json:"kind"`
+	Kind    channels.FeedbackKind     `json:"kind"`
 	At      time.Time     `json:"at"`
 }
 
@@ -375,7 +375,7 @@ func (d *Dispatcher) ExportContact(ctx context.Context, id string) (*ContactExpo
 			return nil, err
 		}
 		for _, z := range soft {
-			out.Feedback = append(out.Feedback, ExportFeedback{Channel: k, Kind: SoftBounce, At: time.UnixMilli(int64(z.Score)).UTC()})
+			out.Feedback = append(out.Feedback, ExportFeedback{Channel: k, Kind: channels.SoftBounce, At: time.UnixMilli(int64(z.Score)).UTC()})
 		}
 	}
 	sends, err := s.ContactSends(ctx, id)

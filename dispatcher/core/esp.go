@@ -47,7 +47,7 @@ type ESPConfig struct {
 	PostmarkUser, PostmarkPassword string
 }
 
-// Providers, as named in routes and in DeliveryEvent.Source.
+// Providers, as named in routes and in channels.Feedback.Source.
 const (
 	espSES      = "ses"
 	espSendGrid = "sendgrid"
@@ -137,7 +137,7 @@ func (a *api) mountESP() {
 
 // espEvent is a delivery event read from a provider, before it is checked.
 type espEvent struct {
-	DeliveryEvent
+	channels.Feedback
 	// id names the event at the provider, for once-only handling; "" when
 	// the provider gives none.
 	id string
@@ -159,7 +159,7 @@ func (h *espHooks) apply(ctx context.Context, provider string, evs []espEvent) (
 	s := h.d.Store
 	for _, ev := range evs {
 		ev.Channel, ev.Source = channels.Email, provider
-		ev.Address = validAddress(ev.Address)
+		ev.Address = channels.Address(validAddress(string(ev.Address)))
 		ev.Code = statusCode(ev.Code)
 		if ev.Send != "" {
 			if _, err := s.Send(ctx, ev.Send); isCode(err, dispatcher.CodeNotFound) {
@@ -168,13 +168,13 @@ func (h *espHooks) apply(ctx context.Context, provider string, evs []espEvent) (
 				return out, fmt.Errorf("%s webhook: read send: %w", provider, err)
 			}
 		}
-		if ev.Kind == "" || (ev.Send == "" && (ev.Address == "" || ev.Kind == Delivered)) {
+		if ev.Kind == "" || (ev.Send == "" && (ev.Address == "" || ev.Kind == channels.Delivered)) {
 			out.Ignored++ // nothing it could change
 			continue
 		}
 		var claim string
 		if ev.id != "" {
-			claim = s.Key("esp", provider, "event", sha256hex(ev.id+"\x00"+string(ev.Kind)+"\x00"+ev.Address))
+			claim = s.Key("esp", provider, "event", sha256hex(ev.id+"\x00"+string(ev.Kind)+"\x00"+string(ev.Address)))
 			ok, err := s.Redis.SetNX(ctx, claim, 1, espEventTTL).Result()
 			if err != nil {
 				return out, fmt.Errorf("%s webhook: claim event: %w", provider, err)
@@ -184,7 +184,7 @@ func (h *espHooks) apply(ctx context.Context, provider string, evs []espEvent) (
 				continue
 			}
 		}
-		switch err := h.d.RecordDelivery(ctx, ev.DeliveryEvent); {
+		switch err := h.d.RecordDelivery(ctx, ev.Feedback); {
 		case err == nil:
 			out.Recorded++
 		case errors.Is(err, ErrUnknownSend):
@@ -661,25 +661,25 @@ func sesEvents(msg string) ([]espEvent, error) {
 	}
 	send := sendFromMessageID(mid)
 	var evs []espEvent
-	add := func(kind EventKind, addr, code string) {
-		evs = append(evs, espEvent{DeliveryEvent: DeliveryEvent{Send: send, Address: addr, Kind: kind, Code: code}})
+	add := func(kind channels.FeedbackKind, addr, code string) {
+		evs = append(evs, espEvent{Feedback: channels.Feedback{Send: send, Address: channels.Address(addr), Kind: kind, Code: code}})
 	}
 	switch cmp.Or(n.NotificationType, n.EventType) {
 	case "Bounce":
-		kind := SoftBounce // Transient and Undetermined
+		kind := channels.SoftBounce // Transient and Undetermined
 		if n.Bounce.BounceType == "Permanent" {
-			kind = HardBounce
+			kind = channels.HardBounce
 		}
 		for _, rc := range n.Bounce.BouncedRecipients {
 			add(kind, rc.EmailAddress, cmp.Or(statusCode(rc.Status), rc.DiagnosticCode))
 		}
 	case "Complaint":
 		for _, rc := range n.Complaint.ComplainedRecipients {
-			add(Complaint, rc.EmailAddress, "")
+			add(channels.Complaint, rc.EmailAddress, "")
 		}
 	case "Delivery":
 		for _, rc := range n.Delivery.Recipients {
-			add(Delivered, rc, "")
+			add(channels.Delivered, rc, "")
 		}
 	}
 	return evs, nil
@@ -765,7 +765,7 @@ func (h *espHooks) sendgrid(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		evs = append(evs, espEvent{
-			DeliveryEvent: DeliveryEvent{Send: sendFromMessageID(e.SMTPID), Address: e.Email, Kind: kind, Code: e.Status},
+			Feedback: channels.Feedback{Send: sendFromMessageID(e.SMTPID), Address: channels.Address(e.Email), Kind: kind, Code: e.Status},
 			id:            boundedID(cmp.Or(e.EventID, e.MessageID)),
 		})
 	}
@@ -774,17 +774,17 @@ func (h *espHooks) sendgrid(w http.ResponseWriter, r *http.Request) {
 
 // sendgridKind maps a SendGrid event; "" for those that change nothing
 // (processed, deferred, opens, clicks...).
-func sendgridKind(e sendgridEvent) EventKind {
+func sendgridKind(e sendgridEvent) channels.FeedbackKind {
 	switch e.Event {
 	case "delivered":
-		return Delivered
+		return channels.Delivered
 	case "spamreport":
-		return Complaint
+		return channels.Complaint
 	case "bounce":
 		if e.Type == "blocked" {
-			return SoftBounce
+			return channels.SoftBounce
 		}
-		return HardBounce
+		return channels.HardBounce
 	case "dropped":
 		// SendGrid drops what its own suppression lists hold: the reason
 		// says which list. An unsubscribe at SendGrid names no topic of
@@ -792,11 +792,11 @@ func sendgridKind(e sendgridEvent) EventKind {
 		reason := strings.ToLower(e.Reason)
 		switch {
 		case strings.Contains(reason, "bounced address"):
-			return HardBounce
+			return channels.HardBounce
 		case strings.Contains(reason, "spam reporting"):
-			return Complaint
+			return channels.Complaint
 		default:
-			return Undelivered
+			return channels.Undelivered
 		}
 	}
 	return ""
@@ -888,7 +888,7 @@ func (h *espHooks) mailgun(w http.ResponseWriter, r *http.Request) {
 		code = cmp.Or(code, statusCode(e.DeliveryStatus.Description))
 		code = cmp.Or(code, statusCode(string(e.DeliveryStatus.Code)))
 		evs = append(evs, espEvent{
-			DeliveryEvent: DeliveryEvent{Send: sendFromMessageID(e.Message.Headers.MessageID), Address: e.Recipient, Kind: kind, Code: code},
+			Feedback: channels.Feedback{Send: sendFromMessageID(e.Message.Headers.MessageID), Address: channels.Address(e.Recipient), Kind: kind, Code: code},
 			id:            boundedID(e.ID),
 		})
 	}
@@ -906,18 +906,18 @@ func (h *espHooks) mailgun(w http.ResponseWriter, r *http.Request) {
 }
 
 // mailgunKind maps a Mailgun event; "" for those that change nothing.
-func mailgunKind(e mailgunEvent) EventKind {
+func mailgunKind(e mailgunEvent) channels.FeedbackKind {
 	switch e.Event {
 	case "delivered":
-		return Delivered
+		return channels.Delivered
 	case "complained":
-		return Complaint
+		return channels.Complaint
 	case "failed":
 		switch e.Severity {
 		case "permanent":
-			return HardBounce
+			return channels.HardBounce
 		case "temporary":
-			return SoftBounce
+			return channels.SoftBounce
 		}
 	}
 	return ""
@@ -982,7 +982,7 @@ func (h *espHooks) postmark(w http.ResponseWriter, r *http.Request) {
 	}
 	addr := cmp.Or(e.Email, e.Recipient)
 	h.finish(w, r, espPostmark, []espEvent{{
-		DeliveryEvent: DeliveryEvent{Send: sendFromMessageID(mid), Address: addr, Kind: kind, Code: e.Details},
+		Feedback: channels.Feedback{Send: sendFromMessageID(mid), Address: channels.Address(addr), Kind: kind, Code: e.Details},
 		id:            boundedID(e.RecordType, id, e.MessageID),
 	}}, 0)
 }
@@ -1000,22 +1000,22 @@ func (h *espHooks) postmarkAuthorized(r *http.Request) bool {
 
 // postmarkKind maps a Postmark record; "" for those that change nothing
 // (auto-responders, opens, clicks, subscription changes...).
-func postmarkKind(e postmarkEvent) EventKind {
+func postmarkKind(e postmarkEvent) channels.FeedbackKind {
 	switch e.RecordType {
 	case "Delivery":
-		return Delivered
+		return channels.Delivered
 	case "SpamComplaint":
-		return Complaint
+		return channels.Complaint
 	case "Bounce":
 		switch e.Type {
 		case "HardBounce", "BadEmailAddress":
-			return HardBounce
+			return channels.HardBounce
 		case "SoftBounce", "Transient", "DnsError":
-			return SoftBounce
+			return channels.SoftBounce
 		case "SpamComplaint":
-			return Complaint
+			return channels.Complaint
 		case "Blocked", "DMARCPolicy":
-			return Undelivered
+			return channels.Undelivered
 		}
 	}
 	return ""

@@ -350,7 +350,7 @@ func (d *Dispatcher) feedback(ctx context.Context, s *dispatcher.Send, c *dispat
 	if kind == "" {
 		return nil
 	}
-	ev := DeliveryEvent{Send: s.ID, Channel: s.Channel, Address: c.Address(s.Channel), Kind: kind, Code: ce.Code, Source: "smtp"}
+	ev := channels.Feedback{Send: s.ID, Channel: s.Channel, Address: channels.Address(c.Address(s.Channel)), Kind: kind, Code: ce.Code, Source: "smtp"}
 	if s.Channel == channels.SMS {
 		ev.Source = "twilio"
 	}
@@ -361,22 +361,22 @@ func (d *Dispatcher) feedback(ctx context.Context, s *dispatcher.Send, c *dispat
 }
 
 // refusalKind classifies a provider's permanent refusal of a message.
-func refusalKind(k channels.Kind, code string) EventKind {
+func refusalKind(k channels.Kind, code string) channels.FeedbackKind {
 	switch k {
 	case channels.Email:
 		switch {
 		case code == "5.1.7" || code == "5.1.8": // our sender, not the address
 		case strings.HasPrefix(code, "5.1.") || code == "550" || code == "551" || code == "553":
-			return HardBounce
+			return channels.HardBounce
 		case code == "5.2.2" || code == "552":
-			return SoftBounce
+			return channels.SoftBounce
 		}
 	case channels.SMS:
 		switch code {
 		case "21610":
-			return OptedOut
+			return channels.OptedOut
 		case "21211", "21614", "30005", "30006":
-			return HardBounce
+			return channels.HardBounce
 		}
 	}
 	return ""

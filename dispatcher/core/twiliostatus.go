@@ -56,20 +56,20 @@ var (
 // a time after several (RecordDelivery's policy). Any other failure, and a
 // failure without a code, is Missive's, the sender's or the carrier's
 // (30007 filtered...): the send failed and the number is left alone.
-func twilioStatusEvent(status, code string) (EventKind, bool) {
+func twilioStatusEvent(status, code string) (channels.FeedbackKind, bool) {
 	switch status {
 	case "delivered", "read":
-		return Delivered, true
+		return channels.Delivered, true
 	case "undelivered", "failed":
 		switch code {
 		case twilioUnknownHandset, twilioLandline, twilioInvalidTo, twilioNotMobile:
-			return HardBounce, true
+			return channels.HardBounce, true
 		case twilioOptedOut:
-			return OptedOut, true
+			return channels.OptedOut, true
 		case twilioUnreachable:
-			return SoftBounce, true
+			return channels.SoftBounce, true
 		}
-		return Undelivered, true
+		return channels.Undelivered, true
 	}
 	return "", false
 }
@@ -118,7 +118,7 @@ func (a *api) twilioStatus(w http.ResponseWriter, r *http.Request) {
 		writeTwiML(w, "")
 		return
 	}
-	if kind == Delivered {
+	if kind == channels.Delivered {
 		code = "" // a delivery has no error, whatever came with it
 	}
 
@@ -141,7 +141,7 @@ func (a *api) twilioStatus(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		to = ""
 	}
-	ev := DeliveryEvent{Send: send, Channel: channels.SMS, Address: to, Kind: kind, Code: code, Source: "twilio"}
+	ev := channels.Feedback{Send: send, Channel: channels.SMS, Address: channels.Address(to), Kind: kind, Code: code, Source: "twilio"}
 	switch err := d.RecordDelivery(ctx, ev); {
 	case errors.Is(err, ErrUnknownSend):
 		// The send was erased or expired: nothing left to update.

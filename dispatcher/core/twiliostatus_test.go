@@ -186,7 +186,7 @@ func TestTwilioStatusFailures(t *testing.T) {
 			Feedback: map[string]int64{FeedbackHardBounces: 1}, Suppression: sup}
 	}
 	failed := func(code string) outcome {
-		return outcome{State: dispatcher.StateFailed, Reason: string(Undelivered), ErrorCode: code, Counters: map[string]int64{"planned": 1, dispatcher.StateFailed: 1},
+		return outcome{State: dispatcher.StateFailed, Reason: string(channels.Undelivered), ErrorCode: code, Counters: map[string]int64{"planned": 1, dispatcher.StateFailed: 1},
 			Feedback: map[string]int64{FeedbackFailed: 1}}
 	}
 	cases := []struct {
@@ -194,12 +194,12 @@ func TestTwilioStatusFailures(t *testing.T) {
 		want         outcome
 		gate         string
 	}{
-		{"undelivered", "30005", bounced(string(HardBounce), "30005", dispatcher.SuppressBounce), "suppressed_bounce"},
-		{"undelivered", "30006", bounced(string(HardBounce), "30006", dispatcher.SuppressBounce), "suppressed_bounce"},
-		{"failed", "21211", bounced(string(HardBounce), "21211", dispatcher.SuppressBounce), "suppressed_bounce"},
-		{"failed", "21614", bounced(string(HardBounce), "21614", dispatcher.SuppressBounce), "suppressed_bounce"},
-		{"undelivered", "21610", bounced(string(OptedOut), "21610", dispatcher.SuppressStop), "suppressed_stop"},
-		{"failed", "21610", bounced(string(OptedOut), "21610", dispatcher.SuppressStop), "suppressed_stop"},
+		{"undelivered", "30005", bounced(string(channels.HardBounce), "30005", dispatcher.SuppressBounce), "suppressed_bounce"},
+		{"undelivered", "30006", bounced(string(channels.HardBounce), "30006", dispatcher.SuppressBounce), "suppressed_bounce"},
+		{"failed", "21211", bounced(string(channels.HardBounce), "21211", dispatcher.SuppressBounce), "suppressed_bounce"},
+		{"failed", "21614", bounced(string(channels.HardBounce), "21614", dispatcher.SuppressBounce), "suppressed_bounce"},
+		{"undelivered", "21610", bounced(string(channels.OptedOut), "21610", dispatcher.SuppressStop), "suppressed_stop"},
+		{"failed", "21610", bounced(string(channels.OptedOut), "21610", dispatcher.SuppressStop), "suppressed_stop"},
 		// Not the recipient's fault: the send failed, the number is kept.
 		{"undelivered", "30007", failed("30007"), dispatcher.StateQueued},
 		{"failed", "30008", failed("30008"), dispatcher.StateQueued},
@@ -424,12 +424,12 @@ func TestTwilioStatusOffWithoutToken(t *testing.T) {
 func TestTwilioStatusEvent(t *testing.T) {
 	for _, tc := range []struct {
 		status, code string
-		want         EventKind
+		want         channels.FeedbackKind
 	}{
-		{"delivered", "", Delivered}, {"read", "", Delivered},
-		{"undelivered", "30005", HardBounce}, {"failed", "30006", HardBounce}, {"failed", "21211", HardBounce}, {"undelivered", "21614", HardBounce},
-		{"undelivered", "21610", OptedOut}, {"undelivered", "30003", SoftBounce},
-		{"undelivered", "30007", Undelivered}, {"failed", "", Undelivered}, {"failed", "20003", Undelivered},
+		{"delivered", "", channels.Delivered}, {"read", "", channels.Delivered},
+		{"undelivered", "30005", channels.HardBounce}, {"failed", "30006", channels.HardBounce}, {"failed", "21211", channels.HardBounce}, {"undelivered", "21614", channels.HardBounce},
+		{"undelivered", "21610", channels.OptedOut}, {"undelivered", "30003", channels.SoftBounce},
+		{"undelivered", "30007", channels.Undelivered}, {"failed", "", channels.Undelivered}, {"failed", "20003", channels.Undelivered},
 		{"queued", "", ""}, {"sending", "", ""}, {"sent", "", ""}, {"accepted", "", ""}, {"canceled", "", ""}, {"receiving", "", ""},
 	} {
 		got, ok := twilioStatusEvent(tc.status, tc.code)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
@@ -89,18 +90,18 @@ func (d *Dispatcher) HandleBounce(ctx context.Context, token, source string, rcp
 		return err
 	}
 	for _, r := range rcpts {
-		var kind EventKind
+		var kind channels.FeedbackKind
 		switch r.Class {
 		case "hard":
-			kind = HardBounce
+			kind = channels.HardBounce
 		case "soft":
-			kind = SoftBounce
+			kind = channels.SoftBounce
 		case "complaint":
-			kind = Complaint
+			kind = channels.Complaint
 		default:
 			continue // a delay is news, not an outcome
 		}
-		if err := d.RecordDelivery(ctx, DeliveryEvent{Send: send, Kind: kind, Code: r.Status, Source: source}); err != nil {
+		if err := d.RecordDelivery(ctx, channels.Feedback{Send: send, Kind: kind, Code: r.Status, Source: source}); err != nil {
 			return err
 		}
 	}
