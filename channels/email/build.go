@@ -2,7 +2,6 @@ package email
 
 import (
 	"cmp"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	netmail "net/mail"
@@ -13,6 +12,7 @@ import (
 	"github.com/wneessen/go-mail"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/channels/email/esp"
 )
 
 // Defaults fill in what a Message leaves empty.
@@ -38,8 +38,9 @@ var reservedHeaders = map[string]bool{
 }
 
 // Build turns m into a go-mail message: From, To, Subject, Date,
-// Message-ID <m.ID@domain>, the text and HTML parts (multipart/alternative
-// when both are set), m.Headers verbatim, and the envelope sender.
+// Message-ID <esp.MessageIDLocal(m.ID)@domain>, the text and HTML parts
+// (multipart/alternative when both are set), m.Headers verbatim, and the
+// envelope sender.
 //
 // It returns an error, which never contains an address, when m has no ID,
 // no recipient, no body, an address that does not parse, or a header whose
@@ -91,7 +92,7 @@ func Build(m channels.Message, d Defaults) (*mail.Msg, error) {
 	}
 	msg.Subject(m.Subject)
 	msg.SetDateWithValue(time.Now())
-	msg.SetMessageIDWithValue(messageIDLocal(m.ID) + "@" + domain)
+	msg.SetMessageIDWithValue(esp.MessageIDLocal(m.ID) + "@" + domain)
 	for name, value := range m.Headers {
 		if err := setHeader(msg, name, value); err != nil {
 			return nil, err
@@ -152,32 +153,6 @@ func setHeader(msg *mail.Msg, name, value string) error {
 		msg.SetGenHeader(mail.Header(key), value)
 	}
 	return nil
-}
-
-// messageIDLocal returns id when it is a valid dot-atom (RFC 5322 id-left);
-// otherwise a base64url form of it, prefixed with "m-", so that the same
-// send id always yields the same Message-ID.
-func messageIDLocal(id string) string {
-	if isDotAtom(id) {
-		return id
-	}
-	return "m-" + base64.RawURLEncoding.EncodeToString([]byte(id))
-}
-
-func isDotAtom(s string) bool {
-	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-/=?^_`{|}~.", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func isASCII(s string) bool {
