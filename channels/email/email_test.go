@@ -363,12 +363,25 @@ func TestErrors(t *testing.T) {
 		prepare  func(to string)
 		wantKind channels.ErrorKind
 		wantCode string
+		wantFb   channels.FeedbackKind
 	}{
 		{
 			name:     "unknown mailbox",
 			to:       "gone.user@example.org",
 			prepare:  func(to string) { b.srv.Reject(to, 550, "5.1.1", "<"+to+">: Recipient address rejected: User unknown") },
-			wantKind: channels.Permanent, wantCode: "5.1.1",
+			wantKind: channels.Permanent, wantCode: "5.1.1", wantFb: channels.HardBounce,
+		},
+		{
+			name:     "mailbox full",
+			to:       "full.user@example.org",
+			prepare:  func(to string) { b.srv.Reject(to, 552, "5.2.2", "<"+to+">: mailbox full") },
+			wantKind: channels.Permanent, wantCode: "5.2.2", wantFb: channels.SoftBounce,
+		},
+		{
+			name:     "our sender refused",
+			to:       "picky.user@example.org",
+			prepare:  func(to string) { b.srv.Reject(to, 550, "5.1.8", "<"+to+">: sender domain unknown") },
+			wantKind: channels.Permanent, wantCode: "5.1.8",
 		},
 		{
 			name:     "greylisted",
@@ -396,6 +409,10 @@ func TestErrors(t *testing.T) {
 			m.To = channels.Address(tt.to)
 			_, err := b.sender.Send(context.Background(), m)
 			assertError(t, err, tt.wantKind, tt.wantCode)
+			var ce *channels.Error
+			if errors.As(err, &ce) && ce.Feedback != tt.wantFb {
+				t.Errorf("Feedback %q, want %q", ce.Feedback, tt.wantFb)
+			}
 			assertClean(t, err, tt.to, m)
 			// The sender recovers: the next message goes through.
 			if _, err := b.sender.Send(context.Background(), message("after-"+m.ID)); err != nil {

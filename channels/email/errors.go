@@ -66,7 +66,9 @@ func classify(ctx context.Context, se *mail.SendError, err error) *channels.Erro
 		// The relay refuses our envelope sender: every message would fail.
 		return channels.NewError(channels.Sender, e.code(), e)
 	case e.Reply >= 500:
-		return channels.NewError(channels.Permanent, e.code(), e)
+		ce := channels.NewError(channels.Permanent, e.code(), e)
+		ce.Feedback = refusalFeedback(ce.Code)
+		return ce
 	case e.Reply >= 400:
 		return channels.NewError(channels.Temporary, e.code(), e)
 	case se.Reason == mail.ErrSMTPDataClose:
@@ -78,6 +80,22 @@ func classify(ctx context.Context, se *mail.SendError, err error) *channels.Erro
 	default:
 		return channels.NewError(channels.Temporary, "", e)
 	}
+}
+
+// refusalFeedback says what a permanent refusal tells of the recipient,
+// as a bounce received later would: a mailbox that does not exist (5.1.x,
+// 550, 551, 553) is a hard bounce, a full one (5.2.2, 552) a soft bounce.
+// 5.1.7 and 5.1.8 are about our sender, and other refusals (policy,
+// content) say nothing of the recipient.
+func refusalFeedback(code string) channels.FeedbackKind {
+	switch {
+	case code == "5.1.7" || code == "5.1.8":
+	case strings.HasPrefix(code, "5.1.") || code == "550" || code == "551" || code == "553":
+		return channels.HardBounce
+	case code == "5.2.2" || code == "552":
+		return channels.SoftBounce
+	}
+	return ""
 }
 
 // classifyDial turns a failed connection (dial, greeting, EHLO, STARTTLS,

@@ -325,9 +325,9 @@ type ExportSend struct {
 
 // ExportFeedback is one piece of feedback on a contact's address.
 type ExportFeedback struct {
-	Channel channels.Kind `json:"channel"`
-	Kind    channels.FeedbackKind     `json:"kind"`
-	At      time.Time     `json:"at"`
+	Channel channels.Kind         `json:"channel"`
+	Kind    channels.FeedbackKind `json:"kind"`
+	At      time.Time             `json:"at"`
 }
 
 // ExportContact gathers everything held on the contact id. Returns an

@@ -766,7 +766,7 @@ func (h *espHooks) sendgrid(w http.ResponseWriter, r *http.Request) {
 		}
 		evs = append(evs, espEvent{
 			Feedback: channels.Feedback{Send: sendFromMessageID(e.SMTPID), Address: channels.Address(e.Email), Kind: kind, Code: e.Status},
-			id:            boundedID(cmp.Or(e.EventID, e.MessageID)),
+			id:       boundedID(cmp.Or(e.EventID, e.MessageID)),
 		})
 	}
 	h.finish(w, r, espSendGrid, evs, ignored)
@@ -889,7 +889,7 @@ func (h *espHooks) mailgun(w http.ResponseWriter, r *http.Request) {
 		code = cmp.Or(code, statusCode(string(e.DeliveryStatus.Code)))
 		evs = append(evs, espEvent{
 			Feedback: channels.Feedback{Send: sendFromMessageID(e.Message.Headers.MessageID), Address: channels.Address(e.Recipient), Kind: kind, Code: code},
-			id:            boundedID(e.ID),
+			id:       boundedID(e.ID),
 		})
 	}
 	out, err := h.apply(ctx, espMailgun, evs)
@@ -983,7 +983,7 @@ func (h *espHooks) postmark(w http.ResponseWriter, r *http.Request) {
 	addr := cmp.Or(e.Email, e.Recipient)
 	h.finish(w, r, espPostmark, []espEvent{{
 		Feedback: channels.Feedback{Send: sendFromMessageID(mid), Address: channels.Address(addr), Kind: kind, Code: e.Details},
-		id:            boundedID(e.RecordType, id, e.MessageID),
+		id:       boundedID(e.RecordType, id, e.MessageID),
 	}}, 0)
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -346,7 +345,7 @@ func (d *Dispatcher) feedback(ctx context.Context, s *dispatcher.Send, c *dispat
 	if !errors.As(err, &ce) {
 		return nil
 	}
-	kind := refusalKind(s.Channel, ce.Code)
+	kind := ce.Feedback
 	if kind == "" {
 		return nil
 	}
@@ -358,28 +357,6 @@ func (d *Dispatcher) feedback(ctx context.Context, s *dispatcher.Send, c *dispat
 		return err
 	}
 	return d.Store.CountFeedback(ctx, s.Run, "", feedbackName(kind))
-}
-
-// refusalKind classifies a provider's permanent refusal of a message.
-func refusalKind(k channels.Kind, code string) channels.FeedbackKind {
-	switch k {
-	case channels.Email:
-		switch {
-		case code == "5.1.7" || code == "5.1.8": // our sender, not the address
-		case strings.HasPrefix(code, "5.1.") || code == "550" || code == "551" || code == "553":
-			return channels.HardBounce
-		case code == "5.2.2" || code == "552":
-			return channels.SoftBounce
-		}
-	case channels.SMS:
-		switch code {
-		case "21610":
-			return channels.OptedOut
-		case "21211", "21614", "30005", "30006":
-			return channels.HardBounce
-		}
-	}
-	return ""
 }
 
 // settle moves sends from the given states to a final one.
