@@ -366,6 +366,16 @@ const (
 	StateCancelled  = "cancelled"
 )
 
+// Pseudo-campaigns of the runs that hold sends decided one at a time,
+// outside any campaign: API sends and sign-up confirmations.
+const (
+	APICampaign    = "api"
+	SignupCampaign = "signup"
+)
+
+// OneAtATime reports whether campaign is one of the pseudo-campaigns.
+func OneAtATime(campaign string) bool { return campaign == APICampaign || campaign == SignupCampaign }
+
 // Send is one message to one contact on one channel.
 type Send struct {
 	ID        string        `json:"id"`
@@ -374,6 +384,9 @@ type Send struct {
 	Channel   channels.Kind `json:"channel"`
 	Topic     string        `json:"topic"`
 	Template  string        `json:"template"`
+	// Ref names what a send answers, for a message built from more than
+	// its template: the pending sign-up a confirmation asks to confirm.
+	Ref       string        `json:"ref,omitempty"`
 	State     string        `json:"state"`
 	Reason    string        `json:"reason,omitempty"`
 	Until     time.Time     `json:"until,omitzero"`

@@ -572,7 +572,7 @@ func TestAPISendIdempotency(t *testing.T) {
 	}
 	ans := first.json(t)
 	id, _ := ans["send"].(string)
-	run := apiRunID("orders", "order-shipped", 1, time.Now())
+	run := oneRunID(dispatcher.APICampaign, "orders", "order-shipped", 1, time.Now())
 	if diff := cmp.Diff(map[string]any{"send": dispatcher.SendID(run, "idem:"+sha256hex("order-1/shipped")[:16], channels.Email), "state": "queued"}, ans); diff != "" {
 		t.Errorf("answer (-want +got):\n%s", diff)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -236,7 +235,7 @@ func (d *Dispatcher) checkRates(ctx context.Context, run string) error {
 	}
 	d.log.Warn("run paused by its feedback", "run", run, "reason", reason)
 	campaign := m["campaign"]
-	if campaign == "" || strings.HasPrefix(run, "api-") {
+	if campaign == "" || dispatcher.OneAtATime(campaign) {
 		return nil
 	}
 	if _, err := d.SetCampaignState(ctx, campaign, "pause"); err != nil && !isCode(err, dispatcher.CodeConflict) {

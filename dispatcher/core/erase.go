@@ -271,7 +271,6 @@ func (d *Dispatcher) erasePendingSignups(ctx context.Context, c *dispatcher.Cont
 	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, h := range hashes {
 			cmds[i] = p.Unlink(ctx, s.PendingKey(h))
-			p.Unlink(ctx, s.PendingKey(h)+":sent")
 		}
 		p.Unlink(ctx, s.PendingIndexKey(c.ID))
 		if c.Phone != "" {

@@ -46,6 +46,11 @@ type gateJob struct {
 	// sendID, when set, is the id of the one send decided (an API send,
 	// whose id derives from its idempotency key).
 	sendID string
+	// ref is what the one send answers (Send.Ref), or "".
+	ref string
+	// requested: the recipient asked for this message a moment ago (a
+	// sign-up confirmation): quiet hours do not hold it back.
+	requested bool
 }
 
 type candidate struct {
@@ -172,10 +177,10 @@ func (g *gate) decide(ctx context.Context, now time.Time, job gateJob, contacts 
 	out := make([]storepkg.Decision, 0, len(cands))
 	for _, c := range cands {
 		d := storepkg.Decision{Send: c.send, Contact: c.contact.ID, Channel: c.channel, Topic: job.topic.ID,
-			Template: camp.Templates[c.channel], State: dispatcher.StateSuppressed, Reason: c.reason}
+			Template: camp.Templates[c.channel], State: dispatcher.StateSuppressed, Reason: c.reason, Ref: job.ref}
 		if c.reason == "" {
 			d.State, d.Reason = dispatcher.StateQueued, ""
-			if until := g.sendTime(now, job.localTime, c); until.After(now) {
+			if until := g.sendTime(now, job.localTime, c); until.After(now) && !job.requested {
 				d.State, d.Until = dispatcher.StateDeferred, until
 			}
 		}

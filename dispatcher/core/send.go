@@ -24,6 +24,7 @@ const (
 	ReasonAmbiguous    = "ambiguous"         // the provider may have taken it; never sent again
 	ReasonExhausted    = "retries_exhausted" // temporary failures until the last retry
 	ReasonRejected     = "rejected"          // the provider refused it for good
+	ReasonAnswered     = "answered"          // what it answered is gone (a sign-up confirmed or expired first)
 	ReasonNoChannel    = "no_channel"        // no channel configured for the kind
 	ReasonRunCancelled = "run_cancelled"
 )
@@ -272,7 +273,10 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *dispatcher.Se
 	if ch == nil {
 		return d.settle(ctx, []string{s.ID}, inflightStates, dispatcher.StateFailed, ReasonNoChannel)
 	}
-	msg, err := d.render(st, s, c)
+	msg, err := d.render(ctx, st, s, c)
+	if errors.Is(err, errNothingToSend) {
+		return d.settle(ctx, []string{s.ID}, inflightStates, dispatcher.StateCancelled, ReasonAnswered)
+	}
 	if err != nil {
 		d.log.Warn("render failed", "send", s.ID, "error", err)
 		return d.settle(ctx, []string{s.ID}, inflightStates, dispatcher.StateFailed, ReasonRender)
@@ -387,10 +391,17 @@ func (d *Dispatcher) applyTransitions(ctx context.Context, ts []storepkg.Transit
 
 // render builds the message for one send, at send time: the contact's
 // data is never queued.
-func (d *Dispatcher) render(st *runState, s *dispatcher.Send, c *dispatcher.Contact) (channels.Message, error) {
+func (d *Dispatcher) render(ctx context.Context, st *runState, s *dispatcher.Send, c *dispatcher.Contact) (channels.Message, error) {
 	comp := st.compiled[s.Channel]
 	if comp == nil {
 		return channels.Message{}, fmt.Errorf("no template for %s", s.Channel)
+	}
+	attr, locale := c.Attributes, c.Locale
+	if s.Ref != "" {
+		var err error
+		if attr, locale, err = d.confirmationData(ctx, s.Ref); err != nil {
+			return channels.Message{}, err
+		}
 	}
 	token, err := d.signer.Sign(templates.Claims{Contact: c.ID, Channel: string(s.Channel), Topic: s.Topic, Send: s.ID})
 	if err != nil {
@@ -398,13 +409,13 @@ func (d *Dispatcher) render(st *runState, s *dispatcher.Send, c *dispatcher.Cont
 	}
 	unsub := templates.UnsubscribeURL(d.cfg.PublicURL, token)
 	data := templates.Data{
-		Contact:        templates.ContactData{ID: c.ID, Email: c.Email, Phone: c.Phone, Locale: c.Locale, Timezone: c.Timezone},
-		Attr:           c.Attributes,
+		Contact:        templates.ContactData{ID: c.ID, Email: c.Email, Phone: c.Phone, Locale: locale, Timezone: c.Timezone},
+		Attr:           attr,
 		Campaign:       st.campaign.Name,
 		Topic:          st.topic.Name,
 		UnsubscribeURL: unsub,
 		PreferencesURL: templates.PreferencesURL(d.cfg.PublicURL, token),
-		Locale:         c.Locale,
+		Locale:         locale,
 		Now:            d.cfg.Now(),
 	}
 	opts := templates.RenderOptions{
@@ -412,14 +423,23 @@ func (d *Dispatcher) render(st *runState, s *dispatcher.Send, c *dispatcher.Cont
 		UnsubscribeURL:        unsub,
 		ListUnsubscribeMailto: d.cfg.ListUnsubscribeMailto,
 		ListID:                st.topic.ID + "." + d.listDomain(),
-		Locale:                c.Locale,
+		Locale:                locale,
 	}
 	r, err := comp.Render(s.Channel, data, opts)
 	if err != nil {
 		return channels.Message{}, err
 	}
-	return r.Message(s.ID, channels.Address(c.Address(s.Channel))), nil
+	m := r.Message(s.ID, channels.Address(c.Address(s.Channel)))
+	if m.From == "" && s.Channel == channels.Email {
+		m.From = d.cfg.EmailFrom
+	}
+	return m, nil
 }
+
+// errNothingToSend: what a send answered is gone (a sign-up confirmed or
+// expired before its confirmation left); the send is cancelled.
+var errNothingToSend = errors.New("nothing to send any more")
+
 func isChannelErr(err error) bool {
 	var ce *channels.Error
 	return errors.As(err, &ce)

@@ -15,23 +15,22 @@ package core
 // or over its own limit, so that the form cannot be used to find out who
 // is on the list.
 //
-// Delivery of the confirmation. The campaign pipeline renders templates
-// with the contact's data only (templates.Data has no field for a
-// per-message link, and the send path is not ours to change), so the
-// confirmation is not a pipeline send. It is an asynq task of its own
-// (TypeSubscribeConfirm, served by every worker) that checks suppression,
-// takes the provider's rate limit, renders the built-in bilingual template
-// with the link passed in the template data, and sends through
-// Config.Channels with a Message ID derived from the token hash. It is
-// retried like sends (temporary failures back off; throttling is not a
-// failure), and a hard bounce feeds the suppression list. Its payload
-// holds a random nonce only: the token is HMAC(key, nonce), so neither the
-// queue nor the pending record holds anything that opens the link.
+// Delivery of the confirmation. The confirmation is a send like any
+// other, through the one send path (sendConfirmation): the gate (a
+// suppressed address gets nothing; quiet hours do not hold back a message
+// the person has just asked for), a send record in a run of the
+// "signup" pseudo-campaign, the queue, the claim before the provider call
+// and its one policy for ambiguous outcomes, the provider's rate limit,
+// feedback on a refusal. Its text, with the link, is rendered at send time
+// from the pending record (confirmationData): the send record names the
+// pending sign-up by h, the queue holds ids only, and the token is
+// HMAC(key, nonce), so neither the queue nor Redis holds anything that
+// opens the link.
 //
 // Redis keys (P is the prefix):
 //
 //	P:pending:<h>          pending sign-up (JSON), 48 h; h = sha256(token)
-//	P:pending:<h>:sent     delivery claim of its confirmation ("sending", "sent")
+//	P:c:{id}:pending       set of the h of the contact's pending sign-ups (erasure), 48 h
 //	P:pendingsms:<hash>    h of the newest pending SMS sign-up of a number, 48 h
 //	P:signupdone:<h>       the sign-up was confirmed (so a second POST says so), 48 h
 //	P:c:{id}:signups       hash h -> confirmation time: grants happen once, 48 h
@@ -54,11 +53,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
@@ -69,8 +66,6 @@ import (
 )
 
 const (
-	// TypeSubscribeConfirm delivers the confirmation message of a sign-up.
-	TypeSubscribeConfirm = "missive:subscribe-confirm"
 	// ConfirmationTopic is the transactional topic of confirmation
 	// messages; it is created on first use.
 	ConfirmationTopic = "subscription-confirmation"
@@ -83,9 +78,6 @@ const (
 	// answer, so that the work done for a known, unknown or suppressed
 	// address does not show in the response time.
 	subscribeFloor = 250 * time.Millisecond
-	// claimLease is how long a delivery claim holds before another try
-	// may send again (a worker that died mid-send).
-	claimLease = 5 * time.Minute
 )
 
 var (
@@ -100,6 +92,10 @@ var (
 
 // pendingSignup is what a sign-up leaves until it is confirmed.
 type pendingSignup struct {
+	// Nonce makes the confirmation token again when the confirmation is
+	// rendered (signupToken): the token itself is never stored, and the
+	// nonce alone does not make it without the secret.
+	Nonce     string        `json:"nonce"`
 	Contact   string        `json:"contact"`
 	Channel   channels.Kind `json:"channel"`
 	Topics    []string      `json:"topics"`
@@ -109,11 +105,6 @@ type pendingSignup struct {
 	Created   time.Time     `json:"created"`
 	IPHash    string        `json:"ip_hash"`
 	UserAgent string        `json:"user_agent,omitempty"`
-}
-
-type subscribePayload struct {
-	// Nonce derives the token (signupToken); it opens nothing by itself.
-	Nonce string `json:"n"`
 }
 
 // signupInput is a parsed and validated sign-up request.
@@ -456,7 +447,7 @@ func (d *Dispatcher) signup(ctx context.Context, in *signupInput, ipHash, userAg
 	nonce := randomHex(16)
 	h := sha256hex(d.signupToken(nonce))
 	rec, err := json.Marshal(pendingSignup{
-		Contact: contact, Channel: in.Channel, Topics: in.Topics, Wording: in.Wording, Form: in.Form,
+		Nonce: nonce, Contact: contact, Channel: in.Channel, Topics: in.Topics, Wording: in.Wording, Form: in.Form,
 		Locale: in.Locale, Created: d.cfg.Now().UTC(), IPHash: ipHash, UserAgent: cleanUserAgent(userAgent),
 	})
 	if err != nil {
@@ -474,8 +465,27 @@ func (d *Dispatcher) signup(ctx context.Context, in *signupInput, ipHash, userAg
 	if err != nil {
 		return err
 	}
-	return d.enqueue(ctx, TypeSubscribeConfirm, subscribePayload{Nonce: nonce},
-		asynq.Queue(d.sendQueue(nonce)), asynq.TaskID("subscribe~"+nonce))
+	return d.sendConfirmation(ctx, h, contact, in.Channel)
+}
+
+// sendConfirmation decides the confirmation message of the pending sign-up
+// h and queues it. It goes the way every send goes (the gate, a send
+// record, the one send path with its claim and its policy for ambiguous
+// outcomes), as a transactional message the recipient has just asked for:
+// quiet hours do not hold it back. Its text is rendered at send time from
+// the pending record (confirmationData).
+func (d *Dispatcher) sendConfirmation(ctx context.Context, h, contact string, k channels.Kind) error {
+	c, err := d.Store.Contact(ctx, contact)
+	if err != nil {
+		return err
+	}
+	topic, err := d.ensureConfirmationTopic(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = d.decideOne(ctx, oneSend{campaign: dispatcher.SignupCampaign, key: "signup:" + h[:32], contact: c,
+		topic: topic, tpl: &confirmationSource, channel: k, ref: h, requested: true})
+	return err
 }
 
 // signupContact finds the contact holding the address, or creates a
@@ -538,100 +548,6 @@ func cleanUserAgent(ua string) string {
 
 // --- delivering the confirmation
 
-// handleSubscribeConfirm sends the confirmation message of a pending
-// sign-up. Nothing is sent when the sign-up expired or was confirmed,
-// the contact is gone, or the address is suppressed. A claim written
-// before the provider call keeps a retried task from sending twice.
-func (d *Dispatcher) handleSubscribeConfirm(ctx context.Context, t *asynq.Task) error {
-	var p subscribePayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.Nonce == "" {
-		return fmt.Errorf("subscribe confirm: bad payload: %w", asynq.SkipRetry)
-	}
-	s := d.Store
-	token := d.signupToken(p.Nonce)
-	h := sha256hex(token)
-	ps, err := d.pendingSignup(ctx, h)
-	if err != nil || ps == nil {
-		return err
-	}
-	c, err := s.Contact(ctx, ps.Contact)
-	if errors.Is(err, dispatcher.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	addr := c.Address(ps.Channel)
-	if addr == "" {
-		return nil
-	}
-	if _, err := s.Suppression(ctx, ps.Channel, addr); err == nil {
-		return nil
-	} else if !errors.Is(err, dispatcher.ErrNotFound) {
-		return err
-	}
-	ch := d.cfg.Channels[ps.Channel]
-	if ch == nil {
-		d.log.Error("sign-up: no channel to send the confirmation", "channel", string(ps.Channel))
-		return nil
-	}
-	topic, err := d.ensureConfirmationTopic(ctx)
-	if err != nil {
-		return err
-	}
-	if r, ok := d.cfg.ProviderRates[ps.Channel]; ok {
-		allowed, retryIn, err := d.limiter.TakeRate(ctx, "provider:"+string(ps.Channel), r, 1)
-		if err != nil {
-			return err
-		}
-		if allowed == 0 {
-			return &throttle.LimitError{RetryIn: retryIn}
-		}
-	}
-	msg, err := d.renderConfirmation(ctx, ps, c, topic, token)
-	if err != nil {
-		d.log.Error("sign-up: render confirmation", "error", err)
-		return fmt.Errorf("subscribe confirm: render: %w", asynq.SkipRetry)
-	}
-	msg.ID = "subscribe~" + h[:24]
-
-	claim := s.PendingKey(h) + ":sent"
-	ok, err := s.Redis.SetNX(ctx, claim, "sending", claimLease).Result()
-	if err != nil {
-		return err
-	}
-	if !ok {
-		if v, _ := s.Redis.Get(ctx, claim).Result(); v == "sending" {
-			// Another try is sending, or died doing so: look again later.
-			return errors.New("subscribe confirm: delivery in progress elsewhere")
-		}
-		return nil
-	}
-	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-	_, sendErr := ch.Send(sendCtx, msg)
-	cancel()
-	bg := context.WithoutCancel(ctx)
-	switch channels.KindOf(sendErr) {
-	case 0:
-		d.log.Info("sign-up: confirmation sent", "channel", string(ps.Channel), "message", msg.ID)
-		return s.Redis.Set(bg, claim, "sent", pendingTTL).Err()
-	case channels.Temporary, channels.Sender, channels.Ambiguous:
-		s.Redis.Del(bg, claim)
-		if !isChannelErr(sendErr) {
-			sendErr = &channels.Error{Kind: channels.Temporary, Err: sendErr}
-		}
-		d.log.Info("sign-up: confirmation not sent; will retry", "channel", string(ps.Channel), "error", sendErr)
-		return sendErr
-	default:
-		s.Redis.Set(bg, claim, "failed", pendingTTL)
-		d.log.Info("sign-up: confirmation refused", "channel", string(ps.Channel), "error", sendErr)
-		if err := d.feedback(bg, &dispatcher.Send{Channel: ps.Channel}, c, sendErr); err != nil {
-			return err
-		}
-		return fmt.Errorf("subscribe confirm: %v: %w", sendErr, asynq.SkipRetry)
-	}
-}
-
 // ensureConfirmationTopic creates the transactional topic of confirmation
 // messages unless it exists (a marketer may rename it).
 func (d *Dispatcher) ensureConfirmationTopic(ctx context.Context) (*dispatcher.Topic, error) {
@@ -647,11 +563,10 @@ func (d *Dispatcher) ensureConfirmationTopic(ctx context.Context) (*dispatcher.T
 // confirmationTemplate is the built-in bilingual confirmation message. The
 // link and the topic names come through the template data (Attr), filled
 // for this message only: nothing is written to the contact.
-var confirmationTemplate = sync.OnceValue(func() *templates.Compiled {
-	c, err := templates.Compile(templates.Template{ID: "subscription-confirmation", Version: 1,
-		Email: &templates.Email{
-			Subject: `Confirmez votre inscription / Confirm your subscription – {{.Attr.sender}}`,
-			HTML: `<div lang="fr"><p>Bonjour,</p>
+var confirmationSource = templates.Template{ID: "subscription-confirmation", Version: 1,
+	Email: &templates.Email{
+		Subject: `Confirmez votre inscription / Confirm your subscription – {{.Attr.sender}}`,
+		HTML: `<div lang="fr"><p>Bonjour,</p>
 <p>Vous avez demandé à recevoir par e-mail « {{.Attr.topics}} » de {{.Attr.sender}}. Pour confirmer, ouvrez ce lien puis cliquez sur le bouton « Confirmer » :</p>
 <p><a href="{{.Attr.confirm_url}}">Confirmer mon inscription</a></p>
 <p>Ce lien est valable 48 heures. Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : rien ne sera enregistré.</p></div>
@@ -660,7 +575,7 @@ var confirmationTemplate = sync.OnceValue(func() *templates.Compiled {
 <p>You asked to receive “{{.Attr.topics}}” emails from {{.Attr.sender}}. To confirm, open this link and press “Confirm”:</p>
 <p><a href="{{.Attr.confirm_url}}">Confirm my subscription</a></p>
 <p>The link is valid for 48 hours. If you did not ask for this, ignore this message: nothing will be recorded.</p></div>`,
-			Text: `Bonjour,
+		Text: `Bonjour,
 
 Vous avez demandé à recevoir par e-mail « {{.Attr.topics}} » de {{.Attr.sender}}. Pour confirmer, ouvrez ce lien puis cliquez sur « Confirmer » :
 
@@ -678,16 +593,22 @@ You asked to receive "{{.Attr.topics}}" emails from {{.Attr.sender}}. To confirm
 
 The link is valid for 48 hours. If you did not ask for this, ignore this message: nothing will be recorded.
 `,
-		},
-		SMS: &templates.SMS{Body: `{{.Attr.sender}}: répondez YES pour confirmer votre inscription ({{.Attr.topics}}). Reply YES to confirm your subscription. Sinon/otherwise ignore.`},
-	})
-	if err != nil {
-		panic("dispatcher: confirmation template: " + err.Error())
-	}
-	return c
-})
+	},
+	SMS: &templates.SMS{Body: `{{.Attr.sender}}: répondez YES pour confirmer votre inscription ({{.Attr.topics}}). Reply YES to confirm your subscription. Sinon/otherwise ignore.`},
+}
 
-func (d *Dispatcher) renderConfirmation(ctx context.Context, ps *pendingSignup, c *dispatcher.Contact, topic *dispatcher.Topic, token string) (channels.Message, error) {
+// confirmationData gives the template data of the confirmation of the
+// pending sign-up h: the link with its token, the topics' names, the
+// sender, in the locale of the sign-up. It returns errNothingToSend when
+// the sign-up is gone (confirmed, expired or erased meanwhile).
+func (d *Dispatcher) confirmationData(ctx context.Context, h string) (attr map[string]string, locale string, err error) {
+	ps, err := d.pendingSignup(ctx, h)
+	if err != nil {
+		return nil, "", err
+	}
+	if ps == nil || ps.Nonce == "" {
+		return nil, "", errNothingToSend
+	}
 	names := make([]string, len(ps.Topics))
 	for i, id := range ps.Topics {
 		names[i] = id
@@ -695,27 +616,11 @@ func (d *Dispatcher) renderConfirmation(ctx context.Context, ps *pendingSignup, 
 			names[i] = t.Name
 		}
 	}
-	data := templates.Data{
-		Contact: templates.ContactData{ID: c.ID, Email: c.Email, Phone: c.Phone, Locale: ps.Locale, Timezone: c.Timezone},
-		Attr: map[string]string{
-			"confirm_url": d.cfg.PublicURL + "/subscribe/confirm/" + token,
-			"topics":      strings.Join(names, ", "),
-			"sender":      d.cfg.SenderName,
-		},
-		Topic:  topic.Name,
-		Locale: ps.Locale,
-		Now:    d.cfg.Now(),
-	}
-	r, err := confirmationTemplate().Render(ps.Channel, data, templates.RenderOptions{
-		ListID: topic.ID + "." + d.listDomain(), Locale: ps.Locale})
-	if err != nil {
-		return channels.Message{}, err
-	}
-	m := r.Message("", channels.Address(c.Address(ps.Channel)))
-	if m.From == "" && ps.Channel == channels.Email {
-		m.From = d.cfg.EmailFrom
-	}
-	return m, nil
+	return map[string]string{
+		"confirm_url": d.cfg.PublicURL + "/subscribe/confirm/" + d.signupToken(ps.Nonce),
+		"topics":      strings.Join(names, ", "),
+		"sender":      d.cfg.SenderName,
+	}, ps.Locale, nil
 }
 
 // --- confirming

@@ -570,3 +570,35 @@ func FuzzSubscribeForm(f *testing.F) {
 		}
 	})
 }
+
+// TestSubscribeConfirmationAmbiguous: a confirmation goes the one send
+// path, so a relay that drops the connection after the message was handed
+// over leaves the send failed as ambiguous, tried once: it is never sent
+// again, as a campaign send would not be.
+func TestSubscribeConfirmationAmbiguous(t *testing.T) {
+	b := setupSignup(t)
+	ctx := context.Background()
+	const addr = "dropped@example.com"
+	b.smtp.DropAfterData(addr)
+	if w := b.subscribeForm("198.51.100.9", signupValues(addr, "newsletter")); w.Code != http.StatusAccepted {
+		t.Fatalf("POST /subscribe: %d %s", w.Code, w.Body)
+	}
+	id, err := b.d.Store.ContactIDByAddress(ctx, channels.Email, addr)
+	must(t, err)
+	var sd *dispatcher.Send
+	deadline := time.Now().Add(10 * time.Second)
+	for sd == nil || sd.State != dispatcher.StateFailed {
+		if time.Now().After(deadline) {
+			t.Fatalf("confirmation send %+v not failed in time\n%s", sd, b.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+		sends, err := b.d.Store.ContactSends(ctx, id)
+		must(t, err)
+		if len(sends) == 1 {
+			sd = sends[0]
+		}
+	}
+	if sd.Reason != ReasonAmbiguous || sd.Attempts != 1 || sd.Topic != ConfirmationTopic || sd.Ref == "" {
+		t.Errorf("confirmation send %+v, want failed (ambiguous) after 1 attempt, topic %s, with a ref", sd, ConfirmationTopic)
+	}
+}

@@ -42,7 +42,6 @@ func (d *Dispatcher) runWorker(ctx context.Context, queues map[string]int) error
 	mux.HandleFunc(TypePlan, d.handlePlan)
 	mux.HandleFunc(TypeBatch, d.handleBatch)
 	mux.HandleFunc(TypeSend, d.handleSend)
-	mux.HandleFunc(TypeSubscribeConfirm, d.handleSubscribeConfirm)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}

@@ -16,21 +16,22 @@ import (
 // decideScript creates the send records of a batch, each once, and counts
 // them. All keys carry the run's hash tag, so one script serves a whole
 // batch even on Redis Cluster. KEYS: run, inflight, then one send key per
-// send. ARGV: now ms, ttl s, then 8 values per send: id, state, reason,
-// contact, channel, topic, template, until ms, in-flight deadline ms.
+// send. ARGV: now ms, ttl s, then 10 values per send: id, state, reason,
+// contact, channel, topic, template, until ms, in-flight deadline ms, ref.
 var decideScript = redis.NewScript(`
 local counts = {}
 local function count(name)
   counts[name] = (counts[name] or 0) + 1
 end
 for i = 3, #KEYS do
-  local a = 3 + (i - 3) * 9
+  local a = 3 + (i - 3) * 10
   if redis.call('EXISTS', KEYS[i]) == 0 then
     local state, reason = ARGV[a+1], ARGV[a+2]
     redis.call('HSET', KEYS[i], 'contact', ARGV[a+3], 'channel', ARGV[a+4], 'topic', ARGV[a+5],
       'template', ARGV[a+6], 'state', state, 'at', ARGV[1])
     if reason ~= '' then redis.call('HSET', KEYS[i], 'reason', reason) end
     if ARGV[a+7] ~= '0' then redis.call('HSET', KEYS[i], 'until', ARGV[a+7]) end
+    if ARGV[a+9] ~= '' then redis.call('HSET', KEYS[i], 'ref', ARGV[a+9]) end
     redis.call('EXPIRE', KEYS[i], ARGV[2])
     local outcome = state
     if state == 'suppressed' then outcome = reason end
@@ -124,6 +125,7 @@ type Decision struct {
 	State    string // queued, deferred or suppressed
 	Reason   string // the gate reason when suppressed
 	Until    time.Time
+	Ref      string // what the send answers (dispatcher.Send.Ref), or ""
 }
 
 // scriptPipeline runs a pipeline of EVALSHA calls of one script. When
@@ -153,7 +155,7 @@ func (s *Store) RecordDecisions(ctx context.Context, run string, ds []Decision, 
 		ds = ds[len(chunk):]
 		keys := make([]string, 2, len(chunk)+2)
 		keys[0], keys[1] = s.RunKey(run), s.InflightKey(run)
-		args := make([]any, 2, 2+9*len(chunk))
+		args := make([]any, 2, 2+10*len(chunk))
 		args[0], args[1] = ms(now), ttl
 		for _, d := range chunk {
 			deadline := now.Add(queuedDeadline)
@@ -163,7 +165,7 @@ func (s *Store) RecordDecisions(ctx context.Context, run string, ds []Decision, 
 				deadline = d.Until.Add(queuedDeadline)
 			}
 			keys = append(keys, s.SendKey(d.Send))
-			args = append(args, d.Send, d.State, d.Reason, d.Contact, string(d.Channel), d.Topic, d.Template, until, ms(deadline))
+			args = append(args, d.Send, d.State, d.Reason, d.Contact, string(d.Channel), d.Topic, d.Template, until, ms(deadline), d.Ref)
 		}
 		if err := decideScript.Run(ctx, s.Redis, keys, args...).Err(); err != nil {
 			return err
@@ -262,7 +264,7 @@ func sendFromHash(id string, m map[string]string) *dispatcher.Send {
 	run, _, _ := dispatcher.SplitSendID(id)
 	sd := &dispatcher.Send{
 		ID: id, Run: run, Contact: m["contact"], Channel: channels.Kind(m["channel"]),
-		Topic: m["topic"], Template: m["template"], State: m["state"], Reason: m["reason"],
+		Topic: m["topic"], Template: m["template"], Ref: m["ref"], State: m["state"], Reason: m["reason"],
 		Provider: m["provider"], ErrorCode: m["error_code"],
 	}
 	sd.Attempts, _ = strconv.Atoi(m["attempts"])
