@@ -378,20 +378,20 @@ func OneAtATime(campaign string) bool { return campaign == APICampaign || campai
 
 // Send is one message to one contact on one channel.
 type Send struct {
-	ID        string        `json:"id"`
-	Run       string        `json:"run,omitempty"`
-	Contact   string        `json:"contact"`
-	Channel   channels.Kind `json:"channel"`
-	Topic     string        `json:"topic"`
-	Template  string        `json:"template"`
+	ID       string        `json:"id"`
+	Run      string        `json:"run,omitempty"`
+	Contact  string        `json:"contact"`
+	Channel  channels.Kind `json:"channel"`
+	Topic    string        `json:"topic"`
+	Template string        `json:"template"`
 	// Ref names what a send answers, for a message built from more than
 	// its template: the pending sign-up a confirmation asks to confirm.
-	Ref       string        `json:"ref,omitempty"`
-	State     string        `json:"state"`
-	Reason    string        `json:"reason,omitempty"`
-	Until     time.Time     `json:"until,omitzero"`
-	Provider  string        `json:"provider_id,omitempty"`
-	ErrorCode string        `json:"error_code,omitempty"`
-	Attempts  int           `json:"attempts"`
-	UpdatedAt time.Time     `json:"updated_at"`
+	Ref       string    `json:"ref,omitempty"`
+	State     string    `json:"state"`
+	Reason    string    `json:"reason,omitempty"`
+	Until     time.Time `json:"until,omitzero"`
+	Provider  string    `json:"provider_id,omitempty"`
+	ErrorCode string    `json:"error_code,omitempty"`
+	Attempts  int       `json:"attempts"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
