@@ -1,0 +1,186 @@
+package page
+
+import (
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/missive-dev/missive/channels"
+)
+
+// PreferencesView is the preference centre of one contact: the topics
+// they may choose per channel, and everything held on them (GDPR Art.
+// 15). The caller fills it; the page translates and formats.
+//
+// Its two forms post to Action: csrf, do=save with the pairs shown and
+// the pairs on, each "channel/topic" (marketing topics only); or csrf and
+// do=unsubscribe-all.
+type PreferencesView struct {
+	Lang   Lang
+	Sender string // who sends, as the introduction names it
+	// Action is where the forms post; the caller keeps ?lang= in it when
+	// the reader chose the language, so that the choice survives.
+	Action string
+	CSRF   string
+	// Saved is the outcome of the last post: "1" the choices were saved,
+	// "all" everything was left; anything else shows no banner.
+	Saved string
+	// Channels are those the contact has an address on, in order.
+	Channels []PreferenceChannel
+	Profile  Profile
+	Consents []Consent // current consents
+	// History is the consent ledger, newest first; HistoryCut, when
+	// positive, says it holds only the latest HistoryCut events.
+	History      []Consent
+	HistoryCut   int
+	Suppressions []Suppression
+	// Location is the contact's time zone, for every time shown; nil
+	// shows UTC.
+	Location *time.Location
+}
+
+// PreferenceChannel is a channel the contact has an address on.
+type PreferenceChannel struct {
+	Channel channels.Kind
+	Address string
+	Topics  []PreferenceTopic
+}
+
+// PreferenceTopic is a topic offered on a channel.
+type PreferenceTopic struct {
+	ID, Name, Description string
+	// Transactional topics are always on: shown ticked and disabled.
+	Transactional bool
+	// Checked says consent is granted (marketing topics).
+	Checked bool
+}
+
+// Profile is what the contact record holds.
+type Profile struct {
+	Email, Phone, Timezone, Locale string
+	Tags                           []string
+	Attributes                     map[string]string
+	Created, Updated               time.Time
+}
+
+// Consent is one consent, current or in the history (Evidence is shown
+// in the history only). State, Source are the ledger's words (granted,
+// one-click...), translated when the catalogue knows them.
+type Consent struct {
+	Channel       channels.Kind
+	Topic         string // the topic's name, or its id if it is gone
+	State, Source string
+	At            time.Time
+	Evidence      map[string]string
+}
+
+// Suppression is a blocked address of the contact.
+type Suppression struct {
+	Channel channels.Kind
+	Address string
+	Reason  string // bounce, complaint, stop, unsubscribe
+	At      time.Time
+	Until   time.Time // zero: permanent
+}
+
+type prefData struct {
+	Lang, Other                     Lang
+	Class                           string
+	Intro, Action, CSRF, Saved      string
+	Channels                        []prefChannel
+	HasTx, HasMarketing             bool
+	Profile, Attributes             []row
+	Consents, History, Suppressions [][]string
+	HistoryCut                      string
+}
+
+type prefChannel struct {
+	Legend, Address string
+	Topics          []prefTopic
+}
+
+type prefTopic struct {
+	InputID, Value, Name, Description string
+	Checked, Transactional            bool
+}
+
+type row struct{ Name, Value string }
+
+// Preferences writes the preference centre, 200, with Content-Language.
+// It may not be framed.
+func Preferences(w http.ResponseWriter, v PreferencesView) {
+	lang := v.Lang.orDefault()
+	render(w, http.StatusOK, false, preferencesTmpl, preferences(lang, v), lang, lang)
+}
+
+func preferences(l Lang, v PreferencesView) prefData {
+	loc := v.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	when := func(at time.Time) string {
+		if at.IsZero() {
+			return ""
+		}
+		return at.In(loc).Format(text(l, "time.layout"))
+	}
+	channel := func(k channels.Kind) string { return word(l, "channel.", string(k)) }
+
+	d := prefData{Lang: l, Other: l.other(), Class: classPreferences, Intro: text(l, "pref.intro", v.Sender),
+		Action: v.Action, CSRF: v.CSRF, Saved: v.Saved}
+	for _, c := range v.Channels {
+		pc := prefChannel{Legend: text(l, "pref.legend.email"), Address: c.Address}
+		if c.Channel == channels.SMS {
+			pc.Legend = text(l, "pref.legend.sms")
+		}
+		for _, t := range c.Topics {
+			pt := prefTopic{InputID: "t-" + string(c.Channel) + "-" + t.ID, Value: string(c.Channel) + "/" + t.ID,
+				Name: t.Name, Description: t.Description, Checked: t.Checked || t.Transactional, Transactional: t.Transactional}
+			d.HasTx = d.HasTx || t.Transactional
+			d.HasMarketing = d.HasMarketing || !t.Transactional
+			pc.Topics = append(pc.Topics, pt)
+		}
+		d.Channels = append(d.Channels, pc)
+	}
+
+	p := v.Profile
+	d.Profile = []row{
+		{text(l, "pref.email"), p.Email}, {text(l, "pref.phone"), p.Phone}, {text(l, "pref.timezone"), p.Timezone},
+		{text(l, "pref.locale"), p.Locale}, {text(l, "pref.tags"), strings.Join(p.Tags, ", ")},
+		{text(l, "pref.created"), when(p.Created)}, {text(l, "pref.updated"), when(p.Updated)},
+	}
+	for i := range d.Profile {
+		if d.Profile[i].Value == "" {
+			d.Profile[i].Value = "—"
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(p.Attributes)) {
+		d.Attributes = append(d.Attributes, row{k, p.Attributes[k]})
+	}
+
+	for _, c := range v.Consents {
+		d.Consents = append(d.Consents, []string{channel(c.Channel), c.Topic, word(l, "state.", c.State),
+			when(c.At), word(l, "source.", c.Source)})
+	}
+	if v.HistoryCut > 0 {
+		d.HistoryCut = text(l, "pref.history-cut", v.HistoryCut)
+	}
+	for _, e := range v.History {
+		var ev []string
+		for _, k := range slices.Sorted(maps.Keys(e.Evidence)) {
+			ev = append(ev, k+": "+e.Evidence[k])
+		}
+		d.History = append(d.History, []string{when(e.At), channel(e.Channel), e.Topic,
+			word(l, "state.", e.State), word(l, "source.", e.Source), strings.Join(ev, "; ")})
+	}
+	for _, s := range v.Suppressions {
+		until := text(l, "pref.permanent")
+		if !s.Until.IsZero() {
+			until = when(s.Until)
+		}
+		d.Suppressions = append(d.Suppressions, []string{channel(s.Channel), s.Address, word(l, "reason.", s.Reason), when(s.At), until})
+	}
+	return d
+}
