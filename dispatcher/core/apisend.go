@@ -16,6 +16,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 )
@@ -225,8 +226,8 @@ func (d *Dispatcher) decideOne(ctx context.Context, o oneSend) (*SendAnswer, err
 	if existing == nil {
 		camp := &dispatcher.Campaign{ID: o.campaign, Topic: o.topic.ID, Channels: []channels.Kind{o.channel},
 			Templates: map[channels.Kind]string{o.channel: o.tpl.ID}}
-		job := gateJob{run: run, campaign: camp, topic: o.topic, sendID: id, ref: o.ref, requested: o.requested}
-		ds, err := d.gate.decide(ctx, now, job, []*dispatcher.Contact{o.contact})
+		job := gatepkg.Job{Run: run, Campaign: camp, Topic: o.topic, SendID: id, Ref: o.ref, Requested: o.requested}
+		ds, err := d.gate.Decide(ctx, now, job, []*dispatcher.Contact{o.contact})
 		if err != nil {
 			return nil, err
 		}

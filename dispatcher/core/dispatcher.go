@@ -15,6 +15,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher/consent"
+	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
@@ -216,7 +217,7 @@ func (c *Config) setDefaults() error {
 type Dispatcher struct {
 	cfg     Config
 	Store   *storepkg.Store
-	gate    *gate
+	gate    *gatepkg.Gate
 	limiter *throttle.Limiter
 	caps    *throttle.Caps
 	signer  *templates.Signer
@@ -248,7 +249,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		cfg:     cfg,
 		Store:   store,
 		caps:    caps,
-		gate:    &gate{store: store, caps: caps, quiet: cfg.Quiet, jitter: cfg.Jitter},
+		gate:    gatepkg.New(gatepkg.Config{Loader: store, Caps: caps, Quiet: cfg.Quiet, Jitter: cfg.Jitter}),
 		limiter: throttle.NewLimiter(cfg.Redis, cfg.Prefix),
 		signer:  signer,
 		client:  asynq.NewClientFromRedisClient(cfg.Redis),

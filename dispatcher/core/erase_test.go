@@ -339,3 +339,12 @@ func TestEraseUnreadableRecord(t *testing.T) {
 		t.Errorf("second erase: %v", err)
 	}
 }
+
+func mustLoc(t *testing.T, name string) *time.Location {
+	t.Helper()
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}

@@ -11,74 +11,9 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
 	"github.com/missive-dev/missive/throttle"
 )
-
-func mustLoc(t *testing.T, name string) *time.Location {
-	t.Helper()
-	l, err := time.LoadLocation(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
-// Check 5: quiet hours in the recipient's zone, with local send times.
-func TestGateSendTime(t *testing.T) {
-	cal := throttle.DefaultSMSCalendar(2026, 2027)
-	g := &gate{quiet: map[channels.Kind]throttle.Calendar{channels.SMS: cal}}
-	paris, ny, tokyo := mustLoc(t, "Europe/Paris"), mustLoc(t, "America/New_York"), mustLoc(t, "Asia/Tokyo")
-	tests := []struct {
-		name      string
-		now       time.Time
-		tz        string
-		channel   channels.Kind
-		localTime string
-		want      time.Time
-	}{
-		{"open: sent now", time.Date(2026, 11, 24, 10, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2026, 11, 24, 10, 0, 0, 0, paris)},
-		{"window start is open", time.Date(2026, 11, 24, 8, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2026, 11, 24, 8, 0, 0, 0, paris)},
-		{"window end is closed", time.Date(2026, 11, 24, 20, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2026, 11, 25, 8, 0, 0, 0, paris)},
-		{"one minute before the end", time.Date(2026, 11, 24, 19, 59, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2026, 11, 24, 19, 59, 0, 0, paris)},
-		{"Sunday waits for Monday", time.Date(2026, 11, 22, 11, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2026, 11, 23, 8, 0, 0, 0, paris)},
-		{"Saturday night waits for Monday", time.Date(2026, 11, 28, 21, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2026, 11, 30, 8, 0, 0, 0, paris)},
-		{"Christmas waits for the 26th", time.Date(2026, 12, 25, 9, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2026, 12, 26, 8, 0, 0, 0, paris)},
-		{"1 May 2027 (a Saturday) waits for Monday", time.Date(2027, 5, 1, 9, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "", time.Date(2027, 5, 3, 8, 0, 0, 0, paris)},
-		{"the same instant in Tokyo is night", time.Date(2026, 11, 24, 14, 0, 0, 0, paris), "Asia/Tokyo", channels.SMS, "", time.Date(2026, 11, 25, 8, 0, 0, 0, tokyo)},
-		{"email has no quiet hours", time.Date(2026, 11, 22, 3, 0, 0, 0, paris), "Europe/Paris", channels.Email, "", time.Date(2026, 11, 22, 3, 0, 0, 0, paris)},
-		{"local time later today", time.Date(2026, 11, 24, 7, 0, 0, 0, paris), "Europe/Paris", channels.Email, "10:00", time.Date(2026, 11, 24, 10, 0, 0, 0, paris)},
-		{"local time passed: tomorrow", time.Date(2026, 11, 24, 11, 0, 0, 0, paris), "Europe/Paris", channels.Email, "10:00", time.Date(2026, 11, 25, 10, 0, 0, 0, paris)},
-		{"local time in New York", time.Date(2026, 11, 24, 11, 0, 0, 0, paris), "America/New_York", channels.Email, "10:00", time.Date(2026, 11, 24, 10, 0, 0, 0, ny)},
-		{"local time across spring forward", time.Date(2026, 3, 28, 23, 0, 0, 0, paris), "Europe/Paris", channels.Email, "02:30", time.Date(2026, 3, 29, 3, 30, 0, 0, paris)},
-		{"local time across fall back", time.Date(2026, 10, 24, 23, 0, 0, 0, paris), "Europe/Paris", channels.Email, "10:00", time.Date(2026, 10, 25, 10, 0, 0, 0, paris)},
-		{"local time then quiet hours: Sunday 10:00 becomes Monday 08:00", time.Date(2026, 11, 21, 21, 0, 0, 0, paris), "Europe/Paris", channels.SMS, "10:00", time.Date(2026, 11, 23, 8, 0, 0, 0, paris)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := &candidate{contact: &dispatcher.Contact{ID: "x", Timezone: tt.tz}, channel: tt.channel, send: "r~x"}
-			got := g.sendTime(tt.now, tt.localTime, c)
-			if !got.Equal(tt.want) {
-				t.Errorf("sendTime = %s, want %s", got.In(mustLoc(t, tt.tz)), tt.want.In(mustLoc(t, tt.tz)))
-			}
-		})
-	}
-}
-
-// Jitter spreads deferred sends but never outside the window.
-func TestGateJitterStaysInWindow(t *testing.T) {
-	cal, err := throttle.ParseCalendar("mon-sat 08:00-08:01")
-	must(t, err)
-	g := &gate{quiet: map[channels.Kind]throttle.Calendar{channels.SMS: cal}, jitter: 10 * time.Minute}
-	paris := mustLoc(t, "Europe/Paris")
-	now := time.Date(2026, 11, 24, 6, 0, 0, 0, paris)
-	for i := range 200 {
-		c := &candidate{contact: &dispatcher.Contact{Timezone: "Europe/Paris"}, channel: channels.SMS, send: "r~" + string(rune('a'+i%26)) + string(rune('a'+i/26))}
-		got := g.sendTime(now, "", c)
-		if got.Before(time.Date(2026, 11, 24, 8, 0, 0, 0, paris)) || !got.Before(time.Date(2026, 11, 24, 8, 1, 0, 0, paris)) {
-			t.Fatalf("jittered send at %s, outside 08:00-08:01", got.In(paris))
-		}
-	}
-}
 
 // A campaign run on a Sunday defers its SMS to Monday morning and keeps
 // them queued in Redis for that time: deferred, never dropped.
@@ -174,7 +109,7 @@ func TestGateReasons(t *testing.T) {
 	decide := func(topic *dispatcher.Topic, fallback bool, ks ...channels.Kind) map[string]string {
 		t.Helper()
 		camp := &dispatcher.Campaign{ID: "c", Channels: ks, Fallback: fallback, Templates: map[channels.Kind]string{channels.Email: "news-mail", channels.SMS: "news-sms"}}
-		ds, err := b.d.gate.decide(ctx, time.Now(), gateJob{run: "r-" + topic.ID + fmt.Sprint(fallback), campaign: camp, topic: topic}, contacts)
+		ds, err := b.d.gate.Decide(ctx, time.Now(), gatepkg.Job{Run: "r-" + topic.ID + fmt.Sprint(fallback), Campaign: camp, Topic: topic}, contacts)
 		must(t, err)
 		out := map[string]string{}
 		for _, d := range ds {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/missive-dev/missive/dispatcher"
+	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -289,7 +290,7 @@ func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string, 
 		}
 	}
 	now := d.cfg.Now()
-	ds, err := d.gate.decide(ctx, now, gateJob{run: st.id, campaign: st.campaign, topic: st.topic, localTime: st.localTime}, fresh)
+	ds, err := d.gate.Decide(ctx, now, gatepkg.Job{Run: st.id, Campaign: st.campaign, Topic: st.topic, LocalTime: st.localTime}, fresh)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
@@ -229,28 +230,28 @@ func (d *Dispatcher) recheck(ctx context.Context, st *runState, live []*dispatch
 	if err != nil {
 		return nil, nil, err
 	}
-	var cands []*candidate
+	var cands []*gatepkg.Candidate
 	var settle []storepkg.Transition
 	for i, s := range live {
 		if cs[i] == nil {
 			settle = append(settle, storepkg.Transition{Send: s.ID, From: inflightStates, To: dispatcher.StateCancelled, Reason: ReasonErased})
 			continue
 		}
-		cands = append(cands, &candidate{contact: cs[i], channel: s.Channel, send: s.ID,
-			addr: cs[i].Address(s.Channel), reason: checkAddress(cs[i], s.Channel)})
+		cands = append(cands, &gatepkg.Candidate{Contact: cs[i], Channel: s.Channel, Send: s.ID,
+			Reason: gatepkg.CheckAddress(cs[i], s.Channel)})
 	}
-	if err := d.gate.loadChecks(ctx, st.topic, cands); err != nil {
+	if err := d.gate.Recheck(ctx, st.topic, cands); err != nil {
 		return nil, nil, err
 	}
 	var out []*dispatcher.Send
 	contacts := map[string]*dispatcher.Contact{}
 	for _, c := range cands {
-		if c.reason != "" {
-			settle = append(settle, storepkg.Transition{Send: c.send, From: inflightStates, To: dispatcher.StateSuppressed, Reason: c.reason})
-			_ = d.caps.Release(ctx, c.contact.ID, string(c.channel), st.topic.ID, c.send)
+		if c.Reason != "" {
+			settle = append(settle, storepkg.Transition{Send: c.Send, From: inflightStates, To: dispatcher.StateSuppressed, Reason: c.Reason})
+			_ = d.caps.Release(ctx, c.Contact.ID, string(c.Channel), st.topic.ID, c.Send)
 			continue
 		}
-		contacts[c.send] = c.contact
+		contacts[c.Send] = c.Contact
 	}
 	for _, s := range live {
 		if contacts[s.ID] != nil {

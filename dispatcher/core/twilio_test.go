@@ -23,6 +23,7 @@ import (
 	"github.com/missive-dev/missive/channels/sms"
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
 	"github.com/missive-dev/missive/dispatcher"
+	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
@@ -187,7 +188,7 @@ func (h *twilioHarness) gateSMS(t *testing.T, c *dispatcher.Contact) string {
 	topic, err := h.b.d.Store.Topic(ctx, "newsletter")
 	must(t, err)
 	camp := &dispatcher.Campaign{ID: "c", Channels: []channels.Kind{channels.SMS}, Templates: map[channels.Kind]string{channels.SMS: "news-sms"}}
-	ds, err := h.b.d.gate.decide(ctx, time.Now(), gateJob{run: "r-" + newMessageSID(t), campaign: camp, topic: topic}, []*dispatcher.Contact{c})
+	ds, err := h.b.d.gate.Decide(ctx, time.Now(), gatepkg.Job{Run: "r-" + newMessageSID(t), Campaign: camp, Topic: topic}, []*dispatcher.Contact{c})
 	must(t, err)
 	if len(ds) != 1 {
 		t.Fatalf("gate: %d decisions", len(ds))

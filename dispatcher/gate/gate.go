@@ -1,0 +1,269 @@
+package gate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/throttle"
+)
+
+// Gate reasons: one per decision, counted per run.
+const (
+	ReasonNoAddress      = "no_address"
+	ReasonInvalidAddress = "invalid_address"
+	ReasonNoConsent      = "no_consent"
+	ReasonCapped         = "capped"
+)
+
+// SuppressedReason is the gate reason of an address suppressed for r
+// (dispatcher.SuppressBounce...).
+func SuppressedReason(r string) string { return "suppressed_" + r }
+
+// Loader reads what checks 2 and 3 need, for many addresses at once
+// (store.Store does it in one pipeline).
+type Loader interface {
+	LoadChecks(ctx context.Context, topic *dispatcher.Topic, reqs []store.CheckRequest) ([]store.Checked, error)
+}
+
+// Reserver counts sends against the frequency caps (throttle.Caps).
+type Reserver interface {
+	ReserveMany(ctx context.Context, now time.Time, reqs []throttle.CapRequest) ([]bool, error)
+}
+
+// Config configures a Gate.
+type Config struct {
+	// Loader reads suppression and consent. Required.
+	Loader Loader
+	// Caps reserves frequency caps. Default: no caps.
+	Caps Reserver
+	// Quiet are the quiet-hours calendars per channel. Default: none.
+	Quiet map[channels.Kind]throttle.Calendar
+	// Jitter spreads deferred sends over the first moments of an open
+	// window. Default: none.
+	Jitter time.Duration
+}
+
+// Gate runs the checks of the design in order, for many contacts at once:
+// address, suppression, consent, caps, quiet hours. Rate limits apply at
+// send time. It is safe for concurrent use.
+type Gate struct {
+	cfg Config
+}
+
+// New returns a Gate.
+func New(cfg Config) *Gate { return &Gate{cfg: cfg} }
+
+// Job describes what the gate decides for: one run of one campaign.
+type Job struct {
+	Run       string
+	Campaign  *dispatcher.Campaign
+	Topic     *dispatcher.Topic
+	LocalTime string // "HH:MM" in each recipient's zone, or ""
+	// SendID, when set, is the id of the one send decided (an API send,
+	// whose id derives from its idempotency key).
+	SendID string
+	// Ref is what the one send answers (dispatcher.Send.Ref), or "".
+	Ref string
+	// Requested: the recipient asked for this message a moment ago (a
+	// sign-up confirmation): quiet hours do not hold it back.
+	Requested bool
+}
+
+// Candidate is one contact on one channel before the gate's verdict:
+// Reason is empty while every check passed.
+type Candidate struct {
+	Contact *dispatcher.Contact
+	Channel channels.Kind
+	Send    string
+	Reason  string
+}
+
+// CheckAddress is check 1: an address present and usable on the channel.
+func CheckAddress(c *dispatcher.Contact, k channels.Kind) string {
+	addr := c.Address(k)
+	if addr == "" {
+		return ReasonNoAddress
+	}
+	switch k {
+	case channels.Email:
+		if _, err := dispatcher.NormalizeEmail(addr); err != nil {
+			return ReasonInvalidAddress
+		}
+	case channels.SMS:
+		if _, err := dispatcher.NormalizePhone(addr); err != nil || !dispatcher.SMSCapable(addr) {
+			return ReasonInvalidAddress
+		}
+	}
+	return ""
+}
+
+// Recheck applies checks 2 and 3 (suppression, consent for a marketing
+// topic) to the candidates that passed the ones before, in one read: the
+// gate runs them when it decides, and the send path again just before a
+// message leaves, so that an opt-out recorded meanwhile wins.
+func (g *Gate) Recheck(ctx context.Context, topic *dispatcher.Topic, cs []*Candidate) error {
+	var reqs []store.CheckRequest
+	var idx []int
+	for i, c := range cs {
+		if c.Reason == "" {
+			reqs = append(reqs, store.CheckRequest{Contact: c.Contact.ID, Channel: c.Channel, Address: c.Contact.Address(c.Channel)})
+			idx = append(idx, i)
+		}
+	}
+	if len(reqs) == 0 {
+		return nil
+	}
+	got, err := g.cfg.Loader.LoadChecks(ctx, topic, reqs)
+	if err != nil {
+		return fmt.Errorf("gate: load suppression and consent: %w", err)
+	}
+	for j, i := range idx {
+		cs[i].Reason = checkLoaded(got[j], topic.Kind == dispatcher.Marketing)
+	}
+	return nil
+}
+
+// checkLoaded applies checks 2 and 3 to loaded values. An entry that does
+// not say why counts as an unsubscribe.
+func checkLoaded(c store.Checked, marketing bool) string {
+	if c.Suppressed {
+		if c.SuppressReason == "" {
+			return SuppressedReason(dispatcher.SuppressUnsubscribe)
+		}
+		return SuppressedReason(c.SuppressReason)
+	}
+	if marketing && c.Consent != dispatcher.Granted {
+		return ReasonNoConsent
+	}
+	return ""
+}
+
+// Decide returns one decision per contact and channel (or per contact in
+// fallback mode). Caps are reserved for the sends that will go out.
+func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*dispatcher.Contact) ([]store.Decision, error) {
+	camp := job.Campaign
+	var cands []*Candidate
+	for _, c := range contacts {
+		for _, k := range camp.Channels {
+			cd := &Candidate{Contact: c, Channel: k, Reason: CheckAddress(c, k)}
+			switch {
+			case job.SendID != "":
+				cd.Send = job.SendID
+			case camp.Fallback:
+				cd.Send = dispatcher.SendID(job.Run, c.ID, "any")
+			default:
+				cd.Send = dispatcher.SendID(job.Run, c.ID, k)
+			}
+			cands = append(cands, cd)
+		}
+	}
+	if err := g.Recheck(ctx, job.Topic, cands); err != nil {
+		return nil, err
+	}
+	if camp.Fallback {
+		cands = pickFallback(cands, len(camp.Channels))
+	}
+
+	var reqs []throttle.CapRequest
+	var reqIdx []int
+	for i, c := range cands {
+		if c.Reason == "" {
+			reqs = append(reqs, throttle.CapRequest{Contact: c.Contact.ID, Channel: string(c.Channel),
+				Topic: job.Topic.ID, SendID: c.Send, Marketing: job.Topic.Kind == dispatcher.Marketing})
+			reqIdx = append(reqIdx, i)
+		}
+	}
+	if len(reqs) > 0 && g.cfg.Caps != nil {
+		ok, err := g.cfg.Caps.ReserveMany(ctx, now, reqs)
+		if err != nil {
+			return nil, fmt.Errorf("gate: reserve caps: %w", err)
+		}
+		for j, i := range reqIdx {
+			if !ok[j] {
+				cands[i].Reason = ReasonCapped
+			}
+		}
+	}
+
+	out := make([]store.Decision, 0, len(cands))
+	for _, c := range cands {
+		d := store.Decision{Send: c.Send, Contact: c.Contact.ID, Channel: c.Channel, Topic: job.Topic.ID,
+			Template: camp.Templates[c.Channel], State: dispatcher.StateSuppressed, Reason: c.Reason, Ref: job.Ref}
+		if c.Reason == "" {
+			d.State, d.Reason = dispatcher.StateQueued, ""
+			if until := g.sendTime(now, job.LocalTime, c); until.After(now) && !job.Requested {
+				d.State, d.Until = dispatcher.StateDeferred, until
+			}
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// pickFallback keeps, for each contact, the first channel that passed
+// checks 1-3, or else the first channel with its reason.
+func pickFallback(cands []*Candidate, perContact int) []*Candidate {
+	out := make([]*Candidate, 0, len(cands)/perContact)
+	for i := 0; i < len(cands); i += perContact {
+		pick := cands[i]
+		for _, c := range cands[i : i+perContact] {
+			if c.Reason == "" {
+				pick = c
+				break
+			}
+		}
+		out = append(out, pick)
+	}
+	return out
+}
+
+// sendTime is check 5: the first instant at or after now (or the
+// recipient's local send time) that the channel's quiet hours allow, in the
+// recipient's zone. Deferred sends get a jitter derived from the send id,
+// so that they do not all leave in the same second, kept inside the window.
+func (g *Gate) sendTime(now time.Time, localTime string, c *Candidate) time.Time {
+	loc, err := dispatcher.LoadLocation(c.Contact.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	at := now
+	if localTime != "" {
+		at = nextLocal(now, localTime, loc)
+	}
+	cal, ok := g.cfg.Quiet[c.Channel]
+	if !ok {
+		return at
+	}
+	open := cal.NextOpen(at, loc)
+	if !open.After(now) || g.cfg.Jitter <= 0 {
+		return open
+	}
+	h := sha256.Sum256([]byte(c.Send))
+	j := time.Duration(binary.BigEndian.Uint64(h[:8]) % uint64(g.cfg.Jitter))
+	if jittered := open.Add(j); cal.NextOpen(jittered, loc).Equal(jittered) {
+		return jittered
+	}
+	return open
+}
+
+// nextLocal returns the next instant at or after now when the wall clock
+// in loc shows hh:mm. On a day when hh:mm does not exist (spring forward),
+// time.Date moves it forward by the gap, which is what a person expects.
+func nextLocal(now time.Time, hhmm string, loc *time.Location) time.Time {
+	h, m, err := dispatcher.ParseClock(hhmm)
+	if err != nil {
+		return now
+	}
+	l := now.In(loc)
+	t := time.Date(l.Year(), l.Month(), l.Day(), h, m, 0, 0, loc)
+	if t.Before(now) {
+		t = time.Date(l.Year(), l.Month(), l.Day()+1, h, m, 0, 0, loc)
+	}
+	return t
+}
