@@ -71,3 +71,9 @@ func HTTPStatus(err error) (int, *Error) {
 	}
 	return http.StatusInternalServerError, e
 }
+
+// IsCode reports whether err is or wraps an *Error with that code.
+func IsCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}

@@ -521,7 +521,7 @@ func (a *api) postConsent(w http.ResponseWriter, r *http.Request) (int, any, err
 		return 0, nil, err
 	}
 	if _, err := a.d.Store.Topic(r.Context(), e.Topic); err != nil {
-		if isCode(err, dispatcher.CodeNotFound) {
+		if dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 			return 0, nil, dispatcher.Invalid("topic", "names no topic")
 		}
 		return 0, nil, err

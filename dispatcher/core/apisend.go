@@ -169,14 +169,14 @@ func (d *Dispatcher) sendOne(ctx context.Context, key string, in sendRequest) (*
 		return nil, err
 	}
 	topic, err := s.Topic(ctx, in.Topic)
-	if isCode(err, dispatcher.CodeNotFound) {
+	if dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 		return nil, dispatcher.Invalid("topic", "names no topic")
 	}
 	if err != nil {
 		return nil, err
 	}
 	tpl, err := s.Template(ctx, in.Template)
-	if isCode(err, dispatcher.CodeNotFound) {
+	if dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 		return nil, dispatcher.Invalid("template", "names no template")
 	}
 	if err != nil {
@@ -188,8 +188,12 @@ func (d *Dispatcher) sendOne(ctx context.Context, key string, in sendRequest) (*
 	if d.cfg.Channels[in.Channel] == nil {
 		return nil, dispatcher.Invalid("channel", "no %s channel is configured", in.Channel)
 	}
-	return d.decideOne(ctx, oneSend{campaign: dispatcher.APICampaign, key: "idem:" + sha256hex(key)[:16],
+	sd, err := d.decideOne(ctx, oneSend{campaign: dispatcher.APICampaign, key: "idem:" + sha256hex(key)[:16],
 		contact: c, topic: topic, tpl: tpl, channel: in.Channel})
+	if err != nil {
+		return nil, err
+	}
+	return &SendAnswer{Send: sd.ID, State: sd.State, Reason: sd.Reason, Until: sd.Until}, nil
 }
 
 // oneSend is a send decided on its own, outside a campaign run: an API
@@ -211,7 +215,7 @@ type oneSend struct {
 
 // decideOne decides o once and enqueues it when it may go; a retry finds
 // the decided send and enqueues it again.
-func (d *Dispatcher) decideOne(ctx context.Context, o oneSend) (*SendAnswer, error) {
+func (d *Dispatcher) decideOne(ctx context.Context, o oneSend) (*dispatcher.Send, error) {
 	s := d.Store
 	now := d.cfg.Now()
 	run := oneRunID(o.campaign, o.topic.ID, o.tpl.ID, o.tpl.Version, now)
@@ -220,7 +224,7 @@ func (d *Dispatcher) decideOne(ctx context.Context, o oneSend) (*SendAnswer, err
 	}
 	id := dispatcher.SendID(run, o.key, o.channel)
 	existing, err := s.Send(ctx, id)
-	if err != nil && !isCode(err, dispatcher.CodeNotFound) {
+	if err != nil && !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 		return nil, err
 	}
 	if existing == nil {
@@ -245,13 +249,12 @@ func (d *Dispatcher) decideOne(ctx context.Context, o oneSend) (*SendAnswer, err
 			return nil, err
 		}
 	}
-	ans := &SendAnswer{Send: id, State: existing.State, Reason: existing.Reason, Until: existing.Until}
 	if existing.State == dispatcher.StateQueued || existing.State == dispatcher.StateDeferred {
 		if err := d.enqueueSends(ctx, run, []storepkg.Decision{{Send: id, State: existing.State, Until: existing.Until}}); err != nil {
 			return nil, err
 		}
 	}
-	return ans, nil
+	return existing, nil
 }
 
 // ensureOneRun creates the run of sends decided one at a time once, with a

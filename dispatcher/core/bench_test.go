@@ -100,7 +100,7 @@ func BenchmarkGate(b *testing.B) {
 		seedBench(b, tb, n, channels.Email)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- tb.d.runWorker(ctx, map[string]int{tb.d.queue("plan"): 1, tb.d.queue("batch"): 3}) }()
+		go func() { done <- tb.d.serveQueues(ctx, map[string]int{tb.d.queue("plan"): 1, tb.d.queue("batch"): 3}) }()
 		b.ResetTimer()
 		if os.Getenv("MISSIVE_BENCH_STATS") != "" {
 			tb.redis.Client.ConfigResetStat(context.Background())
@@ -175,7 +175,7 @@ func BenchmarkPlanMillion(b *testing.B) {
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- tb.d.runWorker(ctx, map[string]int{tb.d.queue("plan"): 1, tb.d.queue("batch"): 3}) }()
+	go func() { done <- tb.d.serveQueues(ctx, map[string]int{tb.d.queue("plan"): 1, tb.d.queue("batch"): 3}) }()
 	b.ResetTimer()
 	run, err := tb.d.StartRun(context.Background(), "bench", time.Now())
 	if err != nil {

@@ -67,7 +67,7 @@ func (d *Dispatcher) RecordDelivery(ctx context.Context, ev channels.Feedback) (
 	var c *dispatcher.Contact
 	if ev.Send != "" {
 		var err error
-		if sd, err = s.Send(ctx, ev.Send); err != nil && !isCode(err, dispatcher.CodeNotFound) {
+		if sd, err = s.Send(ctx, ev.Send); err != nil && !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 			return err
 		}
 	}
@@ -238,8 +238,32 @@ func (d *Dispatcher) checkRates(ctx context.Context, run string) error {
 	if campaign == "" || dispatcher.OneAtATime(campaign) {
 		return nil
 	}
-	if _, err := d.SetCampaignState(ctx, campaign, "pause"); err != nil && !isCode(err, dispatcher.CodeConflict) {
+	if _, err := d.SetCampaignState(ctx, campaign, "pause"); err != nil && !dispatcher.IsCode(err, dispatcher.CodeConflict) {
 		return err
 	}
 	return nil
+}
+
+// Refused applies the feedback policy to a permanent refusal at send
+// time, as to a bounce that came back later: an address that does not
+// exist is suppressed, a full mailbox counts as a soft bounce, a number
+// that opted out is recorded as a STOP. Other refusals (policy, content)
+// fail the send without blaming the address.
+func (d *Dispatcher) Refused(ctx context.Context, s *dispatcher.Send, c *dispatcher.Contact, err error) error {
+	var ce *channels.Error
+	if !errors.As(err, &ce) {
+		return nil
+	}
+	kind := ce.Feedback
+	if kind == "" {
+		return nil
+	}
+	ev := channels.Feedback{Send: s.ID, Channel: s.Channel, Address: channels.Address(c.Address(s.Channel)), Kind: kind, Code: ce.Code, Source: "smtp"}
+	if s.Channel == channels.SMS {
+		ev.Source = "twilio"
+	}
+	if err := d.applyPolicy(ctx, ev, c); err != nil {
+		return err
+	}
+	return d.Store.CountFeedback(ctx, s.Run, "", feedbackName(kind))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/consent"
 	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
@@ -224,6 +225,14 @@ type Dispatcher struct {
 	client  *asynq.Client
 	log     *slog.Logger
 	consent *consent.Manager
+	// fb is what the send path needs of the feedback side.
+	fb interface {
+		Refused(ctx context.Context, s *dispatcher.Send, c *dispatcher.Contact, err error) error
+		ReturnPath(ctx context.Context, send string) (string, error)
+	}
+	// refData gives the template data of a send that answers something
+	// (dispatcher.Send.Ref): a sign-up confirmation.
+	refData func(ctx context.Context, ref string) (attr map[string]string, locale string, err error)
 
 	snap snapshots
 }
@@ -257,6 +266,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		snap:    snapshots{m: map[string]*runState{}},
 		consent: consent.New(store, cfg.Now),
 	}
+	d.fb, d.refData = d, d.confirmationData
 	return d, nil
 }
 

@@ -86,7 +86,7 @@ const (
 func (d *Dispatcher) EraseContact(ctx context.Context, id string) (*ErasureReport, error) {
 	s := d.Store
 	c, err := s.Contact(ctx, id)
-	if errors.Is(err, dispatcher.ErrNotFound) || isCode(err, dispatcher.CodeNotFound) {
+	if errors.Is(err, dispatcher.ErrNotFound) || dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 		return nil, dispatcher.NotFound("contact")
 	}
 	rep := &ErasureReport{Contact: id, Erased: map[string]int{}}
@@ -336,7 +336,7 @@ type ExportFeedback struct {
 func (d *Dispatcher) ExportContact(ctx context.Context, id string) (*ContactExport, error) {
 	s := d.Store
 	c, err := s.Contact(ctx, id)
-	if errors.Is(err, dispatcher.ErrNotFound) || isCode(err, dispatcher.CodeNotFound) {
+	if errors.Is(err, dispatcher.ErrNotFound) || dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 		return nil, dispatcher.NotFound("contact")
 	}
 	if err != nil {

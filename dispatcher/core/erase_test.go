@@ -67,7 +67,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	gctx, stopGate := context.WithCancel(ctx)
 	gdone := make(chan error, 1)
 	go func() {
-		gdone <- b.d.runWorker(gctx, map[string]int{b.d.queue("plan"): 1, b.d.queue("batch"): 3})
+		gdone <- b.d.serveQueues(gctx, map[string]int{b.d.queue("plan"): 1, b.d.queue("batch"): 3})
 	}()
 	run, err := b.d.StartRun(ctx, "sunday", sunday)
 	must(t, err)
@@ -335,7 +335,7 @@ func TestEraseUnreadableRecord(t *testing.T) {
 	if id, err := s.ContactIDByAddress(ctx, channels.Email, "kept@example.com"); err != nil || id != "kept" {
 		t.Errorf("another contact's address: %q %v", id, err)
 	}
-	if _, err := b.d.EraseContact(ctx, "lost"); !isCode(err, dispatcher.CodeNotFound) {
+	if _, err := b.d.EraseContact(ctx, "lost"); !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 		t.Errorf("second erase: %v", err)
 	}
 }

@@ -162,7 +162,7 @@ func (h *espHooks) apply(ctx context.Context, provider string, evs []espEvent) (
 		ev.Address = channels.Address(validAddress(string(ev.Address)))
 		ev.Code = statusCode(ev.Code)
 		if ev.Send != "" {
-			if _, err := s.Send(ctx, ev.Send); isCode(err, dispatcher.CodeNotFound) {
+			if _, err := s.Send(ctx, ev.Send); dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 				ev.Send = "" // a Message-ID that looks like ours but is not
 			} else if err != nil {
 				return out, fmt.Errorf("%s webhook: read send: %w", provider, err)

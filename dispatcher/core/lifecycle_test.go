@@ -56,7 +56,7 @@ func TestPauseHoldsAndResumeFinishes(t *testing.T) {
 	if held >= n {
 		t.Fatal("the run finished before the pause; the test proves nothing")
 	}
-	if _, err := b.d.SetCampaignState(ctx, "mailing", "pause"); !isCode(err, dispatcher.CodeConflict) {
+	if _, err := b.d.SetCampaignState(ctx, "mailing", "pause"); !dispatcher.IsCode(err, dispatcher.CodeConflict) {
 		t.Errorf("pausing a paused campaign: %v, want a conflict", err)
 	}
 	_, err = b.d.SetCampaignState(ctx, "mailing", "resume")
@@ -96,7 +96,7 @@ func TestCancelSettlesWhatWaits(t *testing.T) {
 	if int64(sent) != r.Counters["sent"] {
 		t.Errorf("%d messages arrived, the run counts %d sent", sent, r.Counters["sent"])
 	}
-	if _, err := b.d.SetCampaignState(ctx, "mailing", "resume"); !isCode(err, dispatcher.CodeConflict) {
+	if _, err := b.d.SetCampaignState(ctx, "mailing", "resume"); !dispatcher.IsCode(err, dispatcher.CodeConflict) {
 		t.Errorf("resuming a cancelled campaign: %v, want a conflict", err)
 	}
 }

@@ -27,7 +27,7 @@ func TestOneClickBeforeTheWorkerRuns(t *testing.T) {
 	// Plan and gate only: the sends wait in their queue.
 	gctx, stopGate := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- b.d.runWorker(gctx, map[string]int{b.d.queue("plan"): 1, b.d.queue("batch"): 1}) }()
+	go func() { done <- b.d.serveQueues(gctx, map[string]int{b.d.queue("plan"): 1, b.d.queue("batch"): 1}) }()
 	run, err := b.d.StartRun(ctx, "mailing", time.Now())
 	must(t, err)
 	waitFor(t, "three queued sends", 10*time.Second, func() bool {

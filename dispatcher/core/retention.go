@@ -97,7 +97,7 @@ func (d *Dispatcher) PurgeInactive(ctx context.Context, progress func(done, tota
 				if ctx.Err() != nil {
 					return rep, ctx.Err()
 				}
-				if !isCode(err, dispatcher.CodeNotFound) {
+				if !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 					rep.Errors++
 				}
 				continue

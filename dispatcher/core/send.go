@@ -81,7 +81,7 @@ func (d *Dispatcher) handleSend(ctx context.Context, t *asynq.Task) error {
 	}
 	st, err := d.loadRun(ctx, p.Run)
 	if err != nil {
-		if errors.Is(err, dispatcher.ErrNotFound) || isCode(err, dispatcher.CodeNotFound) {
+		if errors.Is(err, dispatcher.ErrNotFound) || dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 			return nil
 		}
 		return err
@@ -283,7 +283,7 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *dispatcher.Se
 		return d.settle(ctx, []string{s.ID}, inflightStates, dispatcher.StateFailed, ReasonRender)
 	}
 	if s.Channel == channels.Email {
-		if msg.ReturnPath, err = d.returnPath(ctx, s.ID); err != nil {
+		if msg.ReturnPath, err = d.fb.ReturnPath(ctx, s.ID); err != nil {
 			return err
 		}
 	}
@@ -311,7 +311,7 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *dispatcher.Se
 		t.To, t.Reason = dispatcher.StateFailed, ReasonAmbiguous
 	default:
 		t.To, t.Reason = dispatcher.StateFailed, ReasonRejected
-		if err := d.feedback(ctx, s, c, sendErr); err != nil {
+		if err := d.fb.Refused(ctx, s, c, sendErr); err != nil {
 			return err
 		}
 	}
@@ -338,30 +338,6 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *dispatcher.Se
 		}
 	}
 	return sendErr
-}
-
-// feedback applies the feedback policy to a permanent refusal at send
-// time, as to a bounce that came back later: an address that does not
-// exist is suppressed, a full mailbox counts as a soft bounce, a number
-// that opted out is recorded as a STOP. Other refusals (policy, content)
-// fail the send without blaming the address.
-func (d *Dispatcher) feedback(ctx context.Context, s *dispatcher.Send, c *dispatcher.Contact, err error) error {
-	var ce *channels.Error
-	if !errors.As(err, &ce) {
-		return nil
-	}
-	kind := ce.Feedback
-	if kind == "" {
-		return nil
-	}
-	ev := channels.Feedback{Send: s.ID, Channel: s.Channel, Address: channels.Address(c.Address(s.Channel)), Kind: kind, Code: ce.Code, Source: "smtp"}
-	if s.Channel == channels.SMS {
-		ev.Source = "twilio"
-	}
-	if err := d.applyPolicy(ctx, ev, c); err != nil {
-		return err
-	}
-	return d.Store.CountFeedback(ctx, s.Run, "", feedbackName(kind))
 }
 
 // settle moves sends from the given states to a final one.
@@ -400,7 +376,7 @@ func (d *Dispatcher) render(ctx context.Context, st *runState, s *dispatcher.Sen
 	attr, locale := c.Attributes, c.Locale
 	if s.Ref != "" {
 		var err error
-		if attr, locale, err = d.confirmationData(ctx, s.Ref); err != nil {
+		if attr, locale, err = d.refData(ctx, s.Ref); err != nil {
 			return channels.Message{}, err
 		}
 	}
@@ -444,11 +420,6 @@ var errNothingToSend = errors.New("nothing to send any more")
 func isChannelErr(err error) bool {
 	var ce *channels.Error
 	return errors.As(err, &ce)
-}
-
-func isCode(err error, code string) bool {
-	var e *dispatcher.Error
-	return errors.As(err, &e) && e.Code == code
 }
 
 func isLastTry(ctx context.Context) bool {

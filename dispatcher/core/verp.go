@@ -32,9 +32,9 @@ func (d *Dispatcher) verpMAC(id string) string {
 	return hex.EncodeToString(m.Sum(nil)[:verpMACBytes])
 }
 
-// returnPath returns the VERP envelope sender of a send, or "" when no
+// ReturnPath returns the VERP envelope sender of a send, or "" when no
 // bounce domain is configured.
-func (d *Dispatcher) returnPath(ctx context.Context, send string) (string, error) {
+func (d *Dispatcher) ReturnPath(ctx context.Context, send string) (string, error) {
 	if d.cfg.BounceDomain == "" {
 		return "", nil
 	}

@@ -52,7 +52,7 @@ func TestVERPLongSendID(t *testing.T) {
 	b := setup(t, func(c *Config) { c.BounceDomain = "b.example" })
 	ctx := context.Background()
 	send := dispatcher.SendID("a-very-long-campaign-identifier-for-the-spring-sale-"+strings.Repeat("x", 10)+"-toxgxx", "c1", channels.Email)
-	rp, err := b.d.returnPath(ctx, send)
+	rp, err := b.d.ReturnPath(ctx, send)
 	must(t, err)
 	local, _, _ := strings.Cut(rp, "@")
 	if len(local) > 64 {

@@ -16,10 +16,10 @@ import (
 // the middle of a provider call always finishes), and returns. It also runs
 // the reconciler.
 func (d *Dispatcher) RunWorker(ctx context.Context) error {
-	return d.runWorker(ctx, d.Queues())
+	return d.serveQueues(ctx, d.Queues())
 }
 
-func (d *Dispatcher) runWorker(ctx context.Context, queues map[string]int) error {
+func (d *Dispatcher) serveQueues(ctx context.Context, queues map[string]int) error {
 	srv := asynq.NewServerFromRedisClient(d.cfg.Redis, asynq.Config{
 		Concurrency:              d.cfg.Concurrency,
 		Queues:                   queues,
