@@ -758,26 +758,6 @@ func TestESPOffWithoutSettings(t *testing.T) {
 	}
 }
 
-func TestSendFromMessageID(t *testing.T) {
-	id := dispatcher.SendID("run-1", "c1", channels.Email)
-	odd := "api-orders-x v1~0123"
-	for in, want := range map[string]string{
-		"<" + id + "@example.com>":   id,
-		id + "@mg.example.com":       id,
-		" <" + id + "@example.com> ": id,
-		"<m-" + base64.RawURLEncoding.EncodeToString([]byte(odd)) + "@example.com>": odd,
-		"<m-" + base64.RawURLEncoding.EncodeToString([]byte("a~b\r\n")) + "@x>":     "",
-		"<14c5d75ce93.dfd.64b469@ismtpd-555>":                                       "",
-		"<" + id + ">":                                                              "",
-		"":                                                                          "",
-		"<@example.com>":                                                            "",
-	} {
-		if got := sendFromMessageID(in); got != want {
-			t.Errorf("sendFromMessageID(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // fuzzDispatcher is a dispatcher for fuzzing the webhooks, with one
 // contact and no sends.
 func fuzzDispatcher(f *testing.F) (http.Handler, *awsDouble) {

@@ -2,19 +2,14 @@ package core
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"mime"
 	"net/http"
-	"regexp"
-	"strings"
 	"time"
-	"unicode"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/channels/sms/twilioproto"
 	"github.com/missive-dev/missive/dispatcher"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
@@ -28,46 +23,6 @@ func (a *api) mountTwilio() {
 	}
 	a.mux.HandleFunc("POST /webhooks/twilio/inbound", a.twilioInbound)
 }
-
-// smsKeyword is what an inbound SMS asks for.
-type smsKeyword int
-
-const (
-	keywordNone smsKeyword = iota
-	keywordStop
-	keywordStart
-	keywordHelp
-)
-
-func (k smsKeyword) String() string {
-	return [...]string{"none", "stop", "start", "help"}[k]
-}
-
-// smsKeywords are the keywords Twilio and carriers honour (DESIGN.md),
-// upper case. ARRÊT is listed as typed: ToUpper keeps the accent.
-var smsKeywords = map[string]smsKeyword{
-	"STOP": keywordStop, "STOPALL": keywordStop, "UNSUBSCRIBE": keywordStop, "CANCEL": keywordStop,
-	"END": keywordStop, "QUIT": keywordStop, "ARRET": keywordStop, "ARRÊT": keywordStop,
-	"START": keywordStart, "YES": keywordStart, "UNSTOP": keywordStart,
-	"HELP": keywordHelp, "INFO": keywordHelp,
-}
-
-// parseKeyword finds the keyword of an SMS body: the whole body, leading
-// and trailing space and trailing punctuation ("Stop.", "stop!") ignored,
-// in any case. "Stop sending" and "S T O P" are not keywords, as for
-// Twilio.
-func parseKeyword(body string) smsKeyword {
-	if len(body) > 32 {
-		return keywordNone
-	}
-	w := strings.TrimRightFunc(strings.TrimSpace(body), func(r rune) bool {
-		return unicode.IsPunct(r) || unicode.IsSpace(r)
-	})
-	return smsKeywords[strings.ToUpper(w)]
-}
-
-// messageSIDPattern is an SMS or MMS SID as Twilio sends it.
-var messageSIDPattern = regexp.MustCompile(`^(SM|MM)[0-9a-f]{32}$`)
 
 // Retention of the record of a processed MessageSid: past any retry of
 // Twilio's. A claim in progress lives much shorter, so that a crash in the
@@ -90,35 +45,45 @@ func (a *api) twilioInbound(w http.ResponseWriter, r *http.Request) {
 	if !a.readTwilioForm(w, r) {
 		return
 	}
-	sid := r.PostForm.Get("MessageSid")
-	if !messageSIDPattern.MatchString(sid) {
-		writeJSON(w, http.StatusBadRequest, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInvalid, Field: "MessageSid", Message: "is not a message SID"}})
-		return
-	}
-	from, err := dispatcher.NormalizePhone(r.PostForm.Get("From"))
+	in, err := twilioproto.ParseInbound(r.PostForm)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInvalid, Field: "From", Message: "is not a phone number in E.164 form"}})
+		refuseTwilioForm(w, err)
 		return
 	}
-	kw := parseKeyword(r.PostForm.Get("Body"))
-	if kw == keywordNone {
+	from, err := dispatcher.NormalizePhone(string(in.From))
+	if err != nil {
+		refuseTwilioForm(w, &twilioproto.FieldError{Field: "From", Message: "is not a phone number in E.164 form"})
+		return
+	}
+	if in.Keyword == twilioproto.KeywordNone {
 		// Nothing to do, nothing to remember: a retry is just as harmless.
-		writeTwiML(w, "")
+		twilioproto.WriteTwiML(w, "")
 		return
 	}
-	ctx := r.Context()
 	d := a.d
-	switch err := d.handleKeyword(ctx, kw, from, sid); {
+	switch err := d.handleKeyword(r.Context(), in.Keyword, from, in.MessageSID); {
 	case errors.Is(err, errSIDPending):
 		w.Header().Set("Retry-After", "60")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: "busy", Message: "this message is being handled; retry later"}})
 		return
 	case err != nil:
-		d.log.Error("twilio inbound: keyword not recorded", "keyword", kw.String(), "message_sid", sid, "error", err)
+		d.log.Error("twilio inbound: keyword not recorded", "keyword", in.Keyword.String(), "message_sid", in.MessageSID, "error", err)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInternal, Message: "could not record the message; retry later"}})
 		return
 	}
-	writeTwiML(w, d.keywordReply(kw))
+	twilioproto.WriteTwiML(w, d.keywordReply(in.Keyword))
+}
+
+// refuseTwilioForm answers 400 for a signed form twilioproto could not
+// read, naming the field, never quoting it: Twilio's retry would bring the
+// same form.
+func refuseTwilioForm(w http.ResponseWriter, err error) {
+	var fe *twilioproto.FieldError
+	if !errors.As(err, &fe) {
+		// twilioproto refuses with *FieldError only; refuse anything else too.
+		fe = &twilioproto.FieldError{Field: "body", Message: "could not be read"}
+	}
+	writeJSON(w, http.StatusBadRequest, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInvalid, Field: fe.Field, Message: fe.Message}})
 }
 
 // readTwilioForm parses the form of a Twilio webhook into r.PostForm and
@@ -175,8 +140,8 @@ func (a *api) twilioSigned(r *http.Request) bool {
 var errSIDPending = errors.New("twilio inbound: message being handled")
 
 // handleKeyword applies a STOP, START or HELP from the number from, once
-// per MessageSid: the SID is claimed (SET NX) before anything changes and
-// marked done after; a duplicate of a done message changes nothing. If a
+// per MessageSid: the SID is claimed as pending before anything changes
+// and marked done after; a duplicate of a done message changes nothing. If a
 // step fails the claim is dropped, so Twilio's retry does the whole work
 // again; every step is idempotent (suppressing twice is one entry, and
 // only consents in the expected state change).
@@ -184,35 +149,26 @@ var errSIDPending = errors.New("twilio inbound: message being handled")
 // The writes cannot be one MULTI: the suppression entry and the contact's
 // keys live in different Redis Cluster slots. The suppression is written
 // first, so an opt-out protects the number even if the rest fails.
-func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid string) (err error) {
-	if kw == keywordHelp {
+func (d *Dispatcher) handleKeyword(ctx context.Context, kw twilioproto.Keyword, from, sid string) (err error) {
+	if kw == twilioproto.KeywordHelp {
 		return nil
 	}
 	s := d.Store
-	key := s.Key("twilio", "sid", sid)
-	ok, err := s.Redis.SetNX(ctx, key, "pending", twilioSIDPending).Result()
-	if err != nil {
+	claim := s.InboundSMSClaim(sid)
+	switch state, err := s.ClaimPending(ctx, claim, twilioSIDPending); {
+	case err != nil:
 		return fmt.Errorf("claim message: %w", err)
-	}
-	if !ok {
-		state, err := s.Redis.Get(ctx, key).Result()
-		switch {
-		case errors.Is(err, redis.Nil):
-			// The claim expired between the two calls: let a retry take it.
-			return errSIDPending
-		case err != nil:
-			return fmt.Errorf("read message claim: %w", err)
-		case state == "done":
-			return nil
-		}
+	case state == storepkg.ClaimDone:
+		return nil
+	case state == storepkg.ClaimBusy:
 		return errSIDPending
 	}
 	defer func() {
-		if err != nil {
-			// A fresh context: the request's may be what failed.
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			s.Redis.Del(dctx, key)
+		if err == nil {
+			return
+		}
+		if rerr := s.Release(ctx, claim); rerr != nil {
+			d.log.Warn("twilio inbound: claim not released", "message_sid", sid, "error", rerr)
 		}
 	}()
 
@@ -225,7 +181,7 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 	evidence := map[string]string{"message_sid": sid}
 	var changed []string
 	switch kw {
-	case keywordStop:
+	case twilioproto.KeywordStop:
 		if err := s.SuppressStop(ctx, channels.SMS, from); err != nil {
 			return err
 		}
@@ -234,7 +190,7 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 				return err
 			}
 		}
-	case keywordStart:
+	case twilioproto.KeywordStart:
 		if err := s.UnsuppressStop(ctx, channels.SMS, from); err != nil {
 			return err
 		}
@@ -253,7 +209,7 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 			return fmt.Errorf("count unsubscribe: %w", err)
 		}
 	}
-	if err := s.Redis.Set(ctx, key, "done", twilioSIDDone).Err(); err != nil {
+	if err := s.MarkDone(ctx, claim, twilioSIDDone); err != nil {
 		return fmt.Errorf("mark message done: %w", err)
 	}
 	d.log.Info("twilio inbound: keyword recorded", "keyword", kw.String(), "message_sid", sid,
@@ -264,38 +220,18 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw smsKeyword, from, sid
 // keywordReply is the SMS answering a keyword: French, then English,
 // GSM-7 only (no ê, no typographic quotes) so that it stays one segment
 // with a short sender name.
-func (d *Dispatcher) keywordReply(kw smsKeyword) string {
+func (d *Dispatcher) keywordReply(kw twilioproto.Keyword) string {
 	n := d.cfg.SenderName
 	switch kw {
-	case keywordStop:
+	case twilioproto.KeywordStop:
 		return "Vous ne recevrez plus de SMS de " + n + ". Répondez START pour revenir. / " +
 			"You will get no more texts from " + n + ". Reply START to come back."
-	case keywordStart:
+	case twilioproto.KeywordStart:
 		return "Les SMS de " + n + " sont réactivés. Répondez STOP pour vous désabonner. / " +
 			"Texts from " + n + " are back on. Reply STOP to opt out."
-	case keywordHelp:
+	case twilioproto.KeywordHelp:
 		return "SMS de " + n + ". Répondez STOP pour ne plus en recevoir, START pour revenir. / " +
 			"Texts from " + n + ". Reply STOP to opt out, START to opt back in."
 	}
 	return ""
-}
-
-// writeTwiML answers a Twilio webhook with one reply message, or none
-// when msg is empty.
-func writeTwiML(w http.ResponseWriter, msg string) {
-	var b strings.Builder
-	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>`)
-	if msg == "" {
-		b.WriteString("<Response/>")
-	} else {
-		b.WriteString("<Response><Message>")
-		xml.EscapeText(&b, []byte(msg))
-		b.WriteString("</Message></Response>")
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/xml; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	w.Write([]byte(b.String()))
 }

@@ -599,20 +599,6 @@ func TestTwilioInboundOffWithoutToken(t *testing.T) {
 	}
 }
 
-func TestParseKeyword(t *testing.T) {
-	for body, want := range map[string]smsKeyword{
-		"stop": keywordStop, " Stop ": keywordStop, "Stop.": keywordStop, "stop!": keywordStop, "ARRET": keywordStop,
-		"arrêt": keywordStop, "Arrêt !": keywordStop, "end": keywordStop, "start": keywordStart, "Yes.": keywordStart,
-		"UNSTOP": keywordStart, "help?": keywordHelp, "info": keywordHelp,
-		"S T O P": keywordNone, "stop it": keywordNone, ".stop": keywordNone, "": keywordNone, "...": keywordNone,
-		"stopp": keywordNone, "arrete": keywordNone, "STOP" + strings.Repeat(" ", 40): keywordNone,
-	} {
-		if got := parseKeyword(body); got != want {
-			t.Errorf("parseKeyword(%q) = %v, want %v", body, got, want)
-		}
-	}
-}
-
 // FuzzTwilioInbound checks that no form, signed or not, gets a server
 // error, and that a TwiML answer is well-formed XML that never carries
 // markup from the request.

@@ -421,24 +421,6 @@ func TestTwilioStatusOffWithoutToken(t *testing.T) {
 	}
 }
 
-func TestTwilioStatusEvent(t *testing.T) {
-	for _, tc := range []struct {
-		status, code string
-		want         channels.FeedbackKind
-	}{
-		{"delivered", "", channels.Delivered}, {"read", "", channels.Delivered},
-		{"undelivered", "30005", channels.HardBounce}, {"failed", "30006", channels.HardBounce}, {"failed", "21211", channels.HardBounce}, {"undelivered", "21614", channels.HardBounce},
-		{"undelivered", "21610", channels.OptedOut}, {"undelivered", "30003", channels.SoftBounce},
-		{"undelivered", "30007", channels.Undelivered}, {"failed", "", channels.Undelivered}, {"failed", "20003", channels.Undelivered},
-		{"queued", "", ""}, {"sending", "", ""}, {"sent", "", ""}, {"accepted", "", ""}, {"canceled", "", ""}, {"receiving", "", ""},
-	} {
-		got, ok := twilioStatusEvent(tc.status, tc.code)
-		if got != tc.want || ok != (tc.want != "") {
-			t.Errorf("twilioStatusEvent(%q, %q) = %q, %v; want %q", tc.status, tc.code, got, ok, tc.want)
-		}
-	}
-}
-
 // FuzzTwilioStatus checks that no form, signed or not, gets a server
 // error, and that a handled callback is answered with empty TwiML. The
 // seeds include a message Missive really sent.

@@ -40,6 +40,9 @@ import (
 //	P:runs:<campaign>      sorted set of run ids by fire time
 //	P:runs:active          set of runs not yet finished
 //	P:idem:<hash>          idempotency record of an API send
+//	P:mailgun:token:<sha256>   Claim of a Mailgun webhook token, 15 min
+//	P:esp:<source>:event:<sha256>   Claim of an email provider's event (id, kind, address), 24 h
+//	P:twilio:sid:<sid>     Claim of an inbound SMS: "pending" (2 min lease), then "done" (7 days)
 type Store struct {
 	Redis  redis.UniversalClient
 	p      string
