@@ -17,6 +17,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 )
@@ -722,7 +723,7 @@ func (a *api) createCampaign(w http.ResponseWriter, r *http.Request) (int, any, 
 	if err := decodeJSON(w, r, &c); err != nil {
 		return 0, nil, err
 	}
-	if err := a.d.CreateCampaign(r.Context(), &c); err != nil {
+	if err := a.d.Pipeline.CreateCampaign(r.Context(), &c); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusCreated, c, nil
@@ -749,7 +750,7 @@ func (a *api) scheduleCampaign(w http.ResponseWriter, r *http.Request) (int, any
 	if err := decodeJSON(w, r, &s); err != nil {
 		return 0, nil, err
 	}
-	c, err := a.d.ScheduleCampaign(r.Context(), r.PathValue("id"), s)
+	c, err := a.d.Pipeline.ScheduleCampaign(r.Context(), r.PathValue("id"), s)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -757,7 +758,7 @@ func (a *api) scheduleCampaign(w http.ResponseWriter, r *http.Request) (int, any
 }
 
 func (a *api) startCampaign(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	run, err := a.d.StartRun(r.Context(), r.PathValue("id"), a.d.cfg.Now())
+	run, err := a.d.Pipeline.StartRun(r.Context(), r.PathValue("id"), a.d.cfg.Now())
 	if err != nil {
 		return 0, nil, err
 	}
@@ -766,7 +767,7 @@ func (a *api) startCampaign(w http.ResponseWriter, r *http.Request) (int, any, e
 
 func (a *api) campaignAction(action string) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
-		c, err := a.d.SetCampaignState(r.Context(), r.PathValue("id"), action)
+		c, err := a.d.Pipeline.SetCampaignState(r.Context(), r.PathValue("id"), action)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -775,7 +776,7 @@ func (a *api) campaignAction(action string) apiFunc {
 }
 
 func (a *api) campaignStats(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	runs, err := a.d.CampaignStats(r.Context(), r.PathValue("id"))
+	runs, err := a.d.Pipeline.CampaignStats(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -792,7 +793,7 @@ func (a *api) getRun(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, RunStats{Run: run, Decisions: dec}, nil
+	return http.StatusOK, pipeline.RunStats{Run: run, Decisions: dec}, nil
 }
 
 // --- suppressions: the address travels in bodies only, never in URLs

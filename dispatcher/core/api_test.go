@@ -21,6 +21,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
@@ -572,7 +573,7 @@ func TestAPISendIdempotency(t *testing.T) {
 	}
 	ans := first.json(t)
 	id, _ := ans["send"].(string)
-	run := oneRunID(dispatcher.APICampaign, "orders", "order-shipped", 1, time.Now())
+	run := pipeline.OneRunID(dispatcher.APICampaign, "orders", "order-shipped", 1, time.Now())
 	if diff := cmp.Diff(map[string]any{"send": dispatcher.SendID(run, "idem:"+sha256hex("order-1/shipped")[:16], channels.Email), "state": "queued"}, ans); diff != "" {
 		t.Errorf("answer (-want +got):\n%s", diff)
 	}

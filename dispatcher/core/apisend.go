@@ -9,15 +9,13 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
-	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
-	storepkg "github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -150,13 +148,6 @@ func (a *api) postSend(w http.ResponseWriter, r *http.Request) (int, any, error)
 	return http.StatusAccepted, json.RawMessage(body), nil
 }
 
-// oneRunID names the run that holds the sends decided one at a time by
-// campaign (dispatcher.APICampaign or dispatcher.SignupCampaign) of a topic
-// with a template version on one UTC day.
-func oneRunID(campaign, topic, tpl string, version int, day time.Time) string {
-	return campaign + "-" + topic + "-" + tpl + "-v" + strconv.Itoa(version) + "-" + day.UTC().Format("20060102")
-}
-
 // sendOne decides the API send that key names and enqueues it when it may
 // go. A retry after a failure finds the decided send and enqueues it again.
 func (d *Dispatcher) sendOne(ctx context.Context, key string, in sendRequest) (*SendAnswer, error) {
@@ -188,101 +179,12 @@ func (d *Dispatcher) sendOne(ctx context.Context, key string, in sendRequest) (*
 	if d.cfg.Channels[in.Channel] == nil {
 		return nil, dispatcher.Invalid("channel", "no %s channel is configured", in.Channel)
 	}
-	sd, err := d.decideOne(ctx, oneSend{campaign: dispatcher.APICampaign, key: "idem:" + sha256hex(key)[:16],
-		contact: c, topic: topic, tpl: tpl, channel: in.Channel})
+	sd, err := d.Pipeline.DecideOne(ctx, pipeline.OneSend{Campaign: dispatcher.APICampaign, Key: "idem:" + sha256hex(key)[:16],
+		Contact: c, Topic: topic, Tpl: tpl, Channel: in.Channel})
 	if err != nil {
 		return nil, err
 	}
 	return &SendAnswer{Send: sd.ID, State: sd.State, Reason: sd.Reason, Until: sd.Until}, nil
-}
-
-// oneSend is a send decided on its own, outside a campaign run: an API
-// send or a sign-up confirmation. It goes the way every send goes: the
-// gate, a send record, the queue, the one send path.
-type oneSend struct {
-	// campaign is dispatcher.APICampaign or dispatcher.SignupCampaign.
-	campaign string
-	// key names the send: its id derives from it, so a retry finds it.
-	key     string
-	contact *dispatcher.Contact
-	topic   *dispatcher.Topic
-	tpl     *templates.Template
-	channel channels.Kind
-	// ref and requested: see gateJob.
-	ref       string
-	requested bool
-}
-
-// decideOne decides o once and enqueues it when it may go; a retry finds
-// the decided send and enqueues it again.
-func (d *Dispatcher) decideOne(ctx context.Context, o oneSend) (*dispatcher.Send, error) {
-	s := d.Store
-	now := d.cfg.Now()
-	run := oneRunID(o.campaign, o.topic.ID, o.tpl.ID, o.tpl.Version, now)
-	if err := d.ensureOneRun(ctx, run, o.campaign, o.topic, o.tpl, now); err != nil {
-		return nil, err
-	}
-	id := dispatcher.SendID(run, o.key, o.channel)
-	existing, err := s.Send(ctx, id)
-	if err != nil && !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
-		return nil, err
-	}
-	if existing == nil {
-		camp := &dispatcher.Campaign{ID: o.campaign, Topic: o.topic.ID, Channels: []channels.Kind{o.channel},
-			Templates: map[channels.Kind]string{o.channel: o.tpl.ID}}
-		job := gatepkg.Job{Run: run, Campaign: camp, Topic: o.topic, SendID: id, Ref: o.ref, Requested: o.requested}
-		ds, err := d.gate.Decide(ctx, now, job, []*dispatcher.Contact{o.contact})
-		if err != nil {
-			return nil, err
-		}
-		if err := s.RecordDecisions(ctx, run, ds, d.cfg.InflightDeadline); err != nil {
-			return nil, err
-		}
-		// The send's id derives from its key, not its contact: index it
-		// for erasure and export (campaign sends are found by their ids).
-		if err := s.IndexSends(ctx, ds); err != nil {
-			return nil, err
-		}
-		// A concurrent request with the same key may have decided first:
-		// the record holds the decision that counts.
-		if existing, err = s.Send(ctx, id); err != nil {
-			return nil, err
-		}
-	}
-	if existing.State == dispatcher.StateQueued || existing.State == dispatcher.StateDeferred {
-		if err := d.enqueueSends(ctx, run, []storepkg.Decision{{Send: id, State: existing.State, Until: existing.Until}}); err != nil {
-			return nil, err
-		}
-	}
-	return existing, nil
-}
-
-// ensureOneRun creates the run of sends decided one at a time once, with a
-// snapshot holding every part of the template: email and SMS sends of the
-// day share the run. The snapshot is written with SETNX even when the run
-// exists, which repairs a run whose creator died between the two writes.
-func (d *Dispatcher) ensureOneRun(ctx context.Context, run, campaign string, topic *dispatcher.Topic, tpl *templates.Template, now time.Time) error {
-	snap := runSnapshot{Topic: *topic, Templates: map[channels.Kind]templates.Template{},
-		Campaign: dispatcher.Campaign{ID: campaign, Topic: topic.ID, Templates: map[channels.Kind]string{}}}
-	for _, k := range channels.Kinds {
-		if (k == channels.Email && tpl.Email != nil) || (k == channels.SMS && tpl.SMS != nil) {
-			snap.Campaign.Channels = append(snap.Campaign.Channels, k)
-			snap.Campaign.Templates[k] = tpl.ID
-			snap.Templates[k] = *tpl
-		}
-	}
-	b, err := json.Marshal(snap)
-	if err != nil {
-		return err
-	}
-	created, err := d.Store.CreateRun(ctx, &dispatcher.Run{ID: run, Campaign: campaign, State: dispatcher.RunSending, FireAt: now})
-	if err != nil {
-		return err
-	}
-	if created {
-		d.log.Info("run of single sends started", "run", run, "campaign", campaign)
-	}
-	return d.Store.Redis.SetNX(ctx, d.Store.SnapshotKey(run), b, 0).Err()
 }
 
 func (a *api) getSend(w http.ResponseWriter, r *http.Request) (int, any, error) {

@@ -68,7 +68,7 @@ func seedBench(b *testing.B, tb *testBundle, n int, kinds ...channels.Kind) {
 	for _, k := range kinds {
 		c.Templates[k] = tpl[k]
 	}
-	if err := tb.d.CreateCampaign(ctx, c); err != nil {
+	if err := tb.d.Pipeline.CreateCampaign(ctx, c); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -100,14 +100,16 @@ func BenchmarkGate(b *testing.B) {
 		seedBench(b, tb, n, channels.Email)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- tb.d.serveQueues(ctx, map[string]int{tb.d.queue("plan"): 1, tb.d.queue("batch"): 3}) }()
+		go func() {
+			done <- tb.d.Pipeline.ServeQueues(ctx, map[string]int{tb.d.Pipeline.Queue("plan"): 1, tb.d.Pipeline.Queue("batch"): 3})
+		}()
 		b.ResetTimer()
 		if os.Getenv("MISSIVE_BENCH_STATS") != "" {
 			tb.redis.Client.ConfigResetStat(context.Background())
 			defer printCommandStats(b, tb)
 		}
 		cpu0, self0 := redisCPU(tb), selfCPU()
-		run, err := tb.d.StartRun(context.Background(), "bench", time.Now())
+		run, err := tb.d.Pipeline.StartRun(context.Background(), "bench", time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -135,7 +137,7 @@ func BenchmarkDeliver(b *testing.B) {
 		stop := tb.startWorker(b)
 		b.ResetTimer()
 		start := time.Now()
-		run, err := tb.d.StartRun(context.Background(), "bench", time.Now())
+		run, err := tb.d.Pipeline.StartRun(context.Background(), "bench", time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -175,9 +177,11 @@ func BenchmarkPlanMillion(b *testing.B) {
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- tb.d.serveQueues(ctx, map[string]int{tb.d.queue("plan"): 1, tb.d.queue("batch"): 3}) }()
+	go func() {
+		done <- tb.d.Pipeline.ServeQueues(ctx, map[string]int{tb.d.Pipeline.Queue("plan"): 1, tb.d.Pipeline.Queue("batch"): 3})
+	}()
 	b.ResetTimer()
-	run, err := tb.d.StartRun(context.Background(), "bench", time.Now())
+	run, err := tb.d.Pipeline.StartRun(context.Background(), "bench", time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -97,10 +97,10 @@ func deliver(t *testing.T, b *testBundle, c *dispatcher.Contact) (*mail.Message,
 	must(t, s.RecordConsent(ctx, c.ID, dispatcher.ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Granted, Source: "import",
 		Evidence: map[string]string{"form": "signup-v3"}}))
 	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "one", Contacts: []string{c.ID}}))
-	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "march", Name: "March news", Topic: "newsletter", Segment: "one",
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "march", Name: "March news", Topic: "newsletter", Segment: "one",
 		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
 	stop := b.startWorker(t)
-	run, err := b.d.StartRun(ctx, "march", time.Now())
+	run, err := b.d.Pipeline.StartRun(ctx, "march", time.Now())
 	must(t, err)
 	b.waitRun(t, run, 10*time.Second)
 	stop()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
@@ -25,7 +26,7 @@ func seedMailing(t *testing.T, b *testBundle, n int) {
 		grantConsent(t, b, c.ID, channels.Email)
 	}
 	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
-	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "mailing", Topic: "newsletter", Segment: "all",
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "mailing", Topic: "newsletter", Segment: "all",
 		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
 }
 
@@ -60,7 +61,7 @@ func TestWorkerStoppedMidRunDeliversEachOnce(t *testing.T) {
 	seedMailing(t, b, n)
 	ctx := context.Background()
 	stop := b.startWorker(t)
-	run, err := b.d.StartRun(ctx, "mailing", time.Now())
+	run, err := b.d.Pipeline.StartRun(ctx, "mailing", time.Now())
 	must(t, err)
 	b.smtp.Wait(n/5, 20*time.Second)
 	stop()
@@ -70,7 +71,7 @@ func TestWorkerStoppedMidRunDeliversEachOnce(t *testing.T) {
 	}
 	// Lose every task still queued: only the reconciler can save them now.
 	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
-	lost, err := insp.DeleteAllPendingTasks(b.d.queue("send"))
+	lost, err := insp.DeleteAllPendingTasks(b.d.Pipeline.Queue("send"))
 	must(t, err)
 	t.Logf("stopped after %d of %d messages; %d queued tasks lost", got, n, lost)
 
@@ -96,9 +97,9 @@ func TestDoubleTriggerSendsOnce(t *testing.T) {
 	seedMailing(t, b, n)
 	ctx := context.Background()
 	at := time.Now().Truncate(time.Second)
-	run1, err := b.d.StartRun(ctx, "mailing", at)
+	run1, err := b.d.Pipeline.StartRun(ctx, "mailing", at)
 	must(t, err)
-	run2, err := b.d.StartRun(ctx, "mailing", at)
+	run2, err := b.d.Pipeline.StartRun(ctx, "mailing", at)
 	must(t, err)
 	if run1 != run2 {
 		t.Fatalf("two runs for one firing: %s, %s", run1, run2)
@@ -120,38 +121,38 @@ func TestReconcilerSettlesAbandonedSend(t *testing.T) {
 	b := setup(t, func(c *Config) { c.Now = func() time.Time { return clock } })
 	seedMailing(t, b, 1)
 	ctx := context.Background()
-	run, err := b.d.StartRun(ctx, "mailing", clock)
+	run, err := b.d.Pipeline.StartRun(ctx, "mailing", clock)
 	must(t, err)
-	st, err := b.d.loadRun(ctx, run)
+	st, err := b.d.Pipeline.LoadRun(ctx, run)
 	must(t, err)
 	must(t, b.d.Store.Redis.SAdd(ctx, b.d.Store.RunKey(run)+":bseen", 0).Err())
-	must(t, b.d.gateBatch(ctx, st, []string{"m0000"}, false))
+	must(t, b.d.Pipeline.GateBatch(ctx, st, []string{"m0000"}, false))
 	must(t, b.d.Store.Redis.HSet(ctx, b.d.Store.RunKey(run), "batches", 1, "plan_finished", 1).Err())
-	must(t, b.d.finishBatch(ctx, run, "0"))
+	must(t, b.d.Pipeline.FinishBatch(ctx, run, "0"))
 	id := dispatcher.SendID(run, "m0000", channels.Email)
 	// The claim, then nothing: the worker died.
-	res, err := b.d.Store.TransitionSend(ctx, storepkg.Transition{Send: id, From: inflightStates, To: dispatcher.StateSending, Deadline: clock.Add(time.Minute)})
+	res, err := b.d.Store.TransitionSend(ctx, storepkg.Transition{Send: id, From: pipeline.InflightStates, To: dispatcher.StateSending, Deadline: clock.Add(time.Minute)})
 	must(t, err)
 	if !res.Applied {
 		t.Fatal("claim not applied")
 	}
-	if n, err := b.d.Reconcile(ctx); err != nil || n != 0 {
+	if n, err := b.d.Pipeline.Reconcile(ctx); err != nil || n != 0 {
 		t.Fatalf("Reconcile before the lease ran out touched %d sends (%v)", n, err)
 	}
 	// A reconciler that listed the send as overdue before the claim must
 	// not settle it after: the change applies only while still overdue.
-	res, err = b.d.Store.TransitionSend(ctx, storepkg.Transition{Send: id, From: dispatcher.StateSending, To: dispatcher.StateFailed, Reason: ReasonAmbiguous, Overdue: clock})
+	res, err = b.d.Store.TransitionSend(ctx, storepkg.Transition{Send: id, From: dispatcher.StateSending, To: dispatcher.StateFailed, Reason: pipeline.ReasonAmbiguous, Overdue: clock})
 	must(t, err)
 	if res.Applied {
 		t.Fatal("a send claimed since it was listed was settled as ambiguous")
 	}
 	clock = clock.Add(2 * time.Minute)
-	if n, err := b.d.Reconcile(ctx); err != nil || n != 1 {
+	if n, err := b.d.Pipeline.Reconcile(ctx); err != nil || n != 1 {
 		t.Fatalf("Reconcile after the lease = %d, %v; want 1", n, err)
 	}
 	s, err := b.d.Store.Send(ctx, id)
 	must(t, err)
-	if s.State != dispatcher.StateFailed || s.Reason != ReasonAmbiguous {
+	if s.State != dispatcher.StateFailed || s.Reason != pipeline.ReasonAmbiguous {
 		t.Errorf("send %s/%s, want failed/ambiguous", s.State, s.Reason)
 	}
 	b.startWorker(t)

@@ -289,10 +289,10 @@ func TestRotateContactsDuringACampaign(t *testing.T) {
 	s := rb.d.Store
 	rb.seedBasics(t)
 	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "vips", TagsAll: []string{"vip"}}))
-	must(t, rb.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "autumn", Topic: "newsletter", Segment: "vips",
+	must(t, rb.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "autumn", Topic: "newsletter", Segment: "vips",
 		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
 	rb.startWorker(t)
-	run, err := rb.d.StartRun(ctx, "autumn", time.Now())
+	run, err := rb.d.Pipeline.StartRun(ctx, "autumn", time.Now())
 	must(t, err)
 
 	// Upserts race the rotation: none may be lost to a re-seal of the

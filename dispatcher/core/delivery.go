@@ -156,7 +156,7 @@ func (d *Dispatcher) advanceSend(ctx context.Context, sd *dispatcher.Send, ev ch
 		return false, err
 	}
 	if rs[0].RunDone {
-		return true, d.completeRun(ctx, sd.Run)
+		return true, d.Pipeline.CompleteRun(ctx, sd.Run)
 	}
 	return true, nil
 }
@@ -238,7 +238,7 @@ func (d *Dispatcher) checkRates(ctx context.Context, run string) error {
 	if campaign == "" || dispatcher.OneAtATime(campaign) {
 		return nil
 	}
-	if _, err := d.SetCampaignState(ctx, campaign, "pause"); err != nil && !dispatcher.IsCode(err, dispatcher.CodeConflict) {
+	if _, err := d.Pipeline.SetCampaignState(ctx, campaign, "pause"); err != nil && !dispatcher.IsCode(err, dispatcher.CodeConflict) {
 		return err
 	}
 	return nil

@@ -10,13 +10,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
-	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/consent"
 	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
@@ -216,25 +215,15 @@ func (c *Config) setDefaults() error {
 // Dispatcher is Missive's core: stores, gate, pipeline, scheduler and API
 // share it. It is safe for concurrent use.
 type Dispatcher struct {
-	cfg     Config
-	Store   *storepkg.Store
-	gate    *gatepkg.Gate
-	limiter *throttle.Limiter
-	caps    *throttle.Caps
-	signer  *templates.Signer
-	client  *asynq.Client
-	log     *slog.Logger
-	consent *consent.Manager
-	// fb is what the send path needs of the feedback side.
-	fb interface {
-		Refused(ctx context.Context, s *dispatcher.Send, c *dispatcher.Contact, err error) error
-		ReturnPath(ctx context.Context, send string) (string, error)
-	}
-	// refData gives the template data of a send that answers something
-	// (dispatcher.Send.Ref): a sign-up confirmation.
-	refData func(ctx context.Context, ref string) (attr map[string]string, locale string, err error)
-
-	snap snapshots
+	cfg      Config
+	Store    *storepkg.Store
+	gate     *gatepkg.Gate
+	limiter  *throttle.Limiter
+	caps     *throttle.Caps
+	signer   *templates.Signer
+	log      *slog.Logger
+	consent  *consent.Manager
+	Pipeline *pipeline.Pipeline
 }
 
 // New validates cfg and returns a Dispatcher.
@@ -261,12 +250,20 @@ func New(cfg Config) (*Dispatcher, error) {
 		gate:    gatepkg.New(gatepkg.Config{Loader: store, Caps: caps, Quiet: cfg.Quiet, Jitter: cfg.Jitter}),
 		limiter: throttle.NewLimiter(cfg.Redis, cfg.Prefix),
 		signer:  signer,
-		client:  asynq.NewClientFromRedisClient(cfg.Redis),
 		log:     cfg.Logger,
-		snap:    snapshots{m: map[string]*runState{}},
 		consent: consent.New(store, cfg.Now),
 	}
-	d.fb, d.refData = d, d.confirmationData
+	d.Pipeline, err = pipeline.New(pipeline.Config{
+		Store: store, Gate: d.gate, Caps: caps, Limiter: d.limiter, Signer: signer, Feedback: d, RefData: d.confirmationData,
+		Prefix: cfg.Prefix, PublicURL: cfg.PublicURL, Channels: cfg.Channels, EmailFrom: cfg.EmailFrom,
+		ListUnsubscribeMailto: cfg.ListUnsubscribeMailto, ProviderRates: cfg.ProviderRates,
+		BatchSize: cfg.BatchSize, SendChunk: cfg.SendChunk, SendQueues: cfg.SendQueues, Concurrency: cfg.Concurrency,
+		MaxRetry: cfg.MaxRetry, InflightDeadline: cfg.InflightDeadline, SendLease: cfg.SendLease,
+		ReconcileEvery: cfg.ReconcileEvery, SendTTL: cfg.SendTTL, Now: cfg.Now, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 

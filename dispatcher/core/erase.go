@@ -12,6 +12,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
@@ -202,7 +203,7 @@ func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, c
 	}
 	ts := make([]storepkg.Transition, len(ids))
 	for i, id := range ids {
-		ts[i] = storepkg.Transition{Send: id, From: inflightStates, To: dispatcher.StateCancelled, Reason: ReasonErased}
+		ts[i] = storepkg.Transition{Send: id, From: pipeline.InflightStates, To: dispatcher.StateCancelled, Reason: pipeline.ReasonErased}
 	}
 	rs, err := s.TransitionSends(ctx, ts)
 	if err != nil {
@@ -214,7 +215,7 @@ func (d *Dispatcher) eraseSends(ctx context.Context, contact string) (deleted, c
 		}
 		if r.RunDone {
 			run, _, _ := dispatcher.SplitSendID(ts[i].Send)
-			if err := d.completeRun(ctx, run); err != nil {
+			if err := d.Pipeline.CompleteRun(ctx, run); err != nil {
 				return 0, 0, 0, err
 			}
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -60,16 +61,16 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	}
 	grantConsent(t, b, "staying", channels.Email)
 	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
-	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "sunday", Topic: "newsletter", Segment: "all",
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "sunday", Topic: "newsletter", Segment: "all",
 		Channels: []channels.Kind{channels.Email, channels.SMS}, Templates: map[channels.Kind]string{channels.Email: "news-mail", channels.SMS: "news-sms"}}))
 
 	// Gate only: a worker that plans and gates but serves no send queue.
 	gctx, stopGate := context.WithCancel(ctx)
 	gdone := make(chan error, 1)
 	go func() {
-		gdone <- b.d.serveQueues(gctx, map[string]int{b.d.queue("plan"): 1, b.d.queue("batch"): 3})
+		gdone <- b.d.Pipeline.ServeQueues(gctx, map[string]int{b.d.Pipeline.Queue("plan"): 1, b.d.Pipeline.Queue("batch"): 3})
 	}()
-	run, err := b.d.StartRun(ctx, "sunday", sunday)
+	run, err := b.d.Pipeline.StartRun(ctx, "sunday", sunday)
 	must(t, err)
 	want := map[string]int64{"planned": 4, "queued": 2, "deferred": 1, "no_address": 1}
 	var r *dispatcher.Run
@@ -193,7 +194,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	// contact gets mail, no SMS leaves, and the run completes balanced.
 	b.startWorker(t)
 	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
-	if n, err := insp.RunAllScheduledTasks(b.d.queue("send")); err != nil || n == 0 {
+	if n, err := insp.RunAllScheduledTasks(b.d.Pipeline.Queue("send")); err != nil || n == 0 {
 		t.Fatalf("deferred send task: %d brought forward, %v", n, err)
 	}
 	r = b.waitRun(t, run, 20*time.Second)
@@ -201,7 +202,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 		t.Errorf("final counters, balanced %v (-want +got):\n%s", r.Balanced, diff)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		qi, err := insp.GetQueueInfo(b.d.queue("send"))
+		qi, err := insp.GetQueueInfo(b.d.Pipeline.Queue("send"))
 		must(t, err)
 		if qi.Pending+qi.Scheduled+qi.Active+qi.Retry == 0 {
 			break
@@ -226,9 +227,9 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "back", Email: "Leaving@Example.com"}, "Europe/Paris"))
 	grantConsent(t, b, "back", channels.Email)
 	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "back", Contacts: []string{"back"}}))
-	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "again", Topic: "newsletter", Segment: "back",
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "again", Topic: "newsletter", Segment: "back",
 		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
-	run2, err := b.d.StartRun(ctx, "again", sunday)
+	run2, err := b.d.Pipeline.StartRun(ctx, "again", sunday)
 	must(t, err)
 	r = b.waitRun(t, run2, 20*time.Second)
 	if diff := cmp.Diff(map[string]int64{"planned": 1, "suppressed_unsubscribe": 1}, r.Counters); diff != "" {
@@ -259,7 +260,7 @@ func TestEraseKeepsSendsBeingSent(t *testing.T) {
 	must(t, s.RecordDecisions(ctx, run, ds, time.Hour))
 	must(t, s.IndexSends(ctx, ds))
 	id := dispatcher.SendID(run, "busy", channels.Email)
-	if res, err := s.TransitionSend(ctx, storepkg.Transition{Send: id, From: inflightStates, To: dispatcher.StateSending, Deadline: time.Now().Add(time.Minute)}); err != nil || !res.Applied {
+	if res, err := s.TransitionSend(ctx, storepkg.Transition{Send: id, From: pipeline.InflightStates, To: dispatcher.StateSending, Deadline: time.Now().Add(time.Minute)}); err != nil || !res.Applied {
 		t.Fatalf("claim: %+v %v", res, err)
 	}
 	rep, err := b.d.EraseContact(ctx, "busy")
@@ -270,7 +271,7 @@ func TestEraseKeepsSendsBeingSent(t *testing.T) {
 	if !slices.ContainsFunc(rep.Kept, func(k KeptRecords) bool { return k.Kind == "sends_in_progress" && k.Count == 1 }) {
 		t.Errorf("kept %+v", rep.Kept)
 	}
-	must(t, b.d.settle(ctx, []string{id}, dispatcher.StateSending, dispatcher.StateSent, ""))
+	must(t, b.d.Pipeline.Settle(ctx, []string{id}, dispatcher.StateSending, dispatcher.StateSent, ""))
 	r, err := s.Run(ctx, run)
 	must(t, err)
 	if r.Counters["sent"] != 1 || !r.Balanced {

@@ -31,10 +31,10 @@ func TestQuietHoursDeferSMS(t *testing.T) {
 		grantConsent(t, b, id, channels.SMS)
 	}
 	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
-	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "sunday", Topic: "newsletter", Segment: "all",
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "sunday", Topic: "newsletter", Segment: "all",
 		Channels: []channels.Kind{channels.SMS}, Templates: map[channels.Kind]string{channels.SMS: "news-sms"}}))
 	b.startWorker(t)
-	run, err := b.d.StartRun(ctx, "sunday", sunday)
+	run, err := b.d.Pipeline.StartRun(ctx, "sunday", sunday)
 	must(t, err)
 	deadline := time.Now().Add(20 * time.Second)
 	var r *dispatcher.Run
@@ -51,7 +51,7 @@ func TestQuietHoursDeferSMS(t *testing.T) {
 	}
 	monday8 := time.Date(2027, 1, 4, 8, 0, 0, 0, paris)
 	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
-	tasks, err := insp.ListScheduledTasks(b.d.queue("send"))
+	tasks, err := insp.ListScheduledTasks(b.d.Pipeline.Queue("send"))
 	must(t, err)
 	if len(tasks) == 0 {
 		t.Fatal("no scheduled send task: deferred sends were dropped")

@@ -33,17 +33,17 @@ func TestNothingInTheClear(t *testing.T) {
 	must(t, b.d.Store.Suppress(ctx, channels.Email, "secret.person00@privacy.example", dispatcher.SuppressBounce, time.Time{}))
 	b.smtp.Reject("secret.person01@privacy.example", 451, "4.2.1", "later")
 	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
-	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "leak", Topic: "newsletter", Segment: "all",
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "leak", Topic: "newsletter", Segment: "all",
 		Channels: []channels.Kind{channels.Email, channels.SMS}, Templates: map[channels.Kind]string{channels.Email: "news-mail", channels.SMS: "news-sms"}}))
 	b.startWorker(t)
-	run, err := b.d.StartRun(ctx, "leak", time.Now())
+	run, err := b.d.Pipeline.StartRun(ctx, "leak", time.Now())
 	must(t, err)
 	b.smtp.Wait(18, 20*time.Second)
 	b.twilio.Wait(20, 20*time.Second)
 
 	// Feedback and a one-click, so that their records exist too.
 	must(t, b.d.RecordDelivery(ctx, channels.Feedback{Send: dispatcher.SendID(run, "p02", channels.Email), Kind: channels.HardBounce, Code: "5.1.1", Source: "dsn"}))
-	link, err := b.d.UnsubscribeURL("p03", channels.Email, "newsletter", dispatcher.SendID(run, "p03", channels.Email))
+	link, err := b.d.Pipeline.UnsubscribeURL("p03", channels.Email, "newsletter", dispatcher.SendID(run, "p03", channels.Email))
 	must(t, err)
 	srv := httptest.NewServer(b.d.Handler(nil))
 	defer srv.Close()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/throttle"
 )
 
@@ -39,10 +40,10 @@ func TestPauseHoldsAndResumeFinishes(t *testing.T) {
 	seedMailing(t, b, n)
 	ctx := context.Background()
 	b.startWorker(t)
-	run, err := b.d.StartRun(ctx, "mailing", time.Now())
+	run, err := b.d.Pipeline.StartRun(ctx, "mailing", time.Now())
 	must(t, err)
 	b.smtp.Wait(5, 10*time.Second)
-	c, err := b.d.SetCampaignState(ctx, "mailing", "pause")
+	c, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", "pause")
 	must(t, err)
 	if c.State != dispatcher.Paused {
 		t.Fatalf("campaign %s after pause", c.State)
@@ -56,10 +57,10 @@ func TestPauseHoldsAndResumeFinishes(t *testing.T) {
 	if held >= n {
 		t.Fatal("the run finished before the pause; the test proves nothing")
 	}
-	if _, err := b.d.SetCampaignState(ctx, "mailing", "pause"); !dispatcher.IsCode(err, dispatcher.CodeConflict) {
+	if _, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", "pause"); !dispatcher.IsCode(err, dispatcher.CodeConflict) {
 		t.Errorf("pausing a paused campaign: %v, want a conflict", err)
 	}
-	_, err = b.d.SetCampaignState(ctx, "mailing", "resume")
+	_, err = b.d.Pipeline.SetCampaignState(ctx, "mailing", "resume")
 	must(t, err)
 	r := b.waitRun(t, run, 30*time.Second)
 	assertEachOnce(t, b, n)
@@ -74,10 +75,10 @@ func TestCancelSettlesWhatWaits(t *testing.T) {
 	seedMailing(t, b, n)
 	ctx := context.Background()
 	b.startWorker(t)
-	run, err := b.d.StartRun(ctx, "mailing", time.Now())
+	run, err := b.d.Pipeline.StartRun(ctx, "mailing", time.Now())
 	must(t, err)
 	b.smtp.Wait(5, 10*time.Second)
-	_, err = b.d.SetCampaignState(ctx, "mailing", "cancel")
+	_, err = b.d.Pipeline.SetCampaignState(ctx, "mailing", "cancel")
 	must(t, err)
 	var r *dispatcher.Run
 	waitFor(t, "the cancelled run to balance with nothing in flight", 10*time.Second, func() bool {
@@ -96,7 +97,7 @@ func TestCancelSettlesWhatWaits(t *testing.T) {
 	if int64(sent) != r.Counters["sent"] {
 		t.Errorf("%d messages arrived, the run counts %d sent", sent, r.Counters["sent"])
 	}
-	if _, err := b.d.SetCampaignState(ctx, "mailing", "resume"); !dispatcher.IsCode(err, dispatcher.CodeConflict) {
+	if _, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", "resume"); !dispatcher.IsCode(err, dispatcher.CodeConflict) {
 		t.Errorf("resuming a cancelled campaign: %v, want a conflict", err)
 	}
 }
@@ -109,7 +110,7 @@ func TestTemporaryFailureRetries(t *testing.T) {
 	b.smtp.Reject("m0001@example.com", 451, "4.7.1", "try later")
 	ctx := context.Background()
 	b.startWorker(t)
-	run, err := b.d.StartRun(ctx, "mailing", time.Now())
+	run, err := b.d.Pipeline.StartRun(ctx, "mailing", time.Now())
 	must(t, err)
 	id := dispatcher.SendID(run, "m0001", channels.Email)
 	waitFor(t, "a first refused attempt", 10*time.Second, func() bool {
@@ -140,15 +141,15 @@ func TestRetriesExhausted(t *testing.T) {
 	b.smtp.Reject("m0000@example.com", 421, "4.3.0", "busy")
 	ctx := context.Background()
 	b.startWorker(t)
-	run, err := b.d.StartRun(ctx, "mailing", time.Now())
+	run, err := b.d.Pipeline.StartRun(ctx, "mailing", time.Now())
 	must(t, err)
 	r := b.waitRun(t, run, 30*time.Second)
 	if r.Counters["sent"] != 1 || r.Counters["failed"] != 1 || !r.Balanced {
 		t.Errorf("counters %v, want 1 sent and 1 failed", r.Counters)
 	}
 	s, _ := b.d.Store.Send(ctx, dispatcher.SendID(run, "m0000", channels.Email))
-	if s.State != dispatcher.StateFailed || s.Reason != ReasonExhausted {
-		t.Errorf("send %s/%s, want failed/%s", s.State, s.Reason, ReasonExhausted)
+	if s.State != dispatcher.StateFailed || s.Reason != pipeline.ReasonExhausted {
+		t.Errorf("send %s/%s, want failed/%s", s.State, s.Reason, pipeline.ReasonExhausted)
 	}
 }
 
@@ -160,7 +161,7 @@ func TestSenderRefusedKeepsSendsQueued(t *testing.T) {
 	b.smtp.RejectSender(535, "5.7.8", "authentication failed")
 	ctx := context.Background()
 	b.startWorker(t)
-	run, err := b.d.StartRun(ctx, "mailing", time.Now())
+	run, err := b.d.Pipeline.StartRun(ctx, "mailing", time.Now())
 	must(t, err)
 	waitFor(t, "a refused attempt", 10*time.Second, func() bool {
 		s, err := b.d.Store.Send(ctx, dispatcher.SendID(run, "m0000", channels.Email))
@@ -181,12 +182,12 @@ func TestRecheckBeforeSending(t *testing.T) {
 	b := setup(t)
 	seedMailing(t, b, 3)
 	ctx := context.Background()
-	run, err := b.d.StartRun(ctx, "mailing", time.Now())
+	run, err := b.d.Pipeline.StartRun(ctx, "mailing", time.Now())
 	must(t, err)
-	st, err := b.d.loadRun(ctx, run)
+	st, err := b.d.Pipeline.LoadRun(ctx, run)
 	must(t, err)
 	// Gate the batch by hand: the sends wait in the queue, no worker yet.
-	must(t, b.d.gateBatch(ctx, st, []string{"m0000", "m0001", "m0002"}, false))
+	must(t, b.d.Pipeline.GateBatch(ctx, st, []string{"m0000", "m0001", "m0002"}, false))
 	r, _ := b.d.Store.Run(ctx, run)
 	if r.Counters["queued"] != 3 {
 		t.Fatalf("counters %v, want 3 queued", r.Counters)

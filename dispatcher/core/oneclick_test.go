@@ -27,8 +27,10 @@ func TestOneClickBeforeTheWorkerRuns(t *testing.T) {
 	// Plan and gate only: the sends wait in their queue.
 	gctx, stopGate := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- b.d.serveQueues(gctx, map[string]int{b.d.queue("plan"): 1, b.d.queue("batch"): 1}) }()
-	run, err := b.d.StartRun(ctx, "mailing", time.Now())
+	go func() {
+		done <- b.d.Pipeline.ServeQueues(gctx, map[string]int{b.d.Pipeline.Queue("plan"): 1, b.d.Pipeline.Queue("batch"): 1})
+	}()
+	run, err := b.d.Pipeline.StartRun(ctx, "mailing", time.Now())
 	must(t, err)
 	waitFor(t, "three queued sends", 10*time.Second, func() bool {
 		r, err := b.d.Store.Run(ctx, run)
@@ -39,7 +41,7 @@ func TestOneClickBeforeTheWorkerRuns(t *testing.T) {
 
 	// The link the waiting message carries, clicked as RFC 8058 says.
 	send := dispatcher.SendID(run, "m0001", channels.Email)
-	link, err := b.d.UnsubscribeURL("m0001", channels.Email, "newsletter", send)
+	link, err := b.d.Pipeline.UnsubscribeURL("m0001", channels.Email, "newsletter", send)
 	must(t, err)
 	link = srv.URL + strings.TrimPrefix(link, b.cfg.PublicURL)
 	res, err := http.Post(link, "application/x-www-form-urlencoded", strings.NewReader(url.Values{"List-Unsubscribe": {"One-Click"}}.Encode()))
@@ -83,7 +85,7 @@ func TestTokenKeyRotation(t *testing.T) {
 	next := []byte("new-token-key-new-token-key-0123456789")
 	b := setup(t, func(c *Config) { c.TokenKeys, c.ActiveTokenKey = map[string][]byte{"k1": old}, "k1" })
 	seedMailing(t, b, 1)
-	oldLink, err := b.d.UnsubscribeURL("m0000", channels.Email, "newsletter", "")
+	oldLink, err := b.d.Pipeline.UnsubscribeURL("m0000", channels.Email, "newsletter", "")
 	must(t, err)
 
 	click := func(d *Dispatcher, link string) int {
@@ -99,7 +101,7 @@ func TestTokenKeyRotation(t *testing.T) {
 	rotated.TokenKeys, rotated.ActiveTokenKey = map[string][]byte{"k2": next, "k1": old}, "k2"
 	d2, err := New(rotated)
 	must(t, err)
-	newLink, err := d2.UnsubscribeURL("m0000", channels.Email, "newsletter", "")
+	newLink, err := d2.Pipeline.UnsubscribeURL("m0000", channels.Email, "newsletter", "")
 	must(t, err)
 	if newLink == oldLink {
 		t.Fatal("the new key signs the same token")

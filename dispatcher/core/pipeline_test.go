@@ -89,7 +89,7 @@ func setup(t testing.TB, tweak ...func(*Config)) *testBundle {
 func (b *testBundle) startWorker(t testing.TB) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- b.d.RunWorker(ctx) }()
+	go func() { done <- b.d.Pipeline.RunWorker(ctx) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -185,11 +185,11 @@ func TestCampaignDeliversExactlyTheExpectedMessages(t *testing.T) {
 	}
 	b.smtp.Reject("rejected@example.com", 550, "5.1.1", "no such user")
 	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "vips", TagsAll: []string{"vip"}}))
-	must(t, b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
 		Channels: []channels.Kind{channels.Email, channels.SMS}, Templates: map[channels.Kind]string{channels.Email: "news-mail", channels.SMS: "news-sms"}}))
 
 	b.startWorker(t)
-	run, err := b.d.StartRun(ctx, "spring", time.Now())
+	run, err := b.d.Pipeline.StartRun(ctx, "spring", time.Now())
 	must(t, err)
 	r := b.waitRun(t, run, 30*time.Second)
 

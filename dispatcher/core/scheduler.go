@@ -132,7 +132,7 @@ func (d *Dispatcher) fireDue(ctx context.Context, holder string) error {
 			if v, err := d.cfg.Redis.Get(ctx, d.Store.Key("scheduler", "lease")).Result(); err != nil || v != holder {
 				return err
 			}
-			if _, err := d.StartRun(ctx, c.ID, at); err != nil {
+			if _, err := d.Pipeline.StartRun(ctx, c.ID, at); err != nil {
 				d.log.Error("scheduler: start run", "campaign", c.ID, "error", err)
 			}
 		}

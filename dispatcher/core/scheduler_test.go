@@ -18,7 +18,7 @@ func TestTwoSchedulersFireOnce(t *testing.T) {
 	seedMailing(t, b, 5)
 	ctx := context.Background()
 	past := time.Now().Add(-time.Second).Truncate(time.Second)
-	if _, err := b.d.ScheduleCampaign(ctx, "mailing", dispatcher.Schedule{At: past}); err != nil {
+	if _, err := b.d.Pipeline.ScheduleCampaign(ctx, "mailing", dispatcher.Schedule{At: past}); err != nil {
 		t.Fatal(err)
 	}
 	// A second dispatcher on the same Redis stands for another process.
@@ -112,7 +112,7 @@ func TestCronScheduleFires(t *testing.T) {
 	c, _ := b.d.Store.Campaign(ctx, "mailing")
 	c.CreatedAt = time.Date(2026, 11, 23, 0, 0, 0, 0, paris)
 	must(t, b.d.Store.PutCampaign(ctx, c))
-	if _, err := b.d.ScheduleCampaign(ctx, "mailing", dispatcher.Schedule{Cron: "0 10 * * *", TZ: "Europe/Paris"}); err != nil {
+	if _, err := b.d.Pipeline.ScheduleCampaign(ctx, "mailing", dispatcher.Schedule{Cron: "0 10 * * *", TZ: "Europe/Paris"}); err != nil {
 		t.Fatal(err)
 	}
 	lease := b.d.Store.Key("scheduler", "lease")

@@ -60,6 +60,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
@@ -483,8 +484,8 @@ func (d *Dispatcher) sendConfirmation(ctx context.Context, h, contact string, k 
 	if err != nil {
 		return err
 	}
-	_, err = d.decideOne(ctx, oneSend{campaign: dispatcher.SignupCampaign, key: "signup:" + h[:32], contact: c,
-		topic: topic, tpl: &confirmationSource, channel: k, ref: h, requested: true})
+	_, err = d.Pipeline.DecideOne(ctx, pipeline.OneSend{Campaign: dispatcher.SignupCampaign, Key: "signup:" + h[:32], Contact: c,
+		Topic: topic, Tpl: &confirmationSource, Channel: k, Ref: h, Requested: true})
 	return err
 }
 
@@ -607,7 +608,7 @@ func (d *Dispatcher) confirmationData(ctx context.Context, h string) (attr map[s
 		return nil, "", err
 	}
 	if ps == nil || ps.Nonce == "" {
-		return nil, "", errNothingToSend
+		return nil, "", pipeline.ErrNothingToSend
 	}
 	names := make([]string, len(ps.Topics))
 	for i, id := range ps.Topics {

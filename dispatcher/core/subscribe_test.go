@@ -17,6 +17,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
@@ -598,7 +599,7 @@ func TestSubscribeConfirmationAmbiguous(t *testing.T) {
 			sd = sends[0]
 		}
 	}
-	if sd.Reason != ReasonAmbiguous || sd.Attempts != 1 || sd.Topic != ConfirmationTopic || sd.Ref == "" {
+	if sd.Reason != pipeline.ReasonAmbiguous || sd.Attempts != 1 || sd.Topic != ConfirmationTopic || sd.Ref == "" {
 		t.Errorf("confirmation send %+v, want failed (ambiguous) after 1 attempt, topic %s, with a ref", sd, ConfirmationTopic)
 	}
 }

@@ -74,9 +74,9 @@ func (h *statusHarness) sendSMS(t *testing.T) (run, send, sid string) {
 	ctx := context.Background()
 	h.runs++
 	camp := fmt.Sprintf("sms-%d", h.runs)
-	must(t, h.b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: camp, Topic: "newsletter", Segment: "c1-only",
+	must(t, h.b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: camp, Topic: "newsletter", Segment: "c1-only",
 		Channels: []channels.Kind{channels.SMS}, Templates: map[channels.Kind]string{channels.SMS: "news-sms"}}))
-	run, err := h.b.d.StartRun(ctx, camp, time.Now())
+	run, err := h.b.d.Pipeline.StartRun(ctx, camp, time.Now())
 	must(t, err)
 	if r := h.b.waitRun(t, run, 20*time.Second); r.Counters[dispatcher.StateSent] != 1 {
 		t.Fatalf("run %s: counters %v, want one SMS sent", run, r.Counters)
@@ -440,10 +440,10 @@ func FuzzTwilioStatus(f *testing.F) {
 	check(s.UpsertContact(ctx, &dispatcher.Contact{ID: "c1", Phone: stopPhone}, "Europe/Paris"))
 	check(s.RecordConsent(ctx, "c1", dispatcher.ConsentEvent{Channel: channels.SMS, Topic: "newsletter", State: dispatcher.Granted, Source: "api"}))
 	check(s.PutSegment(ctx, &dispatcher.Segment{ID: "c1-only", Contacts: []string{"c1"}}))
-	check(b.d.CreateCampaign(ctx, &dispatcher.Campaign{ID: "sms", Topic: "newsletter", Segment: "c1-only",
+	check(b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "sms", Topic: "newsletter", Segment: "c1-only",
 		Channels: []channels.Kind{channels.SMS}, Templates: map[channels.Kind]string{channels.SMS: "news-sms"}}))
 	stop := b.startWorker(f)
-	run, err := b.d.StartRun(ctx, "sms", time.Now())
+	run, err := b.d.Pipeline.StartRun(ctx, "sms", time.Now())
 	check(err)
 	if _, err := b.twilio.Wait(1, 20*time.Second); err != nil {
 		f.Fatal(err)

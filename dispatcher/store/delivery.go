@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/redis/go-redis/v9"
@@ -19,4 +20,10 @@ func (s *Store) SendForProvider(ctx context.Context, provider string) (string, e
 		return "", dispatcher.ErrNotFound
 	}
 	return id, err
+}
+
+// SetProviderID records that the provider's message id names send, for
+// ttl: delivery reports name the provider's id.
+func (s *Store) SetProviderID(ctx context.Context, provider, send string, ttl time.Duration) error {
+	return s.Redis.Set(ctx, s.ProviderKey(provider), send, ttl).Err()
 }

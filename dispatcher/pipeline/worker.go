@@ -1,4 +1,4 @@
-package core
+package pipeline
 
 import (
 	"context"
@@ -15,12 +15,12 @@ import (
 // down in order: it stops taking tasks, lets running ones finish (a send in
 // the middle of a provider call always finishes), and returns. It also runs
 // the reconciler.
-func (d *Dispatcher) RunWorker(ctx context.Context) error {
-	return d.serveQueues(ctx, d.Queues())
+func (d *Pipeline) RunWorker(ctx context.Context) error {
+	return d.ServeQueues(ctx, d.Queues())
 }
 
-func (d *Dispatcher) serveQueues(ctx context.Context, queues map[string]int) error {
-	srv := asynq.NewServerFromRedisClient(d.cfg.Redis, asynq.Config{
+func (d *Pipeline) ServeQueues(ctx context.Context, queues map[string]int) error {
+	srv := asynq.NewServerFromRedisClient(d.Store.Redis, asynq.Config{
 		Concurrency:              d.cfg.Concurrency,
 		Queues:                   queues,
 		RetryDelayFunc:           RetryDelay,
@@ -58,7 +58,7 @@ func (d *Dispatcher) serveQueues(ctx context.Context, queues map[string]int) err
 	return nil
 }
 
-func (d *Dispatcher) reconcileLoop(ctx context.Context) {
+func (d *Pipeline) reconcileLoop(ctx context.Context) {
 	t := time.NewTicker(d.cfg.ReconcileEvery)
 	defer t.Stop()
 	for {
@@ -77,7 +77,7 @@ func (d *Dispatcher) reconcileLoop(ctx context.Context) {
 // ones are enqueued again (their ids make that safe), and ones left
 // "sending" by a worker that died are settled as ambiguous, never sent
 // again. It returns how many sends it touched.
-func (d *Dispatcher) Reconcile(ctx context.Context) (int, error) {
+func (d *Pipeline) Reconcile(ctx context.Context) (int, error) {
 	runs, err := d.Store.ActiveRuns(ctx)
 	if err != nil {
 		return 0, err
@@ -135,7 +135,11 @@ func (d *Dispatcher) Reconcile(ctx context.Context) (int, error) {
 type asynqLogger struct{ l *slog.Logger }
 
 func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), "component", "queue") }
-func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "component", "queue") }
-func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "queue") }
+
+func (a asynqLogger) Info(args ...any) { a.l.Info(fmt.Sprint(args...), "component", "queue") }
+
+func (a asynqLogger) Warn(args ...any) { a.l.Warn(fmt.Sprint(args...), "component", "queue") }
+
 func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "queue") }
+
 func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "queue") }

@@ -1,4 +1,4 @@
-package core
+package pipeline
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
@@ -67,19 +66,19 @@ func IsFailure(err error) bool {
 	return !errors.As(err, &le) && !errors.As(err, &se)
 }
 
-const inflightStates = dispatcher.StateQueued + "," + dispatcher.StateDeferred
+const InflightStates = dispatcher.StateQueued + "," + dispatcher.StateDeferred
 
 // handleSend delivers the sends of one task. Each send is claimed
 // ("sending") in Redis right before the provider call and settled right
 // after, so a retried task or a second worker never sends it twice; a
 // worker that dies between the two leaves it "sending", which the
 // reconciler settles as ambiguous rather than risk a double send.
-func (d *Dispatcher) handleSend(ctx context.Context, t *asynq.Task) error {
+func (d *Pipeline) handleSend(ctx context.Context, t *asynq.Task) error {
 	var p sendPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("send: %v: %w", err, asynq.SkipRetry)
 	}
-	st, err := d.loadRun(ctx, p.Run)
+	st, err := d.LoadRun(ctx, p.Run)
 	if err != nil {
 		if errors.Is(err, dispatcher.ErrNotFound) || dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 			return nil
@@ -92,7 +91,7 @@ func (d *Dispatcher) handleSend(ctx context.Context, t *asynq.Task) error {
 	}
 	switch st.state {
 	case dispatcher.RunCancelled:
-		return d.settle(ctx, ids, inflightStates, dispatcher.StateCancelled, ReasonRunCancelled)
+		return d.Settle(ctx, ids, InflightStates, dispatcher.StateCancelled, ReasonRunCancelled)
 	case dispatcher.RunPaused:
 		return &snoozeError{d: pausedRecheck}
 	}
@@ -164,7 +163,7 @@ func (d *Dispatcher) handleSend(ctx context.Context, t *asynq.Task) error {
 const maxPace = 2 * time.Second
 
 // deliverAll delivers sends in order and keeps the last temporary error.
-func (d *Dispatcher) deliverAll(ctx context.Context, st *runState, group []*dispatcher.Send, contacts map[string]*dispatcher.Contact, lastTry bool, tempErr *error) error {
+func (d *Pipeline) deliverAll(ctx context.Context, st *runState, group []*dispatcher.Send, contacts map[string]*dispatcher.Contact, lastTry bool, tempErr *error) error {
 	for _, s := range group {
 		if ctx.Err() != nil {
 			return ctx.Err() // the rest stay queued; the task runs again
@@ -181,7 +180,7 @@ func (d *Dispatcher) deliverAll(ctx context.Context, st *runState, group []*disp
 			return nil
 		case kind != channels.Temporary:
 		case lastTry:
-			if err := d.settle(ctx, []string{s.ID}, dispatcher.StateQueued, dispatcher.StateFailed, ReasonExhausted); err != nil {
+			if err := d.Settle(ctx, []string{s.ID}, dispatcher.StateQueued, dispatcher.StateFailed, ReasonExhausted); err != nil {
 				return err
 			}
 		default:
@@ -194,7 +193,7 @@ func (d *Dispatcher) deliverAll(ctx context.Context, st *runState, group []*disp
 // take takes up to n tokens from the channel's provider limit and the
 // campaign's own, returning how many it may send now and, if fewer than n,
 // when to try again.
-func (d *Dispatcher) take(ctx context.Context, st *runState, k channels.Kind, n int) (int, time.Duration, error) {
+func (d *Pipeline) take(ctx context.Context, st *runState, k channels.Kind, n int) (int, time.Duration, error) {
 	allowed, retryIn := n, time.Duration(0)
 	if r, ok := d.cfg.ProviderRates[k]; ok {
 		a, ri, err := d.limiter.TakeRate(ctx, "provider:"+string(k), r, n)
@@ -221,7 +220,7 @@ func (d *Dispatcher) take(ctx context.Context, st *runState, k channels.Kind, n 
 // recheck runs checks 1-3 again right before sending: an opt-out recorded
 // while a send waited wins. It settles the sends that may no longer go and
 // returns the others with their contacts.
-func (d *Dispatcher) recheck(ctx context.Context, st *runState, live []*dispatcher.Send) ([]*dispatcher.Send, map[string]*dispatcher.Contact, error) {
+func (d *Pipeline) recheck(ctx context.Context, st *runState, live []*dispatcher.Send) ([]*dispatcher.Send, map[string]*dispatcher.Contact, error) {
 	cids := make([]string, len(live))
 	for i, s := range live {
 		cids[i] = s.Contact
@@ -234,7 +233,7 @@ func (d *Dispatcher) recheck(ctx context.Context, st *runState, live []*dispatch
 	var settle []storepkg.Transition
 	for i, s := range live {
 		if cs[i] == nil {
-			settle = append(settle, storepkg.Transition{Send: s.ID, From: inflightStates, To: dispatcher.StateCancelled, Reason: ReasonErased})
+			settle = append(settle, storepkg.Transition{Send: s.ID, From: InflightStates, To: dispatcher.StateCancelled, Reason: ReasonErased})
 			continue
 		}
 		cands = append(cands, &gatepkg.Candidate{Contact: cs[i], Channel: s.Channel, Send: s.ID,
@@ -247,7 +246,7 @@ func (d *Dispatcher) recheck(ctx context.Context, st *runState, live []*dispatch
 	contacts := map[string]*dispatcher.Contact{}
 	for _, c := range cands {
 		if c.Reason != "" {
-			settle = append(settle, storepkg.Transition{Send: c.Send, From: inflightStates, To: dispatcher.StateSuppressed, Reason: c.Reason})
+			settle = append(settle, storepkg.Transition{Send: c.Send, From: InflightStates, To: dispatcher.StateSuppressed, Reason: c.Reason})
 			_ = d.caps.Release(ctx, c.Contact.ID, string(c.Channel), st.topic.ID, c.Send)
 			continue
 		}
@@ -269,18 +268,18 @@ func (d *Dispatcher) recheck(ctx context.Context, st *runState, live []*dispatch
 // deliver claims, sends and settles one send. It returns the channel's
 // error (a *channels.Error or a plain, temporary one) after settling, or a
 // Redis error.
-func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *dispatcher.Send, c *dispatcher.Contact) error {
+func (d *Pipeline) deliver(ctx context.Context, st *runState, s *dispatcher.Send, c *dispatcher.Contact) error {
 	ch := d.cfg.Channels[s.Channel]
 	if ch == nil {
-		return d.settle(ctx, []string{s.ID}, inflightStates, dispatcher.StateFailed, ReasonNoChannel)
+		return d.Settle(ctx, []string{s.ID}, InflightStates, dispatcher.StateFailed, ReasonNoChannel)
 	}
 	msg, err := d.render(ctx, st, s, c)
-	if errors.Is(err, errNothingToSend) {
-		return d.settle(ctx, []string{s.ID}, inflightStates, dispatcher.StateCancelled, ReasonAnswered)
+	if errors.Is(err, ErrNothingToSend) {
+		return d.Settle(ctx, []string{s.ID}, InflightStates, dispatcher.StateCancelled, ReasonAnswered)
 	}
 	if err != nil {
 		d.log.Warn("render failed", "send", s.ID, "error", err)
-		return d.settle(ctx, []string{s.ID}, inflightStates, dispatcher.StateFailed, ReasonRender)
+		return d.Settle(ctx, []string{s.ID}, InflightStates, dispatcher.StateFailed, ReasonRender)
 	}
 	if s.Channel == channels.Email {
 		if msg.ReturnPath, err = d.fb.ReturnPath(ctx, s.ID); err != nil {
@@ -288,7 +287,7 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *dispatcher.Se
 		}
 	}
 	now := d.cfg.Now()
-	claimed, err := d.Store.TransitionSend(ctx, storepkg.Transition{Send: s.ID, From: inflightStates, To: dispatcher.StateSending,
+	claimed, err := d.Store.TransitionSend(ctx, storepkg.Transition{Send: s.ID, From: InflightStates, To: dispatcher.StateSending,
 		Deadline: now.Add(d.cfg.SendLease), Fields: []any{"attempts", 1}})
 	if err != nil {
 		return err
@@ -319,14 +318,16 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *dispatcher.Se
 	if errors.As(sendErr, &ce) && ce.Code != "" {
 		t.Fields = append(t.Fields, "error_code", ce.Code)
 	}
-	if err := d.applyTransitions(ctx, []storepkg.Transition{t}); err != nil {
-		return err
-	}
 	if sendErr == nil && res.ProviderID != "" {
-		// Delivery reports name the provider's id: keep the way back.
-		if err := d.Store.Redis.Set(ctx, d.Store.ProviderKey(res.ProviderID), s.ID, d.cfg.SendTTL).Err(); err != nil {
+		// Delivery reports name the provider's id: keep the way back, before
+		// the send shows as sent, so that a report racing the settlement
+		// finds it.
+		if err := d.Store.SetProviderID(ctx, res.ProviderID, s.ID, d.cfg.SendTTL); err != nil {
 			return err
 		}
+	}
+	if err := d.applyTransitions(ctx, []storepkg.Transition{t}); err != nil {
+		return err
 	}
 	if channels.KindOf(sendErr) == channels.Sender {
 		d.log.Error("the provider refuses the sender: check the channel's configuration; sends wait meanwhile",
@@ -341,7 +342,7 @@ func (d *Dispatcher) deliver(ctx context.Context, st *runState, s *dispatcher.Se
 }
 
 // settle moves sends from the given states to a final one.
-func (d *Dispatcher) settle(ctx context.Context, ids []string, from, to, reason string) error {
+func (d *Pipeline) Settle(ctx context.Context, ids []string, from, to, reason string) error {
 	ts := make([]storepkg.Transition, len(ids))
 	for i, id := range ids {
 		ts[i] = storepkg.Transition{Send: id, From: from, To: to, Reason: reason}
@@ -350,7 +351,7 @@ func (d *Dispatcher) settle(ctx context.Context, ids []string, from, to, reason 
 }
 
 // applyTransitions applies ts and completes the runs they finish.
-func (d *Dispatcher) applyTransitions(ctx context.Context, ts []storepkg.Transition) error {
+func (d *Pipeline) applyTransitions(ctx context.Context, ts []storepkg.Transition) error {
 	rs, err := d.Store.TransitionSends(ctx, ts)
 	if err != nil {
 		return err
@@ -358,7 +359,7 @@ func (d *Dispatcher) applyTransitions(ctx context.Context, ts []storepkg.Transit
 	for i, r := range rs {
 		if r.RunDone {
 			run, _, _ := dispatcher.SplitSendID(ts[i].Send)
-			if err := d.completeRun(ctx, run); err != nil {
+			if err := d.CompleteRun(ctx, run); err != nil {
 				return err
 			}
 		}
@@ -368,7 +369,7 @@ func (d *Dispatcher) applyTransitions(ctx context.Context, ts []storepkg.Transit
 
 // render builds the message for one send, at send time: the contact's
 // data is never queued.
-func (d *Dispatcher) render(ctx context.Context, st *runState, s *dispatcher.Send, c *dispatcher.Contact) (channels.Message, error) {
+func (d *Pipeline) render(ctx context.Context, st *runState, s *dispatcher.Send, c *dispatcher.Contact) (channels.Message, error) {
 	comp := st.compiled[s.Channel]
 	if comp == nil {
 		return channels.Message{}, fmt.Errorf("no template for %s", s.Channel)
@@ -415,7 +416,7 @@ func (d *Dispatcher) render(ctx context.Context, st *runState, s *dispatcher.Sen
 
 // errNothingToSend: what a send answered is gone (a sign-up confirmed or
 // expired before its confirmation left); the send is cancelled.
-var errNothingToSend = errors.New("nothing to send any more")
+var ErrNothingToSend = errors.New("nothing to send any more")
 
 func isChannelErr(err error) bool {
 	var ce *channels.Error

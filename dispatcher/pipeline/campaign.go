@@ -1,4 +1,4 @@
-package core
+package pipeline
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/templates"
@@ -18,7 +17,7 @@ import (
 // CreateCampaign validates and stores a new campaign in the draft state
 // (or scheduled, when it has a schedule). Returns an error with code
 // conflict if the id is taken.
-func (d *Dispatcher) CreateCampaign(ctx context.Context, c *dispatcher.Campaign) error {
+func (d *Pipeline) CreateCampaign(ctx context.Context, c *dispatcher.Campaign) error {
 	if err := d.checkCampaign(ctx, c); err != nil {
 		return err
 	}
@@ -33,7 +32,7 @@ func (d *Dispatcher) CreateCampaign(ctx context.Context, c *dispatcher.Campaign)
 }
 
 // checkCampaign validates c and the records it names.
-func (d *Dispatcher) checkCampaign(ctx context.Context, c *dispatcher.Campaign) error {
+func (d *Pipeline) checkCampaign(ctx context.Context, c *dispatcher.Campaign) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -61,7 +60,7 @@ func (d *Dispatcher) checkCampaign(ctx context.Context, c *dispatcher.Campaign) 
 // updateCampaign applies f to the stored campaign and saves it when f
 // reports a change. Campaign edits are rare and made by one leader or one
 // API call, so a read-modify-write is enough.
-func (d *Dispatcher) updateCampaign(ctx context.Context, id string, f func(*dispatcher.Campaign) bool) error {
+func (d *Pipeline) updateCampaign(ctx context.Context, id string, f func(*dispatcher.Campaign) bool) error {
 	c, err := d.Store.Campaign(ctx, id)
 	if err != nil {
 		return err
@@ -73,7 +72,7 @@ func (d *Dispatcher) updateCampaign(ctx context.Context, id string, f func(*disp
 }
 
 // ScheduleCampaign sets a campaign's schedule and moves it to scheduled.
-func (d *Dispatcher) ScheduleCampaign(ctx context.Context, id string, s dispatcher.Schedule) (*dispatcher.Campaign, error) {
+func (d *Pipeline) ScheduleCampaign(ctx context.Context, id string, s dispatcher.Schedule) (*dispatcher.Campaign, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -96,7 +95,7 @@ func (d *Dispatcher) ScheduleCampaign(ctx context.Context, id string, s dispatch
 // StartRun creates a run of campaign fired at fireAt and enqueues its plan.
 // The run id derives from the campaign and the fire time, so two
 // schedulers, or a retried call, create one run only. It returns the run id.
-func (d *Dispatcher) StartRun(ctx context.Context, campaignID string, fireAt time.Time) (string, error) {
+func (d *Pipeline) StartRun(ctx context.Context, campaignID string, fireAt time.Time) (string, error) {
 	c, err := d.Store.Campaign(ctx, campaignID)
 	if err != nil {
 		return "", err
@@ -157,13 +156,13 @@ func (d *Dispatcher) StartRun(ctx context.Context, campaignID string, fireAt tim
 	}); err != nil {
 		return "", err
 	}
-	return runID, d.enqueue(ctx, TypePlan, planPayload{Run: runID}, asynq.Queue(d.queue("plan")), asynq.TaskID(runID+"~plan"))
+	return runID, d.enqueue(ctx, TypePlan, planPayload{Run: runID}, asynq.Queue(d.Queue("plan")), asynq.TaskID(runID+"~plan"))
 }
 
 // SetCampaignState pauses, resumes or cancels a campaign and its running
 // runs. Pausing holds queued sends (they wait, nothing is lost); cancelling
 // settles them as cancelled.
-func (d *Dispatcher) SetCampaignState(ctx context.Context, id string, action string) (*dispatcher.Campaign, error) {
+func (d *Pipeline) SetCampaignState(ctx context.Context, id string, action string) (*dispatcher.Campaign, error) {
 	var out *dispatcher.Campaign
 	var stateErr error
 	err := d.updateCampaign(ctx, id, func(c *dispatcher.Campaign) bool {
@@ -214,13 +213,13 @@ func (d *Dispatcher) SetCampaignState(ctx context.Context, id string, action str
 
 // cancelInflight settles a cancelled run's waiting sends right away, so
 // its counters balance without waiting for their tasks.
-func (d *Dispatcher) cancelInflight(ctx context.Context, run string) error {
+func (d *Pipeline) cancelInflight(ctx context.Context, run string) error {
 	for {
 		ids, err := d.Store.InflightSends(ctx, run, 500)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		if err := d.settle(ctx, ids, inflightStates, dispatcher.StateCancelled, ReasonRunCancelled); err != nil {
+		if err := d.Settle(ctx, ids, InflightStates, dispatcher.StateCancelled, ReasonRunCancelled); err != nil {
 			return err
 		}
 		ids2, err := d.Store.InflightSends(ctx, run, 1)
@@ -233,7 +232,7 @@ func (d *Dispatcher) cancelInflight(ctx context.Context, run string) error {
 	}
 }
 
-func (d *Dispatcher) listDomain() string {
+func (d *Pipeline) listDomain() string {
 	u, err := url.Parse(d.cfg.PublicURL)
 	if err != nil || u.Hostname() == "" {
 		return "missive.invalid"
@@ -248,7 +247,7 @@ type RunStats struct {
 }
 
 // CampaignStats returns the campaign's runs, newest first, with counters.
-func (d *Dispatcher) CampaignStats(ctx context.Context, id string) ([]RunStats, error) {
+func (d *Pipeline) CampaignStats(ctx context.Context, id string) ([]RunStats, error) {
 	if _, err := d.Store.Campaign(ctx, id); err != nil {
 		return nil, err
 	}

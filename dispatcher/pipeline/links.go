@@ -1,4 +1,4 @@
-package core
+package pipeline
 
 import (
 	"github.com/missive-dev/missive/channels"
@@ -7,7 +7,7 @@ import (
 
 // UnsubscribeURL returns the one-click unsubscribe link of a contact for a
 // topic on a channel, as messages carry it.
-func (d *Dispatcher) UnsubscribeURL(contact string, k channels.Kind, topic, send string) (string, error) {
+func (d *Pipeline) UnsubscribeURL(contact string, k channels.Kind, topic, send string) (string, error) {
 	token, err := d.signer.Sign(templates.Claims{Contact: contact, Channel: string(k), Topic: topic, Send: send})
 	if err != nil {
 		return "", err

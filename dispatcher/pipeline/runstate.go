@@ -1,4 +1,4 @@
-package core
+package pipeline
 
 import (
 	"context"
@@ -39,7 +39,7 @@ type snapshots struct {
 	m  map[string]*runState
 }
 
-func (d *Dispatcher) loadRun(ctx context.Context, run string) (*runState, error) {
+func (d *Pipeline) LoadRun(ctx context.Context, run string) (*runState, error) {
 	state, err := d.Store.RunField(ctx, run, "state")
 	if err != nil {
 		return nil, fmt.Errorf("load run: %w", err)

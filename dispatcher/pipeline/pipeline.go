@@ -1,4 +1,4 @@
-package core
+package pipeline
 
 import (
 	"cmp"
@@ -47,26 +47,26 @@ type sendPayload struct {
 	Sends []string `json:"sends"` // the hash part of each send id
 }
 
-func (d *Dispatcher) queue(name string) string { return d.cfg.Prefix + ":" + name }
+func (d *Pipeline) Queue(name string) string { return d.cfg.Prefix + ":" + name }
 
-func (d *Dispatcher) sendQueue(key string) string {
+func (d *Pipeline) sendQueue(key string) string {
 	if d.cfg.SendQueues <= 1 {
-		return d.queue("send")
+		return d.Queue("send")
 	}
 	h := fnv.New32a()
 	h.Write([]byte(key))
-	return d.queue("send:" + strconv.Itoa(int(h.Sum32()%uint32(d.cfg.SendQueues))))
+	return d.Queue("send:" + strconv.Itoa(int(h.Sum32()%uint32(d.cfg.SendQueues))))
 }
 
 // Queues returns the queues a worker serves, with their priorities: sends
 // first, so that a large plan does not starve delivery.
-func (d *Dispatcher) Queues() map[string]int {
-	q := map[string]int{d.queue("plan"): 1, d.queue("batch"): 3}
+func (d *Pipeline) Queues() map[string]int {
+	q := map[string]int{d.Queue("plan"): 1, d.Queue("batch"): 3}
 	if d.cfg.SendQueues <= 1 {
-		q[d.queue("send")] = 6
+		q[d.Queue("send")] = 6
 	} else {
 		for i := range d.cfg.SendQueues {
-			q[d.queue("send:"+strconv.Itoa(i))] = 6
+			q[d.Queue("send:"+strconv.Itoa(i))] = 6
 		}
 	}
 	return q
@@ -74,7 +74,7 @@ func (d *Dispatcher) Queues() map[string]int {
 
 // enqueue adds a task; a conflict with an existing task id is success: the
 // work is already queued.
-func (d *Dispatcher) enqueue(ctx context.Context, typ string, payload any, opts ...asynq.Option) error {
+func (d *Pipeline) enqueue(ctx context.Context, typ string, payload any, opts ...asynq.Option) error {
 	b, err := json.Marshal(payload)
 	if err != nil {
 		return err
@@ -90,14 +90,12 @@ func (d *Dispatcher) enqueue(ctx context.Context, typ string, payload any, opts 
 	return nil
 }
 
-// --- plan: stream the segment into batch tasks, with a checkpointed cursor
-
-func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
+func (d *Pipeline) handlePlan(ctx context.Context, t *asynq.Task) error {
 	var p planPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("plan: %v: %w", err, asynq.SkipRetry)
 	}
-	st, err := d.loadRun(ctx, p.Run)
+	st, err := d.LoadRun(ctx, p.Run)
 	if err != nil {
 		return err
 	}
@@ -161,7 +159,7 @@ func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
 				bp.To, next = last[0], last[0]
 			}
 		}
-		if err := d.enqueue(ctx, TypeBatch, bp, asynq.Queue(d.queue("batch")), asynq.TaskID(p.Run+"~b"+strconv.Itoa(n))); err != nil {
+		if err := d.enqueue(ctx, TypeBatch, bp, asynq.Queue(d.Queue("batch")), asynq.TaskID(p.Run+"~b"+strconv.Itoa(n))); err != nil {
 			return err
 		}
 		n++
@@ -176,26 +174,26 @@ func (d *Dispatcher) handlePlan(ctx context.Context, t *asynq.Task) error {
 	if err := d.Store.Redis.HSet(ctx, d.Store.RunKey(p.Run), "batches", n, "plan_finished", 1).Err(); err != nil {
 		return err
 	}
-	return d.finishBatch(ctx, p.Run, "")
+	return d.FinishBatch(ctx, p.Run, "")
 }
 
 // finishBatch marks batch n done ("" only checks) and completes the run
 // when nothing is left.
-func (d *Dispatcher) finishBatch(ctx context.Context, run, n string) error {
+func (d *Pipeline) FinishBatch(ctx context.Context, run, n string) error {
 	done, err := storepkg.FinishBatchScript.Run(ctx, d.Store.Redis,
 		[]string{d.Store.RunKey(run), d.Store.RunKey(run) + ":bdone", d.Store.InflightKey(run)}, n).Int()
 	if err != nil {
 		return fmt.Errorf("finish batch: %w", err)
 	}
 	if done == 1 {
-		return d.completeRun(ctx, run)
+		return d.CompleteRun(ctx, run)
 	}
 	return nil
 }
 
 // completeRun marks a run completed, and its campaign too when it was a
 // one-shot.
-func (d *Dispatcher) completeRun(ctx context.Context, run string) error {
+func (d *Pipeline) CompleteRun(ctx context.Context, run string) error {
 	st, err := d.Store.RunField(ctx, run, "state")
 	if err != nil || st == dispatcher.RunCompleted || st == dispatcher.RunCancelled {
 		return err
@@ -220,19 +218,17 @@ func (d *Dispatcher) completeRun(ctx context.Context, run string) error {
 	})
 }
 
-// --- batch: the gate for a slice of the audience
-
-func (d *Dispatcher) handleBatch(ctx context.Context, t *asynq.Task) error {
+func (d *Pipeline) handleBatch(ctx context.Context, t *asynq.Task) error {
 	var p batchPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("batch: %v: %w", err, asynq.SkipRetry)
 	}
-	st, err := d.loadRun(ctx, p.Run)
+	st, err := d.LoadRun(ctx, p.Run)
 	if err != nil {
 		return err
 	}
 	if st.state == dispatcher.RunCancelled {
-		return d.finishBatch(ctx, p.Run, strconv.Itoa(p.N))
+		return d.FinishBatch(ctx, p.Run, strconv.Itoa(p.N))
 	}
 	var ids []string
 	if st.segment.Contacts != nil {
@@ -259,17 +255,17 @@ func (d *Dispatcher) handleBatch(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if err := d.gateBatch(ctx, st, ids, first == 0); err != nil {
+	if err := d.GateBatch(ctx, st, ids, first == 0); err != nil {
 		return err
 	}
-	return d.finishBatch(ctx, p.Run, strconv.Itoa(p.N))
+	return d.FinishBatch(ctx, p.Run, strconv.Itoa(p.N))
 }
 
 // gateBatch decides for ids and enqueues what passed. For a batch seen
 // before, sends decided by the earlier attempt keep their decision and are
 // enqueued again if still in flight (the enqueue may not have happened
 // before a crash).
-func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string, seen bool) error {
+func (d *Pipeline) GateBatch(ctx context.Context, st *runState, ids []string, seen bool) error {
 	contacts, err := d.Store.Contacts(ctx, ids)
 	if err != nil {
 		return err
@@ -307,7 +303,7 @@ func (d *Dispatcher) gateBatch(ctx context.Context, st *runState, ids []string, 
 
 // undecided splits members into those without a send yet and the sends
 // decided before that are still in flight.
-func (d *Dispatcher) undecided(ctx context.Context, st *runState, members []*dispatcher.Contact) (fresh []*dispatcher.Contact, pending []storepkg.Decision, err error) {
+func (d *Pipeline) undecided(ctx context.Context, st *runState, members []*dispatcher.Contact) (fresh []*dispatcher.Contact, pending []storepkg.Decision, err error) {
 	var sendIDs []string
 	for _, c := range members {
 		if st.campaign.Fallback {
@@ -344,7 +340,7 @@ func (d *Dispatcher) undecided(ctx context.Context, st *runState, members []*dis
 // enqueueSends groups sends by the minute they may leave and enqueues
 // them in chunks. Task ids derive from the sends, so enqueuing the same
 // group twice adds nothing.
-func (d *Dispatcher) enqueueSends(ctx context.Context, run string, ds []storepkg.Decision) error {
+func (d *Pipeline) enqueueSends(ctx context.Context, run string, ds []storepkg.Decision) error {
 	now := d.cfg.Now()
 	groups := map[int64][]string{}
 	var order []int64
