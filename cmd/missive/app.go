@@ -249,7 +249,7 @@ func (a *app) run(ctx context.Context, roles role, keys []core.APIKey, stdout io
 		start(func() error { return serveHTTP(ctx, ln, a.d.Handler(keys)) })
 	}
 	if roles&roleWorker != 0 {
-		start(func() error { return a.d.RunWorker(ctx) })
+		start(func() error { return a.d.Pipeline.RunWorker(ctx) })
 		if a.cfg.BounceSMTPAddr != "" {
 			start(func() error { return startBounceListener(ctx, a.cfg, a.d, a.log, stdout) })
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/missive-dev/missive/channels/email/bounce"
 	"github.com/missive-dev/missive/dispatcher/core"
+	"github.com/missive-dev/missive/dispatcher/feedback"
 )
 
 // bounceCommand runs "missive bounce inspect FILE": the parse of a bounce
@@ -68,16 +69,16 @@ func startBounceListener(ctx context.Context, c *config, d *core.Dispatcher, log
 		Domain: c.BounceDomain,
 		Logger: log,
 		Handle: func(ctx context.Context, token string, r *bounce.Report) error {
-			rcpts := make([]core.BounceRecipient, len(r.Recipients))
+			rcpts := make([]feedback.BounceRecipient, len(r.Recipients))
 			for i, x := range r.Recipients {
-				rcpts[i] = core.BounceRecipient{Class: x.Class, Status: x.Status}
+				rcpts[i] = feedback.BounceRecipient{Class: x.Class, Status: x.Status}
 			}
 			source := "dsn"
 			if r.Kind == "arf" {
 				source = "arf"
 			}
-			err := d.HandleBounce(ctx, token, source, rcpts)
-			if errors.Is(err, core.ErrForgedVERP) || errors.Is(err, core.ErrUnknownSend) {
+			err := d.Feedback.HandleBounce(ctx, token, source, rcpts)
+			if errors.Is(err, feedback.ErrForgedVERP) || errors.Is(err, feedback.ErrUnknownSend) {
 				log.Warn("bounce report dropped", "reason", err.Error())
 				return nil // nothing to retry: accept and drop
 			}

@@ -16,7 +16,7 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email"
 	"github.com/missive-dev/missive/dispatcher"
-	"github.com/missive-dev/missive/dispatcher/core"
+	"github.com/missive-dev/missive/dispatcher/feedback"
 	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -67,7 +67,7 @@ type config struct {
 
 	// Derived by validate.
 	dkim      *email.DKIM
-	feedback  core.FeedbackPolicy
+	feedback  feedback.Policy
 	tokenKeys map[string][]byte
 	activeKey string
 	dataKeys  *store.Keyring
@@ -363,8 +363,8 @@ func loadDKIM(domain, selector, keyFile string) (*email.DKIM, error) {
 
 // parseFeedback reads the feedback policy: "3/7d:30d" soft bounces, and
 // rates as percentages ("5%", "0.3%").
-func parseFeedback(soft, bounceRate, complaintRate string) (core.FeedbackPolicy, error) {
-	var p core.FeedbackPolicy
+func parseFeedback(soft, bounceRate, complaintRate string) (feedback.Policy, error) {
+	var p feedback.Policy
 	rule, suspend, ok := strings.Cut(soft, ":")
 	caps, err := throttle.ParseCapRules("email:" + rule)
 	if !ok || err != nil || len(caps) != 1 {

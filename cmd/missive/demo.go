@@ -83,15 +83,15 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 		Channels:  []channels.Kind{channels.Email, channels.SMS},
 		Templates: map[channels.Kind]string{channels.Email: "newsletter-email", channels.SMS: "newsletter-sms"},
 	}
-	if err := a.d.CreateCampaign(ctx, camp); err != nil {
+	if err := a.d.Pipeline.CreateCampaign(ctx, camp); err != nil {
 		return err
 	}
 	wctx, stopWorker := context.WithCancel(ctx)
 	workerDone := make(chan error, 1)
-	go func() { workerDone <- a.d.RunWorker(wctx) }()
+	go func() { workerDone <- a.d.Pipeline.RunWorker(wctx) }()
 	defer func() { stopWorker(); <-workerDone }()
 
-	run, err := a.d.StartRun(ctx, camp.ID, time.Now())
+	run, err := a.d.Pipeline.StartRun(ctx, camp.ID, time.Now())
 	if err != nil {
 		return err
 	}
@@ -203,7 +203,7 @@ func report(ctx context.Context, a *app, r *dispatcher.Run, stdout io.Writer) er
 // demoServe keeps the API up and prints a link to click.
 func demoServe(ctx context.Context, a *app, run string, stdout io.Writer) error {
 	id := "c00001"
-	link, err := a.d.UnsubscribeURL(id, channels.Email, "newsletter", dispatcher.SendID(run, id, channels.Email))
+	link, err := a.d.Pipeline.UnsubscribeURL(id, channels.Email, "newsletter", dispatcher.SendID(run, id, channels.Email))
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/feedback"
 )
 
 // runMailing sends the "mailing" campaign to n contacts and returns the run.
@@ -22,7 +23,7 @@ func runMailing(t *testing.T, b *testBundle, n int) string {
 }
 
 func TestRecordDelivery(t *testing.T) {
-	b := setup(t, func(c *Config) { c.Feedback = FeedbackPolicy{MinSample: 1000} })
+	b := setup(t, func(c *Config) { c.Feedback = feedback.Policy{MinSample: 1000} })
 	ctx := context.Background()
 	run := runMailing(t, b, 5)
 	id := func(i int) string { return dispatcher.SendID(run, fmt.Sprintf("m%04d", i), channels.Email) }
@@ -33,7 +34,7 @@ func TestRecordDelivery(t *testing.T) {
 	}
 	record := func(ev channels.Feedback) {
 		t.Helper()
-		must(t, b.d.RecordDelivery(ctx, ev))
+		must(t, b.d.Feedback.RecordDelivery(ctx, ev))
 	}
 	record(channels.Feedback{Send: id(0), Kind: channels.Delivered, Source: "ses"})
 	record(channels.Feedback{Send: id(1), Kind: channels.HardBounce, Code: "5.1.1", Source: "dsn"})
@@ -61,7 +62,7 @@ func TestRecordDelivery(t *testing.T) {
 	}
 	r, err := b.d.Store.Run(ctx, run)
 	must(t, err)
-	want := map[string]int64{FeedbackDelivered: 1, FeedbackHardBounces: 1, FeedbackComplaints: 1}
+	want := map[string]int64{feedback.FeedbackDelivered: 1, feedback.FeedbackHardBounces: 1, feedback.FeedbackComplaints: 1}
 	for k, v := range want {
 		if r.Feedback[k] != v {
 			t.Errorf("feedback %s = %d, want %d (%v)", k, r.Feedback[k], v, r.Feedback)
@@ -70,14 +71,14 @@ func TestRecordDelivery(t *testing.T) {
 	if !r.Balanced || r.Counters["delivered"] != 1 || r.Counters["bounced"] != 1 || r.Counters["sent"] != 3 {
 		t.Errorf("counters %v", r.Counters)
 	}
-	if err := b.d.RecordDelivery(ctx, channels.Feedback{Send: run + "~000000000000000000000000", Kind: channels.HardBounce}); err != ErrUnknownSend {
+	if err := b.d.Feedback.RecordDelivery(ctx, channels.Feedback{Send: run + "~000000000000000000000000", Kind: channels.HardBounce}); err != feedback.ErrUnknownSend {
 		t.Errorf("unknown send: %v, want ErrUnknownSend", err)
 	}
 }
 
 // A run whose bounce rate passes the policy pauses its campaign and says why.
 func TestBounceRatePausesTheRun(t *testing.T) {
-	b := setup(t, func(c *Config) { c.Feedback = FeedbackPolicy{MinSample: 10, MaxBounceRate: 0.2} })
+	b := setup(t, func(c *Config) { c.Feedback = feedback.Policy{MinSample: 10, MaxBounceRate: 0.2} })
 	ctx := context.Background()
 	seedMailing(t, b, 10)
 	_, err := b.d.Pipeline.ScheduleCampaign(ctx, "mailing", dispatcher.Schedule{Cron: "0 10 * * *", TZ: "Europe/Paris"})
@@ -91,7 +92,7 @@ func TestBounceRatePausesTheRun(t *testing.T) {
 	c.State = dispatcher.Running
 	must(t, b.d.Store.PutCampaign(ctx, c))
 	for i := range 3 {
-		must(t, b.d.RecordDelivery(ctx, channels.Feedback{Send: dispatcher.SendID(run, fmt.Sprintf("m%04d", i), channels.Email), Kind: channels.HardBounce, Source: "dsn"}))
+		must(t, b.d.Feedback.RecordDelivery(ctx, channels.Feedback{Send: dispatcher.SendID(run, fmt.Sprintf("m%04d", i), channels.Email), Kind: channels.HardBounce, Source: "dsn"}))
 	}
 	c, _ = b.d.Store.Campaign(ctx, "mailing")
 	reason, _ := b.d.Store.RunField(ctx, run, "paused_reason")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher/consent"
+	"github.com/missive-dev/missive/dispatcher/feedback"
 	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
@@ -119,7 +120,7 @@ type Config struct {
 	// CNIL's term for prospects; negative disables the purge.
 	InactiveAfter time.Duration
 	// Feedback is what bounces, complaints and delivery reports do.
-	Feedback FeedbackPolicy
+	Feedback feedback.Policy
 	// BounceDomain, when set, makes the envelope sender of each email a VERP
 	// address, bounces+<send id>.<mac>@BounceDomain, so that a bounce names
 	// its send. Empty: the channel's return path.
@@ -199,7 +200,6 @@ func (c *Config) setDefaults() error {
 	c.ReconcileEvery = cmp.Or(c.ReconcileEvery, time.Minute)
 	c.SendTTL = cmp.Or(c.SendTTL, 90*24*time.Hour)
 	c.InactiveAfter = cmp.Or(c.InactiveAfter, DefaultInactiveAfter)
-	c.Feedback.setDefaults()
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -224,6 +224,7 @@ type Dispatcher struct {
 	log      *slog.Logger
 	consent  *consent.Manager
 	Pipeline *pipeline.Pipeline
+	Feedback *feedback.Handler
 }
 
 // New validates cfg and returns a Dispatcher.
@@ -253,8 +254,13 @@ func New(cfg Config) (*Dispatcher, error) {
 		log:     cfg.Logger,
 		consent: consent.New(store, cfg.Now),
 	}
+	d.Feedback, err = feedback.New(feedback.Config{Store: store, Consent: d.consent, Policy: cfg.Feedback, Secret: cfg.Secret,
+		BounceDomain: cfg.BounceDomain, SendTTL: cfg.SendTTL, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
 	d.Pipeline, err = pipeline.New(pipeline.Config{
-		Store: store, Gate: d.gate, Caps: caps, Limiter: d.limiter, Signer: signer, Feedback: d, RefData: d.confirmationData,
+		Store: store, Gate: d.gate, Caps: caps, Limiter: d.limiter, Signer: signer, Feedback: d.Feedback, RefData: d.confirmationData,
 		Prefix: cfg.Prefix, PublicURL: cfg.PublicURL, Channels: cfg.Channels, EmailFrom: cfg.EmailFrom,
 		ListUnsubscribeMailto: cfg.ListUnsubscribeMailto, ProviderRates: cfg.ProviderRates,
 		BatchSize: cfg.BatchSize, SendChunk: cfg.SendChunk, SendQueues: cfg.SendQueues, Concurrency: cfg.Concurrency,
@@ -264,6 +270,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.Feedback.SetRuns(d.Pipeline)
 	return d, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email/esp"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/feedback"
 	"github.com/missive-dev/missive/dispatcher/store"
 )
 
@@ -232,10 +233,10 @@ func (h *espHooks) apply(ctx context.Context, provider string, fbs []channels.Fe
 			out.Ignored++ // a retry of an event already recorded
 			continue
 		}
-		switch err := h.d.RecordDelivery(ctx, f); {
+		switch err := h.d.Feedback.RecordDelivery(ctx, f); {
 		case err == nil:
 			out.Recorded++
-		case errors.Is(err, ErrUnknownSend):
+		case errors.Is(err, feedback.ErrUnknownSend):
 			h.release(ctx, provider, claim)
 			out.Ignored++
 		default:

@@ -36,6 +36,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/feedback"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
@@ -134,7 +135,7 @@ func espSetup(t *testing.T, sends int) *espHarness {
 			MailgunSigningKey: mailgunKey, PostmarkUser: pmUser, PostmarkPassword: pmPassword,
 		}
 		c.HTTPClient = &http.Client{Transport: aws}
-		c.Feedback = FeedbackPolicy{MinSample: 1000}
+		c.Feedback = feedback.Policy{MinSample: 1000}
 	})
 	h := &espHarness{b: b, aws: aws, mids: map[string]string{}}
 	if sends > 0 {
@@ -496,7 +497,7 @@ func TestESPFeedback(t *testing.T) {
 			}
 			r, err := h.b.d.Store.Run(ctx, h.run)
 			must(t, err)
-			wantFB := map[string]int64{FeedbackDelivered: 1, FeedbackHardBounces: 1, FeedbackComplaints: 1}
+			wantFB := map[string]int64{feedback.FeedbackDelivered: 1, feedback.FeedbackHardBounces: 1, feedback.FeedbackComplaints: 1}
 			for k, v := range wantFB {
 				if r.Feedback[k] != v {
 					t.Errorf("run feedback %s = %d, want %d (%v)", k, r.Feedback[k], v, r.Feedback)

@@ -42,7 +42,7 @@ func TestNothingInTheClear(t *testing.T) {
 	b.twilio.Wait(20, 20*time.Second)
 
 	// Feedback and a one-click, so that their records exist too.
-	must(t, b.d.RecordDelivery(ctx, channels.Feedback{Send: dispatcher.SendID(run, "p02", channels.Email), Kind: channels.HardBounce, Code: "5.1.1", Source: "dsn"}))
+	must(t, b.d.Feedback.RecordDelivery(ctx, channels.Feedback{Send: dispatcher.SendID(run, "p02", channels.Email), Kind: channels.HardBounce, Code: "5.1.1", Source: "dsn"}))
 	link, err := b.d.Pipeline.UnsubscribeURL("p03", channels.Email, "newsletter", dispatcher.SendID(run, "p03", channels.Email))
 	must(t, err)
 	srv := httptest.NewServer(b.d.Handler(nil))

@@ -7,6 +7,7 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/sms/twilioproto"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/feedback"
 )
 
 // twilioStatusPath is where Twilio posts the status of the messages
@@ -72,8 +73,8 @@ func (a *api) twilioStatus(w http.ResponseWriter, r *http.Request) {
 		to = ""
 	}
 	fb.Send, fb.Address = send, channels.Address(to)
-	switch err := d.RecordDelivery(ctx, fb); {
-	case errors.Is(err, ErrUnknownSend):
+	switch err := d.Feedback.RecordDelivery(ctx, fb); {
+	case errors.Is(err, feedback.ErrUnknownSend):
 		// The send was erased or expired: nothing left to update.
 		d.log.Debug("twilio status: send gone", "message_sid", sid, "send", send, "status", status)
 	case err != nil:

@@ -17,6 +17,7 @@ import (
 	"github.com/missive-dev/missive/channels/sms"
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/feedback"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -156,7 +157,7 @@ func TestTwilioStatusDelivered(t *testing.T) {
 
 	h.status(t, sid, "delivered", "")
 	want := outcome{State: dispatcher.StateDelivered, Counters: map[string]int64{"planned": 1, dispatcher.StateDelivered: 1},
-		Feedback: map[string]int64{FeedbackDelivered: 1}}
+		Feedback: map[string]int64{feedback.FeedbackDelivered: 1}}
 	if diff := cmp.Diff(want, h.outcome(t, run, send)); diff != "" {
 		t.Errorf("after delivered (-want +got):\n%s", diff)
 	}
@@ -183,11 +184,11 @@ func TestTwilioStatusDelivered(t *testing.T) {
 func TestTwilioStatusFailures(t *testing.T) {
 	bounced := func(reason, code, sup string) outcome {
 		return outcome{State: dispatcher.StateBounced, Reason: reason, ErrorCode: code, Counters: map[string]int64{"planned": 1, dispatcher.StateBounced: 1},
-			Feedback: map[string]int64{FeedbackHardBounces: 1}, Suppression: sup}
+			Feedback: map[string]int64{feedback.FeedbackHardBounces: 1}, Suppression: sup}
 	}
 	failed := func(code string) outcome {
 		return outcome{State: dispatcher.StateFailed, Reason: string(channels.Undelivered), ErrorCode: code, Counters: map[string]int64{"planned": 1, dispatcher.StateFailed: 1},
-			Feedback: map[string]int64{FeedbackFailed: 1}}
+			Feedback: map[string]int64{feedback.FeedbackFailed: 1}}
 	}
 	cases := []struct {
 		status, code string
@@ -207,7 +208,7 @@ func TestTwilioStatusFailures(t *testing.T) {
 		{"undelivered", "", failed(""), dispatcher.StateQueued},
 		// One soft bounce is counted and changes neither state nor number.
 		{"undelivered", "30003", outcome{State: dispatcher.StateSent, Counters: map[string]int64{"planned": 1, dispatcher.StateSent: 1},
-			Feedback: map[string]int64{FeedbackSoftBounces: 1}}, dispatcher.StateQueued},
+			Feedback: map[string]int64{feedback.FeedbackSoftBounces: 1}}, dispatcher.StateQueued},
 	}
 	for _, tc := range cases {
 		name := tc.status + "-" + tc.code
@@ -236,7 +237,7 @@ func TestTwilioStatusFailures(t *testing.T) {
 			got := h.outcome(t, run, send)
 			if tc.want.State == dispatcher.StateSent {
 				tc.want.State, tc.want.Counters = dispatcher.StateDelivered, map[string]int64{"planned": 1, dispatcher.StateDelivered: 1}
-				tc.want.Feedback[FeedbackDelivered] = 1
+				tc.want.Feedback[feedback.FeedbackDelivered] = 1
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("outcome after late callbacks (-want +got):\n%s", diff)
@@ -259,7 +260,7 @@ func TestTwilioStatusSoftBouncesSuspend(t *testing.T) {
 	if got := h.suppression(t, stopPhone); got != "" {
 		t.Fatalf("suppressed (%s) after soft bounces on two sends", got)
 	}
-	if got := h.outcome(t, run1, send1); got.State != dispatcher.StateSent || got.Feedback[FeedbackSoftBounces] != 1 {
+	if got := h.outcome(t, run1, send1); got.State != dispatcher.StateSent || got.Feedback[feedback.FeedbackSoftBounces] != 1 {
 		t.Errorf("first send: %+v, want sent with one soft bounce", got)
 	}
 	_, _, sid3 := h.sendSMS(t)
@@ -287,7 +288,7 @@ func TestTwilioStatusConcurrentDuplicates(t *testing.T) {
 		}
 	}
 	got := h.outcome(t, run, send)
-	if got.State != dispatcher.StateBounced || got.Feedback[FeedbackHardBounces] != 1 || got.Counters[dispatcher.StateBounced] != 1 {
+	if got.State != dispatcher.StateBounced || got.Feedback[feedback.FeedbackHardBounces] != 1 || got.Counters[dispatcher.StateBounced] != 1 {
 		t.Errorf("outcome %+v, want bounced and counted once", got)
 	}
 }
@@ -400,7 +401,7 @@ func TestTwilioStatusAttacks(t *testing.T) {
 	if r.status != http.StatusOK || r.body != emptyTwiML {
 		t.Fatalf("valid request: %d %s", r.status, r.body)
 	}
-	if got := h.outcome(t, run, send); got.State != dispatcher.StateDelivered || got.Feedback[FeedbackDelivered] != 1 {
+	if got := h.outcome(t, run, send); got.State != dispatcher.StateDelivered || got.Feedback[feedback.FeedbackDelivered] != 1 {
 		t.Errorf("valid request: %+v, want delivered", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/feedback"
 )
 
 func TestVERPBounceLeadsBackToItsSend(t *testing.T) {
@@ -27,7 +28,7 @@ func TestVERPBounceLeadsBackToItsSend(t *testing.T) {
 
 	// A forged MAC, a token for another send, garbage: nothing changes.
 	for _, forged := range []string{send + ".0000000000000000", strings.Replace(token, "m", "n", 1), "", "no-mac", token + "x"} {
-		if err := b.d.HandleBounce(ctx, forged, "dsn", []BounceRecipient{{Class: "hard", Status: "5.1.1"}}); err == nil {
+		if err := b.d.Feedback.HandleBounce(ctx, forged, "dsn", []feedback.BounceRecipient{{Class: "hard", Status: "5.1.1"}}); err == nil {
 			t.Errorf("forged token %q accepted", forged)
 		}
 	}
@@ -35,7 +36,7 @@ func TestVERPBounceLeadsBackToItsSend(t *testing.T) {
 		t.Fatal("a forged report suppressed the address")
 	}
 
-	must(t, b.d.HandleBounce(ctx, token, "dsn", []BounceRecipient{{Class: "delay", Status: "4.4.7"}, {Class: "hard", Status: "5.1.1"}}))
+	must(t, b.d.Feedback.HandleBounce(ctx, token, "dsn", []feedback.BounceRecipient{{Class: "delay", Status: "4.4.7"}, {Class: "hard", Status: "5.1.1"}}))
 	s, err := b.d.Store.Send(ctx, send)
 	must(t, err)
 	if s.State != dispatcher.StateBounced || s.ErrorCode != "5.1.1" {
@@ -52,13 +53,13 @@ func TestVERPLongSendID(t *testing.T) {
 	b := setup(t, func(c *Config) { c.BounceDomain = "b.example" })
 	ctx := context.Background()
 	send := dispatcher.SendID("a-very-long-campaign-identifier-for-the-spring-sale-"+strings.Repeat("x", 10)+"-toxgxx", "c1", channels.Email)
-	rp, err := b.d.ReturnPath(ctx, send)
+	rp, err := b.d.Feedback.ReturnPath(ctx, send)
 	must(t, err)
 	local, _, _ := strings.Cut(rp, "@")
 	if len(local) > 64 {
 		t.Fatalf("local part of %d octets", len(local))
 	}
-	got, err := b.d.sendForVERP(ctx, strings.TrimPrefix(local, "bounces+"))
+	got, err := b.d.Feedback.SendForVERP(ctx, strings.TrimPrefix(local, "bounces+"))
 	if err != nil || got != send {
 		t.Errorf("sendForVERP = %q, %v; want %q", got, err, send)
 	}

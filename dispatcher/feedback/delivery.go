@@ -1,4 +1,4 @@
-package core
+package feedback
 
 import (
 	"cmp"
@@ -8,16 +8,14 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
-// FeedbackPolicy decides what feedback does to the suppression list and to
+// Policy decides what feedback does to the suppression list and to
 // a run. Zero values take the defaults in each field's comment.
-type FeedbackPolicy struct {
+type Policy struct {
 	// SoftBounces within SoftWindow suppress an address for SoftSuspend.
 	// Defaults: 3 within 7 days suspend for 30 days.
 	SoftBounces int
@@ -31,7 +29,7 @@ type FeedbackPolicy struct {
 	MaxComplaintRate float64
 }
 
-func (p *FeedbackPolicy) setDefaults() {
+func (p *Policy) SetDefaults() {
 	p.SoftBounces = cmp.Or(p.SoftBounces, 3)
 	p.SoftWindow = cmp.Or(p.SoftWindow, 7*24*time.Hour)
 	p.SoftSuspend = cmp.Or(p.SoftSuspend, 30*24*time.Hour)
@@ -58,10 +56,10 @@ var ErrUnknownSend = errors.New("feedback names no known send")
 // the suppression list follows the policy, the run's feedback counters
 // move, and a run whose bounce or complaint rate passes the policy pauses
 // its campaign. Duplicate and out-of-order events change nothing.
-func (d *Dispatcher) RecordDelivery(ctx context.Context, ev channels.Feedback) (err error) {
+func (d *Handler) RecordDelivery(ctx context.Context, ev channels.Feedback) (err error) {
 	s := d.Store
 	if ev.At.IsZero() {
-		ev.At = d.cfg.Now()
+		ev.At = d.now()
 	}
 	var sd *dispatcher.Send
 	var c *dispatcher.Contact
@@ -88,15 +86,15 @@ func (d *Dispatcher) RecordDelivery(ctx context.Context, ev channels.Feedback) (
 
 	// Once per send and kind: webhooks are retried and reports resent.
 	if sd != nil {
-		mark := s.Key("fb", sd.ID, string(ev.Kind))
-		ok, err := s.Redis.SetNX(ctx, mark, 1, d.cfg.SendTTL).Result()
+		mark := s.FeedbackClaim(sd.ID, ev.Kind)
+		ok, err := s.ClaimOnce(ctx, mark, d.sendTTL)
 		if err != nil || !ok {
 			return err
 		}
 		defer func() {
 			if err != nil {
 				// Let the provider's retry do the whole work again.
-				s.Redis.Del(context.WithoutCancel(ctx), mark)
+				_ = s.Release(ctx, mark)
 			}
 		}()
 		moved, err := d.advanceSend(ctx, sd, ev)
@@ -136,7 +134,7 @@ func feedbackName(k channels.FeedbackKind) string {
 
 // advanceSend moves the send's state forward only. It reports false when
 // the event would move it back (a delivery report after a bounce).
-func (d *Dispatcher) advanceSend(ctx context.Context, sd *dispatcher.Send, ev channels.Feedback) (bool, error) {
+func (d *Handler) advanceSend(ctx context.Context, sd *dispatcher.Send, ev channels.Feedback) (bool, error) {
 	var t storepkg.Transition
 	switch ev.Kind {
 	case channels.Delivered:
@@ -156,43 +154,34 @@ func (d *Dispatcher) advanceSend(ctx context.Context, sd *dispatcher.Send, ev ch
 		return false, err
 	}
 	if rs[0].RunDone {
-		return true, d.Pipeline.CompleteRun(ctx, sd.Run)
+		return true, d.runs.CompleteRun(ctx, sd.Run)
 	}
 	return true, nil
 }
 
 // applyPolicy feeds the suppression list and the ledger.
-func (d *Dispatcher) applyPolicy(ctx context.Context, ev channels.Feedback, c *dispatcher.Contact) error {
+func (d *Handler) applyPolicy(ctx context.Context, ev channels.Feedback, c *dispatcher.Contact) error {
 	s := d.Store
 	if ev.Address == "" || !ev.Channel.Valid() {
 		return nil
 	}
-	p := d.cfg.Feedback
+	p := d.policy
 	switch ev.Kind {
 	case channels.HardBounce:
 		return s.Suppress(ctx, ev.Channel, string(ev.Address), dispatcher.SuppressBounce, time.Time{})
 	case channels.OptedOut:
 		return s.SuppressStop(ctx, ev.Channel, string(ev.Address))
 	case channels.SoftBounce:
-		key := s.Key("soft", s.AddressHash(ev.Channel, string(ev.Address)))
-		now := ev.At.UnixMilli()
-		var n *redis.IntCmd
-		_, err := s.Redis.TxPipelined(ctx, func(pp redis.Pipeliner) error {
-			pp.ZRemRangeByScore(ctx, key, "-inf", strconv.FormatInt(now-p.SoftWindow.Milliseconds(), 10))
-			member := ev.Send
-			if member == "" {
-				member = strconv.FormatInt(now, 10) + ":" + ev.Code + ":" + ev.Source
-			}
-			pp.ZAdd(ctx, key, redis.Z{Score: float64(now), Member: member})
-			n = pp.ZCard(ctx, key)
-			pp.PExpire(ctx, key, p.SoftWindow)
-			return nil
-		})
+		member := ev.Send
+		if member == "" {
+			member = strconv.FormatInt(ev.At.UnixMilli(), 10) + ":" + ev.Code + ":" + ev.Source
+		}
+		n, err := s.CountSoftBounce(ctx, ev.Channel, string(ev.Address), member, ev.At, p.SoftWindow)
 		if err != nil {
 			return err
 		}
-		if n.Val() >= int64(p.SoftBounces) {
-			return s.Suppress(ctx, ev.Channel, string(ev.Address), dispatcher.SuppressBounce, d.cfg.Now().Add(p.SoftSuspend))
+		if n >= int64(p.SoftBounces) {
+			return s.Suppress(ctx, ev.Channel, string(ev.Address), dispatcher.SuppressBounce, d.now().Add(p.SoftSuspend))
 		}
 	case channels.Complaint:
 		if err := s.Suppress(ctx, ev.Channel, string(ev.Address), dispatcher.SuppressComplaint, time.Time{}); err != nil {
@@ -207,14 +196,14 @@ func (d *Dispatcher) applyPolicy(ctx context.Context, ev channels.Feedback, c *d
 
 // checkRates pauses a run's campaign when its bounce or complaint rate
 // passes the policy, and records why on the run.
-func (d *Dispatcher) checkRates(ctx context.Context, run string) error {
-	m, err := d.Store.Redis.HGetAll(ctx, d.Store.RunKey(run)).Result()
+func (d *Handler) checkRates(ctx context.Context, run string) error {
+	m, err := d.Store.RunFields(ctx, run)
 	if err != nil || m["paused_reason"] != "" {
 		return err
 	}
 	num := func(f string) int64 { v, _ := strconv.ParseInt(m[f], 10, 64); return v }
 	left := num("n:sent") + num("n:delivered") + num("n:bounced")
-	p := d.cfg.Feedback
+	p := d.policy
 	if left < p.MinSample {
 		return nil
 	}
@@ -229,7 +218,7 @@ func (d *Dispatcher) checkRates(ctx context.Context, run string) error {
 	default:
 		return nil
 	}
-	ok, err := d.Store.Redis.HSetNX(ctx, d.Store.RunKey(run), "paused_reason", reason).Result()
+	ok, err := d.Store.PauseRunOnce(ctx, run, reason)
 	if err != nil || !ok {
 		return err
 	}
@@ -238,7 +227,7 @@ func (d *Dispatcher) checkRates(ctx context.Context, run string) error {
 	if campaign == "" || dispatcher.OneAtATime(campaign) {
 		return nil
 	}
-	if _, err := d.Pipeline.SetCampaignState(ctx, campaign, "pause"); err != nil && !dispatcher.IsCode(err, dispatcher.CodeConflict) {
+	if _, err := d.runs.SetCampaignState(ctx, campaign, "pause"); err != nil && !dispatcher.IsCode(err, dispatcher.CodeConflict) {
 		return err
 	}
 	return nil
@@ -249,7 +238,7 @@ func (d *Dispatcher) checkRates(ctx context.Context, run string) error {
 // exist is suppressed, a full mailbox counts as a soft bounce, a number
 // that opted out is recorded as a STOP. Other refusals (policy, content)
 // fail the send without blaming the address.
-func (d *Dispatcher) Refused(ctx context.Context, s *dispatcher.Send, c *dispatcher.Contact, err error) error {
+func (d *Handler) Refused(ctx context.Context, s *dispatcher.Send, c *dispatcher.Contact, err error) error {
 	var ce *channels.Error
 	if !errors.As(err, &ce) {
 		return nil

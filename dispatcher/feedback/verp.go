@@ -1,4 +1,4 @@
-package core
+package feedback
 
 import (
 	"context"
@@ -13,46 +13,39 @@ import (
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
-// VERP: each email's envelope sender names its send, so that a bounce,
-// whatever its format, leads back to it: bounces+<token>@BounceDomain where
-// token is "<send id>.<mac>". A send id too long for the 64 octets of a
-// local part is replaced by its hash part, kept in Redis for the send's
-// lifetime. The MAC (keyed, truncated HMAC-SHA256) makes tokens
-// unforgeable: a report for a made-up token changes nothing.
-
 const (
 	verpPrefix   = "bounces"
 	verpMACBytes = 8
 	maxLocalPart = 64
 )
 
-func (d *Dispatcher) verpMAC(id string) string {
-	m := hmac.New(sha256.New, storepkg.DeriveKey(d.cfg.Secret, "verp"))
+func (d *Handler) verpMAC(id string) string {
+	m := hmac.New(sha256.New, storepkg.DeriveKey(d.secret, "verp"))
 	m.Write([]byte(id))
 	return hex.EncodeToString(m.Sum(nil)[:verpMACBytes])
 }
 
 // ReturnPath returns the VERP envelope sender of a send, or "" when no
 // bounce domain is configured.
-func (d *Dispatcher) ReturnPath(ctx context.Context, send string) (string, error) {
-	if d.cfg.BounceDomain == "" {
+func (d *Handler) ReturnPath(ctx context.Context, send string) (string, error) {
+	if d.bounceDomain == "" {
 		return "", nil
 	}
 	id := send
 	if len(verpPrefix)+1+len(send)+1+2*verpMACBytes > maxLocalPart {
 		_, id, _ = dispatcher.SplitSendID(send)
-		if err := d.Store.Redis.Set(ctx, d.Store.Key("verp", id), send, d.cfg.SendTTL).Err(); err != nil {
+		if err := d.Store.SetVERPSend(ctx, id, send, d.sendTTL); err != nil {
 			return "", err
 		}
 	}
-	return verpPrefix + "+" + id + "." + d.verpMAC(id) + "@" + d.cfg.BounceDomain, nil
+	return verpPrefix + "+" + id + "." + d.verpMAC(id) + "@" + d.bounceDomain, nil
 }
 
 // ErrForgedVERP is returned for a VERP token whose MAC does not match.
 var ErrForgedVERP = errors.New("VERP token with a wrong MAC")
 
-// sendForVERP checks a VERP token and returns the send id it names.
-func (d *Dispatcher) sendForVERP(ctx context.Context, token string) (string, error) {
+// SendForVERP checks a VERP token and returns the send id it names.
+func (d *Handler) SendForVERP(ctx context.Context, token string) (string, error) {
 	i := strings.LastIndexByte(token, '.')
 	if i <= 0 {
 		return "", ErrForgedVERP
@@ -64,7 +57,7 @@ func (d *Dispatcher) sendForVERP(ctx context.Context, token string) (string, err
 	if _, _, ok := dispatcher.SplitSendID(id); ok {
 		return id, nil
 	}
-	send, err := d.Store.Redis.Get(ctx, d.Store.Key("verp", id)).Result()
+	send, err := d.Store.VERPSend(ctx, id)
 	if err != nil {
 		return "", ErrUnknownSend
 	}
@@ -84,8 +77,8 @@ type BounceRecipient struct {
 // recipient's class becomes a delivery event of the send the token names.
 // A forged token returns ErrForgedVERP and changes nothing; an expired
 // send, ErrUnknownSend. Source is "dsn" or "arf".
-func (d *Dispatcher) HandleBounce(ctx context.Context, token, source string, rcpts []BounceRecipient) error {
-	send, err := d.sendForVERP(ctx, token)
+func (d *Handler) HandleBounce(ctx context.Context, token, source string, rcpts []BounceRecipient) error {
+	send, err := d.SendForVERP(ctx, token)
 	if err != nil {
 		return err
 	}
