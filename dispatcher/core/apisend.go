@@ -1,13 +1,11 @@
 package core
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"html/template"
 	"net/http"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/page"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/templates"
 )
@@ -199,58 +198,6 @@ func (a *api) getSend(w http.ResponseWriter, r *http.Request) (int, any, error) 
 // credential. A GET only shows a page, since link scanners fetch URLs; the
 // POST withdraws consent.
 
-var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="fr">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>{{.TitleFR}} / {{.TitleEN}}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#222}
-button{font:inherit;font-size:1rem;font-weight:600;padding:.6rem 1.2rem;border-radius:.3rem;border:1px solid #333;background:#333;color:#fff;cursor:pointer}
-hr{border:0;border-top:1px solid #ddd;margin:1.5rem 0}</style>
-</head>
-<body>
-<h1>{{.TitleFR}}</h1>
-<p>{{.TextFR}}</p>
-<hr>
-<h1 lang="en">{{.TitleEN}}</h1>
-<p lang="en">{{.TextEN}}</p>
-{{if .Action}}<form method="post" action="{{.Action}}">
-<input type="hidden" name="List-Unsubscribe" value="One-Click">
-<button type="submit">Me désabonner / Unsubscribe</button>
-</form>{{end}}
-</body>
-</html>
-`))
-
-type page struct {
-	TitleFR, TextFR, TitleEN, TextEN string
-	Action                           string
-}
-
-func writePage(w http.ResponseWriter, status int, p page) {
-	var buf bytes.Buffer
-	if err := pageTmpl.Execute(&buf, p); err != nil {
-		status = http.StatusInternalServerError
-		buf.Reset()
-		buf.WriteString("internal error\n")
-	}
-	pageHeaders(w, false)
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
-}
-
-var invalidLinkPage = page{
-	TitleFR: "Lien non valide", TextFR: "Ce lien de désabonnement n'est pas valide. Utilisez le lien complet reçu dans le message.",
-	TitleEN: "Invalid link", TextEN: "This unsubscribe link is not valid. Please use the full link from the message.",
-}
-
-var errorPage = page{
-	TitleFR: "Erreur temporaire", TextFR: "Votre demande n'a pas pu être enregistrée. Réessayez dans quelques minutes.",
-	TitleEN: "Temporary error", TextEN: "Your request could not be recorded. Please try again in a few minutes.",
-}
-
 // verifyToken checks a token and its claims.
 func (a *api) verifyToken(token string) (templates.Claims, bool) {
 	cl, err := a.d.signer.Verify(token)
@@ -267,51 +214,53 @@ func (a *api) topicName(ctx context.Context, id string) string {
 	return id
 }
 
-func channelWords(k string) (fr, en string) {
-	if k == string(channels.SMS) {
-		return "SMS", "text messages"
+// pageLang is the language of a public page: an explicit ?lang=, else
+// locale (the contact's, "" when unknown), else the browser's.
+func pageLang(r *http.Request, locale string) page.Lang {
+	return page.Negotiate(r.URL.Query().Get("lang"), locale, r.Header.Get("Accept-Language"))
+}
+
+// unsubscribeLang is the language of a one-click page: the contact's
+// locale, so that a French contact reads French first whatever the
+// browser. The contact is read for its locale alone: the page does
+// without it (an erased contact, a failed read).
+func (a *api) unsubscribeLang(r *http.Request, contact string) page.Lang {
+	var locale string
+	if c, err := a.d.Store.Contact(r.Context(), contact); err == nil {
+		locale = c.Locale
 	}
-	return "e-mails", "emails"
+	return pageLang(r, locale)
 }
 
 func (a *api) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 	token := r.PathValue("token")
 	cl, ok := a.verifyToken(token)
 	if !ok {
-		writePage(w, http.StatusBadRequest, invalidLinkPage)
+		page.Message(w, http.StatusBadRequest, pageLang(r, ""), page.InvalidUnsubscribeLink)
 		return
 	}
-	name := a.topicName(r.Context(), cl.Topic)
-	fr, en := channelWords(cl.Channel)
-	writePage(w, http.StatusOK, page{
-		TitleFR: "Se désabonner", TextFR: "Confirmez pour ne plus recevoir de " + fr + " « " + name + " ».",
-		TitleEN: "Unsubscribe", TextEN: "Confirm to stop receiving “" + name + "” " + en + ".",
-		Action: "/u/" + token,
-	})
+	page.Unsubscribe(w, page.UnsubscribeView{Lang: a.unsubscribeLang(r, cl.Contact), Topic: a.topicName(r.Context(), cl.Topic),
+		Channel: channels.Kind(cl.Channel), Action: "/u/" + token})
 }
 
 func (a *api) unsubscribeOneClick(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	err := r.ParseMultipartForm(maxFormBody)
 	if err != nil && !errors.Is(err, http.ErrNotMultipart) {
-		writePage(w, http.StatusBadRequest, invalidLinkPage)
+		page.Message(w, http.StatusBadRequest, pageLang(r, ""), page.InvalidUnsubscribeLink)
 		return
 	}
 	cl, ok := a.verifyToken(r.PathValue("token"))
 	if !ok || r.PostFormValue("List-Unsubscribe") != "One-Click" {
-		writePage(w, http.StatusBadRequest, invalidLinkPage)
+		page.Message(w, http.StatusBadRequest, pageLang(r, ""), page.InvalidUnsubscribeLink)
 		return
 	}
 	ctx := r.Context()
+	lang := a.unsubscribeLang(r, cl.Contact)
 	if err := a.d.consent.WithdrawOneClick(ctx, cl); err != nil {
 		a.d.log.Error("one-click unsubscribe failed", "route", r.Pattern, "error", err)
-		writePage(w, http.StatusServiceUnavailable, errorPage)
+		page.Message(w, http.StatusServiceUnavailable, lang, page.TemporaryError)
 		return
 	}
-	name := a.topicName(ctx, cl.Topic)
-	fr, en := channelWords(cl.Channel)
-	writePage(w, http.StatusOK, page{
-		TitleFR: "Désabonnement confirmé", TextFR: "Vous ne recevrez plus de " + fr + " « " + name + " ».",
-		TitleEN: "You are unsubscribed", TextEN: "You will no longer receive “" + name + "” " + en + ".",
-	})
+	page.Unsubscribe(w, page.UnsubscribeView{Lang: lang, Topic: a.topicName(ctx, cl.Topic), Channel: channels.Kind(cl.Channel), Done: true})
 }

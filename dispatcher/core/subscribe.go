@@ -45,7 +45,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"mime"
 	"net"
 	"net/http"
@@ -60,6 +59,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/page"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
@@ -139,16 +139,13 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 	allowed, retryIn, err := d.limiter.TakeRate(ctx, "subscribe:ip:"+ipHash, subscribeClientRate, 1)
 	if err != nil {
 		d.log.Error("sign-up: rate limit", "error", err)
-		a.subscribeFailed(w, html)
+		a.subscribeFailed(w, r, html, "")
 		return
 	}
 	if allowed == 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((retryIn+time.Second-1)/time.Second)))
 		if html {
-			writeSignupPage(w, http.StatusTooManyRequests, false, page{
-				TitleFR: "Trop de demandes", TextFR: "Veuillez réessayer dans une minute.",
-				TitleEN: "Too many requests", TextEN: "Please try again in a minute.",
-			})
+			page.Message(w, http.StatusTooManyRequests, pageLang(r, ""), page.TooManyRequests)
 			return
 		}
 		writeJSON(w, http.StatusTooManyRequests, map[string]*dispatcher.Error{"error": {Code: "rate_limited",
@@ -164,7 +161,7 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 		status, e := dispatcher.HTTPStatus(err)
 		if status == http.StatusInternalServerError {
 			d.log.Error("sign-up: topics", "error", err)
-			a.subscribeFailed(w, html)
+			a.subscribeFailed(w, r, html, in.Locale)
 			return
 		}
 		if html {
@@ -177,7 +174,7 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 
 	if err := d.signup(ctx, in, ipHash, r.UserAgent()); err != nil {
 		d.log.Error("sign-up failed", "error", err)
-		a.subscribeFailed(w, html)
+		a.subscribeFailed(w, r, html, in.Locale)
 		return
 	}
 	// The same time for every address: wait out the floor.
@@ -187,33 +184,26 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if html {
-		writeSignupPage(w, http.StatusAccepted, true, checkInboxPage(in.Channel))
+		answer := page.CheckInbox
+		if in.Channel == channels.SMS {
+			answer = page.CheckPhone
+		}
+		page.EmbeddedMessage(w, http.StatusAccepted, page.Lang(in.Locale), answer)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "pending",
 		"message": "If the address can receive our messages, a confirmation request was sent to it. Nothing is subscribed until it is confirmed."})
 }
 
-func (a *api) subscribeFailed(w http.ResponseWriter, html bool) {
+// subscribeFailed answers a sign-up that could not be recorded; locale is
+// the sign-up's, "" when it was not read.
+func (a *api) subscribeFailed(w http.ResponseWriter, r *http.Request, html bool, locale string) {
 	if html {
-		writeSignupPage(w, http.StatusServiceUnavailable, false, errorPage)
+		page.Message(w, http.StatusServiceUnavailable, pageLang(r, locale), page.TemporaryError)
 		return
 	}
 	writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInternal,
 		Message: "the sign-up could not be recorded; retry in a few minutes"}})
-}
-
-func checkInboxPage(k channels.Kind) page {
-	if k == channels.SMS {
-		return page{
-			TitleFR: "Vérifiez votre téléphone", TextFR: "Si ce numéro peut recevoir nos SMS, un message vient de lui être envoyé : répondez YES pour confirmer votre inscription. Sans réponse de votre part, rien ne sera enregistré.",
-			TitleEN: "Check your phone", TextEN: "If this number can receive our text messages, one was just sent to it: reply YES to confirm your subscription. Without your reply, nothing is recorded.",
-		}
-	}
-	return page{
-		TitleFR: "Vérifiez votre boîte de réception", TextFR: "Si cette adresse peut recevoir nos e-mails, un message vient de lui être envoyé : cliquez sur le lien qu'il contient pour confirmer votre inscription (il est valable 48 heures). Sans confirmation, rien ne sera enregistré.",
-		TitleEN: "Check your inbox", TextEN: "If this address can receive our emails, a message was just sent to it: follow its link to confirm your subscription (valid for 48 hours). Without confirmation, nothing is recorded.",
-	}
 }
 
 // wantsHTML reports whether the client is a browser posting a form: it
@@ -294,13 +284,8 @@ func readSignup(w http.ResponseWriter, r *http.Request) (*signupInput, error) {
 	}
 
 	// Locale first: a re-rendered form speaks it even when the rest fails.
-	switch l := strings.ToLower(strings.TrimSpace(locale)); l {
-	case "fr", "en":
-		in.Locale = l
-	case "":
-		in.Locale = acceptLocale(r.Header.Get("Accept-Language"))
-	default:
-		in.Locale = acceptLocale(r.Header.Get("Accept-Language"))
+	in.Locale = string(page.Negotiate(locale, "", r.Header.Get("Accept-Language")))
+	if _, ok := page.ParseLang(locale); !ok && strings.TrimSpace(locale) != "" {
 		return in, dispatcher.Invalid("locale", "must be fr or en")
 	}
 	if in.Form != "" && !wordingPattern.MatchString(in.Form) {
@@ -354,32 +339,6 @@ func readSignup(w http.ResponseWriter, r *http.Request) (*signupInput, error) {
 		return in, dispatcher.Invalid("email", "is required (or give a phone number)")
 	}
 	return in, nil
-}
-
-// acceptLocale picks fr or en from an Accept-Language header: the one with
-// the higher weight, French when neither is named.
-func acceptLocale(h string) string {
-	best, bestQ := "fr", -1.0
-	for i, part := range strings.Split(h, ",") {
-		if i >= 20 {
-			break
-		}
-		tag, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		lang, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(tag)), "-")
-		if lang != "fr" && lang != "en" {
-			continue
-		}
-		q := 1.0
-		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
-			if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && f <= 1 {
-				q = f
-			}
-		}
-		if q > bestQ {
-			best, bestQ = lang, q
-		}
-	}
-	return best
 }
 
 // checkSignupTopics returns an error naming "topics" unless every id names
@@ -807,15 +766,15 @@ func (a *api) confirmSignupPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		a.d.log.Error("sign-up: confirm page", "error", err)
-		writeSignupPage(w, http.StatusServiceUnavailable, false, errorPage)
+		page.Message(w, http.StatusServiceUnavailable, pageLang(r, ""), page.TemporaryError)
 		return
 	}
 	if ps == nil || ps.Channel != channels.Email {
-		writeSignupPage(w, http.StatusNotFound, false, expiredSignupPage)
+		page.Message(w, http.StatusNotFound, pageLang(r, ""), page.ExpiredSignupLink)
 		return
 	}
-	names := a.topicNames(r.Context(), ps.Topics)
-	writeConfirmPage(w, confirmView{Topics: names, Action: "/subscribe/confirm/" + token})
+	page.Confirm(w, page.ConfirmView{Lang: pageLang(r, ps.Locale), Topics: a.topicNames(r.Context(), ps.Topics),
+		Action: "/subscribe/confirm/" + token})
 }
 
 func (a *api) confirmSignup(w http.ResponseWriter, r *http.Request) {
@@ -823,35 +782,24 @@ func (a *api) confirmSignup(w http.ResponseWriter, r *http.Request) {
 	r.ParseForm()
 	token := r.PathValue("token")
 	if !validSignupToken(token) {
-		writeSignupPage(w, http.StatusNotFound, false, expiredSignupPage)
+		page.Message(w, http.StatusNotFound, pageLang(r, ""), page.ExpiredSignupLink)
 		return
 	}
 	outcome, ps, err := a.d.confirmSignup(r.Context(), sha256hex(token), channels.Email, "email-link", nil)
 	if err != nil {
 		a.d.log.Error("sign-up: confirm", "error", err)
-		writeSignupPage(w, http.StatusServiceUnavailable, false, errorPage)
+		page.Message(w, http.StatusServiceUnavailable, pageLang(r, ""), page.TemporaryError)
 		return
 	}
 	switch outcome {
 	case confirmGranted:
 		names := strings.Join(a.topicNames(r.Context(), ps.Topics), ", ")
-		writeSignupPage(w, http.StatusOK, false, page{
-			TitleFR: "Inscription confirmée", TextFR: "Merci ! Vous recevrez désormais par e-mail : « " + names + " ». Chaque message contient un lien pour vous désabonner.",
-			TitleEN: "Subscription confirmed", TextEN: "Thank you! You will now receive by email: “" + names + "”. Every message carries a link to unsubscribe.",
-		})
+		page.Message(w, http.StatusOK, pageLang(r, ps.Locale), page.SignupConfirmed, names)
 	case confirmAlready:
-		writeSignupPage(w, http.StatusOK, false, page{
-			TitleFR: "Inscription déjà confirmée", TextFR: "Cette inscription a déjà été confirmée : il n'y a rien d'autre à faire.",
-			TitleEN: "Already confirmed", TextEN: "This subscription was already confirmed: there is nothing else to do.",
-		})
+		page.Message(w, http.StatusOK, pageLang(r, ""), page.AlreadyConfirmed)
 	default:
-		writeSignupPage(w, http.StatusNotFound, false, expiredSignupPage)
+		page.Message(w, http.StatusNotFound, pageLang(r, ""), page.ExpiredSignupLink)
 	}
-}
-
-var expiredSignupPage = page{
-	TitleFR: "Lien expiré ou inconnu", TextFR: "Ce lien de confirmation n'est pas valide ou a expiré (il est valable 48 heures). Vous pouvez vous inscrire à nouveau.",
-	TitleEN: "Expired or unknown link", TextEN: "This confirmation link is not valid or has expired (it is valid for 48 hours). You may sign up again.",
 }
 
 func (a *api) topicNames(ctx context.Context, ids []string) []string {
@@ -862,163 +810,7 @@ func (a *api) topicNames(ctx context.Context, ids []string) []string {
 	return out
 }
 
-// --- HTML
-
-const pageStyle = `body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;line-height:1.5;color:#222}
-button{font-size:1rem;padding:.6rem 1.2rem;border-radius:.3rem;border:1px solid #333;background:#333;color:#fff;cursor:pointer}
-label{display:block;margin:.8rem 0 .2rem}input[type=email],input[type=tel]{font-size:1rem;padding:.4rem;width:100%;box-sizing:border-box}
-fieldset{border:0;padding:0;margin:0}.check label{display:inline;margin:0 0 0 .3rem}.check{margin:.3rem 0}
-.err{color:#a00;font-weight:bold}.wording{font-size:.9rem;color:#444}.version{font-size:.8rem;color:#666}
-hr{border:0;border-top:1px solid #ddd;margin:1.5rem 0}`
-
-// pageHeaders sets the headers of every public page. Only the sign-up
-// form and its answers may be framed by another site: they are made to be
-// embedded, and what they do (ask for a confirmation) is harmless if
-// clicked by trickery. Every other page, the confirmation above all, keeps
-// frame-ancestors 'none'.
-func pageHeaders(w http.ResponseWriter, frameable bool) {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	csp := "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
-	if frameable {
-		csp += "; frame-ancestors *"
-	} else {
-		csp += "; frame-ancestors 'none'"
-		h.Set("X-Frame-Options", "DENY")
-	}
-	h.Set("Content-Security-Policy", csp)
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-}
-
-// writeSignupPage writes a bilingual page; frameable for the answers of
-// the embedded form.
-func writeSignupPage(w http.ResponseWriter, status int, frameable bool, p page) {
-	if !frameable {
-		writePage(w, status, p)
-		return
-	}
-	renderHTML(w, status, true, pageTmpl, p)
-}
-
-func renderHTML(w http.ResponseWriter, status int, frameable bool, t *template.Template, v any) {
-	var buf strings.Builder
-	if err := t.Execute(&buf, v); err != nil {
-		writePage(w, http.StatusInternalServerError, errorPage)
-		return
-	}
-	pageHeaders(w, frameable)
-	w.WriteHeader(status)
-	w.Write([]byte(buf.String()))
-}
-
-type confirmView struct {
-	Topics []string
-	Action string
-}
-
-var confirmTmpl = template.Must(template.New("confirm").Parse(`<!doctype html>
-<html lang="fr">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>Confirmer votre inscription / Confirm your subscription</title>
-<style>` + pageStyle + `</style>
-</head>
-<body>
-<h1>Confirmer votre inscription</h1>
-<p>Vous avez demandé à recevoir par e-mail : {{range $i, $t := .Topics}}{{if $i}}, {{end}}« {{$t}} »{{end}}. Cliquez sur le bouton pour confirmer.</p>
-<hr>
-<h1 lang="en">Confirm your subscription</h1>
-<p lang="en">You asked to receive by email: {{range $i, $t := .Topics}}{{if $i}}, {{end}}“{{$t}}”{{end}}. Press the button to confirm.</p>
-<form method="post" action="{{.Action}}">
-<button type="submit">Confirmer / Confirm</button>
-</form>
-</body>
-</html>
-`))
-
-func writeConfirmPage(w http.ResponseWriter, v confirmView) {
-	renderHTML(w, http.StatusOK, false, confirmTmpl, v)
-}
-
-// The consent wording of the built-in form. Its version id is derived
-// from the text, so that changing a word changes the version recorded as
-// evidence.
-const (
-	wordingFR = "En cliquant sur « S'inscrire », j'accepte de recevoir de %s les %s choisis ci-dessus. Je peux retirer mon consentement à tout moment, sans frais, grâce au lien de désinscription présent dans chaque message ou en répondant STOP par SMS. Mes données servent uniquement à ces envois."
-	wordingEN = "By pressing “Subscribe”, I agree to receive from %s the %s chosen above. I can withdraw my consent at any time, free of charge, through the unsubscribe link in every message or by replying STOP by text message. My data is used for these messages only."
-)
-
-var formWordingVersion = func() string {
-	h := sha256.Sum256([]byte(wordingFR + "\x00" + wordingEN))
-	return "missive-" + hex.EncodeToString(h[:5])
-}()
-
-type formTopic struct {
-	ID, Name, Description string
-	Checked               bool
-}
-
-type formView struct {
-	Lang     string
-	L        formLabels
-	Topics   []formTopic
-	Single   bool
-	SMS      bool
-	Locale   string
-	Wording  string
-	Version  string
-	Form     string
-	Error    string
-	ErrField string
-}
-
-type formLabels struct {
-	Title, Topics, Email, Phone, PhoneHint, Submit, Version string
-}
-
-var formLabelsByLang = map[string]formLabels{
-	"fr": {Title: "Inscription", Topics: "Ce que vous souhaitez recevoir", Email: "Adresse e-mail", Phone: "Numéro de téléphone mobile",
-		PhoneHint: "Au format international, par exemple +33612345678.", Submit: "S'inscrire", Version: "Texte de consentement, version"},
-	"en": {Title: "Sign up", Topics: "What you would like to receive", Email: "Email address", Phone: "Mobile phone number",
-		PhoneHint: "In international form, for example +447700900123.", Submit: "Subscribe", Version: "Consent text, version"},
-}
-
-var formTmpl = template.Must(template.New("form").Parse(`<!doctype html>
-<html lang="{{.Lang}}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>{{.L.Title}}</title>
-<style>` + pageStyle + `</style>
-</head>
-<body>
-<form method="post" action="/subscribe" accept-charset="utf-8">
-{{if .Error}}<p class="err" role="alert" id="form-error">{{.Error}}</p>{{end}}
-{{if .Single}}{{with index .Topics 0}}<input type="hidden" name="topics" value="{{.ID}}"><p><strong>{{.Name}}</strong>{{if .Description}} – {{.Description}}{{end}}</p>{{end}}
-{{else}}<fieldset{{if eq .ErrField "topics"}} aria-invalid="true" aria-describedby="form-error"{{end}}>
-<legend>{{.L.Topics}}</legend>
-{{range $i, $t := .Topics}}<div class="check"><input type="checkbox" id="topic-{{$i}}" name="topics" value="{{$t.ID}}"{{if $t.Checked}} checked{{end}}><label for="topic-{{$i}}">{{$t.Name}}{{if $t.Description}} – {{$t.Description}}{{end}}</label></div>
-{{end}}</fieldset>{{end}}
-{{if .SMS}}<label for="phone">{{.L.Phone}}</label>
-<input type="tel" id="phone" name="phone" autocomplete="tel" required aria-describedby="phone-hint{{if eq .ErrField "phone"}} form-error{{end}}"{{if eq .ErrField "phone"}} aria-invalid="true"{{end}}>
-<p id="phone-hint" class="version">{{.L.PhoneHint}}</p>
-{{else}}<label for="email">{{.L.Email}}</label>
-<input type="email" id="email" name="email" autocomplete="email" required{{if eq .ErrField "email"}} aria-invalid="true" aria-describedby="form-error"{{end}}>
-{{end}}<input type="hidden" name="locale" value="{{.Locale}}">
-<input type="hidden" name="wording" value="{{.Version}}">
-{{if .Form}}<input type="hidden" name="form" value="{{.Form}}">{{end}}
-<p class="wording" id="wording">{{.Wording}}</p>
-<p class="version">{{.L.Version}} {{.Version}}</p>
-<button type="submit" aria-describedby="wording">{{.L.Submit}}</button>
-</form>
-</body>
-</html>
-`))
+// --- the form
 
 // subscribeForm serves GET /subscribe/form?topics=a,b&locale=fr&channel=email&form=id:
 // a form without script, made to be embedded in the site's pages.
@@ -1026,10 +818,7 @@ var formTmpl = template.Must(template.New("form").Parse(`<!doctype html>
 // a default); a single one is named above the button.
 func (a *api) subscribeForm(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	locale := strings.ToLower(q.Get("locale"))
-	if locale != "fr" && locale != "en" {
-		locale = acceptLocale(r.Header.Get("Accept-Language"))
-	}
+	lang := page.Negotiate(q.Get("locale"), "", r.Header.Get("Accept-Language"))
 	var ids []string
 	for _, t := range q["topics"] {
 		for _, id := range strings.Split(t, ",") {
@@ -1046,61 +835,48 @@ func (a *api) subscribeForm(w http.ResponseWriter, r *http.Request) {
 	if q.Get("channel") == string(channels.SMS) {
 		k = channels.SMS
 	}
-	v, err := a.formView(r.Context(), locale, ids, k, form)
+	v, err := a.formView(r.Context(), lang, ids, k, form)
 	if err != nil {
 		if st, _ := dispatcher.HTTPStatus(err); st == http.StatusInternalServerError {
 			a.d.log.Error("sign-up: form", "error", err)
-			writeSignupPage(w, http.StatusServiceUnavailable, true, errorPage)
+			page.EmbeddedMessage(w, http.StatusServiceUnavailable, lang, page.TemporaryError)
 			return
 		}
-		writeSignupPage(w, http.StatusNotFound, true, page{
-			TitleFR: "Formulaire indisponible", TextFR: "Ce formulaire d'inscription ne propose aucun sujet valide.",
-			TitleEN: "Form unavailable", TextEN: "This sign-up form offers no valid topic.",
-		})
+		page.EmbeddedMessage(w, http.StatusNotFound, lang, page.FormUnavailable)
 		return
 	}
-	renderHTML(w, http.StatusOK, true, formTmpl, v)
+	page.SignupForm(w, http.StatusOK, v)
 }
 
 // formView builds the form for marketing topics ids; an error with code
 // invalid when one of them is not a marketing topic.
-func (a *api) formView(ctx context.Context, locale string, ids []string, k channels.Kind, form string) (*formView, error) {
+func (a *api) formView(ctx context.Context, lang page.Lang, ids []string, k channels.Kind, form string) (page.FormView, error) {
 	if len(ids) == 0 || len(ids) > maxSignupTopics {
-		return nil, dispatcher.Invalid("topics", "name 1-%d marketing topics", maxSignupTopics)
+		return page.FormView{}, dispatcher.Invalid("topics", "name 1-%d marketing topics", maxSignupTopics)
 	}
 	for _, id := range ids {
 		if !dispatcher.NamePattern.MatchString(id) {
-			return nil, dispatcher.Invalid("topics", "must be topic ids")
+			return page.FormView{}, dispatcher.Invalid("topics", "must be topic ids")
 		}
 	}
 	if err := a.d.checkSignupTopics(ctx, ids); err != nil {
-		return nil, err
+		return page.FormView{}, err
 	}
-	v := &formView{Lang: locale, L: formLabelsByLang[locale], Locale: locale, Version: formWordingVersion,
-		Form: form, SMS: k == channels.SMS, Single: len(ids) == 1}
+	v := page.FormView{Lang: lang, Sender: a.d.cfg.SenderName, Channel: k, Form: form}
 	for _, id := range ids {
 		t, err := a.d.Store.Topic(ctx, id)
 		if err != nil {
-			return nil, err
+			return page.FormView{}, err
 		}
-		v.Topics = append(v.Topics, formTopic{ID: t.ID, Name: t.Name, Description: t.Description})
-	}
-	what := map[bool][2]string{false: {"e-mails", "emails"}, true: {"SMS", "text messages"}}[v.SMS]
-	if locale == "fr" {
-		v.Wording = fmt.Sprintf(wordingFR, a.d.cfg.SenderName, what[0])
-	} else {
-		v.Wording = fmt.Sprintf(wordingEN, a.d.cfg.SenderName, what[1])
+		v.Topics = append(v.Topics, page.FormTopic{ID: t.ID, Name: t.Name, Description: t.Description})
 	}
 	return v, nil
 }
 
 // rerenderForm answers a browser's invalid sign-up with the form and the
-// message, in the request's locale. The address is never put back.
+// problem, in the request's locale. The address is never put back.
 func (a *api) rerenderForm(w http.ResponseWriter, r *http.Request, status int, in *signupInput, e *dispatcher.Error) {
-	locale := in.Locale
-	if locale == "" {
-		locale = acceptLocale(r.Header.Get("Accept-Language"))
-	}
+	lang := page.Negotiate(in.Locale, "", r.Header.Get("Accept-Language"))
 	k := channels.Email
 	if in.Channel == channels.SMS || (in.Channel == "" && r.PostForm.Get("phone") != "" && r.PostForm.Get("email") == "") {
 		k = channels.SMS
@@ -1123,45 +899,38 @@ func (a *api) rerenderForm(w http.ResponseWriter, r *http.Request, status int, i
 			}
 		}
 	}
-	msg := formErrorMessage(locale, e)
-	v, err := a.formView(r.Context(), locale, ids, k, in.Form)
+	problem := signupProblem(e)
+	v, err := a.formView(r.Context(), lang, ids, k, in.Form)
 	if err != nil {
-		writeSignupPage(w, status, true, page{TitleFR: "Inscription impossible", TextFR: formErrorMessage("fr", e),
-			TitleEN: "Sign-up failed", TextEN: formErrorMessage("en", e)})
+		page.EmbeddedMessage(w, status, lang, page.SignupFailed, problem)
 		return
 	}
 	for i := range v.Topics {
-		v.Topics[i].Checked = !v.Single && slices.Contains(in.Topics, v.Topics[i].ID)
+		v.Topics[i].Checked = len(v.Topics) > 1 && slices.Contains(in.Topics, v.Topics[i].ID)
 	}
-	v.Error, v.ErrField = msg, e.Field
-	renderHTML(w, status, true, formTmpl, v)
+	v.Error = problem
+	page.SignupForm(w, status, v)
 }
 
-// formErrorMessage says what is wrong with a field, for a person.
-func formErrorMessage(locale string, e *dispatcher.Error) string {
-	fr := locale == "fr"
-	pick := func(f, en string) string {
-		if fr {
-			return f
-		}
-		return en
-	}
+// signupProblem is what the form tells a person about e, an error of
+// readSignup or checkSignupTopics.
+func signupProblem(e *dispatcher.Error) page.Problem {
 	switch e.Field {
 	case "email":
 		if strings.Contains(e.Message, "not both") {
-			return pick("Indiquez une adresse e-mail ou un numéro de téléphone, pas les deux.", "Give an email address or a phone number, not both.")
+			return page.EmailAndPhone
 		}
-		return pick("Indiquez une adresse e-mail valide.", "Please give a valid email address.")
+		return page.BadEmail
 	case "phone":
-		return pick("Indiquez un numéro de mobile valide au format international (+33612345678).", "Please give a valid mobile number in international form (+447700900123).")
+		return page.BadPhone
 	case "topics":
-		return pick("Choisissez au moins un sujet.", "Please choose at least one topic.")
+		return page.NoTopic
 	case "wording", "form", "locale":
-		return pick("Ce formulaire n'est pas à jour : rechargez la page et réessayez.", "This form is out of date: please reload the page and try again.")
+		return page.OutdatedForm
 	case "body":
 		if e.Code == dispatcher.CodeTooLarge {
-			return pick("Votre demande est trop volumineuse.", "Your request is too large.")
+			return page.TooLarge
 		}
 	}
-	return pick("Votre demande n'est pas valide.", "Your request is not valid.")
+	return page.InvalidRequest
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/page"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
@@ -524,13 +525,48 @@ func TestSubscribeFormPage(t *testing.T) {
 	}
 }
 
-func TestAcceptLocale(t *testing.T) {
-	for h, want := range map[string]string{
-		"": "fr", "de": "fr", "en": "en", "en-US,fr;q=0.5": "en", "fr-CA,en;q=0.9": "fr", "de,en;q=0.2,fr;q=0.1": "en", "en;q=x": "en",
+// formWordingVersion is the consent text's version the built-in form
+// posts.
+var formWordingVersion = page.WordingVersion
+
+// TestSignupLanguage: the form and the sign-up take their language from
+// page.Negotiate: the explicit locale, else Accept-Language, else English
+// (the sign-up used to fall back to French).
+func TestSignupLanguage(t *testing.T) {
+	b := setup(t)
+	must(t, b.d.Store.PutTopic(context.Background(), &dispatcher.Topic{ID: "newsletter", Name: "La lettre", Kind: dispatcher.Marketing}))
+	h := b.d.Handler(nil)
+	for _, tc := range []struct{ locale, accept, want string }{
+		{"", "", "en"}, {"", "de", "en"}, {"", "en", "en"}, {"", "en-US,fr;q=0.5", "en"}, {"", "fr-CA,en;q=0.9", "fr"},
+		{"", "de,en;q=0.2,fr;q=0.1", "en"}, {"", "en;q=x", "en"}, {"", "de-DE, fr;q=0.8, en;q=0.5", "fr"},
+		{"fr", "en", "fr"}, {"en", "fr", "en"}, {"de", "fr", "fr"},
 	} {
-		if got := acceptLocale(h); got != want {
-			t.Errorf("acceptLocale(%q) = %q, want %q", h, got, want)
+		r := httptest.NewRequest("GET", "/subscribe/form?topics=newsletter&locale="+tc.locale, nil)
+		r.Header.Set("Accept-Language", tc.accept)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if body := w.Body.String(); w.Code != http.StatusOK || !strings.Contains(body, `<html lang="`+tc.want+`">`) ||
+			!strings.Contains(body, `name="locale" value="`+tc.want+`"`) {
+			t.Errorf("form for locale %q, Accept-Language %q: %d, want a form in %s:\n%s", tc.locale, tc.accept, w.Code, tc.want, body)
 		}
+	}
+
+	// A sign-up that names no language of ours records English.
+	r := httptest.NewRequest("POST", "/subscribe", strings.NewReader(`{"topics":["newsletter"],"email":"de@example.com","wording":"v1"}`))
+	r.RemoteAddr = "10.6.0.1:40000"
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Accept-Language", "de-DE")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusAccepted {
+		t.Fatalf("POST /subscribe: %d %s", w.Code, w.Body)
+	}
+	id, err := b.d.Store.ContactIDByAddress(context.Background(), channels.Email, "de@example.com")
+	must(t, err)
+	c, err := b.d.Store.Contact(context.Background(), id)
+	must(t, err)
+	if c.Locale != "en" {
+		t.Errorf("contact locale %q, want en", c.Locale)
 	}
 }
 
