@@ -52,7 +52,7 @@ func registerCommand(ctx context.Context, args []string, getenv func(string) str
 		return err
 	}
 	defer d.Close()
-	reg, err := d.Register(ctx)
+	reg, err := d.Privacy.Register(ctx)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/core"
+	"github.com/missive-dev/missive/dispatcher/privacy"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
@@ -51,14 +52,14 @@ func TestRegisterCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("register --format json: exit %d: %s", code, errs)
 	}
-	var reg core.Register
+	var reg privacy.Register
 	if err := json.Unmarshal([]byte(out), &reg); err != nil {
 		t.Fatalf("not JSON: %v: %s", err, out)
 	}
 	if reg.Controller.Name != "Shop" {
 		t.Errorf("controller %q, want MISSIVE_SENDER_NAME", reg.Controller.Name)
 	}
-	want := []core.Purpose{
+	want := []privacy.Purpose{
 		{Topic: "newsletter", Name: "newsletter", Description: "Monthly news", Kind: dispatcher.Marketing, LegalBasis: "consent", Article: "Art. 6(1)(a)"},
 		{Topic: "orders", Name: "orders", Kind: dispatcher.Transactional, LegalBasis: "contract", Article: "Art. 6(1)(b)"},
 	}
@@ -66,7 +67,7 @@ func TestRegisterCommand(t *testing.T) {
 		t.Errorf("purposes (-want +got):\n%s", diff)
 	}
 	// SMS has no provider here, so it goes to the outbox.
-	wantRecipients := []core.Recipient{{Name: "SMTP relay (relay.shop.example)", Role: "processor"}, {Name: "outbox (development)", Role: "processor"}}
+	wantRecipients := []privacy.Recipient{{Name: "SMTP relay (relay.shop.example)", Role: "processor"}, {Name: "outbox (development)", Role: "processor"}}
 	if diff := cmp.Diff(wantRecipients, reg.Recipients); diff != "" {
 		t.Errorf("recipients (-want +got):\n%s", diff)
 	}

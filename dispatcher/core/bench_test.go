@@ -294,7 +294,7 @@ func BenchmarkEraseContact(b *testing.B) {
 					}
 				}
 				b.StartTimer()
-				if _, err := tb.d.EraseContact(ctx, id); err != nil {
+				if _, err := tb.d.Privacy.EraseContact(ctx, id); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/feedback"
 	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
+	"github.com/missive-dev/missive/dispatcher/privacy"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
@@ -199,7 +200,7 @@ func (c *Config) setDefaults() error {
 	c.SendLease = cmp.Or(c.SendLease, 5*time.Minute)
 	c.ReconcileEvery = cmp.Or(c.ReconcileEvery, time.Minute)
 	c.SendTTL = cmp.Or(c.SendTTL, 90*24*time.Hour)
-	c.InactiveAfter = cmp.Or(c.InactiveAfter, DefaultInactiveAfter)
+	c.InactiveAfter = cmp.Or(c.InactiveAfter, privacy.DefaultInactiveAfter)
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -225,6 +226,7 @@ type Dispatcher struct {
 	consent  *consent.Manager
 	Pipeline *pipeline.Pipeline
 	Feedback *feedback.Handler
+	Privacy  *privacy.Privacy
 }
 
 // New validates cfg and returns a Dispatcher.
@@ -271,6 +273,11 @@ func New(cfg Config) (*Dispatcher, error) {
 		return nil, err
 	}
 	d.Feedback.SetRuns(d.Pipeline)
+	d.Privacy, err = privacy.New(privacy.Config{Store: store, Runs: d.Pipeline, Caps: caps, SenderName: cfg.SenderName,
+		Processors: cfg.Processors, SendTTL: cfg.SendTTL, InactiveAfter: cfg.InactiveAfter, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 

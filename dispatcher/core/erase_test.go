@@ -16,6 +16,7 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
+	"github.com/missive-dev/missive/dispatcher/privacy"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -90,7 +91,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 
 	// The export before erasure holds the profile, consents with their
 	// history and evidence, and both sends.
-	var exp ContactExport
+	var exp privacy.ContactExport
 	if code := apiCall(t, h, "GET", "/v1/contacts/leaving/export", &exp); code != http.StatusOK {
 		t.Fatalf("export: %d", code)
 	}
@@ -118,7 +119,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	// The address was opted out while its send waited; then the contact
 	// asks to be erased.
 	must(t, s.Suppress(ctx, channels.Email, email, dispatcher.SuppressUnsubscribe, time.Time{}))
-	var rep ErasureReport
+	var rep privacy.ErasureReport
 	if code := apiCall(t, h, "DELETE", "/v1/contacts/leaving", &rep); code != http.StatusOK {
 		t.Fatalf("erase: %d", code)
 	}
@@ -263,12 +264,12 @@ func TestEraseKeepsSendsBeingSent(t *testing.T) {
 	if res, err := s.TransitionSend(ctx, storepkg.Transition{Send: id, From: pipeline.InflightStates, To: dispatcher.StateSending, Deadline: time.Now().Add(time.Minute)}); err != nil || !res.Applied {
 		t.Fatalf("claim: %+v %v", res, err)
 	}
-	rep, err := b.d.EraseContact(ctx, "busy")
+	rep, err := b.d.Privacy.EraseContact(ctx, "busy")
 	must(t, err)
 	if rep.Erased["sends"] != 0 || rep.Erased["sends_cancelled"] != 0 {
 		t.Errorf("erased %v", rep.Erased)
 	}
-	if !slices.ContainsFunc(rep.Kept, func(k KeptRecords) bool { return k.Kind == "sends_in_progress" && k.Count == 1 }) {
+	if !slices.ContainsFunc(rep.Kept, func(k privacy.KeptRecords) bool { return k.Kind == "sends_in_progress" && k.Count == 1 }) {
 		t.Errorf("kept %+v", rep.Kept)
 	}
 	must(t, b.d.Pipeline.Settle(ctx, []string{id}, dispatcher.StateSending, dispatcher.StateSent, ""))
@@ -302,7 +303,7 @@ func TestEraseDropsPendingSignups(t *testing.T) {
 	if n := pending(); n != 3 {
 		t.Fatalf("%d pending sign-ups, want 3", n)
 	}
-	rep, err := b.d.EraseContact(ctx, "p")
+	rep, err := b.d.Privacy.EraseContact(ctx, "p")
 	must(t, err)
 	if rep.Erased["pending_signups"] != 2 {
 		t.Errorf("erased %v", rep.Erased)
@@ -325,7 +326,7 @@ func TestEraseUnreadableRecord(t *testing.T) {
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "kept", Email: "kept@example.com"}, "Europe/Paris"))
 	// Simulate a record sealed under a lost key.
 	must(t, b.redis.Client.Set(ctx, s.ContactKey("lost"), "\x01not-a-sealed-record", 0).Err())
-	rep, err := b.d.EraseContact(ctx, "lost")
+	rep, err := b.d.Privacy.EraseContact(ctx, "lost")
 	must(t, err)
 	if !rep.RecordUnreadable || rep.Erased["contact"] != 1 || rep.Erased["addresses"] != 1 {
 		t.Errorf("report %+v", rep)
@@ -336,7 +337,7 @@ func TestEraseUnreadableRecord(t *testing.T) {
 	if id, err := s.ContactIDByAddress(ctx, channels.Email, "kept@example.com"); err != nil || id != "kept" {
 		t.Errorf("another contact's address: %q %v", id, err)
 	}
-	if _, err := b.d.EraseContact(ctx, "lost"); !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+	if _, err := b.d.Privacy.EraseContact(ctx, "lost"); !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 		t.Errorf("second erase: %v", err)
 	}
 }

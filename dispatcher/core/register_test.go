@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/privacy"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -60,21 +61,21 @@ func registerSetup(t *testing.T) (*testBundle, *apiClient) {
 
 func TestRegister(t *testing.T) {
 	b, c := registerSetup(t)
-	reg, err := b.d.Register(context.Background())
+	reg, err := b.d.Privacy.Register(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(Controller{Name: "Shop", Address: todo, DPO: todo}, reg.Controller); diff != "" {
+	if diff := cmp.Diff(privacy.Controller{Name: "Shop", Address: privacy.Todo, DPO: privacy.Todo}, reg.Controller); diff != "" {
 		t.Errorf("controller (-want +got):\n%s", diff)
 	}
-	wantPurposes := []Purpose{
+	wantPurposes := []privacy.Purpose{
 		{Topic: "newsletter", Name: "Newsletter", Description: "News | offers, once a month", Kind: dispatcher.Marketing, LegalBasis: "consent", Article: "Art. 6(1)(a)"},
 		{Topic: "orders", Name: "orders", Description: "Order and delivery updates", Kind: dispatcher.Transactional, LegalBasis: "contract", Article: "Art. 6(1)(b)"},
 	}
 	if diff := cmp.Diff(wantPurposes, reg.Purposes); diff != "" {
 		t.Errorf("purposes (-want +got):\n%s", diff)
 	}
-	wantRecipients := []Recipient{{"SMTP relay (smtp.shop.example)", "processor"}, {"Twilio", "processor"}}
+	wantRecipients := []privacy.Recipient{{Name: "SMTP relay (smtp.shop.example)", Role: "processor"}, {Name: "Twilio", Role: "processor"}}
 	if diff := cmp.Diff(wantRecipients, reg.Recipients); diff != "" {
 		t.Errorf("recipients (-want +got):\n%s", diff)
 	}
@@ -118,7 +119,7 @@ func TestRegister(t *testing.T) {
 
 func TestRegisterWithoutTopicsOrProcessors(t *testing.T) {
 	b := setup(t)
-	reg, err := b.d.Register(context.Background())
+	reg, err := b.d.Privacy.Register(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/privacy"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
@@ -67,9 +68,9 @@ func TestRetentionPurgeInactive(t *testing.T) {
 	clock.set(now)
 	logStart := len(b.logs.String())
 	var calls []string
-	rep, err := b.d.PurgeInactive(ctx, func(done, total int64) { calls = append(calls, fmt.Sprint(done, "/", total)) })
+	rep, err := b.d.Privacy.PurgeInactive(ctx, func(done, total int64) { calls = append(calls, fmt.Sprint(done, "/", total)) })
 	must(t, err)
-	if want := (PurgeReport{Scanned: 5, Purged: 2}); rep != want {
+	if want := (privacy.PurgeReport{Scanned: 5, Purged: 2}); rep != want {
 		t.Errorf("report %+v, want %+v", rep, want)
 	}
 	if strings.Join(calls, " ") != "5/5" {
@@ -107,9 +108,9 @@ func TestRetentionPurgeInactive(t *testing.T) {
 	}
 
 	// A second purge finds nothing more.
-	rep, err = b.d.PurgeInactive(ctx, nil)
+	rep, err = b.d.Privacy.PurgeInactive(ctx, nil)
 	must(t, err)
-	if want := (PurgeReport{Scanned: 3}); rep != want {
+	if want := (privacy.PurgeReport{Scanned: 3}); rep != want {
 		t.Errorf("second report %+v, want %+v", rep, want)
 	}
 }
@@ -119,7 +120,7 @@ func TestRetentionPurgeChunks(t *testing.T) {
 	clock := newRetentionClock(retentionStart)
 	b := setup(t, func(c *Config) { c.Now = clock.now })
 	ctx := context.Background()
-	const n = 2*purgeChunk + 7
+	const n = 2*privacy.PurgeChunk + 7
 	var ndjson strings.Builder
 	for i := range n {
 		l := storepkg.ImportLine{Contact: dispatcher.Contact{ID: fmt.Sprintf("c%05d", i), Email: fmt.Sprintf("c%05d@example.com", i)}}
@@ -134,9 +135,9 @@ func TestRetentionPurgeChunks(t *testing.T) {
 	if res.Imported != n {
 		t.Fatalf("imported %d of %d: %v", res.Imported, n, res.Errors)
 	}
-	clock.add(DefaultInactiveAfter + time.Hour)
+	clock.add(privacy.DefaultInactiveAfter + time.Hour)
 	var calls int
-	rep, err := b.d.PurgeInactive(ctx, func(done, total int64) {
+	rep, err := b.d.Privacy.PurgeInactive(ctx, func(done, total int64) {
 		calls++
 		if total != n {
 			t.Errorf("total %d, want %d", total, n)
@@ -144,7 +145,7 @@ func TestRetentionPurgeChunks(t *testing.T) {
 	})
 	must(t, err)
 	granted := int64((n + 99) / 100)
-	if want := (PurgeReport{Scanned: n, Purged: n - granted}); rep != want {
+	if want := (privacy.PurgeReport{Scanned: n, Purged: n - granted}); rep != want {
 		t.Errorf("report %+v, want %+v", rep, want)
 	}
 	if calls != 3 {
@@ -159,10 +160,10 @@ func TestRetentionDisabled(t *testing.T) {
 	clock := newRetentionClock(retentionStart)
 	b := setup(t, func(c *Config) { c.Now = clock.now; c.InactiveAfter = -1 })
 	upsertAt(t, b, clock, retentionStart, "ret-off", "off@example.com")
-	clock.add(10 * DefaultInactiveAfter)
-	rep, err := b.d.PurgeInactive(context.Background(), nil)
+	clock.add(10 * privacy.DefaultInactiveAfter)
+	rep, err := b.d.Privacy.PurgeInactive(context.Background(), nil)
 	must(t, err)
-	if rep != (PurgeReport{}) {
+	if rep != (privacy.PurgeReport{}) {
 		t.Errorf("report %+v with the purge disabled", rep)
 	}
 	if _, err := b.d.Store.Contact(context.Background(), "ret-off"); err != nil {
@@ -172,7 +173,7 @@ func TestRetentionDisabled(t *testing.T) {
 
 // The scheduler's leader purges once a day, in its own goroutine.
 func TestRetentionScheduler(t *testing.T) {
-	now := retentionStart.Add(DefaultInactiveAfter + 24*time.Hour)
+	now := retentionStart.Add(privacy.DefaultInactiveAfter + 24*time.Hour)
 	clock := newRetentionClock(now)
 	b := setup(t, func(c *Config) { c.Now = clock.now })
 	ctx := context.Background()
@@ -239,11 +240,11 @@ func TestRetentionUnreadableRecord(t *testing.T) {
 	must(t, err)
 	b.d = d
 	upsertAt(t, b, clock, retentionStart, "ret-open", "open@example.com")
-	clock.add(DefaultInactiveAfter + time.Hour)
+	clock.add(privacy.DefaultInactiveAfter + time.Hour)
 	ctx := context.Background()
-	rep, err := d.PurgeInactive(ctx, nil)
+	rep, err := d.Privacy.PurgeInactive(ctx, nil)
 	must(t, err)
-	if want := (PurgeReport{Scanned: 2, Purged: 1, Errors: 1}); rep != want {
+	if want := (privacy.PurgeReport{Scanned: 2, Purged: 1, Errors: 1}); rep != want {
 		t.Errorf("report %+v, want %+v", rep, want)
 	}
 	if _, err := d.Store.Contact(ctx, "ret-open"); !errors.Is(err, dispatcher.ErrNotFound) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/privacy"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -42,8 +43,8 @@ func (d *Dispatcher) RunScheduler(ctx context.Context, tick time.Duration) error
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	lease := d.Store.Key("scheduler", "lease")
-	var retention retentionJob
-	defer retention.wait()
+	var retention privacy.RetentionJob
+	defer retention.Wait()
 	defer func() {
 		if holder != "" {
 			// Step down at once, so another scheduler takes over quickly.
@@ -59,7 +60,7 @@ func (d *Dispatcher) RunScheduler(ctx context.Context, tick time.Duration) error
 			if err := d.fireDue(ctx, holder); err != nil && ctx.Err() == nil {
 				d.log.Error("scheduler", "error", err)
 			}
-			d.maybePurge(ctx, &retention)
+			d.Privacy.MaybePurge(ctx, &retention)
 		}
 		select {
 		case <-ctx.Done():
