@@ -255,7 +255,7 @@ func (a *app) run(ctx context.Context, roles role, keys []core.APIKey, stdout io
 		}
 	}
 	if roles&roleScheduler != 0 {
-		start(func() error { return a.d.RunScheduler(ctx, time.Second) })
+		start(func() error { return a.d.Scheduler.Run(ctx, time.Second) })
 	}
 	wg.Wait()
 	close(errs)

@@ -18,6 +18,7 @@ import (
 	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/privacy"
+	"github.com/missive-dev/missive/dispatcher/schedule"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
@@ -227,6 +228,8 @@ type Dispatcher struct {
 	Pipeline *pipeline.Pipeline
 	Feedback *feedback.Handler
 	Privacy  *privacy.Privacy
+	// Scheduler fires due runs while it leads.
+	Scheduler *schedule.Scheduler
 }
 
 // New validates cfg and returns a Dispatcher.
@@ -275,6 +278,10 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.Feedback.SetRuns(d.Pipeline)
 	d.Privacy, err = privacy.New(privacy.Config{Store: store, Runs: d.Pipeline, Caps: caps, SenderName: cfg.SenderName,
 		Processors: cfg.Processors, SendTTL: cfg.SendTTL, InactiveAfter: cfg.InactiveAfter, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	d.Scheduler, err = schedule.New(schedule.Config{Store: store, Runs: d.Pipeline, Daily: d.Privacy.MaybePurge, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

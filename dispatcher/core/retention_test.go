@@ -181,7 +181,7 @@ func TestRetentionScheduler(t *testing.T) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- b.d.RunScheduler(runCtx, 10*time.Millisecond) }()
+	go func() { done <- b.d.Scheduler.Run(runCtx, 10*time.Millisecond) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

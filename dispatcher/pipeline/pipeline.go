@@ -198,24 +198,33 @@ func (d *Pipeline) CompleteRun(ctx context.Context, run string) error {
 	if err != nil || st == dispatcher.RunCompleted || st == dispatcher.RunCancelled {
 		return err
 	}
+	// The campaign moves first: a run is seen completed only once its
+	// campaign says so, and a crash in between is finished by the next
+	// call, which finds the run still open.
+	campaign, err := d.Store.RunField(ctx, run, "campaign")
+	if err != nil {
+		return err
+	}
+	if campaign != "" && !dispatcher.OneAtATime(campaign) {
+		err := d.updateCampaign(ctx, campaign, func(c *dispatcher.Campaign) bool {
+			if c.State != dispatcher.Running {
+				return false
+			}
+			c.State = dispatcher.Scheduled
+			if c.Schedule == nil || c.Schedule.Cron == "" {
+				c.State = dispatcher.Completed
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
 	if err := d.Store.SetRunState(ctx, run, dispatcher.RunCompleted); err != nil {
 		return err
 	}
-	campaign, err := d.Store.RunField(ctx, run, "campaign")
-	if err != nil || campaign == "" {
-		return err
-	}
 	d.log.Info("run completed", "run", run)
-	return d.updateCampaign(ctx, campaign, func(c *dispatcher.Campaign) bool {
-		if c.State != dispatcher.Running {
-			return false
-		}
-		c.State = dispatcher.Scheduled
-		if c.Schedule == nil || c.Schedule.Cron == "" {
-			c.State = dispatcher.Completed
-		}
-		return true
-	})
+	return nil
 }
 
 func (d *Pipeline) handleBatch(ctx context.Context, t *asynq.Task) error {

@@ -57,6 +57,8 @@ type Privacy struct {
 	caps  Forgetter
 	runs  Runs
 	log   *slog.Logger
+	// retention runs the daily purge at most once at a time here.
+	retention retentionJob
 }
 
 // New validates cfg and returns Privacy.

@@ -89,20 +89,20 @@ func (d *Privacy) PurgeInactive(ctx context.Context, progress func(done, total i
 
 // retentionJob runs the scheduler's daily purge in its own goroutine, one
 // at a time, so that the leader keeps firing campaigns meanwhile.
-type RetentionJob struct {
+type retentionJob struct {
 	running atomic.Bool
 	wg      sync.WaitGroup
 }
 
-// wait returns when the purge under way, if any, has ended.
-func (j *RetentionJob) Wait() { j.wg.Wait() }
-
-// maybePurge starts a purge of inactive contacts if none runs here and
-// the last one, by anyone, started more than RetentionEvery ago. It
-// records the counts in P:retention:stats.
-func (d *Privacy) MaybePurge(ctx context.Context, j *RetentionJob) {
+// MaybePurge starts a purge of inactive contacts if none runs here and
+// the last one, by anyone, started more than RetentionEvery ago, and
+// returns a wait for it (the scheduler's Config.Daily). It records the
+// counts in P:retention:stats.
+func (d *Privacy) MaybePurge(ctx context.Context) (wait func()) {
+	j := &d.retention
+	wait = j.wg.Wait
 	if d.cfg.InactiveAfter < 0 || !j.running.CompareAndSwap(false, true) {
-		return
+		return wait
 	}
 	now := d.cfg.Now()
 	ok, err := d.Store.ClaimRetention(ctx, now, RetentionEvery)
@@ -111,7 +111,7 @@ func (d *Privacy) MaybePurge(ctx context.Context, j *RetentionJob) {
 			d.log.Error("retention: claim", "error", err)
 		}
 		j.running.Store(false)
-		return
+		return wait
 	}
 	j.wg.Add(1)
 	go func() {
@@ -133,4 +133,5 @@ func (d *Privacy) MaybePurge(ctx context.Context, j *RetentionJob) {
 		}
 		d.log.Info("retention: purge of inactive contacts", "scanned", rep.Scanned, "purged", rep.Purged, "errors", rep.Errors)
 	}()
+	return wait
 }
