@@ -19,6 +19,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/privacy"
 	"github.com/missive-dev/missive/dispatcher/schedule"
+	"github.com/missive-dev/missive/dispatcher/signup"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
@@ -230,6 +231,8 @@ type Dispatcher struct {
 	Privacy  *privacy.Privacy
 	// Scheduler fires due runs while it leads.
 	Scheduler *schedule.Scheduler
+	// Signups runs double opt-in.
+	Signups *signup.Signups
 }
 
 // New validates cfg and returns a Dispatcher.
@@ -265,7 +268,9 @@ func New(cfg Config) (*Dispatcher, error) {
 		return nil, err
 	}
 	d.Pipeline, err = pipeline.New(pipeline.Config{
-		Store: store, Gate: d.gate, Caps: caps, Limiter: d.limiter, Signer: signer, Feedback: d.Feedback, RefData: d.confirmationData,
+		Store: store, Gate: d.gate, Caps: caps, Limiter: d.limiter, Signer: signer, Feedback: d.Feedback, RefData: func(ctx context.Context, ref string) (map[string]string, string, error) {
+			return d.Signups.ConfirmationData(ctx, ref)
+		},
 		Prefix: cfg.Prefix, PublicURL: cfg.PublicURL, Channels: cfg.Channels, EmailFrom: cfg.EmailFrom,
 		ListUnsubscribeMailto: cfg.ListUnsubscribeMailto, ProviderRates: cfg.ProviderRates,
 		BatchSize: cfg.BatchSize, SendChunk: cfg.SendChunk, SendQueues: cfg.SendQueues, Concurrency: cfg.Concurrency,
@@ -278,6 +283,11 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.Feedback.SetRuns(d.Pipeline)
 	d.Privacy, err = privacy.New(privacy.Config{Store: store, Runs: d.Pipeline, Caps: caps, SenderName: cfg.SenderName,
 		Processors: cfg.Processors, SendTTL: cfg.SendTTL, InactiveAfter: cfg.InactiveAfter, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	d.Signups, err = signup.New(signup.Config{Store: store, Pipeline: d.Pipeline, Limiter: d.limiter, Secret: cfg.Secret,
+		PublicURL: cfg.PublicURL, SenderName: cfg.SenderName, DefaultTimezone: cfg.DefaultTimezone, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/privacy"
+	"github.com/missive-dev/missive/dispatcher/signup"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -288,12 +289,12 @@ func TestEraseDropsPendingSignups(t *testing.T) {
 	s := b.d.Store
 	b.seedBasics(t)
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "p", Email: "p@example.com", Phone: "+33612345690"}, "Europe/Paris"))
-	for _, in := range []*signupInput{
+	for _, in := range []*signup.Input{
 		{Topics: []string{"newsletter"}, Channel: channels.Email, Address: "p@example.com", Locale: "fr", Wording: "w1"},
 		{Topics: []string{"newsletter"}, Channel: channels.SMS, Address: "+33612345690", Locale: "fr", Wording: "w1"},
 		{Topics: []string{"newsletter"}, Channel: channels.Email, Address: "other@example.com", Locale: "fr", Wording: "w1"},
 	} {
-		must(t, b.d.signup(ctx, in, "iphash", "Mozilla/5.0"))
+		must(t, b.d.Signups.Submit(ctx, in, "iphash", "Mozilla/5.0"))
 	}
 	pending := func() int {
 		n := 0

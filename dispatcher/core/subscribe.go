@@ -38,9 +38,7 @@ package core
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -48,33 +46,22 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/page"
-	"github.com/missive-dev/missive/dispatcher/pipeline"
+	"github.com/missive-dev/missive/dispatcher/signup"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
-	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 )
 
 const (
-	// ConfirmationTopic is the transactional topic of confirmation
-	// messages; it is created on first use.
-	ConfirmationTopic = "subscription-confirmation"
-
-	pendingTTL       = 48 * time.Hour
 	maxSubscribeBody = 16 << 10
-	maxSignupTopics  = 20
-	maxUserAgent     = 200
+
 	// subscribeFloor is the least time an accepted sign-up takes to
 	// answer, so that the work done for a known, unknown or suppressed
 	// address does not show in the response time.
@@ -84,39 +71,7 @@ const (
 var (
 	// subscribeClientRate limits sign-ups per client IP.
 	subscribeClientRate = throttle.Rate{Count: 5, Per: time.Minute, Burst: 5}
-	// subscribeAddressRate limits confirmations sent to one address, so
-	// that the form cannot be used to bomb someone's inbox.
-	subscribeAddressRate = throttle.Rate{Count: 3, Per: time.Hour, Burst: 3}
-
-	wordingPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 )
-
-// pendingSignup is what a sign-up leaves until it is confirmed.
-type pendingSignup struct {
-	// Nonce makes the confirmation token again when the confirmation is
-	// rendered (signupToken): the token itself is never stored, and the
-	// nonce alone does not make it without the secret.
-	Nonce     string        `json:"nonce"`
-	Contact   string        `json:"contact"`
-	Channel   channels.Kind `json:"channel"`
-	Topics    []string      `json:"topics"`
-	Wording   string        `json:"wording"`
-	Form      string        `json:"form,omitempty"`
-	Locale    string        `json:"locale"`
-	Created   time.Time     `json:"created"`
-	IPHash    string        `json:"ip_hash"`
-	UserAgent string        `json:"user_agent,omitempty"`
-}
-
-// signupInput is a parsed and validated sign-up request.
-type signupInput struct {
-	Topics  []string
-	Channel channels.Kind
-	Address string // normalised; never logged or echoed
-	Locale  string
-	Wording string
-	Form    string
-}
 
 // --- routes
 
@@ -155,7 +110,7 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 
 	in, err := readSignup(w, r)
 	if err == nil {
-		err = d.checkSignupTopics(ctx, in.Topics)
+		err = d.Signups.CheckSignupTopics(ctx, in.Topics)
 	}
 	if err != nil {
 		status, e := dispatcher.HTTPStatus(err)
@@ -172,7 +127,7 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if err := d.signup(ctx, in, ipHash, r.UserAgent()); err != nil {
+	if err := d.Signups.Submit(ctx, in, ipHash, r.UserAgent()); err != nil {
 		d.log.Error("sign-up failed", "error", err)
 		a.subscribeFailed(w, r, html, in.Locale)
 		return
@@ -241,8 +196,8 @@ type signupJSON struct {
 // maxSubscribeBody bytes at most). Errors are *Error values naming the
 // field; none echoes a value. The input is returned even on error, with
 // the fields that could be read, for re-rendering a form.
-func readSignup(w http.ResponseWriter, r *http.Request) (*signupInput, error) {
-	in := &signupInput{}
+func readSignup(w http.ResponseWriter, r *http.Request) (*signup.Input, error) {
+	in := &signup.Input{}
 	r.Body = http.MaxBytesReader(w, r.Body, maxSubscribeBody)
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var topics []string
@@ -288,11 +243,11 @@ func readSignup(w http.ResponseWriter, r *http.Request) (*signupInput, error) {
 	if _, ok := page.ParseLang(locale); !ok && strings.TrimSpace(locale) != "" {
 		return in, dispatcher.Invalid("locale", "must be fr or en")
 	}
-	if in.Form != "" && !wordingPattern.MatchString(in.Form) {
+	if in.Form != "" && !signup.WordingPattern.MatchString(in.Form) {
 		in.Form = ""
 		return in, dispatcher.Invalid("form", "must be 1-64 letters, digits, . _ -")
 	}
-	if !wordingPattern.MatchString(in.Wording) {
+	if !signup.WordingPattern.MatchString(in.Wording) {
 		in.Wording = ""
 		return in, dispatcher.Invalid("wording", "is required: the version id of the consent text shown, 1-64 letters, digits, . _ -")
 	}
@@ -308,8 +263,8 @@ func readSignup(w http.ResponseWriter, r *http.Request) (*signupInput, error) {
 			if !slices.Contains(in.Topics, id) {
 				in.Topics = append(in.Topics, id)
 			}
-			if len(in.Topics) > maxSignupTopics {
-				return in, dispatcher.Invalid("topics", "at most %d topics", maxSignupTopics)
+			if len(in.Topics) > signup.MaxSignupTopics {
+				return in, dispatcher.Invalid("topics", "at most %d topics", signup.MaxSignupTopics)
 			}
 		}
 	}
@@ -341,428 +296,21 @@ func readSignup(w http.ResponseWriter, r *http.Request) (*signupInput, error) {
 	return in, nil
 }
 
-// checkSignupTopics returns an error naming "topics" unless every id names
-// a marketing topic: transactional topics need no sign-up.
-func (d *Dispatcher) checkSignupTopics(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
-		return dispatcher.Invalid("topics", "choose at least one topic")
-	}
-	raw, err := d.Store.Redis.HMGet(ctx, d.Store.Key("topics"), ids...).Result()
-	if err != nil {
-		return err
-	}
-	for _, v := range raw {
-		s, ok := v.(string)
-		var t dispatcher.Topic
-		if !ok || json.Unmarshal([]byte(s), &t) != nil || t.Kind != dispatcher.Marketing {
-			return dispatcher.Invalid("topics", "must name marketing topics open to sign-up")
-		}
-	}
-	return nil
-}
-
 // --- recording a sign-up
-
-// signupToken derives the confirmation token of a sign-up from its nonce.
-func (d *Dispatcher) signupToken(nonce string) string {
-	m := hmac.New(sha256.New, storepkg.DeriveKey(d.cfg.Secret, "signup-token"))
-	m.Write([]byte(nonce))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// validSignupToken reports whether s has the shape of a token: 32 bytes in
-// unpadded URL-safe base64.
-func validSignupToken(s string) bool {
-	if len(s) != base64.RawURLEncoding.EncodedLen(32) {
-		return false
-	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	return err == nil && len(b) == 32
-}
-
-// signup records a pending sign-up and enqueues its confirmation. It does
-// nothing, silently, when the address is suppressed or has had its share
-// of confirmations: the caller answers the same in every case.
-func (d *Dispatcher) signup(ctx context.Context, in *signupInput, ipHash, userAgent string) error {
-	s := d.Store
-	addrHash := s.AddressHash(in.Channel, in.Address)
-	allowed, _, err := d.limiter.TakeRate(ctx, "subscribe:addr:"+addrHash, subscribeAddressRate, 1)
-	if err != nil {
-		return err
-	}
-	if allowed == 0 {
-		d.log.Info("sign-up: address over its limit; nothing sent", "channel", string(in.Channel))
-		return nil
-	}
-	if _, err := s.Suppression(ctx, in.Channel, in.Address); err == nil {
-		d.log.Info("sign-up: address suppressed; nothing sent", "channel", string(in.Channel))
-		return nil
-	} else if !errors.Is(err, dispatcher.ErrNotFound) {
-		return err
-	}
-	contact, err := d.signupContact(ctx, in)
-	if err != nil {
-		return err
-	}
-	nonce := randomHex(16)
-	h := sha256hex(d.signupToken(nonce))
-	rec, err := json.Marshal(pendingSignup{
-		Nonce: nonce, Contact: contact, Channel: in.Channel, Topics: in.Topics, Wording: in.Wording, Form: in.Form,
-		Locale: in.Locale, Created: d.cfg.Now().UTC(), IPHash: ipHash, UserAgent: cleanUserAgent(userAgent),
-	})
-	if err != nil {
-		return err
-	}
-	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, s.PendingKey(h), rec, pendingTTL)
-		p.SAdd(ctx, s.PendingIndexKey(contact), h)
-		p.Expire(ctx, s.PendingIndexKey(contact), pendingTTL)
-		if in.Channel == channels.SMS {
-			p.Set(ctx, s.Key("pendingsms", addrHash), h, pendingTTL)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return d.sendConfirmation(ctx, h, contact, in.Channel)
-}
-
-// sendConfirmation decides the confirmation message of the pending sign-up
-// h and queues it. It goes the way every send goes (the gate, a send
-// record, the one send path with its claim and its policy for ambiguous
-// outcomes), as a transactional message the recipient has just asked for:
-// quiet hours do not hold it back. Its text is rendered at send time from
-// the pending record (confirmationData).
-func (d *Dispatcher) sendConfirmation(ctx context.Context, h, contact string, k channels.Kind) error {
-	c, err := d.Store.Contact(ctx, contact)
-	if err != nil {
-		return err
-	}
-	topic, err := d.ensureConfirmationTopic(ctx)
-	if err != nil {
-		return err
-	}
-	_, err = d.Pipeline.DecideOne(ctx, pipeline.OneSend{Campaign: dispatcher.SignupCampaign, Key: "signup:" + h[:32], Contact: c,
-		Topic: topic, Tpl: &confirmationSource, Channel: k, Ref: h, Requested: true})
-	return err
-}
-
-// signupContact finds the contact holding the address, or creates a
-// minimal one: the address and the locale, nothing else. The address
-// index is claimed first (SETNX), so two sign-ups at once create one
-// contact.
-func (d *Dispatcher) signupContact(ctx context.Context, in *signupInput) (string, error) {
-	s := d.Store
-	id := "s-" + randomHex(8)
-	idx := s.Key("addr", s.AddressHash(in.Channel, in.Address))
-	ok, err := s.Redis.SetNX(ctx, idx, id, 0).Result()
-	if err != nil {
-		return "", err
-	}
-	if !ok {
-		if id, err = s.Redis.Get(ctx, idx).Result(); err != nil {
-			return "", err
-		}
-		n, err := s.Redis.Exists(ctx, s.ContactKey(id)).Result()
-		if err != nil || n == 1 {
-			return id, err
-		}
-		// An index left by a creation that died half way: finish it.
-	}
-	c := &dispatcher.Contact{ID: id, Locale: in.Locale}
-	if in.Channel == channels.Email {
-		c.Email = in.Address
-	} else {
-		c.Phone = in.Address
-	}
-	if err := s.UpsertContact(ctx, c, d.cfg.DefaultTimezone); err != nil {
-		return "", fmt.Errorf("sign-up: create contact: %w", err)
-	}
-	return id, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// cleanUserAgent keeps the first maxUserAgent bytes of a user agent,
-// without control characters and on a rune boundary.
-func cleanUserAgent(ua string) string {
-	ua = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-			return -1
-		}
-		return r
-	}, ua)
-	if len(ua) > maxUserAgent {
-		ua = ua[:maxUserAgent]
-		for !utf8.ValidString(ua) {
-			ua = ua[:len(ua)-1]
-		}
-	}
-	return ua
-}
 
 // --- delivering the confirmation
 
-// ensureConfirmationTopic creates the transactional topic of confirmation
-// messages unless it exists (a marketer may rename it).
-func (d *Dispatcher) ensureConfirmationTopic(ctx context.Context) (*dispatcher.Topic, error) {
-	t := &dispatcher.Topic{ID: ConfirmationTopic, Name: "Subscription confirmation", Kind: dispatcher.Transactional,
-		Description: "Double opt-in: asks a person who signed up to confirm."}
-	b, _ := json.Marshal(t)
-	if err := d.Store.Redis.HSetNX(ctx, d.Store.Key("topics"), t.ID, b).Err(); err != nil {
-		return nil, err
-	}
-	return d.Store.Topic(ctx, ConfirmationTopic)
-}
-
-// confirmationTemplate is the built-in bilingual confirmation message. The
-// link and the topic names come through the template data (Attr), filled
-// for this message only: nothing is written to the contact.
-var confirmationSource = templates.Template{ID: "subscription-confirmation", Version: 1,
-	Email: &templates.Email{
-		Subject: `Confirmez votre inscription / Confirm your subscription – {{.Attr.sender}}`,
-		HTML: `<div lang="fr"><p>Bonjour,</p>
-<p>Vous avez demandé à recevoir par e-mail « {{.Attr.topics}} » de {{.Attr.sender}}. Pour confirmer, ouvrez ce lien puis cliquez sur le bouton « Confirmer » :</p>
-<p><a href="{{.Attr.confirm_url}}">Confirmer mon inscription</a></p>
-<p>Ce lien est valable 48 heures. Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : rien ne sera enregistré.</p></div>
-<hr>
-<div lang="en"><p>Hello,</p>
-<p>You asked to receive “{{.Attr.topics}}” emails from {{.Attr.sender}}. To confirm, open this link and press “Confirm”:</p>
-<p><a href="{{.Attr.confirm_url}}">Confirm my subscription</a></p>
-<p>The link is valid for 48 hours. If you did not ask for this, ignore this message: nothing will be recorded.</p></div>`,
-		Text: `Bonjour,
-
-Vous avez demandé à recevoir par e-mail « {{.Attr.topics}} » de {{.Attr.sender}}. Pour confirmer, ouvrez ce lien puis cliquez sur « Confirmer » :
-
-{{.Attr.confirm_url}}
-
-Ce lien est valable 48 heures. Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : rien ne sera enregistré.
-
----
-
-Hello,
-
-You asked to receive "{{.Attr.topics}}" emails from {{.Attr.sender}}. To confirm, open this link and press "Confirm":
-
-{{.Attr.confirm_url}}
-
-The link is valid for 48 hours. If you did not ask for this, ignore this message: nothing will be recorded.
-`,
-	},
-	SMS: &templates.SMS{Body: `{{.Attr.sender}}: répondez YES pour confirmer votre inscription ({{.Attr.topics}}). Reply YES to confirm your subscription. Sinon/otherwise ignore.`},
-}
-
-// confirmationData gives the template data of the confirmation of the
-// pending sign-up h: the link with its token, the topics' names, the
-// sender, in the locale of the sign-up. It returns errNothingToSend when
-// the sign-up is gone (confirmed, expired or erased meanwhile).
-func (d *Dispatcher) confirmationData(ctx context.Context, h string) (attr map[string]string, locale string, err error) {
-	ps, err := d.pendingSignup(ctx, h)
-	if err != nil {
-		return nil, "", err
-	}
-	if ps == nil || ps.Nonce == "" {
-		return nil, "", pipeline.ErrNothingToSend
-	}
-	names := make([]string, len(ps.Topics))
-	for i, id := range ps.Topics {
-		names[i] = id
-		if t, err := d.Store.Topic(ctx, id); err == nil {
-			names[i] = t.Name
-		}
-	}
-	return map[string]string{
-		"confirm_url": d.cfg.PublicURL + "/subscribe/confirm/" + d.signupToken(ps.Nonce),
-		"topics":      strings.Join(names, ", "),
-		"sender":      d.cfg.SenderName,
-	}, ps.Locale, nil
-}
-
 // --- confirming
-
-func (d *Dispatcher) pendingSignup(ctx context.Context, h string) (*pendingSignup, error) {
-	b, err := d.Store.Redis.Get(ctx, d.Store.PendingKey(h)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var ps pendingSignup
-	if err := json.Unmarshal(b, &ps); err != nil {
-		return nil, fmt.Errorf("decode pending sign-up: %w", err)
-	}
-	return &ps, nil
-}
-
-type confirmOutcome int
-
-const (
-	confirmUnknown confirmOutcome = iota // expired, unknown or for another channel
-	confirmGranted
-	confirmAlready
-)
-
-// confirmSignup grants the topics of the pending sign-up h, once: the
-// ledger events and a marker in the contact's signups hash are written in
-// one transaction watched on that hash, so two confirmations at once grant
-// once. The pending record is deleted afterwards; a marker keeps telling
-// that it was confirmed.
-func (d *Dispatcher) confirmSignup(ctx context.Context, h string, k channels.Kind, via string, extra map[string]string) (confirmOutcome, *pendingSignup, error) {
-	s := d.Store
-	ps, err := d.pendingSignup(ctx, h)
-	if err != nil {
-		return confirmUnknown, nil, err
-	}
-	if ps == nil {
-		n, err := s.Redis.Exists(ctx, s.Key("signupdone", h)).Result()
-		if err != nil || n == 0 {
-			return confirmUnknown, nil, err
-		}
-		return confirmAlready, nil, nil
-	}
-	if ps.Channel != k {
-		return confirmUnknown, nil, nil
-	}
-	now := d.cfg.Now().UTC()
-	ev := map[string]string{
-		"wording":       ps.Wording,
-		"ip_hash":       ps.IPHash,
-		"confirmed_via": via,
-		"requested_at":  ps.Created.Format(time.RFC3339),
-	}
-	if ps.Form != "" {
-		ev["form"] = ps.Form
-	}
-	if ps.UserAgent != "" {
-		ev["user_agent"] = ps.UserAgent
-	}
-	for key, v := range extra {
-		ev[key] = v
-	}
-	events := make([]dispatcher.ConsentEvent, len(ps.Topics))
-	for i, t := range ps.Topics {
-		events[i] = dispatcher.ConsentEvent{Channel: ps.Channel, Topic: t, State: dispatcher.Granted, Source: "signup", Evidence: ev, At: now}
-		if err := events[i].Validate(); err != nil {
-			return confirmUnknown, nil, err
-		}
-	}
-	outcome := confirmUnknown
-	signups := s.SignupsKey(ps.Contact)
-	txn := func(tx *redis.Tx) error {
-		n, err := tx.Exists(ctx, s.ContactKey(ps.Contact)).Result()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			outcome = confirmUnknown // erased meanwhile: nothing to grant
-			return nil
-		}
-		done, err := tx.HExists(ctx, signups, h).Result()
-		if err != nil {
-			return err
-		}
-		if done {
-			outcome = confirmAlready
-			return nil
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			for _, e := range events {
-				s.WriteConsent(ctx, p, ps.Contact, e)
-			}
-			p.HSet(ctx, signups, h, now.Format(time.RFC3339))
-			p.Expire(ctx, signups, pendingTTL)
-			return nil
-		})
-		if err == nil {
-			outcome = confirmGranted
-		}
-		return err
-	}
-	for attempt := 0; ; attempt++ {
-		err = s.Redis.Watch(ctx, txn, s.ContactKey(ps.Contact), signups)
-		if !errors.Is(err, redis.TxFailedErr) {
-			break
-		}
-		if attempt == 4 {
-			return confirmUnknown, nil, errors.New("sign-up confirm: kept conflicting")
-		}
-	}
-	if err != nil {
-		return confirmUnknown, nil, err
-	}
-	bg := context.WithoutCancel(ctx)
-	if outcome == confirmGranted {
-		for _, t := range ps.Topics {
-			if err := s.CountFeedback(bg, "", t, storepkg.FeedbackConfirmations); err != nil {
-				d.log.Warn("sign-up: count confirmation", "error", err)
-			}
-		}
-		d.log.Info("sign-up confirmed", "contact", ps.Contact, "channel", string(ps.Channel), "topics", len(ps.Topics), "via", via)
-	}
-	if outcome != confirmUnknown {
-		_, err = s.Redis.Pipelined(bg, func(p redis.Pipeliner) error {
-			p.Set(bg, s.Key("signupdone", h), 1, pendingTTL)
-			p.Del(bg, s.PendingKey(h))
-			return nil
-		})
-	} else {
-		err = s.Redis.Del(bg, s.PendingKey(h)).Err()
-	}
-	return outcome, ps, err
-}
-
-// ConfirmSMSOptIn confirms the newest pending SMS sign-up of phone (any
-// form NormalizePhone accepts), as the Twilio inbound webhook does when
-// the number replies YES (or another opt-in keyword). messageSID, the SID
-// of the reply, is kept in the ledger evidence with confirmed_via
-// "sms-yes".
-//
-// It returns true when topics were granted; false and a nil error when the
-// number has no pending sign-up (none, expired, already confirmed, or not
-// a valid number): the webhook then handles the keyword as it would
-// without a sign-up. Errors are Redis errors; none names the number.
-func (d *Dispatcher) ConfirmSMSOptIn(ctx context.Context, phone, messageSID string) (confirmed bool, err error) {
-	p, err := dispatcher.NormalizePhone(phone)
-	if err != nil {
-		return false, nil
-	}
-	s := d.Store
-	idx := s.Key("pendingsms", s.AddressHash(channels.SMS, p))
-	h, err := s.Redis.Get(ctx, idx).Result()
-	if errors.Is(err, redis.Nil) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("sms opt-in: %w", err)
-	}
-	var extra map[string]string
-	if messageSID != "" {
-		extra = map[string]string{"message_sid": dispatcher.Truncate(messageSID, 64)}
-	}
-	outcome, _, err := d.confirmSignup(ctx, h, channels.SMS, "sms-yes", extra)
-	if err != nil {
-		return false, fmt.Errorf("sms opt-in: %w", err)
-	}
-	// Only this sign-up's index: a newer one may have replaced it.
-	s.Redis.Eval(context.WithoutCancel(ctx), `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, []string{idx}, h)
-	return outcome == confirmGranted, nil
-}
 
 // --- confirmation pages. A GET only shows a button (link scanners fetch
 // URLs); the POST confirms.
 
 func (a *api) confirmSignupPage(w http.ResponseWriter, r *http.Request) {
 	token := r.PathValue("token")
-	var ps *pendingSignup
+	var ps *signup.Pending
 	var err error
-	if validSignupToken(token) {
-		ps, err = a.d.pendingSignup(r.Context(), sha256hex(token))
+	if signup.ValidToken(token) {
+		ps, err = a.d.Signups.Pending(r.Context(), signup.TokenHash(token))
 	}
 	if err != nil {
 		a.d.log.Error("sign-up: confirm page", "error", err)
@@ -781,21 +329,21 @@ func (a *api) confirmSignup(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxSubscribeBody)
 	r.ParseForm()
 	token := r.PathValue("token")
-	if !validSignupToken(token) {
+	if !signup.ValidToken(token) {
 		page.Message(w, http.StatusNotFound, pageLang(r, ""), page.ExpiredSignupLink)
 		return
 	}
-	outcome, ps, err := a.d.confirmSignup(r.Context(), sha256hex(token), channels.Email, "email-link", nil)
+	outcome, ps, err := a.d.Signups.Confirm(r.Context(), signup.TokenHash(token), channels.Email, "email-link", nil)
 	if err != nil {
 		a.d.log.Error("sign-up: confirm", "error", err)
 		page.Message(w, http.StatusServiceUnavailable, pageLang(r, ""), page.TemporaryError)
 		return
 	}
 	switch outcome {
-	case confirmGranted:
+	case signup.OutcomeGranted:
 		names := strings.Join(a.topicNames(r.Context(), ps.Topics), ", ")
 		page.Message(w, http.StatusOK, pageLang(r, ps.Locale), page.SignupConfirmed, names)
-	case confirmAlready:
+	case signup.OutcomeAlready:
 		page.Message(w, http.StatusOK, pageLang(r, ""), page.AlreadyConfirmed)
 	default:
 		page.Message(w, http.StatusNotFound, pageLang(r, ""), page.ExpiredSignupLink)
@@ -828,7 +376,7 @@ func (a *api) subscribeForm(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	form := q.Get("form")
-	if form != "" && !wordingPattern.MatchString(form) {
+	if form != "" && !signup.WordingPattern.MatchString(form) {
 		form = ""
 	}
 	k := channels.Email
@@ -851,15 +399,15 @@ func (a *api) subscribeForm(w http.ResponseWriter, r *http.Request) {
 // formView builds the form for marketing topics ids; an error with code
 // invalid when one of them is not a marketing topic.
 func (a *api) formView(ctx context.Context, lang page.Lang, ids []string, k channels.Kind, form string) (page.FormView, error) {
-	if len(ids) == 0 || len(ids) > maxSignupTopics {
-		return page.FormView{}, dispatcher.Invalid("topics", "name 1-%d marketing topics", maxSignupTopics)
+	if len(ids) == 0 || len(ids) > signup.MaxSignupTopics {
+		return page.FormView{}, dispatcher.Invalid("topics", "name 1-%d marketing topics", signup.MaxSignupTopics)
 	}
 	for _, id := range ids {
 		if !dispatcher.NamePattern.MatchString(id) {
 			return page.FormView{}, dispatcher.Invalid("topics", "must be topic ids")
 		}
 	}
-	if err := a.d.checkSignupTopics(ctx, ids); err != nil {
+	if err := a.d.Signups.CheckSignupTopics(ctx, ids); err != nil {
 		return page.FormView{}, err
 	}
 	v := page.FormView{Lang: lang, Sender: a.d.cfg.SenderName, Channel: k, Form: form}
@@ -875,7 +423,7 @@ func (a *api) formView(ctx context.Context, lang page.Lang, ids []string, k chan
 
 // rerenderForm answers a browser's invalid sign-up with the form and the
 // problem, in the request's locale. The address is never put back.
-func (a *api) rerenderForm(w http.ResponseWriter, r *http.Request, status int, in *signupInput, e *dispatcher.Error) {
+func (a *api) rerenderForm(w http.ResponseWriter, r *http.Request, status int, in *signup.Input, e *dispatcher.Error) {
 	lang := page.Negotiate(in.Locale, "", r.Header.Get("Accept-Language"))
 	k := channels.Email
 	if in.Channel == channels.SMS || (in.Channel == "" && r.PostForm.Get("phone") != "" && r.PostForm.Get("email") == "") {
@@ -884,7 +432,7 @@ func (a *api) rerenderForm(w http.ResponseWriter, r *http.Request, status int, i
 	// Offer the topics that were asked and exist; without any, a plain page.
 	var ids []string
 	for _, id := range in.Topics {
-		if a.d.checkSignupTopics(r.Context(), []string{id}) == nil {
+		if a.d.Signups.CheckSignupTopics(r.Context(), []string{id}) == nil {
 			ids = append(ids, id)
 		}
 	}
@@ -892,8 +440,8 @@ func (a *api) rerenderForm(w http.ResponseWriter, r *http.Request, status int, i
 		for _, t := range r.PostForm["topics"] {
 			for _, id := range strings.Split(t, ",") {
 				id = strings.TrimSpace(id)
-				if dispatcher.NamePattern.MatchString(id) && !slices.Contains(ids, id) && len(ids) < maxSignupTopics &&
-					a.d.checkSignupTopics(r.Context(), []string{id}) == nil {
+				if dispatcher.NamePattern.MatchString(id) && !slices.Contains(ids, id) && len(ids) < signup.MaxSignupTopics &&
+					a.d.Signups.CheckSignupTopics(r.Context(), []string{id}) == nil {
 					ids = append(ids, id)
 				}
 			}

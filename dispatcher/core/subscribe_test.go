@@ -19,6 +19,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/page"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
+	"github.com/missive-dev/missive/dispatcher/signup"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
@@ -117,7 +118,7 @@ func TestSubscribeEmailDoubleOptIn(t *testing.T) {
 	if ttl := b.redis.Client.TTL(ctx, s.PendingKey(h)).Val(); ttl < 47*time.Hour || ttl > 48*time.Hour {
 		t.Errorf("pending record TTL %s, want 48h", ttl)
 	}
-	var ps pendingSignup
+	var ps signup.Pending
 	must(t, json.Unmarshal([]byte(b.redis.Client.Get(ctx, s.PendingKey(h)).Val()), &ps))
 	if ps.Contact != id || ps.Channel != channels.Email || ps.Wording != "newsletter-v3" || ps.IPHash == "" || ps.Created.IsZero() {
 		t.Errorf("pending record: %+v", ps)
@@ -202,7 +203,7 @@ func TestSubscribeEmailDoubleOptIn(t *testing.T) {
 		t.Errorf("confirmations counted twice: %v", fb)
 	}
 	// The confirmation topic exists, transactional.
-	if tp, err := s.Topic(ctx, ConfirmationTopic); err != nil || tp.Kind != dispatcher.Transactional {
+	if tp, err := s.Topic(ctx, signup.ConfirmationTopic); err != nil || tp.Kind != dispatcher.Transactional {
 		t.Errorf("confirmation topic: %+v %v", tp, err)
 	}
 	for _, secret := range []string{"alice@example.com", "Alice@example.com", token, "198.51.100.7"} {
@@ -440,7 +441,7 @@ func TestSubscribeJSONAndTopicsAsList(t *testing.T) {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
 	token := b.confirmToken(t, "jo@example.com")
-	ps, err := b.d.pendingSignup(ctx, sha256hex(token))
+	ps, err := b.d.Signups.Pending(ctx, sha256hex(token))
 	must(t, err)
 	if ps == nil || ps.Locale != "en" || !slices.Equal(ps.Topics, []string{"newsletter", "promotions"}) || ps.Form != "" {
 		t.Errorf("pending %+v", ps)
@@ -465,7 +466,7 @@ func TestSubscribeSMSConfirmedByYes(t *testing.T) {
 	must(t, err)
 	assertLedger(t, b, id, 0)
 
-	ok, err := b.d.ConfirmSMSOptIn(ctx, "+33 6 12 34 56 71", "SM0123456789abcdef0123456789abcdef")
+	ok, err := b.d.Signups.ConfirmSMSOptIn(ctx, "+33 6 12 34 56 71", "SM0123456789abcdef0123456789abcdef")
 	if err != nil || !ok {
 		t.Fatalf("ConfirmSMSOptIn = %v, %v", ok, err)
 	}
@@ -480,7 +481,7 @@ func TestSubscribeSMSConfirmedByYes(t *testing.T) {
 	}
 	// A second YES, an unknown number and a bad one grant nothing.
 	for _, p := range []string{phone, "+33612345672", "not a number"} {
-		if ok, err := b.d.ConfirmSMSOptIn(ctx, p, "SMx"); ok || err != nil {
+		if ok, err := b.d.Signups.ConfirmSMSOptIn(ctx, p, "SMx"); ok || err != nil {
 			t.Errorf("ConfirmSMSOptIn(%s) = %v, %v", "...", ok, err)
 		}
 	}
@@ -635,7 +636,7 @@ func TestSubscribeConfirmationAmbiguous(t *testing.T) {
 			sd = sends[0]
 		}
 	}
-	if sd.Reason != pipeline.ReasonAmbiguous || sd.Attempts != 1 || sd.Topic != ConfirmationTopic || sd.Ref == "" {
-		t.Errorf("confirmation send %+v, want failed (ambiguous) after 1 attempt, topic %s, with a ref", sd, ConfirmationTopic)
+	if sd.Reason != pipeline.ReasonAmbiguous || sd.Attempts != 1 || sd.Topic != signup.ConfirmationTopic || sd.Ref == "" {
+		t.Errorf("confirmation send %+v, want failed (ambiguous) after 1 attempt, topic %s, with a ref", sd, signup.ConfirmationTopic)
 	}
 }

@@ -200,7 +200,7 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw twilioproto.Keyword, 
 			}
 		}
 		// YES (or START) also confirms a pending sign-up of this number.
-		if _, err := d.ConfirmSMSOptIn(ctx, from, sid); err != nil {
+		if _, err := d.Signups.ConfirmSMSOptIn(ctx, from, sid); err != nil {
 			return fmt.Errorf("confirm sign-up: %w", err)
 		}
 	}

@@ -1,0 +1,482 @@
+package signup
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/templates"
+	"github.com/missive-dev/missive/throttle"
+	"github.com/redis/go-redis/v9"
+)
+
+const // ConfirmationTopic is the transactional topic of confirmation
+// messages; it is created on first use.
+ConfirmationTopic = "subscription-confirmation"
+
+const pendingTTL = 48 * time.Hour
+
+const MaxSignupTopics = 20
+
+const maxUserAgent = 200
+
+var // subscribeAddressRate limits confirmations sent to one address, so
+// that the form cannot be used to bomb someone's inbox.
+subscribeAddressRate = throttle.Rate{Count: 3, Per: time.Hour, Burst: 3}
+
+var WordingPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// pendingSignup is what a sign-up leaves until it is confirmed.
+type Pending struct {
+	// Nonce makes the confirmation token again when the confirmation is
+	// rendered (signupToken): the token itself is never stored, and the
+	// nonce alone does not make it without the secret.
+	Nonce     string        `json:"nonce"`
+	Contact   string        `json:"contact"`
+	Channel   channels.Kind `json:"channel"`
+	Topics    []string      `json:"topics"`
+	Wording   string        `json:"wording"`
+	Form      string        `json:"form,omitempty"`
+	Locale    string        `json:"locale"`
+	Created   time.Time     `json:"created"`
+	IPHash    string        `json:"ip_hash"`
+	UserAgent string        `json:"user_agent,omitempty"`
+}
+
+// signupInput is a parsed and validated sign-up request.
+type Input struct {
+	Topics  []string
+	Channel channels.Kind
+	Address string // normalised; never logged or echoed
+	Locale  string
+	Wording string
+	Form    string
+}
+
+// checkSignupTopics returns an error naming "topics" unless every id names
+// a marketing topic: transactional topics need no sign-up.
+func (d *Signups) CheckSignupTopics(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return dispatcher.Invalid("topics", "choose at least one topic")
+	}
+	raw, err := d.Store.Redis.HMGet(ctx, d.Store.Key("topics"), ids...).Result()
+	if err != nil {
+		return err
+	}
+	for _, v := range raw {
+		s, ok := v.(string)
+		var t dispatcher.Topic
+		if !ok || json.Unmarshal([]byte(s), &t) != nil || t.Kind != dispatcher.Marketing {
+			return dispatcher.Invalid("topics", "must name marketing topics open to sign-up")
+		}
+	}
+	return nil
+}
+
+// signupToken derives the confirmation token of a sign-up from its nonce.
+func (d *Signups) signupToken(nonce string) string {
+	m := hmac.New(sha256.New, storepkg.DeriveKey(d.cfg.Secret, "signup-token"))
+	m.Write([]byte(nonce))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// validSignupToken reports whether s has the shape of a token: 32 bytes in
+// unpadded URL-safe base64.
+func ValidToken(s string) bool {
+	if len(s) != base64.RawURLEncoding.EncodedLen(32) {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil && len(b) == 32
+}
+
+// signup records a pending sign-up and enqueues its confirmation. It does
+// nothing, silently, when the address is suppressed or has had its share
+// of confirmations: the caller answers the same in every case.
+func (d *Signups) Submit(ctx context.Context, in *Input, ipHash, userAgent string) error {
+	s := d.Store
+	addrHash := s.AddressHash(in.Channel, in.Address)
+	allowed, _, err := d.limiter.TakeRate(ctx, "subscribe:addr:"+addrHash, subscribeAddressRate, 1)
+	if err != nil {
+		return err
+	}
+	if allowed == 0 {
+		d.log.Info("sign-up: address over its limit; nothing sent", "channel", string(in.Channel))
+		return nil
+	}
+	if _, err := s.Suppression(ctx, in.Channel, in.Address); err == nil {
+		d.log.Info("sign-up: address suppressed; nothing sent", "channel", string(in.Channel))
+		return nil
+	} else if !errors.Is(err, dispatcher.ErrNotFound) {
+		return err
+	}
+	contact, err := d.signupContact(ctx, in)
+	if err != nil {
+		return err
+	}
+	nonce := randomHex(16)
+	h := TokenHash(d.signupToken(nonce))
+	rec, err := json.Marshal(Pending{
+		Nonce: nonce, Contact: contact, Channel: in.Channel, Topics: in.Topics, Wording: in.Wording, Form: in.Form,
+		Locale: in.Locale, Created: d.cfg.Now().UTC(), IPHash: ipHash, UserAgent: cleanUserAgent(userAgent),
+	})
+	if err != nil {
+		return err
+	}
+	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.PendingKey(h), rec, pendingTTL)
+		p.SAdd(ctx, s.PendingIndexKey(contact), h)
+		p.Expire(ctx, s.PendingIndexKey(contact), pendingTTL)
+		if in.Channel == channels.SMS {
+			p.Set(ctx, s.Key("pendingsms", addrHash), h, pendingTTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return d.sendConfirmation(ctx, h, contact, in.Channel)
+}
+
+// sendConfirmation decides the confirmation message of the pending sign-up
+// h and queues it. It goes the way every send goes (the gate, a send
+// record, the one send path with its claim and its policy for ambiguous
+// outcomes), as a transactional message the recipient has just asked for:
+// quiet hours do not hold it back. Its text is rendered at send time from
+// the pending record (confirmationData).
+func (d *Signups) sendConfirmation(ctx context.Context, h, contact string, k channels.Kind) error {
+	c, err := d.Store.Contact(ctx, contact)
+	if err != nil {
+		return err
+	}
+	topic, err := d.ensureConfirmationTopic(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = d.Pipeline.DecideOne(ctx, pipeline.OneSend{Campaign: dispatcher.SignupCampaign, Key: "signup:" + h[:32], Contact: c,
+		Topic: topic, Tpl: &confirmationSource, Channel: k, Ref: h, Requested: true})
+	return err
+}
+
+// signupContact finds the contact holding the address, or creates a
+// minimal one: the address and the locale, nothing else. The address
+// index is claimed first (SETNX), so two sign-ups at once create one
+// contact.
+func (d *Signups) signupContact(ctx context.Context, in *Input) (string, error) {
+	s := d.Store
+	id := "s-" + randomHex(8)
+	idx := s.Key("addr", s.AddressHash(in.Channel, in.Address))
+	ok, err := s.Redis.SetNX(ctx, idx, id, 0).Result()
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		if id, err = s.Redis.Get(ctx, idx).Result(); err != nil {
+			return "", err
+		}
+		n, err := s.Redis.Exists(ctx, s.ContactKey(id)).Result()
+		if err != nil || n == 1 {
+			return id, err
+		}
+		// An index left by a creation that died half way: finish it.
+	}
+	c := &dispatcher.Contact{ID: id, Locale: in.Locale}
+	if in.Channel == channels.Email {
+		c.Email = in.Address
+	} else {
+		c.Phone = in.Address
+	}
+	if err := s.UpsertContact(ctx, c, d.cfg.DefaultTimezone); err != nil {
+		return "", fmt.Errorf("sign-up: create contact: %w", err)
+	}
+	return id, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// cleanUserAgent keeps the first maxUserAgent bytes of a user agent,
+// without control characters and on a rune boundary.
+func cleanUserAgent(ua string) string {
+	ua = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, ua)
+	if len(ua) > maxUserAgent {
+		ua = ua[:maxUserAgent]
+		for !utf8.ValidString(ua) {
+			ua = ua[:len(ua)-1]
+		}
+	}
+	return ua
+}
+
+// ensureConfirmationTopic creates the transactional topic of confirmation
+// messages unless it exists (a marketer may rename it).
+func (d *Signups) ensureConfirmationTopic(ctx context.Context) (*dispatcher.Topic, error) {
+	t := &dispatcher.Topic{ID: ConfirmationTopic, Name: "Subscription confirmation", Kind: dispatcher.Transactional,
+		Description: "Double opt-in: asks a person who signed up to confirm."}
+	b, _ := json.Marshal(t)
+	if err := d.Store.Redis.HSetNX(ctx, d.Store.Key("topics"), t.ID, b).Err(); err != nil {
+		return nil, err
+	}
+	return d.Store.Topic(ctx, ConfirmationTopic)
+}
+
+// confirmationTemplate is the built-in bilingual confirmation message. The
+// link and the topic names come through the template data (Attr), filled
+// for this message only: nothing is written to the contact.
+var confirmationSource = templates.Template{ID: "subscription-confirmation", Version: 1,
+	Email: &templates.Email{
+		Subject: `Confirmez votre inscription / Confirm your subscription – {{.Attr.sender}}`,
+		HTML: `<div lang="fr"><p>Bonjour,</p>
+<p>Vous avez demandé à recevoir par e-mail « {{.Attr.topics}} » de {{.Attr.sender}}. Pour confirmer, ouvrez ce lien puis cliquez sur le bouton « Confirmer » :</p>
+<p><a href="{{.Attr.confirm_url}}">Confirmer mon inscription</a></p>
+<p>Ce lien est valable 48 heures. Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : rien ne sera enregistré.</p></div>
+<hr>
+<div lang="en"><p>Hello,</p>
+<p>You asked to receive “{{.Attr.topics}}” emails from {{.Attr.sender}}. To confirm, open this link and press “Confirm”:</p>
+<p><a href="{{.Attr.confirm_url}}">Confirm my subscription</a></p>
+<p>The link is valid for 48 hours. If you did not ask for this, ignore this message: nothing will be recorded.</p></div>`,
+		Text: `Bonjour,
+
+Vous avez demandé à recevoir par e-mail « {{.Attr.topics}} » de {{.Attr.sender}}. Pour confirmer, ouvrez ce lien puis cliquez sur « Confirmer » :
+
+{{.Attr.confirm_url}}
+
+Ce lien est valable 48 heures. Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : rien ne sera enregistré.
+
+---
+
+Hello,
+
+You asked to receive "{{.Attr.topics}}" emails from {{.Attr.sender}}. To confirm, open this link and press "Confirm":
+
+{{.Attr.confirm_url}}
+
+The link is valid for 48 hours. If you did not ask for this, ignore this message: nothing will be recorded.
+`,
+	},
+	SMS: &templates.SMS{Body: `{{.Attr.sender}}: répondez YES pour confirmer votre inscription ({{.Attr.topics}}). Reply YES to confirm your subscription. Sinon/otherwise ignore.`},
+}
+
+// confirmationData gives the template data of the confirmation of the
+// pending sign-up h: the link with its token, the topics' names, the
+// sender, in the locale of the sign-up. It returns errNothingToSend when
+// the sign-up is gone (confirmed, expired or erased meanwhile).
+func (d *Signups) ConfirmationData(ctx context.Context, h string) (attr map[string]string, locale string, err error) {
+	ps, err := d.Pending(ctx, h)
+	if err != nil {
+		return nil, "", err
+	}
+	if ps == nil || ps.Nonce == "" {
+		return nil, "", pipeline.ErrNothingToSend
+	}
+	names := make([]string, len(ps.Topics))
+	for i, id := range ps.Topics {
+		names[i] = id
+		if t, err := d.Store.Topic(ctx, id); err == nil {
+			names[i] = t.Name
+		}
+	}
+	return map[string]string{
+		"confirm_url": d.cfg.PublicURL + "/subscribe/confirm/" + d.signupToken(ps.Nonce),
+		"topics":      strings.Join(names, ", "),
+		"sender":      d.cfg.SenderName,
+	}, ps.Locale, nil
+}
+
+func (d *Signups) Pending(ctx context.Context, h string) (*Pending, error) {
+	b, err := d.Store.Redis.Get(ctx, d.Store.PendingKey(h)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ps Pending
+	if err := json.Unmarshal(b, &ps); err != nil {
+		return nil, fmt.Errorf("decode pending sign-up: %w", err)
+	}
+	return &ps, nil
+}
+
+type confirmOutcome int
+
+const (
+	confirmUnknown confirmOutcome = iota // expired, unknown or for another channel
+	OutcomeGranted
+	OutcomeAlready
+)
+
+// confirmSignup grants the topics of the pending sign-up h, once: the
+// ledger events and a marker in the contact's signups hash are written in
+// one transaction watched on that hash, so two confirmations at once grant
+// once. The pending record is deleted afterwards; a marker keeps telling
+// that it was confirmed.
+func (d *Signups) Confirm(ctx context.Context, h string, k channels.Kind, via string, extra map[string]string) (confirmOutcome, *Pending, error) {
+	s := d.Store
+	ps, err := d.Pending(ctx, h)
+	if err != nil {
+		return confirmUnknown, nil, err
+	}
+	if ps == nil {
+		n, err := s.Redis.Exists(ctx, s.Key("signupdone", h)).Result()
+		if err != nil || n == 0 {
+			return confirmUnknown, nil, err
+		}
+		return OutcomeAlready, nil, nil
+	}
+	if ps.Channel != k {
+		return confirmUnknown, nil, nil
+	}
+	now := d.cfg.Now().UTC()
+	ev := map[string]string{
+		"wording":       ps.Wording,
+		"ip_hash":       ps.IPHash,
+		"confirmed_via": via,
+		"requested_at":  ps.Created.Format(time.RFC3339),
+	}
+	if ps.Form != "" {
+		ev["form"] = ps.Form
+	}
+	if ps.UserAgent != "" {
+		ev["user_agent"] = ps.UserAgent
+	}
+	for key, v := range extra {
+		ev[key] = v
+	}
+	events := make([]dispatcher.ConsentEvent, len(ps.Topics))
+	for i, t := range ps.Topics {
+		events[i] = dispatcher.ConsentEvent{Channel: ps.Channel, Topic: t, State: dispatcher.Granted, Source: "signup", Evidence: ev, At: now}
+		if err := events[i].Validate(); err != nil {
+			return confirmUnknown, nil, err
+		}
+	}
+	outcome := confirmUnknown
+	signups := s.SignupsKey(ps.Contact)
+	txn := func(tx *redis.Tx) error {
+		n, err := tx.Exists(ctx, s.ContactKey(ps.Contact)).Result()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			outcome = confirmUnknown // erased meanwhile: nothing to grant
+			return nil
+		}
+		done, err := tx.HExists(ctx, signups, h).Result()
+		if err != nil {
+			return err
+		}
+		if done {
+			outcome = OutcomeAlready
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, e := range events {
+				s.WriteConsent(ctx, p, ps.Contact, e)
+			}
+			p.HSet(ctx, signups, h, now.Format(time.RFC3339))
+			p.Expire(ctx, signups, pendingTTL)
+			return nil
+		})
+		if err == nil {
+			outcome = OutcomeGranted
+		}
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		err = s.Redis.Watch(ctx, txn, s.ContactKey(ps.Contact), signups)
+		if !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
+		if attempt == 4 {
+			return confirmUnknown, nil, errors.New("sign-up confirm: kept conflicting")
+		}
+	}
+	if err != nil {
+		return confirmUnknown, nil, err
+	}
+	bg := context.WithoutCancel(ctx)
+	if outcome == OutcomeGranted {
+		for _, t := range ps.Topics {
+			if err := s.CountFeedback(bg, "", t, storepkg.FeedbackConfirmations); err != nil {
+				d.log.Warn("sign-up: count confirmation", "error", err)
+			}
+		}
+		d.log.Info("sign-up confirmed", "contact", ps.Contact, "channel", string(ps.Channel), "topics", len(ps.Topics), "via", via)
+	}
+	if outcome != confirmUnknown {
+		_, err = s.Redis.Pipelined(bg, func(p redis.Pipeliner) error {
+			p.Set(bg, s.Key("signupdone", h), 1, pendingTTL)
+			p.Del(bg, s.PendingKey(h))
+			return nil
+		})
+	} else {
+		err = s.Redis.Del(bg, s.PendingKey(h)).Err()
+	}
+	return outcome, ps, err
+}
+
+// ConfirmSMSOptIn confirms the newest pending SMS sign-up of phone (any
+// form NormalizePhone accepts), as the Twilio inbound webhook does when
+// the number replies YES (or another opt-in keyword). messageSID, the SID
+// of the reply, is kept in the ledger evidence with confirmed_via
+// "sms-yes".
+//
+// It returns true when topics were granted; false and a nil error when the
+// number has no pending sign-up (none, expired, already confirmed, or not
+// a valid number): the webhook then handles the keyword as it would
+// without a sign-up. Errors are Redis errors; none names the number.
+func (d *Signups) ConfirmSMSOptIn(ctx context.Context, phone, messageSID string) (confirmed bool, err error) {
+	p, err := dispatcher.NormalizePhone(phone)
+	if err != nil {
+		return false, nil
+	}
+	s := d.Store
+	idx := s.Key("pendingsms", s.AddressHash(channels.SMS, p))
+	h, err := s.Redis.Get(ctx, idx).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sms opt-in: %w", err)
+	}
+	var extra map[string]string
+	if messageSID != "" {
+		extra = map[string]string{"message_sid": dispatcher.Truncate(messageSID, 64)}
+	}
+	outcome, _, err := d.Confirm(ctx, h, channels.SMS, "sms-yes", extra)
+	if err != nil {
+		return false, fmt.Errorf("sms opt-in: %w", err)
+	}
+	// Only this sign-up's index: a newer one may have replaced it.
+	s.Redis.Eval(context.WithoutCancel(ctx), `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, []string{idx}, h)
+	return outcome == OutcomeGranted, nil
+}
+
+// tokenHash names a pending sign-up by the hash of its token: the token
+// itself is never stored.
+func TokenHash(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
