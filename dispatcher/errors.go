@@ -15,6 +15,11 @@ const (
 	CodeForbidden    = "forbidden"            // valid key, missing scope (403)
 	CodeTooLarge     = "too_large"            // body over the limit (413)
 	CodeIdempotency  = "idempotency_mismatch" // same Idempotency-Key, other body (422)
+	CodeMethod       = "method_not_allowed"   // the route exists, not with this method (405)
+	CodeMediaType    = "unsupported_media"    // the body's Content-Type is not one the route reads (415)
+	CodeRateLimited  = "rate_limited"         // too many requests from this client; Retry-After says when (429)
+	CodeUpstream     = "upstream"             // a provider Missive had to ask did not answer as it should (502)
+	CodeUnavailable  = "unavailable"          // cannot be done now, nothing changed; retry later (503)
 	CodeInternal     = "internal"             // our fault (500)
 )
 
@@ -25,6 +30,10 @@ type Error struct {
 	Code    string `json:"code"`
 	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`
+	// Status, when set, is the HTTP status of the answer instead of the
+	// one its code maps to: a provider's protocol may expect another (a
+	// Twilio webhook answers 400 to a form it cannot use).
+	Status int `json:"-"`
 }
 
 func (e *Error) Error() string {
@@ -55,6 +64,9 @@ func HTTPStatus(err error) (int, *Error) {
 	if !errors.As(err, &e) {
 		return http.StatusInternalServerError, &Error{Code: CodeInternal, Message: "internal error"}
 	}
+	if e.Status != 0 {
+		return e.Status, e
+	}
 	switch e.Code {
 	case CodeInvalid, CodeIdempotency:
 		return http.StatusUnprocessableEntity, e
@@ -68,6 +80,16 @@ func HTTPStatus(err error) (int, *Error) {
 		return http.StatusForbidden, e
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge, e
+	case CodeMethod:
+		return http.StatusMethodNotAllowed, e
+	case CodeMediaType:
+		return http.StatusUnsupportedMediaType, e
+	case CodeRateLimited:
+		return http.StatusTooManyRequests, e
+	case CodeUpstream:
+		return http.StatusBadGateway, e
+	case CodeUnavailable:
+		return http.StatusServiceUnavailable, e
 	}
 	return http.StatusInternalServerError, e
 }

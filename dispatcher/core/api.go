@@ -231,7 +231,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			a.d.log.Error("api: handler panicked", "method", r.Method, "route", r.Pattern)
 			if sw.status == 0 {
-				writeError(sw, &dispatcher.Error{Code: dispatcher.CodeInternal, Message: "internal error"})
+				dispatcher.WriteError(sw, &dispatcher.Error{Code: dispatcher.CodeInternal, Message: "internal error"})
 			}
 		}
 		route := r.Pattern
@@ -248,11 +248,10 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			sw.Header().Set("Allow", allow)
 		}
 		if dw.status == http.StatusMethodNotAllowed {
-			// Not in httpStatus: no handler ever returns it.
-			writeJSON(sw, http.StatusMethodNotAllowed, map[string]*dispatcher.Error{"error": {Code: "method_not_allowed", Message: "method not allowed on this route"}})
+			dispatcher.WriteError(sw, &dispatcher.Error{Code: dispatcher.CodeMethod, Message: "method not allowed on this route"})
 			return
 		}
-		writeError(sw, &dispatcher.Error{Code: dispatcher.CodeNotFound, Message: "no such route"})
+		dispatcher.WriteError(sw, &dispatcher.Error{Code: dispatcher.CodeNotFound, Message: "no such route"})
 		return
 	}
 	a.mux.ServeHTTP(sw, r)
@@ -267,11 +266,11 @@ func (a *api) auth(scope Scope, audit string, h apiFunc) http.Handler {
 		key, ok := a.authorized(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="missive"`)
-			writeError(w, &dispatcher.Error{Code: dispatcher.CodeUnauthorized, Message: "missing or invalid API key (Authorization: Bearer <secret>)"})
+			dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeUnauthorized, Message: "missing or invalid API key (Authorization: Bearer <secret>)"})
 			return
 		}
 		if !key.Allows(scope) {
-			writeError(w, &dispatcher.Error{Code: dispatcher.CodeForbidden, Message: fmt.Sprintf("API key %q lacks the %s scope this route needs", key.ID, scope)})
+			dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeForbidden, Message: fmt.Sprintf("API key %q lacks the %s scope this route needs", key.ID, scope)})
 			return
 		}
 		r = r.WithContext(withKeyID(r.Context(), key.ID))
@@ -287,7 +286,7 @@ func (a *api) auth(scope Scope, audit string, h apiFunc) http.Handler {
 			if st, _ := dispatcher.HTTPStatus(err); st == http.StatusInternalServerError {
 				a.d.log.Error("api: request failed", "method", r.Method, "route", r.Pattern, "error", err)
 			}
-			writeError(w, err)
+			dispatcher.WriteError(w, err)
 			return
 		}
 		if status == http.StatusNoContent {
@@ -302,7 +301,7 @@ func (a *api) auth(scope Scope, audit string, h apiFunc) http.Handler {
 			w.Write(raw.body)
 			return
 		}
-		writeJSON(w, status, v)
+		dispatcher.WriteJSON(w, status, v)
 	})
 }
 
@@ -331,25 +330,6 @@ func (a *api) authorized(r *http.Request) (APIKey, bool) {
 		return APIKey{}, false
 	}
 	return a.keys[idx], true
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"internal error"}}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
-
-// writeError writes err in the one error shape, with its status from
-// httpStatus.
-func writeError(w http.ResponseWriter, err error) {
-	status, e := dispatcher.HTTPStatus(err)
-	writeJSON(w, status, map[string]*dispatcher.Error{"error": e})
 }
 
 // decodeJSON decodes a JSON body of at most maxJSONBody bytes into v,

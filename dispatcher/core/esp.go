@@ -109,19 +109,19 @@ func (h *espHooks) handleSES(w http.ResponseWriter, r *http.Request) {
 			// Neither the URL nor the error is logged: they hold the
 			// subscription token.
 			h.d.log.Warn("ses webhook: subscription not confirmed", "topic_arn", m.TopicARN)
-			writeJSON(w, http.StatusBadGateway, map[string]*dispatcher.Error{"error": {Code: "upstream", Message: "could not confirm the subscription; retry later"}})
+			dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeUpstream, Message: "could not confirm the subscription; retry later"})
 			return
 		} else if err != nil {
 			h.refuse(w, esp.SourceSES, err)
 			return
 		}
 		h.d.log.Info("ses webhook: subscription confirmed", "topic_arn", m.TopicARN)
-		writeJSON(w, http.StatusOK, map[string]bool{"confirmed": true})
+		dispatcher.WriteJSON(w, http.StatusOK, map[string]bool{"confirmed": true})
 	case esp.SNSUnsubscribeConfirmation:
 		// Nothing to do: an unsubscription we did not ask for is the
 		// operator's to notice in AWS.
 		h.d.log.Warn("ses webhook: topic unsubscribed", "topic_arn", m.TopicARN)
-		writeJSON(w, http.StatusOK, espOutcome{})
+		dispatcher.WriteJSON(w, http.StatusOK, espOutcome{})
 	default:
 		h.finish(w, r, esp.SourceSES, m.Events, store.Claim{})
 	}
@@ -201,7 +201,7 @@ func (h *espHooks) finish(w http.ResponseWriter, r *http.Request, provider strin
 	}
 	out.Ignored += ev.Ignored
 	h.d.log.Info("esp webhook", "provider", provider, "recorded", out.Recorded, "ignored", out.Ignored)
-	writeJSON(w, http.StatusOK, out)
+	dispatcher.WriteJSON(w, http.StatusOK, out)
 }
 
 // apply records the feedback of one request from provider: an entry is
@@ -278,7 +278,7 @@ func (h *espHooks) refuse(w http.ResponseWriter, provider string, err error) {
 	case http.StatusRequestEntityTooLarge:
 		code = dispatcher.CodeTooLarge
 	}
-	writeJSON(w, e.Status, map[string]*dispatcher.Error{"error": {Code: code, Field: e.Field, Message: e.Message}})
+	dispatcher.WriteError(w, &dispatcher.Error{Code: code, Field: e.Field, Message: e.Message, Status: e.Status})
 }
 
 // readBody reads a webhook body of at most maxJSONBody bytes; on failure
@@ -300,5 +300,5 @@ func (h *espHooks) readBody(w http.ResponseWriter, r *http.Request, provider str
 // retryLater answers 503 with Retry-After, so that the provider retries.
 func retryLater(w http.ResponseWriter, msg string) {
 	w.Header().Set("Retry-After", "60")
-	writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInternal, Message: msg}})
+	dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeUnavailable, Message: msg})
 }

@@ -103,8 +103,8 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 			page.Message(w, http.StatusTooManyRequests, pageLang(r, ""), page.TooManyRequests)
 			return
 		}
-		writeJSON(w, http.StatusTooManyRequests, map[string]*dispatcher.Error{"error": {Code: "rate_limited",
-			Message: "too many sign-ups from this client; retry after the Retry-After delay"}})
+		dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeRateLimited,
+			Message: "too many sign-ups from this client; retry after the Retry-After delay"})
 		return
 	}
 
@@ -123,7 +123,7 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 			a.rerenderForm(w, r, status, in, e)
 			return
 		}
-		writeJSON(w, status, map[string]*dispatcher.Error{"error": e})
+		dispatcher.WriteError(w, e)
 		return
 	}
 
@@ -146,7 +146,7 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 		page.EmbeddedMessage(w, http.StatusAccepted, page.Lang(in.Locale), answer)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"status": "pending",
+	dispatcher.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "pending",
 		"message": "If the address can receive our messages, a confirmation request was sent to it. Nothing is subscribed until it is confirmed."})
 }
 
@@ -157,8 +157,8 @@ func (a *api) subscribeFailed(w http.ResponseWriter, r *http.Request, html bool,
 		page.Message(w, http.StatusServiceUnavailable, pageLang(r, locale), page.TemporaryError)
 		return
 	}
-	writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInternal,
-		Message: "the sign-up could not be recorded; retry in a few minutes"}})
+	dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeUnavailable,
+		Message: "the sign-up could not be recorded; retry in a few minutes"})
 }
 
 // wantsHTML reports whether the client is a browser posting a form: it

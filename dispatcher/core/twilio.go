@@ -64,11 +64,11 @@ func (a *api) twilioInbound(w http.ResponseWriter, r *http.Request) {
 	switch err := d.handleKeyword(r.Context(), in.Keyword, from, in.MessageSID); {
 	case errors.Is(err, errSIDPending):
 		w.Header().Set("Retry-After", "60")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: "busy", Message: "this message is being handled; retry later"}})
+		dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeUnavailable, Message: "this message is being handled; retry later"})
 		return
 	case err != nil:
 		d.log.Error("twilio inbound: keyword not recorded", "keyword", in.Keyword.String(), "message_sid", in.MessageSID, "error", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInternal, Message: "could not record the message; retry later"}})
+		dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeUnavailable, Message: "could not record the message; retry later"})
 		return
 	}
 	twilioproto.WriteTwiML(w, d.keywordReply(in.Keyword))
@@ -83,7 +83,7 @@ func refuseTwilioForm(w http.ResponseWriter, err error) {
 		// twilioproto refuses with *FieldError only; refuse anything else too.
 		fe = &twilioproto.FieldError{Field: "body", Message: "could not be read"}
 	}
-	writeJSON(w, http.StatusBadRequest, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInvalid, Field: fe.Field, Message: fe.Message}})
+	dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeInvalid, Field: fe.Field, Message: fe.Message, Status: http.StatusBadRequest})
 }
 
 // readTwilioForm parses the form of a Twilio webhook into r.PostForm and
@@ -92,22 +92,22 @@ func refuseTwilioForm(w http.ResponseWriter, err error) {
 // a form, 403 when the signature does not match.
 func (a *api) readTwilioForm(w http.ResponseWriter, r *http.Request) bool {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
-		writeJSON(w, http.StatusUnsupportedMediaType, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInvalid, Field: "Content-Type",
-			Message: "must be application/x-www-form-urlencoded"}})
+		dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeMediaType, Field: "Content-Type",
+			Message: "must be application/x-www-form-urlencoded"})
 		return false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
-			writeError(w, &dispatcher.Error{Code: dispatcher.CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes", mb.Limit)})
+			dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes", mb.Limit)})
 			return false
 		}
-		writeJSON(w, http.StatusBadRequest, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInvalid, Field: "body", Message: "is not a valid form"}})
+		dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeInvalid, Field: "body", Message: "is not a valid form", Status: http.StatusBadRequest})
 		return false
 	}
 	if !a.twilioSigned(r) {
-		writeError(w, &dispatcher.Error{Code: dispatcher.CodeForbidden, Field: "X-Twilio-Signature", Message: "does not match the request"})
+		dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeForbidden, Field: "X-Twilio-Signature", Message: "does not match the request"})
 		return false
 	}
 	return true

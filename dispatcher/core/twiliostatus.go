@@ -92,5 +92,5 @@ func (a *api) twilioStatus(w http.ResponseWriter, r *http.Request) {
 func (a *api) twilioStatusFailed(w http.ResponseWriter, sid, status string, err error) {
 	a.d.log.Error("twilio status: not recorded", "message_sid", sid, "status", status, "error", err)
 	w.Header().Set("Retry-After", "60")
-	writeJSON(w, http.StatusServiceUnavailable, map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeInternal, Message: "could not record the status; retry later"}})
+	dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeUnavailable, Message: "could not record the status; retry later"})
 }
