@@ -20,6 +20,7 @@ import (
 	"github.com/missive-dev/missive/channels/outbox"
 	"github.com/missive-dev/missive/channels/sms"
 	"github.com/missive-dev/missive/dispatcher/core"
+	"github.com/missive-dev/missive/dispatcher/webhook"
 	"github.com/missive-dev/missive/throttle"
 )
 
@@ -278,8 +279,8 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
 }
 
 // esp gathers the email providers' webhook settings.
-func (c *config) esp() core.ESPConfig {
-	e := core.ESPConfig{SendGridPublicKey: c.SendGridKey, MailgunSigningKey: c.MailgunKey}
+func (c *config) esp() webhook.ESPConfig {
+	e := webhook.ESPConfig{SendGridPublicKey: c.SendGridKey, MailgunSigningKey: c.MailgunKey}
 	for _, arn := range strings.Split(c.SESTopics, ",") {
 		if arn = strings.TrimSpace(arn); arn != "" {
 			e.SESTopicARNs = append(e.SESTopicARNs, arn)

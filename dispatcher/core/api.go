@@ -163,10 +163,8 @@ func (d *Dispatcher) Handler(keys []APIKey) http.Handler {
 	a.mux.HandleFunc("GET /u/{token}", a.unsubscribePage)
 	a.mux.HandleFunc("POST /u/{token}", a.unsubscribeOneClick)
 	a.mountPreferences()
-	a.mountTwilio()
 	a.mountSubscribe()
-	a.mountTwilioStatus()
-	a.mountESP()
+	d.hooks.Mount(a.mux)
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")

@@ -21,6 +21,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/schedule"
 	"github.com/missive-dev/missive/dispatcher/signup"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/webhook"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -130,7 +131,7 @@ type Config struct {
 	BounceDomain string
 	// ESP configures the email providers' webhooks
 	// (/webhooks/email/{provider}); a provider without settings answers 404.
-	ESP ESPConfig
+	ESP webhook.ESPConfig
 	// HTTPClient makes Missive's own outbound requests (SNS certificates
 	// and subscription confirmations). Default: a client with a 10 s
 	// timeout.
@@ -233,6 +234,7 @@ type Dispatcher struct {
 	Scheduler *schedule.Scheduler
 	// Signups runs double opt-in.
 	Signups *signup.Signups
+	hooks   *webhook.Hooks
 }
 
 // New validates cfg and returns a Dispatcher.
@@ -291,6 +293,9 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.hooks = webhook.New(webhook.Config{Store: store, Feedback: d.Feedback, Consent: d.consent, Signups: d.Signups,
+		ESP: cfg.ESP, TwilioAuthToken: cfg.TwilioAuthToken, ValidTwilioSignature: cfg.ValidTwilioSignature,
+		PublicURL: cfg.PublicURL, SenderName: cfg.SenderName, HTTPClient: cfg.HTTPClient, Now: cfg.Now, Logger: cfg.Logger})
 	d.Scheduler, err = schedule.New(schedule.Config{Store: store, Runs: d.Pipeline, Daily: d.Privacy.MaybePurge, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err

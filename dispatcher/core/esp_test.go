@@ -37,6 +37,7 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/feedback"
+	"github.com/missive-dev/missive/dispatcher/webhook"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
@@ -130,7 +131,7 @@ func espSetup(t *testing.T, sends int) *espHarness {
 	t.Helper()
 	aws := &awsDouble{cert: espKeys().sesPEM}
 	b := setup(t, func(c *Config) {
-		c.ESP = ESPConfig{
+		c.ESP = webhook.ESPConfig{
 			SESTopicARNs: []string{sesTopic}, SendGridPublicKey: espKeys().sgPublic,
 			MailgunSigningKey: mailgunKey, PostmarkUser: pmUser, PostmarkPassword: pmPassword,
 		}
@@ -766,7 +767,7 @@ func fuzzDispatcher(f *testing.F) (http.Handler, *awsDouble) {
 	aws := &awsDouble{cert: espKeys().sesPEM}
 	d, err := New(Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte("test-secret-test-secret-test-secret!"),
 		HTTPClient: &http.Client{Transport: aws}, Logger: slog.New(slog.DiscardHandler),
-		ESP: ESPConfig{SESTopicARNs: []string{sesTopic}, SendGridPublicKey: espKeys().sgPublic,
+		ESP: webhook.ESPConfig{SESTopicARNs: []string{sesTopic}, SendGridPublicKey: espKeys().sgPublic,
 			MailgunSigningKey: mailgunKey, PostmarkUser: pmUser, PostmarkPassword: pmPassword}})
 	if err != nil {
 		f.Fatal(err)

@@ -23,6 +23,9 @@ import (
 
 // statusURL is what Twilio is told to call back: setup's PublicURL and the
 // route, as cmd/missive gives it to the SMS channel.
+// twilioStatusPath is where Twilio posts status callbacks.
+const twilioStatusPath = "/webhooks/twilio/status"
+
 const statusURL = "https://missive.example" + twilioStatusPath
 
 // statusHarness is a twilioHarness whose worker sends SMS campaigns to c1

@@ -1,4 +1,4 @@
-package core
+package webhook
 
 import (
 	"context"
@@ -15,22 +15,6 @@ import (
 	"github.com/missive-dev/missive/dispatcher/store"
 )
 
-// ESPConfig holds the email providers' webhook settings.
-type ESPConfig struct {
-	// SESTopicARNs are the SNS topics whose notifications are accepted.
-	// Empty: /webhooks/email/ses answers 404.
-	SESTopicARNs []string
-	// SendGridPublicKey verifies SendGrid's signed event webhook: the
-	// base64 DER (or PEM) ECDSA public key from SendGrid's settings.
-	// Empty: /webhooks/email/sendgrid answers 404.
-	SendGridPublicKey string
-	// MailgunSigningKey verifies Mailgun's webhook signatures (HMAC).
-	// Empty: /webhooks/email/mailgun answers 404.
-	MailgunSigningKey string
-	// PostmarkUser and PostmarkPassword are the basic-auth credentials set
-	// on Postmark's webhook URL. Empty: /webhooks/email/postmark answers 404.
-	PostmarkUser, PostmarkPassword string
-}
 
 // espEventTTL is how long a provider's event id is remembered, so that a
 // retried webhook does not count a soft bounce twice.
@@ -39,7 +23,7 @@ const espEventTTL = 24 * time.Hour
 // espHooks serves the email providers' webhooks of one API handler: HTTP
 // and records over package esp, which knows the providers' protocols.
 type espHooks struct {
-	d        *Dispatcher
+	d        *Hooks
 	sns      *esp.SNS
 	sendgrid *esp.SendGrid
 	mailgun  *esp.Mailgun
@@ -54,27 +38,27 @@ type espHooks struct {
 // once it has handled them (so that the provider stops retrying), 4xx for
 // a bad signature or body with nothing changed, and 503 when Redis fails
 // (or, for SES, when AWS cannot be reached), so that the provider retries.
-func (a *api) mountESP() {
-	cfg := a.d.cfg.ESP
-	h := &espHooks{d: a.d}
+func (d *Hooks) mountESP(mux *http.ServeMux) {
+	cfg := d.cfg.ESP
+	h := &espHooks{d: d}
 	// The readers' constructors fail only when a setting is missing: the
 	// provider is then not configured. SendGrid's key may also not parse.
 	var err error
-	if h.sns, err = esp.NewSNS(cfg.SESTopicARNs, esp.NewCertCache(a.d.cfg.HTTPClient)); err == nil {
-		a.mux.HandleFunc("POST /webhooks/email/ses", h.handleSES)
+	if h.sns, err = esp.NewSNS(cfg.SESTopicARNs, esp.NewCertCache(d.cfg.HTTPClient)); err == nil {
+		mux.HandleFunc("POST /webhooks/email/ses", h.handleSES)
 	}
 	if cfg.SendGridPublicKey != "" {
 		if h.sendgrid, err = esp.NewSendGrid(cfg.SendGridPublicKey); err != nil {
-			a.d.log.Error("sendgrid webhook not mounted: public key", "error", err)
+			d.log.Error("sendgrid webhook not mounted: public key", "error", err)
 		} else {
-			a.mux.HandleFunc("POST /webhooks/email/sendgrid", h.handleSendGrid)
+			mux.HandleFunc("POST /webhooks/email/sendgrid", h.handleSendGrid)
 		}
 	}
 	if h.mailgun, err = esp.NewMailgun(cfg.MailgunSigningKey); err == nil {
-		a.mux.HandleFunc("POST /webhooks/email/mailgun", h.handleMailgun)
+		mux.HandleFunc("POST /webhooks/email/mailgun", h.handleMailgun)
 	}
 	if h.postmark, err = esp.NewPostmark(cfg.PostmarkUser, cfg.PostmarkPassword); err == nil {
-		a.mux.HandleFunc("POST /webhooks/email/postmark", h.handlePostmark)
+		mux.HandleFunc("POST /webhooks/email/postmark", h.handlePostmark)
 	}
 }
 

@@ -1,4 +1,4 @@
-package core
+package webhook
 
 import (
 	"context"
@@ -17,11 +17,11 @@ import (
 // mountTwilio adds Twilio's webhooks to the public routes. Without an auth
 // token no signature can be checked, so the routes are not mounted at all
 // and answer 404.
-func (a *api) mountTwilio() {
-	if a.d.cfg.TwilioAuthToken == "" {
+func (d *Hooks) mountTwilio(mux *http.ServeMux) {
+	if d.cfg.TwilioAuthToken == "" {
 		return
 	}
-	a.mux.HandleFunc("POST /webhooks/twilio/inbound", a.twilioInbound)
+	mux.HandleFunc("POST /webhooks/twilio/inbound", d.twilioInbound)
 }
 
 // Retention of the record of a processed MessageSid: past any retry of
@@ -41,8 +41,8 @@ const (
 // for a signed request without a usable MessageSid or From, 413 over the
 // body limit, 415 for another content type, 503 when Redis fails or the
 // same message is being handled at this moment (a retry will do).
-func (a *api) twilioInbound(w http.ResponseWriter, r *http.Request) {
-	if !a.readTwilioForm(w, r) {
+func (d *Hooks) twilioInbound(w http.ResponseWriter, r *http.Request) {
+	if !d.readTwilioForm(w, r) {
 		return
 	}
 	in, err := twilioproto.ParseInbound(r.PostForm)
@@ -60,7 +60,6 @@ func (a *api) twilioInbound(w http.ResponseWriter, r *http.Request) {
 		twilioproto.WriteTwiML(w, "")
 		return
 	}
-	d := a.d
 	switch err := d.handleKeyword(r.Context(), in.Keyword, from, in.MessageSID); {
 	case errors.Is(err, errSIDPending):
 		w.Header().Set("Retry-After", "60")
@@ -90,7 +89,7 @@ func refuseTwilioForm(w http.ResponseWriter, err error) {
 // checks its signature. When it returns false it has answered: 415 for
 // another content type, 413 over maxFormBody, 400 for a body that is not
 // a form, 403 when the signature does not match.
-func (a *api) readTwilioForm(w http.ResponseWriter, r *http.Request) bool {
+func (d *Hooks) readTwilioForm(w http.ResponseWriter, r *http.Request) bool {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
 		dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeMediaType, Field: "Content-Type",
 			Message: "must be application/x-www-form-urlencoded"})
@@ -106,7 +105,7 @@ func (a *api) readTwilioForm(w http.ResponseWriter, r *http.Request) bool {
 		dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeInvalid, Field: "body", Message: "is not a valid form", Status: http.StatusBadRequest})
 		return false
 	}
-	if !a.twilioSigned(r) {
+	if !d.twilioSigned(r) {
 		dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeForbidden, Field: "X-Twilio-Signature", Message: "does not match the request"})
 		return false
 	}
@@ -117,7 +116,7 @@ func (a *api) readTwilioForm(w http.ResponseWriter, r *http.Request) bool {
 // called (our public URL, never the Host header, which the caller chooses)
 // and the POST parameters. A parameter given twice cannot be checked with
 // one value per name, and Twilio never sends one twice: it fails.
-func (a *api) twilioSigned(r *http.Request) bool {
+func (d *Hooks) twilioSigned(r *http.Request) bool {
 	sig := r.Header.Get("X-Twilio-Signature")
 	if sig == "" {
 		return false
@@ -129,11 +128,11 @@ func (a *api) twilioSigned(r *http.Request) bool {
 		}
 		params[k] = vs[0]
 	}
-	u := a.d.cfg.PublicURL + r.URL.EscapedPath()
+	u := d.cfg.PublicURL + r.URL.EscapedPath()
 	if r.URL.RawQuery != "" {
 		u += "?" + r.URL.RawQuery
 	}
-	return a.d.cfg.ValidTwilioSignature(a.d.cfg.TwilioAuthToken, u, params, sig)
+	return d.cfg.ValidTwilioSignature(d.cfg.TwilioAuthToken, u, params, sig)
 }
 
 // errSIDPending means another request is handling the same MessageSid.
@@ -149,7 +148,7 @@ var errSIDPending = errors.New("twilio inbound: message being handled")
 // The writes cannot be one MULTI: the suppression entry and the contact's
 // keys live in different Redis Cluster slots. The suppression is written
 // first, so an opt-out protects the number even if the rest fails.
-func (d *Dispatcher) handleKeyword(ctx context.Context, kw twilioproto.Keyword, from, sid string) (err error) {
+func (d *Hooks) handleKeyword(ctx context.Context, kw twilioproto.Keyword, from, sid string) (err error) {
 	if kw == twilioproto.KeywordHelp {
 		return nil
 	}
@@ -220,7 +219,7 @@ func (d *Dispatcher) handleKeyword(ctx context.Context, kw twilioproto.Keyword, 
 // keywordReply is the SMS answering a keyword: French, then English,
 // GSM-7 only (no ê, no typographic quotes) so that it stays one segment
 // with a short sender name.
-func (d *Dispatcher) keywordReply(kw twilioproto.Keyword) string {
+func (d *Hooks) keywordReply(kw twilioproto.Keyword) string {
 	n := d.cfg.SenderName
 	switch kw {
 	case twilioproto.KeywordStop:

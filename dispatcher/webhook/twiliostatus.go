@@ -1,4 +1,4 @@
-package core
+package webhook
 
 import (
 	"errors"
@@ -17,11 +17,11 @@ const twilioStatusPath = "/webhooks/twilio/status"
 // mountTwilioStatus adds Twilio's status callbacks to the public routes.
 // Without an auth token no signature can be checked, so the route is not
 // mounted and answers 404.
-func (a *api) mountTwilioStatus() {
-	if a.d.cfg.TwilioAuthToken == "" {
+func (d *Hooks) mountTwilioStatus(mux *http.ServeMux) {
+	if d.cfg.TwilioAuthToken == "" {
 		return
 	}
-	a.mux.HandleFunc("POST "+twilioStatusPath, a.twilioStatus)
+	mux.HandleFunc("POST "+twilioStatusPath, d.twilioStatus)
 }
 
 // twilioStatus handles a status callback of a message Missive sent: a
@@ -37,8 +37,8 @@ func (a *api) mountTwilioStatus() {
 // not match (nothing changes), 400 for a signed request without a usable
 // MessageSid, MessageStatus or ErrorCode, 413 over the body limit, 415 for
 // another content type, 503 when Redis fails (Twilio may retry).
-func (a *api) twilioStatus(w http.ResponseWriter, r *http.Request) {
-	if !a.readTwilioForm(w, r) {
+func (d *Hooks) twilioStatus(w http.ResponseWriter, r *http.Request) {
+	if !d.readTwilioForm(w, r) {
 		return
 	}
 	cb, err := twilioproto.ParseStatus(r.PostForm)
@@ -54,7 +54,7 @@ func (a *api) twilioStatus(w http.ResponseWriter, r *http.Request) {
 	sid, status := cb.MessageSID, cb.MessageStatus
 
 	ctx := r.Context()
-	d := a.d
+
 	send, err := d.Store.SendForProvider(ctx, sid)
 	if errors.Is(err, dispatcher.ErrNotFound) {
 		d.log.Debug("twilio status: unknown message", "message_sid", sid, "status", status)
@@ -62,7 +62,7 @@ func (a *api) twilioStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		a.twilioStatusFailed(w, sid, status, err)
+		d.twilioStatusFailed(w, sid, status, err)
 		return
 	}
 	// The number Twilio tried is the one to suppress, even if the contact
@@ -78,7 +78,7 @@ func (a *api) twilioStatus(w http.ResponseWriter, r *http.Request) {
 		// The send was erased or expired: nothing left to update.
 		d.log.Debug("twilio status: send gone", "message_sid", sid, "send", send, "status", status)
 	case err != nil:
-		a.twilioStatusFailed(w, sid, status, err)
+		d.twilioStatusFailed(w, sid, status, err)
 		return
 	default:
 		d.log.Info("twilio status: recorded", "message_sid", sid, "send", send, "status", status,
@@ -89,8 +89,8 @@ func (a *api) twilioStatus(w http.ResponseWriter, r *http.Request) {
 
 // twilioStatusFailed answers a status callback that could not be
 // recorded: 503, so that Twilio's retry, if any, tries again.
-func (a *api) twilioStatusFailed(w http.ResponseWriter, sid, status string, err error) {
-	a.d.log.Error("twilio status: not recorded", "message_sid", sid, "status", status, "error", err)
+func (d *Hooks) twilioStatusFailed(w http.ResponseWriter, sid, status string, err error) {
+	d.log.Error("twilio status: not recorded", "message_sid", sid, "status", status, "error", err)
 	w.Header().Set("Retry-After", "60")
 	dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeUnavailable, Message: "could not record the status; retry later"})
 }
