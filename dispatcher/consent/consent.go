@@ -219,3 +219,31 @@ func (m *Manager) SetSMSConsents(ctx context.Context, contact string, state disp
 	}
 	return topics, nil
 }
+
+// StopSMS applies an SMS STOP from the number phone: the number is
+// suppressed first, so that the opt-out protects it even if the rest
+// fails, then the SMS marketing consents of contact ("" for a number
+// Missive does not know) are withdrawn (SetSMSConsents). It returns the
+// topics withdrawn. Both steps are idempotent.
+func (m *Manager) StopSMS(ctx context.Context, contact, phone string, evidence map[string]string) ([]string, error) {
+	if err := m.store.SuppressStop(ctx, channels.SMS, phone); err != nil {
+		return nil, err
+	}
+	if contact == "" {
+		return nil, nil
+	}
+	return m.SetSMSConsents(ctx, contact, dispatcher.Withdrawn, evidence)
+}
+
+// StartSMS undoes an SMS STOP from the number phone: its STOP suppression
+// goes and the consents STOP withdrew come back (SetSMSConsents). It
+// returns the topics granted again.
+func (m *Manager) StartSMS(ctx context.Context, contact, phone string, evidence map[string]string) ([]string, error) {
+	if err := m.store.UnsuppressStop(ctx, channels.SMS, phone); err != nil {
+		return nil, err
+	}
+	if contact == "" {
+		return nil, nil
+	}
+	return m.SetSMSConsents(ctx, contact, dispatcher.Granted, evidence)
+}

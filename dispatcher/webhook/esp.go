@@ -15,7 +15,6 @@ import (
 	"github.com/missive-dev/missive/dispatcher/store"
 )
 
-
 // espEventTTL is how long a provider's event id is remembered, so that a
 // retried webhook does not count a soft bounce twice.
 const espEventTTL = 24 * time.Hour

@@ -181,22 +181,12 @@ func (d *Hooks) handleKeyword(ctx context.Context, kw twilioproto.Keyword, from,
 	var changed []string
 	switch kw {
 	case twilioproto.KeywordStop:
-		if err := s.SuppressStop(ctx, channels.SMS, from); err != nil {
+		if changed, err = d.consent.StopSMS(ctx, contact, from, evidence); err != nil {
 			return err
-		}
-		if contact != "" {
-			if changed, err = d.consent.SetSMSConsents(ctx, contact, dispatcher.Withdrawn, evidence); err != nil {
-				return err
-			}
 		}
 	case twilioproto.KeywordStart:
-		if err := s.UnsuppressStop(ctx, channels.SMS, from); err != nil {
+		if _, err = d.consent.StartSMS(ctx, contact, from, evidence); err != nil {
 			return err
-		}
-		if contact != "" {
-			if _, err = d.consent.SetSMSConsents(ctx, contact, dispatcher.Granted, evidence); err != nil {
-				return err
-			}
 		}
 		// YES (or START) also confirms a pending sign-up of this number.
 		if _, err := d.Signups.ConfirmSMSOptIn(ctx, from, sid); err != nil {
