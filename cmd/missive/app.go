@@ -247,7 +247,7 @@ func (a *app) run(ctx context.Context, roles role, keys []core.APIKey, stdout io
 			return fmt.Errorf("MISSIVE_HTTP_ADDR: %w", err)
 		}
 		fmt.Fprintf(stdout, "missive: listening on http://%s\n", ln.Addr())
-		start(func() error { return serveHTTP(ctx, ln, a.d.Handler(keys)) })
+		start(func() error { return serveHTTP(ctx, ln, core.Handler(a.d, keys)) })
 	}
 	if roles&roleWorker != 0 {
 		start(func() error { return a.d.Pipeline.RunWorker(ctx) })

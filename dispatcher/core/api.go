@@ -108,7 +108,7 @@ type apiFunc func(w http.ResponseWriter, r *http.Request) (int, any, error)
 
 // Handler returns the HTTP API: the /v1 routes, which need one of keys as
 // a bearer token, the public unsubscribe pages and the health checks.
-func (d *Dispatcher) Handler(keys []APIKey) http.Handler {
+func Handler(d *Dispatcher, keys []APIKey) http.Handler {
 	a := &api{d: d, mux: http.NewServeMux(), keys: keys}
 	for _, k := range keys {
 		a.digests = append(a.digests, sha256.Sum256([]byte(k.Secret)))

@@ -36,7 +36,7 @@ type apiClient struct {
 }
 
 func newAPI(t *testing.T, b *testBundle) *apiClient {
-	srv := httptest.NewServer(b.d.Handler(testKeys))
+	srv := httptest.NewServer(Handler(b.d, testKeys))
 	t.Cleanup(srv.Close)
 	return &apiClient{t: t, srv: srv}
 }
@@ -881,7 +881,7 @@ func FuzzContactBody(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	h := d.Handler(testKeys)
+	h := Handler(d, testKeys)
 	f.Fuzz(func(t *testing.T, body string) {
 		req := httptest.NewRequest("PUT", "/v1/contacts/fuzz", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+testSecret)

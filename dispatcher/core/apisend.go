@@ -128,7 +128,7 @@ func (a *api) postSend(w http.ResponseWriter, r *http.Request) (int, any, error)
 		return prev.Status, prev.Body, nil
 	}
 
-	ans, err := a.d.sendOne(ctx, key, in)
+	ans, err := a.sendOne(ctx, key, in)
 	if err != nil {
 		// Nothing to replay: release the key so that a retry runs again
 		// (and finds the send, if it was decided).
@@ -149,7 +149,8 @@ func (a *api) postSend(w http.ResponseWriter, r *http.Request) (int, any, error)
 
 // sendOne decides the API send that key names and enqueues it when it may
 // go. A retry after a failure finds the decided send and enqueues it again.
-func (d *Dispatcher) sendOne(ctx context.Context, key string, in sendRequest) (*SendAnswer, error) {
+func (a *api) sendOne(ctx context.Context, key string, in sendRequest) (*SendAnswer, error) {
+	d := a.d
 	s := d.Store
 	c, err := s.Contact(ctx, in.Contact)
 	if errors.Is(err, dispatcher.ErrNotFound) {

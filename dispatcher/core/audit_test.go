@@ -32,7 +32,7 @@ func secretOf(id string) string {
 }
 
 func newScopedAPI(t *testing.T, b *testBundle) *apiClient {
-	srv := httptest.NewServer(b.d.Handler(scopedKeys))
+	srv := httptest.NewServer(Handler(b.d, scopedKeys))
 	t.Cleanup(srv.Close)
 	return &apiClient{t: t, srv: srv}
 }

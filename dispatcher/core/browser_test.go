@@ -77,7 +77,7 @@ func browserSetup(t *testing.T) (*testBundle, *httptest.Server) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
 	b := setup(t, func(c *Config) { c.PublicURL = srv.URL })
-	h = b.d.Handler(nil)
+	h = Handler(b.d, nil)
 	b.seedBasics(t)
 	ctx := context.Background()
 	s := b.d.Store

@@ -53,7 +53,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	ctx := context.Background()
 	s := b.d.Store
 	b.seedBasics(t)
-	h := b.d.Handler([]APIKey{{ID: "test", Secret: eraseTestKey}})
+	h := Handler(b.d, []APIKey{{ID: "test", Secret: eraseTestKey}})
 	const email, phone = "leaving@example.com", "+33612345688"
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "leaving", Email: email, Phone: phone, Attributes: map[string]string{"first_name": "Zoé"}}, "Europe/Paris"))
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "staying", Email: "staying@example.com"}, "Europe/Paris"))

@@ -150,7 +150,7 @@ func espSetup(t *testing.T, sends int) *espHarness {
 			t.Fatalf("%d messages received, want %d", len(h.mids), sends)
 		}
 	}
-	h.srv = httptest.NewServer(b.d.Handler(testKeys))
+	h.srv = httptest.NewServer(Handler(b.d, testKeys))
 	t.Cleanup(h.srv.Close)
 	t.Cleanup(func() {
 		logs := b.logs.String()
@@ -748,7 +748,7 @@ func TestESPSESCertificateChecks(t *testing.T) {
 // A provider without settings answers 404.
 func TestESPOffWithoutSettings(t *testing.T) {
 	b := setup(t)
-	srv := httptest.NewServer(b.d.Handler(testKeys))
+	srv := httptest.NewServer(Handler(b.d, testKeys))
 	defer srv.Close()
 	for _, p := range []string{"ses", "sendgrid", "mailgun", "postmark", "other"} {
 		res, err := srv.Client().Post(srv.URL+"/webhooks/email/"+p, "application/json", strings.NewReader("[]"))
@@ -775,7 +775,7 @@ func fuzzDispatcher(f *testing.F) (http.Handler, *awsDouble) {
 	if err := d.Store.UpsertContact(context.Background(), &dispatcher.Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"); err != nil {
 		f.Fatal(err)
 	}
-	return d.Handler(nil), aws
+	return Handler(d, nil), aws
 }
 
 func fuzzPost(t *testing.T, h http.Handler, provider string, body []byte, hdr http.Header) {

@@ -45,7 +45,7 @@ func TestNothingInTheClear(t *testing.T) {
 	must(t, b.d.Feedback.RecordDelivery(ctx, channels.Feedback{Send: dispatcher.SendID(run, "p02", channels.Email), Kind: channels.HardBounce, Code: "5.1.1", Source: "dsn"}))
 	link, err := b.d.Pipeline.UnsubscribeURL("p03", channels.Email, "newsletter", dispatcher.SendID(run, "p03", channels.Email))
 	must(t, err)
-	srv := httptest.NewServer(b.d.Handler(nil))
+	srv := httptest.NewServer(Handler(b.d, nil))
 	defer srv.Close()
 	res, err := http.Post(srv.URL+strings.TrimPrefix(link, b.cfg.PublicURL), "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
 	must(t, err)

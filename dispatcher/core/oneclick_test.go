@@ -21,7 +21,7 @@ func TestOneClickBeforeTheWorkerRuns(t *testing.T) {
 	b := setup(t)
 	seedMailing(t, b, 3)
 	ctx := context.Background()
-	srv := httptest.NewServer(b.d.Handler(nil))
+	srv := httptest.NewServer(Handler(b.d, nil))
 	t.Cleanup(srv.Close)
 
 	// Plan and gate only: the sends wait in their queue.
@@ -89,7 +89,7 @@ func TestTokenKeyRotation(t *testing.T) {
 	must(t, err)
 
 	click := func(d *Dispatcher, link string) int {
-		srv := httptest.NewServer(d.Handler(nil))
+		srv := httptest.NewServer(Handler(d, nil))
 		defer srv.Close()
 		res, err := http.Post(srv.URL+strings.TrimPrefix(link, b.cfg.PublicURL), "application/x-www-form-urlencoded",
 			strings.NewReader("List-Unsubscribe=One-Click"))

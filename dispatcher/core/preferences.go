@@ -76,7 +76,7 @@ func (a *api) preferencesPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lang := pageLang(r, c.Locale)
-	v, err := a.d.buildPrefView(ctx, c)
+	v, err := a.buildPrefView(ctx, c)
 	if err != nil {
 		a.d.log.Error("preference page failed", "route", r.Pattern, "error", err)
 		page.Message(w, http.StatusServiceUnavailable, lang, page.TemporaryError)
@@ -111,7 +111,7 @@ func (a *api) preferencesPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := a.d.cfg.Now()
-	if !prefSameOrigin(r, a.d.cfg.PublicURL) || !a.d.checkPrefCSRF(cl.Contact, r.PostFormValue("csrf"), now) {
+	if !prefSameOrigin(r, a.d.cfg.PublicURL) || !a.checkPrefCSRF(cl.Contact, r.PostFormValue("csrf"), now) {
 		page.Message(w, http.StatusForbidden, lang, page.FormExpired)
 		return
 	}
@@ -163,7 +163,8 @@ func (a *api) preferencesPost(w http.ResponseWriter, r *http.Request) {
 // --- CSRF: an HMAC of the contact id and a time bucket, under a key of
 // its own. The bucket travels in clear so that the server needs no state.
 
-func (d *Dispatcher) prefCSRFMAC(contact string, bucket int64) []byte {
+func (a *api) prefCSRFMAC(contact string, bucket int64) []byte {
+	d := a.d
 	m := hmac.New(sha256.New, storepkg.DeriveKey(d.cfg.Secret, "preferences-csrf"))
 	m.Write([]byte(contact))
 	m.Write([]byte{0})
@@ -174,14 +175,14 @@ func (d *Dispatcher) prefCSRFMAC(contact string, bucket int64) []byte {
 func prefBucket(t time.Time) int64 { return t.Unix() / int64(prefCSRFBucket/time.Second) }
 
 // prefCSRF returns the CSRF token of contact's forms at now.
-func (d *Dispatcher) prefCSRF(contact string, now time.Time) string {
+func (a *api) prefCSRF(contact string, now time.Time) string {
 	b := prefBucket(now)
-	return strconv.FormatInt(b, 10) + "." + base64.RawURLEncoding.EncodeToString(d.prefCSRFMAC(contact, b))
+	return strconv.FormatInt(b, 10) + "." + base64.RawURLEncoding.EncodeToString(a.prefCSRFMAC(contact, b))
 }
 
 // checkPrefCSRF reports whether tok is a CSRF token of contact issued
 // less than prefCSRFTTL ago. The MAC is compared in constant time.
-func (d *Dispatcher) checkPrefCSRF(contact, tok string, now time.Time) bool {
+func (a *api) checkPrefCSRF(contact, tok string, now time.Time) bool {
 	bs, enc, ok := strings.Cut(tok, ".")
 	if !ok || len(bs) == 0 || len(bs) > 12 || len(enc) > 64 {
 		return false
@@ -203,7 +204,7 @@ func (d *Dispatcher) checkPrefCSRF(contact, tok string, now time.Time) bool {
 	if err != nil {
 		return false
 	}
-	return hmac.Equal(sum, d.prefCSRFMAC(contact, b))
+	return hmac.Equal(sum, a.prefCSRFMAC(contact, b))
 }
 
 // prefSameOrigin checks the browser's own word on where a POST comes
@@ -236,7 +237,8 @@ func prefSameOrigin(r *http.Request, public string) bool {
 
 // buildPrefView gathers what the page shows about c; the caller sets the
 // language, the forms' action and the banner.
-func (d *Dispatcher) buildPrefView(ctx context.Context, c *dispatcher.Contact) (page.PreferencesView, error) {
+func (a *api) buildPrefView(ctx context.Context, c *dispatcher.Contact) (page.PreferencesView, error) {
+	d := a.d
 	s := d.Store
 	topics, err := s.Topics(ctx)
 	if err != nil {
@@ -266,7 +268,7 @@ func (d *Dispatcher) buildPrefView(ctx context.Context, c *dispatcher.Contact) (
 		topicName[tp.ID] = tp.Name
 	}
 
-	v := page.PreferencesView{Sender: d.cfg.SenderName, CSRF: d.prefCSRF(c.ID, d.cfg.Now()), Location: loc,
+	v := page.PreferencesView{Sender: d.cfg.SenderName, CSRF: a.prefCSRF(c.ID, d.cfg.Now()), Location: loc,
 		Profile: page.Profile{Email: c.Email, Phone: c.Phone, Timezone: c.Timezone, Locale: c.Locale, Tags: c.Tags,
 			Attributes: c.Attributes, Created: c.CreatedAt, Updated: c.UpdatedAt}}
 	for _, k := range channels.Kinds {

@@ -58,7 +58,7 @@ func prefSetup(t *testing.T, tweak ...func(*Config)) *prefBundle {
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "ana", Email: "ana@example.com", Phone: "+33612345678",
 		Attributes: map[string]string{"first_name": "Ana"}, Tags: []string{"vip"}}, "Europe/Paris"))
 	grantConsent(t, b, "ana", channels.Email)
-	srv := httptest.NewServer(b.d.Handler(nil))
+	srv := httptest.NewServer(Handler(b.d, nil))
 	t.Cleanup(srv.Close)
 	return &prefBundle{testBundle: b, srv: srv, clock: clock}
 }
@@ -409,7 +409,7 @@ func TestPreferenceCSRFRejected(t *testing.T) {
 	flipped := []byte(good)
 	flipped[len(flipped)-2] ^= 1
 	bucket, mac, _ := strings.Cut(good, ".")
-	future := b.d.prefCSRF("ana", b.clock.Now().Add(prefCSRFBucket))
+	future := (&api{d: b.d}).prefCSRF("ana", b.clock.Now().Add(prefCSRFBucket))
 	save := func(csrf string) url.Values {
 		return url.Values{"csrf": {csrf}, "do": {"unsubscribe-all"}}
 	}

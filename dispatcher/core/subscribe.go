@@ -89,7 +89,7 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	d := a.d
 	html := wantsHTML(r)
-	ipHash := d.clientIPHash(r)
+	ipHash := a.clientIPHash(r)
 
 	allowed, retryIn, err := d.limiter.TakeRate(ctx, "subscribe:ip:"+ipHash, subscribeClientRate, 1)
 	if err != nil {
@@ -171,7 +171,8 @@ func wantsHTML(r *http.Request) bool {
 // clientIPHash is the keyed hash of the client's IP, as limits and
 // evidence keep it. The IP is the connection's peer: X-Forwarded-For is
 // not trusted, since no configuration says which proxy may set it.
-func (d *Dispatcher) clientIPHash(r *http.Request) string {
+func (a *api) clientIPHash(r *http.Request) string {
+	d := a.d
 	ip := r.RemoteAddr
 	if host, _, err := net.SplitHostPort(ip); err == nil {
 		ip = host

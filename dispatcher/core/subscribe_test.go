@@ -38,7 +38,7 @@ func setupSignup(t *testing.T) *signupBundle {
 	must(t, b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "promotions", Name: "Promotions", Kind: dispatcher.Marketing}))
 	must(t, b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "orders", Kind: dispatcher.Transactional}))
 	b.startWorker(t)
-	return &signupBundle{testBundle: b, h: b.d.Handler(nil)}
+	return &signupBundle{testBundle: b, h: Handler(b.d, nil)}
 }
 
 // do serves one request from the client at ip.
@@ -536,7 +536,7 @@ var formWordingVersion = page.WordingVersion
 func TestSignupLanguage(t *testing.T) {
 	b := setup(t)
 	must(t, b.d.Store.PutTopic(context.Background(), &dispatcher.Topic{ID: "newsletter", Name: "La lettre", Kind: dispatcher.Marketing}))
-	h := b.d.Handler(nil)
+	h := Handler(b.d, nil)
 	for _, tc := range []struct{ locale, accept, want string }{
 		{"", "", "en"}, {"", "de", "en"}, {"", "en", "en"}, {"", "en-US,fr;q=0.5", "en"}, {"", "fr-CA,en;q=0.9", "fr"},
 		{"", "de,en;q=0.2,fr;q=0.1", "en"}, {"", "en;q=x", "en"}, {"", "de-DE, fr;q=0.8, en;q=0.5", "fr"},
@@ -579,7 +579,7 @@ func FuzzSubscribeForm(f *testing.F) {
 	if err := b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}); err != nil {
 		f.Fatal(err)
 	}
-	h := b.d.Handler(nil)
+	h := Handler(b.d, nil)
 	f.Add(formCT, "topics=newsletter&email=a%40example.com&wording=v1")
 	f.Add(formCT, "topics=newsletter,,newsletter&phone=%2B33612345678&wording=v1&locale=en")
 	f.Add(formCT, "topics=%ZZ&email=%")

@@ -67,7 +67,7 @@ func twilioSetup(t *testing.T, tweak ...func(*Config)) *twilioHarness {
 	} {
 		must(t, s.RecordConsent(ctx, "c1", e))
 	}
-	srv := httptest.NewServer(b.d.Handler(testKeys))
+	srv := httptest.NewServer(Handler(b.d, testKeys))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() {
 		logs := b.logs.String()
@@ -582,7 +582,7 @@ func TestTwilioInboundConcurrentDuplicates(t *testing.T) {
 
 func TestTwilioInboundOffWithoutToken(t *testing.T) {
 	b := setup(t)
-	srv := httptest.NewServer(b.d.Handler(testKeys))
+	srv := httptest.NewServer(Handler(b.d, testKeys))
 	defer srv.Close()
 	form := smsForm(newMessageSID(t), stopPhone, "STOP")
 	req, _ := http.NewRequest("POST", srv.URL+inboundPath, strings.NewReader(form.Encode()))
@@ -627,7 +627,7 @@ func FuzzTwilioInbound(f *testing.F) {
 	if err := d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "c1", Phone: stopPhone}, "Europe/Paris"); err != nil {
 		f.Fatal(err)
 	}
-	h := d.Handler(nil)
+	h := Handler(d, nil)
 	f.Fuzz(func(t *testing.T, body string, signed bool) {
 		req := httptest.NewRequest("POST", inboundPath, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

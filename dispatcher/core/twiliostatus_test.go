@@ -411,7 +411,7 @@ func TestTwilioStatusAttacks(t *testing.T) {
 
 func TestTwilioStatusOffWithoutToken(t *testing.T) {
 	b := setup(t)
-	srv := httptest.NewServer(b.d.Handler(testKeys))
+	srv := httptest.NewServer(Handler(b.d, testKeys))
 	defer srv.Close()
 	form := statusForm(newMessageSID(t), "undelivered", "30005")
 	req, _ := http.NewRequest("POST", srv.URL+twilioStatusPath, strings.NewReader(form.Encode()))
@@ -479,7 +479,7 @@ func FuzzTwilioStatus(f *testing.F) {
 		f.Add(body, true)
 		f.Add(body, false)
 	}
-	h := b.d.Handler(nil)
+	h := Handler(b.d, nil)
 	f.Fuzz(func(t *testing.T, body string, signed bool) {
 		req := httptest.NewRequest("POST", twilioStatusPath, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
