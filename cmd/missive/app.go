@@ -19,7 +19,8 @@ import (
 	"github.com/missive-dev/missive/channels/email"
 	"github.com/missive-dev/missive/channels/outbox"
 	"github.com/missive-dev/missive/channels/sms"
-	"github.com/missive-dev/missive/dispatcher/core"
+	apppkg "github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/api"
 	"github.com/missive-dev/missive/dispatcher/webhook"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -145,7 +146,7 @@ type app struct {
 	cfg       *config
 	log       *slog.Logger
 	rdb       redis.UniversalClient
-	d         *core.Dispatcher
+	d         *apppkg.Dispatcher
 	viaOutbox map[channels.Kind]bool
 	close     func()
 }
@@ -167,7 +168,7 @@ func newApp(ctx context.Context, c *config, secret []byte, stderr io.Writer) (*a
 			providerRates[k] = r
 		}
 	}
-	d, err := core.New(core.Config{
+	d, err := apppkg.New(apppkg.Config{
 		Redis:                 rdb,
 		Prefix:                c.Prefix,
 		Secret:                secret,
@@ -210,9 +211,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := c.validate(false); err != nil {
 		return err
 	}
-	var keys []core.APIKey
+	var keys []api.APIKey
 	if roles&roleAPI != 0 {
-		if keys, err = core.ParseAPIKeys(c.APIKeys); err != nil {
+		if keys, err = api.ParseAPIKeys(c.APIKeys); err != nil {
 			return err
 		}
 	}
@@ -226,7 +227,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 // run starts the roles and waits for all of them; the first to fail stops
 // the others.
-func (a *app) run(ctx context.Context, roles role, keys []core.APIKey, stdout io.Writer) error {
+func (a *app) run(ctx context.Context, roles role, keys []api.APIKey, stdout io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -247,7 +248,7 @@ func (a *app) run(ctx context.Context, roles role, keys []core.APIKey, stdout io
 			return fmt.Errorf("MISSIVE_HTTP_ADDR: %w", err)
 		}
 		fmt.Fprintf(stdout, "missive: listening on http://%s\n", ln.Addr())
-		start(func() error { return serveHTTP(ctx, ln, core.Handler(a.d, keys)) })
+		start(func() error { return serveHTTP(ctx, ln, api.Handler(a.d, keys)) })
 	}
 	if roles&roleWorker != 0 {
 		start(func() error { return a.d.Pipeline.RunWorker(ctx) })

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/missive-dev/missive/channels/email/bounce"
-	"github.com/missive-dev/missive/dispatcher/core"
+	apppkg "github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/feedback"
 )
 
@@ -63,7 +63,7 @@ func bounceCommand(args []string, stdout, stderr io.Writer) error {
 }
 
 // startBounceListener serves the bounce SMTP listener for d until ctx ends.
-func startBounceListener(ctx context.Context, c *config, d *core.Dispatcher, log *slog.Logger, stdout io.Writer) error {
+func startBounceListener(ctx context.Context, c *config, d *apppkg.Dispatcher, log *slog.Logger, stdout io.Writer) error {
 	l, err := bounce.Listen(bounce.ListenerConfig{
 		Addr:   c.BounceSMTPAddr,
 		Domain: c.BounceDomain,

@@ -24,7 +24,8 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/outbox"
 	"github.com/missive-dev/missive/dispatcher"
-	"github.com/missive-dev/missive/dispatcher/core"
+	apppkg "github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/api"
 	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
@@ -117,7 +118,7 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 
 // follow shows progress until every send is settled or deferred: a bar on
 // a terminal, a line a second otherwise.
-func follow(ctx context.Context, d *core.Dispatcher, run string, total int64, stdout io.Writer) (*dispatcher.Run, error) {
+func follow(ctx context.Context, d *apppkg.Dispatcher, run string, total int64, stdout io.Writer) (*dispatcher.Run, error) {
 	show := func(done int64) {}
 	finish := func() {}
 	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -210,7 +211,7 @@ func demoServe(ctx context.Context, a *app, run string, stdout io.Writer) error 
 	key := make([]byte, 12)
 	_, _ = rand.Read(key)
 	apiKey := fmt.Sprintf("demo%x", key)
-	keys := []core.APIKey{{ID: "demo", Secret: apiKey}}
+	keys := []api.APIKey{{ID: "demo", Secret: apiKey}}
 	fmt.Fprintf(stdout, "\nUnsubscribe link of contact %s (open it in a browser):\n  %s\n", id, link)
 	fmt.Fprintf(stdout, "API key for this session: %s\n  curl -H 'Authorization: Bearer %s' %s/v1/campaigns/autumn-news/stats\n", apiKey, apiKey, a.cfg.PublicURL)
 	fmt.Fprintln(stdout, "Press Ctrl-C to stop.")

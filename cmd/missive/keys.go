@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/missive-dev/missive/dispatcher/core"
+	apppkg "github.com/missive-dev/missive/dispatcher/app"
 )
 
 // keysCommand runs "missive keys rotate": it seals every contact again
@@ -48,7 +48,7 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	defer closeRedis()
-	d, err := core.New(core.Config{Redis: rdb, Prefix: c.Prefix, Secret: []byte(c.Secret), DataKeys: ring, Logger: log})
+	d, err := apppkg.New(apppkg.Config{Redis: rdb, Prefix: c.Prefix, Secret: []byte(c.Secret), DataKeys: ring, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/missive-dev/missive/dispatcher/core"
+	apppkg "github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
@@ -22,7 +22,7 @@ func TestKeysRotateReSealsUnderTheFirstKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := core.New(core.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte(secret), DataKeys: before})
+	d, err := apppkg.New(apppkg.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte(secret), DataKeys: before})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestKeysRotateReSealsUnderTheFirstKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d2, err := core.New(core.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte(secret), DataKeys: after})
+	d2, err := apppkg.New(apppkg.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte(secret), DataKeys: after})
 	if err != nil {
 		t.Fatal(err)
 	}

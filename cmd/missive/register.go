@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 
-	"github.com/missive-dev/missive/dispatcher/core"
+	apppkg "github.com/missive-dev/missive/dispatcher/app"
 )
 
 // registerCommand prints the record of processing (GDPR Art. 30) built
@@ -37,7 +37,7 @@ func registerCommand(ctx context.Context, args []string, getenv func(string) str
 	}
 	defer closeRedis()
 	// No channel is opened: the register only names the processors.
-	d, err := core.New(core.Config{
+	d, err := apppkg.New(apppkg.Config{
 		Redis:           rdb,
 		Prefix:          c.Prefix,
 		Secret:          []byte(c.Secret),

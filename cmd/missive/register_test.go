@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/dispatcher"
-	"github.com/missive-dev/missive/dispatcher/core"
+	apppkg "github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/privacy"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
@@ -20,7 +20,7 @@ import (
 func TestRegisterCommand(t *testing.T) {
 	r := redistest.New(t)
 	secret := "register-secret-register-secret-reg"
-	d, err := core.New(core.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte(secret)})
+	d, err := apppkg.New(apppkg.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte(secret)})
 	if err != nil {
 		t.Fatal(err)
 	}

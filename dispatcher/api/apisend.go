@@ -1,0 +1,267 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/page"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
+	"github.com/missive-dev/missive/templates"
+)
+
+// API sends: one message to one contact, triggered by an upstream system
+// (an order confirmation, a password reset). Retries are safe: the
+// Idempotency-Key names the send, so the same key never sends twice, and
+// its record replays the first answer for 24 hours.
+
+const (
+	idemTTL = 24 * time.Hour
+	// idemPendingTTL bounds how long a crashed request holds its key: after
+	// it, a retry runs again, which is safe since the send id derives from
+	// the key.
+	idemPendingTTL = 2 * time.Minute
+	maxIdemKeyLen  = 128
+)
+
+type sendRequest struct {
+	Contact  string        `json:"contact"`
+	Topic    string        `json:"topic"`
+	Channel  channels.Kind `json:"channel"`
+	Template string        `json:"template"`
+}
+
+// SendAnswer is the answer to POST /v1/sends.
+type SendAnswer struct {
+	Send   string    `json:"send"`
+	State  string    `json:"state"`
+	Reason string    `json:"reason,omitempty"`
+	Until  time.Time `json:"until,omitzero"`
+}
+
+// idemRecord is what the key record holds: the request's fingerprint and,
+// once answered, the answer.
+type idemRecord struct {
+	Fingerprint string          `json:"fp"`
+	Done        bool            `json:"done,omitempty"`
+	Status      int             `json:"status,omitempty"`
+	Body        json.RawMessage `json:"body,omitempty"`
+}
+
+func validIdemKey(k string) bool {
+	if len(k) == 0 || len(k) > maxIdemKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func sha256hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func (a *handler) postSend(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	key := r.Header.Get("Idempotency-Key")
+	if !validIdemKey(key) {
+		return 0, nil, dispatcher.Invalid("Idempotency-Key", "header is required: 1-%d printable ASCII characters", maxIdemKeyLen)
+	}
+	var in sendRequest
+	if err := decodeJSON(w, r, &in); err != nil {
+		return 0, nil, err
+	}
+	switch {
+	case !dispatcher.ValidID(in.Contact):
+		return 0, nil, dispatcher.Invalid("contact", "must be a contact id")
+	case !dispatcher.NamePattern.MatchString(in.Topic):
+		return 0, nil, dispatcher.Invalid("topic", "must name a topic")
+	case !in.Channel.Valid():
+		return 0, nil, dispatcher.Invalid("channel", "must be email or sms")
+	case !dispatcher.NamePattern.MatchString(in.Template):
+		return 0, nil, dispatcher.Invalid("template", "must name a template")
+	}
+	fp, _ := json.Marshal(in)
+	rec := idemRecord{Fingerprint: sha256hex(string(fp))}
+	ctx := r.Context()
+	idemKey := a.d.Store.Key("idem", sha256hex(key))
+
+	// Reserve the key, or find what happened to it.
+	pending, _ := json.Marshal(rec)
+	for attempt := 0; ; attempt++ {
+		ok, err := a.d.Store.Redis.SetNX(ctx, idemKey, pending, idemPendingTTL).Result()
+		if err != nil {
+			return 0, nil, err
+		}
+		if ok {
+			break
+		}
+		b, err := a.d.Store.Redis.Get(ctx, idemKey).Bytes()
+		if errors.Is(err, redis.Nil) && attempt < 3 {
+			continue // expired or released meanwhile
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		var prev idemRecord
+		if err := json.Unmarshal(b, &prev); err != nil {
+			return 0, nil, err
+		}
+		if prev.Fingerprint != rec.Fingerprint {
+			return 0, nil, &dispatcher.Error{Code: dispatcher.CodeIdempotency, Field: "Idempotency-Key",
+				Message: "was used with another request body"}
+		}
+		if !prev.Done {
+			return 0, nil, dispatcher.Conflict("a request with this Idempotency-Key is in progress; retry later")
+		}
+		return prev.Status, prev.Body, nil
+	}
+
+	ans, err := a.sendOne(ctx, key, in)
+	if err != nil {
+		// Nothing to replay: release the key so that a retry runs again
+		// (and finds the send, if it was decided).
+		a.d.Store.Redis.Del(context.WithoutCancel(ctx), idemKey)
+		return 0, nil, err
+	}
+	body, err := json.Marshal(ans)
+	if err != nil {
+		return 0, nil, err
+	}
+	rec.Done, rec.Status, rec.Body = true, http.StatusAccepted, body
+	done, _ := json.Marshal(rec)
+	if err := a.d.Store.Redis.Set(context.WithoutCancel(ctx), idemKey, done, idemTTL).Err(); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, json.RawMessage(body), nil
+}
+
+// sendOne decides the API send that key names and enqueues it when it may
+// go. A retry after a failure finds the decided send and enqueues it again.
+func (a *handler) sendOne(ctx context.Context, key string, in sendRequest) (*SendAnswer, error) {
+	d := a.d
+	s := d.Store
+	c, err := s.Contact(ctx, in.Contact)
+	if errors.Is(err, dispatcher.ErrNotFound) {
+		return nil, dispatcher.Invalid("contact", "names no contact")
+	}
+	if err != nil {
+		return nil, err
+	}
+	topic, err := s.Topic(ctx, in.Topic)
+	if dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+		return nil, dispatcher.Invalid("topic", "names no topic")
+	}
+	if err != nil {
+		return nil, err
+	}
+	tpl, err := s.Template(ctx, in.Template)
+	if dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+		return nil, dispatcher.Invalid("template", "names no template")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if (in.Channel == channels.Email && tpl.Email == nil) || (in.Channel == channels.SMS && tpl.SMS == nil) {
+		return nil, dispatcher.Invalid("template", "the template has no %s part", in.Channel)
+	}
+	if d.Config.Channels[in.Channel] == nil {
+		return nil, dispatcher.Invalid("channel", "no %s channel is configured", in.Channel)
+	}
+	sd, err := d.Pipeline.DecideOne(ctx, pipeline.OneSend{Campaign: dispatcher.APICampaign, Key: "idem:" + sha256hex(key)[:16],
+		Contact: c, Topic: topic, Tpl: tpl, Channel: in.Channel})
+	if err != nil {
+		return nil, err
+	}
+	return &SendAnswer{Send: sd.ID, State: sd.State, Reason: sd.Reason, Until: sd.Until}, nil
+}
+
+func (a *handler) getSend(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	s, err := a.d.Store.Send(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, s, nil
+}
+
+// --- one-click unsubscribe (RFC 8058): public, the token is the only
+// credential. A GET only shows a page, since link scanners fetch URLs; the
+// POST withdraws consent.
+
+// verifyToken checks a token and its claims.
+func (a *handler) verifyToken(token string) (templates.Claims, bool) {
+	cl, err := a.d.Signer.Verify(token)
+	if err != nil || !channels.Kind(cl.Channel).Valid() || !dispatcher.NamePattern.MatchString(cl.Topic) || !dispatcher.ValidID(cl.Contact) {
+		return templates.Claims{}, false
+	}
+	return cl, true
+}
+
+func (a *handler) topicName(ctx context.Context, id string) string {
+	if t, err := a.d.Store.Topic(ctx, id); err == nil {
+		return t.Name
+	}
+	return id
+}
+
+// pageLang is the language of a public page: an explicit ?lang=, else
+// locale (the contact's, "" when unknown), else the browser's.
+func pageLang(r *http.Request, locale string) page.Lang {
+	return page.Negotiate(r.URL.Query().Get("lang"), locale, r.Header.Get("Accept-Language"))
+}
+
+// unsubscribeLang is the language of a one-click page: the contact's
+// locale, so that a French contact reads French first whatever the
+// browser. The contact is read for its locale alone: the page does
+// without it (an erased contact, a failed read).
+func (a *handler) unsubscribeLang(r *http.Request, contact string) page.Lang {
+	var locale string
+	if c, err := a.d.Store.Contact(r.Context(), contact); err == nil {
+		locale = c.Locale
+	}
+	return pageLang(r, locale)
+}
+
+func (a *handler) unsubscribePage(w http.ResponseWriter, r *http.Request) {
+	token := r.PathValue("token")
+	cl, ok := a.verifyToken(token)
+	if !ok {
+		page.Message(w, http.StatusBadRequest, pageLang(r, ""), page.InvalidUnsubscribeLink)
+		return
+	}
+	page.Unsubscribe(w, page.UnsubscribeView{Lang: a.unsubscribeLang(r, cl.Contact), Topic: a.topicName(r.Context(), cl.Topic),
+		Channel: channels.Kind(cl.Channel), Action: "/u/" + token})
+}
+
+func (a *handler) unsubscribeOneClick(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	err := r.ParseMultipartForm(maxFormBody)
+	if err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		page.Message(w, http.StatusBadRequest, pageLang(r, ""), page.InvalidUnsubscribeLink)
+		return
+	}
+	cl, ok := a.verifyToken(r.PathValue("token"))
+	if !ok || r.PostFormValue("List-Unsubscribe") != "One-Click" {
+		page.Message(w, http.StatusBadRequest, pageLang(r, ""), page.InvalidUnsubscribeLink)
+		return
+	}
+	ctx := r.Context()
+	lang := a.unsubscribeLang(r, cl.Contact)
+	if err := a.d.Consent.WithdrawOneClick(ctx, cl); err != nil {
+		a.d.Logger.Error("one-click unsubscribe failed", "route", r.Pattern, "error", err)
+		page.Message(w, http.StatusServiceUnavailable, lang, page.TemporaryError)
+		return
+	}
+	page.Unsubscribe(w, page.UnsubscribeView{Lang: lang, Topic: a.topicName(ctx, cl.Topic), Channel: channels.Kind(cl.Channel), Done: true})
+}

@@ -1,0 +1,289 @@
+package api
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/channels/email"
+	"github.com/missive-dev/missive/channels/email/smtptest"
+	"github.com/missive-dev/missive/channels/sms"
+	"github.com/missive-dev/missive/channels/sms/twiliotest"
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/templates"
+	"github.com/missive-dev/missive/throttle"
+	"github.com/missive-dev/missive/throttle/redistest"
+)
+
+// testBundle is a dispatcher wired to a real Redis, a real SMTP server and
+// the Twilio API double.
+type testBundle struct {
+	d      *app.Dispatcher
+	cfg    app.Config
+	redis  *redistest.Redis
+	smtp   *smtptest.Server
+	twilio *twiliotest.Server
+	logs   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func setup(t testing.TB, tweak ...func(*app.Config)) *testBundle {
+	t.Helper()
+	b := &testBundle{redis: redistest.New(t), smtp: smtptest.New(t), twilio: twiliotest.NewServer(t), logs: &syncBuffer{}}
+	mailer, err := email.New(email.Config{URL: b.smtp.URL(), From: "Missive <news@example.com>", Connections: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mailer.Close() })
+	texter, err := sms.New(sms.Config{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken,
+		From: "+33757000000", APIURL: b.twilio.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.cfg = app.Config{
+		Redis:          b.redis.Client,
+		Prefix:         b.redis.Prefix,
+		Secret:         []byte("test-secret-test-secret-test-secret!"),
+		PublicURL:      "https://missive.example",
+		Channels:       map[channels.Kind]channels.Channel{channels.Email: mailer, channels.SMS: texter},
+		Quiet:          map[channels.Kind]throttle.Calendar{},
+		ReconcileEvery: 200 * time.Millisecond,
+		Concurrency:    8,
+		Logger:         slog.New(slog.NewTextHandler(io.MultiWriter(b.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	for _, f := range tweak {
+		f(&b.cfg)
+	}
+	b.d, err = app.New(b.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// startWorker runs a worker until the returned stop is called.
+func (b *testBundle) startWorker(t testing.TB) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.d.Pipeline.RunWorker(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("worker: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func (b *testBundle) waitRun(t *testing.T, run string, timeout time.Duration) *dispatcher.Run {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r, err := b.d.Store.Run(context.Background(), run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State == dispatcher.RunCompleted || time.Now().After(deadline) {
+			if r.State != dispatcher.RunCompleted {
+				t.Fatalf("run %s still %s after %s: %v\n%s", run, r.State, timeout, r.Counters, b.logs.String())
+			}
+			return r
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seedBasics creates the topics and templates the tests use.
+func (b *testBundle) seedBasics(t *testing.T) {
+	ctx := context.Background()
+	s := b.d.Store
+	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}))
+	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "orders", Kind: dispatcher.Transactional}))
+	must(t, s.PutTemplate(ctx, &templates.Template{ID: "news-mail", Email: &templates.Email{
+		Subject: "Hello {{default \"friend\" .Attr.first_name}}",
+		HTML:    "<p>Hi {{default \"friend\" .Attr.first_name}}, news!</p>",
+		Text:    "Hi {{default \"friend\" .Attr.first_name}}, news!",
+	}}))
+	must(t, s.PutTemplate(ctx, &templates.Template{ID: "news-sms", SMS: &templates.SMS{Body: "News for {{default \"you\" .Attr.first_name}}"}}))
+}
+
+func grantConsent(t *testing.T, b *testBundle, id string, ks ...channels.Kind) {
+	for _, k := range ks {
+		must(t, b.d.Store.RecordConsent(context.Background(), id, dispatcher.ConsentEvent{Channel: k, Topic: "newsletter", State: dispatcher.Granted, Source: "api",
+			Evidence: map[string]string{"form": "signup-v3"}}))
+	}
+}
+
+func TestCampaignDeliversExactlyTheExpectedMessages(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	s := b.d.Store
+	b.seedBasics(t)
+	contacts := []dispatcher.Contact{
+		{ID: "both", Email: "both@example.com", Phone: "+33612345678", Tags: []string{"vip"}, Attributes: map[string]string{"first_name": "Ana"}},
+		{ID: "mail-only", Email: "mail-only@example.com", Tags: []string{"vip"}},
+		{ID: "no-consent", Email: "no-consent@example.com", Phone: "+33612345679", Tags: []string{"vip"}},
+		{ID: "bounced", Email: "bounced@example.com", Tags: []string{"vip"}},
+		{ID: "landline", Phone: "+33142345678", Tags: []string{"vip"}},
+		{ID: "outsider", Email: "outsider@example.com", Tags: []string{"staff"}},
+		{ID: "rejected", Email: "rejected@example.com", Tags: []string{"vip"}},
+		{ID: "capped", Email: "capped@example.com", Tags: []string{"vip"}},
+		{ID: "stopped", Phone: "+33612345670", Tags: []string{"vip"}},
+	}
+	for i := range contacts {
+		must(t, s.UpsertContact(ctx, &contacts[i], "Europe/Paris"))
+	}
+	grantConsent(t, b, "both", channels.Email, channels.SMS)
+	grantConsent(t, b, "mail-only", channels.Email, channels.SMS)
+	grantConsent(t, b, "bounced", channels.Email)
+	grantConsent(t, b, "landline", channels.SMS)
+	grantConsent(t, b, "outsider", channels.Email)
+	grantConsent(t, b, "rejected", channels.Email)
+	grantConsent(t, b, "capped", channels.Email)
+	grantConsent(t, b, "stopped", channels.SMS)
+	must(t, s.Suppress(ctx, channels.Email, "Bounced@Example.com", dispatcher.SuppressBounce, time.Time{}))
+	must(t, s.Suppress(ctx, channels.SMS, "+33612345670", dispatcher.SuppressStop, time.Time{}))
+	for _, id := range []string{"old-1", "old-2"} {
+		if _, err := b.d.Caps.Reserve(ctx, time.Now(), throttle.CapRequest{Contact: "capped", Channel: "email", Topic: "newsletter", SendID: id, Marketing: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.smtp.Reject("rejected@example.com", 550, "5.1.1", "no such user")
+	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "vips", TagsAll: []string{"vip"}}))
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
+		Channels: []channels.Kind{channels.Email, channels.SMS}, Templates: map[channels.Kind]string{channels.Email: "news-mail", channels.SMS: "news-sms"}}))
+
+	b.startWorker(t)
+	run, err := b.d.Pipeline.StartRun(ctx, "spring", time.Now())
+	must(t, err)
+	r := b.waitRun(t, run, 30*time.Second)
+
+	// 8 members x 2 channels ("outsider" is not in the segment).
+	want := map[string]int64{
+		"planned": 16, "sent": 3, "failed": 1,
+		"no_address": 6, "invalid_address": 1, "no_consent": 2,
+		"suppressed_bounce": 1, "suppressed_stop": 1, "capped": 1,
+	}
+	if diff := cmp.Diff(want, r.Counters); diff != "" {
+		t.Errorf("run counters (-want +got):\n%s", diff)
+	}
+	if !r.Balanced {
+		t.Errorf("run does not balance: %v", r.Counters)
+	}
+	var rcpts []string
+	for _, m := range b.smtp.Messages() {
+		rcpts = append(rcpts, m.To...)
+	}
+	slices.Sort(rcpts)
+	if diff := cmp.Diff([]string{"both@example.com", "mail-only@example.com"}, rcpts); diff != "" {
+		t.Errorf("SMTP recipients (-want +got):\n%s", diff)
+	}
+	var numbers []string
+	for _, m := range b.twilio.Messages() {
+		numbers = append(numbers, m.To)
+		if !strings.Contains(m.Body, "STOP") {
+			t.Errorf("marketing SMS without an opt-out line: %q", m.Body)
+		}
+	}
+	if diff := cmp.Diff([]string{"+33612345678"}, numbers); diff != "" {
+		t.Errorf("SMS recipients (-want +got):\n%s", diff)
+	}
+	for _, m := range b.smtp.Messages() {
+		data := string(m.Data)
+		for _, h := range []string{"List-Unsubscribe: <https://missive.example/u/", "List-Unsubscribe-Post: List-Unsubscribe=One-Click"} {
+			if !strings.Contains(data, h) {
+				t.Errorf("message to %v lacks %q", m.To, h)
+			}
+		}
+	}
+	// The hard bounce fed the suppression list.
+	if sup, err := s.Suppression(ctx, channels.Email, "rejected@example.com"); err != nil || sup.Reason != dispatcher.SuppressBounce {
+		t.Errorf("rejected address not suppressed: %v %v", sup, err)
+	}
+	c, _ := s.Campaign(ctx, "spring")
+	if c.State != dispatcher.Completed {
+		t.Errorf("campaign state %s, want completed", c.State)
+	}
+	for _, addr := range []string{"both@example.com", "+33612345678", "rejected@example.com"} {
+		if strings.Contains(b.logs.String(), addr) {
+			t.Errorf("logs contain an address")
+		}
+	}
+	assertQueuesHoldNo(t, b, "both@example.com", "+33612345678", "rejected@example.com", "Ana", "news!")
+}
+
+// assertQueuesHoldNo reads every key and value asynq keeps for the test's
+// queues (tasks, payloads, results, errors) and fails if any holds one of
+// the secrets: payloads carry ids only.
+func assertQueuesHoldNo(t *testing.T, b *testBundle, secrets ...string) {
+	t.Helper()
+	ctx := context.Background()
+	rdb := b.redis.Client
+	iter := rdb.Scan(ctx, 0, "asynq:{"+b.redis.Prefix+"*", 1000).Iterator()
+	keys := 0
+	for iter.Next(ctx) {
+		key := iter.Val()
+		keys++
+		var values []string
+		switch rdb.Type(ctx, key).Val() {
+		case "string":
+			values = []string{rdb.Get(ctx, key).Val()}
+		case "hash":
+			for k, v := range rdb.HGetAll(ctx, key).Val() {
+				values = append(values, k, v)
+			}
+		case "list":
+			values = rdb.LRange(ctx, key, 0, -1).Val()
+		case "set":
+			values = rdb.SMembers(ctx, key).Val()
+		case "zset":
+			values = rdb.ZRange(ctx, key, 0, -1).Val()
+		}
+		for _, v := range append(values, key) {
+			for _, s := range secrets {
+				if strings.Contains(v, s) {
+					t.Errorf("queue key %s holds personal data or a message", key)
+				}
+			}
+		}
+	}
+	if keys == 0 {
+		t.Error("found no queue keys to check")
+	}
+}

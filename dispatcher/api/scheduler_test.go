@@ -1,0 +1,79 @@
+package api
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/app"
+)
+
+// Two scheduler processes on one Redis: a campaign due once fires one run,
+// and a cron campaign fires once per match.
+func TestTwoSchedulersFireOnce(t *testing.T) {
+	b := setup(t)
+	seedMailing(t, b, 5)
+	ctx := context.Background()
+	past := time.Now().Add(-time.Second).Truncate(time.Second)
+	if _, err := b.d.Pipeline.ScheduleCampaign(ctx, "mailing", dispatcher.Schedule{At: past}); err != nil {
+		t.Fatal(err)
+	}
+	// A second dispatcher on the same Redis stands for another process.
+	d2, err := app.New(b.cfg)
+	must(t, err)
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, d := range []*app.Dispatcher{b.d, d2} {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = d.Scheduler.Run(sctx, 20*time.Millisecond) }()
+	}
+	b.startWorker(t)
+	deadline := time.Now().Add(20 * time.Second)
+	var runs []string
+	for time.Now().Before(deadline) {
+		runs, err = b.d.Store.Runs(ctx, "mailing")
+		must(t, err)
+		if len(runs) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // time for a second firing, if there were one
+	cancel()
+	wg.Wait()
+	runs, _ = b.d.Store.Runs(ctx, "mailing")
+	if len(runs) != 1 {
+		t.Fatalf("%d runs, want 1", len(runs))
+	}
+	b.waitRun(t, runs[0], 20*time.Second)
+	assertEachOnce(t, b, 5)
+	c, _ := b.d.Store.Campaign(ctx, "mailing")
+	if c.State != dispatcher.Completed {
+		t.Errorf("one-shot campaign is %s after its run, want completed", c.State)
+	}
+}
+
+func TestScheduleValidation(t *testing.T) {
+	tests := []struct {
+		s     dispatcher.Schedule
+		field string
+	}{
+		{dispatcher.Schedule{}, "schedule"},
+		{dispatcher.Schedule{At: time.Now(), Cron: "* * * * *"}, "schedule"},
+		{dispatcher.Schedule{Cron: "not a cron"}, "schedule.cron"},
+		{dispatcher.Schedule{Cron: "0 10 * * 1", TZ: "Mars/Olympus"}, "schedule.tz"},
+		{dispatcher.Schedule{At: time.Now(), LocalTime: "25:00"}, "schedule.local_time"},
+	}
+	for _, tt := range tests {
+		err := tt.s.Validate()
+		e, ok := err.(*dispatcher.Error)
+		if !ok || e.Field != tt.field {
+			t.Errorf("validate(%+v) = %v, want an error on %s", tt.s, err, tt.field)
+		}
+	}
+	if err := (&dispatcher.Schedule{Cron: "0 10 * * 1-5", TZ: "Europe/Paris", LocalTime: "10:00"}).Validate(); err != nil {
+		t.Errorf("valid schedule refused: %v", err)
+	}
+}

@@ -1,0 +1,311 @@
+package app
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher/consent"
+	"github.com/missive-dev/missive/dispatcher/feedback"
+	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
+	"github.com/missive-dev/missive/dispatcher/privacy"
+	"github.com/missive-dev/missive/dispatcher/schedule"
+	"github.com/missive-dev/missive/dispatcher/signup"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/webhook"
+	"github.com/missive-dev/missive/templates"
+	"github.com/missive-dev/missive/throttle"
+	"github.com/redis/go-redis/v9"
+)
+
+// Config configures a Dispatcher. Zero values take the defaults named in
+// each field's comment.
+type Config struct {
+	// Redis holds everything: records, queues, limits. Required.
+	Redis redis.UniversalClient
+	// Prefix starts every key and queue name. Default "missive".
+	Prefix string
+	// Secret keys the address hashes and signs tokens; 32 bytes at least.
+	// Required.
+	Secret []byte
+	// PublicURL is the base of links in messages. Default
+	// "http://localhost:8080".
+	PublicURL string
+	// DefaultTimezone is used for contacts whose zone is unknown and cannot
+	// be derived from their phone. Default "Europe/Paris".
+	DefaultTimezone string
+
+	// Channels delivers messages, per kind. A kind without a channel cannot
+	// be used by campaigns.
+	Channels map[channels.Kind]channels.Channel
+	// EmailFrom is the From of emails whose template does not set one.
+	EmailFrom string
+	// ListUnsubscribeMailto, when set, is added to List-Unsubscribe.
+	ListUnsubscribeMailto string
+	// SenderName is how pages and SMS replies name the sender. Default
+	// "Missive".
+	SenderName string
+	// Processors name who delivers messages on the controller's behalf, for
+	// the record of processing: "SMTP relay (smtp.example.com)", "Twilio",
+	// "outbox (development)". Default: none.
+	Processors []string
+
+	// TokenKeys sign the tokens of unsubscribe and preference links, by key
+	// id (letters and digits); ActiveTokenKey names the one that signs.
+	// Older keys keep verifying until they are removed, so keys rotate
+	// without breaking links already sent. Default: one key, "k1", derived
+	// from Secret.
+	TokenKeys      map[string][]byte
+	ActiveTokenKey string
+
+	// DataKeys encrypts personal data at rest (contacts' addresses,
+	// attributes and tags) with AES-256-GCM. Default: a keyring of one key,
+	// "d0", derived from Secret: fine for the demo, but the data then
+	// depends on Secret and the key cannot rotate on its own; production
+	// sets MISSIVE_DATA_KEYS.
+	DataKeys *storepkg.Keyring
+
+	// TwilioAuthToken validates the signature of Twilio's webhooks
+	// (X-Twilio-Signature) with ValidTwilioSignature. Empty: the Twilio
+	// webhooks answer 404.
+	TwilioAuthToken string
+	// ValidTwilioSignature checks a webhook signature (sms.ValidSignature);
+	// required with TwilioAuthToken.
+	ValidTwilioSignature func(authToken, url string, params map[string]string, signature string) bool
+
+	// Caps are the frequency caps. Default: 2 marketing emails in 7 days
+	// and 1 marketing SMS a day.
+	Caps []throttle.CapRule
+	// Quiet are the quiet-hours calendars per channel. Default: SMS open
+	// Monday-Saturday 08:00-20:00 except French public holidays; email
+	// always open.
+	Quiet map[channels.Kind]throttle.Calendar
+	// Jitter spreads deferred sends over the first moments of an open
+	// window. Default 2 minutes.
+	Jitter time.Duration
+	// ProviderRates limit the pace per channel, shared by all workers.
+	// Default: email 1000/s, SMS 30/s.
+	ProviderRates map[channels.Kind]throttle.Rate
+
+	// BatchSize is the number of contacts one batch task gates. Default 500.
+	BatchSize int
+	// SendChunk is the number of sends one send task carries. Default 100:
+	// the queue costs a round trip per task, so more sends per task go
+	// faster, and 100 still spreads a batch over several workers.
+	SendChunk int
+	// SendQueues spreads send tasks over that many queues (useful on Redis
+	// Cluster, where one queue lives on one shard). Default 1.
+	SendQueues int
+	// Concurrency is the number of tasks a worker runs at once. Default 32.
+	Concurrency int
+	// MaxRetry is how many times a send task is retried after temporary
+	// failures. Default 10.
+	MaxRetry int
+	// InflightDeadline is how long a queued send may wait before the
+	// reconciler enqueues it again. Default 15 minutes.
+	InflightDeadline time.Duration
+	// SendLease is how long a send may stay "sending" before the
+	// reconciler declares its outcome unknown. Default 5 minutes.
+	SendLease time.Duration
+	// ReconcileEvery is the reconciler's period. Default 1 minute.
+	ReconcileEvery time.Duration
+	// SendTTL is how long send records are kept. Default 90 days.
+	SendTTL time.Duration
+	// InactiveAfter is how long a contact without any granted consent is
+	// kept after its last activity (PurgeInactive). Default 3 years, the
+	// CNIL's term for prospects; negative disables the purge.
+	InactiveAfter time.Duration
+	// Feedback is what bounces, complaints and delivery reports do.
+	Feedback feedback.Policy
+	// BounceDomain, when set, makes the envelope sender of each email a VERP
+	// address, bounces+<send id>.<mac>@BounceDomain, so that a bounce names
+	// its send. Empty: the channel's return path.
+	BounceDomain string
+	// ESP configures the email providers' webhooks
+	// (/webhooks/email/{provider}); a provider without settings answers 404.
+	ESP webhook.ESPConfig
+	// HTTPClient makes Missive's own outbound requests (SNS certificates
+	// and subscription confirmations). Default: a client with a 10 s
+	// timeout.
+	HTTPClient *http.Client
+
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives operational logs, never personal data. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Redis == nil {
+		return errors.New("dispatcher: Config.Redis is required")
+	}
+	if len(c.Secret) < 32 {
+		return errors.New("dispatcher: Config.Secret must be at least 32 bytes")
+	}
+	if c.TwilioAuthToken != "" && c.ValidTwilioSignature == nil {
+		return errors.New("dispatcher: Config.ValidTwilioSignature is required with TwilioAuthToken")
+	}
+	c.Prefix = cmp.Or(c.Prefix, "missive")
+	if strings.ContainsAny(c.Prefix, "{} ") {
+		return errors.New("dispatcher: Config.Prefix must not contain braces or spaces")
+	}
+	c.PublicURL = strings.TrimRight(cmp.Or(c.PublicURL, "http://localhost:8080"), "/")
+	c.SenderName = cmp.Or(c.SenderName, "Missive")
+	if len(c.TokenKeys) == 0 {
+		c.TokenKeys = map[string][]byte{"k1": storepkg.DeriveKey(c.Secret, "unsubscribe-token")}
+		c.ActiveTokenKey = "k1"
+	}
+	if c.DataKeys == nil {
+		k, err := storepkg.NewKeyring(map[string][]byte{"d0": storepkg.DeriveKey(c.Secret, "data-key")}, "d0")
+		if err != nil {
+			return err
+		}
+		c.DataKeys = k
+	}
+	c.DefaultTimezone = cmp.Or(c.DefaultTimezone, "Europe/Paris")
+	if _, err := time.LoadLocation(c.DefaultTimezone); err != nil {
+		return fmt.Errorf("dispatcher: Config.DefaultTimezone: %w", err)
+	}
+	if c.Caps == nil {
+		c.Caps = []throttle.CapRule{
+			{Channel: string(channels.Email), MarketingOnly: true, Limit: 2, Window: 7 * 24 * time.Hour},
+			{Channel: string(channels.SMS), MarketingOnly: true, Limit: 1, Window: 24 * time.Hour},
+		}
+	}
+	if c.Quiet == nil {
+		y := time.Now().Year()
+		c.Quiet = map[channels.Kind]throttle.Calendar{channels.SMS: throttle.DefaultSMSCalendar(y, y+1, y+2)}
+	}
+	if c.Jitter == 0 {
+		c.Jitter = 2 * time.Minute
+	}
+	if c.ProviderRates == nil {
+		c.ProviderRates = map[channels.Kind]throttle.Rate{
+			channels.Email: {Count: 1000, Per: time.Second},
+			channels.SMS:   {Count: 30, Per: time.Second},
+		}
+	}
+	c.BatchSize = cmp.Or(c.BatchSize, 500)
+	c.SendChunk = cmp.Or(c.SendChunk, 100)
+	c.SendQueues = cmp.Or(c.SendQueues, 1)
+	c.Concurrency = cmp.Or(c.Concurrency, 32)
+	c.MaxRetry = cmp.Or(c.MaxRetry, 10)
+	c.InflightDeadline = cmp.Or(c.InflightDeadline, 15*time.Minute)
+	c.SendLease = cmp.Or(c.SendLease, 5*time.Minute)
+	c.ReconcileEvery = cmp.Or(c.ReconcileEvery, time.Minute)
+	c.SendTTL = cmp.Or(c.SendTTL, 90*24*time.Hour)
+	c.InactiveAfter = cmp.Or(c.InactiveAfter, privacy.DefaultInactiveAfter)
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Dispatcher is Missive's core: stores, gate, pipeline, scheduler and API
+// share it. It is safe for concurrent use.
+type Dispatcher struct {
+	Config   Config
+	Store    *storepkg.Store
+	Gate     *gatepkg.Gate
+	Limiter  *throttle.Limiter
+	Caps     *throttle.Caps
+	Signer   *templates.Signer
+	Logger   *slog.Logger
+	Consent  *consent.Manager
+	Pipeline *pipeline.Pipeline
+	Feedback *feedback.Handler
+	Privacy  *privacy.Privacy
+	// Scheduler fires due runs while it leads.
+	Scheduler *schedule.Scheduler
+	// Signups runs double opt-in.
+	Signups *signup.Signups
+	Hooks   *webhook.Hooks
+}
+
+// New validates cfg and returns a Dispatcher.
+func New(cfg Config) (*Dispatcher, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	for k, cal := range cfg.Quiet {
+		if err := cal.Validate(); err != nil {
+			return nil, fmt.Errorf("dispatcher: quiet hours for %s: %w", k, err)
+		}
+	}
+	signer, err := templates.NewSigner(cfg.TokenKeys, cfg.ActiveTokenKey)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: token signer: %w", err)
+	}
+	store := storepkg.NewStore(cfg.Redis, cfg.Prefix, storepkg.DeriveKey(cfg.Secret, "address-hash"), cfg.Now, cfg.SendTTL)
+	store.Keys = cfg.DataKeys
+	caps := throttle.NewCaps(cfg.Redis, cfg.Prefix, cfg.Caps)
+	d := &Dispatcher{
+		Config:  cfg,
+		Store:   store,
+		Caps:    caps,
+		Gate:    gatepkg.New(gatepkg.Config{Loader: store, Caps: caps, Quiet: cfg.Quiet, Jitter: cfg.Jitter}),
+		Limiter: throttle.NewLimiter(cfg.Redis, cfg.Prefix),
+		Signer:  signer,
+		Logger:  cfg.Logger,
+		Consent: consent.New(store, cfg.Now),
+	}
+	d.Feedback, err = feedback.New(feedback.Config{Store: store, Consent: d.Consent, Policy: cfg.Feedback, Secret: cfg.Secret,
+		BounceDomain: cfg.BounceDomain, SendTTL: cfg.SendTTL, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	d.Pipeline, err = pipeline.New(pipeline.Config{
+		Store: store, Gate: d.Gate, Caps: caps, Limiter: d.Limiter, Signer: signer, Feedback: d.Feedback, RefData: func(ctx context.Context, ref string) (map[string]string, string, error) {
+			return d.Signups.ConfirmationData(ctx, ref)
+		},
+		Prefix: cfg.Prefix, PublicURL: cfg.PublicURL, Channels: cfg.Channels, EmailFrom: cfg.EmailFrom,
+		ListUnsubscribeMailto: cfg.ListUnsubscribeMailto, ProviderRates: cfg.ProviderRates,
+		BatchSize: cfg.BatchSize, SendChunk: cfg.SendChunk, SendQueues: cfg.SendQueues, Concurrency: cfg.Concurrency,
+		MaxRetry: cfg.MaxRetry, InflightDeadline: cfg.InflightDeadline, SendLease: cfg.SendLease,
+		ReconcileEvery: cfg.ReconcileEvery, SendTTL: cfg.SendTTL, Now: cfg.Now, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.Feedback.SetRuns(d.Pipeline)
+	d.Privacy, err = privacy.New(privacy.Config{Store: store, Runs: d.Pipeline, Caps: caps, SenderName: cfg.SenderName,
+		Processors: cfg.Processors, SendTTL: cfg.SendTTL, InactiveAfter: cfg.InactiveAfter, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	d.Signups, err = signup.New(signup.Config{Store: store, Pipeline: d.Pipeline, Limiter: d.Limiter, Secret: cfg.Secret,
+		PublicURL: cfg.PublicURL, SenderName: cfg.SenderName, DefaultTimezone: cfg.DefaultTimezone, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	d.Hooks = webhook.New(webhook.Config{Store: store, Feedback: d.Feedback, Consent: d.Consent, Signups: d.Signups,
+		ESP: cfg.ESP, TwilioAuthToken: cfg.TwilioAuthToken, ValidTwilioSignature: cfg.ValidTwilioSignature,
+		PublicURL: cfg.PublicURL, SenderName: cfg.SenderName, HTTPClient: cfg.HTTPClient, Now: cfg.Now, Logger: cfg.Logger})
+	d.Scheduler, err = schedule.New(schedule.Config{Store: store, Runs: d.Pipeline, Daily: d.Privacy.MaybePurge, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close releases the queue client. The Redis client belongs to the caller.
+func (d *Dispatcher) Close() error { return nil }
+
+// Ready reports whether Redis answers.
+func (d *Dispatcher) Ready(ctx context.Context) error {
+	return d.Config.Redis.Ping(ctx).Err()
+}
