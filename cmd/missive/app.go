@@ -19,8 +19,8 @@ import (
 	"github.com/missive-dev/missive/channels/email"
 	"github.com/missive-dev/missive/channels/outbox"
 	"github.com/missive-dev/missive/channels/sms"
-	apppkg "github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/api"
+	apppkg "github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/webhook"
 	"github.com/missive-dev/missive/throttle"
 )
