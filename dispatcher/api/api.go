@@ -526,22 +526,16 @@ func (a *handler) getConsents(w http.ResponseWriter, r *http.Request) (int, any,
 		return 0, nil, dispatcher.NotFound("contact")
 	}
 	ctx := r.Context()
-	if n, err := a.d.Store.Redis.Exists(ctx, a.d.Store.ContactKey(id)).Result(); err != nil {
+	if ok, err := a.d.Store.ContactExists(ctx, id); err != nil {
 		return 0, nil, err
-	} else if n == 0 {
+	} else if !ok {
 		return 0, nil, dispatcher.NotFound("contact")
 	}
-	raw, err := a.d.Store.Redis.HGetAll(ctx, a.d.Store.ConsentKey(id)).Result()
+	cur, err := a.d.Store.ConsentStates(ctx, id)
 	if err != nil {
 		return 0, nil, err
 	}
-	out := consentsResponse{Current: map[string]storepkg.ConsentCurrent{}}
-	for f, v := range raw {
-		var c storepkg.ConsentCurrent
-		if json.Unmarshal([]byte(v), &c) == nil {
-			out.Current[f] = c
-		}
-	}
+	out := consentsResponse{Current: cur}
 	if out.Ledger, err = a.d.Store.ConsentLedger(ctx, id); err != nil {
 		return 0, nil, err
 	}

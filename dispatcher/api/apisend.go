@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/page"
@@ -95,24 +93,23 @@ func (a *handler) postSend(w http.ResponseWriter, r *http.Request) (int, any, er
 	fp, _ := json.Marshal(in)
 	rec := idemRecord{Fingerprint: sha256hex(string(fp))}
 	ctx := r.Context()
-	idemKey := a.d.Store.Key("idem", sha256hex(key))
+	st := a.d.Store
 
 	// Reserve the key, or find what happened to it.
 	pending, _ := json.Marshal(rec)
 	for attempt := 0; ; attempt++ {
-		ok, err := a.d.Store.Redis.SetNX(ctx, idemKey, pending, idemPendingTTL).Result()
+		ok, b, err := st.ReserveIdempotency(ctx, key, pending, idemPendingTTL)
 		if err != nil {
 			return 0, nil, err
 		}
 		if ok {
 			break
 		}
-		b, err := a.d.Store.Redis.Get(ctx, idemKey).Bytes()
-		if errors.Is(err, redis.Nil) && attempt < 3 {
-			continue // expired or released meanwhile
-		}
-		if err != nil {
-			return 0, nil, err
+		if b == nil {
+			if attempt < 3 {
+				continue // expired or released meanwhile
+			}
+			return 0, nil, dispatcher.Conflict("a request with this Idempotency-Key keeps changing; retry later")
 		}
 		var prev idemRecord
 		if err := json.Unmarshal(b, &prev); err != nil {
@@ -132,7 +129,7 @@ func (a *handler) postSend(w http.ResponseWriter, r *http.Request) (int, any, er
 	if err != nil {
 		// Nothing to replay: release the key so that a retry runs again
 		// (and finds the send, if it was decided).
-		a.d.Store.Redis.Del(context.WithoutCancel(ctx), idemKey)
+		_ = st.ReleaseIdempotency(context.WithoutCancel(ctx), key)
 		return 0, nil, err
 	}
 	body, err := json.Marshal(ans)
@@ -141,7 +138,7 @@ func (a *handler) postSend(w http.ResponseWriter, r *http.Request) (int, any, er
 	}
 	rec.Done, rec.Status, rec.Body = true, http.StatusAccepted, body
 	done, _ := json.Marshal(rec)
-	if err := a.d.Store.Redis.Set(context.WithoutCancel(ctx), idemKey, done, idemTTL).Err(); err != nil {
+	if err := st.SetIdempotency(context.WithoutCancel(ctx), key, done, idemTTL); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusAccepted, json.RawMessage(body), nil

@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"maps"
 	"net/http"
@@ -244,16 +243,9 @@ func (a *handler) buildPrefView(ctx context.Context, c *dispatcher.Contact) (pag
 	if err != nil {
 		return page.PreferencesView{}, err
 	}
-	raw, err := s.Redis.HGetAll(ctx, s.ConsentKey(c.ID)).Result()
+	cur, err := s.ConsentStates(ctx, c.ID)
 	if err != nil {
 		return page.PreferencesView{}, err
-	}
-	cur := make(map[string]storepkg.ConsentCurrent, len(raw))
-	for f, v := range raw {
-		var cc storepkg.ConsentCurrent
-		if json.Unmarshal([]byte(v), &cc) == nil {
-			cur[f] = cc
-		}
 	}
 	ledger, err := s.ConsentLedger(ctx, c.ID)
 	if err != nil {

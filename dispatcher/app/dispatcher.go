@@ -22,14 +22,13 @@ import (
 	"github.com/missive-dev/missive/dispatcher/webhook"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
-	"github.com/redis/go-redis/v9"
 )
 
 // Config configures a Dispatcher. Zero values take the defaults named in
 // each field's comment.
 type Config struct {
 	// Redis holds everything: records, queues, limits. Required.
-	Redis redis.UniversalClient
+	Redis storepkg.Client
 	// Prefix starts every key and queue name. Default "missive".
 	Prefix string
 	// Secret keys the address hashes and signs tokens; 32 bytes at least.

@@ -17,6 +17,11 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// Client is the Redis client the store works with: a single server,
+// Sentinel or Cluster. Other packages name it through this alias, so that
+// the store stays the one package that speaks Redis.
+type Client = redis.UniversalClient
+
 // Store keeps Missive's records in Redis. Keys start with a prefix; keys
 // that belong to one contact or one run carry a hash tag ({id}) so that
 // multi-key scripts stay on one Redis Cluster slot.

@@ -1,0 +1,51 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// idemKey names the idempotency record of an API request key, by hash: the
+// key a client chose is never stored.
+func (s *Store) idemKey(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return s.Key("idem", hex.EncodeToString(h[:]))
+}
+
+// ReserveIdempotency reserves the idempotency key with the pending record
+// rec for ttl. When another request holds the key it returns false and
+// that request's record, or a nil record when the key expired or was
+// released meanwhile (reserve again).
+func (s *Store) ReserveIdempotency(ctx context.Context, key string, rec []byte, ttl time.Duration) (bool, []byte, error) {
+	k := s.idemKey(key)
+	ok, err := s.Redis.SetNX(ctx, k, rec, ttl).Result()
+	if err != nil || ok {
+		return ok, nil, err
+	}
+	b, err := s.Redis.Get(ctx, k).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return false, nil, nil
+	}
+	return false, b, err
+}
+
+// SetIdempotency replaces the record of the idempotency key, for ttl.
+func (s *Store) SetIdempotency(ctx context.Context, key string, rec []byte, ttl time.Duration) error {
+	return s.Redis.Set(ctx, s.idemKey(key), rec, ttl).Err()
+}
+
+// ReleaseIdempotency drops the idempotency key, so that a retry runs again.
+func (s *Store) ReleaseIdempotency(ctx context.Context, key string) error {
+	return s.Redis.Del(ctx, s.idemKey(key)).Err()
+}
+
+// ContactExists reports whether the contact id exists.
+func (s *Store) ContactExists(ctx context.Context, id string) (bool, error) {
+	n, err := s.Redis.Exists(ctx, s.ContactKey(id)).Result()
+	return n == 1, err
+}
