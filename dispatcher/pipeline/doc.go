@@ -1,0 +1,18 @@
+// Package pipeline moves campaigns from a plan to delivered messages, and
+// is the only package that uses asynq. A run's plan task walks the
+// segment and enqueues batch tasks; a batch task passes its contacts
+// through the gate, records one send per contact and channel, and
+// enqueues send tasks that carry ids only; a send task re-checks
+// suppression and consent, takes the provider's rate, renders, claims
+// the send and hands it to the channel. That one send path serves
+// campaign sends, API sends and sign-up confirmations alike, with one
+// policy for outcomes: a temporary failure retries, a permanent one
+// feeds feedback, and an ambiguous one (the provider may have taken it)
+// is never sent again. The reconciler requeues sends stuck past their
+// deadline and settles those whose worker died mid-send. Campaign and run
+// states (start, pause, resume, cancel, complete) live here too.
+//
+//	p, err := pipeline.New(pipeline.Config{Store: st, Gate: g, Caps: caps, Limiter: lim, Signer: signer, Feedback: fb})
+//	run, err := p.StartRun(ctx, "spring-sale", time.Now())
+//	err = p.RunWorker(ctx)
+package pipeline

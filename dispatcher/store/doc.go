@@ -1,0 +1,14 @@
+// Package store keeps Missive's records in Redis, and is the only package
+// of the dispatcher that speaks Redis: the key layout (documented in one
+// comment on Store), the Lua scripts, the one WATCH-retry helper, the one
+// walk of the contact list (ContactIDs), contacts sealed under the data
+// keyring, the per-contact indexes that make erasure cost what a contact
+// has, once-only claims of provider events and the scheduler's lease.
+//
+// Keys that belong to one contact or one run carry a hash tag ({id}) so
+// that multi-key scripts stay on one Redis Cluster slot.
+//
+//	st := store.NewStore(rdb, "missive", addressKey, time.Now, 90*24*time.Hour)
+//	st.Keys = keyring
+//	c, err := st.Contact(ctx, "c-42")
+package store
