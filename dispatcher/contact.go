@@ -57,11 +57,11 @@ const (
 	maxTags         = 64
 )
 
-// validID reports whether s may be used as a record id: no braces (they are
+// ValidID reports whether s may be used as a record id: no braces (they are
 // Redis Cluster hash tags), no spaces, 128 bytes at most.
 func ValidID(s string) bool { return idPattern.MatchString(s) }
 
-// normalize validates c, normalises its fields in place and fills the time
+// Normalize validates c, normalises its fields in place and fills the time
 // zone. Errors name the field and never echo the value.
 func (c *Contact) Normalize(defaultTZ string) error {
 	if !ValidID(c.ID) {
@@ -158,7 +158,7 @@ func NormalizePhone(s string) (string, error) {
 	return phonenumbers.Format(n, phonenumbers.E164), nil
 }
 
-// smsCapable reports whether an E.164 number can receive SMS: landlines
+// SMSCapable reports whether an E.164 number can receive SMS: landlines
 // cannot.
 func SMSCapable(e164 string) bool {
 	n, err := phonenumbers.Parse(e164, "")
@@ -189,7 +189,7 @@ func timezoneForPhone(e164 string) string {
 	return zones[0]
 }
 
-// normalizeAddress returns the form of an address that suppression and the
+// NormalizeAddress returns the form of an address that suppression and the
 // address index hash: lower-cased email, E.164 phone.
 func NormalizeAddress(k channels.Kind, addr string) string {
 	if k == channels.Email {
@@ -200,7 +200,7 @@ func NormalizeAddress(k channels.Kind, addr string) string {
 
 var locations sync.Map // name -> *time.Location
 
-// loadLocation is time.LoadLocation with a cache: loading reads the zone
+// LoadLocation is time.LoadLocation with a cache: loading reads the zone
 // database from disk, and the gate needs a zone for every recipient.
 func LoadLocation(name string) (*time.Location, error) {
 	if l, ok := locations.Load(name); ok {

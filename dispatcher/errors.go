@@ -58,7 +58,7 @@ func Conflict(format string, args ...any) *Error {
 	return &Error{Code: CodeConflict, Message: fmt.Sprintf(format, args...)}
 }
 
-// httpStatus maps an error to its HTTP status; the one place that does.
+// HTTPStatus maps an error to its HTTP status; the one place that does.
 func HTTPStatus(err error) (int, *Error) {
 	var e *Error
 	if !errors.As(err, &e) {

@@ -61,7 +61,7 @@ type Retention struct {
 	Period string `json:"period"`
 }
 
-// todo marks what only the controller can fill in.
+// Todo marks what only the controller can fill in.
 const Todo = "to be completed by the controller"
 
 // Register builds the record of processing from the configuration and
