@@ -121,6 +121,7 @@ func (c *Contact) Normalize(defaultTZ string) error {
 	return nil
 }
 
+// Truncate cuts s after n bytes and marks the cut with "...".
 func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

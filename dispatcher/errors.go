@@ -46,14 +46,17 @@ func (e *Error) Error() string {
 // ErrNotFound is returned by stores when a record does not exist.
 var ErrNotFound = &Error{Code: CodeNotFound, Message: "not found"}
 
+// Invalid is an error with code invalid naming field, for bad input.
 func Invalid(field, format string, args ...any) *Error {
 	return &Error{Code: CodeInvalid, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
+// NotFound is an error with code not_found: what names no resource.
 func NotFound(what string) *Error {
 	return &Error{Code: CodeNotFound, Message: what + " not found"}
 }
 
+// Conflict is an error with code conflict: a state forbids the change.
 func Conflict(format string, args ...any) *Error {
 	return &Error{Code: CodeConflict, Message: fmt.Sprintf(format, args...)}
 }

@@ -16,6 +16,8 @@ func SendID(run, contact string, channel channels.Kind) string {
 	return run + "~" + hex.EncodeToString(h[:12])
 }
 
+// SplitSendID returns the run and the hash of a send id, and false when
+// id does not have a send id's shape.
 func SplitSendID(id string) (run, hash string, ok bool) {
 	i := strings.LastIndexByte(id, '~')
 	if i <= 0 || i == len(id)-1 {

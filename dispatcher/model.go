@@ -29,6 +29,8 @@ type Topic struct {
 	Description string    `json:"description,omitempty"`
 }
 
+// Validate checks the topic and fills its defaults; it returns an
+// *Error with code invalid naming the first field at fault.
 func (t *Topic) Validate() error {
 	if !NamePattern.MatchString(t.ID) {
 		return Invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
@@ -66,6 +68,8 @@ type ConsentEvent struct {
 
 var consentSources = []string{"api", "import", "unsubscribe-link", "one-click", "preference-page", "sms-stop", "complaint", "demo", "signup"}
 
+// Validate checks the consent event and fills its defaults; it returns an
+// *Error with code invalid naming the first field at fault.
 func (e *ConsentEvent) Validate() error {
 	if !e.Channel.Valid() {
 		return Invalid("channel", "must be email or sms")
@@ -135,6 +139,8 @@ type Predicate struct {
 
 var predicateOps = []string{"eq", "ne", "in", "prefix", "exists", "absent"}
 
+// Validate checks the segment and fills its defaults; it returns an
+// *Error with code invalid naming the first field at fault.
 func (s *Segment) Validate() error {
 	if !NamePattern.MatchString(s.ID) {
 		return Invalid("id", "must be lower case letters, digits, _ . - (64 at most)")
@@ -225,6 +231,8 @@ type Schedule struct {
 
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
+// Validate checks the schedule and fills its defaults; it returns an
+// *Error with code invalid naming the first field at fault.
 func (s *Schedule) Validate() error {
 	if s.At.IsZero() == (s.Cron == "") {
 		return Invalid("schedule", "set exactly one of at and cron")
@@ -247,6 +255,7 @@ func (s *Schedule) Validate() error {
 	return nil
 }
 
+// CronSchedule parses the cron spec in the schedule's zone.
 func (s *Schedule) CronSchedule() (cron.Schedule, error) {
 	spec := s.Cron
 	if s.TZ != "" {
@@ -255,6 +264,7 @@ func (s *Schedule) CronSchedule() (cron.Schedule, error) {
 	return cronParser.Parse(spec)
 }
 
+// ParseClock parses "HH:MM" into hours and minutes.
 func ParseClock(s string) (h, m int, err error) {
 	t, err := time.Parse("15:04", s)
 	if err != nil {
@@ -285,6 +295,8 @@ type Campaign struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// Validate checks the campaign and fills its defaults; it returns an
+// *Error with code invalid naming the first field at fault.
 func (c *Campaign) Validate() error {
 	if !NamePattern.MatchString(c.ID) {
 		return Invalid("id", "must be lower case letters, digits, _ . - (64 at most)")

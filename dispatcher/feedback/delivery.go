@@ -29,6 +29,7 @@ type Policy struct {
 	MaxComplaintRate float64
 }
 
+// SetDefaults fills the zero fields with their defaults.
 func (p *Policy) SetDefaults() {
 	p.SoftBounces = cmp.Or(p.SoftBounces, 3)
 	p.SoftWindow = cmp.Or(p.SoftWindow, 7*24*time.Hour)
