@@ -1,0 +1,116 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
+)
+
+// contactInput is a contact as a client writes it: the id comes from the
+// path and the times are Missive's.
+type contactInput struct {
+	Email      string            `json:"email,omitempty"`
+	Phone      string            `json:"phone,omitempty"`
+	Timezone   string            `json:"timezone,omitempty"`
+	Locale     string            `json:"locale,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+	Tags       []string          `json:"tags,omitempty"`
+}
+
+func (a *handler) putContact(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	var in contactInput
+	if err := decodeJSON(w, r, &in); err != nil {
+		return 0, nil, err
+	}
+	c := &dispatcher.Contact{ID: r.PathValue("id"), Email: in.Email, Phone: in.Phone, Timezone: in.Timezone,
+		Locale: in.Locale, Attributes: in.Attributes, Tags: in.Tags}
+	if err := a.d.Store.UpsertContact(r.Context(), c, a.d.Config.DefaultTimezone); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, c, nil
+}
+
+func (a *handler) getContact(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return 0, nil, dispatcher.NotFound("contact")
+	}
+	c, err := a.d.Store.Contact(r.Context(), id)
+	if err != nil {
+		if errors.Is(err, dispatcher.ErrNotFound) {
+			return 0, nil, dispatcher.NotFound("contact")
+		}
+		return 0, nil, err
+	}
+	return http.StatusOK, c, nil
+}
+
+func (a *handler) importContacts(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	body := http.MaxBytesReader(w, r.Body, maxImportBody)
+	res, err := a.d.Store.ImportContacts(r.Context(), body, a.d.Config.DefaultTimezone, nil)
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return 0, nil, &dispatcher.Error{Code: dispatcher.CodeTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes (%d contacts were imported before the limit)", mb.Limit, res.Imported)}
+		}
+		return 0, nil, err
+	}
+	return http.StatusOK, res, nil
+}
+
+func (a *handler) postConsent(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return 0, nil, dispatcher.NotFound("contact")
+	}
+	var e dispatcher.ConsentEvent
+	if err := decodeJSON(w, r, &e); err != nil {
+		return 0, nil, err
+	}
+	if err := e.Validate(); err != nil {
+		return 0, nil, err
+	}
+	if _, err := a.d.Store.Topic(r.Context(), e.Topic); err != nil {
+		if dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+			return 0, nil, dispatcher.Invalid("topic", "names no topic")
+		}
+		return 0, nil, err
+	}
+	if e.At.IsZero() {
+		e.At = a.d.Config.Now().UTC()
+	}
+	if err := a.d.Store.RecordConsent(r.Context(), id, e); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, e, nil
+}
+
+type consentsResponse struct {
+	Current map[string]storepkg.ConsentCurrent `json:"current"`
+	Ledger  []dispatcher.ConsentEvent          `json:"ledger"`
+}
+
+func (a *handler) getConsents(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return 0, nil, dispatcher.NotFound("contact")
+	}
+	ctx := r.Context()
+	if ok, err := a.d.Store.ContactExists(ctx, id); err != nil {
+		return 0, nil, err
+	} else if !ok {
+		return 0, nil, dispatcher.NotFound("contact")
+	}
+	cur, err := a.d.Store.ConsentStates(ctx, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := consentsResponse{Current: cur}
+	if out.Ledger, err = a.d.Store.ConsentLedger(ctx, id); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, out, nil
+}

@@ -1,0 +1,335 @@
+package api
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/templates"
+)
+
+// APIKey is one API client: an id, which logs and the audit log may show,
+// a secret, which they never do, and the scopes it may use (nil: all).
+type APIKey struct {
+	ID     string
+	Secret string
+	Scopes []Scope
+}
+
+// minSecretLen is the shortest accepted API key secret.
+const minSecretLen = 16
+
+var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// ParseAPIKeys parses the value of MISSIVE_API_KEYS: comma-separated
+// id:secret[:scope+scope...] entries, scopes among campaigns, contacts,
+// sends and privacy. An entry without a scope list has every scope, so
+// configurations written before scopes keep working; a secret therefore
+// cannot contain a colon. Errors name the variable and the position of the
+// entry at fault (1-based), never a secret.
+func ParseAPIKeys(s string) ([]APIKey, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("MISSIVE_API_KEYS: no keys (want id:secret pairs separated by commas)")
+	}
+	var keys []APIKey
+	ids := map[string]bool{}
+	secrets := map[[32]byte]bool{}
+	for i, entry := range strings.Split(s, ",") {
+		pos := i + 1
+		entry = strings.TrimSpace(entry)
+		id, secret, ok := strings.Cut(entry, ":")
+		var scopes []Scope
+		if i := strings.LastIndexByte(secret, ':'); ok && i >= 0 {
+			var err error
+			if scopes, err = parseScopes(secret[i+1:]); err != nil {
+				return nil, fmt.Errorf("MISSIVE_API_KEYS: entry %d (id %q): %v", pos, id, err)
+			}
+			secret = secret[:i]
+		}
+		switch {
+		case entry == "":
+			return nil, fmt.Errorf("MISSIVE_API_KEYS: entry %d is empty", pos)
+		case !ok:
+			return nil, fmt.Errorf("MISSIVE_API_KEYS: entry %d is not id:secret", pos)
+		case !keyIDPattern.MatchString(id):
+			return nil, fmt.Errorf("MISSIVE_API_KEYS: entry %d: the id must be 1-64 letters, digits, _ . -", pos)
+		case ids[id]:
+			return nil, fmt.Errorf("MISSIVE_API_KEYS: entry %d: id %q is used twice", pos, id)
+		case len(secret) < minSecretLen:
+			return nil, fmt.Errorf("MISSIVE_API_KEYS: entry %d (id %q): the secret must be at least %d characters", pos, id, minSecretLen)
+		case strings.ContainsFunc(secret, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+			return nil, fmt.Errorf("MISSIVE_API_KEYS: entry %d (id %q): the secret must not contain spaces or control characters", pos, id)
+		}
+		digest := sha256.Sum256([]byte(secret))
+		if secrets[digest] {
+			return nil, fmt.Errorf("MISSIVE_API_KEYS: entry %d (id %q): the secret is used by another key", pos, id)
+		}
+		ids[id], secrets[digest] = true, true
+		keys = append(keys, APIKey{ID: id, Secret: secret, Scopes: scopes})
+	}
+	return keys, nil
+}
+
+// Body limits.
+const (
+	maxJSONBody          = 1 << 20
+	maxImportBodyDefault = 256 << 20
+	maxFormBody          = 64 << 10
+)
+
+// maxImportBody is the limit of an NDJSON import (a variable for tests).
+var maxImportBody int64 = maxImportBodyDefault
+
+// api serves the HTTP API of one Dispatcher.
+type handler struct {
+	d       *app.Dispatcher
+	mux     *http.ServeMux
+	keys    []APIKey
+	digests [][32]byte
+}
+
+// apiFunc handles an authenticated API call: it returns the status and the
+// value to send as JSON, or an error that httpStatus maps.
+type apiFunc func(w http.ResponseWriter, r *http.Request) (int, any, error)
+
+// Handler returns the HTTP API: the /v1 routes, which need one of keys as
+// a bearer token, the public unsubscribe pages and the health checks.
+func Handler(d *app.Dispatcher, keys []APIKey) http.Handler {
+	a := &handler{d: d, mux: http.NewServeMux(), keys: keys}
+	for _, k := range keys {
+		a.digests = append(a.digests, sha256.Sum256([]byte(k.Secret)))
+	}
+	// Each route needs a scope; audit names the action recorded in the
+	// audit log when the call succeeds (empty: not recorded). An empty
+	// scope or audit falls back to routeScopes and routeAudits.
+	const cpg, ctc, snd, prv = ScopeCampaigns, ScopeContacts, ScopeSends, ScopePrivacy
+	routes := []struct {
+		pattern string
+		scope   Scope
+		audit   string
+		h       apiFunc
+	}{
+		{"PUT /v1/contacts/{id}", ctc, "contact.upsert", a.putContact},
+		{"GET /v1/contacts/{id}", ctc, "", a.getContact},
+		{"DELETE /v1/contacts/{id}", "", "", a.eraseContact},
+		{"GET /v1/contacts/{id}/export", "", "", a.exportContact},
+		{"POST /v1/contacts/import", ctc, "contact.import", a.importContacts},
+		{"POST /v1/contacts/{id}/consents", ctc, "consent.record", a.postConsent},
+		{"GET /v1/contacts/{id}/consents", ctc, "", a.getConsents},
+		{"PUT /v1/topics/{id}", cpg, "topic.put", putRecord(func(t *dispatcher.Topic) *string { return &t.ID }, a.d.Store.PutTopic)},
+		{"GET /v1/topics", cpg, "", a.getTopics},
+		{"GET /v1/topics/{id}/stats", cpg, "", a.topicStats},
+		{"PUT /v1/templates/{id}", cpg, "template.put", putRecord(func(t *templates.Template) *string { return &t.ID }, a.d.Store.PutTemplate)},
+		{"GET /v1/templates/{id}", cpg, "", getRecord(a.d.Store.Template)},
+		{"POST /v1/templates/{id}/preview", cpg, "", a.previewTemplate},
+		{"PUT /v1/segments/{id}", cpg, "segment.put", putRecord(func(sg *dispatcher.Segment) *string { return &sg.ID }, a.d.Store.PutSegment)},
+		{"GET /v1/segments/{id}", cpg, "", getRecord(a.d.Store.Segment)},
+		{"GET /v1/segments/{id}/count", cpg, "", a.countSegment},
+		{"POST /v1/campaigns", cpg, "campaign.create", a.createCampaign},
+		{"GET /v1/campaigns", cpg, "", a.listCampaigns},
+		{"GET /v1/campaigns/{id}", cpg, "", a.getCampaign},
+		{"POST /v1/campaigns/{id}/schedule", cpg, "campaign.schedule", a.scheduleCampaign},
+		{"POST /v1/campaigns/{id}/start", cpg, "campaign.start", a.startCampaign},
+		{"POST /v1/campaigns/{id}/pause", cpg, "campaign.pause", a.campaignAction("pause")},
+		{"POST /v1/campaigns/{id}/resume", cpg, "campaign.resume", a.campaignAction("resume")},
+		{"POST /v1/campaigns/{id}/cancel", cpg, "campaign.cancel", a.campaignAction("cancel")},
+		{"GET /v1/campaigns/{id}/stats", cpg, "", a.campaignStats},
+		{"GET /v1/runs/{id}", cpg, "", a.getRun},
+		{"POST /v1/sends", snd, "", a.postSend},
+		{"GET /v1/sends/{id}", snd, "", a.getSend},
+		{"POST /v1/suppressions", prv, "suppression.add", a.postSuppression},
+		{"DELETE /v1/suppressions", prv, "suppression.remove", a.deleteSuppression},
+		{"POST /v1/suppressions/lookup", prv, "", a.lookupSuppression},
+		{"GET /v1/audit", prv, "", a.getAudit},
+		{"GET /v1/register", prv, "", a.getRegister},
+	}
+	for _, rt := range routes {
+		a.mux.Handle(rt.pattern, a.auth(scopeOf(rt.pattern, rt.scope), cmp.Or(rt.audit, routeAudits[rt.pattern]), rt.h))
+	}
+	a.mux.HandleFunc("GET /u/{token}", a.unsubscribePage)
+	a.mux.HandleFunc("POST /u/{token}", a.unsubscribeOneClick)
+	a.mountPreferences()
+	a.mountSubscribe()
+	d.Hooks.Mount(a.mux)
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	a.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := d.Ready(ctx); err != nil {
+			d.Logger.Warn("not ready", "error", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready\n")
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	return a
+}
+
+// statusWriter remembers the status a handler wrote, for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// discardWriter captures the status and headers of the mux's own 404 and
+// 405 answers, which are plain text, so that they can be sent as JSON.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.status = code }
+
+// ServeHTTP routes the request and logs it by route pattern: the raw path
+// holds tokens and ids, so it is never logged.
+func (a *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			a.d.Logger.Error("api: handler panicked", "method", r.Method, "route", r.Pattern)
+			if sw.status == 0 {
+				dispatcher.WriteError(sw, &dispatcher.Error{Code: dispatcher.CodeInternal, Message: "internal error"})
+			}
+		}
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		a.d.Logger.Debug("http request", "method", r.Method, "route", route, "status", sw.status,
+			"duration", time.Since(start))
+	}()
+	if h, pattern := a.mux.Handler(r); pattern == "" {
+		dw := &discardWriter{h: http.Header{}, status: http.StatusOK}
+		h.ServeHTTP(dw, r)
+		if allow := dw.h.Get("Allow"); allow != "" {
+			sw.Header().Set("Allow", allow)
+		}
+		if dw.status == http.StatusMethodNotAllowed {
+			dispatcher.WriteError(sw, &dispatcher.Error{Code: dispatcher.CodeMethod, Message: "method not allowed on this route"})
+			return
+		}
+		dispatcher.WriteError(sw, &dispatcher.Error{Code: dispatcher.CodeNotFound, Message: "no such route"})
+		return
+	}
+	a.mux.ServeHTTP(sw, r)
+}
+
+// auth checks the bearer token against every key's digest in constant
+// time and the key's scopes against scope, then runs h with the key id in
+// the request context, writes its answer and, when the call succeeded and
+// audit names an action, records it in the audit log.
+func (a *handler) auth(scope Scope, audit string, h apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, ok := a.authorized(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="missive"`)
+			dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeUnauthorized, Message: "missing or invalid API key (Authorization: Bearer <secret>)"})
+			return
+		}
+		if !key.Allows(scope) {
+			dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeForbidden, Message: fmt.Sprintf("API key %q lacks the %s scope this route needs", key.ID, scope)})
+			return
+		}
+		r = r.WithContext(withKeyID(r.Context(), key.ID))
+		var body *auditBody
+		if audit != "" {
+			body = captureBody(r, audit)
+		}
+		status, v, err := h(w, r)
+		if err == nil && audit != "" && status >= 200 && status < 300 {
+			a.record(r, audit, v, body)
+		}
+		if err != nil {
+			if st, _ := dispatcher.HTTPStatus(err); st == http.StatusInternalServerError {
+				a.d.Logger.Error("api: request failed", "method", r.Method, "route", r.Pattern, "error", err)
+			}
+			dispatcher.WriteError(w, err)
+			return
+		}
+		if status == http.StatusNoContent {
+			w.WriteHeader(status)
+			return
+		}
+		if raw, ok := v.(rawBody); ok {
+			w.Header().Set("Content-Type", raw.contentType)
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(status)
+			w.Write(raw.body)
+			return
+		}
+		dispatcher.WriteJSON(w, status, v)
+	})
+}
+
+// rawBody is an answer that is not JSON (a Markdown document).
+type rawBody struct {
+	contentType string
+	body        []byte
+}
+
+// authorized returns the key whose secret the request bears. Every digest
+// is compared, so the time taken does not tell which key matched.
+func (a *handler) authorized(r *http.Request) (APIKey, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return APIKey{}, false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	match, idx := 0, 0
+	for i, d := range a.digests {
+		eq := subtle.ConstantTimeCompare(got[:], d[:])
+		idx = subtle.ConstantTimeSelect(eq, i, idx)
+		match |= eq
+	}
+	if match != 1 {
+		return APIKey{}, false
+	}
+	return a.keys[idx], true
+}
+
+// --- contacts
+
+// --- topics, templates, segments
+
+// --- campaigns and runs
+
+// --- suppressions: the address travels in bodies only, never in URLs

@@ -1,0 +1,50 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/missive-dev/missive/dispatcher"
+)
+
+// The routes of erasure, export and the record of processing; the work
+// is package privacy's.
+
+func (a *handler) eraseContact(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return 0, nil, dispatcher.NotFound("contact")
+	}
+	rep, err := a.d.Privacy.EraseContact(r.Context(), id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, rep, nil
+}
+
+func (a *handler) exportContact(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return 0, nil, dispatcher.NotFound("contact")
+	}
+	exp, err := a.d.Privacy.ExportContact(r.Context(), id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, exp, nil
+}
+
+// getRegister answers GET /v1/register[?format=markdown].
+func (a *handler) getRegister(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	format := r.URL.Query().Get("format")
+	if format != "" && format != "json" && format != "markdown" {
+		return 0, nil, dispatcher.Invalid("format", "must be json or markdown")
+	}
+	reg, err := a.d.Privacy.Register(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	if format == "markdown" {
+		return http.StatusOK, rawBody{contentType: "text/markdown; charset=utf-8", body: []byte(reg.Markdown())}, nil
+	}
+	return http.StatusOK, reg, nil
+}

@@ -1,0 +1,158 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/templates"
+)
+
+// putRecord serves PUT of a record named by the path's id: the body may
+// repeat the id but not name another.
+func putRecord[T any](id func(*T) *string, put func(context.Context, *T) error) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
+		var v T
+		if err := decodeJSON(w, r, &v); err != nil {
+			return 0, nil, err
+		}
+		if err := sameID(*id(&v), r.PathValue("id")); err != nil {
+			return 0, nil, err
+		}
+		*id(&v) = r.PathValue("id")
+		if err := put(r.Context(), &v); err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, v, nil
+	}
+}
+
+// getRecord serves GET of a record named by the path's id.
+func getRecord[T any](get func(context.Context, string) (*T, error)) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
+		v, err := get(r.Context(), r.PathValue("id"))
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, v, nil
+	}
+}
+
+func (a *handler) getTopics(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	ts, err := a.d.Store.Topics(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string][]dispatcher.Topic{"topics": ts}, nil
+}
+
+func (a *handler) topicStats(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	ctx := r.Context()
+	if _, err := a.d.Store.Topic(ctx, r.PathValue("id")); err != nil {
+		return 0, nil, err
+	}
+	f, err := a.d.Store.TopicFeedback(ctx, r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"topic": r.PathValue("id"), "feedback": f}, nil
+}
+
+type previewRequest struct {
+	Channel channels.Kind     `json:"channel"`
+	Contact string            `json:"contact,omitempty"`
+	Data    map[string]string `json:"data,omitempty"`
+}
+
+type previewResponse struct {
+	Template string                 `json:"template"`
+	Version  int                    `json:"version"`
+	Channel  channels.Kind          `json:"channel"`
+	From     string                 `json:"from,omitempty"`
+	Subject  string                 `json:"subject,omitempty"`
+	HTML     string                 `json:"html,omitempty"`
+	Text     string                 `json:"text,omitempty"`
+	Headers  map[string]string      `json:"headers,omitempty"`
+	SMS      string                 `json:"sms,omitempty"`
+	Segments *templates.SegmentInfo `json:"segments,omitempty"`
+}
+
+func (a *handler) previewTemplate(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	var in previewRequest
+	if err := decodeJSON(w, r, &in); err != nil {
+		return 0, nil, err
+	}
+	if !in.Channel.Valid() {
+		return 0, nil, dispatcher.Invalid("channel", "must be email or sms")
+	}
+	if in.Contact != "" && in.Data != nil {
+		return 0, nil, dispatcher.Invalid("contact", "set contact or data, not both")
+	}
+	ctx := r.Context()
+	t, err := a.d.Store.Template(ctx, r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	comp, err := templates.Compile(*t)
+	if err != nil {
+		return 0, nil, storepkg.TemplateError(err)
+	}
+	if !comp.Has(in.Channel) {
+		return 0, nil, dispatcher.Invalid("channel", "the template has no %s part", in.Channel)
+	}
+	data := templates.Data{Attr: in.Data, Now: a.d.Config.Now()}
+	if in.Contact != "" {
+		c, err := a.d.Store.Contact(ctx, in.Contact)
+		if errors.Is(err, dispatcher.ErrNotFound) {
+			return 0, nil, dispatcher.Invalid("contact", "names no contact")
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		data.Contact = templates.ContactData{ID: c.ID, Email: c.Email, Phone: c.Phone, Locale: c.Locale, Timezone: c.Timezone}
+		data.Attr, data.Locale = c.Attributes, c.Locale
+	}
+	if data.Attr == nil {
+		data.Attr = map[string]string{}
+	}
+	out, err := comp.Preview(in.Channel, data)
+	if err != nil {
+		return 0, nil, previewError(err)
+	}
+	resp := previewResponse{Template: t.ID, Version: t.Version, Channel: in.Channel}
+	if in.Channel == channels.SMS {
+		resp.SMS, resp.Segments = out.SMS, &out.Segments
+	} else {
+		resp.From, resp.Subject, resp.HTML, resp.Text, resp.Headers = out.From, out.Subject, out.HTML, out.Text, out.Headers
+	}
+	return http.StatusOK, resp, nil
+}
+
+// previewError names the part and, for a missing variable, the variable.
+func previewError(err error) error {
+	var fe *templates.FieldError
+	if !errors.As(err, &fe) {
+		return dispatcher.Invalid("template", "cannot be rendered")
+	}
+	msg := fe.Err.Error()
+	var mv *templates.MissingVariableError
+	if errors.As(err, &mv) {
+		msg = fmt.Sprintf("missing variable %q", mv.Name)
+	}
+	if fe.Line > 0 {
+		msg = fmt.Sprintf("line %d: %s", fe.Line, msg)
+	}
+	return &dispatcher.Error{Code: dispatcher.CodeInvalid, Field: fe.Field, Message: msg}
+}
+
+func (a *handler) countSegment(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	n, err := a.d.Store.CountSegment(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"segment": r.PathValue("id"), "count": n}, nil
+}

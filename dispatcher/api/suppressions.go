@@ -1,0 +1,101 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
+)
+
+type suppressionRequest struct {
+	Channel channels.Kind `json:"channel"`
+	Address string        `json:"address"`
+	Reason  string        `json:"reason,omitempty"`
+	Until   time.Time     `json:"until,omitzero"`
+}
+
+type addressRequest struct {
+	Channel channels.Kind `json:"channel"`
+	Address string        `json:"address"`
+}
+
+// checkAddressInput validates and normalises an address for channel k.
+func checkAddressInput(k channels.Kind, addr string) (string, error) {
+	if !k.Valid() {
+		return "", dispatcher.Invalid("channel", "must be email or sms")
+	}
+	if addr == "" {
+		return "", dispatcher.Invalid("address", "is required")
+	}
+	if k == channels.Email {
+		a, err := dispatcher.NormalizeEmail(addr)
+		if err != nil {
+			return "", dispatcher.Invalid("address", "is not a valid email address")
+		}
+		return a, nil
+	}
+	p, err := dispatcher.NormalizePhone(addr)
+	if err != nil {
+		return "", dispatcher.Invalid("address", "is not a valid phone number in E.164 form (+33612345678)")
+	}
+	return p, nil
+}
+
+func (a *handler) postSuppression(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	var in suppressionRequest
+	if err := decodeJSON(w, r, &in); err != nil {
+		return 0, nil, err
+	}
+	addr, err := checkAddressInput(in.Channel, in.Address)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !in.Until.IsZero() && !in.Until.After(a.d.Config.Now()) {
+		return 0, nil, dispatcher.Invalid("until", "must be in the future (or left out for good)")
+	}
+	ctx := r.Context()
+	if err := a.d.Store.Suppress(ctx, in.Channel, addr, in.Reason, in.Until); err != nil {
+		return 0, nil, err
+	}
+	sup, err := a.d.Store.Suppression(ctx, in.Channel, addr)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, sup, nil
+}
+
+func (a *handler) deleteSuppression(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	var in addressRequest
+	if err := decodeJSON(w, r, &in); err != nil {
+		return 0, nil, err
+	}
+	addr, err := checkAddressInput(in.Channel, in.Address)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := a.d.Store.Unsuppress(r.Context(), in.Channel, addr); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+func (a *handler) lookupSuppression(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	var in addressRequest
+	if err := decodeJSON(w, r, &in); err != nil {
+		return 0, nil, err
+	}
+	addr, err := checkAddressInput(in.Channel, in.Address)
+	if err != nil {
+		return 0, nil, err
+	}
+	sup, err := a.d.Store.Suppression(r.Context(), in.Channel, addr)
+	if err != nil {
+		if errors.Is(err, dispatcher.ErrNotFound) {
+			return 0, nil, dispatcher.NotFound("suppression")
+		}
+		return 0, nil, err
+	}
+	return http.StatusOK, sup, nil
+}
