@@ -38,9 +38,12 @@ import (
 //	P:sup:<hash>           suppression entry (JSON), with a TTL when temporary
 //	P:topics, P:templates, P:segments, P:campaigns   hashes id -> JSON
 //	P:tplv:<id>            hash version -> template JSON
-//	P:run:{r}              run meta and counters (n:<outcome>, d:<decision>)
+//	P:run:{r}              run meta and counters (n:<outcome>, d:<decision>); planning:
+//	                       cursor (where the next batch starts), batches, plan_finished,
+//	                       batches_done, planned_done
 //	P:run:{r}:snapshot     what the run was started with (JSON), written once
 //	P:run:{r}:inflight     sorted set send id -> deadline (ms)
+//	P:run:{r}:bseen        set of batch numbers taken up at least once
 //	P:run:{r}:bdone        set of batch numbers done
 //	P:s:{r}:<hash>         send record (hash)
 //	P:runs:<campaign>      sorted set of run ids by fire time
