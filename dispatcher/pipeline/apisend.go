@@ -106,5 +106,6 @@ func (d *Pipeline) ensureOneRun(ctx context.Context, run, campaign string, topic
 	if created {
 		d.log.Info("run of single sends started", "run", run, "campaign", campaign)
 	}
-	return d.Store.Redis.SetNX(ctx, d.Store.SnapshotKey(run), b, 0).Err()
+	_, err = d.Store.AddRunSnapshot(ctx, run, b)
+	return err
 }

@@ -139,7 +139,7 @@ func (d *Pipeline) StartRun(ctx context.Context, campaignID string, fireAt time.
 		return "", err
 	}
 	if created {
-		if err := d.Store.Redis.Set(ctx, d.Store.SnapshotKey(runID), b, 0).Err(); err != nil {
+		if err := d.Store.PutRunSnapshot(ctx, runID, b); err != nil {
 			return "", err
 		}
 		d.log.Info("run started", "run", runID, "campaign", c.ID)

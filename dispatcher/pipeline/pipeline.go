@@ -15,7 +15,6 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
-	"github.com/redis/go-redis/v9"
 )
 
 // Task types. Payloads carry ids only: never an address, a number or a
@@ -103,22 +102,18 @@ func (d *Pipeline) handlePlan(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	if st.state == dispatcher.RunPlanning {
-		if err := d.Store.Redis.HSet(ctx, d.Store.RunKey(p.Run), "state", dispatcher.RunSending).Err(); err != nil {
+		if err := d.Store.SetRunState(ctx, p.Run, dispatcher.RunSending); err != nil {
 			return err
 		}
 	}
-	m, err := d.Store.Redis.HMGet(ctx, d.Store.RunKey(p.Run), "cursor", "batches", "plan_finished").Result()
+	pc, err := d.Store.PlanCursor(ctx, p.Run)
 	if err != nil {
 		return err
 	}
-	if m[2] == "1" {
+	if pc.Finished {
 		return nil
 	}
-	cursor, _ := m[0].(string)
-	n := 0
-	if s, ok := m[1].(string); ok {
-		n, _ = strconv.Atoi(s)
-	}
+	cursor, n := pc.After, pc.Batches
 	size := d.cfg.BatchSize
 	for {
 		if err := ctx.Err(); err != nil {
@@ -139,31 +134,25 @@ func (d *Pipeline) handlePlan(ctx context.Context, t *asynq.Task) error {
 			bp.Offset, bp.Count = off, min(size, len(st.segment.Contacts)-off)
 			next = strconv.Itoa(off + bp.Count)
 		} else {
-			start := "-"
-			if cursor != "" {
-				start = "(" + cursor
-			}
-			first, err := d.Store.Redis.ZRangeArgs(ctx, redis.ZRangeArgs{Key: d.Store.Key("contacts"), Start: start, Stop: "+", ByLex: true, Count: 1}).Result()
+			// A full batch ends at its last id; a short one is the last
+			// batch and stays open, taking the contacts added meanwhile.
+			ids, err := d.Store.ContactIDs(ctx, cursor, int64(size))
 			if err != nil {
 				return err
 			}
-			if len(first) == 0 {
+			if len(ids) == 0 {
 				break
 			}
-			last, err := d.Store.Redis.ZRangeArgs(ctx, redis.ZRangeArgs{Key: d.Store.Key("contacts"), Start: start, Stop: "+", ByLex: true, Offset: int64(size - 1), Count: 1}).Result()
-			if err != nil {
-				return err
-			}
 			bp.From = cursor
-			if len(last) == 1 {
-				bp.To, next = last[0], last[0]
+			if len(ids) == size {
+				bp.To, next = ids[size-1], ids[size-1]
 			}
 		}
 		if err := d.enqueue(ctx, TypeBatch, bp, asynq.Queue(d.Queue("batch")), asynq.TaskID(p.Run+"~b"+strconv.Itoa(n))); err != nil {
 			return err
 		}
 		n++
-		if err := d.Store.Redis.HSet(ctx, d.Store.RunKey(p.Run), "cursor", next, "batches", n).Err(); err != nil {
+		if err := d.Store.SavePlanCursor(ctx, p.Run, next, n); err != nil {
 			return err
 		}
 		if bp.To == "" && st.segment.Contacts == nil {
@@ -171,7 +160,7 @@ func (d *Pipeline) handlePlan(ctx context.Context, t *asynq.Task) error {
 		}
 		cursor = next
 	}
-	if err := d.Store.Redis.HSet(ctx, d.Store.RunKey(p.Run), "batches", n, "plan_finished", 1).Err(); err != nil {
+	if err := d.Store.FinishPlan(ctx, p.Run, n); err != nil {
 		return err
 	}
 	return d.FinishBatch(ctx, p.Run, "")
@@ -180,12 +169,11 @@ func (d *Pipeline) handlePlan(ctx context.Context, t *asynq.Task) error {
 // finishBatch marks batch n done ("" only checks) and completes the run
 // when nothing is left.
 func (d *Pipeline) FinishBatch(ctx context.Context, run, n string) error {
-	done, err := storepkg.FinishBatchScript.Run(ctx, d.Store.Redis,
-		[]string{d.Store.RunKey(run), d.Store.RunKey(run) + ":bdone", d.Store.InflightKey(run)}, n).Int()
+	done, err := d.Store.FinishBatch(ctx, run, n)
 	if err != nil {
 		return fmt.Errorf("finish batch: %w", err)
 	}
-	if done == 1 {
+	if done {
 		return d.CompleteRun(ctx, run)
 	}
 	return nil
@@ -246,28 +234,44 @@ func (d *Pipeline) handleBatch(ctx context.Context, t *asynq.Task) error {
 			ids = st.segment.Contacts[p.Offset:end]
 		}
 	} else {
-		start, stop := "-", "+"
-		if p.From != "" {
-			start = "(" + p.From
-		}
-		if p.To != "" {
-			stop = "[" + p.To
-		}
-		ids, err = d.Store.Redis.ZRangeArgs(ctx, redis.ZRangeArgs{Key: d.Store.Key("contacts"), Start: start, Stop: stop, ByLex: true}).Result()
-		if err != nil {
+		if ids, err = d.batchContactIDs(ctx, p.From, p.To); err != nil {
 			return err
 		}
 	}
 	// A batch seen before (a retry, or a rerun after a shutdown) may have
 	// decided some of its sends already: only then are they looked up.
-	first, err := d.Store.Redis.SAdd(ctx, d.Store.RunKey(p.Run)+":bseen", p.N).Result()
+	first, err := d.Store.SeeBatch(ctx, p.Run, p.N)
 	if err != nil {
 		return err
 	}
-	if err := d.GateBatch(ctx, st, ids, first == 0); err != nil {
+	if err := d.GateBatch(ctx, st, ids, !first); err != nil {
 		return err
 	}
 	return d.FinishBatch(ctx, p.Run, strconv.Itoa(p.N))
+}
+
+// batchContactIDs returns the contact ids in the lex range (from, to] of
+// the contact list ("" is open), through the store's one walk over it. A
+// batch holds BatchSize ids when planned, more if contacts were added in
+// its range since: it is read in pages of that size.
+func (d *Pipeline) batchContactIDs(ctx context.Context, from, to string) ([]string, error) {
+	var ids []string
+	for after := from; ; {
+		page, err := d.Store.ContactIDs(ctx, after, int64(d.cfg.BatchSize))
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range page {
+			if to != "" && id > to {
+				return ids, nil
+			}
+			ids = append(ids, id)
+		}
+		if len(page) < d.cfg.BatchSize || (to != "" && page[len(page)-1] == to) {
+			return ids, nil
+		}
+		after = page[len(page)-1]
+	}
 }
 
 // gateBatch decides for ids and enqueues what passed. For a batch seen

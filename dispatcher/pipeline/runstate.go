@@ -51,7 +51,7 @@ func (d *Pipeline) LoadRun(ctx context.Context, run string) (*runState, error) {
 	cached := d.snap.m[run]
 	d.snap.mu.Unlock()
 	if cached == nil {
-		raw, err := d.Store.Redis.Get(ctx, d.Store.SnapshotKey(run)).Bytes()
+		raw, err := d.Store.RunSnapshot(ctx, run)
 		if err != nil {
 			return nil, fmt.Errorf("run %s: load snapshot: %w", run, err)
 		}

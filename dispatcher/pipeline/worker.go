@@ -97,12 +97,13 @@ func (d *Pipeline) Reconcile(ctx context.Context) (int, error) {
 		}
 		var requeue []storepkg.Decision
 		var settle []storepkg.Transition
+		var drop []string
 		now := d.cfg.Now()
 		for i, s := range sends {
 			switch {
 			case s == nil:
 				// Expired or erased: drop it from the in-flight set.
-				d.Store.Redis.ZRem(ctx, d.Store.InflightKey(run), ids[i])
+				drop = append(drop, ids[i])
 			case s.State == dispatcher.StateSending:
 				// Only if still overdue: a worker may have claimed it since
 				// it was listed.
@@ -111,8 +112,12 @@ func (d *Pipeline) Reconcile(ctx context.Context) (int, error) {
 				requeue = append(requeue, storepkg.Decision{Send: s.ID, State: dispatcher.StateQueued})
 				settle = append(settle, storepkg.Transition{Send: s.ID, From: s.State, To: s.State, Reason: "", Deadline: now.Add(d.cfg.InflightDeadline), Overdue: now})
 			default:
-				d.Store.Redis.ZRem(ctx, d.Store.InflightKey(run), ids[i])
+				drop = append(drop, ids[i])
 			}
+		}
+		// Best effort, as before: what stays is dropped on the next round.
+		if err := d.Store.DropInflight(ctx, run, drop...); err != nil {
+			d.log.Warn("reconcile: drop settled sends from the in-flight set", "run", run, "error", err)
 		}
 		if err := d.applyTransitions(ctx, settle); err != nil {
 			return total, err

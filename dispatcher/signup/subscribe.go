@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -21,7 +20,6 @@ import (
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
-	"github.com/redis/go-redis/v9"
 )
 
 const // ConfirmationTopic is the transactional topic of confirmation
@@ -40,22 +38,9 @@ subscribeAddressRate = throttle.Rate{Count: 3, Per: time.Hour, Burst: 3}
 
 var WordingPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-// pendingSignup is what a sign-up leaves until it is confirmed.
-type Pending struct {
-	// Nonce makes the confirmation token again when the confirmation is
-	// rendered (signupToken): the token itself is never stored, and the
-	// nonce alone does not make it without the secret.
-	Nonce     string        `json:"nonce"`
-	Contact   string        `json:"contact"`
-	Channel   channels.Kind `json:"channel"`
-	Topics    []string      `json:"topics"`
-	Wording   string        `json:"wording"`
-	Form      string        `json:"form,omitempty"`
-	Locale    string        `json:"locale"`
-	Created   time.Time     `json:"created"`
-	IPHash    string        `json:"ip_hash"`
-	UserAgent string        `json:"user_agent,omitempty"`
-}
+// Pending is what a sign-up leaves until it is confirmed; its Nonce makes
+// the confirmation token again (signupToken).
+type Pending = storepkg.PendingSignup
 
 // signupInput is a parsed and validated sign-up request.
 type Input struct {
@@ -73,14 +58,12 @@ func (d *Signups) CheckSignupTopics(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return dispatcher.Invalid("topics", "choose at least one topic")
 	}
-	raw, err := d.Store.Redis.HMGet(ctx, d.Store.Key("topics"), ids...).Result()
+	ts, err := d.Store.TopicsByID(ctx, ids)
 	if err != nil {
 		return err
 	}
-	for _, v := range raw {
-		s, ok := v.(string)
-		var t dispatcher.Topic
-		if !ok || json.Unmarshal([]byte(s), &t) != nil || t.Kind != dispatcher.Marketing {
+	for _, t := range ts {
+		if t == nil || t.Kind != dispatcher.Marketing {
 			return dispatcher.Invalid("topics", "must name marketing topics open to sign-up")
 		}
 	}
@@ -130,23 +113,15 @@ func (d *Signups) Submit(ctx context.Context, in *Input, ipHash, userAgent strin
 	}
 	nonce := randomHex(16)
 	h := TokenHash(d.signupToken(nonce))
-	rec, err := json.Marshal(Pending{
+	ps := &Pending{
 		Nonce: nonce, Contact: contact, Channel: in.Channel, Topics: in.Topics, Wording: in.Wording, Form: in.Form,
 		Locale: in.Locale, Created: d.cfg.Now().UTC(), IPHash: ipHash, UserAgent: cleanUserAgent(userAgent),
-	})
-	if err != nil {
-		return err
 	}
-	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, s.PendingKey(h), rec, pendingTTL)
-		p.SAdd(ctx, s.PendingIndexKey(contact), h)
-		p.Expire(ctx, s.PendingIndexKey(contact), pendingTTL)
-		if in.Channel == channels.SMS {
-			p.Set(ctx, s.Key("pendingsms", addrHash), h, pendingTTL)
-		}
-		return nil
-	})
-	if err != nil {
+	phone := ""
+	if in.Channel == channels.SMS {
+		phone = in.Address
+	}
+	if err := s.PutPendingSignup(ctx, h, ps, phone, pendingTTL); err != nil {
 		return err
 	}
 	return d.sendConfirmation(ctx, h, contact, in.Channel)
@@ -178,22 +153,12 @@ func (d *Signups) sendConfirmation(ctx context.Context, h, contact string, k cha
 // contact.
 func (d *Signups) signupContact(ctx context.Context, in *Input) (string, error) {
 	s := d.Store
-	id := "s-" + randomHex(8)
-	idx := s.Key("addr", s.AddressHash(in.Channel, in.Address))
-	ok, err := s.Redis.SetNX(ctx, idx, id, 0).Result()
-	if err != nil {
-		return "", err
+	id, exists, err := s.ClaimAddress(ctx, in.Channel, in.Address, "s-"+randomHex(8))
+	if err != nil || exists {
+		return id, err
 	}
-	if !ok {
-		if id, err = s.Redis.Get(ctx, idx).Result(); err != nil {
-			return "", err
-		}
-		n, err := s.Redis.Exists(ctx, s.ContactKey(id)).Result()
-		if err != nil || n == 1 {
-			return id, err
-		}
-		// An index left by a creation that died half way: finish it.
-	}
+	// A claim won, or an index left by a creation that died half way:
+	// create the contact (again).
 	c := &dispatcher.Contact{ID: id, Locale: in.Locale}
 	if in.Channel == channels.Email {
 		c.Email = in.Address
@@ -233,13 +198,8 @@ func cleanUserAgent(ua string) string {
 // ensureConfirmationTopic creates the transactional topic of confirmation
 // messages unless it exists (a marketer may rename it).
 func (d *Signups) ensureConfirmationTopic(ctx context.Context) (*dispatcher.Topic, error) {
-	t := &dispatcher.Topic{ID: ConfirmationTopic, Name: "Subscription confirmation", Kind: dispatcher.Transactional,
-		Description: "Double opt-in: asks a person who signed up to confirm."}
-	b, _ := json.Marshal(t)
-	if err := d.Store.Redis.HSetNX(ctx, d.Store.Key("topics"), t.ID, b).Err(); err != nil {
-		return nil, err
-	}
-	return d.Store.Topic(ctx, ConfirmationTopic)
+	return d.Store.EnsureTopic(ctx, &dispatcher.Topic{ID: ConfirmationTopic, Name: "Subscription confirmation", Kind: dispatcher.Transactional,
+		Description: "Double opt-in: asks a person who signed up to confirm."})
 }
 
 // confirmationTemplate is the built-in bilingual confirmation message. The
@@ -305,19 +265,14 @@ func (d *Signups) ConfirmationData(ctx context.Context, h string) (attr map[stri
 	}, ps.Locale, nil
 }
 
+// Pending returns the pending sign-up h, or nil and a nil error when there
+// is none (never made, expired, confirmed or erased).
 func (d *Signups) Pending(ctx context.Context, h string) (*Pending, error) {
-	b, err := d.Store.Redis.Get(ctx, d.Store.PendingKey(h)).Bytes()
-	if errors.Is(err, redis.Nil) {
+	ps, err := d.Store.PendingSignup(ctx, h)
+	if errors.Is(err, dispatcher.ErrNotFound) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	var ps Pending
-	if err := json.Unmarshal(b, &ps); err != nil {
-		return nil, fmt.Errorf("decode pending sign-up: %w", err)
-	}
-	return &ps, nil
+	return ps, err
 }
 
 type confirmOutcome int
@@ -340,8 +295,8 @@ func (d *Signups) Confirm(ctx context.Context, h string, k channels.Kind, via st
 		return confirmUnknown, nil, err
 	}
 	if ps == nil {
-		n, err := s.Redis.Exists(ctx, s.Key("signupdone", h)).Result()
-		if err != nil || n == 0 {
+		done, err := s.SignupConfirmed(ctx, h)
+		if err != nil || !done {
 			return confirmUnknown, nil, err
 		}
 		return OutcomeAlready, nil, nil
@@ -372,49 +327,16 @@ func (d *Signups) Confirm(ctx context.Context, h string, k channels.Kind, via st
 			return confirmUnknown, nil, err
 		}
 	}
-	outcome := confirmUnknown
-	signups := s.SignupsKey(ps.Contact)
-	txn := func(tx *redis.Tx) error {
-		n, err := tx.Exists(ctx, s.ContactKey(ps.Contact)).Result()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			outcome = confirmUnknown // erased meanwhile: nothing to grant
-			return nil
-		}
-		done, err := tx.HExists(ctx, signups, h).Result()
-		if err != nil {
-			return err
-		}
-		if done {
-			outcome = OutcomeAlready
-			return nil
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			for _, e := range events {
-				s.WriteConsent(ctx, p, ps.Contact, e)
-			}
-			p.HSet(ctx, signups, h, now.Format(time.RFC3339))
-			p.Expire(ctx, signups, pendingTTL)
-			return nil
-		})
-		if err == nil {
-			outcome = OutcomeGranted
-		}
-		return err
-	}
-	for attempt := 0; ; attempt++ {
-		err = s.Redis.Watch(ctx, txn, s.ContactKey(ps.Contact), signups)
-		if !errors.Is(err, redis.TxFailedErr) {
-			break
-		}
-		if attempt == 4 {
-			return confirmUnknown, nil, errors.New("sign-up confirm: kept conflicting")
-		}
-	}
+	grant, err := s.GrantSignup(ctx, ps.Contact, h, events, now, pendingTTL)
 	if err != nil {
 		return confirmUnknown, nil, err
+	}
+	outcome := confirmUnknown
+	switch grant {
+	case storepkg.SignupGranted:
+		outcome = OutcomeGranted
+	case storepkg.SignupAlreadyGranted:
+		outcome = OutcomeAlready
 	}
 	bg := context.WithoutCancel(ctx)
 	if outcome == OutcomeGranted {
@@ -425,15 +347,7 @@ func (d *Signups) Confirm(ctx context.Context, h string, k channels.Kind, via st
 		}
 		d.log.Info("sign-up confirmed", "contact", ps.Contact, "channel", string(ps.Channel), "topics", len(ps.Topics), "via", via)
 	}
-	if outcome != confirmUnknown {
-		_, err = s.Redis.Pipelined(bg, func(p redis.Pipeliner) error {
-			p.Set(bg, s.Key("signupdone", h), 1, pendingTTL)
-			p.Del(bg, s.PendingKey(h))
-			return nil
-		})
-	} else {
-		err = s.Redis.Del(bg, s.PendingKey(h)).Err()
-	}
+	err = s.EndPendingSignup(bg, h, outcome != confirmUnknown, pendingTTL)
 	return outcome, ps, err
 }
 
@@ -453,9 +367,8 @@ func (d *Signups) ConfirmSMSOptIn(ctx context.Context, phone, messageSID string)
 		return false, nil
 	}
 	s := d.Store
-	idx := s.Key("pendingsms", s.AddressHash(channels.SMS, p))
-	h, err := s.Redis.Get(ctx, idx).Result()
-	if errors.Is(err, redis.Nil) {
+	h, err := s.PendingSMSSignup(ctx, p)
+	if errors.Is(err, dispatcher.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
@@ -470,7 +383,9 @@ func (d *Signups) ConfirmSMSOptIn(ctx context.Context, phone, messageSID string)
 		return false, fmt.Errorf("sms opt-in: %w", err)
 	}
 	// Only this sign-up's index: a newer one may have replaced it.
-	s.Redis.Eval(context.WithoutCancel(ctx), `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, []string{idx}, h)
+	if err := s.ForgetPendingSMSSignup(context.WithoutCancel(ctx), p, h); err != nil {
+		d.log.Warn("sms opt-in: forget the pending sign-up", "error", err)
+	}
 	return outcome == OutcomeGranted, nil
 }
 

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // countChunk is how many contacts CountSegment reads per round trip.
@@ -39,12 +37,12 @@ func (s *Store) CountSegment(ctx context.Context, id string) (int64, error) {
 		}
 		return n, nil
 	}
-	start := "-"
+	after := ""
 	for {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		ids, err := s.Redis.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.Key("contacts"), Start: start, Stop: "+", ByLex: true, Count: countChunk}).Result()
+		ids, err := s.ContactIDs(ctx, after, countChunk)
 		if err != nil {
 			return 0, err
 		}
@@ -57,6 +55,6 @@ func (s *Store) CountSegment(ctx context.Context, id string) (int64, error) {
 		if len(ids) < countChunk {
 			return n, nil
 		}
-		start = "(" + ids[len(ids)-1]
+		after = ids[len(ids)-1]
 	}
 }

@@ -205,11 +205,7 @@ func (s *Store) RotateContacts(ctx context.Context, progress func(done, total in
 		if err := ctx.Err(); err != nil {
 			return rotated, err
 		}
-		from := "-"
-		if cursor != "" {
-			from = "(" + cursor
-		}
-		ids, err := s.Redis.ZRangeByLex(ctx, index, &redis.ZRangeBy{Min: from, Max: "+", Count: RotateChunk}).Result()
+		ids, err := s.ContactIDs(ctx, cursor, RotateChunk)
 		if err != nil {
 			return rotated, fmt.Errorf("rotate contacts: %w", err)
 		}
@@ -318,11 +314,10 @@ func (s *Store) reSealContacts(ctx context.Context, ids []string) (rotated, bad 
 // in plain JSON (written before encryption), "?" records that are not
 // sealed values. A key of the ring that counts nothing may be removed.
 func (s *Store) ContactKeyUsage(ctx context.Context) (map[string]int64, error) {
-	index := s.Key("contacts")
 	out := map[string]int64{}
-	from := "-"
+	after := ""
 	for {
-		ids, err := s.Redis.ZRangeByLex(ctx, index, &redis.ZRangeBy{Min: from, Max: "+", Count: 1000}).Result()
+		ids, err := s.ContactIDs(ctx, after, 1000)
 		if err != nil {
 			return nil, fmt.Errorf("contact key usage: %w", err)
 		}
@@ -350,6 +345,6 @@ func (s *Store) ContactKeyUsage(ctx context.Context) (map[string]int64, error) {
 				out["?"]++
 			}
 		}
-		from = "(" + ids[len(ids)-1]
+		after = ids[len(ids)-1]
 	}
 }

@@ -33,13 +33,22 @@ type Client = redis.UniversalClient
 //	P:c:{id}:ledger        list of consent events (JSON), append-only
 //	P:contacts             sorted set of contact ids (score 0, read by lex range)
 //	P:rotate:cursor        last contact id re-sealed by a RotateContacts in progress
-//	P:addr:<hash>          contact id of an address (keyed hash)
+//	P:addr:<hash>          contact id of an address (keyed hash); a sign-up claims it (SETNX)
+//	P:c:{id}:addrs         set of the hashes of the contact's addresses (erasure)
+//	P:pending:<h>          pending sign-up (JSON), 48 h; h = sha256(confirmation token)
+//	P:c:{id}:pending       set of the h of the contact's pending sign-ups (erasure), 48 h
+//	P:pendingsms:<hash>    h of the newest pending SMS sign-up of a number, 48 h
+//	P:signupdone:<h>       the sign-up h was confirmed (a second confirmation says so), 48 h
+//	P:c:{id}:signups       hash h -> confirmation time: a sign-up grants once, 48 h
 //	P:sup:<hash>           suppression entry (JSON), with a TTL when temporary
 //	P:topics, P:templates, P:segments, P:campaigns   hashes id -> JSON
 //	P:tplv:<id>            hash version -> template JSON
-//	P:run:{r}              run meta and counters (n:<outcome>, d:<decision>)
+//	P:run:{r}              run meta and counters (n:<outcome>, d:<decision>); planning:
+//	                       cursor (where the next batch starts), batches, plan_finished,
+//	                       batches_done, planned_done
 //	P:run:{r}:snapshot     what the run was started with (JSON), written once
 //	P:run:{r}:inflight     sorted set send id -> deadline (ms)
+//	P:run:{r}:bseen        set of batch numbers taken up at least once
 //	P:run:{r}:bdone        set of batch numbers done
 //	P:s:{r}:<hash>         send record (hash)
 //	P:runs:<campaign>      sorted set of run ids by fire time

@@ -1,0 +1,229 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
+)
+
+// PendingSignup is what a sign-up leaves until it is confirmed
+// (P:pending:<h>, where h is the hash of the confirmation token).
+type PendingSignup struct {
+	// Nonce makes the confirmation token again when the confirmation is
+	// rendered: the token itself is never stored, and the nonce alone does
+	// not make it without the secret.
+	Nonce     string        `json:"nonce"`
+	Contact   string        `json:"contact"`
+	Channel   channels.Kind `json:"channel"`
+	Topics    []string      `json:"topics"`
+	Wording   string        `json:"wording"`
+	Form      string        `json:"form,omitempty"`
+	Locale    string        `json:"locale"`
+	Created   time.Time     `json:"created"`
+	IPHash    string        `json:"ip_hash"`
+	UserAgent string        `json:"user_agent,omitempty"`
+}
+
+// SignupGrant tells what GrantSignup did.
+type SignupGrant int
+
+const (
+	// SignupNoContact: the contact is gone (erased meanwhile); nothing was
+	// granted.
+	SignupNoContact SignupGrant = iota
+	// SignupGranted: the consents were granted by this call.
+	SignupGranted
+	// SignupAlreadyGranted: an earlier confirmation of the same sign-up
+	// granted them; nothing was written.
+	SignupAlreadyGranted
+)
+
+func (s *Store) pendingSMSKey(phone string) string {
+	return s.Key("pendingsms", s.AddressHash(channels.SMS, phone))
+}
+
+func (s *Store) signupDoneKey(h string) string { return s.Key("signupdone", h) }
+
+// TopicsByID returns the topics named by ids, in the order of ids, in one
+// round trip; an entry is nil where no topic has that id (or its record
+// does not decode).
+func (s *Store) TopicsByID(ctx context.Context, ids []string) ([]*dispatcher.Topic, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	raw, err := s.Redis.HMGet(ctx, s.Key("topics"), ids...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*dispatcher.Topic, len(raw))
+	for i, v := range raw {
+		b, ok := v.(string)
+		var t dispatcher.Topic
+		if ok && json.Unmarshal([]byte(b), &t) == nil {
+			out[i] = &t
+		}
+	}
+	return out, nil
+}
+
+// EnsureTopic creates t unless a topic with its id exists, and returns the
+// topic stored under that id: one written before, perhaps renamed by a
+// marketer, wins over t.
+func (s *Store) EnsureTopic(ctx context.Context, t *dispatcher.Topic) (*dispatcher.Topic, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Redis.HSetNX(ctx, s.Key("topics"), t.ID, b).Err(); err != nil {
+		return nil, err
+	}
+	return s.Topic(ctx, t.ID)
+}
+
+// ClaimAddress claims the address index entry of addr for a contact to be
+// created under id (SETNX), so that two sign-ups at once create one
+// contact. It returns the id the entry names and whether a contact record
+// exists under it. A won claim returns id and false; so does an entry left
+// by a creation that died half way, under the id of that creation: either
+// way the caller creates the contact under the returned id.
+func (s *Store) ClaimAddress(ctx context.Context, k channels.Kind, addr, id string) (owner string, exists bool, err error) {
+	idx := s.Key("addr", s.AddressHash(k, addr))
+	ok, err := s.Redis.SetNX(ctx, idx, id, 0).Result()
+	if err != nil || ok {
+		return id, false, err
+	}
+	if owner, err = s.Redis.Get(ctx, idx).Result(); err != nil {
+		return "", false, fmt.Errorf("claim address: %w", err)
+	}
+	n, err := s.Redis.Exists(ctx, s.ContactKey(owner)).Result()
+	return owner, n == 1, err
+}
+
+// PutPendingSignup stores the pending sign-up h for ttl, adds h to its
+// contact's index of pending sign-ups (found by erasure), and, for an SMS
+// sign-up (phone, in E.164 form, not ""), makes h the newest pending
+// sign-up of that number (PendingSMSSignup).
+func (s *Store) PutPendingSignup(ctx context.Context, h string, ps *PendingSignup, phone string, ttl time.Duration) error {
+	rec, err := json.Marshal(ps)
+	if err != nil {
+		return fmt.Errorf("encode pending sign-up: %w", err)
+	}
+	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.PendingKey(h), rec, ttl)
+		p.SAdd(ctx, s.PendingIndexKey(ps.Contact), h)
+		p.Expire(ctx, s.PendingIndexKey(ps.Contact), ttl)
+		if phone != "" {
+			p.Set(ctx, s.pendingSMSKey(phone), h, ttl)
+		}
+		return nil
+	})
+	return err
+}
+
+// PendingSignup returns the pending sign-up h. Returns ErrNotFound if there
+// is none (never made, expired, confirmed or erased).
+func (s *Store) PendingSignup(ctx context.Context, h string) (*PendingSignup, error) {
+	b, err := s.Redis.Get(ctx, s.PendingKey(h)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, dispatcher.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ps PendingSignup
+	if err := json.Unmarshal(b, &ps); err != nil {
+		return nil, fmt.Errorf("decode pending sign-up: %w", err)
+	}
+	return &ps, nil
+}
+
+// GrantSignup grants the consents of the confirmed sign-up h: it appends
+// events to contact's ledger, sets its current consents and marks h in
+// the contact's signups hash (kept ttl) in one transaction watched on the
+// contact and that hash, so that two confirmations at once grant once.
+// Returns an error saying the records kept changing when every attempt of
+// the transaction lost a race.
+func (s *Store) GrantSignup(ctx context.Context, contact, h string, events []dispatcher.ConsentEvent, at time.Time, ttl time.Duration) (SignupGrant, error) {
+	signups := s.SignupsKey(contact)
+	grant := SignupNoContact
+	txn := func(tx *redis.Tx) error {
+		grant = SignupNoContact
+		n, err := tx.Exists(ctx, s.ContactKey(contact)).Result()
+		if err != nil || n == 0 {
+			return err // erased meanwhile: nothing to grant
+		}
+		done, err := tx.HExists(ctx, signups, h).Result()
+		if err != nil {
+			return err
+		}
+		if done {
+			grant = SignupAlreadyGranted
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, e := range events {
+				s.WriteConsent(ctx, p, contact, e)
+			}
+			p.HSet(ctx, signups, h, at.Format(time.RFC3339))
+			p.Expire(ctx, signups, ttl)
+			return nil
+		})
+		if err == nil {
+			grant = SignupGranted
+		}
+		return err
+	}
+	if err := s.watch(ctx, "grant sign-up", txn, s.ContactKey(contact), signups); err != nil {
+		return SignupNoContact, err
+	}
+	return grant, nil
+}
+
+// EndPendingSignup deletes the pending sign-up h. When confirmed, it
+// leaves in its place a marker kept ttl, by which SignupConfirmed tells a
+// second confirmation that the sign-up was confirmed.
+func (s *Store) EndPendingSignup(ctx context.Context, h string, confirmed bool, ttl time.Duration) error {
+	if !confirmed {
+		return s.Redis.Del(ctx, s.PendingKey(h)).Err()
+	}
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.signupDoneKey(h), 1, ttl)
+		p.Del(ctx, s.PendingKey(h))
+		return nil
+	})
+	return err
+}
+
+// SignupConfirmed reports whether the sign-up h was confirmed within the
+// time its marker is kept (EndPendingSignup).
+func (s *Store) SignupConfirmed(ctx context.Context, h string) (bool, error) {
+	n, err := s.Redis.Exists(ctx, s.signupDoneKey(h)).Result()
+	return n == 1, err
+}
+
+// PendingSMSSignup returns h of the newest pending SMS sign-up of phone
+// (in E.164 form). Returns ErrNotFound if the number has none.
+func (s *Store) PendingSMSSignup(ctx context.Context, phone string) (string, error) {
+	h, err := s.Redis.Get(ctx, s.pendingSMSKey(phone)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", dispatcher.ErrNotFound
+	}
+	return h, err
+}
+
+// ForgetPendingSMSSignup drops phone's entry of pending SMS sign-ups if it
+// still names h: a newer sign-up of the number may have replaced it.
+func (s *Store) ForgetPendingSMSSignup(ctx context.Context, phone, h string) error {
+	// AddrDelScript is the store's compare-and-delete.
+	return AddrDelScript.Run(ctx, s.Redis, []string{s.pendingSMSKey(phone)}, h).Err()
+}
