@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email"
@@ -21,6 +19,7 @@ import (
 	"github.com/missive-dev/missive/channels/sms"
 	"github.com/missive-dev/missive/dispatcher/api"
 	apppkg "github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/dispatcher/webhook"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -35,44 +34,23 @@ const (
 
 // openRedis connects to the configured Redis, or starts an in-process one
 // when none is configured. close releases both.
-func openRedis(ctx context.Context, url string, log *slog.Logger) (rdb redis.UniversalClient, close func(), err error) {
+func openRedis(ctx context.Context, url string, log *slog.Logger) (rdb store.Client, close func(), err error) {
 	if url == "" {
 		m, err := miniredis.Run()
 		if err != nil {
 			return nil, nil, fmt.Errorf("in-process Redis: %w", err)
 		}
 		log.Warn("MISSIVE_REDIS_URL is empty: using an in-process Redis; EVERYTHING IS LOST ON EXIT. Set MISSIVE_REDIS_URL for real use.")
-		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+		c, err := store.Dial(ctx, "redis://"+m.Addr())
+		if err != nil {
+			m.Close()
+			return nil, nil, fmt.Errorf("in-process Redis: %w", err)
+		}
 		return c, func() { c.Close(); m.Close() }, nil
 	}
-	scheme, rest, _ := strings.Cut(url, "://")
-	switch scheme {
-	case "redis", "rediss":
-		o, err := redis.ParseURL(url)
-		if err != nil {
-			return nil, nil, fmt.Errorf("MISSIVE_REDIS_URL: %w", err)
-		}
-		rdb = redis.NewClient(o)
-	case "redis-sentinel", "rediss-sentinel":
-		o, err := redis.ParseFailoverURL(strings.TrimSuffix(scheme, "-sentinel") + "://" + rest)
-		if err != nil {
-			return nil, nil, fmt.Errorf("MISSIVE_REDIS_URL: %w", err)
-		}
-		rdb = redis.NewFailoverClient(o)
-	case "redis-cluster", "rediss-cluster":
-		o, err := redis.ParseClusterURL(strings.TrimSuffix(scheme, "-cluster") + "://" + rest)
-		if err != nil {
-			return nil, nil, fmt.Errorf("MISSIVE_REDIS_URL: %w", err)
-		}
-		rdb = redis.NewClusterClient(o)
-	default:
-		return nil, nil, errors.New("MISSIVE_REDIS_URL: scheme must be redis, rediss, redis-sentinel or redis-cluster")
-	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pctx).Err(); err != nil {
-		rdb.Close()
-		return nil, nil, fmt.Errorf("MISSIVE_REDIS_URL: cannot reach Redis: %w", err)
+	rdb, err = store.Dial(ctx, url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("MISSIVE_REDIS_URL: %w", err)
 	}
 	return rdb, func() { rdb.Close() }, nil
 }
@@ -145,7 +123,7 @@ func openChannels(c *config, log *slog.Logger) (map[channels.Kind]channels.Chann
 type app struct {
 	cfg       *config
 	log       *slog.Logger
-	rdb       redis.UniversalClient
+	rdb       store.Client
 	d         *apppkg.Dispatcher
 	viaOutbox map[channels.Kind]bool
 	close     func()

@@ -17,7 +17,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
@@ -67,7 +66,7 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	defer a.close()
 	if c.RedisURL != "" {
-		if err := wipePrefix(ctx, a.rdb, c.Prefix); err != nil {
+		if err := store.WipePrefix(ctx, a.rdb, c.Prefix); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "Using the Redis at MISSIVE_REDIS_URL, keys under %q (cleared first).\n", c.Prefix+":")
@@ -216,22 +215,6 @@ func demoServe(ctx context.Context, a *app, run string, stdout io.Writer) error 
 	fmt.Fprintf(stdout, "API key for this session: %s\n  curl -H 'Authorization: Bearer %s' %s/v1/campaigns/autumn-news/stats\n", apiKey, apiKey, a.cfg.PublicURL)
 	fmt.Fprintln(stdout, "Press Ctrl-C to stop.")
 	return a.run(ctx, roleAPI|roleWorker|roleScheduler, keys, stdout)
-}
-
-// wipePrefix deletes the demo's own keys from a real Redis, and nothing else.
-func wipePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
-	for _, pattern := range []string{prefix + ":*", "asynq:{" + prefix + ":*"} {
-		iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-		for iter.Next(ctx) {
-			if err := rdb.Unlink(ctx, iter.Val()).Err(); err != nil {
-				return err
-			}
-		}
-		if err := iter.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // seed creates topics, templates, a segment and n contacts over several
