@@ -27,8 +27,6 @@ type AuditEntry struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-func (s *Store) auditKey() string { return s.Key("audit") }
-
 // AppendAudit records e in the audit stream, trimmed to about a million
 // entries. e.ID is set from the stream.
 func (s *Store) AppendAudit(ctx context.Context, e *AuditEntry) error {

@@ -174,8 +174,6 @@ end
 return 0
 `)
 
-func (s *Store) RotateCursorKey() string { return s.Key("rotate", "cursor") }
-
 // RotateContacts seals again, under the active data key, every contact
 // record sealed under another key (or stored in plain JSON before
 // encryption), while the system runs. It walks the contact index in

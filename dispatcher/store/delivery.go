@@ -9,9 +9,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// providerKey maps a provider's message id to the send id.
-func (s *Store) ProviderKey(provider string) string { return s.Key("prov", provider) }
-
 // SendForProvider returns the send id a provider message id belongs to, or
 // ErrNotFound.
 func (s *Store) SendForProvider(ctx context.Context, provider string) (string, error) {

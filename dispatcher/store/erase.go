@@ -17,9 +17,6 @@ import (
 // collected, not who gave it: they stay in the ledger after erasure.
 var ledgerEvidenceKept = []string{"form", "wording", "page", "confirmed_via"}
 
-// contactSendsKey is the index of a contact's sends.
-func (s *Store) ContactSendsKey(contact string) string { return s.ContactKey(contact) + ":sends" }
-
 // indexSends adds each decided send to its contact's index and pushes the
 // index's expiry to the send retention, in one pipeline. The index keys
 // carry the contact's hash tag, not the run's, so this cannot be part of

@@ -2,20 +2,11 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
-
-// idemKey names the idempotency record of an API request key, by hash: the
-// key a client chose is never stored.
-func (s *Store) idemKey(key string) string {
-	h := sha256.Sum256([]byte(key))
-	return s.Key("idem", hex.EncodeToString(h[:]))
-}
 
 // ReserveIdempotency reserves the idempotency key with the pending record
 // rec for ttl. When another request holds the key it returns false and

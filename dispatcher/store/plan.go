@@ -13,10 +13,6 @@ import (
 // The planning of a run and the progress of its batches, kept in the
 // run's hash (P:run:{r}) and sets beside it.
 
-func (s *Store) batchesDoneKey(run string) string { return s.RunKey(run) + ":bdone" }
-
-func (s *Store) batchesSeenKey(run string) string { return s.RunKey(run) + ":bseen" }
-
 // PlanCursor is how far the planning of a run went.
 type PlanCursor struct {
 	// After is where the next batch starts: the last contact id of the

@@ -45,12 +45,6 @@ const (
 	SignupAlreadyGranted
 )
 
-func (s *Store) pendingSMSKey(phone string) string {
-	return s.Key("pendingsms", s.AddressHash(channels.SMS, phone))
-}
-
-func (s *Store) signupDoneKey(h string) string { return s.Key("signupdone", h) }
-
 // TopicsByID returns the topics named by ids, in the order of ids, in one
 // round trip; an entry is nil where no topic has that id (or its record
 // does not decode).

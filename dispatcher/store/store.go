@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/missive-dev/missive/channels"
@@ -22,41 +21,8 @@ import (
 // the store stays the one package that speaks Redis.
 type Client = redis.UniversalClient
 
-// Store keeps Missive's records in Redis. Keys start with a prefix; keys
-// that belong to one contact or one run carry a hash tag ({id}) so that
-// multi-key scripts stay on one Redis Cluster slot.
-//
-// Layout (P is the prefix):
-//
-//	P:c:{id}               contact (JSON sealed under the data keyring)
-//	P:c:{id}:consent       hash "channel/topic" -> current consent (JSON)
-//	P:c:{id}:ledger        list of consent events (JSON), append-only
-//	P:contacts             sorted set of contact ids (score 0, read by lex range)
-//	P:rotate:cursor        last contact id re-sealed by a RotateContacts in progress
-//	P:addr:<hash>          contact id of an address (keyed hash); a sign-up claims it (SETNX)
-//	P:c:{id}:addrs         set of the hashes of the contact's addresses (erasure)
-//	P:pending:<h>          pending sign-up (JSON), 48 h; h = sha256(confirmation token)
-//	P:c:{id}:pending       set of the h of the contact's pending sign-ups (erasure), 48 h
-//	P:pendingsms:<hash>    h of the newest pending SMS sign-up of a number, 48 h
-//	P:signupdone:<h>       the sign-up h was confirmed (a second confirmation says so), 48 h
-//	P:c:{id}:signups       hash h -> confirmation time: a sign-up grants once, 48 h
-//	P:sup:<hash>           suppression entry (JSON), with a TTL when temporary
-//	P:topics, P:templates, P:segments, P:campaigns   hashes id -> JSON
-//	P:tplv:<id>            hash version -> template JSON
-//	P:run:{r}              run meta and counters (n:<outcome>, d:<decision>); planning:
-//	                       cursor (where the next batch starts), batches, plan_finished,
-//	                       batches_done, planned_done
-//	P:run:{r}:snapshot     what the run was started with (JSON), written once
-//	P:run:{r}:inflight     sorted set send id -> deadline (ms)
-//	P:run:{r}:bseen        set of batch numbers taken up at least once
-//	P:run:{r}:bdone        set of batch numbers done
-//	P:s:{r}:<hash>         send record (hash)
-//	P:runs:<campaign>      sorted set of run ids by fire time
-//	P:runs:active          set of runs not yet finished
-//	P:idem:<hash>          idempotency record of an API send
-//	P:mailgun:token:<sha256>   Claim of a Mailgun webhook token, 15 min
-//	P:esp:<source>:event:<sha256>   Claim of an email provider's event (id, kind, address), 24 h
-//	P:twilio:sid:<sid>     Claim of an inbound SMS: "pending" (2 min lease), then "done" (7 days)
+// Store keeps Missive's records in Redis, under the key layout of
+// keys.go. It is safe for concurrent use.
 type Store struct {
 	Redis  redis.UniversalClient
 	p      string
@@ -70,25 +36,6 @@ type Store struct {
 
 func NewStore(rdb redis.UniversalClient, prefix string, secret []byte, now func() time.Time, sendTTL time.Duration) *Store {
 	return &Store{Redis: rdb, p: prefix, secret: secret, now: now, sendTTL: sendTTL}
-}
-
-func (s *Store) Key(parts ...string) string { return s.p + ":" + strings.Join(parts, ":") }
-
-func (s *Store) ContactKey(id string) string { return s.p + ":c:{" + id + "}" }
-
-func (s *Store) ConsentKey(id string) string { return s.ContactKey(id) + ":consent" }
-
-func (s *Store) ledgerKey(id string) string { return s.ContactKey(id) + ":ledger" }
-
-func (s *Store) RunKey(run string) string { return s.p + ":run:{" + run + "}" }
-
-func (s *Store) InflightKey(run string) string { return s.RunKey(run) + ":inflight" }
-
-func (s *Store) SnapshotKey(run string) string { return s.RunKey(run) + ":snapshot" }
-
-func (s *Store) SendKey(id string) string {
-	run, h, _ := dispatcher.SplitSendID(id)
-	return s.p + ":s:{" + run + "}:" + h
 }
 
 // AddressHash is the keyed hash by which suppression entries and the

@@ -1,0 +1,148 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
+)
+
+// The key layout. Every key starts with the prefix P; keys that belong to
+// one contact or one run carry a hash tag ({id}) so that multi-key
+// scripts stay on one Redis Cluster slot. Every key is built in this file
+// or, for families written in one place, with Key next to that place.
+//
+// Contacts and consent:
+//
+//	P:c:{id}               contact (JSON sealed under the data keyring)
+//	P:c:{id}:consent       hash "channel/topic" -> current consent (JSON)
+//	P:c:{id}:ledger        list of consent events (JSON), append-only
+//	P:c:{id}:addrs         set of the hashes of the contact's addresses (erasure)
+//	P:c:{id}:sends         set of the contact's API and confirmation send ids (erasure, export)
+//	P:contacts             sorted set of contact ids (score 0, walked by ContactIDs)
+//	P:addr:<hash>          contact id of an address (keyed hash); a sign-up claims it (SETNX)
+//	P:rotate:cursor        last contact id re-sealed by a RotateContacts in progress
+//
+// Sign-ups:
+//
+//	P:pending:<h>          pending sign-up (JSON), 48 h; h = sha256(confirmation token)
+//	P:c:{id}:pending       set of the h of the contact's pending sign-ups (erasure), 48 h
+//	P:pendingsms:<hash>    h of the newest pending SMS sign-up of a number, 48 h
+//	P:signupdone:<h>       the sign-up h was confirmed (a second confirmation says so), 48 h
+//	P:c:{id}:signups       hash h -> confirmation time: a sign-up grants once, 48 h
+//
+// Suppression and feedback:
+//
+//	P:sup:<hash>           suppression entry (JSON), with a TTL when temporary
+//	P:soft:<hash>          sorted set of an address's soft bounces by time (the policy's window)
+//	P:prov:<provider id>   send id of a provider's message id (delivery reports), send TTL
+//	P:verp:<hash>          send id of a VERP token too long to carry it, send TTL
+//	P:fb:<send>:<kind>     feedback of that kind applied to the send, once, send TTL
+//	P:mailgun:token:<sha256>   claim of a Mailgun webhook token, 15 min
+//	P:esp:<source>:event:<sha256>   claim of an email provider's event (id, kind, address), 24 h
+//	P:twilio:sid:<sid>     claim of an inbound SMS: "pending" (2 min lease), then "done" (7 days)
+//	P:topicstats:<topic>   hash of a topic's feedback counters (unsubscribes, confirmations...)
+//
+// Catalogue, campaigns and runs:
+//
+//	P:topics, P:templates, P:segments, P:campaigns   hashes id -> JSON
+//	P:tplv:<id>            hash version -> template JSON
+//	P:runs:<campaign>      sorted set of run ids by fire time
+//	P:runs:active          set of runs not yet finished
+//	P:run:{r}              run meta and counters (n:<outcome>, d:<decision>, f:<feedback>),
+//	                       paused_reason; planning: cursor, batches, plan_finished,
+//	                       batches_done, planned_done
+//	P:run:{r}:snapshot     what the run was started with (JSON), written once
+//	P:run:{r}:inflight     sorted set send id -> deadline (ms)
+//	P:run:{r}:bseen        set of batch numbers taken up at least once
+//	P:run:{r}:bdone        set of batch numbers done
+//	P:s:{r}:<hash>         send record (hash)
+//	P:idem:<sha256>        idempotency record of an API send
+//
+// Operations:
+//
+//	P:audit                stream of the API's audited actions (capped)
+//	P:scheduler:lease      the scheduler leader's lease (holder "id:token")
+//	P:scheduler:epoch      the fencing token's counter
+//	P:retention:last       when the last retention purge started (a claim)
+//	P:retention:stats      outcome of the last retention purge
+//
+// Other packages own their keys under the same prefix: throttle
+// (P:cap:{contact}:..., P:rate:<key>) and asynq (asynq:{P:<queue>}:...).
+
+// Key joins parts under the prefix.
+func (s *Store) Key(parts ...string) string { return s.p + ":" + strings.Join(parts, ":") }
+
+// ContactKey names a contact's record; its hash tag groups its keys.
+func (s *Store) ContactKey(id string) string { return s.p + ":c:{" + id + "}" }
+
+// ConsentKey names a contact's current consents.
+func (s *Store) ConsentKey(id string) string { return s.ContactKey(id) + ":consent" }
+
+func (s *Store) ledgerKey(id string) string { return s.ContactKey(id) + ":ledger" }
+
+// RunKey names a run's record; its hash tag groups its keys.
+func (s *Store) RunKey(run string) string { return s.p + ":run:{" + run + "}" }
+
+// InflightKey names a run's sends in flight, by deadline.
+func (s *Store) InflightKey(run string) string { return s.RunKey(run) + ":inflight" }
+
+// SnapshotKey names what a run was started with.
+func (s *Store) SnapshotKey(run string) string { return s.RunKey(run) + ":snapshot" }
+
+// SendKey names a send's record, in its run's slot.
+func (s *Store) SendKey(id string) string {
+	run, h, _ := dispatcher.SplitSendID(id)
+	return s.p + ":s:{" + run + "}:" + h
+}
+
+// PendingKey names a pending sign-up by the hash of its token.
+func (s *Store) PendingKey(h string) string { return s.Key("pending", h) }
+
+// SignupsKey names the sign-ups a contact confirmed.
+func (s *Store) SignupsKey(contact string) string {
+	return s.ContactKey(contact) + ":signups"
+}
+
+// PendingIndexKey names the set of a contact's pending sign-ups (hashes of
+// their tokens), so that erasure finds them without scanning.
+func (s *Store) PendingIndexKey(contact string) string {
+	return s.ContactKey(contact) + ":pending"
+}
+
+// AddressesKey names the set of the hashes of a contact's addresses, so
+// that erasure finds its address index entries even when the record no
+// longer opens.
+func (s *Store) AddressesKey(contact string) string {
+	return s.ContactKey(contact) + ":addrs"
+}
+
+func (s *Store) auditKey() string { return s.Key("audit") }
+
+// RotateCursorKey names where a key rotation in progress stands.
+func (s *Store) RotateCursorKey() string { return s.Key("rotate", "cursor") }
+
+// providerKey maps a provider's message id to the send id.
+func (s *Store) ProviderKey(provider string) string { return s.Key("prov", provider) }
+
+// contactSendsKey is the index of a contact's sends.
+func (s *Store) ContactSendsKey(contact string) string { return s.ContactKey(contact) + ":sends" }
+
+// idemKey names the idempotency record of an API request key, by hash: the
+// key a client chose is never stored.
+func (s *Store) idemKey(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return s.Key("idem", hex.EncodeToString(h[:]))
+}
+
+func (s *Store) batchesDoneKey(run string) string { return s.RunKey(run) + ":bdone" }
+
+func (s *Store) batchesSeenKey(run string) string { return s.RunKey(run) + ":bseen" }
+
+func (s *Store) pendingSMSKey(phone string) string {
+	return s.Key("pendingsms", s.AddressHash(channels.SMS, phone))
+}
+
+func (s *Store) signupDoneKey(h string) string { return s.Key("signupdone", h) }
