@@ -46,6 +46,7 @@ type sendPayload struct {
 	Sends []string `json:"sends"` // the hash part of each send id
 }
 
+// Queue is the full name of the queue called name, under the prefix.
 func (d *Pipeline) Queue(name string) string { return d.cfg.Prefix + ":" + name }
 
 func (d *Pipeline) sendQueue(key string) string {
@@ -166,7 +167,7 @@ func (d *Pipeline) handlePlan(ctx context.Context, t *asynq.Task) error {
 	return d.FinishBatch(ctx, p.Run, "")
 }
 
-// finishBatch marks batch n done ("" only checks) and completes the run
+// FinishBatch marks batch n done ("" only checks) and completes the run
 // when nothing is left.
 func (d *Pipeline) FinishBatch(ctx context.Context, run, n string) error {
 	done, err := d.Store.FinishBatch(ctx, run, n)
@@ -179,7 +180,7 @@ func (d *Pipeline) FinishBatch(ctx context.Context, run, n string) error {
 	return nil
 }
 
-// completeRun marks a run completed, and its campaign too when it was a
+// CompleteRun marks a run completed, and its campaign too when it was a
 // one-shot.
 func (d *Pipeline) CompleteRun(ctx context.Context, run string) error {
 	st, err := d.Store.RunField(ctx, run, "state")
@@ -274,7 +275,7 @@ func (d *Pipeline) batchContactIDs(ctx context.Context, from, to string) ([]stri
 	}
 }
 
-// gateBatch decides for ids and enqueues what passed. For a batch seen
+// GateBatch decides for ids and enqueues what passed. For a batch seen
 // before, sends decided by the earlier attempt keep their decision and are
 // enqueued again if still in flight (the enqueue may not have happened
 // before a crash).

@@ -39,6 +39,8 @@ type snapshots struct {
 	m  map[string]*runState
 }
 
+// LoadRun returns what the run was started with, compiled, from a
+// per-process cache: a snapshot never changes.
 func (d *Pipeline) LoadRun(ctx context.Context, run string) (*runState, error) {
 	state, err := d.Store.RunField(ctx, run, "state")
 	if err != nil {

@@ -341,7 +341,7 @@ func (d *Pipeline) deliver(ctx context.Context, st *runState, s *dispatcher.Send
 	return sendErr
 }
 
-// settle moves sends from the given states to a final one.
+// Settle moves sends from the given states to a final one.
 func (d *Pipeline) Settle(ctx context.Context, ids []string, from, to, reason string) error {
 	ts := make([]storepkg.Transition, len(ids))
 	for i, id := range ids {
@@ -414,7 +414,7 @@ func (d *Pipeline) render(ctx context.Context, st *runState, s *dispatcher.Send,
 	return m, nil
 }
 
-// errNothingToSend: what a send answered is gone (a sign-up confirmed or
+// ErrNothingToSend: what a send answered is gone (a sign-up confirmed or
 // expired before its confirmation left); the send is cancelled.
 var ErrNothingToSend = errors.New("nothing to send any more")
 

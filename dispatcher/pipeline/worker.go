@@ -19,6 +19,8 @@ func (d *Pipeline) RunWorker(ctx context.Context) error {
 	return d.ServeQueues(ctx, d.Queues())
 }
 
+// ServeQueues runs a worker on the given queues and their weights until
+// ctx ends, with the reconciler beside it.
 func (d *Pipeline) ServeQueues(ctx context.Context, queues map[string]int) error {
 	srv := asynq.NewServerFromRedisClient(d.Store.Redis, asynq.Config{
 		Concurrency:              d.cfg.Concurrency,

@@ -17,7 +17,7 @@ import (
 // collected, not who gave it: they stay in the ledger after erasure.
 var ledgerEvidenceKept = []string{"form", "wording", "page", "confirmed_via"}
 
-// indexSends adds each decided send to its contact's index and pushes the
+// IndexSends adds each decided send to its contact's index and pushes the
 // index's expiry to the send retention, in one pipeline. The index keys
 // carry the contact's hash tag, not the run's, so this cannot be part of
 // decideScript on Redis Cluster.
@@ -76,7 +76,7 @@ func (s *Store) contactSendIDs(ctx context.Context, contact string) ([]string, e
 	return slices.Compact(ids), nil
 }
 
-// contactSends returns the contact's send records still held, oldest
+// ContactSends returns the contact's send records still held, oldest
 // first.
 func (s *Store) ContactSends(ctx context.Context, contact string) ([]*dispatcher.Send, error) {
 	ids, err := s.contactSendIDs(ctx, contact)
@@ -97,7 +97,7 @@ func (s *Store) ContactSends(ctx context.Context, contact string) ([]*dispatcher
 	return out, nil
 }
 
-// addrDelScript deletes an address index entry only if it still points to
+// AddrDelScript deletes an address index entry only if it still points to
 // the contact: another contact may have taken the address since.
 var AddrDelScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -138,7 +138,7 @@ func (s *Store) EraseAddressesOf(ctx context.Context, contact string) (int, erro
 	return n, err
 }
 
-// scan calls fn with the keys matching pattern, in pages, on every master
+// Scan calls fn with the keys matching pattern, in pages, on every master
 // of a Redis Cluster.
 func (s *Store) Scan(ctx context.Context, pattern string, fn func([]string) error) error {
 	one := func(ctx context.Context, rdb redis.UniversalClient) error {
@@ -165,7 +165,7 @@ func (s *Store) Scan(ctx context.Context, pattern string, fn func([]string) erro
 	return one(ctx, s.Redis)
 }
 
-// pseudonymizeLedger rewrites the contact's consent ledger without the
+// PseudonymizeLedger rewrites the contact's consent ledger without the
 // evidence that could identify the person, in a transaction watched on
 // the ledger. It returns how many events it holds.
 func (s *Store) PseudonymizeLedger(ctx context.Context, contact string) (int, error) {

@@ -18,7 +18,7 @@ const (
 	FeedbackConfirmations = "confirmations" // double opt-in confirmations
 )
 
-// countFeedback adds one to a feedback counter of the topic, and of the run
+// CountFeedback adds one to a feedback counter of the topic, and of the run
 // when the event comes from one of its messages (run may be "").
 func (s *Store) CountFeedback(ctx context.Context, run, topic, name string) error {
 	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -46,7 +46,7 @@ func (s *Store) TopicFeedback(ctx context.Context, topic string) (map[string]int
 	return out, nil
 }
 
-// runFeedback picks the f:<name> counters out of a run hash.
+// RunFeedback picks the f:<name> counters out of a run hash.
 func RunFeedback(m map[string]string) map[string]int64 {
 	out := map[string]int64{}
 	for f, v := range m {

@@ -159,11 +159,11 @@ func additional(hdr, aad []byte) []byte {
 	return append(append(a, hdr...), aad...)
 }
 
-// rotateChunk is how many contacts RotateContacts reads per round trip
+// RotateChunk is how many contacts RotateContacts reads per round trip
 // and per checkpoint.
 const RotateChunk = 500
 
-// reSealScript replaces a record only if it still holds the bytes that
+// ReSealScript replaces a record only if it still holds the bytes that
 // were read: a contact upserted meanwhile is never overwritten with its
 // old content. Returns 1 if replaced, 0 if the record changed or is gone.
 var ReSealScript = redis.NewScript(`

@@ -124,10 +124,10 @@ func (s *Store) auditKey() string { return s.Key("audit") }
 // RotateCursorKey names where a key rotation in progress stands.
 func (s *Store) RotateCursorKey() string { return s.Key("rotate", "cursor") }
 
-// providerKey maps a provider's message id to the send id.
+// ProviderKey maps a provider's message id to the send id.
 func (s *Store) ProviderKey(provider string) string { return s.Key("prov", provider) }
 
-// contactSendsKey is the index of a contact's sends.
+// ContactSendsKey is the index of a contact's sends.
 func (s *Store) ContactSendsKey(contact string) string { return s.ContactKey(contact) + ":sends" }
 
 // idemKey names the idempotency record of an API request key, by hash: the

@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// inactiveContacts returns those of ids that hold no granted consent and
+// InactiveContacts returns those of ids that hold no granted consent and
 // whose last activity is before cutoff, and how many records did not open.
 // One pipeline reads the current consents and the last ledger event of
 // each; the records come through Store.contacts.
@@ -76,7 +76,7 @@ next:
 	return stale, unreadable, nil
 }
 
-// claimRetentionScript sets the last purge time to now if the last one is
+// ClaimRetentionScript sets the last purge time to now if the last one is
 // older than the period, so that one purge starts per period even across
 // a change of leader. KEYS: last. ARGV: now ms, period ms.
 var ClaimRetentionScript = redis.NewScript(`

@@ -99,7 +99,7 @@ end
 return {1, cur}
 `)
 
-// finishBatchScript marks a batch done once and tells whether the run has
+// FinishBatchScript marks a batch done once and tells whether the run has
 // nothing left to do. KEYS: run, bdone, inflight. ARGV: batch number, or
 // "" to check only.
 var FinishBatchScript = redis.NewScript(`
@@ -115,7 +115,7 @@ end
 return 0
 `)
 
-// decision is the gate's verdict for one contact on one channel.
+// Decision is the gate's verdict for one contact on one channel.
 type Decision struct {
 	Send     string
 	Contact  string
@@ -145,7 +145,7 @@ func (s *Store) scriptPipeline(ctx context.Context, script *redis.Script, fill f
 	return cmds, err
 }
 
-// recordDecisions writes the decisions of a batch, in one script call per
+// RecordDecisions writes the decisions of a batch, in one script call per
 // chunk. Sends decided before (a retried batch) keep their first decision.
 func (s *Store) RecordDecisions(ctx context.Context, run string, ds []Decision, queuedDeadline time.Duration) error {
 	now := s.now()
@@ -174,14 +174,14 @@ func (s *Store) RecordDecisions(ctx context.Context, run string, ds []Decision, 
 	return nil
 }
 
-// transition is one requested change of a send's state.
+// Transition is one requested change of a send's state.
 type Transition struct {
 	Send     string
 	From     string // comma separated allowed states
 	To       string
 	Reason   string
 	Deadline time.Time // zero: the send leaves the in-flight set
-	// overdue, when set, applies the change only if the send's in-flight
+	// Overdue, when set, applies the change only if the send's in-flight
 	// deadline is at or before it.
 	Overdue time.Time
 	Fields  []any
@@ -194,7 +194,7 @@ type transitionResult struct {
 	RunDone  bool
 }
 
-// transitionSends applies changes in one pipeline.
+// TransitionSends applies changes in one pipeline.
 func (s *Store) TransitionSends(ctx context.Context, ts []Transition) ([]transitionResult, error) {
 	now := s.now()
 	cmds := make([]*redis.Cmd, len(ts))
@@ -229,6 +229,7 @@ func (s *Store) TransitionSends(ctx context.Context, ts []Transition) ([]transit
 	return out, nil
 }
 
+// TransitionSend is TransitionSends for one send.
 func (s *Store) TransitionSend(ctx context.Context, t Transition) (transitionResult, error) {
 	rs, err := s.TransitionSends(ctx, []Transition{t})
 	if err != nil {
@@ -237,7 +238,7 @@ func (s *Store) TransitionSend(ctx context.Context, t Transition) (transitionRes
 	return rs[0], nil
 }
 
-// sends loads send records in one pipeline; missing ones are nil.
+// Sends loads send records in one pipeline; missing ones are nil.
 func (s *Store) Sends(ctx context.Context, ids []string) ([]*dispatcher.Send, error) {
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
 	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -292,7 +293,7 @@ func (s *Store) Send(ctx context.Context, id string) (*dispatcher.Send, error) {
 	return ss[0], nil
 }
 
-// createRun creates the run record once; it reports whether it was new.
+// CreateRun creates the run record once; it reports whether it was new.
 func (s *Store) CreateRun(ctx context.Context, r *dispatcher.Run) (bool, error) {
 	ok, err := s.Redis.HSetNX(ctx, s.RunKey(r.ID), "campaign", r.Campaign).Result()
 	if err != nil || !ok {
@@ -366,6 +367,7 @@ func (s *Store) Runs(ctx context.Context, campaign string) ([]string, error) {
 	return s.Redis.ZRevRange(ctx, s.Key("runs", campaign), 0, 99).Result()
 }
 
+// RunField returns one field of a run's record, "" when unset.
 func (s *Store) RunField(ctx context.Context, run, field string) (string, error) {
 	v, err := s.Redis.HGet(ctx, s.RunKey(run), field).Result()
 	if errors.Is(err, redis.Nil) {
@@ -374,6 +376,7 @@ func (s *Store) RunField(ctx context.Context, run, field string) (string, error)
 	return v, err
 }
 
+// SetRunState sets the state of a run, and keeps the set of active runs.
 func (s *Store) SetRunState(ctx context.Context, run, state string) error {
 	fields := []any{"state", state}
 	if state == dispatcher.RunCompleted || state == dispatcher.RunCancelled {
@@ -389,18 +392,19 @@ func (s *Store) SetRunState(ctx context.Context, run, state string) error {
 	return err
 }
 
+// ActiveRuns lists the runs not yet finished.
 func (s *Store) ActiveRuns(ctx context.Context) ([]string, error) {
 	return s.Redis.SMembers(ctx, s.Key("runs", "active")).Result()
 }
 
-// overdue returns up to n sends of run whose in-flight deadline passed.
+// Overdue returns up to n sends of run whose in-flight deadline passed.
 func (s *Store) Overdue(ctx context.Context, run string, n int64) ([]string, error) {
 	return s.Redis.ZRangeByScore(ctx, s.InflightKey(run), &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(ms(s.now()), 10), Count: n,
 	}).Result()
 }
 
-// inflightSends returns up to n of run's sends still in flight.
+// InflightSends returns up to n of run's sends still in flight.
 func (s *Store) InflightSends(ctx context.Context, run string, n int64) ([]string, error) {
 	return s.Redis.ZRange(ctx, s.InflightKey(run), 0, n-1).Result()
 }

@@ -27,13 +27,15 @@ type Store struct {
 	Redis  redis.UniversalClient
 	p      string
 	secret []byte
-	// keys seals contact records; Dispatcher sets it from Config.DataKeys.
+	// Keys seals contact records; Dispatcher sets it from Config.DataKeys.
 	Keys *Keyring
 	now  func() time.Time
 	// sendTTL is how long send records are kept.
 	sendTTL time.Duration
 }
 
+// NewStore returns a Store on rdb under prefix; secret keys the address
+// hashes, and send records are kept sendTTL. Set Keys before use.
 func NewStore(rdb redis.UniversalClient, prefix string, secret []byte, now func() time.Time, sendTTL time.Duration) *Store {
 	return &Store{Redis: rdb, p: prefix, secret: secret, now: now, sendTTL: sendTTL}
 }
@@ -78,7 +80,7 @@ func (s *Store) Contact(ctx context.Context, id string) (*dispatcher.Contact, er
 	return c, err
 }
 
-// contacts loads many contacts in one pipeline and decrypts them here;
+// Contacts loads many contacts in one pipeline and decrypts them here;
 // missing ones are nil. A record that does not open fails the whole call:
 // taking it for a missing contact would cancel its sends as erased.
 func (s *Store) Contacts(ctx context.Context, ids []string) ([]*dispatcher.Contact, error) {
@@ -108,11 +110,11 @@ func (s *Store) Contacts(ctx context.Context, ids []string) ([]*dispatcher.Conta
 	return out, nil
 }
 
-// contactAAD binds a sealed contact to its record: a ciphertext copied
+// ContactAAD binds a sealed contact to its record: a ciphertext copied
 // under another contact's key does not open.
 func ContactAAD(id string) []byte { return []byte("contact:" + id) }
 
-// sealContact encodes c for Redis: its JSON, sealed under the active data
+// SealContact encodes c for Redis: its JSON, sealed under the active data
 // key. Email, phone, attributes and tags are never stored in the clear.
 func (s *Store) SealContact(c *dispatcher.Contact) ([]byte, error) {
 	b, err := json.Marshal(c)
@@ -122,7 +124,7 @@ func (s *Store) SealContact(c *dispatcher.Contact) ([]byte, error) {
 	return s.Keys.Seal(b, ContactAAD(c.ID)), nil
 }
 
-// openContactJSON returns the JSON of a stored contact record and the id
+// OpenContactJSON returns the JSON of a stored contact record and the id
 // of the key that sealed it. A record in plain JSON, written before
 // contacts were encrypted, is read with key id "": RotateContacts seals it.
 func (s *Store) OpenContactJSON(id string, b []byte) (js []byte, keyID string, err error) {
@@ -136,7 +138,7 @@ func (s *Store) OpenContactJSON(id string, b []byte) (js []byte, keyID string, e
 	return js, keyID, nil
 }
 
-// openContact decodes a stored contact record (see openContactJSON).
+// OpenContact decodes a stored contact record (see openContactJSON).
 func (s *Store) OpenContact(id string, b []byte) (*dispatcher.Contact, string, error) {
 	js, keyID, err := s.OpenContactJSON(id, b)
 	if err != nil {
@@ -163,12 +165,16 @@ func (s *Store) CountContacts(ctx context.Context) (int64, error) {
 	return s.Redis.ZCard(ctx, s.Key("contacts")).Result()
 }
 
+// ConsentCurrent is the current consent of a contact for a channel and
+// topic: its state, and when and from where it was decided.
 type ConsentCurrent struct {
 	State  dispatcher.ConsentState `json:"state"`
 	At     time.Time               `json:"at"`
 	Source string                  `json:"source"`
 }
 
+// ConsentField names the consent of a channel and topic in the contact's
+// current consents: "channel/topic".
 func ConsentField(k channels.Kind, topic string) string { return string(k) + "/" + topic }
 
 // RecordConsent appends e to the contact's ledger and updates the current
@@ -194,7 +200,7 @@ func (s *Store) RecordConsent(ctx context.Context, contact string, e dispatcher.
 	return err
 }
 
-// writeConsent appends e to the ledger and sets the current state.
+// WriteConsent appends e to the ledger and sets the current state.
 func (s *Store) WriteConsent(ctx context.Context, p redis.Pipeliner, contact string, e dispatcher.ConsentEvent) {
 	ev, _ := json.Marshal(e)
 	cur, _ := json.Marshal(ConsentCurrent{State: e.State, At: e.At, Source: e.Source})
@@ -382,7 +388,7 @@ func (s *Store) Campaigns(ctx context.Context) ([]dispatcher.Campaign, error) {
 	return listJSON[dispatcher.Campaign](ctx, s, "campaigns")
 }
 
-// deriveKey derives a purpose-specific key from the configured secret, so
+// DeriveKey derives a purpose-specific key from the configured secret, so
 // that no two uses share a key.
 func DeriveKey(secret []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, secret)

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// suppressStop suppresses an address for good with reason stop, unless it
+// SuppressStop suppresses an address for good with reason stop, unless it
 // is already suppressed for good: a permanent bounce or complaint must not
 // become a stop that START could lift, and a second STOP keeps the date of
 // the first. A temporary entry (soft bounces) is replaced.
@@ -45,7 +45,7 @@ func (s *Store) SuppressStop(ctx context.Context, k channels.Kind, addr string) 
 	return errors.New("suppress: entry kept changing")
 }
 
-// unsuppressStop lifts the suppression of an address when, and only when,
+// UnsuppressStop lifts the suppression of an address when, and only when,
 // it comes from an SMS STOP: a bounce or a complaint stays. The check and
 // the delete are one transaction, so a bounce recorded meanwhile is kept.
 func (s *Store) UnsuppressStop(ctx context.Context, k channels.Kind, addr string) error {

@@ -30,7 +30,7 @@ func (s *Store) PutTemplate(ctx context.Context, t *templates.Template) error {
 	return s.putJSON(ctx, "templates", t.ID, t)
 }
 
-// templateError turns a template error into an API error naming the part.
+// TemplateError turns a template error into an API error naming the part.
 func TemplateError(err error) error {
 	var fe *templates.FieldError
 	if errors.As(err, &fe) {

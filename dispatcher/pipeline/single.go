@@ -13,31 +13,31 @@ import (
 	"github.com/missive-dev/missive/templates"
 )
 
-// oneRunID names the run that holds the sends decided one at a time by
+// OneRunID names the run that holds the sends decided one at a time by
 // campaign (dispatcher.APICampaign or dispatcher.SignupCampaign) of a topic
 // with a template version on one UTC day.
 func OneRunID(campaign, topic, tpl string, version int, day time.Time) string {
 	return campaign + "-" + topic + "-" + tpl + "-v" + strconv.Itoa(version) + "-" + day.UTC().Format("20060102")
 }
 
-// oneSend is a send decided on its own, outside a campaign run: an API
+// OneSend is a send decided on its own, outside a campaign run: an API
 // send or a sign-up confirmation. It goes the way every send goes: the
 // gate, a send record, the queue, the one send path.
 type OneSend struct {
-	// campaign is dispatcher.APICampaign or dispatcher.SignupCampaign.
+	// Campaign is dispatcher.APICampaign or dispatcher.SignupCampaign.
 	Campaign string
-	// key names the send: its id derives from it, so a retry finds it.
+	// Key names the send: its id derives from it, so a retry finds it.
 	Key     string
 	Contact *dispatcher.Contact
 	Topic   *dispatcher.Topic
 	Tpl     *templates.Template
 	Channel channels.Kind
-	// ref and requested: see gateJob.
+	// Ref and requested: see gateJob.
 	Ref       string
 	Requested bool
 }
 
-// decideOne decides o once and enqueues it when it may go; a retry finds
+// DecideOne decides o once and enqueues it when it may go; a retry finds
 // the decided send and enqueues it again.
 func (d *Pipeline) DecideOne(ctx context.Context, o OneSend) (*dispatcher.Send, error) {
 	s := d.Store

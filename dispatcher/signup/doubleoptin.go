@@ -42,7 +42,7 @@ var WordingPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // the confirmation token again (signupToken).
 type Pending = storepkg.PendingSignup
 
-// signupInput is a parsed and validated sign-up request.
+// Input is a parsed and validated sign-up request.
 type Input struct {
 	Topics  []string
 	Channel channels.Kind
@@ -52,7 +52,7 @@ type Input struct {
 	Form    string
 }
 
-// checkSignupTopics returns an error naming "topics" unless every id names
+// CheckSignupTopics returns an error naming "topics" unless every id names
 // a marketing topic: transactional topics need no sign-up.
 func (d *Signups) CheckSignupTopics(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
@@ -77,7 +77,7 @@ func (d *Signups) signupToken(nonce string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// validSignupToken reports whether s has the shape of a token: 32 bytes in
+// ValidToken reports whether s has the shape of a token: 32 bytes in
 // unpadded URL-safe base64.
 func ValidToken(s string) bool {
 	if len(s) != base64.RawURLEncoding.EncodedLen(32) {
@@ -87,7 +87,7 @@ func ValidToken(s string) bool {
 	return err == nil && len(b) == 32
 }
 
-// signup records a pending sign-up and enqueues its confirmation. It does
+// Submit records a pending sign-up and enqueues its confirmation. It does
 // nothing, silently, when the address is suppressed or has had its share
 // of confirmations: the caller answers the same in every case.
 func (d *Signups) Submit(ctx context.Context, in *Input, ipHash, userAgent string) error {
@@ -239,7 +239,7 @@ The link is valid for 48 hours. If you did not ask for this, ignore this message
 	SMS: &templates.SMS{Body: `{{.Attr.sender}}: répondez YES pour confirmer votre inscription ({{.Attr.topics}}). Reply YES to confirm your subscription. Sinon/otherwise ignore.`},
 }
 
-// confirmationData gives the template data of the confirmation of the
+// ConfirmationData gives the template data of the confirmation of the
 // pending sign-up h: the link with its token, the topics' names, the
 // sender, in the locale of the sign-up. It returns errNothingToSend when
 // the sign-up is gone (confirmed, expired or erased meanwhile).
@@ -283,7 +283,7 @@ const (
 	OutcomeAlready
 )
 
-// confirmSignup grants the topics of the pending sign-up h, once: the
+// Confirm grants the topics of the pending sign-up h, once: the
 // ledger events and a marker in the contact's signups hash are written in
 // one transaction watched on that hash, so two confirmations at once grant
 // once. The pending record is deleted afterwards; a marker keeps telling
@@ -389,7 +389,7 @@ func (d *Signups) ConfirmSMSOptIn(ctx context.Context, phone, messageSID string)
 	return outcome == OutcomeGranted, nil
 }
 
-// tokenHash names a pending sign-up by the hash of its token: the token
+// TokenHash names a pending sign-up by the hash of its token: the token
 // itself is never stored.
 func TokenHash(token string) string {
 	h := sha256.Sum256([]byte(token))
