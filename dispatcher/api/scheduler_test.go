@@ -54,26 +54,3 @@ func TestTwoSchedulersFireOnce(t *testing.T) {
 		t.Errorf("one-shot campaign is %s after its run, want completed", c.State)
 	}
 }
-
-func TestScheduleValidation(t *testing.T) {
-	tests := []struct {
-		s     dispatcher.Schedule
-		field string
-	}{
-		{dispatcher.Schedule{}, "schedule"},
-		{dispatcher.Schedule{At: time.Now(), Cron: "* * * * *"}, "schedule"},
-		{dispatcher.Schedule{Cron: "not a cron"}, "schedule.cron"},
-		{dispatcher.Schedule{Cron: "0 10 * * 1", TZ: "Mars/Olympus"}, "schedule.tz"},
-		{dispatcher.Schedule{At: time.Now(), LocalTime: "25:00"}, "schedule.local_time"},
-	}
-	for _, tt := range tests {
-		err := tt.s.Validate()
-		e, ok := err.(*dispatcher.Error)
-		if !ok || e.Field != tt.field {
-			t.Errorf("validate(%+v) = %v, want an error on %s", tt.s, err, tt.field)
-		}
-	}
-	if err := (&dispatcher.Schedule{Cron: "0 10 * * 1-5", TZ: "Europe/Paris", LocalTime: "10:00"}).Validate(); err != nil {
-		t.Errorf("valid schedule refused: %v", err)
-	}
-}
