@@ -1,39 +1,7 @@
 package api
 
-// Sign-up with double opt-in: a public, unauthenticated form that bots
-// attack. Nothing is granted until the person confirms from the address
-// they gave: by the link of the confirmation email, or by replying YES to
-// the confirmation SMS (ConfirmSMSOptIn, called by the Twilio inbound
-// webhook).
-//
-// What the request leaves behind until then is a pending record,
-// P:pending:<sha256 of the token>, kept 48 hours; the consent ledger gets
-// its Granted events, with the evidence, only at confirmation.
-//
-// The answer to POST /subscribe is the same, in status, body and time,
-// whether the address is known, unknown, already subscribed, suppressed
-// or over its own limit, so that the form cannot be used to find out who
-// is on the list.
-//
-// Delivery of the confirmation. The confirmation is a send like any
-// other, through the one send path (sendConfirmation): the gate (a
-// suppressed address gets nothing; quiet hours do not hold back a message
-// the person has just asked for), a send record in a run of the
-// "signup" pseudo-campaign, the queue, the claim before the provider call
-// and its one policy for ambiguous outcomes, the provider's rate limit,
-// feedback on a refusal. Its text, with the link, is rendered at send time
-// from the pending record (confirmationData): the send record names the
-// pending sign-up by h, the queue holds ids only, and the token is
-// HMAC(key, nonce), so neither the queue nor Redis holds anything that
-// opens the link.
-//
-// Redis keys (P is the prefix):
-//
-//	P:pending:<h>          pending sign-up (JSON), 48 h; h = sha256(token)
-//	P:c:{id}:pending       set of the h of the contact's pending sign-ups (erasure), 48 h
-//	P:pendingsms:<hash>    h of the newest pending SMS sign-up of a number, 48 h
-//	P:signupdone:<h>       the sign-up was confirmed (so a second POST says so), 48 h
-//	P:c:{id}:signups       hash h -> confirmation time: grants happen once, 48 h
+// The sign-up form, its answers and the confirmation pages: a public,
+// unauthenticated form that bots attack. The work is package signup's.
 
 import (
 	"context"
