@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -198,13 +197,10 @@ func (s *Store) PseudonymizeLedger(ctx context.Context, contact string) (int, er
 		})
 		return err
 	}
-	for range 5 {
-		err := s.Redis.Watch(ctx, txn, key)
-		if !errors.Is(err, redis.TxFailedErr) {
-			return n, err
-		}
+	if err := s.watch(ctx, "pseudonymize ledger", txn, key); err != nil {
+		return 0, err
 	}
-	return 0, errors.New("ledger kept changing")
+	return n, nil
 }
 
 // pseudonymousEvent is e without identifying evidence, as JSON.
