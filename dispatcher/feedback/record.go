@@ -219,18 +219,19 @@ func (d *Handler) checkRates(ctx context.Context, run string) error {
 	default:
 		return nil
 	}
+	// The campaign pauses before the reason is recorded: the reason makes
+	// the pause once only, so a pause that failed must leave it unset for
+	// the next report to try again. A second pause is a conflict.
+	if campaign := m["campaign"]; campaign != "" && !dispatcher.OneAtATime(campaign) {
+		if _, err := d.runs.SetCampaignState(ctx, campaign, "pause"); err != nil && !dispatcher.IsCode(err, dispatcher.CodeConflict) {
+			return err
+		}
+	}
 	ok, err := d.Store.PauseRunOnce(ctx, run, reason)
 	if err != nil || !ok {
 		return err
 	}
 	d.log.Warn("run paused by its feedback", "run", run, "reason", reason)
-	campaign := m["campaign"]
-	if campaign == "" || dispatcher.OneAtATime(campaign) {
-		return nil
-	}
-	if _, err := d.runs.SetCampaignState(ctx, campaign, "pause"); err != nil && !dispatcher.IsCode(err, dispatcher.CodeConflict) {
-		return err
-	}
 	return nil
 }
 
@@ -248,7 +249,8 @@ func (d *Handler) Refused(ctx context.Context, s *dispatcher.Send, c *dispatcher
 	if kind == "" {
 		return nil
 	}
-	ev := channels.Feedback{Send: s.ID, Channel: s.Channel, Address: channels.Address(c.Address(s.Channel)), Kind: kind, Code: ce.Code, Source: "smtp"}
+	ev := channels.Feedback{Send: s.ID, Channel: s.Channel, Address: channels.Address(c.Address(s.Channel)), Kind: kind, Code: ce.Code, Source: "smtp",
+		At: d.now()} // a soft bounce counts in the policy's window from now
 	if s.Channel == channels.SMS {
 		ev.Source = "twilio"
 	}

@@ -165,15 +165,26 @@ func (d *Privacy) eraseSends(ctx context.Context, contact string) (deleted, canc
 	if err != nil {
 		return 0, 0, 0, err
 	}
+	completed := map[string]bool{}
 	for i, r := range rs {
 		if r.Applied {
 			cancelled++
 		}
-		if r.RunDone {
-			run, _, _ := dispatcher.SplitSendID(ts[i].Send)
+		run, _, _ := dispatcher.SplitSendID(ts[i].Send)
+		done := r.RunDone
+		if !r.Applied && !completed[run] && held[i].State == dispatcher.StateCancelled && held[i].Reason == pipeline.ReasonErased {
+			// An erasure cut short cancelled this send, and may have failed
+			// to complete its run: no one else will, since nothing of it is
+			// left in flight.
+			if done, err = s.FinishBatch(ctx, run, ""); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+		if done && !completed[run] {
 			if err := d.runs.CompleteRun(ctx, run); err != nil {
 				return 0, 0, 0, err
 			}
+			completed[run] = true
 		}
 	}
 	sends, err := s.Sends(ctx, ids)

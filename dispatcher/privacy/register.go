@@ -89,7 +89,7 @@ func (d *Privacy) Register(ctx context.Context) (*Register, error) {
 			{"send records and feedback events", days(d.cfg.SendTTL)},
 			{"consent ledger", "kept as proof of consent (GDPR Art. 7(1)); pseudonymous after erasure"},
 			{"suppression list (keyed hashes of addresses)", "kept at least 3 years (CNIL), so that an opposition is honoured after erasure"},
-			{"inactive contacts", "3 years from collection or last contact (CNIL)"},
+			{"inactive contacts", inactiveTerm(d.cfg.InactiveAfter)},
 			{"audit log", "the last 1,000,000 changes"},
 		},
 		Security: []string{
@@ -128,6 +128,17 @@ func days(d time.Duration) string {
 		return fmt.Sprintf("%d days", d/(24*time.Hour))
 	}
 	return fmt.Sprintf("%g hours", d.Hours())
+}
+
+// inactiveTerm writes how long PurgeInactive keeps an inactive contact.
+func inactiveTerm(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "until erased: no purge of inactive contacts is configured"
+	case d == DefaultInactiveAfter:
+		return "3 years from collection or last contact (CNIL)"
+	}
+	return days(d) + " from collection or last contact"
 }
 
 // Markdown writes the register as a Markdown document.
