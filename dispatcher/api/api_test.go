@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -21,25 +20,18 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
-	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/templates"
-	"github.com/missive-dev/missive/throttle/redistest"
 )
 
 const testSecret = "test-api-secret-0123456789"
 
 var testKeys = []APIKey{{ID: "other", Secret: "other-secret-0123456789"}, {ID: "ops", Secret: testSecret}}
 
+// apiClient calls a bundle's server (testBundle.api).
 type apiClient struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
-}
-
-func newAPI(t *testing.T, b *testBundle) *apiClient {
-	srv := httptest.NewServer(Handler(b.d, testKeys))
-	t.Cleanup(srv.Close)
-	return &apiClient{t: t, srv: srv}
 }
 
 type resp struct {
@@ -180,7 +172,7 @@ func TestParseAPIKeys(t *testing.T) {
 
 func TestAPIAuth(t *testing.T) {
 	b := setup(t)
-	c := newAPI(t, b)
+	c := b.api
 	tests := []struct {
 		name   string
 		auth   string
@@ -258,7 +250,7 @@ func runSteps(t *testing.T, c *apiClient, vars map[string]string, steps []step) 
 
 func TestAPIHappyPaths(t *testing.T) {
 	b := setup(t)
-	c := newAPI(t, b)
+	c := b.api
 	vars := map[string]string{}
 	runSteps(t, c, vars, []step{
 		{name: "put topic", method: "PUT", path: "/v1/topics/newsletter", body: `{"kind":"marketing","name":"News"}`, status: 200,
@@ -407,7 +399,7 @@ func TestAPIHappyPaths(t *testing.T) {
 
 func TestAPIErrors(t *testing.T) {
 	b := setup(t)
-	c := newAPI(t, b)
+	c := b.api
 	b.seedBasics(t)
 	ctx := context.Background()
 	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"))
@@ -564,7 +556,7 @@ const orderSend = `{"contact":"buyer","topic":"orders","channel":"email","templa
 
 func TestAPISendIdempotency(t *testing.T) {
 	b := setup(t)
-	c := newAPI(t, b)
+	c := b.api
 	sendSetup(t, b)
 	ctx := context.Background()
 
@@ -681,7 +673,7 @@ func TestAPISendIdempotency(t *testing.T) {
 
 func TestAPISendDeliversOnce(t *testing.T) {
 	b := setup(t)
-	c := newAPI(t, b)
+	c := b.api
 	sendSetup(t, b)
 	b.startWorker(t)
 
@@ -735,7 +727,7 @@ func TestAPISendDeliversOnce(t *testing.T) {
 
 func TestOneClickUnsubscribe(t *testing.T) {
 	b := setup(t)
-	c := newAPI(t, b)
+	c := b.api
 	ctx := context.Background()
 	s := b.d.Store
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Name: `<script>alert("x")</script>`, Kind: dispatcher.Marketing}))
@@ -876,13 +868,7 @@ func FuzzContactBody(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	r := redistest.New(f)
-	d, err := app.New(app.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte("test-secret-test-secret-test-secret!"),
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		f.Fatal(err)
-	}
-	h := Handler(d, testKeys)
+	h := setup(f, withoutLogs()).srv.Config.Handler
 	f.Fuzz(func(t *testing.T, body string) {
 		req := httptest.NewRequest("PUT", "/v1/contacts/fuzz", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+testSecret)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -13,7 +12,8 @@ import (
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
-// scopedKeys has a legacy key without scopes and one key per scope.
+// scopedKeys has a legacy key without scopes and one key per scope; setup
+// serves them beside testKeys.
 var scopedKeys = []APIKey{
 	{ID: "legacy", Secret: "legacy-secret-0123456789"},
 	{ID: "marketing", Secret: "marketing-secret-0123456789", Scopes: []Scope{ScopeCampaigns}},
@@ -31,12 +31,6 @@ func secretOf(id string) string {
 	panic("no key " + id)
 }
 
-func newScopedAPI(t *testing.T, b *testBundle) *apiClient {
-	srv := httptest.NewServer(Handler(b.d, scopedKeys))
-	t.Cleanup(srv.Close)
-	return &apiClient{t: t, srv: srv}
-}
-
 // as calls the API with the key of id.
 func (c *apiClient) as(id, method, path, body string) resp {
 	c.t.Helper()
@@ -45,7 +39,7 @@ func (c *apiClient) as(id, method, path, body string) resp {
 
 func TestScopes(t *testing.T) {
 	b := setup(t)
-	c := newScopedAPI(t, b)
+	c := b.api
 	// One representative route per scope; a key with the scope gets past
 	// the check (whatever the handler then answers), the others get 403.
 	routes := []struct {
@@ -136,7 +130,7 @@ func auditEntries(t *testing.T, c *apiClient) []storepkg.AuditEntry {
 
 func TestAuditLog(t *testing.T) {
 	b := setup(t)
-	c := newScopedAPI(t, b)
+	c := b.api
 	const email, phone = "audited.person@example.com", "+33612345678"
 	calls := []struct {
 		key, method, path, body string
@@ -224,7 +218,7 @@ func TestAuditLog(t *testing.T) {
 
 func TestAuditSkipsFailures(t *testing.T) {
 	b := setup(t)
-	c := newScopedAPI(t, b)
+	c := b.api
 	calls := []struct {
 		key, method, path, body string
 		status                  int
@@ -264,7 +258,7 @@ func TestKeyIDInContext(t *testing.T) {
 // an erasure is audited.
 func TestErasureScopeAndAudit(t *testing.T) {
 	b := setup(t)
-	c := newScopedAPI(t, b)
+	c := b.api
 	const email = "erased.person@example.com"
 	if r := c.as("crm", "PUT", "/v1/contacts/c1", `{"email":"`+email+`"}`); r.status != http.StatusOK {
 		t.Fatalf("upsert: %d %s", r.status, r.body)

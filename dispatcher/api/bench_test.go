@@ -97,7 +97,7 @@ func waitPlanned(b *testing.B, tb *testBundle, run string, want int64) time.Dura
 func BenchmarkGate(b *testing.B) {
 	n := benchN(200_000)
 	for range b.N {
-		tb := setup(b, func(c *app.Config) { c.Concurrency = 32 })
+		tb := setup(b, withConfig(func(c *app.Config) { c.Concurrency = 32 }))
 		seedBench(b, tb, n, channels.Email)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -129,11 +129,11 @@ func BenchmarkGate(b *testing.B) {
 func BenchmarkDeliver(b *testing.B) {
 	n := benchN(50_000)
 	for range b.N {
-		tb := setup(b, func(c *app.Config) {
+		tb := setup(b, withConfig(func(c *app.Config) {
 			// The limiter is on, but the local server takes what comes.
 			c.ProviderRates = map[channels.Kind]throttle.Rate{channels.Email: {Count: 100_000, Per: time.Second}}
 			c.Concurrency = 32
-		})
+		}))
 		seedBench(b, tb, n, channels.Email)
 		stop := tb.startWorker(b)
 		b.ResetTimer()

@@ -54,11 +54,11 @@ func assertEachOnce(t *testing.T, b *testBundle, n int) {
 // message, and the run balances.
 func TestWorkerStoppedMidRunDeliversEachOnce(t *testing.T) {
 	const n = 600
-	b := setup(t, func(c *app.Config) {
+	b := setup(t, withConfig(func(c *app.Config) {
 		c.Concurrency = 2
 		c.SendChunk = 10
 		c.InflightDeadline = time.Second
-	})
+	}))
 	seedMailing(t, b, n)
 	ctx := context.Background()
 	stop := b.startWorker(t)
@@ -118,8 +118,8 @@ func TestDoubleTriggerSendsOnce(t *testing.T) {
 // the reconciler settles it as ambiguous and never sends it again, and the
 // run still balances and completes.
 func TestReconcilerSettlesAbandonedSend(t *testing.T) {
-	clock := time.Now()
-	b := setup(t, func(c *app.Config) { c.Now = func() time.Time { return clock } })
+	b := setup(t, withClock(time.Now()))
+	clock := b.clock.Now()
 	seedMailing(t, b, 1)
 	ctx := context.Background()
 	run, err := b.d.Pipeline.StartRun(ctx, "mailing", clock)
@@ -147,7 +147,7 @@ func TestReconcilerSettlesAbandonedSend(t *testing.T) {
 	if res.Applied {
 		t.Fatal("a send claimed since it was listed was settled as ambiguous")
 	}
-	clock = clock.Add(2 * time.Minute)
+	b.clock.Add(2 * time.Minute)
 	if n, err := b.d.Pipeline.Reconcile(ctx); err != nil || n != 1 {
 		t.Fatalf("Reconcile after the lease = %d, %v; want 1", n, err)
 	}

@@ -233,10 +233,16 @@ type rotationBundle struct {
 	ids    []string
 }
 
+// setupRotation is setup with n contacts sealed under key a, imported by a
+// dispatcher that held key a only.
 func setupRotation(t *testing.T, n int) *rotationBundle {
 	t.Helper()
 	ka, kb := testKey(t), testKey(t)
-	b := setup(t, func(c *app.Config) { c.DataKeys = newRing(t, "a", map[string][]byte{"a": ka}) })
+	b := setup(t, withConfig(func(c *app.Config) { c.DataKeys = newRing(t, "b", map[string][]byte{"a": ka, "b": kb}) }))
+	before := b.cfg
+	before.DataKeys = newRing(t, "a", map[string][]byte{"a": ka})
+	da, err := app.New(before)
+	must(t, err)
 	ctx := context.Background()
 	var ndjson strings.Builder
 	ids := make([]string, n)
@@ -248,14 +254,11 @@ func setupRotation(t *testing.T, n int) *rotationBundle {
 		line, _ := json.Marshal(l)
 		ndjson.Write(append(line, '\n'))
 	}
-	res, err := b.d.Store.ImportContacts(ctx, strings.NewReader(ndjson.String()), "Europe/Paris", nil)
+	res, err := da.Store.ImportContacts(ctx, strings.NewReader(ndjson.String()), "Europe/Paris", nil)
 	must(t, err)
 	if res.Imported != n {
 		t.Fatalf("imported %d of %d: %v", res.Imported, n, res.Errors)
 	}
-	b.cfg.DataKeys = newRing(t, "b", map[string][]byte{"a": ka, "b": kb})
-	b.d, err = app.New(b.cfg)
-	must(t, err)
 	return &rotationBundle{testBundle: b, ka: ka, kb: kb, ids: ids}
 }
 

@@ -47,10 +47,10 @@ func apiCall(t *testing.T, h http.Handler, method, path string, out any) int {
 func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	paris := mustLoc(t, "Europe/Paris")
 	sunday := time.Date(2027, 1, 3, 12, 0, 0, 0, paris)
-	b := setup(t, func(c *app.Config) {
+	b := setup(t, withConfig(func(c *app.Config) {
 		c.Now = func() time.Time { return sunday }
 		c.Quiet = map[channels.Kind]throttle.Calendar{channels.SMS: throttle.DefaultSMSCalendar(2027)}
-	})
+	}))
 	ctx := context.Background()
 	s := b.d.Store
 	b.seedBasics(t)

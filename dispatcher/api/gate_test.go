@@ -21,10 +21,10 @@ import (
 func TestQuietHoursDeferSMS(t *testing.T) {
 	paris := mustLoc(t, "Europe/Paris")
 	sunday := time.Date(2027, 1, 3, 12, 0, 0, 0, paris)
-	b := setup(t, func(c *app.Config) {
+	b := setup(t, withConfig(func(c *app.Config) {
 		c.Now = func() time.Time { return sunday }
 		c.Quiet = map[channels.Kind]throttle.Calendar{channels.SMS: throttle.DefaultSMSCalendar(2027)}
-	})
+	}))
 	ctx := context.Background()
 	b.seedBasics(t)
 	for id, phone := range map[string]string{"a": "+33612345671", "b": "+33612345672", "c": "+33612345673"} {

@@ -27,12 +27,12 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 
 // slowEmail paces email at rate a second so a run lasts long enough to be
 // paused or cancelled in the middle.
-func slowEmail(rate int) func(*app.Config) {
-	return func(c *app.Config) {
+func slowEmail(rate int) option {
+	return withConfig(func(c *app.Config) {
 		c.ProviderRates = map[channels.Kind]throttle.Rate{channels.Email: {Count: rate, Per: time.Second, Burst: 1}}
 		c.Concurrency = 2
 		c.SendChunk = 5
-	}
+	})
 }
 
 func TestPauseHoldsAndResumeFinishes(t *testing.T) {
@@ -137,7 +137,7 @@ func TestTemporaryFailureRetries(t *testing.T) {
 // The last retry of a temporary failure fails the send for good, and the
 // run still balances.
 func TestRetriesExhausted(t *testing.T) {
-	b := setup(t, func(c *app.Config) { c.MaxRetry = 1 })
+	b := setup(t, withConfig(func(c *app.Config) { c.MaxRetry = 1 }))
 	seedMailing(t, b, 2)
 	b.smtp.Reject("m0000@example.com", 421, "4.3.0", "busy")
 	ctx := context.Background()

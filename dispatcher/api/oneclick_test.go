@@ -22,8 +22,7 @@ func TestOneClickBeforeTheWorkerRuns(t *testing.T) {
 	b := setup(t)
 	seedMailing(t, b, 3)
 	ctx := context.Background()
-	srv := httptest.NewServer(Handler(b.d, nil))
-	t.Cleanup(srv.Close)
+	srv := b.srv
 
 	// Plan and gate only: the sends wait in their queue.
 	gctx, stopGate := context.WithCancel(ctx)
@@ -84,7 +83,7 @@ func TestOneClickBeforeTheWorkerRuns(t *testing.T) {
 func TestTokenKeyRotation(t *testing.T) {
 	old := []byte("old-token-key-old-token-key-0123456789")
 	next := []byte("new-token-key-new-token-key-0123456789")
-	b := setup(t, func(c *app.Config) { c.TokenKeys, c.ActiveTokenKey = map[string][]byte{"k1": old}, "k1" })
+	b := setup(t, withConfig(func(c *app.Config) { c.TokenKeys, c.ActiveTokenKey = map[string][]byte{"k1": old}, "k1" }))
 	seedMailing(t, b, 1)
 	oldLink, err := b.d.Pipeline.UnsubscribeURL("m0000", channels.Email, "newsletter", "")
 	must(t, err)

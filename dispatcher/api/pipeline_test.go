@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -25,7 +26,7 @@ import (
 )
 
 // testBundle is a dispatcher wired to a real Redis, a real SMTP server and
-// the Twilio API double.
+// the Twilio API double, with its HTTP handler on a real server.
 type testBundle struct {
 	d      *app.Dispatcher
 	cfg    app.Config
@@ -33,6 +34,14 @@ type testBundle struct {
 	smtp   *smtptest.Server
 	twilio *twiliotest.Server
 	logs   *syncBuffer
+	// srv serves the Dispatcher's handler (the API with every test key, and
+	// the public pages); api calls it with testSecret.
+	srv *httptest.Server
+	api *apiClient
+	// clock is the Dispatcher's clock with withClock, else nil (time.Now).
+	clock *testClock
+	// worker makes setup start a worker (withWorker).
+	worker bool
 }
 
 type syncBuffer struct {
@@ -52,7 +61,39 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func setup(t testing.TB, tweak ...func(*app.Config)) *testBundle {
+// An option changes what setup builds, before the Dispatcher is made from
+// b.cfg.
+type option func(*testBundle)
+
+// withConfig changes the Dispatcher's configuration.
+func withConfig(f func(*app.Config)) option { return func(b *testBundle) { f(&b.cfg) } }
+
+// withClock gives the Dispatcher a clock that stands at start until the
+// test moves it (b.clock).
+func withClock(start time.Time) option {
+	return func(b *testBundle) {
+		b.clock = &testClock{now: start}
+		b.cfg.Now = b.clock.Now
+	}
+}
+
+// withWorker runs a worker for the whole test.
+func withWorker() option { return func(b *testBundle) { b.worker = true } }
+
+// withoutLogs discards the logs, for fuzzing, where they would pile up.
+func withoutLogs() option {
+	return func(b *testBundle) { b.cfg.Logger = slog.New(slog.DiscardHandler) }
+}
+
+// withPublicURL makes b.srv the PublicURL, so that the links in messages
+// lead to it.
+func withPublicURL() option {
+	return func(b *testBundle) { b.cfg.PublicURL = "http://" + b.srv.Listener.Addr().String() }
+}
+
+// setup builds a Dispatcher for one test: its own Redis key prefix, SMTP
+// server, Twilio double and HTTP server, so that tests run in parallel.
+func setup(t testing.TB, opts ...option) *testBundle {
 	t.Helper()
 	b := &testBundle{redis: redistest.New(t), smtp: smtptest.New(t), twilio: twiliotest.NewServer(t), logs: &syncBuffer{}}
 	mailer, err := email.New(email.Config{URL: b.smtp.URL(), From: "Missive <news@example.com>", Connections: 8})
@@ -65,6 +106,10 @@ func setup(t testing.TB, tweak ...func(*app.Config)) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Listening already, so that options can name its URL; it serves once
+	// the Dispatcher exists.
+	b.srv = httptest.NewUnstartedServer(nil)
+	t.Cleanup(b.srv.Close)
 	b.cfg = app.Config{
 		Redis:          b.redis.Client,
 		Prefix:         b.redis.Prefix,
@@ -76,12 +121,18 @@ func setup(t testing.TB, tweak ...func(*app.Config)) *testBundle {
 		Concurrency:    8,
 		Logger:         slog.New(slog.NewTextHandler(io.MultiWriter(b.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
-	for _, f := range tweak {
-		f(&b.cfg)
+	for _, o := range opts {
+		o(b)
 	}
 	b.d, err = app.New(b.cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	b.srv.Config.Handler = Handler(b.d, slices.Concat(testKeys, scopedKeys))
+	b.srv.Start()
+	b.api = &apiClient{t: t, srv: b.srv}
+	if b.worker {
+		b.startWorker(t)
 	}
 	return b
 }
@@ -122,7 +173,25 @@ func (b *testBundle) waitRun(t *testing.T, run string, timeout time.Duration) *d
 	}
 }
 
-func must(t *testing.T, err error) {
+// testClock is a clock that moves only when the test moves it.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

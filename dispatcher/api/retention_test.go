@@ -49,7 +49,7 @@ func consentAt(t *testing.T, b *testBundle, id string, state dispatcher.ConsentS
 
 func TestRetentionPurgeInactive(t *testing.T) {
 	clock := newRetentionClock(retentionStart)
-	b := setup(t, func(c *app.Config) { c.Now = clock.now })
+	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now }))
 	ctx := context.Background()
 	old := retentionStart
 	now := old.Add(4 * 365 * 24 * time.Hour)
@@ -119,7 +119,7 @@ func TestRetentionPurgeInactive(t *testing.T) {
 // The walk crosses chunk boundaries while it erases behind itself.
 func TestRetentionPurgeChunks(t *testing.T) {
 	clock := newRetentionClock(retentionStart)
-	b := setup(t, func(c *app.Config) { c.Now = clock.now })
+	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now }))
 	ctx := context.Background()
 	const n = 2*privacy.PurgeChunk + 7
 	var ndjson strings.Builder
@@ -159,7 +159,7 @@ func TestRetentionPurgeChunks(t *testing.T) {
 
 func TestRetentionDisabled(t *testing.T) {
 	clock := newRetentionClock(retentionStart)
-	b := setup(t, func(c *app.Config) { c.Now = clock.now; c.InactiveAfter = -1 })
+	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now; c.InactiveAfter = -1 }))
 	upsertAt(t, b, clock, retentionStart, "ret-off", "off@example.com")
 	clock.add(10 * privacy.DefaultInactiveAfter)
 	rep, err := b.d.Privacy.PurgeInactive(context.Background(), nil)
@@ -176,7 +176,7 @@ func TestRetentionDisabled(t *testing.T) {
 func TestRetentionScheduler(t *testing.T) {
 	now := retentionStart.Add(privacy.DefaultInactiveAfter + 24*time.Hour)
 	clock := newRetentionClock(now)
-	b := setup(t, func(c *app.Config) { c.Now = clock.now })
+	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now }))
 	ctx := context.Background()
 	upsertAt(t, b, clock, retentionStart, "ret-first-9k4", "first-9k4@example.com")
 
@@ -233,7 +233,7 @@ func TestRetentionScheduler(t *testing.T) {
 func TestRetentionUnreadableRecord(t *testing.T) {
 	clock := newRetentionClock(retentionStart)
 	ka, kb := testKey(t), testKey(t)
-	b := setup(t, func(c *app.Config) { c.Now = clock.now; c.DataKeys = newRing(t, "a", map[string][]byte{"a": ka}) })
+	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now; c.DataKeys = newRing(t, "a", map[string][]byte{"a": ka}) }))
 	upsertAt(t, b, clock, retentionStart, "ret-locked", "locked@example.com")
 	cfg := b.cfg
 	cfg.DataKeys = newRing(t, "b", map[string][]byte{"b": kb})

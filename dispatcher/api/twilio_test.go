@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"io"
-	"log/slog"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +27,6 @@ import (
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
-	"github.com/missive-dev/missive/throttle/redistest"
 )
 
 const (
@@ -50,12 +48,19 @@ type twilioHarness struct {
 	srv *httptest.Server
 }
 
-func twilioSetup(t *testing.T, tweak ...func(*app.Config)) *twilioHarness {
-	t.Helper()
-	b := setup(t, append([]func(*app.Config){func(c *app.Config) {
+// withTwilioWebhooks turns Twilio's webhooks on.
+func withTwilioWebhooks() option {
+	return withConfig(func(c *app.Config) {
 		c.TwilioAuthToken, c.ValidTwilioSignature = twiliotest.AuthToken, sms.ValidSignature
-		c.Caps = []throttle.CapRule{} // the gate is asked several times per test
-	}}, tweak...)...)
+	})
+}
+
+// twilioSetup is setup with Twilio's webhooks on and no caps (the gate is
+// asked several times per test), seeded with c1, seen through the Twilio
+// helpers; it checks that the logs hold no number and no token.
+func twilioSetup(t *testing.T, opts ...option) *twilioHarness {
+	t.Helper()
+	b := setup(t, append([]option{withTwilioWebhooks(), withConfig(func(c *app.Config) { c.Caps = []throttle.CapRule{} })}, opts...)...)
 	ctx := context.Background()
 	s := b.d.Store
 	b.seedBasics(t)
@@ -68,8 +73,6 @@ func twilioSetup(t *testing.T, tweak ...func(*app.Config)) *twilioHarness {
 	} {
 		must(t, s.RecordConsent(ctx, "c1", e))
 	}
-	srv := httptest.NewServer(Handler(b.d, testKeys))
-	t.Cleanup(srv.Close)
 	t.Cleanup(func() {
 		logs := b.logs.String()
 		for _, secret := range []string{stopPhone, stopPhone[1:], otherPhone, otherPhone[1:], twiliotest.AuthToken} {
@@ -78,7 +81,7 @@ func twilioSetup(t *testing.T, tweak ...func(*app.Config)) *twilioHarness {
 			}
 		}
 	})
-	return &twilioHarness{b: b, srv: srv}
+	return &twilioHarness{b: b, srv: b.srv}
 }
 
 func newMessageSID(t testing.TB) string {
@@ -393,7 +396,7 @@ func TestTwilioInboundHelpChangesNothing(t *testing.T) {
 		})
 	}
 	t.Run("sender name is escaped", func(t *testing.T) {
-		h := twilioSetup(t, func(c *app.Config) { c.SenderName = "Rive & <Co>" })
+		h := twilioSetup(t, withConfig(func(c *app.Config) { c.SenderName = "Rive & <Co>" }))
 		_, reply := h.sms(t, stopPhone, "help")
 		if !strings.Contains(reply, "SMS de Rive &amp; &lt;Co&gt;.") || strings.Contains(reply, "<Co>") {
 			t.Errorf("reply %s", reply)
@@ -583,8 +586,7 @@ func TestTwilioInboundConcurrentDuplicates(t *testing.T) {
 
 func TestTwilioInboundOffWithoutToken(t *testing.T) {
 	b := setup(t)
-	srv := httptest.NewServer(Handler(b.d, testKeys))
-	defer srv.Close()
+	srv := b.srv
 	form := smsForm(newMessageSID(t), stopPhone, "STOP")
 	req, _ := http.NewRequest("POST", srv.URL+inboundPath, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -615,12 +617,7 @@ func FuzzTwilioInbound(f *testing.F) {
 		f.Add(s, true)
 		f.Add(s, false)
 	}
-	r := redistest.New(f)
-	d, err := app.New(app.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte("test-secret-test-secret-test-secret!"),
-		PublicURL: "https://missive.example", TwilioAuthToken: twiliotest.AuthToken, ValidTwilioSignature: sms.ValidSignature, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		f.Fatal(err)
-	}
+	d := setup(f, withTwilioWebhooks(), withoutLogs()).d
 	ctx := context.Background()
 	if err := d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}); err != nil {
 		f.Fatal(err)

@@ -14,10 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
-	"github.com/missive-dev/missive/channels/sms"
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
 	"github.com/missive-dev/missive/dispatcher"
-	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/feedback"
 	"github.com/missive-dev/missive/templates"
 )
@@ -36,11 +34,10 @@ type statusHarness struct {
 	runs int
 }
 
-func statusSetup(t *testing.T) *statusHarness {
+func statusSetup(t *testing.T, opts ...option) *statusHarness {
 	t.Helper()
-	h := twilioSetup(t)
+	h := twilioSetup(t, append([]option{withWorker()}, opts...)...)
 	must(t, h.b.d.Store.PutSegment(context.Background(), &dispatcher.Segment{ID: "c1-only", Contacts: []string{"c1"}}))
-	h.b.startWorker(t)
 	return &statusHarness{twilioHarness: h}
 }
 
@@ -412,8 +409,7 @@ func TestTwilioStatusAttacks(t *testing.T) {
 
 func TestTwilioStatusOffWithoutToken(t *testing.T) {
 	b := setup(t)
-	srv := httptest.NewServer(Handler(b.d, testKeys))
-	defer srv.Close()
+	srv := b.srv
 	form := statusForm(newMessageSID(t), "undelivered", "30005")
 	req, _ := http.NewRequest("POST", srv.URL+twilioStatusPath, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -435,9 +431,7 @@ func FuzzTwilioStatus(f *testing.F) {
 			f.Fatal(err)
 		}
 	}
-	b := setup(f, func(c *app.Config) {
-		c.TwilioAuthToken, c.ValidTwilioSignature = twiliotest.AuthToken, sms.ValidSignature
-	})
+	b := setup(f, withTwilioWebhooks())
 	ctx := context.Background()
 	s := b.d.Store
 	check(s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}))
@@ -480,7 +474,7 @@ func FuzzTwilioStatus(f *testing.F) {
 		f.Add(body, true)
 		f.Add(body, false)
 	}
-	h := Handler(b.d, nil)
+	h := b.srv.Config.Handler
 	f.Fuzz(func(t *testing.T, body string, signed bool) {
 		req := httptest.NewRequest("POST", twilioStatusPath, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
