@@ -689,25 +689,18 @@ func TestAPISendDeliversOnce(t *testing.T) {
 		}
 		id = got
 	}
-	msgs := b.smtp.Wait(1, 20*time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	b.smtp.Wait(1, 20*time.Second)
+	waitFor(t, "the send to show as sent", 10*time.Second, func() bool {
 		r := c.do("GET", "/v1/sends/"+url.PathEscape(id), "")
-		st := r.json(t)["state"]
-		if st == dispatcher.StateSent {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("send still %v", st)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	// A retry after delivery replays the answer and sends nothing.
+		return r.json(t)["state"] == dispatcher.StateSent
+	})
+	// A retry after delivery replays the answer and sends nothing: once the
+	// queues have run whatever it could have enqueued, one message.
 	if r := c.do("POST", "/v1/sends", orderSend, "Idempotency-Key", "order-9/shipped"); r.status != 202 {
 		t.Errorf("replay after delivery: %d", r.status)
 	}
-	time.Sleep(1500 * time.Millisecond) // a second message, if any, would arrive by now
-	msgs = b.smtp.Messages()
+	b.waitIdle(t, 20*time.Second)
+	msgs := b.smtp.Messages()
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages delivered, want 1", len(msgs))
 	}

@@ -77,19 +77,14 @@ func seedBench(b *testing.B, tb *testBundle, n int, kinds ...channels.Kind) {
 // waitPlanned waits until the gate decided for want sends.
 func waitPlanned(b *testing.B, tb *testBundle, run string, want int64) time.Duration {
 	start := time.Now()
-	for {
+	waitFor(b, fmt.Sprintf("the gate to decide for %d sends", want), 10*time.Minute, func() bool {
 		r, err := tb.d.Store.Run(context.Background(), run)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if r.Counters["planned"] >= want {
-			return time.Since(start)
-		}
-		if time.Since(start) > 10*time.Minute {
-			b.Fatalf("planned %d of %d after 10 minutes", r.Counters["planned"], want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return r.Counters["planned"] >= want
+	})
+	return time.Since(start)
 }
 
 // BenchmarkGate: recipients a second through plan and batch (decision

@@ -161,7 +161,10 @@ func TestReconcilerSettlesAbandonedSend(t *testing.T) {
 	if !r.Balanced || r.Counters["failed"] != 1 {
 		t.Errorf("counters %v", r.Counters)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Neither the send's own task nor a reconciler pass sends it: wait
+	// until the reconciler has looked again and the queues ran it all.
+	b.loops.waitReconciles(t, 2)
+	b.waitIdle(t, 20*time.Second)
 	if n := len(b.smtp.Messages()); n != 0 {
 		t.Errorf("%d messages sent for an abandoned send", n)
 	}

@@ -316,7 +316,11 @@ func TestRotateContactsDuringACampaign(t *testing.T) {
 	var calls, lastDone, lastTotal int64
 	rotated, err := s.RotateContacts(ctx, func(done, total int64) {
 		calls, lastDone, lastTotal = calls+1, done, total
-		time.Sleep(100 * time.Millisecond) // spread the walk over the run
+		// Spread the walk over the run: each chunk waits for the campaign
+		// to have sent as many messages as records were walked.
+		if done < total {
+			rb.smtp.Wait(int(done), 30*time.Second)
+		}
 	})
 	must(t, err)
 	wg.Wait()

@@ -77,14 +77,11 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	must(t, err)
 	want := map[string]int64{"planned": 4, "queued": 2, "deferred": 1, "no_address": 1}
 	var r *dispatcher.Run
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	waitFor(t, "the run to be gated", 20*time.Second, func() bool {
 		r, err = s.Run(ctx, run)
 		must(t, err)
-		if cmp.Equal(want, r.Counters) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return cmp.Equal(want, r.Counters)
+	})
 	stopGate()
 	must(t, <-gdone)
 	if diff := cmp.Diff(want, r.Counters); diff != "" {
@@ -204,17 +201,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	if diff := cmp.Diff(map[string]int64{"planned": 4, "sent": 1, "cancelled": 2, "no_address": 1}, r.Counters); diff != "" || !r.Balanced {
 		t.Errorf("final counters, balanced %v (-want +got):\n%s", r.Balanced, diff)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		qi, err := insp.GetQueueInfo(b.d.Pipeline.Queue("send"))
-		must(t, err)
-		if qi.Pending+qi.Scheduled+qi.Active+qi.Retry == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("send tasks left: %+v", qi)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b.waitIdle(t, 10*time.Second)
 	var rcpts []string
 	for _, m := range b.smtp.Messages() {
 		rcpts = append(rcpts, m.To...)

@@ -37,16 +37,13 @@ func TestQuietHoursDeferSMS(t *testing.T) {
 	b.startWorker(t)
 	run, err := b.d.Pipeline.StartRun(ctx, "sunday", sunday)
 	must(t, err)
-	deadline := time.Now().Add(20 * time.Second)
 	var r *dispatcher.Run
-	for time.Now().Before(deadline) {
+	waitFor(t, "three deferred sends", 20*time.Second, func() bool {
 		r, err = b.d.Store.Run(ctx, run)
 		must(t, err)
-		if r.Counters["deferred"] == 3 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return r.Counters["deferred"] == 3
+	})
+	b.waitParked(t, 10*time.Second) // the batch has enqueued what it decided
 	if r.Counters["deferred"] != 3 || r.Counters["planned"] != 3 || !r.Balanced {
 		t.Fatalf("counters %v, want 3 deferred", r.Counters)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hibiken/asynq"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
@@ -13,17 +14,6 @@ import (
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/throttle"
 )
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // slowEmail paces email at rate a second so a run lasts long enough to be
 // paused or cancelled in the middle.
@@ -49,21 +39,33 @@ func TestPauseHoldsAndResumeFinishes(t *testing.T) {
 	if c.State != dispatcher.Paused {
 		t.Fatalf("campaign %s after pause", c.State)
 	}
-	time.Sleep(300 * time.Millisecond) // what was mid-send settles
+	// What was mid-send settles; every other task of the run, picked up
+	// since the pause, is put back for later. Then run those tasks again
+	// while paused: they send nothing.
+	b.waitParked(t, 10*time.Second)
 	held := len(b.smtp.Messages())
-	time.Sleep(time.Second)
-	if got := len(b.smtp.Messages()); got != held {
-		t.Fatalf("%d messages left while paused", got-held)
-	}
 	if held >= n {
 		t.Fatal("the run finished before the pause; the test proves nothing")
+	}
+	r, err := b.d.Store.Run(ctx, run)
+	must(t, err)
+	if r.Counters["sent"] != int64(held) || r.Counters["queued"] != int64(n-held) {
+		t.Fatalf("paused with %d messages received, counters %v; want them sent and the rest queued", held, r.Counters)
+	}
+	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+	if k, err := insp.RunAllRetryTasks(b.d.Pipeline.Queue("send")); err != nil || k == 0 {
+		t.Fatalf("%d put back tasks run again (%v); want some", k, err)
+	}
+	b.waitParked(t, 10*time.Second)
+	if got := len(b.smtp.Messages()); got != held {
+		t.Fatalf("%d messages left while paused", got-held)
 	}
 	if _, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", "pause"); !dispatcher.IsCode(err, dispatcher.CodeConflict) {
 		t.Errorf("pausing a paused campaign: %v, want a conflict", err)
 	}
 	_, err = b.d.Pipeline.SetCampaignState(ctx, "mailing", "resume")
 	must(t, err)
-	r := b.waitRun(t, run, 30*time.Second)
+	r = b.waitRun(t, run, 30*time.Second)
 	assertEachOnce(t, b, n)
 	if !r.Balanced || r.Counters["sent"] != n {
 		t.Errorf("counters %v", r.Counters)
@@ -88,7 +90,8 @@ func TestCancelSettlesWhatWaits(t *testing.T) {
 		return r.Balanced && r.Counters["queued"] == 0 && r.Counters["sending"] == 0
 	})
 	sent := len(b.smtp.Messages())
-	time.Sleep(500 * time.Millisecond)
+	// The tasks still queued find the run cancelled and send nothing.
+	b.waitIdle(t, 20*time.Second)
 	if got := len(b.smtp.Messages()); got != sent {
 		t.Errorf("%d messages left after the cancel", got-sent)
 	}

@@ -2,16 +2,20 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email"
@@ -42,6 +46,8 @@ type testBundle struct {
 	clock *testClock
 	// worker makes setup start a worker (withWorker).
 	worker bool
+	// loops counts the turns of the reconciler and the scheduler.
+	loops *loopCounter
 }
 
 type syncBuffer struct {
@@ -110,6 +116,7 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	// the Dispatcher exists.
 	b.srv = httptest.NewUnstartedServer(nil)
 	t.Cleanup(b.srv.Close)
+	b.loops = countLoops(b.redis.Client, b.redis.Prefix)
 	b.cfg = app.Config{
 		Redis:          b.redis.Client,
 		Prefix:         b.redis.Prefix,
@@ -155,22 +162,145 @@ func (b *testBundle) startWorker(t testing.TB) (stop func()) {
 	return stop
 }
 
-func (b *testBundle) waitRun(t *testing.T, run string, timeout time.Duration) *dispatcher.Run {
+// waitFor waits until cond holds, and fails the test if it does not within
+// timeout. It is the one place tests poll: they wait on a state that
+// proves what they need, never for a fixed time.
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for {
-		r, err := b.d.Store.Run(context.Background(), run)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+func (b *testBundle) waitRun(t testing.TB, run string, timeout time.Duration) *dispatcher.Run {
+	t.Helper()
+	var r *dispatcher.Run
+	defer func() {
+		if r != nil && r.State != dispatcher.RunCompleted {
+			t.Logf("run %s is %s: %v\n%s", run, r.State, r.Counters, b.logs.String())
+		}
+	}()
+	waitFor(t, "run "+run+" to complete", timeout, func() bool {
+		var err error
+		r, err = b.d.Store.Run(context.Background(), run)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.State == dispatcher.RunCompleted || time.Now().After(deadline) {
-			if r.State != dispatcher.RunCompleted {
-				t.Fatalf("run %s still %s after %s: %v\n%s", run, r.State, timeout, r.Counters, b.logs.String())
-			}
-			return r
-		}
-		time.Sleep(20 * time.Millisecond)
+		return r.State == dispatcher.RunCompleted
+	})
+	return r
+}
+
+// tasks sums what the test's queues hold, as asynq's Inspector sees it.
+func (b *testBundle) tasks(t testing.TB) asynq.QueueInfo {
+	t.Helper()
+	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+	known, err := insp.Queues()
+	if err != nil {
+		t.Fatal(err)
 	}
+	var sum asynq.QueueInfo
+	for q := range b.d.Pipeline.Queues() {
+		if !slices.Contains(known, q) {
+			continue // nothing was ever enqueued there
+		}
+		qi, err := insp.GetQueueInfo(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum.Pending += qi.Pending
+		sum.Active += qi.Active
+		sum.Scheduled += qi.Scheduled
+		sum.Retry += qi.Retry
+		sum.Aggregating += qi.Aggregating
+	}
+	return sum
+}
+
+// waitIdle waits until the queues hold no task to run, now or later:
+// whatever the workers would still do about what was enqueued is done, so
+// a test may then assert that something did not happen.
+func (b *testBundle) waitIdle(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, "the queues to be idle", timeout, func() bool {
+		q := b.tasks(t)
+		return q.Pending+q.Active+q.Scheduled+q.Retry+q.Aggregating == 0
+	})
+}
+
+// waitParked waits until no task is pending or running: what the queues
+// still hold waits for a later time (deferred, retried or put back).
+func (b *testBundle) waitParked(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, "no task to be pending or running", timeout, func() bool {
+		q := b.tasks(t)
+		return q.Pending+q.Active == 0
+	})
+}
+
+// loopCounter counts the turns of the Dispatcher's background loops by the
+// commands they send to Redis, as they log none: each reconciler pass
+// reads the active runs (SMEMBERS P:runs:active), and each scheduler tick
+// renews or tries to take the lease (P:scheduler:lease).
+type loopCounter struct {
+	activeRuns, lease string
+	reconciles, ticks atomic.Int64
+}
+
+// countLoops counts the loops of the Dispatcher on prefix that use rdb.
+func countLoops(rdb *redis.Client, prefix string) *loopCounter {
+	c := &loopCounter{activeRuns: prefix + ":runs:active", lease: prefix + ":scheduler:lease"}
+	rdb.AddHook(c)
+	return c
+}
+
+func (c *loopCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *loopCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (c *loopCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		args := cmd.Args()
+		switch cmd.Name() {
+		case "smembers":
+			if len(args) > 1 && args[1] == c.activeRuns {
+				c.reconciles.Add(1)
+			}
+		case "set": // a follower tries to take the lease
+			if len(args) > 1 && args[1] == c.lease {
+				c.ticks.Add(1)
+			}
+		case "evalsha", "eval": // the leader renews it (NOSCRIPT first: not counted)
+			if len(args) > 3 && args[3] == c.lease && err == nil {
+				c.ticks.Add(1)
+			}
+		}
+		return err
+	}
+}
+
+// waitReconciles waits until the reconciler made n more passes.
+func (c *loopCounter) waitReconciles(t testing.TB, n int64) {
+	t.Helper()
+	from := c.reconciles.Load()
+	waitFor(t, fmt.Sprintf("%d reconciler passes", n), 20*time.Second, func() bool { return c.reconciles.Load() >= from+n })
+}
+
+// waitTicks waits until the scheduler ticked n more times: with n >= 2, a
+// whole tick began and ended after the call.
+func (c *loopCounter) waitTicks(t testing.TB, n int64) {
+	t.Helper()
+	from := c.ticks.Load()
+	waitFor(t, fmt.Sprintf("%d scheduler ticks", n), 20*time.Second, func() bool { return c.ticks.Load() >= from+n })
 }
 
 // testClock is a clock that moves only when the test moves it.

@@ -202,10 +202,17 @@ func TestRetentionScheduler(t *testing.T) {
 		t.Errorf("stats %v, want last_run %s, scanned 1, errors 0", first, want)
 	}
 
-	// Within 24 hours, ticks do not purge again.
+	// Within 24 hours, ticks do not purge again: once whole ticks ran on
+	// the moved clock, none claimed a purge, and the contact is kept.
+	claim := b.d.Store.Key("retention", "last")
+	claimed, err := b.cfg.Redis.Get(ctx, claim).Result()
+	must(t, err)
 	upsertAt(t, b, clock, retentionStart, "ret-second-9k4", "second-9k4@example.com")
 	clock.add(23 * time.Hour)
-	time.Sleep(300 * time.Millisecond) // about 30 ticks
+	b.loops.waitTicks(t, 3)
+	if again, err := b.cfg.Redis.Get(ctx, claim).Result(); err != nil || again != claimed {
+		t.Fatalf("purge claimed again within 24 h: %q, was %q (%v)", again, claimed, err)
+	}
 	if _, err := b.d.Store.Contact(ctx, "ret-second-9k4"); err != nil {
 		t.Fatalf("second contact: %v, want kept until the next day's purge", err)
 	}

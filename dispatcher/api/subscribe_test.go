@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/channels/email/smtptest"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/page"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
@@ -60,21 +61,21 @@ var confirmLinkRe = regexp.MustCompile(`https://missive\.example/subscribe/confi
 // rcpt, waiting for it.
 func (b *testBundle) confirmToken(t *testing.T, rcpt string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, m := range b.smtp.Messages() {
-			if slices.Contains(m.To, rcpt) {
-				data := strings.ReplaceAll(string(m.Data), "=\r\n", "")
-				if sm := confirmLinkRe.FindStringSubmatch(data); sm != nil {
-					return sm[1]
-				}
-				t.Fatalf("the confirmation email has no link:\n%s", m.Data)
-			}
+	var m smtptest.Received
+	waitFor(t, "the confirmation email to "+rcpt, 10*time.Second, func() bool {
+		msgs := b.smtp.Messages()
+		i := slices.IndexFunc(msgs, func(m smtptest.Received) bool { return slices.Contains(m.To, rcpt) })
+		if i >= 0 {
+			m = msgs[i]
 		}
-		time.Sleep(20 * time.Millisecond)
+		return i >= 0
+	})
+	data := strings.ReplaceAll(string(m.Data), "=\r\n", "")
+	sm := confirmLinkRe.FindStringSubmatch(data)
+	if sm == nil {
+		t.Fatalf("the confirmation email has no link:\n%s", m.Data)
 	}
-	t.Fatalf("no confirmation email arrived\n%s", b.logs.String())
-	return ""
+	return sm[1]
 }
 
 func signupValues(email string, topics ...string) url.Values {
@@ -283,9 +284,10 @@ func TestSubscribeSameAnswerForEveryAddress(t *testing.T) {
 		}
 	}
 	// known and new get a confirmation each (two requests each), the
-	// suppressed address nothing.
+	// suppressed address nothing, once the queues ran what the sign-ups
+	// enqueued.
 	b.smtp.Wait(4, 10*time.Second)
-	time.Sleep(300 * time.Millisecond)
+	b.waitIdle(t, 20*time.Second)
 	var rcpts []string
 	for _, m := range b.smtp.Messages() {
 		rcpts = append(rcpts, m.To...)
@@ -347,7 +349,7 @@ func TestSubscribeRateLimits(t *testing.T) {
 		first = w.Body.String()
 	}
 	b.smtp.Wait(4, 10*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	b.waitIdle(t, 20*time.Second)
 	n := 0
 	for _, m := range b.smtp.Messages() {
 		if slices.Contains(m.To, "target@example.com") {
@@ -625,18 +627,14 @@ func TestSubscribeConfirmationAmbiguous(t *testing.T) {
 	id, err := b.d.Store.ContactIDByAddress(ctx, channels.Email, addr)
 	must(t, err)
 	var sd *dispatcher.Send
-	deadline := time.Now().Add(10 * time.Second)
-	for sd == nil || sd.State != dispatcher.StateFailed {
-		if time.Now().After(deadline) {
-			t.Fatalf("confirmation send %+v not failed in time\n%s", sd, b.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	waitFor(t, "the confirmation send to fail", 10*time.Second, func() bool {
 		sends, err := b.d.Store.ContactSends(ctx, id)
 		must(t, err)
 		if len(sends) == 1 {
 			sd = sends[0]
 		}
-	}
+		return sd != nil && sd.State == dispatcher.StateFailed
+	})
 	if sd.Reason != pipeline.ReasonAmbiguous || sd.Attempts != 1 || sd.Topic != signup.ConfirmationTopic || sd.Ref == "" {
 		t.Errorf("confirmation send %+v, want failed (ambiguous) after 1 attempt, topic %s, with a ref", sd, signup.ConfirmationTopic)
 	}

@@ -250,13 +250,16 @@ func TestTwilioStatusFailures(t *testing.T) {
 // Soft bounces (30003) on three sends to the same number within the window
 // suspend it for a time; the same send bouncing twice counts once.
 func TestTwilioStatusSoftBouncesSuspend(t *testing.T) {
-	h := statusSetup(t)
+	// Each callback is recorded at the clock's time: a minute apart, as
+	// real ones come, and each at its own time.
+	h := statusSetup(t, withClock(time.Now()))
+	clock := h.b.clock
 	run1, send1, sid1 := h.sendSMS(t)
 	_, _, sid2 := h.sendSMS(t)
 	h.status(t, sid1, "undelivered", "30003")
-	time.Sleep(5 * time.Millisecond) // RecordDelivery counts soft bounces by the millisecond
+	clock.Add(time.Minute)
 	h.status(t, sid1, "undelivered", "30003")
-	time.Sleep(5 * time.Millisecond)
+	clock.Add(time.Minute)
 	h.status(t, sid2, "undelivered", "30003")
 	if got := h.suppression(t, stopPhone); got != "" {
 		t.Fatalf("suppressed (%s) after soft bounces on two sends", got)
@@ -265,11 +268,11 @@ func TestTwilioStatusSoftBouncesSuspend(t *testing.T) {
 		t.Errorf("first send: %+v, want sent with one soft bounce", got)
 	}
 	_, _, sid3 := h.sendSMS(t)
-	time.Sleep(5 * time.Millisecond)
+	clock.Add(time.Minute)
 	h.status(t, sid3, "undelivered", "30003")
 	sup, err := h.b.d.Store.Suppression(context.Background(), channels.SMS, stopPhone)
 	must(t, err)
-	if sup.Reason != dispatcher.SuppressBounce || sup.Until.Before(time.Now().Add(29*24*time.Hour)) || sup.Until.After(time.Now().Add(31*24*time.Hour)) {
+	if now := clock.Now(); sup.Reason != dispatcher.SuppressBounce || sup.Until.Before(now.Add(29*24*time.Hour)) || sup.Until.After(now.Add(31*24*time.Hour)) {
 		t.Errorf("suppression %+v, want a bounce for 30 days", sup)
 	}
 	if got := h.gateSMS(t, h.contact(t)); got != "suppressed_bounce" {
@@ -448,14 +451,12 @@ func FuzzTwilioStatus(f *testing.F) {
 		f.Fatal(err)
 	}
 	var sid string
-	for deadline := time.Now().Add(20 * time.Second); sid == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	waitFor(f, "the SMS to be sent", 20*time.Second, func() bool {
 		if sd, err := s.Send(ctx, dispatcher.SendID(run, "c1", channels.SMS)); err == nil && sd.State == dispatcher.StateSent {
 			sid = sd.Provider
 		}
-	}
-	if sid == "" {
-		f.Fatal("the SMS was not sent")
-	}
+		return sid != ""
+	})
 	stop()
 
 	for _, body := range []string{
