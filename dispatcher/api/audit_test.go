@@ -38,6 +38,7 @@ func (c *apiClient) as(id, method, path, body string) resp {
 }
 
 func TestScopes(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	c := b.api
 	// One representative route per scope; a key with the scope gets past
@@ -83,6 +84,7 @@ func TestScopes(t *testing.T) {
 }
 
 func TestScopeOf(t *testing.T) {
+	t.Parallel()
 	// Erasure and export are privacy matters whether or not their row in
 	// the table declares a scope; every other route gets one from its path.
 	tests := map[string]Scope{
@@ -129,6 +131,7 @@ func auditEntries(t *testing.T, c *apiClient) []storepkg.AuditEntry {
 }
 
 func TestAuditLog(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	c := b.api
 	const email, phone = "audited.person@example.com", "+33612345678"
@@ -217,6 +220,7 @@ func TestAuditLog(t *testing.T) {
 }
 
 func TestAuditSkipsFailures(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	c := b.api
 	calls := []struct {
@@ -246,6 +250,7 @@ func TestAuditSkipsFailures(t *testing.T) {
 }
 
 func TestKeyIDInContext(t *testing.T) {
+	t.Parallel()
 	if KeyID(context.Background()) != "" {
 		t.Error("a key id outside a request")
 	}
@@ -257,6 +262,7 @@ func TestKeyIDInContext(t *testing.T) {
 // Erasure and export live under /v1/contacts but need the privacy scope;
 // an erasure is audited.
 func TestErasureScopeAndAudit(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	c := b.api
 	const email = "erased.person@example.com"

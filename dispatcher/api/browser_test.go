@@ -152,6 +152,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 var angleURL = regexp.MustCompile(`<(https?://[^>]+)>`)
 
 func TestBrowserOneClickUnsubscribeFromARealMessage(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withPublicURL())
 	seedPageTopics(t, b)
 	srv := b.srv
@@ -204,6 +205,7 @@ func TestBrowserOneClickUnsubscribeFromARealMessage(t *testing.T) {
 var prefLink = regexp.MustCompile(`https?://\S+/preferences/[A-Za-z0-9_.-]+`)
 
 func TestBrowserPreferencePageFromARealMessage(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withPublicURL())
 	seedPageTopics(t, b)
 	srv := b.srv

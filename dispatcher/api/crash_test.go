@@ -53,6 +53,7 @@ func assertEachOnce(t *testing.T, b *testBundle, n int) {
 // top of that, and a new worker started: every recipient gets exactly one
 // message, and the run balances.
 func TestWorkerStoppedMidRunDeliversEachOnce(t *testing.T) {
+	t.Parallel()
 	const n = 600
 	b := setup(t, withConfig(func(c *app.Config) {
 		c.Concurrency = 2
@@ -93,6 +94,7 @@ func TestWorkerStoppedMidRunDeliversEachOnce(t *testing.T) {
 // The same run started twice (two schedulers, a retried API call) makes
 // one run and one message per recipient.
 func TestDoubleTriggerSendsOnce(t *testing.T) {
+	t.Parallel()
 	const n = 50
 	b := setup(t)
 	seedMailing(t, b, n)
@@ -118,6 +120,7 @@ func TestDoubleTriggerSendsOnce(t *testing.T) {
 // the reconciler settles it as ambiguous and never sends it again, and the
 // run still balances and completes.
 func TestReconcilerSettlesAbandonedSend(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withClock(time.Now()))
 	clock := b.clock.Now()
 	seedMailing(t, b, 1)

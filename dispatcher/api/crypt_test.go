@@ -39,6 +39,7 @@ func newRing(t testing.TB, active string, keys map[string][]byte) *storepkg.Keyr
 }
 
 func TestKeyringRoundTrip(t *testing.T) {
+	t.Parallel()
 	k := newRing(t, "a1", map[string][]byte{"a1": testKey(t)})
 	for _, pt := range [][]byte{nil, []byte("x"), bytes.Repeat([]byte(`{"email":"ana@example.com"}`), 100)} {
 		sealed := k.Seal(pt, []byte("contact:ana"))
@@ -59,6 +60,7 @@ func TestKeyringRoundTrip(t *testing.T) {
 }
 
 func TestKeyringRefusesWhatWasNotSealedForIt(t *testing.T) {
+	t.Parallel()
 	k := newRing(t, "a", map[string][]byte{"a": testKey(t)})
 	aad := []byte("contact:ana")
 	sealed := k.Seal([]byte(`{"email":"ana@example.com"}`), aad)
@@ -92,6 +94,7 @@ func TestKeyringRefusesWhatWasNotSealedForIt(t *testing.T) {
 }
 
 func TestKeyringOldKeyOpensAfterRotation(t *testing.T) {
+	t.Parallel()
 	ka, kb := testKey(t), testKey(t)
 	before := newRing(t, "a", map[string][]byte{"a": ka})
 	old := before.Seal([]byte("kept"), []byte("contact:x"))
@@ -110,6 +113,7 @@ func TestKeyringOldKeyOpensAfterRotation(t *testing.T) {
 }
 
 func TestNewKeyringValidates(t *testing.T) {
+	t.Parallel()
 	key := make([]byte, 32)
 	for name, tc := range map[string]struct {
 		keys   map[string][]byte
@@ -144,6 +148,7 @@ func FuzzKeyringOpen(f *testing.F) {
 // --- contacts at rest
 
 func TestContactReadBackEqualsWhatWasWritten(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
@@ -167,6 +172,7 @@ func TestContactReadBackEqualsWhatWasWritten(t *testing.T) {
 }
 
 func TestContactRecordHoldsNoPersonalDataInTheClear(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
@@ -204,6 +210,7 @@ func TestContactRecordHoldsNoPersonalDataInTheClear(t *testing.T) {
 }
 
 func TestSealedContactCannotMoveToAnotherContact(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
@@ -288,6 +295,7 @@ func (rb *rotationBundle) assertOnlyKeyBOpens(t *testing.T) {
 }
 
 func TestRotateContactsDuringACampaign(t *testing.T) {
+	t.Parallel()
 	rb := setupRotation(t, 1700)
 	ctx := context.Background()
 	s := rb.d.Store
@@ -363,6 +371,7 @@ func TestRotateContactsDuringACampaign(t *testing.T) {
 }
 
 func TestRotateContactsResumesAfterAStop(t *testing.T) {
+	t.Parallel()
 	rb := setupRotation(t, 1200)
 	s := rb.d.Store
 	ctx, cancel := context.WithCancel(context.Background())
@@ -395,6 +404,7 @@ func TestRotateContactsResumesAfterAStop(t *testing.T) {
 }
 
 func TestRotateContactsSealsPlainRecordsAndReportsUnreadableOnes(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
@@ -426,6 +436,7 @@ func TestRotateContactsSealsPlainRecordsAndReportsUnreadableOnes(t *testing.T) {
 }
 
 func TestReSealNeverOverwritesAChangedRecord(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store

@@ -24,6 +24,7 @@ func runMailing(t *testing.T, b *testBundle, n int) string {
 }
 
 func TestRecordDelivery(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withConfig(func(c *app.Config) { c.Feedback = feedback.Policy{MinSample: 1000} }))
 	ctx := context.Background()
 	run := runMailing(t, b, 5)
@@ -79,6 +80,7 @@ func TestRecordDelivery(t *testing.T) {
 
 // A run whose bounce rate passes the policy pauses its campaign and says why.
 func TestBounceRatePausesTheRun(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withConfig(func(c *app.Config) { c.Feedback = feedback.Policy{MinSample: 10, MaxBounceRate: 0.2} }))
 	ctx := context.Background()
 	seedMailing(t, b, 10)

@@ -45,6 +45,7 @@ func apiCall(t *testing.T, h http.Handler, method, path string, out any) int {
 // balances and completes, the address stays suppressed for a new contact
 // that brings it back, and nothing is left to export.
 func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
+	t.Parallel()
 	paris := mustLoc(t, "Europe/Paris")
 	sunday := time.Date(2027, 1, 3, 12, 0, 0, 0, paris)
 	b := setup(t, withConfig(func(c *app.Config) {
@@ -238,6 +239,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 // A send that a worker has claimed cannot be stopped: erasure keeps its
 // record, says so, and the run still balances when it settles.
 func TestEraseKeepsSendsBeingSent(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
@@ -272,6 +274,7 @@ func TestEraseKeepsSendsBeingSent(t *testing.T) {
 // Sign-ups awaiting confirmation go with the contact; another person's
 // stay.
 func TestEraseDropsPendingSignups(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
@@ -308,6 +311,7 @@ func TestEraseDropsPendingSignups(t *testing.T) {
 // A record sealed under a key the keyring no longer holds is erased all
 // the same, its address index entries with it.
 func TestEraseUnreadableRecord(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store

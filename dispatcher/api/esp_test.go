@@ -454,6 +454,7 @@ var espProviders = []espProvider{
 // our Message-ID and the suppression list; a bounce without our
 // Message-ID suppresses by address; a retried event is recorded once.
 func TestESPFeedback(t *testing.T) {
+	t.Parallel()
 	for _, p := range espProviders {
 		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
@@ -516,6 +517,7 @@ func TestESPFeedback(t *testing.T) {
 // A provider that retries the very same delivery (same signature for SES
 // and SendGrid, same event id) counts a soft bounce once.
 func TestESPRetriedEventCountsOnce(t *testing.T) {
+	t.Parallel()
 	h := espSetup(t, 0)
 	ctx := context.Background()
 	body := snsSign(t, snsNotification(sesMessage("SoftBounce", "", "soft@example.org")), "1")
@@ -539,6 +541,7 @@ func TestESPRetriedEventCountsOnce(t *testing.T) {
 // Every forged, stale, replayed or malformed request is refused, or
 // answered without effect, and writes nothing.
 func TestESPAttacks(t *testing.T) {
+	t.Parallel()
 	h := espSetup(t, 2)
 	mid := h.mids[addr(0)]
 	now := time.Now()
@@ -677,6 +680,7 @@ func TestESPAttacks(t *testing.T) {
 // SNS asks to confirm a subscription: Missive visits the SubscribeURL
 // once signed, and never one off AWS.
 func TestESPSESSubscription(t *testing.T) {
+	t.Parallel()
 	h := espSetup(t, 0)
 	confirm := func(subscribeURL string) espResp {
 		m := map[string]string{
@@ -717,6 +721,7 @@ func TestESPSESSubscription(t *testing.T) {
 // A certificate that is not served, or not valid now, refuses the
 // message; AWS out of reach answers 503, so that SNS retries.
 func TestESPSESCertificateChecks(t *testing.T) {
+	t.Parallel()
 	h := espSetup(t, 0)
 	post := func() int {
 		return h.post(t, "ses", snsSign(t, snsNotification(sesMessage("Bounce", "", "x@example.org")), "2"), nil).status
@@ -752,6 +757,7 @@ func TestESPSESCertificateChecks(t *testing.T) {
 
 // A provider without settings answers 404.
 func TestESPOffWithoutSettings(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	srv := b.srv
 	for _, p := range []string{"ses", "sendgrid", "mailgun", "postmark", "other"} {

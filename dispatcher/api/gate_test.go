@@ -19,6 +19,7 @@ import (
 // A campaign run on a Sunday defers its SMS to Monday morning and keeps
 // them queued in Redis for that time: deferred, never dropped.
 func TestQuietHoursDeferSMS(t *testing.T) {
+	t.Parallel()
 	paris := mustLoc(t, "Europe/Paris")
 	sunday := time.Date(2027, 1, 3, 12, 0, 0, 0, paris)
 	b := setup(t, withConfig(func(c *app.Config) {
@@ -69,6 +70,7 @@ func TestQuietHoursDeferSMS(t *testing.T) {
 // Every gate reason, in order of the checks, for marketing and
 // transactional topics, and the fallback from one channel to the next.
 func TestGateReasons(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	b.seedBasics(t)

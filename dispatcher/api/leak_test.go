@@ -19,6 +19,7 @@ import (
 // value Missive and its queues left in Redis, and every log line, are read:
 // no seeded address, number or attribute value appears anywhere.
 func TestNothingInTheClear(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withConfig(func(c *app.Config) { c.BounceDomain = "bounce.shop.example" }))
 	ctx := context.Background()
 	b.seedBasics(t)

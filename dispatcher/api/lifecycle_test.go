@@ -26,6 +26,7 @@ func slowEmail(rate int) option {
 }
 
 func TestPauseHoldsAndResumeFinishes(t *testing.T) {
+	t.Parallel()
 	const n = 60
 	b := setup(t, slowEmail(40))
 	seedMailing(t, b, n)
@@ -73,6 +74,7 @@ func TestPauseHoldsAndResumeFinishes(t *testing.T) {
 }
 
 func TestCancelSettlesWhatWaits(t *testing.T) {
+	t.Parallel()
 	const n = 60
 	b := setup(t, slowEmail(40))
 	seedMailing(t, b, n)
@@ -109,6 +111,7 @@ func TestCancelSettlesWhatWaits(t *testing.T) {
 // A relay that answers 451 makes the send wait and try again; once it
 // accepts, the message goes out once.
 func TestTemporaryFailureRetries(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	seedMailing(t, b, 3)
 	b.smtp.Reject("m0001@example.com", 451, "4.7.1", "try later")
@@ -140,6 +143,7 @@ func TestTemporaryFailureRetries(t *testing.T) {
 // The last retry of a temporary failure fails the send for good, and the
 // run still balances.
 func TestRetriesExhausted(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withConfig(func(c *app.Config) { c.MaxRetry = 1 }))
 	seedMailing(t, b, 2)
 	b.smtp.Reject("m0000@example.com", 421, "4.3.0", "busy")
@@ -160,6 +164,7 @@ func TestRetriesExhausted(t *testing.T) {
 // A relay that refuses our credentials fails no recipient: the sends wait,
 // queued, and go once the channel works again.
 func TestSenderRefusedKeepsSendsQueued(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	seedMailing(t, b, 3)
 	b.smtp.RejectSender(535, "5.7.8", "authentication failed")
@@ -183,6 +188,7 @@ func TestSenderRefusedKeepsSendsQueued(t *testing.T) {
 // Consent and suppression are checked again right before a send leaves:
 // an opt-out recorded while the send waits in the queue wins.
 func TestRecheckBeforeSending(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	seedMailing(t, b, 3)
 	ctx := context.Background()

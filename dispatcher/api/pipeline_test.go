@@ -350,6 +350,7 @@ func grantConsent(t *testing.T, b *testBundle, id string, ks ...channels.Kind) {
 }
 
 func TestCampaignDeliversExactlyTheExpectedMessages(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store

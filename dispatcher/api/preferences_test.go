@@ -114,6 +114,7 @@ func (b *testBundle) unsubscribes(t *testing.T, run, topic string) (runCount, to
 }
 
 func TestPreferencePageLanguage(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withClock(prefStart))
 	seedAna(t, b)
 	ctx := context.Background()
@@ -172,6 +173,7 @@ func TestPreferencePageLanguage(t *testing.T) {
 }
 
 func TestPreferencePageShowsWhatWeHoldEscaped(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withClock(prefStart))
 	seedAna(t, b)
 	ctx := context.Background()
@@ -222,6 +224,7 @@ func TestPreferencePageShowsWhatWeHoldEscaped(t *testing.T) {
 }
 
 func TestPreferencePageControls(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withClock(prefStart))
 	seedAna(t, b)
 	_, body := get(t, b.prefURL(t, "ana"))
@@ -252,6 +255,7 @@ func TestPreferencePageControls(t *testing.T) {
 }
 
 func TestPreferenceTogglesRecordExactlyTheChanges(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withClock(prefStart))
 	seedAna(t, b)
 	u := b.prefURL(t, "ana")
@@ -315,6 +319,7 @@ func TestPreferenceTogglesRecordExactlyTheChanges(t *testing.T) {
 }
 
 func TestPreferenceUnsubscribeFromEverything(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withClock(prefStart))
 	seedAna(t, b)
 	ctx := context.Background()
@@ -376,6 +381,7 @@ func TestPreferenceUnsubscribeFromEverything(t *testing.T) {
 }
 
 func TestPreferenceCSRFRejected(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withClock(prefStart))
 	seedAna(t, b)
 	ctx := context.Background()
@@ -441,6 +447,7 @@ func TestPreferenceCSRFRejected(t *testing.T) {
 }
 
 func TestPreferenceTokenTampering(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withClock(prefStart))
 	seedAna(t, b)
 	ctx := context.Background()
@@ -521,6 +528,7 @@ func TestPreferenceTokenTampering(t *testing.T) {
 }
 
 func TestPreferenceFormLimits(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withClock(prefStart))
 	seedAna(t, b)
 	u := b.prefURL(t, "ana")

@@ -42,6 +42,7 @@ func golden(t *testing.T, name, got string) {
 var registerNow = time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
 
 func TestRegister(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withClock(registerNow), withConfig(func(c *app.Config) {
 		c.SenderName = "Shop"
 		c.SendTTL = 30 * 24 * time.Hour
@@ -114,6 +115,7 @@ func TestRegister(t *testing.T) {
 }
 
 func TestRegisterWithoutTopicsOrProcessors(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	reg, err := b.d.Privacy.Register(context.Background())
 	if err != nil {

@@ -48,6 +48,7 @@ func consentAt(t *testing.T, b *testBundle, id string, state dispatcher.ConsentS
 }
 
 func TestRetentionPurgeInactive(t *testing.T) {
+	t.Parallel()
 	clock := newRetentionClock(retentionStart)
 	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now }))
 	ctx := context.Background()
@@ -118,6 +119,7 @@ func TestRetentionPurgeInactive(t *testing.T) {
 
 // The walk crosses chunk boundaries while it erases behind itself.
 func TestRetentionPurgeChunks(t *testing.T) {
+	t.Parallel()
 	clock := newRetentionClock(retentionStart)
 	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now }))
 	ctx := context.Background()
@@ -158,6 +160,7 @@ func TestRetentionPurgeChunks(t *testing.T) {
 }
 
 func TestRetentionDisabled(t *testing.T) {
+	t.Parallel()
 	clock := newRetentionClock(retentionStart)
 	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now; c.InactiveAfter = -1 }))
 	upsertAt(t, b, clock, retentionStart, "ret-off", "off@example.com")
@@ -174,6 +177,7 @@ func TestRetentionDisabled(t *testing.T) {
 
 // The scheduler's leader purges once a day, in its own goroutine.
 func TestRetentionScheduler(t *testing.T) {
+	t.Parallel()
 	now := retentionStart.Add(privacy.DefaultInactiveAfter + 24*time.Hour)
 	clock := newRetentionClock(now)
 	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now }))
@@ -238,6 +242,7 @@ func TestRetentionScheduler(t *testing.T) {
 // A record that does not open (a lost data key) is counted, not purged, and
 // does not stop the others of its chunk from being judged.
 func TestRetentionUnreadableRecord(t *testing.T) {
+	t.Parallel()
 	clock := newRetentionClock(retentionStart)
 	ka, kb := testKey(t), testKey(t)
 	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now; c.DataKeys = newRing(t, "a", map[string][]byte{"a": ka}) }))

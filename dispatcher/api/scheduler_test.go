@@ -15,6 +15,7 @@ import (
 // Two scheduler processes on one Redis: a campaign due once fires one run,
 // and a cron campaign fires once per match.
 func TestTwoSchedulersFireOnce(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	seedMailing(t, b, 5)
 	ctx := context.Background()

@@ -83,6 +83,7 @@ func signupValues(email string, topics ...string) url.Values {
 }
 
 func TestSubscribeEmailDoubleOptIn(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withWorker())
 	seedSignupTopics(t, b)
 	ctx := context.Background()
@@ -219,6 +220,7 @@ func assertLedger(t *testing.T, b *testBundle, id string, n int) []dispatcher.Co
 }
 
 func TestSubscribeConfirmExpiredOrUnknown(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withWorker())
 	seedSignupTopics(t, b)
 	ctx := context.Background()
@@ -245,6 +247,7 @@ func TestSubscribeConfirmExpiredOrUnknown(t *testing.T) {
 }
 
 func TestSubscribeSameAnswerForEveryAddress(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withWorker())
 	seedSignupTopics(t, b)
 	ctx := context.Background()
@@ -313,6 +316,7 @@ func btoi(b bool) int {
 }
 
 func TestSubscribeRateLimits(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withWorker())
 	seedSignupTopics(t, b)
 	// Per client: 5 a minute, whatever the requests are.
@@ -362,6 +366,7 @@ func TestSubscribeRateLimits(t *testing.T) {
 }
 
 func TestSubscribeValidation(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withWorker())
 	seedSignupTopics(t, b)
 	const secret = "<b>secret</b>\r\nBcc: victim@example.org"
@@ -432,6 +437,7 @@ func jsonString(s string) string {
 }
 
 func TestSubscribeJSONAndTopicsAsList(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withWorker())
 	seedSignupTopics(t, b)
 	ctx := context.Background()
@@ -449,6 +455,7 @@ func TestSubscribeJSONAndTopicsAsList(t *testing.T) {
 }
 
 func TestSubscribeSMSConfirmedByYes(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withWorker())
 	seedSignupTopics(t, b)
 	ctx := context.Background()
@@ -493,6 +500,7 @@ func TestSubscribeSMSConfirmedByYes(t *testing.T) {
 }
 
 func TestSubscribeFormPage(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withWorker())
 	seedSignupTopics(t, b)
 	w := b.do("GET", "/subscribe/form?topics=newsletter,promotions&locale=fr&form=home", "10.5.0.1", "", "")
@@ -536,6 +544,7 @@ var formWordingVersion = page.WordingVersion
 // page.Negotiate: the explicit locale, else Accept-Language, else English
 // (the sign-up used to fall back to French).
 func TestSignupLanguage(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	must(t, b.d.Store.PutTopic(context.Background(), &dispatcher.Topic{ID: "newsletter", Name: "La lettre", Kind: dispatcher.Marketing}))
 	h := b.srv.Config.Handler
@@ -616,6 +625,7 @@ func FuzzSubscribeForm(f *testing.F) {
 // over leaves the send failed as ambiguous, tried once: it is never sent
 // again, as a campaign send would not be.
 func TestSubscribeConfirmationAmbiguous(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withWorker())
 	seedSignupTopics(t, b)
 	ctx := context.Background()

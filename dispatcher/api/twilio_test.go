@@ -268,6 +268,7 @@ var (
 )
 
 func TestTwilioReplies(t *testing.T) {
+	t.Parallel()
 	for _, msg := range []string{stopReply, startReply, helpReply} {
 		if si := templates.Segments(msg); si.Encoding != "GSM-7" || si.Parts != 1 {
 			t.Errorf("reply %q: %+v, want one GSM-7 segment", msg, si)
@@ -276,11 +277,13 @@ func TestTwilioReplies(t *testing.T) {
 }
 
 func TestTwilioInboundStop(t *testing.T) {
+	t.Parallel()
 	for _, body := range []string{
 		"stop", " Stop ", "STOP", "Stop.", "stop!", "STOP !!", "\tstop\r\n", "stopall", "Unsubscribe", "CANCEL",
 		"end", "Quit", "ARRET", "arrêt", "Arrêt.", "ARRÊT",
 	} {
 		t.Run(body, func(t *testing.T) {
+			t.Parallel()
 			h := twilioSetup(t)
 			sid, reply := h.sms(t, stopPhone, body)
 			if reply != twiml(stopReply) {
@@ -310,8 +313,10 @@ func TestTwilioInboundStop(t *testing.T) {
 }
 
 func TestTwilioInboundStopThenStart(t *testing.T) {
+	t.Parallel()
 	for _, start := range []string{"START", "start", " Yes ", "unstop!"} {
 		t.Run(start, func(t *testing.T) {
+			t.Parallel()
 			h := twilioSetup(t)
 			ctx := context.Background()
 			// promos was left by link before STOP: START must not bring it back.
@@ -350,8 +355,10 @@ func TestTwilioInboundStopThenStart(t *testing.T) {
 }
 
 func TestTwilioInboundStartKeepsOtherSuppressions(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	t.Run("bounce", func(t *testing.T) {
+		t.Parallel()
 		h := twilioSetup(t)
 		must(t, h.b.d.Store.Suppress(ctx, channels.SMS, stopPhone, dispatcher.SuppressBounce, time.Time{}))
 		h.sms(t, stopPhone, "START")
@@ -369,6 +376,7 @@ func TestTwilioInboundStartKeepsOtherSuppressions(t *testing.T) {
 		}
 	})
 	t.Run("temporary entry becomes stop", func(t *testing.T) {
+		t.Parallel()
 		h := twilioSetup(t)
 		must(t, h.b.d.Store.Suppress(ctx, channels.SMS, stopPhone, dispatcher.SuppressUnsubscribe, time.Now().Add(time.Hour)))
 		h.sms(t, stopPhone, "STOP")
@@ -384,8 +392,10 @@ func TestTwilioInboundStartKeepsOtherSuppressions(t *testing.T) {
 }
 
 func TestTwilioInboundHelpChangesNothing(t *testing.T) {
+	t.Parallel()
 	for _, body := range []string{"HELP", "help", " Info. "} {
 		t.Run(body, func(t *testing.T) {
+			t.Parallel()
 			h := twilioSetup(t)
 			before := h.snapshot(t)
 			_, reply := h.sms(t, stopPhone, body)
@@ -396,6 +406,7 @@ func TestTwilioInboundHelpChangesNothing(t *testing.T) {
 		})
 	}
 	t.Run("sender name is escaped", func(t *testing.T) {
+		t.Parallel()
 		h := twilioSetup(t, withConfig(func(c *app.Config) { c.SenderName = "Rive & <Co>" }))
 		_, reply := h.sms(t, stopPhone, "help")
 		if !strings.Contains(reply, "SMS de Rive &amp; &lt;Co&gt;.") || strings.Contains(reply, "<Co>") {
@@ -405,6 +416,7 @@ func TestTwilioInboundHelpChangesNothing(t *testing.T) {
 }
 
 func TestTwilioInboundOtherTextChangesNothing(t *testing.T) {
+	t.Parallel()
 	h := twilioSetup(t)
 	for _, body := range []string{
 		"", "hello", "S T O P", "stop please", "STOPP", "¡stop", "please stop", "STARTED", "HELPME",
@@ -421,6 +433,7 @@ func TestTwilioInboundOtherTextChangesNothing(t *testing.T) {
 }
 
 func TestTwilioInboundStopFromUnknownNumber(t *testing.T) {
+	t.Parallel()
 	h := twilioSetup(t)
 	_, reply := h.sms(t, otherPhone, "Stop")
 	if reply != twiml(stopReply) {
@@ -443,6 +456,7 @@ func TestTwilioInboundStopFromUnknownNumber(t *testing.T) {
 }
 
 func TestTwilioInboundAttacks(t *testing.T) {
+	t.Parallel()
 	h := twilioSetup(t)
 	valid := smsForm(newMessageSID(t), stopPhone, "STOP")
 	sign := func(u string, f url.Values) string { return twiliotest.Sign(twiliotest.AuthToken, u, f) }
@@ -560,6 +574,7 @@ func TestTwilioInboundAttacks(t *testing.T) {
 }
 
 func TestTwilioInboundConcurrentDuplicates(t *testing.T) {
+	t.Parallel()
 	h := twilioSetup(t)
 	form := smsForm(newMessageSID(t), stopPhone, "STOP")
 	statuses := postSignedConcurrently(t, h.srv, inboundPath, twilioURL, form, 12)
@@ -585,6 +600,7 @@ func TestTwilioInboundConcurrentDuplicates(t *testing.T) {
 }
 
 func TestTwilioInboundOffWithoutToken(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	srv := b.srv
 	form := smsForm(newMessageSID(t), stopPhone, "STOP")

@@ -145,6 +145,7 @@ func (h *twilioHarness) outcome(t *testing.T, run, send string) outcome {
 }
 
 func TestTwilioStatusDelivered(t *testing.T) {
+	t.Parallel()
 	h := statusSetup(t)
 	run, send, sid := h.sendSMS(t)
 
@@ -183,6 +184,7 @@ func TestTwilioStatusDelivered(t *testing.T) {
 }
 
 func TestTwilioStatusFailures(t *testing.T) {
+	t.Parallel()
 	bounced := func(reason, code, sup string) outcome {
 		return outcome{State: dispatcher.StateBounced, Reason: reason, ErrorCode: code, Counters: map[string]int64{"planned": 1, dispatcher.StateBounced: 1},
 			Feedback: map[string]int64{feedback.FeedbackHardBounces: 1}, Suppression: sup}
@@ -250,6 +252,7 @@ func TestTwilioStatusFailures(t *testing.T) {
 // Soft bounces (30003) on three sends to the same number within the window
 // suspend it for a time; the same send bouncing twice counts once.
 func TestTwilioStatusSoftBouncesSuspend(t *testing.T) {
+	t.Parallel()
 	// Each callback is recorded at the clock's time: a minute apart, as
 	// real ones come, and each at its own time.
 	h := statusSetup(t, withClock(time.Now()))
@@ -281,6 +284,7 @@ func TestTwilioStatusSoftBouncesSuspend(t *testing.T) {
 }
 
 func TestTwilioStatusConcurrentDuplicates(t *testing.T) {
+	t.Parallel()
 	h := statusSetup(t)
 	run, send, sid := h.sendSMS(t)
 	form := statusForm(sid, "undelivered", "30005")
@@ -298,6 +302,7 @@ func TestTwilioStatusConcurrentDuplicates(t *testing.T) {
 }
 
 func TestTwilioStatusUnknownMessage(t *testing.T) {
+	t.Parallel()
 	h := statusSetup(t)
 	h.sendSMS(t)
 	before := h.snapshot(t)
@@ -311,6 +316,7 @@ func TestTwilioStatusUnknownMessage(t *testing.T) {
 }
 
 func TestTwilioStatusAttacks(t *testing.T) {
+	t.Parallel()
 	h := statusSetup(t)
 	run, send, sid := h.sendSMS(t)
 	valid := statusForm(sid, "delivered", "")
@@ -411,6 +417,7 @@ func TestTwilioStatusAttacks(t *testing.T) {
 }
 
 func TestTwilioStatusOffWithoutToken(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	srv := b.srv
 	form := statusForm(newMessageSID(t), "undelivered", "30005")

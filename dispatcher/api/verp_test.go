@@ -12,6 +12,7 @@ import (
 )
 
 func TestVERPBounceLeadsBackToItsSend(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withConfig(func(c *app.Config) { c.BounceDomain = "bounce.shop.example" }))
 	ctx := context.Background()
 	run := runMailing(t, b, 2)
@@ -51,6 +52,7 @@ func TestVERPBounceLeadsBackToItsSend(t *testing.T) {
 // A send id too long for a local part travels as its hash, mapped back
 // through Redis.
 func TestVERPLongSendID(t *testing.T) {
+	t.Parallel()
 	b := setup(t, withConfig(func(c *app.Config) { c.BounceDomain = "b.example" }))
 	ctx := context.Background()
 	send := dispatcher.SendID("a-very-long-campaign-identifier-for-the-spring-sale-"+strings.Repeat("x", 10)+"-toxgxx", "c1", channels.Email)
