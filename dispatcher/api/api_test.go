@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -21,25 +20,18 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
-	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/templates"
-	"github.com/missive-dev/missive/throttle/redistest"
 )
 
 const testSecret = "test-api-secret-0123456789"
 
 var testKeys = []APIKey{{ID: "other", Secret: "other-secret-0123456789"}, {ID: "ops", Secret: testSecret}}
 
+// apiClient calls a bundle's server (testBundle.api).
 type apiClient struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
-}
-
-func newAPI(t *testing.T, b *testBundle) *apiClient {
-	srv := httptest.NewServer(Handler(b.d, testKeys))
-	t.Cleanup(srv.Close)
-	return &apiClient{t: t, srv: srv}
 }
 
 type resp struct {
@@ -131,6 +123,7 @@ func errorShape(v map[string]any) map[string]any {
 }
 
 func TestParseAPIKeys(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		want    []APIKey
@@ -179,8 +172,9 @@ func TestParseAPIKeys(t *testing.T) {
 }
 
 func TestAPIAuth(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	c := newAPI(t, b)
+	c := b.api
 	tests := []struct {
 		name   string
 		auth   string
@@ -257,8 +251,9 @@ func runSteps(t *testing.T, c *apiClient, vars map[string]string, steps []step) 
 }
 
 func TestAPIHappyPaths(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	c := newAPI(t, b)
+	c := b.api
 	vars := map[string]string{}
 	runSteps(t, c, vars, []step{
 		{name: "put topic", method: "PUT", path: "/v1/topics/newsletter", body: `{"kind":"marketing","name":"News"}`, status: 200,
@@ -406,8 +401,9 @@ func TestAPIHappyPaths(t *testing.T) {
 }
 
 func TestAPIErrors(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	c := newAPI(t, b)
+	c := b.api
 	b.seedBasics(t)
 	ctx := context.Background()
 	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"))
@@ -504,23 +500,28 @@ func TestAPIErrors(t *testing.T) {
 			t.Errorf("status %d (-want +got):\n%s", r.status, diff)
 		}
 	})
+}
 
-	t.Run("import too large", func(t *testing.T) {
-		old := maxImportBody
-		maxImportBody = 1 << 10
-		t.Cleanup(func() { maxImportBody = old })
-		var body strings.Builder
-		for i := range 100 {
-			body.WriteString(`{"id":"big` + string(rune('a'+i%26)) + `"}` + "\n")
-		}
-		r := c.do("POST", "/v1/contacts/import", body.String())
-		if diff := cmp.Diff(apiErr(dispatcher.CodeTooLarge, "body"), errorShape(r.json(t))); r.status != 413 || diff != "" {
-			t.Errorf("status %d (-want +got):\n%s", r.status, diff)
-		}
-	})
+// Not parallel: it lowers the import limit, a package variable every
+// handler reads. Parallel tests start only once the serial ones are done,
+// so none of them sees the lowered limit.
+func TestAPIImportTooLarge(t *testing.T) {
+	b := setup(t)
+	old := maxImportBody
+	maxImportBody = 1 << 10
+	t.Cleanup(func() { maxImportBody = old })
+	var body strings.Builder
+	for i := range 100 {
+		body.WriteString(`{"id":"big` + string(rune('a'+i%26)) + `"}` + "\n")
+	}
+	r := b.api.do("POST", "/v1/contacts/import", body.String())
+	if diff := cmp.Diff(apiErr(dispatcher.CodeTooLarge, "body"), errorShape(r.json(t))); r.status != 413 || diff != "" {
+		t.Errorf("status %d (-want +got):\n%s", r.status, diff)
+	}
 }
 
 func TestCountSegmentStreamsChunks(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	var lines strings.Builder
@@ -563,8 +564,9 @@ func sendSetup(t *testing.T, b *testBundle) {
 const orderSend = `{"contact":"buyer","topic":"orders","channel":"email","template":"order-shipped"}`
 
 func TestAPISendIdempotency(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	c := newAPI(t, b)
+	c := b.api
 	sendSetup(t, b)
 	ctx := context.Background()
 
@@ -680,8 +682,9 @@ func TestAPISendIdempotency(t *testing.T) {
 }
 
 func TestAPISendDeliversOnce(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	c := newAPI(t, b)
+	c := b.api
 	sendSetup(t, b)
 	b.startWorker(t)
 
@@ -697,25 +700,18 @@ func TestAPISendDeliversOnce(t *testing.T) {
 		}
 		id = got
 	}
-	msgs := b.smtp.Wait(1, 20*time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	b.smtp.Wait(1, 20*time.Second)
+	waitFor(t, "the send to show as sent", 10*time.Second, func() bool {
 		r := c.do("GET", "/v1/sends/"+url.PathEscape(id), "")
-		st := r.json(t)["state"]
-		if st == dispatcher.StateSent {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("send still %v", st)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	// A retry after delivery replays the answer and sends nothing.
+		return r.json(t)["state"] == dispatcher.StateSent
+	})
+	// A retry after delivery replays the answer and sends nothing: once the
+	// queues have run whatever it could have enqueued, one message.
 	if r := c.do("POST", "/v1/sends", orderSend, "Idempotency-Key", "order-9/shipped"); r.status != 202 {
 		t.Errorf("replay after delivery: %d", r.status)
 	}
-	time.Sleep(1500 * time.Millisecond) // a second message, if any, would arrive by now
-	msgs = b.smtp.Messages()
+	b.waitIdle(t, 20*time.Second)
+	msgs := b.smtp.Messages()
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages delivered, want 1", len(msgs))
 	}
@@ -734,8 +730,9 @@ func TestAPISendDeliversOnce(t *testing.T) {
 }
 
 func TestOneClickUnsubscribe(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	c := newAPI(t, b)
+	c := b.api
 	ctx := context.Background()
 	s := b.d.Store
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Name: `<script>alert("x")</script>`, Kind: dispatcher.Marketing}))
@@ -876,13 +873,7 @@ func FuzzContactBody(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	r := redistest.New(f)
-	d, err := app.New(app.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte("test-secret-test-secret-test-secret!"),
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		f.Fatal(err)
-	}
-	h := Handler(d, testKeys)
+	h := setup(f, withoutLogs()).srv.Config.Handler
 	f.Fuzz(func(t *testing.T, body string) {
 		req := httptest.NewRequest("PUT", "/v1/contacts/fuzz", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+testSecret)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -13,7 +12,8 @@ import (
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
-// scopedKeys has a legacy key without scopes and one key per scope.
+// scopedKeys has a legacy key without scopes and one key per scope; setup
+// serves them beside testKeys.
 var scopedKeys = []APIKey{
 	{ID: "legacy", Secret: "legacy-secret-0123456789"},
 	{ID: "marketing", Secret: "marketing-secret-0123456789", Scopes: []Scope{ScopeCampaigns}},
@@ -31,12 +31,6 @@ func secretOf(id string) string {
 	panic("no key " + id)
 }
 
-func newScopedAPI(t *testing.T, b *testBundle) *apiClient {
-	srv := httptest.NewServer(Handler(b.d, scopedKeys))
-	t.Cleanup(srv.Close)
-	return &apiClient{t: t, srv: srv}
-}
-
 // as calls the API with the key of id.
 func (c *apiClient) as(id, method, path, body string) resp {
 	c.t.Helper()
@@ -44,8 +38,9 @@ func (c *apiClient) as(id, method, path, body string) resp {
 }
 
 func TestScopes(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	c := newScopedAPI(t, b)
+	c := b.api
 	// One representative route per scope; a key with the scope gets past
 	// the check (whatever the handler then answers), the others get 403.
 	routes := []struct {
@@ -89,6 +84,7 @@ func TestScopes(t *testing.T) {
 }
 
 func TestScopeOf(t *testing.T) {
+	t.Parallel()
 	// Erasure and export are privacy matters whether or not their row in
 	// the table declares a scope; every other route gets one from its path.
 	tests := map[string]Scope{
@@ -135,8 +131,9 @@ func auditEntries(t *testing.T, c *apiClient) []storepkg.AuditEntry {
 }
 
 func TestAuditLog(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	c := newScopedAPI(t, b)
+	c := b.api
 	const email, phone = "audited.person@example.com", "+33612345678"
 	calls := []struct {
 		key, method, path, body string
@@ -223,8 +220,9 @@ func TestAuditLog(t *testing.T) {
 }
 
 func TestAuditSkipsFailures(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	c := newScopedAPI(t, b)
+	c := b.api
 	calls := []struct {
 		key, method, path, body string
 		status                  int
@@ -252,6 +250,7 @@ func TestAuditSkipsFailures(t *testing.T) {
 }
 
 func TestKeyIDInContext(t *testing.T) {
+	t.Parallel()
 	if KeyID(context.Background()) != "" {
 		t.Error("a key id outside a request")
 	}
@@ -263,8 +262,9 @@ func TestKeyIDInContext(t *testing.T) {
 // Erasure and export live under /v1/contacts but need the privacy scope;
 // an erasure is audited.
 func TestErasureScopeAndAudit(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	c := newScopedAPI(t, b)
+	c := b.api
 	const email = "erased.person@example.com"
 	if r := c.as("crm", "PUT", "/v1/contacts/c1", `{"email":"`+email+`"}`); r.status != http.StatusOK {
 		t.Fatalf("upsert: %d %s", r.status, r.body)

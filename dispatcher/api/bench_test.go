@@ -77,19 +77,14 @@ func seedBench(b *testing.B, tb *testBundle, n int, kinds ...channels.Kind) {
 // waitPlanned waits until the gate decided for want sends.
 func waitPlanned(b *testing.B, tb *testBundle, run string, want int64) time.Duration {
 	start := time.Now()
-	for {
+	waitFor(b, fmt.Sprintf("the gate to decide for %d sends", want), 10*time.Minute, func() bool {
 		r, err := tb.d.Store.Run(context.Background(), run)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if r.Counters["planned"] >= want {
-			return time.Since(start)
-		}
-		if time.Since(start) > 10*time.Minute {
-			b.Fatalf("planned %d of %d after 10 minutes", r.Counters["planned"], want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return r.Counters["planned"] >= want
+	})
+	return time.Since(start)
 }
 
 // BenchmarkGate: recipients a second through plan and batch (decision
@@ -97,7 +92,7 @@ func waitPlanned(b *testing.B, tb *testBundle, run string, want int64) time.Dura
 func BenchmarkGate(b *testing.B) {
 	n := benchN(200_000)
 	for range b.N {
-		tb := setup(b, func(c *app.Config) { c.Concurrency = 32 })
+		tb := setup(b, withConfig(func(c *app.Config) { c.Concurrency = 32 }))
 		seedBench(b, tb, n, channels.Email)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -129,11 +124,11 @@ func BenchmarkGate(b *testing.B) {
 func BenchmarkDeliver(b *testing.B) {
 	n := benchN(50_000)
 	for range b.N {
-		tb := setup(b, func(c *app.Config) {
+		tb := setup(b, withConfig(func(c *app.Config) {
 			// The limiter is on, but the local server takes what comes.
 			c.ProviderRates = map[channels.Kind]throttle.Rate{channels.Email: {Count: 100_000, Per: time.Second}}
 			c.Concurrency = 32
-		})
+		}))
 		seedBench(b, tb, n, channels.Email)
 		stop := tb.startWorker(b)
 		b.ResetTimer()

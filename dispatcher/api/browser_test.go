@@ -8,8 +8,6 @@ import (
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
-	"net/http"
-	"net/http/httptest"
 	"net/mail"
 	"net/url"
 	"os"
@@ -23,7 +21,6 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
-	"github.com/missive-dev/missive/dispatcher/app"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
@@ -70,22 +67,15 @@ func newBrowser(t *testing.T, timeout time.Duration) context.Context {
 	return tctx
 }
 
-// browserSetup is setup with the API on a real HTTP server whose URL is
-// the PublicURL, so that the links in messages lead to it.
-func browserSetup(t *testing.T) (*testBundle, *httptest.Server) {
+// seedPageTopics seeds the topics the recipient's pages show.
+func seedPageTopics(t *testing.T, b *testBundle) {
 	t.Helper()
-	var h http.Handler = http.NotFoundHandler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	b := setup(t, func(c *app.Config) { c.PublicURL = srv.URL })
-	h = Handler(b.d, nil)
 	b.seedBasics(t)
 	ctx := context.Background()
 	s := b.d.Store
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Name: "Newsletter", Kind: dispatcher.Marketing, Description: "Our news, once a month."}))
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "promotions", Name: "Offers", Kind: dispatcher.Marketing, Description: "Sales and discount codes."}))
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "orders", Name: "Order updates", Kind: dispatcher.Transactional, Description: "Confirmation, shipping and delivery of your orders."}))
-	return b, srv
 }
 
 // deliver runs a newsletter campaign to contact c (granted email consent)
@@ -162,7 +152,10 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 var angleURL = regexp.MustCompile(`<(https?://[^>]+)>`)
 
 func TestBrowserOneClickUnsubscribeFromARealMessage(t *testing.T) {
-	b, srv := browserSetup(t)
+	t.Parallel()
+	b := setup(t, withPublicURL())
+	seedPageTopics(t, b)
+	srv := b.srv
 	m, _ := deliver(t, b, &dispatcher.Contact{ID: "camille", Email: "camille@example.com", Locale: "fr-FR",
 		Attributes: map[string]string{"first_name": "Camille"}})
 	if got := m.Header.Get("List-Unsubscribe-Post"); got != "List-Unsubscribe=One-Click" {
@@ -212,7 +205,10 @@ func TestBrowserOneClickUnsubscribeFromARealMessage(t *testing.T) {
 var prefLink = regexp.MustCompile(`https?://\S+/preferences/[A-Za-z0-9_.-]+`)
 
 func TestBrowserPreferencePageFromARealMessage(t *testing.T) {
-	b, srv := browserSetup(t)
+	t.Parallel()
+	b := setup(t, withPublicURL())
+	seedPageTopics(t, b)
+	srv := b.srv
 	ctx0 := context.Background()
 	s := b.d.Store
 	_, text := deliver(t, b, &dispatcher.Contact{ID: "camille", Email: "camille@example.com", Phone: "+33612345678", Locale: "fr-FR",

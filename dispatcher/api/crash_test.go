@@ -53,12 +53,13 @@ func assertEachOnce(t *testing.T, b *testBundle, n int) {
 // top of that, and a new worker started: every recipient gets exactly one
 // message, and the run balances.
 func TestWorkerStoppedMidRunDeliversEachOnce(t *testing.T) {
+	t.Parallel()
 	const n = 600
-	b := setup(t, func(c *app.Config) {
+	b := setup(t, withConfig(func(c *app.Config) {
 		c.Concurrency = 2
 		c.SendChunk = 10
 		c.InflightDeadline = time.Second
-	})
+	}))
 	seedMailing(t, b, n)
 	ctx := context.Background()
 	stop := b.startWorker(t)
@@ -93,6 +94,7 @@ func TestWorkerStoppedMidRunDeliversEachOnce(t *testing.T) {
 // The same run started twice (two schedulers, a retried API call) makes
 // one run and one message per recipient.
 func TestDoubleTriggerSendsOnce(t *testing.T) {
+	t.Parallel()
 	const n = 50
 	b := setup(t)
 	seedMailing(t, b, n)
@@ -118,8 +120,9 @@ func TestDoubleTriggerSendsOnce(t *testing.T) {
 // the reconciler settles it as ambiguous and never sends it again, and the
 // run still balances and completes.
 func TestReconcilerSettlesAbandonedSend(t *testing.T) {
-	clock := time.Now()
-	b := setup(t, func(c *app.Config) { c.Now = func() time.Time { return clock } })
+	t.Parallel()
+	b := setup(t, withClock(time.Now()))
+	clock := b.clock.Now()
 	seedMailing(t, b, 1)
 	ctx := context.Background()
 	run, err := b.d.Pipeline.StartRun(ctx, "mailing", clock)
@@ -147,7 +150,7 @@ func TestReconcilerSettlesAbandonedSend(t *testing.T) {
 	if res.Applied {
 		t.Fatal("a send claimed since it was listed was settled as ambiguous")
 	}
-	clock = clock.Add(2 * time.Minute)
+	b.clock.Add(2 * time.Minute)
 	if n, err := b.d.Pipeline.Reconcile(ctx); err != nil || n != 1 {
 		t.Fatalf("Reconcile after the lease = %d, %v; want 1", n, err)
 	}
@@ -161,7 +164,10 @@ func TestReconcilerSettlesAbandonedSend(t *testing.T) {
 	if !r.Balanced || r.Counters["failed"] != 1 {
 		t.Errorf("counters %v", r.Counters)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Neither the send's own task nor a reconciler pass sends it: wait
+	// until the reconciler has looked again and the queues ran it all.
+	b.loops.waitReconciles(t, 2)
+	b.waitIdle(t, 20*time.Second)
 	if n := len(b.smtp.Messages()); n != 0 {
 		t.Errorf("%d messages sent for an abandoned send", n)
 	}

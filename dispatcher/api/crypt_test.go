@@ -39,6 +39,7 @@ func newRing(t testing.TB, active string, keys map[string][]byte) *storepkg.Keyr
 }
 
 func TestKeyringRoundTrip(t *testing.T) {
+	t.Parallel()
 	k := newRing(t, "a1", map[string][]byte{"a1": testKey(t)})
 	for _, pt := range [][]byte{nil, []byte("x"), bytes.Repeat([]byte(`{"email":"ana@example.com"}`), 100)} {
 		sealed := k.Seal(pt, []byte("contact:ana"))
@@ -59,6 +60,7 @@ func TestKeyringRoundTrip(t *testing.T) {
 }
 
 func TestKeyringRefusesWhatWasNotSealedForIt(t *testing.T) {
+	t.Parallel()
 	k := newRing(t, "a", map[string][]byte{"a": testKey(t)})
 	aad := []byte("contact:ana")
 	sealed := k.Seal([]byte(`{"email":"ana@example.com"}`), aad)
@@ -92,6 +94,7 @@ func TestKeyringRefusesWhatWasNotSealedForIt(t *testing.T) {
 }
 
 func TestKeyringOldKeyOpensAfterRotation(t *testing.T) {
+	t.Parallel()
 	ka, kb := testKey(t), testKey(t)
 	before := newRing(t, "a", map[string][]byte{"a": ka})
 	old := before.Seal([]byte("kept"), []byte("contact:x"))
@@ -110,6 +113,7 @@ func TestKeyringOldKeyOpensAfterRotation(t *testing.T) {
 }
 
 func TestNewKeyringValidates(t *testing.T) {
+	t.Parallel()
 	key := make([]byte, 32)
 	for name, tc := range map[string]struct {
 		keys   map[string][]byte
@@ -144,6 +148,7 @@ func FuzzKeyringOpen(f *testing.F) {
 // --- contacts at rest
 
 func TestContactReadBackEqualsWhatWasWritten(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
@@ -167,6 +172,7 @@ func TestContactReadBackEqualsWhatWasWritten(t *testing.T) {
 }
 
 func TestContactRecordHoldsNoPersonalDataInTheClear(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
@@ -204,6 +210,7 @@ func TestContactRecordHoldsNoPersonalDataInTheClear(t *testing.T) {
 }
 
 func TestSealedContactCannotMoveToAnotherContact(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
@@ -233,10 +240,16 @@ type rotationBundle struct {
 	ids    []string
 }
 
+// setupRotation is setup with n contacts sealed under key a, imported by a
+// dispatcher that held key a only.
 func setupRotation(t *testing.T, n int) *rotationBundle {
 	t.Helper()
 	ka, kb := testKey(t), testKey(t)
-	b := setup(t, func(c *app.Config) { c.DataKeys = newRing(t, "a", map[string][]byte{"a": ka}) })
+	b := setup(t, withConfig(func(c *app.Config) { c.DataKeys = newRing(t, "b", map[string][]byte{"a": ka, "b": kb}) }))
+	before := b.cfg
+	before.DataKeys = newRing(t, "a", map[string][]byte{"a": ka})
+	da, err := app.New(before)
+	must(t, err)
 	ctx := context.Background()
 	var ndjson strings.Builder
 	ids := make([]string, n)
@@ -248,14 +261,11 @@ func setupRotation(t *testing.T, n int) *rotationBundle {
 		line, _ := json.Marshal(l)
 		ndjson.Write(append(line, '\n'))
 	}
-	res, err := b.d.Store.ImportContacts(ctx, strings.NewReader(ndjson.String()), "Europe/Paris", nil)
+	res, err := da.Store.ImportContacts(ctx, strings.NewReader(ndjson.String()), "Europe/Paris", nil)
 	must(t, err)
 	if res.Imported != n {
 		t.Fatalf("imported %d of %d: %v", res.Imported, n, res.Errors)
 	}
-	b.cfg.DataKeys = newRing(t, "b", map[string][]byte{"a": ka, "b": kb})
-	b.d, err = app.New(b.cfg)
-	must(t, err)
 	return &rotationBundle{testBundle: b, ka: ka, kb: kb, ids: ids}
 }
 
@@ -285,6 +295,7 @@ func (rb *rotationBundle) assertOnlyKeyBOpens(t *testing.T) {
 }
 
 func TestRotateContactsDuringACampaign(t *testing.T) {
+	t.Parallel()
 	rb := setupRotation(t, 1700)
 	ctx := context.Background()
 	s := rb.d.Store
@@ -313,7 +324,11 @@ func TestRotateContactsDuringACampaign(t *testing.T) {
 	var calls, lastDone, lastTotal int64
 	rotated, err := s.RotateContacts(ctx, func(done, total int64) {
 		calls, lastDone, lastTotal = calls+1, done, total
-		time.Sleep(100 * time.Millisecond) // spread the walk over the run
+		// Spread the walk over the run: each chunk waits for the campaign
+		// to have sent as many messages as records were walked.
+		if done < total {
+			rb.smtp.Wait(int(done), 30*time.Second)
+		}
 	})
 	must(t, err)
 	wg.Wait()
@@ -356,6 +371,7 @@ func TestRotateContactsDuringACampaign(t *testing.T) {
 }
 
 func TestRotateContactsResumesAfterAStop(t *testing.T) {
+	t.Parallel()
 	rb := setupRotation(t, 1200)
 	s := rb.d.Store
 	ctx, cancel := context.WithCancel(context.Background())
@@ -388,6 +404,7 @@ func TestRotateContactsResumesAfterAStop(t *testing.T) {
 }
 
 func TestRotateContactsSealsPlainRecordsAndReportsUnreadableOnes(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
@@ -419,6 +436,7 @@ func TestRotateContactsSealsPlainRecordsAndReportsUnreadableOnes(t *testing.T) {
 }
 
 func TestReSealNeverOverwritesAChangedRecord(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store

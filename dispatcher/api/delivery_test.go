@@ -24,7 +24,8 @@ func runMailing(t *testing.T, b *testBundle, n int) string {
 }
 
 func TestRecordDelivery(t *testing.T) {
-	b := setup(t, func(c *app.Config) { c.Feedback = feedback.Policy{MinSample: 1000} })
+	t.Parallel()
+	b := setup(t, withConfig(func(c *app.Config) { c.Feedback = feedback.Policy{MinSample: 1000} }))
 	ctx := context.Background()
 	run := runMailing(t, b, 5)
 	id := func(i int) string { return dispatcher.SendID(run, fmt.Sprintf("m%04d", i), channels.Email) }
@@ -79,7 +80,8 @@ func TestRecordDelivery(t *testing.T) {
 
 // A run whose bounce rate passes the policy pauses its campaign and says why.
 func TestBounceRatePausesTheRun(t *testing.T) {
-	b := setup(t, func(c *app.Config) { c.Feedback = feedback.Policy{MinSample: 10, MaxBounceRate: 0.2} })
+	t.Parallel()
+	b := setup(t, withConfig(func(c *app.Config) { c.Feedback = feedback.Policy{MinSample: 10, MaxBounceRate: 0.2} }))
 	ctx := context.Background()
 	seedMailing(t, b, 10)
 	_, err := b.d.Pipeline.ScheduleCampaign(ctx, "mailing", dispatcher.Schedule{Cron: "0 10 * * *", TZ: "Europe/Paris"})

@@ -45,12 +45,13 @@ func apiCall(t *testing.T, h http.Handler, method, path string, out any) int {
 // balances and completes, the address stays suppressed for a new contact
 // that brings it back, and nothing is left to export.
 func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
+	t.Parallel()
 	paris := mustLoc(t, "Europe/Paris")
 	sunday := time.Date(2027, 1, 3, 12, 0, 0, 0, paris)
-	b := setup(t, func(c *app.Config) {
+	b := setup(t, withConfig(func(c *app.Config) {
 		c.Now = func() time.Time { return sunday }
 		c.Quiet = map[channels.Kind]throttle.Calendar{channels.SMS: throttle.DefaultSMSCalendar(2027)}
-	})
+	}))
 	ctx := context.Background()
 	s := b.d.Store
 	b.seedBasics(t)
@@ -77,14 +78,11 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	must(t, err)
 	want := map[string]int64{"planned": 4, "queued": 2, "deferred": 1, "no_address": 1}
 	var r *dispatcher.Run
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	waitFor(t, "the run to be gated", 20*time.Second, func() bool {
 		r, err = s.Run(ctx, run)
 		must(t, err)
-		if cmp.Equal(want, r.Counters) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return cmp.Equal(want, r.Counters)
+	})
 	stopGate()
 	must(t, <-gdone)
 	if diff := cmp.Diff(want, r.Counters); diff != "" {
@@ -204,17 +202,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	if diff := cmp.Diff(map[string]int64{"planned": 4, "sent": 1, "cancelled": 2, "no_address": 1}, r.Counters); diff != "" || !r.Balanced {
 		t.Errorf("final counters, balanced %v (-want +got):\n%s", r.Balanced, diff)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		qi, err := insp.GetQueueInfo(b.d.Pipeline.Queue("send"))
-		must(t, err)
-		if qi.Pending+qi.Scheduled+qi.Active+qi.Retry == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("send tasks left: %+v", qi)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b.waitIdle(t, 10*time.Second)
 	var rcpts []string
 	for _, m := range b.smtp.Messages() {
 		rcpts = append(rcpts, m.To...)
@@ -251,6 +239,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 // A send that a worker has claimed cannot be stopped: erasure keeps its
 // record, says so, and the run still balances when it settles.
 func TestEraseKeepsSendsBeingSent(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
@@ -285,6 +274,7 @@ func TestEraseKeepsSendsBeingSent(t *testing.T) {
 // Sign-ups awaiting confirmation go with the contact; another person's
 // stay.
 func TestEraseDropsPendingSignups(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store
@@ -321,6 +311,7 @@ func TestEraseDropsPendingSignups(t *testing.T) {
 // A record sealed under a key the keyring no longer holds is erased all
 // the same, its address index entries with it.
 func TestEraseUnreadableRecord(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -39,7 +38,6 @@ import (
 	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/feedback"
 	"github.com/missive-dev/missive/dispatcher/webhook"
-	"github.com/missive-dev/missive/throttle/redistest"
 )
 
 const (
@@ -128,17 +126,24 @@ type espHarness struct {
 	mids map[string]string
 }
 
-func espSetup(t *testing.T, sends int) *espHarness {
-	t.Helper()
-	aws := &awsDouble{cert: espKeys().sesPEM}
-	b := setup(t, func(c *app.Config) {
+// withESP turns the four email webhooks on, with aws as the network.
+func withESP(aws *awsDouble) option {
+	return withConfig(func(c *app.Config) {
 		c.ESP = webhook.ESPConfig{
 			SESTopicARNs: []string{sesTopic}, SendGridPublicKey: espKeys().sgPublic,
 			MailgunSigningKey: mailgunKey, PostmarkUser: pmUser, PostmarkPassword: pmPassword,
 		}
 		c.HTTPClient = &http.Client{Transport: aws}
-		c.Feedback = feedback.Policy{MinSample: 1000}
 	})
+}
+
+// espSetup is setup with the email webhooks on, after a campaign sent one
+// email to each of sends contacts; it checks that the logs hold no address
+// and no secret.
+func espSetup(t *testing.T, sends int) *espHarness {
+	t.Helper()
+	aws := &awsDouble{cert: espKeys().sesPEM}
+	b := setup(t, withESP(aws), withConfig(func(c *app.Config) { c.Feedback = feedback.Policy{MinSample: 1000} }))
 	h := &espHarness{b: b, aws: aws, mids: map[string]string{}}
 	if sends > 0 {
 		h.run = runMailing(t, b, sends)
@@ -151,8 +156,7 @@ func espSetup(t *testing.T, sends int) *espHarness {
 			t.Fatalf("%d messages received, want %d", len(h.mids), sends)
 		}
 	}
-	h.srv = httptest.NewServer(Handler(b.d, testKeys))
-	t.Cleanup(h.srv.Close)
+	h.srv = b.srv
 	t.Cleanup(func() {
 		logs := b.logs.String()
 		secrets := []string{"@" + espDomain, espAttacker, mailgunKey, pmPassword, "Signature\":", "token="}
@@ -450,6 +454,7 @@ var espProviders = []espProvider{
 // our Message-ID and the suppression list; a bounce without our
 // Message-ID suppresses by address; a retried event is recorded once.
 func TestESPFeedback(t *testing.T) {
+	t.Parallel()
 	for _, p := range espProviders {
 		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
@@ -512,6 +517,7 @@ func TestESPFeedback(t *testing.T) {
 // A provider that retries the very same delivery (same signature for SES
 // and SendGrid, same event id) counts a soft bounce once.
 func TestESPRetriedEventCountsOnce(t *testing.T) {
+	t.Parallel()
 	h := espSetup(t, 0)
 	ctx := context.Background()
 	body := snsSign(t, snsNotification(sesMessage("SoftBounce", "", "soft@example.org")), "1")
@@ -535,6 +541,7 @@ func TestESPRetriedEventCountsOnce(t *testing.T) {
 // Every forged, stale, replayed or malformed request is refused, or
 // answered without effect, and writes nothing.
 func TestESPAttacks(t *testing.T) {
+	t.Parallel()
 	h := espSetup(t, 2)
 	mid := h.mids[addr(0)]
 	now := time.Now()
@@ -673,6 +680,7 @@ func TestESPAttacks(t *testing.T) {
 // SNS asks to confirm a subscription: Missive visits the SubscribeURL
 // once signed, and never one off AWS.
 func TestESPSESSubscription(t *testing.T) {
+	t.Parallel()
 	h := espSetup(t, 0)
 	confirm := func(subscribeURL string) espResp {
 		m := map[string]string{
@@ -713,6 +721,7 @@ func TestESPSESSubscription(t *testing.T) {
 // A certificate that is not served, or not valid now, refuses the
 // message; AWS out of reach answers 503, so that SNS retries.
 func TestESPSESCertificateChecks(t *testing.T) {
+	t.Parallel()
 	h := espSetup(t, 0)
 	post := func() int {
 		return h.post(t, "ses", snsSign(t, snsNotification(sesMessage("Bounce", "", "x@example.org")), "2"), nil).status
@@ -748,9 +757,9 @@ func TestESPSESCertificateChecks(t *testing.T) {
 
 // A provider without settings answers 404.
 func TestESPOffWithoutSettings(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	srv := httptest.NewServer(Handler(b.d, testKeys))
-	defer srv.Close()
+	srv := b.srv
 	for _, p := range []string{"ses", "sendgrid", "mailgun", "postmark", "other"} {
 		res, err := srv.Client().Post(srv.URL+"/webhooks/email/"+p, "application/json", strings.NewReader("[]"))
 		must(t, err)
@@ -764,19 +773,12 @@ func TestESPOffWithoutSettings(t *testing.T) {
 // fuzzDispatcher is a dispatcher for fuzzing the webhooks, with one
 // contact and no sends.
 func fuzzDispatcher(f *testing.F) (http.Handler, *awsDouble) {
-	r := redistest.New(f)
 	aws := &awsDouble{cert: espKeys().sesPEM}
-	d, err := app.New(app.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte("test-secret-test-secret-test-secret!"),
-		HTTPClient: &http.Client{Transport: aws}, Logger: slog.New(slog.DiscardHandler),
-		ESP: webhook.ESPConfig{SESTopicARNs: []string{sesTopic}, SendGridPublicKey: espKeys().sgPublic,
-			MailgunSigningKey: mailgunKey, PostmarkUser: pmUser, PostmarkPassword: pmPassword}})
-	if err != nil {
+	b := setup(f, withESP(aws), withoutLogs())
+	if err := b.d.Store.UpsertContact(context.Background(), &dispatcher.Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"); err != nil {
 		f.Fatal(err)
 	}
-	if err := d.Store.UpsertContact(context.Background(), &dispatcher.Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"); err != nil {
-		f.Fatal(err)
-	}
-	return Handler(d, nil), aws
+	return b.srv.Config.Handler, aws
 }
 
 func fuzzPost(t *testing.T, h http.Handler, provider string, body []byte, hdr http.Header) {

@@ -19,12 +19,13 @@ import (
 // A campaign run on a Sunday defers its SMS to Monday morning and keeps
 // them queued in Redis for that time: deferred, never dropped.
 func TestQuietHoursDeferSMS(t *testing.T) {
+	t.Parallel()
 	paris := mustLoc(t, "Europe/Paris")
 	sunday := time.Date(2027, 1, 3, 12, 0, 0, 0, paris)
-	b := setup(t, func(c *app.Config) {
+	b := setup(t, withConfig(func(c *app.Config) {
 		c.Now = func() time.Time { return sunday }
 		c.Quiet = map[channels.Kind]throttle.Calendar{channels.SMS: throttle.DefaultSMSCalendar(2027)}
-	})
+	}))
 	ctx := context.Background()
 	b.seedBasics(t)
 	for id, phone := range map[string]string{"a": "+33612345671", "b": "+33612345672", "c": "+33612345673"} {
@@ -37,16 +38,13 @@ func TestQuietHoursDeferSMS(t *testing.T) {
 	b.startWorker(t)
 	run, err := b.d.Pipeline.StartRun(ctx, "sunday", sunday)
 	must(t, err)
-	deadline := time.Now().Add(20 * time.Second)
 	var r *dispatcher.Run
-	for time.Now().Before(deadline) {
+	waitFor(t, "three deferred sends", 20*time.Second, func() bool {
 		r, err = b.d.Store.Run(ctx, run)
 		must(t, err)
-		if r.Counters["deferred"] == 3 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return r.Counters["deferred"] == 3
+	})
+	b.waitParked(t, 10*time.Second) // the batch has enqueued what it decided
 	if r.Counters["deferred"] != 3 || r.Counters["planned"] != 3 || !r.Balanced {
 		t.Fatalf("counters %v, want 3 deferred", r.Counters)
 	}
@@ -72,6 +70,7 @@ func TestQuietHoursDeferSMS(t *testing.T) {
 // Every gate reason, in order of the checks, for marketing and
 // transactional topics, and the fallback from one channel to the next.
 func TestGateReasons(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	b.seedBasics(t)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +19,8 @@ import (
 // value Missive and its queues left in Redis, and every log line, are read:
 // no seeded address, number or attribute value appears anywhere.
 func TestNothingInTheClear(t *testing.T) {
-	b := setup(t, func(c *app.Config) { c.BounceDomain = "bounce.shop.example" })
+	t.Parallel()
+	b := setup(t, withConfig(func(c *app.Config) { c.BounceDomain = "bounce.shop.example" }))
 	ctx := context.Background()
 	b.seedBasics(t)
 	var secrets []string
@@ -46,9 +46,7 @@ func TestNothingInTheClear(t *testing.T) {
 	must(t, b.d.Feedback.RecordDelivery(ctx, channels.Feedback{Send: dispatcher.SendID(run, "p02", channels.Email), Kind: channels.HardBounce, Code: "5.1.1", Source: "dsn"}))
 	link, err := b.d.Pipeline.UnsubscribeURL("p03", channels.Email, "newsletter", dispatcher.SendID(run, "p03", channels.Email))
 	must(t, err)
-	srv := httptest.NewServer(Handler(b.d, nil))
-	defer srv.Close()
-	res, err := http.Post(srv.URL+strings.TrimPrefix(link, b.cfg.PublicURL), "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
+	res, err := http.Post(b.srv.URL+strings.TrimPrefix(link, b.cfg.PublicURL), "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
 	must(t, err)
 	res.Body.Close()
 

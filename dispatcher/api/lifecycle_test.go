@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hibiken/asynq"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
@@ -14,28 +15,18 @@ import (
 	"github.com/missive-dev/missive/throttle"
 )
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // slowEmail paces email at rate a second so a run lasts long enough to be
 // paused or cancelled in the middle.
-func slowEmail(rate int) func(*app.Config) {
-	return func(c *app.Config) {
+func slowEmail(rate int) option {
+	return withConfig(func(c *app.Config) {
 		c.ProviderRates = map[channels.Kind]throttle.Rate{channels.Email: {Count: rate, Per: time.Second, Burst: 1}}
 		c.Concurrency = 2
 		c.SendChunk = 5
-	}
+	})
 }
 
 func TestPauseHoldsAndResumeFinishes(t *testing.T) {
+	t.Parallel()
 	const n = 60
 	b := setup(t, slowEmail(40))
 	seedMailing(t, b, n)
@@ -49,21 +40,33 @@ func TestPauseHoldsAndResumeFinishes(t *testing.T) {
 	if c.State != dispatcher.Paused {
 		t.Fatalf("campaign %s after pause", c.State)
 	}
-	time.Sleep(300 * time.Millisecond) // what was mid-send settles
+	// What was mid-send settles; every other task of the run, picked up
+	// since the pause, is put back for later. Then run those tasks again
+	// while paused: they send nothing.
+	b.waitParked(t, 10*time.Second)
 	held := len(b.smtp.Messages())
-	time.Sleep(time.Second)
-	if got := len(b.smtp.Messages()); got != held {
-		t.Fatalf("%d messages left while paused", got-held)
-	}
 	if held >= n {
 		t.Fatal("the run finished before the pause; the test proves nothing")
+	}
+	r, err := b.d.Store.Run(ctx, run)
+	must(t, err)
+	if r.Counters["sent"] != int64(held) || r.Counters["queued"] != int64(n-held) {
+		t.Fatalf("paused with %d messages received, counters %v; want them sent and the rest queued", held, r.Counters)
+	}
+	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+	if k, err := insp.RunAllRetryTasks(b.d.Pipeline.Queue("send")); err != nil || k == 0 {
+		t.Fatalf("%d put back tasks run again (%v); want some", k, err)
+	}
+	b.waitParked(t, 10*time.Second)
+	if got := len(b.smtp.Messages()); got != held {
+		t.Fatalf("%d messages left while paused", got-held)
 	}
 	if _, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", "pause"); !dispatcher.IsCode(err, dispatcher.CodeConflict) {
 		t.Errorf("pausing a paused campaign: %v, want a conflict", err)
 	}
 	_, err = b.d.Pipeline.SetCampaignState(ctx, "mailing", "resume")
 	must(t, err)
-	r := b.waitRun(t, run, 30*time.Second)
+	r = b.waitRun(t, run, 30*time.Second)
 	assertEachOnce(t, b, n)
 	if !r.Balanced || r.Counters["sent"] != n {
 		t.Errorf("counters %v", r.Counters)
@@ -71,6 +74,7 @@ func TestPauseHoldsAndResumeFinishes(t *testing.T) {
 }
 
 func TestCancelSettlesWhatWaits(t *testing.T) {
+	t.Parallel()
 	const n = 60
 	b := setup(t, slowEmail(40))
 	seedMailing(t, b, n)
@@ -88,7 +92,8 @@ func TestCancelSettlesWhatWaits(t *testing.T) {
 		return r.Balanced && r.Counters["queued"] == 0 && r.Counters["sending"] == 0
 	})
 	sent := len(b.smtp.Messages())
-	time.Sleep(500 * time.Millisecond)
+	// The tasks still queued find the run cancelled and send nothing.
+	b.waitIdle(t, 20*time.Second)
 	if got := len(b.smtp.Messages()); got != sent {
 		t.Errorf("%d messages left after the cancel", got-sent)
 	}
@@ -106,6 +111,7 @@ func TestCancelSettlesWhatWaits(t *testing.T) {
 // A relay that answers 451 makes the send wait and try again; once it
 // accepts, the message goes out once.
 func TestTemporaryFailureRetries(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	seedMailing(t, b, 3)
 	b.smtp.Reject("m0001@example.com", 451, "4.7.1", "try later")
@@ -137,7 +143,8 @@ func TestTemporaryFailureRetries(t *testing.T) {
 // The last retry of a temporary failure fails the send for good, and the
 // run still balances.
 func TestRetriesExhausted(t *testing.T) {
-	b := setup(t, func(c *app.Config) { c.MaxRetry = 1 })
+	t.Parallel()
+	b := setup(t, withConfig(func(c *app.Config) { c.MaxRetry = 1 }))
 	seedMailing(t, b, 2)
 	b.smtp.Reject("m0000@example.com", 421, "4.3.0", "busy")
 	ctx := context.Background()
@@ -157,6 +164,7 @@ func TestRetriesExhausted(t *testing.T) {
 // A relay that refuses our credentials fails no recipient: the sends wait,
 // queued, and go once the channel works again.
 func TestSenderRefusedKeepsSendsQueued(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	seedMailing(t, b, 3)
 	b.smtp.RejectSender(535, "5.7.8", "authentication failed")
@@ -180,6 +188,7 @@ func TestSenderRefusedKeepsSendsQueued(t *testing.T) {
 // Consent and suppression are checked again right before a send leaves:
 // an opt-out recorded while the send waits in the queue wins.
 func TestRecheckBeforeSending(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	seedMailing(t, b, 3)
 	ctx := context.Background()

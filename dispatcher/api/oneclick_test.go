@@ -19,11 +19,11 @@ import (
 // message waiting for them before any worker sends it: that message is not
 // sent, and the run counts both the decision and the unsubscribe.
 func TestOneClickBeforeTheWorkerRuns(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	seedMailing(t, b, 3)
 	ctx := context.Background()
-	srv := httptest.NewServer(Handler(b.d, nil))
-	t.Cleanup(srv.Close)
+	srv := b.srv
 
 	// Plan and gate only: the sends wait in their queue.
 	gctx, stopGate := context.WithCancel(ctx)
@@ -82,9 +82,10 @@ func TestOneClickBeforeTheWorkerRuns(t *testing.T) {
 // Token keys rotate: links signed with the old key keep working while it
 // is listed, new links use the new key, and a removed key's links stop.
 func TestTokenKeyRotation(t *testing.T) {
+	t.Parallel()
 	old := []byte("old-token-key-old-token-key-0123456789")
 	next := []byte("new-token-key-new-token-key-0123456789")
-	b := setup(t, func(c *app.Config) { c.TokenKeys, c.ActiveTokenKey = map[string][]byte{"k1": old}, "k1" })
+	b := setup(t, withConfig(func(c *app.Config) { c.TokenKeys, c.ActiveTokenKey = map[string][]byte{"k1": old}, "k1" }))
 	seedMailing(t, b, 1)
 	oldLink, err := b.d.Pipeline.UnsubscribeURL("m0000", channels.Email, "newsletter", "")
 	must(t, err)

@@ -2,15 +2,20 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email"
@@ -25,7 +30,7 @@ import (
 )
 
 // testBundle is a dispatcher wired to a real Redis, a real SMTP server and
-// the Twilio API double.
+// the Twilio API double, with its HTTP handler on a real server.
 type testBundle struct {
 	d      *app.Dispatcher
 	cfg    app.Config
@@ -33,6 +38,16 @@ type testBundle struct {
 	smtp   *smtptest.Server
 	twilio *twiliotest.Server
 	logs   *syncBuffer
+	// srv serves the Dispatcher's handler (the API with every test key, and
+	// the public pages); api calls it with testSecret.
+	srv *httptest.Server
+	api *apiClient
+	// clock is the Dispatcher's clock with withClock, else nil (time.Now).
+	clock *testClock
+	// worker makes setup start a worker (withWorker).
+	worker bool
+	// loops counts the turns of the reconciler and the scheduler.
+	loops *loopCounter
 }
 
 type syncBuffer struct {
@@ -52,7 +67,39 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func setup(t testing.TB, tweak ...func(*app.Config)) *testBundle {
+// An option changes what setup builds, before the Dispatcher is made from
+// b.cfg.
+type option func(*testBundle)
+
+// withConfig changes the Dispatcher's configuration.
+func withConfig(f func(*app.Config)) option { return func(b *testBundle) { f(&b.cfg) } }
+
+// withClock gives the Dispatcher a clock that stands at start until the
+// test moves it (b.clock).
+func withClock(start time.Time) option {
+	return func(b *testBundle) {
+		b.clock = &testClock{now: start}
+		b.cfg.Now = b.clock.Now
+	}
+}
+
+// withWorker runs a worker for the whole test.
+func withWorker() option { return func(b *testBundle) { b.worker = true } }
+
+// withoutLogs discards the logs, for fuzzing, where they would pile up.
+func withoutLogs() option {
+	return func(b *testBundle) { b.cfg.Logger = slog.New(slog.DiscardHandler) }
+}
+
+// withPublicURL makes b.srv the PublicURL, so that the links in messages
+// lead to it.
+func withPublicURL() option {
+	return func(b *testBundle) { b.cfg.PublicURL = "http://" + b.srv.Listener.Addr().String() }
+}
+
+// setup builds a Dispatcher for one test: its own Redis key prefix, SMTP
+// server, Twilio double and HTTP server, so that tests run in parallel.
+func setup(t testing.TB, opts ...option) *testBundle {
 	t.Helper()
 	b := &testBundle{redis: redistest.New(t), smtp: smtptest.New(t), twilio: twiliotest.NewServer(t), logs: &syncBuffer{}}
 	mailer, err := email.New(email.Config{URL: b.smtp.URL(), From: "Missive <news@example.com>", Connections: 8})
@@ -65,6 +112,11 @@ func setup(t testing.TB, tweak ...func(*app.Config)) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Listening already, so that options can name its URL; it serves once
+	// the Dispatcher exists.
+	b.srv = httptest.NewUnstartedServer(nil)
+	t.Cleanup(b.srv.Close)
+	b.loops = countLoops(b.redis.Client, b.redis.Prefix)
 	b.cfg = app.Config{
 		Redis:          b.redis.Client,
 		Prefix:         b.redis.Prefix,
@@ -76,12 +128,18 @@ func setup(t testing.TB, tweak ...func(*app.Config)) *testBundle {
 		Concurrency:    8,
 		Logger:         slog.New(slog.NewTextHandler(io.MultiWriter(b.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
-	for _, f := range tweak {
-		f(&b.cfg)
+	for _, o := range opts {
+		o(b)
 	}
 	b.d, err = app.New(b.cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	b.srv.Config.Handler = Handler(b.d, slices.Concat(testKeys, scopedKeys))
+	b.srv.Start()
+	b.api = &apiClient{t: t, srv: b.srv}
+	if b.worker {
+		b.startWorker(t)
 	}
 	return b
 }
@@ -104,25 +162,166 @@ func (b *testBundle) startWorker(t testing.TB) (stop func()) {
 	return stop
 }
 
-func (b *testBundle) waitRun(t *testing.T, run string, timeout time.Duration) *dispatcher.Run {
+// waitFor waits until cond holds, and fails the test if it does not within
+// timeout. It is the one place tests poll: they wait on a state that
+// proves what they need, never for a fixed time.
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for {
-		r, err := b.d.Store.Run(context.Background(), run)
-		if err != nil {
-			t.Fatal(err)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", timeout, what)
 		}
-		if r.State == dispatcher.RunCompleted || time.Now().After(deadline) {
-			if r.State != dispatcher.RunCompleted {
-				t.Fatalf("run %s still %s after %s: %v\n%s", run, r.State, timeout, r.Counters, b.logs.String())
-			}
-			return r
-		}
-		time.Sleep(20 * time.Millisecond)
+		<-tick.C
 	}
 }
 
-func must(t *testing.T, err error) {
+func (b *testBundle) waitRun(t testing.TB, run string, timeout time.Duration) *dispatcher.Run {
+	t.Helper()
+	var r *dispatcher.Run
+	defer func() {
+		if r != nil && r.State != dispatcher.RunCompleted {
+			t.Logf("run %s is %s: %v\n%s", run, r.State, r.Counters, b.logs.String())
+		}
+	}()
+	waitFor(t, "run "+run+" to complete", timeout, func() bool {
+		var err error
+		r, err = b.d.Store.Run(context.Background(), run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.State == dispatcher.RunCompleted
+	})
+	return r
+}
+
+// tasks sums what the test's queues hold, as asynq's Inspector sees it.
+func (b *testBundle) tasks(t testing.TB) asynq.QueueInfo {
+	t.Helper()
+	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+	known, err := insp.Queues()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum asynq.QueueInfo
+	for q := range b.d.Pipeline.Queues() {
+		if !slices.Contains(known, q) {
+			continue // nothing was ever enqueued there
+		}
+		qi, err := insp.GetQueueInfo(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum.Pending += qi.Pending
+		sum.Active += qi.Active
+		sum.Scheduled += qi.Scheduled
+		sum.Retry += qi.Retry
+		sum.Aggregating += qi.Aggregating
+	}
+	return sum
+}
+
+// waitIdle waits until the queues hold no task to run, now or later:
+// whatever the workers would still do about what was enqueued is done, so
+// a test may then assert that something did not happen.
+func (b *testBundle) waitIdle(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, "the queues to be idle", timeout, func() bool {
+		q := b.tasks(t)
+		return q.Pending+q.Active+q.Scheduled+q.Retry+q.Aggregating == 0
+	})
+}
+
+// waitParked waits until no task is pending or running: what the queues
+// still hold waits for a later time (deferred, retried or put back).
+func (b *testBundle) waitParked(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, "no task to be pending or running", timeout, func() bool {
+		q := b.tasks(t)
+		return q.Pending+q.Active == 0
+	})
+}
+
+// loopCounter counts the turns of the Dispatcher's background loops by the
+// commands they send to Redis, as they log none: each reconciler pass
+// reads the active runs (SMEMBERS P:runs:active), and each scheduler tick
+// renews or tries to take the lease (P:scheduler:lease).
+type loopCounter struct {
+	activeRuns, lease string
+	reconciles, ticks atomic.Int64
+}
+
+// countLoops counts the loops of the Dispatcher on prefix that use rdb.
+func countLoops(rdb *redis.Client, prefix string) *loopCounter {
+	c := &loopCounter{activeRuns: prefix + ":runs:active", lease: prefix + ":scheduler:lease"}
+	rdb.AddHook(c)
+	return c
+}
+
+func (c *loopCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *loopCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (c *loopCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		args := cmd.Args()
+		switch cmd.Name() {
+		case "smembers":
+			if len(args) > 1 && args[1] == c.activeRuns {
+				c.reconciles.Add(1)
+			}
+		case "set": // a follower tries to take the lease
+			if len(args) > 1 && args[1] == c.lease {
+				c.ticks.Add(1)
+			}
+		case "evalsha", "eval": // the leader renews it (NOSCRIPT first: not counted)
+			if len(args) > 3 && args[3] == c.lease && err == nil {
+				c.ticks.Add(1)
+			}
+		}
+		return err
+	}
+}
+
+// waitReconciles waits until the reconciler made n more passes.
+func (c *loopCounter) waitReconciles(t testing.TB, n int64) {
+	t.Helper()
+	from := c.reconciles.Load()
+	waitFor(t, fmt.Sprintf("%d reconciler passes", n), 20*time.Second, func() bool { return c.reconciles.Load() >= from+n })
+}
+
+// waitTicks waits until the scheduler ticked n more times: with n >= 2, a
+// whole tick began and ended after the call.
+func (c *loopCounter) waitTicks(t testing.TB, n int64) {
+	t.Helper()
+	from := c.ticks.Load()
+	waitFor(t, fmt.Sprintf("%d scheduler ticks", n), 20*time.Second, func() bool { return c.ticks.Load() >= from+n })
+}
+
+// testClock is a clock that moves only when the test moves it.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +350,7 @@ func grantConsent(t *testing.T, b *testBundle, id string, ks ...channels.Kind) {
 }
 
 func TestCampaignDeliversExactlyTheExpectedMessages(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	s := b.d.Store

@@ -4,11 +4,9 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,42 +14,17 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
-	"github.com/missive-dev/missive/dispatcher/app"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 )
 
-// testClock is a settable clock for the CSRF token's lifetime.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// prefStart is the time the preference tests' clock stands at.
+var prefStart = time.Date(2025, 3, 14, 9, 30, 0, 0, time.UTC)
 
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-type prefBundle struct {
-	*testBundle
-	srv   *httptest.Server
-	clock *testClock
-}
-
-// prefSetup starts the API on a real HTTP server and seeds two marketing
-// topics, one transactional topic and the contact "ana" (email and phone,
-// email newsletter consent).
-func prefSetup(t *testing.T, tweak ...func(*app.Config)) *prefBundle {
+// seedAna seeds two marketing topics, one transactional topic and the
+// contact "ana" (email and phone, email newsletter consent).
+func seedAna(t *testing.T, b *testBundle) {
 	t.Helper()
-	clock := &testClock{now: time.Date(2025, 3, 14, 9, 30, 0, 0, time.UTC)}
-	b := setup(t, append([]func(*app.Config){func(c *app.Config) { c.Now = clock.Now }}, tweak...)...)
 	b.seedBasics(t)
 	ctx := context.Background()
 	s := b.d.Store
@@ -59,14 +32,11 @@ func prefSetup(t *testing.T, tweak ...func(*app.Config)) *prefBundle {
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "ana", Email: "ana@example.com", Phone: "+33612345678",
 		Attributes: map[string]string{"first_name": "Ana"}, Tags: []string{"vip"}}, "Europe/Paris"))
 	grantConsent(t, b, "ana", channels.Email)
-	srv := httptest.NewServer(Handler(b.d, nil))
-	t.Cleanup(srv.Close)
-	return &prefBundle{testBundle: b, srv: srv, clock: clock}
 }
 
 // prefURL returns the preference page URL of contact, as a message to it
 // about the newsletter in run "run-1" would carry it.
-func (b *prefBundle) prefURL(t *testing.T, contact string) string {
+func (b *testBundle) prefURL(t *testing.T, contact string) string {
 	t.Helper()
 	tok, err := b.d.Signer.Sign(templates.Claims{Contact: contact, Channel: "email", Topic: "newsletter",
 		Send: dispatcher.SendID("run-1", contact, channels.Email)})
@@ -126,14 +96,14 @@ func csrfOf(t *testing.T, pageURL string) string {
 	return m[1]
 }
 
-func (b *prefBundle) ledger(t *testing.T, contact string) []dispatcher.ConsentEvent {
+func (b *testBundle) ledger(t *testing.T, contact string) []dispatcher.ConsentEvent {
 	t.Helper()
 	l, err := b.d.Store.ConsentLedger(context.Background(), contact)
 	must(t, err)
 	return l
 }
 
-func (b *prefBundle) unsubscribes(t *testing.T, run, topic string) (runCount, topicCount int64) {
+func (b *testBundle) unsubscribes(t *testing.T, run, topic string) (runCount, topicCount int64) {
 	t.Helper()
 	ctx := context.Background()
 	f, err := b.d.Store.TopicFeedback(ctx, topic)
@@ -144,7 +114,9 @@ func (b *prefBundle) unsubscribes(t *testing.T, run, topic string) (runCount, to
 }
 
 func TestPreferencePageLanguage(t *testing.T) {
-	b := prefSetup(t)
+	t.Parallel()
+	b := setup(t, withClock(prefStart))
+	seedAna(t, b)
 	ctx := context.Background()
 	for _, c := range []dispatcher.Contact{{ID: "fr", Email: "fr@example.com", Locale: "fr-FR"}, {ID: "en", Email: "en@example.com", Locale: "en-GB"},
 		{ID: "none", Email: "none@example.com"}} {
@@ -201,7 +173,9 @@ func TestPreferencePageLanguage(t *testing.T) {
 }
 
 func TestPreferencePageShowsWhatWeHoldEscaped(t *testing.T) {
-	b := prefSetup(t)
+	t.Parallel()
+	b := setup(t, withClock(prefStart))
+	seedAna(t, b)
 	ctx := context.Background()
 	s := b.d.Store
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "events", Name: `<b>Events</b>`, Kind: dispatcher.Marketing, Description: `"><img src=x onerror=alert(2)>`}))
@@ -250,7 +224,9 @@ func TestPreferencePageShowsWhatWeHoldEscaped(t *testing.T) {
 }
 
 func TestPreferencePageControls(t *testing.T) {
-	b := prefSetup(t)
+	t.Parallel()
+	b := setup(t, withClock(prefStart))
+	seedAna(t, b)
 	_, body := get(t, b.prefURL(t, "ana"))
 	for _, want := range []string{
 		// Every marketing topic x channel with an address, checked when granted.
@@ -279,7 +255,9 @@ func TestPreferencePageControls(t *testing.T) {
 }
 
 func TestPreferenceTogglesRecordExactlyTheChanges(t *testing.T) {
-	b := prefSetup(t)
+	t.Parallel()
+	b := setup(t, withClock(prefStart))
+	seedAna(t, b)
 	u := b.prefURL(t, "ana")
 	before := len(b.ledger(t, "ana"))
 	form := url.Values{
@@ -341,7 +319,9 @@ func TestPreferenceTogglesRecordExactlyTheChanges(t *testing.T) {
 }
 
 func TestPreferenceUnsubscribeFromEverything(t *testing.T) {
-	b := prefSetup(t)
+	t.Parallel()
+	b := setup(t, withClock(prefStart))
+	seedAna(t, b)
 	ctx := context.Background()
 	s := b.d.Store
 	for _, e := range []dispatcher.ConsentEvent{
@@ -401,7 +381,9 @@ func TestPreferenceUnsubscribeFromEverything(t *testing.T) {
 }
 
 func TestPreferenceCSRFRejected(t *testing.T) {
-	b := prefSetup(t)
+	t.Parallel()
+	b := setup(t, withClock(prefStart))
+	seedAna(t, b)
 	ctx := context.Background()
 	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "bob", Email: "bob@example.com"}, "Europe/Paris"))
 	u := b.prefURL(t, "ana")
@@ -465,10 +447,12 @@ func TestPreferenceCSRFRejected(t *testing.T) {
 }
 
 func TestPreferenceTokenTampering(t *testing.T) {
-	b := prefSetup(t)
+	t.Parallel()
+	b := setup(t, withClock(prefStart))
+	seedAna(t, b)
 	ctx := context.Background()
 	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "bob", Email: "bob@example.com"}, "Europe/Paris"))
-	grantConsent(t, b.testBundle, "bob", channels.Email)
+	grantConsent(t, b, "bob", channels.Email)
 	u := b.prefURL(t, "ana")
 	tok := strings.TrimPrefix(u, b.srv.URL+"/preferences/")
 	bobTok := strings.TrimPrefix(b.prefURL(t, "bob"), b.srv.URL+"/preferences/")
@@ -544,7 +528,9 @@ func TestPreferenceTokenTampering(t *testing.T) {
 }
 
 func TestPreferenceFormLimits(t *testing.T) {
-	b := prefSetup(t)
+	t.Parallel()
+	b := setup(t, withClock(prefStart))
+	seedAna(t, b)
 	u := b.prefURL(t, "ana")
 	before := b.ledger(t, "ana")
 	big := url.Values{"csrf": {csrfOf(t, u)}, "do": {"unsubscribe-all"}, "pad": {strings.Repeat("a", maxFormBody)}}

@@ -41,13 +41,14 @@ func golden(t *testing.T, name, got string) {
 
 var registerNow = time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
 
-func registerSetup(t *testing.T) (*testBundle, *apiClient) {
-	b := setup(t, func(c *app.Config) {
+func TestRegister(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withClock(registerNow), withConfig(func(c *app.Config) {
 		c.SenderName = "Shop"
 		c.SendTTL = 30 * 24 * time.Hour
 		c.Processors = []string{"SMTP relay (smtp.shop.example)", "Twilio"}
-		c.Now = func() time.Time { return registerNow }
-	})
+	}))
+	c := b.api
 	ctx := context.Background()
 	for _, tp := range []dispatcher.Topic{
 		{ID: "newsletter", Name: "Newsletter", Kind: dispatcher.Marketing, Description: "News | offers, once a month"},
@@ -57,12 +58,7 @@ func registerSetup(t *testing.T) (*testBundle, *apiClient) {
 			t.Fatal(err)
 		}
 	}
-	return b, newScopedAPI(t, b)
-}
-
-func TestRegister(t *testing.T) {
-	b, c := registerSetup(t)
-	reg, err := b.d.Privacy.Register(context.Background())
+	reg, err := b.d.Privacy.Register(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +115,7 @@ func TestRegister(t *testing.T) {
 }
 
 func TestRegisterWithoutTopicsOrProcessors(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	reg, err := b.d.Privacy.Register(context.Background())
 	if err != nil {

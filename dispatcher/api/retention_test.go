@@ -48,8 +48,9 @@ func consentAt(t *testing.T, b *testBundle, id string, state dispatcher.ConsentS
 }
 
 func TestRetentionPurgeInactive(t *testing.T) {
+	t.Parallel()
 	clock := newRetentionClock(retentionStart)
-	b := setup(t, func(c *app.Config) { c.Now = clock.now })
+	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now }))
 	ctx := context.Background()
 	old := retentionStart
 	now := old.Add(4 * 365 * 24 * time.Hour)
@@ -118,8 +119,9 @@ func TestRetentionPurgeInactive(t *testing.T) {
 
 // The walk crosses chunk boundaries while it erases behind itself.
 func TestRetentionPurgeChunks(t *testing.T) {
+	t.Parallel()
 	clock := newRetentionClock(retentionStart)
-	b := setup(t, func(c *app.Config) { c.Now = clock.now })
+	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now }))
 	ctx := context.Background()
 	const n = 2*privacy.PurgeChunk + 7
 	var ndjson strings.Builder
@@ -158,8 +160,9 @@ func TestRetentionPurgeChunks(t *testing.T) {
 }
 
 func TestRetentionDisabled(t *testing.T) {
+	t.Parallel()
 	clock := newRetentionClock(retentionStart)
-	b := setup(t, func(c *app.Config) { c.Now = clock.now; c.InactiveAfter = -1 })
+	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now; c.InactiveAfter = -1 }))
 	upsertAt(t, b, clock, retentionStart, "ret-off", "off@example.com")
 	clock.add(10 * privacy.DefaultInactiveAfter)
 	rep, err := b.d.Privacy.PurgeInactive(context.Background(), nil)
@@ -174,9 +177,10 @@ func TestRetentionDisabled(t *testing.T) {
 
 // The scheduler's leader purges once a day, in its own goroutine.
 func TestRetentionScheduler(t *testing.T) {
+	t.Parallel()
 	now := retentionStart.Add(privacy.DefaultInactiveAfter + 24*time.Hour)
 	clock := newRetentionClock(now)
-	b := setup(t, func(c *app.Config) { c.Now = clock.now })
+	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now }))
 	ctx := context.Background()
 	upsertAt(t, b, clock, retentionStart, "ret-first-9k4", "first-9k4@example.com")
 
@@ -202,10 +206,17 @@ func TestRetentionScheduler(t *testing.T) {
 		t.Errorf("stats %v, want last_run %s, scanned 1, errors 0", first, want)
 	}
 
-	// Within 24 hours, ticks do not purge again.
+	// Within 24 hours, ticks do not purge again: once whole ticks ran on
+	// the moved clock, none claimed a purge, and the contact is kept.
+	claim := b.d.Store.Key("retention", "last")
+	claimed, err := b.cfg.Redis.Get(ctx, claim).Result()
+	must(t, err)
 	upsertAt(t, b, clock, retentionStart, "ret-second-9k4", "second-9k4@example.com")
 	clock.add(23 * time.Hour)
-	time.Sleep(300 * time.Millisecond) // about 30 ticks
+	b.loops.waitTicks(t, 3)
+	if again, err := b.cfg.Redis.Get(ctx, claim).Result(); err != nil || again != claimed {
+		t.Fatalf("purge claimed again within 24 h: %q, was %q (%v)", again, claimed, err)
+	}
 	if _, err := b.d.Store.Contact(ctx, "ret-second-9k4"); err != nil {
 		t.Fatalf("second contact: %v, want kept until the next day's purge", err)
 	}
@@ -231,9 +242,10 @@ func TestRetentionScheduler(t *testing.T) {
 // A record that does not open (a lost data key) is counted, not purged, and
 // does not stop the others of its chunk from being judged.
 func TestRetentionUnreadableRecord(t *testing.T) {
+	t.Parallel()
 	clock := newRetentionClock(retentionStart)
 	ka, kb := testKey(t), testKey(t)
-	b := setup(t, func(c *app.Config) { c.Now = clock.now; c.DataKeys = newRing(t, "a", map[string][]byte{"a": ka}) })
+	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now; c.DataKeys = newRing(t, "a", map[string][]byte{"a": ka}) }))
 	upsertAt(t, b, clock, retentionStart, "ret-locked", "locked@example.com")
 	cfg := b.cfg
 	cfg.DataKeys = newRing(t, "b", map[string][]byte{"b": kb})

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
 )
@@ -13,6 +15,7 @@ import (
 // Two scheduler processes on one Redis: a campaign due once fires one run,
 // and a cron campaign fires once per match.
 func TestTwoSchedulersFireOnce(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	seedMailing(t, b, 5)
 	ctx := context.Background()
@@ -20,8 +23,15 @@ func TestTwoSchedulersFireOnce(t *testing.T) {
 	if _, err := b.d.Pipeline.ScheduleCampaign(ctx, "mailing", dispatcher.Schedule{At: past}); err != nil {
 		t.Fatal(err)
 	}
-	// A second dispatcher on the same Redis stands for another process.
-	d2, err := app.New(b.cfg)
+	// A second dispatcher on the same Redis, with its own connections,
+	// stands for another process.
+	opts := *b.redis.Options
+	rdb2 := redis.NewClient(&opts)
+	t.Cleanup(func() { rdb2.Close() })
+	loops2 := countLoops(rdb2, b.cfg.Prefix)
+	cfg2 := b.cfg
+	cfg2.Redis = rdb2
+	d2, err := app.New(cfg2)
 	must(t, err)
 	sctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -30,17 +40,16 @@ func TestTwoSchedulersFireOnce(t *testing.T) {
 		go func() { defer wg.Done(); _ = d.Scheduler.Run(sctx, 20*time.Millisecond) }()
 	}
 	b.startWorker(t)
-	deadline := time.Now().Add(20 * time.Second)
 	var runs []string
-	for time.Now().Before(deadline) {
+	waitFor(t, "a run", 20*time.Second, func() bool {
 		runs, err = b.d.Store.Runs(ctx, "mailing")
 		must(t, err)
-		if len(runs) > 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond) // time for a second firing, if there were one
+		return len(runs) > 0
+	})
+	// Time for a second firing, if there were one: both schedulers, the
+	// leader and the one waiting to take over, tick again.
+	b.loops.waitTicks(t, 3)
+	loops2.waitTicks(t, 3)
 	cancel()
 	wg.Wait()
 	runs, _ = b.d.Store.Runs(ctx, "mailing")

@@ -15,6 +15,7 @@ import (
 // granted until the YES comes back through the signed Twilio webhook, then
 // the ledger holds the consent with its wording version and evidence.
 func TestSignupBySMSConfirmedWithYes(t *testing.T) {
+	t.Parallel()
 	h := twilioSetup(t)
 	h.b.startWorker(t)
 	ctx := context.Background()

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/channels/email/smtptest"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/page"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
@@ -23,26 +24,18 @@ import (
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
-// signupBundle is a test bundle with marketing topics, a running worker
-// and the HTTP handler.
-type signupBundle struct {
-	*testBundle
-	h http.Handler
-}
-
-func setupSignup(t *testing.T) *signupBundle {
+// seedSignupTopics seeds two marketing topics and a transactional one.
+func seedSignupTopics(t *testing.T, b *testBundle) {
 	t.Helper()
-	b := setup(t)
 	ctx := context.Background()
 	must(t, b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Name: "La lettre", Kind: dispatcher.Marketing}))
 	must(t, b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "promotions", Name: "Promotions", Kind: dispatcher.Marketing}))
 	must(t, b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "orders", Kind: dispatcher.Transactional}))
-	b.startWorker(t)
-	return &signupBundle{testBundle: b, h: Handler(b.d, nil)}
 }
 
-// do serves one request from the client at ip.
-func (b *signupBundle) do(method, target, ip, contentType, body string, header ...string) *httptest.ResponseRecorder {
+// do serves one request from the client at ip, in process: the client's
+// address is what the sign-up limits count.
+func (b *testBundle) do(method, target, ip, contentType, body string, header ...string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, target, strings.NewReader(body))
 	r.RemoteAddr = ip + ":40000"
 	if contentType != "" {
@@ -52,13 +45,13 @@ func (b *signupBundle) do(method, target, ip, contentType, body string, header .
 		r.Header.Set(header[i], header[i+1])
 	}
 	w := httptest.NewRecorder()
-	b.h.ServeHTTP(w, r)
+	b.srv.Config.Handler.ServeHTTP(w, r)
 	return w
 }
 
 const formCT = "application/x-www-form-urlencoded"
 
-func (b *signupBundle) subscribeForm(ip string, v url.Values, header ...string) *httptest.ResponseRecorder {
+func (b *testBundle) subscribeForm(ip string, v url.Values, header ...string) *httptest.ResponseRecorder {
 	return b.do("POST", "/subscribe", ip, formCT, v.Encode(), header...)
 }
 
@@ -66,23 +59,23 @@ var confirmLinkRe = regexp.MustCompile(`https://missive\.example/subscribe/confi
 
 // confirmLink returns the token of the confirmation link in the email to
 // rcpt, waiting for it.
-func (b *signupBundle) confirmToken(t *testing.T, rcpt string) string {
+func (b *testBundle) confirmToken(t *testing.T, rcpt string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, m := range b.smtp.Messages() {
-			if slices.Contains(m.To, rcpt) {
-				data := strings.ReplaceAll(string(m.Data), "=\r\n", "")
-				if sm := confirmLinkRe.FindStringSubmatch(data); sm != nil {
-					return sm[1]
-				}
-				t.Fatalf("the confirmation email has no link:\n%s", m.Data)
-			}
+	var m smtptest.Received
+	waitFor(t, "the confirmation email to "+rcpt, 10*time.Second, func() bool {
+		msgs := b.smtp.Messages()
+		i := slices.IndexFunc(msgs, func(m smtptest.Received) bool { return slices.Contains(m.To, rcpt) })
+		if i >= 0 {
+			m = msgs[i]
 		}
-		time.Sleep(20 * time.Millisecond)
+		return i >= 0
+	})
+	data := strings.ReplaceAll(string(m.Data), "=\r\n", "")
+	sm := confirmLinkRe.FindStringSubmatch(data)
+	if sm == nil {
+		t.Fatalf("the confirmation email has no link:\n%s", m.Data)
 	}
-	t.Fatalf("no confirmation email arrived\n%s", b.logs.String())
-	return ""
+	return sm[1]
 }
 
 func signupValues(email string, topics ...string) url.Values {
@@ -90,7 +83,9 @@ func signupValues(email string, topics ...string) url.Values {
 }
 
 func TestSubscribeEmailDoubleOptIn(t *testing.T) {
-	b := setupSignup(t)
+	t.Parallel()
+	b := setup(t, withWorker())
+	seedSignupTopics(t, b)
 	ctx := context.Background()
 	s := b.d.Store
 	const addr = "Alice@Example.com"
@@ -211,10 +206,10 @@ func TestSubscribeEmailDoubleOptIn(t *testing.T) {
 			t.Errorf("logs hold an address, a token or an IP")
 		}
 	}
-	assertQueuesHoldNo(t, b.testBundle, "lice@", token, "198.51.100.7")
+	assertQueuesHoldNo(t, b, "lice@", token, "198.51.100.7")
 }
 
-func assertLedger(t *testing.T, b *signupBundle, id string, n int) []dispatcher.ConsentEvent {
+func assertLedger(t *testing.T, b *testBundle, id string, n int) []dispatcher.ConsentEvent {
 	t.Helper()
 	led, err := b.d.Store.ConsentLedger(context.Background(), id)
 	must(t, err)
@@ -225,7 +220,9 @@ func assertLedger(t *testing.T, b *signupBundle, id string, n int) []dispatcher.
 }
 
 func TestSubscribeConfirmExpiredOrUnknown(t *testing.T) {
-	b := setupSignup(t)
+	t.Parallel()
+	b := setup(t, withWorker())
+	seedSignupTopics(t, b)
 	ctx := context.Background()
 	if w := b.subscribeForm("198.51.100.8", signupValues("bob@example.com", "newsletter")); w.Code != http.StatusAccepted {
 		t.Fatalf("POST /subscribe: %d %s", w.Code, w.Body)
@@ -250,12 +247,14 @@ func TestSubscribeConfirmExpiredOrUnknown(t *testing.T) {
 }
 
 func TestSubscribeSameAnswerForEveryAddress(t *testing.T) {
-	b := setupSignup(t)
+	t.Parallel()
+	b := setup(t, withWorker())
+	seedSignupTopics(t, b)
 	ctx := context.Background()
 	s := b.d.Store
 	known := dispatcher.Contact{ID: "known", Email: "known@example.com", Attributes: map[string]string{"first_name": "Kim"}}
 	must(t, s.UpsertContact(ctx, &known, "Europe/Paris"))
-	grantConsent(t, b.testBundle, "known", channels.Email) // already subscribed to newsletter
+	grantConsent(t, b, "known", channels.Email) // already subscribed to newsletter
 	must(t, s.Suppress(ctx, channels.Email, "gone@example.com", dispatcher.SuppressComplaint, time.Time{}))
 
 	type answer struct {
@@ -288,9 +287,10 @@ func TestSubscribeSameAnswerForEveryAddress(t *testing.T) {
 		}
 	}
 	// known and new get a confirmation each (two requests each), the
-	// suppressed address nothing.
+	// suppressed address nothing, once the queues ran what the sign-ups
+	// enqueued.
 	b.smtp.Wait(4, 10*time.Second)
-	time.Sleep(300 * time.Millisecond)
+	b.waitIdle(t, 20*time.Second)
 	var rcpts []string
 	for _, m := range b.smtp.Messages() {
 		rcpts = append(rcpts, m.To...)
@@ -316,7 +316,9 @@ func btoi(b bool) int {
 }
 
 func TestSubscribeRateLimits(t *testing.T) {
-	b := setupSignup(t)
+	t.Parallel()
+	b := setup(t, withWorker())
+	seedSignupTopics(t, b)
 	// Per client: 5 a minute, whatever the requests are.
 	for i := range 5 {
 		w := b.do("POST", "/subscribe", "192.0.2.50", "application/json", `{"topics":["newsletter"]}`)
@@ -351,7 +353,7 @@ func TestSubscribeRateLimits(t *testing.T) {
 		first = w.Body.String()
 	}
 	b.smtp.Wait(4, 10*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	b.waitIdle(t, 20*time.Second)
 	n := 0
 	for _, m := range b.smtp.Messages() {
 		if slices.Contains(m.To, "target@example.com") {
@@ -364,7 +366,9 @@ func TestSubscribeRateLimits(t *testing.T) {
 }
 
 func TestSubscribeValidation(t *testing.T) {
-	b := setupSignup(t)
+	t.Parallel()
+	b := setup(t, withWorker())
+	seedSignupTopics(t, b)
 	const secret = "<b>secret</b>\r\nBcc: victim@example.org"
 	cases := []struct {
 		name, ct, body, field string
@@ -433,7 +437,9 @@ func jsonString(s string) string {
 }
 
 func TestSubscribeJSONAndTopicsAsList(t *testing.T) {
-	b := setupSignup(t)
+	t.Parallel()
+	b := setup(t, withWorker())
+	seedSignupTopics(t, b)
 	ctx := context.Background()
 	w := b.do("POST", "/subscribe", "10.3.0.1", "application/json",
 		`{"topics":"newsletter, promotions","email":"jo@example.com","wording":"v2"}`, "Accept-Language", "en-GB,en;q=0.9,fr;q=0.8")
@@ -449,7 +455,9 @@ func TestSubscribeJSONAndTopicsAsList(t *testing.T) {
 }
 
 func TestSubscribeSMSConfirmedByYes(t *testing.T) {
-	b := setupSignup(t)
+	t.Parallel()
+	b := setup(t, withWorker())
+	seedSignupTopics(t, b)
 	ctx := context.Background()
 	s := b.d.Store
 	const phone = "+33612345671"
@@ -492,7 +500,9 @@ func TestSubscribeSMSConfirmedByYes(t *testing.T) {
 }
 
 func TestSubscribeFormPage(t *testing.T) {
-	b := setupSignup(t)
+	t.Parallel()
+	b := setup(t, withWorker())
+	seedSignupTopics(t, b)
 	w := b.do("GET", "/subscribe/form?topics=newsletter,promotions&locale=fr&form=home", "10.5.0.1", "", "")
 	body := w.Body.String()
 	if w.Code != 200 {
@@ -534,9 +544,10 @@ var formWordingVersion = page.WordingVersion
 // page.Negotiate: the explicit locale, else Accept-Language, else English
 // (the sign-up used to fall back to French).
 func TestSignupLanguage(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	must(t, b.d.Store.PutTopic(context.Background(), &dispatcher.Topic{ID: "newsletter", Name: "La lettre", Kind: dispatcher.Marketing}))
-	h := Handler(b.d, nil)
+	h := b.srv.Config.Handler
 	for _, tc := range []struct{ locale, accept, want string }{
 		{"", "", "en"}, {"", "de", "en"}, {"", "en", "en"}, {"", "en-US,fr;q=0.5", "en"}, {"", "fr-CA,en;q=0.9", "fr"},
 		{"", "de,en;q=0.2,fr;q=0.1", "en"}, {"", "en;q=x", "en"}, {"", "de-DE, fr;q=0.8, en;q=0.5", "fr"},
@@ -579,7 +590,7 @@ func FuzzSubscribeForm(f *testing.F) {
 	if err := b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}); err != nil {
 		f.Fatal(err)
 	}
-	h := Handler(b.d, nil)
+	h := b.srv.Config.Handler
 	f.Add(formCT, "topics=newsletter&email=a%40example.com&wording=v1")
 	f.Add(formCT, "topics=newsletter,,newsletter&phone=%2B33612345678&wording=v1&locale=en")
 	f.Add(formCT, "topics=%ZZ&email=%")
@@ -614,7 +625,9 @@ func FuzzSubscribeForm(f *testing.F) {
 // over leaves the send failed as ambiguous, tried once: it is never sent
 // again, as a campaign send would not be.
 func TestSubscribeConfirmationAmbiguous(t *testing.T) {
-	b := setupSignup(t)
+	t.Parallel()
+	b := setup(t, withWorker())
+	seedSignupTopics(t, b)
 	ctx := context.Background()
 	const addr = "dropped@example.com"
 	b.smtp.DropAfterData(addr)
@@ -624,18 +637,14 @@ func TestSubscribeConfirmationAmbiguous(t *testing.T) {
 	id, err := b.d.Store.ContactIDByAddress(ctx, channels.Email, addr)
 	must(t, err)
 	var sd *dispatcher.Send
-	deadline := time.Now().Add(10 * time.Second)
-	for sd == nil || sd.State != dispatcher.StateFailed {
-		if time.Now().After(deadline) {
-			t.Fatalf("confirmation send %+v not failed in time\n%s", sd, b.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	waitFor(t, "the confirmation send to fail", 10*time.Second, func() bool {
 		sends, err := b.d.Store.ContactSends(ctx, id)
 		must(t, err)
 		if len(sends) == 1 {
 			sd = sends[0]
 		}
-	}
+		return sd != nil && sd.State == dispatcher.StateFailed
+	})
 	if sd.Reason != pipeline.ReasonAmbiguous || sd.Attempts != 1 || sd.Topic != signup.ConfirmationTopic || sd.Ref == "" {
 		t.Errorf("confirmation send %+v, want failed (ambiguous) after 1 attempt, topic %s, with a ref", sd, signup.ConfirmationTopic)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"io"
-	"log/slog"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +27,6 @@ import (
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
-	"github.com/missive-dev/missive/throttle/redistest"
 )
 
 const (
@@ -50,12 +48,19 @@ type twilioHarness struct {
 	srv *httptest.Server
 }
 
-func twilioSetup(t *testing.T, tweak ...func(*app.Config)) *twilioHarness {
-	t.Helper()
-	b := setup(t, append([]func(*app.Config){func(c *app.Config) {
+// withTwilioWebhooks turns Twilio's webhooks on.
+func withTwilioWebhooks() option {
+	return withConfig(func(c *app.Config) {
 		c.TwilioAuthToken, c.ValidTwilioSignature = twiliotest.AuthToken, sms.ValidSignature
-		c.Caps = []throttle.CapRule{} // the gate is asked several times per test
-	}}, tweak...)...)
+	})
+}
+
+// twilioSetup is setup with Twilio's webhooks on and no caps (the gate is
+// asked several times per test), seeded with c1, seen through the Twilio
+// helpers; it checks that the logs hold no number and no token.
+func twilioSetup(t *testing.T, opts ...option) *twilioHarness {
+	t.Helper()
+	b := setup(t, append([]option{withTwilioWebhooks(), withConfig(func(c *app.Config) { c.Caps = []throttle.CapRule{} })}, opts...)...)
 	ctx := context.Background()
 	s := b.d.Store
 	b.seedBasics(t)
@@ -68,8 +73,6 @@ func twilioSetup(t *testing.T, tweak ...func(*app.Config)) *twilioHarness {
 	} {
 		must(t, s.RecordConsent(ctx, "c1", e))
 	}
-	srv := httptest.NewServer(Handler(b.d, testKeys))
-	t.Cleanup(srv.Close)
 	t.Cleanup(func() {
 		logs := b.logs.String()
 		for _, secret := range []string{stopPhone, stopPhone[1:], otherPhone, otherPhone[1:], twiliotest.AuthToken} {
@@ -78,7 +81,7 @@ func twilioSetup(t *testing.T, tweak ...func(*app.Config)) *twilioHarness {
 			}
 		}
 	})
-	return &twilioHarness{b: b, srv: srv}
+	return &twilioHarness{b: b, srv: b.srv}
 }
 
 func newMessageSID(t testing.TB) string {
@@ -265,6 +268,7 @@ var (
 )
 
 func TestTwilioReplies(t *testing.T) {
+	t.Parallel()
 	for _, msg := range []string{stopReply, startReply, helpReply} {
 		if si := templates.Segments(msg); si.Encoding != "GSM-7" || si.Parts != 1 {
 			t.Errorf("reply %q: %+v, want one GSM-7 segment", msg, si)
@@ -273,11 +277,13 @@ func TestTwilioReplies(t *testing.T) {
 }
 
 func TestTwilioInboundStop(t *testing.T) {
+	t.Parallel()
 	for _, body := range []string{
 		"stop", " Stop ", "STOP", "Stop.", "stop!", "STOP !!", "\tstop\r\n", "stopall", "Unsubscribe", "CANCEL",
 		"end", "Quit", "ARRET", "arrêt", "Arrêt.", "ARRÊT",
 	} {
 		t.Run(body, func(t *testing.T) {
+			t.Parallel()
 			h := twilioSetup(t)
 			sid, reply := h.sms(t, stopPhone, body)
 			if reply != twiml(stopReply) {
@@ -307,8 +313,10 @@ func TestTwilioInboundStop(t *testing.T) {
 }
 
 func TestTwilioInboundStopThenStart(t *testing.T) {
+	t.Parallel()
 	for _, start := range []string{"START", "start", " Yes ", "unstop!"} {
 		t.Run(start, func(t *testing.T) {
+			t.Parallel()
 			h := twilioSetup(t)
 			ctx := context.Background()
 			// promos was left by link before STOP: START must not bring it back.
@@ -347,8 +355,10 @@ func TestTwilioInboundStopThenStart(t *testing.T) {
 }
 
 func TestTwilioInboundStartKeepsOtherSuppressions(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	t.Run("bounce", func(t *testing.T) {
+		t.Parallel()
 		h := twilioSetup(t)
 		must(t, h.b.d.Store.Suppress(ctx, channels.SMS, stopPhone, dispatcher.SuppressBounce, time.Time{}))
 		h.sms(t, stopPhone, "START")
@@ -366,6 +376,7 @@ func TestTwilioInboundStartKeepsOtherSuppressions(t *testing.T) {
 		}
 	})
 	t.Run("temporary entry becomes stop", func(t *testing.T) {
+		t.Parallel()
 		h := twilioSetup(t)
 		must(t, h.b.d.Store.Suppress(ctx, channels.SMS, stopPhone, dispatcher.SuppressUnsubscribe, time.Now().Add(time.Hour)))
 		h.sms(t, stopPhone, "STOP")
@@ -381,8 +392,10 @@ func TestTwilioInboundStartKeepsOtherSuppressions(t *testing.T) {
 }
 
 func TestTwilioInboundHelpChangesNothing(t *testing.T) {
+	t.Parallel()
 	for _, body := range []string{"HELP", "help", " Info. "} {
 		t.Run(body, func(t *testing.T) {
+			t.Parallel()
 			h := twilioSetup(t)
 			before := h.snapshot(t)
 			_, reply := h.sms(t, stopPhone, body)
@@ -393,7 +406,8 @@ func TestTwilioInboundHelpChangesNothing(t *testing.T) {
 		})
 	}
 	t.Run("sender name is escaped", func(t *testing.T) {
-		h := twilioSetup(t, func(c *app.Config) { c.SenderName = "Rive & <Co>" })
+		t.Parallel()
+		h := twilioSetup(t, withConfig(func(c *app.Config) { c.SenderName = "Rive & <Co>" }))
 		_, reply := h.sms(t, stopPhone, "help")
 		if !strings.Contains(reply, "SMS de Rive &amp; &lt;Co&gt;.") || strings.Contains(reply, "<Co>") {
 			t.Errorf("reply %s", reply)
@@ -402,6 +416,7 @@ func TestTwilioInboundHelpChangesNothing(t *testing.T) {
 }
 
 func TestTwilioInboundOtherTextChangesNothing(t *testing.T) {
+	t.Parallel()
 	h := twilioSetup(t)
 	for _, body := range []string{
 		"", "hello", "S T O P", "stop please", "STOPP", "¡stop", "please stop", "STARTED", "HELPME",
@@ -418,6 +433,7 @@ func TestTwilioInboundOtherTextChangesNothing(t *testing.T) {
 }
 
 func TestTwilioInboundStopFromUnknownNumber(t *testing.T) {
+	t.Parallel()
 	h := twilioSetup(t)
 	_, reply := h.sms(t, otherPhone, "Stop")
 	if reply != twiml(stopReply) {
@@ -440,6 +456,7 @@ func TestTwilioInboundStopFromUnknownNumber(t *testing.T) {
 }
 
 func TestTwilioInboundAttacks(t *testing.T) {
+	t.Parallel()
 	h := twilioSetup(t)
 	valid := smsForm(newMessageSID(t), stopPhone, "STOP")
 	sign := func(u string, f url.Values) string { return twiliotest.Sign(twiliotest.AuthToken, u, f) }
@@ -557,6 +574,7 @@ func TestTwilioInboundAttacks(t *testing.T) {
 }
 
 func TestTwilioInboundConcurrentDuplicates(t *testing.T) {
+	t.Parallel()
 	h := twilioSetup(t)
 	form := smsForm(newMessageSID(t), stopPhone, "STOP")
 	statuses := postSignedConcurrently(t, h.srv, inboundPath, twilioURL, form, 12)
@@ -582,9 +600,9 @@ func TestTwilioInboundConcurrentDuplicates(t *testing.T) {
 }
 
 func TestTwilioInboundOffWithoutToken(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	srv := httptest.NewServer(Handler(b.d, testKeys))
-	defer srv.Close()
+	srv := b.srv
 	form := smsForm(newMessageSID(t), stopPhone, "STOP")
 	req, _ := http.NewRequest("POST", srv.URL+inboundPath, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -615,12 +633,7 @@ func FuzzTwilioInbound(f *testing.F) {
 		f.Add(s, true)
 		f.Add(s, false)
 	}
-	r := redistest.New(f)
-	d, err := app.New(app.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte("test-secret-test-secret-test-secret!"),
-		PublicURL: "https://missive.example", TwilioAuthToken: twiliotest.AuthToken, ValidTwilioSignature: sms.ValidSignature, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		f.Fatal(err)
-	}
+	d := setup(f, withTwilioWebhooks(), withoutLogs()).d
 	ctx := context.Background()
 	if err := d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}); err != nil {
 		f.Fatal(err)

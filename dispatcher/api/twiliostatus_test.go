@@ -14,10 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
-	"github.com/missive-dev/missive/channels/sms"
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
 	"github.com/missive-dev/missive/dispatcher"
-	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/feedback"
 	"github.com/missive-dev/missive/templates"
 )
@@ -36,11 +34,10 @@ type statusHarness struct {
 	runs int
 }
 
-func statusSetup(t *testing.T) *statusHarness {
+func statusSetup(t *testing.T, opts ...option) *statusHarness {
 	t.Helper()
-	h := twilioSetup(t)
+	h := twilioSetup(t, append([]option{withWorker()}, opts...)...)
 	must(t, h.b.d.Store.PutSegment(context.Background(), &dispatcher.Segment{ID: "c1-only", Contacts: []string{"c1"}}))
-	h.b.startWorker(t)
 	return &statusHarness{twilioHarness: h}
 }
 
@@ -148,6 +145,7 @@ func (h *twilioHarness) outcome(t *testing.T, run, send string) outcome {
 }
 
 func TestTwilioStatusDelivered(t *testing.T) {
+	t.Parallel()
 	h := statusSetup(t)
 	run, send, sid := h.sendSMS(t)
 
@@ -186,6 +184,7 @@ func TestTwilioStatusDelivered(t *testing.T) {
 }
 
 func TestTwilioStatusFailures(t *testing.T) {
+	t.Parallel()
 	bounced := func(reason, code, sup string) outcome {
 		return outcome{State: dispatcher.StateBounced, Reason: reason, ErrorCode: code, Counters: map[string]int64{"planned": 1, dispatcher.StateBounced: 1},
 			Feedback: map[string]int64{feedback.FeedbackHardBounces: 1}, Suppression: sup}
@@ -253,13 +252,17 @@ func TestTwilioStatusFailures(t *testing.T) {
 // Soft bounces (30003) on three sends to the same number within the window
 // suspend it for a time; the same send bouncing twice counts once.
 func TestTwilioStatusSoftBouncesSuspend(t *testing.T) {
-	h := statusSetup(t)
+	t.Parallel()
+	// Each callback is recorded at the clock's time: a minute apart, as
+	// real ones come, and each at its own time.
+	h := statusSetup(t, withClock(time.Now()))
+	clock := h.b.clock
 	run1, send1, sid1 := h.sendSMS(t)
 	_, _, sid2 := h.sendSMS(t)
 	h.status(t, sid1, "undelivered", "30003")
-	time.Sleep(5 * time.Millisecond) // RecordDelivery counts soft bounces by the millisecond
+	clock.Add(time.Minute)
 	h.status(t, sid1, "undelivered", "30003")
-	time.Sleep(5 * time.Millisecond)
+	clock.Add(time.Minute)
 	h.status(t, sid2, "undelivered", "30003")
 	if got := h.suppression(t, stopPhone); got != "" {
 		t.Fatalf("suppressed (%s) after soft bounces on two sends", got)
@@ -268,11 +271,11 @@ func TestTwilioStatusSoftBouncesSuspend(t *testing.T) {
 		t.Errorf("first send: %+v, want sent with one soft bounce", got)
 	}
 	_, _, sid3 := h.sendSMS(t)
-	time.Sleep(5 * time.Millisecond)
+	clock.Add(time.Minute)
 	h.status(t, sid3, "undelivered", "30003")
 	sup, err := h.b.d.Store.Suppression(context.Background(), channels.SMS, stopPhone)
 	must(t, err)
-	if sup.Reason != dispatcher.SuppressBounce || sup.Until.Before(time.Now().Add(29*24*time.Hour)) || sup.Until.After(time.Now().Add(31*24*time.Hour)) {
+	if now := clock.Now(); sup.Reason != dispatcher.SuppressBounce || sup.Until.Before(now.Add(29*24*time.Hour)) || sup.Until.After(now.Add(31*24*time.Hour)) {
 		t.Errorf("suppression %+v, want a bounce for 30 days", sup)
 	}
 	if got := h.gateSMS(t, h.contact(t)); got != "suppressed_bounce" {
@@ -281,6 +284,7 @@ func TestTwilioStatusSoftBouncesSuspend(t *testing.T) {
 }
 
 func TestTwilioStatusConcurrentDuplicates(t *testing.T) {
+	t.Parallel()
 	h := statusSetup(t)
 	run, send, sid := h.sendSMS(t)
 	form := statusForm(sid, "undelivered", "30005")
@@ -298,6 +302,7 @@ func TestTwilioStatusConcurrentDuplicates(t *testing.T) {
 }
 
 func TestTwilioStatusUnknownMessage(t *testing.T) {
+	t.Parallel()
 	h := statusSetup(t)
 	h.sendSMS(t)
 	before := h.snapshot(t)
@@ -311,6 +316,7 @@ func TestTwilioStatusUnknownMessage(t *testing.T) {
 }
 
 func TestTwilioStatusAttacks(t *testing.T) {
+	t.Parallel()
 	h := statusSetup(t)
 	run, send, sid := h.sendSMS(t)
 	valid := statusForm(sid, "delivered", "")
@@ -411,9 +417,9 @@ func TestTwilioStatusAttacks(t *testing.T) {
 }
 
 func TestTwilioStatusOffWithoutToken(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	srv := httptest.NewServer(Handler(b.d, testKeys))
-	defer srv.Close()
+	srv := b.srv
 	form := statusForm(newMessageSID(t), "undelivered", "30005")
 	req, _ := http.NewRequest("POST", srv.URL+twilioStatusPath, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -435,9 +441,7 @@ func FuzzTwilioStatus(f *testing.F) {
 			f.Fatal(err)
 		}
 	}
-	b := setup(f, func(c *app.Config) {
-		c.TwilioAuthToken, c.ValidTwilioSignature = twiliotest.AuthToken, sms.ValidSignature
-	})
+	b := setup(f, withTwilioWebhooks())
 	ctx := context.Background()
 	s := b.d.Store
 	check(s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}))
@@ -454,14 +458,12 @@ func FuzzTwilioStatus(f *testing.F) {
 		f.Fatal(err)
 	}
 	var sid string
-	for deadline := time.Now().Add(20 * time.Second); sid == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	waitFor(f, "the SMS to be sent", 20*time.Second, func() bool {
 		if sd, err := s.Send(ctx, dispatcher.SendID(run, "c1", channels.SMS)); err == nil && sd.State == dispatcher.StateSent {
 			sid = sd.Provider
 		}
-	}
-	if sid == "" {
-		f.Fatal("the SMS was not sent")
-	}
+		return sid != ""
+	})
 	stop()
 
 	for _, body := range []string{
@@ -480,7 +482,7 @@ func FuzzTwilioStatus(f *testing.F) {
 		f.Add(body, true)
 		f.Add(body, false)
 	}
-	h := Handler(b.d, nil)
+	h := b.srv.Config.Handler
 	f.Fuzz(func(t *testing.T, body string, signed bool) {
 		req := httptest.NewRequest("POST", twilioStatusPath, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

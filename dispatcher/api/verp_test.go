@@ -12,7 +12,8 @@ import (
 )
 
 func TestVERPBounceLeadsBackToItsSend(t *testing.T) {
-	b := setup(t, func(c *app.Config) { c.BounceDomain = "bounce.shop.example" })
+	t.Parallel()
+	b := setup(t, withConfig(func(c *app.Config) { c.BounceDomain = "bounce.shop.example" }))
 	ctx := context.Background()
 	run := runMailing(t, b, 2)
 	var token string
@@ -51,7 +52,8 @@ func TestVERPBounceLeadsBackToItsSend(t *testing.T) {
 // A send id too long for a local part travels as its hash, mapped back
 // through Redis.
 func TestVERPLongSendID(t *testing.T) {
-	b := setup(t, func(c *app.Config) { c.BounceDomain = "b.example" })
+	t.Parallel()
+	b := setup(t, withConfig(func(c *app.Config) { c.BounceDomain = "b.example" }))
 	ctx := context.Background()
 	send := dispatcher.SendID("a-very-long-campaign-identifier-for-the-spring-sale-"+strings.Repeat("x", 10)+"-toxgxx", "c1", channels.Email)
 	rp, err := b.d.Feedback.ReturnPath(ctx, send)
