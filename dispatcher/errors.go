@@ -61,6 +61,23 @@ func Conflict(format string, args ...any) *Error {
 	return &Error{Code: CodeConflict, Message: fmt.Sprintf(format, args...)}
 }
 
+// codeStatus is the HTTP status of each stable code; any other is 500.
+var codeStatus = map[string]int{
+	CodeInvalid:      http.StatusUnprocessableEntity,
+	CodeIdempotency:  http.StatusUnprocessableEntity,
+	CodeNotFound:     http.StatusNotFound,
+	CodeConflict:     http.StatusConflict,
+	CodeUnauthorized: http.StatusUnauthorized,
+	CodeForbidden:    http.StatusForbidden,
+	CodeTooLarge:     http.StatusRequestEntityTooLarge,
+	CodeMethod:       http.StatusMethodNotAllowed,
+	CodeMediaType:    http.StatusUnsupportedMediaType,
+	CodeRateLimited:  http.StatusTooManyRequests,
+	CodeUpstream:     http.StatusBadGateway,
+	CodeUnavailable:  http.StatusServiceUnavailable,
+	CodeInternal:     http.StatusInternalServerError,
+}
+
 // HTTPStatus maps an error to its HTTP status; the one place that does.
 func HTTPStatus(err error) (int, *Error) {
 	var e *Error
@@ -70,29 +87,8 @@ func HTTPStatus(err error) (int, *Error) {
 	if e.Status != 0 {
 		return e.Status, e
 	}
-	switch e.Code {
-	case CodeInvalid, CodeIdempotency:
-		return http.StatusUnprocessableEntity, e
-	case CodeNotFound:
-		return http.StatusNotFound, e
-	case CodeConflict:
-		return http.StatusConflict, e
-	case CodeUnauthorized:
-		return http.StatusUnauthorized, e
-	case CodeForbidden:
-		return http.StatusForbidden, e
-	case CodeTooLarge:
-		return http.StatusRequestEntityTooLarge, e
-	case CodeMethod:
-		return http.StatusMethodNotAllowed, e
-	case CodeMediaType:
-		return http.StatusUnsupportedMediaType, e
-	case CodeRateLimited:
-		return http.StatusTooManyRequests, e
-	case CodeUpstream:
-		return http.StatusBadGateway, e
-	case CodeUnavailable:
-		return http.StatusServiceUnavailable, e
+	if status, ok := codeStatus[e.Code]; ok {
+		return status, e
 	}
 	return http.StatusInternalServerError, e
 }

@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -25,5 +26,23 @@ func TestScheduleValidation(t *testing.T) {
 	}
 	if err := (&Schedule{Cron: "0 10 * * 1-5", TZ: "Europe/Paris", LocalTime: "10:00"}).Validate(); err != nil {
 		t.Errorf("valid schedule refused: %v", err)
+	}
+}
+
+// Every stable code maps to its status in one place; a plain error is
+// internal and says nothing of itself.
+func TestHTTPStatus(t *testing.T) {
+	for code, want := range map[string]int{CodeInvalid: 422, CodeIdempotency: 422, CodeNotFound: 404, CodeConflict: 409,
+		CodeUnauthorized: 401, CodeForbidden: 403, CodeTooLarge: 413, CodeMethod: 405, CodeMediaType: 415,
+		CodeRateLimited: 429, CodeUpstream: 502, CodeUnavailable: 503, CodeInternal: 500, "unknown": 500} {
+		if got, _ := HTTPStatus(&Error{Code: code}); got != want {
+			t.Errorf("%s: %d, want %d", code, got, want)
+		}
+	}
+	if got, _ := HTTPStatus(&Error{Code: CodeInvalid, Status: 400}); got != 400 {
+		t.Errorf("a protocol's own status: %d, want 400", got)
+	}
+	if got, e := HTTPStatus(errors.New("secret detail")); got != 500 || e.Message != "internal error" {
+		t.Errorf("plain error: %d %+v", got, e)
 	}
 }
