@@ -19,6 +19,7 @@ import (
 	"github.com/missive-dev/missive/channels/sms"
 	"github.com/missive-dev/missive/dispatcher/api"
 	apppkg "github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/dispatcher/webhook"
 	"github.com/missive-dev/missive/throttle"
@@ -168,7 +169,7 @@ func newApp(ctx context.Context, c *config, secret []byte, stderr io.Writer) (*a
 		Caps:                  c.capRules,
 		Quiet:                 c.quiet,
 		ProviderRates:         providerRates,
-		Concurrency:           c.Concurrency,
+		Tuning:                pipeline.Tuning{Concurrency: c.Concurrency},
 		InactiveAfter:         c.inactive,
 		Logger:                log,
 	})

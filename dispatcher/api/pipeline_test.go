@@ -24,6 +24,7 @@ import (
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"
@@ -118,15 +119,14 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	t.Cleanup(b.srv.Close)
 	b.loops = countLoops(b.redis.Client, b.redis.Prefix)
 	b.cfg = app.Config{
-		Redis:          b.redis.Client,
-		Prefix:         b.redis.Prefix,
-		Secret:         []byte("test-secret-test-secret-test-secret!"),
-		PublicURL:      "https://missive.example",
-		Channels:       map[channels.Kind]channels.Channel{channels.Email: mailer, channels.SMS: texter},
-		Quiet:          map[channels.Kind]throttle.Calendar{},
-		ReconcileEvery: 200 * time.Millisecond,
-		Concurrency:    8,
-		Logger:         slog.New(slog.NewTextHandler(io.MultiWriter(b.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Redis:     b.redis.Client,
+		Prefix:    b.redis.Prefix,
+		Secret:    []byte("test-secret-test-secret-test-secret!"),
+		PublicURL: "https://missive.example",
+		Channels:  map[channels.Kind]channels.Channel{channels.Email: mailer, channels.SMS: texter},
+		Quiet:     map[channels.Kind]throttle.Calendar{},
+		Tuning:    pipeline.Tuning{ReconcileEvery: 200 * time.Millisecond, Concurrency: 8},
+		Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(b.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, o := range opts {
 		o(b)

@@ -93,28 +93,9 @@ type Config struct {
 	// Default: email 1000/s, SMS 30/s.
 	ProviderRates map[channels.Kind]throttle.Rate
 
-	// BatchSize is the number of contacts one batch task gates. Default 500.
-	BatchSize int
-	// SendChunk is the number of sends one send task carries. Default 100:
-	// the queue costs a round trip per task, so more sends per task go
-	// faster, and 100 still spreads a batch over several workers.
-	SendChunk int
-	// SendQueues spreads send tasks over that many queues (useful on Redis
-	// Cluster, where one queue lives on one shard). Default 1.
-	SendQueues int
-	// Concurrency is the number of tasks a worker runs at once. Default 32.
-	Concurrency int
-	// MaxRetry is how many times a send task is retried after temporary
-	// failures. Default 10.
-	MaxRetry int
-	// InflightDeadline is how long a queued send may wait before the
-	// reconciler enqueues it again. Default 15 minutes.
-	InflightDeadline time.Duration
-	// SendLease is how long a send may stay "sending" before the
-	// reconciler declares its outcome unknown. Default 5 minutes.
-	SendLease time.Duration
-	// ReconcileEvery is the reconciler's period. Default 1 minute.
-	ReconcileEvery time.Duration
+	// Tuning cuts and paces the pipeline's work; each field's comment says
+	// its default.
+	pipeline.Tuning
 	// SendTTL is how long send records are kept. Default 90 days.
 	SendTTL time.Duration
 	// InactiveAfter is how long a contact without any granted consent is
@@ -192,14 +173,6 @@ func (c *Config) setDefaults() error {
 			channels.SMS:   {Count: 30, Per: time.Second},
 		}
 	}
-	c.BatchSize = cmp.Or(c.BatchSize, 500)
-	c.SendChunk = cmp.Or(c.SendChunk, 100)
-	c.SendQueues = cmp.Or(c.SendQueues, 1)
-	c.Concurrency = cmp.Or(c.Concurrency, 32)
-	c.MaxRetry = cmp.Or(c.MaxRetry, 10)
-	c.InflightDeadline = cmp.Or(c.InflightDeadline, 15*time.Minute)
-	c.SendLease = cmp.Or(c.SendLease, 5*time.Minute)
-	c.ReconcileEvery = cmp.Or(c.ReconcileEvery, time.Minute)
 	c.SendTTL = cmp.Or(c.SendTTL, 90*24*time.Hour)
 	c.InactiveAfter = cmp.Or(c.InactiveAfter, privacy.DefaultInactiveAfter)
 	if c.HTTPClient == nil {
@@ -273,9 +246,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		},
 		Prefix: cfg.Prefix, PublicURL: cfg.PublicURL, Channels: cfg.Channels, EmailFrom: cfg.EmailFrom,
 		ListUnsubscribeMailto: cfg.ListUnsubscribeMailto, ProviderRates: cfg.ProviderRates,
-		BatchSize: cfg.BatchSize, SendChunk: cfg.SendChunk, SendQueues: cfg.SendQueues, Concurrency: cfg.Concurrency,
-		MaxRetry: cfg.MaxRetry, InflightDeadline: cfg.InflightDeadline, SendLease: cfg.SendLease,
-		ReconcileEvery: cfg.ReconcileEvery, SendTTL: cfg.SendTTL, Now: cfg.Now, Logger: cfg.Logger,
+		Tuning: cfg.Tuning, SendTTL: cfg.SendTTL, Now: cfg.Now, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -18,6 +18,44 @@ import (
 	"github.com/missive-dev/missive/throttle"
 )
 
+// Tuning sets how the pipeline cuts and paces its work. Zero values take
+// the defaults in each field's comment.
+type Tuning struct {
+	// BatchSize is the number of contacts one batch task gates. Default 500.
+	BatchSize int
+	// SendChunk is the number of sends one send task carries. Default 100:
+	// the queue costs a round trip per task, so more sends per task go
+	// faster, and 100 still spreads a batch over several workers.
+	SendChunk int
+	// SendQueues spreads send tasks over that many queues (useful on Redis
+	// Cluster, where one queue lives on one shard). Default 1.
+	SendQueues int
+	// Concurrency is the number of tasks a worker runs at once. Default 32.
+	Concurrency int
+	// MaxRetry is how many times a send task is retried after temporary
+	// failures. Default 10.
+	MaxRetry int
+	// InflightDeadline is how long a queued send may wait before the
+	// reconciler enqueues it again. Default 15 minutes.
+	InflightDeadline time.Duration
+	// SendLease is how long a send may stay "sending" before the
+	// reconciler declares its outcome unknown. Default 5 minutes.
+	SendLease time.Duration
+	// ReconcileEvery is the reconciler's period. Default 1 minute.
+	ReconcileEvery time.Duration
+}
+
+func (t *Tuning) setDefaults() {
+	t.BatchSize = cmp.Or(t.BatchSize, 500)
+	t.SendChunk = cmp.Or(t.SendChunk, 100)
+	t.SendQueues = cmp.Or(t.SendQueues, 1)
+	t.Concurrency = cmp.Or(t.Concurrency, 32)
+	t.MaxRetry = cmp.Or(t.MaxRetry, 10)
+	t.InflightDeadline = cmp.Or(t.InflightDeadline, 15*time.Minute)
+	t.SendLease = cmp.Or(t.SendLease, 5*time.Minute)
+	t.ReconcileEvery = cmp.Or(t.ReconcileEvery, time.Minute)
+}
+
 // Feedback is what the send path needs of the feedback side: a permanent
 // refusal at send time applied as a bounce received later would be, and
 // the VERP envelope sender of an email.
@@ -70,28 +108,8 @@ type Config struct {
 	// ProviderRates limit the pace per channel, shared by all workers.
 	// Default: none.
 	ProviderRates map[channels.Kind]throttle.Rate
-	// BatchSize is the number of contacts one batch task gates. Default 500.
-	BatchSize int
-	// SendChunk is the number of sends one send task carries. Default 100:
-	// the queue costs a round trip per task, so more sends per task go
-	// faster, and 100 still spreads a batch over several workers.
-	SendChunk int
-	// SendQueues spreads send tasks over that many queues (useful on Redis
-	// Cluster, where one queue lives on one shard). Default 1.
-	SendQueues int
-	// Concurrency is the number of tasks a worker runs at once. Default 32.
-	Concurrency int
-	// MaxRetry is how many times a send task is retried after temporary
-	// failures. Default 10.
-	MaxRetry int
-	// InflightDeadline is how long a queued send may wait before the
-	// reconciler enqueues it again. Default 15 minutes.
-	InflightDeadline time.Duration
-	// SendLease is how long a send may stay "sending" before the
-	// reconciler declares its outcome unknown. Default 5 minutes.
-	SendLease time.Duration
-	// ReconcileEvery is the reconciler's period. Default 1 minute.
-	ReconcileEvery time.Duration
+	// Tuning cuts and paces the work.
+	Tuning
 	// SendTTL is how long the provider id of a send is kept. Default 90 days.
 	SendTTL time.Duration
 	// Now is the clock. Default time.Now.
@@ -111,14 +129,7 @@ func (c *Config) setDefaults() error {
 		return errors.New("pipeline: Config.Prefix must not contain braces or spaces")
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
-	c.BatchSize = cmp.Or(c.BatchSize, 500)
-	c.SendChunk = cmp.Or(c.SendChunk, 100)
-	c.SendQueues = cmp.Or(c.SendQueues, 1)
-	c.Concurrency = cmp.Or(c.Concurrency, 32)
-	c.MaxRetry = cmp.Or(c.MaxRetry, 10)
-	c.InflightDeadline = cmp.Or(c.InflightDeadline, 15*time.Minute)
-	c.SendLease = cmp.Or(c.SendLease, 5*time.Minute)
-	c.ReconcileEvery = cmp.Or(c.ReconcileEvery, time.Minute)
+	c.Tuning.setDefaults()
 	c.SendTTL = cmp.Or(c.SendTTL, 90*24*time.Hour)
 	if c.Now == nil {
 		c.Now = time.Now

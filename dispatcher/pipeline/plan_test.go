@@ -41,7 +41,7 @@ func planSetup(t *testing.T, size, contacts int) (*Pipeline, *asynq.Inspector) {
 	}
 	client := asynq.NewClientFromRedisClient(r.Client)
 	t.Cleanup(func() { client.Close() })
-	d := &Pipeline{cfg: Config{Prefix: r.Prefix, BatchSize: size, MaxRetry: 1}, Store: st, client: client,
+	d := &Pipeline{cfg: Config{Prefix: r.Prefix, Tuning: Tuning{BatchSize: size, MaxRetry: 1}}, Store: st, client: client,
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), snap: snapshots{m: map[string]*runState{}}}
 	return d, asynq.NewInspectorFromRedisClient(r.Client)
 }
