@@ -66,31 +66,34 @@ func (a *handler) postSuppression(w http.ResponseWriter, r *http.Request) (int, 
 	return http.StatusCreated, sup, nil
 }
 
-func (a *handler) deleteSuppression(w http.ResponseWriter, r *http.Request) (int, any, error) {
+// readAddress reads an addressRequest body and returns its channel and
+// normalised address.
+func readAddress(w http.ResponseWriter, r *http.Request) (channels.Kind, string, error) {
 	var in addressRequest
 	if err := decodeJSON(w, r, &in); err != nil {
-		return 0, nil, err
+		return "", "", err
 	}
 	addr, err := checkAddressInput(in.Channel, in.Address)
+	return in.Channel, addr, err
+}
+
+func (a *handler) deleteSuppression(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	k, addr, err := readAddress(w, r)
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := a.d.Store.Unsuppress(r.Context(), in.Channel, addr); err != nil {
+	if err := a.d.Store.Unsuppress(r.Context(), k, addr); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, nil
 }
 
 func (a *handler) lookupSuppression(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	var in addressRequest
-	if err := decodeJSON(w, r, &in); err != nil {
-		return 0, nil, err
-	}
-	addr, err := checkAddressInput(in.Channel, in.Address)
+	k, addr, err := readAddress(w, r)
 	if err != nil {
 		return 0, nil, err
 	}
-	sup, err := a.d.Store.Suppression(r.Context(), in.Channel, addr)
+	sup, err := a.d.Store.Suppression(r.Context(), k, addr)
 	if err != nil {
 		if errors.Is(err, dispatcher.ErrNotFound) {
 			return 0, nil, dispatcher.NotFound("suppression")
