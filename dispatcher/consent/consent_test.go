@@ -1,7 +1,6 @@
 package consent_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/consent"
 	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/store/storetest"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
@@ -47,7 +47,7 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	r := redistest.New(t)
-	st := newStore(t, r, "k1")
+	st := storetest.New(t, r.Client, r.Prefix, func() time.Time { return now }, "k1")
 	ctx := context.Background()
 	for _, tp := range []dispatcher.Topic{
 		{ID: "news", Kind: dispatcher.Marketing},
@@ -59,18 +59,6 @@ func setup(t *testing.T) *testBundle {
 		}
 	}
 	return &testBundle{r: r, st: st, m: consent.New(st, func() time.Time { return now })}
-}
-
-// newStore returns a store on r sealing contacts under the data key id.
-func newStore(t *testing.T, r *redistest.Redis, keyID string) *store.Store {
-	t.Helper()
-	st := store.NewStore(r.Client, r.Prefix, secret, func() time.Time { return now }, time.Hour)
-	keys, err := store.NewKeyring(map[string][]byte{keyID: bytes.Repeat([]byte(keyID[:1]), 32)}, keyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Keys = keys
-	return st
 }
 
 // putContact stores c1, with an email address and, if withPhone, a
@@ -85,7 +73,7 @@ func (b *testBundle) putContact(t *testing.T, withPhone, lost bool, given ...dis
 	}
 	st := b.st
 	if lost {
-		st = newStore(t, b.r, "lost")
+		st = storetest.New(t, b.r.Client, b.r.Prefix, func() time.Time { return now }, "lost")
 	}
 	if err := st.UpsertContact(ctx, c, "Europe/Paris"); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/consent"
 	"github.com/missive-dev/missive/dispatcher/feedback"
 	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/store/storetest"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
@@ -21,24 +22,6 @@ import (
 var start = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 var secret = bytes.Repeat([]byte("s"), 32)
-
-// clock is the injected clock of a test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // fakeRuns records what the Handler asks of the runs' machinery.
 type fakeRuns struct {
@@ -84,7 +67,7 @@ type testBundle struct {
 	st    *store.Store
 	h     *feedback.Handler
 	runs  *fakeRuns
-	clock *clock
+	clock *storetest.Clock
 }
 
 const bounceDomain = "b.example"
@@ -95,13 +78,8 @@ const bounceDomain = "b.example"
 func setup(t testing.TB, policy feedback.Policy) *testBundle {
 	t.Helper()
 	r := redistest.New(t)
-	clk := &clock{t: start}
-	st := store.NewStore(r.Client, r.Prefix, []byte("feedback-test-secret-0123456789abcdef"), clk.Now, 24*time.Hour)
-	keys, err := store.NewKeyring(map[string][]byte{"k1": bytes.Repeat([]byte{1}, 32)}, "k1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Keys = keys
+	clk := storetest.NewClock(start)
+	st := storetest.New(t, r.Client, r.Prefix, clk.Now, "k1")
 	ctx := context.Background()
 	for _, tp := range []dispatcher.Topic{{ID: "news", Kind: dispatcher.Marketing}, {ID: "orders", Kind: dispatcher.Transactional}} {
 		if err := st.PutTopic(ctx, &tp); err != nil {

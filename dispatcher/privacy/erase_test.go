@@ -17,6 +17,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/privacy"
 	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/store/storetest"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
@@ -293,7 +294,7 @@ func TestEraseUnreadableContact(t *testing.T) {
 			b := setup(t, nil)
 			ctx := context.Background()
 			const email, phone = "lost@example.com", "+33612345699"
-			old := newStore(t, b.r, b.r.Client, b.clock.Now, "old")
+			old := storetest.New(t, b.r.Client, b.r.Prefix, b.clock.Now, "old")
 			if tt.name == "tampered with" {
 				old = b.st
 			}
@@ -550,7 +551,7 @@ func TestExportContactErrors(t *testing.T) {
 	if _, err := b.p.ExportContact(ctx, "nobody"); !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 		t.Errorf("ExportContact(unknown): %v, want not_found", err)
 	}
-	old := newStore(t, b.r, b.r.Client, b.clock.Now, "old")
+	old := storetest.New(t, b.r.Client, b.r.Prefix, b.clock.Now, "old")
 	b.putContactWith(t, old, dispatcher.Contact{ID: "lost", Email: "lost@example.com"})
 	_, err := b.p.ExportContact(ctx, "lost")
 	if !errors.Is(err, store.ErrUnknownDataKey) || isNotFound(err) {

@@ -11,6 +11,7 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/privacy"
+	"github.com/missive-dev/missive/dispatcher/store/storetest"
 )
 
 // PurgeInactive erases the contacts that hold no granted consent and did
@@ -47,7 +48,7 @@ func TestPurgeInactive(t *testing.T) {
 				dispatcher.ConsentEvent{Channel: channels.Email, Topic: "orders", State: dispatcher.Withdrawn, Source: "api", At: recently})
 		}, false},
 		{"record-unreadable", func(t *testing.T, b *testBundle, id string) {
-			old := newStore(t, b.r, b.r.Client, b.clock.Now, "old")
+			old := storetest.New(t, b.r.Client, b.r.Prefix, b.clock.Now, "old")
 			b.putContactWith(t, old, dispatcher.Contact{ID: id, Email: id + "@example.com"})
 		}, false},
 	}

@@ -1,7 +1,6 @@
 package privacy_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/privacy"
 	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/store/storetest"
 	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
@@ -25,24 +25,6 @@ import (
 var start = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 var secret = []byte("privacy-test-secret-0123456789abcdef")
-
-// clock is the injected clock of a test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // fakeRuns records the runs erasure completes; errs are returned by the
 // next calls, in turn.
@@ -104,7 +86,7 @@ type testBundle struct {
 	p     *privacy.Privacy
 	caps  *caps
 	runs  *fakeRuns
-	clock *clock
+	clock *storetest.Clock
 }
 
 // setup returns Privacy on a store of its own, with a cap of one email a
@@ -119,8 +101,8 @@ func setup(t *testing.T, configure func(*privacy.Config)) *testBundle {
 // setupOn is setup with the store on rdb, a client of r.
 func setupOn(t *testing.T, r *redistest.Redis, rdb redis.UniversalClient, configure func(*privacy.Config)) *testBundle {
 	t.Helper()
-	clk := &clock{t: start}
-	st := newStore(t, r, rdb, clk.Now, "k1")
+	clk := storetest.NewClock(start)
+	st := storetest.New(t, rdb, r.Prefix, clk.Now, "k1")
 	rules, err := throttle.ParseCapRules("email:1/1d")
 	if err != nil {
 		t.Fatal(err)
@@ -140,19 +122,6 @@ func setupOn(t *testing.T, r *redistest.Redis, rdb redis.UniversalClient, config
 		t.Fatal(err)
 	}
 	return b
-}
-
-// newStore returns a store on rdb under r's prefix, sealing contacts under
-// the data key id.
-func newStore(t *testing.T, r *redistest.Redis, rdb redis.UniversalClient, now func() time.Time, keyID string) *store.Store {
-	t.Helper()
-	st := store.NewStore(rdb, r.Prefix, secret, now, 24*time.Hour)
-	keys, err := store.NewKeyring(map[string][]byte{keyID: bytes.Repeat([]byte(keyID[:1]), 32)}, keyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Keys = keys
-	return st
 }
 
 // putContact stores c and records the consents given.
