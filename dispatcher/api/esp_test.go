@@ -3,37 +3,26 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/mail"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/channels/email/esp/esptest"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/feedback"
@@ -41,78 +30,20 @@ import (
 )
 
 const (
-	sesTopic    = "arn:aws:sns:eu-west-1:123456789012:missive-ses"
-	sesCertURL  = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem"
-	mailgunKey  = "key-mailgun-signing-0123456789abcdef"
-	pmUser      = "postmark-hook"
-	pmPassword  = "pm-password-0123456789abcdef"
+	sesTopic    = esptest.SESTopic
+	sesCertURL  = esptest.SNSCertURL
+	mailgunKey  = esptest.MailgunKey
+	pmUser      = esptest.PostmarkUser
+	pmPassword  = esptest.PostmarkPassword
 	espDomain   = "example.com"
 	espAttacker = "victim@example.net"
 )
 
-// espKeys are the signing keys of the fake providers, made once per test
-// binary (RSA generation is slow).
-var espKeys = sync.OnceValue(func() (k struct {
-	sesKey   *rsa.PrivateKey
-	sesPEM   []byte
-	sgKey    *ecdsa.PrivateKey
-	sgPublic string
-},
-) {
-	var err error
-	if k.sesKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		panic(err)
-	}
-	tpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sns.amazonaws.com"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &k.sesKey.PublicKey, k.sesKey)
-	if err != nil {
-		panic(err)
-	}
-	k.sesPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if k.sgKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		panic(err)
-	}
-	pub, err := x509.MarshalPKIXPublicKey(&k.sgKey.PublicKey)
-	if err != nil {
-		panic(err)
-	}
-	k.sgPublic = base64.StdEncoding.EncodeToString(pub)
-	return k
-})
-
-// awsDouble is the only "network" the dispatcher sees: it serves the SNS
-// certificate at sesCertURL, takes subscription confirmations, and records
-// every request.
-type awsDouble struct {
-	mu   sync.Mutex
-	urls []string
-	cert []byte
-}
-
-func (a *awsDouble) RoundTrip(r *http.Request) (*http.Response, error) {
-	a.mu.Lock()
-	a.urls = append(a.urls, r.URL.String())
-	cert := a.cert
-	a.mu.Unlock()
-	resp := func(status int, body []byte) *http.Response {
-		return &http.Response{StatusCode: status, Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(body)), Request: r}
-	}
-	switch {
-	case r.URL.String() == sesCertURL:
-		return resp(http.StatusOK, cert), nil
-	case r.URL.Host == "sns.eu-west-1.amazonaws.com" && r.URL.Query().Get("Action") == "ConfirmSubscription":
-		return resp(http.StatusOK, []byte("<ConfirmSubscriptionResponse/>")), nil
-	}
-	return nil, errors.New("no network in tests")
-}
-
-func (a *awsDouble) requests() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return slices.Clone(a.urls)
+// newAWS is the only "network" the dispatcher sees (esptest.AWS): it
+// serves an SNS certificate valid now at sesCertURL, takes subscription
+// confirmations, and records every URL asked of it.
+func newAWS(t testing.TB) *esptest.AWS {
+	return esptest.NewAWS(t, esptest.SNSCert(time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)))
 }
 
 // espHarness is a dispatcher with the four email webhooks on, served by a
@@ -120,20 +51,20 @@ func (a *awsDouble) requests() []string {
 type espHarness struct {
 	b   *testBundle
 	srv *httptest.Server
-	aws *awsDouble
+	aws *esptest.AWS
 	run string
 	// mids are the Message-IDs received by the SMTP server, by address.
 	mids map[string]string
 }
 
 // withESP turns the four email webhooks on, with aws as the network.
-func withESP(aws *awsDouble) option {
+func withESP(aws *esptest.AWS) option {
 	return withConfig(func(c *app.Config) {
 		c.ESP = webhook.ESPConfig{
-			SESTopicARNs: []string{sesTopic}, SendGridPublicKey: espKeys().sgPublic,
+			SESTopicARNs: []string{sesTopic}, SendGridPublicKey: esptest.SendGridPublicKey(),
 			MailgunSigningKey: mailgunKey, PostmarkUser: pmUser, PostmarkPassword: pmPassword,
 		}
-		c.HTTPClient = &http.Client{Transport: aws}
+		c.HTTPClient = aws.Client()
 	})
 }
 
@@ -142,7 +73,7 @@ func withESP(aws *awsDouble) option {
 // and no secret.
 func espSetup(t *testing.T, sends int) *espHarness {
 	t.Helper()
-	aws := &awsDouble{cert: espKeys().sesPEM}
+	aws := newAWS(t)
 	b := setup(t, withESP(aws), withConfig(func(c *app.Config) { c.Feedback = feedback.Policy{MinSample: 1000} }))
 	h := &espHarness{b: b, aws: aws, mids: map[string]string{}}
 	if sends > 0 {
@@ -235,105 +166,25 @@ func (h *espHarness) snapshot(t *testing.T) map[string]string {
 
 // --- what each provider posts, signed as the provider signs it
 
-// snsCanonical builds the string SNS signs the way AWS documents it: the
-// signed names present in the message, in byte order, "Name\nvalue\n".
-func snsCanonical(m map[string]string) []byte {
-	signed := []string{"Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"}
-	if m["Type"] != "Notification" {
-		signed = []string{"Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"}
-	}
-	slices.Sort(signed)
-	var b bytes.Buffer
-	for _, k := range signed {
-		if v, ok := m[k]; ok {
-			b.WriteString(k + "\n" + v + "\n")
-		}
-	}
-	return b.Bytes()
-}
-
-// snsSign fills the signature fields of m with version "1" or "2".
-func snsSign(t testing.TB, m map[string]string, version string) []byte {
-	t.Helper()
-	m["SignatureVersion"] = version
-	if _, ok := m["SigningCertURL"]; !ok {
-		m["SigningCertURL"] = sesCertURL
-	}
-	msg := snsCanonical(m)
-	var sig []byte
-	var err error
-	if version == "1" {
-		sum := sha1.Sum(msg)
-		sig, err = rsa.SignPKCS1v15(rand.Reader, espKeys().sesKey, crypto.SHA1, sum[:])
-	} else {
-		sum := sha256.Sum256(msg)
-		sig, err = rsa.SignPKCS1v15(rand.Reader, espKeys().sesKey, crypto.SHA256, sum[:])
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	m["Signature"] = base64.StdEncoding.EncodeToString(sig)
-	b, _ := json.Marshal(m)
-	return b
-}
-
 // snsNotification wraps an SES notification in an SNS envelope.
 func snsNotification(message string) map[string]string {
-	return map[string]string{
-		"Type": "Notification", "MessageId": randHex(16), "TopicArn": sesTopic,
-		"Message": message, "Timestamp": time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
-		"UnsubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=x",
-	}
+	return esptest.SNSNotification(randHex(16), message, time.Now())
 }
 
-func sesMessage(kind, mid string, addrs ...string) string {
-	mail := map[string]any{"messageId": "0102018f-ses-own", "commonHeaders": map[string]any{"messageId": mid}}
-	n := map[string]any{"notificationType": kind, "mail": mail}
-	switch kind {
-	case "Bounce", "SoftBounce":
-		typ := "Permanent"
-		if kind == "SoftBounce" {
-			n["notificationType"], typ = "Bounce", "Transient"
-		}
-		var rs []any
-		for _, a := range addrs {
-			rs = append(rs, map[string]string{"emailAddress": a, "action": "failed", "status": "5.1.1", "diagnosticCode": "smtp; 550 5.1.1 user unknown"})
-		}
-		n["bounce"] = map[string]any{"bounceType": typ, "bounceSubType": "General", "bouncedRecipients": rs}
-	case "Complaint":
-		var rs []any
-		for _, a := range addrs {
-			rs = append(rs, map[string]string{"emailAddress": a})
-		}
-		n["complaint"] = map[string]any{"complainedRecipients": rs, "complaintFeedbackType": "abuse"}
-	case "Delivery":
-		n["delivery"] = map[string]any{"recipients": addrs, "smtpResponse": "250 ok"}
-	}
-	b, _ := json.Marshal(n)
-	return string(b)
-}
+var (
+	snsSign         = esptest.SignSNS
+	sesMessage      = esptest.SESMessage
+	mailgunSign     = esptest.SignMailgun
+	mailgunBodyFor  = esptest.MailgunBody
+	postmarkHeaders = esptest.PostmarkHeaders
+)
 
 func sendgridHeaders(t testing.TB, body []byte, at time.Time) http.Header {
-	ts := strconv.FormatInt(at.Unix(), 10)
-	sum := sha256.Sum256(append([]byte(ts), body...))
-	sig, err := ecdsa.SignASN1(rand.Reader, espKeys().sgKey, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return http.Header{
-		"Content-Type":                           {"application/json"},
-		"X-Twilio-Email-Event-Webhook-Signature": {base64.StdEncoding.EncodeToString(sig)},
-		"X-Twilio-Email-Event-Webhook-Timestamp": {ts},
-	}
+	return esptest.SignSendGrid(t, esptest.SendGridKey(), body, at)
 }
 
-func sendgridEvents(evs ...map[string]any) []byte {
-	for i, e := range evs {
-		e["sg_event_id"] = fmt.Sprintf("ev-%d-%d", time.Now().UnixNano(), i)
-		e["timestamp"] = time.Now().Unix()
-	}
-	b, _ := json.Marshal(evs)
-	return b
+func sendgridEvents(t testing.TB, evs ...map[string]any) []byte {
+	return esptest.SendGridEvents(t, fmt.Sprintf("ev-%d-", time.Now().UnixNano()), time.Now(), evs...)
 }
 
 func newToken(testing.TB) string { return randHex(25) }
@@ -345,53 +196,12 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func mailgunSign(key, ts, token string) string {
-	m := hmac.New(sha256.New, []byte(key))
-	m.Write([]byte(ts + token))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// mailgunBodyFor wraps event-data in a body signed with key at at.
-func mailgunBodyFor(t testing.TB, eventData any, key string, at time.Time, token string) []byte {
-	ts := strconv.FormatInt(at.Unix(), 10)
-	b, err := json.Marshal(map[string]any{
-		"signature":  map[string]string{"timestamp": ts, "token": token, "signature": mailgunSign(key, ts, token)},
-		"event-data": eventData,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func mailgunEventData(event, severity, mid, recipient string) map[string]any {
-	e := map[string]any{"id": randHex(16), "event": event, "recipient": recipient, "timestamp": float64(time.Now().Unix()),
-		"message": map[string]any{"headers": map[string]any{"message-id": strings.Trim(mid, "<>")}}}
-	if severity != "" {
-		e["severity"] = severity
-		e["delivery-status"] = map[string]any{"code": 550, "message": "5.1.1 The email account does not exist", "description": ""}
-	}
-	return e
+	return esptest.MailgunEventData(randHex(16), event, severity, mid, recipient, time.Now())
 }
 
-func postmarkHeaders(user, pass string) http.Header {
-	return http.Header{"Content-Type": {"application/json"},
-		"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))}}
-}
-
-func postmarkRecord(recordType, typ, mid, address string) []byte {
-	e := map[string]any{"RecordType": recordType, "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483", "ServerID": 23, "MessageStream": "outbound"}
-	switch recordType {
-	case "Delivery":
-		e["Recipient"] = address
-	default:
-		e["ID"], e["Type"], e["Email"], e["Details"] = time.Now().UnixNano(), typ, address, "smtp;550 5.1.1 The email account that you tried to reach does not exist"
-	}
-	if mid != "" {
-		e["Headers"] = []map[string]string{{"Name": "Message-ID", "Value": mid}}
-	}
-	b, _ := json.Marshal(e)
-	return b
+func postmarkRecord(t testing.TB, recordType, typ, mid, address string) []byte {
+	return esptest.PostmarkRecord(t, time.Now().UnixNano(), recordType, typ, mid, address)
 }
 
 // espProvider posts one kind of event for one provider: mid is our
@@ -417,7 +227,7 @@ var espProviders = []espProvider{
 		case "Delivery":
 			e["event"] = "delivered"
 		}
-		body := sendgridEvents(e)
+		body := sendgridEvents(t, e)
 		return h.post(t, "sendgrid", body, sendgridHeaders(t, body, time.Now()))
 	}},
 	{"mailgun", func(t *testing.T, h *espHarness, kind, mid, address string) espResp {
@@ -438,13 +248,13 @@ var espProviders = []espProvider{
 		var body []byte
 		switch kind {
 		case "Bounce":
-			body = postmarkRecord("Bounce", "HardBounce", mid, address)
+			body = postmarkRecord(t, "Bounce", "HardBounce", mid, address)
 		case "SoftBounce":
-			body = postmarkRecord("Bounce", "SoftBounce", mid, address)
+			body = postmarkRecord(t, "Bounce", "SoftBounce", mid, address)
 		case "Complaint":
-			body = postmarkRecord("SpamComplaint", "SpamComplaint", mid, address)
+			body = postmarkRecord(t, "SpamComplaint", "SpamComplaint", mid, address)
 		case "Delivery":
-			body = postmarkRecord("Delivery", "", mid, address)
+			body = postmarkRecord(t, "Delivery", "", mid, address)
 		}
 		return h.post(t, "postmark", body, postmarkHeaders(pmUser, pmPassword))
 	}},
@@ -521,7 +331,7 @@ func TestESPRetriedEventCountsOnce(t *testing.T) {
 	h := espSetup(t, 0)
 	ctx := context.Background()
 	body := snsSign(t, snsNotification(sesMessage("SoftBounce", "", "soft@example.org")), "1")
-	ev := sendgridEvents(map[string]any{"event": "bounce", "type": "blocked", "email": "soft@example.org"})
+	ev := sendgridEvents(t, map[string]any{"event": "bounce", "type": "blocked", "email": "soft@example.org"})
 	hdr := sendgridHeaders(t, ev, time.Now())
 	for range 3 {
 		if r := h.post(t, "ses", body, nil); r.status != http.StatusOK {
@@ -570,18 +380,17 @@ func TestESPAttacks(t *testing.T) {
 		t.Fatalf("first use of a token: %d %s", r.status, r.body)
 	}
 
-	sgBody := sendgridEvents(map[string]any{"event": "bounce", "type": "bounce", "email": addr(0), "smtp-id": mid, "status": "5.1.1"})
+	sgBody := sendgridEvents(t, map[string]any{"event": "bounce", "type": "bounce", "email": addr(0), "smtp-id": mid, "status": "5.1.1"})
 	sgWrongKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	sgForged := func() http.Header {
-		ts := strconv.FormatInt(now.Unix(), 10)
-		sum := sha256.Sum256(append([]byte(ts), sgBody...))
-		sig, _ := ecdsa.SignASN1(rand.Reader, sgWrongKey, sum[:])
-		return http.Header{"X-Twilio-Email-Event-Webhook-Signature": {base64.StdEncoding.EncodeToString(sig)}, "X-Twilio-Email-Event-Webhook-Timestamp": {ts}}
+		hdr := esptest.SignSendGrid(t, sgWrongKey, sgBody, now)
+		hdr.Del("Content-Type")
+		return hdr
 	}
 	sgTampered := sendgridHeaders(t, sgBody, now)
-	sgCRLF := sendgridEvents(map[string]any{"event": "bounce", "type": "bounce", "email": "a@example.com\r\nX: y"},
+	sgCRLF := sendgridEvents(t, map[string]any{"event": "bounce", "type": "bounce", "email": "a@example.com\r\nX: y"},
 		map[string]any{"event": "spamreport", "email": "<img src=x>@example.com"})
-	sgHuge := sendgridEvents(map[string]any{"event": "bounce", "type": "bounce", "email": hugeAddr})
+	sgHuge := sendgridEvents(t, map[string]any{"event": "bounce", "type": "bounce", "email": hugeAddr})
 
 	cases := []struct {
 		name, provider string
@@ -638,17 +447,17 @@ func TestESPAttacks(t *testing.T) {
 		{"mailgun 1 MB address", "mailgun", mailgunBodyFor(t, mailgunEventData("failed", "permanent", "", hugeAddr), mailgunKey, now, newToken(t)), json200, 200},
 		{"mailgun not json", "mailgun", []byte("token=x"), nil, 400},
 
-		{"postmark no auth", "postmark", postmarkRecord("Bounce", "HardBounce", mid, addr(0)), json200, 401},
-		{"postmark wrong password", "postmark", postmarkRecord("Bounce", "HardBounce", mid, addr(0)), postmarkHeaders(pmUser, "guess"), 401},
-		{"postmark wrong user", "postmark", postmarkRecord("Bounce", "HardBounce", mid, addr(0)), postmarkHeaders("admin", pmPassword), 401},
-		{"postmark CRLF address", "postmark", postmarkRecord("Bounce", "HardBounce", "", "a@example.com\r\n"), postmarkHeaders(pmUser, pmPassword), 200},
-		{"postmark markup address", "postmark", postmarkRecord("Bounce", "HardBounce", "", `"><script>alert(1)</script>@example.com`), postmarkHeaders(pmUser, pmPassword), 200},
-		{"postmark 1 MB address", "postmark", postmarkRecord("Bounce", "HardBounce", "", hugeAddr), postmarkHeaders(pmUser, pmPassword), 200},
-		{"postmark over the body limit", "postmark", postmarkRecord("Bounce", "HardBounce", "", strings.Repeat("a", 1<<20)+"@example.com"), postmarkHeaders(pmUser, pmPassword), 413},
+		{"postmark no auth", "postmark", postmarkRecord(t, "Bounce", "HardBounce", mid, addr(0)), json200, 401},
+		{"postmark wrong password", "postmark", postmarkRecord(t, "Bounce", "HardBounce", mid, addr(0)), postmarkHeaders(pmUser, "guess"), 401},
+		{"postmark wrong user", "postmark", postmarkRecord(t, "Bounce", "HardBounce", mid, addr(0)), postmarkHeaders("admin", pmPassword), 401},
+		{"postmark CRLF address", "postmark", postmarkRecord(t, "Bounce", "HardBounce", "", "a@example.com\r\n"), postmarkHeaders(pmUser, pmPassword), 200},
+		{"postmark markup address", "postmark", postmarkRecord(t, "Bounce", "HardBounce", "", `"><script>alert(1)</script>@example.com`), postmarkHeaders(pmUser, pmPassword), 200},
+		{"postmark 1 MB address", "postmark", postmarkRecord(t, "Bounce", "HardBounce", "", hugeAddr), postmarkHeaders(pmUser, pmPassword), 200},
+		{"postmark over the body limit", "postmark", postmarkRecord(t, "Bounce", "HardBounce", "", strings.Repeat("a", 1<<20)+"@example.com"), postmarkHeaders(pmUser, pmPassword), 413},
 	}
 
 	before := h.snapshot(t)
-	fetchesBefore := len(h.aws.requests())
+	fetchesBefore := len(h.aws.Attempts())
 	for _, c := range cases {
 		r := h.post(t, c.provider, c.body, c.hdr)
 		if r.status != c.status {
@@ -662,7 +471,7 @@ func TestESPAttacks(t *testing.T) {
 			t.Errorf("%s: %s, want nothing recorded", c.name, r.body)
 		}
 	}
-	for _, u := range h.aws.requests()[fetchesBefore:] {
+	for _, u := range h.aws.Attempts()[fetchesBefore:] {
 		if u != sesCertURL {
 			t.Errorf("fetched %s", u)
 		}
@@ -705,7 +514,7 @@ func TestESPSESSubscription(t *testing.T) {
 		}
 	}
 	var gets []string
-	for _, u := range h.aws.requests() {
+	for _, u := range h.aws.Attempts() {
 		if u != sesCertURL {
 			gets = append(gets, u)
 		}
@@ -713,8 +522,8 @@ func TestESPSESSubscription(t *testing.T) {
 	if diff := cmp.Diff([]string{good}, gets); diff != "" {
 		t.Errorf("subscription GETs (-want +got):\n%s", diff)
 	}
-	if n := slices.Index(h.aws.requests(), sesCertURL); n < 0 || slices.Contains(h.aws.requests()[n+1:], sesCertURL) {
-		t.Errorf("certificate fetched %v, want once (cached)", h.aws.requests())
+	if n := slices.Index(h.aws.Attempts(), sesCertURL); n < 0 || slices.Contains(h.aws.Attempts()[n+1:], sesCertURL) {
+		t.Errorf("certificate fetched %v, want once (cached)", h.aws.Attempts())
 	}
 }
 
@@ -726,21 +535,12 @@ func TestESPSESCertificateChecks(t *testing.T) {
 	post := func() int {
 		return h.post(t, "ses", snsSign(t, snsNotification(sesMessage("Bounce", "", "x@example.org")), "2"), nil).status
 	}
-	serve := func(cert []byte) {
-		h.aws.mu.Lock()
-		h.aws.cert = cert
-		h.aws.mu.Unlock()
-	}
+	serve := func(cert []byte) { h.aws.Serve(esptest.SNSCertPath, string(cert)) }
 	serve([]byte("not a certificate"))
 	if got := post(); got != http.StatusForbidden {
 		t.Errorf("no certificate served: %d, want 403", got)
 	}
-	k := espKeys()
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "sns.amazonaws.com"},
-		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &k.sesKey.PublicKey, k.sesKey)
-	must(t, err)
-	serve(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	serve(esptest.SNSCert(time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)))
 	if got := post(); got != http.StatusForbidden {
 		t.Errorf("expired certificate: %d, want 403", got)
 	}
@@ -772,8 +572,8 @@ func TestESPOffWithoutSettings(t *testing.T) {
 
 // fuzzDispatcher is a dispatcher for fuzzing the webhooks, with one
 // contact and no sends.
-func fuzzDispatcher(f *testing.F) (http.Handler, *awsDouble) {
-	aws := &awsDouble{cert: espKeys().sesPEM}
+func fuzzDispatcher(f *testing.F) (http.Handler, *esptest.AWS) {
+	aws := newAWS(f)
 	b := setup(f, withESP(aws), withoutLogs())
 	if err := b.d.Store.UpsertContact(context.Background(), &dispatcher.Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"); err != nil {
 		f.Fatal(err)
@@ -866,10 +666,10 @@ func FuzzESPPostmark(f *testing.F) {
 		f.Add(s)
 	}
 	for _, s := range []string{
-		string(postmarkRecord("Bounce", "HardBounce", "<a~b@c>", "c1@example.com")),
-		string(postmarkRecord("Bounce", "Transient", "", "c1@example.com")),
-		string(postmarkRecord("SpamComplaint", "SpamComplaint", "", "c1@example.com")),
-		string(postmarkRecord("Delivery", "", "<a~b@c>", "c1@example.com")),
+		string(postmarkRecord(f, "Bounce", "HardBounce", "<a~b@c>", "c1@example.com")),
+		string(postmarkRecord(f, "Bounce", "Transient", "", "c1@example.com")),
+		string(postmarkRecord(f, "SpamComplaint", "SpamComplaint", "", "c1@example.com")),
+		string(postmarkRecord(f, "Delivery", "", "<a~b@c>", "c1@example.com")),
 		`{"RecordType":"Bounce","ID":"x","Type":"HardBounce","Email":"c1@example.com","Metadata":{"Message-ID":1}}`,
 		`{"RecordType":"Bounce","ID":{"a":1},"Type":"HardBounce","Email":"c1@example.com","Headers":[{"Name":"Message-ID","Value":"<a~b@c>"}]}`,
 	} {

@@ -85,7 +85,7 @@ func TestSNSRefusals(t *testing.T) {
 			t.Errorf("%s (-want +got):\n%s", c.name, diff)
 		}
 	}
-	for _, u := range a.requests() {
+	for _, u := range a.Requests() {
 		if u != sesCertURL && u != "https://sns.eu-west-1.amazonaws.com/missing.pem" && u != "https://sns.eu-west-1.amazonaws.com/redirect.pem" {
 			t.Errorf("fetched %s", u)
 		}
@@ -228,7 +228,7 @@ func TestSNSSubscription(t *testing.T) {
 	}
 
 	var gets []string
-	for _, u := range a.requests() {
+	for _, u := range a.Requests() {
 		if u != sesCertURL {
 			gets = append(gets, u)
 		}
@@ -236,8 +236,8 @@ func TestSNSSubscription(t *testing.T) {
 	if diff := cmp.Diff([]string{good, "https://sns.eu-west-1.amazonaws.com/gone?Token=secret-token"}, gets); diff != "" {
 		t.Errorf("GETs besides the certificate (-want +got):\n%s", diff)
 	}
-	if n := slices.Index(a.requests(), sesCertURL); n < 0 || slices.Contains(a.requests()[n+1:], sesCertURL) {
-		t.Errorf("certificate fetched %v, want once (cached)", a.requests())
+	if n := slices.Index(a.Requests(), sesCertURL); n < 0 || slices.Contains(a.Requests()[n+1:], sesCertURL) {
+		t.Errorf("certificate fetched %v, want once (cached)", a.Requests())
 	}
 }
 
@@ -266,7 +266,7 @@ func TestSNSCertificateChecks(t *testing.T) {
 		{"text before the certificate", "/text.pem", "# sns\n" + string(keys().sesPEM), refusal{}},
 	}
 	for _, c := range cases {
-		a.serve(c.path, c.body)
+		a.Serve(c.path, c.body)
 		m := snsNotification(sesMessage("Bounce", "", "x@example.org"))
 		m["SigningCertURL"] = "https://sns.eu-west-1.amazonaws.com" + c.path
 		_, err := s.Parse(t.Context(), snsSign(t, m, "2"), now)
@@ -293,10 +293,10 @@ func TestSNSCertificateChecks(t *testing.T) {
 // 16, the oldest going first; a clock gone back fetches again.
 func TestCertCache(t *testing.T) {
 	a := newAWS(t)
-	c := esp.NewCertCache(a.client())
+	c := esp.NewCertCache(a.Client())
 	fetches := func(u string) int {
 		n := 0
-		for _, r := range a.requests() {
+		for _, r := range a.Requests() {
 			if r == u {
 				n++
 			}
@@ -325,7 +325,7 @@ func TestCertCache(t *testing.T) {
 
 	url := func(i int) string { return fmt.Sprintf("https://sns.us-west-2.amazonaws.com/cert-%d.pem", i) }
 	for i := range 17 {
-		a.serve(fmt.Sprintf("/cert-%d.pem", i), string(keys().sesPEM))
+		a.Serve(fmt.Sprintf("/cert-%d.pem", i), string(keys().sesPEM))
 	}
 	for i := range 16 {
 		get(url(i), now)

@@ -1,0 +1,93 @@
+package esptest
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// SNSNotification wraps an SES notification in an SNS envelope with id,
+// published at at; SignSNS signs it.
+func SNSNotification(id, message string, at time.Time) map[string]string {
+	return map[string]string{
+		"Type": "Notification", "MessageId": id, "TopicArn": SESTopic,
+		"Message": message, "Timestamp": at.UTC().Format("2006-01-02T15:04:05.000Z"),
+		"UnsubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=x",
+	}
+}
+
+// SESMessage is an SES notification of kind (Bounce, SoftBounce,
+// Complaint or Delivery) of the message with Message-ID mid to addrs.
+func SESMessage(kind, mid string, addrs ...string) string {
+	mail := map[string]any{"messageId": "0102018f-ses-own", "commonHeaders": map[string]any{"messageId": mid}}
+	n := map[string]any{"notificationType": kind, "mail": mail}
+	switch kind {
+	case "Bounce", "SoftBounce":
+		typ := "Permanent"
+		if kind == "SoftBounce" {
+			n["notificationType"], typ = "Bounce", "Transient"
+		}
+		var rs []any
+		for _, a := range addrs {
+			rs = append(rs, map[string]string{"emailAddress": a, "action": "failed", "status": "5.1.1", "diagnosticCode": "smtp; 550 5.1.1 user unknown"})
+		}
+		n["bounce"] = map[string]any{"bounceType": typ, "bounceSubType": "General", "bouncedRecipients": rs}
+	case "Complaint":
+		var rs []any
+		for _, a := range addrs {
+			rs = append(rs, map[string]string{"emailAddress": a})
+		}
+		n["complaint"] = map[string]any{"complainedRecipients": rs, "complaintFeedbackType": "abuse"}
+	case "Delivery":
+		n["delivery"] = map[string]any{"recipients": addrs, "smtpResponse": "250 ok"}
+	}
+	b, _ := json.Marshal(n)
+	return string(b)
+}
+
+// SendGridEvents is a SendGrid body of evs, stamped at at and numbered
+// idPrefix+"0", idPrefix+"1"...
+func SendGridEvents(t testing.TB, idPrefix string, at time.Time, evs ...map[string]any) []byte {
+	t.Helper()
+	for i, e := range evs {
+		e["sg_event_id"] = idPrefix + strconv.Itoa(i)
+		e["timestamp"] = at.Unix()
+	}
+	return Marshal(t, evs)
+}
+
+// MailgunEventData is the event-data of a Mailgun event with id, at at,
+// about the message with Message-ID mid to recipient; a severity
+// (permanent or temporary) adds a delivery status.
+func MailgunEventData(id, event, severity, mid, recipient string, at time.Time) map[string]any {
+	e := map[string]any{"id": id, "event": event, "recipient": recipient, "timestamp": float64(at.Unix()),
+		"message": map[string]any{"headers": map[string]any{"message-id": strings.Trim(mid, "<>")}}}
+	if severity != "" {
+		e["severity"] = severity
+		e["delivery-status"] = map[string]any{"code": 550, "message": "5.1.1 The email account does not exist", "description": ""}
+	}
+	return e
+}
+
+// PostmarkMessageID is Postmark's own id of the message of PostmarkRecord.
+const PostmarkMessageID = "883953f4-6105-42a2-a16a-77a8eac79483"
+
+// PostmarkRecord is a Postmark webhook body of recordType (Delivery,
+// Bounce, SpamComplaint) and bounce type typ, with record id, about the
+// message with Message-ID mid ("" for none) to address.
+func PostmarkRecord(t testing.TB, id int64, recordType, typ, mid, address string) []byte {
+	t.Helper()
+	e := map[string]any{"RecordType": recordType, "MessageID": PostmarkMessageID, "ServerID": 23, "MessageStream": "outbound"}
+	switch recordType {
+	case "Delivery":
+		e["Recipient"] = address
+	default:
+		e["ID"], e["Type"], e["Email"], e["Details"] = id, typ, address, "smtp;550 5.1.1 The email account that you tried to reach does not exist"
+	}
+	if mid != "" {
+		e["Headers"] = []map[string]string{{"Name": "Message-ID", "Value": mid}}
+	}
+	return Marshal(t, e)
+}
