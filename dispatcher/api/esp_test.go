@@ -146,22 +146,7 @@ func (h *espHarness) post(t *testing.T, provider string, body []byte, hdr http.H
 // replay memories (Mailgun tokens), which any signed request writes.
 func (h *espHarness) snapshot(t *testing.T) map[string]string {
 	t.Helper()
-	ctx := context.Background()
-	rdb := h.b.cfg.Redis
-	out := map[string]string{}
-	iter := rdb.Scan(ctx, 0, h.b.cfg.Prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		if strings.Contains(iter.Val(), ":mailgun:token:") {
-			continue
-		}
-		v, err := rdb.Dump(ctx, iter.Val()).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[iter.Val()] = v
-	}
-	must(t, iter.Err())
-	return out
+	return snapshotRedis(t, h.b, ":mailgun:token:")
 }
 
 // --- what each provider posts, signed as the provider signs it

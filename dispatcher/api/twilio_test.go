@@ -152,19 +152,7 @@ func (h *twilioHarness) sms(t *testing.T, from, body string) (sid, twiml string)
 // equal snapshots mean nothing was written.
 func (h *twilioHarness) snapshot(t *testing.T) map[string]string {
 	t.Helper()
-	ctx := context.Background()
-	rdb := h.b.cfg.Redis
-	out := map[string]string{}
-	iter := rdb.Scan(ctx, 0, h.b.cfg.Prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		v, err := rdb.Dump(ctx, iter.Val()).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[iter.Val()] = v
-	}
-	must(t, iter.Err())
-	return out
+	return snapshotRedis(t, h.b)
 }
 
 func (h *twilioHarness) unchanged(t *testing.T, before map[string]string, what string) {

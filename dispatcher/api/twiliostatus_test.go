@@ -45,20 +45,7 @@ func statusSetup(t *testing.T, opts ...option) *statusHarness {
 // state, which the sends leave behind and which expires on its own.
 func (h *statusHarness) snapshot(t *testing.T) map[string]string {
 	t.Helper()
-	ctx := context.Background()
-	rdb := h.b.cfg.Redis
-	out := map[string]string{}
-	iter := rdb.Scan(ctx, 0, h.b.cfg.Prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		if strings.Contains(iter.Val(), ":rate:") {
-			continue
-		}
-		v, err := rdb.Dump(ctx, iter.Val()).Result()
-		must(t, err)
-		out[iter.Val()] = v
-	}
-	must(t, iter.Err())
-	return out
+	return snapshotRedis(t, h.b, ":rate:")
 }
 
 func (h *statusHarness) unchanged(t *testing.T, before map[string]string, what string) {
