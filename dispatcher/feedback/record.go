@@ -92,9 +92,12 @@ func (d *Handler) RecordDelivery(ctx context.Context, ev channels.Feedback) (err
 		if err != nil || !ok {
 			return err
 		}
+		counted := false
 		defer func() {
-			if err != nil {
-				// Let the provider's retry do the whole work again.
+			if err != nil && !counted {
+				// Let the provider's retry do the work again: every step up
+				// to the count is idempotent, and advanceSend lets a retry
+				// go on past a state this report already set.
 				_ = s.Release(ctx, mark)
 			}
 		}()
@@ -102,19 +105,20 @@ func (d *Handler) RecordDelivery(ctx context.Context, ev channels.Feedback) (err
 		if err != nil || !moved {
 			return err // an out-of-order report: the send is past it
 		}
-	}
-	if err := d.applyPolicy(ctx, ev, c); err != nil {
-		return err
-	}
-	if sd == nil {
-		return nil
-	}
-	if name := feedbackName(ev.Kind); name != "" {
-		if err := s.CountFeedback(ctx, sd.Run, "", name); err != nil {
+		if err := d.applyPolicy(ctx, ev, c); err != nil {
 			return err
 		}
+		if name := feedbackName(ev.Kind); name != "" {
+			if err := s.CountFeedback(ctx, sd.Run, "", name); err != nil {
+				return err
+			}
+		}
+		// Counted: a retry would count again, so the claim stays even if
+		// the check below fails (the next report checks the rates anew).
+		counted = true
+		return d.checkRates(ctx, sd.Run)
 	}
-	return d.checkRates(ctx, sd.Run)
+	return d.applyPolicy(ctx, ev, c)
 }
 
 func feedbackName(k channels.FeedbackKind) string {
@@ -151,10 +155,22 @@ func (d *Handler) advanceSend(ctx context.Context, sd *dispatcher.Send, ev chann
 		t.Fields = []any{"error_code", ev.Code}
 	}
 	rs, err := d.Store.TransitionSends(ctx, []storepkg.Transition{t})
-	if err != nil || !rs[0].Applied {
+	if err != nil {
 		return false, err
 	}
-	if rs[0].RunDone {
+	done := rs[0].RunDone
+	if !rs[0].Applied {
+		if sd.State != t.To || sd.Reason != t.Reason {
+			return false, nil // out of order: the send is past this report
+		}
+		// This very report moved the send in a try that failed later (its
+		// claim was released): go on, and finish the run it may have left
+		// open, which nothing else would.
+		if done, err = d.Store.FinishBatch(ctx, sd.Run, ""); err != nil {
+			return false, err
+		}
+	}
+	if done {
 		return true, d.runs.CompleteRun(ctx, sd.Run)
 	}
 	return true, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -533,5 +534,40 @@ func TestRefusedSoftBounceCountsInTheWindow(t *testing.T) {
 	want := &dispatcher.Suppression{Reason: dispatcher.SuppressBounce, At: start.Add(2 * time.Hour), Until: start.Add(2*time.Hour + 30*24*time.Hour)}
 	if diff := cmp.Diff(want, b.suppression(t, channels.Email)); diff != "" {
 		t.Errorf("suppression after three soft bounces (-want +got):\n%s", diff)
+	}
+}
+
+// A report whose first try moved the send and then failed (here, the run
+// could not be completed) is finished by the provider's retry: the send
+// is not taken for past it, the address is suppressed, the run completed
+// and the bounce counted once.
+func TestRetryFinishesWhatAFailedTryStarted(t *testing.T) {
+	t.Parallel()
+	b := setup(t, feedback.Policy{})
+	b.putContact(t)
+	ctx := context.Background()
+	send := b.sentTo(t, "spring", "r1", "c1", channels.Email)
+	if err := b.st.FinishPlan(ctx, "r1", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.st.FinishBatch(ctx, "r1", ""); err != nil {
+		t.Fatal(err)
+	}
+	b.runs.mu.Lock()
+	b.runs.completeErrs = []error{errors.New("redis down")}
+	b.runs.mu.Unlock()
+	ev := channels.Feedback{Send: send, Kind: channels.HardBounce, Code: "5.1.1", Source: "ses"}
+	if err := b.h.RecordDelivery(ctx, ev); err == nil {
+		t.Fatal("the first try did not fail")
+	}
+	mustRecord(t, b.h, ev) // the provider's retry
+	mustRecord(t, b.h, ev) // and a duplicate: changes nothing
+	got := b.outcome(t, send)
+	if got.State != dispatcher.StateBounced || got.Suppression == nil || got.Suppression.Reason != dispatcher.SuppressBounce ||
+		got.Feedback[feedback.FeedbackHardBounces] != 1 {
+		t.Errorf("after the retry: %+v; want bounced, suppressed for bounce, counted once", got)
+	}
+	if completed, _ := b.runs.calls(); !slices.Equal(completed, []string{"r1"}) {
+		t.Errorf("runs completed %v, want [r1]", completed)
 	}
 }

@@ -31,6 +31,8 @@ type fakeRuns struct {
 	states []string
 	// stateErrs are returned by the next SetCampaignState calls, in turn.
 	stateErrs []error
+	// completeErrs are returned by the next CompleteRun calls, in turn.
+	completeErrs []error
 }
 
 var _ feedback.Runs = (*fakeRuns)(nil)
@@ -38,6 +40,13 @@ var _ feedback.Runs = (*fakeRuns)(nil)
 func (f *fakeRuns) CompleteRun(_ context.Context, run string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(f.completeErrs) > 0 {
+		err := f.completeErrs[0]
+		f.completeErrs = f.completeErrs[1:]
+		if err != nil {
+			return err
+		}
+	}
 	f.completed = append(f.completed, run)
 	return nil
 }
