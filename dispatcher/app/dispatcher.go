@@ -187,8 +187,9 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// Dispatcher is Missive's core: stores, gate, pipeline, scheduler and API
-// share it. It is safe for concurrent use.
+// Dispatcher is Missive assembled: every part, built from one Config and
+// connected through the small interfaces each part declares. It is safe
+// for concurrent use.
 type Dispatcher struct {
 	Config   Config
 	Store    *storepkg.Store
@@ -240,10 +241,14 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The pipeline renders confirmations from the pending sign-ups, and
+	// the sign-ups send through the pipeline: the closure reaches Signups
+	// once it is built below.
+	confirmationData := func(ctx context.Context, ref string) (map[string]string, string, error) {
+		return d.Signups.ConfirmationData(ctx, ref)
+	}
 	d.Pipeline, err = pipeline.New(pipeline.Config{
-		Store: store, Gate: d.Gate, Caps: caps, Limiter: d.Limiter, Signer: signer, Feedback: d.Feedback, RefData: func(ctx context.Context, ref string) (map[string]string, string, error) {
-			return d.Signups.ConfirmationData(ctx, ref)
-		},
+		Store: store, Gate: d.Gate, Caps: caps, Limiter: d.Limiter, Signer: signer, Feedback: d.Feedback, RefData: confirmationData,
 		Prefix: cfg.Prefix, PublicURL: cfg.PublicURL, Channels: cfg.Channels, EmailFrom: cfg.EmailFrom,
 		ListUnsubscribeMailto: cfg.ListUnsubscribeMailto, ProviderRates: cfg.ProviderRates,
 		Tuning: cfg.Tuning, SendTTL: cfg.SendTTL, Now: cfg.Now, Logger: cfg.Logger,
@@ -272,7 +277,8 @@ func New(cfg Config) (*Dispatcher, error) {
 	return d, nil
 }
 
-// Close releases the queue client. The Redis client belongs to the caller.
+// Close releases what the Dispatcher holds: nothing today, since the Redis
+// client belongs to the caller; callers defer it all the same.
 func (d *Dispatcher) Close() error { return nil }
 
 // Ready reports whether Redis answers.
