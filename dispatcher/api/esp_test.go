@@ -201,18 +201,7 @@ var espProviders = []espProvider{
 		return h.post(t, "ses", snsSign(t, snsNotification(sesMessage(kind, mid, address)), "2"), http.Header{"Content-Type": {"text/plain; charset=UTF-8"}})
 	}},
 	{"sendgrid", func(t *testing.T, h *espHarness, kind, mid, address string) espResp {
-		e := map[string]any{"email": address, "smtp-id": mid, "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001"}
-		switch kind {
-		case "Bounce":
-			e["event"], e["type"], e["status"], e["reason"] = "bounce", "bounce", "5.1.1", "550 5.1.1 user unknown"
-		case "SoftBounce":
-			e["event"], e["type"], e["status"] = "bounce", "blocked", "4.7.1"
-		case "Complaint":
-			e["event"] = "spamreport"
-		case "Delivery":
-			e["event"] = "delivered"
-		}
-		body := sendgridEvents(t, e)
+		body := sendgridEvents(t, esptest.SendGridEvent(kind, mid, address))
 		return h.post(t, "sendgrid", body, sendgridHeaders(t, body, time.Now()))
 	}},
 	{"mailgun", func(t *testing.T, h *espHarness, kind, mid, address string) espResp {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email/esp"
+	"github.com/missive-dev/missive/channels/email/esp/esptest"
 )
 
 // provider reads, as one provider posts it, one event of a kind (Bounce,
@@ -39,18 +40,7 @@ func providers(t *testing.T) []provider {
 		{
 			name: esp.SourceSendGrid,
 			read: func(t *testing.T, kind, mid, address string) (esp.Events, error) {
-				e := map[string]any{"email": address, "smtp-id": mid, "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001"}
-				switch kind {
-				case "Bounce":
-					e["event"], e["type"], e["status"], e["reason"] = "bounce", "bounce", "5.1.1", "550 5.1.1 user unknown"
-				case "SoftBounce":
-					e["event"], e["type"], e["status"] = "bounce", "blocked", "4.7.1"
-				case "Complaint":
-					e["event"] = "spamreport"
-				case "Delivery":
-					e["event"] = "delivered"
-				}
-				body := sendgridEvents(t, e)
+				body := sendgridEvents(t, esptest.SendGridEvent(kind, mid, address))
 				return sg.Parse(sendgridHeaders(t, keys().sg, body, now), body, now)
 			},
 			code: func(kind string) string {

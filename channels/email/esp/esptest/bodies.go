@@ -47,6 +47,24 @@ func SESMessage(kind, mid string, addrs ...string) string {
 	return string(b)
 }
 
+// SendGridEvent is one SendGrid event of kind (as SESMessage names them:
+// Bounce, SoftBounce, Complaint, Delivery) about the message mid to
+// address, for SendGridEvents.
+func SendGridEvent(kind, mid, address string) map[string]any {
+	e := map[string]any{"email": address, "smtp-id": mid, "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001"}
+	switch kind {
+	case "Bounce":
+		e["event"], e["type"], e["status"], e["reason"] = "bounce", "bounce", "5.1.1", "550 5.1.1 user unknown"
+	case "SoftBounce":
+		e["event"], e["type"], e["status"] = "bounce", "blocked", "4.7.1"
+	case "Complaint":
+		e["event"] = "spamreport"
+	case "Delivery":
+		e["event"] = "delivered"
+	}
+	return e
+}
+
 // SendGridEvents is a SendGrid body of evs, stamped at at and numbered
 // idPrefix+"0", idPrefix+"1"...
 func SendGridEvents(t testing.TB, idPrefix string, at time.Time, evs ...map[string]any) []byte {
