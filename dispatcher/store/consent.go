@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 
 	"github.com/redis/go-redis/v9"
@@ -47,14 +46,7 @@ func (s *Store) ChangeConsents(ctx context.Context, contact string, withContact 
 		if err != nil {
 			return err
 		}
-		cur := make(map[string]ConsentCurrent, len(raw))
-		for f, v := range raw {
-			var cc ConsentCurrent
-			if json.Unmarshal([]byte(v), &cc) == nil {
-				cur[f] = cc
-			}
-		}
-		events := decide(c, cur)
+		events := decide(c, decodeConsents(raw))
 		for i := range events {
 			if err := events[i].Validate(); err != nil {
 				return err

@@ -34,9 +34,3 @@ func (s *Store) SetIdempotency(ctx context.Context, key string, rec []byte, ttl 
 func (s *Store) ReleaseIdempotency(ctx context.Context, key string) error {
 	return s.Redis.Del(ctx, s.idemKey(key)).Err()
 }
-
-// ContactExists reports whether the contact id exists.
-func (s *Store) ContactExists(ctx context.Context, id string) (bool, error) {
-	n, err := s.Redis.Exists(ctx, s.ContactKey(id)).Result()
-	return n == 1, err
-}

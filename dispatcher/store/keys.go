@@ -1,8 +1,6 @@
 package store
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 
 	"github.com/missive-dev/missive/channels"
@@ -133,8 +131,7 @@ func (s *Store) ContactSendsKey(contact string) string { return s.ContactKey(con
 // idemKey names the idempotency record of an API request key, by hash: the
 // key a client chose is never stored.
 func (s *Store) idemKey(key string) string {
-	h := sha256.Sum256([]byte(key))
-	return s.Key("idem", hex.EncodeToString(h[:]))
+	return s.Key("idem", sha256Hex(key))
 }
 
 func (s *Store) batchesDoneKey(run string) string { return s.RunKey(run) + ":bdone" }

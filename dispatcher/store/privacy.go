@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -108,23 +107,6 @@ func (s *Store) DeleteContact(ctx context.Context, id string) (consents int, err
 		return 0, err
 	}
 	return int(n.Val()), nil
-}
-
-// ConsentStates returns the contact's current consents by "channel/topic",
-// with when and from where each was decided.
-func (s *Store) ConsentStates(ctx context.Context, contact string) (map[string]ConsentCurrent, error) {
-	raw, err := s.Redis.HGetAll(ctx, s.ConsentKey(contact)).Result()
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]ConsentCurrent, len(raw))
-	for f, v := range raw {
-		var cc ConsentCurrent
-		if json.Unmarshal([]byte(v), &cc) == nil {
-			out[f] = cc
-		}
-	}
-	return out, nil
 }
 
 // SoftBounceTimes returns when the address soft-bounced within the

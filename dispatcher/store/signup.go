@@ -99,8 +99,8 @@ func (s *Store) ClaimAddress(ctx context.Context, k channels.Kind, addr, id stri
 	if owner, err = s.Redis.Get(ctx, idx).Result(); err != nil {
 		return "", false, fmt.Errorf("claim address: %w", err)
 	}
-	n, err := s.Redis.Exists(ctx, s.ContactKey(owner)).Result()
-	return owner, n == 1, err
+	ok, err = s.ContactExists(ctx, owner)
+	return owner, ok, err
 }
 
 // PutPendingSignup stores the pending sign-up h for ttl, adds h to its

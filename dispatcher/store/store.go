@@ -151,6 +151,12 @@ func (s *Store) OpenContact(id string, b []byte) (*dispatcher.Contact, string, e
 	return &c, keyID, nil
 }
 
+// ContactExists reports whether the contact id exists.
+func (s *Store) ContactExists(ctx context.Context, id string) (bool, error) {
+	n, err := s.Redis.Exists(ctx, s.ContactKey(id)).Result()
+	return n == 1, err
+}
+
 // ContactIDByAddress finds a contact by email or phone, or ErrNotFound.
 func (s *Store) ContactIDByAddress(ctx context.Context, k channels.Kind, addr string) (string, error) {
 	id, err := s.Redis.Get(ctx, s.Key("addr", s.AddressHash(k, addr))).Result()
@@ -186,11 +192,11 @@ func (s *Store) RecordConsent(ctx context.Context, contact string, e dispatcher.
 	if e.At.IsZero() {
 		e.At = s.now().UTC()
 	}
-	n, err := s.Redis.Exists(ctx, s.ContactKey(contact)).Result()
+	ok, err := s.ContactExists(ctx, contact)
 	if err != nil {
 		return err
 	}
-	if n == 0 {
+	if !ok {
 		return dispatcher.NotFound("contact")
 	}
 	_, err = s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -226,18 +232,38 @@ func (s *Store) ConsentLedger(ctx context.Context, contact string) ([]dispatcher
 
 // Consents returns the current consent state per "channel/topic".
 func (s *Store) Consents(ctx context.Context, contact string) (map[string]dispatcher.ConsentState, error) {
+	cur, err := s.ConsentStates(ctx, contact)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]dispatcher.ConsentState, len(cur))
+	for f, c := range cur {
+		out[f] = c.State
+	}
+	return out, nil
+}
+
+// ConsentStates returns the contact's current consents by "channel/topic",
+// with when and from where each was decided.
+func (s *Store) ConsentStates(ctx context.Context, contact string) (map[string]ConsentCurrent, error) {
 	raw, err := s.Redis.HGetAll(ctx, s.ConsentKey(contact)).Result()
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]dispatcher.ConsentState, len(raw))
+	return decodeConsents(raw), nil
+}
+
+// decodeConsents reads a contact's consents hash; a field that does not
+// decode is left out.
+func decodeConsents(raw map[string]string) map[string]ConsentCurrent {
+	out := make(map[string]ConsentCurrent, len(raw))
 	for f, v := range raw {
 		var c ConsentCurrent
 		if json.Unmarshal([]byte(v), &c) == nil {
-			out[f] = c.State
+			out[f] = c
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Suppress adds an address to the suppression list. A zero until means
