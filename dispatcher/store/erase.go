@@ -96,9 +96,9 @@ func (s *Store) ContactSends(ctx context.Context, contact string) ([]*dispatcher
 	return out, nil
 }
 
-// AddrDelScript deletes an address index entry only if it still points to
+// addrDelScript deletes an address index entry only if it still points to
 // the contact: another contact may have taken the address since.
-var AddrDelScript = redis.NewScript(`
+var addrDelScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `)
@@ -115,7 +115,7 @@ func (s *Store) EraseAddressesOf(ctx context.Context, contact string) (int, erro
 	if len(hashes) > 0 {
 		n := 0
 		for _, h := range hashes {
-			gone, err := AddrDelScript.Run(ctx, s.Redis, []string{s.Key("addr", h)}, contact).Int()
+			gone, err := addrDelScript.Run(ctx, s.Redis, []string{s.Key("addr", h)}, contact).Int()
 			if err != nil {
 				return n, err
 			}
@@ -126,7 +126,7 @@ func (s *Store) EraseAddressesOf(ctx context.Context, contact string) (int, erro
 	n := 0
 	err = s.Scan(ctx, s.Key("addr", "*"), func(keys []string) error {
 		for _, k := range keys {
-			gone, err := AddrDelScript.Run(ctx, s.Redis, []string{k}, contact).Int()
+			gone, err := addrDelScript.Run(ctx, s.Redis, []string{k}, contact).Int()
 			if err != nil {
 				return err
 			}

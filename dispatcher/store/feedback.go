@@ -114,7 +114,7 @@ func (s *Store) VERPSend(ctx context.Context, id string) (string, error) {
 // SendForProvider returns the send id a provider message id belongs to, or
 // ErrNotFound.
 func (s *Store) SendForProvider(ctx context.Context, provider string) (string, error) {
-	id, err := s.Redis.Get(ctx, s.ProviderKey(provider)).Result()
+	id, err := s.Redis.Get(ctx, s.providerKey(provider)).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", dispatcher.ErrNotFound
 	}
@@ -124,5 +124,5 @@ func (s *Store) SendForProvider(ctx context.Context, provider string) (string, e
 // SetProviderID records that the provider's message id names send, for
 // ttl: delivery reports name the provider's id.
 func (s *Store) SetProviderID(ctx context.Context, provider, send string, ttl time.Duration) error {
-	return s.Redis.Set(ctx, s.ProviderKey(provider), send, ttl).Err()
+	return s.Redis.Set(ctx, s.providerKey(provider), send, ttl).Err()
 }

@@ -84,11 +84,11 @@ func (s *Store) ledgerKey(id string) string { return s.ContactKey(id) + ":ledger
 // RunKey names a run's record; its hash tag groups its keys.
 func (s *Store) RunKey(run string) string { return s.p + ":run:{" + run + "}" }
 
-// InflightKey names a run's sends in flight, by deadline.
-func (s *Store) InflightKey(run string) string { return s.RunKey(run) + ":inflight" }
+// inflightKey names a run's sends in flight, by deadline.
+func (s *Store) inflightKey(run string) string { return s.RunKey(run) + ":inflight" }
 
-// SnapshotKey names what a run was started with.
-func (s *Store) SnapshotKey(run string) string { return s.RunKey(run) + ":snapshot" }
+// snapshotKey names what a run was started with.
+func (s *Store) snapshotKey(run string) string { return s.RunKey(run) + ":snapshot" }
 
 // SendKey names a send's record, in its run's slot.
 func (s *Store) SendKey(id string) string {
@@ -99,14 +99,14 @@ func (s *Store) SendKey(id string) string {
 // PendingKey names a pending sign-up by the hash of its token.
 func (s *Store) PendingKey(h string) string { return s.Key("pending", h) }
 
-// SignupsKey names the sign-ups a contact confirmed.
-func (s *Store) SignupsKey(contact string) string {
+// signupsKey names the sign-ups a contact confirmed.
+func (s *Store) signupsKey(contact string) string {
 	return s.ContactKey(contact) + ":signups"
 }
 
-// PendingIndexKey names the set of a contact's pending sign-ups (hashes of
+// pendingIndexKey names the set of a contact's pending sign-ups (hashes of
 // their tokens), so that erasure finds them without scanning.
-func (s *Store) PendingIndexKey(contact string) string {
+func (s *Store) pendingIndexKey(contact string) string {
 	return s.ContactKey(contact) + ":pending"
 }
 
@@ -122,8 +122,8 @@ func (s *Store) auditKey() string { return s.Key("audit") }
 // RotateCursorKey names where a key rotation in progress stands.
 func (s *Store) RotateCursorKey() string { return s.Key("rotate", "cursor") }
 
-// ProviderKey maps a provider's message id to the send id.
-func (s *Store) ProviderKey(provider string) string { return s.Key("prov", provider) }
+// providerKey maps a provider's message id to the send id.
+func (s *Store) providerKey(provider string) string { return s.Key("prov", provider) }
 
 // ContactSendsKey is the index of a contact's sends.
 func (s *Store) ContactSendsKey(contact string) string { return s.ContactKey(contact) + ":sends" }

@@ -69,8 +69,8 @@ func (s *Store) SeeBatch(ctx context.Context, run string, n int) (first bool, er
 // marks the run's planning done (the field planned_done), which lets the
 // last send to settle tell that the run is done.
 func (s *Store) FinishBatch(ctx context.Context, run, n string) (runDone bool, err error) {
-	done, err := FinishBatchScript.Run(ctx, s.Redis,
-		[]string{s.RunKey(run), s.batchesDoneKey(run), s.InflightKey(run)}, n).Int()
+	done, err := finishBatchScript.Run(ctx, s.Redis,
+		[]string{s.RunKey(run), s.batchesDoneKey(run), s.inflightKey(run)}, n).Int()
 	return done == 1, err
 }
 
@@ -84,14 +84,14 @@ func (s *Store) DropInflight(ctx context.Context, run string, ids ...string) err
 	for i, id := range ids {
 		members[i] = id
 	}
-	return s.Redis.ZRem(ctx, s.InflightKey(run), members...).Err()
+	return s.Redis.ZRem(ctx, s.inflightKey(run), members...).Err()
 }
 
 // PutRunSnapshot writes what run was started with (JSON), replacing any
 // snapshot: the run's creator writes it once, right after creating the
 // run.
 func (s *Store) PutRunSnapshot(ctx context.Context, run string, snap []byte) error {
-	return s.Redis.Set(ctx, s.SnapshotKey(run), snap, 0).Err()
+	return s.Redis.Set(ctx, s.snapshotKey(run), snap, 0).Err()
 }
 
 // AddRunSnapshot writes what run was started with (JSON) unless a snapshot
@@ -99,13 +99,13 @@ func (s *Store) PutRunSnapshot(ctx context.Context, run string, snap []byte) err
 // died between creating it and writing its snapshot, and never changes a
 // snapshot written before.
 func (s *Store) AddRunSnapshot(ctx context.Context, run string, snap []byte) (bool, error) {
-	return s.Redis.SetNX(ctx, s.SnapshotKey(run), snap, 0).Result()
+	return s.Redis.SetNX(ctx, s.snapshotKey(run), snap, 0).Result()
 }
 
 // RunSnapshot returns what run was started with (JSON). Returns ErrNotFound
 // if it has no snapshot.
 func (s *Store) RunSnapshot(ctx context.Context, run string) ([]byte, error) {
-	b, err := s.Redis.Get(ctx, s.SnapshotKey(run)).Bytes()
+	b, err := s.Redis.Get(ctx, s.snapshotKey(run)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, dispatcher.ErrNotFound
 	}

@@ -104,7 +104,7 @@ func TestFinishBatch(t *testing.T) {
 				}
 			}
 			for _, id := range tt.inflight {
-				if err := s.Redis.ZAdd(ctx, s.InflightKey("r1"), redis.Z{Score: 1, Member: id}).Err(); err != nil {
+				if err := s.Redis.ZAdd(ctx, s.inflightKey("r1"), redis.Z{Score: 1, Member: id}).Err(); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -151,7 +151,7 @@ func TestDropInflight(t *testing.T) {
 			s := setup(t)
 			ctx := context.Background()
 			for i, id := range []string{"a", "b", "c"} {
-				if err := s.Redis.ZAdd(ctx, s.InflightKey("r1"), redis.Z{Score: float64(i), Member: id}).Err(); err != nil {
+				if err := s.Redis.ZAdd(ctx, s.inflightKey("r1"), redis.Z{Score: float64(i), Member: id}).Err(); err != nil {
 					t.Fatal(err)
 				}
 			}

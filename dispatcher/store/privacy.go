@@ -31,7 +31,7 @@ func (s *Store) DeleteSends(ctx context.Context, contact string, ids []string, s
 			_, h, _ := dispatcher.SplitSendID(sd.ID)
 			keys := []string{s.SendKey(sd.ID), s.Key("verp", h)}
 			if sd.Provider != "" {
-				keys = append(keys, s.ProviderKey(sd.Provider))
+				keys = append(keys, s.providerKey(sd.Provider))
 			}
 			for _, k := range []channels.FeedbackKind{channels.Delivered, channels.HardBounce, channels.SoftBounce, channels.Complaint, channels.OptedOut, channels.Undelivered} {
 				keys = append(keys, s.FeedbackClaim(sd.ID, k).key)
@@ -53,7 +53,7 @@ func (s *Store) DeleteSends(ctx context.Context, contact string, ids []string, s
 // confirmation, found through its index, and the SMS index entry of phone
 // (when not ""). It returns how many pending records it deleted.
 func (s *Store) DeletePendingSignups(ctx context.Context, contact, phone string) (int, error) {
-	hashes, err := s.Redis.SMembers(ctx, s.PendingIndexKey(contact)).Result()
+	hashes, err := s.Redis.SMembers(ctx, s.pendingIndexKey(contact)).Result()
 	if err != nil {
 		return 0, err
 	}
@@ -62,7 +62,7 @@ func (s *Store) DeletePendingSignups(ctx context.Context, contact, phone string)
 		for i, h := range hashes {
 			cmds[i] = p.Unlink(ctx, s.PendingKey(h))
 		}
-		p.Unlink(ctx, s.PendingIndexKey(contact))
+		p.Unlink(ctx, s.pendingIndexKey(contact))
 		if phone != "" {
 			p.Unlink(ctx, s.Key("pendingsms", s.AddressHash(channels.SMS, phone)))
 		}
@@ -84,7 +84,7 @@ func (s *Store) ForgetAddress(ctx context.Context, contact string, k channels.Ki
 	if err != nil {
 		return 0, 0, err
 	}
-	gone, err := AddrDelScript.Run(ctx, s.Redis, []string{s.Key("addr", h)}, contact).Int()
+	gone, err := addrDelScript.Run(ctx, s.Redis, []string{s.Key("addr", h)}, contact).Int()
 	return int(removed), gone, err
 }
 
@@ -96,7 +96,7 @@ func (s *Store) DeleteContact(ctx context.Context, id string) (consents int, err
 	var n *redis.IntCmd
 	_, err = s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		n = p.HLen(ctx, s.ConsentKey(id))
-		p.Del(ctx, s.ConsentKey(id), s.SignupsKey(id), s.AddressesKey(id))
+		p.Del(ctx, s.ConsentKey(id), s.signupsKey(id), s.AddressesKey(id))
 		p.Del(ctx, s.ContactKey(id))
 		return nil
 	})
@@ -127,7 +127,7 @@ func (s *Store) SoftBounceTimes(ctx context.Context, k channels.Kind, addr strin
 // across all processes; it reports false when another took it within
 // every.
 func (s *Store) ClaimRetention(ctx context.Context, now time.Time, every time.Duration) (bool, error) {
-	return ClaimRetentionScript.Run(ctx, s.Redis, []string{s.Key("retention", "last")}, now.UnixMilli(), every.Milliseconds()).Bool()
+	return claimRetentionScript.Run(ctx, s.Redis, []string{s.Key("retention", "last")}, now.UnixMilli(), every.Milliseconds()).Bool()
 }
 
 // SetRetentionStats records the outcome of the last retention purge.

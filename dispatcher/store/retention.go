@@ -76,10 +76,10 @@ next:
 	return stale, unreadable, nil
 }
 
-// ClaimRetentionScript sets the last purge time to now if the last one is
+// claimRetentionScript sets the last purge time to now if the last one is
 // older than the period, so that one purge starts per period even across
 // a change of leader. KEYS: last. ARGV: now ms, period ms.
-var ClaimRetentionScript = redis.NewScript(`
+var claimRetentionScript = redis.NewScript(`
 local last = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if tonumber(ARGV[1]) - last > tonumber(ARGV[2]) then
   redis.call('SET', KEYS[1], ARGV[1])

@@ -99,10 +99,10 @@ end
 return {1, cur}
 `)
 
-// FinishBatchScript marks a batch done once and tells whether the run has
+// finishBatchScript marks a batch done once and tells whether the run has
 // nothing left to do. KEYS: run, bdone, inflight. ARGV: batch number, or
 // "" to check only.
-var FinishBatchScript = redis.NewScript(`
+var finishBatchScript = redis.NewScript(`
 if ARGV[1] ~= '' and redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
   redis.call('HINCRBY', KEYS[1], 'batches_done', 1)
 end
@@ -154,7 +154,7 @@ func (s *Store) RecordDecisions(ctx context.Context, run string, ds []Decision, 
 		chunk := ds[:min(len(ds), 1000)]
 		ds = ds[len(chunk):]
 		keys := make([]string, 2, len(chunk)+2)
-		keys[0], keys[1] = s.RunKey(run), s.InflightKey(run)
+		keys[0], keys[1] = s.RunKey(run), s.inflightKey(run)
 		args := make([]any, 2, 2+10*len(chunk))
 		args[0], args[1] = ms(now), ttl
 		for _, d := range chunk {
@@ -210,7 +210,7 @@ func (s *Store) TransitionSends(ctx context.Context, ts []Transition) ([]transit
 				overdue = ms(t.Overdue)
 			}
 			args := append([]any{t.Send, t.From, t.To, t.Reason, deadline, ms(now), overdue}, t.Fields...)
-			cmds[i] = transitionScript.EvalSha(ctx, p, []string{s.SendKey(t.Send), s.RunKey(run), s.InflightKey(run)}, args...)
+			cmds[i] = transitionScript.EvalSha(ctx, p, []string{s.SendKey(t.Send), s.RunKey(run), s.inflightKey(run)}, args...)
 		}
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -399,12 +399,12 @@ func (s *Store) ActiveRuns(ctx context.Context) ([]string, error) {
 
 // Overdue returns up to n sends of run whose in-flight deadline passed.
 func (s *Store) Overdue(ctx context.Context, run string, n int64) ([]string, error) {
-	return s.Redis.ZRangeByScore(ctx, s.InflightKey(run), &redis.ZRangeBy{
+	return s.Redis.ZRangeByScore(ctx, s.inflightKey(run), &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(ms(s.now()), 10), Count: n,
 	}).Result()
 }
 
 // InflightSends returns up to n of run's sends still in flight.
 func (s *Store) InflightSends(ctx context.Context, run string, n int64) ([]string, error) {
-	return s.Redis.ZRange(ctx, s.InflightKey(run), 0, n-1).Result()
+	return s.Redis.ZRange(ctx, s.inflightKey(run), 0, n-1).Result()
 }

@@ -114,8 +114,8 @@ func (s *Store) PutPendingSignup(ctx context.Context, h string, ps *PendingSignu
 	}
 	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, s.PendingKey(h), rec, ttl)
-		p.SAdd(ctx, s.PendingIndexKey(ps.Contact), h)
-		p.Expire(ctx, s.PendingIndexKey(ps.Contact), ttl)
+		p.SAdd(ctx, s.pendingIndexKey(ps.Contact), h)
+		p.Expire(ctx, s.pendingIndexKey(ps.Contact), ttl)
 		if phone != "" {
 			p.Set(ctx, s.pendingSMSKey(phone), h, ttl)
 		}
@@ -148,7 +148,7 @@ func (s *Store) PendingSignup(ctx context.Context, h string) (*PendingSignup, er
 // Returns an error saying the records kept changing when every attempt of
 // the transaction lost a race.
 func (s *Store) GrantSignup(ctx context.Context, contact, h string, events []dispatcher.ConsentEvent, at time.Time, ttl time.Duration) (SignupGrant, error) {
-	signups := s.SignupsKey(contact)
+	signups := s.signupsKey(contact)
 	grant := SignupNoContact
 	txn := func(tx *redis.Tx) error {
 		grant = SignupNoContact
@@ -218,6 +218,6 @@ func (s *Store) PendingSMSSignup(ctx context.Context, phone string) (string, err
 // ForgetPendingSMSSignup drops phone's entry of pending SMS sign-ups if it
 // still names h: a newer sign-up of the number may have replaced it.
 func (s *Store) ForgetPendingSMSSignup(ctx context.Context, phone, h string) error {
-	// AddrDelScript is the store's compare-and-delete.
-	return AddrDelScript.Run(ctx, s.Redis, []string{s.pendingSMSKey(phone)}, h).Err()
+	// addrDelScript is the store's compare-and-delete.
+	return addrDelScript.Run(ctx, s.Redis, []string{s.pendingSMSKey(phone)}, h).Err()
 }

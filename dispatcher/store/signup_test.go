@@ -167,8 +167,8 @@ func TestPendingSignup(t *testing.T) {
 				t.Errorf("PendingSignup (-want +got):\n%s", diff)
 			}
 			ttlAbout(t, s, s.PendingKey("h1"), ttl)
-			ttlAbout(t, s, s.PendingIndexKey("c-1"), ttl)
-			if ok, err := s.Redis.SIsMember(ctx, s.PendingIndexKey("c-1"), "h1").Result(); err != nil || !ok {
+			ttlAbout(t, s, s.pendingIndexKey("c-1"), ttl)
+			if ok, err := s.Redis.SIsMember(ctx, s.pendingIndexKey("c-1"), "h1").Result(); err != nil || !ok {
 				t.Errorf("h1 not in the contact's index of pending sign-ups (%v)", err)
 			}
 			h, err := s.PendingSMSSignup(ctx, "+33612345678")
@@ -246,7 +246,7 @@ func TestGrantSignup(t *testing.T) {
 			wantStates: map[string]dispatcher.ConsentState{"email/news": dispatcher.Granted, "email/deals": dispatcher.Granted}},
 		{name: "granted before", before: func(t *testing.T, s *Store) {
 			putContact(t, s, "c-1", "a@example.com")
-			if err := s.Redis.HSet(context.Background(), s.SignupsKey("c-1"), "h1", "2026-11-30T08:00:00Z").Err(); err != nil {
+			if err := s.Redis.HSet(context.Background(), s.signupsKey("c-1"), "h1", "2026-11-30T08:00:00Z").Err(); err != nil {
 				t.Fatal(err)
 			}
 		}, want: SignupAlreadyGranted, wantStates: map[string]dispatcher.ConsentState{}},
@@ -281,10 +281,10 @@ func TestGrantSignup(t *testing.T) {
 				t.Errorf("consents (-want +got):\n%s", diff)
 			}
 			if tt.want == SignupGranted {
-				if at, _ := s.Redis.HGet(ctx, s.SignupsKey("c-1"), "h1").Result(); at != testNow.Format(time.RFC3339) {
+				if at, _ := s.Redis.HGet(ctx, s.signupsKey("c-1"), "h1").Result(); at != testNow.Format(time.RFC3339) {
 					t.Errorf("signups marker %q, want the confirmation time", at)
 				}
-				ttlAbout(t, s, s.SignupsKey("c-1"), ttl)
+				ttlAbout(t, s, s.signupsKey("c-1"), ttl)
 			}
 		})
 	}
