@@ -124,14 +124,14 @@ func (g *Gate) Recheck(ctx context.Context, topic *dispatcher.Topic, cs []*Candi
 		return fmt.Errorf("gate: load suppression and consent: %w", err)
 	}
 	for j, i := range idx {
-		cs[i].Reason = checkLoaded(got[j], topic.Kind == dispatcher.Marketing)
+		cs[i].Reason = Verdict(got[j], topic.Kind == dispatcher.Marketing)
 	}
 	return nil
 }
 
-// checkLoaded applies checks 2 and 3 to loaded values. An entry that does
-// not say why counts as an unsubscribe.
-func checkLoaded(c store.Checked, marketing bool) string {
+// Verdict applies checks 2 and 3 to what was read: the gate reason, or ""
+// when both pass. An entry that does not say why counts as an unsubscribe.
+func Verdict(c store.Checked, marketing bool) string {
 	if c.Suppressed {
 		if c.SuppressReason == "" {
 			return SuppressedReason(dispatcher.SuppressUnsubscribe)

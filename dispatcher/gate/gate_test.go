@@ -95,7 +95,7 @@ func TestCheckLoaded(t *testing.T) {
 		{"suppressed for no reason given", store.Checked{Suppressed: true}, false, "suppressed_unsubscribe"},
 	}
 	for _, tt := range tests {
-		if got := checkLoaded(tt.c, tt.marketing); got != tt.want {
+		if got := Verdict(tt.c, tt.marketing); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
 	}

@@ -2,9 +2,11 @@
 // is the only package that uses asynq. A run's plan task walks the
 // segment and enqueues batch tasks; a batch task passes its contacts
 // through the gate, records one send per contact and channel, and
-// enqueues send tasks that carry ids only; a send task re-checks
-// suppression and consent, takes the provider's rate, renders, claims
-// the send and hands it to the channel. That one send path serves
+// enqueues send tasks that carry ids only; a send task takes the
+// provider's rate, renders, and claims each send right before handing it
+// to the channel. The claim reads, at its instant, the run's state, the
+// contact's existence, suppression and consent: a pause, an erasure or an
+// opt-out recorded before it wins, however long the send waited. That one send path serves
 // campaign sends, API sends and sign-up confirmations alike, with one
 // policy for outcomes: a temporary failure retries, a permanent one
 // feeds feedback, and an ambiguous one (the provider may have taken it)

@@ -89,11 +89,8 @@ func (d *Pipeline) handleSend(ctx context.Context, t *asynq.Task) error {
 	for i, h := range p.Sends {
 		ids[i] = p.Run + "~" + h
 	}
-	switch st.state {
-	case dispatcher.RunCancelled:
-		return d.Settle(ctx, ids, InflightStates, dispatcher.StateCancelled, ReasonRunCancelled)
-	case dispatcher.RunPaused:
-		return &snoozeError{d: pausedRecheck}
+	if held, err := d.hold(ctx, st.state, ids); held {
+		return err
 	}
 	sends, err := d.Store.Sends(ctx, ids)
 	if err != nil {
@@ -137,7 +134,13 @@ func (d *Pipeline) handleSend(ctx context.Context, t *asynq.Task) error {
 				limitErr = &throttle.LimitError{RetryIn: retryIn}
 				break
 			}
-			if err := d.deliverAll(ctx, st, group[:allowed], contacts, lastTry, &tempErr); err != nil {
+			err = d.deliverAll(ctx, st, group[:allowed], contacts, lastTry, &tempErr)
+			var he *heldError
+			if errors.As(err, &he) {
+				_, err := d.hold(ctx, he.state, ids)
+				return err
+			}
+			if err != nil {
 				return err
 			}
 			group = group[allowed:]
@@ -157,6 +160,24 @@ func (d *Pipeline) handleSend(ctx context.Context, t *asynq.Task) error {
 	}
 	return limitErr
 }
+
+// hold reports whether a send task of a run in state ends here, and with
+// what: a cancelled run's sends are settled as cancelled; a paused run's
+// wait, queued, and the task comes back later.
+func (d *Pipeline) hold(ctx context.Context, state string, ids []string) (bool, error) {
+	switch state {
+	case dispatcher.RunCancelled:
+		return true, d.Settle(ctx, ids, InflightStates, dispatcher.StateCancelled, ReasonRunCancelled)
+	case dispatcher.RunPaused:
+		return true, &snoozeError{d: pausedRecheck}
+	}
+	return false, nil
+}
+
+// heldError: a claim found the run paused or cancelled.
+type heldError struct{ state string }
+
+func (e *heldError) Error() string { return "run " + e.state }
 
 // maxPace is the longest wait for a rate limit a task does itself; past it
 // the task goes back to the queue.
@@ -217,9 +238,10 @@ func (d *Pipeline) take(ctx context.Context, st *runState, k channels.Kind, n in
 	return allowed, retryIn, nil
 }
 
-// recheck runs checks 1-3 again right before sending: an opt-out recorded
-// while a send waited wins. It settles the sends that may no longer go and
-// returns the others with their contacts.
+// recheck loads the contacts of live and runs check 1 again: it settles
+// the sends whose contact was erased or whose address no longer serves,
+// and returns the others with their contacts. Checks 2 and 3 run with
+// each send's claim (deliver).
 func (d *Pipeline) recheck(ctx context.Context, st *runState, live []*dispatcher.Send) ([]*dispatcher.Send, map[string]*dispatcher.Contact, error) {
 	cids := make([]string, len(live))
 	for i, s := range live {
@@ -238,9 +260,6 @@ func (d *Pipeline) recheck(ctx context.Context, st *runState, live []*dispatcher
 		}
 		cands = append(cands, &gatepkg.Candidate{Contact: cs[i], Channel: s.Channel, Send: s.ID,
 			Reason: gatepkg.CheckAddress(cs[i], s.Channel)})
-	}
-	if err := d.gate.Recheck(ctx, st.topic, cands); err != nil {
-		return nil, nil, err
 	}
 	var out []*dispatcher.Send
 	contacts := map[string]*dispatcher.Contact{}
@@ -286,14 +305,23 @@ func (d *Pipeline) deliver(ctx context.Context, st *runState, s *dispatcher.Send
 			return err
 		}
 	}
-	now := d.cfg.Now()
-	claimed, err := d.Store.TransitionSend(ctx, storepkg.Transition{Send: s.ID, From: InflightStates, To: dispatcher.StateSending,
-		Deadline: now.Add(d.cfg.SendLease), Fields: []any{"attempts", 1}})
-	if err != nil {
+	claim, err := d.Store.ClaimSend(ctx, storepkg.SendClaim{Send: s.ID, Lease: d.cfg.Now().Add(d.cfg.SendLease), Topic: st.topic,
+		Check: storepkg.CheckRequest{Contact: c.ID, Channel: s.Channel, Address: c.Address(s.Channel)}})
+	switch {
+	case err != nil:
 		return err
-	}
-	if !claimed.Applied {
+	case claim.Held != "":
+		return &heldError{state: claim.Held}
+	case !claim.Claimed:
 		return nil // settled or claimed elsewhere meanwhile
+	case claim.Erased:
+		return d.Settle(ctx, []string{s.ID}, dispatcher.StateSending, dispatcher.StateCancelled, ReasonErased)
+	}
+	if reason := gatepkg.Verdict(claim.Checked, st.topic.Kind == dispatcher.Marketing); reason != "" {
+		// An opt-out recorded while the send waited wins; the message never
+		// left.
+		_ = d.caps.Release(ctx, c.ID, string(s.Channel), st.topic.ID, s.ID)
+		return d.Settle(ctx, []string{s.ID}, dispatcher.StateSending, dispatcher.StateSuppressed, reason)
 	}
 	// The provider call is not cut short by a shutdown: a message half
 	// handed over is the one case that could be lost or sent twice. The

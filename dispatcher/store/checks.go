@@ -34,14 +34,10 @@ type Checked struct {
 // address and, for a marketing topic, the contact's consent. Results
 // follow the order of reqs.
 func (s *Store) LoadChecks(ctx context.Context, topic *dispatcher.Topic, reqs []CheckRequest) ([]Checked, error) {
-	sup := make([]*redis.StringCmd, len(reqs))
-	con := make([]*redis.StringCmd, len(reqs))
+	reads := make([]checkReads, len(reqs))
 	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, r := range reqs {
-			sup[i] = p.Get(ctx, s.Key("sup", s.AddressHash(r.Channel, r.Address)))
-			if topic.Kind == dispatcher.Marketing {
-				con[i] = p.HGet(ctx, s.ConsentKey(r.Contact), ConsentField(r.Channel, topic.ID))
-			}
+			reads[i] = s.readChecks(ctx, p, topic, r)
 		}
 		return nil
 	})
@@ -49,20 +45,39 @@ func (s *Store) LoadChecks(ctx context.Context, topic *dispatcher.Topic, reqs []
 		return nil, err
 	}
 	out := make([]Checked, len(reqs))
-	for i := range reqs {
-		if b, err := sup[i].Bytes(); err == nil {
-			out[i].Suppressed = true
-			var e dispatcher.Suppression
-			if json.Unmarshal(b, &e) == nil {
-				out[i].SuppressReason = e.Reason
-			}
-		}
-		if con[i] != nil {
-			var cur ConsentCurrent
-			if b, err := con[i].Bytes(); err == nil && json.Unmarshal(b, &cur) == nil {
-				out[i].Consent = cur.State
-			}
-		}
+	for i, r := range reads {
+		out[i] = r.checked()
 	}
 	return out, nil
+}
+
+// checkReads are the pipelined reads of one CheckRequest.
+type checkReads struct {
+	sup, con *redis.StringCmd
+}
+
+func (s *Store) readChecks(ctx context.Context, p redis.Pipeliner, topic *dispatcher.Topic, r CheckRequest) checkReads {
+	c := checkReads{sup: p.Get(ctx, s.Key("sup", s.AddressHash(r.Channel, r.Address)))}
+	if topic.Kind == dispatcher.Marketing {
+		c.con = p.HGet(ctx, s.ConsentKey(r.Contact), ConsentField(r.Channel, topic.ID))
+	}
+	return c
+}
+
+func (c checkReads) checked() Checked {
+	var out Checked
+	if b, err := c.sup.Bytes(); err == nil {
+		out.Suppressed = true
+		var e dispatcher.Suppression
+		if json.Unmarshal(b, &e) == nil {
+			out.SuppressReason = e.Reason
+		}
+	}
+	if c.con != nil {
+		var cur ConsentCurrent
+		if b, err := c.con.Bytes(); err == nil && json.Unmarshal(b, &cur) == nil {
+			out.Consent = cur.State
+		}
+	}
+	return out
 }

@@ -54,13 +54,19 @@ return 1
 // separated), new state, reason, in-flight deadline ms (0: leaves the set),
 // now ms, overdue ms (when not 0, the move happens only if the send's
 // in-flight deadline is at or before it: the reconciler acts only on what
-// is still overdue), then field/value pairs to set.
+// is still overdue), "1" to hold the move while the run is paused or
+// cancelled, then field/value pairs to set.
 // Returns {1, previous} when done, {0, current} when the state was not
-// allowed, {-1} when the send does not exist; a fourth element "done" says
-// the run has nothing left in flight and its planning is finished.
+// allowed, {-1} when the send does not exist, {-2, run state} when the run
+// holds it; a third element "done" says the run has nothing left in
+// flight and its planning is finished.
 var transitionScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then return {-1, ''} end
+if ARGV[8] == '1' then
+  local rs = redis.call('HGET', KEYS[2], 'state')
+  if rs == 'paused' or rs == 'cancelled' then return {-2, rs} end
+end
 local allowed = false
 for s in string.gmatch(ARGV[2], '[^,]+') do
   if s == cur then allowed = true end
@@ -76,7 +82,7 @@ local function outcome(state, reason)
 end
 local prev = outcome(cur, redis.call('HGET', KEYS[1], 'reason'))
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'reason', ARGV[4], 'at', ARGV[6])
-for i = 8, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   if ARGV[i] == 'attempts' then
     redis.call('HINCRBY', KEYS[1], 'attempts', 1)
   else
@@ -128,15 +134,24 @@ type Decision struct {
 	Ref      string // what the send answers (dispatcher.Send.Ref), or ""
 }
 
-// scriptPipeline runs a pipeline of EVALSHA calls of one script. When
-// Redis does not know the script (after a restart or a SCRIPT FLUSH) none
-// of the calls ran: it loads the script and runs the pipeline again.
+// scriptPipeline runs a pipeline of EVALSHA calls of one script, and of
+// reads. When Redis does not know the script (after a restart or a SCRIPT
+// FLUSH) none of its calls ran: it loads the script and runs the pipeline
+// again, reads included.
 func (s *Store) scriptPipeline(ctx context.Context, script *redis.Script, fill func(redis.Pipeliner)) ([]redis.Cmder, error) {
 	run := func() ([]redis.Cmder, error) {
 		return s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error { fill(p); return nil })
 	}
+	noScript := func(cmds []redis.Cmder) bool {
+		for _, c := range cmds {
+			if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+				return true
+			}
+		}
+		return false
+	}
 	cmds, err := run()
-	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+	if err != nil && noScript(cmds) {
 		if err := script.Load(ctx, s.Redis).Err(); err != nil {
 			return nil, err
 		}
@@ -184,14 +199,19 @@ type Transition struct {
 	// Overdue, when set, applies the change only if the send's in-flight
 	// deadline is at or before it.
 	Overdue time.Time
-	Fields  []any
+	// UnlessHeld makes no change while the send's run is paused or
+	// cancelled: a claim checks the run's state at the instant it is
+	// taken, so that a pause holds from its answer on.
+	UnlessHeld bool
+	Fields     []any
 }
 
 type transitionResult struct {
-	Applied  bool
-	missing  bool
-	previous string
-	RunDone  bool
+	Applied bool
+	// Held is the state of the run that held the change (paused or
+	// cancelled), with UnlessHeld.
+	Held    string
+	RunDone bool
 }
 
 // TransitionSends applies changes in one pipeline.
@@ -200,17 +220,7 @@ func (s *Store) TransitionSends(ctx context.Context, ts []Transition) ([]transit
 	cmds := make([]*redis.Cmd, len(ts))
 	_, err := s.scriptPipeline(ctx, transitionScript, func(p redis.Pipeliner) {
 		for i, t := range ts {
-			run, _, _ := dispatcher.SplitSendID(t.Send)
-			var deadline int64
-			if !t.Deadline.IsZero() {
-				deadline = ms(t.Deadline)
-			}
-			var overdue int64
-			if !t.Overdue.IsZero() {
-				overdue = ms(t.Overdue)
-			}
-			args := append([]any{t.Send, t.From, t.To, t.Reason, deadline, ms(now), overdue}, t.Fields...)
-			cmds[i] = transitionScript.EvalSha(ctx, p, []string{s.SendKey(t.Send), s.RunKey(run), s.inflightKey(run)}, args...)
+			cmds[i] = s.evalTransition(ctx, p, t, now)
 		}
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -222,11 +232,36 @@ func (s *Store) TransitionSends(ctx context.Context, ts []Transition) ([]transit
 		if err != nil || len(vals) < 2 {
 			return nil, fmt.Errorf("transition send: %v", err)
 		}
-		code, _ := vals[0].(int64)
-		prev, _ := vals[1].(string)
-		out[i] = transitionResult{Applied: code == 1, missing: code == -1, previous: prev, RunDone: len(vals) > 2}
+		out[i] = parseTransition(vals)
 	}
 	return out, nil
+}
+
+// evalTransition queues transitionScript for t on p.
+func (s *Store) evalTransition(ctx context.Context, p redis.Pipeliner, t Transition, now time.Time) *redis.Cmd {
+	run, _, _ := dispatcher.SplitSendID(t.Send)
+	var deadline, overdue int64
+	if !t.Deadline.IsZero() {
+		deadline = ms(t.Deadline)
+	}
+	if !t.Overdue.IsZero() {
+		overdue = ms(t.Overdue)
+	}
+	hold := "0"
+	if t.UnlessHeld {
+		hold = "1"
+	}
+	args := append([]any{t.Send, t.From, t.To, t.Reason, deadline, ms(now), overdue, hold}, t.Fields...)
+	return transitionScript.EvalSha(ctx, p, []string{s.SendKey(t.Send), s.RunKey(run), s.inflightKey(run)}, args...)
+}
+
+func parseTransition(vals []any) transitionResult {
+	code, _ := vals[0].(int64)
+	r := transitionResult{Applied: code == 1, RunDone: len(vals) > 2}
+	if code == -2 {
+		r.Held, _ = vals[1].(string)
+	}
+	return r
 }
 
 // TransitionSend is TransitionSends for one send.

@@ -1,0 +1,68 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/missive-dev/missive/dispatcher"
+)
+
+// SendClaim asks to take a send for delivery, right before its message is
+// handed to the provider.
+type SendClaim struct {
+	Send string
+	// Lease is when the reconciler may take a send still "sending" for
+	// abandoned.
+	Lease time.Time
+	// Check names the address whose suppression and consent (for a
+	// marketing Topic) are read at the instant of the claim.
+	Check CheckRequest
+	Topic *dispatcher.Topic
+}
+
+// SendClaimed is what ClaimSend found.
+type SendClaimed struct {
+	// Claimed: the send is now "sending", for this caller only.
+	Claimed bool
+	// Held is the state of the send's run when it holds every claim
+	// (paused or cancelled); nothing changed then.
+	Held string
+	// Erased: the contact no longer exists.
+	Erased bool
+	// Checked is what the claim read of suppression and consent; the
+	// caller applies the gate to it and settles a claimed send that may
+	// not go.
+	Checked Checked
+}
+
+// ClaimSend moves c.Send from queued or deferred to sending unless its run
+// is paused or cancelled, and reads, in the same round trip and before the
+// claim, whether the contact still exists and what checks 2 and 3 see. An
+// opt-out, an erasure or a pause recorded before the claim is therefore
+// seen by it, however long the send waited in its task.
+func (s *Store) ClaimSend(ctx context.Context, c SendClaim) (SendClaimed, error) {
+	var exists *redis.IntCmd
+	var reads checkReads
+	var claim *redis.Cmd
+	t := Transition{Send: c.Send, From: dispatcher.StateQueued + "," + dispatcher.StateDeferred, To: dispatcher.StateSending,
+		Deadline: c.Lease, UnlessHeld: true, Fields: []any{"attempts", 1}}
+	now := s.now()
+	_, err := s.scriptPipeline(ctx, transitionScript, func(p redis.Pipeliner) {
+		exists = p.Exists(ctx, s.ContactKey(c.Check.Contact))
+		reads = s.readChecks(ctx, p, c.Topic, c.Check)
+		claim = s.evalTransition(ctx, p, t, now)
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return SendClaimed{}, fmt.Errorf("claim send: %w", err)
+	}
+	vals, err := claim.Slice()
+	if err != nil || len(vals) < 2 {
+		return SendClaimed{}, fmt.Errorf("claim send: %v", err)
+	}
+	r := parseTransition(vals)
+	return SendClaimed{Claimed: r.Applied, Held: r.Held, Erased: exists.Val() == 0, Checked: reads.checked()}, nil
+}

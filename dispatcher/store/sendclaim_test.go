@@ -1,0 +1,81 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
+)
+
+// A claim sees, at its instant, the run's state, the contact's erasure
+// and the address's suppression and consent.
+func TestClaimSend(t *testing.T) {
+	t.Parallel()
+	news := &dispatcher.Topic{ID: "news", Kind: dispatcher.Marketing}
+	tests := []struct {
+		name  string
+		setup func(ctx context.Context, s *Store) error
+		want  SendClaimed
+		state string // of the send after the claim
+	}{
+		{"free to go", nil, SendClaimed{Claimed: true, Checked: Checked{Consent: dispatcher.Granted}}, dispatcher.StateSending},
+		{"run paused", func(ctx context.Context, s *Store) error {
+			return s.SetRunState(ctx, "r1", dispatcher.RunPaused)
+		}, SendClaimed{Held: dispatcher.RunPaused, Checked: Checked{Consent: dispatcher.Granted}}, dispatcher.StateQueued},
+		{"run cancelled", func(ctx context.Context, s *Store) error {
+			return s.SetRunState(ctx, "r1", dispatcher.RunCancelled)
+		}, SendClaimed{Held: dispatcher.RunCancelled, Checked: Checked{Consent: dispatcher.Granted}}, dispatcher.StateQueued},
+		{"consent withdrawn", func(ctx context.Context, s *Store) error {
+			return s.RecordConsent(ctx, "c1", dispatcher.ConsentEvent{Channel: channels.Email, Topic: "news", State: dispatcher.Withdrawn, Source: "api"})
+		}, SendClaimed{Claimed: true, Checked: Checked{Consent: dispatcher.Withdrawn}}, dispatcher.StateSending},
+		{"address suppressed", func(ctx context.Context, s *Store) error {
+			return s.Suppress(ctx, channels.Email, "ana@example.com", dispatcher.SuppressComplaint, time.Time{})
+		}, SendClaimed{Claimed: true, Checked: Checked{Suppressed: true, SuppressReason: dispatcher.SuppressComplaint, Consent: dispatcher.Granted}}, dispatcher.StateSending},
+		{"contact erased", func(ctx context.Context, s *Store) error {
+			return s.Redis.Del(ctx, s.ContactKey("c1")).Err()
+		}, SendClaimed{Claimed: true, Erased: true, Checked: Checked{Consent: dispatcher.Granted}}, dispatcher.StateSending},
+		{"claimed before", func(ctx context.Context, s *Store) error {
+			_, err := s.TransitionSend(ctx, Transition{Send: dispatcher.SendID("r1", "c1", channels.Email), From: dispatcher.StateQueued, To: dispatcher.StateSending})
+			return err
+		}, SendClaimed{Checked: Checked{Consent: dispatcher.Granted}}, dispatcher.StateSending},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := setup(t)
+			ctx := context.Background()
+			putContact(t, s, "c1", "ana@example.com")
+			must(t, s.RecordConsent(ctx, "c1", dispatcher.ConsentEvent{Channel: channels.Email, Topic: "news", State: dispatcher.Granted, Source: "api"}))
+			_, err := s.CreateRun(ctx, &dispatcher.Run{ID: "r1", Campaign: "spring", State: dispatcher.RunSending, FireAt: testNow})
+			must(t, err)
+			send := dispatcher.SendID("r1", "c1", channels.Email)
+			must(t, s.RecordDecisions(ctx, "r1", []Decision{{Send: send, Contact: "c1", Channel: channels.Email, Topic: "news",
+				State: dispatcher.StateQueued}}, time.Hour))
+			if tt.setup != nil {
+				must(t, tt.setup(ctx, s))
+			}
+			got, err := s.ClaimSend(ctx, SendClaim{Send: send, Lease: testNow.Add(time.Minute), Topic: news,
+				Check: CheckRequest{Contact: "c1", Channel: channels.Email, Address: "ana@example.com"}})
+			must(t, err)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("ClaimSend (-want +got):\n%s", diff)
+			}
+			sd, err := s.Send(ctx, send)
+			must(t, err)
+			if sd.State != tt.state {
+				t.Errorf("send %s after the claim, want %s", sd.State, tt.state)
+			}
+		})
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
