@@ -145,7 +145,7 @@ func TestReconcilerSettlesAbandonedSend(t *testing.T) {
 	}
 	// A reconciler that listed the send as overdue before the claim must
 	// not settle it after: the change applies only while still overdue.
-	res, err = b.d.Store.TransitionSend(ctx, storepkg.Transition{Send: id, From: dispatcher.StateSending, To: dispatcher.StateFailed, Reason: pipeline.ReasonAmbiguous, Overdue: clock})
+	res, err = b.d.Store.TransitionSend(ctx, storepkg.Transition{Send: id, From: dispatcher.StateSending, To: dispatcher.StateFailed, Reason: dispatcher.ReasonAmbiguous, Overdue: clock})
 	must(t, err)
 	if res.Applied {
 		t.Fatal("a send claimed since it was listed was settled as ambiguous")
@@ -156,7 +156,7 @@ func TestReconcilerSettlesAbandonedSend(t *testing.T) {
 	}
 	s, err := b.d.Store.Send(ctx, id)
 	must(t, err)
-	if s.State != dispatcher.StateFailed || s.Reason != pipeline.ReasonAmbiguous {
+	if s.State != dispatcher.StateFailed || s.Reason != dispatcher.ReasonAmbiguous {
 		t.Errorf("send %s/%s, want failed/ambiguous", s.State, s.Reason)
 	}
 	b.startWorker(t)

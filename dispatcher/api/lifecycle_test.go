@@ -11,7 +11,6 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
-	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/throttle"
 )
 
@@ -156,8 +155,8 @@ func TestRetriesExhausted(t *testing.T) {
 		t.Errorf("counters %v, want 1 sent and 1 failed", r.Counters)
 	}
 	s, _ := b.d.Store.Send(ctx, dispatcher.SendID(run, "m0000", channels.Email))
-	if s.State != dispatcher.StateFailed || s.Reason != pipeline.ReasonExhausted {
-		t.Errorf("send %s/%s, want failed/%s", s.State, s.Reason, pipeline.ReasonExhausted)
+	if s.State != dispatcher.StateFailed || s.Reason != dispatcher.ReasonExhausted {
+		t.Errorf("send %s/%s, want failed/%s", s.State, s.Reason, dispatcher.ReasonExhausted)
 	}
 }
 

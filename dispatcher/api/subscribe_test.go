@@ -19,7 +19,6 @@ import (
 	"github.com/missive-dev/missive/channels/email/smtptest"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/page"
-	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/signup"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
@@ -645,7 +644,7 @@ func TestSubscribeConfirmationAmbiguous(t *testing.T) {
 		}
 		return sd != nil && sd.State == dispatcher.StateFailed
 	})
-	if sd.Reason != pipeline.ReasonAmbiguous || sd.Attempts != 1 || sd.Topic != signup.ConfirmationTopic || sd.Ref == "" {
+	if sd.Reason != dispatcher.ReasonAmbiguous || sd.Attempts != 1 || sd.Topic != signup.ConfirmationTopic || sd.Ref == "" {
 		t.Errorf("confirmation send %+v, want failed (ambiguous) after 1 attempt, topic %s, with a ref", sd, signup.ConfirmationTopic)
 	}
 }

@@ -219,7 +219,7 @@ func (d *Pipeline) cancelInflight(ctx context.Context, run string) error {
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		if err := d.Settle(ctx, ids, InflightStates, dispatcher.StateCancelled, ReasonRunCancelled); err != nil {
+		if err := d.Settle(ctx, ids, InflightStates, dispatcher.StateCancelled, dispatcher.ReasonRunCancelled); err != nil {
 			return err
 		}
 		ids2, err := d.Store.InflightSends(ctx, run, 1)

@@ -17,18 +17,6 @@ import (
 	"github.com/missive-dev/missive/throttle"
 )
 
-// Reasons a send ends without leaving, besides the gate's.
-const (
-	ReasonErased       = "erased"            // the contact was erased while the send waited
-	ReasonRender       = "render"            // the template could not be rendered for this contact
-	ReasonAmbiguous    = "ambiguous"         // the provider may have taken it; never sent again
-	ReasonExhausted    = "retries_exhausted" // temporary failures until the last retry
-	ReasonRejected     = "rejected"          // the provider refused it for good
-	ReasonAnswered     = "answered"          // what it answered is gone (a sign-up confirmed or expired first)
-	ReasonNoChannel    = "no_channel"        // no channel configured for the kind
-	ReasonRunCancelled = "run_cancelled"
-)
-
 // pausedRecheck is how often a send task of a paused run looks whether the
 // run was resumed.
 const pausedRecheck = 5 * time.Second
@@ -167,7 +155,7 @@ func (d *Pipeline) handleSend(ctx context.Context, t *asynq.Task) error {
 func (d *Pipeline) hold(ctx context.Context, state string, ids []string) (bool, error) {
 	switch state {
 	case dispatcher.RunCancelled:
-		return true, d.Settle(ctx, ids, InflightStates, dispatcher.StateCancelled, ReasonRunCancelled)
+		return true, d.Settle(ctx, ids, InflightStates, dispatcher.StateCancelled, dispatcher.ReasonRunCancelled)
 	case dispatcher.RunPaused:
 		return true, &snoozeError{d: pausedRecheck}
 	}
@@ -201,7 +189,7 @@ func (d *Pipeline) deliverAll(ctx context.Context, st *runState, group []*dispat
 			return nil
 		case kind != channels.Temporary:
 		case lastTry:
-			if err := d.Settle(ctx, []string{s.ID}, dispatcher.StateQueued, dispatcher.StateFailed, ReasonExhausted); err != nil {
+			if err := d.Settle(ctx, []string{s.ID}, dispatcher.StateQueued, dispatcher.StateFailed, dispatcher.ReasonExhausted); err != nil {
 				return err
 			}
 		default:
@@ -255,7 +243,7 @@ func (d *Pipeline) recheck(ctx context.Context, st *runState, live []*dispatcher
 	var settle []storepkg.Transition
 	for i, s := range live {
 		if cs[i] == nil {
-			settle = append(settle, storepkg.Transition{Send: s.ID, From: InflightStates, To: dispatcher.StateCancelled, Reason: ReasonErased})
+			settle = append(settle, storepkg.Transition{Send: s.ID, From: InflightStates, To: dispatcher.StateCancelled, Reason: dispatcher.ReasonErased})
 			continue
 		}
 		cands = append(cands, &gatepkg.Candidate{Contact: cs[i], Channel: s.Channel, Send: s.ID,
@@ -290,15 +278,15 @@ func (d *Pipeline) recheck(ctx context.Context, st *runState, live []*dispatcher
 func (d *Pipeline) deliver(ctx context.Context, st *runState, s *dispatcher.Send, c *dispatcher.Contact) error {
 	ch := d.cfg.Channels[s.Channel]
 	if ch == nil {
-		return d.Settle(ctx, []string{s.ID}, InflightStates, dispatcher.StateFailed, ReasonNoChannel)
+		return d.Settle(ctx, []string{s.ID}, InflightStates, dispatcher.StateFailed, dispatcher.ReasonNoChannel)
 	}
 	msg, err := d.render(ctx, st, s, c)
 	if errors.Is(err, ErrNothingToSend) {
-		return d.Settle(ctx, []string{s.ID}, InflightStates, dispatcher.StateCancelled, ReasonAnswered)
+		return d.Settle(ctx, []string{s.ID}, InflightStates, dispatcher.StateCancelled, dispatcher.ReasonAnswered)
 	}
 	if err != nil {
 		d.log.Warn("render failed", "send", s.ID, "error", err)
-		return d.Settle(ctx, []string{s.ID}, InflightStates, dispatcher.StateFailed, ReasonRender)
+		return d.Settle(ctx, []string{s.ID}, InflightStates, dispatcher.StateFailed, dispatcher.ReasonRender)
 	}
 	if s.Channel == channels.Email {
 		if msg.ReturnPath, err = d.fb.ReturnPath(ctx, s.ID); err != nil {
@@ -315,7 +303,7 @@ func (d *Pipeline) deliver(ctx context.Context, st *runState, s *dispatcher.Send
 	case !claim.Claimed:
 		return nil // settled or claimed elsewhere meanwhile
 	case claim.Erased:
-		return d.Settle(ctx, []string{s.ID}, dispatcher.StateSending, dispatcher.StateCancelled, ReasonErased)
+		return d.Settle(ctx, []string{s.ID}, dispatcher.StateSending, dispatcher.StateCancelled, dispatcher.ReasonErased)
 	}
 	if reason := gatepkg.Verdict(claim.Checked, st.topic.Kind == dispatcher.Marketing); reason != "" {
 		// An opt-out recorded while the send waited wins; the message never
@@ -335,9 +323,9 @@ func (d *Pipeline) deliver(ctx context.Context, st *runState, s *dispatcher.Send
 	case channels.Temporary, channels.Sender:
 		t.To, t.Deadline = dispatcher.StateQueued, d.cfg.Now().Add(d.cfg.InflightDeadline)
 	case channels.Ambiguous:
-		t.To, t.Reason = dispatcher.StateFailed, ReasonAmbiguous
+		t.To, t.Reason = dispatcher.StateFailed, dispatcher.ReasonAmbiguous
 	default:
-		t.To, t.Reason = dispatcher.StateFailed, ReasonRejected
+		t.To, t.Reason = dispatcher.StateFailed, dispatcher.ReasonRejected
 		if err := d.fb.Refused(ctx, s, c, sendErr); err != nil {
 			return err
 		}

@@ -109,7 +109,7 @@ func (d *Pipeline) Reconcile(ctx context.Context) (int, error) {
 			case s.State == dispatcher.StateSending:
 				// Only if still overdue: a worker may have claimed it since
 				// it was listed.
-				settle = append(settle, storepkg.Transition{Send: s.ID, From: dispatcher.StateSending, To: dispatcher.StateFailed, Reason: ReasonAmbiguous, Overdue: now})
+				settle = append(settle, storepkg.Transition{Send: s.ID, From: dispatcher.StateSending, To: dispatcher.StateFailed, Reason: dispatcher.ReasonAmbiguous, Overdue: now})
 			case s.State == dispatcher.StateQueued || s.State == dispatcher.StateDeferred:
 				requeue = append(requeue, storepkg.Decision{Send: s.ID, State: dispatcher.StateQueued})
 				settle = append(settle, storepkg.Transition{Send: s.ID, From: s.State, To: s.State, Reason: "", Deadline: now.Add(d.cfg.InflightDeadline), Overdue: now})

@@ -159,7 +159,7 @@ func (d *Privacy) eraseSends(ctx context.Context, contact string) (deleted, canc
 	}
 	ts := make([]storepkg.Transition, len(ids))
 	for i, id := range ids {
-		ts[i] = storepkg.Transition{Send: id, From: pipeline.InflightStates, To: dispatcher.StateCancelled, Reason: pipeline.ReasonErased}
+		ts[i] = storepkg.Transition{Send: id, From: pipeline.InflightStates, To: dispatcher.StateCancelled, Reason: dispatcher.ReasonErased}
 	}
 	rs, err := s.TransitionSends(ctx, ts)
 	if err != nil {
@@ -172,7 +172,7 @@ func (d *Privacy) eraseSends(ctx context.Context, contact string) (deleted, canc
 		}
 		run, _, _ := dispatcher.SplitSendID(ts[i].Send)
 		done := r.RunDone
-		if !r.Applied && !completed[run] && held[i].State == dispatcher.StateCancelled && held[i].Reason == pipeline.ReasonErased {
+		if !r.Applied && !completed[run] && held[i].State == dispatcher.StateCancelled && held[i].Reason == dispatcher.ReasonErased {
 			// An erasure cut short cancelled this send, and may have failed
 			// to complete its run: no one else will, since nothing of it is
 			// left in flight.

@@ -81,3 +81,34 @@ func (c checkReads) checked() Checked {
 	}
 	return out
 }
+
+// ReachedBefore reports, for each send id (of earlier runs of a one-shot
+// campaign), whether that send reached its contact or still may: it exists
+// and is neither suppressed nor cancelled, nor failed for a reason that
+// proves it never left (an ambiguous failure may have).
+func (s *Store) ReachedBefore(ctx context.Context, ids []string) ([]bool, error) {
+	cmds := make([]*redis.SliceCmd, len(ids))
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HMGet(ctx, s.SendKey(id), "state", "reason")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(ids))
+	for i, c := range cmds {
+		v := c.Val()
+		state, _ := v[0].(string)
+		reason, _ := v[1].(string)
+		switch state {
+		case "", dispatcher.StateSuppressed, dispatcher.StateCancelled:
+		case dispatcher.StateFailed:
+			out[i] = reason == dispatcher.ReasonAmbiguous
+		default:
+			out[i] = true
+		}
+	}
+	return out, nil
+}

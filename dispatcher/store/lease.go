@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"strconv"
 	"time"
@@ -77,4 +79,19 @@ func (l Lease) Held(ctx context.Context, holder string) (bool, error) {
 // takes over at once.
 func (l Lease) Release(ctx context.Context, holder string) error {
 	return releaseScript.Run(ctx, l.s.Redis, []string{l.key}, holder).Err()
+}
+
+// Lock takes the lock called name for ttl, for one operation that must not
+// run twice at once (starting a campaign). It returns a release func, or
+// nil when another holds the lock. A holder that dies leaves it to expire.
+func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (release func(context.Context), err error) {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	token := hex.EncodeToString(b[:])
+	key := s.Key("lock", name)
+	ok, err := s.Redis.SetNX(ctx, key, token, ttl).Result()
+	if err != nil || !ok {
+		return nil, err
+	}
+	return func(ctx context.Context) { _ = releaseScript.Run(ctx, s.Redis, []string{key}, token).Err() }, nil
 }
