@@ -25,6 +25,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
+	"github.com/missive-dev/missive/dispatcher/store/storetest"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"
@@ -44,7 +45,7 @@ type testBundle struct {
 	srv *httptest.Server
 	api *apiClient
 	// clock is the Dispatcher's clock with withClock, else nil (time.Now).
-	clock *testClock
+	clock *storetest.Clock
 	// worker makes setup start a worker (withWorker).
 	worker bool
 	// loops counts the turns of the reconciler and the scheduler.
@@ -79,7 +80,7 @@ func withConfig(f func(*app.Config)) option { return func(b *testBundle) { f(&b.
 // test moves it (b.clock).
 func withClock(start time.Time) option {
 	return func(b *testBundle) {
-		b.clock = &testClock{now: start}
+		b.clock = storetest.NewClock(start)
 		b.cfg.Now = b.clock.Now
 	}
 }
@@ -301,24 +302,6 @@ func (c *loopCounter) waitTicks(t testing.TB, n int64) {
 	t.Helper()
 	from := c.ticks.Load()
 	waitFor(t, fmt.Sprintf("%d scheduler ticks", n), 20*time.Second, func() bool { return c.ticks.Load() >= from+n })
-}
-
-// testClock is a clock that moves only when the test moves it.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 func must(t testing.TB, err error) {
