@@ -48,6 +48,8 @@ type testBundle struct {
 	clock *storetest.Clock
 	// worker makes setup start a worker (withWorker).
 	worker bool
+	// basics makes setup seed the topics and templates (withBasics).
+	basics bool
 	// loops counts the turns of the reconciler and the scheduler.
 	loops *loopCounter
 }
@@ -87,6 +89,9 @@ func withClock(start time.Time) option {
 
 // withWorker runs a worker for the whole test.
 func withWorker() option { return func(b *testBundle) { b.worker = true } }
+
+// withBasics seeds the topics and templates the tests use (seedBasics).
+func withBasics() option { return func(b *testBundle) { b.basics = true } }
 
 // withoutLogs discards the logs, for fuzzing, where they would pile up.
 func withoutLogs() option {
@@ -139,6 +144,9 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	b.srv.Config.Handler = Handler(b.d, slices.Concat(testKeys, scopedKeys))
 	b.srv.Start()
 	b.api = &apiClient{t: t, srv: b.srv}
+	if b.basics {
+		b.seedBasics(t)
+	}
 	if b.worker {
 		b.startWorker(t)
 	}
@@ -312,7 +320,7 @@ func must(t testing.TB, err error) {
 }
 
 // seedBasics creates the topics and templates the tests use.
-func (b *testBundle) seedBasics(t *testing.T) {
+func (b *testBundle) seedBasics(t testing.TB) {
 	ctx := context.Background()
 	s := b.d.Store
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}))
@@ -334,10 +342,9 @@ func grantConsent(t *testing.T, b *testBundle, id string, ks ...channels.Kind) {
 
 func TestCampaignDeliversExactlyTheExpectedMessages(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, withBasics())
 	ctx := context.Background()
 	s := b.d.Store
-	b.seedBasics(t)
 	contacts := []dispatcher.Contact{
 		{ID: "both", Email: "both@example.com", Phone: "+33612345678", Tags: []string{"vip"}, Attributes: map[string]string{"first_name": "Ana"}},
 		{ID: "mail-only", Email: "mail-only@example.com", Tags: []string{"vip"}},
