@@ -338,7 +338,7 @@ func TestRunPausesPastItsRates(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, feedback.Policy{MinSample: max(tt.minSample, 4), MaxBounceRate: 0.2, MaxComplaintRate: 0.2})
-			b.runs.stateErrs = tt.stateErrs
+			b.runs.StateErrs = tt.stateErrs
 			campaign := tt.campaign
 			if campaign == "" {
 				campaign = "spring"
@@ -364,7 +364,7 @@ func TestRunPausesPastItsRates(t *testing.T) {
 			if run.PausedReason != tt.wantReason {
 				t.Errorf("paused reason %q, want %q", run.PausedReason, tt.wantReason)
 			}
-			_, states := b.runs.calls()
+			states := b.runs.States()
 			if diff := cmp.Diff(tt.wantStates, states); diff != "" {
 				t.Errorf("campaign state changes (-want +got):\n%s", diff)
 			}
@@ -403,7 +403,7 @@ func TestRecordDeliveryCompletesTheRun(t *testing.T) {
 				}
 			}
 			mustRecord(t, b.h, channels.Feedback{Send: send, Kind: tt.kind, Source: "ses"})
-			completed, _ := b.runs.calls()
+			completed := b.runs.Completed()
 			if diff := cmp.Diff(tt.wantCompleted, completed); diff != "" {
 				t.Errorf("runs completed (-want +got):\n%s", diff)
 			}
@@ -553,9 +553,7 @@ func TestRetryFinishesWhatAFailedTryStarted(t *testing.T) {
 	if _, err := b.st.FinishBatch(ctx, "r1", ""); err != nil {
 		t.Fatal(err)
 	}
-	b.runs.mu.Lock()
-	b.runs.completeErrs = []error{errors.New("redis down")}
-	b.runs.mu.Unlock()
+	b.runs.CompleteErrs = []error{errors.New("redis down")}
 	ev := channels.Feedback{Send: send, Kind: channels.HardBounce, Code: "5.1.1", Source: "ses"}
 	if err := b.h.RecordDelivery(ctx, ev); err == nil {
 		t.Fatal("the first try did not fail")
@@ -567,7 +565,7 @@ func TestRetryFinishesWhatAFailedTryStarted(t *testing.T) {
 		got.Feedback[feedback.FeedbackHardBounces] != 1 {
 		t.Errorf("after the retry: %+v; want bounced, suppressed for bounce, counted once", got)
 	}
-	if completed, _ := b.runs.calls(); !slices.Equal(completed, []string{"r1"}) {
+	if completed := b.runs.Completed(); !slices.Equal(completed, []string{"r1"}) {
 		t.Errorf("runs completed %v, want [r1]", completed)
 	}
 }

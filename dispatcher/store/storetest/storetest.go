@@ -1,6 +1,7 @@
 // Package storetest gives the tests of the dispatcher's packages a
 // store.Store on a real Redis, under a key prefix of their own
-// (throttle/redistest), and a clock that moves only when told.
+// (throttle/redistest), a clock that moves only when told, sends built in
+// the state a test needs (Send) and a stand-in for the pipeline (Runs).
 //
 //	clk := storetest.NewClock(start)
 //	r := redistest.New(t)
