@@ -101,13 +101,7 @@ func TestRecordDelivery(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, feedback.Policy{})
-			b.putContact(t)
-			k := tt.channel
-			if k == "" {
-				k = channels.Email
-			}
-			send := b.sentTo(t, "spring", "r1", "c1", k)
+			b, send := setupSent(t, tt.channel)
 			for _, ev := range tt.reports {
 				ev.Send = send
 				mustRecord(t, b.h, ev)
@@ -390,10 +384,8 @@ func TestRecordDeliveryCompletesTheRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, feedback.Policy{})
-			b.putContact(t)
+			b, send := setupSent(t, channels.Email)
 			ctx := context.Background()
-			send := b.sentTo(t, "spring", "r1", "c1", channels.Email)
 			if tt.planned {
 				if err := b.st.FinishPlan(ctx, "r1", 0); err != nil {
 					t.Fatal(err)
@@ -463,14 +455,8 @@ func TestRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, feedback.Policy{})
-			b.putContact(t)
+			b, id := setupSent(t, tt.channel)
 			ctx := context.Background()
-			k := tt.channel
-			if k == "" {
-				k = channels.Email
-			}
-			id := b.sentTo(t, "spring", "r1", "c1", k)
 			sd, err := b.st.Send(ctx, id)
 			if err != nil {
 				t.Fatal(err)
@@ -489,7 +475,7 @@ func TestRefused(t *testing.T) {
 			if diff := cmp.Diff(tt.wantFeedback, run.Feedback); diff != "" {
 				t.Errorf("run feedback (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.wantSuppression, b.suppression(t, k)); diff != "" {
+			if diff := cmp.Diff(tt.wantSuppression, b.suppression(t, sd.Channel)); diff != "" {
 				t.Errorf("suppression (-want +got):\n%s", diff)
 			}
 		})
@@ -543,10 +529,8 @@ func TestRefusedSoftBounceCountsInTheWindow(t *testing.T) {
 // and the bounce counted once.
 func TestRetryFinishesWhatAFailedTryStarted(t *testing.T) {
 	t.Parallel()
-	b := setup(t, feedback.Policy{})
-	b.putContact(t)
+	b, send := setupSent(t, channels.Email)
 	ctx := context.Background()
-	send := b.sentTo(t, "spring", "r1", "c1", channels.Email)
 	if err := b.st.FinishPlan(ctx, "r1", 0); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package feedback_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -88,6 +89,16 @@ func (b *testBundle) putContact(t testing.TB) {
 func (b *testBundle) sentTo(t testing.TB, campaign, run, contact string, k channels.Kind) string {
 	t.Helper()
 	return storetest.Send(t, b.st, b.clock.Now(), campaign, run, contact, k, dispatcher.StateSent)
+}
+
+// setupSent is setup under the default policy with c1 stored
+// (putContact) and sent a message of run r1 of the campaign spring on k,
+// email if k is empty; it returns the send id.
+func setupSent(t testing.TB, k channels.Kind) (*testBundle, string) {
+	t.Helper()
+	b := setup(t, feedback.Policy{})
+	b.putContact(t)
+	return b, b.sentTo(t, "spring", "r1", "c1", cmp.Or(k, channels.Email))
 }
 
 // outcome is what feedback changed.
