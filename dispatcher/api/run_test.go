@@ -390,21 +390,14 @@ func TestRecheckBeforeSending(t *testing.T) {
 // with the topics and templates seeded.
 func setupQuietSunday(t *testing.T) (b *testBundle, sunday time.Time) {
 	t.Helper()
-	sunday = time.Date(2027, 1, 3, 12, 0, 0, 0, mustLoc(t, "Europe/Paris"))
+	paris, err := time.LoadLocation("Europe/Paris")
+	must(t, err)
+	sunday = time.Date(2027, 1, 3, 12, 0, 0, 0, paris)
 	b = setup(t, withConfig(func(c *app.Config) {
 		c.Now = func() time.Time { return sunday }
 		c.Quiet = map[channels.Kind]throttle.Calendar{channels.SMS: throttle.DefaultSMSCalendar(2027)}
 	}), withBasics())
 	return b, sunday
-}
-
-func mustLoc(t *testing.T, name string) *time.Location {
-	t.Helper()
-	l, err := time.LoadLocation(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }
 
 // A campaign run on a Sunday defers its SMS to Monday morning and keeps
