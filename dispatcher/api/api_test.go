@@ -402,9 +402,8 @@ func TestAPIHappyPaths(t *testing.T) {
 
 func TestAPIErrors(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, withBasics())
 	c := b.api
-	b.seedBasics(t)
 	ctx := context.Background()
 	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"))
 	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))

@@ -15,12 +15,10 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
-	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/privacy"
 	"github.com/missive-dev/missive/dispatcher/signup"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
-	"github.com/missive-dev/missive/throttle"
 )
 
 const eraseTestKey = "erase-test-secret-0123456789"
@@ -46,15 +44,9 @@ func apiCall(t *testing.T, h http.Handler, method, path string, out any) int {
 // that brings it back, and nothing is left to export.
 func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 	t.Parallel()
-	paris := mustLoc(t, "Europe/Paris")
-	sunday := time.Date(2027, 1, 3, 12, 0, 0, 0, paris)
-	b := setup(t, withConfig(func(c *app.Config) {
-		c.Now = func() time.Time { return sunday }
-		c.Quiet = map[channels.Kind]throttle.Calendar{channels.SMS: throttle.DefaultSMSCalendar(2027)}
-	}))
+	b, sunday := setupQuietSunday(t)
 	ctx := context.Background()
 	s := b.d.Store
-	b.seedBasics(t)
 	h := Handler(b.d, []APIKey{{ID: "test", Secret: eraseTestKey}})
 	const email, phone = "leaving@example.com", "+33612345688"
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "leaving", Email: email, Phone: phone, Attributes: map[string]string{"first_name": "Zoé"}}, "Europe/Paris"))
@@ -240,10 +232,9 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 // record, says so, and the run still balances when it settles.
 func TestEraseKeepsSendsBeingSent(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, withBasics())
 	ctx := context.Background()
 	s := b.d.Store
-	b.seedBasics(t)
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "busy", Email: "busy@example.com"}, "Europe/Paris"))
 	grantConsent(t, b, "busy", channels.Email)
 	run := "manual-1" // a run of no campaign, as API sends are: indexed
@@ -275,10 +266,9 @@ func TestEraseKeepsSendsBeingSent(t *testing.T) {
 // stay.
 func TestEraseDropsPendingSignups(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, withBasics())
 	ctx := context.Background()
 	s := b.d.Store
-	b.seedBasics(t)
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "p", Email: "p@example.com", Phone: "+33612345690"}, "Europe/Paris"))
 	for _, in := range []*signup.Input{
 		{Topics: []string{"newsletter"}, Channel: channels.Email, Address: "p@example.com", Locale: "fr", Wording: "w1"},
@@ -333,13 +323,4 @@ func TestEraseUnreadableRecord(t *testing.T) {
 	if _, err := b.d.Privacy.EraseContact(ctx, "lost"); !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 		t.Errorf("second erase: %v", err)
 	}
-}
-
-func mustLoc(t *testing.T, name string) *time.Location {
-	t.Helper()
-	l, err := time.LoadLocation(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }

@@ -20,9 +20,8 @@ import (
 // no seeded address, number or attribute value appears anywhere.
 func TestNothingInTheClear(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withConfig(func(c *app.Config) { c.BounceDomain = "bounce.shop.example" }))
+	b := setup(t, withConfig(func(c *app.Config) { c.BounceDomain = "bounce.shop.example" }), withBasics())
 	ctx := context.Background()
-	b.seedBasics(t)
 	var secrets []string
 	for i := range 20 {
 		c := &dispatcher.Contact{ID: fmt.Sprintf("p%02d", i), Email: fmt.Sprintf("secret.person%02d@privacy.example", i),

@@ -25,6 +25,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
+	"github.com/missive-dev/missive/dispatcher/store/storetest"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"
@@ -44,9 +45,11 @@ type testBundle struct {
 	srv *httptest.Server
 	api *apiClient
 	// clock is the Dispatcher's clock with withClock, else nil (time.Now).
-	clock *testClock
+	clock *storetest.Clock
 	// worker makes setup start a worker (withWorker).
 	worker bool
+	// basics makes setup seed the topics and templates (withBasics).
+	basics bool
 	// loops counts the turns of the reconciler and the scheduler.
 	loops *loopCounter
 }
@@ -79,13 +82,16 @@ func withConfig(f func(*app.Config)) option { return func(b *testBundle) { f(&b.
 // test moves it (b.clock).
 func withClock(start time.Time) option {
 	return func(b *testBundle) {
-		b.clock = &testClock{now: start}
+		b.clock = storetest.NewClock(start)
 		b.cfg.Now = b.clock.Now
 	}
 }
 
 // withWorker runs a worker for the whole test.
 func withWorker() option { return func(b *testBundle) { b.worker = true } }
+
+// withBasics seeds the topics and templates the tests use (seedBasics).
+func withBasics() option { return func(b *testBundle) { b.basics = true } }
 
 // withoutLogs discards the logs, for fuzzing, where they would pile up.
 func withoutLogs() option {
@@ -138,6 +144,9 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	b.srv.Config.Handler = Handler(b.d, slices.Concat(testKeys, scopedKeys))
 	b.srv.Start()
 	b.api = &apiClient{t: t, srv: b.srv}
+	if b.basics {
+		b.seedBasics(t)
+	}
 	if b.worker {
 		b.startWorker(t)
 	}
@@ -303,24 +312,6 @@ func (c *loopCounter) waitTicks(t testing.TB, n int64) {
 	waitFor(t, fmt.Sprintf("%d scheduler ticks", n), 20*time.Second, func() bool { return c.ticks.Load() >= from+n })
 }
 
-// testClock is a clock that moves only when the test moves it.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
@@ -329,7 +320,7 @@ func must(t testing.TB, err error) {
 }
 
 // seedBasics creates the topics and templates the tests use.
-func (b *testBundle) seedBasics(t *testing.T) {
+func (b *testBundle) seedBasics(t testing.TB) {
 	ctx := context.Background()
 	s := b.d.Store
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}))
@@ -351,10 +342,9 @@ func grantConsent(t *testing.T, b *testBundle, id string, ks ...channels.Kind) {
 
 func TestCampaignDeliversExactlyTheExpectedMessages(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, withBasics())
 	ctx := context.Background()
 	s := b.d.Store
-	b.seedBasics(t)
 	contacts := []dispatcher.Contact{
 		{ID: "both", Email: "both@example.com", Phone: "+33612345678", Tags: []string{"vip"}, Attributes: map[string]string{"first_name": "Ana"}},
 		{ID: "mail-only", Email: "mail-only@example.com", Tags: []string{"vip"}},

@@ -21,17 +21,30 @@ import (
 // prefStart is the time the preference tests' clock stands at.
 var prefStart = time.Date(2025, 3, 14, 9, 30, 0, 0, time.UTC)
 
-// seedAna seeds two marketing topics, one transactional topic and the
-// contact "ana" (email and phone, email newsletter consent).
-func seedAna(t *testing.T, b *testBundle) {
+// setupAna builds a Dispatcher whose clock stands at prefStart, with two
+// marketing topics, one transactional topic and the contact "ana" (email
+// and phone, email newsletter consent).
+func setupAna(t *testing.T) *testBundle {
 	t.Helper()
-	b.seedBasics(t)
+	b := setup(t, withClock(prefStart), withBasics())
 	ctx := context.Background()
 	s := b.d.Store
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "promotions", Name: "Promotions", Kind: dispatcher.Marketing, Description: "Sales and offers"}))
 	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "ana", Email: "ana@example.com", Phone: "+33612345678",
 		Attributes: map[string]string{"first_name": "Ana"}, Tags: []string{"vip"}}, "Europe/Paris"))
 	grantConsent(t, b, "ana", channels.Email)
+	return b
+}
+
+// assertHas fails t for each of wants that body, the page named page,
+// lacks.
+func assertHas(t *testing.T, page, body string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(body, want) {
+			t.Errorf("%s lacks %q", page, want)
+		}
+	}
 }
 
 // prefURL returns the preference page URL of contact, as a message to it
@@ -115,8 +128,7 @@ func (b *testBundle) unsubscribes(t *testing.T, run, topic string) (runCount, to
 
 func TestPreferencePageLanguage(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withClock(prefStart))
-	seedAna(t, b)
+	b := setupAna(t)
 	ctx := context.Background()
 	for _, c := range []dispatcher.Contact{{ID: "fr", Email: "fr@example.com", Locale: "fr-FR"}, {ID: "en", Email: "en@example.com", Locale: "en-GB"},
 		{ID: "none", Email: "none@example.com"}} {
@@ -174,8 +186,7 @@ func TestPreferencePageLanguage(t *testing.T) {
 
 func TestPreferencePageShowsWhatWeHoldEscaped(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withClock(prefStart))
-	seedAna(t, b)
+	b := setupAna(t)
 	ctx := context.Background()
 	s := b.d.Store
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "events", Name: `<b>Events</b>`, Kind: dispatcher.Marketing, Description: `"><img src=x onerror=alert(2)>`}))
@@ -205,7 +216,7 @@ func TestPreferencePageShowsWhatWeHoldEscaped(t *testing.T) {
 	if resp.Header.Get("Set-Cookie") != "" {
 		t.Error("an attribute's CRLF made a header")
 	}
-	for _, want := range []string{
+	assertHas(t, "page", body,
 		"&lt;script&gt;alert(1)&lt;/script&gt;",
 		"&lt;b&gt;Events&lt;/b&gt;",
 		"&lt;iframe src=&#34;//evil&#34;&gt;",
@@ -216,19 +227,14 @@ func TestPreferencePageShowsWhatWeHoldEscaped(t *testing.T) {
 		"<td>email</td><td>&lt;b&gt;Events&lt;/b&gt;</td><td>given</td><td>14 Mar 2025, 05:30 EDT</td><td>import</td>",
 		"<td>14 Mar 2025, 05:30 EDT</td><td>email</td><td>&lt;b&gt;Events&lt;/b&gt;</td><td>given</td><td>import</td><td>form: &lt;iframe",
 		"<td>email</td><td>eve@example.com</td><td>spam complaint</td><td>14 Mar 2025, 05:30 EDT</td><td>permanent</td>",
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("page lacks %q", want)
-		}
-	}
+	)
 }
 
 func TestPreferencePageControls(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withClock(prefStart))
-	seedAna(t, b)
+	b := setupAna(t)
 	_, body := get(t, b.prefURL(t, "ana"))
-	for _, want := range []string{
+	assertHas(t, "page", body,
 		// Every marketing topic x channel with an address, checked when granted.
 		`<input type="checkbox" id="t-email-newsletter" name="on" value="email/newsletter" checked>`,
 		`<input type="checkbox" id="t-email-promotions" name="on" value="email/promotions" aria-describedby="t-email-promotions-d">`,
@@ -241,11 +247,7 @@ func TestPreferencePageControls(t *testing.T) {
 		"<legend>Text messages (SMS) <span class=\"addr\">— &#43;33612345678</span></legend>",
 		`name="do" value="unsubscribe-all"`,
 		"None of your addresses is blocked.",
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("page lacks %q", want)
-		}
-	}
+	)
 	if strings.Contains(body, `name="shown" value="email/orders"`) || strings.Contains(body, `name="on" value="email/orders"`) {
 		t.Error("a transactional topic can be toggled")
 	}
@@ -256,8 +258,7 @@ func TestPreferencePageControls(t *testing.T) {
 
 func TestPreferenceTogglesRecordExactlyTheChanges(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withClock(prefStart))
-	seedAna(t, b)
+	b := setupAna(t)
 	u := b.prefURL(t, "ana")
 	before := len(b.ledger(t, "ana"))
 	form := url.Values{
@@ -307,21 +308,16 @@ func TestPreferenceTogglesRecordExactlyTheChanges(t *testing.T) {
 
 	// The page after the redirect confirms and shows the new state.
 	_, body := get(t, u+"?saved=1")
-	for _, want := range []string{
+	assertHas(t, "page after saving", body,
 		`role="status">Your preferences are saved.`,
 		`value="email/newsletter">`, `value="email/promotions" checked`, `value="sms/newsletter" checked>`,
 		"<td>this page</td><td>page: preferences</td>",
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("page after saving lacks %q", want)
-		}
-	}
+	)
 }
 
 func TestPreferenceUnsubscribeFromEverything(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withClock(prefStart))
-	seedAna(t, b)
+	b := setupAna(t)
 	ctx := context.Background()
 	s := b.d.Store
 	for _, e := range []dispatcher.ConsentEvent{
@@ -382,8 +378,7 @@ func TestPreferenceUnsubscribeFromEverything(t *testing.T) {
 
 func TestPreferenceCSRFRejected(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withClock(prefStart))
-	seedAna(t, b)
+	b := setupAna(t)
 	ctx := context.Background()
 	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "bob", Email: "bob@example.com"}, "Europe/Paris"))
 	u := b.prefURL(t, "ana")
@@ -448,8 +443,7 @@ func TestPreferenceCSRFRejected(t *testing.T) {
 
 func TestPreferenceTokenTampering(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withClock(prefStart))
-	seedAna(t, b)
+	b := setupAna(t)
 	ctx := context.Background()
 	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "bob", Email: "bob@example.com"}, "Europe/Paris"))
 	grantConsent(t, b, "bob", channels.Email)
@@ -529,8 +523,7 @@ func TestPreferenceTokenTampering(t *testing.T) {
 
 func TestPreferenceFormLimits(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withClock(prefStart))
-	seedAna(t, b)
+	b := setupAna(t)
 	u := b.prefURL(t, "ana")
 	before := b.ledger(t, "ana")
 	big := url.Values{"csrf": {csrfOf(t, u)}, "do": {"unsubscribe-all"}, "pad": {strings.Repeat("a", maxFormBody)}}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,27 +16,14 @@ import (
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
-// retentionClock is a clock the test moves while the scheduler reads it.
-type retentionClock struct{ t atomic.Pointer[time.Time] }
-
-func newRetentionClock(t time.Time) *retentionClock {
-	c := &retentionClock{}
-	c.set(t)
-	return c
-}
-
-func (c *retentionClock) set(t time.Time)     { c.t.Store(&t) }
-func (c *retentionClock) now() time.Time      { return *c.t.Load() }
-func (c *retentionClock) add(d time.Duration) { c.set(c.now().Add(d)) }
-
 var retentionStart = time.Date(2021, 3, 1, 9, 0, 0, 0, time.UTC)
 
 // upsertAt stores a contact with the clock at at.
-func upsertAt(t *testing.T, b *testBundle, clock *retentionClock, at time.Time, id, email string) {
+func upsertAt(t *testing.T, b *testBundle, at time.Time, id, email string) {
 	t.Helper()
-	keep := clock.now()
-	clock.set(at)
-	defer clock.set(keep)
+	keep := b.clock.Now()
+	b.clock.Set(at)
+	defer b.clock.Set(keep)
 	must(t, b.d.Store.UpsertContact(context.Background(), &dispatcher.Contact{ID: id, Email: email}, "Europe/Paris"))
 }
 
@@ -49,25 +35,24 @@ func consentAt(t *testing.T, b *testBundle, id string, state dispatcher.ConsentS
 
 func TestRetentionPurgeInactive(t *testing.T) {
 	t.Parallel()
-	clock := newRetentionClock(retentionStart)
-	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now }))
+	b := setup(t, withClock(retentionStart))
 	ctx := context.Background()
 	old := retentionStart
 	now := old.Add(4 * 365 * 24 * time.Hour)
 
-	upsertAt(t, b, clock, old, "ret-granted-7q2", "granted-7q2@example.com")
+	upsertAt(t, b, old, "ret-granted-7q2", "granted-7q2@example.com")
 	consentAt(t, b, "ret-granted-7q2", dispatcher.Granted, old)
-	upsertAt(t, b, clock, old, "ret-silent-7q2", "silent-7q2@example.com")
+	upsertAt(t, b, old, "ret-silent-7q2", "silent-7q2@example.com")
 	must(t, b.d.Store.Suppress(ctx, channels.Email, "silent-7q2@example.com", dispatcher.SuppressUnsubscribe, time.Time{}))
-	upsertAt(t, b, clock, now.Add(-30*24*time.Hour), "ret-recent-7q2", "recent-7q2@example.com")
-	upsertAt(t, b, clock, old, "ret-withdrawn-7q2", "withdrawn-7q2@example.com")
+	upsertAt(t, b, now.Add(-30*24*time.Hour), "ret-recent-7q2", "recent-7q2@example.com")
+	upsertAt(t, b, old, "ret-withdrawn-7q2", "withdrawn-7q2@example.com")
 	consentAt(t, b, "ret-withdrawn-7q2", dispatcher.Granted, old)
 	consentAt(t, b, "ret-withdrawn-7q2", dispatcher.Withdrawn, old.Add(24*time.Hour))
 	// Withdrawn 2 years ago only: its clock runs from the withdrawal.
-	upsertAt(t, b, clock, old, "ret-lately-7q2", "lately-7q2@example.com")
+	upsertAt(t, b, old, "ret-lately-7q2", "lately-7q2@example.com")
 	consentAt(t, b, "ret-lately-7q2", dispatcher.Withdrawn, now.Add(-2*365*24*time.Hour))
 
-	clock.set(now)
+	b.clock.Set(now)
 	logStart := len(b.logs.String())
 	var calls []string
 	rep, err := b.d.Privacy.PurgeInactive(ctx, func(done, total int64) { calls = append(calls, fmt.Sprint(done, "/", total)) })
@@ -120,8 +105,7 @@ func TestRetentionPurgeInactive(t *testing.T) {
 // The walk crosses chunk boundaries while it erases behind itself.
 func TestRetentionPurgeChunks(t *testing.T) {
 	t.Parallel()
-	clock := newRetentionClock(retentionStart)
-	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now }))
+	b := setup(t, withClock(retentionStart))
 	ctx := context.Background()
 	const n = 2*privacy.PurgeChunk + 7
 	var ndjson strings.Builder
@@ -138,7 +122,7 @@ func TestRetentionPurgeChunks(t *testing.T) {
 	if res.Imported != n {
 		t.Fatalf("imported %d of %d: %v", res.Imported, n, res.Errors)
 	}
-	clock.add(privacy.DefaultInactiveAfter + time.Hour)
+	b.clock.Add(privacy.DefaultInactiveAfter + time.Hour)
 	var calls int
 	rep, err := b.d.Privacy.PurgeInactive(ctx, func(done, total int64) {
 		calls++
@@ -161,10 +145,9 @@ func TestRetentionPurgeChunks(t *testing.T) {
 
 func TestRetentionDisabled(t *testing.T) {
 	t.Parallel()
-	clock := newRetentionClock(retentionStart)
-	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now; c.InactiveAfter = -1 }))
-	upsertAt(t, b, clock, retentionStart, "ret-off", "off@example.com")
-	clock.add(10 * privacy.DefaultInactiveAfter)
+	b := setup(t, withClock(retentionStart), withConfig(func(c *app.Config) { c.InactiveAfter = -1 }))
+	upsertAt(t, b, retentionStart, "ret-off", "off@example.com")
+	b.clock.Add(10 * privacy.DefaultInactiveAfter)
 	rep, err := b.d.Privacy.PurgeInactive(context.Background(), nil)
 	must(t, err)
 	if rep != (privacy.PurgeReport{}) {
@@ -179,10 +162,9 @@ func TestRetentionDisabled(t *testing.T) {
 func TestRetentionScheduler(t *testing.T) {
 	t.Parallel()
 	now := retentionStart.Add(privacy.DefaultInactiveAfter + 24*time.Hour)
-	clock := newRetentionClock(now)
-	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now }))
+	b := setup(t, withClock(now))
 	ctx := context.Background()
-	upsertAt(t, b, clock, retentionStart, "ret-first-9k4", "first-9k4@example.com")
+	upsertAt(t, b, retentionStart, "ret-first-9k4", "first-9k4@example.com")
 
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -211,8 +193,8 @@ func TestRetentionScheduler(t *testing.T) {
 	claim := b.d.Store.Key("retention", "last")
 	claimed, err := b.cfg.Redis.Get(ctx, claim).Result()
 	must(t, err)
-	upsertAt(t, b, clock, retentionStart, "ret-second-9k4", "second-9k4@example.com")
-	clock.add(23 * time.Hour)
+	upsertAt(t, b, retentionStart, "ret-second-9k4", "second-9k4@example.com")
+	b.clock.Add(23 * time.Hour)
 	b.loops.waitTicks(t, 3)
 	if again, err := b.cfg.Redis.Get(ctx, claim).Result(); err != nil || again != claimed {
 		t.Fatalf("purge claimed again within 24 h: %q, was %q (%v)", again, claimed, err)
@@ -225,7 +207,7 @@ func TestRetentionScheduler(t *testing.T) {
 	}
 
 	// A day after the first, the next purge runs.
-	clock.add(2 * time.Hour)
+	b.clock.Add(2 * time.Hour)
 	waitFor(t, "the second purge", 10*time.Second, func() bool {
 		_, err := b.d.Store.Contact(ctx, "ret-second-9k4")
 		return errors.Is(err, dispatcher.ErrNotFound)
@@ -243,17 +225,16 @@ func TestRetentionScheduler(t *testing.T) {
 // does not stop the others of its chunk from being judged.
 func TestRetentionUnreadableRecord(t *testing.T) {
 	t.Parallel()
-	clock := newRetentionClock(retentionStart)
 	ka, kb := testKey(t), testKey(t)
-	b := setup(t, withConfig(func(c *app.Config) { c.Now = clock.now; c.DataKeys = newRing(t, "a", map[string][]byte{"a": ka}) }))
-	upsertAt(t, b, clock, retentionStart, "ret-locked", "locked@example.com")
+	b := setup(t, withClock(retentionStart), withConfig(func(c *app.Config) { c.DataKeys = newRing(t, "a", map[string][]byte{"a": ka}) }))
+	upsertAt(t, b, retentionStart, "ret-locked", "locked@example.com")
 	cfg := b.cfg
 	cfg.DataKeys = newRing(t, "b", map[string][]byte{"b": kb})
 	d, err := app.New(cfg)
 	must(t, err)
 	b.d = d
-	upsertAt(t, b, clock, retentionStart, "ret-open", "open@example.com")
-	clock.add(privacy.DefaultInactiveAfter + time.Hour)
+	upsertAt(t, b, retentionStart, "ret-open", "open@example.com")
+	b.clock.Add(privacy.DefaultInactiveAfter + time.Hour)
 	ctx := context.Background()
 	rep, err := d.Privacy.PurgeInactive(ctx, nil)
 	must(t, err)

@@ -101,13 +101,7 @@ func TestRecordDelivery(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, feedback.Policy{})
-			b.putContact(t)
-			k := tt.channel
-			if k == "" {
-				k = channels.Email
-			}
-			send := b.sentTo(t, "spring", "r1", "c1", k)
+			b, send := setupSent(t, tt.channel)
 			for _, ev := range tt.reports {
 				ev.Send = send
 				mustRecord(t, b.h, ev)
@@ -338,7 +332,7 @@ func TestRunPausesPastItsRates(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, feedback.Policy{MinSample: max(tt.minSample, 4), MaxBounceRate: 0.2, MaxComplaintRate: 0.2})
-			b.runs.stateErrs = tt.stateErrs
+			b.runs.StateErrs = tt.stateErrs
 			campaign := tt.campaign
 			if campaign == "" {
 				campaign = "spring"
@@ -364,7 +358,7 @@ func TestRunPausesPastItsRates(t *testing.T) {
 			if run.PausedReason != tt.wantReason {
 				t.Errorf("paused reason %q, want %q", run.PausedReason, tt.wantReason)
 			}
-			_, states := b.runs.calls()
+			states := b.runs.States()
 			if diff := cmp.Diff(tt.wantStates, states); diff != "" {
 				t.Errorf("campaign state changes (-want +got):\n%s", diff)
 			}
@@ -390,10 +384,8 @@ func TestRecordDeliveryCompletesTheRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, feedback.Policy{})
-			b.putContact(t)
+			b, send := setupSent(t, channels.Email)
 			ctx := context.Background()
-			send := b.sentTo(t, "spring", "r1", "c1", channels.Email)
 			if tt.planned {
 				if err := b.st.FinishPlan(ctx, "r1", 0); err != nil {
 					t.Fatal(err)
@@ -403,7 +395,7 @@ func TestRecordDeliveryCompletesTheRun(t *testing.T) {
 				}
 			}
 			mustRecord(t, b.h, channels.Feedback{Send: send, Kind: tt.kind, Source: "ses"})
-			completed, _ := b.runs.calls()
+			completed := b.runs.Completed()
 			if diff := cmp.Diff(tt.wantCompleted, completed); diff != "" {
 				t.Errorf("runs completed (-want +got):\n%s", diff)
 			}
@@ -463,14 +455,8 @@ func TestRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, feedback.Policy{})
-			b.putContact(t)
+			b, id := setupSent(t, tt.channel)
 			ctx := context.Background()
-			k := tt.channel
-			if k == "" {
-				k = channels.Email
-			}
-			id := b.sentTo(t, "spring", "r1", "c1", k)
 			sd, err := b.st.Send(ctx, id)
 			if err != nil {
 				t.Fatal(err)
@@ -489,7 +475,7 @@ func TestRefused(t *testing.T) {
 			if diff := cmp.Diff(tt.wantFeedback, run.Feedback); diff != "" {
 				t.Errorf("run feedback (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.wantSuppression, b.suppression(t, k)); diff != "" {
+			if diff := cmp.Diff(tt.wantSuppression, b.suppression(t, sd.Channel)); diff != "" {
 				t.Errorf("suppression (-want +got):\n%s", diff)
 			}
 		})
@@ -543,19 +529,15 @@ func TestRefusedSoftBounceCountsInTheWindow(t *testing.T) {
 // and the bounce counted once.
 func TestRetryFinishesWhatAFailedTryStarted(t *testing.T) {
 	t.Parallel()
-	b := setup(t, feedback.Policy{})
-	b.putContact(t)
+	b, send := setupSent(t, channels.Email)
 	ctx := context.Background()
-	send := b.sentTo(t, "spring", "r1", "c1", channels.Email)
 	if err := b.st.FinishPlan(ctx, "r1", 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.st.FinishBatch(ctx, "r1", ""); err != nil {
 		t.Fatal(err)
 	}
-	b.runs.mu.Lock()
-	b.runs.completeErrs = []error{errors.New("redis down")}
-	b.runs.mu.Unlock()
+	b.runs.CompleteErrs = []error{errors.New("redis down")}
 	ev := channels.Feedback{Send: send, Kind: channels.HardBounce, Code: "5.1.1", Source: "ses"}
 	if err := b.h.RecordDelivery(ctx, ev); err == nil {
 		t.Fatal("the first try did not fail")
@@ -567,7 +549,7 @@ func TestRetryFinishesWhatAFailedTryStarted(t *testing.T) {
 		got.Feedback[feedback.FeedbackHardBounces] != 1 {
 		t.Errorf("after the retry: %+v; want bounced, suppressed for bounce, counted once", got)
 	}
-	if completed, _ := b.runs.calls(); !slices.Equal(completed, []string{"r1"}) {
+	if completed := b.runs.Completed(); !slices.Equal(completed, []string{"r1"}) {
 		t.Errorf("runs completed %v, want [r1]", completed)
 	}
 }

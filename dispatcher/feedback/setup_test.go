@@ -2,10 +2,10 @@ package feedback_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,59 +23,13 @@ var start = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 var secret = bytes.Repeat([]byte("s"), 32)
 
-// fakeRuns records what the Handler asks of the runs' machinery.
-type fakeRuns struct {
-	mu        sync.Mutex
-	completed []string
-	// states lists the SetCampaignState calls, as "campaign:action".
-	states []string
-	// stateErrs are returned by the next SetCampaignState calls, in turn.
-	stateErrs []error
-	// completeErrs are returned by the next CompleteRun calls, in turn.
-	completeErrs []error
-}
-
-var _ feedback.Runs = (*fakeRuns)(nil)
-
-func (f *fakeRuns) CompleteRun(_ context.Context, run string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.completeErrs) > 0 {
-		err := f.completeErrs[0]
-		f.completeErrs = f.completeErrs[1:]
-		if err != nil {
-			return err
-		}
-	}
-	f.completed = append(f.completed, run)
-	return nil
-}
-
-func (f *fakeRuns) SetCampaignState(_ context.Context, id, action string) (*dispatcher.Campaign, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.states = append(f.states, id+":"+action)
-	if len(f.stateErrs) > 0 {
-		err := f.stateErrs[0]
-		f.stateErrs = f.stateErrs[1:]
-		if err != nil {
-			return nil, err
-		}
-	}
-	return &dispatcher.Campaign{ID: id, State: dispatcher.Paused}, nil
-}
-
-func (f *fakeRuns) calls() (completed, states []string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.completed...), append([]string(nil), f.states...)
-}
+var _ feedback.Runs = (*storetest.Runs)(nil)
 
 type testBundle struct {
 	r     *redistest.Redis
 	st    *store.Store
 	h     *feedback.Handler
-	runs  *fakeRuns
+	runs  *storetest.Runs
 	clock *storetest.Clock
 }
 
@@ -95,7 +49,7 @@ func setup(t testing.TB, policy feedback.Policy) *testBundle {
 			t.Fatal(err)
 		}
 	}
-	runs := &fakeRuns{}
+	runs := &storetest.Runs{}
 	h, err := feedback.New(feedback.Config{Store: st, Consent: consent.New(st, clk.Now), Runs: runs, Policy: policy,
 		Secret: secret, BounceDomain: bounceDomain, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -134,24 +88,17 @@ func (b *testBundle) putContact(t testing.TB) {
 // and out of the run's in-flight set. It returns the send id.
 func (b *testBundle) sentTo(t testing.TB, campaign, run, contact string, k channels.Kind) string {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := b.st.CreateRun(ctx, &dispatcher.Run{ID: run, Campaign: campaign, State: dispatcher.RunSending, FireAt: start}); err != nil {
-		t.Fatal(err)
-	}
-	id := dispatcher.SendID(run, contact, k)
-	if err := b.st.RecordDecisions(ctx, run, []store.Decision{{Send: id, Contact: contact, Channel: k, Topic: "news", Template: "t",
-		State: dispatcher.StateQueued}}, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	for _, tr := range []store.Transition{
-		{Send: id, From: dispatcher.StateQueued, To: dispatcher.StateSending, Deadline: start.Add(time.Hour)},
-		{Send: id, From: dispatcher.StateSending, To: dispatcher.StateSent, Fields: []any{"provider", "p-" + id}},
-	} {
-		if rs, err := b.st.TransitionSends(ctx, []store.Transition{tr}); err != nil || !rs[0].Applied {
-			t.Fatalf("send %s to %s: %v", id, tr.To, err)
-		}
-	}
-	return id
+	return storetest.Send(t, b.st, b.clock.Now(), campaign, run, contact, k, dispatcher.StateSent)
+}
+
+// setupSent is setup under the default policy with c1 stored
+// (putContact) and sent a message of run r1 of the campaign spring on k,
+// email if k is empty; it returns the send id.
+func setupSent(t testing.TB, k channels.Kind) (*testBundle, string) {
+	t.Helper()
+	b := setup(t, feedback.Policy{})
+	b.putContact(t)
+	return b, b.sentTo(t, "spring", "r1", "c1", cmp.Or(k, channels.Email))
 }
 
 // outcome is what feedback changed.

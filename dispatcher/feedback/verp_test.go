@@ -215,10 +215,8 @@ func TestHandleBounce(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, feedback.Policy{})
-			b.putContact(t)
+			b, send := setupSent(t, channels.Email)
 			ctx := context.Background()
-			send := b.sentTo(t, "spring", "r1", "c1", channels.Email)
 			rp, err := b.h.ReturnPath(ctx, send)
 			if err != nil {
 				t.Fatal(err)

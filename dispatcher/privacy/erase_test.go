@@ -366,7 +366,7 @@ func TestEraseCutShortIsFinishedByCallingAgain(t *testing.T) {
 			b := setup(t, nil)
 			ctx := context.Background()
 			l := b.putLeaving(t)
-			b.caps.errs, b.runs.errs = tt.capsErrs, tt.runsErrs
+			b.caps.errs, b.runs.CompleteErrs = tt.capsErrs, tt.runsErrs
 
 			if _, err := b.p.EraseContact(ctx, "leaving"); !errors.Is(err, errDown) {
 				t.Fatalf("first EraseContact: %v, want %v", err, errDown)

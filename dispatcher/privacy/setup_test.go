@@ -26,35 +26,7 @@ var start = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 var secret = []byte("privacy-test-secret-0123456789abcdef")
 
-// fakeRuns records the runs erasure completes; errs are returned by the
-// next calls, in turn.
-type fakeRuns struct {
-	mu        sync.Mutex
-	completed []string
-	errs      []error
-}
-
-var _ privacy.Runs = (*fakeRuns)(nil)
-
-func (f *fakeRuns) CompleteRun(_ context.Context, run string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.errs) > 0 {
-		err := f.errs[0]
-		f.errs = f.errs[1:]
-		if err != nil {
-			return err
-		}
-	}
-	f.completed = append(f.completed, run)
-	return nil
-}
-
-func (f *fakeRuns) Completed() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.completed)
-}
+var _ privacy.Runs = (*storetest.Runs)(nil)
 
 // caps is the real throttle.Caps, whose Forget fails with the errs
 // given, in turn.
@@ -85,7 +57,7 @@ type testBundle struct {
 	st    *store.Store
 	p     *privacy.Privacy
 	caps  *caps
-	runs  *fakeRuns
+	runs  *storetest.Runs
 	clock *storetest.Clock
 }
 
@@ -107,7 +79,7 @@ func setupOn(t *testing.T, r *redistest.Redis, rdb redis.UniversalClient, config
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &testBundle{r: r, st: st, caps: &caps{Caps: throttle.NewCaps(rdb, r.Prefix, rules)}, runs: &fakeRuns{}, clock: clk}
+	b := &testBundle{r: r, st: st, caps: &caps{Caps: throttle.NewCaps(rdb, r.Prefix, rules)}, runs: &storetest.Runs{}, clock: clk}
 	ctx := context.Background()
 	for _, tp := range []dispatcher.Topic{{ID: "news", Kind: dispatcher.Marketing}, {ID: "orders", Kind: dispatcher.Transactional}} {
 		if err := st.PutTopic(ctx, &tp); err != nil {
@@ -145,59 +117,11 @@ func (b *testBundle) putContactWith(t *testing.T, st *store.Store, c dispatcher.
 	}
 }
 
-// send makes a send of run (of campaign) to contact on k, in state: queued
-// and deferred ones wait in the run's in-flight set; sending, sent and
-// delivered ones went through it. A send of a one-at-a-time run is added
-// to its contact's index, as the API's sends are.
+// send makes a send of run (of campaign) to contact on k, in state
+// (storetest.Send).
 func (b *testBundle) send(t *testing.T, campaign, run, contact string, k channels.Kind, state string) string {
 	t.Helper()
-	ctx := context.Background()
-	if !dispatcher.OneAtATime(campaign) {
-		if _, err := b.st.Campaign(ctx, campaign); dispatcher.IsCode(err, dispatcher.CodeNotFound) {
-			if err := b.st.PutCampaign(ctx, &dispatcher.Campaign{ID: campaign, Topic: "news", State: dispatcher.Running}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if _, err := b.st.CreateRun(ctx, &dispatcher.Run{ID: run, Campaign: campaign, State: dispatcher.RunSending, FireAt: start}); err != nil {
-		t.Fatal(err)
-	}
-	id := dispatcher.SendID(run, contact, k)
-	d := store.Decision{Send: id, Contact: contact, Channel: k, Topic: "news", Template: "t", State: dispatcher.StateQueued}
-	if state == dispatcher.StateDeferred {
-		d.State, d.Until = dispatcher.StateDeferred, b.clock.Now().Add(12*time.Hour)
-	}
-	if err := b.st.RecordDecisions(ctx, run, []store.Decision{d}, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if dispatcher.OneAtATime(campaign) {
-		if err := b.st.IndexSends(ctx, []store.Decision{d}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var path []store.Transition
-	switch state {
-	case dispatcher.StateQueued, dispatcher.StateDeferred:
-	case dispatcher.StateSending:
-		path = []store.Transition{{From: dispatcher.StateQueued, To: dispatcher.StateSending, Deadline: b.clock.Now().Add(time.Hour)}}
-	case dispatcher.StateSent, dispatcher.StateDelivered:
-		path = []store.Transition{
-			{From: dispatcher.StateQueued, To: dispatcher.StateSending, Deadline: b.clock.Now().Add(time.Hour)},
-			{From: dispatcher.StateSending, To: dispatcher.StateSent, Fields: []any{"provider", "p-" + id}},
-		}
-		if state == dispatcher.StateDelivered {
-			path = append(path, store.Transition{From: dispatcher.StateSent, To: dispatcher.StateDelivered})
-		}
-	default:
-		t.Fatalf("no way to a send in state %s", state)
-	}
-	for _, tr := range path {
-		tr.Send = id
-		if rs, err := b.st.TransitionSends(ctx, []store.Transition{tr}); err != nil || !rs[0].Applied {
-			t.Fatalf("send %s to %s: %v", id, tr.To, err)
-		}
-	}
-	return id
+	return storetest.Send(t, b.st, b.clock.Now(), campaign, run, contact, k, state)
 }
 
 // finishPlanning records that run's planning is over, as the planner does
@@ -259,10 +183,10 @@ func TestNew(t *testing.T) {
 		cfg     privacy.Config
 		wantErr bool
 	}{
-		{"complete", privacy.Config{Store: st, Runs: &fakeRuns{}, Caps: cp}, false},
-		{"no store", privacy.Config{Runs: &fakeRuns{}, Caps: cp}, true},
+		{"complete", privacy.Config{Store: st, Runs: &storetest.Runs{}, Caps: cp}, false},
+		{"no store", privacy.Config{Runs: &storetest.Runs{}, Caps: cp}, true},
 		{"no runs", privacy.Config{Store: st, Caps: cp}, true},
-		{"no caps", privacy.Config{Store: st, Runs: &fakeRuns{}}, true},
+		{"no caps", privacy.Config{Store: st, Runs: &storetest.Runs{}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,8 +13,8 @@ import (
 var testNow = time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)
 
 // setup returns a store on a real Redis under a key prefix of its own,
-// sealing contacts under key "k1".
-func setup(t *testing.T) *Store {
+// sealing contacts under key "k1", and the test's context.
+func setup(t *testing.T) (*Store, context.Context) {
 	t.Helper()
 	r := redistest.New(t)
 	s := NewStore(r.Client, r.Prefix, []byte("test-secret-test-secret-test-secret!"), func() time.Time { return testNow }, time.Hour)
@@ -23,7 +23,7 @@ func setup(t *testing.T) *Store {
 		t.Fatal(err)
 	}
 	s.Keys = keys
-	return s
+	return s, t.Context()
 }
 
 // putContact stores a contact with an email address.

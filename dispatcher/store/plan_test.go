@@ -35,8 +35,7 @@ func TestPlanCursor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t)
-			ctx := context.Background()
+			s, ctx := setup(t)
 			if err := tt.write(ctx, s); err != nil {
 				t.Fatal(err)
 			}
@@ -53,8 +52,7 @@ func TestPlanCursor(t *testing.T) {
 
 func TestSeeBatch(t *testing.T) {
 	t.Parallel()
-	s := setup(t)
-	ctx := context.Background()
+	s, ctx := setup(t)
 	steps := []struct {
 		run       string
 		n         int
@@ -96,8 +94,7 @@ func TestFinishBatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t)
-			ctx := context.Background()
+			s, ctx := setup(t)
 			if tt.planned >= 0 {
 				if err := s.FinishPlan(ctx, "r1", tt.planned); err != nil {
 					t.Fatal(err)
@@ -148,8 +145,7 @@ func TestDropInflight(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t)
-			ctx := context.Background()
+			s, ctx := setup(t)
 			for i, id := range []string{"a", "b", "c"} {
 				if err := s.Redis.ZAdd(ctx, s.inflightKey("r1"), redis.Z{Score: float64(i), Member: id}).Err(); err != nil {
 					t.Fatal(err)
@@ -201,8 +197,7 @@ func TestRunSnapshot(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t)
-			ctx := context.Background()
+			s, ctx := setup(t)
 			if _, err := s.RunSnapshot(ctx, "r1"); !errors.Is(err, dispatcher.ErrNotFound) {
 				t.Fatalf("RunSnapshot before any write: %v, want ErrNotFound", err)
 			}

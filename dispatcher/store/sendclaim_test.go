@@ -46,8 +46,7 @@ func TestClaimSend(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t)
-			ctx := context.Background()
+			s, ctx := setup(t)
 			putContact(t, s, "c1", "ana@example.com")
 			must(t, s.RecordConsent(ctx, "c1", dispatcher.ConsentEvent{Channel: channels.Email, Topic: "news", State: dispatcher.Granted, Source: "api"}))
 			_, err := s.CreateRun(ctx, &dispatcher.Run{ID: "r1", Campaign: "spring", State: dispatcher.RunSending, FireAt: testNow})

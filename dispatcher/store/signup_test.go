@@ -30,8 +30,7 @@ func TestTopicsByID(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t)
-			ctx := context.Background()
+			s, ctx := setup(t)
 			for _, tp := range []*dispatcher.Topic{news, orders} {
 				if err := s.PutTopic(ctx, tp); err != nil {
 					t.Fatal(err)
@@ -69,8 +68,7 @@ func TestEnsureTopic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t)
-			ctx := context.Background()
+			s, ctx := setup(t)
 			if tt.stored != nil {
 				if err := s.PutTopic(ctx, tt.stored); err != nil {
 					t.Fatal(err)
@@ -118,8 +116,7 @@ func TestClaimAddress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t)
-			ctx := context.Background()
+			s, ctx := setup(t)
 			tt.before(t, s)
 			owner, exists, err := s.ClaimAddress(ctx, channels.Email, addr, "s-new")
 			if err != nil {
@@ -154,8 +151,7 @@ func TestPendingSignup(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t)
-			ctx := context.Background()
+			s, ctx := setup(t)
 			if err := s.PutPendingSignup(ctx, "h1", tt.ps, tt.phone, ttl); err != nil {
 				t.Fatal(err)
 			}
@@ -188,8 +184,7 @@ func TestPendingSignup(t *testing.T) {
 // stored today still read.
 func TestPendingSignupReadsStoredRecords(t *testing.T) {
 	t.Parallel()
-	s := setup(t)
-	ctx := context.Background()
+	s, ctx := setup(t)
 	raw := `{"nonce":"n1","contact":"c-1","channel":"sms","topics":["news","deals"],"wording":"sms-v1","locale":"en",` +
 		`"created":"2026-11-30T08:00:00Z","ip_hash":"ip","user_agent":"ua"}`
 	if err := s.Redis.Set(ctx, s.PendingKey("h1"), raw, time.Hour).Err(); err != nil {
@@ -256,8 +251,7 @@ func TestGrantSignup(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t)
-			ctx := context.Background()
+			s, ctx := setup(t)
 			tt.before(t, s)
 			got, err := s.GrantSignup(ctx, "c-1", "h1", grantEvents("news", "deals"), testNow, ttl)
 			if err != nil {
@@ -293,8 +287,7 @@ func TestGrantSignup(t *testing.T) {
 // Confirmations of one sign-up at once grant once.
 func TestGrantSignupConcurrent(t *testing.T) {
 	t.Parallel()
-	s := setup(t)
-	ctx := context.Background()
+	s, ctx := setup(t)
 	putContact(t, s, "c-1", "a@example.com")
 	const n = 8
 	var wg sync.WaitGroup
@@ -333,8 +326,7 @@ func TestEndPendingSignup(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t)
-			ctx := context.Background()
+			s, ctx := setup(t)
 			if err := s.PutPendingSignup(ctx, "h1", &PendingSignup{Contact: "c-1", Channel: channels.Email}, "", time.Hour); err != nil {
 				t.Fatal(err)
 			}
@@ -373,8 +365,7 @@ func TestForgetPendingSMSSignup(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t)
-			ctx := context.Background()
+			s, ctx := setup(t)
 			if tt.stored != "" {
 				ps := &PendingSignup{Contact: "c-1", Channel: channels.SMS}
 				if err := s.PutPendingSignup(ctx, tt.stored, ps, phone, time.Hour); err != nil {
