@@ -264,6 +264,32 @@ func (s *Schedule) CronSchedule() (cron.Schedule, error) {
 	return cronParser.Parse(spec)
 }
 
+// NextFires returns up to n times at which c's schedule fires next, at or
+// after now, while it may fire (scheduled or running): what a marketer
+// checks before saving a schedule. With a local time, each run's messages
+// then leave at that time of day in each recipient's zone.
+func (c *Campaign) NextFires(now time.Time, n int) []time.Time {
+	s := c.Schedule
+	if s == nil || (c.State != Scheduled && c.State != Running) {
+		return nil
+	}
+	if !s.At.IsZero() {
+		if c.LastFire.IsZero() {
+			return []time.Time{s.At}
+		}
+		return nil
+	}
+	sched, err := s.CronSchedule()
+	if err != nil {
+		return nil
+	}
+	var out []time.Time
+	for t := sched.Next(now.Add(-time.Second)); len(out) < n && !t.IsZero(); t = sched.Next(t) {
+		out = append(out, t)
+	}
+	return out
+}
+
 // ParseClock parses "HH:MM" into hours and minutes.
 func ParseClock(s string) (h, m int, err error) {
 	t, err := time.Parse("15:04", s)
@@ -290,9 +316,14 @@ type Campaign struct {
 	RateLimit string        `json:"rate_limit,omitempty"`
 	State     CampaignState `json:"state"`
 	// LastFire is the schedule time of the newest run fired.
-	LastFire  time.Time `json:"last_fire,omitzero"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	LastFire time.Time `json:"last_fire,omitzero"`
+	// LastRun is the id of the newest run started.
+	LastRun string `json:"last_run,omitempty"`
+	// ScheduledAt is when the schedule was set: a cron fires from then on,
+	// never for a time before it.
+	ScheduledAt time.Time `json:"scheduled_at,omitzero"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // Validate checks the campaign and fills its defaults; it returns an

@@ -82,7 +82,7 @@ func (c *apiClient) do(method, path, body string, hdr ...string) resp {
 // ignoreTimes drops the fields that hold the clock's reading.
 var ignoreTimes = cmpopts.IgnoreMapEntries(func(k string, _ any) bool {
 	switch k {
-	case "created_at", "updated_at", "at", "fire_at", "last_fire":
+	case "created_at", "updated_at", "at", "fire_at", "last_fire", "scheduled_at":
 		return true
 	}
 	return false
@@ -316,7 +316,7 @@ func TestAPIHappyPaths(t *testing.T) {
 			want: `{"campaigns":[{"id":"spring","topic":"newsletter","segment":"vips","channels":["email"],"templates":{"email":"news"},"state":"draft"}]}`},
 		{name: "schedule", method: "POST", path: "/v1/campaigns/spring/schedule", body: `{"at":"2099-01-01T10:00:00Z"}`, status: 200,
 			want: `{"id":"spring","topic":"newsletter","segment":"vips","channels":["email"],"templates":{"email":"news"},"state":"scheduled",
-				"schedule":{"at":"2099-01-01T10:00:00Z"}}`},
+				"schedule":{"at":"2099-01-01T10:00:00Z"},"next_fires":["2099-01-01T10:00:00Z"]}`},
 		{name: "pause", method: "POST", path: "/v1/campaigns/spring/pause", status: 200,
 			check: func(t *testing.T, v map[string]any) {
 				if v["state"] != "paused" {
@@ -325,14 +325,14 @@ func TestAPIHappyPaths(t *testing.T) {
 			}},
 		{name: "resume", method: "POST", path: "/v1/campaigns/spring/resume", status: 200,
 			check: func(t *testing.T, v map[string]any) {
-				if v["state"] != "running" {
-					t.Errorf("state %v, want running", v["state"])
+				if v["state"] != "scheduled" {
+					t.Errorf("state %v, want scheduled: no run was under way", v["state"])
 				}
 			}},
 		{name: "start", method: "POST", path: "/v1/campaigns/spring/start", status: 202,
 			check: func(t *testing.T, v map[string]any) {
 				run, _ := v["run"].(string)
-				if !strings.HasPrefix(run, "spring-") || len(v) != 1 {
+				if !strings.HasPrefix(run, "spring-") || len(v) != 2 || v["created"] != true {
 					t.Errorf("start answered %v", v)
 				}
 				vars["run"] = run

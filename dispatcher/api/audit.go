@@ -45,6 +45,8 @@ func (a *handler) record(r *http.Request, action string, v any, body *auditBody)
 		e.Target = v.ID
 	case *dispatcher.Campaign:
 		e.Target = v.ID
+	case campaignView:
+		e.Target = v.ID
 	case dispatcher.ConsentEvent:
 		e.Detail = fmt.Sprintf("%s %s %s", v.Topic, v.Channel, v.State)
 	case *storepkg.ImportResult:

@@ -2,15 +2,20 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/gate"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/throttle"
 )
@@ -126,5 +131,184 @@ func TestOptOutDuringSendingWins(t *testing.T) {
 		if s.State != dispatcher.StateSuppressed || s.Reason != wantReason {
 			t.Errorf("%s: send %s (%s), want suppressed (%s)", c, s.State, s.Reason, wantReason)
 		}
+	}
+}
+
+// Starting is idempotent: one key makes one run however often it is
+// sent, a campaign with a run under way refuses a second start unless a
+// new run is asked for, and a one-shot campaign reaches each contact once
+// across its runs.
+func TestStartIsIdempotent(t *testing.T) {
+	t.Parallel()
+	const n = 100
+	b := setup(t, shipped("50/s"))
+	seedMailing(t, b, n)
+	b.startWorker(t)
+
+	var wg sync.WaitGroup
+	var first [2]resp
+	for i := range first {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			first[i] = b.api.do("POST", "/v1/campaigns/mailing/start", "", "Idempotency-Key", "launch-1")
+		}()
+	}
+	wg.Wait()
+	var run string
+	for _, r := range first {
+		switch r.status {
+		case http.StatusAccepted, http.StatusOK:
+			v := r.json(t)
+			if run != "" && v["run"] != run {
+				t.Fatalf("one key made runs %s and %v", run, v["run"])
+			}
+			run = v["run"].(string)
+		case http.StatusConflict: // the other start was under way
+		default:
+			t.Fatalf("start: %d %s", r.status, r.body)
+		}
+	}
+	if first[0].status == first[1].status {
+		t.Fatalf("two starts with one key both answered %d", first[0].status)
+	}
+	again := b.api.do("POST", "/v1/campaigns/mailing/start", "", "Idempotency-Key", "launch-1")
+	if diff := cmp.Diff(map[string]any{"run": run, "created": false}, again.json(t)); again.status != http.StatusOK || diff != "" {
+		t.Errorf("the same start again: %d (-want +got):\n%s", again.status, diff)
+	}
+	busy := b.api.do("POST", "/v1/campaigns/mailing/start", "")
+	if diff := cmp.Diff(apiErr(dispatcher.CodeConflict, ""), errorShape(busy.json(t))); busy.status != http.StatusConflict || diff != "" {
+		t.Errorf("a start while a run is under way: %d (-want +got):\n%s", busy.status, diff)
+	}
+	if !strings.Contains(string(busy.body), run) {
+		t.Errorf("the refusal does not name the run under way: %s", busy.body)
+	}
+	second := b.api.do("POST", "/v1/campaigns/mailing/start", `{"new_run": true}`)
+	if second.status != http.StatusAccepted {
+		t.Fatalf("a new run asked for: %d %s", second.status, second.body)
+	}
+	run2 := second.json(t)["run"].(string)
+
+	ctx := context.Background()
+	r1, r2 := b.waitRun(t, run, 60*time.Second), b.waitRun(t, run2, 60*time.Second)
+	assertEachOnce(t, b, n)
+	if r1.Counters["sent"] != n || r2.Counters[gate.ReasonReachedBefore] != n || !r2.Balanced {
+		t.Errorf("first run %v, second %v; want %d sent, then %d reached before", r1.Counters, r2.Counters, n, n)
+	}
+	// The campaign settles right after its last run.
+	var c *dispatcher.Campaign
+	waitFor(t, "the campaign to complete", 10*time.Second, func() bool {
+		var err error
+		c, err = b.d.Store.Campaign(ctx, "mailing")
+		must(t, err)
+		return c.State == dispatcher.Completed
+	})
+	if c.LastRun != run2 {
+		t.Errorf("last run %s, want %s", c.LastRun, run2)
+	}
+}
+
+// A campaign is not completed while one of its runs holds work, and one
+// run can be paused and cancelled by itself.
+func TestRunsHoldTheirCampaign(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	seedMailing(t, b, 5)
+	b.startWorker(t)
+	ctx := context.Background()
+	// Each message of the first run waits for a local time 23 hours away.
+	loc, err := time.LoadLocation("Europe/Paris")
+	must(t, err)
+	paris := time.Now().In(loc).Add(-time.Hour)
+	sched := fmt.Sprintf(`{"at":%q,"local_time":"%02d:%02d"}`, time.Now().Add(time.Hour).Format(time.RFC3339), paris.Hour(), paris.Minute())
+	if r := b.api.do("POST", "/v1/campaigns/mailing/schedule", sched); r.status != http.StatusOK {
+		t.Fatalf("schedule: %d %s", r.status, r.body)
+	}
+	first, err := b.d.Pipeline.Start(ctx, "mailing", pipeline.StartOptions{})
+	must(t, err)
+	waitFor(t, "the first run's sends to be deferred", 10*time.Second, func() bool {
+		r, err := b.d.Store.Run(ctx, first.Run)
+		must(t, err)
+		return r.Counters[dispatcher.StateDeferred] == 5
+	})
+	second, err := b.d.Pipeline.Start(ctx, "mailing", pipeline.StartOptions{NewRun: true})
+	must(t, err)
+	b.waitRun(t, second.Run, 10*time.Second)
+	state := func() dispatcher.CampaignState {
+		c, err := b.d.Store.Campaign(ctx, "mailing")
+		must(t, err)
+		return c.State
+	}
+	if s := state(); s != dispatcher.Running {
+		t.Fatalf("campaign %s while its first run holds deferred sends, want running", s)
+	}
+	steps := []struct {
+		path   string
+		status int
+		run    string // the run's state after
+		camp   dispatcher.CampaignState
+	}{
+		{"/v1/runs/" + first.Run + "/pause", http.StatusOK, dispatcher.RunPaused, dispatcher.Running},
+		{"/v1/runs/" + first.Run + "/pause", http.StatusConflict, dispatcher.RunPaused, dispatcher.Running},
+		{"/v1/runs/" + second.Run + "/cancel", http.StatusConflict, dispatcher.RunPaused, dispatcher.Running},
+		{"/v1/runs/" + first.Run + "/resume", http.StatusOK, dispatcher.RunSending, dispatcher.Running},
+		{"/v1/runs/" + first.Run + "/cancel", http.StatusOK, dispatcher.RunCancelled, dispatcher.Completed},
+		{"/v1/runs/nope/cancel", http.StatusNotFound, dispatcher.RunCancelled, dispatcher.Completed},
+	}
+	for _, st := range steps {
+		if r := b.api.do("POST", st.path, ""); r.status != st.status {
+			t.Fatalf("POST %s: %d %s, want %d", st.path, r.status, r.body, st.status)
+		}
+		r, err := b.d.Store.Run(ctx, first.Run)
+		must(t, err)
+		if r.State != st.run || state() != st.camp {
+			t.Fatalf("after POST %s: run %s, campaign %s; want %s, %s", st.path, r.State, state(), st.run, st.camp)
+		}
+	}
+	r, err := b.d.Store.Run(ctx, first.Run)
+	must(t, err)
+	if r.Counters[dispatcher.StateCancelled] != 5 || !r.Balanced {
+		t.Errorf("cancelled run %v, want its 5 deferred sends cancelled", r.Counters)
+	}
+	if got := len(b.smtp.Messages()); got != 0 {
+		t.Errorf("%d messages left", got)
+	}
+}
+
+// A schedule in the past is refused; the answer shows when a schedule
+// fires next.
+func TestScheduleShowsNextFires(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC) // a Tuesday
+	b := setup(t, withClock(now))
+	seedMailing(t, b, 1)
+	for _, body := range []string{`{"at":"2020-01-01T10:00:00Z"}`, `{"at":"2026-12-01T08:59:59Z"}`} {
+		r := b.api.do("POST", "/v1/campaigns/mailing/schedule", body)
+		if diff := cmp.Diff(apiErr(dispatcher.CodeInvalid, "at"), errorShape(r.json(t))); r.status != http.StatusUnprocessableEntity || diff != "" {
+			t.Errorf("schedule %s: %d (-want +got):\n%s", body, r.status, diff)
+		}
+	}
+	r := b.api.do("POST", "/v1/campaigns", `{"id":"late","topic":"newsletter","segment":"all","channels":["email"],
+		"templates":{"email":"news-mail"},"schedule":{"at":"2020-01-01T10:00:00Z"}}`)
+	if diff := cmp.Diff(apiErr(dispatcher.CodeInvalid, "schedule.at"), errorShape(r.json(t))); r.status != http.StatusUnprocessableEntity || diff != "" {
+		t.Errorf("create with a past schedule: %d (-want +got):\n%s", r.status, diff)
+	}
+	// Mondays at 10:00 in Paris are 09:00 UTC in winter.
+	want := []any{"2026-12-07T09:00:00Z", "2026-12-14T09:00:00Z", "2026-12-21T09:00:00Z", "2026-12-28T09:00:00Z", "2027-01-04T09:00:00Z"}
+	for _, step := range []struct{ method, path, body string }{
+		{"POST", "/v1/campaigns/mailing/schedule", `{"cron":"0 10 * * 1","tz":"Europe/Paris"}`},
+		{"GET", "/v1/campaigns/mailing", ""},
+	} {
+		r := b.api.do(step.method, step.path, step.body)
+		if r.status != http.StatusOK {
+			t.Fatalf("%s %s: %d %s", step.method, step.path, r.status, r.body)
+		}
+		if diff := cmp.Diff(want, r.json(t)["next_fires"]); diff != "" {
+			t.Errorf("%s %s: next fires (-want +got):\n%s", step.method, step.path, diff)
+		}
+	}
+	r = b.api.do("POST", "/v1/campaigns/mailing/schedule", `{"at":"2026-12-01T09:30:00Z"}`)
+	if diff := cmp.Diff([]any{"2026-12-01T09:30:00Z"}, r.json(t)["next_fires"]); r.status != http.StatusOK || diff != "" {
+		t.Errorf("a one-time schedule: %d %s (-want +got):\n%s", r.status, r.body, diff)
 	}
 }

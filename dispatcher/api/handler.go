@@ -15,6 +15,7 @@ import (
 
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -140,11 +141,14 @@ func Handler(d *app.Dispatcher, keys []APIKey) http.Handler {
 		{"GET /v1/campaigns/{id}", cpg, "", a.getCampaign},
 		{"POST /v1/campaigns/{id}/schedule", cpg, "campaign.schedule", a.scheduleCampaign},
 		{"POST /v1/campaigns/{id}/start", cpg, "campaign.start", a.startCampaign},
-		{"POST /v1/campaigns/{id}/pause", cpg, "campaign.pause", a.campaignAction("pause")},
-		{"POST /v1/campaigns/{id}/resume", cpg, "campaign.resume", a.campaignAction("resume")},
-		{"POST /v1/campaigns/{id}/cancel", cpg, "campaign.cancel", a.campaignAction("cancel")},
+		{"POST /v1/campaigns/{id}/pause", cpg, "campaign.pause", a.campaignAction(pipeline.ActionPause)},
+		{"POST /v1/campaigns/{id}/resume", cpg, "campaign.resume", a.campaignAction(pipeline.ActionResume)},
+		{"POST /v1/campaigns/{id}/cancel", cpg, "campaign.cancel", a.campaignAction(pipeline.ActionCancel)},
 		{"GET /v1/campaigns/{id}/stats", cpg, "", a.campaignStats},
 		{"GET /v1/runs/{id}", cpg, "", a.getRun},
+		{"POST /v1/runs/{id}/pause", cpg, "run.pause", a.runAction(pipeline.ActionPause)},
+		{"POST /v1/runs/{id}/resume", cpg, "run.resume", a.runAction(pipeline.ActionResume)},
+		{"POST /v1/runs/{id}/cancel", cpg, "run.cancel", a.runAction(pipeline.ActionCancel)},
 		{"POST /v1/sends", snd, "", a.postSend},
 		{"GET /v1/sends/{id}", snd, "", a.getSend},
 		{"POST /v1/suppressions", prv, "suppression.add", a.postSuppression},

@@ -540,8 +540,8 @@ func TestTwoSchedulersFireOnce(t *testing.T) {
 	b := setup(t)
 	seedMailing(t, b, 5)
 	ctx := context.Background()
-	past := time.Now().Add(-time.Second).Truncate(time.Second)
-	if _, err := b.d.Pipeline.ScheduleCampaign(ctx, "mailing", dispatcher.Schedule{At: past}); err != nil {
+	soon := time.Now().Truncate(time.Second).Add(time.Second)
+	if _, err := b.d.Pipeline.ScheduleCampaign(ctx, "mailing", dispatcher.Schedule{At: soon}); err != nil {
 		t.Fatal(err)
 	}
 	// A second dispatcher on the same Redis, with its own connections,
@@ -579,8 +579,9 @@ func TestTwoSchedulersFireOnce(t *testing.T) {
 	}
 	b.waitRun(t, runs[0], 20*time.Second)
 	assertEachOnce(t, b, 5)
-	c, _ := b.d.Store.Campaign(ctx, "mailing")
-	if c.State != dispatcher.Completed {
-		t.Errorf("one-shot campaign is %s after its run, want completed", c.State)
-	}
+	waitFor(t, "the one-shot campaign to complete after its run", 10*time.Second, func() bool {
+		c, err := b.d.Store.Campaign(ctx, "mailing")
+		must(t, err)
+		return c.State == dispatcher.Completed
+	})
 }

@@ -18,6 +18,7 @@ const (
 	ReasonNoAddress      = "no_address"
 	ReasonInvalidAddress = "invalid_address"
 	ReasonNoConsent      = "no_consent"
+	ReasonReachedBefore  = "reached_before"
 	ReasonCapped         = "capped"
 )
 
@@ -25,10 +26,12 @@ const (
 // (dispatcher.SuppressBounce...).
 func SuppressedReason(r string) string { return "suppressed_" + r }
 
-// Loader reads what checks 2 and 3 need, for many addresses at once
-// (store.Store does it in one pipeline).
+// Loader reads what checks 2 and 3 need, for many addresses at once, and
+// whether earlier sends reached their contact (store.Store does each in
+// one pipeline).
 type Loader interface {
 	LoadChecks(ctx context.Context, topic *dispatcher.Topic, reqs []store.CheckRequest) ([]store.Checked, error)
+	ReachedBefore(ctx context.Context, sends []string) ([]bool, error)
 }
 
 // Reserver counts sends against the frequency caps (throttle.Caps).
@@ -73,6 +76,9 @@ type Job struct {
 	// Requested: the recipient asked for this message a moment ago (a
 	// sign-up confirmation): quiet hours do not hold it back.
 	Requested bool
+	// Earlier are the runs of the same one-shot campaign before this one:
+	// a contact one of them reached gets reason reached_before.
+	Earlier []string
 }
 
 // Candidate is one contact on one channel before the gate's verdict:
@@ -166,6 +172,9 @@ func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*d
 	if err := g.Recheck(ctx, job.Topic, cands); err != nil {
 		return nil, err
 	}
+	if err := g.checkEarlier(ctx, job, cands); err != nil {
+		return nil, err
+	}
 	if camp.Fallback {
 		cands = pickFallback(cands, len(camp.Channels))
 	}
@@ -204,6 +213,43 @@ func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*d
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// checkEarlier marks the candidates that an earlier run of the campaign
+// reached, or still may (its send is under way): a one-shot campaign
+// reaches each contact once, however many runs it takes.
+func (g *Gate) checkEarlier(ctx context.Context, job Job, cs []*Candidate) error {
+	if len(job.Earlier) == 0 {
+		return nil
+	}
+	var ids []string
+	var idx []int
+	for i, c := range cs {
+		if c.Reason != "" {
+			continue
+		}
+		k := c.Channel
+		if job.Campaign.Fallback {
+			k = "any"
+		}
+		for _, run := range job.Earlier {
+			ids = append(ids, dispatcher.SendID(run, c.Contact.ID, k))
+			idx = append(idx, i)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	reached, err := g.cfg.Loader.ReachedBefore(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("gate: read earlier runs: %w", err)
+	}
+	for j, i := range idx {
+		if reached[j] {
+			cs[i].Reason = ReasonReachedBefore
+		}
+	}
+	return nil
 }
 
 // pickFallback keeps, for each contact, the first channel that passed

@@ -2,9 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,9 +27,12 @@ func (d *Pipeline) CreateCampaign(ctx context.Context, c *dispatcher.Campaign) e
 	if _, err := d.Store.Campaign(ctx, c.ID); err == nil {
 		return dispatcher.Conflict("campaign %q exists", c.ID)
 	}
-	c.State, c.LastFire = dispatcher.Draft, time.Time{}
+	c.State, c.LastFire, c.LastRun, c.ScheduledAt = dispatcher.Draft, time.Time{}, "", time.Time{}
 	if c.Schedule != nil {
-		c.State = dispatcher.Scheduled
+		if !c.Schedule.At.IsZero() && c.Schedule.At.Before(d.cfg.Now()) {
+			return dispatcher.Invalid("schedule.at", "is in the past; start the campaign to send now")
+		}
+		c.State, c.ScheduledAt = dispatcher.Scheduled, d.cfg.Now().UTC()
 	}
 	return d.Store.PutCampaign(ctx, c)
 }
@@ -57,44 +63,104 @@ func (d *Pipeline) checkCampaign(ctx context.Context, c *dispatcher.Campaign) er
 	return nil
 }
 
-// updateCampaign applies f to the stored campaign and saves it when f
-// reports a change. Campaign edits are rare and made by one leader or one
-// API call, so a read-modify-write is enough.
-func (d *Pipeline) updateCampaign(ctx context.Context, id string, f func(*dispatcher.Campaign) bool) error {
-	c, err := d.Store.Campaign(ctx, id)
-	if err != nil {
-		return err
-	}
-	if !f(c) {
-		return nil
-	}
-	return d.Store.PutCampaign(ctx, c)
-}
-
 // ScheduleCampaign sets a campaign's schedule and moves it to scheduled.
+// A one-time schedule must lie ahead: to send now, start the campaign.
 func (d *Pipeline) ScheduleCampaign(ctx context.Context, id string, s dispatcher.Schedule) (*dispatcher.Campaign, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	var out *dispatcher.Campaign
-	var stateErr error
-	err := d.updateCampaign(ctx, id, func(c *dispatcher.Campaign) bool {
-		if c.State != dispatcher.Draft && c.State != dispatcher.Scheduled {
-			stateErr = dispatcher.Conflict("campaign is %s: only a draft or scheduled campaign can be scheduled", c.State)
-			return false
-		}
-		c.Schedule, c.State, out = &s, dispatcher.Scheduled, c
-		return true
-	})
-	if err == nil {
-		err = stateErr
+	if !s.At.IsZero() && s.At.Before(d.cfg.Now()) {
+		return nil, dispatcher.Invalid("at", "is in the past; start the campaign to send now")
 	}
-	return out, err
+	return d.Store.UpdateCampaign(ctx, id, func(c *dispatcher.Campaign) (bool, error) {
+		if c.State != dispatcher.Draft && c.State != dispatcher.Scheduled {
+			return false, dispatcher.Conflict("campaign is %s: only a draft or scheduled campaign can be scheduled", c.State)
+		}
+		c.Schedule, c.State, c.ScheduledAt = &s, dispatcher.Scheduled, d.cfg.Now().UTC()
+		if !s.At.IsZero() {
+			c.LastFire = time.Time{}
+		}
+		return true, nil
+	})
 }
 
-// StartRun creates a run of campaign fired at fireAt and enqueues its plan.
-// The run id derives from the campaign and the fire time, so two
-// schedulers, or a retried call, create one run only. It returns the run id.
+// StartOptions say how a start was asked for.
+type StartOptions struct {
+	// Key, when set, names the start (the API's Idempotency-Key): a start
+	// repeated with the same key returns the run the first one made.
+	Key string
+	// NewRun starts another run of a campaign that has one under way or
+	// has completed. A one-shot campaign's new run reaches only the
+	// contacts its earlier runs did not.
+	NewRun bool
+}
+
+// Started is the run a start made, or found when its key was used before.
+type Started struct {
+	Run     string `json:"run"`
+	Created bool   `json:"created"`
+}
+
+// startLock bounds how long a start holds its campaign's lock: a process
+// that dies mid-start leaves it to expire.
+const startLock = 30 * time.Second
+
+// Start starts a run of a campaign now, on request (the API, the CLI).
+// Returns an error with code conflict when the campaign has a run under way
+// or completed (unless opts.NewRun), is paused or cancelled, or another
+// start of it is under way.
+func (d *Pipeline) Start(ctx context.Context, id string, opts StartOptions) (Started, error) {
+	now := d.cfg.Now()
+	runID := id + "-" + strconv.FormatInt(now.UnixMilli(), 36)
+	if opts.Key != "" {
+		h := sha256.Sum256([]byte(opts.Key))
+		runID = id + "-k" + hex.EncodeToString(h[:8])
+		if r, err := d.Store.Run(ctx, runID); err == nil {
+			// The same start again: finish what a crash may have left.
+			c, err := d.Store.Campaign(ctx, id)
+			if err != nil {
+				return Started{}, err
+			}
+			_, err = d.startRun(ctx, c, runID, r.FireAt)
+			return Started{Run: runID}, err
+		} else if !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+			return Started{}, err
+		}
+	}
+	release, err := d.Store.Lock(ctx, "start:"+id, startLock)
+	if err != nil {
+		return Started{}, err
+	}
+	if release == nil {
+		return Started{}, dispatcher.Conflict("another start of this campaign is under way; try again in a moment")
+	}
+	defer release(context.WithoutCancel(ctx))
+	c, err := d.Store.Campaign(ctx, id)
+	if err != nil {
+		return Started{}, err
+	}
+	active, err := d.Store.ActiveRunsOf(ctx, id)
+	if err != nil {
+		return Started{}, err
+	}
+	switch {
+	case c.State == dispatcher.Cancelled:
+		return Started{}, dispatcher.Conflict("campaign is cancelled")
+	case c.State == dispatcher.Paused:
+		return Started{}, dispatcher.Conflict("campaign is paused: resume it first")
+	case len(active) > 0 && !opts.NewRun:
+		return Started{}, dispatcher.Conflict("campaign has a run under way (%s): pause or cancel it, or ask for a new run", active[0])
+	case c.State == dispatcher.Completed && !opts.NewRun:
+		return Started{}, dispatcher.Conflict("campaign is completed: ask for a new run to reach the contacts it has not reached")
+	}
+	created, err := d.startRun(ctx, c, runID, now)
+	return Started{Run: runID, Created: created}, err
+}
+
+// StartRun creates the run of campaign fired at fireAt by its schedule and
+// enqueues its plan. The run id derives from the campaign and the fire
+// time, so two schedulers, or a retried call, create one run only. It
+// returns the run id.
 func (d *Pipeline) StartRun(ctx context.Context, campaignID string, fireAt time.Time) (string, error) {
 	c, err := d.Store.Campaign(ctx, campaignID)
 	if err != nil {
@@ -106,109 +172,201 @@ func (d *Pipeline) StartRun(ctx context.Context, campaignID string, fireAt time.
 	case dispatcher.Paused:
 		return "", dispatcher.Conflict("campaign is paused: resume it first")
 	}
-	if err := d.checkCampaign(ctx, c); err != nil {
-		return "", err
-	}
 	runID := c.ID + "-" + strconv.FormatInt(fireAt.Unix(), 36)
+	_, err = d.startRun(ctx, c, runID, fireAt)
+	return runID, err
+}
+
+// startRun creates run runID of c fired at fireAt, unless it exists, and
+// enqueues its plan. Each step may run again after a crash: the snapshot
+// is written once, before the run that needs it, and the plan's task id
+// derives from the run.
+func (d *Pipeline) startRun(ctx context.Context, c *dispatcher.Campaign, runID string, fireAt time.Time) (bool, error) {
+	if err := d.checkCampaign(ctx, c); err != nil {
+		return false, err
+	}
 	snap := runSnapshot{Campaign: *c, Templates: map[channels.Kind]templates.Template{}}
 	seg, err := d.Store.Segment(ctx, c.Segment)
 	if err != nil {
-		return "", err
+		return false, err
 	}
 	topic, err := d.Store.Topic(ctx, c.Topic)
 	if err != nil {
-		return "", err
+		return false, err
 	}
 	snap.Segment, snap.Topic = *seg, *topic
 	for _, k := range c.Channels {
 		t, err := d.Store.Template(ctx, c.Templates[k])
 		if err != nil {
-			return "", err
+			return false, err
 		}
 		snap.Templates[k] = *t
 	}
 	if c.Schedule != nil {
 		snap.LocalTime = c.Schedule.LocalTime
 	}
+	if c.Schedule == nil || c.Schedule.Cron == "" {
+		// A one-shot campaign reaches each contact once across its runs.
+		earlier, err := d.Store.Runs(ctx, c.ID)
+		if err != nil {
+			return false, err
+		}
+		snap.Earlier = slices.DeleteFunc(earlier, func(r string) bool { return r == runID })
+	}
 	b, err := json.Marshal(snap)
 	if err != nil {
-		return "", err
+		return false, err
+	}
+	if _, err := d.Store.AddRunSnapshot(ctx, runID, b); err != nil {
+		return false, err
 	}
 	created, err := d.Store.CreateRun(ctx, &dispatcher.Run{ID: runID, Campaign: c.ID, State: dispatcher.RunPlanning, FireAt: fireAt})
 	if err != nil {
-		return "", err
+		return false, err
 	}
 	if created {
-		if err := d.Store.PutRunSnapshot(ctx, runID, b); err != nil {
-			return "", err
-		}
 		d.log.Info("run started", "run", runID, "campaign", c.ID)
 	}
-	if err := d.updateCampaign(ctx, c.ID, func(c *dispatcher.Campaign) bool {
+	if _, err := d.Store.UpdateCampaign(ctx, c.ID, func(c *dispatcher.Campaign) (bool, error) {
 		changed := c.State != dispatcher.Running && c.State != dispatcher.Paused
 		if changed {
 			c.State = dispatcher.Running
 		}
 		if fireAt.After(c.LastFire) {
-			c.LastFire, changed = fireAt, true
+			c.LastFire, c.LastRun, changed = fireAt, runID, true
 		}
-		return changed
+		return changed, nil
 	}); err != nil {
-		return "", err
+		return false, err
 	}
-	return runID, d.enqueue(ctx, TypePlan, planPayload{Run: runID}, asynq.Queue(d.Queue("plan")), asynq.TaskID(runID+"~plan"))
+	return created, d.enqueue(ctx, TypePlan, planPayload{Run: runID}, asynq.Queue(d.Queue("plan")), asynq.TaskID(runID+"~plan"))
 }
 
-// SetCampaignState pauses, resumes or cancels a campaign and its running
-// runs. Pausing holds queued sends (they wait, nothing is lost); cancelling
-// settles them as cancelled.
+// Run and campaign actions.
+const (
+	ActionPause  = "pause"
+	ActionResume = "resume"
+	ActionCancel = "cancel"
+)
+
+// SetCampaignState pauses, resumes or cancels a campaign and its runs
+// under way. Pausing holds queued sends (they wait, nothing is lost) and
+// the schedule; cancelling settles them as cancelled.
 func (d *Pipeline) SetCampaignState(ctx context.Context, id string, action string) (*dispatcher.Campaign, error) {
-	var out *dispatcher.Campaign
-	var stateErr error
-	err := d.updateCampaign(ctx, id, func(c *dispatcher.Campaign) bool {
-		out = c
+	active, err := d.Store.ActiveRunsOf(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c, err := d.Store.UpdateCampaign(ctx, id, func(c *dispatcher.Campaign) (bool, error) {
 		switch {
-		case action == "pause" && (c.State == dispatcher.Running || c.State == dispatcher.Scheduled):
+		case action == ActionPause && (c.State == dispatcher.Running || c.State == dispatcher.Scheduled):
 			c.State = dispatcher.Paused
-		case action == "resume" && c.State == dispatcher.Paused:
-			c.State = dispatcher.Running
-		case action == "cancel" && c.State != dispatcher.Completed && c.State != dispatcher.Cancelled:
+		case action == ActionResume && c.State == dispatcher.Paused:
+			c.State = idleState(c)
+			if len(active) > 0 {
+				c.State = dispatcher.Running
+			}
+		case action == ActionCancel && c.State != dispatcher.Completed && c.State != dispatcher.Cancelled:
 			c.State = dispatcher.Cancelled
 		default:
-			stateErr = dispatcher.Conflict("cannot %s a %s campaign", action, c.State)
-			return false
+			return false, dispatcher.Conflict("cannot %s a %s campaign", action, c.State)
 		}
-		return true
+		return true, nil
 	})
-	if err == nil {
-		err = stateErr
-	}
 	if err != nil {
 		return nil, err
 	}
-	runs, err := d.Store.Runs(ctx, id)
+	for _, r := range active {
+		if _, err := d.setRunState(ctx, r, action); err != nil && !dispatcher.IsCode(err, dispatcher.CodeConflict) {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// SetRunState pauses, resumes or cancels one run, whatever its
+// campaign's other runs do. Returns an error with code conflict when the
+// run is finished or the action does not apply to its state.
+func (d *Pipeline) SetRunState(ctx context.Context, run, action string) (*dispatcher.Run, error) {
+	r, err := d.Store.Run(ctx, run)
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range runs {
-		st, err := d.Store.RunField(ctx, r, "state")
-		if err != nil {
+	if dispatcher.OneAtATime(r.Campaign) {
+		return nil, dispatcher.Conflict("the sends of %s runs are not paused or cancelled together", r.Campaign)
+	}
+	if _, err := d.setRunState(ctx, run, action); err != nil {
+		return nil, err
+	}
+	if action == ActionCancel {
+		if err := d.settleCampaign(ctx, r.Campaign); err != nil {
 			return nil, err
-		}
-		if st == dispatcher.RunCompleted || st == dispatcher.RunCancelled {
-			continue
-		}
-		next := map[string]string{"pause": dispatcher.RunPaused, "resume": dispatcher.RunSending, "cancel": dispatcher.RunCancelled}[action]
-		if err := d.Store.SetRunState(ctx, r, next); err != nil {
-			return nil, err
-		}
-		if action == "cancel" {
-			if err := d.cancelInflight(ctx, r); err != nil {
-				return nil, err
-			}
 		}
 	}
-	return out, nil
+	return d.Store.Run(ctx, run)
+}
+
+// setRunState applies action to a run and returns its new state.
+func (d *Pipeline) setRunState(ctx context.Context, run, action string) (string, error) {
+	st, err := d.Store.RunField(ctx, run, "state")
+	if err != nil {
+		return "", err
+	}
+	var next string
+	switch {
+	case st == dispatcher.RunCompleted || st == dispatcher.RunCancelled:
+	case action == ActionPause && st != dispatcher.RunPaused:
+		next = dispatcher.RunPaused
+	case action == ActionResume && st == dispatcher.RunPaused:
+		next = dispatcher.RunSending
+	case action == ActionCancel:
+		next = dispatcher.RunCancelled
+	}
+	if next == "" {
+		return "", dispatcher.Conflict("cannot %s a %s run", action, st)
+	}
+	if err := d.Store.SetRunState(ctx, run, next); err != nil {
+		return "", err
+	}
+	if next == dispatcher.RunCancelled {
+		if err := d.cancelInflight(ctx, run); err != nil {
+			return "", err
+		}
+	}
+	return next, nil
+}
+
+// idleState is the state of a campaign with no run under way: scheduled
+// while its schedule may fire again, else completed once a run was
+// started, else draft.
+func idleState(c *dispatcher.Campaign) dispatcher.CampaignState {
+	switch {
+	case c.Schedule != nil && (c.Schedule.Cron != "" || c.LastFire.IsZero()):
+		return dispatcher.Scheduled
+	case c.LastRun != "" || !c.LastFire.IsZero():
+		return dispatcher.Completed
+	}
+	return dispatcher.Draft
+}
+
+// settleCampaign moves a running campaign whose runs are all finished to
+// its idle state: a campaign is not completed while any run holds work.
+func (d *Pipeline) settleCampaign(ctx context.Context, id string) error {
+	active, err := d.Store.ActiveRunsOf(ctx, id)
+	if err != nil || len(active) > 0 {
+		return err
+	}
+	_, err = d.Store.UpdateCampaign(ctx, id, func(c *dispatcher.Campaign) (bool, error) {
+		if c.State != dispatcher.Running {
+			return false, nil
+		}
+		c.State = idleState(c)
+		return true, nil
+	})
+	if dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+		return nil
+	}
+	return err
 }
 
 // cancelInflight settles a cancelled run's waiting sends right away, so

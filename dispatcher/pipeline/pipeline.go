@@ -102,6 +102,12 @@ func (d *Pipeline) handlePlan(ctx context.Context, t *asynq.Task) error {
 	if st.state == dispatcher.RunCancelled || st.state == dispatcher.RunCompleted {
 		return nil
 	}
+	if wait, err := d.earlierPlanning(ctx, st); err != nil || wait {
+		if wait {
+			return &snoozeError{d: time.Second}
+		}
+		return err
+	}
 	if st.state == dispatcher.RunPlanning {
 		if err := d.Store.SetRunState(ctx, p.Run, dispatcher.RunSending); err != nil {
 			return err
@@ -167,6 +173,23 @@ func (d *Pipeline) handlePlan(ctx context.Context, t *asynq.Task) error {
 	return d.FinishBatch(ctx, p.Run, "")
 }
 
+// earlierPlanning reports whether an earlier run of a one-shot campaign
+// is still deciding for its contacts. A run waits for them to be decided
+// before deciding itself, so that it sees every contact they reach, even
+// when two runs start together.
+func (d *Pipeline) earlierPlanning(ctx context.Context, st *runState) (bool, error) {
+	for _, r := range st.earlier {
+		m, err := d.Store.RunValues(ctx, r, "state", "planned_done")
+		if err != nil {
+			return false, err
+		}
+		if m[0] != dispatcher.RunCompleted && m[0] != dispatcher.RunCancelled && m[1] != "1" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // FinishBatch marks batch n done ("" only checks) and completes the run
 // when nothing is left.
 func (d *Pipeline) FinishBatch(ctx context.Context, run, n string) error {
@@ -180,40 +203,27 @@ func (d *Pipeline) FinishBatch(ctx context.Context, run, n string) error {
 	return nil
 }
 
-// CompleteRun marks a run completed, and its campaign too when it was a
-// one-shot.
+// CompleteRun marks a run completed, then its campaign too when no other
+// run of it holds work (a cron campaign goes back to scheduled).
 func (d *Pipeline) CompleteRun(ctx context.Context, run string) error {
 	st, err := d.Store.RunField(ctx, run, "state")
 	if err != nil || st == dispatcher.RunCompleted || st == dispatcher.RunCancelled {
 		return err
 	}
-	// The campaign moves first: a run is seen completed only once its
-	// campaign says so, and a crash in between is finished by the next
-	// call, which finds the run still open.
 	campaign, err := d.Store.RunField(ctx, run, "campaign")
 	if err != nil {
 		return err
-	}
-	if campaign != "" && !dispatcher.OneAtATime(campaign) {
-		err := d.updateCampaign(ctx, campaign, func(c *dispatcher.Campaign) bool {
-			if c.State != dispatcher.Running {
-				return false
-			}
-			c.State = dispatcher.Scheduled
-			if c.Schedule == nil || c.Schedule.Cron == "" {
-				c.State = dispatcher.Completed
-			}
-			return true
-		})
-		if err != nil {
-			return err
-		}
 	}
 	if err := d.Store.SetRunState(ctx, run, dispatcher.RunCompleted); err != nil {
 		return err
 	}
 	d.log.Info("run completed", "run", run)
-	return nil
+	if campaign == "" || dispatcher.OneAtATime(campaign) {
+		return nil
+	}
+	// A crash here leaves the campaign running with no run under way; the
+	// reconciler settles it (settleCampaigns).
+	return d.settleCampaign(ctx, campaign)
 }
 
 func (d *Pipeline) handleBatch(ctx context.Context, t *asynq.Task) error {
@@ -300,7 +310,7 @@ func (d *Pipeline) GateBatch(ctx context.Context, st *runState, ids []string, se
 		}
 	}
 	now := d.cfg.Now()
-	ds, err := d.gate.Decide(ctx, now, gatepkg.Job{Run: st.id, Campaign: st.campaign, Topic: st.topic, LocalTime: st.localTime}, fresh)
+	ds, err := d.gate.Decide(ctx, now, gatepkg.Job{Run: st.id, Campaign: st.campaign, Topic: st.topic, LocalTime: st.localTime, Earlier: st.earlier}, fresh)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,9 @@ type runSnapshot struct {
 	Topic     dispatcher.Topic                     `json:"topic"`
 	Templates map[channels.Kind]templates.Template `json:"templates"`
 	LocalTime string                               `json:"local_time,omitempty"`
+	// Earlier lists the campaign's runs before this one, for a one-shot
+	// campaign: a contact one of them reached is not reached again.
+	Earlier []string `json:"earlier,omitempty"`
 }
 
 // runState is a run's snapshot, compiled, plus its current state.
@@ -30,6 +33,7 @@ type runState struct {
 	segment   *dispatcher.Segment
 	topic     *dispatcher.Topic
 	localTime string
+	earlier   []string
 	compiled  map[channels.Kind]*templates.Compiled
 }
 
@@ -62,7 +66,7 @@ func (d *Pipeline) LoadRun(ctx context.Context, run string) (*runState, error) {
 			return nil, fmt.Errorf("run %s: decode snapshot: %w", run, err)
 		}
 		cached = &runState{id: run, campaign: &snap.Campaign, segment: &snap.Segment, topic: &snap.Topic,
-			localTime: snap.LocalTime, compiled: map[channels.Kind]*templates.Compiled{}}
+			localTime: snap.LocalTime, earlier: snap.Earlier, compiled: map[channels.Kind]*templates.Compiled{}}
 		for k, t := range snap.Templates {
 			c, err := templates.Compile(t)
 			if err != nil {

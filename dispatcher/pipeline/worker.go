@@ -135,7 +135,24 @@ func (d *Pipeline) Reconcile(ctx context.Context) (int, error) {
 		total += len(ids)
 		d.log.Info("reconciled", "run", run, "requeued", len(requeue), "settled", len(settle)-len(requeue))
 	}
-	return total, nil
+	return total, d.settleCampaigns(ctx)
+}
+
+// settleCampaigns settles the running campaigns left with no run under
+// way by a process that died between completing a run and its campaign.
+func (d *Pipeline) settleCampaigns(ctx context.Context) error {
+	cs, err := d.Store.Campaigns(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if c.State == dispatcher.Running {
+			if err := d.settleCampaign(ctx, c.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // asynqLogger sends asynq's logs to slog.

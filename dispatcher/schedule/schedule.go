@@ -166,9 +166,13 @@ func due(c *dispatcher.Campaign, now time.Time) []time.Time {
 	if err != nil {
 		return nil
 	}
-	from := c.LastFire
-	if from.IsZero() {
-		from = c.CreatedAt
+	// From the last firing, or from when the schedule was set: never for
+	// a time before it.
+	from := c.CreatedAt
+	for _, t := range []time.Time{c.ScheduledAt, c.LastFire} {
+		if t.After(from) {
+			from = t
+		}
 	}
 	var last time.Time
 	for next := sched.Next(from); !next.After(now) && !next.IsZero(); next = sched.Next(next) {

@@ -411,6 +411,19 @@ func (s *Store) RunField(ctx context.Context, run, field string) (string, error)
 	return v, err
 }
 
+// RunValues returns fields of a run's record, "" for those unset.
+func (s *Store) RunValues(ctx context.Context, run string, fields ...string) ([]string, error) {
+	vals, err := s.Redis.HMGet(ctx, s.RunKey(run), fields...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i], _ = v.(string)
+	}
+	return out, nil
+}
+
 // SetRunState sets the state of a run, and keeps the set of active runs.
 func (s *Store) SetRunState(ctx context.Context, run, state string) error {
 	fields := []any{"state", state}
