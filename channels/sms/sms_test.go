@@ -36,30 +36,19 @@ const (
 type testBundle struct {
 	srv    *twiliotest.Server
 	sender *sms.Sender
-	logs   *syncBuffer
+	// logs is written under the JSON handler's lock and read once Send
+	// has returned: the Sender logs from Send, never in the background.
+	logs *bytes.Buffer
 }
 
 func setup(t *testing.T, mod ...func(*sms.Config)) *testBundle {
 	t.Helper()
-	srv := twiliotest.NewServer(t)
-	logs := &syncBuffer{}
-	cfg := sms.Config{
-		AccountSID:     twiliotest.AccountSID,
-		AuthToken:      twiliotest.AuthToken,
-		From:           sender,
-		APIURL:         srv.URL(),
-		StatusCallback: "https://missive.example/webhooks/twilio/status",
-		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
-	for _, f := range mod {
-		f(&cfg)
-	}
-	s, err := sms.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return &testBundle{srv: srv, sender: s, logs: logs}
+	b := &testBundle{srv: twiliotest.NewServer(t), logs: &bytes.Buffer{}}
+	b.sender = newSender(t, b.srv.URL(), append([]func(*sms.Config){func(c *sms.Config) {
+		c.StatusCallback = "https://missive.example/webhooks/twilio/status"
+		c.Logger = slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}}, mod...)...)
+	return b
 }
 
 var ignoreSID = cmpopts.IgnoreFields(twiliotest.Sent{}, "SID")
@@ -511,23 +500,6 @@ func TestLogsHoldNoPersonalData(t *testing.T) {
 		t.Errorf("logs miss the SID or the send id:\n%s", logs)
 	}
 	assertClean(t, logs, to, "")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestErrorAnswersReuseConnections guards against twilio-go leaving error
