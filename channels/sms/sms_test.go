@@ -454,32 +454,19 @@ func TestNewValidates(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		status, code int
-		want         channels.ErrorKind
-	}{
-		{429, 20429, channels.Temporary},
-		{429, 0, channels.Temporary},
-		{400, 20429, channels.Temporary},
-		{500, 20500, channels.Temporary},
-		{503, 0, channels.Temporary},
-		{400, 21211, channels.Permanent},
-		{400, 21610, channels.Permanent},
-		{400, 21614, channels.Permanent},
-		{400, 21408, channels.Sender},
-		{400, 21612, channels.Permanent},
-		{401, 20003, channels.Sender},
-		{404, 20404, channels.Permanent},
-		{0, 30005, channels.Permanent}, // status callbacks carry a code only
-		{0, 30006, channels.Permanent},
-		{0, 30007, channels.Permanent},
-		{0, 30003, channels.Temporary},
-		{0, 0, channels.Temporary},
+	// {HTTP status, Twilio code} by kind; status 0 is a status callback,
+	// which carries a code only.
+	tests := map[channels.ErrorKind][][2]int{
+		channels.Temporary: {{429, 20429}, {429, 0}, {400, 20429}, {500, 20500}, {503, 0}, {0, 30003}, {0, 0}},
+		channels.Permanent: {{400, 21211}, {400, 21610}, {400, 21614}, {400, 21612}, {404, 20404}, {0, 30005}, {0, 30006}, {0, 30007}},
+		channels.Sender:    {{400, 21408}, {401, 20003}},
 	}
 	var got, want []string
-	for _, tt := range tests {
-		want = append(want, fmt.Sprintf("%d/%d %s", tt.status, tt.code, tt.want))
-		got = append(got, fmt.Sprintf("%d/%d %s", tt.status, tt.code, sms.Classify(tt.status, tt.code)))
+	for kind, answers := range tests {
+		for _, a := range answers {
+			want = append(want, fmt.Sprintf("%d/%d %s", a[0], a[1], kind))
+			got = append(got, fmt.Sprintf("%d/%d %s", a[0], a[1], sms.Classify(a[0], a[1])))
+		}
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Classify (-want +got):\n%s", diff)
