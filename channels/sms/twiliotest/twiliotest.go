@@ -2,7 +2,8 @@
 // that Missive uses, for tests: sending a message
 // (POST /2010-04-01/Accounts/{AccountSid}/Messages.json) with Twilio's
 // authentication, validation, status codes and JSON shapes, plus failure
-// injection and a helper that signs webhook requests as Twilio does.
+// injection; and Twilio's side of the webhooks: the forms it posts, signed
+// as it signs them, and a reader of the TwiML answers.
 //
 // Point the real twilio-go client at it through sms.Config.APIURL:
 //
