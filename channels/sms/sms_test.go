@@ -36,30 +36,19 @@ const (
 type testBundle struct {
 	srv    *twiliotest.Server
 	sender *sms.Sender
-	logs   *syncBuffer
+	// logs is written under the JSON handler's lock and read once Send
+	// has returned: the Sender logs from Send, never in the background.
+	logs *bytes.Buffer
 }
 
 func setup(t *testing.T, mod ...func(*sms.Config)) *testBundle {
 	t.Helper()
-	srv := twiliotest.NewServer(t)
-	logs := &syncBuffer{}
-	cfg := sms.Config{
-		AccountSID:     twiliotest.AccountSID,
-		AuthToken:      twiliotest.AuthToken,
-		From:           sender,
-		APIURL:         srv.URL(),
-		StatusCallback: "https://missive.example/webhooks/twilio/status",
-		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
-	for _, f := range mod {
-		f(&cfg)
-	}
-	s, err := sms.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return &testBundle{srv: srv, sender: s, logs: logs}
+	b := &testBundle{srv: twiliotest.NewServer(t), logs: &bytes.Buffer{}}
+	b.sender = newSender(t, b.srv.URL(), append([]func(*sms.Config){func(c *sms.Config) {
+		c.StatusCallback = "https://missive.example/webhooks/twilio/status"
+		c.Logger = slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}}, mod...)...)
+	return b
 }
 
 var ignoreSID = cmpopts.IgnoreFields(twiliotest.Sent{}, "SID")
@@ -465,32 +454,19 @@ func TestNewValidates(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		status, code int
-		want         channels.ErrorKind
-	}{
-		{429, 20429, channels.Temporary},
-		{429, 0, channels.Temporary},
-		{400, 20429, channels.Temporary},
-		{500, 20500, channels.Temporary},
-		{503, 0, channels.Temporary},
-		{400, 21211, channels.Permanent},
-		{400, 21610, channels.Permanent},
-		{400, 21614, channels.Permanent},
-		{400, 21408, channels.Sender},
-		{400, 21612, channels.Permanent},
-		{401, 20003, channels.Sender},
-		{404, 20404, channels.Permanent},
-		{0, 30005, channels.Permanent}, // status callbacks carry a code only
-		{0, 30006, channels.Permanent},
-		{0, 30007, channels.Permanent},
-		{0, 30003, channels.Temporary},
-		{0, 0, channels.Temporary},
+	// {HTTP status, Twilio code} by kind; status 0 is a status callback,
+	// which carries a code only.
+	tests := map[channels.ErrorKind][][2]int{
+		channels.Temporary: {{429, 20429}, {429, 0}, {400, 20429}, {500, 20500}, {503, 0}, {0, 30003}, {0, 0}},
+		channels.Permanent: {{400, 21211}, {400, 21610}, {400, 21614}, {400, 21612}, {404, 20404}, {0, 30005}, {0, 30006}, {0, 30007}},
+		channels.Sender:    {{400, 21408}, {401, 20003}},
 	}
 	var got, want []string
-	for _, tt := range tests {
-		want = append(want, fmt.Sprintf("%d/%d %s", tt.status, tt.code, tt.want))
-		got = append(got, fmt.Sprintf("%d/%d %s", tt.status, tt.code, sms.Classify(tt.status, tt.code)))
+	for kind, answers := range tests {
+		for _, a := range answers {
+			want = append(want, fmt.Sprintf("%d/%d %s", a[0], a[1], kind))
+			got = append(got, fmt.Sprintf("%d/%d %s", a[0], a[1], sms.Classify(a[0], a[1])))
+		}
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Classify (-want +got):\n%s", diff)
@@ -511,23 +487,6 @@ func TestLogsHoldNoPersonalData(t *testing.T) {
 		t.Errorf("logs miss the SID or the send id:\n%s", logs)
 	}
 	assertClean(t, logs, to, "")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestErrorAnswersReuseConnections guards against twilio-go leaving error

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/missive-dev/missive/channels"
@@ -42,17 +43,13 @@ const (
 // body limit, 415 for another content type, 503 when Redis fails or the
 // same message is being handled at this moment (a retry will do).
 func (d *Hooks) twilioInbound(w http.ResponseWriter, r *http.Request) {
-	if !d.readTwilioForm(w, r) {
-		return
-	}
-	in, err := twilioproto.ParseInbound(r.PostForm)
-	if err != nil {
-		refuseTwilioForm(w, err)
+	in, ok := readTwilio(d, w, r, twilioproto.ParseInbound)
+	if !ok {
 		return
 	}
 	from, err := dispatcher.NormalizePhone(string(in.From))
 	if err != nil {
-		refuseTwilioForm(w, &twilioproto.FieldError{Field: "From", Message: "is not a phone number in E.164 form"})
+		refuseTwilioField(w, &twilioproto.FieldError{Field: "From", Message: "is not a phone number in E.164 form"})
 		return
 	}
 	if in.Keyword == twilioproto.KeywordNone {
@@ -73,15 +70,31 @@ func (d *Hooks) twilioInbound(w http.ResponseWriter, r *http.Request) {
 	twilioproto.WriteTwiML(w, d.keywordReply(in.Keyword))
 }
 
-// refuseTwilioForm answers 400 for a signed form twilioproto could not
-// read, naming the field, never quoting it: Twilio's retry would bring the
-// same form.
-func refuseTwilioForm(w http.ResponseWriter, err error) {
-	var fe *twilioproto.FieldError
-	if !errors.As(err, &fe) {
-		// twilioproto refuses with *FieldError only; refuse anything else too.
-		fe = &twilioproto.FieldError{Field: "body", Message: "could not be read"}
+// readTwilio reads a Twilio webhook's request with readTwilioForm and its
+// form with parse. When it returns false it has answered, with
+// refuseTwilioField for a signed form parse refuses.
+func readTwilio[T any](d *Hooks, w http.ResponseWriter, r *http.Request, parse func(url.Values) (T, error)) (T, bool) {
+	var zero T
+	if !d.readTwilioForm(w, r) {
+		return zero, false
 	}
+	v, err := parse(r.PostForm)
+	if err != nil {
+		var fe *twilioproto.FieldError
+		if !errors.As(err, &fe) {
+			// twilioproto refuses with *FieldError only; refuse anything else too.
+			fe = &twilioproto.FieldError{Field: "body", Message: "could not be read"}
+		}
+		refuseTwilioField(w, fe)
+		return zero, false
+	}
+	return v, true
+}
+
+// refuseTwilioField answers 400 for a signed form with an unusable field,
+// naming the field, never quoting it: Twilio's retry would bring the same
+// form.
+func refuseTwilioField(w http.ResponseWriter, fe *twilioproto.FieldError) {
 	dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeInvalid, Field: fe.Field, Message: fe.Message, Status: http.StatusBadRequest})
 }
 

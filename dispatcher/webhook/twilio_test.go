@@ -92,15 +92,11 @@ func setup(t *testing.T, token string) *bundle {
 // signature).
 func (b *bundle) post(t *testing.T, path string, form url.Values, token string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest("POST", b.srv.URL+path, strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req := twiliotest.Request(b.srv.URL+path, form.Encode(), "")
 	if token != "" {
-		req.Header.Set("X-Twilio-Signature", twiliotest.Sign(token, publicURL+path, form))
+		req = twiliotest.SignedRequest(b.srv.URL+path, publicURL+path, token, form)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := b.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +127,7 @@ func TestTwilioStatus(t *testing.T) {
 	if err := b.st.SetProviderID(ctx, sid, send, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	bounce := url.Values{"MessageSid": {sid}, "MessageStatus": {"undelivered"}, "ErrorCode": {"30005"}, "To": {"+33612345678"}}
+	bounce := twiliotest.StatusForm(sid, "+33612345678", "undelivered", "30005")
 	tests := []struct {
 		name   string
 		form   url.Values
@@ -141,8 +137,8 @@ func TestTwilioStatus(t *testing.T) {
 	}{
 		{"forged", bounce, "00000000000000000000000000000000", http.StatusForbidden, nil},
 		{"unsigned", bounce, "", http.StatusForbidden, nil},
-		{"sent says nothing new", url.Values{"MessageSid": {sid}, "MessageStatus": {"sent"}}, twiliotest.AuthToken, http.StatusOK, nil},
-		{"unknown message", url.Values{"MessageSid": {"SM" + strings.Repeat("f", 32)}, "MessageStatus": {"delivered"}}, twiliotest.AuthToken, http.StatusOK, nil},
+		{"sent says nothing new", twiliotest.StatusForm(sid, "+33612345678", "sent", ""), twiliotest.AuthToken, http.StatusOK, nil},
+		{"unknown message", twiliotest.StatusForm(twiliotest.NewMessageSID(), "+33612345678", "delivered", ""), twiliotest.AuthToken, http.StatusOK, nil},
 		{"no MessageSid", url.Values{"MessageStatus": {"delivered"}}, twiliotest.AuthToken, http.StatusBadRequest, nil},
 		{"hard bounce", bounce, twiliotest.AuthToken, http.StatusOK, []channels.Feedback{{Send: send, Channel: channels.SMS,
 			Address: "+33612345678", Kind: channels.HardBounce, Code: "30005", Source: "twilio"}}},
@@ -178,7 +174,7 @@ func TestTwilioInboundKeywords(t *testing.T) {
 	ctx := context.Background()
 	const from = "+33612345678"
 	msg := func(n int, body string) url.Values {
-		return url.Values{"MessageSid": {"SM" + strings.Repeat(string(rune('0'+n)), 32)}, "From": {from}, "Body": {body}}
+		return twiliotest.InboundForm("SM"+strings.Repeat(string(rune('0'+n)), 32), from, body)
 	}
 	suppressed := func() string {
 		sup, err := b.st.Suppression(ctx, channels.SMS, from)

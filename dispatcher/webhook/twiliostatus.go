@@ -38,12 +38,8 @@ func (d *Hooks) mountTwilioStatus(mux *http.ServeMux) {
 // MessageSid, MessageStatus or ErrorCode, 413 over the body limit, 415 for
 // another content type, 503 when Redis fails (Twilio may retry).
 func (d *Hooks) twilioStatus(w http.ResponseWriter, r *http.Request) {
-	if !d.readTwilioForm(w, r) {
-		return
-	}
-	cb, err := twilioproto.ParseStatus(r.PostForm)
-	if err != nil {
-		refuseTwilioForm(w, err)
+	cb, ok := readTwilio(d, w, r, twilioproto.ParseStatus)
+	if !ok {
 		return
 	}
 	fb := cb.Feedback

@@ -89,26 +89,22 @@ type Inbound struct {
 // when one of MessageSid, From and Body is given more than once; the
 // fields are checked in that order.
 func ParseInbound(form url.Values) (Inbound, error) {
-	sid, err := field(form, "MessageSid")
+	sid, err := messageSID(form)
 	if err != nil {
 		return Inbound{}, err
 	}
-	if !ValidMessageSID(sid) {
-		return Inbound{}, &FieldError{Field: "MessageSid", Message: "is not a message SID"}
-	}
-	from, err := field(form, "From")
+	from, err := validField(form, "From", func(from string) bool {
+		from = strings.TrimSpace(from)
+		return strings.HasPrefix(from, "+") && len(from) <= 32
+	}, "is not a phone number in E.164 form")
 	if err != nil {
 		return Inbound{}, err
-	}
-	from = strings.TrimSpace(from)
-	if !strings.HasPrefix(from, "+") || len(from) > 32 {
-		return Inbound{}, &FieldError{Field: "From", Message: "is not a phone number in E.164 form"}
 	}
 	body, err := field(form, "Body")
 	if err != nil {
 		return Inbound{}, err
 	}
-	return Inbound{MessageSID: sid, From: channels.Address(from), Keyword: ParseKeyword(body)}, nil
+	return Inbound{MessageSID: sid, From: channels.Address(strings.TrimSpace(from)), Keyword: ParseKeyword(body)}, nil
 }
 
 // WriteTwiML answers a Twilio webhook with 200 and TwiML holding one reply

@@ -1,9 +1,7 @@
 package twilioproto_test
 
 import (
-	"encoding/xml"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,46 +13,39 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/sms/twilioproto"
+	"github.com/missive-dev/missive/channels/sms/twiliotest"
 )
 
 func TestParseKeyword(t *testing.T) {
 	t.Parallel()
-	tests := map[string]twilioproto.Keyword{
+	tests := map[twilioproto.Keyword][]string{
 		// Every keyword, in the cases people type it.
-		"STOP": twilioproto.KeywordStop, "stop": twilioproto.KeywordStop, " Stop ": twilioproto.KeywordStop,
-		"Stop.": twilioproto.KeywordStop, "stop!": twilioproto.KeywordStop, "STOP !!": twilioproto.KeywordStop,
-		"\tstop\r\n": twilioproto.KeywordStop, "stopall": twilioproto.KeywordStop, "STOPALL": twilioproto.KeywordStop,
-		"Unsubscribe": twilioproto.KeywordStop, "UNSUBSCRIBE": twilioproto.KeywordStop, "CANCEL": twilioproto.KeywordStop,
-		"cancel": twilioproto.KeywordStop, "end": twilioproto.KeywordStop, "END": twilioproto.KeywordStop,
-		"Quit": twilioproto.KeywordStop, "QUIT": twilioproto.KeywordStop, "ARRET": twilioproto.KeywordStop,
-		"arret": twilioproto.KeywordStop, "arrêt": twilioproto.KeywordStop, "Arrêt.": twilioproto.KeywordStop,
-		"ARRÊT": twilioproto.KeywordStop, "Arrêt !": twilioproto.KeywordStop,
-		"START": twilioproto.KeywordStart, "start": twilioproto.KeywordStart, "Yes.": twilioproto.KeywordStart,
-		"YES": twilioproto.KeywordStart, "UNSTOP": twilioproto.KeywordStart, "unstop": twilioproto.KeywordStart,
-		"HELP": twilioproto.KeywordHelp, "help": twilioproto.KeywordHelp, "help?": twilioproto.KeywordHelp,
-		" Info. ": twilioproto.KeywordHelp, "INFO": twilioproto.KeywordHelp, "info": twilioproto.KeywordHelp,
-		// 32 bytes at most, spaces included.
-		"STOP" + strings.Repeat(" ", 28): twilioproto.KeywordStop,
-		"STOP" + strings.Repeat(" ", 29): twilioproto.KeywordNone,
-		"STOP" + strings.Repeat(" ", 40): twilioproto.KeywordNone,
-		// Not keywords.
-		"": twilioproto.KeywordNone, "...": twilioproto.KeywordNone, "hello": twilioproto.KeywordNone,
-		"S T O P": twilioproto.KeywordNone, "stop it": twilioproto.KeywordNone, "stop please": twilioproto.KeywordNone,
-		"please stop": twilioproto.KeywordNone, ".stop": twilioproto.KeywordNone, "¡stop": twilioproto.KeywordNone,
-		"stopp": twilioproto.KeywordNone, "STOPP": twilioproto.KeywordNone, "arrete": twilioproto.KeywordNone,
-		"STARTED": twilioproto.KeywordNone, "HELPME": twilioproto.KeywordNone, "<b>STOP</b>": twilioproto.KeywordNone,
-		"STOP\r\nX-Header: 1": twilioproto.KeywordNone, "stop\x00": twilioproto.KeywordNone,
-		strings.Repeat("STOP ", 20): twilioproto.KeywordNone, "]]><!--": twilioproto.KeywordNone,
-		"</Message><Redirect>https://evil.example</Redirect>": twilioproto.KeywordNone,
-		"\xffSTOP": twilioproto.KeywordNone,
+		twilioproto.KeywordStop: {
+			"STOP", "stop", " Stop ", "Stop.", "stop!", "STOP !!", "\tstop\r\n", "stopall", "STOPALL",
+			"Unsubscribe", "UNSUBSCRIBE", "CANCEL", "cancel", "end", "END", "Quit", "QUIT",
+			"ARRET", "arret", "arrêt", "Arrêt.", "ARRÊT", "Arrêt !",
+			// 32 bytes at most, spaces included.
+			"STOP" + strings.Repeat(" ", 28),
+		},
+		twilioproto.KeywordStart: {"START", "start", "Yes.", "YES", "UNSTOP", "unstop"},
+		twilioproto.KeywordHelp:  {"HELP", "help", "help?", " Info. ", "INFO", "info"},
+		twilioproto.KeywordNone: {
+			"STOP" + strings.Repeat(" ", 29), "STOP" + strings.Repeat(" ", 40),
+			"", "...", "hello", "S T O P", "stop it", "stop please", "please stop", ".stop", "¡stop",
+			"stopp", "STOPP", "arrete", "STARTED", "HELPME", "<b>STOP</b>", "STOP\r\nX-Header: 1", "stop\x00",
+			strings.Repeat("STOP ", 20), "]]><!--", "</Message><Redirect>https://evil.example</Redirect>", "\xffSTOP",
+		},
 	}
-	for body, want := range tests {
-		if got := twilioproto.ParseKeyword(body); got != want {
-			t.Errorf("ParseKeyword(%q) = %v, want %v", body, got, want)
-		}
-		if got, old := int(twilioproto.ParseKeyword(body)), legacyParseKeyword(body); got != old {
-			t.Errorf("ParseKeyword(%q) = %d, the dispatcher's gave %d", body, got, old)
+	for want, bodies := range tests {
+		for _, body := range bodies {
+			if got := twilioproto.ParseKeyword(body); got != want {
+				t.Errorf("ParseKeyword(%q) = %v, want %v", body, got, want)
+			}
+			if got, old := int(twilioproto.ParseKeyword(body)), legacyParseKeyword(body); got != old {
+				t.Errorf("ParseKeyword(%q) = %d, the dispatcher's gave %d", body, got, old)
+			}
 		}
 	}
 }
@@ -70,94 +61,72 @@ func TestKeywordString(t *testing.T) {
 	}
 }
 
-// inboundForm is the form of an inbound SMS webhook, as Twilio posts it.
-func inboundForm(sid, from, body string) url.Values {
-	return url.Values{
-		"MessageSid": {sid}, "SmsSid": {sid}, "SmsMessageSid": {sid},
-		"AccountSid": {account}, "MessagingServiceSid": {"MG" + strings.Repeat("0", 32)},
-		"From": {from}, "To": {"+33757000000"}, "Body": {body},
-		"NumMedia": {"0"}, "NumSegments": {"1"}, "FromCountry": {"FR"}, "ApiVersion": {"2010-04-01"},
+// parseCase is a form and what a parser makes of it: want, or the error
+// err beside a zero value.
+type parseCase[T comparable] struct {
+	name string
+	form url.Values
+	want T
+	err  *twilioproto.FieldError
+}
+
+// checkParse runs parse on each case. A refused form must be refused with
+// a *FieldError that quotes nothing of the form.
+func checkParse[T comparable](t *testing.T, parse func(url.Values) (T, error), tests []parseCase[T]) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parse(tt.form)
+			var fe *twilioproto.FieldError
+			if err != nil && !errors.As(err, &fe) {
+				t.Fatalf("error %T %v, want a *FieldError", err, err)
+			}
+			if diff := cmp.Diff(tt.err, fe); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("result (-want +got):\n%s", diff)
+			}
+			if err != nil {
+				assertNoValue(t, err.Error(), tt.form)
+			}
+		})
 	}
 }
 
 func TestParseInbound(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		form url.Values
-		want twilioproto.Inbound
-	}{
-		{"stop", inboundForm(sid, to, "STOP"), twilioproto.Inbound{MessageSID: sid, From: to, Keyword: twilioproto.KeywordStop}},
-		{"start", inboundForm(sid, to, "Yes."), twilioproto.Inbound{MessageSID: sid, From: to, Keyword: twilioproto.KeywordStart}},
-		{"help", inboundForm(sid, to, " Info. "), twilioproto.Inbound{MessageSID: sid, From: to, Keyword: twilioproto.KeywordHelp}},
-		{"other text", inboundForm(sid, to, "stop please"), twilioproto.Inbound{MessageSID: sid, From: to}},
-		{"no body", func() url.Values { f := inboundForm(sid, to, ""); f.Del("Body"); return f }(), twilioproto.Inbound{MessageSID: sid, From: to}},
-		{"MMS", inboundForm("MM"+sid[2:], to, "stop"), twilioproto.Inbound{MessageSID: "MM" + sid[2:], From: to, Keyword: twilioproto.KeywordStop}},
-		// The dispatcher normalizes and validates the number.
-		{"From with spaces", inboundForm(sid, " +33 6 12 34 56 78 ", "stop"),
-			twilioproto.Inbound{MessageSID: sid, From: "+33 6 12 34 56 78", Keyword: twilioproto.KeywordStop}},
+	in := func(sid, from string, kw twilioproto.Keyword) twilioproto.Inbound {
+		return twilioproto.Inbound{MessageSID: sid, From: channels.Address(from), Keyword: kw}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got, err := twilioproto.ParseInbound(tt.form)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("ParseInbound (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-func TestParseInboundInvalid(t *testing.T) {
-	t.Parallel()
-	valid := inboundForm(sid, to, "STOP")
-	with := func(k string, v ...string) url.Values {
-		f := url.Values{}
-		for name, vs := range valid {
-			f[name] = slices.Clone(vs)
-		}
-		f[k] = v
-		return f
-	}
+	valid := twiliotest.InboundForm(sid, to, "STOP")
 	badSID := &twilioproto.FieldError{Field: "MessageSid", Message: "is not a message SID"}
 	badFrom := &twilioproto.FieldError{Field: "From", Message: "is not a phone number in E.164 form"}
-	tests := []struct {
-		name string
-		form url.Values
-		want *twilioproto.FieldError
-	}{
-		{"no MessageSid", with("MessageSid", ""), badSID},
-		{"upper-case sid", with("MessageSid", strings.ToUpper(sid)), badSID},
-		{"sid of a call", with("MessageSid", "CA"+strings.Repeat("a", 32)), badSID},
-		{"sid with a key part", with("MessageSid", sid+":x"), badSID},
-		{"no From", with("From", ""), badFrom},
-		{"From only space", with("From", " \t"), badFrom},
-		{"From not E.164", with("From", "0612345678"), badFrom},
-		{"From too long", with("From", "+"+strings.Repeat("3", 32)), badFrom},
-		{"From given twice", with("From", to, "+33698765432"), &twilioproto.FieldError{Field: "From", Message: "is given more than once"}},
-		{"Body given twice", with("Body", "START", "STOP"), &twilioproto.FieldError{Field: "Body", Message: "is given more than once"}},
-		{"sid wrong before From", url.Values{"From": {"x"}}, badSID},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got, err := twilioproto.ParseInbound(tt.form)
-			var fe *twilioproto.FieldError
-			if !errors.As(err, &fe) {
-				t.Fatalf("ParseInbound = %+v, %v; want a *FieldError", got, err)
-			}
-			if diff := cmp.Diff(tt.want, fe); diff != "" {
-				t.Errorf("error (-want +got):\n%s", diff)
-			}
-			if got != (twilioproto.Inbound{}) {
-				t.Errorf("message %+v beside an error", got)
-			}
-			assertNoValue(t, err.Error(), tt.form)
-		})
-	}
+	checkParse(t, twilioproto.ParseInbound, []parseCase[twilioproto.Inbound]{
+		{"stop", valid, in(sid, to, twilioproto.KeywordStop), nil},
+		{"start", twiliotest.InboundForm(sid, to, "Yes."), in(sid, to, twilioproto.KeywordStart), nil},
+		{"help", twiliotest.InboundForm(sid, to, " Info. "), in(sid, to, twilioproto.KeywordHelp), nil},
+		{"other text", twiliotest.InboundForm(sid, to, "stop please"), in(sid, to, twilioproto.KeywordNone), nil},
+		{"no body", func() url.Values { f := twiliotest.InboundForm(sid, to, ""); f.Del("Body"); return f }(), in(sid, to, twilioproto.KeywordNone), nil},
+		{"MMS", twiliotest.InboundForm("MM"+sid[2:], to, "stop"), in("MM"+sid[2:], to, twilioproto.KeywordStop), nil},
+		// The dispatcher normalizes and validates the number.
+		{"From with spaces", twiliotest.InboundForm(sid, " +33 6 12 34 56 78 ", "stop"), in(sid, "+33 6 12 34 56 78", twilioproto.KeywordStop), nil},
+
+		{"no MessageSid", twiliotest.With(valid, "MessageSid", ""), twilioproto.Inbound{}, badSID},
+		{"upper-case sid", twiliotest.With(valid, "MessageSid", strings.ToUpper(sid)), twilioproto.Inbound{}, badSID},
+		{"sid of a call", twiliotest.With(valid, "MessageSid", "CA"+strings.Repeat("a", 32)), twilioproto.Inbound{}, badSID},
+		{"sid with a key part", twiliotest.With(valid, "MessageSid", sid+":x"), twilioproto.Inbound{}, badSID},
+		{"no From", twiliotest.With(valid, "From", ""), twilioproto.Inbound{}, badFrom},
+		{"From only space", twiliotest.With(valid, "From", " \t"), twilioproto.Inbound{}, badFrom},
+		{"From not E.164", twiliotest.With(valid, "From", "0612345678"), twilioproto.Inbound{}, badFrom},
+		{"From too long", twiliotest.With(valid, "From", "+"+strings.Repeat("3", 32)), twilioproto.Inbound{}, badFrom},
+		{"From given twice", twiliotest.With(valid, "From", to, "+33698765432"), twilioproto.Inbound{},
+			&twilioproto.FieldError{Field: "From", Message: "is given more than once"}},
+		{"Body given twice", twiliotest.With(valid, "Body", "START", "STOP"), twilioproto.Inbound{},
+			&twilioproto.FieldError{Field: "Body", Message: "is given more than once"}},
+		{"sid wrong before From", url.Values{"From": {"x"}}, twilioproto.Inbound{}, badSID},
+	})
 }
 
 func TestWriteTwiML(t *testing.T) {
@@ -191,52 +160,6 @@ func TestWriteTwiML(t *testing.T) {
 	}
 }
 
-// twimlMessage decodes TwiML written by WriteTwiML and returns the text of
-// its Message, failing on anything but <Response> holding at most one
-// <Message>.
-func twimlMessage(t *testing.T, out string) (msg string, ok bool) {
-	t.Helper()
-	dec := xml.NewDecoder(strings.NewReader(out))
-	var path []string
-	var text strings.Builder
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("TwiML is not XML: %v: %q", err, out)
-		}
-		switch tok := tok.(type) {
-		case xml.StartElement:
-			path = append(path, tok.Name.Local)
-			if p := strings.Join(path, "/"); p != "Response" && p != "Response/Message" {
-				t.Fatalf("unexpected element %s: %q", p, out)
-			}
-			if tok.Name.Local == "Message" {
-				if ok {
-					t.Fatalf("two messages: %q", out)
-				}
-				ok = true
-			}
-		case xml.EndElement:
-			path = path[:len(path)-1]
-		case xml.CharData:
-			if strings.Join(path, "/") != "Response/Message" {
-				t.Fatalf("text outside Message: %q", out)
-			}
-			text.Write(tok)
-		case xml.ProcInst:
-			if tok.Target != "xml" {
-				t.Fatalf("processing instruction %s: %q", tok.Target, out)
-			}
-		default:
-			t.Fatalf("unexpected token %T: %q", tok, out)
-		}
-	}
-	return text.String(), ok
-}
-
 // xmlSafe is s as WriteTwiML can carry it: bytes that are not UTF-8 and
 // characters XML forbids become U+FFFD.
 func xmlSafe(s string) string {
@@ -258,18 +181,7 @@ func xmlSafe(s string) string {
 // and that a reply echoing the body, markup and all, stays one <Message>
 // in well-formed TwiML holding the body's text.
 func FuzzInbound(f *testing.F) {
-	for _, s := range []string{
-		inboundForm("SM"+strings.Repeat("a", 32), to, "STOP").Encode(),
-		inboundForm("SM"+strings.Repeat("b", 32), to, "start").Encode(),
-		inboundForm("SM"+strings.Repeat("c", 32), "+33698765432", "HELP").Encode(),
-		inboundForm("MM"+strings.Repeat("d", 32), to, "<b>STOP</b>\r\n").Encode(),
-		inboundForm(sid, to, "</Message><Redirect>https://evil.example</Redirect>").Encode(),
-		inboundForm(sid, to, "]]><!--").Encode(),
-		inboundForm(sid, to, "a\x00b\xffc&#x0;").Encode(),
-		"MessageSid=SM&From=%2B&Body=stop", "Body=%zz", "From=a&From=b", "a=1;b=2", "%", "&&&=", "\xff=\xfe",
-		"MessageSid=SM" + strings.Repeat("e", 32) + "&From=%2B33612345678&Body=arr%C3%AAt",
-		"MessageSid=" + sid + "&From=+33612345678&Body=STOP&Body=START",
-	} {
+	for _, s := range twiliotest.InboundSeeds(to) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
@@ -306,7 +218,10 @@ func FuzzInbound(f *testing.F) {
 		msg := form.Get("Body")
 		rec := httptest.NewRecorder()
 		twilioproto.WriteTwiML(rec, msg)
-		got, ok := twimlMessage(t, rec.Body.String())
+		got, ok, err := twiliotest.ReadTwiML(rec.Body.String())
+		if err != nil {
+			t.Fatalf("reply %q to %q: %v", rec.Body, msg, err)
+		}
 		if ok != (msg != "") {
 			t.Fatalf("reply %q to %q: has a message: %v", rec.Body, msg, ok)
 		}

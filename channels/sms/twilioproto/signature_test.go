@@ -34,7 +34,7 @@ func params(form url.Values) map[string]string {
 
 func TestValidSignature(t *testing.T) {
 	t.Parallel()
-	form := statusForm(sid, "undelivered", "30005")
+	form := twiliotest.StatusForm(sid, to, "undelivered", "30005")
 	sign := func(u string, f url.Values) string { return twiliotest.Sign(testToken, u, f) }
 	changed := func(k, v string) map[string]string {
 		p := params(form)

@@ -72,19 +72,13 @@ type StatusCallback struct {
 // one of them (or To) is given more than once; the fields are checked in
 // that order.
 func ParseStatus(form url.Values) (StatusCallback, error) {
-	sid, err := field(form, "MessageSid")
+	sid, err := messageSID(form)
 	if err != nil {
 		return StatusCallback{}, err
 	}
-	if !ValidMessageSID(sid) {
-		return StatusCallback{}, &FieldError{Field: "MessageSid", Message: "is not a message SID"}
-	}
-	status, err := field(form, "MessageStatus")
+	status, err := validField(form, "MessageStatus", messageStatusPattern.MatchString, "is not a message status")
 	if err != nil {
 		return StatusCallback{}, err
-	}
-	if !messageStatusPattern.MatchString(status) {
-		return StatusCallback{}, &FieldError{Field: "MessageStatus", Message: "is not a message status"}
 	}
 	s, err := field(form, "ErrorCode")
 	if err != nil {
@@ -147,4 +141,19 @@ func field(form url.Values, name string) (string, error) {
 		return vs[0], nil
 	}
 	return "", &FieldError{Field: name, Message: "is given more than once"}
+}
+
+// validField is field, with a *FieldError saying message when the value
+// is not valid.
+func validField(form url.Values, name string, valid func(string) bool, message string) (string, error) {
+	v, err := field(form, name)
+	if err == nil && !valid(v) {
+		return "", &FieldError{Field: name, Message: message}
+	}
+	return v, err
+}
+
+// messageSID is the form's MessageSid, which both webhooks start with.
+func messageSID(form url.Values) (string, error) {
+	return validField(form, "MessageSid", ValidMessageSID, "is not a message SID")
 }

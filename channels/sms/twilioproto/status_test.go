@@ -3,7 +3,6 @@ package twilioproto_test
 import (
 	"errors"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,26 +11,13 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/sms/twilioproto"
+	"github.com/missive-dev/missive/channels/sms/twiliotest"
 )
 
 const (
-	sid     = "SM0123456789abcdef0123456789abcdef"
-	to      = "+33612345678"
-	account = "AC0123456789abcdef0123456789abcdef"
+	sid = "SM0123456789abcdef0123456789abcdef"
+	to  = "+33612345678"
 )
-
-// statusForm is a status callback as Twilio posts it; code "" leaves
-// ErrorCode out, as Twilio does for messages that did not fail.
-func statusForm(sid, status, code string) url.Values {
-	f := url.Values{
-		"MessageSid": {sid}, "SmsSid": {sid}, "MessageStatus": {status}, "SmsStatus": {status},
-		"AccountSid": {account}, "From": {"+33757000000"}, "To": {to}, "ApiVersion": {"2010-04-01"},
-	}
-	if code != "" {
-		f.Set("ErrorCode", code)
-	}
-	return f
-}
 
 func feedback(kind channels.FeedbackKind, code string) channels.Feedback {
 	return channels.Feedback{Channel: channels.SMS, Address: to, Kind: kind, Code: code, Source: "twilio"}
@@ -80,25 +66,18 @@ func TestParseStatus(t *testing.T) {
 		{"received", "", channels.Feedback{}},
 		{"sent", "30005", channels.Feedback{}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.status+"-"+tt.code, func(t *testing.T) {
-			t.Parallel()
-			got, err := twilioproto.ParseStatus(statusForm(sid, tt.status, tt.code))
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := twilioproto.StatusCallback{MessageSID: sid, MessageStatus: tt.status, Feedback: tt.want}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("ParseStatus (-want +got):\n%s", diff)
-			}
-		})
+	cases := make([]parseCase[twilioproto.StatusCallback], len(tests))
+	for i, tt := range tests {
+		cases[i] = parseCase[twilioproto.StatusCallback]{name: tt.status + "-" + tt.code, form: twiliotest.StatusForm(sid, to, tt.status, tt.code),
+			want: twilioproto.StatusCallback{MessageSID: sid, MessageStatus: tt.status, Feedback: tt.want}}
 	}
+	checkParse(t, twilioproto.ParseStatus, cases)
 }
 
 func TestParseStatusEveryCode(t *testing.T) {
 	t.Parallel()
 	for code, m := range meanings {
-		got, err := twilioproto.ParseStatus(statusForm(sid, "undelivered", strconv.Itoa(code)))
+		got, err := twilioproto.ParseStatus(twiliotest.StatusForm(sid, to, "undelivered", strconv.Itoa(code)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +94,7 @@ func TestParseStatusEveryCode(t *testing.T) {
 func TestParseStatusMessageSID(t *testing.T) {
 	t.Parallel()
 	for _, s := range []string{"SM" + strings.Repeat("a", 32), "MM" + strings.Repeat("0", 32), sid} {
-		if got, err := twilioproto.ParseStatus(statusForm(s, "delivered", "")); err != nil || got.MessageSID != s {
+		if got, err := twilioproto.ParseStatus(twiliotest.StatusForm(s, to, "delivered", "")); err != nil || got.MessageSID != s {
 			t.Errorf("MessageSid %q: %+v, %v", s, got, err)
 		}
 	}
@@ -125,77 +104,57 @@ func TestParseStatusMessageSID(t *testing.T) {
 // naming the field.
 func TestParseStatusInvalid(t *testing.T) {
 	t.Parallel()
-	valid := statusForm(sid, "delivered", "")
-	with := func(k string, v ...string) url.Values {
-		f := url.Values{}
-		for name, vs := range valid {
-			f[name] = slices.Clone(vs)
-		}
-		f[k] = v
-		return f
-	}
+	valid := twiliotest.StatusForm(sid, to, "delivered", "")
+	with := func(k string, v ...string) url.Values { return twiliotest.With(valid, k, v...) }
 	without := func(k string) url.Values {
 		f := with(k)
 		delete(f, k)
 		return f
 	}
-	tests := []struct {
-		name string
-		form url.Values
-		want *twilioproto.FieldError
-	}{
-		{"no MessageSid", without("MessageSid"), &twilioproto.FieldError{Field: "MessageSid", Message: "is not a message SID"}},
-		{"empty MessageSid", with("MessageSid", ""), &twilioproto.FieldError{Field: "MessageSid", Message: "is not a message SID"}},
-		{"upper-case sid", with("MessageSid", strings.ToUpper(sid)), &twilioproto.FieldError{Field: "MessageSid", Message: "is not a message SID"}},
-		{"sid of a call", with("MessageSid", "CA"+sid[2:]), &twilioproto.FieldError{Field: "MessageSid", Message: "is not a message SID"}},
-		{"sid with a key part", with("MessageSid", sid+":x"), &twilioproto.FieldError{Field: "MessageSid", Message: "is not a message SID"}},
-		{"sid with a newline", with("MessageSid", sid+"\n"), &twilioproto.FieldError{Field: "MessageSid", Message: "is not a message SID"}},
-		{"short sid", with("MessageSid", sid[:33]), &twilioproto.FieldError{Field: "MessageSid", Message: "is not a message SID"}},
-		{"no MessageStatus", with("MessageStatus", ""), &twilioproto.FieldError{Field: "MessageStatus", Message: "is not a message status"}},
-		{"status with markup", with("MessageStatus", "<delivered>"), &twilioproto.FieldError{Field: "MessageStatus", Message: "is not a message status"}},
-		{"upper-case status", with("MessageStatus", "DELIVERED"), &twilioproto.FieldError{Field: "MessageStatus", Message: "is not a message status"}},
-		{"status too long", with("MessageStatus", strings.Repeat("a", 33)), &twilioproto.FieldError{Field: "MessageStatus", Message: "is not a message status"}},
-		{"error code not numeric", with("ErrorCode", "30005;DROP"), &twilioproto.FieldError{Field: "ErrorCode", Message: "is not a Twilio error code"}},
-		{"error code too long", with("ErrorCode", strings.Repeat("3", 40)), &twilioproto.FieldError{Field: "ErrorCode", Message: "is not a Twilio error code"}},
-		{"error code of seven digits", with("ErrorCode", "0030005"), &twilioproto.FieldError{Field: "ErrorCode", Message: "is not a Twilio error code"}},
-		{"negative error code", with("ErrorCode", "-30005"), &twilioproto.FieldError{Field: "ErrorCode", Message: "is not a Twilio error code"}},
-		{"signed error code", with("ErrorCode", "+30005"), &twilioproto.FieldError{Field: "ErrorCode", Message: "is not a Twilio error code"}},
+	badSID := &twilioproto.FieldError{Field: "MessageSid", Message: "is not a message SID"}
+	badStatus := &twilioproto.FieldError{Field: "MessageStatus", Message: "is not a message status"}
+	badCode := &twilioproto.FieldError{Field: "ErrorCode", Message: "is not a Twilio error code"}
+	twice := func(field string) *twilioproto.FieldError {
+		return &twilioproto.FieldError{Field: field, Message: "is given more than once"}
+	}
+	refused := func(name string, form url.Values, err *twilioproto.FieldError) parseCase[twilioproto.StatusCallback] {
+		return parseCase[twilioproto.StatusCallback]{name: name, form: form, err: err}
+	}
+	checkParse(t, twilioproto.ParseStatus, []parseCase[twilioproto.StatusCallback]{
+		refused("no MessageSid", without("MessageSid"), badSID),
+		refused("empty MessageSid", with("MessageSid", ""), badSID),
+		refused("upper-case sid", with("MessageSid", strings.ToUpper(sid)), badSID),
+		refused("sid of a call", with("MessageSid", "CA"+sid[2:]), badSID),
+		refused("sid with a key part", with("MessageSid", sid+":x"), badSID),
+		refused("sid with a newline", with("MessageSid", sid+"\n"), badSID),
+		refused("short sid", with("MessageSid", sid[:33]), badSID),
+		refused("no MessageStatus", with("MessageStatus", ""), badStatus),
+		refused("status with markup", with("MessageStatus", "<delivered>"), badStatus),
+		refused("upper-case status", with("MessageStatus", "DELIVERED"), badStatus),
+		refused("status too long", with("MessageStatus", strings.Repeat("a", 33)), badStatus),
+		refused("error code not numeric", with("ErrorCode", "30005;DROP"), badCode),
+		refused("error code too long", with("ErrorCode", strings.Repeat("3", 40)), badCode),
+		refused("error code of seven digits", with("ErrorCode", "0030005"), badCode),
+		refused("negative error code", with("ErrorCode", "-30005"), badCode),
+		refused("signed error code", with("ErrorCode", "+30005"), badCode),
 		// An invalid code is refused even with a status that records nothing.
-		{"error code with queued", func() url.Values { f := with("MessageStatus", "queued"); f.Set("ErrorCode", "x"); return f }(),
-			&twilioproto.FieldError{Field: "ErrorCode", Message: "is not a Twilio error code"}},
+		refused("error code with queued", func() url.Values { f := with("MessageStatus", "queued"); f.Set("ErrorCode", "x"); return f }(), badCode),
 		// The first bad field is named.
-		{"everything wrong", url.Values{"MessageStatus": {"X"}, "ErrorCode": {"x"}}, &twilioproto.FieldError{Field: "MessageSid", Message: "is not a message SID"}},
-		{"status and code wrong", func() url.Values { f := with("MessageStatus", "X"); f.Set("ErrorCode", "x"); return f }(), &twilioproto.FieldError{Field: "MessageStatus", Message: "is not a message status"}},
+		refused("everything wrong", url.Values{"MessageStatus": {"X"}, "ErrorCode": {"x"}}, badSID),
+		refused("status and code wrong", func() url.Values { f := with("MessageStatus", "X"); f.Set("ErrorCode", "x"); return f }(), badStatus),
 		// Twilio never sends a field twice (and a signature check refuses it).
-		{"status given twice", with("MessageStatus", "delivered", "undelivered"), &twilioproto.FieldError{Field: "MessageStatus", Message: "is given more than once"}},
-		{"sid given twice", with("MessageSid", sid, sid), &twilioproto.FieldError{Field: "MessageSid", Message: "is given more than once"}},
-		{"code given twice", with("ErrorCode", "30005", "21610"), &twilioproto.FieldError{Field: "ErrorCode", Message: "is given more than once"}},
-		{"To given twice", with("To", to, "+33698765432"), &twilioproto.FieldError{Field: "To", Message: "is given more than once"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got, err := twilioproto.ParseStatus(tt.form)
-			var fe *twilioproto.FieldError
-			if !errors.As(err, &fe) {
-				t.Fatalf("ParseStatus = %+v, %v; want a *FieldError", got, err)
-			}
-			if diff := cmp.Diff(tt.want, fe); diff != "" {
-				t.Errorf("error (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(twilioproto.StatusCallback{}, got); diff != "" {
-				t.Errorf("callback beside an error (-want +got):\n%s", diff)
-			}
-			assertNoValue(t, err.Error(), tt.form)
-		})
-	}
+		refused("status given twice", with("MessageStatus", "delivered", "undelivered"), twice("MessageStatus")),
+		refused("sid given twice", with("MessageSid", sid, sid), twice("MessageSid")),
+		refused("code given twice", with("ErrorCode", "30005", "21610"), twice("ErrorCode")),
+		refused("To given twice", with("To", to, "+33698765432"), twice("To")),
+	})
 }
 
 func TestParseStatusTo(t *testing.T) {
 	t.Parallel()
 	// To is passed on as Twilio sent it; only the dispatcher can tell a
 	// valid number. Without it, Address is empty.
-	f := statusForm(sid, "undelivered", "30005")
+	f := twiliotest.StatusForm(sid, to, "undelivered", "30005")
 	f.Set("To", " +33 6 12 34 56 78")
 	if got, _ := twilioproto.ParseStatus(f); got.Feedback.Address != " +33 6 12 34 56 78" {
 		t.Errorf("Address = %q", string(got.Feedback.Address))
@@ -224,31 +183,11 @@ const fieldErrorTexts = "twilio: MessageSid MessageStatus ErrorCode From To Body
 	"is not a message SID is not a message status is not a Twilio error code " +
 	"is not a phone number in E.164 form is given more than once"
 
-// statusSeeds are forms the fuzz targets start from.
-func statusSeeds() []string {
-	return []string{
-		statusForm(sid, "delivered", "").Encode(),
-		statusForm(sid, "undelivered", "30003").Encode(),
-		statusForm(sid, "undelivered", "30005").Encode(),
-		statusForm(sid, "failed", "21610").Encode(),
-		statusForm(sid, "undelivered", "30007").Encode(),
-		statusForm(sid, "sent", "").Encode(),
-		statusForm("SM"+strings.Repeat("a", 32), "delivered", "").Encode(),
-		statusForm("MM"+strings.Repeat("b", 32), "undelivered", "0").Encode(),
-		"MessageSid=SM&MessageStatus=delivered", "ErrorCode=%zz", "MessageStatus=a&MessageStatus=b", "a=1;b=2", "%", "&&&=", "\xff=\xfe",
-		"MessageSid=" + sid + "&MessageStatus=failed&ErrorCode=00000000000030005",
-		"MessageSid=" + sid + "&MessageStatus=undelivered&ErrorCode=30005&To=%2B",
-		"MessageSid=" + sid + "&MessageStatus=undelivered&ErrorCode=030005",
-		"MessageSid=" + sid + "&MessageStatus=undelivered&ErrorCode=30005&ErrorCode=21610",
-		"MessageSid=" + sid + "&MessageStatus=delivered&ErrorCode=21610",
-	}
-}
-
 // FuzzStatusCallback holds ParseStatus to the dispatcher's reading of the
 // form before this package, and checks that an error names a field and
 // quotes nothing of the form.
 func FuzzStatusCallback(f *testing.F) {
-	for _, s := range statusSeeds() {
+	for _, s := range twiliotest.StatusSeeds(sid, to) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {

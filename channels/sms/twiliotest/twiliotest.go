@@ -2,7 +2,8 @@
 // that Missive uses, for tests: sending a message
 // (POST /2010-04-01/Accounts/{AccountSid}/Messages.json) with Twilio's
 // authentication, validation, status codes and JSON shapes, plus failure
-// injection and a helper that signs webhook requests as Twilio does.
+// injection; and Twilio's side of the webhooks: the forms it posts, signed
+// as it signs them, and a reader of the TwiML answers.
 //
 // Point the real twilio-go client at it through sms.Config.APIURL:
 //
@@ -280,22 +281,23 @@ func (s *Server) takeFailure(to string) (failure, bool) {
 	return failure{}, false
 }
 
+// failureMessages are Twilio's messages for the codes tests inject, {to}
+// standing for the number.
+var failureMessages = map[int]string{
+	20429: "Too Many Requests",
+	21211: "Invalid 'To' Phone Number: {to}",
+	21408: "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}",
+	21610: "Attempt to send to unsubscribed recipient",
+	21612: "The 'To' phone number: {to}, is not currently reachable using the 'From' phone number via SMS.",
+	21614: "'To' number {to} is not a valid mobile number",
+}
+
 func failureMessage(code int, to string) string {
-	switch code {
-	case 20429:
-		return "Too Many Requests"
-	case 21211:
-		return fmt.Sprintf("Invalid 'To' Phone Number: %s", to)
-	case 21408:
-		return fmt.Sprintf("Permission to send an SMS has not been enabled for the region indicated by the 'To' number: %s", to)
-	case 21610:
-		return "Attempt to send to unsubscribed recipient"
-	case 21612:
-		return fmt.Sprintf("The 'To' phone number: %s, is not currently reachable using the 'From' phone number via SMS.", to)
-	case 21614:
-		return fmt.Sprintf("'To' number %s is not a valid mobile number", to)
+	msg, ok := failureMessages[code]
+	if !ok {
+		msg = fmt.Sprintf("Error %d sending to {to}", code)
 	}
-	return fmt.Sprintf("Error %d sending to %s", code, to)
+	return strings.ReplaceAll(msg, "{to}", to)
 }
 
 // resource is the JSON message resource Twilio answers with on creation.

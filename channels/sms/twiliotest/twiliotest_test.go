@@ -21,10 +21,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestSignMatchesTwilioValidator(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name  string
-		token string
-		url   string
-		form  url.Values
+		name, token, url string
+		form             url.Values
 	}{
 		{"twilio-go vector", "12345", "https://mycompany.com/myapp.php?foo=1&bar=2", url.Values{
 			"Digits": {"1234"}, "CallSid": {"CA1234567890ABCDE"}, "To": {"+18005551212"},
@@ -184,5 +182,32 @@ func TestFailuresAndWait(t *testing.T) {
 	srv.ClearFailures()
 	if status, _, _ := post(t, messages, twiliotest.AccountSID, twiliotest.AuthToken, form("+33600000001")); status != 201 {
 		t.Errorf("after ClearFailures: HTTP %d", status)
+	}
+}
+
+func TestReadTwiML(t *testing.T) {
+	t.Parallel()
+	const decl = `<?xml version="1.0" encoding="UTF-8"?>`
+	tests := []struct {
+		out, msg string
+		ok, err  bool
+	}{
+		{decl + `<Response/>`, "", false, false},
+		{decl + `<Response><Message>a &amp; &lt;b&gt;</Message></Response>`, "a & <b>", true, false},
+		{``, "", false, true},
+		{decl + `<Response>`, "", false, true},
+		{decl + `<Response><Message>a</Message><Message>b</Message></Response>`, "", false, true},
+		{decl + `<Response><Message><b>a</b></Message></Response>`, "", false, true},
+		{decl + `<Response><Redirect>https://evil.example</Redirect></Response>`, "", false, true},
+		{decl + `<Response>a<Message>b</Message></Response>`, "", false, true},
+		{decl + `<Response/><Response/>`, "", false, true},
+		{decl + `<Response><!-- x --></Response>`, "", false, true},
+		{decl + `<?php x?><Response/>`, "", false, true},
+	}
+	for _, tt := range tests {
+		msg, ok, err := twiliotest.ReadTwiML(tt.out)
+		if msg != tt.msg || ok != tt.ok || (err != nil) != tt.err {
+			t.Errorf("ReadTwiML(%q) = %q, %v, %v; want %q, %v, error %v", tt.out, msg, ok, err, tt.msg, tt.ok, tt.err)
+		}
 	}
 }
