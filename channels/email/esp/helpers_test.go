@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email/esp"
 	"github.com/missive-dev/missive/channels/email/esp/esptest"
 )
@@ -132,4 +135,17 @@ func refusalOf(t testing.TB, err error) refusal {
 		t.Fatalf("error %v (%T) is not an *esp.Error", err, err)
 	}
 	return refusal{e.Status, e.Field}
+}
+
+// checkOneEvent compares what Parse made of one event with want, or with
+// one ignored event when want is nil.
+func checkOneEvent(t *testing.T, name string, got esp.Events, want *channels.Feedback) {
+	t.Helper()
+	w := esp.Events{Ignored: 1}
+	if want != nil {
+		w = esp.Events{Feedback: []channels.Feedback{*want}}
+	}
+	if diff := cmp.Diff(w, got); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", name, diff)
+	}
 }

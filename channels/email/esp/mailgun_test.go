@@ -118,12 +118,6 @@ func TestMailgunEvents(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		want := esp.Events{Ignored: 1}
-		if c.want != nil {
-			want = esp.Events{Feedback: []channels.Feedback{*c.want}}
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s (-want +got):\n%s", c.name, diff)
-		}
+		checkOneEvent(t, c.name, got, c.want)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
-	"github.com/missive-dev/missive/channels/email/esp"
 )
 
 // Missing or wrong credentials are refused with 401, before the body is
@@ -81,12 +80,6 @@ func TestPostmarkRecords(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		want := esp.Events{Ignored: 1}
-		if c.want != nil {
-			want = esp.Events{Feedback: []channels.Feedback{*c.want}}
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s (-want +got):\n%s", c.name, diff)
-		}
+		checkOneEvent(t, c.name, got, c.want)
 	}
 }
