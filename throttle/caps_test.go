@@ -3,7 +3,6 @@ package throttle_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,11 +17,7 @@ import (
 
 func TestParseCapRules(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		in   string
-		want []throttle.CapRule
-		err  string // part of the error; empty: no error
-	}{
+	tests := []parseCase[[]throttle.CapRule]{
 		{in: "", want: nil},
 		{in: "email:marketing:2/7d, sms:1/24h, email:topic=promotions:1/1d", want: []throttle.CapRule{
 			{Channel: "email", MarketingOnly: true, Limit: 2, Window: 7 * 24 * time.Hour},
@@ -47,30 +42,15 @@ func TestParseCapRules(t *testing.T) {
 		{in: "1/1d", err: "want channel"},
 		{in: "sms:1/1d,,email:1/1d", err: "cap rule 2 is empty"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := throttle.ParseCapRules(tt.in)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("ParseCapRules(%q) error = %v, want it to contain %q", tt.in, err, tt.err)
-				}
-				return
+	testParse(t, "ParseCapRules", throttle.ParseCapRules, tests, func(t *testing.T, got []throttle.CapRule) {
+		// String gives back what Parse reads.
+		for _, r := range got {
+			again, err := throttle.ParseCapRules(r.String())
+			if err != nil || len(again) != 1 || again[0] != r {
+				t.Errorf("round trip of %q: %v, %v", r.String(), again, err)
 			}
-			if err != nil {
-				t.Fatalf("ParseCapRules(%q): %v", tt.in, err)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("ParseCapRules(%q) (-want +got):\n%s", tt.in, diff)
-			}
-			// String gives back what Parse reads.
-			for _, r := range got {
-				again, err := throttle.ParseCapRules(r.String())
-				if err != nil || len(again) != 1 || again[0] != r {
-					t.Errorf("round trip of %q: %v, %v", r.String(), again, err)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 type capsBundle struct {
