@@ -19,14 +19,6 @@ import (
 // validity are computed from it, never from the wall clock.
 var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-const (
-	sesTopic   = esptest.SESTopic
-	sesCertURL = esptest.SNSCertURL
-	mailgunKey = esptest.MailgunKey
-	pmUser     = esptest.PostmarkUser
-	pmPassword = esptest.PostmarkPassword
-)
-
 // keys are the signing keys of the fake providers; sesPEM certifies ses
 // around now.
 var keys = sync.OnceValue(func() (k struct {
@@ -52,7 +44,7 @@ var (
 func newAWS(t testing.TB) *esptest.AWS { return esptest.NewAWS(t, keys().sesPEM) }
 
 func newSNS(t testing.TB, a *esptest.AWS) *esp.SNS {
-	s, err := esp.NewSNS([]string{sesTopic}, esp.NewCertCache(a.Client()))
+	s, err := esp.NewSNS([]string{esptest.SESTopic}, esp.NewCertCache(a.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +77,7 @@ func sendgridEvents(t testing.TB, evs ...map[string]any) []byte {
 }
 
 func newMailgun(t testing.TB) *esp.Mailgun {
-	m, err := esp.NewMailgun(mailgunKey)
+	m, err := esp.NewMailgun(esptest.MailgunKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +94,7 @@ func mailgunEventData(event, severity, mid, recipient string) map[string]any {
 }
 
 func newPostmark(t testing.TB) *esp.Postmark {
-	p, err := esp.NewPostmark(pmUser, pmPassword)
+	p, err := esp.NewPostmark(esptest.PostmarkUser, esptest.PostmarkPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
