@@ -381,6 +381,15 @@ func TestMarketingObligations(t *testing.T) {
 		"List-Unsubscribe":      "<" + testUnsub + ">",
 		"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
 	}
+	// linkedOut is linked rendered as marketing with testUnsub, from the
+	// options or from the data: the template already links it, so no
+	// footer is added.
+	linkedOut := Rendered{
+		Kind: channels.Email, Subject: "Offre",
+		HTML:    `<p>Hello <a href="` + testUnsub + `">leave</a></p>`,
+		Text:    "Hello\nleave: " + testUnsub,
+		Headers: oneClick,
+	}
 	tests := []struct {
 		name string
 		tpl  Template
@@ -424,12 +433,7 @@ func TestMarketingObligations(t *testing.T) {
 			tpl:  linked,
 			kind: channels.Email,
 			opts: RenderOptions{Marketing: true, UnsubscribeURL: testUnsub},
-			want: Rendered{
-				Kind: channels.Email, Subject: "Offre",
-				HTML:    `<p>Hello <a href="` + testUnsub + `">leave</a></p>`,
-				Text:    "Hello\nleave: " + testUnsub,
-				Headers: oneClick,
-			},
+			want: linkedOut,
 		},
 		{
 			name: "unsubscribe URL from data",
@@ -437,12 +441,7 @@ func TestMarketingObligations(t *testing.T) {
 			kind: channels.Email,
 			d:    Data{UnsubscribeURL: testUnsub},
 			opts: RenderOptions{Marketing: true},
-			want: Rendered{
-				Kind: channels.Email, Subject: "Offre",
-				HTML:    `<p>Hello <a href="` + testUnsub + `">leave</a></p>`,
-				Text:    "Hello\nleave: " + testUnsub,
-				Headers: oneClick,
-			},
+			want: linkedOut,
 		},
 		{
 			name: "transactional email",
