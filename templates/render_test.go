@@ -133,6 +133,7 @@ func TestRenderFunctions(t *testing.T) {
 
 func TestRenderErrors(t *testing.T) {
 	big := strings.Repeat("x", 100<<10)
+	plain := Template{Email: &Email{Subject: "s", Text: "t"}}
 	tests := []struct {
 		name    string
 		tpl     Template
@@ -233,14 +234,14 @@ func TestRenderErrors(t *testing.T) {
 		},
 		{
 			name:    "no sms part",
-			tpl:     Template{Email: &Email{Subject: "s", Text: "t"}},
+			tpl:     plain,
 			kind:    channels.SMS,
 			wantMsg: "templates: render sms: template has no part for this channel",
 			wantIs:  ErrNoPart,
 		},
 		{
 			name:    "marketing without unsubscribe URL",
-			tpl:     Template{Email: &Email{Subject: "s", Text: "t"}},
+			tpl:     plain,
 			kind:    channels.Email,
 			opts:    RenderOptions{Marketing: true},
 			wantMsg: "options.unsubscribe_url: marketing email needs an absolute http(s) unsubscribe URL",
@@ -248,7 +249,7 @@ func TestRenderErrors(t *testing.T) {
 		},
 		{
 			name:    "javascript unsubscribe URL",
-			tpl:     Template{Email: &Email{Subject: "s", Text: "t"}},
+			tpl:     plain,
 			kind:    channels.Email,
 			opts:    RenderOptions{Marketing: true, UnsubscribeURL: "javascript:alert(1)"},
 			wantIs:  ErrUnsubscribeURL,
@@ -256,7 +257,7 @@ func TestRenderErrors(t *testing.T) {
 		},
 		{
 			name:    "unsubscribe URL with CRLF",
-			tpl:     Template{Email: &Email{Subject: "s", Text: "t"}},
+			tpl:     plain,
 			kind:    channels.Email,
 			opts:    RenderOptions{Marketing: true, UnsubscribeURL: "https://x.example/u/a\r\nBcc: victim@example.com"},
 			wantIs:  ErrLineBreak,
@@ -264,7 +265,7 @@ func TestRenderErrors(t *testing.T) {
 		},
 		{
 			name:    "mailto with CRLF",
-			tpl:     Template{Email: &Email{Subject: "s", Text: "t"}},
+			tpl:     plain,
 			kind:    channels.Email,
 			opts:    RenderOptions{Marketing: true, UnsubscribeURL: testUnsub, ListUnsubscribeMailto: "u@example.com\nBcc: x@example.com"},
 			wantIs:  ErrLineBreak,
@@ -272,7 +273,7 @@ func TestRenderErrors(t *testing.T) {
 		},
 		{
 			name:    "list id with CRLF",
-			tpl:     Template{Email: &Email{Subject: "s", Text: "t"}},
+			tpl:     plain,
 			kind:    channels.Email,
 			opts:    RenderOptions{ListID: "news.example.com\r\nX-Evil: 1"},
 			wantIs:  ErrLineBreak,
@@ -380,6 +381,15 @@ func TestMarketingObligations(t *testing.T) {
 		"List-Unsubscribe":      "<" + testUnsub + ">",
 		"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
 	}
+	// linkedOut is linked rendered as marketing with testUnsub, from the
+	// options or from the data: the template already links it, so no
+	// footer is added.
+	linkedOut := Rendered{
+		Kind: channels.Email, Subject: "Offre",
+		HTML:    `<p>Hello <a href="` + testUnsub + `">leave</a></p>`,
+		Text:    "Hello\nleave: " + testUnsub,
+		Headers: oneClick,
+	}
 	tests := []struct {
 		name string
 		tpl  Template
@@ -423,12 +433,7 @@ func TestMarketingObligations(t *testing.T) {
 			tpl:  linked,
 			kind: channels.Email,
 			opts: RenderOptions{Marketing: true, UnsubscribeURL: testUnsub},
-			want: Rendered{
-				Kind: channels.Email, Subject: "Offre",
-				HTML:    `<p>Hello <a href="` + testUnsub + `">leave</a></p>`,
-				Text:    "Hello\nleave: " + testUnsub,
-				Headers: oneClick,
-			},
+			want: linkedOut,
 		},
 		{
 			name: "unsubscribe URL from data",
@@ -436,12 +441,7 @@ func TestMarketingObligations(t *testing.T) {
 			kind: channels.Email,
 			d:    Data{UnsubscribeURL: testUnsub},
 			opts: RenderOptions{Marketing: true},
-			want: Rendered{
-				Kind: channels.Email, Subject: "Offre",
-				HTML:    `<p>Hello <a href="` + testUnsub + `">leave</a></p>`,
-				Text:    "Hello\nleave: " + testUnsub,
-				Headers: oneClick,
-			},
+			want: linkedOut,
 		},
 		{
 			name: "transactional email",

@@ -165,11 +165,7 @@ func openByWallClock(c throttle.Calendar, t time.Time) bool {
 func TestParseCalendar(t *testing.T) {
 	t.Parallel()
 	w := func(h1, m1, h2, m2 int) throttle.Window { return throttle.Window{Start: h1*60 + m1, End: h2*60 + m2} }
-	tests := []struct {
-		in   string
-		want throttle.Calendar
-		err  string
-	}{
+	tests := []parseCase[throttle.Calendar]{
 		{in: "mon-sat 08:00-20:00; holidays 2026-12-25,2027-01-01", want: throttle.Calendar{
 			Windows: [7][]throttle.Window{
 				time.Monday: {w(8, 0, 20, 0)}, time.Tuesday: {w(8, 0, 20, 0)}, time.Wednesday: {w(8, 0, 20, 0)},
@@ -208,30 +204,15 @@ func TestParseCalendar(t *testing.T) {
 		{in: "mon 08:00-09:00; holidays 2026-13-01", err: `clause 2 "holidays 2026-13-01": holiday "2026-13-01"`},
 		{in: "mon 08:00-09:00; holidays", err: "no dates after holidays"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := throttle.ParseCalendar(tt.in)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("ParseCalendar(%q) error = %v, want it to contain %q", tt.in, err, tt.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("ParseCalendar(%q): %v", tt.in, err)
-			}
-			if diff := cmp.Diff(tt.want, got, cmpEmptyMaps); diff != "" {
-				t.Errorf("ParseCalendar(%q) (-want +got):\n%s", tt.in, diff)
-			}
-			again, err := throttle.ParseCalendar(got.String())
-			if err != nil {
-				t.Fatalf("ParseCalendar(%q) (its String): %v", got.String(), err)
-			}
-			if diff := cmp.Diff(got, again, cmpEmptyMaps); diff != "" {
-				t.Errorf("round trip through %q (-want +got):\n%s", got.String(), diff)
-			}
-		})
-	}
+	testParse(t, "ParseCalendar", throttle.ParseCalendar, tests, func(t *testing.T, got throttle.Calendar) {
+		again, err := throttle.ParseCalendar(got.String())
+		if err != nil {
+			t.Fatalf("ParseCalendar(%q) (its String): %v", got.String(), err)
+		}
+		if diff := cmp.Diff(got, again, cmpEmptyMaps); diff != "" {
+			t.Errorf("round trip through %q (-want +got):\n%s", got.String(), diff)
+		}
+	}, cmpEmptyMaps)
 }
 
 var cmpEmptyMaps = cmp.Transformer("emptyNil", func(m map[string]bool) map[string]bool {

@@ -3,7 +3,6 @@ package throttle_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,11 +17,7 @@ import (
 
 func TestParseCapRules(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		in   string
-		want []throttle.CapRule
-		err  string // part of the error; empty: no error
-	}{
+	tests := []parseCase[[]throttle.CapRule]{
 		{in: "", want: nil},
 		{in: "email:marketing:2/7d, sms:1/24h, email:topic=promotions:1/1d", want: []throttle.CapRule{
 			{Channel: "email", MarketingOnly: true, Limit: 2, Window: 7 * 24 * time.Hour},
@@ -47,30 +42,15 @@ func TestParseCapRules(t *testing.T) {
 		{in: "1/1d", err: "want channel"},
 		{in: "sms:1/1d,,email:1/1d", err: "cap rule 2 is empty"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := throttle.ParseCapRules(tt.in)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("ParseCapRules(%q) error = %v, want it to contain %q", tt.in, err, tt.err)
-				}
-				return
+	testParse(t, "ParseCapRules", throttle.ParseCapRules, tests, func(t *testing.T, got []throttle.CapRule) {
+		// String gives back what Parse reads.
+		for _, r := range got {
+			again, err := throttle.ParseCapRules(r.String())
+			if err != nil || len(again) != 1 || again[0] != r {
+				t.Errorf("round trip of %q: %v, %v", r.String(), again, err)
 			}
-			if err != nil {
-				t.Fatalf("ParseCapRules(%q): %v", tt.in, err)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("ParseCapRules(%q) (-want +got):\n%s", tt.in, diff)
-			}
-			// String gives back what Parse reads.
-			for _, r := range got {
-				again, err := throttle.ParseCapRules(r.String())
-				if err != nil || len(again) != 1 || again[0] != r {
-					t.Errorf("round trip of %q: %v, %v", r.String(), again, err)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 type capsBundle struct {
@@ -78,14 +58,30 @@ type capsBundle struct {
 	caps *throttle.Caps
 }
 
-func setupCaps(t *testing.T, rules string) capsBundle {
+func setupCaps(t testing.TB, rules string) capsBundle {
 	t.Helper()
 	rdb := redistest.New(t)
+	return capsBundle{rdb: rdb, caps: newCaps(t, rdb, rules)}
+}
+
+// newCaps returns the Caps of rules on rdb.
+func newCaps(t testing.TB, rdb *redistest.Redis, rules string) *throttle.Caps {
+	t.Helper()
 	rs, err := throttle.ParseCapRules(rules)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return capsBundle{rdb: rdb, caps: throttle.NewCaps(rdb.Client, rdb.Prefix, rs)}
+	return throttle.NewCaps(rdb.Client, rdb.Prefix, rs)
+}
+
+// keys returns every key under the test's prefix.
+func (b capsBundle) keys(t *testing.T) []string {
+	t.Helper()
+	ks, err := b.rdb.Client.Keys(context.Background(), b.rdb.Prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
 }
 
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
@@ -292,23 +288,16 @@ func TestCapsForget(t *testing.T) {
 		{2, sms("c1*", "s1"), true}, // a glob character in an id
 		{3, sms("c10", "s1"), true},
 	})
-	keys := func() []string {
-		ks, err := b.rdb.Client.Keys(ctx, b.rdb.Prefix+"*").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ks
-	}
 	// Five cap keys and three contacts' indexes.
-	if n := len(keys()); n != 8 {
-		t.Fatalf("%d keys before Forget, want 8: %v", n, keys())
+	if ks := b.keys(t); len(ks) != 8 {
+		t.Fatalf("%d keys before Forget, want 8: %v", len(ks), ks)
 	}
 	if err := b.caps.Forget(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{b.rdb.Prefix + ":cap:{c1*}:sms", b.rdb.Prefix + ":cap:{c1*}:~keys",
 		b.rdb.Prefix + ":cap:{c10}:sms", b.rdb.Prefix + ":cap:{c10}:~keys"}
-	if diff := cmp.Diff(want, keys(), sortStrings); diff != "" {
+	if diff := cmp.Diff(want, b.keys(t), sortStrings); diff != "" {
 		t.Errorf("keys after Forget (-want +got):\n%s", diff)
 	}
 	runSteps(t, b.caps, []step{
@@ -328,18 +317,10 @@ func TestCapsForgetRetiredRule(t *testing.T) {
 		{0, mail("c1", "m1", "promotions", true), true},
 		{1, sms("c1", "s1"), true},
 	})
-	rs, err := throttle.ParseCapRules("sms:1/1d")
-	if err != nil {
+	if err := newCaps(t, b.rdb, "sms:1/1d").Forget(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := throttle.NewCaps(b.rdb.Client, b.rdb.Prefix, rs).Forget(ctx, "c1"); err != nil {
-		t.Fatal(err)
-	}
-	ks, err := b.rdb.Client.Keys(ctx, b.rdb.Prefix+"*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ks) != 0 {
+	if ks := b.keys(t); len(ks) != 0 {
 		t.Errorf("keys left after Forget: %v", ks)
 	}
 }
@@ -472,12 +453,7 @@ func TestCapsConcurrentManyContacts(t *testing.T) {
 var sortStrings = cmpopts.SortSlices(func(a, b string) bool { return a < b })
 
 func BenchmarkReserveMany(b *testing.B) {
-	r := redistest.New(b)
-	rules, err := throttle.ParseCapRules("email:marketing:2/7d, email:topic=promotions:1/1d, sms:1/24h")
-	if err != nil {
-		b.Fatal(err)
-	}
-	caps := throttle.NewCaps(r.Client, r.Prefix, rules)
+	caps := setupCaps(b, "email:marketing:2/7d, email:topic=promotions:1/1d, sms:1/24h").caps
 	ctx := context.Background()
 	const batch = 500
 	reqs := make([]throttle.CapRequest, batch)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,11 +16,7 @@ import (
 
 func TestParseRate(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		in   string
-		want throttle.Rate
-		err  string
-	}{
+	tests := []parseCase[throttle.Rate]{
 		{in: "100/s", want: throttle.Rate{Count: 100, Per: time.Second}},
 		{in: "20/m", want: throttle.Rate{Count: 20, Per: time.Minute}},
 		{in: " 3600 / h ", want: throttle.Rate{Count: 3600, Per: time.Hour}},
@@ -34,26 +29,11 @@ func TestParseRate(t *testing.T) {
 		{in: "10/-1s", err: `period "-1s"`},
 		{in: "10/s burst 0", err: `burst "0"`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := throttle.ParseRate(tt.in)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("ParseRate(%q) error = %v, want it to contain %q", tt.in, err, tt.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("ParseRate(%q) (-want +got):\n%s", tt.in, diff)
-			}
-			if again, err := throttle.ParseRate(got.String()); err != nil || again != got {
-				t.Errorf("round trip through %q: %v, %v", got.String(), again, err)
-			}
-		})
-	}
+	testParse(t, "ParseRate", throttle.ParseRate, tests, func(t *testing.T, got throttle.Rate) {
+		if again, err := throttle.ParseRate(got.String()); err != nil || again != got {
+			t.Errorf("round trip through %q: %v, %v", got.String(), again, err)
+		}
+	})
 }
 
 type take struct {

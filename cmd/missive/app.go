@@ -56,6 +56,22 @@ func openRedis(ctx context.Context, url string, log *slog.Logger) (rdb store.Cli
 	return rdb, func() { rdb.Close() }, nil
 }
 
+// openDispatcher opens the Redis at url (openRedis) and a Dispatcher of
+// cfg on it, for the commands that run once and exit; close releases
+// both.
+func openDispatcher(ctx context.Context, url string, cfg apppkg.Config) (d *apppkg.Dispatcher, close func(), err error) {
+	rdb, closeRedis, err := openRedis(ctx, url, cfg.Logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Redis = rdb
+	if d, err = apppkg.New(cfg); err != nil {
+		closeRedis()
+		return nil, nil, err
+	}
+	return d, func() { d.Close(); closeRedis() }, nil
+}
+
 // openChannels builds the configured channels; kinds without a provider
 // go to the outbox. The outbox has no provider pace to respect.
 func openChannels(c *config, log *slog.Logger) (map[channels.Kind]channels.Channel, map[channels.Kind]bool, func(), error) {
@@ -67,25 +83,6 @@ func openChannels(c *config, log *slog.Logger) (map[channels.Kind]channels.Chann
 			f()
 		}
 	}
-	var box *outbox.Outbox
-	getBox := func() (*outbox.Outbox, error) {
-		if box == nil {
-			from := c.EmailFrom
-			if from == "" {
-				from = "Missive <missive@localhost.invalid>"
-			}
-			opts := []outbox.Option{outbox.WithEmailDefaults(email.Defaults{From: from})}
-			if c.dkim != nil {
-				opts = append(opts, outbox.WithDKIM(c.dkim))
-			}
-			b, err := outbox.New(c.OutboxDir, opts...)
-			if err != nil {
-				return nil, fmt.Errorf("MISSIVE_OUTBOX_DIR: %w", err)
-			}
-			box = b
-		}
-		return box, nil
-	}
 	if c.SMTPURL != "" {
 		m, err := email.New(email.Config{URL: c.SMTPURL, From: c.EmailFrom, ReturnPath: c.ReturnPath, DKIM: c.dkim, Logger: log})
 		if err != nil {
@@ -93,12 +90,6 @@ func openChannels(c *config, log *slog.Logger) (map[channels.Kind]channels.Chann
 		}
 		chs[channels.Email] = m
 		closers = append(closers, func() { m.Close() })
-	} else {
-		b, err := getBox()
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		chs[channels.Email], viaOutbox[channels.Email] = b, true
 	}
 	if c.TwilioSID != "" {
 		s, err := sms.New(sms.Config{AccountSID: c.TwilioSID, AuthToken: c.TwilioToken, From: c.SMSFrom, APIURL: c.TwilioAPIURL,
@@ -109,15 +100,42 @@ func openChannels(c *config, log *slog.Logger) (map[channels.Kind]channels.Chann
 		}
 		chs[channels.SMS] = s
 		closers = append(closers, func() { s.Close() })
-	} else {
-		b, err := getBox()
-		if err != nil {
-			closeAll()
-			return nil, nil, nil, err
+	}
+	// The kinds left share one outbox.
+	var box *outbox.Outbox
+	for _, k := range channels.Kinds {
+		if chs[k] != nil {
+			continue
 		}
-		chs[channels.SMS], viaOutbox[channels.SMS] = b, true
+		if box == nil {
+			b, err := openOutbox(c)
+			if err != nil {
+				closeAll()
+				return nil, nil, nil, err
+			}
+			box = b
+		}
+		chs[k], viaOutbox[k] = box, true
 	}
 	return chs, viaOutbox, closeAll, nil
+}
+
+// openOutbox opens the outbox in MISSIVE_OUTBOX_DIR, which signs with
+// the configured DKIM key as the relay would.
+func openOutbox(c *config) (*outbox.Outbox, error) {
+	from := c.EmailFrom
+	if from == "" {
+		from = "Missive <missive@localhost.invalid>"
+	}
+	opts := []outbox.Option{outbox.WithEmailDefaults(email.Defaults{From: from})}
+	if c.dkim != nil {
+		opts = append(opts, outbox.WithDKIM(c.dkim))
+	}
+	b, err := outbox.New(c.OutboxDir, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("MISSIVE_OUTBOX_DIR: %w", err)
+	}
+	return b, nil
 }
 
 // app is a configured Missive process.

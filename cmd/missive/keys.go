@@ -43,16 +43,11 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rdb, closeRedis, err := openRedis(ctx, c.RedisURL, log)
+	d, closeD, err := openDispatcher(ctx, c.RedisURL, apppkg.Config{Prefix: c.Prefix, Secret: []byte(c.Secret), DataKeys: ring, Logger: log})
 	if err != nil {
 		return err
 	}
-	defer closeRedis()
-	d, err := apppkg.New(apppkg.Config{Redis: rdb, Prefix: c.Prefix, Secret: []byte(c.Secret), DataKeys: ring, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer d.Close()
+	defer closeD()
 
 	active := ring.Active()
 	fmt.Fprintf(stderr, "keys rotate: sealing contacts under key %s\n", active)

@@ -18,14 +18,7 @@ func TestKeysRotateReSealsUnderTheFirstKey(t *testing.T) {
 	ka := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa}, 32))
 	kb := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xb}, 32))
 	secret := "keys-secret-keys-secret-keys-secret!"
-	before, err := parseDataKeys("a:" + ka)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := apppkg.New(apppkg.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte(secret), DataKeys: before})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDispatcher(t, r, secret, "a:"+ka)
 	var ndjson strings.Builder
 	for i := range 1100 {
 		fmt.Fprintf(&ndjson, `{"id":"c%04d","email":"c%04d@example.com"}`+"\n", i, i)
@@ -59,17 +52,29 @@ func TestKeysRotateReSealsUnderTheFirstKey(t *testing.T) {
 	}
 
 	// Key a removed: every contact still opens.
-	after, err := parseDataKeys("b:" + kb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d2, err := apppkg.New(apppkg.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte(secret), DataKeys: after})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c, err := d2.Store.Contact(ctx, "c1099"); err != nil || c.Email != "c1099@example.com" {
+	if c, err := newDispatcher(t, r, secret, "b:"+kb).Store.Contact(ctx, "c1099"); err != nil || c.Email != "c1099@example.com" {
 		t.Errorf("contact under key b only: %v, %v", c, err)
 	}
+}
+
+// newDispatcher returns a Dispatcher on r with secret and the data keys
+// of MISSIVE_DATA_KEYS dataKeys ("" for none), as the running processes
+// would hold.
+func newDispatcher(t *testing.T, r *redistest.Redis, secret, dataKeys string) *apppkg.Dispatcher {
+	t.Helper()
+	cfg := apppkg.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte(secret)}
+	if dataKeys != "" {
+		ring, err := parseDataKeys(dataKeys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DataKeys = ring
+	}
+	d, err := apppkg.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func TestKeysRotateNeedsItsSettings(t *testing.T) {

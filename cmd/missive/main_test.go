@@ -263,6 +263,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"MISSIVE_MAX_COMPLAINT_RATE", "-1%", "MISSIVE_MAX_COMPLAINT_RATE"},
 		{"MISSIVE_BOUNCE_SMTP_ADDR", ":2525", "MISSIVE_BOUNCE_DOMAIN"},
 		{"MISSIVE_DKIM_KEY_FILE", "/nonexistent/key.pem", "MISSIVE_DKIM"},
+		{"MISSIVE_INACTIVE_AFTER", "three years", "MISSIVE_INACTIVE_AFTER"},
 	}
 	for _, tt := range tests {
 		env := map[string]string{}

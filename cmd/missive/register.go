@@ -31,14 +31,8 @@ func registerCommand(ctx context.Context, args []string, getenv func(string) str
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.level}))
-	rdb, closeRedis, err := openRedis(ctx, c.RedisURL, log)
-	if err != nil {
-		return err
-	}
-	defer closeRedis()
 	// No channel is opened: the register only names the processors.
-	d, err := apppkg.New(apppkg.Config{
-		Redis:           rdb,
+	d, closeD, err := openDispatcher(ctx, c.RedisURL, apppkg.Config{
 		Prefix:          c.Prefix,
 		Secret:          []byte(c.Secret),
 		PublicURL:       c.PublicURL,
@@ -51,7 +45,7 @@ func registerCommand(ctx context.Context, args []string, getenv func(string) str
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer closeD()
 	reg, err := d.Privacy.Register(ctx)
 	if err != nil {
 		return err

@@ -10,7 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/dispatcher"
-	apppkg "github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/privacy"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
@@ -20,10 +19,7 @@ import (
 func TestRegisterCommand(t *testing.T) {
 	r := redistest.New(t)
 	secret := "register-secret-register-secret-reg"
-	d, err := apppkg.New(apppkg.Config{Redis: r.Client, Prefix: r.Prefix, Secret: []byte(secret)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDispatcher(t, r, secret, "")
 	for _, tp := range []dispatcher.Topic{
 		{ID: "newsletter", Kind: dispatcher.Marketing, Description: "Monthly news"},
 		{ID: "orders", Kind: dispatcher.Transactional},

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -33,19 +34,24 @@ func (a *handler) putContact(w http.ResponseWriter, r *http.Request) (int, any, 
 	return http.StatusOK, c, nil
 }
 
-func (a *handler) getContact(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return 0, nil, dispatcher.NotFound("contact")
-	}
-	c, err := a.d.Store.Contact(r.Context(), id)
-	if err != nil {
+// contactRoute serves a route about the contact named by the path's id
+// with what do returns for it. An id that cannot be one and a contact that
+// is not there are both "contact not found".
+func contactRoute[T any](do func(context.Context, string) (T, error)) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
+		id, err := pathID(r)
+		if err != nil {
+			return 0, nil, dispatcher.NotFound("contact")
+		}
+		v, err := do(r.Context(), id)
 		if errors.Is(err, dispatcher.ErrNotFound) {
 			return 0, nil, dispatcher.NotFound("contact")
 		}
-		return 0, nil, err
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, v, nil
 	}
-	return http.StatusOK, c, nil
 }
 
 func (a *handler) importContacts(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -93,24 +99,20 @@ type consentsResponse struct {
 	Ledger  []dispatcher.ConsentEvent          `json:"ledger"`
 }
 
-func (a *handler) getConsents(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return 0, nil, dispatcher.NotFound("contact")
-	}
-	ctx := r.Context()
+// consents is the answer of GET /v1/contacts/{id}/consents.
+func (a *handler) consents(ctx context.Context, id string) (*consentsResponse, error) {
 	if ok, err := a.d.Store.ContactExists(ctx, id); err != nil {
-		return 0, nil, err
+		return nil, err
 	} else if !ok {
-		return 0, nil, dispatcher.NotFound("contact")
+		return nil, dispatcher.NotFound("contact")
 	}
 	cur, err := a.d.Store.ConsentStates(ctx, id)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	out := consentsResponse{Current: cur}
+	out := &consentsResponse{Current: cur}
 	if out.Ledger, err = a.d.Store.ConsentLedger(ctx, id); err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	return http.StatusOK, out, nil
+	return out, nil
 }

@@ -121,12 +121,12 @@ func Handler(d *app.Dispatcher, keys []APIKey) http.Handler {
 		h       apiFunc
 	}{
 		{"PUT /v1/contacts/{id}", ctc, "contact.upsert", a.putContact},
-		{"GET /v1/contacts/{id}", ctc, "", a.getContact},
-		{"DELETE /v1/contacts/{id}", "", "", a.eraseContact},
-		{"GET /v1/contacts/{id}/export", "", "", a.exportContact},
+		{"GET /v1/contacts/{id}", ctc, "", contactRoute(a.d.Store.Contact)},
+		{"DELETE /v1/contacts/{id}", "", "", contactRoute(a.d.Privacy.EraseContact)},
+		{"GET /v1/contacts/{id}/export", "", "", contactRoute(a.d.Privacy.ExportContact)},
 		{"POST /v1/contacts/import", ctc, "contact.import", a.importContacts},
 		{"POST /v1/contacts/{id}/consents", ctc, "consent.record", a.postConsent},
-		{"GET /v1/contacts/{id}/consents", ctc, "", a.getConsents},
+		{"GET /v1/contacts/{id}/consents", ctc, "", contactRoute(a.consents)},
 		{"PUT /v1/topics/{id}", cpg, "topic.put", putRecord(func(t *dispatcher.Topic) *string { return &t.ID }, a.d.Store.PutTopic)},
 		{"GET /v1/topics", cpg, "", a.getTopics},
 		{"GET /v1/topics/{id}/stats", cpg, "", a.topicStats},

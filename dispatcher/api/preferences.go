@@ -19,7 +19,6 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/page"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
-	"github.com/missive-dev/missive/templates"
 )
 
 // The preference centre: public, no account, the token of a message's
@@ -45,22 +44,9 @@ func (a *handler) mountPreferences() {
 	a.mux.HandleFunc("POST /preferences/{token}", a.preferencesPost)
 }
 
-// prefClaims verifies a preference token. Preference links carry the
-// claims of the message they came in; only the contact matters here.
-func (a *handler) prefClaims(token string) (templates.Claims, bool) {
-	cl, err := a.d.Signer.Verify(token)
-	if err != nil || !dispatcher.ValidID(cl.Contact) || !channels.Kind(cl.Channel).Valid() ||
-		(cl.Topic != "" && !dispatcher.NamePattern.MatchString(cl.Topic)) {
-		return templates.Claims{}, false
-	}
-	return cl, true
-}
-
 func (a *handler) preferencesPage(w http.ResponseWriter, r *http.Request) {
-	token := r.PathValue("token")
-	cl, ok := a.prefClaims(token)
+	token, cl, ok := a.linkClaims(w, r, preferencesLink)
 	if !ok {
-		page.Message(w, http.StatusBadRequest, pageLang(r, ""), page.InvalidPreferencesLink)
 		return
 	}
 	ctx := r.Context()
@@ -103,10 +89,8 @@ func (a *handler) preferencesPost(w http.ResponseWriter, r *http.Request) {
 		page.Message(w, http.StatusBadRequest, lang, page.InvalidPreferencesLink)
 		return
 	}
-	token := r.PathValue("token")
-	cl, ok := a.prefClaims(token)
+	token, cl, ok := a.linkClaims(w, r, preferencesLink)
 	if !ok {
-		page.Message(w, http.StatusBadRequest, lang, page.InvalidPreferencesLink)
 		return
 	}
 	now := a.d.Config.Now()

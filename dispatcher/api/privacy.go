@@ -6,32 +6,8 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 )
 
-// The routes of erasure, export and the record of processing; the work
-// is package privacy's.
-
-func (a *handler) eraseContact(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return 0, nil, dispatcher.NotFound("contact")
-	}
-	rep, err := a.d.Privacy.EraseContact(r.Context(), id)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, rep, nil
-}
-
-func (a *handler) exportContact(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return 0, nil, dispatcher.NotFound("contact")
-	}
-	exp, err := a.d.Privacy.ExportContact(r.Context(), id)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, exp, nil
-}
+// The record of processing; the work is package privacy's, as is that of
+// the erasure and export routes (contactRoute).
 
 // getRegister answers GET /v1/register[?format=markdown].
 func (a *handler) getRegister(w http.ResponseWriter, r *http.Request) (int, any, error) {

@@ -11,13 +11,33 @@ import (
 	"github.com/missive-dev/missive/templates"
 )
 
-// verifyToken checks a token and its claims.
-func (a *handler) verifyToken(token string) (templates.Claims, bool) {
+// linkKind is what the token of a link in a message opens.
+type linkKind struct {
+	// anyTopic accepts claims without a topic: preference links carry the
+	// claims of the message they came in, where only the contact matters;
+	// an unsubscribe link names the topic it leaves.
+	anyTopic bool
+	// invalid is the page shown for a token that is not one.
+	invalid page.MessageKey
+}
+
+var (
+	unsubscribeLink = linkKind{invalid: page.InvalidUnsubscribeLink}
+	preferencesLink = linkKind{anyTopic: true, invalid: page.InvalidPreferencesLink}
+)
+
+// linkClaims returns the token in r's path and its verified claims. For a
+// token that is not a valid link of kind, it writes the page saying so
+// and returns false.
+func (a *handler) linkClaims(w http.ResponseWriter, r *http.Request, kind linkKind) (string, templates.Claims, bool) {
+	token := r.PathValue("token")
 	cl, err := a.d.Signer.Verify(token)
-	if err != nil || !channels.Kind(cl.Channel).Valid() || !dispatcher.NamePattern.MatchString(cl.Topic) || !dispatcher.ValidID(cl.Contact) {
-		return templates.Claims{}, false
+	if err != nil || !dispatcher.ValidID(cl.Contact) || !channels.Kind(cl.Channel).Valid() ||
+		!(kind.anyTopic && cl.Topic == "" || dispatcher.NamePattern.MatchString(cl.Topic)) {
+		page.Message(w, http.StatusBadRequest, pageLang(r, ""), kind.invalid)
+		return "", templates.Claims{}, false
 	}
-	return cl, true
+	return token, cl, true
 }
 
 func (a *handler) topicName(ctx context.Context, id string) string {
@@ -46,10 +66,8 @@ func (a *handler) unsubscribeLang(r *http.Request, contact string) page.Lang {
 }
 
 func (a *handler) unsubscribePage(w http.ResponseWriter, r *http.Request) {
-	token := r.PathValue("token")
-	cl, ok := a.verifyToken(token)
+	token, cl, ok := a.linkClaims(w, r, unsubscribeLink)
 	if !ok {
-		page.Message(w, http.StatusBadRequest, pageLang(r, ""), page.InvalidUnsubscribeLink)
 		return
 	}
 	page.Unsubscribe(w, page.UnsubscribeView{Lang: a.unsubscribeLang(r, cl.Contact), Topic: a.topicName(r.Context(), cl.Topic),
@@ -59,13 +77,12 @@ func (a *handler) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 func (a *handler) unsubscribeOneClick(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	err := r.ParseMultipartForm(maxFormBody)
-	if err != nil && !errors.Is(err, http.ErrNotMultipart) {
+	if err != nil && !errors.Is(err, http.ErrNotMultipart) || r.PostFormValue("List-Unsubscribe") != "One-Click" {
 		page.Message(w, http.StatusBadRequest, pageLang(r, ""), page.InvalidUnsubscribeLink)
 		return
 	}
-	cl, ok := a.verifyToken(r.PathValue("token"))
-	if !ok || r.PostFormValue("List-Unsubscribe") != "One-Click" {
-		page.Message(w, http.StatusBadRequest, pageLang(r, ""), page.InvalidUnsubscribeLink)
+	_, cl, ok := a.linkClaims(w, r, unsubscribeLink)
+	if !ok {
 		return
 	}
 	ctx := r.Context()

@@ -137,7 +137,7 @@ func goKeys(t *testing.T) (literal map[string]bool, consts map[string][]string) 
 		t.Fatal(err)
 	}
 	literal, consts = map[string]bool{}, map[string][]string{}
-	lookups := map[string]bool{"text": true, "tmplText": true, "button": true, "bilingual": true}
+	lookups := map[string]bool{"text": true, "tmplText": true, "button": true, "bilingual": true, "newLedger": true}
 	for _, name := range names {
 		if strings.HasSuffix(name, "_test.go") {
 			continue

@@ -138,26 +138,35 @@ func dump(r *httptest.ResponseRecorder) string {
 // TestGolden renders every page in both languages against
 // testdata/<page>.<lang>.golden; go test -update rewrites them.
 func TestGolden(t *testing.T) {
+	eachPage(t, plain, func(t *testing.T, name string, w *httptest.ResponseRecorder) {
+		got := dump(w)
+		path := filepath.Join("testdata", name+".golden")
+		if *update {
+			if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test -update to create it)", err)
+		}
+		if diff := cmp.Diff(string(want), got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", path, diff)
+		}
+	})
+}
+
+// eachPage renders every page in both languages with the values of s and
+// hands each, in its own subtest named page.lang, to check.
+func eachPage(t *testing.T, s sample, check func(t *testing.T, name string, w *httptest.ResponseRecorder)) {
 	for _, f := range fixtures() {
 		for _, l := range langs {
-			t.Run(f.name+"."+string(l), func(t *testing.T) {
+			name := f.name + "." + string(l)
+			t.Run(name, func(t *testing.T) {
 				w := httptest.NewRecorder()
-				f.render(w, l, plain)
-				got := dump(w)
-				path := filepath.Join("testdata", f.name+"."+string(l)+".golden")
-				if *update {
-					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run go test -update to create it)", err)
-				}
-				if diff := cmp.Diff(string(want), got); diff != "" {
-					t.Errorf("%s (-want +got):\n%s", path, diff)
-				}
+				f.render(w, l, s)
+				check(t, name, w)
 			})
 		}
 	}
@@ -205,23 +214,17 @@ func TestHeaders(t *testing.T) {
 // TestHostileValuesAreEscaped renders every page with markup in every
 // value a caller passes through: none may come out as markup.
 func TestHostileValuesAreEscaped(t *testing.T) {
-	for _, f := range fixtures() {
-		for _, l := range langs {
-			t.Run(f.name+"."+string(l), func(t *testing.T) {
-				w := httptest.NewRecorder()
-				f.render(w, l, hostile)
-				body := w.Body.String()
-				for _, bad := range []string{"<script", "<img", "<iframe", "<b ", "</td><script", "</title><script", "javascript:"} {
-					if strings.Contains(body, bad) {
-						t.Errorf("the page holds %q unescaped:\n%s", bad, body)
-					}
-				}
-				if w.Header().Get("Set-Cookie") != "" {
-					t.Error("a value made a header")
-				}
-			})
+	eachPage(t, hostile, func(t *testing.T, _ string, w *httptest.ResponseRecorder) {
+		body := w.Body.String()
+		for _, bad := range []string{"<script", "<img", "<iframe", "<b ", "</td><script", "</title><script", "javascript:"} {
+			if strings.Contains(body, bad) {
+				t.Errorf("the page holds %q unescaped:\n%s", bad, body)
+			}
 		}
-	}
+		if w.Header().Get("Set-Cookie") != "" {
+			t.Error("a value made a header")
+		}
+	})
 	// And the escaped text is there, so that the test above can fail.
 	w := httptest.NewRecorder()
 	for _, f := range fixtures() {

@@ -86,14 +86,33 @@ type Suppression struct {
 }
 
 type prefData struct {
-	Lang, Other                     Lang
-	Class                           string
-	Intro, Action, CSRF, Saved      string
-	Channels                        []prefChannel
-	HasTx, HasMarketing             bool
-	Profile, Attributes             []row
-	Consents, History, Suppressions [][]string
-	HistoryCut                      string
+	Lang, Other                Lang
+	Class                      string
+	Intro, Action, CSRF, Saved string
+	Channels                   []prefChannel
+	HasTx, HasMarketing        bool
+	Profile, Attributes        []row
+	// Ledgers are the consents, their history and the suppressions.
+	Ledgers []ledger
+}
+
+// ledger is a table of what is held on the contact, under its heading,
+// or the Empty text when it has no rows. Note, when set, comes before
+// the rows.
+type ledger struct {
+	Heading, Note, Empty string
+	Cols                 []string
+	Rows                 [][]string
+}
+
+// newLedger returns a ledger whose heading, empty text and column names
+// are the catalogue's texts at those keys.
+func newLedger(l Lang, heading, empty string, cols ...string) ledger {
+	g := ledger{Heading: text(l, heading), Empty: text(l, empty)}
+	for _, c := range cols {
+		g.Cols = append(g.Cols, text(l, c))
+	}
+	return g
 }
 
 type prefChannel struct {
@@ -160,27 +179,31 @@ func preferences(l Lang, v PreferencesView) prefData {
 		d.Attributes = append(d.Attributes, row{k, p.Attributes[k]})
 	}
 
+	consents := newLedger(l, "pref.consents", "pref.no-consents", "pref.channel", "pref.topic", "pref.state", "pref.since", "pref.source")
 	for _, c := range v.Consents {
-		d.Consents = append(d.Consents, []string{channel(c.Channel), c.Topic, word(l, "state.", c.State),
+		consents.Rows = append(consents.Rows, []string{channel(c.Channel), c.Topic, word(l, "state.", c.State),
 			when(c.At), word(l, "source.", c.Source)})
 	}
+	history := newLedger(l, "pref.history", "pref.no-history", "pref.when", "pref.channel", "pref.topic", "pref.state", "pref.source", "pref.evidence")
 	if v.HistoryCut > 0 {
-		d.HistoryCut = text(l, "pref.history-cut", v.HistoryCut)
+		history.Note = text(l, "pref.history-cut", v.HistoryCut)
 	}
 	for _, e := range v.History {
 		var ev []string
 		for _, k := range slices.Sorted(maps.Keys(e.Evidence)) {
 			ev = append(ev, k+": "+e.Evidence[k])
 		}
-		d.History = append(d.History, []string{when(e.At), channel(e.Channel), e.Topic,
+		history.Rows = append(history.Rows, []string{when(e.At), channel(e.Channel), e.Topic,
 			word(l, "state.", e.State), word(l, "source.", e.Source), strings.Join(ev, "; ")})
 	}
+	suppressions := newLedger(l, "pref.suppressions", "pref.no-suppressions", "pref.channel", "pref.address", "pref.reason", "pref.since", "pref.until")
 	for _, s := range v.Suppressions {
 		until := text(l, "pref.permanent")
 		if !s.Until.IsZero() {
 			until = when(s.Until)
 		}
-		d.Suppressions = append(d.Suppressions, []string{channel(s.Channel), s.Address, word(l, "reason.", s.Reason), when(s.At), until})
+		suppressions.Rows = append(suppressions.Rows, []string{channel(s.Channel), s.Address, word(l, "reason.", s.Reason), when(s.At), until})
 	}
+	d.Ledgers = []ledger{consents, history, suppressions}
 	return d
 }

@@ -233,13 +233,7 @@ func TestParseLimits(t *testing.T) {
 	}
 	// A long diagnostic is cut to one line of 500 bytes.
 	long := strings.Repeat("é", 400)
-	msg := "From: MAILER-DAEMON@x.example\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n" +
-		"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\n" +
-		"Final-Recipient: rfc822; a@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550\r\n " + long + "\r\n\r\n--b--\r\n"
-	rep, err := bounce.Parse(strings.NewReader(msg))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := parseFailed(t, "5.1.1", "550\r\n "+long)
 	if d := rep.Recipients[0].Diagnostic; len(d) > 500 || !strings.HasPrefix(d, "550 é") || !utf8Valid(d) {
 		t.Errorf("Diagnostic: %d bytes, valid %v", len(d), utf8Valid(d))
 	}
@@ -256,14 +250,7 @@ func TestClassPolicy(t *testing.T) {
 		{"5.4.4", "550 5.4.4 host not found", "hard"},
 	}
 	for _, tt := range tests {
-		msg := "From: MAILER-DAEMON@x.example\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n" +
-			"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\n" +
-			"Final-Recipient: rfc822; a@example.org\r\nAction: failed\r\nStatus: " + tt.status + "\r\nDiagnostic-Code: smtp; " + tt.diag + "\r\n\r\n--b--\r\n"
-		rep, err := bounce.Parse(strings.NewReader(msg))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := rep.Recipients[0].Class; got != tt.want {
+		if got := parseFailed(t, tt.status, tt.diag).Recipients[0].Class; got != tt.want {
 			t.Errorf("%s %q: Class = %q, want %q", tt.status, tt.diag, got, tt.want)
 		}
 	}
@@ -292,6 +279,20 @@ func TestLocalVERP(t *testing.T) {
 			t.Errorf("LocalVERP(%q) = %q, %v; want %q, %v", tt.rcpt, token, ok, tt.token, tt.ok)
 		}
 	}
+}
+
+// parseFailed parses a DSN that reports one failed recipient with status
+// and diagnostic (which may be folded over several lines).
+func parseFailed(t testing.TB, status, diagnostic string) *bounce.Report {
+	t.Helper()
+	msg := "From: MAILER-DAEMON@x.example\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\n" +
+		"Final-Recipient: rfc822; a@example.org\r\nAction: failed\r\nStatus: " + status + "\r\nDiagnostic-Code: smtp; " + diagnostic + "\r\n\r\n--b--\r\n"
+	rep, err := bounce.Parse(strings.NewReader(msg))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return rep
 }
 
 func parseFile(t testing.TB, name string) *bounce.Report {

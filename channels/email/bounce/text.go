@@ -4,6 +4,7 @@ import (
 	"mime"
 	"net/textproto"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -46,26 +47,13 @@ func looksLikeBounce(h textproto.MIMEHeader, text []string) bool {
 		return true
 	}
 	from := strings.ToLower(h.Get("From"))
-	for _, d := range daemons {
-		if strings.Contains(from, d) {
-			return true
-		}
-	}
-	if strings.Contains(from, "mail delivery") {
+	if containsAny(from, daemons) || strings.Contains(from, "mail delivery") ||
+		containsAny(strings.ToLower(subject(h)), bounceSubjects) {
 		return true
 	}
-	subj := strings.ToLower(subject(h))
-	for _, s := range bounceSubjects {
-		if strings.Contains(subj, s) {
-			return true
-		}
-	}
 	for _, t := range text {
-		lt := strings.ToLower(notice(t))
-		for _, s := range bounceBody {
-			if strings.Contains(lt, s) {
-				return true
-			}
+		if containsAny(strings.ToLower(notice(t)), bounceBody) {
+			return true
 		}
 	}
 	return false
@@ -87,13 +75,7 @@ var autoReplySubjects = []string{
 }
 
 func subjectAutoReply(h textproto.MIMEHeader) bool {
-	s := strings.ToLower(subject(h))
-	for _, p := range autoReplySubjects {
-		if strings.Contains(s, p) {
-			return true
-		}
-	}
-	return false
+	return containsAny(strings.ToLower(subject(h)), autoReplySubjects)
 }
 
 func subject(h textproto.MIMEHeader) string {
@@ -141,12 +123,7 @@ func isCopyStart(line string) bool {
 	if len(l) < 2 || strings.IndexByte("-=_*", l[0]) < 0 || strings.IndexByte("-=_*", l[1]) < 0 {
 		return false
 	}
-	for _, m := range copyMarks {
-		if strings.Contains(l, m) {
-			return true
-		}
-	}
-	return false
+	return containsAny(l, copyMarks)
 }
 
 // skipLine reports lines whose addresses are not failed recipients:
@@ -291,22 +268,10 @@ func asciiLower(s string) string {
 	return string(b)
 }
 
-func isDaemon(local string) bool {
-	for _, d := range daemons {
-		if local == d {
-			return true
-		}
-	}
-	return false
-}
+func isDaemon(local string) bool { return slices.Contains(daemons, local) }
 
 func isDelayNotice(lower string) bool {
-	for _, p := range []string{"will continue trying", "will retry", "still trying", "has been delayed", "delivery delayed", "not yet been delivered", "is delayed", "warning: message"} {
-		if strings.Contains(lower, p) {
-			return true
-		}
-	}
-	return false
+	return containsAny(lower, []string{"will continue trying", "will retry", "still trying", "has been delayed", "delivery delayed", "not yet been delivered", "is delayed", "warning: message"})
 }
 
 // textStatus is the status said in s: an enhanced code, else a reply code
@@ -333,15 +298,11 @@ func defaultStatus(text string) string {
 		return s
 	}
 	l := strings.ToLower(text)
-	for _, p := range []string{"permanent error", "failed permanently", "permanent failure", "fatal error", "permanently"} {
-		if strings.Contains(l, p) {
-			return "5.0.0"
-		}
-	}
-	for _, p := range []string{"temporary", "will retry", "will continue trying", "delayed"} {
-		if strings.Contains(l, p) {
-			return "4.0.0"
-		}
+	switch {
+	case containsAny(l, []string{"permanent error", "failed permanently", "permanent failure", "fatal error", "permanently"}):
+		return "5.0.0"
+	case containsAny(l, []string{"temporary", "will retry", "will continue trying", "delayed"}):
+		return "4.0.0"
 	}
 	return ""
 }
@@ -431,10 +392,8 @@ var unknownUser = []string{
 func phraseStatus(s string) string {
 	l := strings.ToLower(s)
 	for _, p := range phrases {
-		for _, w := range p.words {
-			if strings.Contains(l, w) {
-				return p.status
-			}
+		if containsAny(l, p.words) {
+			return p.status
 		}
 	}
 	return ""
@@ -444,18 +403,16 @@ func phraseStatus(s string) string {
 // sender, not the recipient, was refused.
 func blamesSender(s string) bool {
 	l := strings.ToLower(s)
-	return !saysUnknownUser(l) && (strings.Contains(l, "sender rejected") || strings.Contains(l, "sender address rejected") ||
-		strings.Contains(l, "sender denied") || strings.Contains(l, "sender refused"))
+	return !saysUnknownUser(l) && containsAny(l, []string{"sender rejected", "sender address rejected", "sender denied", "sender refused"})
 }
 
 func saysUnknownUser(s string) bool {
-	l := strings.ToLower(s)
-	for _, w := range unknownUser {
-		if strings.Contains(l, w) {
-			return true
-		}
-	}
-	return false
+	return containsAny(strings.ToLower(s), unknownUser)
+}
+
+// containsAny tells whether s contains one of words.
+func containsAny(s string, words []string) bool {
+	return slices.ContainsFunc(words, func(w string) bool { return strings.Contains(s, w) })
 }
 
 // inlineMessageID finds the Message-ID of a message copied inline after

@@ -57,7 +57,7 @@ func providers(t *testing.T) []provider {
 					"Complaint":  mailgunEventData("complained", "", mid, address),
 					"Delivery":   mailgunEventData("delivered", "", mid, address),
 				}[kind]
-				ev, token, err := mg.Parse(mailgunBody(t, ed, mailgunKey, now, "token-"+kind), now)
+				ev, token, err := mg.Parse(mailgunBody(t, ed, esptest.MailgunKey, now, "token-"+kind), now)
 				if err == nil && token != "token-"+kind {
 					t.Errorf("token %q, want %q", token, "token-"+kind)
 				}
@@ -77,7 +77,7 @@ func providers(t *testing.T) []provider {
 					"Complaint":  postmarkRecord(t, "SpamComplaint", "SpamComplaint", mid, address),
 					"Delivery":   postmarkRecord(t, "Delivery", "", mid, address),
 				}[kind]
-				return pm.Parse(postmarkHeaders(pmUser, pmPassword), body)
+				return pm.Parse(postmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword), body)
 			},
 			code: func(kind string) string {
 				if kind == "Delivery" {
@@ -200,13 +200,13 @@ func TestConstructorsNeedSettings(t *testing.T) {
 	errs := map[string]error{}
 	_, errs["sns no topic"] = esp.NewSNS(nil, cache)
 	_, errs["sns empty topic"] = esp.NewSNS([]string{""}, cache)
-	_, errs["sns no cache"] = esp.NewSNS([]string{sesTopic}, nil)
+	_, errs["sns no cache"] = esp.NewSNS([]string{esptest.SESTopic}, nil)
 	_, errs["sendgrid no key"] = esp.NewSendGrid(" ")
 	_, errs["sendgrid not base64"] = esp.NewSendGrid("not a key!")
 	_, errs["sendgrid not a key"] = esp.NewSendGrid("AAAA")
 	_, errs["mailgun no key"] = esp.NewMailgun("")
-	_, errs["postmark no user"] = esp.NewPostmark("", pmPassword)
-	_, errs["postmark no password"] = esp.NewPostmark(pmUser, "")
+	_, errs["postmark no user"] = esp.NewPostmark("", esptest.PostmarkPassword)
+	_, errs["postmark no password"] = esp.NewPostmark(esptest.PostmarkUser, "")
 	for name, err := range errs {
 		if err == nil {
 			t.Errorf("%s: no error", name)

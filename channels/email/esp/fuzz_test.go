@@ -13,6 +13,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email/esp"
+	"github.com/missive-dev/missive/channels/email/esp/esptest"
 )
 
 // fuzzSeeds are SES notifications, provider bodies and odd JSON, shared
@@ -108,7 +109,7 @@ func FuzzSES(f *testing.F) {
 		f.Add(s, false)
 	}
 	f.Add(string(snsSign(f, snsNotification(sesMessage("Bounce", "<a~b@c>", "c1@example.com")), "2")), false)
-	f.Add(string(snsSign(f, map[string]string{"Type": "SubscriptionConfirmation", "MessageId": "m", "Token": "t", "TopicArn": sesTopic,
+	f.Add(string(snsSign(f, map[string]string{"Type": "SubscriptionConfirmation", "MessageId": "m", "Token": "t", "TopicArn": esptest.SESTopic,
 		"Message": "m", "SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=t", "Timestamp": now.Format(time.RFC3339Nano)}, "1")), false)
 	s := newSNS(f, newAWS(f))
 	f.Fuzz(func(t *testing.T, msg string, signed bool) {
@@ -119,7 +120,7 @@ func FuzzSES(f *testing.F) {
 			if err != nil {
 				t.Fatalf("signed notification refused: %v", err)
 			}
-			if m.Type != esp.SNSNotification || m.TopicARN != sesTopic || m.SubscribeURL != "" {
+			if m.Type != esp.SNSNotification || m.TopicARN != esptest.SESTopic || m.SubscribeURL != "" {
 				t.Fatalf("%+v", m)
 			}
 			checkEvents(t, esp.SourceSES, m.Events)
@@ -171,7 +172,7 @@ func FuzzMailgun(f *testing.F) {
 	ts := strconv.FormatInt(now.Unix(), 10)
 	f.Fuzz(func(t *testing.T, eventData string) {
 		const token = "0123456789abcdef0123456789abcdef0123456789abcdef01"
-		body := `{"signature":{"timestamp":"` + ts + `","token":"` + token + `","signature":"` + mailgunSign(mailgunKey, ts, token) + `"},"event-data":` + eventData + `}`
+		body := `{"signature":{"timestamp":"` + ts + `","token":"` + token + `","signature":"` + mailgunSign(esptest.MailgunKey, ts, token) + `"},"event-data":` + eventData + `}`
 		ev, got, err := m.Parse([]byte(body), now)
 		switch {
 		case json.Valid([]byte(eventData)):
@@ -202,7 +203,7 @@ func FuzzPostmark(f *testing.F) {
 		f.Add(s, "Basic cG9zdG1hcmstaG9vazpndWVzcw==")
 	}
 	p := newPostmark(f)
-	good := postmarkHeaders(pmUser, pmPassword)
+	good := postmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword)
 	f.Fuzz(func(t *testing.T, body, authorization string) {
 		ev, err := p.Parse(good, []byte(body))
 		switch {
@@ -216,7 +217,7 @@ func FuzzPostmark(f *testing.F) {
 		checkEvents(t, esp.SourcePostmark, ev)
 
 		h := http.Header{"Authorization": {authorization}}
-		if u, pw, ok := (&http.Request{Header: h}).BasicAuth(); ok && u == pmUser && pw == pmPassword {
+		if u, pw, ok := (&http.Request{Header: h}).BasicAuth(); ok && u == esptest.PostmarkUser && pw == esptest.PostmarkPassword {
 			return
 		}
 		_, err = p.Parse(h, []byte(body))

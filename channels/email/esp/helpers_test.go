@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email/esp"
 	"github.com/missive-dev/missive/channels/email/esp/esptest"
 )
@@ -15,14 +18,6 @@ import (
 // now is the clock of every test: signatures, freshness and certificate
 // validity are computed from it, never from the wall clock.
 var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-const (
-	sesTopic   = esptest.SESTopic
-	sesCertURL = esptest.SNSCertURL
-	mailgunKey = esptest.MailgunKey
-	pmUser     = esptest.PostmarkUser
-	pmPassword = esptest.PostmarkPassword
-)
 
 // keys are the signing keys of the fake providers; sesPEM certifies ses
 // around now.
@@ -49,7 +44,7 @@ var (
 func newAWS(t testing.TB) *esptest.AWS { return esptest.NewAWS(t, keys().sesPEM) }
 
 func newSNS(t testing.TB, a *esptest.AWS) *esp.SNS {
-	s, err := esp.NewSNS([]string{sesTopic}, esp.NewCertCache(a.Client()))
+	s, err := esp.NewSNS([]string{esptest.SESTopic}, esp.NewCertCache(a.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +77,7 @@ func sendgridEvents(t testing.TB, evs ...map[string]any) []byte {
 }
 
 func newMailgun(t testing.TB) *esp.Mailgun {
-	m, err := esp.NewMailgun(mailgunKey)
+	m, err := esp.NewMailgun(esptest.MailgunKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +94,7 @@ func mailgunEventData(event, severity, mid, recipient string) map[string]any {
 }
 
 func newPostmark(t testing.TB) *esp.Postmark {
-	p, err := esp.NewPostmark(pmUser, pmPassword)
+	p, err := esp.NewPostmark(esptest.PostmarkUser, esptest.PostmarkPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,4 +127,17 @@ func refusalOf(t testing.TB, err error) refusal {
 		t.Fatalf("error %v (%T) is not an *esp.Error", err, err)
 	}
 	return refusal{e.Status, e.Field}
+}
+
+// checkOneEvent compares what Parse made of one event with want, or with
+// one ignored event when want is nil.
+func checkOneEvent(t *testing.T, name string, got esp.Events, want *channels.Feedback) {
+	t.Helper()
+	w := esp.Events{Ignored: 1}
+	if want != nil {
+		w = esp.Events{Feedback: []channels.Feedback{*want}}
+	}
+	if diff := cmp.Diff(w, got); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", name, diff)
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email/esp"
+	"github.com/missive-dev/missive/channels/email/esp/esptest"
 )
 
 // Every forged, stale or malformed Mailgun request is refused with the
@@ -25,15 +26,15 @@ func TestMailgunRefusals(t *testing.T) {
 		{"unsigned", []byte(`{"event-data":{"event":"failed","severity":"permanent","recipient":"m0000@example.com"}}`), refusal{403, "signature"}},
 		{"wrong key", body("another-key", now, "token-1"), refusal{403, "signature"}},
 		{"signature not hex", []byte(`{"signature":{"timestamp":"1772366400","token":"t","signature":"zz"}}`), refusal{403, "signature"}},
-		{"token over 512 bytes", body(mailgunKey, now, string(make([]byte, 513))), refusal{403, "signature"}},
-		{"no token", body(mailgunKey, now, ""), refusal{403, "signature"}},
-		{"stale", body(mailgunKey, now.Add(-6*time.Minute), "token-1"), refusal{403, "signature.timestamp"}},
-		{"too far ahead", body(mailgunKey, now.Add(6*time.Minute), "token-1"), refusal{403, "signature.timestamp"}},
+		{"token over 512 bytes", body(esptest.MailgunKey, now, string(make([]byte, 513))), refusal{403, "signature"}},
+		{"no token", body(esptest.MailgunKey, now, ""), refusal{403, "signature"}},
+		{"stale", body(esptest.MailgunKey, now.Add(-6*time.Minute), "token-1"), refusal{403, "signature.timestamp"}},
+		{"too far ahead", body(esptest.MailgunKey, now.Add(6*time.Minute), "token-1"), refusal{403, "signature.timestamp"}},
 		{"timestamp not a number", func() []byte {
-			return marshal(t, map[string]any{"signature": map[string]string{"timestamp": "now", "token": "t", "signature": mailgunSign(mailgunKey, "now", "t")}})
+			return marshal(t, map[string]any{"signature": map[string]string{"timestamp": "now", "token": "t", "signature": mailgunSign(esptest.MailgunKey, "now", "t")}})
 		}(), refusal{403, "signature.timestamp"}},
 		{"not json", []byte("token=x"), refusal{400, "body"}},
-		{"signed", body(mailgunKey, now, "token-1"), refusal{}},
+		{"signed", body(esptest.MailgunKey, now, "token-1"), refusal{}},
 	}
 	for _, c := range cases {
 		_, _, err := m.Parse(c.body, now)
@@ -50,8 +51,8 @@ func TestMailgunRefusals(t *testing.T) {
 // the same token: the caller refuses it after the first.
 func TestMailgunToken(t *testing.T) {
 	m := newMailgun(t)
-	first := mailgunBody(t, mailgunEventData("failed", "permanent", "", "replay@example.org"), mailgunKey, now, "replayed")
-	other := mailgunBody(t, mailgunEventData("delivered", "", "", "replay@example.org"), mailgunKey, now, "replayed")
+	first := mailgunBody(t, mailgunEventData("failed", "permanent", "", "replay@example.org"), esptest.MailgunKey, now, "replayed")
+	other := mailgunBody(t, mailgunEventData("delivered", "", "", "replay@example.org"), esptest.MailgunKey, now, "replayed")
 	var tokens []string
 	for _, b := range [][]byte{first, first, other} {
 		_, token, err := m.Parse(b, now.Add(time.Minute))
@@ -75,7 +76,7 @@ func TestMailgunFreshness(t *testing.T) {
 		-5 * time.Minute: true, -5*time.Minute - time.Second: false,
 		5 * time.Minute: true, 5*time.Minute + time.Second: false,
 	} {
-		_, _, err := m.Parse(mailgunBody(t, map[string]any{}, mailgunKey, now.Add(at), "token"), now)
+		_, _, err := m.Parse(mailgunBody(t, map[string]any{}, esptest.MailgunKey, now.Add(at), "token"), now)
 		if (err == nil) != ok {
 			t.Errorf("signed at %v: %v, want ok %v", at, err, ok)
 		}
@@ -113,17 +114,11 @@ func TestMailgunEvents(t *testing.T) {
 		{"no event data", `null`, nil},
 	}
 	for _, c := range cases {
-		body := []byte(`{"signature":{"timestamp":"1772366400","token":"t","signature":"` + mailgunSign(mailgunKey, "1772366400", "t") + `"},"event-data":` + c.eventData + `}`)
+		body := []byte(`{"signature":{"timestamp":"1772366400","token":"t","signature":"` + mailgunSign(esptest.MailgunKey, "1772366400", "t") + `"},"event-data":` + c.eventData + `}`)
 		got, _, err := m.Parse(body, now)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		want := esp.Events{Ignored: 1}
-		if c.want != nil {
-			want = esp.Events{Feedback: []channels.Feedback{*c.want}}
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s (-want +got):\n%s", c.name, diff)
-		}
+		checkOneEvent(t, c.name, got, c.want)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
-	"github.com/missive-dev/missive/channels/email/esp"
+	"github.com/missive-dev/missive/channels/email/esp/esptest"
 )
 
 // Missing or wrong credentials are refused with 401, before the body is
@@ -24,14 +24,14 @@ func TestPostmarkRefusals(t *testing.T) {
 		want   refusal
 	}{
 		{"no auth", http.Header{}, body, unauthorized},
-		{"wrong password", postmarkHeaders(pmUser, "guess"), body, unauthorized},
-		{"wrong user", postmarkHeaders("admin", pmPassword), body, unauthorized},
+		{"wrong password", postmarkHeaders(esptest.PostmarkUser, "guess"), body, unauthorized},
+		{"wrong user", postmarkHeaders("admin", esptest.PostmarkPassword), body, unauthorized},
 		{"empty credentials", postmarkHeaders("", ""), body, unauthorized},
-		{"password as a prefix", postmarkHeaders(pmUser, pmPassword[:5]), body, unauthorized},
-		{"not basic", http.Header{"Authorization": {"Bearer " + pmPassword}}, body, unauthorized},
-		{"not json", postmarkHeaders(pmUser, pmPassword), []byte("<html>"), refusal{400, "body"}},
-		{"an array", postmarkHeaders(pmUser, pmPassword), []byte("[]"), refusal{400, "body"}},
-		{"authorized", postmarkHeaders(pmUser, pmPassword), body, refusal{}},
+		{"password as a prefix", postmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword[:5]), body, unauthorized},
+		{"not basic", http.Header{"Authorization": {"Bearer " + esptest.PostmarkPassword}}, body, unauthorized},
+		{"not json", postmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword), []byte("<html>"), refusal{400, "body"}},
+		{"an array", postmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword), []byte("[]"), refusal{400, "body"}},
+		{"authorized", postmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword), body, refusal{}},
 	}
 	for _, c := range cases {
 		_, err := p.Parse(c.header, c.body)
@@ -44,7 +44,7 @@ func TestPostmarkRefusals(t *testing.T) {
 			}
 		}
 	}
-	if err := p.Authorize(postmarkHeaders(pmUser, pmPassword)); err != nil {
+	if err := p.Authorize(postmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword)); err != nil {
 		t.Errorf("Authorize: %v", err)
 	}
 }
@@ -77,16 +77,10 @@ func TestPostmarkRecords(t *testing.T) {
 		{"null", `null`, nil},
 	}
 	for _, c := range cases {
-		got, err := p.Parse(postmarkHeaders(pmUser, pmPassword), []byte(c.body))
+		got, err := p.Parse(postmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword), []byte(c.body))
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		want := esp.Events{Ignored: 1}
-		if c.want != nil {
-			want = esp.Events{Feedback: []channels.Feedback{*c.want}}
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s (-want +got):\n%s", c.name, diff)
-		}
+		checkOneEvent(t, c.name, got, c.want)
 	}
 }

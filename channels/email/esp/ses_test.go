@@ -15,6 +15,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email/esp"
+	"github.com/missive-dev/missive/channels/email/esp/esptest"
 )
 
 // Every forged, stale or off-the-rules SNS message is refused with the
@@ -50,7 +51,7 @@ func TestSNSRefusals(t *testing.T) {
 	}{
 		{"unsigned", func() []byte {
 			m := snsNotification(sesMessage("Bounce", mid, "m0000@example.com"))
-			m["SigningCertURL"], m["SignatureVersion"] = sesCertURL, "2"
+			m["SigningCertURL"], m["SignatureVersion"] = esptest.SNSCertURL, "2"
 			return marshal(t, m)
 		}(), forbidden("Signature")},
 		{"signature not base64", signed(nil, func(m map[string]string) { m["Signature"] = "!!" }), forbidden("Signature")},
@@ -71,7 +72,7 @@ func TestSNSRefusals(t *testing.T) {
 		{"cert with credentials", signed(certAt("https://evil.com@sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem"), nil), forbidden("SigningCertURL")},
 		{"cert with a port", signed(certAt("https://sns.eu-west-1.amazonaws.com:8443/SimpleNotificationService-x.pem"), nil), forbidden("SigningCertURL")},
 		{"cert not a pem", signed(certAt("https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.txt"), nil), forbidden("SigningCertURL")},
-		{"cert with a query", signed(certAt(sesCertURL+"?x=1"), nil), forbidden("SigningCertURL")},
+		{"cert with a query", signed(certAt(esptest.SNSCertURL+"?x=1"), nil), forbidden("SigningCertURL")},
 		{"cert URL over 2048 bytes", signed(certAt("https://sns.eu-west-1.amazonaws.com/"+strings.Repeat("a", 2048)+".pem"), nil), forbidden("SigningCertURL")},
 		{"cert not served", signed(certAt("https://sns.eu-west-1.amazonaws.com/missing.pem"), nil), forbidden("Signature")},
 		{"cert behind a redirect", signed(certAt("https://sns.eu-west-1.amazonaws.com/redirect.pem"), nil), forbidden("Signature")},
@@ -86,7 +87,7 @@ func TestSNSRefusals(t *testing.T) {
 		}
 	}
 	for _, u := range a.Requests() {
-		if u != sesCertURL && u != "https://sns.eu-west-1.amazonaws.com/missing.pem" && u != "https://sns.eu-west-1.amazonaws.com/redirect.pem" {
+		if u != esptest.SNSCertURL && u != "https://sns.eu-west-1.amazonaws.com/missing.pem" && u != "https://sns.eu-west-1.amazonaws.com/redirect.pem" {
 			t.Errorf("fetched %s", u)
 		}
 	}
@@ -156,7 +157,7 @@ func TestSESNotifications(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		want := esp.SNSMessage{Type: esp.SNSNotification, TopicARN: sesTopic, Events: c.want}
+		want := esp.SNSMessage{Type: esp.SNSNotification, TopicARN: esptest.SESTopic, Events: c.want}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", c.name, diff)
 		}
@@ -171,16 +172,16 @@ func TestSNSSubscription(t *testing.T) {
 	confirmation := func(typ, subscribeURL string) []byte {
 		return snsSign(t, map[string]string{
 			"Type": typ, "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b", "Token": "2336412f37fb687f5d51e6e241d09c805a",
-			"TopicArn": sesTopic, "Message": "You have chosen to subscribe to the topic " + sesTopic + ".",
+			"TopicArn": esptest.SESTopic, "Message": "You have chosen to subscribe to the topic " + esptest.SESTopic + ".",
 			"SubscribeURL": subscribeURL, "Timestamp": now.Format(time.RFC3339Nano),
 		}, "1")
 	}
-	good := "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=" + sesTopic + "&Token=2336412f37fb687f5d51e6e241d09c805a"
+	good := "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=" + esptest.SESTopic + "&Token=2336412f37fb687f5d51e6e241d09c805a"
 	m, err := s.Parse(t.Context(), confirmation(esp.SNSSubscriptionConfirmation, good), now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := esp.SNSMessage{Type: esp.SNSSubscriptionConfirmation, TopicARN: sesTopic, SubscribeURL: good}
+	want := esp.SNSMessage{Type: esp.SNSSubscriptionConfirmation, TopicARN: esptest.SESTopic, SubscribeURL: good}
 	if diff := cmp.Diff(want, m); diff != "" {
 		t.Errorf("confirmation (-want +got):\n%s", diff)
 	}
@@ -223,20 +224,20 @@ func TestSNSSubscription(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(esp.SNSMessage{Type: esp.SNSUnsubscribeConfirmation, TopicARN: sesTopic}, m); diff != "" {
+	if diff := cmp.Diff(esp.SNSMessage{Type: esp.SNSUnsubscribeConfirmation, TopicARN: esptest.SESTopic}, m); diff != "" {
 		t.Errorf("unsubscription (-want +got):\n%s", diff)
 	}
 
 	var gets []string
 	for _, u := range a.Requests() {
-		if u != sesCertURL {
+		if u != esptest.SNSCertURL {
 			gets = append(gets, u)
 		}
 	}
 	if diff := cmp.Diff([]string{good, "https://sns.eu-west-1.amazonaws.com/gone?Token=secret-token"}, gets); diff != "" {
 		t.Errorf("GETs besides the certificate (-want +got):\n%s", diff)
 	}
-	if n := slices.Index(a.Requests(), sesCertURL); n < 0 || slices.Contains(a.Requests()[n+1:], sesCertURL) {
+	if n := slices.Index(a.Requests(), esptest.SNSCertURL); n < 0 || slices.Contains(a.Requests()[n+1:], esptest.SNSCertURL) {
 		t.Errorf("certificate fetched %v, want once (cached)", a.Requests())
 	}
 }
@@ -309,17 +310,17 @@ func TestCertCache(t *testing.T) {
 			t.Fatalf("%s at %v: %v", u, at, err)
 		}
 	}
-	get(sesCertURL, now)
-	get(sesCertURL, now.Add(24*time.Hour))
-	if n := fetches(sesCertURL); n != 1 {
+	get(esptest.SNSCertURL, now)
+	get(esptest.SNSCertURL, now.Add(24*time.Hour))
+	if n := fetches(esptest.SNSCertURL); n != 1 {
 		t.Errorf("%d fetches within 24 hours, want 1", n)
 	}
-	get(sesCertURL, now.Add(24*time.Hour+time.Second))
-	if n := fetches(sesCertURL); n != 2 {
+	get(esptest.SNSCertURL, now.Add(24*time.Hour+time.Second))
+	if n := fetches(esptest.SNSCertURL); n != 2 {
 		t.Errorf("%d fetches after 24 hours, want 2", n)
 	}
-	get(sesCertURL, now)
-	if n := fetches(sesCertURL); n != 3 {
+	get(esptest.SNSCertURL, now)
+	if n := fetches(esptest.SNSCertURL); n != 3 {
 		t.Errorf("%d fetches after the clock went back, want 3", n)
 	}
 
