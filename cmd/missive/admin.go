@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -26,9 +24,14 @@ type adminClient struct {
 	http      *http.Client
 }
 
-func newAdmin(name string, args []string, getenv func(string) string, stderr io.Writer) (*adminClient, *flag.FlagSet, error) {
+// newAdmin parses the flags of an admin command: the API's URL and key,
+// and those that flags adds.
+func newAdmin(name string, args []string, getenv func(string) string, stderr io.Writer, flags ...func(*flag.FlagSet)) (*adminClient, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet("missive "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	for _, f := range flags {
+		f(fs)
+	}
 	a := &adminClient{http: &http.Client{Timeout: 0}}
 	fs.StringVar(&a.base, "api-url", cmp.Or(getenv("MISSIVE_API_URL"), "http://localhost:8080"), "Missive's API base URL (MISSIVE_API_URL)")
 	fs.StringVar(&a.key, "api-key", getenv("MISSIVE_API_KEY"), "API key secret (MISSIVE_API_KEY)")
@@ -42,9 +45,10 @@ func newAdmin(name string, args []string, getenv func(string) string, stderr io.
 	return a, fs, nil
 }
 
-// do sends a request and decodes a JSON answer into out; API errors come
-// back with their code, field and message.
-func (a *adminClient) do(ctx context.Context, method, path string, body io.Reader, size int64, out any) error {
+// do sends a request, with the headers given as name, value pairs, and
+// decodes a JSON answer into out; API errors come back with their code,
+// field and message.
+func (a *adminClient) do(ctx context.Context, method, path string, body io.Reader, size int64, out any, hdr ...string) error {
 	req, err := http.NewRequestWithContext(ctx, method, a.base+path, body)
 	if err != nil {
 		return err
@@ -52,6 +56,9 @@ func (a *adminClient) do(ctx context.Context, method, path string, body io.Reade
 	req.ContentLength = size
 	req.Header.Set("Authorization", "Bearer "+a.key)
 	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	res, err := a.http.Do(req)
 	if err != nil {
 		return err
@@ -117,84 +124,6 @@ func importContacts(ctx context.Context, args []string, getenv func(string) stri
 	}
 	if res.Failed > 0 {
 		return fmt.Errorf("%d lines refused", res.Failed)
-	}
-	return nil
-}
-
-// campaign runs "missive campaign create|schedule|start|pause|resume|cancel|status".
-func campaign(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const usage = `usage:
-  missive campaign create campaign.json
-  missive campaign schedule ID schedule.json
-  missive campaign start|pause|resume|cancel ID
-  missive campaign status ID`
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return errUsage
-	}
-	verb := args[0]
-	a, fs, err := newAdmin("campaign "+verb, args[1:], getenv, stderr)
-	if err != nil {
-		return err
-	}
-	rest := fs.Args()
-	fileBody := func(name string) (io.Reader, int64, error) {
-		b, err := os.ReadFile(name)
-		return bytes.NewReader(b), int64(len(b)), err
-	}
-	switch {
-	case verb == "create" && len(rest) == 1:
-		body, n, err := fileBody(rest[0])
-		if err != nil {
-			return err
-		}
-		var c struct{ ID, State string }
-		if err := a.do(ctx, http.MethodPost, "/v1/campaigns", body, n, &c); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "campaign %s created (%s)\n", c.ID, c.State)
-	case verb == "schedule" && len(rest) == 2:
-		body, n, err := fileBody(rest[1])
-		if err != nil {
-			return err
-		}
-		if err := a.do(ctx, http.MethodPost, "/v1/campaigns/"+rest[0]+"/schedule", body, n, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "campaign %s scheduled\n", rest[0])
-	case (verb == "start" || verb == "pause" || verb == "resume" || verb == "cancel") && len(rest) == 1:
-		var out map[string]any
-		if err := a.do(ctx, http.MethodPost, "/v1/campaigns/"+rest[0]+"/"+verb, nil, 0, &out); err != nil {
-			return err
-		}
-		if run, ok := out["run"].(string); ok {
-			fmt.Fprintf(stdout, "campaign %s: run %s started\n", rest[0], run)
-		} else {
-			fmt.Fprintf(stdout, "campaign %s: %s\n", rest[0], out["state"])
-		}
-	case verb == "status" && len(rest) == 1:
-		var out struct {
-			Runs []struct {
-				ID, State string
-				FireAt    time.Time `json:"fire_at"`
-				Counters  map[string]int64
-				Balanced  bool
-			}
-		}
-		if err := a.do(ctx, http.MethodGet, "/v1/campaigns/"+rest[0]+"/stats", nil, 0, &out); err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "run\tstate\tfired\tplanned\tsent\tfailed\tdeferred\tqueued\tbalanced")
-		for _, r := range out.Runs {
-			c := r.Counters
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%v\n", r.ID, r.State, r.FireAt.Format(time.RFC3339),
-				c["planned"], c["sent"], c["failed"], c["deferred"], c["queued"], r.Balanced)
-		}
-		tw.Flush()
-	default:
-		fmt.Fprintln(stderr, usage)
-		return errUsage
 	}
 	return nil
 }

@@ -338,20 +338,25 @@ func TestAdminCommands(t *testing.T) {
 	if code, out := run("campaign", "create", camp); code != 1 || !strings.Contains(out, "conflict") {
 		t.Errorf("second create: exit %d\n%s", code, out)
 	}
-	if code, out := run("campaign", "start", "weekly"); code != 0 || !strings.Contains(out, "run weekly-") {
+	code, out = run("campaign", "start", "-key", "monday", "weekly")
+	if code != 0 || !strings.Contains(out, "run weekly-") || !strings.Contains(out, "started") {
 		t.Fatalf("start: exit %d\n%s", code, out)
 	}
-	smtp.Wait(2, 20*time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, out = run("campaign", "status", "weekly")
-		if strings.Contains(out, "completed") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	if code, again := run("campaign", "start", "-key", "monday", "weekly"); code != 0 || !strings.Contains(again, "was started before with this key") {
+		t.Errorf("the same start again: exit %d\n%s", code, again)
 	}
-	if code != 0 || !strings.Contains(out, "completed") || !strings.Contains(out, "true") {
-		t.Errorf("status: exit %d\n%s", code, out)
+	// watch follows the run to its end, then shows its status.
+	if code, out = run("campaign", "watch", "-every", "100ms", "weekly"); code != 0 || !strings.Contains(out, ": completed") {
+		t.Fatalf("watch: exit %d\n%s", code, out)
+	}
+	if code, busy := run("campaign", "start", "weekly"); code != 1 || !strings.Contains(busy, "completed") {
+		t.Errorf("a start of a completed campaign: exit %d\n%s", code, busy)
+	}
+	code, out = run("campaign", "status", "weekly")
+	for _, want := range []string{"campaign weekly: completed", "  sent    2\n", "  = total 2 of 2 planned, balanced", "gate decided: queued 2"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("status: exit %d, lacks %q:\n%s", code, want, out)
+		}
 	}
 	if code, out := run("campaign", "status", "nope"); code != 1 || !strings.Contains(out, "not_found") {
 		t.Errorf("status of an unknown campaign: exit %d\n%s", code, out)
