@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,25 +19,8 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/store/storetest"
 )
-
-func testKey(t testing.TB) []byte {
-	t.Helper()
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func newRing(t testing.TB, active string, keys map[string][]byte) *storepkg.Keyring {
-	t.Helper()
-	k, err := storepkg.NewKeyring(keys, active)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 func TestContactReadBackEqualsWhatWasWritten(t *testing.T) {
 	t.Parallel()
@@ -102,15 +84,22 @@ func TestContactRecordHoldsNoPersonalDataInTheClear(t *testing.T) {
 	}
 }
 
+// setupContacts is setup with the contacts ids, each with the address
+// id@example.com, and the store that holds them.
+func setupContacts(t *testing.T, ids ...string) (*testBundle, *storepkg.Store) {
+	t.Helper()
+	b := setup(t)
+	for _, id := range ids {
+		c := dispatcher.Contact{ID: id, Email: id + "@example.com"}
+		must(t, b.d.Store.UpsertContact(context.Background(), &c, "Europe/Paris"))
+	}
+	return b, b.d.Store
+}
+
 func TestSealedContactCannotMoveToAnotherContact(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b, s := setupContacts(t, "ana", "bob")
 	ctx := context.Background()
-	s := b.d.Store
-	for _, id := range []string{"ana", "bob"} {
-		c := dispatcher.Contact{ID: id, Email: id + "@example.com"}
-		must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
-	}
 	raw, err := b.redis.Client.Get(ctx, s.ContactKey("ana")).Bytes()
 	must(t, err)
 	must(t, b.redis.Client.Set(ctx, s.ContactKey("bob"), raw, 0).Err())
@@ -137,10 +126,10 @@ type rotationBundle struct {
 // dispatcher that held key a only.
 func setupRotation(t *testing.T, n int) *rotationBundle {
 	t.Helper()
-	ka, kb := testKey(t), testKey(t)
-	b := setup(t, withConfig(func(c *app.Config) { c.DataKeys = newRing(t, "b", map[string][]byte{"a": ka, "b": kb}) }))
+	ka, kb := storetest.Key(t), storetest.Key(t)
+	b := setup(t, withConfig(func(c *app.Config) { c.DataKeys = storetest.Ring(t, "b", map[string][]byte{"a": ka, "b": kb}) }))
 	before := b.cfg
-	before.DataKeys = newRing(t, "a", map[string][]byte{"a": ka})
+	before.DataKeys = storetest.Ring(t, "a", map[string][]byte{"a": ka})
 	da, err := app.New(before)
 	must(t, err)
 	ctx := context.Background()
@@ -167,7 +156,7 @@ func setupRotation(t *testing.T, n int) *rotationBundle {
 func (rb *rotationBundle) assertOnlyKeyBOpens(t *testing.T) {
 	t.Helper()
 	cfg := rb.cfg
-	cfg.DataKeys = newRing(t, "b", map[string][]byte{"b": rb.kb})
+	cfg.DataKeys = storetest.Ring(t, "b", map[string][]byte{"b": rb.kb})
 	d, err := app.New(cfg)
 	must(t, err)
 	ctx := context.Background()
@@ -298,16 +287,11 @@ func TestRotateContactsResumesAfterAStop(t *testing.T) {
 
 func TestRotateContactsSealsPlainRecordsAndReportsUnreadableOnes(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b, s := setupContacts(t, "ana", "bob", "eve")
 	ctx := context.Background()
-	s := b.d.Store
-	for _, id := range []string{"ana", "bob", "eve"} {
-		c := dispatcher.Contact{ID: id, Email: id + "@example.com"}
-		must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
-	}
 	// ana as stored before encryption; eve under a key the ring lacks.
 	must(t, b.redis.Client.Set(ctx, s.ContactKey("ana"), `{"id":"ana","email":"ana@example.com","created_at":"2026-01-02T00:00:00Z","updated_at":"2026-01-02T00:00:00Z"}`, 0).Err())
-	gone := newRing(t, "x", map[string][]byte{"x": testKey(t)})
+	gone := storetest.Ring(t, "x", map[string][]byte{"x": storetest.Key(t)})
 	must(t, b.redis.Client.Set(ctx, s.ContactKey("eve"), gone.Seal([]byte(`{"id":"eve"}`), storepkg.ContactAAD("eve")), 0).Err())
 
 	if c, err := s.Contact(ctx, "ana"); err != nil || c.Email != "ana@example.com" {
@@ -330,15 +314,11 @@ func TestRotateContactsSealsPlainRecordsAndReportsUnreadableOnes(t *testing.T) {
 
 func TestReSealNeverOverwritesAChangedRecord(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b, s := setupContacts(t, "ana")
 	ctx := context.Background()
-	s := b.d.Store
-	c := dispatcher.Contact{ID: "ana", Email: "ana@example.com"}
-	must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
 	stale, err := b.redis.Client.Get(ctx, s.ContactKey("ana")).Bytes()
 	must(t, err)
-	c.Email = "ana@example.org"
-	must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "ana", Email: "ana@example.org"}, "Europe/Paris"))
 	n, err := storepkg.ReSealScript.Run(ctx, b.redis.Client, []string{s.ContactKey("ana")}, stale, "replacement").Int64()
 	if err != nil || n != 0 {
 		t.Fatalf("compare-and-set on a changed record: %d, %v; want 0", n, err)
@@ -411,7 +391,7 @@ func BenchmarkContactMemory(b *testing.B) {
 //
 //	go test ./dispatcher -run '^$' -bench ContactDecode
 func BenchmarkContactDecode(b *testing.B) {
-	s := &storepkg.Store{Keys: newRing(b, "a", map[string][]byte{"a": testKey(b)})}
+	s := &storepkg.Store{Keys: storetest.Ring(b, "a", map[string][]byte{"a": storetest.Key(b)})}
 	c := &dispatcher.Contact{ID: "b0000001", Email: "b0000001@example.com", Timezone: "Europe/Paris",
 		Attributes: map[string]string{"first_name": "Ana"}, Tags: []string{"customer"}, CreatedAt: time.Now(), UpdatedAt: time.Now()}
 	plain, _ := json.Marshal(c)

@@ -25,6 +25,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/privacy"
 	"github.com/missive-dev/missive/dispatcher/signup"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/store/storetest"
 )
 
 const eraseTestKey = "erase-test-secret-0123456789"
@@ -535,11 +536,11 @@ func TestRetentionScheduler(t *testing.T) {
 // does not stop the others of its chunk from being judged.
 func TestRetentionUnreadableRecord(t *testing.T) {
 	t.Parallel()
-	ka, kb := testKey(t), testKey(t)
-	b := setup(t, withClock(retentionStart), withConfig(func(c *app.Config) { c.DataKeys = newRing(t, "a", map[string][]byte{"a": ka}) }))
+	ka, kb := storetest.Key(t), storetest.Key(t)
+	b := setup(t, withClock(retentionStart), withConfig(func(c *app.Config) { c.DataKeys = storetest.Ring(t, "a", map[string][]byte{"a": ka}) }))
 	upsertAt(t, b, retentionStart, "ret-locked", "locked@example.com")
 	cfg := b.cfg
-	cfg.DataKeys = newRing(t, "b", map[string][]byte{"b": kb})
+	cfg.DataKeys = storetest.Ring(t, "b", map[string][]byte{"b": kb})
 	d, err := app.New(cfg)
 	must(t, err)
 	b.d = d
