@@ -30,18 +30,13 @@ import (
 )
 
 const (
-	sesTopic    = esptest.SESTopic
-	sesCertURL  = esptest.SNSCertURL
-	mailgunKey  = esptest.MailgunKey
-	pmUser      = esptest.PostmarkUser
-	pmPassword  = esptest.PostmarkPassword
 	espDomain   = "example.com"
 	espAttacker = "victim@example.net"
 )
 
 // newAWS is the only "network" the dispatcher sees (esptest.AWS): it
-// serves an SNS certificate valid now at sesCertURL, takes subscription
-// confirmations, and records every URL asked of it.
+// serves an SNS certificate valid now at esptest.SNSCertURL, takes
+// subscription confirmations, and records every URL asked of it.
 func newAWS(t testing.TB) *esptest.AWS {
 	return esptest.NewAWS(t, esptest.SNSCert(time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)))
 }
@@ -61,8 +56,8 @@ type espHarness struct {
 func withESP(aws *esptest.AWS) option {
 	return withConfig(func(c *app.Config) {
 		c.ESP = webhook.ESPConfig{
-			SESTopicARNs: []string{sesTopic}, SendGridPublicKey: esptest.SendGridPublicKey(),
-			MailgunSigningKey: mailgunKey, PostmarkUser: pmUser, PostmarkPassword: pmPassword,
+			SESTopicARNs: []string{esptest.SESTopic}, SendGridPublicKey: esptest.SendGridPublicKey(),
+			MailgunSigningKey: esptest.MailgunKey, PostmarkUser: esptest.PostmarkUser, PostmarkPassword: esptest.PostmarkPassword,
 		}
 		c.HTTPClient = aws.Client()
 	})
@@ -90,7 +85,7 @@ func espSetup(t *testing.T, sends int) *espHarness {
 	h.srv = b.srv
 	t.Cleanup(func() {
 		logs := b.logs.String()
-		secrets := []string{"@" + espDomain, espAttacker, mailgunKey, pmPassword, "Signature\":", "token="}
+		secrets := []string{"@" + espDomain, espAttacker, esptest.MailgunKey, esptest.PostmarkPassword, "Signature\":", "token="}
 		for _, s := range secrets {
 			if strings.Contains(logs, s) {
 				t.Errorf("logs hold %q:\n%s", s, logs)
@@ -156,14 +151,6 @@ func snsNotification(message string) map[string]string {
 	return esptest.SNSNotification(randHex(16), message, time.Now())
 }
 
-var (
-	snsSign         = esptest.SignSNS
-	sesMessage      = esptest.SESMessage
-	mailgunSign     = esptest.SignMailgun
-	mailgunBodyFor  = esptest.MailgunBody
-	postmarkHeaders = esptest.PostmarkHeaders
-)
-
 func sendgridHeaders(t testing.TB, body []byte, at time.Time) http.Header {
 	return esptest.SignSendGrid(t, esptest.SendGridKey(), body, at)
 }
@@ -198,7 +185,7 @@ type espProvider struct {
 
 var espProviders = []espProvider{
 	{"ses", func(t *testing.T, h *espHarness, kind, mid, address string) espResp {
-		return h.post(t, "ses", snsSign(t, snsNotification(sesMessage(kind, mid, address)), "2"), http.Header{"Content-Type": {"text/plain; charset=UTF-8"}})
+		return h.post(t, "ses", esptest.SignSNS(t, snsNotification(esptest.SESMessage(kind, mid, address)), "2"), http.Header{"Content-Type": {"text/plain; charset=UTF-8"}})
 	}},
 	{"sendgrid", func(t *testing.T, h *espHarness, kind, mid, address string) espResp {
 		body := sendgridEvents(t, esptest.SendGridEvent(kind, mid, address))
@@ -216,7 +203,7 @@ var espProviders = []espProvider{
 		case "Delivery":
 			ed = mailgunEventData("delivered", "", mid, address)
 		}
-		return h.post(t, "mailgun", mailgunBodyFor(t, ed, mailgunKey, time.Now(), newToken(t)), http.Header{"Content-Type": {"application/json"}})
+		return h.post(t, "mailgun", esptest.MailgunBody(t, ed, esptest.MailgunKey, time.Now(), newToken(t)), http.Header{"Content-Type": {"application/json"}})
 	}},
 	{"postmark", func(t *testing.T, h *espHarness, kind, mid, address string) espResp {
 		var body []byte
@@ -230,7 +217,7 @@ var espProviders = []espProvider{
 		case "Delivery":
 			body = postmarkRecord(t, "Delivery", "", mid, address)
 		}
-		return h.post(t, "postmark", body, postmarkHeaders(pmUser, pmPassword))
+		return h.post(t, "postmark", body, esptest.PostmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword))
 	}},
 }
 
@@ -304,7 +291,7 @@ func TestESPRetriedEventCountsOnce(t *testing.T) {
 	t.Parallel()
 	h := espSetup(t, 0)
 	ctx := context.Background()
-	body := snsSign(t, snsNotification(sesMessage("SoftBounce", "", "soft@example.org")), "1")
+	body := esptest.SignSNS(t, snsNotification(esptest.SESMessage("SoftBounce", "", "soft@example.org")), "1")
 	ev := sendgridEvents(t, map[string]any{"event": "bounce", "type": "blocked", "email": "soft@example.org"})
 	hdr := sendgridHeaders(t, ev, time.Now())
 	for range 3 {
@@ -334,11 +321,11 @@ func TestESPAttacks(t *testing.T) {
 
 	// SES: signed messages altered afterwards, or signed but off the rules.
 	sesSigned := func(mut func(m map[string]string), after func(m map[string]string)) []byte {
-		m := snsNotification(sesMessage("Bounce", mid, addr(0)))
+		m := snsNotification(esptest.SESMessage("Bounce", mid, addr(0)))
 		if mut != nil {
 			mut(m)
 		}
-		snsSign(t, m, "2")
+		esptest.SignSNS(t, m, "2")
 		if after != nil {
 			after(m)
 		}
@@ -349,7 +336,7 @@ func TestESPAttacks(t *testing.T) {
 
 	// A replayed Mailgun request: the same token, accepted once.
 	replayToken := newToken(t)
-	replayed := mailgunBodyFor(t, mailgunEventData("failed", "permanent", "", "replay@example.org"), mailgunKey, now, replayToken)
+	replayed := esptest.MailgunBody(t, mailgunEventData("failed", "permanent", "", "replay@example.org"), esptest.MailgunKey, now, replayToken)
 	if r := h.post(t, "mailgun", replayed, json200); r.status != http.StatusOK {
 		t.Fatalf("first use of a token: %d %s", r.status, r.body)
 	}
@@ -373,12 +360,12 @@ func TestESPAttacks(t *testing.T) {
 		status         int
 	}{
 		{"ses unsigned", "ses", func() []byte {
-			m := snsNotification(sesMessage("Bounce", mid, addr(0)))
-			m["SigningCertURL"], m["SignatureVersion"] = sesCertURL, "2"
+			m := snsNotification(esptest.SESMessage("Bounce", mid, addr(0)))
+			m["SigningCertURL"], m["SignatureVersion"] = esptest.SNSCertURL, "2"
 			b, _ := json.Marshal(m)
 			return b
 		}(), nil, 403},
-		{"ses message altered", "ses", sesSigned(nil, func(m map[string]string) { m["Message"] = sesMessage("Bounce", mid, addr(1)) }), nil, 403},
+		{"ses message altered", "ses", sesSigned(nil, func(m map[string]string) { m["Message"] = esptest.SESMessage("Bounce", mid, addr(1)) }), nil, 403},
 		{"ses subject added", "ses", sesSigned(nil, func(m map[string]string) { m["Subject"] = "x" }), nil, 403},
 		{"ses version 1 claimed for a version 2 signature", "ses", sesSigned(nil, func(m map[string]string) { m["SignatureVersion"] = "1" }), nil, 403},
 		{"ses stale", "ses", sesSigned(func(m map[string]string) { m["Timestamp"] = staleSNS }, nil), nil, 403},
@@ -401,8 +388,8 @@ func TestESPAttacks(t *testing.T) {
 		}, nil), nil, 403},
 		{"ses unknown type", "ses", sesSigned(func(m map[string]string) { m["Type"] = "Other" }, nil), nil, 400},
 		{"ses not json", "ses", []byte("<html>"), nil, 400},
-		{"ses CRLF and markup address", "ses", snsSign(t, snsNotification(sesMessage("Bounce", "", "a@example.com\r\nBcc: b@example.com", "<b>x</b>@example.com")), "2"), nil, 200},
-		{"ses 1 MB address", "ses", snsSign(t, snsNotification(sesMessage("Bounce", "", hugeAddr)), "2"), nil, 200},
+		{"ses CRLF and markup address", "ses", esptest.SignSNS(t, snsNotification(esptest.SESMessage("Bounce", "", "a@example.com\r\nBcc: b@example.com", "<b>x</b>@example.com")), "2"), nil, 200},
+		{"ses 1 MB address", "ses", esptest.SignSNS(t, snsNotification(esptest.SESMessage("Bounce", "", hugeAddr)), "2"), nil, 200},
 
 		{"sendgrid unsigned", "sendgrid", sgBody, nil, 403},
 		{"sendgrid wrong key", "sendgrid", sgBody, sgForged(), 403},
@@ -413,21 +400,21 @@ func TestESPAttacks(t *testing.T) {
 		{"sendgrid 1 MB address", "sendgrid", sgHuge, sendgridHeaders(t, sgHuge, now), 200},
 
 		{"mailgun unsigned", "mailgun", []byte(`{"event-data":{"event":"failed","severity":"permanent","recipient":"` + addr(0) + `"}}`), json200, 403},
-		{"mailgun wrong key", "mailgun", mailgunBodyFor(t, mailgunEventData("failed", "permanent", mid, addr(0)), "another-key", now, newToken(t)), json200, 403},
-		{"mailgun stale", "mailgun", mailgunBodyFor(t, mailgunEventData("failed", "permanent", mid, addr(0)), mailgunKey, now.Add(-6*time.Minute), newToken(t)), json200, 403},
+		{"mailgun wrong key", "mailgun", esptest.MailgunBody(t, mailgunEventData("failed", "permanent", mid, addr(0)), "another-key", now, newToken(t)), json200, 403},
+		{"mailgun stale", "mailgun", esptest.MailgunBody(t, mailgunEventData("failed", "permanent", mid, addr(0)), esptest.MailgunKey, now.Add(-6*time.Minute), newToken(t)), json200, 403},
 		{"mailgun replayed token", "mailgun", replayed, json200, 403},
-		{"mailgun replayed token, other event", "mailgun", mailgunBodyFor(t, mailgunEventData("failed", "permanent", mid, addr(0)), mailgunKey, now, replayToken), json200, 403},
-		{"mailgun CRLF address", "mailgun", mailgunBodyFor(t, mailgunEventData("failed", "permanent", "", "a@example.com\r\n"), mailgunKey, now, newToken(t)), json200, 200},
-		{"mailgun 1 MB address", "mailgun", mailgunBodyFor(t, mailgunEventData("failed", "permanent", "", hugeAddr), mailgunKey, now, newToken(t)), json200, 200},
+		{"mailgun replayed token, other event", "mailgun", esptest.MailgunBody(t, mailgunEventData("failed", "permanent", mid, addr(0)), esptest.MailgunKey, now, replayToken), json200, 403},
+		{"mailgun CRLF address", "mailgun", esptest.MailgunBody(t, mailgunEventData("failed", "permanent", "", "a@example.com\r\n"), esptest.MailgunKey, now, newToken(t)), json200, 200},
+		{"mailgun 1 MB address", "mailgun", esptest.MailgunBody(t, mailgunEventData("failed", "permanent", "", hugeAddr), esptest.MailgunKey, now, newToken(t)), json200, 200},
 		{"mailgun not json", "mailgun", []byte("token=x"), nil, 400},
 
 		{"postmark no auth", "postmark", postmarkRecord(t, "Bounce", "HardBounce", mid, addr(0)), json200, 401},
-		{"postmark wrong password", "postmark", postmarkRecord(t, "Bounce", "HardBounce", mid, addr(0)), postmarkHeaders(pmUser, "guess"), 401},
-		{"postmark wrong user", "postmark", postmarkRecord(t, "Bounce", "HardBounce", mid, addr(0)), postmarkHeaders("admin", pmPassword), 401},
-		{"postmark CRLF address", "postmark", postmarkRecord(t, "Bounce", "HardBounce", "", "a@example.com\r\n"), postmarkHeaders(pmUser, pmPassword), 200},
-		{"postmark markup address", "postmark", postmarkRecord(t, "Bounce", "HardBounce", "", `"><script>alert(1)</script>@example.com`), postmarkHeaders(pmUser, pmPassword), 200},
-		{"postmark 1 MB address", "postmark", postmarkRecord(t, "Bounce", "HardBounce", "", hugeAddr), postmarkHeaders(pmUser, pmPassword), 200},
-		{"postmark over the body limit", "postmark", postmarkRecord(t, "Bounce", "HardBounce", "", strings.Repeat("a", 1<<20)+"@example.com"), postmarkHeaders(pmUser, pmPassword), 413},
+		{"postmark wrong password", "postmark", postmarkRecord(t, "Bounce", "HardBounce", mid, addr(0)), esptest.PostmarkHeaders(esptest.PostmarkUser, "guess"), 401},
+		{"postmark wrong user", "postmark", postmarkRecord(t, "Bounce", "HardBounce", mid, addr(0)), esptest.PostmarkHeaders("admin", esptest.PostmarkPassword), 401},
+		{"postmark CRLF address", "postmark", postmarkRecord(t, "Bounce", "HardBounce", "", "a@example.com\r\n"), esptest.PostmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword), 200},
+		{"postmark markup address", "postmark", postmarkRecord(t, "Bounce", "HardBounce", "", `"><script>alert(1)</script>@example.com`), esptest.PostmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword), 200},
+		{"postmark 1 MB address", "postmark", postmarkRecord(t, "Bounce", "HardBounce", "", hugeAddr), esptest.PostmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword), 200},
+		{"postmark over the body limit", "postmark", postmarkRecord(t, "Bounce", "HardBounce", "", strings.Repeat("a", 1<<20)+"@example.com"), esptest.PostmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword), 413},
 	}
 
 	before := h.snapshot(t)
@@ -446,7 +433,7 @@ func TestESPAttacks(t *testing.T) {
 		}
 	}
 	for _, u := range h.aws.Attempts()[fetchesBefore:] {
-		if u != sesCertURL {
+		if u != esptest.SNSCertURL {
 			t.Errorf("fetched %s", u)
 		}
 	}
@@ -468,12 +455,12 @@ func TestESPSESSubscription(t *testing.T) {
 	confirm := func(subscribeURL string) espResp {
 		m := map[string]string{
 			"Type": "SubscriptionConfirmation", "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b", "Token": "2336412f37fb687f5d51e6e241d09c805a",
-			"TopicArn": sesTopic, "Message": "You have chosen to subscribe to the topic " + sesTopic + ".",
+			"TopicArn": esptest.SESTopic, "Message": "You have chosen to subscribe to the topic " + esptest.SESTopic + ".",
 			"SubscribeURL": subscribeURL, "Timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 		}
-		return h.post(t, "ses", snsSign(t, m, "1"), nil)
+		return h.post(t, "ses", esptest.SignSNS(t, m, "1"), nil)
 	}
-	good := "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=" + sesTopic + "&Token=2336412f37fb687f5d51e6e241d09c805a"
+	good := "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=" + esptest.SESTopic + "&Token=2336412f37fb687f5d51e6e241d09c805a"
 	if r := confirm(good); r.status != http.StatusOK {
 		t.Fatalf("confirmation: %d %s", r.status, r.body)
 	}
@@ -489,14 +476,14 @@ func TestESPSESSubscription(t *testing.T) {
 	}
 	var gets []string
 	for _, u := range h.aws.Attempts() {
-		if u != sesCertURL {
+		if u != esptest.SNSCertURL {
 			gets = append(gets, u)
 		}
 	}
 	if diff := cmp.Diff([]string{good}, gets); diff != "" {
 		t.Errorf("subscription GETs (-want +got):\n%s", diff)
 	}
-	if n := slices.Index(h.aws.Attempts(), sesCertURL); n < 0 || slices.Contains(h.aws.Attempts()[n+1:], sesCertURL) {
+	if n := slices.Index(h.aws.Attempts(), esptest.SNSCertURL); n < 0 || slices.Contains(h.aws.Attempts()[n+1:], esptest.SNSCertURL) {
 		t.Errorf("certificate fetched %v, want once (cached)", h.aws.Attempts())
 	}
 }
@@ -507,7 +494,7 @@ func TestESPSESCertificateChecks(t *testing.T) {
 	t.Parallel()
 	h := espSetup(t, 0)
 	post := func() int {
-		return h.post(t, "ses", snsSign(t, snsNotification(sesMessage("Bounce", "", "x@example.org")), "2"), nil).status
+		return h.post(t, "ses", esptest.SignSNS(t, snsNotification(esptest.SESMessage("Bounce", "", "x@example.org")), "2"), nil).status
 	}
 	serve := func(cert []byte) { h.aws.Serve(esptest.SNSCertPath, string(cert)) }
 	serve([]byte("not a certificate"))
@@ -522,9 +509,9 @@ func TestESPSESCertificateChecks(t *testing.T) {
 		t.Errorf("suppressed through a refused message")
 	}
 	// A certificate URL the double does not serve: the transport fails.
-	m := snsNotification(sesMessage("Bounce", "", "x@example.org"))
+	m := snsNotification(esptest.SESMessage("Bounce", "", "x@example.org"))
 	m["SigningCertURL"] = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-other.pem"
-	if r := h.post(t, "ses", snsSign(t, m, "2"), nil); r.status != http.StatusServiceUnavailable {
+	if r := h.post(t, "ses", esptest.SignSNS(t, m, "2"), nil); r.status != http.StatusServiceUnavailable {
 		t.Errorf("AWS out of reach: %d, want 503", r.status)
 	}
 }
@@ -569,8 +556,8 @@ func fuzzPost(t *testing.T, h http.Handler, provider string, body []byte, hdr ht
 
 var fuzzSeeds = []string{
 	`{}`, `[]`, `null`, `"x"`, `{"a":`, "\xff\xfe", `{"mail":{"headers":[{"name":"Message-ID","value":"<a~b@c>"}]}}`,
-	sesMessage("Bounce", "<run~0123@example.com>", "c1@example.com"), sesMessage("Complaint", "", "c1@example.com"),
-	sesMessage("Delivery", "<m-AAAA@x>", "c1@example.com"), sesMessage("SoftBounce", "", "a\r\n@example.com"),
+	esptest.SESMessage("Bounce", "<run~0123@example.com>", "c1@example.com"), esptest.SESMessage("Complaint", "", "c1@example.com"),
+	esptest.SESMessage("Delivery", "<m-AAAA@x>", "c1@example.com"), esptest.SESMessage("SoftBounce", "", "a\r\n@example.com"),
 	`{"eventType":"Bounce","bounce":{"bounceType":"Permanent","bouncedRecipients":[{"emailAddress":5}]}}`,
 	`{"notificationType":"Bounce","bounce":{"bouncedRecipients":[{"emailAddress":"c1@example.com","status":"5.1.1.1.1"}]}}`,
 }
@@ -585,7 +572,7 @@ func FuzzESPSESMessage(f *testing.F) {
 	h, _ := fuzzDispatcher(f)
 	f.Fuzz(func(t *testing.T, msg string, signed bool) {
 		if signed {
-			fuzzPost(t, h, "ses", snsSign(t, snsNotification(msg), "2"), nil)
+			fuzzPost(t, h, "ses", esptest.SignSNS(t, snsNotification(msg), "2"), nil)
 			return
 		}
 		fuzzPost(t, h, "ses", []byte(msg), nil)
@@ -628,7 +615,7 @@ func FuzzESPMailgun(f *testing.F) {
 	f.Fuzz(func(t *testing.T, eventData string) {
 		ts := strconv.FormatInt(time.Now().Unix(), 10)
 		token := newToken(t)
-		body := `{"signature":{"timestamp":"` + ts + `","token":"` + token + `","signature":"` + mailgunSign(mailgunKey, ts, token) + `"},"event-data":` + eventData + `}`
+		body := `{"signature":{"timestamp":"` + ts + `","token":"` + token + `","signature":"` + esptest.SignMailgun(esptest.MailgunKey, ts, token) + `"},"event-data":` + eventData + `}`
 		fuzzPost(t, h, "mailgun", []byte(body), nil)
 		fuzzPost(t, h, "mailgun", []byte(eventData), nil)
 	})
@@ -651,7 +638,7 @@ func FuzzESPPostmark(f *testing.F) {
 	}
 	h, _ := fuzzDispatcher(f)
 	f.Fuzz(func(t *testing.T, body string) {
-		fuzzPost(t, h, "postmark", []byte(body), postmarkHeaders(pmUser, pmPassword))
+		fuzzPost(t, h, "postmark", []byte(body), esptest.PostmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword))
 	})
 }
 
