@@ -332,6 +332,10 @@ func TestESPAttacks(t *testing.T) {
 		b, _ := json.Marshal(m)
 		return b
 	}
+	// sesCertAt is a notification signed with its certificate said to be at u.
+	sesCertAt := func(u string) []byte {
+		return sesSigned(func(m map[string]string) { m["SigningCertURL"] = u }, nil)
+	}
 	staleSNS := now.Add(-61 * time.Minute).UTC().Format(time.RFC3339Nano)
 
 	// A replayed Mailgun request: the same token, accepted once.
@@ -370,22 +374,12 @@ func TestESPAttacks(t *testing.T) {
 		{"ses version 1 claimed for a version 2 signature", "ses", sesSigned(nil, func(m map[string]string) { m["SignatureVersion"] = "1" }), nil, 403},
 		{"ses stale", "ses", sesSigned(func(m map[string]string) { m["Timestamp"] = staleSNS }, nil), nil, 403},
 		{"ses topic not allowed", "ses", sesSigned(func(m map[string]string) { m["TopicArn"] = "arn:aws:sns:eu-west-1:999999999999:other" }, nil), nil, 403},
-		{"ses cert over http", "ses", sesSigned(func(m map[string]string) {
-			m["SigningCertURL"] = "http://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem"
-		}, nil), nil, 403},
-		{"ses cert on evil.com", "ses", sesSigned(func(m map[string]string) { m["SigningCertURL"] = "https://evil.com/SimpleNotificationService-x.pem" }, nil), nil, 403},
-		{"ses cert on a lookalike host", "ses", sesSigned(func(m map[string]string) {
-			m["SigningCertURL"] = "https://sns.amazonaws.com.evil.com/SimpleNotificationService-x.pem"
-		}, nil), nil, 403},
-		{"ses cert on a lookalike region host", "ses", sesSigned(func(m map[string]string) {
-			m["SigningCertURL"] = "https://sns.eu-west-1.amazonaws.com.evil.com/SimpleNotificationService-x.pem"
-		}, nil), nil, 403},
-		{"ses cert with credentials", "ses", sesSigned(func(m map[string]string) {
-			m["SigningCertURL"] = "https://evil.com@sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem"
-		}, nil), nil, 403},
-		{"ses cert not a pem", "ses", sesSigned(func(m map[string]string) {
-			m["SigningCertURL"] = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.txt"
-		}, nil), nil, 403},
+		{"ses cert over http", "ses", sesCertAt("http://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem"), nil, 403},
+		{"ses cert on evil.com", "ses", sesCertAt("https://evil.com/SimpleNotificationService-x.pem"), nil, 403},
+		{"ses cert on a lookalike host", "ses", sesCertAt("https://sns.amazonaws.com.evil.com/SimpleNotificationService-x.pem"), nil, 403},
+		{"ses cert on a lookalike region host", "ses", sesCertAt("https://sns.eu-west-1.amazonaws.com.evil.com/SimpleNotificationService-x.pem"), nil, 403},
+		{"ses cert with credentials", "ses", sesCertAt("https://evil.com@sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem"), nil, 403},
+		{"ses cert not a pem", "ses", sesCertAt("https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.txt"), nil, 403},
 		{"ses unknown type", "ses", sesSigned(func(m map[string]string) { m["Type"] = "Other" }, nil), nil, 400},
 		{"ses not json", "ses", []byte("<html>"), nil, 400},
 		{"ses CRLF and markup address", "ses", esptest.SignSNS(t, snsNotification(esptest.SESMessage("Bounce", "", "a@example.com\r\nBcc: b@example.com", "<b>x</b>@example.com")), "2"), nil, 200},
