@@ -173,8 +173,7 @@ func TestParseAPIKeys(t *testing.T) {
 
 func TestAPIAuth(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	c := b.api
+	c := setup(t).api
 	tests := []struct {
 		name   string
 		auth   string

@@ -39,8 +39,7 @@ func (c *apiClient) as(id, method, path, body string) resp {
 
 func TestScopes(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	c := b.api
+	c := setup(t).api
 	// One representative route per scope; a key with the scope gets past
 	// the check (whatever the handler then answers), the others get 403.
 	routes := []struct {
@@ -221,8 +220,7 @@ func TestAuditLog(t *testing.T) {
 
 func TestAuditSkipsFailures(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	c := b.api
+	c := setup(t).api
 	calls := []struct {
 		key, method, path, body string
 		status                  int

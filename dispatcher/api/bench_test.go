@@ -74,17 +74,29 @@ func seedBench(b *testing.B, tb *testBundle, n int, kinds ...channels.Kind) {
 	}
 }
 
-// waitPlanned waits until the gate decided for want sends.
-func waitPlanned(b *testing.B, tb *testBundle, run string, want int64) time.Duration {
+// planBench starts the bench campaign and waits until the gate decided
+// for its n sends; then it stops the timer and the gate (stopGate) and
+// reports the recipients decided a second over the time it returns.
+func planBench(b *testing.B, tb *testBundle, n int, stopGate func() error) time.Duration {
+	run, err := tb.d.Pipeline.StartRun(context.Background(), "bench", time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
 	start := time.Now()
-	waitFor(b, fmt.Sprintf("the gate to decide for %d sends", want), 10*time.Minute, func() bool {
+	waitFor(b, fmt.Sprintf("the gate to decide for %d sends", n), 10*time.Minute, func() bool {
 		r, err := tb.d.Store.Run(context.Background(), run)
 		if err != nil {
 			b.Fatal(err)
 		}
-		return r.Counters["planned"] >= want
+		return r.Counters["planned"] >= int64(n)
 	})
-	return time.Since(start)
+	el := time.Since(start)
+	b.StopTimer()
+	if err := stopGate(); err != nil {
+		b.Error(err)
+	}
+	b.ReportMetric(float64(n)/el.Seconds(), "recipients/s")
+	return el
 }
 
 // BenchmarkGate: recipients a second through plan and batch (decision
@@ -94,26 +106,14 @@ func BenchmarkGate(b *testing.B) {
 	for range b.N {
 		tb := setup(b, withConfig(func(c *app.Config) { c.Concurrency = 32 }))
 		seedBench(b, tb, n, channels.Email)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- tb.d.Pipeline.ServeQueues(ctx, map[string]int{tb.d.Pipeline.Queue("plan"): 1, tb.d.Pipeline.Queue("batch"): 3})
-		}()
+		stopGate := tb.startGate(3)
 		b.ResetTimer()
 		if os.Getenv("MISSIVE_BENCH_STATS") != "" {
 			tb.redis.Client.ConfigResetStat(context.Background())
 			defer printCommandStats(b, tb)
 		}
 		cpu0, self0 := redisCPU(tb), selfCPU()
-		run, err := tb.d.Pipeline.StartRun(context.Background(), "bench", time.Now())
-		if err != nil {
-			b.Fatal(err)
-		}
-		el := waitPlanned(b, tb, run, int64(n))
-		b.StopTimer()
-		cancel()
-		<-done
-		b.ReportMetric(float64(n)/el.Seconds(), "recipients/s")
+		el := planBench(b, tb, n, stopGate)
 		b.ReportMetric((redisCPU(tb)-cpu0)/el.Seconds(), "redis-cpu-share")
 		b.ReportMetric((selfCPU()-self0)/el.Seconds(), "go-cpu-share")
 	}
@@ -171,21 +171,9 @@ func BenchmarkPlanMillion(b *testing.B) {
 	before := peakRSS()
 	// Reset the high-water mark, so that the figure is the planning's own.
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- tb.d.Pipeline.ServeQueues(ctx, map[string]int{tb.d.Pipeline.Queue("plan"): 1, tb.d.Pipeline.Queue("batch"): 3})
-	}()
+	stopGate := tb.startGate(3)
 	b.ResetTimer()
-	run, err := tb.d.Pipeline.StartRun(context.Background(), "bench", time.Now())
-	if err != nil {
-		b.Fatal(err)
-	}
-	el := waitPlanned(b, tb, run, int64(n))
-	b.StopTimer()
-	cancel()
-	<-done
-	b.ReportMetric(float64(n)/el.Seconds(), "recipients/s")
+	planBench(b, tb, n, stopGate)
 	b.ReportMetric(float64(before)/(1<<20), "MB-peak-rss-seeding")
 	b.ReportMetric(float64(peakRSS())/(1<<20), "MB-peak-rss-planning")
 }

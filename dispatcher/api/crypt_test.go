@@ -3,40 +3,24 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/store/storetest"
 )
-
-func testKey(t testing.TB) []byte {
-	t.Helper()
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func newRing(t testing.TB, active string, keys map[string][]byte) *storepkg.Keyring {
-	t.Helper()
-	k, err := storepkg.NewKeyring(keys, active)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 func TestContactReadBackEqualsWhatWasWritten(t *testing.T) {
 	t.Parallel()
@@ -100,15 +84,22 @@ func TestContactRecordHoldsNoPersonalDataInTheClear(t *testing.T) {
 	}
 }
 
+// setupContacts is setup with the contacts ids, each with the address
+// id@example.com, and the store that holds them.
+func setupContacts(t *testing.T, ids ...string) (*testBundle, *storepkg.Store) {
+	t.Helper()
+	b := setup(t)
+	for _, id := range ids {
+		c := dispatcher.Contact{ID: id, Email: id + "@example.com"}
+		must(t, b.d.Store.UpsertContact(context.Background(), &c, "Europe/Paris"))
+	}
+	return b, b.d.Store
+}
+
 func TestSealedContactCannotMoveToAnotherContact(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b, s := setupContacts(t, "ana", "bob")
 	ctx := context.Background()
-	s := b.d.Store
-	for _, id := range []string{"ana", "bob"} {
-		c := dispatcher.Contact{ID: id, Email: id + "@example.com"}
-		must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
-	}
 	raw, err := b.redis.Client.Get(ctx, s.ContactKey("ana")).Bytes()
 	must(t, err)
 	must(t, b.redis.Client.Set(ctx, s.ContactKey("bob"), raw, 0).Err())
@@ -135,10 +126,10 @@ type rotationBundle struct {
 // dispatcher that held key a only.
 func setupRotation(t *testing.T, n int) *rotationBundle {
 	t.Helper()
-	ka, kb := testKey(t), testKey(t)
-	b := setup(t, withConfig(func(c *app.Config) { c.DataKeys = newRing(t, "b", map[string][]byte{"a": ka, "b": kb}) }))
+	ka, kb := storetest.Key(t), storetest.Key(t)
+	b := setup(t, withConfig(func(c *app.Config) { c.DataKeys = storetest.Ring(t, "b", map[string][]byte{"a": ka, "b": kb}) }))
 	before := b.cfg
-	before.DataKeys = newRing(t, "a", map[string][]byte{"a": ka})
+	before.DataKeys = storetest.Ring(t, "a", map[string][]byte{"a": ka})
 	da, err := app.New(before)
 	must(t, err)
 	ctx := context.Background()
@@ -165,7 +156,7 @@ func setupRotation(t *testing.T, n int) *rotationBundle {
 func (rb *rotationBundle) assertOnlyKeyBOpens(t *testing.T) {
 	t.Helper()
 	cfg := rb.cfg
-	cfg.DataKeys = newRing(t, "b", map[string][]byte{"b": rb.kb})
+	cfg.DataKeys = storetest.Ring(t, "b", map[string][]byte{"b": rb.kb})
 	d, err := app.New(cfg)
 	must(t, err)
 	ctx := context.Background()
@@ -296,16 +287,11 @@ func TestRotateContactsResumesAfterAStop(t *testing.T) {
 
 func TestRotateContactsSealsPlainRecordsAndReportsUnreadableOnes(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b, s := setupContacts(t, "ana", "bob", "eve")
 	ctx := context.Background()
-	s := b.d.Store
-	for _, id := range []string{"ana", "bob", "eve"} {
-		c := dispatcher.Contact{ID: id, Email: id + "@example.com"}
-		must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
-	}
 	// ana as stored before encryption; eve under a key the ring lacks.
 	must(t, b.redis.Client.Set(ctx, s.ContactKey("ana"), `{"id":"ana","email":"ana@example.com","created_at":"2026-01-02T00:00:00Z","updated_at":"2026-01-02T00:00:00Z"}`, 0).Err())
-	gone := newRing(t, "x", map[string][]byte{"x": testKey(t)})
+	gone := storetest.Ring(t, "x", map[string][]byte{"x": storetest.Key(t)})
 	must(t, b.redis.Client.Set(ctx, s.ContactKey("eve"), gone.Seal([]byte(`{"id":"eve"}`), storepkg.ContactAAD("eve")), 0).Err())
 
 	if c, err := s.Contact(ctx, "ana"); err != nil || c.Email != "ana@example.com" {
@@ -328,15 +314,11 @@ func TestRotateContactsSealsPlainRecordsAndReportsUnreadableOnes(t *testing.T) {
 
 func TestReSealNeverOverwritesAChangedRecord(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b, s := setupContacts(t, "ana")
 	ctx := context.Background()
-	s := b.d.Store
-	c := dispatcher.Contact{ID: "ana", Email: "ana@example.com"}
-	must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
 	stale, err := b.redis.Client.Get(ctx, s.ContactKey("ana")).Bytes()
 	must(t, err)
-	c.Email = "ana@example.org"
-	must(t, s.UpsertContact(ctx, &c, "Europe/Paris"))
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "ana", Email: "ana@example.org"}, "Europe/Paris"))
 	n, err := storepkg.ReSealScript.Run(ctx, b.redis.Client, []string{s.ContactKey("ana")}, stale, "replacement").Int64()
 	if err != nil || n != 0 {
 		t.Fatalf("compare-and-set on a changed record: %d, %v; want 0", n, err)
@@ -409,7 +391,7 @@ func BenchmarkContactMemory(b *testing.B) {
 //
 //	go test ./dispatcher -run '^$' -bench ContactDecode
 func BenchmarkContactDecode(b *testing.B) {
-	s := &storepkg.Store{Keys: newRing(b, "a", map[string][]byte{"a": testKey(b)})}
+	s := &storepkg.Store{Keys: storetest.Ring(b, "a", map[string][]byte{"a": storetest.Key(b)})}
 	c := &dispatcher.Contact{ID: "b0000001", Email: "b0000001@example.com", Timezone: "Europe/Paris",
 		Attributes: map[string]string{"first_name": "Ana"}, Tags: []string{"customer"}, CreatedAt: time.Now(), UpdatedAt: time.Now()}
 	plain, _ := json.Marshal(c)
@@ -426,4 +408,95 @@ func BenchmarkContactDecode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// The whole life of a campaign against a real Redis, then every key and
+// value Missive and its queues left in Redis, and every log line, are read:
+// no seeded address, number or attribute value appears anywhere.
+func TestNothingInTheClear(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withConfig(func(c *app.Config) { c.BounceDomain = "bounce.shop.example" }), withBasics())
+	ctx := context.Background()
+	var secrets []string
+	for i := range 20 {
+		c := &dispatcher.Contact{ID: fmt.Sprintf("p%02d", i), Email: fmt.Sprintf("secret.person%02d@privacy.example", i),
+			Phone: fmt.Sprintf("+336123456%02d", i), Attributes: map[string]string{"first_name": fmt.Sprintf("Zéphyrine%02d", i)}}
+		must(t, b.d.Store.UpsertContact(ctx, c, "Europe/Paris"))
+		grantConsent(t, b, c.ID, channels.Email, channels.SMS)
+		secrets = append(secrets, c.Email, c.Phone, strings.TrimPrefix(c.Phone, "+"), c.Attributes["first_name"])
+	}
+	must(t, b.d.Store.Suppress(ctx, channels.Email, "secret.person00@privacy.example", dispatcher.SuppressBounce, time.Time{}))
+	b.smtp.Reject("secret.person01@privacy.example", 451, "4.2.1", "later")
+	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "leak", Topic: "newsletter", Segment: "all",
+		Channels: []channels.Kind{channels.Email, channels.SMS}, Templates: map[channels.Kind]string{channels.Email: "news-mail", channels.SMS: "news-sms"}}))
+	b.startWorker(t)
+	run, err := b.d.Pipeline.StartRun(ctx, "leak", time.Now())
+	must(t, err)
+	b.smtp.Wait(18, 20*time.Second)
+	b.twilio.Wait(20, 20*time.Second)
+
+	// Feedback and a one-click, so that their records exist too.
+	must(t, b.d.Feedback.RecordDelivery(ctx, channels.Feedback{Send: dispatcher.SendID(run, "p02", channels.Email), Kind: channels.HardBounce, Code: "5.1.1", Source: "dsn"}))
+	link, err := b.d.Pipeline.UnsubscribeURL("p03", channels.Email, "newsletter", dispatcher.SendID(run, "p03", channels.Email))
+	must(t, err)
+	if code := b.oneClick(t, b.srv.URL, link); code != http.StatusOK {
+		t.Fatalf("one-click answered %d", code)
+	}
+
+	var keys int
+	for _, pattern := range []string{b.redis.Prefix + "*", "asynq:{" + b.redis.Prefix + "*"} {
+		iter := b.redis.Client.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			keys++
+			key := iter.Val()
+			for _, v := range append(values(ctx, t, b.redis.Client, key), key) {
+				for _, s := range secrets {
+					if strings.Contains(v, s) {
+						t.Errorf("key %s holds personal data in the clear", key)
+					}
+				}
+			}
+		}
+	}
+	if keys < 50 {
+		t.Errorf("read only %d keys: the test reads the wrong place", keys)
+	}
+	for _, s := range secrets {
+		if strings.Contains(b.logs.String(), s) {
+			t.Errorf("the logs hold personal data")
+			break
+		}
+	}
+	t.Logf("read %d keys and %d bytes of logs", keys, len(b.logs.String()))
+}
+
+// values returns everything a key holds, whatever its type.
+func values(ctx context.Context, t *testing.T, rdb *redis.Client, key string) []string {
+	t.Helper()
+	switch rdb.Type(ctx, key).Val() {
+	case "string":
+		return []string{rdb.Get(ctx, key).Val()}
+	case "hash":
+		var out []string
+		for k, v := range rdb.HGetAll(ctx, key).Val() {
+			out = append(out, k, v)
+		}
+		return out
+	case "list":
+		return rdb.LRange(ctx, key, 0, -1).Val()
+	case "set":
+		return rdb.SMembers(ctx, key).Val()
+	case "zset":
+		return rdb.ZRange(ctx, key, 0, -1).Val()
+	case "stream":
+		var out []string
+		for _, m := range rdb.XRange(ctx, key, "-", "+").Val() {
+			for k, v := range m.Values {
+				out = append(out, k, fmt.Sprint(v))
+			}
+		}
+		return out
+	}
+	return nil
 }

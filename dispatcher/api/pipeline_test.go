@@ -171,6 +171,18 @@ func (b *testBundle) startWorker(t testing.TB) (stop func()) {
 	return stop
 }
 
+// startGate serves the plan and batch queues (batch with batchWorkers)
+// and no send queue: runs are planned and gated, their sends wait. stop
+// returns what serving returned.
+func (b *testBundle) startGate(batchWorkers int) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- b.d.Pipeline.ServeQueues(ctx, map[string]int{b.d.Pipeline.Queue("plan"): 1, b.d.Pipeline.Queue("batch"): batchWorkers})
+	}()
+	return func() error { cancel(); return <-done }
+}
+
 // waitFor waits until cond holds, and fails the test if it does not within
 // timeout. It is the one place tests poll: they wait on a state that
 // proves what they need, never for a fixed time.

@@ -498,38 +498,40 @@ func TestGateReasons(t *testing.T) {
 		}
 		return out
 	}
-	got := decide(newsletter, false, channels.Email)
-	want := map[string]string{
-		"ok/email": "queued", "nothing/email": "no_address", "landline/email": "no_address",
-		"bounced/email": "suppressed_bounce", "complained/email": "suppressed_complaint", "stopped/email": "no_address",
-		"left/email": "suppressed_unsubscribe", "silent/email": "no_consent", "withdrawn/email": "no_consent",
-		"full/email": "capped", "sms-only/email": "no_consent",
+	tests := []struct {
+		name     string
+		topic    *dispatcher.Topic
+		fallback bool
+		channels []channels.Kind
+		want     map[string]string
+	}{
+		{"marketing email", newsletter, false, []channels.Kind{channels.Email}, map[string]string{
+			"ok/email": "queued", "nothing/email": "no_address", "landline/email": "no_address",
+			"bounced/email": "suppressed_bounce", "complained/email": "suppressed_complaint", "stopped/email": "no_address",
+			"left/email": "suppressed_unsubscribe", "silent/email": "no_consent", "withdrawn/email": "no_consent",
+			"full/email": "capped", "sms-only/email": "no_consent",
+		}},
+		// Transactional: no consent needed, suppression still holds, no caps
+		// on marketing-only rules.
+		{"transactional SMS", orders, false, []channels.Kind{channels.SMS}, map[string]string{
+			"ok/sms": "queued", "nothing/sms": "no_address", "landline/sms": "invalid_address",
+			"bounced/sms": "no_address", "complained/sms": "no_address", "stopped/sms": "suppressed_stop",
+			"left/sms": "no_address", "silent/sms": "no_address", "withdrawn/sms": "no_address",
+			"full/sms": "no_address", "sms-only/sms": "queued",
+		}},
+		// Fallback: the first channel that passes address, suppression and
+		// consent; else the first channel's reason.
+		{"fallback", newsletter, true, []channels.Kind{channels.Email, channels.SMS}, map[string]string{
+			"ok/email": "queued", "nothing/email": "no_address", "landline/email": "no_address",
+			"bounced/email": "suppressed_bounce", "complained/email": "suppressed_complaint", "stopped/email": "no_address",
+			"left/email": "suppressed_unsubscribe", "silent/email": "no_consent", "withdrawn/email": "no_consent",
+			"full/email": "capped", "sms-only/sms": "queued",
+		}},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("marketing email (-want +got):\n%s", diff)
-	}
-	// Transactional: no consent needed, suppression still holds, no caps on
-	// marketing-only rules.
-	got = decide(orders, false, channels.SMS)
-	want = map[string]string{
-		"ok/sms": "queued", "nothing/sms": "no_address", "landline/sms": "invalid_address",
-		"bounced/sms": "no_address", "complained/sms": "no_address", "stopped/sms": "suppressed_stop",
-		"left/sms": "no_address", "silent/sms": "no_address", "withdrawn/sms": "no_address",
-		"full/sms": "no_address", "sms-only/sms": "queued",
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("transactional SMS (-want +got):\n%s", diff)
-	}
-	// Fallback: the first channel that passes address, suppression and
-	// consent; else the first channel's reason.
-	got = decide(newsletter, true, channels.Email, channels.SMS)
-	for k, v := range map[string]string{"ok/email": "queued", "sms-only/sms": "queued", "silent/email": "no_consent", "nothing/email": "no_address", "stopped/email": "no_address"} {
-		if got[k] != v {
-			t.Errorf("fallback: %s = %q, want %q (all: %v)", k, got[k], v, got)
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, decide(tt.topic, tt.fallback, tt.channels...)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
 		}
-	}
-	if len(got) != len(contacts) {
-		t.Errorf("fallback decided %d sends for %d contacts", len(got), len(contacts))
 	}
 }
 

@@ -23,13 +23,16 @@ import (
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
-// seedSignupTopics seeds two marketing topics and a transactional one.
-func seedSignupTopics(t *testing.T, b *testBundle) {
+// setupSignup builds a Dispatcher with a worker, to send confirmations,
+// and two marketing topics and a transactional one.
+func setupSignup(t *testing.T) *testBundle {
 	t.Helper()
+	b := setup(t, withWorker())
 	ctx := context.Background()
 	must(t, b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Name: "La lettre", Kind: dispatcher.Marketing}))
 	must(t, b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "promotions", Name: "Promotions", Kind: dispatcher.Marketing}))
 	must(t, b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "orders", Kind: dispatcher.Transactional}))
+	return b
 }
 
 // do serves one request from the client at ip, in process: the client's
@@ -83,8 +86,7 @@ func signupValues(email string, topics ...string) url.Values {
 
 func TestSubscribeEmailDoubleOptIn(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withWorker())
-	seedSignupTopics(t, b)
+	b := setupSignup(t)
 	ctx := context.Background()
 	s := b.d.Store
 	const addr = "Alice@Example.com"
@@ -220,8 +222,7 @@ func assertLedger(t *testing.T, b *testBundle, id string, n int) []dispatcher.Co
 
 func TestSubscribeConfirmExpiredOrUnknown(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withWorker())
-	seedSignupTopics(t, b)
+	b := setupSignup(t)
 	ctx := context.Background()
 	if w := b.subscribeForm("198.51.100.8", signupValues("bob@example.com", "newsletter")); w.Code != http.StatusAccepted {
 		t.Fatalf("POST /subscribe: %d %s", w.Code, w.Body)
@@ -247,8 +248,7 @@ func TestSubscribeConfirmExpiredOrUnknown(t *testing.T) {
 
 func TestSubscribeSameAnswerForEveryAddress(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withWorker())
-	seedSignupTopics(t, b)
+	b := setupSignup(t)
 	ctx := context.Background()
 	s := b.d.Store
 	known := dispatcher.Contact{ID: "known", Email: "known@example.com", Attributes: map[string]string{"first_name": "Kim"}}
@@ -316,8 +316,7 @@ func btoi(b bool) int {
 
 func TestSubscribeRateLimits(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withWorker())
-	seedSignupTopics(t, b)
+	b := setupSignup(t)
 	// Per client: 5 a minute, whatever the requests are.
 	for i := range 5 {
 		w := b.do("POST", "/subscribe", "192.0.2.50", "application/json", `{"topics":["newsletter"]}`)
@@ -366,8 +365,7 @@ func TestSubscribeRateLimits(t *testing.T) {
 
 func TestSubscribeValidation(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withWorker())
-	seedSignupTopics(t, b)
+	b := setupSignup(t)
 	const secret = "<b>secret</b>\r\nBcc: victim@example.org"
 	cases := []struct {
 		name, ct, body, field string
@@ -437,8 +435,7 @@ func jsonString(s string) string {
 
 func TestSubscribeJSONAndTopicsAsList(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withWorker())
-	seedSignupTopics(t, b)
+	b := setupSignup(t)
 	ctx := context.Background()
 	w := b.do("POST", "/subscribe", "10.3.0.1", "application/json",
 		`{"topics":"newsletter, promotions","email":"jo@example.com","wording":"v2"}`, "Accept-Language", "en-GB,en;q=0.9,fr;q=0.8")
@@ -455,8 +452,7 @@ func TestSubscribeJSONAndTopicsAsList(t *testing.T) {
 
 func TestSubscribeSMSConfirmedByYes(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withWorker())
-	seedSignupTopics(t, b)
+	b := setupSignup(t)
 	ctx := context.Background()
 	s := b.d.Store
 	const phone = "+33612345671"
@@ -500,8 +496,7 @@ func TestSubscribeSMSConfirmedByYes(t *testing.T) {
 
 func TestSubscribeFormPage(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withWorker())
-	seedSignupTopics(t, b)
+	b := setupSignup(t)
 	w := b.do("GET", "/subscribe/form?topics=newsletter,promotions&locale=fr&form=home", "10.5.0.1", "", "")
 	body := w.Body.String()
 	if w.Code != 200 {
@@ -625,8 +620,7 @@ func FuzzSubscribeForm(f *testing.F) {
 // again, as a campaign send would not be.
 func TestSubscribeConfirmationAmbiguous(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withWorker())
-	seedSignupTopics(t, b)
+	b := setupSignup(t)
 	ctx := context.Background()
 	const addr = "dropped@example.com"
 	b.smtp.DropAfterData(addr)

@@ -98,6 +98,15 @@ func (b *testBundle) ledger(t *testing.T, n int) []dispatcher.ConsentEvent {
 	return l[n:]
 }
 
+// assertRecorded checks that c1's ledger after the n events given holds
+// exactly want (no event and an empty list alike).
+func (b *testBundle) assertRecorded(t *testing.T, n int, want []dispatcher.ConsentEvent) {
+	t.Helper()
+	if diff := cmp.Diff(want, b.ledger(t, n), cmpEmpty); diff != "" {
+		t.Errorf("events recorded (-want +got):\n%s", diff)
+	}
+}
+
 // states returns c1's current consents.
 func (b *testBundle) states(t *testing.T) map[string]dispatcher.ConsentState {
 	t.Helper()
@@ -212,9 +221,7 @@ func TestWithdrawOneClick(t *testing.T) {
 			} else if err != nil {
 				t.Fatalf("WithdrawOneClick: %v", err)
 			}
-			if diff := cmp.Diff(tt.want, b.ledger(t, len(tt.given)), cmpEmpty); diff != "" {
-				t.Errorf("events recorded (-want +got):\n%s", diff)
-			}
+			b.assertRecorded(t, len(tt.given), tt.want)
 			if tt.noOne {
 				if n, _ := b.r.Client.Exists(ctx, b.st.ContactKey("c1"), b.st.ConsentKey("c1")).Result(); n != 0 {
 					t.Errorf("a withdrawal for an unknown contact wrote %d of its keys", n)
@@ -428,9 +435,7 @@ func TestSavePreferences(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got, cmpEmpty); diff != "" {
 				t.Errorf("events returned (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.want, b.ledger(t, len(tt.given)), cmpEmpty); diff != "" {
-				t.Errorf("events recorded (-want +got):\n%s", diff)
-			}
+			b.assertRecorded(t, len(tt.given), tt.want)
 		})
 	}
 }
@@ -461,9 +466,7 @@ func TestWithdrawAllMarketing(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("events returned (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(want, b.ledger(t, len(g))); diff != "" {
-		t.Errorf("events recorded (-want +got):\n%s", diff)
-	}
+	b.assertRecorded(t, len(g), want)
 	wantStates := map[string]dispatcher.ConsentState{"email/news": dispatcher.Withdrawn, "sms/promos": dispatcher.Withdrawn,
 		"email/orders": dispatcher.Granted, "email/gone": dispatcher.Withdrawn, "email/promos": dispatcher.Withdrawn}
 	if diff := cmp.Diff(wantStates, b.states(t)); diff != "" {
@@ -594,9 +597,7 @@ func TestSetSMSConsents(t *testing.T) {
 			if diff := cmp.Diff(tt.wantTopics, topics, cmpEmpty); diff != "" {
 				t.Errorf("topics (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.want, b.ledger(t, len(tt.given)), cmpEmpty); diff != "" {
-				t.Errorf("events recorded (-want +got):\n%s", diff)
-			}
+			b.assertRecorded(t, len(tt.given), tt.want)
 		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/store/storetest"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
@@ -24,12 +25,7 @@ import (
 func planSetup(t *testing.T, size, contacts int) (*Pipeline, *asynq.Inspector) {
 	t.Helper()
 	r := redistest.New(t)
-	st := store.NewStore(r.Client, r.Prefix, []byte("test-secret-test-secret-test-secret!"), time.Now, time.Hour)
-	keys, err := store.NewKeyring(map[string][]byte{"k1": make([]byte, 32)}, "k1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Keys = keys
+	st := storetest.New(t, r.Client, r.Prefix, time.Now, "k1")
 	addContacts(t, st, contacts)
 	ctx := context.Background()
 	if _, err := st.CreateRun(ctx, &dispatcher.Run{ID: "r1", State: dispatcher.RunPlanning, FireAt: time.Now()}); err != nil {

@@ -246,13 +246,25 @@ func TestEraseContact(t *testing.T) {
 	})
 }
 
+// Erasing or exporting a contact nobody knows answers not_found.
+func TestUnknownContact(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"EraseContact":  func() error { _, err := b.p.EraseContact(ctx, "nobody"); return err },
+		"ExportContact": func() error { _, err := b.p.ExportContact(ctx, "nobody"); return err },
+	} {
+		if err := call(); !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+			t.Errorf("%s(unknown): %v, want not_found", name, err)
+		}
+	}
+}
+
 func TestEraseContactMinimal(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
 	ctx := context.Background()
-	if _, err := b.p.EraseContact(ctx, "nobody"); !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
-		t.Errorf("EraseContact(unknown): %v, want not_found", err)
-	}
 	b.putContact(t, dispatcher.Contact{ID: "bare", Email: "bare@example.com"})
 	rep, err := b.p.EraseContact(ctx, "bare")
 	must(t, err)
@@ -544,16 +556,13 @@ func TestExportContact(t *testing.T) {
 	}
 }
 
-func TestExportContactErrors(t *testing.T) {
+// A record under a lost key is an error of its own, not a missing contact.
+func TestExportUnreadableContact(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
-	ctx := context.Background()
-	if _, err := b.p.ExportContact(ctx, "nobody"); !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
-		t.Errorf("ExportContact(unknown): %v, want not_found", err)
-	}
 	old := storetest.New(t, b.r.Client, b.r.Prefix, b.clock.Now, "old")
 	b.putContactWith(t, old, dispatcher.Contact{ID: "lost", Email: "lost@example.com"})
-	_, err := b.p.ExportContact(ctx, "lost")
+	_, err := b.p.ExportContact(context.Background(), "lost")
 	if !errors.Is(err, store.ErrUnknownDataKey) || isNotFound(err) {
 		t.Errorf("ExportContact(record under a lost key): %v, want ErrUnknownDataKey, not not_found", err)
 	}

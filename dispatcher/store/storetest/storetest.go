@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"slices"
 	"sync"
 	"testing"
@@ -23,12 +24,28 @@ var Secret = []byte("storetest-secret-0123456789abcdef")
 func New(t testing.TB, rdb store.Client, prefix string, now func() time.Time, keyID string) *store.Store {
 	t.Helper()
 	st := store.NewStore(rdb, prefix, Secret, now, 24*time.Hour)
-	keys, err := store.NewKeyring(map[string][]byte{keyID: bytes.Repeat([]byte(keyID[:1]), 32)}, keyID)
+	st.Keys = Ring(t, keyID, map[string][]byte{keyID: bytes.Repeat([]byte(keyID[:1]), 32)})
+	return st
+}
+
+// Key returns a random 32-byte data key.
+func Key(t testing.TB) []byte {
+	t.Helper()
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// Ring returns the keyring of keys that seals under active.
+func Ring(t testing.TB, active string, keys map[string][]byte) *store.Keyring {
+	t.Helper()
+	k, err := store.NewKeyring(keys, active)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.Keys = keys
-	return st
+	return k
 }
 
 // Clock is a test's clock: it stands still until Add moves it. It is safe

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/app"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 )
@@ -114,6 +116,36 @@ func (b *testBundle) ledger(t *testing.T, contact string) []dispatcher.ConsentEv
 	l, err := b.d.Store.ConsentLedger(context.Background(), contact)
 	must(t, err)
 	return l
+}
+
+// submitPreferences posts form to the preference page at u and wants the
+// redirect (303) to wantLoc that follows a change.
+func (b *testBundle) submitPreferences(t *testing.T, u string, form url.Values, wantLoc string) {
+	t.Helper()
+	resp, _ := postForm(t, u, form)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST: %d, want 303", resp.StatusCode)
+	}
+	if loc := resp.Header.Get("Location"); loc != wantLoc {
+		t.Errorf("redirect to %q, want %q", loc, wantLoc)
+	}
+}
+
+// assertPageChanges checks that the ledger of contact, from its event
+// before on, holds exactly the changes "state channel/topic" (as
+// "withdrawn email/newsletter"), recorded by the preference page now.
+func (b *testBundle) assertPageChanges(t *testing.T, contact string, before int, changes ...string) {
+	t.Helper()
+	var want []dispatcher.ConsentEvent
+	for _, c := range changes {
+		state, key, _ := strings.Cut(c, " ")
+		ch, topic, _ := strings.Cut(key, "/")
+		want = append(want, dispatcher.ConsentEvent{Channel: channels.Kind(ch), Topic: topic, State: dispatcher.ConsentState(state),
+			Source: "preference-page", Evidence: map[string]string{"page": "preferences"}, At: b.clock.Now().UTC()})
+	}
+	if diff := cmp.Diff(want, b.ledger(t, contact)[before:]); diff != "" {
+		t.Errorf("ledger events (-want +got):\n%s", diff)
+	}
 }
 
 func (b *testBundle) unsubscribes(t *testing.T, run, topic string) (runCount, topicCount int64) {
@@ -268,23 +300,9 @@ func TestPreferenceTogglesRecordExactlyTheChanges(t *testing.T) {
 		"shown": {"email/newsletter", "email/promotions", "sms/newsletter", "sms/promotions", "email/orders", "email/nope", "push/newsletter"},
 		"on":    {"email/promotions", "sms/newsletter", "email/orders", "email/nope"},
 	}
-	resp, _ := postForm(t, u, form)
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("POST: %d, want 303", resp.StatusCode)
-	}
-	if loc := resp.Header.Get("Location"); loc != strings.TrimPrefix(u, b.srv.URL)+"?saved=1" {
-		t.Errorf("redirect to %q", loc)
-	}
-	at := b.clock.Now().UTC()
-	ev := map[string]string{"page": "preferences"}
-	want := []dispatcher.ConsentEvent{
-		{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Withdrawn, Source: "preference-page", Evidence: ev, At: at},
-		{Channel: channels.Email, Topic: "promotions", State: dispatcher.Granted, Source: "preference-page", Evidence: ev, At: at},
-		{Channel: channels.SMS, Topic: "newsletter", State: dispatcher.Granted, Source: "preference-page", Evidence: ev, At: at},
-	}
-	if diff := cmp.Diff(want, b.ledger(t, "ana")[before:]); diff != "" {
-		t.Errorf("ledger events (-want +got):\n%s", diff)
-	}
+	saved := strings.TrimPrefix(u, b.srv.URL) + "?saved=1"
+	b.submitPreferences(t, u, form, saved)
+	b.assertPageChanges(t, "ana", before, "withdrawn email/newsletter", "granted email/promotions", "granted sms/newsletter")
 	cur, err := b.d.Store.Consents(context.Background(), "ana")
 	must(t, err)
 	if diff := cmp.Diff(map[string]dispatcher.ConsentState{"email/newsletter": dispatcher.Withdrawn, "email/promotions": dispatcher.Granted, "sms/newsletter": dispatcher.Granted}, cur); diff != "" {
@@ -296,9 +314,7 @@ func TestPreferenceTogglesRecordExactlyTheChanges(t *testing.T) {
 
 	// The same form again changes nothing.
 	b.clock.Add(time.Minute)
-	if resp, _ := postForm(t, u, form); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("second POST: %d", resp.StatusCode)
-	}
+	b.submitPreferences(t, u, form, saved)
 	if got := len(b.ledger(t, "ana")) - before; got != 3 {
 		t.Errorf("after the same form again: %d events, want 3", got)
 	}
@@ -331,23 +347,9 @@ func TestPreferenceUnsubscribeFromEverything(t *testing.T) {
 	u := b.prefURL(t, "ana") + "?lang=fr"
 	before := len(b.ledger(t, "ana"))
 	form := url.Values{"csrf": {csrfOf(t, u)}, "do": {"unsubscribe-all"}}
-	resp, _ := postForm(t, u, form)
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("POST: %d, want 303", resp.StatusCode)
-	}
-	if loc := resp.Header.Get("Location"); !strings.HasSuffix(loc, "?lang=fr&saved=all") {
-		t.Errorf("redirect to %q", loc)
-	}
-	at := b.clock.Now().UTC()
-	ev := map[string]string{"page": "preferences"}
-	want := []dispatcher.ConsentEvent{
-		{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Withdrawn, Source: "preference-page", Evidence: ev, At: at},
-		{Channel: channels.SMS, Topic: "promotions", State: dispatcher.Withdrawn, Source: "preference-page", Evidence: ev, At: at},
-		{Channel: channels.SMS, Topic: "retired", State: dispatcher.Withdrawn, Source: "preference-page", Evidence: ev, At: at},
-	}
-	if diff := cmp.Diff(want, b.ledger(t, "ana")[before:]); diff != "" {
-		t.Errorf("ledger events (-want +got):\n%s", diff)
-	}
+	saved := strings.TrimPrefix(u, b.srv.URL) + "&saved=all"
+	b.submitPreferences(t, u, form, saved)
+	b.assertPageChanges(t, "ana", before, "withdrawn email/newsletter", "withdrawn sms/promotions", "withdrawn sms/retired")
 	cur, err := s.Consents(ctx, "ana")
 	must(t, err)
 	if cur["email/orders"] != dispatcher.Granted {
@@ -361,9 +363,7 @@ func TestPreferenceUnsubscribeFromEverything(t *testing.T) {
 	if r, _ := b.unsubscribes(t, "run-1", "newsletter"); r != 3 {
 		t.Errorf("run unsubscribes %d, want 3", r)
 	}
-	if resp, _ := postForm(t, u, form); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("second POST: %d", resp.StatusCode)
-	}
+	b.submitPreferences(t, u, form, saved)
 	if got := len(b.ledger(t, "ana")) - before; got != 3 {
 		t.Errorf("after a second click: %d events, want 3", got)
 	}
@@ -535,5 +535,109 @@ func TestPreferenceFormLimits(t *testing.T) {
 	}
 	if diff := cmp.Diff(before, b.ledger(t, "ana")); diff != "" {
 		t.Errorf("ledger changed:\n%s", diff)
+	}
+}
+
+// A campaign is queued; a recipient clicks the one-click link of the
+// message waiting for them before any worker sends it: that message is not
+// sent, and the run counts both the decision and the unsubscribe.
+func TestOneClickBeforeTheWorkerRuns(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	seedMailing(t, b, 3)
+	ctx := context.Background()
+	srv := b.srv
+
+	// Plan and gate only: the sends wait in their queue.
+	stopGate := b.startGate(1)
+	run, err := b.d.Pipeline.StartRun(ctx, "mailing", time.Now())
+	must(t, err)
+	waitFor(t, "three queued sends", 10*time.Second, func() bool {
+		r, err := b.d.Store.Run(ctx, run)
+		return err == nil && r.Counters["queued"] == 3
+	})
+	must(t, stopGate())
+
+	// The link the waiting message carries, clicked as RFC 8058 says.
+	send := dispatcher.SendID(run, "m0001", channels.Email)
+	link, err := b.d.Pipeline.UnsubscribeURL("m0001", channels.Email, "newsletter", send)
+	must(t, err)
+	if code := b.oneClick(t, srv.URL, link); code != http.StatusOK {
+		t.Fatalf("one-click answered %d", code)
+	}
+
+	b.startWorker(t)
+	r := b.waitRun(t, run, 20*time.Second)
+	if r.Counters["sent"] != 2 || r.Counters["no_consent"] != 1 || !r.Balanced {
+		t.Errorf("counters %v, want 2 sent and 1 no_consent", r.Counters)
+	}
+	if r.Feedback[storepkg.FeedbackUnsubscribes] != 1 {
+		t.Errorf("run feedback %v, want 1 unsubscribe", r.Feedback)
+	}
+	for _, m := range b.smtp.Messages() {
+		if m.To[0] == "m0001@example.com" {
+			t.Error("the message went out after its recipient unsubscribed")
+		}
+	}
+	f, err := b.d.Store.TopicFeedback(ctx, "newsletter")
+	must(t, err)
+	if f[storepkg.FeedbackUnsubscribes] != 1 {
+		t.Errorf("topic feedback %v, want 1 unsubscribe", f)
+	}
+	// A second click changes nothing and counts nothing.
+	code := b.oneClick(t, srv.URL, link)
+	if r, _ := b.d.Store.Run(ctx, run); r.Feedback[storepkg.FeedbackUnsubscribes] != 1 || code != http.StatusOK {
+		t.Errorf("second click: status %d, feedback %v", code, r.Feedback)
+	}
+}
+
+// oneClick posts the RFC 8058 one-click body to link, served at srvURL in
+// place of the public URL, and returns the status.
+func (b *testBundle) oneClick(t testing.TB, srvURL, link string) int {
+	t.Helper()
+	res, err := http.Post(srvURL+strings.TrimPrefix(link, b.cfg.PublicURL), "application/x-www-form-urlencoded",
+		strings.NewReader("List-Unsubscribe=One-Click"))
+	must(t, err)
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// Token keys rotate: links signed with the old key keep working while it
+// is listed, new links use the new key, and a removed key's links stop.
+func TestTokenKeyRotation(t *testing.T) {
+	t.Parallel()
+	old := []byte("old-token-key-old-token-key-0123456789")
+	next := []byte("new-token-key-new-token-key-0123456789")
+	b := setup(t, withConfig(func(c *app.Config) { c.TokenKeys, c.ActiveTokenKey = map[string][]byte{"k1": old}, "k1" }))
+	seedMailing(t, b, 1)
+	oldLink, err := b.d.Pipeline.UnsubscribeURL("m0000", channels.Email, "newsletter", "")
+	must(t, err)
+
+	click := func(d *app.Dispatcher, link string) int {
+		srv := httptest.NewServer(Handler(d, nil))
+		defer srv.Close()
+		return b.oneClick(t, srv.URL, link)
+	}
+	rotated := b.cfg
+	rotated.TokenKeys, rotated.ActiveTokenKey = map[string][]byte{"k2": next, "k1": old}, "k2"
+	d2, err := app.New(rotated)
+	must(t, err)
+	newLink, err := d2.Pipeline.UnsubscribeURL("m0000", channels.Email, "newsletter", "")
+	must(t, err)
+	if newLink == oldLink {
+		t.Fatal("the new key signs the same token")
+	}
+	if code := click(d2, oldLink); code != http.StatusOK {
+		t.Errorf("old link during the grace period: %d, want 200", code)
+	}
+	retired := b.cfg
+	retired.TokenKeys, retired.ActiveTokenKey = map[string][]byte{"k2": next}, "k2"
+	d3, err := app.New(retired)
+	must(t, err)
+	if code := click(d3, oldLink); code != http.StatusBadRequest {
+		t.Errorf("old link after its key was removed: %d, want 400", code)
+	}
+	if code := click(d3, newLink); code != http.StatusOK {
+		t.Errorf("new link: %d, want 200", code)
 	}
 }
