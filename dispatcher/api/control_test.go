@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -20,17 +19,20 @@ import (
 	"github.com/missive-dev/missive/throttle"
 )
 
-// shipped runs the pipeline as `missive serve` does: its task size and
-// concurrency, with email paced at rate (MISSIVE_RATE_EMAIL).
-func shipped(rate string) option {
-	return withConfig(func(c *app.Config) {
-		r, err := throttle.ParseRate(rate)
-		if err != nil {
-			panic(err)
-		}
+// startShipped runs "mailing" to n contacts as `missive serve` does, with
+// its task size and concurrency and email paced at rate
+// (MISSIVE_RATE_EMAIL), until the first k messages arrived.
+func startShipped(t *testing.T, rate string, n, k int) (*testBundle, string) {
+	t.Helper()
+	r, err := throttle.ParseRate(rate)
+	must(t, err)
+	b := setup(t, withConfig(func(c *app.Config) {
 		c.Tuning = pipeline.Tuning{ReconcileEvery: c.ReconcileEvery}
 		c.ProviderRates = map[channels.Kind]throttle.Rate{channels.Email: r}
-	})
+	}))
+	run := startMailing(t, b, n)
+	b.smtp.Wait(k, 20*time.Second)
+	return b, run
 }
 
 // A pause holds from its answer on: the messages that leave afterwards are
@@ -39,14 +41,9 @@ func shipped(rate string) option {
 func TestPauseHoldsFromItsAnswer(t *testing.T) {
 	t.Parallel()
 	const n = 1000
-	b := setup(t, shipped("200/s"))
-	seedMailing(t, b, n)
+	b, run := startShipped(t, "200/s", n, 50)
 	ctx := context.Background()
-	b.startWorker(t)
-	run, err := b.d.Pipeline.StartRun(ctx, "mailing", time.Now())
-	must(t, err)
-	b.smtp.Wait(50, 20*time.Second)
-	_, err = b.d.Pipeline.SetCampaignState(ctx, "mailing", "pause")
+	_, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", "pause")
 	must(t, err)
 	r, err := b.d.Store.Run(ctx, run)
 	must(t, err)
@@ -74,24 +71,15 @@ func TestPauseHoldsFromItsAnswer(t *testing.T) {
 func TestOptOutDuringSendingWins(t *testing.T) {
 	t.Parallel()
 	const n = 300
-	b := setup(t, shipped("50/s"))
-	seedMailing(t, b, n)
+	b, run := startShipped(t, "50/s", n, 10)
 	ctx := context.Background()
-	b.startWorker(t)
-	run, err := b.d.Pipeline.StartRun(ctx, "mailing", time.Now())
-	must(t, err)
-	b.smtp.Wait(10, 20*time.Second)
 
 	// The last contact of each send task goes last.
 	leaving := []string{"m0099", "m0199", "m0299"}
 	link, err := b.d.Pipeline.UnsubscribeURL(leaving[0], channels.Email, "newsletter", dispatcher.SendID(run, leaving[0], channels.Email))
 	must(t, err)
-	res, err := http.Post(b.srv.URL+strings.TrimPrefix(link, b.cfg.PublicURL), "application/x-www-form-urlencoded",
-		strings.NewReader(url.Values{"List-Unsubscribe": {"One-Click"}}.Encode()))
-	must(t, err)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("one-click answered %d", res.StatusCode)
+	if code := b.oneClick(t, b.srv.URL, link); code != http.StatusOK {
+		t.Fatalf("one-click answered %d", code)
 	}
 	if r := b.api.do("POST", "/v1/contacts/"+leaving[1]+"/consents", `{"channel":"email","topic":"newsletter","state":"withdrawn"}`); r.status != http.StatusCreated {
 		t.Fatalf("withdrawing consent: %d %s", r.status, r.body)
@@ -141,7 +129,11 @@ func TestOptOutDuringSendingWins(t *testing.T) {
 func TestStartIsIdempotent(t *testing.T) {
 	t.Parallel()
 	const n = 100
-	b := setup(t, shipped("50/s"))
+	r, err := throttle.ParseRate("50/s")
+	must(t, err)
+	b := setup(t, withConfig(func(c *app.Config) {
+		c.ProviderRates = map[channels.Kind]throttle.Rate{channels.Email: r}
+	}))
 	seedMailing(t, b, n)
 	b.startWorker(t)
 
