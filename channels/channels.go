@@ -54,6 +54,22 @@ type Message struct {
 
 	// Body is the SMS text.
 	Body string
+
+	// Claim, when set, takes the message for sending: the channel calls it
+	// once, right before the message's bytes go out (a connection is held,
+	// the request is built), and returns its error unchanged without
+	// sending when it fails. A claim taken late leaves nothing claimed
+	// behind a worker that dies waiting for a connection.
+	Claim func(ctx context.Context) error
+}
+
+// TakeClaim calls m.Claim when it is set: the step every channel takes
+// right before the message leaves.
+func (m *Message) TakeClaim(ctx context.Context) error {
+	if m.Claim == nil {
+		return nil
+	}
+	return m.Claim(ctx)
 }
 
 // Result is what a provider answered for an accepted message.
@@ -66,14 +82,21 @@ type Result struct {
 // Channel delivers messages. Send returns a *Error when the message was not
 // accepted; any other error is treated as temporary.
 type Channel interface {
+	// Send delivers m, calling m.TakeClaim right before it leaves.
 	Send(ctx context.Context, m Message) (Result, error)
 }
 
 // SendFunc adapts a function to the Channel interface.
 type SendFunc func(ctx context.Context, m Message) (Result, error)
 
-// Send calls f(ctx, m).
-func (f SendFunc) Send(ctx context.Context, m Message) (Result, error) { return f(ctx, m) }
+// Send takes m's claim, then calls f(ctx, m).
+func (f SendFunc) Send(ctx context.Context, m Message) (Result, error) {
+	if err := m.TakeClaim(ctx); err != nil {
+		return Result{}, err
+	}
+	m.Claim = nil
+	return f(ctx, m)
+}
 
 // Address is an email address or a phone number. Its String and LogValue
 // hide it, so that it cannot leak into logs or errors by accident.

@@ -211,6 +211,12 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Result,
 			}
 			s.log.DebugContext(ctx, "email: connected", "endpoint", s.endpoint)
 		}
+		if attempt == 0 {
+			// A connection is held and open: the message leaves now.
+			if err := m.TakeClaim(ctx); err != nil {
+				return channels.Result{}, err
+			}
+		}
 		err := c.send(ctx, msg)
 		if err == nil {
 			return result, nil

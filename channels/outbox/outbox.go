@@ -102,14 +102,14 @@ func (o *Outbox) Send(ctx context.Context, m channels.Message) (channels.Result,
 	}
 	switch m.Channel {
 	case channels.Email:
-		return o.sendEmail(m)
+		return o.sendEmail(ctx, m)
 	case channels.SMS:
-		return o.sendSMS(m)
+		return o.sendSMS(ctx, m)
 	}
 	return channels.Result{}, channels.NewError(channels.Permanent, "", fmt.Errorf("outbox: unknown channel %q", m.Channel))
 }
 
-func (o *Outbox) sendEmail(m channels.Message) (channels.Result, error) {
+func (o *Outbox) sendEmail(ctx context.Context, m channels.Message) (channels.Result, error) {
 	msg, err := email.Build(m, o.defaults)
 	if err != nil {
 		return channels.Result{}, channels.NewError(channels.Permanent, "", fmt.Errorf("outbox: %w", err))
@@ -140,6 +140,11 @@ func (o *Outbox) sendEmail(m channels.Message) (channels.Result, error) {
 		err = cerr
 	}
 	if err == nil {
+		// The message appears with the rename: it leaves now.
+		if cerr := m.TakeClaim(ctx); cerr != nil {
+			_ = os.Remove(tmp)
+			return channels.Result{}, cerr
+		}
 		err = os.Rename(tmp, filepath.Join(o.dir, name))
 	}
 	if err != nil {
@@ -158,7 +163,7 @@ type smsLine struct {
 	At   string `json:"at"`
 }
 
-func (o *Outbox) sendSMS(m channels.Message) (channels.Result, error) {
+func (o *Outbox) sendSMS(ctx context.Context, m channels.Message) (channels.Result, error) {
 	if m.To == "" {
 		return channels.Result{}, channels.NewError(channels.Permanent, "", errors.New("outbox: recipient is empty"))
 	}
@@ -180,6 +185,10 @@ func (o *Outbox) sendSMS(m channels.Message) (channels.Result, error) {
 	f, err := os.OpenFile(filepath.Join(o.dir, SMSFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return channels.Result{}, channels.NewError(channels.Temporary, "", fmt.Errorf("outbox: %w", err))
+	}
+	if err := m.TakeClaim(ctx); err != nil {
+		f.Close()
+		return channels.Result{}, err
 	}
 	// One write call per line, so that readers never see half a line from
 	// this process.

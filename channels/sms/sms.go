@@ -208,6 +208,9 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Result,
 		},
 	}
 	c.SetAccountSid(s.accountSID)
+	if err := m.TakeClaim(ctx); err != nil {
+		return channels.Result{}, err
+	}
 	msg, err := openapi.NewApiServiceWithClient(c).CreateMessage(params)
 	if err != nil {
 		ce := s.classify(ctx, rt, err)

@@ -39,9 +39,11 @@ type Tuning struct {
 	// reconciler enqueues it again. Default 15 minutes.
 	InflightDeadline time.Duration
 	// SendLease is how long a send may stay "sending" before the
-	// reconciler declares its outcome unknown. Default 5 minutes.
+	// reconciler declares its outcome unknown. A send is claimed right
+	// before its bytes go out, so the lease needs only outlast one provider
+	// call (bounded by the channels' timeouts). Default 2 minutes.
 	SendLease time.Duration
-	// ReconcileEvery is the reconciler's period. Default 1 minute.
+	// ReconcileEvery is the reconciler's period. Default 15 seconds.
 	ReconcileEvery time.Duration
 }
 
@@ -52,8 +54,8 @@ func (t *Tuning) setDefaults() {
 	t.Concurrency = cmp.Or(t.Concurrency, 32)
 	t.MaxRetry = cmp.Or(t.MaxRetry, 10)
 	t.InflightDeadline = cmp.Or(t.InflightDeadline, 15*time.Minute)
-	t.SendLease = cmp.Or(t.SendLease, 5*time.Minute)
-	t.ReconcileEvery = cmp.Or(t.ReconcileEvery, time.Minute)
+	t.SendLease = cmp.Or(t.SendLease, 2*time.Minute)
+	t.ReconcileEvery = cmp.Or(t.ReconcileEvery, 15*time.Second)
 }
 
 // Feedback is what the send path needs of the feedback side: a permanent

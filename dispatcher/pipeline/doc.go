@@ -3,10 +3,12 @@
 // segment and enqueues batch tasks; a batch task passes its contacts
 // through the gate, records one send per contact and channel, and
 // enqueues send tasks that carry ids only; a send task takes the
-// provider's rate, renders, and claims each send right before handing it
-// to the channel. The claim reads, at its instant, the run's state, the
-// contact's existence, suppression and consent: a pause, an erasure or an
-// opt-out recorded before it wins, however long the send waited. That one send path serves
+// provider's rate, renders, and hands each send to its channel, which
+// claims it right before the bytes go out (a connection held). The claim
+// reads, at its instant, the run's state, the contact's existence,
+// suppression and consent: a pause, an erasure or an opt-out recorded
+// before it wins, however long the send waited, and a worker that dies
+// waiting for a connection leaves nothing claimed. That one send path serves
 // campaign sends, API sends and sign-up confirmations alike, with one
 // policy for outcomes: a temporary failure retries, a permanent one
 // feeds feedback, and an ambiguous one (the provider may have taken it)

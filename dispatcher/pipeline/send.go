@@ -272,9 +272,11 @@ func (d *Pipeline) recheck(ctx context.Context, st *runState, live []*dispatcher
 	return out, contacts, nil
 }
 
-// deliver claims, sends and settles one send. It returns the channel's
-// error (a *channels.Error or a plain, temporary one) after settling, or a
-// Redis error.
+// deliver renders one send and hands it to its channel, which claims it
+// right before the bytes go out (takeClaim); then it settles the outcome.
+// It returns the channel's error (a *channels.Error or a plain, temporary
+// one), a *heldError when the claim found the run paused or cancelled, or
+// a Redis error.
 func (d *Pipeline) deliver(ctx context.Context, st *runState, s *dispatcher.Send, c *dispatcher.Contact) error {
 	ch := d.cfg.Channels[s.Channel]
 	if ch == nil {
@@ -293,29 +295,33 @@ func (d *Pipeline) deliver(ctx context.Context, st *runState, s *dispatcher.Send
 			return err
 		}
 	}
-	claim, err := d.Store.ClaimSend(ctx, storepkg.SendClaim{Send: s.ID, Lease: d.cfg.Now().Add(d.cfg.SendLease), Topic: st.topic,
-		Check: storepkg.CheckRequest{Contact: c.ID, Channel: s.Channel, Address: c.Address(s.Channel)}})
-	switch {
-	case err != nil:
+	claimed := false
+	msg.Claim = func(ctx context.Context) error {
+		err := d.takeClaim(ctx, st, s, c)
+		claimed = err == nil
 		return err
-	case claim.Held != "":
-		return &heldError{state: claim.Held}
-	case !claim.Claimed:
-		return nil // settled or claimed elsewhere meanwhile
-	case claim.Erased:
-		return d.Settle(ctx, []string{s.ID}, dispatcher.StateSending, dispatcher.StateCancelled, dispatcher.ReasonErased)
-	}
-	if reason := gatepkg.Verdict(claim.Checked, st.topic.Kind == dispatcher.Marketing); reason != "" {
-		// An opt-out recorded while the send waited wins; the message never
-		// left.
-		_ = d.caps.Release(ctx, c.ID, string(s.Channel), st.topic.ID, s.ID)
-		return d.Settle(ctx, []string{s.ID}, dispatcher.StateSending, dispatcher.StateSuppressed, reason)
 	}
 	// The provider call is not cut short by a shutdown: a message half
 	// handed over is the one case that could be lost or sent twice. The
 	// channels bound their own calls (the SMTP and Twilio timeouts), and a
 	// context that is never done cannot cut their connection mid-message.
-	res, sendErr := ch.Send(context.WithoutCancel(ctx), msg)
+	// The settlement after it outlives the task too: a delivered message
+	// must not be left "sending" for the reconciler to call ambiguous.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	res, sendErr := ch.Send(sctx, msg)
+	var he *heldError
+	var we *withheldError
+	switch {
+	case errors.Is(sendErr, errNotClaimed):
+		return nil
+	case errors.As(sendErr, &we):
+		return we.err
+	case errors.As(sendErr, &he):
+		return he
+	case !claimed:
+		return d.refusedUnclaimed(sctx, s, c, sendErr)
+	}
 	t := storepkg.Transition{Send: s.ID, From: dispatcher.StateSending}
 	switch channels.KindOf(sendErr) {
 	case 0:
@@ -326,7 +332,7 @@ func (d *Pipeline) deliver(ctx context.Context, st *runState, s *dispatcher.Send
 		t.To, t.Reason = dispatcher.StateFailed, dispatcher.ReasonAmbiguous
 	default:
 		t.To, t.Reason = dispatcher.StateFailed, dispatcher.ReasonRejected
-		if err := d.fb.Refused(ctx, s, c, sendErr); err != nil {
+		if err := d.fb.Refused(sctx, s, c, sendErr); err != nil {
 			return err
 		}
 	}
@@ -338,13 +344,77 @@ func (d *Pipeline) deliver(ctx context.Context, st *runState, s *dispatcher.Send
 		// Delivery reports name the provider's id: keep the way back, before
 		// the send shows as sent, so that a report racing the settlement
 		// finds it.
-		if err := d.Store.SetProviderID(ctx, res.ProviderID, s.ID, d.cfg.SendTTL); err != nil {
+		if err := d.Store.SetProviderID(sctx, res.ProviderID, s.ID, d.cfg.SendTTL); err != nil {
 			return err
 		}
 	}
-	if err := d.applyTransitions(ctx, []storepkg.Transition{t}); err != nil {
+	if err := d.applyTransitions(sctx, []storepkg.Transition{t}); err != nil {
 		return err
 	}
+	return d.logFailure(s, sendErr)
+}
+
+// settleTimeout bounds what a send does once its task is cancelled: the
+// provider call, bounded by the channel, and the settlement after it.
+const settleTimeout = 5 * time.Minute
+
+// errNotClaimed: the send was settled or claimed elsewhere meanwhile.
+var errNotClaimed = errors.New("send not claimed: settled or taken elsewhere")
+
+// withheldError: the claim found an opt-out or an erasure recorded
+// meanwhile and settled the send; err is the settlement's failure, if any.
+type withheldError struct{ err error }
+
+func (e *withheldError) Error() string { return "send withheld: an opt-out or an erasure came first" }
+
+// takeClaim claims s right before its message leaves (channels call it
+// through Message.Claim). In the same round trip it reads the run's state,
+// the contact, suppression and consent: a pause holds the send queued
+// (*heldError), an erasure or an opt-out recorded meanwhile settles it
+// (*withheldError), and the message never leaves.
+func (d *Pipeline) takeClaim(ctx context.Context, st *runState, s *dispatcher.Send, c *dispatcher.Contact) error {
+	claim, err := d.Store.ClaimSend(ctx, storepkg.SendClaim{Send: s.ID, Lease: d.cfg.Now().Add(d.cfg.SendLease), Topic: st.topic,
+		Check: storepkg.CheckRequest{Contact: c.ID, Channel: s.Channel, Address: c.Address(s.Channel)}})
+	switch {
+	case err != nil:
+		return err
+	case claim.Held != "":
+		return &heldError{state: claim.Held}
+	case !claim.Claimed:
+		return errNotClaimed
+	case claim.Erased:
+		return &withheldError{d.Settle(ctx, []string{s.ID}, dispatcher.StateSending, dispatcher.StateCancelled, dispatcher.ReasonErased)}
+	}
+	if reason := gatepkg.Verdict(claim.Checked, st.topic.Kind == dispatcher.Marketing); reason != "" {
+		_ = d.caps.Release(ctx, c.ID, string(s.Channel), st.topic.ID, s.ID)
+		return &withheldError{d.Settle(ctx, []string{s.ID}, dispatcher.StateSending, dispatcher.StateSuppressed, reason)}
+	}
+	return nil
+}
+
+// refusedUnclaimed settles a send its channel gave up on before claiming
+// it: nothing left. A permanent refusal (a message the channel cannot
+// build) fails it; anything else leaves it queued for the task's retry.
+func (d *Pipeline) refusedUnclaimed(ctx context.Context, s *dispatcher.Send, c *dispatcher.Contact, sendErr error) error {
+	switch channels.KindOf(sendErr) {
+	case channels.Permanent:
+		if err := d.fb.Refused(ctx, s, c, sendErr); err != nil {
+			return err
+		}
+		if err := d.Settle(ctx, []string{s.ID}, InflightStates, dispatcher.StateFailed, dispatcher.ReasonRejected); err != nil {
+			return err
+		}
+	default:
+		if !isChannelErr(sendErr) {
+			return sendErr // the claim's own failure (Redis): the task retries
+		}
+	}
+	return d.logFailure(s, sendErr)
+}
+
+// logFailure logs a failed send and returns its error as a
+// *channels.Error.
+func (d *Pipeline) logFailure(s *dispatcher.Send, sendErr error) error {
 	if channels.KindOf(sendErr) == channels.Sender {
 		d.log.Error("the provider refuses the sender: check the channel's configuration; sends wait meanwhile",
 			"channel", string(s.Channel), "error", sendErr)
