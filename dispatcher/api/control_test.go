@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hibiken/asynq"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
@@ -302,5 +303,61 @@ func TestScheduleShowsNextFires(t *testing.T) {
 	r = b.api.do("POST", "/v1/campaigns/mailing/schedule", `{"at":"2026-12-01T09:30:00Z"}`)
 	if diff := cmp.Diff([]any{"2026-12-01T09:30:00Z"}, r.json(t)["next_fires"]); r.status != http.StatusOK || diff != "" {
 		t.Errorf("a one-time schedule: %d %s (-want +got):\n%s", r.status, r.body, diff)
+	}
+}
+
+// A deferred send takes its frequency-cap slot when it leaves, not when it
+// was planned: an SMS waiting for Monday does not hold back Saturday's
+// message of another campaign, and still no two messages pass a cap of
+// one.
+func TestDeferredSendCapsWhenItLeaves(t *testing.T) {
+	t.Parallel()
+	paris, err := time.LoadLocation("Europe/Paris")
+	must(t, err)
+	saturday := time.Date(2027, 1, 2, 10, 0, 0, 0, paris)
+	b := setup(t, withClock(saturday), withBasics(), withConfig(func(c *app.Config) {
+		c.Quiet = map[channels.Kind]throttle.Calendar{channels.SMS: throttle.DefaultSMSCalendar(2027)}
+		c.Caps = []throttle.CapRule{{Channel: "sms", MarketingOnly: true, Limit: 1, Window: 24 * time.Hour}}
+	}))
+	ctx := context.Background()
+	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "a", Phone: "+33612345671"}, "Europe/Paris"))
+	grantConsent(t, b, "a", channels.SMS)
+	must(t, b.d.Store.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
+	start := func(id string, sched *dispatcher.Schedule) string {
+		t.Helper()
+		must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: id, Topic: "newsletter", Segment: "all", Schedule: sched,
+			Channels: []channels.Kind{channels.SMS}, Templates: map[channels.Kind]string{channels.SMS: "news-sms"}}))
+		s, err := b.d.Pipeline.Start(ctx, id, pipeline.StartOptions{})
+		must(t, err)
+		return s.Run
+	}
+	counted := func(run, outcome string) func() bool {
+		return func() bool {
+			r, err := b.d.Store.Run(ctx, run)
+			must(t, err)
+			return r.Counters[outcome] == 1
+		}
+	}
+	b.startWorker(t)
+
+	// At 09:00 in the recipient's zone: Sunday morning, when SMS rest, so
+	// Monday 08:00.
+	monday := start("monday", &dispatcher.Schedule{At: saturday.Add(time.Hour), LocalTime: "09:00"})
+	waitFor(t, "the Monday SMS to be deferred", 10*time.Second, counted(monday, dispatcher.StateDeferred))
+	now := start("now", nil)
+	waitFor(t, "Saturday's SMS to be sent", 10*time.Second, counted(now, dispatcher.StateSent))
+
+	// Monday 08:30: the deferred SMS leaves, a day after Saturday's; a
+	// third campaign then finds the cap taken.
+	b.clock.Set(time.Date(2027, 1, 4, 8, 30, 0, 0, paris))
+	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+	if n, err := insp.RunAllScheduledTasks(b.d.Pipeline.Queue("send")); err != nil || n == 0 {
+		t.Fatalf("%d deferred tasks run (%v), want some", n, err)
+	}
+	waitFor(t, "the Monday SMS to be sent", 10*time.Second, counted(monday, dispatcher.StateSent))
+	third := start("third", nil)
+	waitFor(t, "the third campaign to be capped", 10*time.Second, counted(third, gate.ReasonCapped))
+	if got := len(b.twilio.Messages()); got != 2 {
+		t.Errorf("%d SMS sent, want 2", got)
 	}
 }

@@ -179,14 +179,22 @@ func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*d
 		cands = pickFallback(cands, len(camp.Channels))
 	}
 
+	// Check 5 before check 4: a send deferred by quiet hours takes its cap
+	// slot when it leaves (the send path reserves it then), so that a
+	// message waiting for Monday does not hold back Saturday's.
+	until := make([]time.Time, len(cands))
 	var reqs []throttle.CapRequest
 	var reqIdx []int
 	for i, c := range cands {
-		if c.Reason == "" {
-			reqs = append(reqs, throttle.CapRequest{Contact: c.Contact.ID, Channel: string(c.Channel),
-				Topic: job.Topic.ID, SendID: c.Send, Marketing: job.Topic.Kind == dispatcher.Marketing})
-			reqIdx = append(reqIdx, i)
+		if c.Reason != "" {
+			continue
 		}
+		if t := g.sendTime(now, job.LocalTime, c); t.After(now) && !job.Requested {
+			until[i] = t
+			continue
+		}
+		reqs = append(reqs, CapRequest(c, job.Topic))
+		reqIdx = append(reqIdx, i)
 	}
 	if len(reqs) > 0 && g.cfg.Caps != nil {
 		ok, err := g.cfg.Caps.ReserveMany(ctx, now, reqs)
@@ -201,14 +209,15 @@ func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*d
 	}
 
 	out := make([]store.Decision, 0, len(cands))
-	for _, c := range cands {
+	for i, c := range cands {
 		d := store.Decision{Send: c.Send, Contact: c.Contact.ID, Channel: c.Channel, Topic: job.Topic.ID,
 			Template: camp.Templates[c.Channel], State: dispatcher.StateSuppressed, Reason: c.Reason, Ref: job.Ref}
-		if c.Reason == "" {
+		switch {
+		case c.Reason != "":
+		case !until[i].IsZero():
+			d.State, d.Reason, d.Until = dispatcher.StateDeferred, "", until[i]
+		default:
 			d.State, d.Reason = dispatcher.StateQueued, ""
-			if until := g.sendTime(now, job.LocalTime, c); until.After(now) && !job.Requested {
-				d.State, d.Until = dispatcher.StateDeferred, until
-			}
 		}
 		out = append(out, d)
 	}
@@ -247,6 +256,35 @@ func (g *Gate) checkEarlier(ctx context.Context, job Job, cs []*Candidate) error
 	for j, i := range idx {
 		if reached[j] {
 			cs[i].Reason = ReasonReachedBefore
+		}
+	}
+	return nil
+}
+
+// CapRequest is what check 4 counts for candidate c of topic.
+func CapRequest(c *Candidate, topic *dispatcher.Topic) throttle.CapRequest {
+	return throttle.CapRequest{Contact: c.Contact.ID, Channel: string(c.Channel), Topic: topic.ID, SendID: c.Send,
+		Marketing: topic.Kind == dispatcher.Marketing}
+}
+
+// ReserveDeferred is check 4 for deferred sends whose time came: it
+// reserves their cap slots now, and gives reason capped to those over a
+// cap. Reserving again for a send already reserved changes nothing.
+func (g *Gate) ReserveDeferred(ctx context.Context, now time.Time, topic *dispatcher.Topic, cs []*Candidate) error {
+	if g.cfg.Caps == nil || len(cs) == 0 {
+		return nil
+	}
+	reqs := make([]throttle.CapRequest, len(cs))
+	for i, c := range cs {
+		reqs[i] = CapRequest(c, topic)
+	}
+	ok, err := g.cfg.Caps.ReserveMany(ctx, now, reqs)
+	if err != nil {
+		return fmt.Errorf("gate: reserve caps: %w", err)
+	}
+	for i, c := range cs {
+		if !ok[i] {
+			c.Reason = ReasonCapped
 		}
 	}
 	return nil

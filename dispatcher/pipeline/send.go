@@ -226,10 +226,11 @@ func (d *Pipeline) take(ctx context.Context, st *runState, k channels.Kind, n in
 	return allowed, retryIn, nil
 }
 
-// recheck loads the contacts of live and runs check 1 again: it settles
-// the sends whose contact was erased or whose address no longer serves,
-// and returns the others with their contacts. Checks 2 and 3 run with
-// each send's claim (deliver).
+// recheck loads the contacts of live and runs check 1 again, and check 4
+// for the deferred sends whose time came: it settles the sends whose
+// contact was erased, whose address no longer serves or that are over a
+// cap, and returns the others with their contacts. Checks 2 and 3 run
+// with each send's claim (takeClaim).
 func (d *Pipeline) recheck(ctx context.Context, st *runState, live []*dispatcher.Send) ([]*dispatcher.Send, map[string]*dispatcher.Contact, error) {
 	cids := make([]string, len(live))
 	for i, s := range live {
@@ -239,7 +240,7 @@ func (d *Pipeline) recheck(ctx context.Context, st *runState, live []*dispatcher
 	if err != nil {
 		return nil, nil, err
 	}
-	var cands []*gatepkg.Candidate
+	var cands, deferred []*gatepkg.Candidate
 	var settle []storepkg.Transition
 	for i, s := range live {
 		if cs[i] == nil {
@@ -248,6 +249,13 @@ func (d *Pipeline) recheck(ctx context.Context, st *runState, live []*dispatcher
 		}
 		cands = append(cands, &gatepkg.Candidate{Contact: cs[i], Channel: s.Channel, Send: s.ID,
 			Reason: gatepkg.CheckAddress(cs[i], s.Channel)})
+		if c := cands[len(cands)-1]; c.Reason == "" && s.State == dispatcher.StateDeferred {
+			deferred = append(deferred, c)
+		}
+	}
+	// A deferred send takes its cap slot now that it leaves.
+	if err := d.gate.ReserveDeferred(ctx, d.cfg.Now(), st.topic, deferred); err != nil {
+		return nil, nil, err
 	}
 	var out []*dispatcher.Send
 	contacts := map[string]*dispatcher.Contact{}
