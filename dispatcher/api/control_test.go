@@ -361,3 +361,25 @@ func TestDeferredSendCapsWhenItLeaves(t *testing.T) {
 		t.Errorf("%d SMS sent, want 2", got)
 	}
 }
+
+// A process that died between completing a run and settling its campaign
+// leaves the campaign running with no run under way: the reconciler
+// settles it.
+func TestReconcilerSettlesAnOrphanedCampaign(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	run := runMailing(t, b, 2)
+	ctx := context.Background()
+	_, err := b.d.Store.UpdateCampaign(ctx, "mailing", func(c *dispatcher.Campaign) (bool, error) {
+		c.State = dispatcher.Running // as the crash left it
+		return true, nil
+	})
+	must(t, err)
+	_, err = b.d.Pipeline.Reconcile(ctx)
+	must(t, err)
+	c, err := b.d.Store.Campaign(ctx, "mailing")
+	must(t, err)
+	if c.State != dispatcher.Completed || c.LastRun != run {
+		t.Errorf("campaign %s (last run %s), want completed after %s", c.State, c.LastRun, run)
+	}
+}
