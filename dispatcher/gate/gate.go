@@ -109,11 +109,11 @@ func CheckAddress(c *dispatcher.Contact, k channels.Kind) string {
 	return ""
 }
 
-// Recheck applies checks 2 and 3 (suppression, consent for a marketing
-// topic) to the candidates that passed the ones before, in one read: the
-// gate runs them when it decides, and the send path again just before a
-// message leaves, so that an opt-out recorded meanwhile wins.
-func (g *Gate) Recheck(ctx context.Context, topic *dispatcher.Topic, cs []*Candidate) error {
+// checkSuppressionConsent applies checks 2 and 3 (suppression, consent for a marketing
+// topic) to the candidates that passed the ones before, in one read. The
+// send path applies them again (Verdict) to what each send's claim reads,
+// so that an opt-out recorded meanwhile wins.
+func (g *Gate) checkSuppressionConsent(ctx context.Context, topic *dispatcher.Topic, cs []*Candidate) error {
 	var reqs []store.CheckRequest
 	var idx []int
 	for i, c := range cs {
@@ -169,7 +169,7 @@ func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*d
 			cands = append(cands, cd)
 		}
 	}
-	if err := g.Recheck(ctx, job.Topic, cands); err != nil {
+	if err := g.checkSuppressionConsent(ctx, job.Topic, cands); err != nil {
 		return nil, err
 	}
 	if err := g.checkEarlier(ctx, job, cands); err != nil {
