@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
@@ -381,5 +384,44 @@ func TestReconcilerSettlesAnOrphanedCampaign(t *testing.T) {
 	must(t, err)
 	if c.State != dispatcher.Completed || c.LastRun != run {
 		t.Errorf("campaign %s (last run %s), want completed after %s", c.State, c.LastRun, run)
+	}
+}
+
+// Two API processes asked to start one campaign at the same moment, with
+// no key: one run, and the other answer is a conflict.
+func TestConcurrentStartsMakeOneRun(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	seedMailing(t, b, 5)
+	// A second dispatcher on the same Redis, with its own connections and
+	// HTTP server, stands for another API process.
+	opts := *b.redis.Options
+	rdb2 := redis.NewClient(&opts)
+	t.Cleanup(func() { rdb2.Close() })
+	cfg2 := b.cfg
+	cfg2.Redis = rdb2
+	d2, err := app.New(cfg2)
+	must(t, err)
+	srv2 := httptest.NewServer(Handler(d2, testKeys))
+	t.Cleanup(srv2.Close)
+	clients := []*apiClient{b.api, {t: t, srv: srv2}}
+	var wg sync.WaitGroup
+	got := make([]int, len(clients))
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = c.do("POST", "/v1/campaigns/mailing/start", "").status
+		}()
+	}
+	wg.Wait()
+	slices.Sort(got)
+	if !slices.Equal(got, []int{http.StatusAccepted, http.StatusConflict}) {
+		t.Errorf("two starts answered %v, want one 202 and one 409", got)
+	}
+	runs, err := b.d.Store.Runs(context.Background(), "mailing")
+	must(t, err)
+	if len(runs) != 1 {
+		t.Errorf("%d runs, want 1", len(runs))
 	}
 }
