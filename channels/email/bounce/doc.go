@@ -15,7 +15,16 @@
 //     from an SMTP reply code and common phrases ("user unknown" → 5.1.1,
 //     "mailbox full" → 4.2.2, "message too large" → 5.3.4...);
 //   - RFC 5965 complaints (report-type=feedback-report): Kind "arf", one
-//     Recipient of class "complaint";
+//     Recipient of class "complaint"; Yahoo's and AOL's redacted
+//     recipient is left empty (the VERP token says whose it is);
+//   - Microsoft JMRP complaints (Outlook.com, Hotmail) in their own
+//     format, the returned message with X-HmXmrOriginalRecipient: Kind
+//     "arf", FeedbackType "abuse";
+//   - unsubscribe requests that mailbox providers send to a
+//     List-Unsubscribe mailto: address (Apple Mail's X-Apple-Unsubscribe,
+//     the subject "unsubscribe"), even when marked as auto-replies: Kind
+//     "arf", FeedbackType "opt-out", the sender as the complaining
+//     recipient;
 //   - RFC 3834 auto-replies (Auto-Submitted: auto-replied, X-Autoreply,
 //     Precedence: auto_reply, "Out of Office" subjects): Kind
 //     "autoreply", no recipients.
