@@ -90,7 +90,7 @@ func Build(m channels.Message, d Defaults) (*mail.Msg, error) {
 	if envelope != nil {
 		msg.EnvelopeFromMailAddress(envelope)
 	}
-	msg.Subject(m.Subject)
+	msg.Subject(subjectValue(m.Subject))
 	msg.SetDateWithValue(time.Now())
 	msg.SetMessageIDWithValue(esp.MessageIDLocal(m.ID) + "@" + domain)
 	for name, value := range m.Headers {
@@ -148,11 +148,106 @@ func setHeader(msg *mail.Msg, name, value string) error {
 		return fmt.Errorf("email: header %s: value contains NUL", key)
 	}
 	if isASCII(value) {
-		msg.SetGenHeaderPreformatted(mail.Header(key), value)
+		// Written as is, folded nowhere: a word that does not fit a line
+		// of 998 octets would make the message invalid (RFC 5322 2.1.1).
+		if longestWord(value) > maxLine-len(key)-len(": ") {
+			return fmt.Errorf("email: header %s: a word of the value is longer than a header line may be (998 octets)", key)
+		}
+		msg.SetGenHeaderPreformatted(mail.Header(key), fold(key, value))
 	} else {
 		msg.SetGenHeader(mail.Header(key), value)
 	}
 	return nil
+}
+
+// Header line lengths (RFC 5322 2.1.1): a line must not pass maxLine
+// octets and should not pass foldAt. go-mail folds a header at spaces
+// only, so a word that does not fit a folded line is encoded.
+const (
+	maxLine = 998
+	foldAt  = 78
+	// maxPlainWord is the longest word a folded line holds: the line's
+	// leading space and the longest field name written before a value.
+	maxPlainWord = foldAt - len(" ") - len("Subject: ")
+)
+
+// subjectValue returns the Subject as Build hands it to go-mail, which
+// RFC 2047 encodes a non-ASCII subject in encoded-words short enough to
+// fold, but leaves an ASCII one as is: an ASCII subject with a word too
+// long to fold on a line of foldAt octets (a 1,000-character attribute, a
+// long URL) is encoded here, whole, in encoded-words of at most 75
+// octets, which read back as the same text.
+func subjectValue(s string) string {
+	if !isASCII(s) || longestWord(s) <= maxPlainWord {
+		return s
+	}
+	return qWords(s)
+}
+
+// longestWord is the length of the longest run of s without a space or
+// tab: where a line cannot be folded.
+func longestWord(s string) int {
+	longest := 0
+	for _, w := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' }) {
+		longest = max(longest, len(w))
+	}
+	return longest
+}
+
+// qWords encodes s as RFC 2047 "Q" encoded-words in UTF-8, each of at
+// most 75 octets (6.1), separated by spaces, which a reader drops
+// between encoded-words (6.2). A character is never split between words.
+func qWords(s string) string {
+	const head, tail, maxWord = "=?utf-8?q?", "?=", 75
+	var words []string
+	var cur strings.Builder
+	for _, r := range s {
+		var enc strings.Builder
+		for _, b := range []byte(string(r)) {
+			switch {
+			case b == ' ':
+				enc.WriteByte('_')
+			case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', strings.IndexByte("!*+-/", b) >= 0:
+				enc.WriteByte(b)
+			default:
+				fmt.Fprintf(&enc, "=%02X", b)
+			}
+		}
+		if len(head)+cur.Len()+enc.Len()+len(tail) > maxWord {
+			words = append(words, head+cur.String()+tail)
+			cur.Reset()
+		}
+		cur.WriteString(enc.String())
+	}
+	if cur.Len() > 0 {
+		words = append(words, head+cur.String()+tail)
+	}
+	return strings.Join(words, " ")
+}
+
+// fold folds a preformatted header value at spaces so that its lines
+// keep to foldAt octets where its words allow; go-mail writes such values
+// as they are. A short value is returned unchanged.
+func fold(key, value string) string {
+	line := len(key) + len(": ")
+	if line+len(value) <= foldAt {
+		return value
+	}
+	var b strings.Builder
+	for i, w := range strings.Split(value, " ") {
+		if i > 0 {
+			// Never a line of white space alone (RFC 5322 3.2.2).
+			if w != "" && line+len(" ")+len(w) > foldAt {
+				b.WriteString("\r\n")
+				line = 0
+			}
+			b.WriteByte(' ')
+			line++
+		}
+		b.WriteString(w)
+		line += len(w)
+	}
+	return b.String()
 }
 
 func isASCII(s string) bool {

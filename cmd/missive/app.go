@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -245,7 +244,7 @@ func (a *app) run(ctx context.Context, roles role, keys []api.APIKey, stdout io.
 			return fmt.Errorf("MISSIVE_HTTP_ADDR: %w", err)
 		}
 		fmt.Fprintf(stdout, "missive: listening on http://%s\n", ln.Addr())
-		start(func() error { return serveHTTP(ctx, ln, api.Handler(a.d, keys)) })
+		start(func() error { return serveHTTP(ctx, ln, a.apiHandler(keys), a.cfg.http) })
 	}
 	if roles&roleWorker != 0 {
 		start(func() error { return a.d.Pipeline.RunWorker(ctx) })
@@ -259,21 +258,6 @@ func (a *app) run(ctx context.Context, roles role, keys []api.APIKey, stdout io.
 	wg.Wait()
 	close(errs)
 	return <-errs
-}
-
-// serveHTTP serves until ctx ends, then drains connections for up to 10 s.
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
 }
 
 // esp gathers the email providers' webhook settings.

@@ -65,9 +65,10 @@ func bounceCommand(args []string, stdout, stderr io.Writer) error {
 // startBounceListener serves the bounce SMTP listener for d until ctx ends.
 func startBounceListener(ctx context.Context, c *config, d *apppkg.Dispatcher, log *slog.Logger, stdout io.Writer) error {
 	l, err := bounce.Listen(bounce.ListenerConfig{
-		Addr:   c.BounceSMTPAddr,
-		Domain: c.BounceDomain,
-		Logger: log,
+		Addr:       c.BounceSMTPAddr,
+		Domain:     c.BounceDomain,
+		Logger:     log,
+		CheckToken: d.Feedback.ValidVERP,
 		Handle: func(ctx context.Context, token string, r *bounce.Report) error {
 			rcpts := make([]feedback.BounceRecipient, len(r.Recipients))
 			for i, x := range r.Recipients {

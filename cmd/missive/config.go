@@ -25,45 +25,51 @@ var errUsage = errors.New("usage")
 
 // config is the whole configuration, from the environment then flags.
 type config struct {
-	RedisURL       string
-	Prefix         string
-	HTTPAddr       string
-	PublicURL      string
-	Secret         string
-	TokenKeys      string
-	SenderName     string
-	Mailto         string
-	DataKeys       string
-	APIKeys        string
-	SMTPURL        string
-	EmailFrom      string
-	ReturnPath     string
-	SoftBounces    string
-	MaxBounceRate  string
-	MaxComplaints  string
-	BounceDomain   string
-	BounceSMTPAddr string
-	SESTopics      string
-	SendGridKey    string
-	MailgunKey     string
-	PostmarkAuth   string
-	DKIMDomain     string
-	DKIMSelector   string
-	DKIMKeyFile    string
-	TwilioSID      string
-	TwilioToken    string
-	SMSFrom        string
-	TwilioAPIURL   string
-	OutboxDir      string
-	DefaultTZ      string
-	Caps           string
-	QuietSMS       string
-	QuietEmail     string
-	RateEmail      string
-	RateSMS        string
-	Concurrency    int
-	LogLevel       string
-	InactiveAfter  string
+	RedisURL string
+	Prefix   string
+	HTTPAddr string
+	// The HTTP server's limits and proxies, parsed into http.
+	HTTPReadTimeout  string
+	HTTPWriteTimeout string
+	HTTPMaxConns     string
+	TrustedProxies   string
+	ClientIPHeader   string
+	PublicURL        string
+	Secret           string
+	TokenKeys        string
+	SenderName       string
+	Mailto           string
+	DataKeys         string
+	APIKeys          string
+	SMTPURL          string
+	EmailFrom        string
+	ReturnPath       string
+	SoftBounces      string
+	MaxBounceRate    string
+	MaxComplaints    string
+	BounceDomain     string
+	BounceSMTPAddr   string
+	SESTopics        string
+	SendGridKey      string
+	MailgunKey       string
+	PostmarkAuth     string
+	DKIMDomain       string
+	DKIMSelector     string
+	DKIMKeyFile      string
+	TwilioSID        string
+	TwilioToken      string
+	SMSFrom          string
+	TwilioAPIURL     string
+	OutboxDir        string
+	DefaultTZ        string
+	Caps             string
+	QuietSMS         string
+	QuietEmail       string
+	RateEmail        string
+	RateSMS          string
+	Concurrency      int
+	LogLevel         string
+	InactiveAfter    string
 
 	// Derived by validate.
 	dkim      *email.DKIM
@@ -76,6 +82,7 @@ type config struct {
 	rates     map[channels.Kind]throttle.Rate
 	level     slog.Level
 	inactive  time.Duration
+	http      httpLimits
 }
 
 // setting ties a flag to its environment variable.
@@ -89,6 +96,11 @@ func (c *config) settings() []setting {
 		{"redis-url", "MISSIVE_REDIS_URL", "", "Redis: redis://, rediss://, redis-sentinel:// or redis-cluster:// URL; empty runs an in-process Redis that loses everything on exit", &c.RedisURL},
 		{"prefix", "MISSIVE_PREFIX", "missive", "prefix of every Redis key and queue", &c.Prefix},
 		{"http-addr", "MISSIVE_HTTP_ADDR", ":8080", "HTTP listen address", &c.HTTPAddr},
+		{"http-read-timeout", "MISSIVE_HTTP_READ_TIMEOUT", "30s", "time a request's header and body have to arrive (a bulk import, once its key is checked, has 15 minutes)", &c.HTTPReadTimeout},
+		{"http-write-timeout", "MISSIVE_HTTP_WRITE_TIMEOUT", "60s", "time from a request's header to the end of its answer", &c.HTTPWriteTimeout},
+		{"http-max-conns", "MISSIVE_HTTP_MAX_CONNS", "1024", "HTTP connections open at once; one more is answered 503 and closed", &c.HTTPMaxConns},
+		{"trusted-proxies", "MISSIVE_TRUSTED_PROXIES", "", "reverse proxies (CIDRs or addresses, comma-separated) whose client address header is believed; empty: the peer is the client", &c.TrustedProxies},
+		{"client-ip-header", "MISSIVE_CLIENT_IP_HEADER", "X-Forwarded-For", "header the trusted proxies write the client's address to: X-Forwarded-For or Forwarded", &c.ClientIPHeader},
 		{"public-url", "MISSIVE_PUBLIC_URL", "http://localhost:8080", "base of links in messages", &c.PublicURL},
 		{"secret", "MISSIVE_SECRET", "", "key for tokens and address hashes, 32 bytes or more", &c.Secret},
 		{"token-keys", "MISSIVE_TOKEN_KEYS", "", "keys of unsubscribe and preference links: id:base64key[,id:base64key...], the first signs, the others still verify; empty derives one from MISSIVE_SECRET", &c.TokenKeys},
@@ -192,6 +204,9 @@ func (c *config) validate(demo bool) error {
 		if c.dkim, err = loadDKIM(c.DKIMDomain, c.DKIMSelector, c.DKIMKeyFile); err != nil {
 			return err
 		}
+	}
+	if err := c.parseHTTPLimits(); err != nil {
+		return err
 	}
 	if c.feedback, err = parseFeedback(c.SoftBounces, c.MaxBounceRate, c.MaxComplaints); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/missive-dev/missive/dispatcher"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
@@ -55,6 +56,12 @@ func contactRoute[T any](do func(context.Context, string) (T, error)) apiFunc {
 }
 
 func (a *handler) importContacts(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	// A large import outlasts the server's read and write timeouts, which
+	// protect the routes anyone may call; this one needs a key.
+	rc := http.NewResponseController(w)
+	until := time.Now().Add(a.cfg.ImportTimeout)
+	_ = rc.SetReadDeadline(until)
+	_ = rc.SetWriteDeadline(until)
 	body := http.MaxBytesReader(w, r.Body, maxImportBody)
 	res, err := a.d.Store.ImportContacts(r.Context(), body, a.d.Config.DefaultTimezone, nil)
 	if err != nil {

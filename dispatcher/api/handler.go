@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -91,9 +92,32 @@ const (
 // maxImportBody is the limit of an NDJSON import (a variable for tests).
 var maxImportBody int64 = maxImportBodyDefault
 
+// Config configures the HTTP API (New).
+type Config struct {
+	// Keys are the API clients; the /v1 routes need one of them as a
+	// bearer token. None: every /v1 call is refused.
+	Keys []APIKey
+	// TrustedProxies are the reverse proxies whose word on the client's
+	// address is taken (MISSIVE_TRUSTED_PROXIES): a request whose peer is
+	// in one of them is counted, by the sign-up limit and in the sign-up
+	// evidence, as coming from the address ClientIPHeader names. Empty:
+	// the peer is the client, whatever the headers say.
+	TrustedProxies []netip.Prefix
+	// ClientIPHeader is the header the trusted proxies append the client
+	// to: HeaderXForwardedFor (the default) or HeaderForwarded (RFC 7239).
+	// Only the one the proxies write may be read: a client can send the
+	// other one with any address in it.
+	ClientIPHeader string
+	// ImportTimeout bounds the read of a bulk import's body and its
+	// answer, which the server's own read and write timeouts would cut.
+	// It is set once the API key is checked. Default 15 minutes.
+	ImportTimeout time.Duration
+}
+
 // api serves the HTTP API of one Dispatcher.
 type handler struct {
 	d       *app.Dispatcher
+	cfg     Config
 	mux     *http.ServeMux
 	keys    []APIKey
 	digests [][32]byte
@@ -104,9 +128,23 @@ type handler struct {
 type apiFunc func(w http.ResponseWriter, r *http.Request) (int, any, error)
 
 // Handler returns the HTTP API: the /v1 routes, which need one of keys as
-// a bearer token, the public unsubscribe pages and the health checks.
+// a bearer token, the public unsubscribe pages and the health checks. It
+// is New with only keys set.
 func Handler(d *app.Dispatcher, keys []APIKey) http.Handler {
-	a := &handler{d: d, mux: http.NewServeMux(), keys: keys}
+	return New(d, Config{Keys: keys})
+}
+
+// New returns the HTTP API of d configured by cfg. It panics when
+// cfg.ClientIPHeader is neither empty nor one of the two headers, a
+// wiring error that configuration parsing catches first.
+func New(d *app.Dispatcher, cfg Config) http.Handler {
+	cfg.ClientIPHeader = cmp.Or(cfg.ClientIPHeader, HeaderXForwardedFor)
+	if cfg.ClientIPHeader != HeaderXForwardedFor && cfg.ClientIPHeader != HeaderForwarded {
+		panic("api: ClientIPHeader must be " + HeaderXForwardedFor + " or " + HeaderForwarded)
+	}
+	cfg.ImportTimeout = cmp.Or(cfg.ImportTimeout, 15*time.Minute)
+	keys := cfg.Keys
+	a := &handler{d: d, cfg: cfg, mux: http.NewServeMux(), keys: keys}
 	for _, k := range keys {
 		a.digests = append(a.digests, sha256.Sum256([]byte(k.Secret)))
 	}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"mime"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -57,9 +56,9 @@ func (a *handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	d := a.d
 	html := wantsHTML(r)
-	ipHash := a.clientIPHash(r)
+	ipHash, limitKey := a.clientIPHash(r)
 
-	allowed, retryIn, err := d.Limiter.TakeRate(ctx, "subscribe:ip:"+ipHash, subscribeClientRate, 1)
+	allowed, retryIn, err := d.Limiter.TakeRate(ctx, "subscribe:ip:"+limitKey, subscribeClientRate, 1)
 	if err != nil {
 		d.Logger.Error("sign-up: rate limit", "error", err)
 		a.subscribeFailed(w, r, html, "")
@@ -136,18 +135,23 @@ func wantsHTML(r *http.Request) bool {
 	return ct == "application/x-www-form-urlencoded" && strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
-// clientIPHash is the keyed hash of the client's IP, as limits and
-// evidence keep it. The IP is the connection's peer: X-Forwarded-For is
-// not trusted, since no configuration says which proxy may set it.
-func (a *handler) clientIPHash(r *http.Request) string {
-	d := a.d
-	ip := r.RemoteAddr
-	if host, _, err := net.SplitHostPort(ip); err == nil {
-		ip = host
+// clientIPHash is the keyed hash of the client's address, as the
+// sign-up evidence keeps it, and the key the per-client limit counts
+// (an IPv6 client's /64). The address is the connection's peer, or what
+// the trusted proxies say (clientAddr).
+func (a *handler) clientIPHash(r *http.Request) (evidence, limit string) {
+	ip := clientAddr(r, a.cfg.TrustedProxies, a.cfg.ClientIPHeader)
+	key := storepkg.DeriveKey(a.d.Config.Secret, "client-ip")
+	hash := func(s string) string {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(s))
+		return hex.EncodeToString(m.Sum(nil)[:16])
 	}
-	m := hmac.New(sha256.New, storepkg.DeriveKey(d.Config.Secret, "client-ip"))
-	m.Write([]byte(ip))
-	return hex.EncodeToString(m.Sum(nil)[:16])
+	if !ip.IsValid() {
+		// Not an IP peer (a test's pipe): one client.
+		return hash(r.RemoteAddr), hash(r.RemoteAddr)
+	}
+	return hash(ip.String()), hash(limitPrefix(ip))
 }
 
 // --- parsing

@@ -44,14 +44,28 @@ func (d *Handler) ReturnPath(ctx context.Context, send string) (string, error) {
 // ErrForgedVERP is returned for a VERP token whose MAC does not match.
 var ErrForgedVERP = errors.New("VERP token with a wrong MAC")
 
-// SendForVERP checks a VERP token and returns the send id it names.
-func (d *Handler) SendForVERP(ctx context.Context, token string) (string, error) {
+// ValidVERP tells whether a VERP token's MAC verifies (compared in
+// constant time), without any I/O: the bounce listener asks it at RCPT,
+// before reading a message. A valid token may still name an expired send.
+func (d *Handler) ValidVERP(token string) bool {
+	_, ok := d.verpID(token)
+	return ok
+}
+
+// verpID returns the id of a token whose MAC verifies.
+func (d *Handler) verpID(token string) (string, bool) {
 	i := strings.LastIndexByte(token, '.')
 	if i <= 0 {
-		return "", ErrForgedVERP
+		return "", false
 	}
 	id, mac := token[:i], token[i+1:]
-	if !hmac.Equal([]byte(strings.ToLower(mac)), []byte(d.verpMAC(id))) {
+	return id, hmac.Equal([]byte(strings.ToLower(mac)), []byte(d.verpMAC(id)))
+}
+
+// SendForVERP checks a VERP token and returns the send id it names.
+func (d *Handler) SendForVERP(ctx context.Context, token string) (string, error) {
+	id, ok := d.verpID(token)
+	if !ok {
 		return "", ErrForgedVERP
 	}
 	if _, _, ok := dispatcher.SplitSendID(id); ok {

@@ -15,7 +15,16 @@
 //     from an SMTP reply code and common phrases ("user unknown" → 5.1.1,
 //     "mailbox full" → 4.2.2, "message too large" → 5.3.4...);
 //   - RFC 5965 complaints (report-type=feedback-report): Kind "arf", one
-//     Recipient of class "complaint";
+//     Recipient of class "complaint"; Yahoo's and AOL's redacted
+//     recipient is left empty (the VERP token says whose it is);
+//   - Microsoft JMRP complaints (Outlook.com, Hotmail) in their own
+//     format, the returned message with X-HmXmrOriginalRecipient: Kind
+//     "arf", FeedbackType "abuse";
+//   - unsubscribe requests that mailbox providers send to a
+//     List-Unsubscribe mailto: address (Apple Mail's X-Apple-Unsubscribe,
+//     the subject "unsubscribe"), even when marked as auto-replies: Kind
+//     "arf", FeedbackType "opt-out", the sender as the complaining
+//     recipient;
 //   - RFC 3834 auto-replies (Auto-Submitted: auto-replied, X-Autoreply,
 //     Precedence: auto_reply, "Out of Office" subjects): Kind
 //     "autoreply", no recipients.
@@ -39,9 +48,13 @@
 // The Listener is an SMTP server (go-smtp) for the bounce domain. It
 // accepts any MAIL FROM, the null sender first of all, and only
 // RCPT TO:<prefix+token@domain>; anything else gets 550 5.7.1, so it is no
-// relay and, never sending mail itself, causes no backscatter. It takes at
-// most 10 recipients and MaxSize bytes per message, and calls Handle once
-// per token. A Handle error answers 451 4.3.0 so that the sending MTA
+// relay and, never sending mail itself, causes no backscatter. With
+// CheckToken set, a recipient whose VERP MAC does not verify is refused at
+// RCPT too, so a forged report is never read. It keeps at most
+// MaxSessions sessions open (16; one more is answered 421 4.3.2 and
+// closed), takes at most 10 recipients and MaxSize bytes per message
+// (2 MiB; more gets 552 5.3.4), parses the message straight from the
+// bounded SMTP reader, and calls Handle once per token. A Handle error answers 451 4.3.0 so that the sending MTA
 // retries; a report that cannot be parsed is accepted and dropped, since
 // refusing it would bounce a bounce. Logs carry kinds and counts, never
 // an address, a token or message content.

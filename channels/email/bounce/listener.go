@@ -1,7 +1,6 @@
 package bounce
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -30,8 +29,19 @@ type ListenerConfig struct {
 	// Prefix is the local-part prefix of VERP addresses. Default "bounces".
 	Prefix string
 	// MaxSize is the largest message accepted, in bytes; a larger one gets
-	// 552 5.3.4. Default and upper bound MaxSize (10 MiB).
+	// 552 5.3.4. Default DefaultMaxSize (2 MiB: a returned copy of the
+	// largest message templates render fits); upper bound MaxSize (10 MiB).
 	MaxSize int64
+	// MaxSessions is the most SMTP sessions open at once; a connection
+	// past it is answered 421 4.3.2 and closed, so the sender retries
+	// later. With MaxSize it bounds the memory the listener holds:
+	// about MaxSessions x 3 x MaxSize. Default 16.
+	MaxSessions int
+	// CheckToken, when set, tells whether a VERP token is one of ours
+	// (its MAC verifies): a recipient whose token fails is refused at
+	// RCPT with 550 5.7.1, before any message data is read. Missive wires
+	// it to the feedback package's verifier.
+	CheckToken func(token string) bool
 	// Handle is called once per accepted recipient token with the parsed
 	// report. An error makes the listener answer 451 4.3.0, so the sending
 	// MTA retries the whole message: Handle must be idempotent, since a
@@ -48,6 +58,9 @@ type ListenerConfig struct {
 	Logger *slog.Logger
 }
 
+// DefaultMaxSize is the default ListenerConfig.MaxSize.
+const DefaultMaxSize = 2 << 20
+
 // The listener's fixed limits.
 const (
 	// maxRecipientsPerMessage is the most RCPT TO per message; more get 452 4.5.3.
@@ -59,6 +72,9 @@ var (
 	errNoMailbox = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying denied or no such mailbox"}
 	errRetry     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
 )
+
+// busyReply is the whole answer to a connection past MaxSessions.
+const busyReply = "421 4.3.2 Too many sessions, try again later\r\n"
 
 // Listener is an SMTP server that receives bounces and complaints sent to
 // VERP addresses and hands each parsed report to ListenerConfig.Handle.
@@ -79,8 +95,14 @@ type Listener struct {
 // address cannot be bound.
 func Listen(cfg ListenerConfig) (*Listener, error) {
 	cfg.Prefix = cmp.Or(cfg.Prefix, "bounces")
-	if cfg.MaxSize <= 0 || cfg.MaxSize > MaxSize {
+	switch {
+	case cfg.MaxSize <= 0:
+		cfg.MaxSize = DefaultMaxSize
+	case cfg.MaxSize > MaxSize:
 		cfg.MaxSize = MaxSize
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 16
 	}
 	cfg.HandleTimeout = cmp.Or(cfg.HandleTimeout, 30*time.Second)
 	if cfg.Logger == nil {
@@ -100,6 +122,7 @@ func Listen(cfg ListenerConfig) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bounce: listener: %w", err)
 	}
+	ln = &sessionLimit{Listener: ln, slots: make(chan struct{}, cfg.MaxSessions)}
 	l := &Listener{cfg: cfg, ln: ln, served: make(chan struct{})}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 
@@ -168,22 +191,31 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.l.cfg.Logger.Info("bounce: recipient refused", "reason", "mailbox")
 		return errNoMailbox
 	}
+	if check := s.l.cfg.CheckToken; check != nil && !check(token) {
+		s.l.cfg.Logger.Info("bounce: recipient refused", "reason", "mac")
+		return errNoMailbox
+	}
 	s.tokens = append(s.tokens, token)
 	return nil
 }
 
 func (s *session) Data(r io.Reader) error {
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(r); err != nil {
-		// go-smtp's ErrDataTooLarge (552 5.3.4) or a broken connection.
-		return err
-	}
 	log := s.l.cfg.Logger
-	rep, err := Parse(&buf)
-	if err != nil {
+	// go-smtp's reader stops at MaxSize with ErrDataTooLarge: Parse reads
+	// it straight, so the message is held once, not copied first.
+	rep, err := Parse(r)
+	var se *smtp.SMTPError
+	switch {
+	case errors.As(err, &se):
+		// go-smtp's ErrDataTooLarge: it answers 552 5.3.4 (unwrapped, or
+		// it would answer 554 with the error's text).
+		return se
+	case errors.Is(err, ErrTooLarge), errors.Is(err, ErrMalformed):
 		// Accept and drop: refusing would make the MTA bounce our bounce.
 		log.Warn("bounce: report dropped", "error_kind", errorKind(err))
 		return nil
+	case err != nil:
+		return errRetry // a broken connection: nobody reads the answer
 	}
 	seen := map[string]bool{}
 	for _, token := range s.tokens {
@@ -206,6 +238,46 @@ func (s *session) Data(r io.Reader) error {
 func (s *session) Reset() { s.tokens = nil }
 
 func (s *session) Logout() error { return nil }
+
+// sessionLimit is a listener that keeps at most cap(slots) connections
+// open: one past it is answered busyReply and closed at once, rather than
+// left waiting in the accept queue, so that senders back off and retry.
+type sessionLimit struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func (l *sessionLimit) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &slotConn{Conn: c, release: func() { <-l.slots }}, nil
+		default:
+			// The answer fits any socket buffer; the deadline covers a
+			// peer that does not read at all.
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = io.WriteString(c, busyReply)
+			_ = c.Close()
+		}
+	}
+}
+
+// slotConn gives its slot back when closed, once.
+type slotConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *slotConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
 
 func errorKind(err error) string {
 	switch {

@@ -165,6 +165,14 @@ func (m *mail) report() *Report {
 	case m.reportTy == "feedback-report" || len(m.feedback) > 0:
 		m.arf(r)
 		return r
+	case len(m.dsn) == 0 && m.isJMRP():
+		m.jmrp(r)
+		return r
+	case len(m.dsn) == 0 && isUnsubscribeRequest(m.top):
+		// Before the auto-reply test: some providers mark these as
+		// auto-replies.
+		m.optOut(r)
+		return r
 	case len(m.dsn) > 0:
 		for _, d := range m.dsn {
 			parseDSN(d, r)
@@ -231,9 +239,79 @@ func (m *mail) arf(r *Report) {
 		r.ReportingMTA = mtaName(fh.Get("Reporting-Mta"))
 	}
 	if r.OriginalRecipient == "" && m.orig != nil {
+		// Microsoft's JMRP in ARF names the address only here.
+		r.OriginalRecipient = bareAddress(m.orig.Get("X-Hmxmroriginalrecipient"))
+	}
+	if r.OriginalRecipient == "" && m.orig != nil {
 		r.OriginalRecipient = firstAddress(m.orig.Get("To"))
 	}
+	r.OriginalRecipient = unredacted(r.OriginalRecipient)
 	r.Recipients = []Recipient{{Address: r.OriginalRecipient, Class: ClassComplaint}}
+}
+
+// isJMRP tells whether the mail is a complaint of Microsoft's Junk Mail
+// Reporting Program (Outlook.com, Hotmail) in its own format, not ARF: a
+// mail from staff@hotmail.com, or one returning a message that bears the
+// X-HmXmrOriginalRecipient header Outlook.com adds on delivery, which
+// only a copy of a delivered message carries.
+func (m *mail) isJMRP() bool {
+	if m.orig != nil && m.orig.Get("X-Hmxmroriginalrecipient") != "" {
+		return true
+	}
+	return strings.EqualFold(bareAddress(m.top.Get("From")), "staff@hotmail.com") &&
+		strings.HasPrefix(strings.ToLower(subject(m.top)), "complaint about message")
+}
+
+// jmrp reads a JMRP complaint: the complaining address is the
+// X-HmXmrOriginalRecipient of the returned message.
+func (m *mail) jmrp(r *Report) {
+	r.Kind = KindARF
+	r.FeedbackType = "abuse"
+	for _, h := range []textproto.MIMEHeader{m.orig, m.top} {
+		if h != nil && r.OriginalRecipient == "" {
+			r.OriginalRecipient = bareAddress(h.Get("X-Hmxmroriginalrecipient"))
+		}
+	}
+	if r.OriginalRecipient == "" && m.orig != nil {
+		r.OriginalRecipient = firstAddress(m.orig.Get("To"))
+	}
+	r.OriginalRecipient = unredacted(r.OriginalRecipient)
+	r.Recipients = []Recipient{{Address: r.OriginalRecipient, Class: ClassComplaint}}
+}
+
+// isUnsubscribeRequest tells whether the mail is a recipient's request to
+// leave, sent by their mailbox provider to a List-Unsubscribe mailto:
+// address (RFC 2369): Apple Mail marks it X-Apple-Unsubscribe: true, the
+// others send the subject "unsubscribe".
+func isUnsubscribeRequest(h textproto.MIMEHeader) bool {
+	if strings.EqualFold(strings.TrimSpace(h.Get("X-Apple-Unsubscribe")), "true") {
+		return true
+	}
+	subj := strings.ToLower(strings.TrimSpace(subject(h)))
+	rest, ok := strings.CutPrefix(subj, "unsubscribe")
+	return ok && (rest == "" || rest[0] == ' ' || rest[0] == ':')
+}
+
+// optOut reads an unsubscribe request: the recipient is its sender. It
+// counts as a complaint, FeedbackType "opt-out", so that the address
+// gets no more marketing.
+func (m *mail) optOut(r *Report) {
+	r.Kind = KindARF
+	r.FeedbackType = "opt-out"
+	r.OriginalRecipient = unredacted(bareAddress(m.top.Get("From")))
+	if !isAddress(r.OriginalRecipient) {
+		r.OriginalRecipient = ""
+	}
+	r.Recipients = []Recipient{{Address: r.OriginalRecipient, Class: ClassComplaint}}
+}
+
+// unredacted returns "" for an address a feedback loop redacted (Yahoo
+// and AOL write "redacted" in place of the recipient), else a.
+func unredacted(a string) string {
+	if strings.Contains(strings.ToLower(a), "redacted") {
+		return ""
+	}
+	return a
 }
 
 // parseDSN reads the fields of a message/delivery-status body: a block of

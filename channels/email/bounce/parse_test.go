@@ -127,7 +127,9 @@ var sampleTests = []struct {
 		{"libsisimai@googlegroups.com", "failed", "", "soft"}}},
 	{"rhost-cloudflare-01.eml", "dsn", "", []rcpt{{"kijitora-neko@example.com", "failed", "4.3.0", "soft"}}},
 	// ARF complaints.
-	{"arf-01.eml", "arf", "", []rcpt{{"redacted@example.net", "", "", "complaint"}}},
+	// The feedback loop redacted the recipient: no address, the VERP
+	// token says whose complaint it is.
+	{"arf-01.eml", "arf", "", []rcpt{{"", "", "", "complaint"}}},
 	{"arf-02.eml", "arf", "000000000000000000000000.smtp@example.com", []rcpt{
 		{"this-local-part-does-not-exist-on-yahoo@yahoo.com", "", "", "complaint"}}},
 	// Auto-replies: not bounces.

@@ -7,7 +7,7 @@ import (
 // Report kinds.
 const (
 	KindDSN       = "dsn"       // a delivery status notification, RFC 3464 or an MTA's own text
-	KindARF       = "arf"       // a complaint, RFC 5965 feedback report
+	KindARF       = "arf"       // a complaint: RFC 5965 feedback report, Microsoft JMRP, or an unsubscribe request (FeedbackType opt-out)
 	KindAutoReply = "autoreply" // an RFC 3834 auto-reply (out of office): not a bounce
 	KindUnknown   = "unknown"   // none of the above
 )
@@ -38,7 +38,8 @@ type Report struct {
 	// auto-replies and unknown mails.
 	Recipients []Recipient
 	// FeedbackType is the ARF Feedback-Type (abuse, fraud, virus, other,
-	// not-spam...), lower case.
+	// not-spam...), lower case; "abuse" for a JMRP complaint, "opt-out"
+	// for an unsubscribe request.
 	FeedbackType string
 	// MessageID is the Message-ID of the original message, the one we
 	// sent, without angle brackets, when the report returns it or its

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/api"
+)
+
+// The HTTP server's fixed limits; the others are settings (httpLimits).
+const (
+	// headerTimeout bounds reading a request's header (slow headers).
+	headerTimeout = 10 * time.Second
+	// idleTimeout closes a kept-alive connection that sends nothing more.
+	idleTimeout = 2 * time.Minute
+	// maxHeaderBytes bounds a request's header: no route needs more.
+	maxHeaderBytes = 64 << 10
+	// drainTimeout is how long a stopping server waits for requests.
+	drainTimeout = 10 * time.Second
+)
+
+// httpLimits are the HTTP server's settings, parsed by validate.
+type httpLimits struct {
+	readTimeout    time.Duration
+	writeTimeout   time.Duration
+	maxConns       int
+	trustedProxies []netip.Prefix
+	clientIPHeader string
+}
+
+// parseHTTPLimits reads the HTTP server settings. Errors name the
+// variable.
+func (c *config) parseHTTPLimits() error {
+	var err error
+	l := &c.http
+	if l.readTimeout, err = parseTimeout("MISSIVE_HTTP_READ_TIMEOUT (--http-read-timeout)", c.HTTPReadTimeout); err != nil {
+		return err
+	}
+	if l.writeTimeout, err = parseTimeout("MISSIVE_HTTP_WRITE_TIMEOUT (--http-write-timeout)", c.HTTPWriteTimeout); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(c.HTTPMaxConns))
+	if err != nil || n < 1 || n > 1_000_000 {
+		return errors.New("MISSIVE_HTTP_MAX_CONNS (--http-max-conns): want a whole number from 1 to 1000000")
+	}
+	l.maxConns = n
+	l.trustedProxies = nil
+	for i, s := range strings.Split(c.TrustedProxies, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return fmt.Errorf("MISSIVE_TRUSTED_PROXIES (--trusted-proxies): entry %d: want a CIDR (10.0.0.0/8, fd00::/8) or an address", i+1)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		l.trustedProxies = append(l.trustedProxies, p.Masked())
+	}
+	switch h := strings.TrimSpace(c.ClientIPHeader); {
+	case strings.EqualFold(h, api.HeaderXForwardedFor):
+		l.clientIPHeader = api.HeaderXForwardedFor
+	case strings.EqualFold(h, api.HeaderForwarded):
+		l.clientIPHeader = api.HeaderForwarded
+	default:
+		return errors.New("MISSIVE_CLIENT_IP_HEADER (--client-ip-header): want X-Forwarded-For or Forwarded")
+	}
+	return nil
+}
+
+func parseTimeout(name, s string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || d <= 0 || d > time.Hour {
+		return 0, fmt.Errorf("%s: want a duration from 1ms to 1h, like 30s", name)
+	}
+	return d, nil
+}
+
+// apiHandler is the HTTP API with the configured proxies.
+func (a *app) apiHandler(keys []api.APIKey) http.Handler {
+	return api.New(a.d, api.Config{Keys: keys, TrustedProxies: a.cfg.http.trustedProxies, ClientIPHeader: a.cfg.http.clientIPHeader})
+}
+
+// serveHTTP serves h on ln within limits until ctx ends, then drains
+// connections for up to drainTimeout.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, l httpLimits) error {
+	srv := &http.Server{
+		Handler: h,
+		// A request's header, then its whole body, must arrive in time:
+		// a body that never comes no longer holds its connection.
+		ReadHeaderTimeout: min(headerTimeout, l.readTimeout),
+		ReadTimeout:       l.readTimeout,
+		WriteTimeout:      l.writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(newConnLimit(ln, l.maxConns)) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// connLimit is a listener that keeps at most cap(slots) connections open.
+// One past it is answered 503 with Retry-After and closed at once, so that
+// clients and proxies see the overload, instead of waiting unseen in the
+// accept queue as with golang.org/x/net/netutil.LimitListener.
+type connLimit struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func newConnLimit(ln net.Listener, n int) *connLimit {
+	return &connLimit{Listener: ln, slots: make(chan struct{}, n)}
+}
+
+// busyResponse is the whole answer to a connection past the limit.
+var busyResponse = func() string {
+	body, _ := json.Marshal(map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeUnavailable,
+		Message: "too many connections; retry after the Retry-After delay"}})
+	return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + string(body)
+}()
+
+func (l *connLimit) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+		default:
+			// The answer fits a socket buffer; the deadline covers a peer
+			// whose buffer is full.
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = c.Write([]byte(busyResponse))
+			_ = c.Close()
+		}
+	}
+}
+
+// limitedConn gives its slot back when closed, once.
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
