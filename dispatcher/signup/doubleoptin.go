@@ -92,7 +92,8 @@ func ValidToken(s string) bool {
 // of confirmations: the caller answers the same in every case.
 func (d *Signups) Submit(ctx context.Context, in *Input, ipHash, userAgent string) error {
 	s := d.Store
-	addrHash := s.AddressHash(in.Channel, in.Address)
+	// The limit is the inbox's: sub-addresses reach the same one.
+	addrHash := s.AddressHash(in.Channel, Mailbox(in.Channel, in.Address))
 	allowed, _, err := d.limiter.TakeRate(ctx, "subscribe:addr:"+addrHash, subscribeAddressRate, 1)
 	if err != nil {
 		return err
