@@ -252,7 +252,7 @@ func TestKeyIDInContext(t *testing.T) {
 	if KeyID(context.Background()) != "" {
 		t.Error("a key id outside a request")
 	}
-	if got := KeyID(withKeyID(context.Background(), "crm")); got != "crm" {
+	if got := KeyID(withKey(context.Background(), APIKey{ID: "crm"})); got != "crm" {
 		t.Errorf("KeyID = %q", got)
 	}
 }

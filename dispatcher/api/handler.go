@@ -309,7 +309,7 @@ func (a *handler) auth(scope Scope, audit string, h apiFunc) http.Handler {
 			dispatcher.WriteError(w, &dispatcher.Error{Code: dispatcher.CodeForbidden, Message: fmt.Sprintf("API key %q lacks the %s scope this route needs", key.ID, scope)})
 			return
 		}
-		r = r.WithContext(withKeyID(r.Context(), key.ID))
+		r = r.WithContext(withKey(r.Context(), key))
 		var body *auditBody
 		if audit != "" {
 			body = captureBody(r, audit)

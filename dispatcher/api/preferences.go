@@ -19,6 +19,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/page"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/throttle"
 )
 
 // The preference centre: public, no account, the token of a message's
@@ -37,6 +38,11 @@ const (
 	// prefMaxHistory bounds the ledger lines the page shows.
 	prefMaxHistory = 500
 )
+
+// prefSaveRate limits the preference saves of one contact, whatever the
+// token: each save that changes something appends to the consent ledger,
+// which is kept.
+var prefSaveRate = throttle.Rate{Count: 20, Per: time.Hour, Burst: 10}
 
 // mountPreferences adds the preference centre to the public routes.
 func (a *handler) mountPreferences() {
@@ -106,6 +112,19 @@ func (a *handler) preferencesPost(w http.ResponseWriter, r *http.Request) {
 	)
 	switch r.PostFormValue("do") {
 	case "save":
+		// Per contact, whatever the token: a save that changes something
+		// appends to the ledger. Leaving everything is never held back.
+		allowed, retryIn, lerr := a.d.Limiter.TakeRate(ctx, "prefs:save:"+cl.Contact, prefSaveRate, 1)
+		if lerr != nil {
+			a.d.Logger.Error("preference update failed", "route", r.Pattern, "error", lerr)
+			page.Message(w, http.StatusServiceUnavailable, lang, page.TemporaryError)
+			return
+		}
+		if allowed == 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((retryIn+time.Second-1)/time.Second)))
+			page.Message(w, http.StatusTooManyRequests, lang, page.TooManySaves)
+			return
+		}
 		changed, err = a.d.Consent.SavePreferences(ctx, cl.Contact, r.PostForm["shown"], r.PostForm["on"], now)
 		saved = "1"
 	case "unsubscribe-all":

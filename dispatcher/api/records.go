@@ -93,6 +93,13 @@ func (a *handler) previewTemplate(w http.ResponseWriter, r *http.Request) (int, 
 		return 0, nil, dispatcher.Invalid("contact", "set contact or data, not both")
 	}
 	ctx := r.Context()
+	// A real contact's data (and whether the id names one) is the contacts
+	// scope's: without it, preview with sample data.
+	if in.Contact != "" {
+		if err := needScope(ctx, ScopeContacts, "a preview with a contact's data (give sample data instead)"); err != nil {
+			return 0, nil, err
+		}
+	}
 	t, err := a.d.Store.Template(ctx, r.PathValue("id"))
 	if err != nil {
 		return 0, nil, err
@@ -149,8 +156,22 @@ func previewError(err error) error {
 	return &dispatcher.Error{Code: dispatcher.CodeInvalid, Field: fe.Field, Message: msg}
 }
 
+// countSegment counts a segment. A count that narrows by contact data (a
+// static list, attribute predicates) tells that data one question at a
+// time (prefix after prefix), so it needs the contacts scope; a count by
+// tags over the whole base does not.
 func (a *handler) countSegment(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	n, err := a.d.Store.CountSegment(r.Context(), r.PathValue("id"))
+	ctx := r.Context()
+	sg, err := a.d.Store.Segment(ctx, r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(sg.Contacts) > 0 || len(sg.Where) > 0 {
+		if err := needScope(ctx, ScopeContacts, "counting a segment by attributes or a list of contacts"); err != nil {
+			return 0, nil, err
+		}
+	}
+	n, err := a.d.Store.CountSegment(ctx, r.PathValue("id"))
 	if err != nil {
 		return 0, nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // Scope is a part of the API an API key may use.
@@ -92,15 +94,29 @@ func scopeOf(pattern string, declared Scope) Scope {
 	return ScopePrivacy
 }
 
-type keyIDContextKey struct{}
+type keyContextKey struct{}
 
 // KeyID returns the id of the API key that authenticated the request of
 // ctx, or "" outside an authenticated API call.
 func KeyID(ctx context.Context) string {
-	id, _ := ctx.Value(keyIDContextKey{}).(string)
-	return id
+	k, _ := ctx.Value(keyContextKey{}).(APIKey)
+	return k.ID
 }
 
-func withKeyID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, keyIDContextKey{}, id)
+func withKey(ctx context.Context, k APIKey) context.Context {
+	k.Secret = "" // the context needs the id and the scopes, never the secret
+	return context.WithValue(ctx, keyContextKey{}, k)
+}
+
+// needScope returns a forbidden error unless the key that authenticated
+// the request of ctx has scope s too, for a route whose own scope lets it
+// in but whose answer would, for this request, show what s guards (a
+// preview with a real contact's data). what says what needs it.
+func needScope(ctx context.Context, s Scope, what string) error {
+	k, ok := ctx.Value(keyContextKey{}).(APIKey)
+	if ok && k.Allows(s) {
+		return nil
+	}
+	return &dispatcher.Error{Code: dispatcher.CodeForbidden,
+		Message: fmt.Sprintf("API key %q lacks the %s scope %s needs", k.ID, s, what)}
 }

@@ -21,6 +21,8 @@ const (
 	// FormExpired: a preference form whose CSRF token or origin failed.
 	FormExpired     MessageKey = "preferences-expired"
 	TooManyRequests MessageKey = "too-many-requests"
+	// TooManySaves: a preference form saved too often; nothing changed.
+	TooManySaves MessageKey = "too-many-saves"
 	// CheckInbox and CheckPhone answer a sign-up by email and by SMS.
 	CheckInbox      MessageKey = "check-inbox"
 	CheckPhone      MessageKey = "check-phone"

@@ -196,11 +196,24 @@ func (d *Privacy) eraseSends(ctx context.Context, contact string) (deleted, canc
 }
 
 // erasePendingSignups deletes the contact's sign-ups awaiting
-// confirmation, found through the contact's index of pending sign-ups,
-// and the SMS index by the contact's number. It returns how many pending
-// records it deleted.
+// confirmation, found through the contact's index of pending sign-ups and
+// through its addresses' (a sign-up made before the address was the
+// contact's, with its provisional record), and the SMS index by the
+// contact's number. It returns how many pending records it deleted.
 func (d *Privacy) erasePendingSignups(ctx context.Context, c *dispatcher.Contact) (int, error) {
-	return d.Store.DeletePendingSignups(ctx, c.ID, c.Phone)
+	n, err := d.Store.DeletePendingSignups(ctx, c.ID, c.Phone)
+	if err != nil {
+		return n, err
+	}
+	for _, k := range channels.Kinds {
+		if addr := c.Address(k); addr != "" {
+			m, err := d.Store.DeletePendingSignupsOf(ctx, k, addr)
+			if n += m; err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
 }
 
 // ContactExport is everything Missive holds on one contact (GDPR Art. 15

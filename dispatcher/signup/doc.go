@@ -12,7 +12,16 @@
 //
 // What the request leaves behind until then is a pending record,
 // P:pending:<sha256 of the token>, kept 48 hours; the consent ledger gets
-// its Granted events, with the evidence, only at confirmation.
+// its Granted events, with the evidence, only at confirmation. An address
+// that is no contact yet is held, sealed, by a provisional record kept as
+// long (the confirmation is sent to it), which neither segments nor
+// lookups by address find: no campaign reaches an unconfirmed address.
+// The contact is made when the sign-up is confirmed, or the consents go
+// to the contact that holds the address by then.
+//
+// Confirmations are limited per mailbox (3 an hour): sub-addresses
+// (name+tag@) and, at providers that ignore them, dots reach one inbox
+// and share its limit (Mailbox).
 //
 // The answer to POST /subscribe is the same, in status, body and time,
 // whether the address is known, unknown, already subscribed, suppressed

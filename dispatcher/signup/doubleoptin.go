@@ -92,7 +92,8 @@ func ValidToken(s string) bool {
 // of confirmations: the caller answers the same in every case.
 func (d *Signups) Submit(ctx context.Context, in *Input, ipHash, userAgent string) error {
 	s := d.Store
-	addrHash := s.AddressHash(in.Channel, in.Address)
+	// The limit is the inbox's: sub-addresses reach the same one.
+	addrHash := s.AddressHash(in.Channel, Mailbox(in.Channel, in.Address))
 	allowed, _, err := d.limiter.TakeRate(ctx, "subscribe:addr:"+addrHash, subscribeAddressRate, 1)
 	if err != nil {
 		return err
@@ -107,7 +108,7 @@ func (d *Signups) Submit(ctx context.Context, in *Input, ipHash, userAgent strin
 	} else if !errors.Is(err, dispatcher.ErrNotFound) {
 		return err
 	}
-	contact, err := d.signupContact(ctx, in)
+	contact, provisional, err := d.signupContact(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -116,10 +117,14 @@ func (d *Signups) Submit(ctx context.Context, in *Input, ipHash, userAgent strin
 	ps := &Pending{
 		Nonce: nonce, Contact: contact, Channel: in.Channel, Topics: in.Topics, Wording: in.Wording, Form: in.Form,
 		Locale: in.Locale, Created: d.cfg.Now().UTC(), IPHash: ipHash, UserAgent: cleanUserAgent(userAgent),
+		Provisional: provisional,
 	}
 	phone := ""
 	if in.Channel == channels.SMS {
 		phone = in.Address
+	}
+	if err := s.IndexPendingByAddress(ctx, in.Channel, in.Address, h, pendingTTL); err != nil {
+		return err
 	}
 	if err := s.PutPendingSignup(ctx, h, ps, phone, pendingTTL); err != nil {
 		return err
@@ -147,28 +152,80 @@ func (d *Signups) sendConfirmation(ctx context.Context, h, contact string, k cha
 	return err
 }
 
-// signupContact finds the contact holding the address, or creates a
-// minimal one: the address and the locale, nothing else. The address
-// index is claimed first (SETNX), so two sign-ups at once create one
-// contact.
-func (d *Signups) signupContact(ctx context.Context, in *Input) (string, error) {
+// signupContact returns the contact holding the address, or, when none
+// does, the id of a provisional record made for the sign-up: the address
+// and the locale, sealed, kept as long as the pending sign-up, and found
+// by no campaign and no lookup by address (PutProvisionalContact). The
+// contact itself is made on confirmation (adopt).
+func (d *Signups) signupContact(ctx context.Context, in *Input) (id string, provisional bool, err error) {
 	s := d.Store
-	id, exists, err := s.ClaimAddress(ctx, in.Channel, in.Address, "s-"+randomHex(8))
-	if err != nil || exists {
-		return id, err
+	id, err = s.ContactIDByAddress(ctx, in.Channel, in.Address)
+	if err == nil {
+		ok, err := s.ContactExists(ctx, id)
+		if err != nil || ok {
+			return id, false, err
+		}
+	} else if !errors.Is(err, dispatcher.ErrNotFound) {
+		return "", false, err
 	}
-	// A claim won, or an index left by a creation that died half way:
-	// create the contact (again).
-	c := &dispatcher.Contact{ID: id, Locale: in.Locale}
-	if in.Channel == channels.Email {
-		c.Email = in.Address
+	c := d.newContact(in.Channel, in.Address, in.Locale)
+	if err := c.Normalize(d.cfg.DefaultTimezone); err != nil {
+		return "", false, fmt.Errorf("sign-up: provisional contact: %w", err)
+	}
+	if err := s.PutProvisionalContact(ctx, c, pendingTTL); err != nil {
+		return "", false, fmt.Errorf("sign-up: %w", err)
+	}
+	return c.ID, true, nil
+}
+
+// newContact is the minimal contact of a sign-up: the address and the
+// locale, nothing else, under a new id.
+func (d *Signups) newContact(k channels.Kind, addr, locale string) *dispatcher.Contact {
+	c := &dispatcher.Contact{ID: "s-" + randomHex(8), Locale: locale}
+	if k == channels.Email {
+		c.Email = addr
 	} else {
-		c.Phone = in.Address
+		c.Phone = addr
 	}
-	if err := s.UpsertContact(ctx, c, d.cfg.DefaultTimezone); err != nil {
-		return "", fmt.Errorf("sign-up: create contact: %w", err)
+	return c
+}
+
+// adopt makes the contact of the confirmed sign-up ps, whose contact is
+// provisional, and returns its id: the contact that holds the address by
+// now (made by the upstream system meanwhile), or else the provisional
+// record made a contact under its id, in the index of contacts and the
+// address index. The address index is claimed first (SETNX), so two
+// confirmations at once make one contact. It returns "" when the
+// provisional record is gone (expired or erased).
+func (d *Signups) adopt(ctx context.Context, ps *Pending) (string, error) {
+	s := d.Store
+	c, err := s.Contact(ctx, ps.Contact)
+	if errors.Is(err, dispatcher.ErrNotFound) {
+		return "", nil
 	}
-	return id, nil
+	if err != nil {
+		return "", err
+	}
+	addr := c.Address(ps.Channel)
+	owner, exists, err := s.ClaimAddress(ctx, ps.Channel, addr, ps.Contact)
+	if err != nil {
+		return "", err
+	}
+	// The claim is ours (now or by an earlier attempt, whose record is
+	// the provisional one), or was left by a creation that died half way:
+	// make the contact under the claim's id.
+	if owner == ps.Contact || !exists {
+		c.ID = owner
+		if err := s.UpsertContact(ctx, c, d.cfg.DefaultTimezone); err != nil {
+			return "", fmt.Errorf("sign-up: create contact: %w", err)
+		}
+	}
+	if owner != ps.Contact {
+		if err := s.DropProvisionalContact(ctx, ps.Contact); err != nil {
+			return "", err
+		}
+	}
+	return owner, nil
 }
 
 func randomHex(n int) string {
@@ -326,6 +383,16 @@ func (d *Signups) Confirm(ctx context.Context, h string, k channels.Kind, via st
 		if err := events[i].Validate(); err != nil {
 			return confirmUnknown, nil, err
 		}
+	}
+	if ps.Provisional {
+		owner, err := d.adopt(ctx, ps)
+		if err != nil {
+			return confirmUnknown, nil, err
+		}
+		if owner == "" {
+			return confirmUnknown, nil, nil
+		}
+		ps.Contact, ps.Provisional = owner, false
 	}
 	grant, err := s.GrantSignup(ctx, ps.Contact, h, events, now, pendingTTL)
 	if err != nil {

@@ -28,6 +28,9 @@ import (
 //	P:pending:<h>          pending sign-up (JSON), 48 h; h = sha256(confirmation token)
 //	P:c:{id}:pending       set of the h of the contact's pending sign-ups (erasure), 48 h
 //	P:pendingsms:<hash>    h of the newest pending SMS sign-up of a number, 48 h
+//	P:pendingaddr:<hash>   set of the h of an address's pending sign-ups (erasure), 48 h
+//	P:c:{s-...}            provisional record of an address with no contact until its
+//	                       sign-up is confirmed, 48 h; in neither P:contacts nor P:addr
 //	P:signupdone:<h>       the sign-up h was confirmed (a second confirmation says so), 48 h
 //	P:c:{id}:signups       hash h -> confirmation time: a sign-up grants once, 48 h
 //

@@ -29,6 +29,10 @@ type PendingSignup struct {
 	Created   time.Time     `json:"created"`
 	IPHash    string        `json:"ip_hash"`
 	UserAgent string        `json:"user_agent,omitempty"`
+	// Provisional: the address had no contact, and Contact names a
+	// provisional record (PutProvisionalContact) holding the address until
+	// the sign-up is confirmed, when the contact is made (AdoptContact).
+	Provisional bool `json:"provisional,omitempty"`
 }
 
 // SignupGrant tells what GrantSignup did.
@@ -221,3 +225,88 @@ func (s *Store) ForgetPendingSMSSignup(ctx context.Context, phone, h string) err
 	// addrDelScript is the store's compare-and-delete.
 	return addrDelScript.Run(ctx, s.Redis, []string{s.pendingSMSKey(phone)}, h).Err()
 }
+
+// PutProvisionalContact stores c, sealed, for ttl, under its id, unless a
+// record exists there: it holds the address of a sign-up not yet
+// confirmed, so that its confirmation can be sent, and nothing else
+// finds it. It is neither in the index of contacts, which segments walk,
+// nor in the address index, so no campaign reaches it and no lookup by
+// address finds it; it expires with its pending sign-up. c must be
+// normalised (dispatcher.Contact.Normalize).
+func (s *Store) PutProvisionalContact(ctx context.Context, c *dispatcher.Contact, ttl time.Duration) error {
+	now := s.now().UTC()
+	c.CreatedAt, c.UpdatedAt = now, now
+	sealed, err := s.SealContact(c)
+	if err != nil {
+		return err
+	}
+	ok, err := s.Redis.SetNX(ctx, s.ContactKey(c.ID), sealed, ttl).Result()
+	if err == nil && !ok {
+		err = errors.New("provisional contact: the id is taken")
+	}
+	return err
+}
+
+// IndexPendingByAddress adds the pending sign-up h to the index of the
+// sign-ups of the address addr (kept ttl), by which erasure finds them
+// even when the address had no contact when they were made.
+func (s *Store) IndexPendingByAddress(ctx context.Context, k channels.Kind, addr, h string, ttl time.Duration) error {
+	key := s.pendingAddrKey(s.AddressHash(k, addr))
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, key, h)
+		p.Expire(ctx, key, ttl)
+		return nil
+	})
+	return err
+}
+
+// DeletePendingSignupsOf deletes the sign-ups of the address addr
+// awaiting confirmation, found through the address's index, with the
+// provisional records of those made before the address had a contact. It
+// returns how many pending records it deleted.
+func (s *Store) DeletePendingSignupsOf(ctx context.Context, k channels.Kind, addr string) (int, error) {
+	key := s.pendingAddrKey(s.AddressHash(k, addr))
+	hashes, err := s.Redis.SMembers(ctx, key).Result()
+	if err != nil {
+		return 0, err
+	}
+	var provisional []string
+	for _, h := range hashes {
+		ps, err := s.PendingSignup(ctx, h)
+		if errors.Is(err, dispatcher.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if ps.Provisional {
+			provisional = append(provisional, ps.Contact)
+		}
+	}
+	cmds := make([]*redis.IntCmd, len(hashes))
+	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, h := range hashes {
+			cmds[i] = p.Unlink(ctx, s.PendingKey(h))
+		}
+		for _, id := range provisional {
+			p.Unlink(ctx, s.ContactKey(id), s.pendingIndexKey(id))
+		}
+		p.Unlink(ctx, key)
+		return nil
+	})
+	gone := 0
+	for _, cmd := range cmds {
+		gone += int(cmd.Val())
+	}
+	return gone, err
+}
+
+// DropProvisionalContact deletes the provisional record id (and its index
+// of pending sign-ups) once its sign-up was confirmed for another contact.
+func (s *Store) DropProvisionalContact(ctx context.Context, id string) error {
+	return s.Redis.Unlink(ctx, s.ContactKey(id), s.pendingIndexKey(id)).Err()
+}
+
+// pendingAddrKey names the set of the pending sign-ups of an address, by
+// the address's keyed hash.
+func (s *Store) pendingAddrKey(addrHash string) string { return s.Key("pendingaddr", addrHash) }
