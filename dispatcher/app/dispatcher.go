@@ -94,7 +94,7 @@ type Config struct {
 	ProviderRates map[channels.Kind]throttle.Rate
 
 	// Tuning cuts and paces the pipeline's work; each field's comment says
-	// its default.
+	// its default, but for SendQueues: ClusterSendQueues on Redis Cluster.
 	pipeline.Tuning
 	// SendTTL is how long send records are kept. Default 90 days.
 	SendTTL time.Duration
@@ -173,6 +173,12 @@ func (c *Config) setDefaults() error {
 			channels.SMS:   {Count: 30, Per: time.Second},
 		}
 	}
+	if c.SendQueues == 0 && storepkg.IsCluster(c.Redis) {
+		// asynq keeps each queue on one slot: 16 send queues spread the
+		// sends over the shards (the pipeline's default of 1 suits one
+		// Redis).
+		c.SendQueues = ClusterSendQueues
+	}
 	c.SendTTL = cmp.Or(c.SendTTL, 90*24*time.Hour)
 	c.InactiveAfter = cmp.Or(c.InactiveAfter, privacy.DefaultInactiveAfter)
 	if c.HTTPClient == nil {
@@ -186,6 +192,11 @@ func (c *Config) setDefaults() error {
 	}
 	return nil
 }
+
+// ClusterSendQueues is how many send queues a Dispatcher on Redis Cluster
+// has unless Config.SendQueues says otherwise: enough to put some on every
+// shard of a cluster of a few masters.
+const ClusterSendQueues = 16
 
 // Dispatcher is Missive assembled: every part, built from one Config and
 // connected through the small interfaces each part declares. It is safe

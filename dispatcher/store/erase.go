@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/missive-dev/missive/channels"
@@ -138,8 +139,10 @@ func (s *Store) EraseAddressesOf(ctx context.Context, contact string) (int, erro
 }
 
 // Scan calls fn with the keys matching pattern, in pages, on every master
-// of a Redis Cluster.
+// of a Redis Cluster. The masters are scanned at once, but fn is called
+// one page at a time, so it needs no lock of its own.
 func (s *Store) Scan(ctx context.Context, pattern string, fn func([]string) error) error {
+	var mu sync.Mutex
 	one := func(ctx context.Context, rdb redis.UniversalClient) error {
 		var cursor uint64
 		for {
@@ -148,7 +151,10 @@ func (s *Store) Scan(ctx context.Context, pattern string, fn func([]string) erro
 				return err
 			}
 			if len(keys) > 0 {
-				if err := fn(keys); err != nil {
+				mu.Lock()
+				err := fn(keys)
+				mu.Unlock()
+				if err != nil {
 					return err
 				}
 			}

@@ -9,7 +9,9 @@ import (
 
 // The key layout. Every key starts with the prefix P; keys that belong to
 // one contact or one run carry a hash tag ({id}) so that multi-key
-// scripts stay on one Redis Cluster slot. Every key is built in this file
+// scripts and transactions stay on one Redis Cluster slot. Writes that
+// span a record and a shared index (P:runs:active, P:contacts...) are
+// steps that are each safe to repeat, never one transaction. Every key is built in this file
 // or, for families written in one place, with Key next to that place.
 //
 // Contacts and consent:
@@ -53,8 +55,9 @@ import (
 //	P:runs:<campaign>      sorted set of run ids by fire time
 //	P:runs:active          set of runs not yet finished
 //	P:run:{r}              run meta and counters (n:<outcome>, d:<decision>, f:<feedback>),
-//	                       paused_reason; planning: cursor, batches, plan_finished,
-//	                       batches_done, planned_done
+//	                       paused_reason, indexed (CreateRun's steps are done);
+//	                       planning: cursor, batches, plan_finished, batches_done,
+//	                       planned_done
 //	P:run:{r}:snapshot     what the run was started with (JSON), written once
 //	P:run:{r}:inflight     sorted set send id -> deadline (ms)
 //	P:run:{r}:bseen        set of batch numbers taken up at least once

@@ -328,19 +328,73 @@ func (s *Store) Send(ctx context.Context, id string) (*dispatcher.Send, error) {
 	return ss[0], nil
 }
 
+// createRunScript writes a run's record once, all of it at once, and
+// tells whether the run is indexed (the field indexed). KEYS: run. ARGV:
+// campaign, state, fire_at ms, created ms. Returns {1 if created, state,
+// indexed}.
+var createRunScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], 'campaign', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'state', ARGV[2], 'fire_at', ARGV[3], 'created', ARGV[4])
+  return {1, ARGV[2], ''}
+end
+local v = redis.call('HMGET', KEYS[1], 'state', 'indexed')
+return {0, v[1] or '', v[2] or ''}
+`)
+
 // CreateRun creates the run record once; it reports whether it was new.
+// A call for a run that exists finishes what a crash may have left of
+// its creation.
+//
+// The record lives in the run's slot, the campaign's list of runs and the
+// set of active runs in slots of their own, so on Redis Cluster no one
+// transaction spans them. The creation is therefore steps, each on one
+// slot and each safe to repeat: the record (one script), then the two
+// indexes (ZADD and SADD change nothing the second time), then the
+// record's field indexed, which says the steps before it are done. A
+// crash in between leaves a record without indexed, and the next call
+// for the run, such as a start repeated with its key, does the rest. The
+// record goes first so that no reader ever finds an indexed run without
+// its record.
 func (s *Store) CreateRun(ctx context.Context, r *dispatcher.Run) (bool, error) {
-	ok, err := s.Redis.HSetNX(ctx, s.RunKey(r.ID), "campaign", r.Campaign).Result()
-	if err != nil || !ok {
-		return false, err
+	vals, err := createRunScript.Run(ctx, s.Redis, []string{s.RunKey(r.ID)},
+		r.Campaign, r.State, ms(r.FireAt), ms(s.now())).Slice()
+	if err != nil {
+		return false, fmt.Errorf("create run: %w", err)
 	}
-	_, err = s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.RunKey(r.ID), "state", r.State, "fire_at", ms(r.FireAt), "created", ms(s.now()))
+	created := vals[0] == int64(1)
+	if indexed, _ := vals[2].(string); indexed == "1" {
+		return created, nil
+	}
+	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZAdd(ctx, s.Key("runs", r.Campaign), redis.Z{Score: float64(ms(r.FireAt)), Member: r.ID})
 		p.SAdd(ctx, s.Key("runs", "active"), r.ID)
 		return nil
 	})
-	return true, err
+	if err != nil {
+		return created, fmt.Errorf("create run: index: %w", err)
+	}
+	// A run that finished meanwhile (a repeated call for an old run) must
+	// not stay active. SetRunState writes the state before it removes the
+	// run from the set, and this reads the state after the SADD: one of
+	// the two removes it.
+	state, err := s.RunField(ctx, r.ID, "state")
+	if err != nil {
+		return created, fmt.Errorf("create run: %w", err)
+	}
+	if finished(state) {
+		if err := s.Redis.SRem(ctx, s.Key("runs", "active"), r.ID).Err(); err != nil {
+			return created, fmt.Errorf("create run: %w", err)
+		}
+	}
+	if err := s.Redis.HSet(ctx, s.RunKey(r.ID), "indexed", 1).Err(); err != nil {
+		return created, fmt.Errorf("create run: %w", err)
+	}
+	return created, nil
+}
+
+// finished tells whether a run in state has ended for good.
+func finished(state string) bool {
+	return state == dispatcher.RunCompleted || state == dispatcher.RunCancelled
 }
 
 // Run returns a run with its counters, or an error with code not_found.
@@ -425,24 +479,60 @@ func (s *Store) RunValues(ctx context.Context, run string, fields ...string) ([]
 }
 
 // SetRunState sets the state of a run, and keeps the set of active runs.
+//
+// The record and the set live in different slots on Redis Cluster, so
+// these are two steps: the state first, then the set. Both are safe to
+// repeat, and a crash between them leaves a finished run in the set,
+// which ActiveRuns removes when it meets it.
 func (s *Store) SetRunState(ctx context.Context, run, state string) error {
 	fields := []any{"state", state}
-	if state == dispatcher.RunCompleted || state == dispatcher.RunCancelled {
+	if finished(state) {
 		fields = append(fields, "finished", ms(s.now()))
 	}
-	_, err := s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.RunKey(run), fields...)
-		if state == dispatcher.RunCompleted || state == dispatcher.RunCancelled {
-			p.SRem(ctx, s.Key("runs", "active"), run)
+	if err := s.Redis.HSet(ctx, s.RunKey(run), fields...).Err(); err != nil {
+		return fmt.Errorf("set run state: %w", err)
+	}
+	if finished(state) {
+		if err := s.Redis.SRem(ctx, s.Key("runs", "active"), run).Err(); err != nil {
+			return fmt.Errorf("set run state: %w", err)
+		}
+	}
+	return nil
+}
+
+// ActiveRuns lists the runs not yet finished. A finished run still in the
+// set (SetRunState cut short) is left out and removed from it.
+func (s *Store) ActiveRuns(ctx context.Context) ([]string, error) {
+	key := s.Key("runs", "active")
+	ids, err := s.Redis.SMembers(ctx, key).Result()
+	if err != nil || len(ids) == 0 {
+		return ids, err
+	}
+	cmds := make([]*redis.StringCmd, len(ids))
+	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGet(ctx, s.RunKey(id), "state")
 		}
 		return nil
 	})
-	return err
-}
-
-// ActiveRuns lists the runs not yet finished.
-func (s *Store) ActiveRuns(ctx context.Context) ([]string, error) {
-	return s.Redis.SMembers(ctx, s.Key("runs", "active")).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := ids[:0]
+	var done []any
+	for i, c := range cmds {
+		if finished(c.Val()) {
+			done = append(done, ids[i])
+			continue
+		}
+		out = append(out, ids[i])
+	}
+	if len(done) > 0 {
+		if err := s.Redis.SRem(ctx, key, done...).Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Overdue returns up to n sends of run whose in-flight deadline passed.

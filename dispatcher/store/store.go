@@ -21,6 +21,13 @@ import (
 // the store stays the one package that speaks Redis.
 type Client = redis.UniversalClient
 
+// IsCluster reports whether rdb is a Redis Cluster client: a key's slot,
+// not the client, then decides which server holds it.
+func IsCluster(rdb Client) bool {
+	_, ok := rdb.(*redis.ClusterClient)
+	return ok
+}
+
 // Store keeps Missive's records in Redis, under the key layout of
 // keys.go. It is safe for concurrent use.
 type Store struct {

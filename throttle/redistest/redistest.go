@@ -6,7 +6,8 @@
 // free port and stopped with it; the in-process Redis (miniredis), with a
 // line saying so. Each call to New returns a fresh prefix; the test's keys
 // (and asynq queues named after the prefix) are deleted when it ends, and
-// nothing else is touched.
+// nothing else is touched. NewCluster does the same on a Redis Cluster of
+// three masters.
 package redistest
 
 import (
