@@ -53,13 +53,15 @@ func Dial(ctx context.Context, url string) (Client, error) {
 // after it, and nothing else: the demo's reset on a real Redis.
 func WipePrefix(ctx context.Context, rdb Client, prefix string) error {
 	for _, pattern := range []string{prefix + ":*", "asynq:{" + prefix + ":*"} {
-		iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-		for iter.Next(ctx) {
-			if err := rdb.Unlink(ctx, iter.Val()).Err(); err != nil {
-				return err
+		err := scanKeys(ctx, rdb, pattern, func(keys []string) error {
+			for _, k := range keys {
+				if err := rdb.Unlink(ctx, k).Err(); err != nil {
+					return err
+				}
 			}
-		}
-		if err := iter.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 	}

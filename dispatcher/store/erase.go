@@ -142,6 +142,12 @@ func (s *Store) EraseAddressesOf(ctx context.Context, contact string) (int, erro
 // of a Redis Cluster. The masters are scanned at once, but fn is called
 // one page at a time, so it needs no lock of its own.
 func (s *Store) Scan(ctx context.Context, pattern string, fn func([]string) error) error {
+	return scanKeys(ctx, s.Redis, pattern, fn)
+}
+
+// scanKeys calls fn with the keys matching pattern, a page at a time, on
+// every master of a Redis Cluster.
+func scanKeys(ctx context.Context, rdb Client, pattern string, fn func([]string) error) error {
 	var mu sync.Mutex
 	one := func(ctx context.Context, rdb redis.UniversalClient) error {
 		var cursor uint64
@@ -164,10 +170,10 @@ func (s *Store) Scan(ctx context.Context, pattern string, fn func([]string) erro
 			cursor = next
 		}
 	}
-	if cc, ok := s.Redis.(*redis.ClusterClient); ok {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
 		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return one(ctx, node) })
 	}
-	return one(ctx, s.Redis)
+	return one(ctx, rdb)
 }
 
 // PseudonymizeLedger rewrites the contact's consent ledger without the
