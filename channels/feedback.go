@@ -21,6 +21,10 @@ const (
 	Complaint FeedbackKind = "complaint"
 	// OptedOut: the carrier says the number replied STOP (Twilio 21610).
 	OptedOut FeedbackKind = "opted_out"
+	// Unsubscribed: the recipient asked their mailbox provider to
+	// unsubscribe them (an unsubscribe mail, Apple's button): they leave
+	// the message's topic; it is not a spam report.
+	Unsubscribed FeedbackKind = "unsubscribed"
 	// Undelivered: the provider failed it for a reason that is not the
 	// recipient's (filtered by a carrier, 30007...).
 	Undelivered FeedbackKind = "undelivered"

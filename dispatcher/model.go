@@ -59,6 +59,7 @@ type ConsentEvent struct {
 	State   ConsentState  `json:"state"`
 	// Source says where the decision came from: api, import,
 	// unsubscribe-link, one-click, preference-page, sms-stop, complaint,
+	// unsubscribe-mail (a mailbox provider's unsubscribe request),
 	// signup (a confirmed double opt-in).
 	Source string `json:"source"`
 	// Evidence is what proves it: form id, wording version, IP hash...
@@ -66,7 +67,7 @@ type ConsentEvent struct {
 	At       time.Time         `json:"at"`
 }
 
-var consentSources = []string{"api", "import", "unsubscribe-link", "one-click", "preference-page", "sms-stop", "complaint", "demo", "signup"}
+var consentSources = []string{"api", "import", "unsubscribe-link", "one-click", "preference-page", "sms-stop", "complaint", "unsubscribe-mail", "demo", "signup"}
 
 // Validate checks the consent event and fills its defaults; it returns an
 // *Error with code invalid naming the first field at fault.

@@ -23,6 +23,9 @@ const (
 	SourceOneClick = "one-click"
 	// SourceSMSStop: an SMS STOP or START keyword.
 	SourceSMSStop = "sms-stop"
+	// SourceUnsubscribeMail: an unsubscribe request the recipient's mailbox
+	// provider sent for them (a List-Unsubscribe mailto:, an ARF opt-out).
+	SourceUnsubscribeMail = "unsubscribe-mail"
 )
 
 // Manager changes consents. It is safe for concurrent use.
@@ -56,29 +59,39 @@ func (m *Manager) topicKinds(ctx context.Context) (map[string]bool, error) {
 // withdrawal counts as an unsubscribe of the topic and of the run whose
 // message carried the link.
 func (m *Manager) WithdrawOneClick(ctx context.Context, cl templates.Claims) error {
-	e := dispatcher.ConsentEvent{Channel: channels.Kind(cl.Channel), Topic: cl.Topic, State: dispatcher.Withdrawn, Source: SourceOneClick,
-		At: m.now().UTC()}
+	var evidence map[string]string
 	if cl.Send != "" {
-		e.Evidence = map[string]string{"send": cl.Send}
+		evidence = map[string]string{"send": cl.Send}
 	}
-	if err := e.Validate(); err != nil {
+	changed, err := m.Withdraw(ctx, cl.Contact, channels.Kind(cl.Channel), cl.Topic, SourceOneClick, evidence)
+	if err != nil || !changed {
 		return err
 	}
+	run, _, _ := dispatcher.SplitSendID(cl.Send)
+	return m.store.CountFeedback(ctx, run, cl.Topic, store.FeedbackUnsubscribes)
+}
+
+// Withdraw records a withdrawal of contact's consent to topic on channel
+// k, with source and evidence, once: when consent is already withdrawn it
+// changes nothing. The check and the write are one transaction. It
+// reports whether it recorded an event; an erased contact has nothing to
+// withdraw.
+func (m *Manager) Withdraw(ctx context.Context, contact string, k channels.Kind, topic, source string, evidence map[string]string) (bool, error) {
+	e := dispatcher.ConsentEvent{Channel: k, Topic: topic, State: dispatcher.Withdrawn, Source: source, Evidence: evidence, At: m.now().UTC()}
+	if err := e.Validate(); err != nil {
+		return false, err
+	}
 	field := store.ConsentField(e.Channel, e.Topic)
-	changed, err := m.store.ChangeConsents(ctx, cl.Contact, false, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
+	changed, err := m.store.ChangeConsents(ctx, contact, false, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
 		if cur[field].State == dispatcher.Withdrawn {
 			return nil
 		}
 		return []dispatcher.ConsentEvent{e}
 	})
-	if errors.Is(err, dispatcher.ErrNotFound) || (err == nil && len(changed) == 0) {
-		return nil
+	if errors.Is(err, dispatcher.ErrNotFound) {
+		return false, nil
 	}
-	if err != nil {
-		return err
-	}
-	run, _, _ := dispatcher.SplitSendID(cl.Send)
-	return m.store.CountFeedback(ctx, run, cl.Topic, store.FeedbackUnsubscribes)
+	return len(changed) > 0, err
 }
 
 // SavePreferences applies the preference page's toggles: of the pairs the

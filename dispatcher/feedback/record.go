@@ -10,6 +10,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/consent"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
@@ -105,11 +106,15 @@ func (d *Handler) RecordDelivery(ctx context.Context, ev channels.Feedback) (err
 		if err != nil || !moved {
 			return err // an out-of-order report: the send is past it
 		}
-		if err := d.applyPolicy(ctx, ev, c); err != nil {
+		if err := d.applyPolicy(ctx, ev, sd, c); err != nil {
 			return err
 		}
 		if name := feedbackName(ev.Kind); name != "" {
-			if err := s.CountFeedback(ctx, sd.Run, "", name); err != nil {
+			topic := ""
+			if ev.Kind == channels.Unsubscribed {
+				topic = sd.Topic // counted per topic too, as a one-click is
+			}
+			if err := s.CountFeedback(ctx, sd.Run, topic, name); err != nil {
 				return err
 			}
 		}
@@ -118,7 +123,7 @@ func (d *Handler) RecordDelivery(ctx context.Context, ev channels.Feedback) (err
 		counted = true
 		return d.checkRates(ctx, sd.Run)
 	}
-	return d.applyPolicy(ctx, ev, c)
+	return d.applyPolicy(ctx, ev, nil, c)
 }
 
 func feedbackName(k channels.FeedbackKind) string {
@@ -133,6 +138,8 @@ func feedbackName(k channels.FeedbackKind) string {
 		return FeedbackComplaints
 	case channels.Undelivered:
 		return FeedbackFailed
+	case channels.Unsubscribed:
+		return storepkg.FeedbackUnsubscribes
 	}
 	return ""
 }
@@ -176,8 +183,9 @@ func (d *Handler) advanceSend(ctx context.Context, sd *dispatcher.Send, ev chann
 	return true, nil
 }
 
-// applyPolicy feeds the suppression list and the ledger.
-func (d *Handler) applyPolicy(ctx context.Context, ev channels.Feedback, c *dispatcher.Contact) error {
+// applyPolicy feeds the suppression list and the ledger; sd is the send
+// the feedback is about, or nil.
+func (d *Handler) applyPolicy(ctx context.Context, ev channels.Feedback, sd *dispatcher.Send, c *dispatcher.Contact) error {
 	s := d.Store
 	if ev.Address == "" || !ev.Channel.Valid() {
 		return nil
@@ -206,6 +214,17 @@ func (d *Handler) applyPolicy(ctx context.Context, ev channels.Feedback, c *disp
 		}
 		if c != nil {
 			return d.consent.WithdrawMarketingOn(ctx, c.ID, ev.Channel, "complaint", map[string]string{"report": ev.Source})
+		}
+	case channels.Unsubscribed:
+		// The person leaves the message's topic, as with its one-click
+		// link; without the message, every marketing topic of the channel.
+		switch {
+		case c == nil:
+		case sd != nil && sd.Topic != "":
+			_, err := d.consent.Withdraw(ctx, c.ID, ev.Channel, sd.Topic, consent.SourceUnsubscribeMail, map[string]string{"send": sd.ID, "report": ev.Source})
+			return err
+		default:
+			return d.consent.WithdrawMarketingOn(ctx, c.ID, ev.Channel, consent.SourceUnsubscribeMail, map[string]string{"report": ev.Source})
 		}
 	}
 	return nil
@@ -270,7 +289,7 @@ func (d *Handler) Refused(ctx context.Context, s *dispatcher.Send, c *dispatcher
 	if s.Channel == channels.SMS {
 		ev.Source = "twilio"
 	}
-	if err := d.applyPolicy(ctx, ev, c); err != nil {
+	if err := d.applyPolicy(ctx, ev, s, c); err != nil {
 		return err
 	}
 	return d.Store.CountFeedback(ctx, s.Run, "", feedbackName(kind))

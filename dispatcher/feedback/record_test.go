@@ -13,6 +13,7 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/feedback"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
 // A report of each kind, in order and out of order, on one send: the
@@ -84,6 +85,12 @@ func TestRecordDelivery(t *testing.T) {
 			reports: []channels.Feedback{{Kind: channels.Complaint, Source: "arf"}, {Kind: channels.Complaint, Source: "ses"}},
 			want: outcome{State: dispatcher.StateSent, Feedback: map[string]int64{feedback.FeedbackComplaints: 1},
 				Suppression: permanent(dispatcher.SuppressComplaint), Consents: consentsOf("email/news")},
+		},
+		{
+			name:    "unsubscribed through the mailbox provider: the message's topic withdrawn, no suppression, no complaint",
+			reports: []channels.Feedback{{Kind: channels.Unsubscribed, Source: "arf"}, {Kind: channels.Unsubscribed, Source: "arf"}},
+			want: outcome{State: dispatcher.StateSent, Feedback: map[string]int64{storepkg.FeedbackUnsubscribes: 1},
+				Consents: consentsOf("email/news")},
 		},
 		{
 			name:    "one soft bounce: counted, below the threshold",

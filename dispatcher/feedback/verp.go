@@ -81,7 +81,7 @@ func (d *Handler) SendForVERP(ctx context.Context, token string) (string, error)
 // BounceRecipient is one recipient of a bounce or complaint report, as the
 // bounce intake parsed it.
 type BounceRecipient struct {
-	// Class is hard, soft, delay or complaint.
+	// Class is hard, soft, delay, complaint or unsubscribe.
 	Class string
 	// Status is the enhanced status code, when the report gives one.
 	Status string
@@ -105,6 +105,8 @@ func (d *Handler) HandleBounce(ctx context.Context, token, source string, rcpts 
 			kind = channels.SoftBounce
 		case "complaint":
 			kind = channels.Complaint
+		case "unsubscribe":
+			kind = channels.Unsubscribed
 		default:
 			continue // a delay is news, not an outcome
 		}

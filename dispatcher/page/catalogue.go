@@ -169,6 +169,7 @@ var catalogue = map[string]entry{
 	"source.preference-page":  {"cette page", "this page"},
 	"source.sms-stop":         {"réponse STOP", "STOP reply"},
 	"source.complaint":        {"signalement de spam", "spam complaint"},
+	"source.unsubscribe-mail": {"désabonnement par votre messagerie", "unsubscribe through your mailbox"},
 	"source.demo":             {"démo", "demo"},
 	"reason.bounce":           {"adresse rejetée", "address rejected"},
 	"reason.complaint":        {"signalement de spam", "spam complaint"},

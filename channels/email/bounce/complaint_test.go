@@ -21,6 +21,9 @@ func TestComplaintFormats(t *testing.T) {
 	complaint := func(addr string) []bounce.Recipient {
 		return []bounce.Recipient{{Address: addr, Class: bounce.ClassComplaint}}
 	}
+	unsubscribe := func(addr string) []bounce.Recipient {
+		return []bounce.Recipient{{Address: addr, Class: bounce.ClassUnsubscribe}}
+	}
 	tests := []struct {
 		file string
 		want want
@@ -32,9 +35,11 @@ func TestComplaintFormats(t *testing.T) {
 		// Yahoo / AOL: the recipient is redacted; the VERP token says who.
 		{"yahoo-01.eml", want{"arf", "abuse", "", "r1~c3~email@shop.example", complaint("")}},
 		// Apple Mail's unsubscribe request: the sender is the recipient.
-		{"apple-01.eml", want{"arf", "opt-out", "sabatora@icloud.example", "", complaint("sabatora@icloud.example")}},
+		{"apple-01.eml", want{"arf", "opt-out", "sabatora@icloud.example", "", unsubscribe("sabatora@icloud.example")}},
+		// An ARF report of Feedback-Type opt-out: an unsubscribe, not a spam report.
+		{"arf-optout-01.eml", want{"arf", "opt-out", "hachiware@mailbox.example", "r1~c4~email@shop.example", unsubscribe("hachiware@mailbox.example")}},
 		// A plain unsubscribe request, though marked as an auto-reply.
-		{"unsubscribe-01.eml", want{"arf", "opt-out", "shironeko@mail.example", "", complaint("shironeko@mail.example")}},
+		{"unsubscribe-01.eml", want{"arf", "opt-out", "shironeko@mail.example", "", unsubscribe("shironeko@mail.example")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -15,7 +15,8 @@
 //     from an SMTP reply code and common phrases ("user unknown" → 5.1.1,
 //     "mailbox full" → 4.2.2, "message too large" → 5.3.4...);
 //   - RFC 5965 complaints (report-type=feedback-report): Kind "arf", one
-//     Recipient of class "complaint"; Yahoo's and AOL's redacted
+//     Recipient of class "complaint" (of class "unsubscribe" for
+//     Feedback-Type opt-out); Yahoo's and AOL's redacted
 //     recipient is left empty (the VERP token says whose it is);
 //   - Microsoft JMRP complaints (Outlook.com, Hotmail) in their own
 //     format, the returned message with X-HmXmrOriginalRecipient: Kind
@@ -23,8 +24,8 @@
 //   - unsubscribe requests that mailbox providers send to a
 //     List-Unsubscribe mailto: address (Apple Mail's X-Apple-Unsubscribe,
 //     the subject "unsubscribe"), even when marked as auto-replies: Kind
-//     "arf", FeedbackType "opt-out", the sender as the complaining
-//     recipient;
+//     "arf", FeedbackType "opt-out", the sender as the recipient, of class
+//     "unsubscribe";
 //   - RFC 3834 auto-replies (Auto-Submitted: auto-replied, X-Autoreply,
 //     Precedence: auto_reply, "Out of Office" subjects): Kind
 //     "autoreply", no recipients.
@@ -34,7 +35,8 @@
 // its send.
 //
 // Class is the suppression policy in one word: hard (suppress), soft
-// (suppress when repeated), delay, complaint. 5.x.x is hard except 5.2.2
+// (suppress when repeated), delay, complaint, unsubscribe (the person
+// leaves the list; not a spam report). 5.x.x is hard except 5.2.2
 // (mailbox full), 5.2.3 and 5.3.4 (our message too big), 5.1.7, 5.1.8 and
 // "sender rejected" (our sender refused) and 5.7.x (policy, spam and
 // reputation blocks), which are soft: they say something about the

@@ -246,7 +246,11 @@ func (m *mail) arf(r *Report) {
 		r.OriginalRecipient = firstAddress(m.orig.Get("To"))
 	}
 	r.OriginalRecipient = unredacted(r.OriginalRecipient)
-	r.Recipients = []Recipient{{Address: r.OriginalRecipient, Class: ClassComplaint}}
+	class := ClassComplaint
+	if r.FeedbackType == "opt-out" {
+		class = ClassUnsubscribe // RFC 5965: a request to unsubscribe
+	}
+	r.Recipients = []Recipient{{Address: r.OriginalRecipient, Class: class}}
 }
 
 // isJMRP tells whether the mail is a complaint of Microsoft's Junk Mail
@@ -276,7 +280,11 @@ func (m *mail) jmrp(r *Report) {
 		r.OriginalRecipient = firstAddress(m.orig.Get("To"))
 	}
 	r.OriginalRecipient = unredacted(r.OriginalRecipient)
-	r.Recipients = []Recipient{{Address: r.OriginalRecipient, Class: ClassComplaint}}
+	class := ClassComplaint
+	if r.FeedbackType == "opt-out" {
+		class = ClassUnsubscribe // RFC 5965: a request to unsubscribe
+	}
+	r.Recipients = []Recipient{{Address: r.OriginalRecipient, Class: class}}
 }
 
 // isUnsubscribeRequest tells whether the mail is a recipient's request to
@@ -292,9 +300,9 @@ func isUnsubscribeRequest(h textproto.MIMEHeader) bool {
 	return ok && (rest == "" || rest[0] == ' ' || rest[0] == ':')
 }
 
-// optOut reads an unsubscribe request: the recipient is its sender. It
-// counts as a complaint, FeedbackType "opt-out", so that the address
-// gets no more marketing.
+// optOut reads an unsubscribe request: the recipient is its sender,
+// FeedbackType "opt-out", class unsubscribe: the person leaves the list,
+// which is not a spam report.
 func (m *mail) optOut(r *Report) {
 	r.Kind = KindARF
 	r.FeedbackType = "opt-out"
@@ -302,7 +310,7 @@ func (m *mail) optOut(r *Report) {
 	if !isAddress(r.OriginalRecipient) {
 		r.OriginalRecipient = ""
 	}
-	r.Recipients = []Recipient{{Address: r.OriginalRecipient, Class: ClassComplaint}}
+	r.Recipients = []Recipient{{Address: r.OriginalRecipient, Class: ClassUnsubscribe}}
 }
 
 // unredacted returns "" for an address a feedback loop redacted (Yahoo

@@ -15,10 +15,11 @@ const (
 // Recipient classes. A delivered, relayed or expanded recipient of a
 // success DSN has an empty Class.
 const (
-	ClassHard      = "hard"      // the address does not work: suppress it
-	ClassSoft      = "soft"      // may work later: suppress only when repeated
-	ClassDelay     = "delay"     // delivery is still being tried (Action: delayed)
-	ClassComplaint = "complaint" // the recipient reported the message as spam
+	ClassHard        = "hard"        // the address does not work: suppress it
+	ClassSoft        = "soft"        // may work later: suppress only when repeated
+	ClassDelay       = "delay"       // delivery is still being tried (Action: delayed)
+	ClassComplaint   = "complaint"   // the recipient reported the message as spam
+	ClassUnsubscribe = "unsubscribe" // the recipient asked to get no more (an unsubscribe mail)
 )
 
 // MaxRecipients is the most recipients a Report holds; a report naming
