@@ -365,8 +365,8 @@ func TestDeferredSendCapsWhenItLeaves(t *testing.T) {
 	}
 }
 
-// A process that died between completing a run and settling its campaign
-// leaves the campaign running with no run under way: the reconciler
+// Two runs of a campaign completing at once each see the other open and
+// leave the campaign running with no run under way: the reconciler
 // settles it.
 func TestReconcilerSettlesAnOrphanedCampaign(t *testing.T) {
 	t.Parallel()
@@ -374,7 +374,7 @@ func TestReconcilerSettlesAnOrphanedCampaign(t *testing.T) {
 	run := runMailing(t, b, 2)
 	ctx := context.Background()
 	_, err := b.d.Store.UpdateCampaign(ctx, "mailing", func(c *dispatcher.Campaign) (bool, error) {
-		c.State = dispatcher.Running // as the crash left it
+		c.State = dispatcher.Running // as the two runs left it
 		return true, nil
 	})
 	must(t, err)

@@ -299,7 +299,7 @@ func (d *Pipeline) SetRunState(ctx context.Context, run, action string) (*dispat
 		return nil, err
 	}
 	if action == ActionCancel {
-		if err := d.settleCampaign(ctx, r.Campaign); err != nil {
+		if err := d.settleCampaign(ctx, r.Campaign, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -349,11 +349,12 @@ func idleState(c *dispatcher.Campaign) dispatcher.CampaignState {
 	return dispatcher.Draft
 }
 
-// settleCampaign moves a running campaign whose runs are all finished to
-// its idle state: a campaign is not completed while any run holds work.
-func (d *Pipeline) settleCampaign(ctx context.Context, id string) error {
+// settleCampaign moves a running campaign whose runs, but the one
+// finishing (or ""), are all finished to its idle state: a campaign is not
+// completed while any run holds work.
+func (d *Pipeline) settleCampaign(ctx context.Context, id, finishing string) error {
 	active, err := d.Store.ActiveRunsOf(ctx, id)
-	if err != nil || len(active) > 0 {
+	if err != nil || slices.ContainsFunc(active, func(r string) bool { return r != finishing }) {
 		return err
 	}
 	_, err = d.Store.UpdateCampaign(ctx, id, func(c *dispatcher.Campaign) (bool, error) {

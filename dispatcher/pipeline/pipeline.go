@@ -203,8 +203,11 @@ func (d *Pipeline) FinishBatch(ctx context.Context, run, n string) error {
 	return nil
 }
 
-// CompleteRun marks a run completed, then its campaign too when no other
-// run of it holds work (a cron campaign goes back to scheduled).
+// CompleteRun marks a run completed, after settling its campaign when no
+// other run of it holds work (a cron campaign goes back to scheduled): a
+// run is seen completed only once its campaign says so. A crash in
+// between, or two runs completing at once, leave what the reconciler
+// finishes (Reconcile).
 func (d *Pipeline) CompleteRun(ctx context.Context, run string) error {
 	st, err := d.Store.RunField(ctx, run, "state")
 	if err != nil || st == dispatcher.RunCompleted || st == dispatcher.RunCancelled {
@@ -214,16 +217,16 @@ func (d *Pipeline) CompleteRun(ctx context.Context, run string) error {
 	if err != nil {
 		return err
 	}
+	if campaign != "" && !dispatcher.OneAtATime(campaign) {
+		if err := d.settleCampaign(ctx, campaign, run); err != nil {
+			return err
+		}
+	}
 	if err := d.Store.SetRunState(ctx, run, dispatcher.RunCompleted); err != nil {
 		return err
 	}
 	d.log.Info("run completed", "run", run)
-	if campaign == "" || dispatcher.OneAtATime(campaign) {
-		return nil
-	}
-	// A crash here leaves the campaign running with no run under way; the
-	// reconciler settles it (settleCampaigns).
-	return d.settleCampaign(ctx, campaign)
+	return nil
 }
 
 func (d *Pipeline) handleBatch(ctx context.Context, t *asynq.Task) error {

@@ -86,6 +86,10 @@ func (d *Pipeline) Reconcile(ctx context.Context) (int, error) {
 	}
 	total := 0
 	for _, run := range runs {
+		// A run left open by a crash after its last send completes here.
+		if err := d.FinishBatch(ctx, run, ""); err != nil {
+			return total, err
+		}
 		ids, err := d.Store.Overdue(ctx, run, 1000)
 		if err != nil {
 			return total, err
@@ -139,7 +143,8 @@ func (d *Pipeline) Reconcile(ctx context.Context) (int, error) {
 }
 
 // settleCampaigns settles the running campaigns left with no run under
-// way by a process that died between completing a run and its campaign.
+// way, when their last two runs completed at once (each saw the other
+// still open).
 func (d *Pipeline) settleCampaigns(ctx context.Context) error {
 	cs, err := d.Store.Campaigns(ctx)
 	if err != nil {
@@ -147,7 +152,7 @@ func (d *Pipeline) settleCampaigns(ctx context.Context) error {
 	}
 	for _, c := range cs {
 		if c.State == dispatcher.Running {
-			if err := d.settleCampaign(ctx, c.ID); err != nil {
+			if err := d.settleCampaign(ctx, c.ID, ""); err != nil {
 				return err
 			}
 		}
