@@ -56,19 +56,13 @@ func (s *Store) ActiveRunsOf(ctx context.Context, campaign string) ([]string, er
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}
-	cmds := make([]*redis.StringCmd, len(ids))
-	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.HGet(ctx, s.RunKey(id), "state")
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	states, err := s.runStates(ctx, ids)
+	if err != nil {
 		return nil, err
 	}
 	var out []string
-	for i, c := range cmds {
-		if st := c.Val(); st != "" && st != dispatcher.RunCompleted && st != dispatcher.RunCancelled {
+	for i, st := range states {
+		if st != "" && !finished(st) {
 			out = append(out, ids[i])
 		}
 	}

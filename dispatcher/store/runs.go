@@ -508,20 +508,14 @@ func (s *Store) ActiveRuns(ctx context.Context) ([]string, error) {
 	if err != nil || len(ids) == 0 {
 		return ids, err
 	}
-	cmds := make([]*redis.StringCmd, len(ids))
-	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.HGet(ctx, s.RunKey(id), "state")
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	states, err := s.runStates(ctx, ids)
+	if err != nil {
 		return nil, err
 	}
 	out := ids[:0]
 	var done []any
-	for i, c := range cmds {
-		if finished(c.Val()) {
+	for i, st := range states {
+		if finished(st) {
 			done = append(done, ids[i])
 			continue
 		}
@@ -531,6 +525,26 @@ func (s *Store) ActiveRuns(ctx context.Context) ([]string, error) {
 		if err := s.Redis.SRem(ctx, key, done...).Err(); err != nil {
 			return nil, err
 		}
+	}
+	return out, nil
+}
+
+// runStates reads the state of each run in one pipeline ("" for a run
+// that does not exist).
+func (s *Store) runStates(ctx context.Context, ids []string) ([]string, error) {
+	cmds := make([]*redis.StringCmd, len(ids))
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGet(ctx, s.RunKey(id), "state")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([]string, len(ids))
+	for i, c := range cmds {
+		out[i] = c.Val()
 	}
 	return out, nil
 }
