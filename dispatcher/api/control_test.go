@@ -59,10 +59,17 @@ func TestPauseHoldsFromItsAnswer(t *testing.T) {
 	if gone >= n {
 		t.Fatal("the run finished before the pause; the test proves nothing")
 	}
-	_, err = b.d.Pipeline.SetCampaignState(ctx, "mailing", "resume")
+	resumeToTheEnd(t, b, run, n)
+}
+
+// resumeToTheEnd resumes the paused "mailing" and checks that its run
+// sends the n messages, each once.
+func resumeToTheEnd(t *testing.T, b *testBundle, run string, n int64) {
+	t.Helper()
+	_, err := b.d.Pipeline.SetCampaignState(context.Background(), "mailing", "resume")
 	must(t, err)
-	r = b.waitRun(t, run, 60*time.Second)
-	assertEachOnce(t, b, n)
+	r := b.waitRun(t, run, 60*time.Second)
+	assertEachOnce(t, b, int(n))
 	if !r.Balanced || r.Counters["sent"] != n {
 		t.Errorf("counters %v", r.Counters)
 	}

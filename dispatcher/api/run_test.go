@@ -247,13 +247,7 @@ func TestPauseHoldsAndResumeFinishes(t *testing.T) {
 	if _, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", "pause"); !dispatcher.IsCode(err, dispatcher.CodeConflict) {
 		t.Errorf("pausing a paused campaign: %v, want a conflict", err)
 	}
-	_, err = b.d.Pipeline.SetCampaignState(ctx, "mailing", "resume")
-	must(t, err)
-	r = b.waitRun(t, run, 30*time.Second)
-	assertEachOnce(t, b, n)
-	if !r.Balanced || r.Counters["sent"] != n {
-		t.Errorf("counters %v", r.Counters)
-	}
+	resumeToTheEnd(t, b, run, n)
 }
 
 func TestCancelSettlesWhatWaits(t *testing.T) {
