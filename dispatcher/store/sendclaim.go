@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,15 +40,32 @@ type SendClaimed struct {
 	Checked Checked
 }
 
+// ErrClaimNotDurable is returned by ClaimSend when no replica
+// acknowledged the claim in time: the claim was undone and the send is
+// queued again, to be tried later.
+var ErrClaimNotDurable = errors.New("claim send: no replica acknowledged the claim in time; the send waits")
+
 // ClaimSend moves c.Send from queued or deferred to sending unless its run
 // is paused or cancelled, and reads, in the same round trip and before the
 // claim, whether the contact still exists and what checks 2 and 3 see. An
 // opt-out, an erasure or a pause recorded before the claim is therefore
 // seen by it, however long the send waited in its task.
+//
+// With ClaimReplicas set, the same round trip ends with WAIT: the claim
+// counts only once that many replicas hold it, since a claim lost in a
+// failover would make a message that left look fresh, and send it again.
+// When they do not answer within ClaimWait the claim is undone (the send
+// is queued again, due back at c.Lease at the latest) and ClaimSend
+// returns ErrClaimNotDurable: sends wait while no replica keeps up rather
+// than leave on a claim a failover could forget. Should the undo itself be
+// lost, the send stays "sending" and is settled ambiguous: never sent
+// twice.
 func (s *Store) ClaimSend(ctx context.Context, c SendClaim) (SendClaimed, error) {
 	var exists *redis.IntCmd
 	var reads checkReads
 	var claim *redis.Cmd
+	var wait *redis.Cmd
+	replicas, timeout := s.ClaimReplicas, cmp.Or(s.ClaimWait, time.Second)
 	t := Transition{Send: c.Send, From: dispatcher.StateQueued + "," + dispatcher.StateDeferred, To: dispatcher.StateSending,
 		Deadline: c.Lease, UnlessHeld: true, Fields: []any{"attempts", 1}}
 	now := s.now()
@@ -55,6 +73,10 @@ func (s *Store) ClaimSend(ctx context.Context, c SendClaim) (SendClaimed, error)
 		exists = p.Exists(ctx, s.ContactKey(c.Check.Contact))
 		reads = s.readChecks(ctx, p, c.Topic, c.Check)
 		claim = s.evalTransition(ctx, p, t, now)
+		if replicas > 0 {
+			// Below the client's read timeout (3 s by default).
+			wait = p.Do(ctx, "wait", replicas, timeout.Milliseconds())
+		}
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return SendClaimed{}, fmt.Errorf("claim send: %w", err)
@@ -64,5 +86,19 @@ func (s *Store) ClaimSend(ctx context.Context, c SendClaim) (SendClaimed, error)
 		return SendClaimed{}, fmt.Errorf("claim send: %v", err)
 	}
 	r := parseTransition(vals)
+	if r.Applied && wait != nil && !acknowledged(wait, replicas) {
+		undo := Transition{Send: c.Send, From: dispatcher.StateSending, To: dispatcher.StateQueued, Deadline: c.Lease}
+		if _, err := s.TransitionSends(ctx, []Transition{undo}); err != nil {
+			return SendClaimed{}, fmt.Errorf("claim send: undo: %w", err)
+		}
+		return SendClaimed{}, ErrClaimNotDurable
+	}
 	return SendClaimed{Claimed: r.Applied, Held: r.Held, Erased: exists.Val() == 0, Checked: reads.checked()}, nil
+}
+
+// acknowledged reports whether a WAIT answered that n replicas hold the
+// writes before it.
+func acknowledged(wait *redis.Cmd, n int) bool {
+	acked, err := wait.Int64()
+	return err == nil && acked >= int64(n)
 }
