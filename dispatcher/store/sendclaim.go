@@ -3,6 +3,8 @@ package store
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -66,8 +68,9 @@ func (s *Store) ClaimSend(ctx context.Context, c SendClaim) (SendClaimed, error)
 	var claim *redis.Cmd
 	var wait *redis.Cmd
 	replicas, timeout := s.ClaimReplicas, cmp.Or(s.ClaimWait, time.Second)
+	token := claimToken()
 	t := Transition{Send: c.Send, From: dispatcher.StateQueued + "," + dispatcher.StateDeferred, To: dispatcher.StateSending,
-		Deadline: c.Lease, UnlessHeld: true, Fields: []any{"attempts", 1}}
+		Deadline: c.Lease, UnlessHeld: true, Fields: []any{"attempts", 1, "claim", token}}
 	now := s.now()
 	_, err := s.scriptPipeline(ctx, transitionScript, func(p redis.Pipeliner) {
 		exists = p.Exists(ctx, s.ContactKey(c.Check.Contact))
@@ -79,11 +82,11 @@ func (s *Store) ClaimSend(ctx context.Context, c SendClaim) (SendClaimed, error)
 		}
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return SendClaimed{}, fmt.Errorf("claim send: %w", err)
+		return SendClaimed{}, s.uncertainClaim(ctx, c, token, fmt.Errorf("claim send: %w", err))
 	}
 	vals, err := claim.Slice()
 	if err != nil || len(vals) < 2 {
-		return SendClaimed{}, fmt.Errorf("claim send: %v", err)
+		return SendClaimed{}, s.uncertainClaim(ctx, c, token, fmt.Errorf("claim send: %v", err))
 	}
 	r := parseTransition(vals)
 	if r.Applied && wait != nil && !acknowledged(wait, replicas) {
@@ -102,3 +105,50 @@ func acknowledged(wait *redis.Cmd, n int) bool {
 	acked, err := wait.Int64()
 	return err == nil && acked >= int64(n)
 }
+
+// claimToken names one claim, so that its taker can tell it from
+// another's.
+func claimToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// uncertainClaim handles a claim whose answer was lost (Redis restarted
+// or failed over, a reply read too late by a process that was frozen): it
+// may have been applied, and then nobody else would ever take the send,
+// which the reconciler would settle ambiguous although it never left. It
+// reads the send again, for up to claimResolve, and when it holds this
+// claim (its token), gives it back: queued, due back at c.Lease. Nothing
+// else can have changed a send "sending" under this claim but the
+// reconciler, whose settlement the undo then leaves alone. It returns err,
+// so that the message does not leave and its task tries again.
+func (s *Store) uncertainClaim(ctx context.Context, c SendClaim, token string, err error) error {
+	deadline := time.Now().Add(claimResolve)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		vals, rerr := s.Redis.HMGet(ctx, s.SendKey(c.Send), "state", "claim").Result()
+		if rerr == nil {
+			state, _ := vals[0].(string)
+			holder, _ := vals[1].(string)
+			if state != dispatcher.StateSending || holder != token {
+				return err // not applied, or settled since
+			}
+			undo := Transition{Send: c.Send, From: dispatcher.StateSending, To: dispatcher.StateQueued, Deadline: c.Lease}
+			if _, rerr = s.TransitionSends(ctx, []Transition{undo}); rerr == nil {
+				return err
+			}
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// claimResolve bounds how long a claim whose answer was lost is looked
+// for: past a restart or a failover of Redis.
+const claimResolve = 15 * time.Second
