@@ -59,9 +59,10 @@ var ErrClaimNotDurable = errors.New("claim send: no replica acknowledged the cla
 // When they do not answer within ClaimWait the claim is undone (the send
 // is queued again, due back at c.Lease at the latest) and ClaimSend
 // returns ErrClaimNotDurable: sends wait while no replica keeps up rather
-// than leave on a claim a failover could forget. Should the undo itself be
-// lost, the send stays "sending" and is settled ambiguous: never sent
-// twice.
+// than leave on a claim a failover could forget. A claim whose answer is
+// lost is undone alike once Redis answers again (uncertainClaim). Should
+// an undo itself be lost, the send stays "sending" and is settled
+// ambiguous: never sent twice.
 func (s *Store) ClaimSend(ctx context.Context, c SendClaim) (SendClaimed, error) {
 	var exists *redis.IntCmd
 	var reads checkReads
@@ -90,11 +91,9 @@ func (s *Store) ClaimSend(ctx context.Context, c SendClaim) (SendClaimed, error)
 	}
 	r := parseTransition(vals)
 	if r.Applied && wait != nil && !acknowledged(wait, replicas) {
-		undo := Transition{Send: c.Send, From: dispatcher.StateSending, To: dispatcher.StateQueued, Deadline: c.Lease}
-		if _, err := s.TransitionSends(ctx, []Transition{undo}); err != nil {
-			return SendClaimed{}, fmt.Errorf("claim send: undo: %w", err)
-		}
-		return SendClaimed{}, ErrClaimNotDurable
+		// The claim may yet reach a replica, and the master fail: give it
+		// back wherever it is found.
+		return SendClaimed{}, s.uncertainClaim(ctx, c, token, ErrClaimNotDurable)
 	}
 	return SendClaimed{Claimed: r.Applied, Held: r.Held, Erased: exists.Val() == 0, Checked: reads.checked()}, nil
 }
