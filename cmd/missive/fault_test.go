@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -132,14 +135,16 @@ func TestFaultRedisKilledEverysec(t *testing.T) {
 }
 
 // A Sentinel failover mid-run, from a master whose replica lags: the
-// replica is frozen, the master keeps taking writes, then dies, and the
-// lagging replica is promoted. A claim counts only once a replica holds
-// it (WAIT), so what the promoted replica lacks never left.
+// replication stream is cut (the replica stays connected, through a
+// proxy, but receives nothing), the master keeps taking writes, then dies,
+// and the lagging replica is promoted. A claim counts only once a replica
+// holds it (WAIT), so what the promoted replica lacks never left.
 func TestFaultSentinelFailover(t *testing.T) {
 	requireFaults(t)
 	t.Parallel()
 	master := startRedis(t, "redis-master")
-	replica := startRedis(t, "redis-replica", "--replicaof", "127.0.0.1", fmt.Sprint(master.port))
+	link := newCutProxy(t, master.addr())
+	replica := startRedis(t, "redis-replica", "--replicaof", "127.0.0.1", fmt.Sprint(link.port))
 	waitFor(t, 30*time.Second, "the replica is in sync", func() bool {
 		info, err := replica.client().Info(context.Background(), "replication").Result()
 		return err == nil && strings.Contains(info, "master_link_status:up")
@@ -167,12 +172,12 @@ func TestFaultSentinelFailover(t *testing.T) {
 		}
 		return 0
 	}
-	replica.signal(syscall.SIGSTOP)
+	link.cut()
 	before := evals()
-	// The master takes claims its replica does not see.
+	// The master takes claims its replica never sees.
 	waitFor(t, time.Minute, "the master ran 100 scripts its replica missed", func() bool { return evals() >= before+100 })
 	master.kill()
-	replica.signal(syscall.SIGCONT)
+	link.close()
 	faultAt := time.Now()
 	waitFor(t, time.Minute, "the replica was promoted", func() bool {
 		info, err := replica.client().Info(context.Background(), "replication").Result()
@@ -184,6 +189,78 @@ func TestFaultSentinelFailover(t *testing.T) {
 	master.start()
 	o := w.finish(faultAt)
 	o.assertNoDuplicates(t)
+}
+
+// cutProxy forwards TCP connections to a Redis, and can stop passing what
+// the Redis sends while keeping the connections open: a replica behind it
+// falls behind without knowing.
+type cutProxy struct {
+	port  int
+	ln    net.Listener
+	mu    sync.Mutex
+	off   bool
+	conns []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	p := &cutProxy{port: ln.Addr().(*net.TCPAddr).Port, ln: ln}
+	t.Cleanup(p.close)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); u.Close() }()
+			go func() {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := u.Read(buf)
+					p.mu.Lock()
+					off := p.off
+					p.mu.Unlock()
+					if n > 0 && !off {
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							break
+						}
+					}
+					if err != nil {
+						break
+					}
+				}
+				c.Close()
+			}()
+		}
+	}()
+	return p
+}
+
+// cut drops from now on what the Redis sends.
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.off = true
+}
+
+// close closes the proxy and its connections.
+func (p *cutProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
 }
 
 // startSentinel runs one Sentinel watching master (quorum 1, down after
