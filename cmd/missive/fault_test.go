@@ -54,6 +54,36 @@ func TestFaultWorkerKilled(t *testing.T) {
 	}
 }
 
+// A worker stopped with SIGTERM mid-batch while some messages hang at the
+// relay (no answer after the data) past asynq's 20 s shutdown timeout: its
+// other tasks go back to the queue at once and another worker sends them;
+// the hanging messages are settled ambiguous, never sent again.
+func TestFaultWorkerTerminated(t *testing.T) {
+	requireFaults(t)
+	t.Parallel()
+	r := startRedis(t, "redis", durableRedis...)
+	w := newWorld(t, "redis://"+r.addr())
+	w.seed(faultContacts, channels.Email)
+	// Early in the run, so that they hang when the signal comes.
+	for i := range 8 {
+		w.smtp.HangAfterData(fmt.Sprintf("c%05d@example.test", 10+i*20))
+	}
+	a := w.startWorker("worker-a")
+	w.startWorker("worker-b")
+	w.start()
+	w.waitArrived(faultContacts / 3)
+	a.signal(syscall.SIGTERM)
+	faultAt := time.Now()
+	o := w.finish(faultAt)
+	o.assertNoDuplicates(t)
+	if !a.exited() {
+		t.Errorf("the worker did not stop on SIGTERM")
+	}
+	if o.AmbiguousArrived != 0 {
+		t.Errorf("%d messages arrived but are recorded ambiguous: a settlement was dropped", o.AmbiguousArrived)
+	}
+}
+
 // A worker frozen with SIGSTOP past asynq's lease, while another worker
 // runs its tasks again, then continued: it finishes the messages it was
 // handing over, on a context that outlives its cancelled task; the other
