@@ -303,15 +303,20 @@ func keepOpen(se *mail.SendError) bool {
 
 // staleConn reports whether a reused connection failed before the message
 // left: the relay closed it while it sat idle, or the connection went
-// silent at MAIL FROM or RCPT TO (this process was frozen past the
-// timeout, the relay dropped it). Nothing of the message was sent, so a
+// silent at MAIL FROM, RCPT TO or the DATA command, before any of the
+// message (this process was frozen past the timeout, the relay dropped
+// it). Nothing of the message was sent, so a
 // fresh connection may carry it at once, rather than the send waiting
 // for a retry of a task that may belong to another worker by now.
 func staleConn(se *mail.SendError) bool {
 	if se == nil || (se.ErrorCode() != 0 && se.ErrorCode() != 421) {
 		return false
 	}
-	return se.Reason == mail.ErrConnCheck || se.Reason == mail.ErrSMTPMailFrom || se.Reason == mail.ErrSMTPRcptTo
+	switch se.Reason {
+	case mail.ErrConnCheck, mail.ErrSMTPMailFrom, mail.ErrSMTPRcptTo, mail.ErrSMTPData:
+		return true
+	}
+	return false
 }
 
 // conn is one pooled go-mail client and its connection.

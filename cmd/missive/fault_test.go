@@ -294,14 +294,15 @@ func (p *cutProxy) close() {
 }
 
 // startSentinel runs one Sentinel watching master (quorum 1, down after
-// 1 s) and returns its address.
+// 3 s: less makes a loaded machine fail over again, to a master still
+// empty) and returns its address.
 func startSentinel(t *testing.T, master *redisServer) string {
 	t.Helper()
 	port := freePort(t)
 	dir := t.TempDir()
 	conf := dir + "/sentinel.conf"
 	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %d 1\n"+
-		"sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 10000\nsentinel parallel-syncs mymaster 1\n",
+		"sentinel down-after-milliseconds mymaster 3000\nsentinel failover-timeout mymaster 10000\nsentinel parallel-syncs mymaster 1\n",
 		port, dir, master.port)
 	must(t, writeFile(conf, body))
 	p := startProc(t, "sentinel", "redis-server", []string{conf, "--sentinel"}, nil)
