@@ -38,6 +38,15 @@ type Config struct {
 	// Timeout bounds each SMTP exchange (dial, one command, the message data).
 	// Default: 30s.
 	Timeout time.Duration
+	// DialBackoff is how long the pool waits after a failed connection
+	// attempt (421 at connect, connection refused) before it tries again;
+	// the wait doubles with each failed attempt up to MaxDialBackoff and
+	// ends with a good connection. Meanwhile Send fails fast with a
+	// Temporary error whose RetryIn says when the pool tries again.
+	// Default: 1s.
+	DialBackoff time.Duration
+	// MaxDialBackoff caps that wait. Default: 30s.
+	MaxDialBackoff time.Duration
 	// TLSConfig is used for STARTTLS and smtps. Default: the system roots,
 	// TLS 1.2 or later, server name from the URL. Tests set RootCAs here.
 	TLSConfig *tls.Config

@@ -27,6 +27,7 @@ type Sender struct {
 	dkim     *DKIM // nil: no signature
 	timeout  time.Duration
 	log      *slog.Logger
+	dials    *dialGate
 
 	pool      chan *conn // idle connections; a conn is used by one goroutine at a time
 	size      int
@@ -48,6 +49,9 @@ func New(cfg Config) (*Sender, error) {
 	}
 	if cfg.Timeout < 0 {
 		return nil, errors.New("email: Timeout must not be negative")
+	}
+	if cfg.DialBackoff < 0 || cfg.MaxDialBackoff < 0 {
+		return nil, errors.New("email: DialBackoff and MaxDialBackoff must not be negative")
 	}
 	if cfg.From != "" {
 		if _, err := parseAddress(cfg.From, true); err != nil {
@@ -76,6 +80,8 @@ func New(cfg Config) (*Sender, error) {
 		size:     cmp.Or(cfg.Connections, 4),
 		closed:   make(chan struct{}),
 	}
+	base := cmp.Or(cfg.DialBackoff, time.Second)
+	s.dials = &dialGate{base: base, max: max(base, cmp.Or(cfg.MaxDialBackoff, 30*time.Second)), now: time.Now}
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.TLSConfig != nil {
 		tlsConfig = cfg.TLSConfig.Clone()
@@ -163,6 +169,10 @@ func (s *Sender) newConn(tlsConfig *tls.Config, helo string) (*conn, error) {
 // do not resend), Sender when Config.DKIM's key fails to sign. Their text
 // never contains an address or the body. Send returns ErrClosed after Close.
 //
+// While the relay refuses connections the pool backs off
+// (Config.DialBackoff): Send then fails fast, Temporary, with RetryIn set
+// to when the pool connects again, rather than each send dialling.
+//
 // With Config.DKIM set, the message carries a DKIM-Signature field over the
 // bytes the relay receives.
 func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Result, error) {
@@ -204,12 +214,9 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Result,
 	for attempt := 0; ; attempt++ {
 		reused := c.open
 		if !c.open {
-			if err := c.dial(ctx); err != nil {
-				cerr := classifyDial(ctx, err)
-				s.log.DebugContext(ctx, "email: connect failed", "endpoint", s.endpoint, "kind", cerr.Kind, "code", cerr.Code)
-				return channels.Result{}, cerr
+			if err := s.dial(ctx, c); err != nil {
+				return channels.Result{}, err
 			}
-			s.log.DebugContext(ctx, "email: connected", "endpoint", s.endpoint)
 		}
 		if attempt == 0 {
 			// A connection is held and open: the message leaves now.
@@ -242,6 +249,33 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Result,
 	}
 }
 
+// dial opens c unless the pool is backing off from a relay that refuses
+// connections; then, and when the dial fails, it returns a Temporary
+// *channels.Error whose RetryIn says when the pool dials again.
+func (s *Sender) dial(ctx context.Context, c *conn) error {
+	if ok, retryIn := s.dials.acquire(); !ok {
+		return &channels.Error{Kind: channels.Temporary, RetryIn: retryIn,
+			Err: fmt.Errorf("email: relay unavailable; the pool connects again in %v", retryIn.Round(time.Millisecond))}
+	}
+	err := c.dial(ctx)
+	if err == nil {
+		s.dials.succeeded()
+		s.log.DebugContext(ctx, "email: connected", "endpoint", s.endpoint)
+		return nil
+	}
+	cerr := classifyDial(ctx, err)
+	if ctx.Err() == nil && cerr.Kind == channels.Temporary {
+		cerr.RetryIn = s.dials.failed()
+	} else {
+		// A cancelled dial says nothing of the relay; a refusal of our
+		// credentials or TLS settings (Sender) stops the callers anyway,
+		// and must keep saying why.
+		s.dials.released()
+	}
+	s.log.DebugContext(ctx, "email: connect failed", "endpoint", s.endpoint, "kind", cerr.Kind, "code", cerr.Code, "retry_in", cerr.RetryIn)
+	return cerr
+}
+
 // Close closes the connections, waiting for sends in flight. Send returns
 // ErrClosed afterwards.
 func (s *Sender) Close() error {
@@ -268,12 +302,21 @@ func keepOpen(se *mail.SendError) bool {
 }
 
 // staleConn reports whether a reused connection failed before the message
-// left: the relay closed it while it sat idle.
+// left: the relay closed it while it sat idle, or the connection went
+// silent at MAIL FROM, RCPT TO or the DATA command, before any of the
+// message (this process was frozen past the timeout, the relay dropped
+// it). Nothing of the message was sent, so a
+// fresh connection may carry it at once, rather than the send waiting
+// for a retry of a task that may belong to another worker by now.
 func staleConn(se *mail.SendError) bool {
 	if se == nil || (se.ErrorCode() != 0 && se.ErrorCode() != 421) {
 		return false
 	}
-	return se.Reason == mail.ErrConnCheck || se.Reason == mail.ErrSMTPMailFrom
+	switch se.Reason {
+	case mail.ErrConnCheck, mail.ErrSMTPMailFrom, mail.ErrSMTPRcptTo, mail.ErrSMTPData:
+		return true
+	}
+	return false
 }
 
 // conn is one pooled go-mail client and its connection.

@@ -218,6 +218,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer a.close()
+	if roles&roleWorker != 0 {
+		// Workers claim sends: say at start what a crash of Redis can cost.
+		a.d.SecureClaims(ctx)
+	}
 	return a.run(ctx, roles, keys, stdout)
 }
 

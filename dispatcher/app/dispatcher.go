@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher/consent"
 	"github.com/missive-dev/missive/dispatcher/feedback"
@@ -295,4 +297,33 @@ func (d *Dispatcher) Close() error { return nil }
 // Ready reports whether Redis answers.
 func (d *Dispatcher) Ready(ctx context.Context) error {
 	return d.Config.Redis.Ping(ctx).Err()
+}
+
+// SecureClaims inspects the Redis the Dispatcher was given and makes send
+// claims as durable as it allows: with replicas, each claim waits for one
+// (Store.ClaimReplicas); without, a claim is as durable as the server's
+// append-only file. It logs at start what a crash of Redis can cost: a
+// warning when it can send messages again, naming the settings to change.
+// Redis Cluster is not inspected: each shard needs appendfsync always.
+func (d *Dispatcher) SecureClaims(ctx context.Context) storepkg.Durability {
+	if _, ok := d.Config.Redis.(*redis.ClusterClient); ok {
+		d.Logger.Warn("Redis Cluster: cannot verify that send claims survive a crash; run every shard with appendonly yes and appendfsync always, or a crash can send messages again")
+		return storepkg.Durability{Unverified: true}
+	}
+	dur, err := storepkg.CheckDurability(ctx, d.Config.Redis)
+	if err != nil {
+		d.Logger.Warn("cannot inspect Redis: a crash of Redis may send messages again unless it runs with appendfsync always or a replica", "error", err)
+		return storepkg.Durability{Unverified: true}
+	}
+	d.Store.ClaimReplicas = dur.ClaimReplicas()
+	switch {
+	case dur.ClaimReplicas() > 0:
+		d.Logger.Info("send claims wait for a Redis replica before each message leaves (WAIT): a failover cannot send one twice",
+			"replicas", dur.Replicas)
+	case dur.ClaimsDurable():
+		d.Logger.Info("send claims are durable on reply (appendfsync always)")
+	default:
+		d.Logger.Warn(dur.Warning())
+	}
+	return dur
 }

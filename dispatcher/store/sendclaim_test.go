@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -69,6 +70,36 @@ func TestClaimSend(t *testing.T) {
 				t.Errorf("send %s after the claim, want %s", sd.State, tt.state)
 			}
 		})
+	}
+}
+
+// A claim no replica acknowledges in time is undone: the send is queued
+// again and nothing may leave on it.
+func TestClaimSendWaitsForAReplica(t *testing.T) {
+	t.Parallel()
+	s, ctx := setup(t)
+	d, err := CheckDurability(ctx, s.Redis)
+	must(t, err)
+	if d.Replicas > 0 {
+		t.Skip("the test Redis has replicas")
+	}
+	s.ClaimReplicas, s.ClaimWait = 1, 20*time.Millisecond
+	putContact(t, s, "c1", "ana@example.com")
+	_, err = s.CreateRun(ctx, &dispatcher.Run{ID: "r1", Campaign: "spring", State: dispatcher.RunSending, FireAt: testNow})
+	must(t, err)
+	send := dispatcher.SendID("r1", "c1", channels.Email)
+	must(t, s.RecordDecisions(ctx, "r1", []Decision{{Send: send, Contact: "c1", Channel: channels.Email, Topic: "orders",
+		State: dispatcher.StateQueued}}, time.Hour))
+	orders := &dispatcher.Topic{ID: "orders", Kind: dispatcher.Transactional}
+	_, err = s.ClaimSend(ctx, SendClaim{Send: send, Lease: testNow.Add(time.Minute), Topic: orders,
+		Check: CheckRequest{Contact: "c1", Channel: channels.Email, Address: "ana@example.com"}})
+	if !errors.Is(err, ErrClaimNotDurable) {
+		t.Fatalf("ClaimSend without a replica: %v, want ErrClaimNotDurable", err)
+	}
+	sd, err := s.Send(ctx, send)
+	must(t, err)
+	if sd.State != dispatcher.StateQueued {
+		t.Errorf("send %s after an unacknowledged claim, want queued", sd.State)
 	}
 }
 

@@ -39,6 +39,13 @@ type Store struct {
 	now  func() time.Time
 	// sendTTL is how long send records are kept.
 	sendTTL time.Duration
+	// ClaimReplicas, when positive, makes each send claim wait until that
+	// many replicas hold it (WAIT) before the message may leave, so that a
+	// failover cannot forget it; see ClaimSend. Default 0: the claim is as
+	// durable as the server's own persistence (CheckDurability says how).
+	ClaimReplicas int
+	// ClaimWait bounds that wait. Default 1 s.
+	ClaimWait time.Duration
 }
 
 // NewStore returns a Store on rdb under prefix; secret keys the address

@@ -2,7 +2,8 @@
 // 127.0.0.1 for tests: it records what it receives, counts connections, and
 // can require AUTH PLAIN, offer STARTTLS or speak implicit TLS with a
 // self-signed certificate, reject given recipients and drop the connection
-// after the data of a given recipient.
+// after the data of a given recipient; for fault tests it can answer 421 at
+// connect (an outage), 451 at random, or never answer after the data.
 //
 //	srv := smtptest.New(t, smtptest.WithStartTLS(), smtptest.WithAuth("u", "p"))
 //	sender, _ := email.New(email.Config{URL: srv.URL(), TLSConfig: srv.ClientTLSConfig()})
@@ -12,6 +13,7 @@ package smtptest
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -22,6 +24,7 @@ import (
 	"io"
 	"log"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"net/url"
 	"strconv"
@@ -63,12 +66,19 @@ func WithImplicitTLS() Option {
 	return func(s *Server) { s.implicitTLS = true }
 }
 
+// WithReadTimeout sets how long the server waits for a client's next
+// command or data before it closes the connection. Default 30 s.
+func WithReadTimeout(d time.Duration) Option {
+	return func(s *Server) { s.readTimeout = d }
+}
+
 // Server is a running SMTP server, closed when the test ends.
 type Server struct {
 	tb          testing.TB
 	user, pass  string
 	startTLS    bool
 	implicitTLS bool
+	readTimeout time.Duration
 
 	srv      *smtp.Server
 	ln       net.Listener
@@ -84,6 +94,12 @@ type Server struct {
 	reject   map[string]*smtp.SMTPError
 	sender   *smtp.SMTPError // answer to every MAIL FROM, when set
 	drop     map[string]bool
+	hang     map[string]bool
+	down     bool    // answer 421 at connect
+	refused  int     // connections answered 421 at connect
+	flaky    float64 // share of RCPT TO answered 451
+	rnd      *mrand.Rand
+	hung     chan struct{}
 }
 
 // New starts a server on 127.0.0.1 and registers its Close with tb.Cleanup.
@@ -95,14 +111,17 @@ func New(tb testing.TB, opts ...Option) *Server {
 		received: make(chan struct{}, 1),
 		reject:   map[string]*smtp.SMTPError{},
 		drop:     map[string]bool{},
+		hang:     map[string]bool{},
 		open:     map[net.Conn]struct{}{},
+		rnd:      mrand.New(mrand.NewPCG(1, 2)),
+		hung:     make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
 	}
 	s.srv = smtp.NewServer(backend{s})
 	s.srv.Domain = "smtptest.local"
-	s.srv.ReadTimeout = 30 * time.Second
+	s.srv.ReadTimeout = cmp.Or(s.readTimeout, 30*time.Second)
 	s.srv.WriteTimeout = 30 * time.Second
 	s.srv.MaxMessageBytes = 10 << 20
 	s.srv.ErrorLog = log.New(io.Discard, "", 0)
@@ -142,6 +161,13 @@ func New(tb testing.TB, opts ...Option) *Server {
 
 // Close stops the server and closes its connections.
 func (s *Server) Close() {
+	s.mu.Lock()
+	select {
+	case <-s.hung:
+	default:
+		close(s.hung)
+	}
+	s.mu.Unlock()
 	if err := s.srv.Close(); errors.Is(err, smtp.ErrServerClosed) {
 		return
 	}
@@ -246,6 +272,42 @@ func (s *Server) DropAfterData(rcpt string) {
 	s.drop[strings.ToLower(rcpt)] = true
 }
 
+// Unavailable(true) makes the server answer every new connection with
+// "421 4.3.2 Service not available" and close it, as a relay in an outage
+// or restarting does; connections already open are left alone (close them
+// with CloseConnections). Unavailable(false) ends the outage.
+func (s *Server) Unavailable(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
+}
+
+// Refused is the number of connections answered 421 at connect.
+func (s *Server) Refused() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
+}
+
+// FailRandomly makes the server answer a share p (0 to 1) of RCPT TO
+// commands with "451 4.3.0 try again later", from a fixed random sequence;
+// 0 undoes it.
+func (s *Server) FailRandomly(p float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flaky = p
+}
+
+// HangAfterData makes the server read the whole message for rcpt, then
+// never answer, until the client gives up or the server closes: the client
+// cannot know whether the message was accepted. The message is not
+// recorded.
+func (s *Server) HangAfterData(rcpt string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hang[strings.ToLower(rcpt)] = true
+}
+
 // Wait waits until at least n messages were accepted and returns them; it
 // fails the test after timeout.
 func (s *Server) Wait(n int, timeout time.Duration) []Received {
@@ -281,8 +343,24 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	tc := &trackedConn{Conn: c, s: l.s}
 	l.s.mu.Lock()
 	l.s.conns++
-	l.s.open[tc] = struct{}{}
+	down := l.s.down
+	if down {
+		l.s.refused++
+	} else {
+		l.s.open[tc] = struct{}{}
+	}
 	l.s.mu.Unlock()
+	if down {
+		// Answered by hand, before go-smtp's greeting: the session never
+		// starts. Accept must not block on a slow client, hence the
+		// goroutine.
+		go func() {
+			_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			_, _ = io.WriteString(c, "421 4.3.2 Service not available, closing transmission channel\r\n")
+			_ = c.Close()
+		}()
+		return l.Accept()
+	}
 	return tc, nil
 }
 
@@ -365,6 +443,9 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	ss.s.mu.Lock()
 	e := ss.s.reject[strings.ToLower(to)]
+	if e == nil && ss.s.flaky > 0 && ss.s.rnd.Float64() < ss.s.flaky {
+		e = smtpError(451, "4.3.0", "try again later")
+	}
 	ss.s.mu.Unlock()
 	if e != nil {
 		return e
@@ -379,9 +460,18 @@ func (ss *session) Data(r io.Reader) error {
 		return err
 	}
 	ss.s.mu.Lock()
-	drop := false
+	drop, hang := false, false
 	for _, to := range ss.to {
 		drop = drop || ss.s.drop[strings.ToLower(to)]
+		hang = hang || ss.s.hang[strings.ToLower(to)]
+	}
+	if hang {
+		ss.s.mu.Unlock()
+		select {
+		case <-ss.s.hung:
+		case <-ss.closed():
+		}
+		return errors.New("server closed")
 	}
 	if !drop {
 		_, isTLS := ss.conn.TLSConnectionState()
@@ -399,6 +489,23 @@ func (ss *session) Data(r io.Reader) error {
 	default:
 	}
 	return nil
+}
+
+// closed is done when the client closes the session's connection.
+func (ss *session) closed() <-chan struct{} {
+	done := make(chan struct{})
+	c := ss.conn.Conn()
+	_ = c.SetReadDeadline(time.Time{})
+	go func() {
+		defer close(done)
+		var b [1]byte
+		for {
+			if _, err := c.Read(b[:]); err != nil {
+				return
+			}
+		}
+	}()
+	return done
 }
 
 func (ss *session) Reset() { ss.from, ss.to = "", nil }
