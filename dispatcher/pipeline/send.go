@@ -336,6 +336,12 @@ func (d *Pipeline) deliver(ctx context.Context, st *runState, s *dispatcher.Send
 		t.To, t.Fields = dispatcher.StateSent, []any{"provider", res.ProviderID}
 	case channels.Temporary, channels.Sender:
 		t.To, t.Deadline = dispatcher.StateQueued, d.cfg.Now().Add(d.cfg.InflightDeadline)
+		if ctx.Err() != nil {
+			// The task is over (shut down, or handed to another worker
+			// while this one stood frozen): nothing retries it, so the
+			// reconciler takes the send up on its next pass.
+			t.Deadline = d.cfg.Now()
+		}
 	case channels.Ambiguous:
 		t.To, t.Reason = dispatcher.StateFailed, dispatcher.ReasonAmbiguous
 	default:
