@@ -83,7 +83,7 @@ func openChannels(c *config, log *slog.Logger) (map[channels.Kind]channels.Chann
 		}
 	}
 	if c.SMTPURL != "" {
-		m, err := email.New(email.Config{URL: c.SMTPURL, From: c.EmailFrom, ReturnPath: c.ReturnPath, DKIM: c.dkim, Logger: log})
+		m, err := email.New(email.Config{URL: c.SMTPURL, From: c.EmailFrom, ReturnPath: c.ReturnPath, DKIM: c.dkim, Connections: c.SMTPConns, Logger: log})
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -68,6 +68,7 @@ type config struct {
 	RateEmail        string
 	RateSMS          string
 	Concurrency      int
+	SMTPConns        int
 	LogLevel         string
 	InactiveAfter    string
 
@@ -151,15 +152,25 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		}
 		fs.StringVar(s.dst, s.flag, def, s.help+" ("+s.env+")")
 	}
-	conc := 32
-	if v := getenv("MISSIVE_CONCURRENCY"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return nil, errors.New("MISSIVE_CONCURRENCY: must be a whole number from 1 to 1000")
+	for _, s := range []struct {
+		flag, env string
+		def, max  int
+		help      string
+		dst       *int
+	}{
+		{"concurrency", "MISSIVE_CONCURRENCY", 32, 1000, "tasks a worker runs at once", &c.Concurrency},
+		{"smtp-conns", "MISSIVE_SMTP_CONNS", 4, 256, "SMTP connections each worker keeps open to the relay: messages in flight at once", &c.SMTPConns},
+	} {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > s.max {
+				return nil, fmt.Errorf("%s: must be a whole number from 1 to %d", s.env, s.max)
+			}
+			def = n
 		}
-		conc = n
+		fs.IntVar(s.dst, s.flag, def, s.help+" ("+s.env+")")
 	}
-	fs.IntVar(&c.Concurrency, "concurrency", conc, "tasks a worker runs at once (MISSIVE_CONCURRENCY)")
 	if extra != nil {
 		extra(fs)
 	}
