@@ -40,7 +40,7 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 		"CPUs, load average",
 		"throw-away redis-server",
 		"figure", "msgs/s", "first msg", "CPU/msg process", "CPU/msg Redis", "Redis cmds/msg", "peak RSS", "Redis peak",
-		"50 of 50 numbers reached once",
+		"50 of 50 numbers reached once", "200 of 200 recipients reached once",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the output lacks %q:\n%s", want, out)

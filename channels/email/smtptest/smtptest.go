@@ -50,6 +50,7 @@ type Received struct {
 	TLS  bool      // the session was encrypted
 	User string    // the authenticated user, if any
 	At   time.Time // when the server accepted the data
+	Size int       // bytes of data, kept WithoutData too
 }
 
 // Option configures a Server.
@@ -72,6 +73,13 @@ func WithImplicitTLS() Option {
 	return func(s *Server) { s.implicitTLS = true }
 }
 
+// WithoutData makes the server keep each message's envelope, time and
+// size but not its data, so that a large run does not weigh on the
+// memory of the process it measures.
+func WithoutData() Option {
+	return func(s *Server) { s.noData = true }
+}
+
 // WithReadTimeout sets how long the server waits for a client's next
 // command or data before it closes the connection. Default 30 s.
 func WithReadTimeout(d time.Duration) Option {
@@ -86,6 +94,7 @@ type Server struct {
 	startTLS    bool
 	implicitTLS bool
 	readTimeout time.Duration
+	noData      bool
 
 	srv      *smtp.Server
 	ln       net.Listener
@@ -508,9 +517,11 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	if !drop {
 		_, isTLS := ss.conn.TLSConnectionState()
-		ss.s.messages = append(ss.s.messages, Received{
-			From: ss.from, To: append([]string(nil), ss.to...), Data: data, TLS: isTLS, User: ss.user, At: time.Now(),
-		})
+		m := Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data, TLS: isTLS, User: ss.user, At: time.Now(), Size: len(data)}
+		if ss.s.noData {
+			m.Data = nil
+		}
+		ss.s.messages = append(ss.s.messages, m)
 	}
 	ss.s.mu.Unlock()
 	if drop {

@@ -30,3 +30,22 @@ func TestStartWithoutATest(t *testing.T) {
 		t.Error("Await for a second message with a cancelled context: no error")
 	}
 }
+
+func TestWithoutDataKeepsTheSize(t *testing.T) {
+	s, err := Start(WithoutData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	body := []byte("Subject: hi\r\n\r\nhello\r\n")
+	if err := smtp.SendMail(s.Addr(), nil, "a@example.com", []string{"b@example.com"}, body); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := s.Await(context.Background(), 1, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := msgs[0]; m.Data != nil || m.Size < len(body) || len(m.To) != 1 {
+		t.Errorf("got %d bytes of data, size %d, to %v: want no data, a size of %d or more, one recipient", len(m.Data), m.Size, m.To, len(body))
+	}
+}
