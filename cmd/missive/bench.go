@@ -305,7 +305,7 @@ func runBenchFigure(ctx context.Context, base *config, srv *benchServer, logs io
 	if err := c.validate(false); err != nil {
 		return fail(err)
 	}
-	ready := &readySignal{ch: make(chan struct{})}
+	ready := &readySignal{ch: make(chan struct{}), once: &sync.Once{}}
 	a, err := newBenchApp(ctx, &c, logs, ready)
 	if err != nil {
 		return fail(err)
@@ -361,7 +361,7 @@ func wipeBenchPrefix(a *app, prefix string) {
 type readySignal struct {
 	next slog.Handler
 	ch   chan struct{}
-	once sync.Once
+	once *sync.Once // shared with the handlers WithAttrs and WithGroup derive
 }
 
 func (h *readySignal) Enabled(ctx context.Context, l slog.Level) bool {
@@ -379,11 +379,11 @@ func (h *readySignal) Handle(ctx context.Context, rec slog.Record) error {
 }
 
 func (h *readySignal) WithAttrs(as []slog.Attr) slog.Handler {
-	return &readySignal{next: h.next.WithAttrs(as), ch: h.ch, once: sync.Once{}}
+	return &readySignal{next: h.next.WithAttrs(as), ch: h.ch, once: h.once}
 }
 
 func (h *readySignal) WithGroup(g string) slog.Handler {
-	return &readySignal{next: h.next.WithGroup(g), ch: h.ch, once: sync.Once{}}
+	return &readySignal{next: h.next.WithGroup(g), ch: h.ch, once: h.once}
 }
 
 // wait waits for the worker's start, at most 10 s: past that the figure
