@@ -7,7 +7,8 @@
 // line saying so. Each call to New returns a fresh prefix; the test's keys
 // (and asynq queues named after the prefix) are deleted when it ends, and
 // nothing else is touched. NewCluster does the same on a Redis Cluster of
-// three masters.
+// three masters. StartServer starts a throw-away redis-server outside a
+// test (missive bench).
 package redistest
 
 import (
@@ -130,38 +131,88 @@ func start() {
 }
 
 // startServer runs redis-server on a free port for the life of this process.
-// The server gets SIGKILL when the thread that started it dies; that thread
-// is locked and parked for good, so it dies with the process.
 func startServer(path string) (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := StartServer(path)
 	if err != nil {
 		return "", err
+	}
+	return srv.Addr, nil
+}
+
+// Server is a throw-away redis-server: no persistence, bound to
+// 127.0.0.1 on a free port, its files in a temporary folder.
+type Server struct {
+	// Addr is host:port and URL redis://host:port/0.
+	Addr, URL string
+	stop      chan struct{}
+	stopped   chan error
+	dir       string
+	once      sync.Once
+}
+
+// StartServer runs the redis-server at path (from PATH when empty) and
+// waits until it answers. Close stops it; the server also gets SIGKILL
+// when this process dies, since the thread that started it is locked and
+// ends only when Close is called or the process exits.
+func StartServer(path string) (*Server, error) {
+	if path == "" {
+		p, err := exec.LookPath("redis-server")
+		if err != nil {
+			return nil, fmt.Errorf("no redis-server on PATH: %w", err)
+		}
+		path = p
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
 	dir, err := os.MkdirTemp("", "missive-redis-")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir, stop: make(chan struct{}), stopped: make(chan error, 1)}
+	s.URL = "redis://" + s.Addr + "/0"
 	started := make(chan error, 1)
 	go func() {
+		// Never unlocked: the thread ends with this goroutine, and
+		// Pdeathsig then kills the server if it still runs.
 		runtime.LockOSThread()
 		cmd := exec.Command(path, "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		started <- cmd.Start()
-		select {} // keep this thread, and so the server, alive
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		<-s.stop
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		s.stopped <- nil
 	}()
 	if err := <-started; err != nil {
-		return "", err
+		_ = os.RemoveAll(dir)
+		return nil, err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	c := redis.NewClient(&redis.Options{Addr: addr})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
 	defer c.Close()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if c.Ping(context.Background()).Err() == nil {
-			return addr, nil
+			return s, nil
 		}
 	}
-	return "", fmt.Errorf("redis-server on %s did not answer", addr)
+	s.Close()
+	return nil, fmt.Errorf("redis-server on %s did not answer", s.Addr)
+}
+
+// Close stops the server and removes its folder. It may be called more
+// than once.
+func (s *Server) Close() {
+	s.once.Do(func() {
+		close(s.stop)
+		<-s.stopped
+		_ = os.RemoveAll(s.dir)
+	})
 }

@@ -9,11 +9,15 @@
 //	sender, _ := email.New(email.Config{URL: srv.URL(), TLSConfig: srv.ClientTLSConfig()})
 //	...
 //	got := srv.Wait(1, 5*time.Second)
+//
+// Start runs the same server outside a test (missive bench); its caller
+// closes it.
 package smtptest
 
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,6 +25,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"math/big"
@@ -39,11 +44,13 @@ import (
 
 // Received is one message the server accepted.
 type Received struct {
-	From string   // MAIL FROM
-	To   []string // RCPT TO
-	Data []byte   // the message as received (CRLF line ends)
-	TLS  bool     // the session was encrypted
-	User string   // the authenticated user, if any
+	From string    // MAIL FROM
+	To   []string  // RCPT TO
+	Data []byte    // the message as received (CRLF line ends)
+	TLS  bool      // the session was encrypted
+	User string    // the authenticated user, if any
+	At   time.Time // when the server accepted the data
+	Size int       // bytes of data, kept WithoutData too
 }
 
 // Option configures a Server.
@@ -66,19 +73,28 @@ func WithImplicitTLS() Option {
 	return func(s *Server) { s.implicitTLS = true }
 }
 
+// WithoutData makes the server keep each message's envelope, time and
+// size but not its data, so that a large run does not weigh on the
+// memory of the process it measures.
+func WithoutData() Option {
+	return func(s *Server) { s.noData = true }
+}
+
 // WithReadTimeout sets how long the server waits for a client's next
 // command or data before it closes the connection. Default 30 s.
 func WithReadTimeout(d time.Duration) Option {
 	return func(s *Server) { s.readTimeout = d }
 }
 
-// Server is a running SMTP server, closed when the test ends.
+// Server is a running SMTP server, closed when the test ends (New) or by
+// its caller (Start).
 type Server struct {
-	tb          testing.TB
+	tb          testing.TB // nil when started with Start
 	user, pass  string
 	startTLS    bool
 	implicitTLS bool
 	readTimeout time.Duration
+	noData      bool
 
 	srv      *smtp.Server
 	ln       net.Listener
@@ -105,8 +121,18 @@ type Server struct {
 // New starts a server on 127.0.0.1 and registers its Close with tb.Cleanup.
 func New(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
+	s, err := Start(opts...)
+	if err != nil {
+		tb.Fatalf("smtptest: %v", err)
+	}
+	s.tb = tb
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a server on 127.0.0.1; the caller closes it.
+func Start(opts ...Option) (*Server, error) {
 	s := &Server{
-		tb:       tb,
 		served:   make(chan struct{}),
 		received: make(chan struct{}, 1),
 		reject:   map[string]*smtp.SMTPError{},
@@ -130,7 +156,7 @@ func New(tb testing.TB, opts ...Option) *Server {
 	if s.startTLS || s.implicitTLS {
 		cert, roots, err := selfSigned()
 		if err != nil {
-			tb.Fatalf("smtptest: certificate: %v", err)
+			return nil, fmt.Errorf("certificate: %w", err)
 		}
 		s.roots = roots
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
@@ -144,7 +170,7 @@ func New(tb testing.TB, opts ...Option) *Server {
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatalf("smtptest: listen: %v", err)
+		return nil, fmt.Errorf("listen: %w", err)
 	}
 	s.addr = ln.Addr().String()
 	s.ln = &countingListener{Listener: ln, s: s}
@@ -155,8 +181,7 @@ func New(tb testing.TB, opts ...Option) *Server {
 		defer close(s.served)
 		_ = s.srv.Serve(s.ln)
 	}()
-	tb.Cleanup(s.Close)
-	return s
+	return s, nil
 }
 
 // Close stops the server and closes its connections.
@@ -309,25 +334,42 @@ func (s *Server) HangAfterData(rcpt string) {
 }
 
 // Wait waits until at least n messages were accepted and returns them; it
-// fails the test after timeout.
+// fails the test after timeout. A server from Start has no test: use Await.
 func (s *Server) Wait(n int, timeout time.Duration) []Received {
 	s.tb.Helper()
+	msgs, err := s.Await(context.Background(), n, timeout)
+	if err != nil {
+		s.tb.Fatalf("smtptest: %v", err)
+	}
+	return msgs
+}
+
+// Await waits until at least n messages were accepted and returns them.
+// It returns an error saying how many arrived when timeout passes or ctx
+// ends first.
+func (s *Server) Await(ctx context.Context, n int, timeout time.Duration) ([]Received, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
-		s.mu.Lock()
-		got := len(s.messages)
-		s.mu.Unlock()
+		got := s.Len()
 		if got >= n {
-			return s.Messages()
+			return s.Messages(), nil
 		}
 		select {
 		case <-s.received:
 		case <-deadline.C:
-			s.tb.Fatalf("smtptest: got %d messages after %v, want %d", got, timeout, n)
-			return nil
+			return nil, fmt.Errorf("got %d messages after %v, want %d", got, timeout, n)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("got %d messages, want %d: %w", got, n, ctx.Err())
 		}
 	}
+}
+
+// Len is the number of messages accepted so far.
+func (s *Server) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.messages)
 }
 
 type countingListener struct {
@@ -475,9 +517,11 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	if !drop {
 		_, isTLS := ss.conn.TLSConnectionState()
-		ss.s.messages = append(ss.s.messages, Received{
-			From: ss.from, To: append([]string(nil), ss.to...), Data: data, TLS: isTLS, User: ss.user,
-		})
+		m := Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data, TLS: isTLS, User: ss.user, At: time.Now(), Size: len(data)}
+		if ss.s.noData {
+			m.Data = nil
+		}
+		ss.s.messages = append(ss.s.messages, m)
 	}
 	ss.s.mu.Unlock()
 	if drop {

@@ -17,9 +17,13 @@
 //	srv.FailOnce("+15005550001", 429, 20429)
 //	...
 //	sent, err := srv.Wait(1, time.Second)
+//
+// Start runs the same double outside a test (missive bench); its caller
+// closes it.
 package twiliotest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -65,28 +69,42 @@ type Server struct {
 
 	mu         sync.Mutex
 	sent       []Sent
+	sentAt     []time.Time   // when each of sent was accepted
 	changed    chan struct{} // closed and replaced on every accepted message
 	failures   map[string][]failure
 	retryAfter string
 	delay      time.Duration
+	failed     int // answers that were injected failures
 	closeOnce  sync.Once
 }
 
 // NewServer starts a Server and, when tb is not nil, closes it when the test
 // ends.
 func NewServer(tb testing.TB) *Server {
-	s := &Server{changed: make(chan struct{}), failures: map[string][]failure{}}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := Start()
 	if err != nil {
-		panic(fmt.Sprintf("twiliotest: listen: %v", err))
+		if tb == nil {
+			panic(fmt.Sprintf("twiliotest: %v", err))
+		}
+		tb.Fatalf("twiliotest: %v", err)
 	}
-	s.srv.Listener = l
-	s.srv.Start()
 	if tb != nil {
 		tb.Cleanup(s.Close)
 	}
 	return s
+}
+
+// Start starts a Server on 127.0.0.1; the caller closes it.
+func Start() (*Server, error) {
+	s := &Server{changed: make(chan struct{}), failures: map[string][]failure{}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	s.srv.Listener = l
+	s.srv.Start()
+	return s, nil
 }
 
 // URL is the base URL to use as sms.Config.APIURL (MISSIVE_TWILIO_API_URL).
@@ -139,6 +157,14 @@ func (s *Server) SetDelay(d time.Duration) {
 	s.delay = d
 }
 
+// Failed is the number of requests answered with an injected failure
+// (Fail, FailOnce).
+func (s *Server) Failed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed
+}
+
 // Messages returns the messages accepted so far, in order of arrival.
 func (s *Server) Messages() []Sent {
 	s.mu.Lock()
@@ -146,9 +172,22 @@ func (s *Server) Messages() []Sent {
 	return append([]Sent(nil), s.sent...)
 }
 
+// Arrivals returns when each message was accepted, in the order of
+// Messages.
+func (s *Server) Arrivals() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.sentAt...)
+}
+
 // Wait waits until at least n messages were accepted and returns them all; it
 // returns an error saying how many arrived if timeout passes first.
 func (s *Server) Wait(n int, timeout time.Duration) ([]Sent, error) {
+	return s.Await(context.Background(), n, timeout)
+}
+
+// Await is Wait that also gives up when ctx ends.
+func (s *Server) Await(ctx context.Context, n int, timeout time.Duration) ([]Sent, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
@@ -164,6 +203,8 @@ func (s *Server) Wait(n int, timeout time.Duration) ([]Sent, error) {
 		case <-changed:
 		case <-timer.C:
 			return s.Messages(), fmt.Errorf("twiliotest: %d of %d messages after %v", got, n, timeout)
+		case <-ctx.Done():
+			return s.Messages(), fmt.Errorf("twiliotest: %d of %d messages: %w", got, n, ctx.Err())
 		}
 	}
 }
@@ -244,6 +285,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if f, ok := s.takeFailure(m.To); ok {
 		s.mu.Lock()
 		retryAfter := s.retryAfter
+		s.failed++
 		s.mu.Unlock()
 		if retryAfter != "" && (f.status == http.StatusTooManyRequests || f.status == http.StatusServiceUnavailable) {
 			w.Header().Set("Retry-After", retryAfter)
@@ -255,6 +297,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	m.SID = newSID("SM")
 	s.mu.Lock()
 	s.sent = append(s.sent, m)
+	s.sentAt = append(s.sentAt, time.Now())
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()

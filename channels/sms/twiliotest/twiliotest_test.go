@@ -211,3 +211,28 @@ func TestReadTwiML(t *testing.T) {
 		}
 	}
 }
+
+func TestStartCountsFailuresAndArrivals(t *testing.T) {
+	srv, err := twiliotest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	messages := srv.URL() + "/2010-04-01/Accounts/" + twiliotest.AccountSID + "/Messages.json"
+	form := url.Values{"To": {"+33612345678"}, "From": {"+15005550006"}, "Body": {"Hello"}}
+	srv.FailOnce("+33612345678", 429, 20429)
+	before := time.Now()
+	for _, want := range []int{429, 201} {
+		if status, _, body := post(t, messages, twiliotest.AccountSID, twiliotest.AuthToken, form); status != want {
+			t.Fatalf("status %d (%v), want %d", status, body, want)
+		}
+	}
+	if got := srv.Failed(); got != 1 {
+		t.Errorf("Failed() = %d, want 1", got)
+	}
+	at := srv.Arrivals()
+	if len(at) != 1 || at[0].Before(before) || len(srv.Messages()) != 1 {
+		t.Errorf("Arrivals() = %v for %d messages, want one time after %v", at, len(srv.Messages()), before)
+	}
+}
