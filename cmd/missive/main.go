@@ -8,7 +8,7 @@
 //	missive scheduler   fires scheduled campaigns (one leader at a time)
 //	missive demo        seeded data, one campaign end to end, a summary
 //	missive import      bulk-import contacts (NDJSON) through the API
-//	missive campaign    create, schedule, start, pause, resume, cancel, status
+//	missive campaign    create, schedule, start, pause, resume, cancel, status, watch
 //	missive keys        rotate: re-encrypt contacts under the active data key
 //	missive register    the record of processing (GDPR Art. 30)
 //	missive bench       measure throughput, latency and cost on this machine
@@ -45,7 +45,7 @@ Commands:
   demo        seed an in-process Redis, run a campaign end to end, show the outcome
   bounce      "bounce inspect FILE": the parse of a bounce or complaint mail, as JSON
   import      bulk-import contacts from an NDJSON file through the API, with progress
-  campaign    create, schedule, start, pause, resume, cancel a campaign; status of its runs
+  campaign    create, schedule, start, pause, resume, cancel a campaign or one run; status and live watch of its runs
   keys        "keys rotate": re-encrypt every contact under the first key of MISSIVE_DATA_KEYS
   register    the record of processing (GDPR Art. 30) of this configuration, as Markdown or JSON
   contacts    "contacts erase ID": erase a contact (GDPR Art. 17); "contacts export ID": all held on it
