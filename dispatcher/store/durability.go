@@ -39,10 +39,17 @@ func CheckDurability(ctx context.Context, rdb Client) (Durability, error) {
 			d.Replicas, _ = strconv.Atoi(v)
 		}
 	}
-	cfg, err := rdb.ConfigGet(ctx, "*").Result()
-	if err != nil {
-		d.Unverified = true
-		return d, nil
+	// Only the settings read: "*" would fetch the passwords too.
+	cfg := map[string]string{}
+	for _, pattern := range []string{"append*", "min-replicas-to-write"} {
+		m, err := rdb.ConfigGet(ctx, pattern).Result()
+		if err != nil {
+			d.Unverified = true
+			return d, nil
+		}
+		for k, v := range m {
+			cfg[k] = v
+		}
 	}
 	d.AppendOnly = cfg["appendonly"] == "yes"
 	d.AppendFsync = cfg["appendfsync"]
