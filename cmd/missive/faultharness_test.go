@@ -481,6 +481,16 @@ func (o outcome) assertNoDuplicates(t *testing.T) {
 	}
 }
 
+// assertUnsentPerConnection checks that after what, at most one send per
+// SMTP connection of the worker's pool (4, the default) was claimed and
+// never sent: the ones being handed over at that instant.
+func (o outcome) assertUnsentPerConnection(t *testing.T, what string) {
+	t.Helper()
+	if unsent := o.Ambiguous - o.AmbiguousArrived; unsent > 4 {
+		t.Errorf("%d sends claimed but never sent after %s, want at most 4 (one per SMTP connection)", unsent, what)
+	}
+}
+
 // logLines returns the lines of a process's output that contain s.
 func logLines(p *proc, s string) []string {
 	f, err := os.Open(p.log)
