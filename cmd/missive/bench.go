@@ -538,18 +538,11 @@ func benchEmail(ctx context.Context, b *benchEnvironment, r *benchResult) error 
 	if err := b.seed(ctx, channels.Email); err != nil {
 		return err
 	}
-	stopWorker := b.serveQueues(ctx, b.a.d.Pipeline.Queues())
-	defer stopWorker()
-	b.ready.wait(ctx)
-	m, err := b.startMeter(ctx)
+	st, err := b.startRun(ctx, b.a.d.Pipeline.Queues())
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	started, err := b.a.d.Pipeline.Start(ctx, "bench", pipeline.StartOptions{})
-	if err != nil {
-		return err
-	}
+	defer st.stopWorker()
 	msgs, err := b.smtp.Await(ctx, r.N, benchTimeout(r.N, 100))
 	if err != nil {
 		return err
@@ -564,18 +557,12 @@ func benchEmail(ctx context.Context, b *benchEnvironment, r *benchResult) error 
 			seen[to] = true
 		}
 	}
-	if err := b.waitSent(ctx, started.Run, r); err != nil {
+	if err := st.finish(ctx, b, r); err != nil {
 		return err
 	}
-	if err := m.stop(ctx, r); err != nil {
-		return err
-	}
-	if err := stopWorker(); err != nil {
-		return err
-	}
-	r.Seconds = last.Sub(start).Seconds()
+	r.Seconds = last.Sub(st.at).Seconds()
 	r.PerSecond = float64(r.N) / r.Seconds
-	r.FirstMessageMS = float64(first.Sub(start).Microseconds()) / 1000
+	r.FirstMessageMS = float64(first.Sub(st.at).Microseconds()) / 1000
 	r.BytesPerMsg = float64(size) / float64(len(msgs))
 	if len(msgs) != r.N || len(seen) != r.N {
 		return fmt.Errorf("%d messages to %d recipients at the sink, want %d once each", len(msgs), len(seen), r.N)
@@ -592,29 +579,22 @@ func benchGate(ctx context.Context, b *benchEnvironment, r *benchResult) error {
 	p := b.a.d.Pipeline
 	all := p.Queues()
 	queues := map[string]int{p.Queue("plan"): all[p.Queue("plan")], p.Queue("batch"): all[p.Queue("batch")]}
-	stopGate := b.serveQueues(ctx, queues)
-	defer stopGate()
-	b.ready.wait(ctx)
-	m, err := b.startMeter(ctx)
+	st, err := b.startRun(ctx, queues)
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	started, err := p.Start(ctx, "bench", pipeline.StartOptions{})
-	if err != nil {
-		return err
-	}
-	run, err := b.waitRun(ctx, started.Run, benchTimeout(r.N, 1000), func(run *dispatcher.Run) bool {
+	defer st.stopWorker()
+	run, err := b.waitRun(ctx, st.run, benchTimeout(r.N, 1000), func(run *dispatcher.Run) bool {
 		return run.Counters["planned"] >= int64(r.N)
 	})
 	if err != nil {
 		return err
 	}
-	el := time.Since(start)
-	if err := m.stop(ctx, r); err != nil {
+	el := time.Since(st.at)
+	if err := st.meter.stop(ctx, r); err != nil {
 		return err
 	}
-	if err := stopGate(); err != nil {
+	if err := st.stopWorker(); err != nil {
 		return err
 	}
 	r.Seconds = el.Seconds()
@@ -640,30 +620,17 @@ func benchSMS(ctx context.Context, b *benchEnvironment, r *benchResult, fail429E
 		}
 	}
 	rate := b.a.cfg.rates[channels.SMS]
-	stopWorker := b.serveQueues(ctx, b.a.d.Pipeline.Queues())
-	defer stopWorker()
-	b.ready.wait(ctx)
-	m, err := b.startMeter(ctx)
+	st, err := b.startRun(ctx, b.a.d.Pipeline.Queues())
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	started, err := b.a.d.Pipeline.Start(ctx, "bench", pipeline.StartOptions{})
-	if err != nil {
-		return err
-	}
+	defer st.stopWorker()
 	perSecond := float64(rate.Count) / rate.Per.Seconds()
 	sent, err := b.twilio.Await(ctx, r.N, benchTimeout(r.N, perSecond/2))
 	if err != nil {
 		return err
 	}
-	if err := b.waitSent(ctx, started.Run, r); err != nil {
-		return err
-	}
-	if err := m.stop(ctx, r); err != nil {
-		return err
-	}
-	if err := stopWorker(); err != nil {
+	if err := st.finish(ctx, b, r); err != nil {
 		return err
 	}
 	at := b.twilio.Arrivals()
@@ -671,9 +638,9 @@ func benchSMS(ctx context.Context, b *benchEnvironment, r *benchResult, fail429E
 	for _, t := range at {
 		first, last = minTime(first, t), maxTime(last, t)
 	}
-	r.Seconds = last.Sub(start).Seconds()
+	r.Seconds = last.Sub(st.at).Seconds()
 	r.PerSecond = float64(r.N) / r.Seconds
-	r.FirstMessageMS = float64(first.Sub(start).Microseconds()) / 1000
+	r.FirstMessageMS = float64(first.Sub(st.at).Microseconds()) / 1000
 	r.RateConfigured = perSecond
 	// The limiter lets a burst go at once, then one message every
 	// 1/rate: the pace is what came after the burst, over the time it
@@ -698,6 +665,47 @@ func benchSMS(ctx context.Context, b *benchEnvironment, r *benchResult, fail429E
 		return fmt.Errorf("the double answered 429 %d times, %d were injected", r.Injected429, injected)
 	}
 	return nil
+}
+
+// benchStart is a figure's run under way.
+type benchStart struct {
+	stopWorker func() error
+	meter      *meter
+	at         time.Time // the start call
+	run        string
+}
+
+// startRun serves queues, waits for the worker, starts the meter and
+// then the "bench" campaign, as the API does: what every figure does
+// before it measures. The caller defers stopWorker.
+func (b *benchEnvironment) startRun(ctx context.Context, queues map[string]int) (*benchStart, error) {
+	st := &benchStart{stopWorker: b.serveQueues(ctx, queues)}
+	b.ready.wait(ctx)
+	var err error
+	if st.meter, err = b.startMeter(ctx); err != nil {
+		st.stopWorker()
+		return nil, err
+	}
+	st.at = time.Now()
+	started, err := b.a.d.Pipeline.Start(ctx, "bench", pipeline.StartOptions{})
+	if err != nil {
+		st.stopWorker()
+		return nil, err
+	}
+	st.run = started.Run
+	return st, nil
+}
+
+// finish waits for every send to be recorded sent, then stops the meter
+// and the worker.
+func (st *benchStart) finish(ctx context.Context, b *benchEnvironment, r *benchResult) error {
+	if err := b.waitSent(ctx, st.run, r); err != nil {
+		return err
+	}
+	if err := st.meter.stop(ctx, r); err != nil {
+		return err
+	}
+	return st.stopWorker()
 }
 
 // waitSent waits until the run counts r.N sent: the send records are
