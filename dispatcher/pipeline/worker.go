@@ -29,9 +29,12 @@ func (d *Pipeline) ServeQueues(ctx context.Context, queues map[string]int) error
 		IsFailure:                IsFailure,
 		ShutdownTimeout:          20 * time.Second,
 		DelayedTaskCheckInterval: time.Second,
-		// An idle worker looks for work ten times a second, not once: the
-		// first task of a run should not wait a second.
-		TaskCheckInterval: 100 * time.Millisecond,
+		// An idle worker looks for work every 20 ms, not every second: a
+		// run goes plan -> batch -> send, and each hop waits for the next
+		// look (first message 367 ms at 100 ms, 120 ms at 20 ms, measured
+		// with missive bench). The price: an idle worker process costs
+		// Redis about 1.4% of a core (435 commands/s) instead of 0.4%.
+		TaskCheckInterval: 20 * time.Millisecond,
 		Logger:            asynqLogger{d.log},
 		LogLevel:          asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
