@@ -2,8 +2,6 @@ package redistest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -58,12 +56,10 @@ func NewCluster(t testing.TB) *Cluster {
 	if clusterKind == "" {
 		t.Skip("redistest: no MISSIVE_TEST_REDIS_CLUSTER_URL and no redis-server on PATH: the Redis Cluster tests need one")
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
 	c := &Cluster{
 		URL:    "redis-cluster://" + clusterAddrs[0] + "?addr=" + strings.Join(clusterAddrs[1:], "&addr="),
 		Addrs:  clusterAddrs,
-		Prefix: "t" + hex.EncodeToString(b[:]),
+		Prefix: newPrefix(),
 		Client: redis.NewClusterClient(&redis.ClusterOptions{Addrs: clusterAddrs}),
 	}
 	if err := c.Client.Ping(context.Background()).Err(); err != nil {

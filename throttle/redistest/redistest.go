@@ -49,6 +49,13 @@ var (
 	initErr error
 )
 
+// newPrefix returns a key prefix of a test's own.
+func newPrefix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "t" + hex.EncodeToString(b[:])
+}
+
 // New returns a Redis for t, failing t when none can be had.
 func New(t testing.TB) *Redis {
 	t.Helper()
@@ -60,12 +67,10 @@ func New(t testing.TB) *Redis {
 	if err != nil {
 		t.Fatalf("redistest: MISSIVE_TEST_REDIS_URL: %v", err)
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
 	r := &Redis{
 		URL:     baseURL,
 		Options: opts,
-		Prefix:  "t" + hex.EncodeToString(b[:]),
+		Prefix:  newPrefix(),
 		Client:  redis.NewClient(opts),
 	}
 	ctx := context.Background()
