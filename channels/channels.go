@@ -98,6 +98,51 @@ func (f SendFunc) Send(ctx context.Context, m Message) (Result, error) {
 	return f(ctx, m)
 }
 
+// Batch is messages for one channel that may leave together: over one
+// connection, their commands pipelined where the protocol allows.
+type Batch struct {
+	Messages []Message
+	// Claim, when set, takes messages for sending, named by their index
+	// in Messages: the channel calls it right before their bytes go out
+	// (a connection is held) and sends only those whose error is nil; an
+	// error comes back unchanged as that message's Outcome. The Claim of
+	// each Message is ignored.
+	Claim func(ctx context.Context, idx []int) []error
+}
+
+// Outcome is what became of one message of a Batch: Err is nil when the
+// provider accepted it, else as Channel.Send's.
+type Outcome struct {
+	Result Result
+	Err    error
+}
+
+// BatchChannel is a Channel that sends a Batch at once.
+type BatchChannel interface {
+	Channel
+	// SendBatch sends b's messages and returns one Outcome each, in
+	// order. It calls b.Claim once, for every message, once it holds what
+	// they leave through.
+	SendBatch(ctx context.Context, b Batch) []Outcome
+}
+
+// SendBatch sends b through ch: at once when ch is a BatchChannel, else
+// one message after the other, each claimed right before it leaves.
+func SendBatch(ctx context.Context, ch Channel, b Batch) []Outcome {
+	if bc, ok := ch.(BatchChannel); ok {
+		return bc.SendBatch(ctx, b)
+	}
+	out := make([]Outcome, len(b.Messages))
+	for i, m := range b.Messages {
+		m.Claim = nil
+		if b.Claim != nil {
+			m.Claim = func(ctx context.Context) error { return b.Claim(ctx, []int{i})[0] }
+		}
+		out[i].Result, out[i].Err = ch.Send(ctx, m)
+	}
+	return out
+}
+
 // Address is an email address or a phone number. Its String and LogValue
 // hide it, so that it cannot leak into logs or errors by accident.
 type Address string

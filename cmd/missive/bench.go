@@ -15,6 +15,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,7 @@ type benchOptions struct {
 	only                        string
 	json                        bool
 	fail429Every                int
+	cpuProfile                  string
 }
 
 // benchResult is what one figure measured. Per-message figures divide by
@@ -104,6 +106,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		f.StringVar(&o.only, "only", strings.Join(benchFigures, ","), "figures to measure, comma-separated: "+strings.Join(benchFigures, ", "))
 		f.BoolVar(&o.json, "json", false, "print JSON instead of a table")
 		f.IntVar(&o.fail429Every, "sms-429-every", 20, "the Twilio double answers 429 once to every Nth number; 0 never")
+		f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the figures to this file (go tool pprof)")
 	})
 	if err != nil {
 		return err
@@ -158,6 +161,17 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	rep.Settings = fmt.Sprintf("serve's defaults: email %s, SMS %s, concurrency %d", c.rates[channels.Email], c.rates[channels.SMS], c.Concurrency)
 	if len(notes) > 0 {
 		rep.Settings += "; " + strings.Join(notes, "; ")
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	logs := stderr
 	for _, fig := range benchFigures {
