@@ -101,9 +101,17 @@ func classified(e *APIError, retryIn time.Duration) *channels.Error {
 	}
 	if ce.Kind == channels.Temporary {
 		ce.RetryIn = retryIn
+		if retryIn == 0 && e.Status == http.StatusTooManyRequests {
+			ce.RetryIn = tooManyRequestsWait
+		}
 	}
 	return ce
 }
+
+// tooManyRequestsWait is how long a 429 without Retry-After asks to wait.
+// Twilio answers 429 (20429) when the account has too many requests in
+// flight at once, and asks for short, growing waits; the caller grows them.
+const tooManyRequestsWait = 250 * time.Millisecond
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
 func parseRetryAfter(v string, now time.Time) time.Duration {

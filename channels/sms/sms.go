@@ -163,7 +163,8 @@ func (s *Sender) Close() error {
 // A failure is a *channels.Error: Permanent (Code = the Twilio error code,
 // Feedback = what it tells of the recipient, and an *APIError inside),
 // Sender (the account or sender is refused), Temporary (429, 5xx, network failure before the
-// request was sent, context done before sending; RetryIn from Retry-After),
+// request was sent, context done before sending; RetryIn from Retry-After,
+// 250 ms for a 429 without it),
 // or Ambiguous (the request was sent but no usable answer came back: Twilio
 // may have queued the message).
 func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Result, error) {

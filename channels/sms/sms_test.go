@@ -191,7 +191,7 @@ func TestSendErrors(t *testing.T) {
 		{"cannot route", func(b *testBundle) { b.srv.Fail(to, 400, 21612) }, to, "",
 			wantErr{Kind: channels.Permanent, Code: "21612", Status: 400}},
 		{"too many requests", func(b *testBundle) { b.srv.Fail(to, 429, 20429) }, to, "",
-			wantErr{Kind: channels.Temporary, Code: "20429", Status: 429}},
+			wantErr{Kind: channels.Temporary, Code: "20429", Status: 429, RetryIn: 250 * time.Millisecond}},
 		{"too many requests with Retry-After", func(b *testBundle) { b.srv.Fail(to, 429, 20429); b.srv.SetRetryAfter(7) }, to, "",
 			wantErr{Kind: channels.Temporary, Code: "20429", Status: 429, RetryIn: 7 * time.Second}},
 		{"server error", func(b *testBundle) { b.srv.Fail("", 500, 20500) }, to, "",

@@ -101,7 +101,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		fs = f
 		f.IntVar(&o.contacts, "contacts", 20_000, "emails sent end to end into the local SMTP sink")
 		f.IntVar(&o.gateContacts, "gate-contacts", 200_000, "contacts planned and gated (no send served)")
-		f.IntVar(&o.sms, "sms", 600, "SMS sent through the Twilio double")
+		f.IntVar(&o.sms, "sms", 1800, "SMS sent through the Twilio double (1,800 at 30/s: a minute)")
 		f.StringVar(&o.smsRate, "sms-rate", "", "SMS pace to hold, like 30/s; empty is serve's --rate-sms")
 		f.StringVar(&o.only, "only", strings.Join(benchFigures, ","), "figures to measure, comma-separated: "+strings.Join(benchFigures, ", "))
 		f.BoolVar(&o.json, "json", false, "print JSON instead of a table")
@@ -158,7 +158,13 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	rep.Redis = srv.describe
-	rep.Settings = fmt.Sprintf("serve's defaults: email %s, SMS %s, concurrency %d", c.rates[channels.Email], c.rates[channels.SMS], c.Concurrency)
+	pace := func(k channels.Kind) string {
+		if r, ok := c.rates[k]; ok {
+			return r.String()
+		}
+		return "unpaced"
+	}
+	rep.Settings = fmt.Sprintf("serve's defaults: email %s, SMS %s, concurrency %d", pace(channels.Email), pace(channels.SMS), c.Concurrency)
 	if len(notes) > 0 {
 		rep.Settings += "; " + strings.Join(notes, "; ")
 	}
@@ -534,7 +540,6 @@ func (m *meter) stop(ctx context.Context, r *benchResult) error {
 		}
 		return strings.Compare(x.Command, y.Command)
 	})
-	r.TopCommands = r.TopCommands[:min(len(r.TopCommands), 5)]
 	r.RedisCmds = float64(total) / n
 	r.PeakRSSMB = float64(peakRSS()) / (1 << 20)
 	mem, err := redisInfo(ctx, m.b.a.rdb, "memory")
@@ -898,7 +903,7 @@ func printBench(w io.Writer, rep *benchReport) {
 			continue
 		}
 		var top []string
-		for _, c := range r.TopCommands {
+		for _, c := range r.TopCommands[:min(len(r.TopCommands), 5)] {
 			top = append(top, fmt.Sprintf("%s %.2f", c.Command, c.PerMsg))
 		}
 		fmt.Fprintf(w, "%s: %.1f s; Redis commands per message: %s\n", r.Figure, r.Seconds, strings.Join(top, ", "))

@@ -133,8 +133,8 @@ func (c *config) settings() []setting {
 		{"caps", "MISSIVE_CAPS", "email:marketing:2/7d, sms:marketing:1/1d", "frequency caps", &c.Caps},
 		{"quiet-sms", "MISSIVE_QUIET_SMS", "default", `SMS sending hours in the recipient's zone ("mon-sat 08:00-20:00; holidays 2026-12-25"); "default" is Monday-Saturday 08:00-20:00 without French public holidays`, &c.QuietSMS},
 		{"quiet-email", "MISSIVE_QUIET_EMAIL", "", "email sending hours; empty is always open", &c.QuietEmail},
-		{"rate-email", "MISSIVE_RATE_EMAIL", "1000/s", "pace of the SMTP relay, shared by all workers", &c.RateEmail},
-		{"rate-sms", "MISSIVE_RATE_SMS", "30/s", "pace of Twilio, shared by all workers", &c.RateSMS},
+		{"rate-email", "MISSIVE_RATE_EMAIL", "", `pace of the SMTP relay, shared by all workers, like 1000/s; empty or "off": as fast as the relay takes them`, &c.RateEmail},
+		{"rate-sms", "MISSIVE_RATE_SMS", "30/s", `pace of Twilio, shared by all workers; "off": none`, &c.RateSMS},
 		{"inactive-after", "MISSIVE_INACTIVE_AFTER", "", `how long a contact without any granted consent is kept after its last activity, in days or years ("1095d", "3y"); empty is 3 years (CNIL, prospects); "off" never purges`, &c.InactiveAfter},
 		{"log-level", "MISSIVE_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
 	}
@@ -262,6 +262,9 @@ func (c *config) validate(demo bool) error {
 	}
 	c.rates = map[channels.Kind]throttle.Rate{}
 	for k, spec := range map[channels.Kind]string{channels.Email: c.RateEmail, channels.SMS: c.RateSMS} {
+		if spec == "" || spec == "off" {
+			continue
+		}
 		r, err := throttle.ParseRate(spec)
 		if err != nil {
 			return fmt.Errorf("MISSIVE_RATE_%s: %w", strings.ToUpper(string(k)), err)

@@ -721,6 +721,31 @@ func (h *twilioHarness) outcome(t *testing.T, run, send string) outcome {
 		Suppression: sup.Reason, Suspended: !sup.Until.IsZero()}
 }
 
+// Twilio answers 429 to a message twice: the send is tried again in its
+// task, waiting longer each time, and leaves once.
+func TestTwilioTooManyRequestsRetried(t *testing.T) {
+	t.Parallel()
+	h := statusSetup(t)
+	h.b.twilio.FailOnce(stopPhone, 429, 20429)
+	h.b.twilio.FailOnce(stopPhone, 429, 20429)
+	run, send, _ := h.sendSMS(t)
+	if n := h.b.twilio.Failed(); n != 2 {
+		t.Errorf("the double answered 429 %d times, want 2", n)
+	}
+	if n := len(h.b.twilio.Messages()); n != 1 {
+		t.Errorf("%d messages taken, want 1", n)
+	}
+	got := h.outcome(t, run, send)
+	if got.State != dispatcher.StateSent || got.ErrorCode != "" {
+		t.Errorf("send %s, error code %q, want sent without one", got.State, got.ErrorCode)
+	}
+	sd, err := h.b.d.Store.Send(context.Background(), send)
+	must(t, err)
+	if sd.Attempts != 3 {
+		t.Errorf("%d claims, want 3", sd.Attempts)
+	}
+}
+
 func TestTwilioStatusDelivered(t *testing.T) {
 	t.Parallel()
 	h := statusSetup(t)

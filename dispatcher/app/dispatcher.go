@@ -92,7 +92,7 @@ type Config struct {
 	// window. Default 2 minutes.
 	Jitter time.Duration
 	// ProviderRates limit the pace per channel, shared by all workers.
-	// Default: email 1000/s, SMS 30/s.
+	// Default: SMS 30/s, email unpaced.
 	ProviderRates map[channels.Kind]throttle.Rate
 
 	// Tuning cuts and paces the pipeline's work; each field's comment says
@@ -171,8 +171,7 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ProviderRates == nil {
 		c.ProviderRates = map[channels.Kind]throttle.Rate{
-			channels.Email: {Count: 1000, Per: time.Second},
-			channels.SMS:   {Count: 30, Per: time.Second},
+			channels.SMS: {Count: 30, Per: time.Second},
 		}
 	}
 	if c.SendQueues == 0 && storepkg.IsCluster(c.Redis) {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -122,7 +123,7 @@ func (d *Pipeline) handleSend(ctx context.Context, t *asynq.Task) error {
 				limitErr = &throttle.LimitError{RetryIn: retryIn}
 				break
 			}
-			err = d.deliverAll(ctx, st, group[:allowed], contacts, lastTry, &tempErr)
+			err = d.deliverAll(ctx, st, k, group[:allowed], contacts, lastTry, &tempErr)
 			var he *heldError
 			if errors.As(err, &he) {
 				_, err := d.hold(ctx, he.state, ids)
@@ -171,32 +172,80 @@ func (e *heldError) Error() string { return "run " + e.state }
 // the task goes back to the queue.
 const maxPace = 2 * time.Second
 
-// deliverAll delivers sends in order and keeps the last temporary error.
-func (d *Pipeline) deliverAll(ctx context.Context, st *runState, group []*dispatcher.Send, contacts map[string]*dispatcher.Contact, lastTry bool, tempErr *error) error {
-	for _, s := range group {
-		if ctx.Err() != nil {
-			return ctx.Err() // the rest stay queued; the task runs again
-		}
-		err := d.deliver(ctx, st, s, contacts[s.ID])
-		switch kind := channels.KindOf(err); {
-		case err == nil:
-		case !isChannelErr(err):
-			return err
-		case kind == channels.Sender:
-			// The rest would be refused alike: they wait, queued, until an
-			// operator fixes the channel.
-			*tempErr = err
-			return nil
-		case kind != channels.Temporary:
-		case lastTry:
-			if err := d.Settle(ctx, []string{s.ID}, dispatcher.StateQueued, dispatcher.StateFailed, dispatcher.ReasonExhausted); err != nil {
+// sendChunk is how many sends are claimed at once and handed to their
+// channel together: the SMTP sender streams them over one connection. It
+// bounds what a pause or an opt-out cannot stop any more once claimed.
+const sendChunk = 16
+
+// maxRetries is how many times a send the provider asked to come back
+// later (a 429 with Retry-After) is tried again within its task.
+const maxRetries = 3
+
+// deliverAll delivers sends of channel k in order, sendChunk at a time, and
+// keeps the last temporary error.
+func (d *Pipeline) deliverAll(ctx context.Context, st *runState, k channels.Kind, group []*dispatcher.Send, contacts map[string]*dispatcher.Contact, lastTry bool, tempErr *error) error {
+	for tries := 0; len(group) > 0; tries++ {
+		var again []*dispatcher.Send
+		var wait time.Duration
+		for len(group) > 0 {
+			if ctx.Err() != nil {
+				return ctx.Err() // the rest stay queued; the task runs again
+			}
+			chunk := group[:min(len(group), sendChunk)]
+			group = group[len(chunk):]
+			errs, err := d.deliverChunk(ctx, st, k, chunk, contacts)
+			if err != nil {
 				return err
 			}
-		default:
-			*tempErr = err
+			var exhausted []string
+			refused := false
+			for i, err := range errs {
+				switch kind := channels.KindOf(err); {
+				case err == nil:
+				case kind == channels.Sender:
+					// The rest would be refused alike: they wait, queued,
+					// until an operator fixes the channel.
+					*tempErr, refused = err, true
+				case kind != channels.Temporary:
+				case tries < maxRetries && retryIn(err)<<tries > 0 && retryIn(err)<<tries <= maxPace:
+					// The provider asked to come back shortly (a 429): the
+					// send is tried again, waiting longer each time, without
+					// a second rate token.
+					again = append(again, chunk[i])
+					wait = max(wait, retryIn(err)<<tries)
+				case lastTry:
+					exhausted = append(exhausted, chunk[i].ID)
+				default:
+					*tempErr = err
+				}
+			}
+			if len(exhausted) > 0 {
+				if err := d.Settle(ctx, exhausted, dispatcher.StateQueued, dispatcher.StateFailed, dispatcher.ReasonExhausted); err != nil {
+					return err
+				}
+			}
+			if refused {
+				return nil
+			}
+		}
+		if group = again; len(group) > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
 		}
 	}
 	return nil
+}
+
+// retryIn is when a temporary error asks to be tried again, 0 unsaid.
+func retryIn(err error) time.Duration {
+	var ce *channels.Error
+	if errors.As(err, &ce) {
+		return ce.RetryIn
+	}
+	return 0
 }
 
 // take takes up to n tokens from the channel's provider limit and the
@@ -280,92 +329,134 @@ func (d *Pipeline) recheck(ctx context.Context, st *runState, live []*dispatcher
 	return out, contacts, nil
 }
 
-// deliver renders one send and hands it to its channel, which claims it
-// right before the bytes go out (takeClaim); then it settles the outcome.
-// It returns the channel's error (a *channels.Error or a plain, temporary
-// one), a *heldError when the claim found the run paused or cancelled, or
-// a Redis error.
-func (d *Pipeline) deliver(ctx context.Context, st *runState, s *dispatcher.Send, c *dispatcher.Contact) error {
-	ch := d.cfg.Channels[s.Channel]
+// deliverChunk renders sends of channel k and hands them to the channel
+// at once; the channel claims them right before their bytes go out
+// (claimChunk), then their outcomes are settled in one round trip. It
+// returns each send's channel error (a *channels.Error, nil when it left
+// or needs no retry), a *heldError when the claim found the run paused or
+// cancelled, or a Redis error.
+func (d *Pipeline) deliverChunk(ctx context.Context, st *runState, k channels.Kind, chunk []*dispatcher.Send, contacts map[string]*dispatcher.Contact) ([]error, error) {
+	errs := make([]error, len(chunk))
+	ch := d.cfg.Channels[k]
 	if ch == nil {
-		return d.Settle(ctx, []string{s.ID}, InflightStates, dispatcher.StateFailed, dispatcher.ReasonNoChannel)
+		return errs, d.Settle(ctx, sendIDs(chunk), InflightStates, dispatcher.StateFailed, dispatcher.ReasonNoChannel)
 	}
-	msg, err := d.render(ctx, st, s, c)
-	if errors.Is(err, ErrNothingToSend) {
-		return d.Settle(ctx, []string{s.ID}, InflightStates, dispatcher.StateCancelled, dispatcher.ReasonAnswered)
+	var settle []storepkg.Transition
+	var batch channels.Batch
+	var sends []*dispatcher.Send // of batch.Messages
+	var at []int                 // their index in chunk
+	for i, s := range chunk {
+		msg, err := d.render(ctx, st, s, contacts[s.ID])
+		if errors.Is(err, ErrNothingToSend) {
+			settle = append(settle, storepkg.Transition{Send: s.ID, From: InflightStates, To: dispatcher.StateCancelled, Reason: dispatcher.ReasonAnswered})
+			continue
+		}
+		if err != nil {
+			d.log.Warn("render failed", "send", s.ID, "error", err)
+			settle = append(settle, storepkg.Transition{Send: s.ID, From: InflightStates, To: dispatcher.StateFailed, Reason: dispatcher.ReasonRender})
+			continue
+		}
+		if k == channels.Email {
+			if msg.ReturnPath, err = d.fb.ReturnPath(ctx, s.ID); err != nil {
+				return nil, err
+			}
+		}
+		batch.Messages = append(batch.Messages, msg)
+		sends, at = append(sends, s), append(at, i)
 	}
-	if err != nil {
-		d.log.Warn("render failed", "send", s.ID, "error", err)
-		return d.Settle(ctx, []string{s.ID}, InflightStates, dispatcher.StateFailed, dispatcher.ReasonRender)
-	}
-	if s.Channel == channels.Email {
-		if msg.ReturnPath, err = d.fb.ReturnPath(ctx, s.ID); err != nil {
-			return err
+	if len(settle) > 0 {
+		if err := d.applyTransitions(ctx, settle); err != nil {
+			return nil, err
 		}
 	}
-	claimed := false
-	msg.Claim = func(ctx context.Context) error {
-		err := d.takeClaim(ctx, st, s, c)
-		claimed = err == nil
-		return err
+	if len(sends) == 0 {
+		return errs, nil
 	}
-	// The provider call is not cut short by a shutdown: a message half
+	claimed := make([]bool, len(sends))
+	batch.Claim = func(ctx context.Context, idx []int) []error {
+		out := d.claimChunk(ctx, st, sends, contacts, idx)
+		for j, i := range idx {
+			claimed[i] = out[j] == nil
+		}
+		return out
+	}
+	// The provider calls are not cut short by a shutdown: a message half
 	// handed over is the one case that could be lost or sent twice. The
 	// channels bound their own calls (the SMTP and Twilio timeouts), and a
 	// context that is never done cannot cut their connection mid-message.
-	// The settlement after it outlives the task too: a delivered message
+	// The settlement after them outlives the task too: a delivered message
 	// must not be left "sending" for the reconciler to call ambiguous.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	res, sendErr := ch.Send(sctx, msg)
-	var he *heldError
-	var we *withheldError
-	switch {
-	case errors.Is(sendErr, errNotClaimed):
-		return nil
-	case errors.As(sendErr, &we):
-		return we.err
-	case errors.As(sendErr, &he):
-		return he
-	case !claimed:
-		return d.refusedUnclaimed(sctx, s, c, sendErr)
-	}
-	t := storepkg.Transition{Send: s.ID, From: dispatcher.StateSending}
-	switch channels.KindOf(sendErr) {
-	case 0:
-		t.To, t.Fields = dispatcher.StateSent, []any{"provider", res.ProviderID}
-	case channels.Temporary, channels.Sender:
-		t.To, t.Deadline = dispatcher.StateQueued, d.cfg.Now().Add(d.cfg.InflightDeadline)
-		if ctx.Err() != nil {
-			// The task is over (shut down, or handed to another worker
-			// while this one stood frozen): nothing retries it, so the
-			// reconciler takes the send up on its next pass.
-			t.Deadline = d.cfg.Now()
+	outcomes := channels.SendBatch(sctx, ch, batch)
+	// Every outcome is settled before any failure returns: a message that
+	// left must not stay "sending".
+	var fail, held error
+	settle = settle[:0]
+	for j, o := range outcomes {
+		s, c := sends[j], contacts[sends[j].ID]
+		var he *heldError
+		var we *withheldError
+		switch {
+		case errors.Is(o.Err, errNotClaimed):
+			continue
+		case errors.As(o.Err, &we):
+			fail = cmp.Or(fail, we.err)
+			continue
+		case errors.As(o.Err, &he):
+			held = he
+			continue
+		case !claimed[j] && !isChannelErr(o.Err):
+			fail = cmp.Or(fail, o.Err) // the claim's own failure (Redis): the task retries
+			continue
+		case !claimed[j]:
+			// The channel gave up before claiming it: nothing left. A
+			// message it cannot build fails; anything else stays queued
+			// for the task's retry.
+			if channels.KindOf(o.Err) == channels.Permanent {
+				if err := d.fb.Refused(sctx, s, c, o.Err); err != nil {
+					fail = cmp.Or(fail, err)
+					continue
+				}
+				settle = append(settle, storepkg.Transition{Send: s.ID, From: InflightStates, To: dispatcher.StateFailed, Reason: dispatcher.ReasonRejected})
+			}
+			errs[at[j]] = d.logFailure(s, o.Err)
+			continue
 		}
-	case channels.Ambiguous:
-		t.To, t.Reason = dispatcher.StateFailed, dispatcher.ReasonAmbiguous
-	default:
-		t.To, t.Reason = dispatcher.StateFailed, dispatcher.ReasonRejected
-		if err := d.fb.Refused(sctx, s, c, sendErr); err != nil {
-			return err
+		t := storepkg.Transition{Send: s.ID, From: dispatcher.StateSending}
+		switch channels.KindOf(o.Err) {
+		case 0:
+			// Delivery reports name the provider's id: the way back is
+			// recorded before the send shows as sent, so that a report
+			// racing the settlement finds it.
+			t.To, t.Fields, t.ProviderID = dispatcher.StateSent, []any{"provider", o.Result.ProviderID}, o.Result.ProviderID
+		case channels.Temporary, channels.Sender:
+			t.To, t.Deadline = dispatcher.StateQueued, d.cfg.Now().Add(d.cfg.InflightDeadline)
+			if ctx.Err() != nil {
+				// The task is over (shut down, or handed to another worker
+				// while this one stood frozen): nothing retries it, so the
+				// reconciler takes the send up on its next pass.
+				t.Deadline = d.cfg.Now()
+			}
+		case channels.Ambiguous:
+			t.To, t.Reason = dispatcher.StateFailed, dispatcher.ReasonAmbiguous
+		default:
+			t.To, t.Reason = dispatcher.StateFailed, dispatcher.ReasonRejected
+			if err := d.fb.Refused(sctx, s, c, o.Err); err != nil {
+				fail = cmp.Or(fail, err)
+			}
 		}
-	}
-	var ce *channels.Error
-	if errors.As(sendErr, &ce) && ce.Code != "" {
-		t.Fields = append(t.Fields, "error_code", ce.Code)
-	}
-	if sendErr == nil && res.ProviderID != "" {
-		// Delivery reports name the provider's id: keep the way back, before
-		// the send shows as sent, so that a report racing the settlement
-		// finds it.
-		if err := d.Store.SetProviderID(sctx, res.ProviderID, s.ID, d.cfg.SendTTL); err != nil {
-			return err
+		var ce *channels.Error
+		if errors.As(o.Err, &ce) && ce.Code != "" {
+			t.Fields = append(t.Fields, "error_code", ce.Code)
 		}
+		settle = append(settle, t)
+		errs[at[j]] = d.logFailure(s, o.Err)
 	}
-	if err := d.applyTransitions(sctx, []storepkg.Transition{t}); err != nil {
-		return err
+	if err := d.applyTransitions(sctx, settle); err != nil {
+		return nil, err
 	}
-	return d.logFailure(s, sendErr)
+	return errs, cmp.Or(fail, held)
 }
 
 // settleTimeout bounds what a send does once its task is cancelled: the
@@ -381,49 +472,63 @@ type withheldError struct{ err error }
 
 func (e *withheldError) Error() string { return "send withheld: an opt-out or an erasure came first" }
 
-// takeClaim claims s right before its message leaves (channels call it
-// through Message.Claim). In the same round trip it reads the run's state,
-// the contact, suppression and consent: a pause holds the send queued
-// (*heldError), an erasure or an opt-out recorded meanwhile settles it
-// (*withheldError), and the message never leaves.
-func (d *Pipeline) takeClaim(ctx context.Context, st *runState, s *dispatcher.Send, c *dispatcher.Contact) error {
-	claim, err := d.Store.ClaimSend(ctx, storepkg.SendClaim{Send: s.ID, Lease: d.cfg.Now().Add(d.cfg.SendLease), Topic: st.topic,
-		Check: storepkg.CheckRequest{Contact: c.ID, Channel: s.Channel, Address: c.Address(s.Channel)}})
-	switch {
-	case err != nil:
-		return err
-	case claim.Held != "":
-		return &heldError{state: claim.Held}
-	case !claim.Claimed:
-		return errNotClaimed
-	case claim.Erased:
-		return &withheldError{d.Settle(ctx, []string{s.ID}, dispatcher.StateSending, dispatcher.StateCancelled, dispatcher.ReasonErased)}
+// claimChunk claims sends[i] for each i of idx right before their messages
+// leave (channels call it through Batch.Claim), in one round trip that
+// also reads the run's state, the contacts, suppression and consent: a
+// pause holds a send queued (*heldError), an erasure or an opt-out
+// recorded meanwhile settles it (*withheldError), and its message never
+// leaves. It returns one error per index, nil for a claimed send.
+func (d *Pipeline) claimChunk(ctx context.Context, st *runState, sends []*dispatcher.Send, contacts map[string]*dispatcher.Contact, idx []int) []error {
+	out := make([]error, len(idx))
+	cs := make([]storepkg.SendClaim, len(idx))
+	lease := d.cfg.Now().Add(d.cfg.SendLease)
+	for j, i := range idx {
+		s, c := sends[i], contacts[sends[i].ID]
+		cs[j] = storepkg.SendClaim{Send: s.ID, Lease: lease, Topic: st.topic,
+			Check: storepkg.CheckRequest{Contact: c.ID, Channel: s.Channel, Address: c.Address(s.Channel)}}
 	}
-	if reason := gatepkg.Verdict(claim.Checked, st.topic.Kind == dispatcher.Marketing); reason != "" {
-		_ = d.caps.Release(ctx, c.ID, string(s.Channel), st.topic.ID, s.ID)
-		return &withheldError{d.Settle(ctx, []string{s.ID}, dispatcher.StateSending, dispatcher.StateSuppressed, reason)}
+	claims, err := d.Store.ClaimSends(ctx, cs)
+	if err != nil {
+		for j := range out {
+			out[j] = err
+		}
+		return out
 	}
-	return nil
+	var settle []storepkg.Transition
+	var withheld []int
+	for j, claim := range claims {
+		s, c := sends[idx[j]], contacts[sends[idx[j]].ID]
+		switch {
+		case claim.Held != "":
+			out[j] = &heldError{state: claim.Held}
+		case !claim.Claimed:
+			out[j] = errNotClaimed
+		case claim.Erased:
+			settle = append(settle, storepkg.Transition{Send: s.ID, From: dispatcher.StateSending, To: dispatcher.StateCancelled, Reason: dispatcher.ReasonErased})
+			withheld = append(withheld, j)
+		default:
+			if reason := gatepkg.Verdict(claim.Checked, st.topic.Kind == dispatcher.Marketing); reason != "" {
+				_ = d.caps.Release(ctx, c.ID, string(s.Channel), st.topic.ID, s.ID)
+				settle = append(settle, storepkg.Transition{Send: s.ID, From: dispatcher.StateSending, To: dispatcher.StateSuppressed, Reason: reason})
+				withheld = append(withheld, j)
+			}
+		}
+	}
+	if len(settle) > 0 {
+		err := d.applyTransitions(ctx, settle)
+		for _, j := range withheld {
+			out[j] = &withheldError{err}
+		}
+	}
+	return out
 }
 
-// refusedUnclaimed settles a send its channel gave up on before claiming
-// it: nothing left. A permanent refusal (a message the channel cannot
-// build) fails it; anything else leaves it queued for the task's retry.
-func (d *Pipeline) refusedUnclaimed(ctx context.Context, s *dispatcher.Send, c *dispatcher.Contact, sendErr error) error {
-	switch channels.KindOf(sendErr) {
-	case channels.Permanent:
-		if err := d.fb.Refused(ctx, s, c, sendErr); err != nil {
-			return err
-		}
-		if err := d.Settle(ctx, []string{s.ID}, InflightStates, dispatcher.StateFailed, dispatcher.ReasonRejected); err != nil {
-			return err
-		}
-	default:
-		if !isChannelErr(sendErr) {
-			return sendErr // the claim's own failure (Redis): the task retries
-		}
+func sendIDs(sends []*dispatcher.Send) []string {
+	ids := make([]string, len(sends))
+	for i, s := range sends {
+		ids[i] = s.ID
 	}
-	return d.logFailure(s, sendErr)
+	return ids
 }
 
 // logFailure logs a failed send and returns its error as a

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -121,8 +122,21 @@ func (s *Store) SendForProvider(ctx context.Context, provider string) (string, e
 	return id, err
 }
 
-// SetProviderID records that the provider's message id names send, for
-// ttl: delivery reports name the provider's id.
-func (s *Store) SetProviderID(ctx context.Context, provider, send string, ttl time.Duration) error {
-	return s.Redis.Set(ctx, s.providerKey(provider), send, ttl).Err()
+// SetProviderIDs records that each provider's message id names its send,
+// for the store's send TTL: delivery reports name the provider's id.
+func (s *Store) SetProviderIDs(ctx context.Context, ids map[string]string) error {
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		s.setProviderIDs(ctx, p, ids)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record provider ids: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) setProviderIDs(ctx context.Context, p redis.Pipeliner, ids map[string]string) {
+	for provider, send := range ids {
+		p.Set(ctx, s.providerKey(provider), send, s.sendTTL)
+	}
 }

@@ -49,60 +49,86 @@ end
 return 1
 `)
 
-// transitionScript moves a send from one of the allowed states to another.
-// KEYS: send, run, inflight. ARGV: send id, allowed states (comma
-// separated), new state, reason, in-flight deadline ms (0: leaves the set),
-// now ms, overdue ms (when not 0, the move happens only if the send's
+// transitionScript moves sends of one run from one of the allowed states
+// to another, in one call. KEYS: run, inflight, then one send key per
+// send. ARGV: now ms, then for each send: send id, allowed states (comma
+// separated), new state, reason, in-flight deadline ms (0: leaves the
+// set), overdue ms (when not 0, the move happens only if the send's
 // in-flight deadline is at or before it: the reconciler acts only on what
 // is still overdue), "1" to hold the move while the run is paused or
-// cancelled, then field/value pairs to set.
-// Returns {1, previous} when done, {0, current} when the state was not
-// allowed, {-1} when the send does not exist, {-2, run state} when the run
-// holds it; a third element "done" says the run has nothing left in
-// flight and its planning is finished.
+// cancelled, the number n of field/value pairs to set, then the n pairs.
+// Returns one reply per send: {1, previous} when done, {0, current} when
+// the state was not allowed, {-1} when the send does not exist, {-2, run
+// state} when the run holds it. A third element "done", on the last send
+// to leave the in-flight set, says the run has nothing left in flight and
+// its planning is finished. Counters are added up once per call.
 var transitionScript = redis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], 'state')
-if not cur then return {-1, ''} end
-if ARGV[8] == '1' then
-  local rs = redis.call('HGET', KEYS[2], 'state')
-  if rs == 'paused' or rs == 'cancelled' then return {-2, rs} end
-end
-local allowed = false
-for s in string.gmatch(ARGV[2], '[^,]+') do
-  if s == cur then allowed = true end
-end
-if not allowed then return {0, cur} end
-if ARGV[7] ~= '0' then
-  local due = redis.call('ZSCORE', KEYS[3], ARGV[1])
-  if not due or tonumber(due) > tonumber(ARGV[7]) then return {0, cur} end
+local counts = {}
+local function count(name, n)
+  counts[name] = (counts[name] or 0) + n
 end
 local function outcome(state, reason)
   if state == 'suppressed' then return reason end
   return state
 end
-local prev = outcome(cur, redis.call('HGET', KEYS[1], 'reason'))
-redis.call('HSET', KEYS[1], 'state', ARGV[3], 'reason', ARGV[4], 'at', ARGV[6])
-for i = 9, #ARGV, 2 do
-  if ARGV[i] == 'attempts' then
-    redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-  else
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
+local runState
+local left = 0
+local out = {}
+local function apply(key, a, nf)
+  local cur = redis.call('HMGET', key, 'state', 'reason')
+  if not cur[1] then return {-1, ''} end
+  if ARGV[a+6] == '1' then
+    runState = runState or redis.call('HGET', KEYS[1], 'state') or ''
+    if runState == 'paused' or runState == 'cancelled' then return {-2, runState} end
   end
+  local allowed = false
+  for s in string.gmatch(ARGV[a+1], '[^,]+') do
+    if s == cur[1] then allowed = true end
+  end
+  if not allowed then return {0, cur[1]} end
+  if ARGV[a+5] ~= '0' then
+    local due = redis.call('ZSCORE', KEYS[2], ARGV[a])
+    if not due or tonumber(due) > tonumber(ARGV[a+5]) then return {0, cur[1]} end
+  end
+  local set = {'state', ARGV[a+2], 'reason', ARGV[a+3], 'at', ARGV[1]}
+  for i = a + 8, a + 7 + 2 * nf, 2 do
+    if ARGV[i] == 'attempts' then
+      redis.call('HINCRBY', key, 'attempts', 1)
+    else
+      set[#set+1] = ARGV[i]
+      set[#set+1] = ARGV[i+1]
+    end
+  end
+  redis.call('HSET', key, unpack(set))
+  if ARGV[a+2] == 'sent' and cur[1] == 'sending' then
+    redis.call('HDEL', key, 'error_code') -- of an earlier try
+  end
+  local prev, next = outcome(cur[1], cur[2]), outcome(ARGV[a+2], ARGV[a+3])
+  if prev ~= next then
+    count('n:' .. prev, -1)
+    count('n:' .. next, 1)
+  end
+  if ARGV[a+4] ~= '0' then
+    redis.call('ZADD', KEYS[2], ARGV[a+4], ARGV[a])
+  else
+    redis.call('ZREM', KEYS[2], ARGV[a])
+    left = #out + 1
+  end
+  return {1, cur[1]}
 end
-local next = outcome(ARGV[3], ARGV[4])
-if prev ~= next then
-  redis.call('HINCRBY', KEYS[2], 'n:' .. prev, -1)
-  redis.call('HINCRBY', KEYS[2], 'n:' .. next, 1)
+local a = 2
+for k = 3, #KEYS do
+  local nf = tonumber(ARGV[a+7])
+  out[#out+1] = apply(KEYS[k], a, nf)
+  a = a + 8 + 2 * nf
 end
-if ARGV[5] ~= '0' then
-  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
-  return {1, cur}
+for name, n in pairs(counts) do
+  if n ~= 0 then redis.call('HINCRBY', KEYS[1], name, n) end
 end
-redis.call('ZREM', KEYS[3], ARGV[1])
-if redis.call('ZCARD', KEYS[3]) == 0 and redis.call('HGET', KEYS[2], 'planned_done') == '1' then
-  return {1, cur, 'done'}
+if left > 0 and redis.call('ZCARD', KEYS[2]) == 0 and redis.call('HGET', KEYS[1], 'planned_done') == '1' then
+  out[left][3] = 'done'
 end
-return {1, cur}
+return out
 `)
 
 // finishBatchScript marks a batch done once and tells whether the run has
@@ -204,6 +230,9 @@ type Transition struct {
 	// taken, so that a pause holds from its answer on.
 	UnlessHeld bool
 	Fields     []any
+	// ProviderID, when set, is recorded as naming the send (SetProviderIDs)
+	// before the change is made.
+	ProviderID string
 }
 
 type transitionResult struct {
@@ -214,45 +243,111 @@ type transitionResult struct {
 	RunDone bool
 }
 
-// TransitionSends applies changes in one pipeline.
+// TransitionSends applies changes in one round trip: one script call per
+// run and chunk of transitionChunk sends. A transition with a ProviderID
+// records it first (SetProviderIDs).
 func (s *Store) TransitionSends(ctx context.Context, ts []Transition) ([]transitionResult, error) {
-	now := s.now()
-	cmds := make([]*redis.Cmd, len(ts))
-	_, err := s.scriptPipeline(ctx, transitionScript, func(p redis.Pipeliner) {
-		for i, t := range ts {
-			cmds[i] = s.evalTransition(ctx, p, t, now)
+	ids := map[string]string{}
+	for _, t := range ts {
+		if t.ProviderID != "" {
+			ids[t.ProviderID] = t.Send
 		}
+	}
+	clustered := IsCluster(s.Redis)
+	if len(ids) > 0 && clustered {
+		// A cluster pipeline runs on several nodes at once: the ids must be
+		// in place before the sends show as sent.
+		if err := s.SetProviderIDs(ctx, ids); err != nil {
+			return nil, err
+		}
+	}
+	now := s.now()
+	var calls []transitionCall
+	_, err := s.scriptPipeline(ctx, transitionScript, func(p redis.Pipeliner) {
+		if !clustered {
+			s.setProviderIDs(ctx, p, ids)
+		}
+		calls = s.evalTransitions(ctx, p, ts, now)
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("transition sends: %w", err)
 	}
 	out := make([]transitionResult, len(ts))
-	for i, cmd := range cmds {
-		vals, err := cmd.Slice()
-		if err != nil || len(vals) < 2 {
-			return nil, fmt.Errorf("transition send: %v", err)
+	for _, c := range calls {
+		if err := c.parse(out); err != nil {
+			return nil, err
 		}
-		out[i] = parseTransition(vals)
 	}
 	return out, nil
 }
 
-// evalTransition queues transitionScript for t on p.
-func (s *Store) evalTransition(ctx context.Context, p redis.Pipeliner, t Transition, now time.Time) *redis.Cmd {
-	run, _, _ := dispatcher.SplitSendID(t.Send)
-	var deadline, overdue int64
-	if !t.Deadline.IsZero() {
-		deadline = ms(t.Deadline)
+// transitionChunk bounds the sends of one script call, which blocks Redis
+// while it runs.
+const transitionChunk = 200
+
+// transitionCall is one call of transitionScript: the transitions of one
+// run, at their index in the caller's list.
+type transitionCall struct {
+	cmd *redis.Cmd
+	idx []int
+}
+
+// parse writes the call's results into out.
+func (c transitionCall) parse(out []transitionResult) error {
+	vals, err := c.cmd.Slice()
+	if err != nil || len(vals) != len(c.idx) {
+		return fmt.Errorf("transition sends: %v", err)
 	}
-	if !t.Overdue.IsZero() {
-		overdue = ms(t.Overdue)
+	for j, v := range vals {
+		r, ok := v.([]any)
+		if !ok || len(r) < 2 {
+			return fmt.Errorf("transition sends: unexpected reply %v", v)
+		}
+		out[c.idx[j]] = parseTransition(r)
 	}
-	hold := "0"
-	if t.UnlessHeld {
-		hold = "1"
+	return nil
+}
+
+// evalTransitions queues the script calls of ts on p, run by run.
+func (s *Store) evalTransitions(ctx context.Context, p redis.Pipeliner, ts []Transition, now time.Time) []transitionCall {
+	byRun := map[string][]int{}
+	var runs []string
+	for i, t := range ts {
+		run, _, _ := dispatcher.SplitSendID(t.Send)
+		if _, ok := byRun[run]; !ok {
+			runs = append(runs, run)
+		}
+		byRun[run] = append(byRun[run], i)
 	}
-	args := append([]any{t.Send, t.From, t.To, t.Reason, deadline, ms(now), overdue, hold}, t.Fields...)
-	return transitionScript.EvalSha(ctx, p, []string{s.SendKey(t.Send), s.RunKey(run), s.inflightKey(run)}, args...)
+	var calls []transitionCall
+	for _, run := range runs {
+		idx := byRun[run]
+		for len(idx) > 0 {
+			chunk := idx[:min(len(idx), transitionChunk)]
+			idx = idx[len(chunk):]
+			keys := []string{s.RunKey(run), s.inflightKey(run)}
+			args := []any{ms(now)}
+			for _, i := range chunk {
+				t := ts[i]
+				var deadline, overdue int64
+				if !t.Deadline.IsZero() {
+					deadline = ms(t.Deadline)
+				}
+				if !t.Overdue.IsZero() {
+					overdue = ms(t.Overdue)
+				}
+				hold := "0"
+				if t.UnlessHeld {
+					hold = "1"
+				}
+				keys = append(keys, s.SendKey(t.Send))
+				args = append(args, t.Send, t.From, t.To, t.Reason, deadline, overdue, hold, len(t.Fields)/2)
+				args = append(args, t.Fields...)
+			}
+			calls = append(calls, transitionCall{cmd: transitionScript.EvalSha(ctx, p, keys, args...), idx: chunk})
+		}
+	}
+	return calls
 }
 
 func parseTransition(vals []any) transitionResult {

@@ -27,7 +27,7 @@ type SendClaim struct {
 	Topic *dispatcher.Topic
 }
 
-// SendClaimed is what ClaimSend found.
+// SendClaimed is what ClaimSends found of one claim.
 type SendClaimed struct {
 	// Claimed: the send is now "sending", for this caller only.
 	Claimed bool
@@ -42,60 +42,76 @@ type SendClaimed struct {
 	Checked Checked
 }
 
-// ErrClaimNotDurable is returned by ClaimSend when no replica
-// acknowledged the claim in time: the claim was undone and the send is
+// ErrClaimNotDurable is returned by ClaimSends when no replica
+// acknowledged the claims in time: they were undone and the sends are
 // queued again, to be tried later.
-var ErrClaimNotDurable = errors.New("claim send: no replica acknowledged the claim in time; the send waits")
+var ErrClaimNotDurable = errors.New("claim sends: no replica acknowledged the claims in time; the sends wait")
 
-// ClaimSend moves c.Send from queued or deferred to sending unless its run
-// is paused or cancelled, and reads, in the same round trip and before the
-// claim, whether the contact still exists and what checks 2 and 3 see. An
-// opt-out, an erasure or a pause recorded before the claim is therefore
-// seen by it, however long the send waited in its task.
+// ClaimSends moves each send from queued or deferred to sending unless
+// its run is paused or cancelled, and reads, in the same round trip and
+// before the claim, whether the contact still exists and what checks 2 and
+// 3 see. An opt-out, an erasure or a pause recorded before the claim is
+// therefore seen by it, however long the send waited in its task. The
+// claims of one run are one script call.
 //
-// With ClaimReplicas set, the same round trip ends with WAIT: the claim
-// counts only once that many replicas hold it, since a claim lost in a
+// With ClaimReplicas set, the same round trip ends with WAIT: the claims
+// count only once that many replicas hold them, since a claim lost in a
 // failover would make a message that left look fresh, and send it again.
-// When they do not answer within ClaimWait the claim is undone (the send
-// is queued again, due back at c.Lease at the latest) and ClaimSend
-// returns ErrClaimNotDurable: sends wait while no replica keeps up rather
-// than leave on a claim a failover could forget. A claim whose answer is
-// lost is undone alike once Redis answers again (uncertainClaim). Should
-// an undo itself be lost, the send stays "sending" and is settled
-// ambiguous: never sent twice.
-func (s *Store) ClaimSend(ctx context.Context, c SendClaim) (SendClaimed, error) {
-	var exists *redis.IntCmd
-	var reads checkReads
-	var claim *redis.Cmd
+// When they do not answer within ClaimWait the claims are undone (the
+// sends are queued again, due back at their Lease at the latest) and
+// ClaimSends returns ErrClaimNotDurable: sends wait while no replica keeps
+// up rather than leave on a claim a failover could forget. Claims whose
+// answer is lost are undone alike once Redis answers again
+// (uncertainClaims). Should an undo itself be lost, the send stays
+// "sending" and is settled ambiguous: never sent twice.
+func (s *Store) ClaimSends(ctx context.Context, cs []SendClaim) ([]SendClaimed, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	exists := make([]*redis.IntCmd, len(cs))
+	reads := make([]checkReads, len(cs))
+	var calls []transitionCall
 	var wait *redis.Cmd
 	replicas, timeout := s.ClaimReplicas, cmp.Or(s.ClaimWait, time.Second)
 	token := claimToken()
-	t := Transition{Send: c.Send, From: dispatcher.StateQueued + "," + dispatcher.StateDeferred, To: dispatcher.StateSending,
-		Deadline: c.Lease, UnlessHeld: true, Fields: []any{"attempts", 1, "claim", token}}
+	ts := make([]Transition, len(cs))
+	for i, c := range cs {
+		ts[i] = Transition{Send: c.Send, From: dispatcher.StateQueued + "," + dispatcher.StateDeferred, To: dispatcher.StateSending,
+			Deadline: c.Lease, UnlessHeld: true, Fields: []any{"attempts", 1, "claim", token}}
+	}
 	now := s.now()
 	_, err := s.scriptPipeline(ctx, transitionScript, func(p redis.Pipeliner) {
-		exists = p.Exists(ctx, s.ContactKey(c.Check.Contact))
-		reads = s.readChecks(ctx, p, c.Topic, c.Check)
-		claim = s.evalTransition(ctx, p, t, now)
+		for i, c := range cs {
+			exists[i] = p.Exists(ctx, s.ContactKey(c.Check.Contact))
+			reads[i] = s.readChecks(ctx, p, c.Topic, c.Check)
+		}
+		calls = s.evalTransitions(ctx, p, ts, now)
 		if replicas > 0 {
 			// Below the client's read timeout (3 s by default).
 			wait = p.Do(ctx, "wait", replicas, timeout.Milliseconds())
 		}
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return SendClaimed{}, s.uncertainClaim(ctx, c, token, fmt.Errorf("claim send: %w", err))
+		return nil, s.uncertainClaims(ctx, cs, token, fmt.Errorf("claim sends: %w", err))
 	}
-	vals, err := claim.Slice()
-	if err != nil || len(vals) < 2 {
-		return SendClaimed{}, s.uncertainClaim(ctx, c, token, fmt.Errorf("claim send: %v", err))
+	rs := make([]transitionResult, len(cs))
+	for _, c := range calls {
+		if err := c.parse(rs); err != nil {
+			return nil, s.uncertainClaims(ctx, cs, token, err)
+		}
 	}
-	r := parseTransition(vals)
-	if r.Applied && wait != nil && !acknowledged(wait, replicas) {
-		// The claim may yet reach a replica, and the master fail: give it
-		// back wherever it is found.
-		return SendClaimed{}, s.uncertainClaim(ctx, c, token, ErrClaimNotDurable)
+	out := make([]SendClaimed, len(cs))
+	applied := false
+	for i, r := range rs {
+		applied = applied || r.Applied
+		out[i] = SendClaimed{Claimed: r.Applied, Held: r.Held, Erased: exists[i].Val() == 0, Checked: reads[i].checked()}
 	}
-	return SendClaimed{Claimed: r.Applied, Held: r.Held, Erased: exists.Val() == 0, Checked: reads.checked()}, nil
+	if applied && wait != nil && !acknowledged(wait, replicas) {
+		// The claims may yet reach a replica, and the master fail: give
+		// them back wherever they are found.
+		return nil, s.uncertainClaims(ctx, cs, token, ErrClaimNotDurable)
+	}
+	return out, nil
 }
 
 // acknowledged reports whether a WAIT answered that n replicas hold the
@@ -113,29 +129,20 @@ func claimToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// uncertainClaim handles a claim whose answer was lost (Redis restarted
-// or failed over, a reply read too late by a process that was frozen): it
-// may have been applied, and then nobody else would ever take the send,
-// which the reconciler would settle ambiguous although it never left. It
-// reads the send again, for up to claimResolve, and when it holds this
-// claim (its token), gives it back: queued, due back at c.Lease. Nothing
-// else can have changed a send "sending" under this claim but the
+// uncertainClaims handles claims whose answer was lost (Redis restarted
+// or failed over, a reply read too late by a process that was frozen):
+// they may have been applied, and then nobody else would ever take the
+// sends, which the reconciler would settle ambiguous although they never
+// left. It reads the sends again, for up to claimResolve, and gives back
+// those holding this claim (its token): queued, due back at their Lease.
+// Nothing else can have changed a send "sending" under this claim but the
 // reconciler, whose settlement the undo then leaves alone. It returns err,
-// so that the message does not leave and its task tries again.
-func (s *Store) uncertainClaim(ctx context.Context, c SendClaim, token string, err error) error {
+// so that no message leaves and the task tries again.
+func (s *Store) uncertainClaims(ctx context.Context, cs []SendClaim, token string, err error) error {
 	deadline := time.Now().Add(claimResolve)
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		vals, rerr := s.Redis.HMGet(ctx, s.SendKey(c.Send), "state", "claim").Result()
-		if rerr == nil {
-			state, _ := vals[0].(string)
-			holder, _ := vals[1].(string)
-			if state != dispatcher.StateSending || holder != token {
-				return err // not applied, or settled since
-			}
-			undo := Transition{Send: c.Send, From: dispatcher.StateSending, To: dispatcher.StateQueued, Deadline: c.Lease}
-			if _, rerr = s.TransitionSends(ctx, []Transition{undo}); rerr == nil {
-				return err
-			}
+		if s.undoClaims(ctx, cs, token) == nil {
+			return err
 		}
 		if time.Now().Add(wait).After(deadline) {
 			return err
@@ -148,6 +155,34 @@ func (s *Store) uncertainClaim(ctx context.Context, c SendClaim, token string, e
 	}
 }
 
-// claimResolve bounds how long a claim whose answer was lost is looked
+// undoClaims queues again the sends of cs still "sending" under token.
+func (s *Store) undoClaims(ctx context.Context, cs []SendClaim, token string) error {
+	cmds := make([]*redis.SliceCmd, len(cs))
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range cs {
+			cmds[i] = p.HMGet(ctx, s.SendKey(c.Send), "state", "claim")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var undo []Transition
+	for i, cmd := range cmds {
+		vals := cmd.Val()
+		state, _ := vals[0].(string)
+		holder, _ := vals[1].(string)
+		if state == dispatcher.StateSending && holder == token {
+			undo = append(undo, Transition{Send: cs[i].Send, From: dispatcher.StateSending, To: dispatcher.StateQueued, Deadline: cs[i].Lease})
+		}
+	}
+	if len(undo) == 0 {
+		return nil
+	}
+	_, err = s.TransitionSends(ctx, undo)
+	return err
+}
+
+// claimResolve bounds how long claims whose answer was lost are looked
 // for: past a restart or a failover of Redis.
 const claimResolve = 15 * time.Second

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
@@ -59,11 +60,11 @@ func TestClaimSend(t *testing.T) {
 			if tt.setup != nil {
 				must(t, tt.setup(ctx, s))
 			}
-			got, err := s.ClaimSend(ctx, SendClaim{Send: send, Lease: testNow.Add(time.Minute), Topic: news,
-				Check: CheckRequest{Contact: "c1", Channel: channels.Email, Address: "ana@example.com"}})
+			got, err := s.ClaimSends(ctx, []SendClaim{{Send: send, Lease: testNow.Add(time.Minute), Topic: news,
+				Check: CheckRequest{Contact: "c1", Channel: channels.Email, Address: "ana@example.com"}}})
 			must(t, err)
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("ClaimSend (-want +got):\n%s", diff)
+			if diff := cmp.Diff([]SendClaimed{tt.want}, got); diff != "" {
+				t.Errorf("ClaimSends (-want +got):\n%s", diff)
 			}
 			sd, err := s.Send(ctx, send)
 			must(t, err)
@@ -71,6 +72,47 @@ func TestClaimSend(t *testing.T) {
 				t.Errorf("send %s after the claim, want %s", sd.State, tt.state)
 			}
 		})
+	}
+}
+
+// One call claims the sends of several runs, each on its own: a send
+// settled meanwhile, a send whose contact was erased and a paused run's
+// send beside two that go.
+func TestClaimSendsInOneCall(t *testing.T) {
+	t.Parallel()
+	s, ctx := setup(t)
+	orders := &dispatcher.Topic{ID: "orders", Kind: dispatcher.Transactional}
+	var claims []SendClaim
+	for _, run := range []string{"r1", "r2"} {
+		_, err := s.CreateRun(ctx, &dispatcher.Run{ID: run, Campaign: "spring", State: dispatcher.RunSending, FireAt: testNow})
+		must(t, err)
+		for _, c := range []string{"c1", "c2", "c3"} {
+			if run == "r1" {
+				putContact(t, s, c, c+"@example.com")
+			}
+			send := dispatcher.SendID(run, c, channels.Email)
+			must(t, s.RecordDecisions(ctx, run, []Decision{{Send: send, Contact: c, Channel: channels.Email, Topic: "orders",
+				State: dispatcher.StateQueued}}, time.Hour))
+			claims = append(claims, SendClaim{Send: send, Lease: testNow.Add(time.Minute), Topic: orders,
+				Check: CheckRequest{Contact: c, Channel: channels.Email, Address: c + "@example.com"}})
+		}
+	}
+	_, err := s.TransitionSends(ctx, []Transition{{Send: claims[1].Send, From: dispatcher.StateQueued, To: dispatcher.StateCancelled}})
+	must(t, err)
+	must(t, s.Redis.Del(ctx, s.ContactKey("c3")).Err())
+	must(t, s.SetRunState(ctx, "r2", dispatcher.RunPaused))
+	got, err := s.ClaimSends(ctx, claims)
+	must(t, err)
+	want := []SendClaimed{{Claimed: true}, {}, {Claimed: true, Erased: true}, {Held: dispatcher.RunPaused}, {Held: dispatcher.RunPaused}, {Held: dispatcher.RunPaused, Erased: true}}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(SendClaimed{}, "Checked")); diff != "" {
+		t.Errorf("ClaimSends (-want +got):\n%s", diff)
+	}
+	for i, state := range []string{dispatcher.StateSending, dispatcher.StateCancelled, dispatcher.StateSending, dispatcher.StateQueued, dispatcher.StateQueued, dispatcher.StateQueued} {
+		sd, err := s.Send(ctx, claims[i].Send)
+		must(t, err)
+		if sd.State != state {
+			t.Errorf("send %d is %s, want %s", i, sd.State, state)
+		}
 	}
 }
 
@@ -95,10 +137,10 @@ func TestClaimSendWaitsForAReplica(t *testing.T) {
 	must(t, s.RecordDecisions(ctx, "r1", []Decision{{Send: send, Contact: "c1", Channel: channels.Email, Topic: "orders",
 		State: dispatcher.StateQueued}}, time.Hour))
 	orders := &dispatcher.Topic{ID: "orders", Kind: dispatcher.Transactional}
-	_, err = s.ClaimSend(ctx, SendClaim{Send: send, Lease: testNow.Add(time.Minute), Topic: orders,
-		Check: CheckRequest{Contact: "c1", Channel: channels.Email, Address: "ana@example.com"}})
+	_, err = s.ClaimSends(ctx, []SendClaim{{Send: send, Lease: testNow.Add(time.Minute), Topic: orders,
+		Check: CheckRequest{Contact: "c1", Channel: channels.Email, Address: "ana@example.com"}}})
 	if !errors.Is(err, ErrClaimNotDurable) {
-		t.Fatalf("ClaimSend without a replica: %v, want ErrClaimNotDurable", err)
+		t.Fatalf("ClaimSends without a replica: %v, want ErrClaimNotDurable", err)
 	}
 	sd, err := s.Send(ctx, send)
 	must(t, err)

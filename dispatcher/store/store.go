@@ -41,7 +41,7 @@ type Store struct {
 	sendTTL time.Duration
 	// ClaimReplicas, when positive, makes each send claim wait until that
 	// many replicas hold it (WAIT) before the message may leave, so that a
-	// failover cannot forget it; see ClaimSend. Default 0: the claim is as
+	// failover cannot forget it; see ClaimSends. Default 0: the claim is as
 	// durable as the server's own persistence (CheckDurability says how).
 	ClaimReplicas int
 	// ClaimWait bounds that wait. Default 1 s.

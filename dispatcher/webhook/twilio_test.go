@@ -124,7 +124,7 @@ func TestTwilioStatus(t *testing.T) {
 	b := setup(t, twiliotest.AuthToken)
 	ctx := context.Background()
 	send := dispatcher.SendID("run-1", "c1", channels.SMS)
-	if err := b.st.SetProviderID(ctx, sid, send, time.Hour); err != nil {
+	if err := b.st.SetProviderIDs(ctx, map[string]string{sid: send}); err != nil {
 		t.Fatal(err)
 	}
 	bounce := twiliotest.StatusForm(sid, "+33612345678", "undelivered", "30005")
