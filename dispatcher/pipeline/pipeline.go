@@ -90,6 +90,9 @@ func (d *Pipeline) enqueue(ctx context.Context, typ string, payload any, opts ..
 	return nil
 }
 
+// firstBatch is the size of a run's first batch at most.
+const firstBatch = 50
+
 func (d *Pipeline) handlePlan(ctx context.Context, t *asynq.Task) error {
 	var p planPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
@@ -121,8 +124,13 @@ func (d *Pipeline) handlePlan(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	cursor, n := pc.After, pc.Batches
-	size := d.cfg.BatchSize
 	for {
+		size := d.cfg.BatchSize
+		if n == 0 {
+			// A small first batch: the first messages leave while the
+			// rest is gated.
+			size = min(size, firstBatch)
+		}
 		if err := ctx.Err(); err != nil {
 			return err // the cursor is saved: the retry goes on from there
 		}
@@ -229,10 +237,17 @@ func (d *Pipeline) CompleteRun(ctx context.Context, run string) error {
 	return nil
 }
 
-func (d *Pipeline) handleBatch(ctx context.Context, t *asynq.Task) error {
+// handleBatch gates the contacts of a batch and enqueues what passed. A
+// run's first batch delivers its first sends itself when this worker
+// serves their queue (served): each hop through the queue waits for a
+// worker's next look.
+func (d *Pipeline) handleBatch(ctx context.Context, t *asynq.Task, served map[string]int) error {
 	var p batchPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("batch: %v: %w", err, asynq.SkipRetry)
+	}
+	if p.N > 0 {
+		served = nil
 	}
 	st, err := d.LoadRun(ctx, p.Run)
 	if err != nil {
@@ -258,7 +273,7 @@ func (d *Pipeline) handleBatch(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if err := d.GateBatch(ctx, st, ids, !first); err != nil {
+	if err := d.gateBatch(ctx, st, ids, !first, served); err != nil {
 		return err
 	}
 	return d.FinishBatch(ctx, p.Run, strconv.Itoa(p.N))
@@ -293,6 +308,12 @@ func (d *Pipeline) batchContactIDs(ctx context.Context, from, to string) ([]stri
 // enqueued again if still in flight (the enqueue may not have happened
 // before a crash).
 func (d *Pipeline) GateBatch(ctx context.Context, st *runState, ids []string, seen bool) error {
+	return d.gateBatch(ctx, st, ids, seen, nil)
+}
+
+// gateBatch is GateBatch; it delivers the first sends that may leave now
+// itself when served holds their queue (enqueueSends).
+func (d *Pipeline) gateBatch(ctx context.Context, st *runState, ids []string, seen bool, served map[string]int) error {
 	contacts, err := d.Store.Contacts(ctx, ids)
 	if err != nil {
 		return err
@@ -325,7 +346,7 @@ func (d *Pipeline) GateBatch(ctx context.Context, st *runState, ids []string, se
 			pending = append(pending, dc)
 		}
 	}
-	return d.enqueueSends(ctx, st.id, pending)
+	return d.enqueueSends(ctx, st.id, pending, served)
 }
 
 // undecided splits members into those without a send yet and the sends
@@ -366,8 +387,10 @@ func (d *Pipeline) undecided(ctx context.Context, st *runState, members []*dispa
 
 // enqueueSends groups sends by the minute they may leave and enqueues
 // them in chunks. Task ids derive from the sends, so enqueuing the same
-// group twice adds nothing.
-func (d *Pipeline) enqueueSends(ctx context.Context, run string, ds []storepkg.Decision) error {
+// group twice adds nothing. The first chunk that may leave now is
+// delivered here when served holds its queue, and enqueued only if that
+// stops short (a pause, a limit, a failure).
+func (d *Pipeline) enqueueSends(ctx context.Context, run string, ds []storepkg.Decision, served map[string]int) error {
 	now := d.cfg.Now()
 	groups := map[int64][]string{}
 	var order []int64
@@ -383,18 +406,30 @@ func (d *Pipeline) enqueueSends(ctx context.Context, run string, ds []storepkg.D
 		groups[at] = append(groups[at], h)
 	}
 	slices.Sort(order)
+	enqueue := func(at int64, chunk []string) error {
+		opts := []asynq.Option{asynq.Queue(d.sendQueue(chunk[0])), asynq.TaskID(chunkID(run, chunk))}
+		if at > 0 {
+			opts = append(opts, asynq.ProcessAt(time.Unix(at, 0)))
+		}
+		return d.enqueue(ctx, TypeSend, sendPayload{Run: run, Sends: chunk}, opts...)
+	}
+	var first []string // delivered here, once the others are queued
 	for _, at := range order {
 		hs := groups[at]
 		for i := 0; i < len(hs); i += d.cfg.SendChunk {
 			chunk := hs[i:min(i+d.cfg.SendChunk, len(hs))]
-			opts := []asynq.Option{asynq.Queue(d.sendQueue(chunk[0])), asynq.TaskID(chunkID(run, chunk))}
-			if at > 0 {
-				opts = append(opts, asynq.ProcessAt(time.Unix(at, 0)))
+			if at == 0 && first == nil && served[d.sendQueue(chunk[0])] > 0 {
+				first = chunk
+				continue
 			}
-			if err := d.enqueue(ctx, TypeSend, sendPayload{Run: run, Sends: chunk}, opts...); err != nil {
+			if err := enqueue(at, chunk); err != nil {
 				return err
 			}
 		}
+	}
+	if first != nil && d.sendTask(ctx, sendPayload{Run: run, Sends: first}, false) != nil {
+		// A pause, a limit, a failure: the task takes it from here.
+		return enqueue(0, first)
 	}
 	return nil
 }

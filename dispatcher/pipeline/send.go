@@ -67,6 +67,12 @@ func (d *Pipeline) handleSend(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("send: %v: %w", err, asynq.SkipRetry)
 	}
+	return d.sendTask(ctx, p, isLastTry(ctx))
+}
+
+// sendTask delivers the sends of p; on its last try, sends that fail for
+// a time are failed for good.
+func (d *Pipeline) sendTask(ctx context.Context, p sendPayload, lastTry bool) error {
 	st, err := d.LoadRun(ctx, p.Run)
 	if err != nil {
 		if errors.Is(err, dispatcher.ErrNotFound) || dispatcher.IsCode(err, dispatcher.CodeNotFound) {
@@ -105,7 +111,6 @@ func (d *Pipeline) handleSend(ctx context.Context, t *asynq.Task) error {
 	}
 
 	var tempErr, limitErr error
-	lastTry := isLastTry(ctx)
 	for i := 0; i < len(live); {
 		k := live[i].Channel
 		j := i

@@ -74,7 +74,7 @@ func (d *Pipeline) DecideOne(ctx context.Context, o OneSend) (*dispatcher.Send, 
 		}
 	}
 	if existing.State == dispatcher.StateQueued || existing.State == dispatcher.StateDeferred {
-		if err := d.enqueueSends(ctx, run, []storepkg.Decision{{Send: id, State: existing.State, Until: existing.Until}}); err != nil {
+		if err := d.enqueueSends(ctx, run, []storepkg.Decision{{Send: id, State: existing.State, Until: existing.Until}}, nil); err != nil {
 			return nil, err
 		}
 	}
