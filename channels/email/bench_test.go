@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email"
+	"github.com/missive-dev/missive/channels/email/smtptest"
 )
 
 // benchBody is a 2 KB plain text body.
@@ -29,6 +31,63 @@ func BenchmarkSend(b *testing.B) {
 			benchSends(b, email.Config{Connections: tc.conns}, tc.goroutines, m)
 		})
 	}
+}
+
+// BenchmarkSendBatch compares Send, one message at a time, with SendBatch
+// in chunks of 16: 2 KB messages from one goroutine over one connection
+// into a local smtptest server, which offers PIPELINING or not. It
+// reports msgs/s and the round trips a message costs.
+//
+//	go test -run '^$' -bench BenchmarkSendBatch -benchmem -benchtime 3s ./channels/email/
+func BenchmarkSendBatch(b *testing.B) {
+	m := channels.Message{Channel: channels.Email, To: "bench@example.org", Subject: "benchmark", Text: benchBody}
+	for _, relay := range batchModes {
+		for _, size := range []int{1, 16} {
+			name := "send"
+			if size > 1 {
+				name = fmt.Sprintf("batch=%d", size)
+			}
+			b.Run("relay="+strings.ReplaceAll(relay.name, " ", "-")+"/"+name, func(b *testing.B) {
+				benchBatches(b, relay.opts, size, m)
+			})
+		}
+	}
+}
+
+// benchBatches sends b.N copies of m, each with its own id, with Send
+// when size is 1, else with SendBatch in batches of size.
+func benchBatches(b *testing.B, opts []smtptest.Option, size int, m channels.Message) {
+	bundle := setup(b, email.Config{Connections: 1, Timeout: 10 * time.Second}, opts...)
+	ctx := context.Background()
+	if _, err := bundle.sender.Send(ctx, message("warm-up")); err != nil {
+		b.Fatal(err)
+	}
+	before := email.RoundTrips(bundle.sender)
+	b.SetBytes(int64(len(m.Text)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	msgs := make([]channels.Message, size)
+	for i := 0; i < b.N; i += size {
+		msgs = msgs[:min(size, b.N-i)]
+		for k := range msgs {
+			msgs[k] = m
+			msgs[k].ID = "bench-" + strconv.Itoa(i+k)
+		}
+		if size == 1 {
+			if _, err := bundle.sender.Send(ctx, msgs[0]); err != nil {
+				b.Fatal(err)
+			}
+			continue
+		}
+		for _, o := range bundle.sender.SendBatch(ctx, channels.Batch{Messages: msgs}) {
+			if o.Err != nil {
+				b.Fatal(o.Err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+	b.ReportMetric(float64(email.RoundTrips(bundle.sender)-before)/float64(b.N), "trips/msg")
 }
 
 // BenchmarkSendDKIM measures what signing adds to BenchmarkSend: one

@@ -255,11 +255,11 @@ func presentHeaders(message []byte) ([]string, error) {
 }
 
 // signMsg signs msg as go-mail will write it and adds the DKIM-Signature
-// field to it, so that the msg.WriteTo in go-mail's Client.Send carries the
-// signature in front of the other fields.
+// field to it, so that the msg.WriteTo that sends it (transactions.data)
+// carries the signature in front of the other fields.
 //
-// go-mail's Client sends a Msg, never bytes we give it, so this relies on
-// go-mail writing the same Msg twice to the same fields and body. It does:
+// This relies on go-mail writing the same Msg twice to the same fields and
+// body. It does:
 // Build fixes Date and Message-ID, go-mail keeps the multipart boundary it
 // drew on the first write, and the fields are written in an order that DKIM
 // does not depend on anyway (each name occurs once; verifiers pick fields by

@@ -164,8 +164,8 @@ func TestDKIMSend(t *testing.T) {
 }
 
 // TestDKIMSendConcurrent signs from many goroutines over few connections,
-// and after a reconnect, where go-mail writes a message whose first write
-// was lost.
+// and after a reconnect, where a message goes over a new connection after
+// its envelope was lost with the old one.
 func TestDKIMSendConcurrent(t *testing.T) {
 	t.Parallel()
 	key := edKey()

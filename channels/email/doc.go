@@ -11,6 +11,30 @@
 //     message data was complete, a cancelled context. Retry later.
 //   - Ambiguous: the connection failed after the end of the data and before
 //     the reply: the relay may have queued the message. Do not resend blindly.
+//   - Sender: the relay refuses our envelope sender (5xx to MAIL FROM) or
+//     credentials, or the DKIM key fails to sign. No message can go until
+//     an operator acts.
+//
+// SendBatch (channels.BatchChannel) sends several messages over one
+// connection, in order, after one call to the batch's Claim, and returns
+// an Outcome each. Where the relay offers PIPELINING (RFC 2920) their
+// commands are pipelined: the data of one message leaves with the MAIL
+// FROM, RCPT TO and DATA of the next, and a message costs one round trip
+// instead of four (two for Send alone); without it each command waits for
+// its reply. A refused recipient fails its message only; a refused sender
+// fails the rest of the batch, unsent. When the connection is lost, the
+// message whose data had ended is Ambiguous and those after it Temporary:
+// they never left, and may go again. BenchmarkSendBatch compares the two.
+//
+//	out := sender.SendBatch(ctx, channels.Batch{
+//		Messages: msgs,
+//		Claim: func(ctx context.Context, idx []int) []error {
+//			return claimSends(ctx, idx) // nil for each message that may go
+//		},
+//	})
+//	for i, o := range out {
+//		record(msgs[i].ID, o.Result.ProviderID, channels.KindOf(o.Err))
+//	}
 //
 // Errors never contain an address or the body: go-mail's errors and relays'
 // replies quote the recipient, so only the step and the codes are kept.

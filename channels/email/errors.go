@@ -3,7 +3,9 @@ package email
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/textproto"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -50,19 +52,14 @@ func (e *SMTPError) Error() string {
 
 func (e *SMTPError) Unwrap() error { return e.cause }
 
-// classify turns a failed go-mail Send into a channels.Error.
-func classify(ctx context.Context, se *mail.SendError, err error) *channels.Error {
-	var ns *notSent
-	if errors.As(err, &ns) {
-		return channels.NewError(channels.Temporary, "", &SMTPError{Op: "send", cause: ns.err})
-	}
-	if se == nil {
-		// Not expected from go-mail; do not show its text.
-		return channels.NewError(channels.Temporary, "", &SMTPError{Op: "send", cause: ctx.Err()})
-	}
-	e := &SMTPError{Op: opName(se.Reason), Reply: se.ErrorCode(), Enhanced: se.EnhancedStatusCode(), cause: ctx.Err()}
+// classify turns a failed step of a mail transaction into a
+// channels.Error. reply is the relay's 4xx or 5xx code, 0 when it gave
+// none (the connection failed, or the reply was neither the one wanted
+// nor a refusal); enhanced is its RFC 3463 status, "" when it gave none.
+func classify(ctx context.Context, step mail.SendErrReason, reply int, enhanced string) *channels.Error {
+	e := &SMTPError{Op: opName(step), Reply: reply, Enhanced: enhanced, cause: ctx.Err()}
 	switch {
-	case e.Reply >= 500 && se.Reason == mail.ErrSMTPMailFrom:
+	case e.Reply >= 500 && step == mail.ErrSMTPMailFrom:
 		// The relay refuses our envelope sender: every message would fail.
 		return channels.NewError(channels.Sender, e.code(), e)
 	case e.Reply >= 500:
@@ -71,15 +68,46 @@ func classify(ctx context.Context, se *mail.SendError, err error) *channels.Erro
 		return ce
 	case e.Reply >= 400:
 		return channels.NewError(channels.Temporary, e.code(), e)
-	case se.Reason == mail.ErrSMTPDataClose:
+	case step == mail.ErrSMTPDataClose:
 		// The terminating "." went out and no reply came back: the relay
 		// may have queued the message.
 		return channels.NewError(channels.Ambiguous, "", e)
-	case se.Reason == mail.ErrGetSender, se.Reason == mail.ErrGetRcpts, se.Reason == mail.ErrNoUnencoded:
+	case step == mail.ErrGetSender, step == mail.ErrGetRcpts, step == mail.ErrNoUnencoded:
 		return channels.NewError(channels.Permanent, "", e)
 	default:
 		return channels.NewError(channels.Temporary, "", e)
 	}
+}
+
+// errNotSent is the cause of a message a batch stopped before.
+var errNotSent = errors.New("not sent: the connection ended before its data")
+
+// notSent is the error of a claimed message whose data never left: the
+// batch stopped before it (a cancelled ctx, a failed connection). It may
+// go again.
+func notSent(ctx context.Context) *channels.Error {
+	cause := errNotSent
+	if err := ctx.Err(); err != nil {
+		cause = fmt.Errorf("not sent: %w", err)
+	}
+	return channels.NewError(channels.Temporary, "", &SMTPError{Op: "send", cause: cause})
+}
+
+// enhancedStatus finds an RFC 3463 status in a reply, as go-mail does:
+// anywhere in its text, when the relay announced ENHANCEDSTATUSCODES.
+var enhancedStatus = regexp.MustCompile(`\b([245])\.\d{1,3}\.\d{1,3}\b`)
+
+// refusal reads a reply that was not the one wanted as go-mail does: its
+// code when it is 4xx or 5xx, else 0, and the enhanced status in its text
+// when the relay announced them (enhanced).
+func refusal(te *textproto.Error, enhanced bool) (code int, status string) {
+	if te.Code >= 400 && te.Code < 600 {
+		code = te.Code
+	}
+	if enhanced && te.Code >= 200 && te.Code < 600 && te.Code/100 != 3 {
+		status = enhancedStatus.FindString(te.Error())
+	}
+	return code, status
 }
 
 // refusalFeedback says what a permanent refusal tells of the recipient,

@@ -1,9 +1,13 @@
 // Package smtptest runs a real SMTP server (github.com/emersion/go-smtp) on
 // 127.0.0.1 for tests: it records what it receives, counts connections, and
 // can require AUTH PLAIN, offer STARTTLS or speak implicit TLS with a
-// self-signed certificate, reject given recipients and drop the connection
-// after the data of a given recipient; for fault tests it can answer 421 at
-// connect (an outage), 451 at random, or never answer after the data.
+// self-signed certificate, leave PIPELINING out, reject given senders and
+// recipients and drop the connection after the data of a given recipient;
+// for fault tests it can answer 421 at connect (an outage) or after a
+// number of messages, 451 at random, never answer after the data, or stop
+// reading in the middle of it. As Postfix does, it refuses a MAIL FROM
+// while a transaction is open (503 5.5.1): a client must RSET after a
+// refused recipient.
 //
 //	srv := smtptest.New(t, smtptest.WithStartTLS(), smtptest.WithAuth("u", "p"))
 //	sender, _ := email.New(email.Config{URL: srv.URL(), TLSConfig: srv.ClientTLSConfig()})
@@ -44,13 +48,15 @@ import (
 
 // Received is one message the server accepted.
 type Received struct {
-	From string    // MAIL FROM
-	To   []string  // RCPT TO
-	Data []byte    // the message as received (CRLF line ends)
-	TLS  bool      // the session was encrypted
-	User string    // the authenticated user, if any
-	At   time.Time // when the server accepted the data
-	Size int       // bytes of data, kept WithoutData too
+	From     string    // MAIL FROM
+	BodyType string    // MAIL FROM's BODY= parameter ("8BITMIME"), if any
+	UTF8     bool      // MAIL FROM had the SMTPUTF8 parameter
+	To       []string  // RCPT TO
+	Data     []byte    // the message as received (CRLF line ends)
+	TLS      bool      // the session was encrypted
+	User     string    // the authenticated user, if any
+	At       time.Time // when the server accepted the data
+	Size     int       // bytes of data, kept WithoutData too
 }
 
 // Option configures a Server.
@@ -80,6 +86,20 @@ func WithoutData() Option {
 	return func(s *Server) { s.noData = true }
 }
 
+// WithoutPipelining leaves PIPELINING (RFC 2920) out of the EHLO reply,
+// as a relay that does not offer it, so that clients send a command and
+// wait for its reply. go-smtp always offers it: the line is taken out of
+// what the server writes, which it can only do without TLS; Start fails
+// when WithStartTLS or WithImplicitTLS is given too.
+func WithoutPipelining() Option {
+	return func(s *Server) { s.noPipelining = true }
+}
+
+// WithSMTPUTF8 makes the server offer SMTPUTF8 (RFC 6531).
+func WithSMTPUTF8() Option {
+	return func(s *Server) { s.utf8 = true }
+}
+
 // WithReadTimeout sets how long the server waits for a client's next
 // command or data before it closes the connection. Default 30 s.
 func WithReadTimeout(d time.Duration) Option {
@@ -96,21 +116,30 @@ type Server struct {
 	readTimeout time.Duration
 	noData      bool
 
-	srv      *smtp.Server
-	ln       net.Listener
-	addr     string
-	roots    *x509.CertPool
-	served   chan struct{}
-	received chan struct{} // signalled on each new message
+	noPipelining bool
+	utf8         bool
+
+	srv    *smtp.Server
+	ln     net.Listener
+	addr   string
+	roots  *x509.CertPool
+	served chan struct{}
+	// changed is signalled on each new message and each session that
+	// gets stuck (HangAfterData, StallData).
+	changed chan struct{}
 
 	mu       sync.Mutex
 	messages []Received
 	conns    int
 	open     map[net.Conn]struct{}
 	reject   map[string]*smtp.SMTPError
-	sender   *smtp.SMTPError // answer to every MAIL FROM, when set
+	sender   *smtp.SMTPError            // answer to every MAIL FROM, when set
+	from     map[string]*smtp.SMTPError // answer to MAIL FROM of a given sender
 	drop     map[string]bool
 	hang     map[string]bool
+	stall    map[string]bool
+	stuck    int     // sessions held by hang or stall
+	closeAt  int     // messages a connection accepts before 421; 0: no limit
 	down     bool    // answer 421 at connect
 	refused  int     // connections answered 421 at connect
 	flaky    float64 // share of RCPT TO answered 451
@@ -133,17 +162,22 @@ func New(tb testing.TB, opts ...Option) *Server {
 // Start starts a server on 127.0.0.1; the caller closes it.
 func Start(opts ...Option) (*Server, error) {
 	s := &Server{
-		served:   make(chan struct{}),
-		received: make(chan struct{}, 1),
-		reject:   map[string]*smtp.SMTPError{},
-		drop:     map[string]bool{},
-		hang:     map[string]bool{},
-		open:     map[net.Conn]struct{}{},
-		rnd:      mrand.New(mrand.NewPCG(1, 2)),
-		hung:     make(chan struct{}),
+		served:  make(chan struct{}),
+		changed: make(chan struct{}, 1),
+		reject:  map[string]*smtp.SMTPError{},
+		from:    map[string]*smtp.SMTPError{},
+		drop:    map[string]bool{},
+		hang:    map[string]bool{},
+		stall:   map[string]bool{},
+		open:    map[net.Conn]struct{}{},
+		rnd:     mrand.New(mrand.NewPCG(1, 2)),
+		hung:    make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.noPipelining && (s.startTLS || s.implicitTLS) {
+		return nil, errors.New("WithoutPipelining works without TLS only")
 	}
 	s.srv = smtp.NewServer(backend{s})
 	s.srv.Domain = "smtptest.local"
@@ -151,6 +185,7 @@ func Start(opts ...Option) (*Server, error) {
 	s.srv.WriteTimeout = 30 * time.Second
 	s.srv.MaxMessageBytes = 10 << 20
 	s.srv.ErrorLog = log.New(io.Discard, "", 0)
+	s.srv.EnableSMTPUTF8 = s.utf8
 
 	var tlsConfig *tls.Config
 	if s.startTLS || s.implicitTLS {
@@ -264,6 +299,29 @@ func (s *Server) RejectSender(code int, enhanced, msg string) {
 	s.sender = smtpError(code, enhanced, msg)
 }
 
+// RejectFrom makes MAIL FROM:<from> fail with the given reply, for
+// example (addr, 550, "5.7.1", "sender not allowed"); a code of 0 undoes
+// it.
+func (s *Server) RejectFrom(from string, code int, enhanced, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if code == 0 {
+		delete(s.from, strings.ToLower(from))
+		return
+	}
+	s.from[strings.ToLower(from)] = smtpError(code, enhanced, msg)
+}
+
+// CloseAfter makes each connection, once it has accepted n messages,
+// answer the next MAIL FROM with "421 4.3.2 Service shutting down" and
+// close, as a relay that restarts or limits its sessions does; 0 undoes
+// it.
+func (s *Server) CloseAfter(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeAt = n
+}
+
 // Accept undoes Reject for rcpt.
 func (s *Server) Accept(rcpt string) {
 	s.mu.Lock()
@@ -333,6 +391,37 @@ func (s *Server) HangAfterData(rcpt string) {
 	s.hang[strings.ToLower(rcpt)] = true
 }
 
+// StallData makes the server read the first 64 KiB of the data for rcpt,
+// then stop reading until it closes: a client that writes a larger
+// message blocks once the socket buffers are full, with the end of its
+// data never sent. Connections accepted afterwards get a receive buffer of
+// 16 KiB, so that only the client's send buffer holds what the server
+// does not read. The message is not recorded.
+func (s *Server) StallData(rcpt string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stall[strings.ToLower(rcpt)] = true
+}
+
+// Stuck is the number of sessions held by HangAfterData or StallData.
+func (s *Server) Stuck() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stuck
+}
+
+// WaitStuck waits until at least n sessions are held by HangAfterData or
+// StallData; it fails the test after timeout.
+func (s *Server) WaitStuck(n int, timeout time.Duration) {
+	s.tb.Helper()
+	if err := s.await(context.Background(), timeout, func() (bool, string) {
+		got := s.Stuck()
+		return got >= n, fmt.Sprintf("%d sessions stuck, want %d", got, n)
+	}); err != nil {
+		s.tb.Fatalf("smtptest: %v", err)
+	}
+}
+
 // Wait waits until at least n messages were accepted and returns them; it
 // fails the test after timeout. A server from Start has no test: use Await.
 func (s *Server) Wait(n int, timeout time.Duration) []Received {
@@ -348,20 +437,41 @@ func (s *Server) Wait(n int, timeout time.Duration) []Received {
 // It returns an error saying how many arrived when timeout passes or ctx
 // ends first.
 func (s *Server) Await(ctx context.Context, n int, timeout time.Duration) ([]Received, error) {
+	err := s.await(ctx, timeout, func() (bool, string) {
+		got := s.Len()
+		return got >= n, fmt.Sprintf("got %d messages, want %d", got, n)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Messages(), nil
+}
+
+// await waits until done says so, and returns an error with its text
+// when timeout passes or ctx ends first.
+func (s *Server) await(ctx context.Context, timeout time.Duration, done func() (bool, string)) error {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
-		got := s.Len()
-		if got >= n {
-			return s.Messages(), nil
+		ok, state := done()
+		if ok {
+			return nil
 		}
 		select {
-		case <-s.received:
+		case <-s.changed:
 		case <-deadline.C:
-			return nil, fmt.Errorf("got %d messages after %v, want %d", got, timeout, n)
+			return fmt.Errorf("%s after %v", state, timeout)
 		case <-ctx.Done():
-			return nil, fmt.Errorf("got %d messages, want %d: %w", got, n, ctx.Err())
+			return fmt.Errorf("%s: %w", state, ctx.Err())
 		}
+	}
+}
+
+// notify wakes await.
+func (s *Server) notify() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
 	}
 }
 
@@ -386,6 +496,9 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	l.s.mu.Lock()
 	l.s.conns++
 	down := l.s.down
+	if tcp, ok := c.(*net.TCPConn); ok && len(l.s.stall) > 0 {
+		_ = tcp.SetReadBuffer(16 << 10)
+	}
 	if down {
 		l.s.refused++
 	} else {
@@ -409,6 +522,20 @@ func (l *countingListener) Accept() (net.Conn, error) {
 type trackedConn struct {
 	net.Conn
 	s *Server
+}
+
+// pipelining is the line of the EHLO reply that WithoutPipelining takes
+// out. go-smtp writes each line of a reply with one Write.
+var pipelining = []byte("250-PIPELINING\r\n")
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if !c.s.noPipelining || !bytes.Contains(p, pipelining) {
+		return c.Conn.Write(p)
+	}
+	if _, err := c.Conn.Write(bytes.Replace(p, pipelining, nil, 1)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func (c *trackedConn) Close() error {
@@ -439,11 +566,13 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 }
 
 type session struct {
-	s    *Server
-	conn *smtp.Conn
-	user string
-	from string
-	to   []string
+	s        *Server
+	conn     *smtp.Conn
+	user     string
+	from     string
+	opts     smtp.MailOptions
+	to       []string
+	accepted int // messages accepted on this connection
 }
 
 var _ smtp.AuthSession = (*session)(nil)
@@ -468,17 +597,36 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	}), nil
 }
 
-func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if ss.s.user != "" && ss.user == "" {
 		return smtp.ErrAuthRequired
 	}
+	if ss.from != "" {
+		// As Postfix: go-smtp would start another transaction, and hide
+		// a client that does not RSET after a refused recipient.
+		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Error: nested MAIL command"}
+	}
 	ss.s.mu.Lock()
 	e := ss.s.sender
+	if e == nil {
+		e = ss.s.from[strings.ToLower(from)]
+	}
+	closing := ss.s.closeAt > 0 && ss.accepted >= ss.s.closeAt
 	ss.s.mu.Unlock()
+	if closing {
+		// Answered by hand: go-smtp keeps a connection open after any
+		// reply. Its replies are flushed line by line, so nothing of
+		// its own is pending.
+		c := ss.conn.Conn()
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.WriteString(c, "421 4.3.2 Service shutting down, closing transmission channel\r\n")
+		_ = c.Close()
+		return errors.New("connection closed")
+	}
 	if e != nil {
 		return e
 	}
-	ss.from = from
+	ss.from, ss.opts = from, *opts
 	return nil
 }
 
@@ -497,6 +645,21 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (ss *session) Data(r io.Reader) error {
+	ss.s.mu.Lock()
+	stall := false
+	for _, to := range ss.to {
+		stall = stall || ss.s.stall[strings.ToLower(to)]
+	}
+	ss.s.mu.Unlock()
+	if stall {
+		if _, err := io.CopyN(io.Discard, r, 64<<10); err != nil {
+			return err
+		}
+		ss.s.setStuck(1)
+		defer ss.s.setStuck(-1)
+		<-ss.s.hung
+		return errors.New("server closed")
+	}
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err
@@ -508,7 +671,10 @@ func (ss *session) Data(r io.Reader) error {
 		hang = hang || ss.s.hang[strings.ToLower(to)]
 	}
 	if hang {
+		ss.s.stuck++
 		ss.s.mu.Unlock()
+		ss.s.notify()
+		defer ss.s.setStuck(-1)
 		select {
 		case <-ss.s.hung:
 		case <-ss.closed():
@@ -517,22 +683,28 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	if !drop {
 		_, isTLS := ss.conn.TLSConnectionState()
-		m := Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data, TLS: isTLS, User: ss.user, At: time.Now(), Size: len(data)}
+		m := Received{From: ss.from, BodyType: string(ss.opts.Body), UTF8: ss.opts.UTF8, To: append([]string(nil), ss.to...), Data: data, TLS: isTLS, User: ss.user, At: time.Now(), Size: len(data)}
 		if ss.s.noData {
 			m.Data = nil
 		}
 		ss.s.messages = append(ss.s.messages, m)
+		ss.accepted++
 	}
 	ss.s.mu.Unlock()
 	if drop {
 		_ = ss.conn.Conn().Close()
 		return errors.New("connection dropped")
 	}
-	select {
-	case ss.s.received <- struct{}{}:
-	default:
-	}
+	ss.s.notify()
 	return nil
+}
+
+// setStuck counts a session held, or released.
+func (s *Server) setStuck(d int) {
+	s.mu.Lock()
+	s.stuck += d
+	s.mu.Unlock()
+	s.notify()
 }
 
 // closed is done when the client closes the session's connection.
@@ -552,7 +724,7 @@ func (ss *session) closed() <-chan struct{} {
 	return done
 }
 
-func (ss *session) Reset() { ss.from, ss.to = "", nil }
+func (ss *session) Reset() { ss.from, ss.opts, ss.to = "", smtp.MailOptions{}, nil }
 
 func (ss *session) Logout() error { return nil }
 
