@@ -287,9 +287,9 @@ func TestSendBatchSenderRefused(t *testing.T) {
 	}
 }
 
-// A connection lost after the end of a message's data leaves that message
-// Ambiguous and the ones after it Temporary: they never left, and sent
-// again they arrive once.
+// A connection lost after the end of a message's data: that message is
+// Ambiguous, and the ones after it, which never left, go over a new
+// connection and arrive once.
 func TestSendBatchConnectionLost(t *testing.T) {
 	t.Parallel()
 	for _, mode := range batchModes {
@@ -299,11 +299,7 @@ func TestSendBatchConnectionLost(t *testing.T) {
 			msgs := batchMessages("lost", 8)
 			b.srv.DropAfterData(string(msgs[3].To))
 			got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
-			checkOutcomes(t, msgs, got, "sent", "sent", "sent", "ambiguous", "temporary", "temporary", "temporary", "temporary")
-			checkReceived(t, b.srv, msgs, 0, 1, 2)
-
-			again := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs[4:]})
-			checkOutcomes(t, msgs[4:], again, "sent", "sent", "sent", "sent")
+			checkOutcomes(t, msgs, got, "sent", "sent", "sent", "ambiguous", "sent", "sent", "sent", "sent")
 			checkReceived(t, b.srv, msgs, 0, 1, 2, 4, 5, 6, 7)
 			if c := b.srv.Connections(); c != 2 {
 				t.Errorf("%d connections, want 2", c)
@@ -313,23 +309,25 @@ func TestSendBatchConnectionLost(t *testing.T) {
 }
 
 // A relay that answers 421 mid-batch and closes: the message it refused
-// is Temporary with the relay's code, the ones after it Temporary.
+// is Temporary with the relay's code, and the ones after it, of which
+// nothing left, go over a new connection, where the relay closes again
+// after three.
 func TestSendBatchRelayCloses(t *testing.T) {
 	t.Parallel()
 	for _, mode := range batchModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, email.Config{Connections: 1}, mode.opts...)
-			msgs := batchMessages("closes", 6)
+			msgs := batchMessages("closes", 8)
 			b.srv.CloseAfter(3)
 			got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
-			checkOutcomes(t, msgs, got, "sent", "sent", "sent", "temporary 4.3.2", "temporary", "temporary")
-			checkReceived(t, b.srv, msgs, 0, 1, 2)
+			checkOutcomes(t, msgs, got, "sent", "sent", "sent", "temporary 4.3.2", "sent", "sent", "sent", "temporary 4.3.2")
+			checkReceived(t, b.srv, msgs, 0, 1, 2, 4, 5, 6)
 
 			b.srv.CloseAfter(0)
-			again := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs[3:]})
-			checkOutcomes(t, msgs[3:], again, "sent", "sent", "sent")
-			checkReceived(t, b.srv, msgs, 0, 1, 2, 3, 4, 5)
+			again := b.sender.SendBatch(context.Background(), channels.Batch{Messages: []channels.Message{msgs[3], msgs[7]}})
+			checkOutcomes(t, []channels.Message{msgs[3], msgs[7]}, again, "sent", "sent")
+			checkReceived(t, b.srv, msgs, 0, 1, 2, 4, 5, 6, 3, 7)
 		})
 	}
 }
@@ -365,9 +363,9 @@ func TestSendBatchRedialsAfter421(t *testing.T) {
 	b.srv.CloseAfter(1)
 	msgs := batchMessages("redial-421", 3)
 	got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
-	checkOutcomes(t, msgs, got, "sent", "temporary 4.3.2", "temporary")
-	checkReceived(t, b.srv, append([]channels.Message{message("warm-up")}, msgs...), 0, 1)
-	if c := b.srv.Connections(); c != 2 {
+	checkOutcomes(t, msgs, got, "sent", "temporary 4.3.2", "sent")
+	checkReceived(t, b.srv, append([]channels.Message{message("warm-up")}, msgs...), 0, 1, 3)
+	if c := b.srv.Connections(); c != 3 {
 		t.Errorf("%d connections, want 2", c)
 	}
 }

@@ -23,8 +23,9 @@
 // instead of four (two for Send alone); without it each command waits for
 // its reply. A refused recipient fails its message only; a refused sender
 // fails the rest of the batch, unsent. When the connection is lost, the
-// message whose data had ended is Ambiguous and those after it Temporary:
-// they never left, and may go again. BenchmarkSendBatch compares the two.
+// message whose data had ended is Ambiguous, and those after it, which
+// never left, go over a new connection (Temporary when none can be had).
+// BenchmarkSendBatch compares the two.
 //
 //	out := sender.SendBatch(ctx, channels.Batch{
 //		Messages: msgs,

@@ -220,8 +220,9 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Result,
 // data) gets its error and the batch goes on. When the relay refuses an
 // envelope sender (MAIL FROM), the messages after it are not sent and get
 // the same error. When the connection fails or the relay closes it (421),
-// the message whose data had ended gets Ambiguous and those after it
-// Temporary: they never left, and may be sent again. When ctx ends, the
+// the message whose data had ended gets Ambiguous, and those after it,
+// which never left, go over a new connection once at least one message
+// was done with on this one (else Temporary). When ctx ends, the
 // messages whose data had not started get Temporary. A connection from the
 // pool that turns out dead before any data of the batch left is redialled
 // once, as for Send.
@@ -323,7 +324,22 @@ func (s *Sender) deliver(ctx context.Context, c *conn, claim func(context.Contex
 			continue
 		}
 		x.finish(jobs)
-		return
+		var rest []*job
+		for _, j := range jobs {
+			if j.again {
+				rest = append(rest, j)
+			}
+		}
+		if len(rest) == 0 || len(rest) == len(jobs) {
+			return
+		}
+		// The connection failed once some messages were done with: the
+		// rest, of which nothing left, go over a new one.
+		s.log.DebugContext(ctx, "email: connection lost mid-batch, redialling", "endpoint", s.endpoint, "left", len(rest))
+		for _, j := range rest {
+			j.reset()
+		}
+		jobs = rest
 	}
 }
 

@@ -48,6 +48,7 @@ type job struct {
 	ready  bool               // DATA was answered 354: the relay waits for the data
 	dotEnd int64              // where its data ends on the wire (wire.queued); 0 until written
 	sent   bool               // the relay accepted it
+	again  bool               // not sent for a connection that failed: it may go over another
 }
 
 // newJob reads msg's envelope as go-mail's Client.Send does.
@@ -79,7 +80,8 @@ func (j *job) fail(step mail.SendErrReason, err *channels.Error) {
 
 // reset makes j as before it was sent, for another connection.
 func (j *job) reset() {
-	j.err, j.step, j.ready, j.dotEnd, j.sent = nil, 0, false, 0, false
+	j.err, j.step, j.ready, j.dotEnd, j.sent, j.again = nil, 0, false, 0, false, false
+	j.out.Err = nil
 }
 
 // transactions sends jobs over one open connection.
@@ -376,6 +378,9 @@ func (x *transactions) finish(jobs []*job) {
 			j.err = &cp
 		default:
 			j.err = notSent(x.ctx)
+			// Nothing of it left before the connection failed: another
+			// connection may carry it.
+			j.again = x.noReply && x.ctx.Err() == nil
 		}
 		j.out.Err = j.err
 	}
