@@ -111,23 +111,35 @@ type Limiter struct {
 	prefix string
 }
 
-// gcraScript takes up to n tokens. KEYS: the limit. ARGV: emission interval
-// in µs, burst, n. Returns {tokens taken, µs until the next token}.
+// gcraScript takes up to n tokens whose slots fall within horizon from now.
+// KEYS: the limit. ARGV: emission interval in µs, burst, n, horizon in µs
+// (0: tokens free now only, as TakeRate wants). The k-th token after the
+// stored theoretical arrival time tat is free at tat + (k - burst) *
+// interval: the first burst of them at once, then one per interval. It
+// takes at most burst at a time, since its caller uses them together.
+// Returns {tokens taken, µs until the slot of the last one taken (0 when
+// none), µs until the next free slot, the server's time in µs}; the tests
+// place the slots on that time.
 var gcraScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval, burst, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local interval, burst, n, horizon = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local take = math.floor((now + burst * interval - tat) / interval)
+local take = math.floor((horizon + burst * interval - (tat - now)) / interval)
 if take > n then take = n end
+if take > burst then take = burst end
+if take < 0 then take = 0 end
+local last = 0
 if take > 0 then
   tat = tat + take * interval
   redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1)
+  last = tat - burst * interval - now
+  if last < 0 then last = 0 end
 end
-local wait = tat - (burst - 1) * interval - now
-if wait < 0 then wait = 0 end
-return {take, wait}
+local nxt = tat - (burst - 1) * interval - now
+if nxt < 0 then nxt = 0 end
+return {take, last, nxt, now}
 `)
 
 // NewLimiter returns a Limiter keeping its state in rdb under
@@ -147,26 +159,72 @@ func (l *Limiter) Take(ctx context.Context, key string, perSecond, burst, n int)
 
 // TakeRate is Take for any Rate.
 func (l *Limiter) TakeRate(ctx context.Context, key string, r Rate, n int) (allowed int, retryIn time.Duration, err error) {
+	g, err := l.grant(ctx, "take", key, r, n, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	if g.taken >= n {
+		return g.taken, 0, nil
+	}
+	return g.taken, max(g.next, time.Millisecond), nil
+}
+
+// Reserve takes n tokens of the rate limit named key, the first free slots
+// within horizon from now, and returns how many it took (0..n) and how long
+// the caller waits before using them: until the slot of the last one taken.
+// It never takes a slot beyond horizon; when none is free within it, it
+// returns 0 and the wait until the first free slot.
+//
+// The tokens taken are meant to be used together once wait has passed, so
+// Reserve takes at most the rate's burst at a time, as TakeRate does: more
+// at one instant would exceed the limit. Reservers then never need to poll:
+// each call hands out slots no other call gets, and tokens used at their
+// wait keep every reserver together within the rate, bursts included.
+// Tokens taken are spent: there is no giving them back.
+//
+// It returns an error, as TakeRate does, when n is below 1 or r is not a
+// valid rate, and when horizon is not positive.
+func (l *Limiter) Reserve(ctx context.Context, key string, r Rate, n int, horizon time.Duration) (taken int, wait time.Duration, err error) {
+	if horizon <= 0 {
+		return 0, 0, fmt.Errorf("throttle: reserve %q: horizon %s: must be positive", key, horizon)
+	}
+	g, err := l.grant(ctx, "reserve", key, r, n, horizon)
+	if err != nil {
+		return 0, 0, err
+	}
+	if g.taken == 0 {
+		return 0, g.next, nil
+	}
+	return g.taken, g.last, nil
+}
+
+// grant is one run of gcraScript: the tokens taken, the wait until the
+// slot of the last one taken and the wait until the next free slot.
+type grant struct {
+	taken      int
+	last, next time.Duration
+}
+
+func (l *Limiter) grant(ctx context.Context, op, key string, r Rate, n int, horizon time.Duration) (grant, error) {
 	if err := r.validate(); err != nil {
-		return 0, 0, fmt.Errorf("throttle: take %q: %w", key, err)
+		return grant{}, fmt.Errorf("throttle: %s %q: %w", op, key, err)
 	}
 	if n < 1 {
-		return 0, 0, fmt.Errorf("throttle: take %q: %d tokens: want at least 1", key, n)
+		return grant{}, fmt.Errorf("throttle: %s %q: %d tokens: want at least 1", op, key, n)
 	}
 	burst := r.Burst
 	if burst == 0 {
 		burst = r.Count
 	}
 	interval := max(r.Per.Microseconds()/int64(r.Count), 1)
-	res, err := gcraScript.Run(ctx, l.rdb, []string{l.prefix + ":rate:" + key}, interval, burst, n).Int64Slice()
-	if err != nil || len(res) != 2 {
-		return 0, 0, fmt.Errorf("throttle: take %q: %v", key, err)
+	res, err := gcraScript.Run(ctx, l.rdb, []string{l.prefix + ":rate:" + key}, interval, burst, n, horizon.Microseconds()).Int64Slice()
+	if err != nil {
+		return grant{}, fmt.Errorf("throttle: %s %q: %w", op, key, err)
 	}
-	allowed = int(res[0])
-	if allowed >= n {
-		return allowed, 0, nil
+	if len(res) != 4 {
+		return grant{}, fmt.Errorf("throttle: %s %q: the script answered %d values, want 4", op, key, len(res))
 	}
-	return allowed, max(time.Duration(res[1])*time.Microsecond, time.Millisecond), nil
+	return grant{taken: int(res[0]), last: time.Duration(res[1]) * time.Microsecond, next: time.Duration(res[2]) * time.Microsecond}, nil
 }
 
 // Reset forgets the state of the rate limit named key.

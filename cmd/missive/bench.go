@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/channels"
-	"github.com/missive-dev/missive/channels/email/smtptest"
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
 	"github.com/missive-dev/missive/dispatcher"
 	apppkg "github.com/missive-dev/missive/dispatcher/app"
@@ -37,8 +36,9 @@ import (
 
 // The bench measures Missive on the machine it runs on, with the settings
 // a fresh "missive serve" has: the same config code, only the required
-// settings filled (made-up secrets, a local SMTP sink, a Twilio double).
-// Timings live here, never in tests.
+// settings filled (made-up secrets, a local SMTP sink, a Twilio double,
+// both in a child process: benchpeer.go). Timings live here, never in
+// tests.
 
 // benchFigures are the figures the bench can measure, in the order it
 // measures them.
@@ -64,6 +64,7 @@ type benchResult struct {
 	FirstMessageMS float64        `json:"first_message_ms,omitempty"`
 	BytesPerMsg    float64        `json:"bytes_per_email,omitempty"`
 	CPUProcessUS   float64        `json:"cpu_process_us_per_msg"`
+	CPUPeersUS     float64        `json:"cpu_peers_us_per_msg"`
 	CPURedisUS     float64        `json:"cpu_redis_us_per_msg"`
 	RedisCmds      float64        `json:"redis_commands_per_msg"`
 	TopCommands    []commandCount `json:"top_commands"`
@@ -95,6 +96,10 @@ type benchReport struct {
 }
 
 func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "peer" {
+		// The bench's own child; Main has no stdin of its own to pass.
+		return benchPeerCommand(ctx, args[1:], os.Stdin, stdout, stderr)
+	}
 	var o benchOptions
 	var fs *flag.FlagSet
 	c, err := parseConfig("bench", args, benchEnv(getenv), stderr, func(f *flag.FlagSet) {
@@ -190,13 +195,11 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		var r benchResult
 		switch fig {
 		case "email":
-			r = runBenchFigure(ctx, c, srv, logs, o.contacts, fig, benchEmail)
+			r = runBenchFigure(ctx, c, srv, logs, o.contacts, fig, benchPeerOptions{}, benchEmail)
 		case "gate":
-			r = runBenchFigure(ctx, c, srv, logs, o.gateContacts, fig, benchGate)
+			r = runBenchFigure(ctx, c, srv, logs, o.gateContacts, fig, benchPeerOptions{}, benchGate)
 		case "sms":
-			r = runBenchFigure(ctx, c, srv, logs, o.sms, fig, func(ctx context.Context, b *benchEnvironment, r *benchResult) error {
-				return benchSMS(ctx, b, r, o.fail429Every)
-			})
+			r = runBenchFigure(ctx, c, srv, logs, o.sms, fig, benchPeerOptions{sms: o.sms, fail429Every: o.fail429Every}, benchSMS)
 		}
 		rep.Figures = append(rep.Figures, r)
 	}
@@ -276,20 +279,20 @@ func benchRedis(url string) (*benchServer, error) {
 	return &benchServer{describe: "a throw-away redis-server from PATH per figure, on 127.0.0.1, no persistence", close: func() {}}, nil
 }
 
-// benchEnvironment is one figure's Missive, Redis, SMTP sink and Twilio
-// double.
+// benchEnvironment is one figure's Missive, Redis, and the child running
+// its SMTP sink and Twilio double.
 type benchEnvironment struct {
-	a      *app
-	smtp   *smtptest.Server
-	twilio *twiliotest.Server
-	ready  *readySignal
-	n      int
+	a        *app
+	peer     *benchPeer
+	peerOpts benchPeerOptions
+	ready    *readySignal
+	n        int
 }
 
 // runBenchFigure builds a fresh environment for one figure, runs it and
 // tears everything down. Errors end up in the result, not as a return: the
 // other figures still run.
-func runBenchFigure(ctx context.Context, base *config, srv *benchServer, logs io.Writer, n int, name string,
+func runBenchFigure(ctx context.Context, base *config, srv *benchServer, logs io.Writer, n int, name string, po benchPeerOptions,
 	measure func(context.Context, *benchEnvironment, *benchResult) error) benchResult {
 	r := benchResult{Figure: name, N: n}
 	fail := func(err error) benchResult {
@@ -305,23 +308,18 @@ func runBenchFigure(ctx context.Context, base *config, srv *benchServer, logs io
 		defer rs.Close()
 		url = rs.URL
 	}
-	sink, err := smtptest.Start(smtptest.WithoutData())
+	peer, err := startBenchPeer(ctx, po, logs)
 	if err != nil {
 		return fail(err)
 	}
-	defer sink.Close()
-	double, err := twiliotest.Start()
-	if err != nil {
-		return fail(err)
-	}
-	defer double.Close()
+	defer peer.close()
 
 	c := *base
 	c.RedisURL = url
 	c.Prefix = "missive-bench-" + hex.EncodeToString(randomBytes(6))
-	c.SMTPURL = sink.URL()
+	c.SMTPURL = peer.SMTPURL
 	c.EmailFrom = "Missive bench <bench@example.com>"
-	c.TwilioSID, c.TwilioToken, c.SMSFrom, c.TwilioAPIURL = twiliotest.AccountSID, twiliotest.AuthToken, "+33757000000", double.URL()
+	c.TwilioSID, c.TwilioToken, c.SMSFrom, c.TwilioAPIURL = twiliotest.AccountSID, twiliotest.AuthToken, "+33757000000", peer.TwilioURL
 	if err := c.validate(false); err != nil {
 		return fail(err)
 	}
@@ -334,7 +332,7 @@ func runBenchFigure(ctx context.Context, base *config, srv *benchServer, logs io
 	if srv.url != "" {
 		defer wipeBenchPrefix(a, c.Prefix)
 	}
-	b := &benchEnvironment{a: a, smtp: sink, twilio: double, ready: ready, n: n}
+	b := &benchEnvironment{a: a, peer: peer, peerOpts: po, ready: ready, n: n}
 	if err := measure(ctx, b, &r); err != nil {
 		return fail(err)
 	}
@@ -482,11 +480,12 @@ func (b *benchEnvironment) seed(ctx context.Context, kinds ...channels.Kind) err
 // benchPhone is contact i's mobile number (French, E.164).
 func benchPhone(i int) string { return fmt.Sprintf("+336%08d", i) }
 
-// meter takes the process's and Redis's counters before a figure and
-// computes the per-message figures after it.
+// meter takes the process's, the peers' and Redis's counters before a
+// figure and computes the per-message figures after it.
 type meter struct {
 	b        *benchEnvironment
 	cpu      float64
+	peersCPU float64
 	redisCPU float64
 	cmds     map[string]int64
 }
@@ -498,7 +497,11 @@ func (b *benchEnvironment) startMeter(ctx context.Context) (*meter, error) {
 	debug.FreeOSMemory()
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	m := &meter{b: b, cpu: processCPU()}
-	var err error
+	peers, err := b.peer.status(ctx, 0, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	m.peersCPU = peers.cpu()
 	if m.redisCPU, err = redisCPU(ctx, b.a.rdb); err != nil {
 		return nil, err
 	}
@@ -511,6 +514,10 @@ func (b *benchEnvironment) startMeter(ctx context.Context) (*meter, error) {
 // stop fills r's per-message figures for r.N messages.
 func (m *meter) stop(ctx context.Context, r *benchResult) error {
 	cpu := processCPU()
+	peers, err := m.b.peer.status(ctx, 0, 0, 0)
+	if err != nil {
+		return err
+	}
 	rcpu, err := redisCPU(ctx, m.b.a.rdb)
 	if err != nil {
 		return err
@@ -521,6 +528,7 @@ func (m *meter) stop(ctx context.Context, r *benchResult) error {
 	}
 	n := float64(r.N)
 	r.CPUProcessUS = (cpu - m.cpu) / n * 1e6
+	r.CPUPeersUS = (peers.cpu() - m.peersCPU) / n * 1e6
 	r.CPURedisUS = (rcpu - m.redisCPU) / n * 1e6
 	var total int64
 	for cmd, calls := range cmds {
@@ -562,29 +570,23 @@ func benchEmail(ctx context.Context, b *benchEnvironment, r *benchResult) error 
 		return err
 	}
 	defer st.stopWorker()
-	msgs, err := b.smtp.Await(ctx, r.N, benchTimeout(r.N, 100))
-	if err != nil {
+	if _, err := b.peer.await(ctx, r.N, 0, benchTimeout(r.N, 100)); err != nil {
 		return err
-	}
-	first, last := msgs[0].At, msgs[0].At
-	seen := make(map[string]bool, len(msgs))
-	size := 0
-	for _, msg := range msgs {
-		first, last = minTime(first, msg.At), maxTime(last, msg.At)
-		size += msg.Size
-		for _, to := range msg.To {
-			seen[to] = true
-		}
 	}
 	if err := st.finish(ctx, b, r); err != nil {
 		return err
 	}
-	r.Seconds = last.Sub(st.at).Seconds()
+	s, err := b.peer.status(ctx, 0, 0, 0)
+	if err != nil {
+		return err
+	}
+	got := s.Email
+	r.Seconds = got.last().Sub(st.at).Seconds()
 	r.PerSecond = float64(r.N) / r.Seconds
-	r.FirstMessageMS = float64(first.Sub(st.at).Microseconds()) / 1000
-	r.BytesPerMsg = float64(size) / float64(len(msgs))
-	if len(msgs) != r.N || len(seen) != r.N {
-		return fmt.Errorf("%d messages to %d recipients at the sink, want %d once each", len(msgs), len(seen), r.N)
+	r.FirstMessageMS = float64(got.first().Sub(st.at).Microseconds()) / 1000
+	r.BytesPerMsg = float64(got.Bytes) / float64(got.Messages)
+	if got.Messages != r.N || got.Unique != r.N {
+		return fmt.Errorf("%d messages to %d recipients at the sink, want %d once each", got.Messages, got.Unique, r.N)
 	}
 	return nil
 }
@@ -625,19 +627,13 @@ func benchGate(ctx context.Context, b *benchEnvironment, r *benchResult) error {
 }
 
 // benchSMS: r.N SMS through the Twilio double at the configured pace,
-// every fail429Every-th number answered 429 once; none may be lost or
-// sent twice.
-func benchSMS(ctx context.Context, b *benchEnvironment, r *benchResult, fail429Every int) error {
+// every Nth number answered 429 once (the peer's options); none may be
+// lost or sent twice.
+func benchSMS(ctx context.Context, b *benchEnvironment, r *benchResult) error {
 	if err := b.seed(ctx, channels.SMS); err != nil {
 		return err
 	}
-	injected := 0
-	if fail429Every > 0 {
-		for i := fail429Every - 1; i < r.N; i += fail429Every {
-			b.twilio.FailOnce(benchPhone(i), 429, 20429)
-			injected++
-		}
-	}
+	injected := b.peerOpts.injected()
 	rate := b.a.cfg.rates[channels.SMS]
 	st, err := b.startRun(ctx, b.a.d.Pipeline.Queues())
 	if err != nil {
@@ -645,18 +641,17 @@ func benchSMS(ctx context.Context, b *benchEnvironment, r *benchResult, fail429E
 	}
 	defer st.stopWorker()
 	perSecond := float64(rate.Count) / rate.Per.Seconds()
-	sent, err := b.twilio.Await(ctx, r.N, benchTimeout(r.N, perSecond/2))
-	if err != nil {
+	if _, err := b.peer.await(ctx, 0, r.N, benchTimeout(r.N, perSecond/2)); err != nil {
 		return err
 	}
 	if err := st.finish(ctx, b, r); err != nil {
 		return err
 	}
-	at := b.twilio.Arrivals()
-	first, last := at[0], at[0]
-	for _, t := range at {
-		first, last = minTime(first, t), maxTime(last, t)
+	s, err := b.peer.status(ctx, 0, 0, 0)
+	if err != nil {
+		return err
 	}
+	first, last := s.SMS.first(), s.SMS.last()
 	r.Seconds = last.Sub(st.at).Seconds()
 	r.PerSecond = float64(r.N) / r.Seconds
 	r.FirstMessageMS = float64(first.Sub(st.at).Microseconds()) / 1000
@@ -672,16 +667,12 @@ func benchSMS(ctx context.Context, b *benchEnvironment, r *benchResult, fail429E
 		r.RateAchieved = float64(r.N-burst) / last.Sub(first).Seconds()
 		r.RateDeviation = (r.RateAchieved/perSecond - 1) * 100
 	}
-	r.Injected429 = b.twilio.Failed()
-	to := map[string]int{}
-	for _, s := range sent {
-		to[s.To]++
+	r.Injected429 = s.Answered429
+	if s.SMS.Messages != r.N || s.SMS.Unique != r.N {
+		return fmt.Errorf("%d SMS to %d numbers at the double, want %d once each", s.SMS.Messages, s.SMS.Unique, r.N)
 	}
-	if len(sent) != r.N || len(to) != r.N {
-		return fmt.Errorf("%d SMS to %d numbers at the double, want %d once each", len(sent), len(to), r.N)
-	}
-	if r.Injected429 != injected {
-		return fmt.Errorf("the double answered 429 %d times, %d were injected", r.Injected429, injected)
+	if s.Injected429 != injected || r.Injected429 != injected {
+		return fmt.Errorf("the double answered 429 %d times, %d were injected, want %d", r.Injected429, s.Injected429, injected)
 	}
 	return nil
 }
@@ -774,28 +765,14 @@ func benchTimeout(n int, perSecond float64) time.Duration {
 	return 2*time.Minute + time.Duration(2*float64(n)/perSecond*float64(time.Second))
 }
 
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return b
 }
 
-// processCPU is the CPU seconds this process used, user and system: the
-// Missive, and the SMTP sink and Twilio double beside it.
+// processCPU is the CPU seconds this process used, user and system: in the
+// bench, Missive's alone, its peers running in a child.
 func processCPU() float64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -882,18 +859,18 @@ func printBench(w io.Writer, rep *benchReport) {
 	fmt.Fprintf(w, "Redis: %s\n", rep.Redis)
 	fmt.Fprintf(w, "Settings: %s\n\n", rep.Settings)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "figure\tn\tmsgs/s\tfirst msg\tCPU/msg process\tCPU/msg Redis\tRedis cmds/msg\tpeak RSS\tRedis peak\t")
+	fmt.Fprintln(tw, "figure\tn\tmsgs/s\tfirst msg\tCPU/msg process\tCPU/msg peers\tCPU/msg Redis\tRedis cmds/msg\tpeak RSS\tRedis peak\t")
 	for _, r := range rep.Figures {
 		if r.Error != "" {
-			fmt.Fprintf(tw, "%s\t%d\tFAILED\t\t\t\t\t\t\t\n", r.Figure, r.N)
+			fmt.Fprintf(tw, "%s\t%d\tFAILED\t\t\t\t\t\t\t\t\n", r.Figure, r.N)
 			continue
 		}
 		first := "-"
 		if r.FirstMessageMS > 0 {
 			first = fmt.Sprintf("%.0f ms", r.FirstMessageMS)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.0f µs\t%.0f µs\t%.1f\t%.0f MB\t%.0f MB\t\n",
-			r.Figure, r.N, formatRate(r.PerSecond), first, r.CPUProcessUS, r.CPURedisUS, r.RedisCmds, r.PeakRSSMB, r.RedisPeakMB)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.0f µs\t%.0f µs\t%.0f µs\t%.1f\t%.0f MB\t%.0f MB\t\n",
+			r.Figure, r.N, formatRate(r.PerSecond), first, r.CPUProcessUS, r.CPUPeersUS, r.CPURedisUS, r.RedisCmds, r.PeakRSSMB, r.RedisPeakMB)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -916,7 +893,7 @@ func printBench(w io.Writer, rep *benchReport) {
 		}
 	}
 	fmt.Fprintln(w, "\nmsgs/s: start call to last message at the sink (email, sms) or to the last decision (gate: recipients/s).")
-	fmt.Fprintln(w, "CPU/msg process counts the SMTP sink and Twilio double that run in this process (the sink keeps no message data).")
+	fmt.Fprintln(w, "CPU/msg process is Missive's process alone; CPU/msg peers is the child process running the SMTP sink and Twilio double.")
 	fmt.Fprintln(w, "Redis cmds/msg counts every command Redis ran (INFO commandstats), those run inside Lua scripts too.")
 }
 
