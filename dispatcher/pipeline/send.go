@@ -120,15 +120,26 @@ func (d *Pipeline) sendTask(ctx context.Context, p sendPayload, lastTry bool) er
 		group := live[i:j]
 		i = j
 		for len(group) > 0 {
-			allowed, retryIn, err := d.take(ctx, st, k, len(group))
+			n, wait, err := d.reserve(ctx, st, k, len(group))
 			if err != nil {
 				return err
 			}
-			if allowed == 0 && retryIn > maxPace {
-				limitErr = &throttle.LimitError{RetryIn: retryIn}
+			if n == 0 {
+				// Nothing free within maxPace: the queue brings the task
+				// back when something is.
+				limitErr = &throttle.LimitError{RetryIn: wait}
 				break
 			}
-			err = d.deliverAll(ctx, st, k, group[:allowed], contacts, lastTry, &tempErr)
+			if wait > 0 {
+				// Pace here rather than through the queue, whose delayed
+				// tasks move only once a second.
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(wait):
+				}
+			}
+			err = d.deliverAll(ctx, st, k, group[:n], contacts, lastTry, &tempErr)
 			var he *heldError
 			if errors.As(err, &he) {
 				_, err := d.hold(ctx, he.state, ids)
@@ -137,16 +148,7 @@ func (d *Pipeline) sendTask(ctx context.Context, p sendPayload, lastTry bool) er
 			if err != nil {
 				return err
 			}
-			group = group[allowed:]
-			if len(group) > 0 {
-				// Pace here rather than through the queue, whose delayed
-				// tasks move only once a second.
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(max(retryIn, 10*time.Millisecond)):
-				}
-			}
+			group = group[n:]
 		}
 	}
 	if tempErr != nil {
@@ -253,31 +255,39 @@ func retryIn(err error) time.Duration {
 	return 0
 }
 
-// take takes up to n tokens from the channel's provider limit and the
-// campaign's own, returning how many it may send now and, if fewer than n,
-// when to try again.
-func (d *Pipeline) take(ctx context.Context, st *runState, k channels.Kind, n int) (int, time.Duration, error) {
-	allowed, retryIn := n, time.Duration(0)
+// reserve takes up to n slots of the channel's provider rate and the
+// campaign's own, the first free ones within maxPace, and returns how many
+// it took and how long to wait before they may leave: never a polling
+// loop, each caller gets slots of its own. It takes at most a tenth of a
+// second of the slower rate at once, so that what leaves together stays a
+// small burst. Slots of the provider rate the campaign's does not match
+// are lost: the provider's pace is a ceiling, not a target.
+func (d *Pipeline) reserve(ctx context.Context, st *runState, k channels.Kind, n int) (int, time.Duration, error) {
+	var rates []throttle.Rate
+	var keys []string
 	if r, ok := d.cfg.ProviderRates[k]; ok {
-		a, ri, err := d.limiter.TakeRate(ctx, "provider:"+string(k), r, n)
+		rates, keys = append(rates, r), append(keys, "provider:"+string(k))
+	}
+	if st.campaign.RateLimit != "" {
+		if r, err := throttle.ParseRate(st.campaign.RateLimit); err == nil {
+			rates, keys = append(rates, r), append(keys, "campaign:"+st.campaign.ID)
+		}
+	}
+	for _, r := range rates {
+		n = min(n, max(1, int(float64(r.Count)*float64(time.Second/10)/float64(r.Per))))
+	}
+	var wait time.Duration
+	for i, r := range rates {
+		taken, w, err := d.limiter.Reserve(ctx, keys[i], r, n, maxPace)
 		if err != nil {
 			return 0, 0, err
 		}
-		allowed, retryIn = a, ri
-	}
-	if st.campaign.RateLimit != "" && allowed > 0 {
-		r, err := throttle.ParseRate(st.campaign.RateLimit)
-		if err == nil {
-			a, ri, err := d.limiter.TakeRate(ctx, "campaign:"+st.campaign.ID, r, allowed)
-			if err != nil {
-				return 0, 0, err
-			}
-			if a < allowed {
-				allowed, retryIn = a, max(retryIn, ri)
-			}
+		if taken == 0 {
+			return 0, w, nil
 		}
+		n, wait = taken, max(wait, w)
 	}
-	return allowed, retryIn, nil
+	return n, wait, nil
 }
 
 // recheck loads the contacts of live and runs check 1 again, and check 4
