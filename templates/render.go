@@ -348,10 +348,24 @@ func headers(opts RenderOptions, unsub string) (map[string]string, error) {
 
 // linksTo reports whether html has an href to u, as html/template writes it.
 func linksTo(html, u string) bool {
-	esc := htmltemplate.HTMLEscapeString(u)
-	for _, q := range []string{`"`, `'`, ``} {
-		if strings.Contains(html, "href="+q+esc) || strings.Contains(html, "href="+q+u) {
-			return true
+	forms := []string{htmltemplate.HTMLEscapeString(u)}
+	if forms[0] != u {
+		forms = append(forms, u)
+	}
+	for _, f := range forms {
+		for i := 0; ; {
+			j := strings.Index(html[i:], f)
+			if j < 0 {
+				break
+			}
+			before := html[:i+j]
+			if q := len(before) - 1; q >= 0 && (before[q] == '"' || before[q] == '\'') {
+				before = before[:q]
+			}
+			if strings.HasSuffix(before, "href=") {
+				return true
+			}
+			i += j + 1
 		}
 	}
 	return false

@@ -717,3 +717,26 @@ func TestConcurrentRender(t *testing.T) {
 		}
 	}
 }
+
+// linksTo finds an href to the URL as html/template writes it, quoted or
+// not, escaped or not, and nothing else.
+func TestLinksTo(t *testing.T) {
+	t.Parallel()
+	const u = "https://m.example/u?t=a&b=c"
+	for _, tt := range []struct {
+		html string
+		want bool
+	}{
+		{`<a href="https://m.example/u?t=a&amp;b=c">x</a>`, true},
+		{`<a href='https://m.example/u?t=a&b=c'>x</a>`, true},
+		{`<a href=https://m.example/u?t=a&amp;b=c>x</a>`, true},
+		{`<p>https://m.example/u?t=a&amp;b=c</p><a href="https://m.example/other">x</a>`, false},
+		{`<a title="https://m.example/u?t=a&amp;b=c" href="https://m.example/u?t=a&amp;b=c">x</a>`, true},
+		{`<a data-href="x" src="https://m.example/u?t=a&b=c">`, false},
+		{``, false},
+	} {
+		if got := linksTo(tt.html, u); got != tt.want {
+			t.Errorf("linksTo(%q) = %v, want %v", tt.html, got, tt.want)
+		}
+	}
+}

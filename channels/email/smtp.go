@@ -2,6 +2,7 @@ package email
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"net/textproto"
@@ -92,7 +93,6 @@ type transactions struct {
 	end func() bool // stops watching ctx; false when it interrupted the connection
 
 	wire *wire
-	tw   *textproto.Writer // over c.bw, for its DotWriter
 
 	pipelining bool
 	enhanced   bool   // the relay announced ENHANCEDSTATUSCODES
@@ -122,7 +122,6 @@ func (c *conn) transactions(ctx context.Context) *transactions {
 	} else {
 		c.bw.Reset(x.wire)
 	}
-	x.tw = textproto.NewWriter(c.bw)
 	x.pipelining, _ = c.sc.Extension("PIPELINING")
 	x.enhanced, _ = c.sc.Extension("ENHANCEDSTATUSCODES")
 	x.eightBit, _ = c.sc.Extension("8BITMIME")
@@ -218,7 +217,7 @@ func (x *transactions) data(j *job) error {
 	if err := x.sc.UpdateDeadline(x.c.timeout); err != nil {
 		return err
 	}
-	dw := x.tw.DotWriter()
+	dw := &dotWriter{w: x.c.bw}
 	if _, err := j.msg.WriteTo(dw); err != nil {
 		// The wire does not fail, so the message did not render. Its
 		// data must not end: closing the connection discards it.
@@ -419,3 +418,70 @@ func (w *wire) flush() error {
 // sent is how many of the bytes the connection took: a bufio.Writer keeps
 // those it failed to write, and w was empty when the wire began.
 func (w *wire) sent() int64 { return w.accepted - int64(w.w.Buffered()) }
+
+// dotWriter writes message data as textproto's DotWriter does (a line's
+// leading "." doubled, a bare LF written CRLF, ".\r\n" at the end), a
+// line at a time instead of a byte at a time.
+type dotWriter struct {
+	w     *bufio.Writer
+	state int // dotBegin, dotBeginLine, dotCR or dotData
+}
+
+const (
+	dotBegin = iota
+	dotBeginLine
+	dotCR
+	dotData
+)
+
+func (d *dotWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if (d.state == dotBegin || d.state == dotBeginLine) && p[0] == '.' {
+			_ = d.w.WriteByte('.')
+		}
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			_, _ = d.w.Write(p)
+			if endsInCR(p, d.state == dotCR) {
+				d.state = dotCR
+			} else {
+				d.state = dotData
+			}
+			break
+		}
+		_, _ = d.w.Write(p[:i])
+		if !endsInCR(p[:i], d.state == dotCR) {
+			_ = d.w.WriteByte('\r')
+		}
+		_ = d.w.WriteByte('\n')
+		d.state, p = dotBeginLine, p[i+1:]
+	}
+	return n, nil
+}
+
+// endsInCR reports whether DotWriter would stand right after a CR at the
+// end of seg, a piece of a line, starting after a CR when cr: a CR takes
+// the byte after it as is, so of a run of CRs every other one counts.
+func endsInCR(seg []byte, cr bool) bool {
+	r := 0
+	for r < len(seg) && seg[len(seg)-1-r] == '\r' {
+		r++
+	}
+	if r < len(seg) {
+		cr = false
+	}
+	return cr != (r%2 == 1)
+}
+
+// Close ends the data with ".\r\n", on a line of its own.
+func (d *dotWriter) Close() error {
+	switch d.state {
+	case dotBegin, dotData:
+		_, _ = d.w.WriteString("\r\n")
+	case dotCR:
+		_ = d.w.WriteByte('\n')
+	}
+	_, _ = d.w.WriteString(".\r\n")
+	return d.w.Flush()
+}

@@ -75,7 +75,7 @@ local runState
 local left = 0
 local out = {}
 local function apply(key, a, nf)
-  local cur = redis.call('HMGET', key, 'state', 'reason')
+  local cur = redis.call('HMGET', key, 'state', 'reason', 'error_code')
   if not cur[1] then return {-1, ''} end
   if ARGV[a+6] == '1' then
     runState = runState or redis.call('HGET', KEYS[1], 'state') or ''
@@ -100,7 +100,7 @@ local function apply(key, a, nf)
     end
   end
   redis.call('HSET', key, unpack(set))
-  if ARGV[a+2] == 'sent' and cur[1] == 'sending' then
+  if ARGV[a+2] == 'sent' and cur[3] then
     redis.call('HDEL', key, 'error_code') -- of an earlier try
   end
   local prev, next = outcome(cur[1], cur[2]), outcome(ARGV[a+2], ARGV[a+3])
