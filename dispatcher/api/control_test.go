@@ -36,6 +36,11 @@ func startShipped(t *testing.T, rate string, n, k int) (*testBundle, string) {
 	}))
 	run := startMailing(t, b, n)
 	b.smtp.Wait(k, 20*time.Second)
+	// Every send decided: they wait in their tasks.
+	waitFor(t, "every send decided", 20*time.Second, func() bool {
+		r, err := b.d.Store.Run(context.Background(), run)
+		return err == nil && r.Counters["planned"] == int64(n)
+	})
 	return b, run
 }
 

@@ -93,7 +93,12 @@ func (d *Pipeline) enqueue(ctx context.Context, typ string, payload any, opts ..
 // firstBatch is the size of a run's first batch at most.
 const firstBatch = 50
 
-func (d *Pipeline) handlePlan(ctx context.Context, t *asynq.Task) error {
+// handlePlan cuts a run's contacts into batches and enqueues them. When
+// this worker serves the batch queue (served), it gates the first batch
+// itself before the others are enqueued: the first messages then leave
+// without waiting for the queue, nor for a CPU busy with the other
+// batches.
+func (d *Pipeline) handlePlan(ctx context.Context, t *asynq.Task, served map[string]int) error {
 	var p planPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("plan: %v: %w", err, asynq.SkipRetry)
@@ -163,8 +168,10 @@ func (d *Pipeline) handlePlan(ctx context.Context, t *asynq.Task) error {
 				bp.To, next = ids[size-1], ids[size-1]
 			}
 		}
-		if err := d.enqueue(ctx, TypeBatch, bp, asynq.Queue(d.Queue("batch")), asynq.TaskID(p.Run+"~b"+strconv.Itoa(n))); err != nil {
-			return err
+		if n > 0 || served[d.Queue("batch")] == 0 || d.batchTask(ctx, bp, served) != nil {
+			if err := d.enqueue(ctx, TypeBatch, bp, asynq.Queue(d.Queue("batch")), asynq.TaskID(p.Run+"~b"+strconv.Itoa(n))); err != nil {
+				return err
+			}
 		}
 		n++
 		if err := d.Store.SavePlanCursor(ctx, p.Run, next, n); err != nil {
@@ -246,6 +253,11 @@ func (d *Pipeline) handleBatch(ctx context.Context, t *asynq.Task, served map[st
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("batch: %v: %w", err, asynq.SkipRetry)
 	}
+	return d.batchTask(ctx, p, served)
+}
+
+// batchTask is handleBatch's work, for the plan's inline first batch too.
+func (d *Pipeline) batchTask(ctx context.Context, p batchPayload, served map[string]int) error {
 	if p.N > 0 {
 		served = nil
 	}
@@ -387,9 +399,9 @@ func (d *Pipeline) undecided(ctx context.Context, st *runState, members []*dispa
 
 // enqueueSends groups sends by the minute they may leave and enqueues
 // them in chunks. Task ids derive from the sends, so enqueuing the same
-// group twice adds nothing. The first chunk that may leave now is
-// delivered here when served holds its queue, and enqueued only if that
-// stops short (a pause, a limit, a failure).
+// group twice adds nothing. The first sendChunk sends that may leave now
+// are delivered here when served holds their queue, and enqueued only if
+// that stops short (a pause, a rate limit to wait for, a failure).
 func (d *Pipeline) enqueueSends(ctx context.Context, run string, ds []storepkg.Decision, served map[string]int) error {
 	now := d.cfg.Now()
 	groups := map[int64][]string{}
@@ -416,19 +428,18 @@ func (d *Pipeline) enqueueSends(ctx context.Context, run string, ds []storepkg.D
 	var first []string // delivered here, once the others are queued
 	for _, at := range order {
 		hs := groups[at]
+		if at == 0 && served[d.sendQueue(hs[0])] > 0 {
+			first, hs = hs[:min(len(hs), sendChunk)], hs[min(len(hs), sendChunk):]
+		}
 		for i := 0; i < len(hs); i += d.cfg.SendChunk {
-			chunk := hs[i:min(i+d.cfg.SendChunk, len(hs))]
-			if at == 0 && first == nil && served[d.sendQueue(chunk[0])] > 0 {
-				first = chunk
-				continue
-			}
-			if err := enqueue(at, chunk); err != nil {
+			if err := enqueue(at, hs[i:min(i+d.cfg.SendChunk, len(hs))]); err != nil {
 				return err
 			}
 		}
 	}
-	if first != nil && d.sendTask(ctx, sendPayload{Run: run, Sends: first}, false) != nil {
-		// A pause, a limit, a failure: the task takes it from here.
+	if first != nil && d.sendTask(ctx, sendPayload{Run: run, Sends: first}, sendOptions{noWait: true}) != nil {
+		// A pause, a limit to wait for, a failure: the task takes it from
+		// here.
 		return enqueue(0, first)
 	}
 	return nil

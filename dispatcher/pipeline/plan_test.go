@@ -90,7 +90,7 @@ func TestPlanBatches(t *testing.T) {
 			d, insp := planSetup(t, tt.size, tt.contacts)
 			ctx := context.Background()
 			b, _ := json.Marshal(planPayload{Run: "r1"})
-			if err := d.handlePlan(ctx, asynq.NewTask(TypePlan, b)); err != nil {
+			if err := d.handlePlan(ctx, asynq.NewTask(TypePlan, b), nil); err != nil {
 				t.Fatal(err)
 			}
 			tasks, err := insp.ListPendingTasks(d.Queue("batch"))

@@ -67,12 +67,20 @@ func (d *Pipeline) handleSend(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("send: %v: %w", err, asynq.SkipRetry)
 	}
-	return d.sendTask(ctx, p, isLastTry(ctx))
+	return d.sendTask(ctx, p, sendOptions{lastTry: isLastTry(ctx)})
 }
 
-// sendTask delivers the sends of p; on its last try, sends that fail for
-// a time are failed for good.
-func (d *Pipeline) sendTask(ctx context.Context, p sendPayload, lastTry bool) error {
+// sendOptions say how a send task runs.
+type sendOptions struct {
+	// lastTry: sends that fail for a time are failed for good.
+	lastTry bool
+	// noWait: a rate limit to wait for ends the task (a *LimitError)
+	// instead of being waited for.
+	noWait bool
+}
+
+// sendTask delivers the sends of p.
+func (d *Pipeline) sendTask(ctx context.Context, p sendPayload, o sendOptions) error {
 	st, err := d.LoadRun(ctx, p.Run)
 	if err != nil {
 		if errors.Is(err, dispatcher.ErrNotFound) || dispatcher.IsCode(err, dispatcher.CodeNotFound) {
@@ -124,9 +132,10 @@ func (d *Pipeline) sendTask(ctx context.Context, p sendPayload, lastTry bool) er
 			if err != nil {
 				return err
 			}
-			if n == 0 {
+			if n == 0 || (wait > 0 && o.noWait) {
 				// Nothing free within maxPace: the queue brings the task
-				// back when something is.
+				// back when something is. (Slots taken with noWait are
+				// lost: the pace is a ceiling.)
 				limitErr = &throttle.LimitError{RetryIn: wait}
 				break
 			}
@@ -139,7 +148,7 @@ func (d *Pipeline) sendTask(ctx context.Context, p sendPayload, lastTry bool) er
 				case <-time.After(wait):
 				}
 			}
-			err = d.deliverAll(ctx, st, k, group[:n], contacts, lastTry, &tempErr)
+			err = d.deliverAll(ctx, st, k, group[:n], contacts, o.lastTry, &tempErr)
 			var he *heldError
 			if errors.As(err, &he) {
 				_, err := d.hold(ctx, he.state, ids)

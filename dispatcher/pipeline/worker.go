@@ -44,7 +44,7 @@ func (d *Pipeline) ServeQueues(ctx context.Context, queues map[string]int) error
 		}),
 	})
 	mux := asynq.NewServeMux()
-	mux.HandleFunc(TypePlan, d.handlePlan)
+	mux.HandleFunc(TypePlan, func(ctx context.Context, t *asynq.Task) error { return d.handlePlan(ctx, t, queues) })
 	mux.HandleFunc(TypeBatch, func(ctx context.Context, t *asynq.Task) error { return d.handleBatch(ctx, t, queues) })
 	mux.HandleFunc(TypeSend, d.handleSend)
 	if err := srv.Start(mux); err != nil {
