@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -168,20 +169,80 @@ func (s *Sender) Close() error {
 // or Ambiguous (the request was sent but no usable answer came back: Twilio
 // may have queued the message).
 func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Result, error) {
+	out := s.SendBatch(ctx, channels.Batch{
+		Messages: []channels.Message{m},
+		Claim:    func(ctx context.Context, _ []int) []error { return []error{m.TakeClaim(ctx)} },
+	})[0]
+	return out.Result, out.Err
+}
+
+var _ channels.BatchChannel = (*Sender)(nil)
+
+// batchRequests bounds the requests of one batch in flight at once:
+// Twilio answers 429 past an account's concurrency limit.
+const batchRequests = 8
+
+// SendBatch sends b's messages, one request each, up to batchRequests at
+// once, and returns one Outcome each, in order, as Send's. It checks every
+// message first (one Twilio would refuse gets its Permanent error and is
+// not claimed), then calls b.Claim once with the indexes of the others
+// and sends those claimed.
+func (s *Sender) SendBatch(ctx context.Context, b channels.Batch) []channels.Outcome {
+	out := make([]channels.Outcome, len(b.Messages))
+	params := make([]*openapi.CreateMessageParams, len(b.Messages))
+	var idx []int
+	for i, m := range b.Messages {
+		p, err := s.params(m)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		params[i], idx = p, append(idx, i)
+	}
+	if len(idx) > 0 && b.Claim != nil {
+		errs := b.Claim(ctx, idx)
+		claimed := idx[:0:0]
+		for k, i := range idx {
+			err := errors.New("sms: the batch's claim gave no answer for this message")
+			if k < len(errs) {
+				err = errs[k]
+			}
+			if err != nil {
+				out[i].Err = err
+				continue
+			}
+			claimed = append(claimed, i)
+		}
+		idx = claimed
+	}
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, batchRequests)
+	for _, i := range idx {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			out[i].Result, out[i].Err = s.create(ctx, b.Messages[i].ID, params[i])
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// params checks m and gives its request's parameters.
+func (s *Sender) params(m channels.Message) (*openapi.CreateMessageParams, error) {
 	if m.Channel != "" && m.Channel != channels.SMS {
-		return channels.Result{}, channels.NewError(channels.Permanent, "", fmt.Errorf("sms: message is for channel %q", m.Channel))
+		return nil, channels.NewError(channels.Permanent, "", fmt.Errorf("sms: message is for channel %q", m.Channel))
 	}
 	if m.To == "" {
-		return channels.Result{}, channels.NewError(channels.Permanent, "", errors.New("sms: message has no To number"))
+		return nil, channels.NewError(channels.Permanent, "", errors.New("sms: message has no To number"))
 	}
 	if m.Body == "" {
-		return channels.Result{}, channels.NewError(channels.Permanent, "", errors.New("sms: message has no body"))
+		return nil, channels.NewError(channels.Permanent, "", errors.New("sms: message has no body"))
 	}
 	from := cmp.Or(m.From, s.from)
 	if !validSender(from) {
-		return channels.Result{}, channels.NewError(channels.Permanent, "", errors.New("sms: message From is neither an E.164 number nor a Messaging Service SID"))
+		return nil, channels.NewError(channels.Permanent, "", errors.New("sms: message From is neither an E.164 number nor a Messaging Service SID"))
 	}
-
 	params := &openapi.CreateMessageParams{}
 	params.SetTo(string(m.To))
 	params.SetBody(m.Body)
@@ -193,7 +254,11 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Result,
 	if s.callback != "" {
 		params.SetStatusCallback(s.callback)
 	}
+	return params, nil
+}
 
+// create makes the request of the message with send id id.
+func (s *Sender) create(ctx context.Context, id string, params *openapi.CreateMessageParams) (channels.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	rt := &callTransport{ctx: ctx, base: s.transport, target: s.target}
@@ -209,9 +274,6 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Result,
 		},
 	}
 	c.SetAccountSid(s.accountSID)
-	if err := m.TakeClaim(ctx); err != nil {
-		return channels.Result{}, err
-	}
 	msg, err := openapi.NewApiServiceWithClient(c).CreateMessage(params)
 	if err != nil {
 		ce := s.classify(ctx, rt, err)
@@ -220,16 +282,16 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Result,
 			level = slog.LevelWarn
 		}
 		s.log.LogAttrs(ctx, level, "sms: send failed",
-			slog.String("send_id", m.ID), slog.String("kind", ce.Kind.String()),
+			slog.String("send_id", id), slog.String("kind", ce.Kind.String()),
 			slog.String("code", ce.Code), slog.Int("http_status", rt.status))
 		return channels.Result{}, ce
 	}
 	if msg.Sid == nil || *msg.Sid == "" {
 		ce := channels.NewError(channels.Ambiguous, "", errors.New("sms: twilio accepted the request but returned no message SID"))
-		s.log.LogAttrs(ctx, slog.LevelWarn, "sms: send ambiguous", slog.String("send_id", m.ID), slog.Int("http_status", rt.status))
+		s.log.LogAttrs(ctx, slog.LevelWarn, "sms: send ambiguous", slog.String("send_id", id), slog.Int("http_status", rt.status))
 		return channels.Result{}, ce
 	}
-	s.log.LogAttrs(ctx, slog.LevelDebug, "sms: sent", slog.String("send_id", m.ID), slog.String("sid", *msg.Sid))
+	s.log.LogAttrs(ctx, slog.LevelDebug, "sms: sent", slog.String("send_id", id), slog.String("sid", *msg.Sid))
 	return channels.Result{ProviderID: *msg.Sid}, nil
 }
 

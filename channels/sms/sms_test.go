@@ -93,6 +93,66 @@ func TestSend(t *testing.T) {
 	}
 }
 
+// A batch is claimed once, for the messages Twilio could take: a message
+// without a body is refused unclaimed, one whose claim fails is not sent,
+// a 429 comes back as its own outcome, and the others leave once each.
+func TestSendBatch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	held := errors.New("held")
+	var msgs []channels.Message
+	for i := range 12 {
+		msgs = append(msgs, channels.Message{ID: fmt.Sprintf("s%d", i), To: channels.Address(fmt.Sprintf("+336120000%02d", i)), Body: body})
+	}
+	msgs[3].Body = ""
+	b.srv.FailOnce("+33612000007", 429, 20429)
+	var claims [][]int
+	out := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs, Claim: func(_ context.Context, idx []int) []error {
+		claims = append(claims, idx)
+		errs := make([]error, len(idx))
+		for k, i := range idx {
+			if i == 5 {
+				errs[k] = held
+			}
+		}
+		return errs
+	}})
+	if diff := cmp.Diff([][]int{{0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11}}, claims); diff != "" {
+		t.Errorf("claims (-want +got):\n%s", diff)
+	}
+	sids := map[string]bool{}
+	for i, o := range out {
+		switch i {
+		case 3:
+			if channels.KindOf(o.Err) != channels.Permanent {
+				t.Errorf("message without a body: %v, want permanent", o.Err)
+			}
+		case 5:
+			if !errors.Is(o.Err, held) {
+				t.Errorf("message whose claim failed: %v, want the claim's error", o.Err)
+			}
+		case 7:
+			if channels.KindOf(o.Err) != channels.Temporary {
+				t.Errorf("message answered 429: %v, want temporary", o.Err)
+			}
+		default:
+			if o.Err != nil || o.Result.ProviderID == "" || sids[o.Result.ProviderID] {
+				t.Errorf("message %d: %+v, want its own SID", i, o)
+			}
+			sids[o.Result.ProviderID] = true
+		}
+	}
+	sent := b.srv.Messages()
+	if len(sent) != 9 {
+		t.Errorf("%d messages at Twilio, want 9", len(sent))
+	}
+	for _, m := range sent {
+		if m.To == string(msgs[5].To) || m.To == string(msgs[7].To) {
+			t.Errorf("%s reached Twilio", m.To)
+		}
+	}
+}
+
 // TestAPIURL checks that the rewritten requests reach the configured host and
 // nothing else: a Sender pointed at one double leaves another untouched.
 func TestAPIURL(t *testing.T) {

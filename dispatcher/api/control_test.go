@@ -36,11 +36,7 @@ func startShipped(t *testing.T, rate string, n, k int) (*testBundle, string) {
 	}))
 	run := startMailing(t, b, n)
 	b.smtp.Wait(k, 20*time.Second)
-	// Every send decided: they wait in their tasks.
-	waitFor(t, "every send decided", 20*time.Second, func() bool {
-		r, err := b.d.Store.Run(context.Background(), run)
-		return err == nil && r.Counters["planned"] == int64(n)
-	})
+	b.waitDecided(t, run, n)
 	return b, run
 }
 

@@ -210,7 +210,18 @@ func startSlowMailing(t *testing.T, n int) (*testBundle, string) {
 	}))
 	run := startMailing(t, b, n)
 	b.smtp.Wait(5, 10*time.Second)
+	b.waitDecided(t, run, n)
 	return b, run
+}
+
+// waitDecided waits until every one of the n sends of run is decided:
+// those not sent yet wait in their tasks.
+func (b *testBundle) waitDecided(t *testing.T, run string, n int) {
+	t.Helper()
+	waitFor(t, "every send decided", 20*time.Second, func() bool {
+		r, err := b.d.Store.Run(context.Background(), run)
+		return err == nil && r.Counters["planned"] == int64(n)
+	})
 }
 
 func TestPauseHoldsAndResumeFinishes(t *testing.T) {

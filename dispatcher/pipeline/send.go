@@ -57,11 +57,12 @@ func IsFailure(err error) bool {
 
 const InflightStates = dispatcher.StateQueued + "," + dispatcher.StateDeferred
 
-// handleSend delivers the sends of one task. Each send is claimed
-// ("sending") in Redis right before the provider call and settled right
-// after, so a retried task or a second worker never sends it twice; a
-// worker that dies between the two leaves it "sending", which the
-// reconciler settles as ambiguous rather than risk a double send.
+// handleSend delivers the sends of one task, sendChunk at a time. The
+// sends of a chunk are claimed ("sending") in Redis in one call once
+// their channel holds what they leave through, and settled in one call
+// right after, so a retried task or a second worker never sends one
+// twice; a worker that dies between the two leaves them "sending", which
+// the reconciler settles as ambiguous rather than risk a double send.
 func (d *Pipeline) handleSend(ctx context.Context, t *asynq.Task) error {
 	var p sendPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
