@@ -30,8 +30,8 @@ var durableRedis = []string{"--appendonly", "yes", "--appendfsync", "always"}
 
 // A worker killed with SIGKILL mid-batch: its tasks come back to the other
 // worker after asynq's lease, and only the messages it was handing over
-// at that instant (one per SMTP connection at most) are unknown, settled
-// ambiguous, never sent again.
+// at that instant (a chunk of 8 per SMTP connection at most) are unknown,
+// settled ambiguous, never sent again.
 func TestFaultWorkerKilled(t *testing.T) {
 	requireFaults(t)
 	t.Parallel()
@@ -46,9 +46,10 @@ func TestFaultWorkerKilled(t *testing.T) {
 	faultAt := time.Now()
 	o := w.finish(faultAt)
 	o.assertNoDuplicates(t)
-	// Claims are taken once a connection is held: a killed worker leaves
-	// at most one claimed, unsent message per connection of its pool. The
-	// other ambiguous ones left and were not yet recorded sent.
+	// Claims are taken once a connection is held, a chunk of 8 at a time:
+	// a killed worker leaves at most 8 claimed, unsent messages per
+	// connection of its pool. The other ambiguous ones left and were not
+	// yet recorded sent.
 	o.assertUnsentPerConnection(t, "a kill")
 }
 
@@ -115,7 +116,7 @@ func TestFaultWorkerFrozen(t *testing.T) {
 	// the frozen worker may come back after its claims' 2-minute lease:
 	// the reconciler has then settled them ambiguous, and what it hands
 	// over on waking still goes, once. Only the messages it was handing
-	// over may be unknown: one per SMTP connection.
+	// over may be unknown: a chunk of 8 per SMTP connection.
 	o.assertUnsentPerConnection(t, "a freeze")
 }
 
@@ -384,8 +385,10 @@ func TestFaultSMTP(t *testing.T) {
 	if o.Counters["failed"] < 20 {
 		t.Errorf("%d sends failed, want the 20 refused with 550 at least", o.Counters["failed"])
 	}
-	if o.AmbiguousArrived != 0 {
-		t.Errorf("%d ambiguous messages arrived", o.AmbiguousArrived)
+	// The relay closing its connections may take a message and never
+	// answer it: one per connection at most, ambiguous, never sent again.
+	if o.AmbiguousArrived > 4 {
+		t.Errorf("%d ambiguous messages arrived, want at most 4 (one per SMTP connection)", o.AmbiguousArrived)
 	}
 }
 

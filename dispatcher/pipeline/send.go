@@ -191,8 +191,10 @@ const maxPace = 2 * time.Second
 
 // sendChunk is how many sends are claimed at once and handed to their
 // channel together: the SMTP sender streams them over one connection. It
-// bounds what a pause or an opt-out cannot stop any more once claimed.
-const sendChunk = 16
+// bounds what a pause or an opt-out cannot stop any more once claimed, and
+// what a worker killed mid-chunk leaves unknown (settled ambiguous): 8
+// costs ~5% more CPU a message than 16, and a quarter less than 4.
+const sendChunk = 8
 
 // maxRetries is how many times a send the provider asked to come back
 // later (a 429 with Retry-After) is tried again within its task.
