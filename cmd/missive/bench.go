@@ -51,7 +51,7 @@ type benchOptions struct {
 	only                        string
 	json                        bool
 	fail429Every                int
-	cpuProfile                  string
+	cpuProfile, memProfile      string
 }
 
 // benchResult is what one figure measured. Per-message figures divide by
@@ -112,6 +112,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		f.BoolVar(&o.json, "json", false, "print JSON instead of a table")
 		f.IntVar(&o.fail429Every, "sms-429-every", 20, "the Twilio double answers 429 once to every Nth number; 0 never")
 		f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the figures to this file (go tool pprof)")
+		f.StringVar(&o.memProfile, "memprofile", "", "write the allocations of the figures to this file (go tool pprof)")
 	})
 	if err != nil {
 		return err
@@ -183,6 +184,13 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 			return fmt.Errorf("--cpuprofile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if o.memProfile != "" {
+		defer func() {
+			if err := writeAllocs(o.memProfile); err != nil {
+				fmt.Fprintf(stderr, "--memprofile: %v\n", err)
+			}
+		}()
 	}
 	logs := stderr
 	for _, fig := range benchFigures {
@@ -902,4 +910,17 @@ func formatRate(v float64) string {
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	}
 	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+// writeAllocs writes the allocations made since the start to name.
+func writeAllocs(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
