@@ -25,8 +25,9 @@
 //		// defer the send until at (plus jitter)
 //	}
 //	...
-//	n, retryIn, err := limiter.Take(ctx, "twilio", 100, 100, len(batch))
-//	// send batch[:n]; return &throttle.LimitError{RetryIn: retryIn} for the rest
+//	n, wait, err := limiter.Reserve(ctx, "twilio", rate, len(batch), 2*time.Second)
+//	// n == 0: return &throttle.LimitError{RetryIn: wait}; else sleep wait,
+//	// send batch[:n] and reserve again for the rest: no polling
 //
 // Cap keys carry a hash tag per contact ({contact}), so each contact's
 // script stays on one Redis Cluster slot.
