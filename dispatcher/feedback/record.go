@@ -145,16 +145,20 @@ func feedbackName(k channels.FeedbackKind) string {
 }
 
 // advanceSend moves the send's state forward only. It reports false when
-// the event would move it back (a delivery report after a bounce).
+// the event would move it back (a delivery report after a bounce). A
+// report about a send still "sending" proves its message left: it may
+// come before the settlement of the chunk the message left in, which then
+// finds the send past it and leaves it so.
 func (d *Handler) advanceSend(ctx context.Context, sd *dispatcher.Send, ev channels.Feedback) (bool, error) {
 	var t storepkg.Transition
+	const left = dispatcher.StateSending + "," + dispatcher.StateSent
 	switch ev.Kind {
 	case channels.Delivered:
-		t = storepkg.Transition{Send: sd.ID, From: dispatcher.StateSent, To: dispatcher.StateDelivered}
+		t = storepkg.Transition{Send: sd.ID, From: left, To: dispatcher.StateDelivered}
 	case channels.HardBounce, channels.OptedOut:
-		t = storepkg.Transition{Send: sd.ID, From: dispatcher.StateSent + "," + dispatcher.StateDelivered, To: dispatcher.StateBounced, Reason: string(ev.Kind)}
+		t = storepkg.Transition{Send: sd.ID, From: left + "," + dispatcher.StateDelivered, To: dispatcher.StateBounced, Reason: string(ev.Kind)}
 	case channels.Undelivered:
-		t = storepkg.Transition{Send: sd.ID, From: dispatcher.StateSent, To: dispatcher.StateFailed, Reason: string(ev.Kind)}
+		t = storepkg.Transition{Send: sd.ID, From: left, To: dispatcher.StateFailed, Reason: string(ev.Kind)}
 	default:
 		return true, nil // soft bounces and complaints leave the state as it is
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/feedback"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/store/storetest"
 )
 
 // A report of each kind, in order and out of order, on one send: the
@@ -115,6 +116,40 @@ func TestRecordDelivery(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, b.outcome(t, send)); diff != "" {
 				t.Errorf("after %d reports (-want +got):\n%s", len(tt.reports), diff)
+			}
+		})
+	}
+}
+
+// A report may come before the settlement of the chunk its message left
+// in: it moves the send on from "sending", and the settlement, coming
+// after, leaves it so.
+func TestReportBeforeTheSettlement(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		kind  channels.FeedbackKind
+		state string
+	}{{channels.HardBounce, dispatcher.StateBounced}, {channels.Delivered, dispatcher.StateDelivered}, {channels.Undelivered, dispatcher.StateFailed}} {
+		t.Run(string(tt.kind), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, feedback.Policy{})
+			b.putContact(t)
+			send := storetest.Send(t, b.st, b.clock.Now(), "spring", "r1", "c1", channels.Email, dispatcher.StateSending)
+			mustRecord(t, b.h, channels.Feedback{Kind: tt.kind, Code: "5.1.1", Source: "ses", Send: send})
+			ctx := context.Background()
+			rs, err := b.st.TransitionSends(ctx, []storepkg.Transition{{Send: send, From: dispatcher.StateSending, To: dispatcher.StateSent}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rs[0].Applied {
+				t.Error("the settlement moved the send back to sent")
+			}
+			o := b.outcome(t, send)
+			if o.State != tt.state {
+				t.Errorf("send %s, want %s", o.State, tt.state)
+			}
+			if tt.kind == channels.HardBounce && (o.Suppression == nil || o.Suppression.Reason != dispatcher.SuppressBounce) {
+				t.Errorf("suppression %+v, want the address suppressed for the bounce", o.Suppression)
 			}
 		})
 	}
