@@ -2,9 +2,6 @@ package templates
 
 import (
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,9 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 var testNow = time.Date(2025, 3, 14, 9, 30, 0, 0, time.UTC)
 
@@ -631,24 +627,6 @@ var marketingOptions = RenderOptions{
 	ListID:                "Promotions <promotions.example.com>",
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
-}
-
 func dump(r Rendered) string {
 	var b strings.Builder
 	keys := make([]string, 0, len(r.Headers))
@@ -681,12 +659,12 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "marketing_email.golden", dump(r))
+	golden.Check(t, "marketing_email.golden", dump(r))
 	r, err = c.Render(channels.SMS, marketingData, RenderOptions{Marketing: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "marketing_sms.golden", dump(r))
+	golden.Check(t, "marketing_sms.golden", dump(r))
 }
 
 func TestConcurrentRender(t *testing.T) {

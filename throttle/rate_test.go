@@ -188,26 +188,14 @@ func newClockedLimiter(t *testing.T, r *redistest.Redis) *clockedLimiter {
 	rdb := redis.NewClient(r.Options)
 	t.Cleanup(func() { _ = rdb.Close() })
 	l := &clockedLimiter{Limiter: throttle.NewLimiter(rdb, r.Prefix)}
-	rdb.AddHook(l)
-	return l
-}
-
-func (l *clockedLimiter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (l *clockedLimiter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (l *clockedLimiter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if c, ok := cmd.(*redis.Cmd); ok && err == nil {
+	redistest.OnCommand(rdb, func(cmd redis.Cmder) {
+		if c, ok := cmd.(*redis.Cmd); ok && c.Err() == nil {
 			if res, err := c.Int64Slice(); err == nil && len(res) == 4 {
 				l.at.Store(res[3])
 			}
 		}
-		return err
-	}
+	})
+	return l
 }
 
 // reserve calls Reserve and returns, with its answer, the Redis time it

@@ -100,6 +100,14 @@ func checkReceived(t *testing.T, srv *smtptest.Server, msgs []channels.Message, 
 	}
 }
 
+// checkConnections fails t unless the server accepted want connections.
+func checkConnections(t *testing.T, srv *smtptest.Server, want int) {
+	t.Helper()
+	if c := srv.Connections(); c != want {
+		t.Errorf("%d connections, want %d", c, want)
+	}
+}
+
 var cmpEmptyNil = cmp.Transformer("emptyNil", func(s []string) []string {
 	if len(s) == 0 {
 		return nil
@@ -117,6 +125,17 @@ func warmUp(t *testing.T, b *testBundle) int64 {
 	return email.RoundTrips(b.sender)
 }
 
+// eachMode runs test in a parallel subtest per relay of batchModes, named
+// after it, on a sender with one connection to it.
+func eachMode(t *testing.T, test func(t *testing.T, b *testBundle, pipelining bool)) {
+	for _, mode := range batchModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, setup(t, email.Config{Connections: 1}, mode.opts...), mode.pipelining)
+		})
+	}
+}
+
 // The messages of a batch arrive complete, in order, each with its
 // envelope, over one connection. With PIPELINING a message costs one
 // round trip (its data and the next envelope leave together, and the
@@ -124,54 +143,48 @@ func warmUp(t *testing.T, b *testBundle) int64 {
 // the data) and never an RSET or a NOOP.
 func TestSendBatch(t *testing.T) {
 	t.Parallel()
-	for _, mode := range batchModes {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t, email.Config{Connections: 1}, mode.opts...)
-			before := warmUp(t, b)
-			const n = 50
-			msgs := batchMessages("batch", n)
-			for i := range msgs {
-				if i%2 == 0 {
-					msgs[i].ReturnPath = fmt.Sprintf("bounces+%d@bounce.missive.example", i)
-				}
+	eachMode(t, func(t *testing.T, b *testBundle, pipelining bool) {
+		before := warmUp(t, b)
+		const n = 50
+		msgs := batchMessages("batch", n)
+		for i := range msgs {
+			if i%2 == 0 {
+				msgs[i].ReturnPath = fmt.Sprintf("bounces+%d@bounce.missive.example", i)
 			}
-			got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
-			trips := email.RoundTrips(b.sender) - before
+		}
+		got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
+		trips := email.RoundTrips(b.sender) - before
 
-			want := make([]string, n)
-			for i := range want {
-				want[i] = "sent"
+		want := make([]string, n)
+		for i := range want {
+			want[i] = "sent"
+		}
+		checkOutcomes(t, msgs, got, want...)
+		received := b.srv.Wait(n+1, 5*time.Second)[1:]
+		if len(received) != n {
+			t.Fatalf("%d messages received, want %d", len(received), n)
+		}
+		for i, r := range received {
+			wantFrom := "news@missive.example"
+			if msgs[i].ReturnPath != "" {
+				wantFrom = msgs[i].ReturnPath
 			}
-			checkOutcomes(t, msgs, got, want...)
-			received := b.srv.Wait(n+1, 5*time.Second)[1:]
-			if len(received) != n {
-				t.Fatalf("%d messages received, want %d", len(received), n)
+			if id := messageID(r.Data); id != got[i].Result.ProviderID || r.From != wantFrom || !cmp.Equal(r.To, []string{string(msgs[i].To)}) {
+				t.Errorf("message %d arrived as %s from %q to %q, want %s from %q to %q", i, id, r.From, r.To, got[i].Result.ProviderID, wantFrom, msgs[i].To)
 			}
-			for i, r := range received {
-				wantFrom := "news@missive.example"
-				if msgs[i].ReturnPath != "" {
-					wantFrom = msgs[i].ReturnPath
-				}
-				if id := messageID(r.Data); id != got[i].Result.ProviderID || r.From != wantFrom || !cmp.Equal(r.To, []string{string(msgs[i].To)}) {
-					t.Errorf("message %d arrived as %s from %q to %q, want %s from %q to %q", i, id, r.From, r.To, got[i].Result.ProviderID, wantFrom, msgs[i].To)
-				}
-				if !strings.Contains(string(r.Data), "our spring news.") {
-					t.Errorf("message %d arrived without its body", i)
-				}
+			if !strings.Contains(string(r.Data), "our spring news.") {
+				t.Errorf("message %d arrived without its body", i)
 			}
-			wantTrips := int64(4 * n)
-			if mode.pipelining {
-				wantTrips = n + 1
-			}
-			if trips != wantTrips {
-				t.Errorf("%d round trips for %d messages, want %d", trips, n, wantTrips)
-			}
-			if c := b.srv.Connections(); c != 1 {
-				t.Errorf("%d connections, want 1", c)
-			}
-		})
-	}
+		}
+		wantTrips := int64(4 * n)
+		if pipelining {
+			wantTrips = n + 1
+		}
+		if trips != wantTrips {
+			t.Errorf("%d round trips for %d messages, want %d", trips, n, wantTrips)
+		}
+		checkConnections(t, b.srv, 1)
+	})
 }
 
 // Claim is called once, with the indexes of the messages that could be
@@ -231,60 +244,48 @@ func TestSendBatchClaim(t *testing.T) {
 // pipelining carries with the next envelope.
 func TestSendBatchRecipientRefused(t *testing.T) {
 	t.Parallel()
-	for _, mode := range batchModes {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t, email.Config{Connections: 1}, mode.opts...)
-			before := warmUp(t, b)
-			msgs := batchMessages("refused", 7)
-			b.srv.Reject(string(msgs[2].To), 550, "5.1.1", "<"+string(msgs[2].To)+">: User unknown")
-			b.srv.Reject(string(msgs[4].To), 451, "4.7.1", "<"+string(msgs[4].To)+">: greylisted")
-			b.srv.Reject(string(msgs[5].To), 550, "5.1.1", "<"+string(msgs[5].To)+">: User unknown")
-			got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
-			checkOutcomes(t, msgs, got, "sent", "sent", "permanent 5.1.1", "sent", "temporary 4.7.1", "permanent 5.1.1", "sent")
-			var ce *channels.Error
-			if errors.As(got[2].Err, &ce) && ce.Feedback != channels.HardBounce {
-				t.Errorf("Feedback %q, want a hard bounce", ce.Feedback)
+	eachMode(t, func(t *testing.T, b *testBundle, pipelining bool) {
+		before := warmUp(t, b)
+		msgs := batchMessages("refused", 7)
+		b.srv.Reject(string(msgs[2].To), 550, "5.1.1", "<"+string(msgs[2].To)+">: User unknown")
+		b.srv.Reject(string(msgs[4].To), 451, "4.7.1", "<"+string(msgs[4].To)+">: greylisted")
+		b.srv.Reject(string(msgs[5].To), 550, "5.1.1", "<"+string(msgs[5].To)+">: User unknown")
+		got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
+		checkOutcomes(t, msgs, got, "sent", "sent", "permanent 5.1.1", "sent", "temporary 4.7.1", "permanent 5.1.1", "sent")
+		var ce *channels.Error
+		if errors.As(got[2].Err, &ce) && ce.Feedback != channels.HardBounce {
+			t.Errorf("Feedback %q, want a hard bounce", ce.Feedback)
+		}
+		// The warm-up message first.
+		checkReceived(t, b.srv, append([]channels.Message{message("warm-up")}, msgs...), 0, 1, 2, 4, 7)
+		if pipelining {
+			// A refused message has no data to carry the next
+			// envelope; the RSET and that envelope take its place.
+			if trips := email.RoundTrips(b.sender) - before; trips != int64(len(msgs)+1) {
+				t.Errorf("%d round trips for %d messages, want %d", trips, len(msgs), len(msgs)+1)
 			}
-			// The warm-up message first.
-			checkReceived(t, b.srv, append([]channels.Message{message("warm-up")}, msgs...), 0, 1, 2, 4, 7)
-			if mode.pipelining {
-				// A refused message has no data to carry the next
-				// envelope; the RSET and that envelope take its place.
-				if trips := email.RoundTrips(b.sender) - before; trips != int64(len(msgs)+1) {
-					t.Errorf("%d round trips for %d messages, want %d", trips, len(msgs), len(msgs)+1)
-				}
-			}
-			if c := b.srv.Connections(); c != 1 {
-				t.Errorf("%d connections, want 1", c)
-			}
-		})
-	}
+		}
+		checkConnections(t, b.srv, 1)
+	})
 }
 
 // When the relay refuses an envelope sender, the messages after it are
 // not sent and get the same error; the connection stays usable.
 func TestSendBatchSenderRefused(t *testing.T) {
 	t.Parallel()
-	for _, mode := range batchModes {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t, email.Config{Connections: 1}, mode.opts...)
-			msgs := batchMessages("sender", 5)
-			msgs[2].ReturnPath = "blocked@bounce.missive.example"
-			b.srv.RejectFrom(msgs[2].ReturnPath, 550, "5.7.1", "sender not allowed")
-			got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
-			checkOutcomes(t, msgs, got, "sent", "sent", "sender 5.7.1", "sender 5.7.1", "sender 5.7.1")
-			checkReceived(t, b.srv, msgs, 0, 1)
+	eachMode(t, func(t *testing.T, b *testBundle, pipelining bool) {
+		msgs := batchMessages("sender", 5)
+		msgs[2].ReturnPath = "blocked@bounce.missive.example"
+		b.srv.RejectFrom(msgs[2].ReturnPath, 550, "5.7.1", "sender not allowed")
+		got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
+		checkOutcomes(t, msgs, got, "sent", "sent", "sender 5.7.1", "sender 5.7.1", "sender 5.7.1")
+		checkReceived(t, b.srv, msgs, 0, 1)
 
-			again := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs[3:]})
-			checkOutcomes(t, msgs[3:], again, "sent", "sent")
-			checkReceived(t, b.srv, msgs, 0, 1, 3, 4)
-			if c := b.srv.Connections(); c != 1 {
-				t.Errorf("%d connections, want 1", c)
-			}
-		})
-	}
+		again := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs[3:]})
+		checkOutcomes(t, msgs[3:], again, "sent", "sent")
+		checkReceived(t, b.srv, msgs, 0, 1, 3, 4)
+		checkConnections(t, b.srv, 1)
+	})
 }
 
 // A connection lost after the end of a message's data: that message is
@@ -292,20 +293,14 @@ func TestSendBatchSenderRefused(t *testing.T) {
 // connection and arrive once.
 func TestSendBatchConnectionLost(t *testing.T) {
 	t.Parallel()
-	for _, mode := range batchModes {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t, email.Config{Connections: 1}, mode.opts...)
-			msgs := batchMessages("lost", 8)
-			b.srv.DropAfterData(string(msgs[3].To))
-			got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
-			checkOutcomes(t, msgs, got, "sent", "sent", "sent", "ambiguous", "sent", "sent", "sent", "sent")
-			checkReceived(t, b.srv, msgs, 0, 1, 2, 4, 5, 6, 7)
-			if c := b.srv.Connections(); c != 2 {
-				t.Errorf("%d connections, want 2", c)
-			}
-		})
-	}
+	eachMode(t, func(t *testing.T, b *testBundle, pipelining bool) {
+		msgs := batchMessages("lost", 8)
+		b.srv.DropAfterData(string(msgs[3].To))
+		got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
+		checkOutcomes(t, msgs, got, "sent", "sent", "sent", "ambiguous", "sent", "sent", "sent", "sent")
+		checkReceived(t, b.srv, msgs, 0, 1, 2, 4, 5, 6, 7)
+		checkConnections(t, b.srv, 2)
+	})
 }
 
 // A relay that answers 421 mid-batch and closes: the message it refused
@@ -314,43 +309,33 @@ func TestSendBatchConnectionLost(t *testing.T) {
 // after three.
 func TestSendBatchRelayCloses(t *testing.T) {
 	t.Parallel()
-	for _, mode := range batchModes {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t, email.Config{Connections: 1}, mode.opts...)
-			msgs := batchMessages("closes", 8)
-			b.srv.CloseAfter(3)
-			got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
-			checkOutcomes(t, msgs, got, "sent", "sent", "sent", "temporary 4.3.2", "sent", "sent", "sent", "temporary 4.3.2")
-			checkReceived(t, b.srv, msgs, 0, 1, 2, 4, 5, 6)
+	eachMode(t, func(t *testing.T, b *testBundle, pipelining bool) {
+		msgs := batchMessages("closes", 8)
+		b.srv.CloseAfter(3)
+		got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
+		checkOutcomes(t, msgs, got, "sent", "sent", "sent", "temporary 4.3.2", "sent", "sent", "sent", "temporary 4.3.2")
+		checkReceived(t, b.srv, msgs, 0, 1, 2, 4, 5, 6)
 
-			b.srv.CloseAfter(0)
-			again := b.sender.SendBatch(context.Background(), channels.Batch{Messages: []channels.Message{msgs[3], msgs[7]}})
-			checkOutcomes(t, []channels.Message{msgs[3], msgs[7]}, again, "sent", "sent")
-			checkReceived(t, b.srv, msgs, 0, 1, 2, 4, 5, 6, 3, 7)
-		})
-	}
+		b.srv.CloseAfter(0)
+		again := b.sender.SendBatch(context.Background(), channels.Batch{Messages: []channels.Message{msgs[3], msgs[7]}})
+		checkOutcomes(t, []channels.Message{msgs[3], msgs[7]}, again, "sent", "sent")
+		checkReceived(t, b.srv, msgs, 0, 1, 2, 4, 5, 6, 3, 7)
+	})
 }
 
 // A pooled connection that the relay closed while it sat idle is
 // redialled once: nothing of the batch had gone.
 func TestSendBatchRedialsIdleConnection(t *testing.T) {
 	t.Parallel()
-	for _, mode := range batchModes {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t, email.Config{Connections: 1}, mode.opts...)
-			warmUp(t, b)
-			b.srv.CloseConnections()
-			msgs := batchMessages("redial", 5)
-			got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
-			checkOutcomes(t, msgs, got, "sent", "sent", "sent", "sent", "sent")
-			checkReceived(t, b.srv, append([]channels.Message{message("warm-up")}, msgs...), 0, 1, 2, 3, 4, 5)
-			if c := b.srv.Connections(); c != 2 {
-				t.Errorf("%d connections, want 2", c)
-			}
-		})
-	}
+	eachMode(t, func(t *testing.T, b *testBundle, pipelining bool) {
+		warmUp(t, b)
+		b.srv.CloseConnections()
+		msgs := batchMessages("redial", 5)
+		got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
+		checkOutcomes(t, msgs, got, "sent", "sent", "sent", "sent", "sent")
+		checkReceived(t, b.srv, append([]channels.Message{message("warm-up")}, msgs...), 0, 1, 2, 3, 4, 5)
+		checkConnections(t, b.srv, 2)
+	})
 }
 
 // The same when the relay answers the first MAIL FROM with 421 (it closes
@@ -365,9 +350,7 @@ func TestSendBatchRedialsAfter421(t *testing.T) {
 	got := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs})
 	checkOutcomes(t, msgs, got, "sent", "temporary 4.3.2", "sent")
 	checkReceived(t, b.srv, append([]channels.Message{message("warm-up")}, msgs...), 0, 1, 3)
-	if c := b.srv.Connections(); c != 3 {
-		t.Errorf("%d connections, want 2", c)
-	}
+	checkConnections(t, b.srv, 3)
 }
 
 // The envelope is the one go-mail's own Client sends for the message:
@@ -487,9 +470,8 @@ func TestSendBatchCancelled(t *testing.T) {
 
 			again := b.sender.SendBatch(context.Background(), channels.Batch{Messages: msgs[2:]})
 			checkOutcomes(t, msgs[2:], again, "sent", "sent")
-			if c := b.srv.Connections(); c != 2 {
-				t.Errorf("%d connections, want 2: the one cut in the data is not used again", c)
-			}
+			// The one cut in the data is not used again.
+			checkConnections(t, b.srv, 2)
 		})
 	}
 }

@@ -33,18 +33,11 @@ var durableRedis = []string{"--appendonly", "yes", "--appendfsync", "always"}
 // at that instant (a chunk of 8 per SMTP connection at most) are unknown,
 // settled ambiguous, never sent again.
 func TestFaultWorkerKilled(t *testing.T) {
-	requireFaults(t)
-	t.Parallel()
-	r := startRedis(t, "redis", durableRedis...)
-	w := newWorld(t, "redis://"+r.addr())
+	w, _ := faultWorld(t, durableRedis)
 	w.seed(faultContacts, channels.Email)
 	a := w.startWorker("worker-a")
 	w.startWorker("worker-b")
-	w.start()
-	w.waitArrived(faultContacts / 3)
-	a.kill()
-	faultAt := time.Now()
-	o := w.finish(faultAt)
+	o := w.breakAt(faultContacts/3, a.kill)
 	o.assertNoDuplicates(t)
 	// Claims are taken once a connection is held, a chunk of 8 at a time:
 	// a killed worker leaves at most 8 claimed, unsent messages per
@@ -58,10 +51,7 @@ func TestFaultWorkerKilled(t *testing.T) {
 // other tasks go back to the queue at once and another worker sends them;
 // the hanging messages are settled ambiguous, never sent again.
 func TestFaultWorkerTerminated(t *testing.T) {
-	requireFaults(t)
-	t.Parallel()
-	r := startRedis(t, "redis", durableRedis...)
-	w := newWorld(t, "redis://"+r.addr())
+	w, _ := faultWorld(t, durableRedis)
 	w.seed(faultContacts, channels.Email)
 	// Early in the run, so that they hang when the signal comes.
 	for i := range 8 {
@@ -69,11 +59,7 @@ func TestFaultWorkerTerminated(t *testing.T) {
 	}
 	a := w.startWorker("worker-a")
 	w.startWorker("worker-b")
-	w.start()
-	w.waitArrived(faultContacts / 3)
-	a.signal(syscall.SIGTERM)
-	faultAt := time.Now()
-	o := w.finish(faultAt)
+	o := w.breakAt(faultContacts/3, func() { a.signal(syscall.SIGTERM) })
 	o.assertNoDuplicates(t)
 	if !a.exited() {
 		t.Errorf("the worker did not stop on SIGTERM")
@@ -88,12 +74,9 @@ func TestFaultWorkerTerminated(t *testing.T) {
 // handing over, on a context that outlives its cancelled task; the other
 // worker never sends them again.
 func TestFaultWorkerFrozen(t *testing.T) {
-	requireFaults(t)
-	t.Parallel()
-	r := startRedis(t, "redis", durableRedis...)
 	// The relay waits for the frozen worker rather than close its
 	// connections after 30 s.
-	w := newWorld(t, "redis://"+r.addr(), smtptest.WithReadTimeout(10*time.Minute))
+	w, _ := faultWorld(t, durableRedis, smtptest.WithReadTimeout(10*time.Minute))
 	w.seed(faultContacts, channels.Email)
 	a := w.startWorker("worker-a")
 	w.startWorker("worker-b")
@@ -123,17 +106,10 @@ func TestFaultWorkerFrozen(t *testing.T) {
 // Redis killed with SIGKILL mid-run and restarted from its append-only
 // file (appendfsync always): no claim is forgotten, no message sent twice.
 func TestFaultRedisKilled(t *testing.T) {
-	requireFaults(t)
-	t.Parallel()
-	r := startRedis(t, "redis", durableRedis...)
-	w := newWorld(t, "redis://"+r.addr())
+	w, r := faultWorld(t, durableRedis)
 	w.seed(faultContacts, channels.Email)
 	worker := w.startWorker("worker")
-	w.start()
-	w.waitArrived(faultContacts / 3)
-	r.crash()
-	faultAt := time.Now()
-	o := w.finish(faultAt)
+	o := w.breakAt(faultContacts/3, r.crash)
 	o.assertNoDuplicates(t)
 	if warn := logLines(worker, "a crash of Redis"); len(warn) > 0 {
 		t.Errorf("worker warned on a durable Redis: %s", warn[0])
@@ -144,17 +120,10 @@ func TestFaultRedisKilled(t *testing.T) {
 // writes: messages may go twice. The count is logged, not asserted; the
 // worker must have warned at start.
 func TestFaultRedisKilledEverysec(t *testing.T) {
-	requireFaults(t)
-	t.Parallel()
-	r := startRedis(t, "redis", "--appendonly", "yes", "--appendfsync", "everysec")
-	w := newWorld(t, "redis://"+r.addr())
+	w, r := faultWorld(t, []string{"--appendonly", "yes", "--appendfsync", "everysec"})
 	w.seed(faultContacts, channels.Email)
 	worker := w.startWorker("worker")
-	w.start()
-	w.waitArrived(faultContacts / 3)
-	r.crash()
-	faultAt := time.Now()
-	o := w.finish(faultAt)
+	o := w.breakAt(faultContacts/3, r.crash)
 	t.Logf("appendfsync everysec: %d messages sent twice after a crash of Redis", o.Duplicates)
 	if len(logLines(worker, "appendfsync always")) == 0 {
 		t.Errorf("the worker did not warn that appendfsync everysec can send messages again")
@@ -317,32 +286,27 @@ func startSentinel(t *testing.T, master *redisServer) string {
 // does not exist, and every send of the run listed again in one task under
 // another id. The workers survive them, and the copy sends nothing twice.
 func TestFaultPoisonTasks(t *testing.T) {
-	requireFaults(t)
-	t.Parallel()
-	r := startRedis(t, "redis", durableRedis...)
-	w := newWorld(t, "redis://"+r.addr())
+	w, _ := faultWorld(t, durableRedis)
 	w.seed(faultContacts, channels.Email)
 	a := w.startWorker("worker-a")
 	b := w.startWorker("worker-b")
-	w.start()
-	w.waitArrived(100)
-	client := asynq.NewClientFromRedisClient(w.d.Store.Redis)
-	queue := asynq.Queue(w.d.Pipeline.Queue("send"))
-	hashes := make([]string, len(w.contacts))
-	for i, c := range w.contacts {
-		_, hashes[i], _ = dispatcher.SplitSendID(dispatcher.SendID(w.run, c, channels.Email))
-	}
-	all, _ := json.Marshal(map[string]any{"run": w.run, "sends": hashes})
-	for _, payload := range [][]byte{[]byte("{not json"), []byte(`{"run":"nope-1","sends":["00"]}`), all, []byte("null")} {
-		if _, err := client.Enqueue(asynq.NewTask(pipeline.TypeSend, payload), queue, asynq.MaxRetry(2)); err != nil {
+	o := w.breakAt(100, func() {
+		client := asynq.NewClientFromRedisClient(w.d.Store.Redis)
+		queue := asynq.Queue(w.d.Pipeline.Queue("send"))
+		hashes := make([]string, len(w.contacts))
+		for i, c := range w.contacts {
+			_, hashes[i], _ = dispatcher.SplitSendID(dispatcher.SendID(w.run, c, channels.Email))
+		}
+		all, _ := json.Marshal(map[string]any{"run": w.run, "sends": hashes})
+		for _, payload := range [][]byte{[]byte("{not json"), []byte(`{"run":"nope-1","sends":["00"]}`), all, []byte("null")} {
+			if _, err := client.Enqueue(asynq.NewTask(pipeline.TypeSend, payload), queue, asynq.MaxRetry(2)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := client.Enqueue(asynq.NewTask(pipeline.TypePlan, []byte("\x00\x01")), asynq.Queue(w.d.Pipeline.Queue("plan")), asynq.MaxRetry(1)); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if _, err := client.Enqueue(asynq.NewTask(pipeline.TypePlan, []byte("\x00\x01")), asynq.Queue(w.d.Pipeline.Queue("plan")), asynq.MaxRetry(1)); err != nil {
-		t.Fatal(err)
-	}
-	faultAt := time.Now()
-	o := w.finish(faultAt)
+	})
 	o.assertNoDuplicates(t)
 	if a.exited() || b.exited() {
 		t.Errorf("a worker died of a poison task")
@@ -354,10 +318,7 @@ func TestFaultPoisonTasks(t *testing.T) {
 // others. Nothing goes twice: a 451 goes again later, a 550 fails for
 // good, a silent relay leaves the message ambiguous.
 func TestFaultSMTP(t *testing.T) {
-	requireFaults(t)
-	t.Parallel()
-	r := startRedis(t, "redis", durableRedis...)
-	w := newWorld(t, "redis://"+r.addr())
+	w, _ := faultWorld(t, durableRedis)
 	w.seed(faultContacts, channels.Email)
 	for i := 0; i < 20; i++ {
 		w.smtp.Reject(fmt.Sprintf("c%05d@example.test", 100+i*97), 550, "5.1.1", "mailbox unknown")
@@ -396,26 +357,21 @@ func TestFaultSMTP(t *testing.T) {
 // replied STOP) for some numbers: nothing goes twice, the opted-out
 // numbers fail for good, the rest go.
 func TestFaultTwilio(t *testing.T) {
-	requireFaults(t)
-	t.Parallel()
 	const n = 600 // 20 s at the shipped 30 SMS/s
-	r := startRedis(t, "redis", durableRedis...)
-	w := newWorld(t, "redis://"+r.addr())
+	w, _ := faultWorld(t, durableRedis)
 	w.seed(n, channels.SMS)
 	for i := 0; i < 10; i++ {
 		w.twilio.Fail(fmt.Sprintf("+336%08d", 10000000+50+i*50), 400, 21610)
 	}
 	w.startWorker("worker")
-	w.start()
-	w.waitArrived(n / 6)
-	faultAt := time.Now()
-	for range 60 {
-		w.twilio.FailOnce("", 429, 20429)
-	}
-	for range 20 {
-		w.twilio.FailOnce("", 500, 20500)
-	}
-	o := w.finish(faultAt)
+	o := w.breakAt(n/6, func() {
+		for range 60 {
+			w.twilio.FailOnce("", 429, 20429)
+		}
+		for range 20 {
+			w.twilio.FailOnce("", 500, 20500)
+		}
+	})
 	o.assertNoDuplicates(t)
 	if got := o.Counters["failed"] + o.Counters["bounced"]; got < 10 {
 		t.Errorf("%d SMS failed or bounced, want the 10 opted-out numbers at least: %v", got, o.Counters)

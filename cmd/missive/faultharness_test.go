@@ -236,6 +236,18 @@ func (r *redisServer) crash() {
 	r.waitReady()
 }
 
+// faultWorld skips t unless fault tests are on and runs it in parallel
+// with the other scenarios, on a redis-server of its own started with
+// settings: it returns the world of newWorld on that server, and the
+// server.
+func faultWorld(t *testing.T, settings []string, smtpOpts ...smtptest.Option) (*world, *redisServer) {
+	t.Helper()
+	requireFaults(t)
+	t.Parallel()
+	r := startRedis(t, "redis", settings...)
+	return newWorld(t, "redis://"+r.addr(), smtpOpts...), r
+}
+
 // waitFor polls cond until it holds, failing t after timeout.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -361,6 +373,17 @@ func (w *world) start() {
 	st, err := w.d.Pipeline.Start(context.Background(), "notice", pipeline.StartOptions{})
 	must(w.t, err)
 	w.run = st.Run
+}
+
+// breakAt starts the campaign's run, calls fault once n messages arrived
+// and waits for the run to finish (see finish): the time to recover runs
+// from the end of fault.
+func (w *world) breakAt(n int, fault func()) outcome {
+	w.t.Helper()
+	w.start()
+	w.waitArrived(n)
+	fault()
+	return w.finish(time.Now())
 }
 
 // arrived counts the messages the peer of the world's channel accepted.

@@ -283,8 +283,15 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 // The demo runs end to end against a real Redis and says what happened.
 func TestDemo(t *testing.T) {
 	r := redistest.New(t)
+	runDemo(t, r.URL, r.Prefix)
+}
+
+// runDemo runs the demo with 300 contacts on the Redis at url, under
+// prefix, and checks what it says.
+func runDemo(t *testing.T, url, prefix string) {
+	t.Helper()
 	dir := t.TempDir()
-	env := map[string]string{"MISSIVE_REDIS_URL": r.URL, "MISSIVE_PREFIX": r.Prefix, "MISSIVE_OUTBOX_DIR": dir}
+	env := map[string]string{"MISSIVE_REDIS_URL": url, "MISSIVE_PREFIX": prefix, "MISSIVE_OUTBOX_DIR": dir}
 	var out, errs bytes.Buffer
 	code := Main(context.Background(), []string{"demo", "--contacts", "300"}, func(k string) string { return env[k] }, &out, &errs)
 	if code != 0 {

@@ -10,11 +10,11 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/api"
+	"github.com/missive-dev/missive/internal/connlimit"
 )
 
 // The HTTP server's fixed limits; the others are settings (httpLimits).
@@ -107,7 +107,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, l httpLimit
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(newConnLimit(ln, l.maxConns)) }()
+	go func() { errc <- srv.Serve(connlimit.New(ln, l.maxConns, busyResponse)) }()
 	select {
 	case err := <-errc:
 		return err
@@ -118,55 +118,12 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, l httpLimit
 	return srv.Shutdown(sctx)
 }
 
-// connLimit is a listener that keeps at most cap(slots) connections open.
-// One past it is answered 503 with Retry-After and closed at once, so that
-// clients and proxies see the overload, instead of waiting unseen in the
-// accept queue as with golang.org/x/net/netutil.LimitListener.
-type connLimit struct {
-	net.Listener
-	slots chan struct{}
-}
-
-func newConnLimit(ln net.Listener, n int) *connLimit {
-	return &connLimit{Listener: ln, slots: make(chan struct{}, n)}
-}
-
-// busyResponse is the whole answer to a connection past the limit.
+// busyResponse is the whole answer to a connection past the cap
+// (MISSIVE_HTTP_MAX_CONNS): a 503 that clients and proxies see, with
+// Retry-After.
 var busyResponse = func() string {
 	body, _ := json.Marshal(map[string]*dispatcher.Error{"error": {Code: dispatcher.CodeUnavailable,
 		Message: "too many connections; retry after the Retry-After delay"}})
 	return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n" +
 		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + string(body)
 }()
-
-func (l *connLimit) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.slots <- struct{}{}:
-			return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
-		default:
-			// The answer fits a socket buffer; the deadline covers a peer
-			// whose buffer is full.
-			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = c.Write([]byte(busyResponse))
-			_ = c.Close()
-		}
-	}
-}
-
-// limitedConn gives its slot back when closed, once.
-type limitedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
-}

@@ -527,13 +527,22 @@ func TestESPOffWithoutSettings(t *testing.T) {
 
 // fuzzDispatcher is a dispatcher for fuzzing the webhooks, with one
 // contact and no sends.
-func fuzzDispatcher(f *testing.F) (http.Handler, *esptest.AWS) {
-	aws := newAWS(f)
-	b := setup(f, withESP(aws), withoutLogs())
+func fuzzDispatcher(f *testing.F) http.Handler {
+	b := setup(f, withESP(newAWS(f)), withoutLogs())
 	if err := b.d.Store.UpsertContact(context.Background(), &dispatcher.Contact{ID: "c1", Email: "c1@example.com"}, "Europe/Paris"); err != nil {
 		f.Fatal(err)
 	}
-	return b.srv.Config.Handler, aws
+	return b.srv.Config.Handler
+}
+
+// fuzzWebhook fuzzes post, which sends what it is given to a webhook of
+// h, a fuzzDispatcher, starting from the seeds of esptest.FuzzSeeds.
+func fuzzWebhook(f *testing.F, post func(t *testing.T, h http.Handler, body string)) {
+	for _, s := range esptest.FuzzSeeds(f) {
+		f.Add(s)
+	}
+	h := fuzzDispatcher(f)
+	f.Fuzz(func(t *testing.T, body string) { post(t, h, body) })
 }
 
 func fuzzPost(t *testing.T, h http.Handler, provider string, body []byte, hdr http.Header) {
@@ -548,22 +557,14 @@ func fuzzPost(t *testing.T, h http.Handler, provider string, body []byte, hdr ht
 	}
 }
 
-var fuzzSeeds = []string{
-	`{}`, `[]`, `null`, `"x"`, `{"a":`, "\xff\xfe", `{"mail":{"headers":[{"name":"Message-ID","value":"<a~b@c>"}]}}`,
-	esptest.SESMessage("Bounce", "<run~0123@example.com>", "c1@example.com"), esptest.SESMessage("Complaint", "", "c1@example.com"),
-	esptest.SESMessage("Delivery", "<m-AAAA@x>", "c1@example.com"), esptest.SESMessage("SoftBounce", "", "a\r\n@example.com"),
-	`{"eventType":"Bounce","bounce":{"bounceType":"Permanent","bouncedRecipients":[{"emailAddress":5}]}}`,
-	`{"notificationType":"Bounce","bounce":{"bouncedRecipients":[{"emailAddress":"c1@example.com","status":"5.1.1.1.1"}]}}`,
-}
-
 // FuzzESPSESMessage fuzzes the SES notification inside a validly signed
 // SNS message, and the SNS envelope itself.
 func FuzzESPSESMessage(f *testing.F) {
-	for _, s := range fuzzSeeds {
+	for _, s := range esptest.FuzzSeeds(f) {
 		f.Add(s, true)
 		f.Add(s, false)
 	}
-	h, _ := fuzzDispatcher(f)
+	h := fuzzDispatcher(f)
 	f.Fuzz(func(t *testing.T, msg string, signed bool) {
 		if signed {
 			fuzzPost(t, h, "ses", esptest.SignSNS(t, snsNotification(msg), "2"), nil)
@@ -575,38 +576,14 @@ func FuzzESPSESMessage(f *testing.F) {
 
 // FuzzESPSendGrid fuzzes a validly signed SendGrid body.
 func FuzzESPSendGrid(f *testing.F) {
-	for _, s := range fuzzSeeds {
-		f.Add(s)
-	}
-	for _, s := range []string{
-		`[{"event":"bounce","type":"bounce","email":"c1@example.com","smtp-id":"<a~b@c>","status":"5.1.1"}]`,
-		`[{"event":"dropped","reason":"Bounced Address","email":"c1@example.com"},{"event":"dropped","reason":"Spam Reporting Address","email":"c1@example.com"}]`,
-		`[{"event":"delivered","email":7},{"event":["x"]},1,"s",null]`,
-		`[{"event":"spamreport","email":"c1@example.com","sg_event_id":"` + strings.Repeat("e", 600) + `"}]`,
-	} {
-		f.Add(s)
-	}
-	h, _ := fuzzDispatcher(f)
-	f.Fuzz(func(t *testing.T, body string) {
+	fuzzWebhook(f, func(t *testing.T, h http.Handler, body string) {
 		fuzzPost(t, h, "sendgrid", []byte(body), sendgridHeaders(t, []byte(body), time.Now()))
 	})
 }
 
 // FuzzESPMailgun fuzzes the event data of a validly signed Mailgun body.
 func FuzzESPMailgun(f *testing.F) {
-	for _, s := range fuzzSeeds {
-		f.Add(s)
-	}
-	for _, s := range []string{
-		`{"event":"failed","severity":"permanent","recipient":"c1@example.com","delivery-status":{"code":550}}`,
-		`{"event":"failed","severity":"temporary","recipient":"c1@example.com","delivery-status":{"code":"x","enhanced-code":"4.2.2"}}`,
-		`{"event":"complained","recipient":"c1@example.com","message":{"headers":{"message-id":"a~b@c"}}}`,
-		`{"event":"delivered","message":{"headers":{"message-id":5}}}`,
-	} {
-		f.Add(s)
-	}
-	h, _ := fuzzDispatcher(f)
-	f.Fuzz(func(t *testing.T, eventData string) {
+	fuzzWebhook(f, func(t *testing.T, h http.Handler, eventData string) {
 		ts := strconv.FormatInt(time.Now().Unix(), 10)
 		token := newToken(t)
 		body := `{"signature":{"timestamp":"` + ts + `","token":"` + token + `","signature":"` + esptest.SignMailgun(esptest.MailgunKey, ts, token) + `"},"event-data":` + eventData + `}`
@@ -617,21 +594,7 @@ func FuzzESPMailgun(f *testing.F) {
 
 // FuzzESPPostmark fuzzes an authenticated Postmark body.
 func FuzzESPPostmark(f *testing.F) {
-	for _, s := range fuzzSeeds {
-		f.Add(s)
-	}
-	for _, s := range []string{
-		string(postmarkRecord(f, "Bounce", "HardBounce", "<a~b@c>", "c1@example.com")),
-		string(postmarkRecord(f, "Bounce", "Transient", "", "c1@example.com")),
-		string(postmarkRecord(f, "SpamComplaint", "SpamComplaint", "", "c1@example.com")),
-		string(postmarkRecord(f, "Delivery", "", "<a~b@c>", "c1@example.com")),
-		`{"RecordType":"Bounce","ID":"x","Type":"HardBounce","Email":"c1@example.com","Metadata":{"Message-ID":1}}`,
-		`{"RecordType":"Bounce","ID":{"a":1},"Type":"HardBounce","Email":"c1@example.com","Headers":[{"Name":"Message-ID","Value":"<a~b@c>"}]}`,
-	} {
-		f.Add(s)
-	}
-	h, _ := fuzzDispatcher(f)
-	f.Fuzz(func(t *testing.T, body string) {
+	fuzzWebhook(f, func(t *testing.T, h http.Handler, body string) {
 		fuzzPost(t, h, "postmark", []byte(body), esptest.PostmarkHeaders(esptest.PostmarkUser, esptest.PostmarkPassword))
 	})
 }

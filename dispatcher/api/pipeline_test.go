@@ -270,43 +270,31 @@ func (b *testBundle) waitParked(t testing.TB, timeout time.Duration) {
 // reads the active runs (SMEMBERS P:runs:active), and each scheduler tick
 // renews or tries to take the lease (P:scheduler:lease).
 type loopCounter struct {
-	activeRuns, lease string
 	reconciles, ticks atomic.Int64
 }
 
 // countLoops counts the loops of the Dispatcher on prefix that use rdb.
 func countLoops(rdb *redis.Client, prefix string) *loopCounter {
-	c := &loopCounter{activeRuns: prefix + ":runs:active", lease: prefix + ":scheduler:lease"}
-	rdb.AddHook(c)
-	return c
-}
-
-func (c *loopCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (c *loopCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (c *loopCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
+	c := &loopCounter{}
+	activeRuns, lease := prefix+":runs:active", prefix+":scheduler:lease"
+	redistest.OnCommand(rdb, func(cmd redis.Cmder) {
 		args := cmd.Args()
 		switch cmd.Name() {
 		case "smembers":
-			if len(args) > 1 && args[1] == c.activeRuns {
+			if len(args) > 1 && args[1] == activeRuns {
 				c.reconciles.Add(1)
 			}
 		case "set": // a follower tries to take the lease
-			if len(args) > 1 && args[1] == c.lease {
+			if len(args) > 1 && args[1] == lease {
 				c.ticks.Add(1)
 			}
 		case "evalsha", "eval": // the leader renews it (NOSCRIPT first: not counted)
-			if len(args) > 3 && args[3] == c.lease && err == nil {
+			if len(args) > 3 && args[3] == lease && cmd.Err() == nil {
 				c.ticks.Add(1)
 			}
 		}
-		return err
-	}
+	})
+	return c
 }
 
 // waitReconciles waits until the reconciler made n more passes.

@@ -4,12 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -26,6 +23,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/signup"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/dispatcher/store/storetest"
+	"github.com/missive-dev/missive/internal/golden"
 )
 
 const eraseTestKey = "erase-test-secret-0123456789"
@@ -560,29 +558,6 @@ func TestRetentionUnreadableRecord(t *testing.T) {
 	}
 }
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-// golden compares got with testdata/name, or rewrites it under -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to write it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
-}
-
 var registerNow = time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
 
 func TestRegister(t *testing.T) {
@@ -649,7 +624,7 @@ func TestRegister(t *testing.T) {
 	if r.status != http.StatusOK || r.header.Get("Content-Type") != "text/markdown; charset=utf-8" {
 		t.Fatalf("GET /v1/register?format=markdown: %d %s", r.status, r.header.Get("Content-Type"))
 	}
-	golden(t, "register.md", string(r.body))
+	golden.Check(t, "register.md", string(r.body))
 	if string(r.body) != reg.Markdown() {
 		t.Error("the API's Markdown differs from Register.Markdown")
 	}

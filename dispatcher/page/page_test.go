@@ -1,13 +1,10 @@
 package page
 
 import (
-	"flag"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,9 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // sample holds the values a caller fills views with; the escaping test
 // swaps them for hostile ones.
@@ -139,21 +135,7 @@ func dump(r *httptest.ResponseRecorder) string {
 // testdata/<page>.<lang>.golden; go test -update rewrites them.
 func TestGolden(t *testing.T) {
 	eachPage(t, plain, func(t *testing.T, name string, w *httptest.ResponseRecorder) {
-		got := dump(w)
-		path := filepath.Join("testdata", name+".golden")
-		if *update {
-			if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run go test -update to create it)", err)
-		}
-		if diff := cmp.Diff(string(want), got); diff != "" {
-			t.Errorf("%s (-want +got):\n%s", path, diff)
-		}
+		golden.Check(t, name+".golden", dump(w))
 	})
 }
 

@@ -418,40 +418,20 @@ type commandCounter struct {
 	counts map[string]int
 }
 
-func (c *commandCounter) count(cmds ...redis.Cmder) {
+func (c *commandCounter) count(cmd redis.Cmder) {
 	if !c.on.Load() {
+		return
+	}
+	name := cmd.Name()
+	if name == "eval" {
+		name = "evalsha" // a script Redis did not hold yet
+	}
+	if err := cmd.Err(); (err != nil && !errors.Is(err, redis.Nil)) || name == "script" {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, cmd := range cmds {
-		name := cmd.Name()
-		if name == "eval" {
-			name = "evalsha" // a script Redis did not hold yet
-		}
-		if err := cmd.Err(); (err != nil && !errors.Is(err, redis.Nil)) || name == "script" {
-			continue
-		}
-		c.counts[name]++
-	}
-}
-
-func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		c.count(cmd)
-		return err
-	}
-}
-
-func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		c.count(cmds...)
-		return err
-	}
+	c.counts[name]++
 }
 
 // The cost of an erasure grows with what the contact has, not with the
@@ -463,7 +443,7 @@ func TestEraseCostIgnoresOtherContacts(t *testing.T) {
 		r := redistest.New(t)
 		counter := &commandCounter{counts: map[string]int{}}
 		rdb := redis.NewClient(r.Options)
-		rdb.AddHook(counter)
+		redistest.OnCommand(rdb, counter.count)
 		t.Cleanup(func() { _ = rdb.Close() })
 		b := setupOn(t, r, rdb, nil)
 		b.putLeaving(t)

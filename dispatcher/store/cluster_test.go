@@ -18,12 +18,7 @@ import (
 func setupCluster(t *testing.T) (*Store, context.Context) {
 	t.Helper()
 	c := redistest.NewCluster(t)
-	s := NewStore(c.Client, c.Prefix, []byte("test-secret-test-secret-test-secret!"), func() time.Time { return testNow }, time.Hour)
-	keys, err := NewKeyring(map[string][]byte{"k1": make32(1)}, "k1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Keys = keys
+	s := newTestStore(t, c.Client, c.Prefix)
 	if !IsCluster(s.Redis) {
 		t.Fatal("IsCluster is false on a cluster client")
 	}

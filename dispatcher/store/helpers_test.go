@@ -17,13 +17,19 @@ var testNow = time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)
 func setup(t *testing.T) (*Store, context.Context) {
 	t.Helper()
 	r := redistest.New(t)
-	s := NewStore(r.Client, r.Prefix, []byte("test-secret-test-secret-test-secret!"), func() time.Time { return testNow }, time.Hour)
+	return newTestStore(t, r.Client, r.Prefix), t.Context()
+}
+
+// newTestStore returns the store of setup on rdb under prefix.
+func newTestStore(t *testing.T, rdb Client, prefix string) *Store {
+	t.Helper()
+	s := NewStore(rdb, prefix, []byte("test-secret-test-secret-test-secret!"), func() time.Time { return testNow }, time.Hour)
 	keys, err := NewKeyring(map[string][]byte{"k1": make32(1)}, "k1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Keys = keys
-	return s, t.Context()
+	return s
 }
 
 // putContact stores a contact with an email address.

@@ -7,10 +7,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -73,29 +71,13 @@ func NewCluster(t testing.TB) *Cluster {
 }
 
 // flush deletes the keys the test owned on every master: its prefix and
-// asynq's keys for queues named after it. One key per UNLINK, since the
-// keys live in many slots.
+// asynq's keys for queues named after it.
 func (c *Cluster) flush(ctx context.Context) {
 	_ = c.Client.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-		for _, pattern := range []string{c.Prefix + "*", "asynq:{" + c.Prefix + "*"} {
-			iter := node.Scan(ctx, 0, pattern, 1000).Iterator()
-			pipe := node.Pipeline()
-			for iter.Next(ctx) {
-				pipe.Unlink(ctx, iter.Val())
-				if pipe.Len() == 500 {
-					_, _ = pipe.Exec(ctx)
-				}
-			}
-			_, _ = pipe.Exec(ctx)
-		}
+		unlinkOwned(ctx, node, c.Prefix)
 		return nil
 	})
-	queues, _ := c.Client.SMembers(ctx, "asynq:queues").Result()
-	for _, q := range queues {
-		if strings.HasPrefix(q, c.Prefix) {
-			c.Client.SRem(ctx, "asynq:queues", q)
-		}
-	}
+	forgetQueues(ctx, c.Client, c.Prefix)
 }
 
 func startCluster() {
@@ -112,14 +94,9 @@ func startCluster() {
 	if err != nil {
 		return
 	}
-	dir, err := os.MkdirTemp("", "missive-redis-cluster-")
-	if err != nil {
-		clusterErr = err
-		return
-	}
 	addrs := make([]string, clusterMasters)
 	for i := range addrs {
-		if addrs[i], err = startClusterNode(path, dir); err != nil {
+		if addrs[i], err = startClusterNode(path); err != nil {
 			clusterErr = err
 			return
 		}
@@ -156,33 +133,18 @@ func clusterPort() (int, error) {
 }
 
 // startClusterNode runs one redis-server in cluster mode for the life of
-// this process, as startServer does, and waits until it answers.
-func startClusterNode(path, dir string) (string, error) {
+// this process and waits until it answers.
+func startClusterNode(path string) (string, error) {
 	port, err := clusterPort()
 	if err != nil {
 		return "", err
 	}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		cmd := exec.Command(path, "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
-			"--cluster-enabled", "yes", "--cluster-config-file", fmt.Sprintf("nodes-%d.conf", port),
-			"--cluster-node-timeout", "5000",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		started <- cmd.Start()
-		select {} // keep this thread, and so the server, alive
-	}()
-	if err := <-started; err != nil {
+	s, err := startServer(path, port, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+		"--cluster-node-timeout", "5000")
+	if err != nil {
 		return "", err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	defer c.Close()
-	if err := poll(10*time.Second, func() bool { return c.Ping(context.Background()).Err() == nil }); err != nil {
-		return "", fmt.Errorf("redis-server on %s did not answer", addr)
-	}
-	return addr, nil
+	return s.Addr, nil
 }
 
 // joinCluster gives each master an equal share of the 16384 slots, makes

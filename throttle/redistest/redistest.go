@@ -91,24 +91,33 @@ func Kind() string { once.Do(start); return kind }
 // flush deletes the keys the test owned: its prefix and asynq's keys for
 // queues named after it.
 func (r *Redis) flush(ctx context.Context) {
-	for _, pattern := range []string{r.Prefix + "*", "asynq:{" + r.Prefix + "*"} {
-		iter := r.Client.Scan(ctx, 0, pattern, 1000).Iterator()
-		var keys []string
+	unlinkOwned(ctx, r.Client, r.Prefix)
+	forgetQueues(ctx, r.Client, r.Prefix)
+}
+
+// unlinkOwned deletes from one server the keys of the test with prefix:
+// its own and asynq's keys for queues named after it. One key per UNLINK,
+// pipelined, since a cluster node refuses keys of several slots in one.
+func unlinkOwned(ctx context.Context, node *redis.Client, prefix string) {
+	for _, pattern := range []string{prefix + "*", "asynq:{" + prefix + "*"} {
+		iter := node.Scan(ctx, 0, pattern, 1000).Iterator()
+		pipe := node.Pipeline()
 		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-			if len(keys) == 500 {
-				r.Client.Unlink(ctx, keys...)
-				keys = keys[:0]
+			pipe.Unlink(ctx, iter.Val())
+			if pipe.Len() == 500 {
+				_, _ = pipe.Exec(ctx)
 			}
 		}
-		if len(keys) > 0 {
-			r.Client.Unlink(ctx, keys...)
-		}
+		_, _ = pipe.Exec(ctx)
 	}
-	queues, _ := r.Client.SMembers(ctx, "asynq:queues").Result()
+}
+
+// forgetQueues takes the test's queues out of asynq's list of queues.
+func forgetQueues(ctx context.Context, c redis.Cmdable, prefix string) {
+	queues, _ := c.SMembers(ctx, "asynq:queues").Result()
 	for _, q := range queues {
-		if strings.HasPrefix(q, r.Prefix) {
-			r.Client.SRem(ctx, "asynq:queues", q)
+		if strings.HasPrefix(q, prefix) {
+			c.SRem(ctx, "asynq:queues", q)
 		}
 	}
 }
@@ -119,9 +128,9 @@ func start() {
 		return
 	}
 	if path, err := exec.LookPath("redis-server"); err == nil {
-		addr, err := startServer(path)
+		srv, err := StartServer(path)
 		if err == nil {
-			baseURL, kind = "redis://"+addr+"/0", "server"
+			baseURL, kind = srv.URL, "server"
 			return
 		}
 		fmt.Fprintf(os.Stderr, "redistest: could not start %s (%v)\n", path, err)
@@ -133,15 +142,6 @@ func start() {
 	}
 	fmt.Fprintln(os.Stderr, "redistest: no MISSIVE_TEST_REDIS_URL and no redis-server on PATH: falling back to the in-process Redis, which is not what CI proves")
 	baseURL, kind = "redis://"+m.Addr()+"/0", "in-process"
-}
-
-// startServer runs redis-server on a free port for the life of this process.
-func startServer(path string) (string, error) {
-	srv, err := StartServer(path)
-	if err != nil {
-		return "", err
-	}
-	return srv.Addr, nil
 }
 
 // Server is a throw-away redis-server: no persistence, bound to
@@ -173,19 +173,27 @@ func StartServer(path string) (*Server, error) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
+	return startServer(path, port)
+}
+
+// startServer runs the redis-server at path on port, in a folder of its
+// own, with the settings of a throw-away server and then args, and waits
+// until it answers. The server stops on Close or when this process dies.
+func startServer(path string, port int, args ...string) (*Server, error) {
 	dir, err := os.MkdirTemp("", "missive-redis-")
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir, stop: make(chan struct{}), stopped: make(chan error, 1)}
 	s.URL = "redis://" + s.Addr + "/0"
+	args = append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning"}, args...)
 	started := make(chan error, 1)
 	go func() {
 		// Never unlocked: the thread ends with this goroutine, and
 		// Pdeathsig then kills the server if it still runs.
 		runtime.LockOSThread()
-		cmd := exec.Command(path, "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
+		cmd := exec.Command(path, args...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			started <- err
@@ -203,13 +211,11 @@ func StartServer(path string) (*Server, error) {
 	}
 	c := redis.NewClient(&redis.Options{Addr: s.Addr})
 	defer c.Close()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c.Ping(context.Background()).Err() == nil {
-			return s, nil
-		}
+	if err := poll(10*time.Second, func() bool { return c.Ping(context.Background()).Err() == nil }); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("redis-server on %s did not answer", s.Addr)
 	}
-	s.Close()
-	return nil, fmt.Errorf("redis-server on %s did not answer", s.Addr)
+	return s, nil
 }
 
 // Close stops the server and removes its folder. It may be called more

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/missive-dev/missive/internal/connlimit"
 )
 
 // ListenerConfig configures a Listener.
@@ -122,7 +124,7 @@ func Listen(cfg ListenerConfig) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bounce: listener: %w", err)
 	}
-	ln = &sessionLimit{Listener: ln, slots: make(chan struct{}, cfg.MaxSessions)}
+	ln = connlimit.New(ln, cfg.MaxSessions, busyReply)
 	l := &Listener{cfg: cfg, ln: ln, served: make(chan struct{})}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 
@@ -238,46 +240,6 @@ func (s *session) Data(r io.Reader) error {
 func (s *session) Reset() { s.tokens = nil }
 
 func (s *session) Logout() error { return nil }
-
-// sessionLimit is a listener that keeps at most cap(slots) connections
-// open: one past it is answered busyReply and closed at once, rather than
-// left waiting in the accept queue, so that senders back off and retry.
-type sessionLimit struct {
-	net.Listener
-	slots chan struct{}
-}
-
-func (l *sessionLimit) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.slots <- struct{}{}:
-			return &slotConn{Conn: c, release: func() { <-l.slots }}, nil
-		default:
-			// The answer fits any socket buffer; the deadline covers a
-			// peer that does not read at all.
-			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = io.WriteString(c, busyReply)
-			_ = c.Close()
-		}
-	}
-}
-
-// slotConn gives its slot back when closed, once.
-type slotConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *slotConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
-}
 
 func errorKind(err error) string {
 	switch {

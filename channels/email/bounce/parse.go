@@ -242,6 +242,13 @@ func (m *mail) arf(r *Report) {
 		// Microsoft's JMRP in ARF names the address only here.
 		r.OriginalRecipient = bareAddress(m.orig.Get("X-Hmxmroriginalrecipient"))
 	}
+	m.complainant(r)
+}
+
+// complainant ends the reading of an ARF or JMRP complaint: its one
+// Recipient is the address the report named, else the To of the returned
+// message; an opt-out report is an unsubscribe request, not a complaint.
+func (m *mail) complainant(r *Report) {
 	if r.OriginalRecipient == "" && m.orig != nil {
 		r.OriginalRecipient = firstAddress(m.orig.Get("To"))
 	}
@@ -276,15 +283,7 @@ func (m *mail) jmrp(r *Report) {
 			r.OriginalRecipient = bareAddress(h.Get("X-Hmxmroriginalrecipient"))
 		}
 	}
-	if r.OriginalRecipient == "" && m.orig != nil {
-		r.OriginalRecipient = firstAddress(m.orig.Get("To"))
-	}
-	r.OriginalRecipient = unredacted(r.OriginalRecipient)
-	class := ClassComplaint
-	if r.FeedbackType == "opt-out" {
-		class = ClassUnsubscribe // RFC 5965: a request to unsubscribe
-	}
-	r.Recipients = []Recipient{{Address: r.OriginalRecipient, Class: class}}
+	m.complainant(r)
 }
 
 // isUnsubscribeRequest tells whether the mail is a recipient's request to

@@ -16,33 +16,6 @@ import (
 	"github.com/missive-dev/missive/channels/email/esp/esptest"
 )
 
-// fuzzSeeds are SES notifications, provider bodies and odd JSON, shared
-// by every fuzzer: each reads them in its own place.
-func fuzzSeeds(t testing.TB) []string {
-	return []string{
-		`{}`, `[]`, `null`, `"x"`, `{"a":`, "\xff\xfe", `{"mail":{"headers":[{"name":"Message-ID","value":"<a~b@c>"}]}}`,
-		sesMessage("Bounce", "<run~0123@example.com>", "c1@example.com"), sesMessage("Complaint", "", "c1@example.com"),
-		sesMessage("Delivery", "<m-AAAA@x>", "c1@example.com"), sesMessage("SoftBounce", "", "a\r\n@example.com"),
-		`{"eventType":"Bounce","bounce":{"bounceType":"Permanent","bouncedRecipients":[{"emailAddress":5}]}}`,
-		`{"notificationType":"Bounce","bounce":{"bouncedRecipients":[{"emailAddress":"c1@example.com","status":"5.1.1.1.1"}]}}`,
-		string(sendgridEvents(t, map[string]any{"event": "bounce", "type": "bounce", "email": "c1@example.com", "smtp-id": "<a~b@c>", "status": "5.1.1"})),
-		`[{"event":"dropped","reason":"Bounced Address","email":"c1@example.com"},{"event":"dropped","reason":"Spam Reporting Address","email":"c1@example.com"}]`,
-		`[{"event":"delivered","email":7},{"event":["x"]},1,"s",null]`,
-		`[{"event":"spamreport","email":"c1@example.com","sg_event_id":"` + strings.Repeat("e", 600) + `"}]`,
-		`{"event":"failed","severity":"permanent","recipient":"c1@example.com","delivery-status":{"code":550}}`,
-		`{"event":"failed","severity":"temporary","recipient":"c1@example.com","delivery-status":{"code":"x","enhanced-code":"4.2.2"}}`,
-		`{"event":"complained","recipient":"c1@example.com","message":{"headers":{"message-id":"a~b@c"}}}`,
-		`{"event":"delivered","message":{"headers":{"message-id":5}}}`,
-		string(postmarkRecord(t, "Bounce", "HardBounce", "<a~b@c>", "c1@example.com")),
-		string(postmarkRecord(t, "Bounce", "Transient", "", "c1@example.com")),
-		string(postmarkRecord(t, "SpamComplaint", "SpamComplaint", "", "c1@example.com")),
-		string(postmarkRecord(t, "Delivery", "", "<a~b@c>", "c1@example.com")),
-		`{"RecordType":"Bounce","ID":"x","Type":"HardBounce","Email":"c1@example.com","Metadata":{"Message-ID":1}}`,
-		`{"RecordType":"Bounce","ID":{"a":1},"Type":"HardBounce","Email":"c1@example.com","Headers":[{"Name":"Message-ID","Value":"<a~b@c>"}]}`,
-		`{"RecordType":"Delivery","Recipient":"c1@example.com","Metadata":{"message-id":"<a~b@c>","MESSAGE-ID":"<c~d@e>"}}`,
-	}
-}
-
 var (
 	wellFormedError = regexp.MustCompile(`^esp: [A-Za-z.-]+ [a-zA-Z ,;]+$`)
 	wellFormedCode  = regexp.MustCompile(`^([245]\.[0-9]{1,3}\.[0-9]{1,3}|[2-5][0-9][0-9])$`)
@@ -104,7 +77,7 @@ func checkEvents(t *testing.T, source string, ev esp.Events) {
 // FuzzSES fuzzes the SES notification inside a validly signed SNS
 // message, and the SNS envelope itself.
 func FuzzSES(f *testing.F) {
-	for _, s := range fuzzSeeds(f) {
+	for _, s := range esptest.FuzzSeeds(f) {
 		f.Add(s, true)
 		f.Add(s, false)
 	}
@@ -138,7 +111,7 @@ func FuzzSES(f *testing.F) {
 // FuzzSendGrid fuzzes a validly signed SendGrid body, and the signature
 // headers of a body.
 func FuzzSendGrid(f *testing.F) {
-	for _, s := range fuzzSeeds(f) {
+	for _, s := range esptest.FuzzSeeds(f) {
 		f.Add(s, "1772366400", "MEUCIQ")
 	}
 	sg := newSendGrid(f)
@@ -165,7 +138,7 @@ func FuzzSendGrid(f *testing.F) {
 // FuzzMailgun fuzzes the event data of a validly signed Mailgun body, and
 // the whole body.
 func FuzzMailgun(f *testing.F) {
-	for _, s := range fuzzSeeds(f) {
+	for _, s := range esptest.FuzzSeeds(f) {
 		f.Add(s)
 	}
 	m := newMailgun(f)
@@ -199,7 +172,7 @@ func FuzzMailgun(f *testing.F) {
 
 // FuzzPostmark fuzzes an authenticated Postmark body, and the credentials.
 func FuzzPostmark(f *testing.F) {
-	for _, s := range fuzzSeeds(f) {
+	for _, s := range esptest.FuzzSeeds(f) {
 		f.Add(s, "Basic cG9zdG1hcmstaG9vazpndWVzcw==")
 	}
 	p := newPostmark(f)

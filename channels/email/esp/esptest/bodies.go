@@ -109,3 +109,33 @@ func PostmarkRecord(t testing.TB, id int64, recordType, typ, mid, address string
 	}
 	return Marshal(t, e)
 }
+
+// FuzzSeeds are SES notifications, the bodies of every provider and odd
+// JSON: the seeds of every fuzzer of the webhooks, each of which reads
+// them in its own place (a body, a notification, event data).
+func FuzzSeeds(t testing.TB) []string {
+	t.Helper()
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	return []string{
+		`{}`, `[]`, `null`, `"x"`, `{"a":`, "\xff\xfe", `{"mail":{"headers":[{"name":"Message-ID","value":"<a~b@c>"}]}}`,
+		SESMessage("Bounce", "<run~0123@example.com>", "c1@example.com"), SESMessage("Complaint", "", "c1@example.com"),
+		SESMessage("Delivery", "<m-AAAA@x>", "c1@example.com"), SESMessage("SoftBounce", "", "a\r\n@example.com"),
+		`{"eventType":"Bounce","bounce":{"bounceType":"Permanent","bouncedRecipients":[{"emailAddress":5}]}}`,
+		`{"notificationType":"Bounce","bounce":{"bouncedRecipients":[{"emailAddress":"c1@example.com","status":"5.1.1.1.1"}]}}`,
+		string(SendGridEvents(t, "ev-", at, map[string]any{"event": "bounce", "type": "bounce", "email": "c1@example.com", "smtp-id": "<a~b@c>", "status": "5.1.1"})),
+		`[{"event":"dropped","reason":"Bounced Address","email":"c1@example.com"},{"event":"dropped","reason":"Spam Reporting Address","email":"c1@example.com"}]`,
+		`[{"event":"delivered","email":7},{"event":["x"]},1,"s",null]`,
+		`[{"event":"spamreport","email":"c1@example.com","sg_event_id":"` + strings.Repeat("e", 600) + `"}]`,
+		`{"event":"failed","severity":"permanent","recipient":"c1@example.com","delivery-status":{"code":550}}`,
+		`{"event":"failed","severity":"temporary","recipient":"c1@example.com","delivery-status":{"code":"x","enhanced-code":"4.2.2"}}`,
+		`{"event":"complained","recipient":"c1@example.com","message":{"headers":{"message-id":"a~b@c"}}}`,
+		`{"event":"delivered","message":{"headers":{"message-id":5}}}`,
+		string(PostmarkRecord(t, 4323372036854775807, "Bounce", "HardBounce", "<a~b@c>", "c1@example.com")),
+		string(PostmarkRecord(t, 4323372036854775807, "Bounce", "Transient", "", "c1@example.com")),
+		string(PostmarkRecord(t, 4323372036854775807, "SpamComplaint", "SpamComplaint", "", "c1@example.com")),
+		string(PostmarkRecord(t, 4323372036854775807, "Delivery", "", "<a~b@c>", "c1@example.com")),
+		`{"RecordType":"Bounce","ID":"x","Type":"HardBounce","Email":"c1@example.com","Metadata":{"Message-ID":1}}`,
+		`{"RecordType":"Bounce","ID":{"a":1},"Type":"HardBounce","Email":"c1@example.com","Headers":[{"Name":"Message-ID","Value":"<a~b@c>"}]}`,
+		`{"RecordType":"Delivery","Recipient":"c1@example.com","Metadata":{"message-id":"<a~b@c>","MESSAGE-ID":"<c~d@e>"}}`,
+	}
+}
