@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/missive-dev/missive/channels"
-	"github.com/missive-dev/missive/internal/golden"
+	"github.com/missive-dev/missive/templates/golden"
 )
 
 var testNow = time.Date(2025, 3, 14, 9, 30, 0, 0, time.UTC)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/api"
-	"github.com/missive-dev/missive/internal/connlimit"
+	"github.com/missive-dev/missive/throttle/connlimit"
 )
 
 // The HTTP server's fixed limits; the others are settings (httpLimits).

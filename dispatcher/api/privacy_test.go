@@ -23,7 +23,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/signup"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/dispatcher/store/storetest"
-	"github.com/missive-dev/missive/internal/golden"
+	"github.com/missive-dev/missive/templates/golden"
 )
 
 const eraseTestKey = "erase-test-secret-0123456789"

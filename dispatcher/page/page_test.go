@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
-	"github.com/missive-dev/missive/internal/golden"
+	"github.com/missive-dev/missive/templates/golden"
 )
 
 // sample holds the values a caller fills views with; the escaping test

@@ -16,7 +16,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/missive-dev/missive/internal/connlimit"
+	"github.com/missive-dev/missive/throttle/connlimit"
 )
 
 // ListenerConfig configures a Listener.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/missive-dev/missive/internal/connlimit"
+	"github.com/missive-dev/missive/throttle/connlimit"
 )
 
 // A connection past the cap reads the busy answer, then EOF; closing a
