@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"
@@ -288,15 +289,14 @@ func TestCapsForget(t *testing.T) {
 		{2, sms("c1*", "s1"), true}, // a glob character in an id
 		{3, sms("c10", "s1"), true},
 	})
-	// Five cap keys and three contacts' indexes.
-	if ks := b.keys(t); len(ks) != 8 {
-		t.Fatalf("%d keys before Forget, want 8: %v", len(ks), ks)
+	// Five cap keys and the set of kinds of rules: no index per contact.
+	if ks := b.keys(t); len(ks) != 6 {
+		t.Fatalf("%d keys before Forget, want 6: %v", len(ks), ks)
 	}
 	if err := b.caps.Forget(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{b.rdb.Prefix + ":cap:{c1*}:sms", b.rdb.Prefix + ":cap:{c1*}:~keys",
-		b.rdb.Prefix + ":cap:{c10}:sms", b.rdb.Prefix + ":cap:{c10}:~keys"}
+	want := []string{b.rdb.Prefix + ":cap:{c1*}:sms", b.rdb.Prefix + ":cap:{c10}:sms", b.rdb.Prefix + ":cap:kinds"}
 	if diff := cmp.Diff(want, b.keys(t), sortStrings); diff != "" {
 		t.Errorf("keys after Forget (-want +got):\n%s", diff)
 	}
@@ -307,8 +307,8 @@ func TestCapsForget(t *testing.T) {
 }
 
 // TestCapsForgetRetiredRule: a key written under a rule the operator has
-// since removed is still found, through the contact's index, without a
-// scan.
+// since removed is still found, through the set of kinds of rules, without
+// a scan.
 func TestCapsForgetRetiredRule(t *testing.T) {
 	t.Parallel()
 	b := setupCaps(t, "email:topic=promotions:1/1d, sms:1/1d")
@@ -320,8 +320,56 @@ func TestCapsForgetRetiredRule(t *testing.T) {
 	if err := newCaps(t, b.rdb, "sms:1/1d").Forget(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
+	if diff := cmp.Diff([]string{b.rdb.Prefix + ":cap:kinds"}, b.keys(t)); diff != "" {
+		t.Errorf("keys after Forget (-want +got):\n%s", diff)
+	}
+}
+
+// TestCapsForgetIndexed: keys that reservations named in an index of the
+// contact's keys, before the set of kinds existed, are found through it,
+// those of a kind no rule names today too.
+func TestCapsForgetIndexed(t *testing.T) {
+	t.Parallel()
+	b := setupCaps(t, "sms:1/1d")
+	ctx := context.Background()
+	base := b.rdb.Prefix + ":cap:{c1}:"
+	for _, k := range []string{base + "sms", base + "email:topic=spring"} {
+		if err := b.rdb.Client.ZAdd(ctx, k, redis.Z{Score: 1, Member: "s1"}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.rdb.Client.SAdd(ctx, base+"~keys", k).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.caps.Forget(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
 	if ks := b.keys(t); len(ks) != 0 {
 		t.Errorf("keys left after Forget: %v", ks)
+	}
+}
+
+// TestCapsKeysOfAReservation: a reservation writes one sorted set per kind
+// of rule that applies, with the TTL of its longest window, and nothing
+// else of the contact.
+func TestCapsKeysOfAReservation(t *testing.T) {
+	t.Parallel()
+	b := setupCaps(t, "email:marketing:2/7d, email:marketing:1/1d, email:topic=promotions:1/2d, sms:1/1d")
+	ctx := context.Background()
+	runSteps(t, b.caps, []step{{0, mail("c1", "m1", "promotions", true), true}})
+	base := b.rdb.Prefix + ":cap:{c1}:"
+	want := []string{base + "email:marketing", base + "email:topic=promotions", b.rdb.Prefix + ":cap:kinds"}
+	if diff := cmp.Diff(want, b.keys(t), sortStrings); diff != "" {
+		t.Errorf("keys (-want +got):\n%s", diff)
+	}
+	for k, ttl := range map[string]time.Duration{base + "email:marketing": 7 * 24 * time.Hour, base + "email:topic=promotions": 48 * time.Hour} {
+		if got := b.rdb.Client.PTTL(ctx, k).Val(); got <= ttl-time.Minute || got > ttl {
+			t.Errorf("TTL of %s: %v, want %v", k, got, ttl)
+		}
+	}
+	kinds := b.rdb.Client.SMembers(ctx, b.rdb.Prefix+":cap:kinds").Val()
+	if diff := cmp.Diff([]string{"email:marketing", "email:topic=promotions", "sms"}, kinds, sortStrings); diff != "" {
+		t.Errorf("kinds (-want +got):\n%s", diff)
 	}
 }
 
