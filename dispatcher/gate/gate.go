@@ -114,8 +114,8 @@ func CheckAddress(c *dispatcher.Contact, k channels.Kind) string {
 // send path applies them again (Verdict) to what each send's claim reads,
 // so that an opt-out recorded meanwhile wins.
 func (g *Gate) checkSuppressionConsent(ctx context.Context, topic *dispatcher.Topic, cs []*Candidate) error {
-	var reqs []store.CheckRequest
-	var idx []int
+	reqs := make([]store.CheckRequest, 0, len(cs))
+	idx := make([]int, 0, len(cs))
 	for i, c := range cs {
 		if c.Reason == "" {
 			reqs = append(reqs, store.CheckRequest{Contact: c.Contact.ID, Channel: c.Channel, Address: c.Contact.Address(c.Channel)})
@@ -154,10 +154,14 @@ func Verdict(c store.Checked, marketing bool) string {
 // fallback mode). Caps are reserved for the sends that will go out.
 func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*dispatcher.Contact) ([]store.Decision, error) {
 	camp := job.Campaign
-	var cands []*Candidate
+	// One allocation for the candidates of the batch: its slice never
+	// grows, so the pointers stay valid.
+	all := make([]Candidate, 0, len(contacts)*len(camp.Channels))
+	cands := make([]*Candidate, 0, cap(all))
 	for _, c := range contacts {
 		for _, k := range camp.Channels {
-			cd := &Candidate{Contact: c, Channel: k, Reason: CheckAddress(c, k)}
+			all = append(all, Candidate{Contact: c, Channel: k, Reason: CheckAddress(c, k)})
+			cd := &all[len(all)-1]
 			switch {
 			case job.SendID != "":
 				cd.Send = job.SendID
@@ -182,14 +186,17 @@ func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*d
 	// Check 5 before check 4: a send deferred by quiet hours takes its cap
 	// slot when it leaves (the send path reserves it then), so that a
 	// message waiting for Monday does not hold back Saturday's.
-	until := make([]time.Time, len(cands))
-	var reqs []throttle.CapRequest
-	var reqIdx []int
+	var until []time.Time // by candidate, once one waits
+	reqs := make([]throttle.CapRequest, 0, len(cands))
+	reqIdx := make([]int, 0, len(cands))
 	for i, c := range cands {
 		if c.Reason != "" {
 			continue
 		}
 		if t := g.sendTime(now, job.LocalTime, c); t.After(now) && !job.Requested {
+			if until == nil {
+				until = make([]time.Time, len(cands))
+			}
 			until[i] = t
 			continue
 		}
@@ -214,7 +221,7 @@ func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*d
 			Template: camp.Templates[c.Channel], State: dispatcher.StateSuppressed, Reason: c.Reason, Ref: job.Ref}
 		switch {
 		case c.Reason != "":
-		case !until[i].IsZero():
+		case until != nil && !until[i].IsZero():
 			d.State, d.Reason, d.Until = dispatcher.StateDeferred, "", until[i]
 		default:
 			d.State, d.Reason = dispatcher.StateQueued, ""
