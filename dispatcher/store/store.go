@@ -173,17 +173,28 @@ func (s *Store) contactRecords(ctx context.Context, ids []string) ([][]byte, err
 	if err != nil {
 		return nil, err
 	}
+	size, n := 0, 0
+	for _, cmd := range cmds {
+		for _, v := range cmd.Val() {
+			if v, ok := v.(string); ok {
+				size += len(v)
+			}
+			n++
+		}
+	}
+	if n != len(ids) {
+		return nil, fmt.Errorf("read contacts: %d records for %d ids", n, len(ids))
+	}
+	buf := make([]byte, 0, size) // one allocation for the records of the call
 	i := 0
 	for _, cmd := range cmds {
 		for _, v := range cmd.Val() {
 			if v, ok := v.(string); ok {
-				out[i] = []byte(v)
+				buf = append(buf, v...)
+				out[i] = buf[len(buf)-len(v) : len(buf) : len(buf)]
 			}
 			i++
 		}
-	}
-	if i != len(ids) {
-		return nil, fmt.Errorf("read contacts: %d records for %d ids", i, len(ids))
 	}
 	return out, nil
 }
