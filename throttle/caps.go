@@ -399,7 +399,7 @@ func (p *planner) of(req CapRequest) int {
 	return i
 }
 
-// keys appends the keys of req under plan pl to keys.
+// keys appends the keys of contact under plan pl to keys.
 func (c *Caps) keys(keys []string, pl *capPlan, contact string) []string {
 	base := c.contactKey(contact)
 	for _, s := range pl.suffixes {
