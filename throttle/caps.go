@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -220,11 +222,18 @@ type CapRequest struct {
 // Keys are <prefix>:cap:{<contact>}:<channel>[:marketing][:topic=<topic>],
 // one sorted set of send ids scored by reservation time (ms) per distinct
 // kind of rule. The hash tag keeps all of a contact's keys in one Redis
-// Cluster slot, which the script needs.
+// Cluster slot, which the script needs. The set <prefix>:cap:kinds names
+// every kind of rule that ever wrote a key, so that Forget finds all of a
+// contact's keys, those of rules since retired too, by name: no index per
+// contact to keep up at each reservation, no scan of the keyspace.
 type Caps struct {
 	rdb    redis.UniversalClient
 	prefix string
 	rules  []CapRule
+	// suffixes are the rules' keySuffix, by rule.
+	suffixes []string
+	// registered tells that the rules' kinds are in the set of kinds.
+	registered atomic.Bool
 }
 
 // NewCaps returns Caps that enforce rules on rdb under prefix. Rules should
@@ -234,6 +243,7 @@ func NewCaps(rdb redis.UniversalClient, prefix string, rules []CapRule) *Caps {
 	for _, r := range rules {
 		if r.Validate() == nil {
 			c.rules = append(c.rules, r)
+			c.suffixes = append(c.suffixes, r.keySuffix())
 		}
 	}
 	return c
@@ -242,15 +252,16 @@ func NewCaps(rdb redis.UniversalClient, prefix string, rules []CapRule) *Caps {
 // reserveScript checks and records sends against every applicable rule,
 // for one or many requests.
 //
-// ARGV[1] is the number of requests; each request then has its key count
-// nk, its argument count na, and na arguments: the send id, now in ms; for
-// each key i, the highest score to drop (now - longest window of the key)
-// and its TTL in ms; then for each rule a triple: key index, limit, and the
-// exclusive lowest score the rule counts ("(" .. now - window). KEYS are
-// the requests' keys (one sorted set per distinct key that applies, then
-// the contact's index of cap keys), one request after the other: nk counts
-// the index, so a request has nk-1 sorted sets. Returns, per request, 1 when the send is
-// reserved (now or earlier) and 0 when capped.
+// Requests of the same kind (channel, topic, marketing) share a plan, so
+// that what every request of a batch has in common is sent once. ARGV[1]
+// is now in ms and ARGV[2] the number of plans; each plan then has its key
+// count nk, its rule count nr, for each key the highest score to drop (now
+// - longest window of the key) and its TTL in ms, and for each rule a
+// triple: key index, limit, and the exclusive lowest score the rule counts
+// ("(" .. now - window). Then come the requests, two arguments each: the
+// index of its plan and the send id. KEYS are the requests' keys, the nk
+// of its plan, one request after the other. Returns, per request, 1 when
+// the send is reserved (now or earlier) and 0 when capped.
 //
 // On a single Redis one call serves a whole batch; on Redis Cluster, where
 // a script's keys must share a slot, each request is a call of its own.
@@ -262,98 +273,181 @@ func NewCaps(rdb redis.UniversalClient, prefix string, rules []CapRule) *Caps {
 // whose contact got nothing for a whole window.
 var reserveScript = redis.NewScript(`
 local trim = 16
+local now = ARGV[1]
+local plans = {}
+local a = 3
+for p = 1, tonumber(ARGV[2]) do
+  local nk, nr = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  plans[p] = {nk, nr, a + 2} -- ARGV[at + 2i - 2], ARGV[at + 2i - 1]: key i's drop score and TTL
+  a = a + 2 + 2 * nk + 3 * nr
+end
 local out = {}
-local k, a = 0, 2
-for r = 1, tonumber(ARGV[1]) do
-  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  local index = KEYS[k + nk]
-  nk = nk - 1
-  local b = a + 1 -- ARGV[b + j] is the request's j-th argument
-  local id = ARGV[b + 1]
-  local cards = {}
-  local held = false
+local cards = {}
+local k = 0
+while a < #ARGV do
+  local plan = plans[tonumber(ARGV[a])]
+  local id = ARGV[a + 1]
+  local nk, nr, at = plan[1], plan[2], plan[3]
+  local held, empty = false, true
   for i = 1, nk do
     local key = KEYS[k + i]
     local n = redis.call('ZCARD', key)
     if n > trim then
-      n = n - redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[b + 1 + 2*i])
+      n = n - redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[at + 2*i - 2])
     end
     cards[i] = n
-    if n > 0 and redis.call('ZSCORE', key, id) then held = true end
+    if n > 0 then
+      empty = false
+      if redis.call('ZSCORE', key, id) then held = true end
+    end
   end
   local result = 1
   if not held then
-    local j = 3 + 2*nk
-    while j <= na do
-      local i, limit = tonumber(ARGV[b + j]), tonumber(ARGV[b + j + 1])
-      if cards[i] >= limit and redis.call('ZCOUNT', KEYS[k + i], ARGV[b + j + 2], '+inf') >= limit then
-        result = 0
-        break
+    if not empty then
+      local j = at + 2 * nk
+      for _ = 1, nr do
+        local i, limit = tonumber(ARGV[j]), tonumber(ARGV[j + 1])
+        if cards[i] >= limit and redis.call('ZCOUNT', KEYS[k + i], ARGV[j + 2], '+inf') >= limit then
+          result = 0
+          break
+        end
+        j = j + 3
       end
-      j = j + 3
     end
     if result == 1 then
-      local ttl = 0
       for i = 1, nk do
-        redis.call('ZADD', KEYS[k + i], ARGV[b + 2], id)
-        redis.call('PEXPIRE', KEYS[k + i], ARGV[b + 2 + 2*i])
-        redis.call('SADD', index, KEYS[k + i])
-        ttl = math.max(ttl, tonumber(ARGV[b + 2 + 2*i]))
-      end
-      if redis.call('PTTL', index) < ttl then
-        redis.call('PEXPIRE', index, ttl)
+        redis.call('ZADD', KEYS[k + i], now, id)
+        redis.call('PEXPIRE', KEYS[k + i], ARGV[at + 2*i - 1])
       end
     end
   end
-  out[r] = result
-  k = k + nk + 1
-  a = a + 2 + na
+  out[#out + 1] = result
+  k = k + nk
+  a = a + 2
 end
 return out
 `)
 
-// plan gives the keys and arguments of one request of reserveScript, or ok
-// false when no rule applies.
-func (c *Caps) plan(now time.Time, req CapRequest) (keys []string, args []any, ok bool) {
+// capPlan is what reserveScript needs of one kind of request at one
+// instant: the suffixes of its keys, and its plan's arguments.
+type capPlan struct {
+	suffixes []string
+	args     []any
+}
+
+// plan gives the plan of requests of req's kind at now, or nil when no
+// rule applies.
+func (c *Caps) plan(now time.Time, req CapRequest) *capPlan {
 	nowMS := now.UnixMilli()
-	base := c.contactKey(req.Contact)
+	var suffixes []string
 	var longest []time.Duration
 	var rules []any
-	for _, r := range c.rules {
+	for n, r := range c.rules {
 		if !r.applies(req) {
 			continue
 		}
-		k := base + r.keySuffix()
-		idx := -1
-		for i, have := range keys {
-			if have == k {
-				idx = i
-				break
-			}
-		}
+		idx := slices.Index(suffixes, c.suffixes[n])
 		if idx < 0 {
-			keys = append(keys, k)
+			suffixes = append(suffixes, c.suffixes[n])
 			longest = append(longest, 0)
-			idx = len(keys) - 1
+			idx = len(suffixes) - 1
 		}
 		longest[idx] = max(longest[idx], r.Window)
 		rules = append(rules, idx+1, r.Limit, "("+strconv.FormatInt(nowMS-r.Window.Milliseconds(), 10))
 	}
-	if len(keys) == 0 {
-		return nil, nil, false
+	if len(suffixes) == 0 {
+		return nil
 	}
-	args = make([]any, 0, 2+2*len(keys)+len(rules))
-	args = append(args, req.SendID, nowMS)
+	args := make([]any, 0, 2+2*len(suffixes)+len(rules))
+	args = append(args, len(suffixes), len(rules)/3)
 	for _, w := range longest {
 		args = append(args, nowMS-w.Milliseconds(), w.Milliseconds())
 	}
-	return append(keys, c.indexKey(req.Contact)), append(args, rules...), true
+	return &capPlan{suffixes: suffixes, args: append(args, rules...)}
 }
 
-// indexKey names the set of every cap key of a contact, so that Forget
-// finds them without scanning the keyspace. It lives as long as the
-// longest window of its keys. "~" never appears in a rule's suffix.
+// planKind is what decides which rules apply to a request.
+type planKind struct {
+	channel, topic string
+	marketing      bool
+}
+
+// planner gives the plans of one call, each made once.
+type planner struct {
+	c     *Caps
+	now   time.Time
+	kinds map[planKind]int // index in plans, -1 when no rule applies
+	plans []*capPlan
+}
+
+// of returns the index in p.plans of req's plan, or -1 when no rule
+// applies.
+func (p *planner) of(req CapRequest) int {
+	k := planKind{req.Channel, req.Topic, req.Marketing}
+	if i, ok := p.kinds[k]; ok {
+		return i
+	}
+	i := -1
+	if pl := p.c.plan(p.now, req); pl != nil {
+		p.plans = append(p.plans, pl)
+		i = len(p.plans) - 1
+	}
+	if p.kinds == nil {
+		p.kinds = map[planKind]int{}
+	}
+	p.kinds[k] = i
+	return i
+}
+
+// keys appends the keys of contact under plan pl to keys.
+func (c *Caps) keys(keys []string, pl *capPlan, contact string) []string {
+	base := c.contactKey(contact)
+	for _, s := range pl.suffixes {
+		keys = append(keys, base+s)
+	}
+	return keys
+}
+
+// callArgs are the arguments of a script call with plans, before its
+// requests' two arguments each.
+func callArgs(now time.Time, plans []*capPlan, requests int) []any {
+	n := 2 + 2*requests
+	for _, pl := range plans {
+		n += len(pl.args)
+	}
+	args := make([]any, 0, n)
+	args = append(args, now.UnixMilli(), len(plans))
+	for _, pl := range plans {
+		args = append(args, pl.args...)
+	}
+	return args
+}
+
+// indexKey names the set of every cap key of a contact that reservations
+// kept before the set of kinds existed: Forget still reads it, for the
+// keys written then. "~" never appears in a rule's suffix.
 func (c *Caps) indexKey(contact string) string { return c.contactKey(contact) + "~keys" }
+
+// kindsKey names the set of the suffixes of every cap key written under
+// the prefix. Its members are rule kinds, never contacts.
+func (c *Caps) kindsKey() string { return c.prefix + ":cap:kinds" }
+
+// register adds the rules' kinds to the set of kinds, once per Caps,
+// before any key of theirs is written.
+func (c *Caps) register(ctx context.Context) error {
+	if c.registered.Load() {
+		return nil
+	}
+	members := make([]any, len(c.suffixes))
+	for i, s := range c.suffixes {
+		members[i] = s
+	}
+	if err := c.rdb.SAdd(ctx, c.kindsKey(), members...).Err(); err != nil {
+		return fmt.Errorf("throttle: reserve: register rules: %w", err)
+	}
+	c.registered.Store(true)
+	return nil
+}
 
 func checkRequest(req CapRequest) error {
 	switch {
@@ -380,10 +474,6 @@ func (c *Caps) Reserve(ctx context.Context, now time.Time, req CapRequest) (bool
 	return ok[0], nil
 }
 
-// ReserveMany is Reserve for a batch, in one pipelined round trip. Results
-// follow the order of reqs, and requests for the same contact are decided in
-// that order. On error some requests may have been reserved: since
-
 // contactKey is the start of every cap key of one contact. Braces and the
 // escape character are escaped so that a contact id can neither end the hash
 // tag early nor share another contact's keys.
@@ -393,7 +483,12 @@ func (c *Caps) contactKey(contact string) string {
 
 var contactEscaper = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
 
-func escapeContact(s string) string { return contactEscaper.Replace(s) }
+func escapeContact(s string) string {
+	if !strings.ContainsAny(s, "%{}") {
+		return s
+	}
+	return contactEscaper.Replace(s)
+}
 
 // perRequest tells whether ReserveMany must call the script once per
 // request: on Redis Cluster, where a script's keys share one slot.
@@ -405,30 +500,39 @@ var perRequest = func(rdb redis.UniversalClient) bool {
 // reserveBatch is ReserveMany on a single Redis: one script call for the
 // whole batch.
 func (c *Caps) reserveBatch(ctx context.Context, now time.Time, reqs []CapRequest, out []bool) error {
-	var idx []int
-	var keys []string
-	args := []any{0}
+	p := planner{c: c, now: now}
+	idx := make([]int, 0, len(reqs))
+	plan := make([]int, 0, len(reqs))
+	keys := make([]string, 0, len(reqs))
 	for i, req := range reqs {
 		if err := checkRequest(req); err != nil {
 			return fmt.Errorf("throttle: reserve request %d: %w", i, err)
 		}
-		k, a, ok := c.plan(now, req)
-		if !ok {
+		j := p.of(req)
+		if j < 0 {
 			out[i] = true
 			continue
 		}
 		idx = append(idx, i)
-		keys = append(keys, k...)
-		args = append(args, len(k), len(a))
-		args = append(args, a...)
+		plan = append(plan, j)
+		keys = c.keys(keys, p.plans[j], req.Contact)
 	}
 	if len(idx) == 0 {
 		return nil
 	}
-	args[0] = len(idx)
+	if err := c.register(ctx); err != nil {
+		return err
+	}
+	args := callArgs(now, p.plans, len(idx))
+	for n, i := range idx {
+		args = append(args, plan[n]+1, reqs[i].SendID)
+	}
 	res, err := reserveScript.Run(ctx, c.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("throttle: reserve: %w", err)
+	}
+	if len(res) != len(idx) {
+		return fmt.Errorf("throttle: reserve: %d answers for %d requests", len(res), len(idx))
 	}
 	for j, i := range idx {
 		out[i] = res[j] == 1
@@ -436,6 +540,9 @@ func (c *Caps) reserveBatch(ctx context.Context, now time.Time, reqs []CapReques
 	return nil
 }
 
+// ReserveMany is Reserve for a batch, in one pipelined round trip. Results
+// follow the order of reqs, and requests for the same contact are decided in
+// that order. On error some requests may have been reserved: since
 // reservations are idempotent, retry the whole batch.
 func (c *Caps) ReserveMany(ctx context.Context, now time.Time, reqs []CapRequest) ([]bool, error) {
 	out := make([]bool, len(reqs))
@@ -448,24 +555,32 @@ func (c *Caps) ReserveMany(ctx context.Context, now time.Time, reqs []CapRequest
 		args []any
 		cmd  *redis.Cmd
 	}
+	p := planner{c: c, now: now}
 	calls := make([]call, 0, len(reqs))
 	for i, req := range reqs {
 		if err := checkRequest(req); err != nil {
 			return nil, fmt.Errorf("throttle: reserve request %d: %w", i, err)
 		}
-		keys, args, ok := c.plan(now, req)
-		if !ok {
+		j := p.of(req)
+		if j < 0 {
 			out[i] = true
 			continue
 		}
-		calls = append(calls, call{i: i, keys: keys, args: args})
+		pl := p.plans[j]
+		args := append(callArgs(now, []*capPlan{pl}, 1), 1, req.SendID)
+		calls = append(calls, call{i: i, keys: c.keys(nil, pl, req.Contact), args: args})
+	}
+	if len(calls) == 0 {
+		return out, nil
+	}
+	if err := c.register(ctx); err != nil {
+		return nil, err
 	}
 	pending := calls
 	for attempt := 0; len(pending) > 0; attempt++ {
 		pipe := c.rdb.Pipeline()
 		for j := range pending {
-			args := append([]any{1, len(pending[j].keys), len(pending[j].args)}, pending[j].args...)
-			pending[j].cmd = reserveScript.EvalSha(ctx, pipe, pending[j].keys, args...)
+			pending[j].cmd = reserveScript.EvalSha(ctx, pipe, pending[j].keys, pending[j].args...)
 		}
 		_, _ = pipe.Exec(ctx) // errors are read per command below
 		var again []call
@@ -497,12 +612,12 @@ func (c *Caps) Release(ctx context.Context, contact, channel, topic, sendID stri
 	base := c.contactKey(contact)
 	seen := map[string]bool{}
 	pipe := c.rdb.TxPipeline() // one slot: the keys share the contact's hash tag
-	for _, r := range c.rules {
+	for n, r := range c.rules {
 		// Whether the send was marketing is not known here: try both.
 		if !r.applies(CapRequest{Channel: channel, Topic: topic, Marketing: true}) {
 			continue
 		}
-		k := base + r.keySuffix()
+		k := base + c.suffixes[n]
 		if !seen[k] {
 			seen[k] = true
 			pipe.ZRem(ctx, k, sendID)
@@ -517,22 +632,30 @@ func (c *Caps) Release(ctx context.Context, contact, channel, topic, sendID stri
 	return nil
 }
 
-// Forget deletes every cap key of contact, for erasure: the keys its index
-// names (every rule that counted a send of the contact) and those of the
-// rules configured now. Its cost grows with what the contact has, not with
-// the keyspace; all the keys share the contact's hash tag.
+// Forget deletes every cap key of contact, for erasure: those of every
+// kind of rule that ever wrote one (the set of kinds), those of the rules
+// configured now, and those an index of the contact's keys names (kept by
+// reservations before the set of kinds existed). Its cost grows with the
+// kinds of rules, not with the keyspace; the contact's keys share its hash
+// tag.
 func (c *Caps) Forget(ctx context.Context, contact string) error {
 	index := c.indexKey(contact)
-	keys, err := c.rdb.SMembers(ctx, index).Result()
+	var kinds, indexed *redis.StringSliceCmd
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		kinds = p.SMembers(ctx, c.kindsKey())
+		indexed = p.SMembers(ctx, index)
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("throttle: forget: %w", err)
 	}
-	keys = append(keys, index)
 	base := c.contactKey(contact)
-	for _, r := range c.rules {
-		keys = append(keys, base+r.keySuffix())
+	keys := append(indexed.Val(), index)
+	for _, s := range append(kinds.Val(), c.suffixes...) {
+		keys = append(keys, base+s)
 	}
-	if err := c.rdb.Unlink(ctx, keys...).Err(); err != nil {
+	slices.Sort(keys)
+	if err := c.rdb.Unlink(ctx, slices.Compact(keys)...).Err(); err != nil {
 		return fmt.Errorf("throttle: forget: %w", err)
 	}
 	return nil

@@ -114,8 +114,8 @@ func CheckAddress(c *dispatcher.Contact, k channels.Kind) string {
 // send path applies them again (Verdict) to what each send's claim reads,
 // so that an opt-out recorded meanwhile wins.
 func (g *Gate) checkSuppressionConsent(ctx context.Context, topic *dispatcher.Topic, cs []*Candidate) error {
-	var reqs []store.CheckRequest
-	var idx []int
+	reqs := make([]store.CheckRequest, 0, len(cs))
+	idx := make([]int, 0, len(cs))
 	for i, c := range cs {
 		if c.Reason == "" {
 			reqs = append(reqs, store.CheckRequest{Contact: c.Contact.ID, Channel: c.Channel, Address: c.Contact.Address(c.Channel)})
@@ -155,41 +155,35 @@ func Verdict(c store.Checked, marketing bool) string {
 func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*dispatcher.Contact) ([]store.Decision, error) {
 	camp := job.Campaign
 	var cands []*Candidate
-	for _, c := range contacts {
-		for _, k := range camp.Channels {
-			cd := &Candidate{Contact: c, Channel: k, Reason: CheckAddress(c, k)}
-			switch {
-			case job.SendID != "":
-				cd.Send = job.SendID
-			case camp.Fallback:
-				cd.Send = dispatcher.SendID(job.Run, c.ID, "any")
-			default:
-				cd.Send = dispatcher.SendID(job.Run, c.ID, k)
-			}
-			cands = append(cands, cd)
-		}
-	}
-	if err := g.checkSuppressionConsent(ctx, job.Topic, cands); err != nil {
-		return nil, err
-	}
-	if err := g.checkEarlier(ctx, job, cands); err != nil {
-		return nil, err
-	}
 	if camp.Fallback {
-		cands = pickFallback(cands, len(camp.Channels))
+		var err error
+		if cands, err = g.fallback(ctx, job, contacts); err != nil {
+			return nil, err
+		}
+	} else {
+		cands = candidates(job, contacts, camp.Channels)
+		if err := g.checkSuppressionConsent(ctx, job.Topic, cands); err != nil {
+			return nil, err
+		}
+		if err := g.checkEarlier(ctx, job, cands); err != nil {
+			return nil, err
+		}
 	}
 
 	// Check 5 before check 4: a send deferred by quiet hours takes its cap
 	// slot when it leaves (the send path reserves it then), so that a
 	// message waiting for Monday does not hold back Saturday's.
-	until := make([]time.Time, len(cands))
-	var reqs []throttle.CapRequest
-	var reqIdx []int
+	var until []time.Time // by candidate, once one waits
+	reqs := make([]throttle.CapRequest, 0, len(cands))
+	reqIdx := make([]int, 0, len(cands))
 	for i, c := range cands {
 		if c.Reason != "" {
 			continue
 		}
 		if t := g.sendTime(now, job.LocalTime, c); t.After(now) && !job.Requested {
+			if until == nil {
+				until = make([]time.Time, len(cands))
+			}
 			until[i] = t
 			continue
 		}
@@ -214,7 +208,7 @@ func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*d
 			Template: camp.Templates[c.Channel], State: dispatcher.StateSuppressed, Reason: c.Reason, Ref: job.Ref}
 		switch {
 		case c.Reason != "":
-		case !until[i].IsZero():
+		case until != nil && !until[i].IsZero():
 			d.State, d.Reason, d.Until = dispatcher.StateDeferred, "", until[i]
 		default:
 			d.State, d.Reason = dispatcher.StateQueued, ""
@@ -290,21 +284,70 @@ func (g *Gate) ReserveDeferred(ctx context.Context, now time.Time, topic *dispat
 	return nil
 }
 
-// pickFallback keeps, for each contact, the first channel that passed
-// checks 1-3, or else the first channel with its reason.
-func pickFallback(cands []*Candidate, perContact int) []*Candidate {
-	out := make([]*Candidate, 0, len(cands)/perContact)
-	for i := 0; i < len(cands); i += perContact {
-		pick := cands[i]
-		for _, c := range cands[i : i+perContact] {
-			if c.Reason == "" {
-				pick = c
-				break
+// candidates returns the candidates of contacts on each channel of ks,
+// contact after contact, with check 1 applied.
+func candidates(job Job, contacts []*dispatcher.Contact, ks []channels.Kind) []*Candidate {
+	// One allocation for the candidates: the slice never grows, so the
+	// pointers stay valid.
+	all := make([]Candidate, 0, len(contacts)*len(ks))
+	cands := make([]*Candidate, 0, cap(all))
+	for _, c := range contacts {
+		for _, k := range ks {
+			all = append(all, Candidate{Contact: c, Channel: k, Reason: CheckAddress(c, k)})
+			cd := &all[len(all)-1]
+			switch {
+			case job.SendID != "":
+				cd.Send = job.SendID
+			case job.Campaign.Fallback:
+				cd.Send = dispatcher.SendID(job.Run, c.ID, "any")
+			default:
+				cd.Send = dispatcher.SendID(job.Run, c.ID, k)
+			}
+			cands = append(cands, cd)
+		}
+	}
+	return cands
+}
+
+// fallback keeps, for each contact, the first channel that passes checks
+// 1-3 and that no earlier run reached, or else the first channel with its
+// reason. A channel is checked only for the contacts no channel before it
+// passed: a contact whose email passes costs no read, nor number parsing,
+// for its SMS. Every channel of a contact shares its send id, so a contact
+// an earlier run reached stops there, with its first channel's reason.
+func (g *Gate) fallback(ctx context.Context, job Job, contacts []*dispatcher.Contact) ([]*Candidate, error) {
+	picks := make([]*Candidate, len(contacts))
+	open := contacts
+	at := make([]int, len(contacts)) // index in contacts of open[j]
+	for i := range at {
+		at[i] = i
+	}
+	for n, k := range job.Campaign.Channels {
+		cands := candidates(job, open, []channels.Kind{k})
+		if err := g.checkSuppressionConsent(ctx, job.Topic, cands); err != nil {
+			return nil, err
+		}
+		if err := g.checkEarlier(ctx, job, cands); err != nil {
+			return nil, err
+		}
+		var next []*dispatcher.Contact
+		var nextAt []int
+		for j, c := range cands {
+			i := at[j]
+			if n == 0 || c.Reason == "" {
+				picks[i] = c
+			}
+			if c.Reason != "" && c.Reason != ReasonReachedBefore {
+				next = append(next, open[j])
+				nextAt = append(nextAt, i)
 			}
 		}
-		out = append(out, pick)
+		open, at = next, nextAt
+		if len(open) == 0 {
+			break
+		}
 	}
-	return out
+	return picks, nil
 }
 
 // sendTime is check 5: the first instant at or after now (or the

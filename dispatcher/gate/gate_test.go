@@ -1,8 +1,11 @@
 package gate
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
@@ -98,5 +101,109 @@ func TestCheckLoaded(t *testing.T) {
 		if got := Verdict(tt.c, tt.marketing); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+// loader is a Loader whose answers the test sets, and which records what
+// it was asked.
+type loader struct {
+	checked map[string]store.Checked // by "contact/channel"; absent: clear, consent granted
+	reached map[string]bool          // by send id
+	loads   []string                 // "contact/channel" read, in order
+	asked   []string                 // send ids of earlier runs read
+}
+
+func (l *loader) LoadChecks(_ context.Context, _ *dispatcher.Topic, reqs []store.CheckRequest) ([]store.Checked, error) {
+	out := make([]store.Checked, len(reqs))
+	for i, r := range reqs {
+		k := r.Contact + "/" + string(r.Channel)
+		l.loads = append(l.loads, k)
+		c, ok := l.checked[k]
+		if !ok {
+			c = store.Checked{Consent: dispatcher.Granted}
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+func (l *loader) ReachedBefore(_ context.Context, ids []string) ([]bool, error) {
+	l.asked = append(l.asked, ids...)
+	out := make([]bool, len(ids))
+	for i, id := range ids {
+		out[i] = l.reached[id]
+	}
+	return out, nil
+}
+
+// TestDecideFallback: a fallback campaign sends each contact its first
+// channel that passes address, suppression, consent and the earlier runs,
+// or else gives its first channel's reason; a channel is read only for
+// the contacts that no channel before it passed.
+func TestDecideFallback(t *testing.T) {
+	t.Parallel()
+	const mobile = "+33612345678"
+	contacts := []*dispatcher.Contact{
+		{ID: "both", Email: "both@example.com", Phone: mobile},
+		{ID: "email-suppressed", Email: "bounced@example.com", Phone: mobile},
+		{ID: "phone-only", Phone: mobile},
+		{ID: "nothing"},
+		{ID: "no-consent", Email: "silent@example.com", Phone: mobile},
+		{ID: "reached", Email: "reached@example.com", Phone: mobile},
+		{ID: "suppressed-then-reached", Email: "bounced2@example.com", Phone: mobile},
+	}
+	l := &loader{
+		checked: map[string]store.Checked{
+			"email-suppressed/email":        {Suppressed: true, SuppressReason: dispatcher.SuppressBounce},
+			"no-consent/email":              {},
+			"no-consent/sms":                {Suppressed: true, SuppressReason: dispatcher.SuppressStop},
+			"suppressed-then-reached/email": {Suppressed: true, SuppressReason: dispatcher.SuppressBounce},
+		},
+		reached: map[string]bool{
+			dispatcher.SendID("r0", "reached", "any"):                 true,
+			dispatcher.SendID("r0", "suppressed-then-reached", "any"): true,
+		},
+	}
+	g := New(Config{Loader: l})
+	camp := &dispatcher.Campaign{ID: "c", Channels: []channels.Kind{channels.Email, channels.SMS}, Fallback: true,
+		Templates: map[channels.Kind]string{channels.Email: "mail", channels.SMS: "text"}}
+	job := Job{Run: "r1", Campaign: camp, Topic: &dispatcher.Topic{ID: "news", Kind: dispatcher.Marketing}, Earlier: []string{"r0"}}
+	ds, err := g.Decide(context.Background(), time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC), job, contacts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range ds {
+		if d.Send != dispatcher.SendID("r1", d.Contact, "any") || d.Template != camp.Templates[d.Channel] {
+			t.Errorf("%s: send %s, template %s", d.Contact, d.Send, d.Template)
+		}
+		got[d.Contact] = string(d.Channel) + " " + d.State + " " + d.Reason
+	}
+	want := map[string]string{
+		"both":                    "email queued ",
+		"email-suppressed":        "sms queued ",
+		"phone-only":              "sms queued ",
+		"nothing":                 "email suppressed no_address",
+		"no-consent":              "email suppressed no_consent",
+		"reached":                 "email suppressed reached_before",
+		"suppressed-then-reached": "email suppressed suppressed_bounce",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("decisions (-want +got):\n%s", diff)
+	}
+	if len(ds) != len(contacts) {
+		t.Errorf("%d decisions for %d contacts", len(ds), len(contacts))
+	}
+	wantLoads := []string{"both/email", "email-suppressed/email", "no-consent/email", "reached/email", "suppressed-then-reached/email",
+		"email-suppressed/sms", "phone-only/sms", "no-consent/sms", "suppressed-then-reached/sms"}
+	if diff := cmp.Diff(wantLoads, l.loads); diff != "" {
+		t.Errorf("reads (-want +got):\n%s", diff)
+	}
+	var wantAsked []string
+	for _, c := range []string{"both", "reached", "email-suppressed", "phone-only", "suppressed-then-reached"} {
+		wantAsked = append(wantAsked, dispatcher.SendID("r0", c, "any"))
+	}
+	if diff := cmp.Diff(wantAsked, l.asked); diff != "" {
+		t.Errorf("earlier sends read (-want +got):\n%s", diff)
 	}
 }

@@ -330,7 +330,7 @@ func (d *Pipeline) gateBatch(ctx context.Context, st *runState, ids []string, se
 	if err != nil {
 		return err
 	}
-	var members []*dispatcher.Contact
+	members := make([]*dispatcher.Contact, 0, len(contacts))
 	for _, c := range contacts {
 		if c != nil && st.segment.Match(c) {
 			members = append(members, c)
@@ -353,6 +353,7 @@ func (d *Pipeline) gateBatch(ctx context.Context, st *runState, ids []string, se
 	if err := d.Store.RecordDecisions(ctx, st.id, ds, d.cfg.InflightDeadline); err != nil {
 		return fmt.Errorf("record decisions: %w", err)
 	}
+	pending = slices.Grow(pending, len(ds))
 	for _, dc := range ds {
 		if dc.State == dispatcher.StateQueued || dc.State == dispatcher.StateDeferred {
 			pending = append(pending, dc)

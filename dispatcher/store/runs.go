@@ -16,32 +16,54 @@ import (
 // decideScript creates the send records of a batch, each once, and counts
 // them. All keys carry the run's hash tag, so one script serves a whole
 // batch even on Redis Cluster. KEYS: run, inflight, then one send key per
-// send. ARGV: now ms, ttl s, then 10 values per send: id, state, reason,
-// contact, channel, topic, template, until ms, in-flight deadline ms, ref.
+// send. ARGV: now ms, ttl s, the in-flight wait in ms (a send's deadline is
+// that long after now, or after its until), the number of profiles, then
+// each profile (what sends of a batch share): channel, topic, template,
+// ref; then 6 values per send: id, contact, profile index, state, reason,
+// until ms. A send goes into the in-flight set in one ZADD per 200 sends.
 var decideScript = redis.NewScript(`
 local counts = {}
 local function count(name)
   counts[name] = (counts[name] or 0) + 1
 end
+local now, ttl, wait = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local profiles = {}
+local a = 5
+for p = 1, tonumber(ARGV[4]) do
+  profiles[p] = {ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3]}
+  a = a + 4
+end
+local inflight = {}
 for i = 3, #KEYS do
-  local a = 3 + (i - 3) * 10
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    local state, reason = ARGV[a+1], ARGV[a+2]
-    redis.call('HSET', KEYS[i], 'contact', ARGV[a+3], 'channel', ARGV[a+4], 'topic', ARGV[a+5],
-      'template', ARGV[a+6], 'state', state, 'at', ARGV[1])
-    if reason ~= '' then redis.call('HSET', KEYS[i], 'reason', reason) end
-    if ARGV[a+7] ~= '0' then redis.call('HSET', KEYS[i], 'until', ARGV[a+7]) end
-    if ARGV[a+9] ~= '' then redis.call('HSET', KEYS[i], 'ref', ARGV[a+9]) end
-    redis.call('EXPIRE', KEYS[i], ARGV[2])
+  local key = KEYS[i]
+  if redis.call('EXISTS', key) == 0 then
+    local id, contact, pr, state, reason, untl = ARGV[a], ARGV[a+1], profiles[tonumber(ARGV[a+2])], ARGV[a+3], ARGV[a+4], ARGV[a+5]
+    if reason == '' and untl == '0' and pr[4] == '' then
+      redis.call('HSET', key, 'contact', contact, 'channel', pr[1], 'topic', pr[2], 'template', pr[3], 'state', state, 'at', now)
+    else
+      local f = {'contact', contact, 'channel', pr[1], 'topic', pr[2], 'template', pr[3], 'state', state, 'at', now}
+      if reason ~= '' then f[#f+1] = 'reason'; f[#f+1] = reason end
+      if untl ~= '0' then f[#f+1] = 'until'; f[#f+1] = untl end
+      if pr[4] ~= '' then f[#f+1] = 'ref'; f[#f+1] = pr[4] end
+      redis.call('HSET', key, unpack(f))
+    end
+    redis.call('EXPIRE', key, ttl)
     local outcome = state
     if state == 'suppressed' then outcome = reason end
     count('n:planned')
     count('n:' .. outcome)
     count('d:' .. outcome)
     if state == 'queued' or state == 'deferred' then
-      redis.call('ZADD', KEYS[2], ARGV[a+8], ARGV[a])
+      local from = now
+      if untl ~= '0' then from = untl end
+      inflight[#inflight+1] = tonumber(from) + wait
+      inflight[#inflight+1] = id
     end
   end
+  a = a + 6
+end
+for j = 1, #inflight, 400 do
+  redis.call('ZADD', KEYS[2], unpack(inflight, j, math.min(j + 399, #inflight)))
 end
 for name, n in pairs(counts) do
   redis.call('HINCRBY', KEYS[1], name, n)
@@ -191,23 +213,33 @@ func (s *Store) scriptPipeline(ctx context.Context, script *redis.Script, fill f
 func (s *Store) RecordDecisions(ctx context.Context, run string, ds []Decision, queuedDeadline time.Duration) error {
 	now := s.now()
 	ttl := strconv.Itoa(int(s.sendTTL.Seconds()))
+	type profile struct{ channel, topic, template, ref string }
 	for len(ds) > 0 {
 		chunk := ds[:min(len(ds), 1000)]
 		ds = ds[len(chunk):]
 		keys := make([]string, 2, len(chunk)+2)
 		keys[0], keys[1] = s.RunKey(run), s.inflightKey(run)
-		args := make([]any, 2, 2+10*len(chunk))
-		args[0], args[1] = ms(now), ttl
+		profiles := map[profile]int{}
+		var shared []any
+		sends := make([]any, 0, 6*len(chunk))
 		for _, d := range chunk {
-			deadline := now.Add(queuedDeadline)
+			p := profile{string(d.Channel), d.Topic, d.Template, d.Ref}
+			n, ok := profiles[p]
+			if !ok {
+				n = len(profiles) + 1
+				profiles[p] = n
+				shared = append(shared, p.channel, p.topic, p.template, p.ref)
+			}
 			var until int64
 			if !d.Until.IsZero() {
 				until = ms(d.Until)
-				deadline = d.Until.Add(queuedDeadline)
 			}
 			keys = append(keys, s.SendKey(d.Send))
-			args = append(args, d.Send, d.State, d.Reason, d.Contact, string(d.Channel), d.Topic, d.Template, until, ms(deadline), d.Ref)
+			sends = append(sends, d.Send, d.Contact, n, d.State, d.Reason, until)
 		}
+		args := make([]any, 0, 4+len(shared)+len(sends))
+		args = append(args, ms(now), ttl, queuedDeadline.Milliseconds(), len(profiles))
+		args = append(append(args, shared...), sends...)
 		if err := decideScript.Run(ctx, s.Redis, keys, args...).Err(); err != nil {
 			return err
 		}
