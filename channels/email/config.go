@@ -33,7 +33,8 @@ type Config struct {
 	// Message.ReturnPath is empty. Default: the message's From address.
 	ReturnPath string
 	// Connections is the number of SMTP connections kept open to the relay,
-	// and so the number of messages in flight at once. Default: 4.
+	// each carrying one batch at a time, its messages pipelined: about one
+	// message a round trip to the relay each. Default 8.
 	Connections int
 	// Timeout bounds each SMTP exchange (dial, one command, the message data).
 	// Default: 30s.

@@ -91,7 +91,7 @@ func New(cfg Config) (*Sender, error) {
 		defaults: Defaults{From: cfg.From, ReturnPath: cfg.ReturnPath, MessageIDDomain: cfg.MessageIDDomain},
 		timeout:  cmp.Or(cfg.Timeout, 30*time.Second),
 		log:      cmp.Or(cfg.Logger, slog.Default()),
-		size:     cmp.Or(cfg.Connections, 4),
+		size:     cmp.Or(cfg.Connections, 8),
 		closed:   make(chan struct{}),
 	}
 	base := cmp.Or(cfg.DialBackoff, time.Second)

@@ -159,7 +159,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		dst       *int
 	}{
 		{"concurrency", "MISSIVE_CONCURRENCY", 32, 1000, "tasks a worker runs at once", &c.Concurrency},
-		{"smtp-conns", "MISSIVE_SMTP_CONNS", 4, 256, "SMTP connections each worker keeps open to the relay: messages in flight at once", &c.SMTPConns},
+		{"smtp-conns", "MISSIVE_SMTP_CONNS", 8, 256, "SMTP connections each worker keeps open to the relay, each about one message a round trip", &c.SMTPConns},
 	} {
 		def := s.def
 		if v := getenv(s.env); v != "" {
