@@ -3,7 +3,6 @@ package throttle_test
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -530,7 +529,7 @@ func BenchmarkReserveMany(b *testing.B) {
 				reqs := make([]throttle.CapRequest, batch)
 				b.ReportAllocs()
 				n := 0
-				cpu0 := redisCPU(b, caps)
+				cpu0 := redistest.CPU(b, caps)
 				for b.Loop() {
 					for i := range reqs {
 						c := n
@@ -545,28 +544,10 @@ func BenchmarkReserveMany(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "reservations/s")
-				b.ReportMetric((redisCPU(b, caps)-cpu0)/float64(n)*1e6, "redis-µs/reservation")
+				b.ReportMetric((redistest.CPU(b, caps)-cpu0)/float64(n)*1e6, "redis-µs/reservation")
 			})
 		}
 	}
-}
-
-// redisCPU is the CPU seconds the Redis server of rdb used (it counts
-// other clients' commands too on a shared server).
-func redisCPU(b *testing.B, rdb *redis.Client) float64 {
-	b.Helper()
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var sum float64
-	for _, line := range strings.Split(info, "\r\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, _ := strconv.ParseFloat(v, 64)
-			sum += f
-		}
-	}
-	return sum
 }
 
 // The per-request path, which Redis Cluster takes, gives the same answers.

@@ -2,8 +2,6 @@ package store
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -147,7 +145,7 @@ func BenchmarkRecordDecisions(b *testing.B) {
 	ctx := b.Context()
 	ds := make([]Decision, 500)
 	n := 0
-	cpu0 := benchRedisCPU(b, s)
+	cpu0 := redistest.CPU(b, s.Redis)
 	b.ReportAllocs()
 	for b.Loop() {
 		for i := range ds {
@@ -161,23 +159,5 @@ func BenchmarkRecordDecisions(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "sends/s")
-	b.ReportMetric((benchRedisCPU(b, s)-cpu0)/float64(n)*1e6, "redis-µs/send")
-}
-
-// benchRedisCPU is the CPU seconds the store's Redis server used (it
-// counts other clients' commands too on a shared server).
-func benchRedisCPU(b *testing.B, s *Store) float64 {
-	b.Helper()
-	info, err := s.Redis.Info(b.Context(), "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var sum float64
-	for _, line := range strings.Split(info, "\r\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, _ := strconv.ParseFloat(v, 64)
-			sum += f
-		}
-	}
-	return sum
+	b.ReportMetric((redistest.CPU(b, s.Redis)-cpu0)/float64(n)*1e6, "redis-µs/send")
 }
