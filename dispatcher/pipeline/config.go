@@ -165,6 +165,9 @@ type Pipeline struct {
 	refData RefData
 
 	snap snapshots
+	// handing are the chunks being handed to a channel and settled, which
+	// a worker's shutdown waits for.
+	handing handovers
 }
 
 // New validates cfg and returns a Pipeline.

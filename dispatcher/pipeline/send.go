@@ -415,6 +415,8 @@ func (d *Pipeline) deliverChunk(ctx context.Context, st *runState, k channels.Ki
 	// must not be left "sending" for the reconciler to call ambiguous.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
+	d.handing.start()
+	defer d.handing.end()
 	outcomes := channels.SendBatch(sctx, ch, batch)
 	// Every outcome is settled before any failure returns: a message that
 	// left must not stay "sending".

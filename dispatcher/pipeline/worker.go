@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -58,9 +59,50 @@ func (d *Pipeline) ServeQueues(ctx context.Context, queues map[string]int) error
 	}()
 	<-ctx.Done()
 	srv.Shutdown()
+	// asynq gives up on a task past its shutdown timeout, not on the chunk
+	// the task was handing over: the messages that left are settled
+	// before the process may exit.
+	d.handing.wait()
 	<-done
 	d.log.Info("worker stopped")
 	return nil
+}
+
+// handovers counts what is in flight and lets one wait until none is.
+type handovers struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n falls to 0; nil while nobody waits
+}
+
+func (h *handovers) start() {
+	h.mu.Lock()
+	h.n++
+	h.mu.Unlock()
+}
+
+func (h *handovers) end() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.n--; h.n == 0 && h.idle != nil {
+		close(h.idle)
+		h.idle = nil
+	}
+}
+
+// wait returns once nothing is in flight.
+func (h *handovers) wait() {
+	h.mu.Lock()
+	if h.n == 0 {
+		h.mu.Unlock()
+		return
+	}
+	if h.idle == nil {
+		h.idle = make(chan struct{})
+	}
+	idle := h.idle
+	h.mu.Unlock()
+	<-idle
 }
 
 func (d *Pipeline) reconcileLoop(ctx context.Context) {
