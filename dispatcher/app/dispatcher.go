@@ -263,7 +263,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		Store: store, Gate: d.Gate, Caps: caps, Limiter: d.Limiter, Signer: signer, Feedback: d.Feedback, RefData: confirmationData,
 		Prefix: cfg.Prefix, PublicURL: cfg.PublicURL, Channels: cfg.Channels, EmailFrom: cfg.EmailFrom,
 		ListUnsubscribeMailto: cfg.ListUnsubscribeMailto, ProviderRates: cfg.ProviderRates,
-		Tuning: cfg.Tuning, SendTTL: cfg.SendTTL, Now: cfg.Now, Logger: cfg.Logger,
+		Tuning: cfg.Tuning, Now: cfg.Now, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

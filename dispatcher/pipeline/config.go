@@ -118,8 +118,6 @@ type Config struct {
 	ProviderRates map[channels.Kind]throttle.Rate
 	// Tuning cuts and paces the work.
 	Tuning
-	// SendTTL is how long the provider id of a send is kept. Default 90 days.
-	SendTTL time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives operational logs, never personal data. Default
@@ -138,7 +136,6 @@ func (c *Config) setDefaults() error {
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	c.Tuning.setDefaults()
-	c.SendTTL = cmp.Or(c.SendTTL, 90*24*time.Hour)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
