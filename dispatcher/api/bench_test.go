@@ -21,6 +21,7 @@ import (
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
+	"github.com/missive-dev/missive/throttle/redistest"
 )
 
 // Benchmarks of the pipeline against a real Redis and SMTP server. Run:
@@ -113,9 +114,9 @@ func BenchmarkGate(b *testing.B) {
 			tb.redis.Client.ConfigResetStat(context.Background())
 			defer printCommandStats(b, tb)
 		}
-		cpu0, self0 := redisCPU(tb), selfCPU()
+		cpu0, self0 := redistest.CPU(b, tb.redis.Client), selfCPU()
 		el := planBench(b, tb, n, stopGate)
-		b.ReportMetric((redisCPU(tb)-cpu0)/el.Seconds(), "redis-cpu-share")
+		b.ReportMetric((redistest.CPU(b, tb.redis.Client)-cpu0)/el.Seconds(), "redis-cpu-share")
 		b.ReportMetric((selfCPU()-self0)/el.Seconds(), "go-cpu-share")
 	}
 }
@@ -210,24 +211,6 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
-}
-
-// redisCPU returns the CPU seconds the Redis server has used.
-func redisCPU(tb *testBundle) float64 {
-	info, err := tb.redis.Client.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		return 0
-	}
-	var total float64
-	for _, line := range strings.Split(info, "\r\n") {
-		for _, f := range []string{"used_cpu_sys:", "used_cpu_user:"} {
-			if v, ok := strings.CutPrefix(line, f); ok {
-				x, _ := strconv.ParseFloat(v, 64)
-				total += x
-			}
-		}
-	}
-	return total
 }
 
 // selfCPU returns the CPU seconds this process has used.
