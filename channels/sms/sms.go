@@ -178,6 +178,10 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Result,
 
 var _ channels.BatchChannel = (*Sender)(nil)
 
+// errMissingClaim stands for the answer a Batch.Claim left out: a message
+// is sent only when its claim says so.
+var errMissingClaim = errors.New("sms: the batch's claim gave no answer for this message")
+
 // batchRequests bounds the requests of one batch in flight at once:
 // Twilio answers 429 past an account's concurrency limit.
 const batchRequests = 8
@@ -203,7 +207,7 @@ func (s *Sender) SendBatch(ctx context.Context, b channels.Batch) []channels.Out
 		errs := b.Claim(ctx, idx)
 		claimed := idx[:0:0]
 		for k, i := range idx {
-			err := errors.New("sms: the batch's claim gave no answer for this message")
+			err := errMissingClaim
 			if k < len(errs) {
 				err = errs[k]
 			}
