@@ -49,6 +49,7 @@ Commands:
   keys        "keys rotate": re-encrypt every contact under the first key of MISSIVE_DATA_KEYS
   register    the record of processing (GDPR Art. 30) of this configuration, as Markdown or JSON
   contacts    "contacts erase ID": erase a contact (GDPR Art. 17); "contacts export ID": all held on it
+  ledger      "ledger verify [ID]": check the consent ledgers' MACs and chains; exits 1 on any problem
   bench       measure email, gate and SMS figures on this machine, at serve's defaults, with a local sink
 
 Run "missive <command> -h" for its flags. Every flag can also be set by the
@@ -86,6 +87,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		err = registerCommand(ctx, rest, getenv, stdout, stderr)
 	case "contacts":
 		err = contacts(ctx, rest, getenv, stdout, stderr)
+	case "ledger":
+		err = ledgerCommand(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		err = bench(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":

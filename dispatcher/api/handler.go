@@ -162,6 +162,7 @@ func New(d *app.Dispatcher, cfg Config) http.Handler {
 		{"GET /v1/contacts/{id}", ctc, "", contactRoute(a.d.Store.Contact)},
 		{"DELETE /v1/contacts/{id}", "", "", contactRoute(a.d.Privacy.EraseContact)},
 		{"GET /v1/contacts/{id}/export", "", "", contactRoute(a.d.Privacy.ExportContact)},
+		{"GET /v1/contacts/{id}/ledger/verify", prv, "", contactRoute(a.d.Store.VerifyLedger)},
 		{"POST /v1/contacts/import", ctc, "contact.import", a.importContacts},
 		{"POST /v1/contacts/{id}/consents", ctc, "consent.record", a.postConsent},
 		{"GET /v1/contacts/{id}/consents", ctc, "", contactRoute(a.consents)},

@@ -170,6 +170,11 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 			t.Errorf("ledger event after erasure: %+v", e)
 		}
 	}
+	// The pseudonymous ledger still proves itself.
+	var proof storepkg.LedgerReport
+	if code := apiCall(t, h, "GET", "/v1/contacts/leaving/ledger/verify", &proof); code != http.StatusOK || proof.Events != 2 || !proof.OK() {
+		t.Errorf("ledger verify after erasure: %d %+v", code, proof)
+	}
 
 	// Erasing again, or exporting, finds nothing.
 	var e struct{ Error dispatcher.Error }

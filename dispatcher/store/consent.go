@@ -11,7 +11,7 @@ import (
 
 // ChangeConsents reads the contact's current consents (and, with
 // withContact, its record), asks decide for the events to record and
-// writes them to the ledger and the current state, in one WATCH
+// writes them, sealed, to the ledger and the current state, in one WATCH
 // transaction on the contact's keys (one slot), so that two changes at
 // once cannot record the same event twice. It is the one transaction that
 // changes consents after a read. Without withContact, decide gets a nil
@@ -46,6 +46,10 @@ func (s *Store) ChangeConsents(ctx context.Context, contact string, withContact 
 		if err != nil {
 			return err
 		}
+		head, err := s.readLedgerHead(ctx, tx, contact)
+		if err != nil {
+			return err
+		}
 		events := decide(c, decodeConsents(raw))
 		for i := range events {
 			if err := events[i].Validate(); err != nil {
@@ -56,9 +60,7 @@ func (s *Store) ChangeConsents(ctx context.Context, contact string, withContact 
 			return nil
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			for _, e := range events {
-				s.WriteConsent(ctx, p, contact, e)
-			}
+			s.writeConsents(ctx, p, contact, head, events)
 			return nil
 		})
 		if err == nil {
@@ -66,7 +68,7 @@ func (s *Store) ChangeConsents(ctx context.Context, contact string, withContact 
 		}
 		return err
 	}
-	if err := s.watch(ctx, "change consents", txn, s.ContactKey(contact), s.ConsentKey(contact)); err != nil {
+	if err := s.watch(ctx, "change consents", txn, s.ContactKey(contact), s.ConsentKey(contact), s.ledgerKey(contact)); err != nil {
 		return nil, err
 	}
 	return out, nil

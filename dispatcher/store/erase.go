@@ -193,11 +193,11 @@ func (s *Store) PseudonymizeLedger(ctx context.Context, contact string) (int, er
 		}
 		out := make([]any, 0, len(raw))
 		for _, r := range raw {
-			var e dispatcher.ConsentEvent
+			var e sealedEvent
 			if json.Unmarshal([]byte(r), &e) != nil {
 				continue // not ours to read: an unreadable event proves nothing
 			}
-			out = append(out, pseudonymousEvent(e))
+			out = append(out, s.pseudonymousEvent(e))
 		}
 		n = len(out)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -215,8 +215,13 @@ func (s *Store) PseudonymizeLedger(ctx context.Context, contact string) (int, er
 	return n, nil
 }
 
-// pseudonymousEvent is e without identifying evidence, as JSON.
-func pseudonymousEvent(e dispatcher.ConsentEvent) []byte {
+// pseudonymousEvent is e without identifying evidence, as JSON. A sealed
+// event keeps the keyed digest of what was removed, so that its MAC still
+// verifies.
+func (s *Store) pseudonymousEvent(e sealedEvent) []byte {
+	if e.Sig != "" && e.Erased == "" {
+		e.Erased = s.removableDigest(&e.ConsentEvent)
+	}
 	var ev map[string]string
 	for _, k := range ledgerEvidenceKept {
 		if v, ok := e.Evidence[k]; ok {

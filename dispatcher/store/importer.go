@@ -134,6 +134,17 @@ func (s *Store) upsertMany(ctx context.Context, ls []ImportLine) error {
 	if err != nil {
 		return err
 	}
+	withConsents := make([]string, len(ls)) // "" for a line without consents
+	for i := range ls {
+		if len(ls[i].Consents) > 0 {
+			withConsents[i] = ls[i].ID
+		}
+	}
+	heads, err := s.readLedgerHeads(ctx, withConsents)
+	if err != nil {
+		return err
+	}
+	appends := make([]*redis.Cmd, len(ls))
 	now := s.now().UTC()
 	sealed := make([][]byte, len(ls))
 	for i := range ls {
@@ -167,14 +178,31 @@ func (s *Store) upsertMany(ctx context.Context, ls []ImportLine) error {
 					p.SAdd(ctx, s.AddressesKey(c.ID), h)
 				}
 			}
-			for _, e := range ls[i].Consents {
-				if e.At.IsZero() {
-					e.At = now
-				}
-				s.WriteConsent(ctx, p, c.ID, e)
+			if len(ls[i].Consents) > 0 {
+				appends[i] = s.appendConsents(ctx, p, c.ID, heads[i], ls[i].Consents, now)
 			}
 		}
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	// A consent recorded meanwhile moved the ledger: nothing of those lines'
+	// consents was written; they are recorded again after it.
+	for i, cmd := range appends {
+		if cmd == nil {
+			continue
+		}
+		if n, err := cmd.Int(); err != nil {
+			return err
+		} else if n == 0 {
+			events := consentsAt(ls[i].Consents, now)
+			if _, err := s.ChangeConsents(ctx, ls[i].ID, false, func(*dispatcher.Contact, map[string]ConsentCurrent) []dispatcher.ConsentEvent {
+				return events
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -18,7 +18,8 @@ import (
 //
 //	P:c:{id}               contact (JSON sealed under the data keyring)
 //	P:c:{id}:consent       hash "channel/topic" -> current consent (JSON)
-//	P:c:{id}:ledger        list of consent events (JSON), append-only
+//	P:c:{id}:ledger        list of consent events (JSON), append-only, each sealed by
+//	                       a MAC chained to the one before (ledger.go)
 //	P:c:{id}:addrs         set of the hashes of the contact's addresses (erasure)
 //	P:c:{id}:sends         set of the contact's API and confirmation send ids (erasure, export)
 //	P:contacts             sorted set of contact ids (score 0, walked by ContactIDs)

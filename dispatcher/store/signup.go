@@ -168,10 +168,12 @@ func (s *Store) GrantSignup(ctx context.Context, contact, h string, events []dis
 			grant = SignupAlreadyGranted
 			return nil
 		}
+		head, err := s.readLedgerHead(ctx, tx, contact)
+		if err != nil {
+			return err
+		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			for _, e := range events {
-				s.WriteConsent(ctx, p, contact, e)
-			}
+			s.writeConsents(ctx, p, contact, head, events)
 			p.HSet(ctx, signups, h, at.Format(time.RFC3339))
 			p.Expire(ctx, signups, ttl)
 			return nil
@@ -181,7 +183,7 @@ func (s *Store) GrantSignup(ctx context.Context, contact, h string, events []dis
 		}
 		return err
 	}
-	if err := s.watch(ctx, "grant sign-up", txn, s.ContactKey(contact), signups); err != nil {
+	if err := s.watch(ctx, "grant sign-up", txn, s.ContactKey(contact), signups, s.ledgerKey(contact)); err != nil {
 		return SignupNoContact, err
 	}
 	return grant, nil

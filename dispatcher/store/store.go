@@ -449,32 +449,13 @@ func ConsentField(k channels.Kind, topic string) string { return string(k) + "/"
 // RecordConsent appends e to the contact's ledger and updates the current
 // state. Returns ErrNotFound if the contact does not exist.
 func (s *Store) RecordConsent(ctx context.Context, contact string, e dispatcher.ConsentEvent) error {
-	if err := e.Validate(); err != nil {
-		return err
-	}
 	if e.At.IsZero() {
 		e.At = s.now().UTC()
 	}
-	ok, err := s.ContactExists(ctx, contact)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return dispatcher.NotFound("contact")
-	}
-	_, err = s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		s.WriteConsent(ctx, p, contact, e)
-		return nil
+	_, err := s.ChangeConsents(ctx, contact, false, func(*dispatcher.Contact, map[string]ConsentCurrent) []dispatcher.ConsentEvent {
+		return []dispatcher.ConsentEvent{e}
 	})
 	return err
-}
-
-// WriteConsent appends e to the ledger and sets the current state.
-func (s *Store) WriteConsent(ctx context.Context, p redis.Pipeliner, contact string, e dispatcher.ConsentEvent) {
-	ev, _ := json.Marshal(e)
-	cur, _ := json.Marshal(ConsentCurrent{State: e.State, At: e.At, Source: e.Source})
-	p.RPush(ctx, s.ledgerKey(contact), ev)
-	p.HSet(ctx, s.ConsentKey(contact), ConsentField(e.Channel, e.Topic), cur)
 }
 
 // ConsentLedger returns the contact's consent history, oldest first.
@@ -485,9 +466,9 @@ func (s *Store) ConsentLedger(ctx context.Context, contact string) ([]dispatcher
 	}
 	out := make([]dispatcher.ConsentEvent, 0, len(raw))
 	for _, r := range raw {
-		var e dispatcher.ConsentEvent
+		var e sealedEvent
 		if json.Unmarshal([]byte(r), &e) == nil {
-			out = append(out, e)
+			out = append(out, e.ConsentEvent)
 		}
 	}
 	return out, nil
