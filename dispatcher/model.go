@@ -1,10 +1,14 @@
 package dispatcher
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/throttle"
@@ -105,6 +109,55 @@ const (
 	SuppressStop        = "stop"
 	SuppressUnsubscribe = "unsubscribe"
 )
+
+// Wording is the exact text of a consent wording shown to people, in one
+// language, stored once and named by its content: consent events name it
+// in their evidence ("wording"), and no one can change a text without
+// changing its id.
+type Wording struct {
+	ID        string    `json:"id"`
+	Lang      string    `json:"lang"`
+	Text      string    `json:"text"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// maxWording bounds a wording's text.
+const maxWording = 8 << 10
+
+// WordingID is the id of the wording text in lang: the hex SHA-256 of
+// both, 64 characters.
+func WordingID(lang, text string) string {
+	h := sha256.Sum256([]byte(lang + "\x00" + text))
+	return hex.EncodeToString(h[:])
+}
+
+// IsWordingID reports whether s has the form of a WordingID (a stored
+// wording's), rather than a version label a form chose.
+func IsWordingID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil && strings.ToLower(s) == s
+}
+
+// Validate checks the wording and sets its ID; it returns an *Error with
+// code invalid naming the first field at fault.
+func (w *Wording) Validate() error {
+	if !langPattern.MatchString(w.Lang) {
+		return Invalid("lang", "must be a language tag like fr or en-GB")
+	}
+	if strings.TrimSpace(w.Text) == "" {
+		return Invalid("text", "is required: the exact consent text shown")
+	}
+	if len(w.Text) > maxWording || !utf8.ValidString(w.Text) {
+		return Invalid("text", "must be UTF-8 text of at most %d bytes", maxWording)
+	}
+	w.ID = WordingID(w.Lang, w.Text)
+	return nil
+}
+
+var langPattern = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$`)
 
 // Suppression is an entry of the suppression list. The address itself is
 // not kept: the entry is found by a keyed hash of it.

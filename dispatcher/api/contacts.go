@@ -92,6 +92,11 @@ func (a *handler) postConsent(w http.ResponseWriter, r *http.Request) (int, any,
 		}
 		return 0, nil, err
 	}
+	if w := e.Evidence["wording"]; dispatcher.IsWordingID(w) {
+		if err := a.checkWordings(r.Context(), "evidence.wording", w); err != nil {
+			return 0, nil, err
+		}
+	}
 	if e.At.IsZero() {
 		e.At = a.d.Config.Now().UTC()
 	}
@@ -122,4 +127,26 @@ func (a *handler) consents(ctx context.Context, id string) (*consentsResponse, e
 		return nil, err
 	}
 	return out, nil
+}
+
+// postWording stores the exact text of a consent wording once, under the
+// id derived from it: 201 when new, 200 when it was stored before.
+func (a *handler) postWording(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	var wd dispatcher.Wording
+	if err := decodeJSON(w, r, &wd); err != nil {
+		return 0, nil, err
+	}
+	wd.ID, wd.CreatedAt = "", time.Time{}
+	created, err := a.d.Store.PutWording(r.Context(), &wd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !created {
+		stored, err := a.d.Store.Wording(r.Context(), wd.ID)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, stored, nil
+	}
+	return http.StatusCreated, wd, nil
 }

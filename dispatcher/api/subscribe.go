@@ -79,6 +79,9 @@ func (a *handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = d.Signups.CheckSignupTopics(ctx, in.Topics)
 	}
+	if err == nil {
+		err = a.checkSignupWording(ctx, in)
+	}
 	if err != nil {
 		status, e := dispatcher.HTTPStatus(err)
 		if status == http.StatusInternalServerError {
@@ -383,7 +386,7 @@ func (a *handler) formView(ctx context.Context, lang page.Lang, ids []string, k 
 	if err := a.d.Signups.CheckSignupTopics(ctx, ids); err != nil {
 		return page.FormView{}, err
 	}
-	v := page.FormView{Lang: lang, Sender: a.d.Config.SenderName, Channel: k, Form: form}
+	v := page.FormView{Lang: lang, Sender: a.d.Config.SenderName, Channel: k, Form: form, WordingID: a.formWording(lang, k).ID}
 	for _, id := range ids {
 		t, err := a.d.Store.Topic(ctx, id)
 		if err != nil {
@@ -392,6 +395,45 @@ func (a *handler) formView(ctx context.Context, lang page.Lang, ids []string, k 
 		v.Topics = append(v.Topics, page.FormTopic{ID: t.ID, Name: t.Name, Description: t.Description})
 	}
 	return v, nil
+}
+
+// formWording is the built-in form's consent text in lang for channel k,
+// with its id.
+func (a *handler) formWording(lang page.Lang, k channels.Kind) *dispatcher.Wording {
+	w := &dispatcher.Wording{Lang: string(lang), Text: page.FormWording(lang, a.d.Config.SenderName, k)}
+	w.ID = dispatcher.WordingID(w.Lang, w.Text)
+	return w
+}
+
+// checkSignupWording checks the wording a sign-up names: a stored
+// wording's id must name one that is stored; the built-in form's text is
+// stored on its first use. A label of the form's own choosing (not an
+// id) is recorded as it is.
+func (a *handler) checkSignupWording(ctx context.Context, in *signup.Input) error {
+	if !dispatcher.IsWordingID(in.Wording) {
+		return nil
+	}
+	lang, _ := page.ParseLang(in.Locale)
+	if w := a.formWording(lang, in.Channel); w.ID == in.Wording {
+		_, err := a.d.Store.PutWording(ctx, w)
+		return err
+	}
+	return a.checkWordings(ctx, "wording", in.Wording)
+}
+
+// checkWordings returns an error with code invalid naming field when one
+// of ids is not a stored wording.
+func (a *handler) checkWordings(ctx context.Context, field string, ids ...string) error {
+	ws, err := a.d.Store.Wordings(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, w := range ws {
+		if w == nil {
+			return dispatcher.Invalid(field, "names no stored wording: store its exact text with POST /v1/wordings first")
+		}
+	}
+	return nil
 }
 
 // rerenderForm answers a browser's invalid sign-up with the form and the

@@ -503,8 +503,9 @@ func TestSubscribeFormPage(t *testing.T) {
 	if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors *") || w.Header().Get("X-Frame-Options") != "" {
 		t.Errorf("the form cannot be framed: CSP %q, XFO %q", csp, w.Header().Get("X-Frame-Options"))
 	}
-	for _, want := range []string{`<html lang="fr">`, `<label for="email">Adresse e-mail</label>`, `name="wording" value="` + formWordingVersion + `"`,
-		"version " + formWordingVersion, `name="form" value="home"`, `name="locale" value="fr"`, `<legend>`, "La lettre", `value="newsletter">`} {
+	wording := formWordingID(b, page.French, channels.Email)
+	for _, want := range []string{`<html lang="fr">`, `<label for="email">Adresse e-mail</label>`, `name="wording" value="` + wording + `"`,
+		"version " + wording[:12], `name="form" value="home"`, `name="locale" value="fr"`, `<legend>`, "La lettre", `value="newsletter">`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the form lacks %q:\n%s", want, body)
 		}
@@ -528,9 +529,95 @@ func TestSubscribeFormPage(t *testing.T) {
 	}
 }
 
-// formWordingVersion is the consent text's version the built-in form
-// posts.
-var formWordingVersion = page.WordingVersion
+// formWordingID is the id of the consent text the built-in form shows
+// and posts.
+func formWordingID(b *testBundle, lang page.Lang, k channels.Kind) string {
+	return dispatcher.WordingID(string(lang), page.FormWording(lang, b.d.Config.SenderName, k))
+}
+
+// TestConsentWordings: the exact text of each consent wording is stored
+// once, named by its hash: the built-in form's on its first sign-up,
+// others through the API; an event naming an id with no stored text is
+// refused, and the ledger verifies the texts it names.
+func TestConsentWordings(t *testing.T) {
+	t.Parallel()
+	b := setupSignup(t)
+	ctx := context.Background()
+	s := b.d.Store
+	h := Handler(b.d, []APIKey{{ID: "test", Secret: eraseTestKey}})
+	call := func(method, path, body string) (int, string) {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+eraseTestKey)
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+
+	// The built-in form: its text is stored when a sign-up uses it, and
+	// the confirmed consent names it.
+	v := signupValues("form@example.com", "newsletter")
+	v.Set("wording", formWordingID(b, page.French, channels.Email))
+	if w := b.subscribeForm("198.51.100.8", v); w.Code != http.StatusAccepted {
+		t.Fatalf("sign-up: %d %s", w.Code, w.Body)
+	}
+	id := b.pendingContact(t)
+	if w := b.do("POST", "/subscribe/confirm/"+b.confirmToken(t, "form@example.com"), "203.0.113.9", formCT, ""); w.Code != http.StatusOK {
+		t.Fatalf("confirm: %d %s", w.Code, w.Body)
+	}
+	stored, err := s.Wording(ctx, v.Get("wording"))
+	if err != nil || stored.Lang != "fr" || stored.Text != page.FormWording(page.French, b.d.Config.SenderName, channels.Email) {
+		t.Fatalf("stored wording: %+v, %v", stored, err)
+	}
+	rep, err := s.VerifyLedger(ctx, id)
+	if err != nil || rep.Events != 1 || !rep.OK() {
+		t.Fatalf("ledger: %+v, %v", rep, err)
+	}
+
+	// A site's own wording, stored through the API, once.
+	body := `{"lang":"en","text":"Yes, send me the monthly newsletter. I can leave at any time."}`
+	code, out := call("POST", "/v1/wordings", body)
+	var wd dispatcher.Wording
+	if code != http.StatusCreated || json.Unmarshal([]byte(out), &wd) != nil || !dispatcher.IsWordingID(wd.ID) {
+		t.Fatalf("POST /v1/wordings: %d %s", code, out)
+	}
+	if code, again := call("POST", "/v1/wordings", body); code != http.StatusOK || !strings.Contains(again, wd.ID) {
+		t.Errorf("the same text again: %d %s", code, again)
+	}
+	if code, got := call("GET", "/v1/wordings/"+wd.ID, ""); code != http.StatusOK || !strings.Contains(got, "monthly newsletter") {
+		t.Errorf("GET /v1/wordings: %d %s", code, got)
+	}
+	for _, bad := range []string{`{"lang":"en"}`, `{"lang":"english!","text":"x"}`, `{"lang":"en","text":"x","extra":1}`} {
+		if code, out := call("POST", "/v1/wordings", bad); code != http.StatusBadRequest && code != http.StatusUnprocessableEntity {
+			t.Errorf("POST /v1/wordings %s: %d %s", bad, code, out)
+		}
+	}
+	must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: "api1", Email: "api1@example.com"}, "Europe/Paris"))
+	consent := func(wording string) (int, string) {
+		return call("POST", "/v1/contacts/api1/consents", `{"channel":"email","topic":"newsletter","state":"granted","evidence":{"wording":"`+wording+`"}}`)
+	}
+	if code, out := consent(wd.ID); code != http.StatusCreated {
+		t.Fatalf("consent naming a stored wording: %d %s", code, out)
+	}
+	unknown := dispatcher.WordingID("en", "a text never stored")
+	if code, out := consent(unknown); code == http.StatusCreated || !strings.Contains(out, "evidence.wording") {
+		t.Errorf("consent naming no stored wording: %d %s", code, out)
+	}
+	v = signupValues("other@example.com", "newsletter")
+	v.Set("wording", unknown)
+	if w := b.subscribeForm("198.51.100.9", v); w.Code == http.StatusAccepted || !strings.Contains(w.Body.String(), "wording") {
+		t.Errorf("sign-up naming no stored wording: %d %s", w.Code, w.Body)
+	}
+
+	// The stored text edited by hand: the ledger no longer vouches for it.
+	key := b.redis.Prefix + ":wording:" + wd.ID
+	raw := b.redis.Client.Get(ctx, key).Val()
+	b.redis.Client.Set(ctx, key, strings.Replace(raw, "monthly", "daily", 1), 0)
+	rep, err = s.VerifyLedger(ctx, "api1")
+	if err != nil || len(rep.Problems) != 1 || rep.Problems[0].Kind != "wording_missing" {
+		t.Errorf("ledger after the wording was edited: %+v, %v", rep, err)
+	}
+}
 
 // TestSignupLanguage: the form and the sign-up take their language from
 // page.Negotiate: the explicit locale, else Accept-Language, else English

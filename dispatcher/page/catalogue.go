@@ -1,8 +1,6 @@
 package page
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 )
 
@@ -77,8 +75,8 @@ var catalogue = map[string]entry{
 	"confirm.topic":  {"« %s »", "“%s”"},
 	"confirm.button": {"Confirmer", "Confirm"},
 
-	// The sign-up form (SignupForm). form.wording is the consent text:
-	// WordingVersion derives from it.
+	// The sign-up form (SignupForm). form.wording is the consent text
+	// (FormWording): the id it is stored under derives from it.
 	"form.title":      {"Inscription", "Sign up"},
 	"form.topics":     {"Ce que vous souhaitez recevoir", "What you would like to receive"},
 	"form.email":      {"Adresse e-mail", "Email address"},
@@ -219,12 +217,3 @@ func tmplText(l Lang, key string, args ...any) (string, error) {
 	}
 	return text(l, key, args...), nil
 }
-
-// WordingVersion is the version id of the sign-up form's consent text,
-// recorded as evidence with every sign-up through the form. It derives
-// from the text in both languages, so that changing a word changes it.
-var WordingVersion = func() string {
-	w := catalogue["form.wording"]
-	h := sha256.Sum256([]byte(w.fr + "\x00" + w.en))
-	return "missive-" + hex.EncodeToString(h[:5])
-}()

@@ -8,7 +8,7 @@ import (
 
 // FormView is the sign-up form of the double opt-in, made to be embedded
 // in the site's pages. It posts to /subscribe the fields topics, email or
-// phone, locale (its language), wording (WordingVersion) and form.
+// phone, locale (its language), wording (FormView.WordingID) and form.
 type FormView struct {
 	Lang   Lang
 	Sender string // who sends, as the consent text names it
@@ -21,6 +21,15 @@ type FormView struct {
 	Topics []FormTopic
 	Form   string  // id of the form, posted back for the evidence; "" for none
 	Error  Problem // what was wrong with the last try; "" for a fresh form
+	// WordingID names the exact consent text the form shows (FormWording),
+	// as it is stored: it is posted back as the sign-up's evidence.
+	WordingID string
+}
+
+// FormWording is the exact consent text of the sign-up form in lang, for
+// sender and the channel the form asks for.
+func FormWording(lang Lang, sender string, k channels.Kind) string {
+	return text(lang.orDefault(), "form.wording", sender, plural(k))
 }
 
 // FormTopic is a topic offered by the form.
@@ -77,6 +86,7 @@ type formData struct {
 	Topics           []FormTopic
 	Single, SMS      bool
 	Version, Wording string
+	ShortVersion     string // the start of Version, shown
 	Form             string
 	Error, ErrField  string
 }
@@ -88,8 +98,9 @@ type formData struct {
 func SignupForm(w http.ResponseWriter, status int, v FormView) {
 	lang := v.Lang.orDefault()
 	d := formData{Lang: lang, Class: classSignup, Topics: v.Topics, Single: len(v.Topics) == 1,
-		SMS: v.Channel == channels.SMS, Version: WordingVersion, Form: v.Form}
-	d.Wording = text(lang, "form.wording", v.Sender, plural(v.Channel))
+		SMS: v.Channel == channels.SMS, Version: v.WordingID, Form: v.Form}
+	d.Wording = FormWording(lang, v.Sender, v.Channel)
+	d.ShortVersion = v.WordingID[:min(12, len(v.WordingID))]
 	if v.Error != "" {
 		d.Error, d.ErrField = v.Error.localize(lang), v.Error.field()
 	}

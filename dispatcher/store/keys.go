@@ -65,6 +65,7 @@ import (
 //	P:run:{r}:bdone        set of batch numbers done
 //	P:s:{r}:<hash>         send record (hash)
 //	P:idem:<sha256>        idempotency record of an API send
+//	P:wording:<id>         exact text of a consent wording (JSON), id = SHA-256 of its language and text
 //
 // Operations:
 //

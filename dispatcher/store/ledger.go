@@ -237,7 +237,9 @@ type LedgerProblem struct {
 	//   unreadable: not an event;
 	//   current_mismatch: a current consent that no ledger event accounts
 	//     for: the newest events were removed, or the consent was set by
-	//     hand.
+	//     hand;
+	//   wording_missing: the event names a stored wording (by its id) that
+	//     is gone, or whose text no longer matches its id.
 	Kind   string `json:"kind"`
 	Detail string `json:"detail,omitempty"`
 }
@@ -270,11 +272,27 @@ func (s *Store) VerifyLedger(ctx context.Context, contact string) (LedgerReport,
 	if err != nil {
 		return LedgerReport{}, err
 	}
-	return s.verifyLedger(contact, raw.Val(), cur.Val()), nil
+	var ids []string
+	for _, r := range raw.Val() {
+		var e dispatcher.ConsentEvent
+		if json.Unmarshal([]byte(r), &e) == nil && dispatcher.IsWordingID(e.Evidence["wording"]) && !slices.Contains(ids, e.Evidence["wording"]) {
+			ids = append(ids, e.Evidence["wording"])
+		}
+	}
+	ws, err := s.Wordings(ctx, ids)
+	if err != nil {
+		return LedgerReport{}, err
+	}
+	stored := map[string]bool{}
+	for i, w := range ws {
+		stored[ids[i]] = w != nil
+	}
+	return s.verifyLedger(contact, raw.Val(), cur.Val(), stored), nil
 }
 
-// verifyLedger is VerifyLedger on what was read.
-func (s *Store) verifyLedger(contact string, raw []string, cur map[string]string) LedgerReport {
+// verifyLedger is VerifyLedger on what was read; wordings says which of
+// the wordings the events name are stored as their id says.
+func (s *Store) verifyLedger(contact string, raw []string, cur map[string]string, wordings map[string]bool) LedgerReport {
 	rep := LedgerReport{Contact: contact, Events: len(raw), Problems: []LedgerProblem{}}
 	problem := func(i int, kind, format string, args ...any) {
 		rep.Problems = append(rep.Problems, LedgerProblem{Index: i, Kind: kind, Detail: fmt.Sprintf(format, args...)})
@@ -289,6 +307,9 @@ func (s *Store) verifyLedger(contact string, raw []string, cur map[string]string
 			continue
 		}
 		last[ConsentField(se.Channel, se.Topic)] = se.ConsentEvent
+		if id := se.Evidence["wording"]; dispatcher.IsWordingID(id) && !wordings[id] {
+			problem(i, "wording_missing", "the consent wording the event names is not stored, or was edited")
+		}
 		if se.MAC == "" {
 			if sealed {
 				problem(i, "unsealed", "an event without a MAC after sealed ones")
@@ -349,4 +370,58 @@ func (s *Store) VerifyLedgers(ctx context.Context, report func(LedgerReport) err
 		}
 		return nil
 	})
+}
+
+// wordingKey names the stored text of a consent wording.
+func (s *Store) wordingKey(id string) string { return s.Key("wording", id) }
+
+// PutWording stores a validated wording once; it reports whether it was
+// new. The same text again changes nothing: its id is its content.
+func (s *Store) PutWording(ctx context.Context, w *dispatcher.Wording) (bool, error) {
+	if err := w.Validate(); err != nil {
+		return false, err
+	}
+	if w.CreatedAt.IsZero() {
+		w.CreatedAt = s.now().UTC()
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return false, err
+	}
+	return s.Redis.SetNX(ctx, s.wordingKey(w.ID), b, 0).Result()
+}
+
+// Wordings returns the stored wordings of ids, nil where none is stored
+// or the stored one is not the text its id names (it was edited).
+func (s *Store) Wordings(ctx context.Context, ids []string) ([]*dispatcher.Wording, error) {
+	cmds := make([]*redis.StringCmd, len(ids))
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.Get(ctx, s.wordingKey(id))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([]*dispatcher.Wording, len(ids))
+	for i, c := range cmds {
+		var w dispatcher.Wording
+		if b, err := c.Bytes(); err == nil && json.Unmarshal(b, &w) == nil && w.ID == ids[i] && dispatcher.WordingID(w.Lang, w.Text) == w.ID {
+			out[i] = &w
+		}
+	}
+	return out, nil
+}
+
+// Wording returns one stored wording or an error with code not_found.
+func (s *Store) Wording(ctx context.Context, id string) (*dispatcher.Wording, error) {
+	ws, err := s.Wordings(ctx, []string{id})
+	if err != nil {
+		return nil, err
+	}
+	if ws[0] == nil {
+		return nil, dispatcher.NotFound("wording")
+	}
+	return ws[0], nil
 }
