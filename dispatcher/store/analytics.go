@@ -25,8 +25,9 @@ import (
 //
 //	P:run:{r}:an             hash: h<unix hour>:<metric> and d:<domain>:<metric>,
 //	                         kept AnalyticsRetention past its last change
-//	P:topican:{t}:<yyyymmdd> hash of one UTC day of a topic: <metric> and
-//	                         d:<domain>:<metric>, kept AnalyticsRetention past the day
+//	P:topican:{t}:<yyyymmdd> hash of one UTC day of a topic: <metric>,
+//	                         d:<domain>:<metric> and r:<run> (the runs that
+//	                         counted that day), kept AnalyticsRetention past the day
 //
 // Metrics are <channel>.<outcome> (MetricEmailSent...) and unsubscribed,
 // which is counted whatever the channel: an unsubscribe from a page or a
@@ -181,6 +182,9 @@ func (s *Store) countEvents(ctx context.Context, p redis.Pipeliner, evs []Event)
 		if e.Topic != "" {
 			k := s.topicAnalyticsKey(e.Topic, now)
 			add(k, e.Metric)
+			if e.Run != "" {
+				add(k, "r:"+e.Run)
+			}
 			if dom != "" {
 				add(k, dom)
 			}
@@ -417,8 +421,9 @@ type Report struct {
 	Rates  Rates    `json:"rates"`
 	// Domains are the email outcomes per mailbox provider or domain, the
 	// most sent first; a domain with fewer than MinDomainRecipients
-	// recipients in the report is counted in "other" (last), so that a
-	// small organisation's domain cannot point at a person.
+	// recipients in the report (for a topic, in the largest run of the
+	// period) is counted in "other" (last), so that a small
+	// organisation's domain cannot point at a person.
 	Domains             []DomainCounts `json:"domains"`
 	MinDomainRecipients int            `json:"min_domain_recipients"`
 }
@@ -458,7 +463,7 @@ func (s *Store) RunAnalytics(ctx context.Context, run string, k int) (*Report, e
 	for _, h := range slices.Sorted(maps.Keys(hours)) {
 		rep.Series = append(rep.Series, Bucket{Start: time.Unix(h*3600, 0).UTC(), Counts: *hours[h]})
 	}
-	rep.finish(domains, k)
+	rep.finish(domains, k, func(d *DomainCounts) int64 { return d.Sent })
 	return rep, nil
 }
 
@@ -466,11 +471,13 @@ func (s *Store) RunAnalytics(ctx context.Context, run string, k int) (*Report, e
 const MaxAnalyticsDays = 400
 
 // TopicAnalytics returns the analytics of a topic over the UTC days from
-// from to to, both included: daily series, totals, rates and domains,
-// with domains of fewer than k messages sent over the period folded into
-// "other" (k < 1: DefaultMinDomainRecipients). Missive keeps no list of
-// who got what, so for a topic k counts messages: a person who got
-// several counts several times. It returns an error with code invalid
+// from to to, both included: daily series, totals, rates and domains. A
+// domain is shown only when one run counted in the period reached k of
+// its recipients or more (k < 1: DefaultMinDomainRecipients), else it is
+// folded into "other": Missive keeps no list of who got what, and
+// messages are not people (a person who got ten messages of the topic is
+// ten messages), but a run sends one email per recipient, so the largest
+// run is a count of people the domain's figures are about. It returns an error with code invalid
 // (field "from") when from is after to or the period is longer than
 // MaxAnalyticsDays.
 func (s *Store) TopicAnalytics(ctx context.Context, topic string, from, to time.Time, k int) (*Report, error) {
@@ -491,6 +498,7 @@ func (s *Store) TopicAnalytics(ctx context.Context, topic string, from, to time.
 	}
 	rep := &Report{Topic: topic, Bucket: "day", From: from.Format(time.DateOnly), To: to.Format(time.DateOnly)}
 	domains := map[string]*DomainCounts{}
+	runs := map[string]bool{}
 	for i, cmd := range cmds {
 		var c Counts
 		seen := false
@@ -500,14 +508,53 @@ func (s *Store) TopicAnalytics(ctx context.Context, topic string, from, to time.
 				addDomain(domains, rest, n)
 				continue
 			}
+			if run, ok := strings.CutPrefix(f, "r:"); ok {
+				runs[run] = true
+				continue
+			}
 			seen = c.add(f, n) || seen
 		}
 		if seen {
 			rep.Series = append(rep.Series, Bucket{Start: from.AddDate(0, 0, i), Counts: c})
 		}
 	}
-	rep.finish(domains, k)
+	largest, err := s.largestRuns(ctx, slices.Sorted(maps.Keys(runs)), slices.Sorted(maps.Keys(domains)))
+	if err != nil {
+		return nil, fmt.Errorf("topic analytics: %w", err)
+	}
+	rep.finish(domains, k, func(d *DomainCounts) int64 { return largest[d.Domain] })
 	return rep, nil
+}
+
+// largestRuns returns, for each of domains, the most recipients one of
+// runs sent an email to there.
+func (s *Store) largestRuns(ctx context.Context, runs, domains []string) (map[string]int64, error) {
+	out := map[string]int64{}
+	if len(runs) == 0 || len(domains) == 0 {
+		return out, nil
+	}
+	fields := make([]string, len(domains))
+	for i, d := range domains {
+		fields[i] = "d:" + d + ":sent"
+	}
+	cmds := make([]*redis.SliceCmd, len(runs))
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range runs {
+			cmds[i] = p.HMGet(ctx, s.runAnalyticsKey(r), fields...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, cmd := range cmds {
+		for i, v := range cmd.Val() {
+			str, _ := v.(string)
+			n, _ := strconv.ParseInt(str, 10, 64)
+			out[domains[i]] = max(out[domains[i]], n)
+		}
+	}
+	return out, nil
 }
 
 // addDomain adds a "<domain>:<outcome>" field's count.
@@ -525,9 +572,9 @@ func addDomain(domains map[string]*DomainCounts, f string, n int64) {
 	d.add(f[i+1:], n)
 }
 
-// finish sums the series, computes the rates and folds the domains below
-// k recipients into "other".
-func (r *Report) finish(domains map[string]*DomainCounts, k int) {
+// finish sums the series, computes the rates and folds into "other" the
+// domains whose recipients, as counted by recipients, are below k.
+func (r *Report) finish(domains map[string]*DomainCounts, k int, recipients func(*DomainCounts) int64) {
 	if k < 1 {
 		k = DefaultMinDomainRecipients
 	}
@@ -542,7 +589,7 @@ func (r *Report) finish(domains map[string]*DomainCounts, k int) {
 	other := &DomainCounts{Domain: OtherDomain}
 	r.Domains = []DomainCounts{}
 	for _, d := range domains {
-		if d.Domain == OtherDomain || d.Sent < int64(k) {
+		if d.Domain == OtherDomain || recipients(d) < int64(k) {
 			other.plus(d)
 			continue
 		}
