@@ -1,0 +1,273 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/channels/email/bounce"
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/feedback"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
+)
+
+// analyticsStart is 10:20 UTC on a Monday: the run's hour starts at 10:00.
+var analyticsStart = time.Date(2026, 3, 2, 10, 20, 0, 0, time.UTC)
+
+// startBounceListener serves a bounce SMTP listener for b's Dispatcher, as
+// missive serve wires it, and returns its address.
+func startBounceListener(t *testing.T, b *testBundle, domain string) string {
+	t.Helper()
+	l, err := bounce.Listen(bounce.ListenerConfig{
+		Addr: "127.0.0.1:0", Domain: domain, Logger: slog.New(slog.DiscardHandler),
+		CheckToken: b.d.Feedback.ValidVERP,
+		Handle: func(ctx context.Context, token string, r *bounce.Report) error {
+			rcpts := make([]feedback.BounceRecipient, len(r.Recipients))
+			for i, x := range r.Recipients {
+				rcpts[i] = feedback.BounceRecipient{Class: x.Class, Status: x.Status}
+			}
+			source := "dsn"
+			if r.Kind == "arf" {
+				source = "arf"
+			}
+			return b.d.Feedback.HandleBounce(ctx, token, source, rcpts)
+		},
+	})
+	must(t, err)
+	t.Cleanup(func() { l.Close() })
+	return l.Addr()
+}
+
+// mailReport delivers a report mail of testdata/bounces to the bounce
+// listener at addr, for the envelope sender (VERP) of a message.
+func mailReport(t *testing.T, addr, verp, sample string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "bounces", sample))
+	must(t, err)
+	c, err := smtp.Dial(addr)
+	must(t, err)
+	defer c.Close()
+	must(t, c.Hello("mx.example.org"))
+	must(t, c.Mail("", nil))
+	must(t, c.Rcpt(verp, nil))
+	w, err := c.Data()
+	must(t, err)
+	_, err = w.Write(data)
+	must(t, err)
+	must(t, w.Close())
+	must(t, c.Quit())
+}
+
+var oneClickURL = regexp.MustCompile(`(?m)^List-Unsubscribe: <[^>]*/u/([^>]+)>`)
+
+// A run of 35 emails over five domains, with bounces and a complaint
+// coming back as mails to the bounce listener, deliveries reported, and
+// an unsubscribe by one click: the run's and the topic's analytics come
+// out exact, and the small company's domain is folded into "other".
+func TestAnalyticsOfARun(t *testing.T) {
+	t.Parallel()
+	const bounceDomain = "bounce.shop.example"
+	b := setup(t, withClock(analyticsStart), withBasics(), withPublicURL(), withConfig(func(c *app.Config) {
+		c.BounceDomain = bounceDomain
+		c.Feedback = feedback.Policy{MinSample: 1000} // no pause: the figures are the point
+	}))
+	ctx := context.Background()
+	s := b.d.Store
+	domains := []struct {
+		domain string
+		n      int
+	}{{"gmail.com", 6}, {"googlemail.com", 6}, {"orange.fr", 5}, {"wanadoo.fr", 5}, {"hotmail.fr", 10}, {"petite-boite.fr", 3}}
+	for _, d := range domains {
+		for i := range d.n {
+			id := fmt.Sprintf("%s-%d", strings.Split(d.domain, ".")[0], i)
+			must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: id, Email: fmt.Sprintf("p%d@%s", i, d.domain)}, "Europe/Paris"))
+			grantConsent(t, b, id, channels.Email)
+		}
+	}
+	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "all"}))
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "all",
+		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
+	listener := startBounceListener(t, b, bounceDomain)
+	b.startWorker(t)
+	run, err := b.d.Pipeline.StartRun(ctx, "spring", b.clock.Now())
+	must(t, err)
+	b.waitRun(t, run, 30*time.Second)
+
+	msgs := map[string]struct{ verp, data string }{}
+	for _, m := range b.smtp.Messages() {
+		msgs[m.To[0]] = struct{ verp, data string }{m.From, string(m.Data)}
+	}
+	if len(msgs) != 35 {
+		t.Fatalf("%d recipients reached, want 35", len(msgs))
+	}
+	// 11:05: two hard bounces at gmail (one from each of its domains), one
+	// at the small company, a soft one at orange; five deliveries reported
+	// at hotmail.
+	b.clock.Add(45 * time.Minute)
+	mailReport(t, listener, msgs["p0@gmail.com"].verp, "lhost-postfix-01.eml")
+	mailReport(t, listener, msgs["p0@googlemail.com"].verp, "lhost-gmail-01.eml")
+	mailReport(t, listener, msgs["p0@petite-boite.fr"].verp, "rhost-franceptt-01.eml")
+	mailReport(t, listener, msgs["p0@orange.fr"].verp, "lhost-exim-01.eml")
+	for i := range 5 {
+		must(t, b.d.Feedback.RecordDelivery(ctx, channels.Feedback{Send: dispatcher.SendID(run, fmt.Sprintf("hotmail-%d", i), channels.Email),
+			Kind: channels.Delivered, Source: "ses"}))
+	}
+	// The same bounce again changes nothing.
+	mailReport(t, listener, msgs["p0@gmail.com"].verp, "lhost-postfix-01.eml")
+	// 12:40: a complaint at gmail, and a one-click unsubscribe.
+	b.clock.Add(95 * time.Minute)
+	mailReport(t, listener, msgs["p1@gmail.com"].verp, "arf-01.eml")
+	tok := oneClickURL.FindStringSubmatch(msgs["p2@gmail.com"].data)
+	if tok == nil {
+		t.Fatal("no one-click link in the message")
+	}
+	res, err := http.Post(b.srv.URL+"/u/"+strings.TrimSpace(tok[1]), "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
+	must(t, err)
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("one-click unsubscribe: %d", res.StatusCode)
+	}
+
+	hour := func(h int) time.Time { return time.Date(2026, 3, 2, h, 0, 0, 0, time.UTC) }
+	totals := storepkg.Counts{Email: storepkg.EmailCounts{Sent: 35, Delivered: 5, BouncedHard: 3, BouncedSoft: 1, Complained: 1}, Unsubscribed: 1}
+	// 3 hard bounces of 35 sent; 1 complaint and 1 unsubscribe of 31
+	// accepted.
+	rates := storepkg.Rates{BounceRate: ptr(3.0 / 35), ComplaintRate: ptr(1.0 / 31), UnsubscribeRate: ptr(1.0 / 31), ComplaintLevel: storepkg.LevelAboveLimit}
+	doms := []storepkg.DomainCounts{
+		{Domain: "gmail", Sent: 12, BouncedHard: 2, Complained: 1, BounceRate: ptr(2.0 / 12), ComplaintRate: ptr(1.0 / 10), ComplaintLevel: storepkg.LevelAboveLimit},
+		{Domain: "microsoft", Sent: 10, Delivered: 5, BounceRate: ptr(0), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK},
+		{Domain: "orange", Sent: 10, BouncedSoft: 1, BounceRate: ptr(0), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK},
+		// petite-boite.fr: 3 recipients, fewer than 10.
+		{Domain: storepkg.OtherDomain, Sent: 3, BouncedHard: 1, BounceRate: ptr(1.0 / 3), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK},
+	}
+	wantRun := storepkg.Report{
+		Run: run, Bucket: "hour",
+		Series: []storepkg.Bucket{
+			{Start: hour(10), Counts: storepkg.Counts{Email: storepkg.EmailCounts{Sent: 35}}},
+			{Start: hour(11), Counts: storepkg.Counts{Email: storepkg.EmailCounts{Delivered: 5, BouncedHard: 3, BouncedSoft: 1}}},
+			{Start: hour(12), Counts: storepkg.Counts{Email: storepkg.EmailCounts{Complained: 1}, Unsubscribed: 1}},
+		},
+		Totals: totals, Rates: rates, Domains: doms, MinDomainRecipients: 10,
+	}
+	if diff := cmp.Diff(wantRun, getReport(t, b, "/v1/runs/"+run+"/analytics")); diff != "" {
+		t.Errorf("run analytics (-want +got):\n%s", diff)
+	}
+	wantTopic := storepkg.Report{
+		Topic: "newsletter", Bucket: "day", From: "2026-03-01", To: "2026-03-02",
+		Series: []storepkg.Bucket{{Start: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC), Counts: totals}},
+		Totals: totals, Rates: rates, Domains: doms, MinDomainRecipients: 10,
+	}
+	if diff := cmp.Diff(wantTopic, getReport(t, b, "/v1/topics/newsletter/analytics?from=2026-03-01&to=2026-03-02")); diff != "" {
+		t.Errorf("topic analytics (-want +got):\n%s", diff)
+	}
+	// Without a period: the last 30 days up to today.
+	if got := getReport(t, b, "/v1/topics/newsletter/analytics"); got.From != "2026-02-01" || got.To != "2026-03-02" || got.Totals != totals {
+		t.Errorf("default period %s..%s, totals %+v", got.From, got.To, got.Totals)
+	}
+
+	// The counters hold no address, and the send records only the
+	// provider group.
+	keys, err := s.Redis.Keys(ctx, b.redis.Prefix+":*an*").Result()
+	must(t, err)
+	n := 0
+	for _, k := range keys {
+		if !strings.HasSuffix(k, "}:an") && !strings.Contains(k, ":topican:") {
+			continue
+		}
+		n++
+		m, err := s.Redis.HGetAll(ctx, k).Result()
+		must(t, err)
+		for f := range m {
+			if strings.Contains(f, "@") || strings.Contains(f, "p0") {
+				t.Errorf("%s holds field %q", k, f)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d analytics keys, want the run's and the topic's day", n)
+	}
+	sd, dom, err := s.SendAndDomain(ctx, dispatcher.SendID(run, "googlemail-3", channels.Email))
+	if err != nil || dom != "gmail" || sd.State != dispatcher.StateSent {
+		t.Errorf("send: %+v, domain %q, %v; want sent, gmail", sd, dom, err)
+	}
+}
+
+func ptr(f float64) *float64 { return &f }
+
+func getReport(t *testing.T, b *testBundle, path string) storepkg.Report {
+	t.Helper()
+	r := b.api.do("GET", path, "")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+	}
+	var rep storepkg.Report
+	must(t, json.Unmarshal(r.body, &rep))
+	return rep
+}
+
+func TestAnalyticsErrors(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withClock(analyticsStart), withBasics())
+	seedMailing(t, b, 1)
+	run, err := b.d.Pipeline.StartRun(context.Background(), "mailing", b.clock.Now())
+	must(t, err)
+	for _, tt := range []struct {
+		path   string
+		status int
+		field  string
+	}{
+		{"/v1/topics/newsletter/analytics?from=yesterday", 422, "from"},
+		{"/v1/topics/newsletter/analytics?to=2026-13-01", 422, "to"},
+		{"/v1/topics/newsletter/analytics?from=2026-03-05&to=2026-03-01", 422, "from"},
+		{"/v1/topics/newsletter/analytics?from=2025-01-01&to=2026-03-01", 422, "from"},
+		{"/v1/topics/newsletter/analytics?from=0001-01-01", 422, "from"},
+		{"/v1/topics/newsletter/analytics?from=2026-03-01&from=2026-03-02", 422, "from"},
+		{"/v1/topics/newsletter/analytics?form=2026-03-01", 422, "form"},
+		{"/v1/runs/" + run + "/analytics?k=1", 422, "k"},
+		{"/v1/topics/nope/analytics", 404, ""},
+		{"/v1/runs/nope/analytics", 404, ""},
+	} {
+		r := b.api.do("GET", tt.path, "")
+		code := dispatcher.CodeInvalid
+		if tt.status == 404 {
+			code = dispatcher.CodeNotFound
+		}
+		if diff := cmp.Diff(apiErr(code, tt.field), errorShape(r.json(t))); r.status != tt.status || diff != "" {
+			t.Errorf("GET %s: %d, want %d (-want +got):\n%s", tt.path, r.status, tt.status, diff)
+		}
+	}
+	// 400 days, both ends included, is the longest period; an RFC 3339
+	// time counts as its UTC day.
+	for _, q := range []string{"from=2025-01-31&to=2026-03-05", "from=2026-03-01T23:30:00-02:00&to=2026-03-02T00:00:00Z"} {
+		if r := b.api.do("GET", "/v1/topics/newsletter/analytics?"+q, ""); r.status != http.StatusOK {
+			t.Errorf("GET ?%s: %d %s", q, r.status, r.body)
+		}
+	}
+	rep := getReport(t, b, "/v1/topics/newsletter/analytics?from=2026-03-01T23:30:00-02:00&to=2026-03-02T00:00:00Z")
+	if rep.From != "2026-03-02" || rep.To != "2026-03-02" {
+		t.Errorf("period %s..%s, want the UTC day 2026-03-02", rep.From, rep.To)
+	}
+	// The routes need the campaigns scope.
+	for key, want := range map[string]int{"marketing": http.StatusOK, "crm": http.StatusForbidden, "shop": http.StatusForbidden} {
+		for _, path := range []string{"/v1/runs/" + run + "/analytics", "/v1/topics/newsletter/analytics"} {
+			if r := b.api.as(key, "GET", path, ""); r.status != want {
+				t.Errorf("GET %s with the %s key: %d, want %d", path, key, r.status, want)
+			}
+		}
+	}
+}
