@@ -11,14 +11,17 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/channels/email/bounce"
+	"github.com/missive-dev/missive/channels/sms/twiliotest"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/feedback"
@@ -74,7 +77,7 @@ func mailReport(t *testing.T, addr, verp, sample string) {
 
 var oneClickURL = regexp.MustCompile(`(?m)^List-Unsubscribe: <[^>]*/u/([^>]+)>`)
 
-// A run of 35 emails over five domains, with bounces and a complaint
+// A run of 35 emails over six domains, one refused at once, with bounces and a complaint
 // coming back as mails to the bounce listener, deliveries reported, and
 // an unsubscribe by one click: the run's and the topic's analytics come
 // out exact, and the small company's domain is folded into "other".
@@ -102,17 +105,27 @@ func TestAnalyticsOfARun(t *testing.T) {
 	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "all",
 		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
 	listener := startBounceListener(t, b, bounceDomain)
+	// One hotmail address does not exist: the relay refuses it at once.
+	b.smtp.Reject("p9@hotmail.fr", 550, "5.1.1", "no such user")
+	counts := &countCalls{}
+	b.redis.Client.AddHook(counts)
 	b.startWorker(t)
 	run, err := b.d.Pipeline.StartRun(ctx, "spring", b.clock.Now())
 	must(t, err)
 	b.waitRun(t, run, 30*time.Second)
+	// The send path counts in the round trips it makes anyway, one call
+	// per counted key (the run's, the topic's day) and settlement, not
+	// one per message.
+	if calls, most := counts.result(); calls == 0 || calls >= 35 || most > 2 {
+		t.Errorf("%d calls counting, at most %d in one round trip; want fewer than one a message, 2 a round trip at most", calls, most)
+	}
 
 	msgs := map[string]struct{ verp, data string }{}
 	for _, m := range b.smtp.Messages() {
 		msgs[m.To[0]] = struct{ verp, data string }{m.From, string(m.Data)}
 	}
-	if len(msgs) != 35 {
-		t.Fatalf("%d recipients reached, want 35", len(msgs))
+	if len(msgs) != 34 {
+		t.Fatalf("%d recipients reached, want 34", len(msgs))
 	}
 	// 11:05: two hard bounces at gmail (one from each of its domains), one
 	// at the small company, a soft one at orange; five deliveries reported
@@ -144,13 +157,13 @@ func TestAnalyticsOfARun(t *testing.T) {
 	}
 
 	hour := func(h int) time.Time { return time.Date(2026, 3, 2, h, 0, 0, 0, time.UTC) }
-	totals := storepkg.Counts{Email: storepkg.EmailCounts{Sent: 35, Delivered: 5, BouncedHard: 3, BouncedSoft: 1, Complained: 1}, Unsubscribed: 1}
-	// 3 hard bounces of 35 sent; 1 complaint and 1 unsubscribe of 31
+	totals := storepkg.Counts{Email: storepkg.EmailCounts{Sent: 35, Delivered: 5, BouncedHard: 4, BouncedSoft: 1, Complained: 1}, Unsubscribed: 1}
+	// 4 hard bounces of 35 sent; 1 complaint and 1 unsubscribe of 30
 	// accepted.
-	rates := storepkg.Rates{BounceRate: ptr(3.0 / 35), ComplaintRate: ptr(1.0 / 31), UnsubscribeRate: ptr(1.0 / 31), ComplaintLevel: storepkg.LevelAboveLimit}
+	rates := storepkg.Rates{BounceRate: ptr(4.0 / 35), ComplaintRate: ptr(1.0 / 30), UnsubscribeRate: ptr(1.0 / 30), ComplaintLevel: storepkg.LevelAboveLimit}
 	doms := []storepkg.DomainCounts{
 		{Domain: "gmail", Sent: 12, BouncedHard: 2, Complained: 1, BounceRate: ptr(2.0 / 12), ComplaintRate: ptr(1.0 / 10), ComplaintLevel: storepkg.LevelAboveLimit},
-		{Domain: "microsoft", Sent: 10, Delivered: 5, BounceRate: ptr(0), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK},
+		{Domain: "microsoft", Sent: 10, Delivered: 5, BouncedHard: 1, BounceRate: ptr(0.1), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK},
 		{Domain: "orange", Sent: 10, BouncedSoft: 1, BounceRate: ptr(0), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK},
 		// petite-boite.fr: 3 recipients, fewer than 10.
 		{Domain: storepkg.OtherDomain, Sent: 3, BouncedHard: 1, BounceRate: ptr(1.0 / 3), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK},
@@ -158,7 +171,7 @@ func TestAnalyticsOfARun(t *testing.T) {
 	wantRun := storepkg.Report{
 		Run: run, Bucket: "hour",
 		Series: []storepkg.Bucket{
-			{Start: hour(10), Counts: storepkg.Counts{Email: storepkg.EmailCounts{Sent: 35}}},
+			{Start: hour(10), Counts: storepkg.Counts{Email: storepkg.EmailCounts{Sent: 35, BouncedHard: 1}}},
 			{Start: hour(11), Counts: storepkg.Counts{Email: storepkg.EmailCounts{Delivered: 5, BouncedHard: 3, BouncedSoft: 1}}},
 			{Start: hour(12), Counts: storepkg.Counts{Email: storepkg.EmailCounts{Complained: 1}, Unsubscribed: 1}},
 		},
@@ -208,6 +221,52 @@ func TestAnalyticsOfARun(t *testing.T) {
 }
 
 func ptr(f float64) *float64 { return &f }
+
+// countCalls is a Redis hook that counts the calls of the analytics'
+// counting script, and the most one round trip carried.
+type countCalls struct {
+	mu          sync.Mutex
+	calls, most int
+}
+
+func (c *countCalls) counting(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	if len(args) < 2 || !strings.EqualFold(fmt.Sprint(args[0]), "eval") {
+		return false
+	}
+	body, _ := args[1].(string)
+	return strings.Contains(body, "redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i+1])")
+}
+
+func (c *countCalls) result() (calls, most int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls, c.most
+}
+
+func (c *countCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *countCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		return c.ProcessPipelineHook(func(ctx context.Context, cmds []redis.Cmder) error { return next(ctx, cmds[0]) })(ctx, []redis.Cmder{cmd})
+	}
+}
+
+func (c *countCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		n := 0
+		for _, cmd := range cmds {
+			if c.counting(cmd) {
+				n++
+			}
+		}
+		c.mu.Lock()
+		c.calls += n
+		c.most = max(c.most, n)
+		c.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
 
 func getReport(t *testing.T, b *testBundle, path string) storepkg.Report {
 	t.Helper()
@@ -269,5 +328,75 @@ func TestAnalyticsErrors(t *testing.T) {
 				t.Errorf("GET %s with the %s key: %d, want %d", path, key, r.status, want)
 			}
 		}
+	}
+}
+
+// Text messages count their own outcomes, from Twilio's status callbacks
+// and a STOP, without domains.
+func TestAnalyticsOfTextMessages(t *testing.T) {
+	t.Parallel()
+	h := twilioSetup(t, withClock(analyticsStart))
+	b := h.b
+	ctx := context.Background()
+	s := b.d.Store
+	phones := []string{"+33611111101", "+33611111102", "+33611111103", "+33611111104"}
+	for i, p := range phones {
+		id := fmt.Sprintf("t%d", i)
+		must(t, s.UpsertContact(ctx, &dispatcher.Contact{ID: id, Phone: p, Tags: []string{"texts"}}, "Europe/Paris"))
+		grantConsent(t, b, id, channels.SMS)
+	}
+	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "texts", TagsAll: []string{"texts"}}))
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "texts", Topic: "newsletter", Segment: "texts",
+		Channels: []channels.Kind{channels.SMS}, Templates: map[channels.Kind]string{channels.SMS: "news-sms"}}))
+	b.startWorker(t)
+	run, err := b.d.Pipeline.StartRun(ctx, "texts", b.clock.Now())
+	must(t, err)
+	b.waitRun(t, run, 30*time.Second)
+	sids := map[string]string{}
+	for _, m := range b.twilio.Messages() {
+		sids[m.To] = m.SID
+	}
+	if len(sids) != 4 {
+		t.Fatalf("%d numbers reached, want 4", len(sids))
+	}
+	b.clock.Add(time.Hour)
+	status := func(phone, st, code string) {
+		t.Helper()
+		if r := h.send(t, twilioStatusPath, twiliotest.StatusForm(sids[phone], phone, st, code)); r.status != http.StatusOK {
+			t.Fatalf("status %s %s: %d %s", st, code, r.status, r.body)
+		}
+	}
+	status(phones[0], "delivered", "")
+	status(phones[1], "undelivered", "30005") // unknown handset
+	status(phones[2], "failed", "21610")      // replied STOP to the carrier
+	status(phones[3], "delivered", "")
+	status(phones[3], "delivered", "") // again: counted once
+	if r := h.send(t, inboundPath, twiliotest.InboundForm(twiliotest.NewMessageSID(), phones[3], "STOP")); r.status != http.StatusOK {
+		t.Fatalf("STOP: %d %s", r.status, r.body)
+	}
+
+	hour := func(h int) time.Time { return time.Date(2026, 3, 2, h, 0, 0, 0, time.UTC) }
+	totals := storepkg.Counts{SMS: storepkg.SMSCounts{Sent: 4, Delivered: 2, Undelivered: 1, OptedOut: 1}}
+	want := storepkg.Report{
+		Run: run, Bucket: "hour",
+		Series: []storepkg.Bucket{
+			{Start: hour(10), Counts: storepkg.Counts{SMS: storepkg.SMSCounts{Sent: 4}}},
+			{Start: hour(11), Counts: storepkg.Counts{SMS: storepkg.SMSCounts{Delivered: 2, Undelivered: 1, OptedOut: 1}}},
+		},
+		Totals:  totals,
+		Rates:   storepkg.Rates{UnsubscribeRate: ptr(0), ComplaintLevel: storepkg.LevelNoData},
+		Domains: []storepkg.DomainCounts{}, MinDomainRecipients: 10,
+	}
+	if diff := cmp.Diff(want, getReport(t, b, "/v1/runs/"+run+"/analytics")); diff != "" {
+		t.Errorf("run analytics (-want +got):\n%s", diff)
+	}
+	// A STOP names no message: the topic counts it, not the run.
+	totals.Unsubscribed = 1
+	rep := getReport(t, b, "/v1/topics/newsletter/analytics?from=2026-03-02&to=2026-03-02")
+	if diff := cmp.Diff(totals, rep.Totals); diff != "" {
+		t.Errorf("topic totals (-want +got):\n%s", diff)
+	}
+	if r := rep.Rates.UnsubscribeRate; r == nil || *r != 1.0/3 {
+		t.Errorf("topic unsubscribe rate %v, want 1/3", r)
 	}
 }
