@@ -400,3 +400,40 @@ func TestAnalyticsOfTextMessages(t *testing.T) {
 		t.Errorf("topic unsubscribe rate %v, want 1/3", r)
 	}
 }
+
+// API sends may reach one person several times in their run: the run
+// counts its recipients, not its messages, when it folds domains.
+func TestAnalyticsOfAPISends(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	sendSetup(t, b)
+	b.startWorker(t)
+	var run string
+	for i := range 3 {
+		r := b.api.do("POST", "/v1/sends", orderSend, "Idempotency-Key", fmt.Sprintf("order-%d/shipped", i))
+		if r.status != http.StatusAccepted {
+			t.Fatalf("send %d: %d %s", i, r.status, r.body)
+		}
+		id, _ := r.json(t)["send"].(string)
+		run, _, _ = dispatcher.SplitSendID(id)
+	}
+	b.smtp.Wait(3, 20*time.Second)
+	ctx := context.Background()
+	var rep *storepkg.Report
+	waitFor(t, "the three sends to be counted", 10*time.Second, func() bool {
+		var err error
+		rep, err = b.d.Store.RunAnalytics(ctx, run, 2)
+		must(t, err)
+		return rep.Totals.Email.Sent == 3
+	})
+	// Three messages, one person: under a k of 2.
+	want := []storepkg.DomainCounts{{Domain: storepkg.OtherDomain, Sent: 3, BounceRate: ptr(0), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK}}
+	if diff := cmp.Diff(want, rep.Domains); diff != "" {
+		t.Errorf("domains with k = 2 (-want +got):\n%s", diff)
+	}
+	rep, err := b.d.Store.RunAnalytics(ctx, run, 1)
+	must(t, err)
+	if len(rep.Domains) != 1 || rep.Domains[0].Domain != "example.com" {
+		t.Errorf("domains with k = 1: %+v, want example.com", rep.Domains)
+	}
+}

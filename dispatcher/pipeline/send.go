@@ -457,6 +457,9 @@ func (d *Pipeline) deliverChunk(ctx context.Context, st *runState, k channels.Ki
 		ev := storepkg.Event{Run: s.Run, Topic: s.Topic, Metric: storepkg.SentMetric(k)}
 		if k == channels.Email {
 			ev.Domain = storepkg.ProviderGroup(c.Address(k))
+			if dispatcher.OneAtATime(st.campaign.ID) {
+				ev.Recipient = c.ID // one person may get several of the run's messages
+			}
 		}
 		switch channels.KindOf(o.Err) {
 		case 0:

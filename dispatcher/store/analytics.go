@@ -23,8 +23,11 @@ import (
 // piece of feedback), one command per counted key and call, whatever the
 // number of messages in the call.
 //
-//	P:run:{r}:an             hash: h<unix hour>:<metric> and d:<domain>:<metric>,
-//	                         kept AnalyticsRetention past its last change
+//	P:run:{r}:an             hash: h<unix hour>:<metric>, d:<domain>:<metric> and,
+//	                         for API and confirmation sends, d:<domain>:rcpt (distinct
+//	                         recipients), kept AnalyticsRetention past its last change
+//	P:run:{r}:an:rc:<domain> HyperLogLog of the recipients of a run's API or
+//	                         confirmation sends at a domain, a week after its last change
 //	P:topican:{t}:<yyyymmdd> hash of one UTC day of a topic: <metric>,
 //	                         d:<domain>:<metric> and r:<run> (the runs that
 //	                         counted that day), kept AnalyticsRetention past the day
@@ -69,6 +72,12 @@ type Event struct {
 	// Domain is the ProviderGroup of the recipient's address (email
 	// only), "" for none: then the event is counted in the series only.
 	Domain string
+	// Recipient, set on the sends of a run that may reach one person more
+	// than once (API and confirmation sends), names the recipient (a
+	// contact id), so that the run counts its distinct recipients per
+	// domain; a campaign run sends once per recipient and needs none. It
+	// is kept only as a HyperLogLog, which cannot give it back.
+	Recipient string
 }
 
 // providerGroups groups the domains of the large mailbox providers, whose
@@ -132,6 +141,32 @@ redis.call('EXPIREAT', KEYS[1], ARGV[1])
 return 1
 `)
 
+// recipientsScript counts distinct recipients per domain of a run: it adds
+// them to each domain's HyperLogLog and raises the domain's rcpt field of
+// the run's hash to the HyperLogLog's count (never lowers it: a
+// HyperLogLog expired while the run still sends starts again from none).
+// KEYS: the run's analytics hash, then one HyperLogLog per domain. ARGV:
+// its TTL in seconds, then per HyperLogLog: the hash's field, the number n
+// of recipients, the n recipients.
+var recipientsScript = redis.NewScript(`
+local a = 2
+for i = 2, #KEYS do
+  local field, n = ARGV[a], tonumber(ARGV[a+1])
+  redis.call('PFADD', KEYS[i], unpack(ARGV, a+2, a+1+n))
+  redis.call('EXPIRE', KEYS[i], ARGV[1])
+  local c = redis.call('PFCOUNT', KEYS[i])
+  if c > tonumber(redis.call('HGET', KEYS[1], field) or '0') then
+    redis.call('HSET', KEYS[1], field, c)
+  end
+  a = a + 2 + n
+end
+return 1
+`)
+
+// recipientsTTL is how long a run's HyperLogLogs of recipients live
+// after their last change: past the day of a run of single sends.
+const recipientsTTL = 7 * 24 * time.Hour
+
 func (s *Store) runAnalyticsKey(run string) string { return s.RunKey(run) + ":an" }
 
 // topicAnalyticsKey names a topic's counters of the UTC day of t.
@@ -154,6 +189,9 @@ func (s *Store) countEvents(ctx context.Context, p redis.Pipeliner, evs []Event)
 	type incr map[string]int64
 	keys := map[string]incr{}
 	var order []string
+	// Distinct recipients per run and domain, for runs that need them.
+	rcpts := map[string]map[string][]any{}
+	var rcptRuns []string
 	add := func(key, field string) {
 		m, ok := keys[key]
 		if !ok {
@@ -177,6 +215,13 @@ func (s *Store) countEvents(ctx context.Context, p redis.Pipeliner, evs []Event)
 			add(k, hour+e.Metric)
 			if dom != "" {
 				add(k, dom)
+			}
+			if e.Recipient != "" && e.Domain != "" {
+				if rcpts[e.Run] == nil {
+					rcpts[e.Run] = map[string][]any{}
+					rcptRuns = append(rcptRuns, e.Run)
+				}
+				rcpts[e.Run][e.Domain] = append(rcpts[e.Run][e.Domain], e.Recipient)
 			}
 		}
 		if e.Topic != "" {
@@ -207,7 +252,22 @@ func (s *Store) countEvents(ctx context.Context, p redis.Pipeliner, evs []Event)
 		// and a count must never run twice.
 		countScript.Eval(ctx, p, []string{key}, args...)
 	}
+	for _, run := range rcptRuns {
+		hash := s.runAnalyticsKey(run)
+		keys := []string{hash}
+		args := []any{int64(recipientsTTL.Seconds())}
+		for _, d := range slices.Sorted(maps.Keys(rcpts[run])) {
+			keys = append(keys, hash+":rc:"+d)
+			args = append(args, "d:"+d+":"+recipientsField, len(rcpts[run][d]))
+			args = append(args, rcpts[run][d]...)
+		}
+		recipientsScript.Eval(ctx, p, keys, args...)
+	}
 }
+
+// recipientsField is the outcome name under which a run keeps its
+// distinct recipients at a domain, when it counts them.
+const recipientsField = "rcpt"
 
 // CountEvents counts evs in the analytics, in one round trip.
 func (s *Store) CountEvents(ctx context.Context, evs ...Event) error {
@@ -382,7 +442,19 @@ type DomainCounts struct {
 	ComplaintLevel string   `json:"complaint_level"`
 }
 
-func (d *DomainCounts) add(outcome string, n int64) {
+// domainTally is a domain's counts while a report is read, with the
+// distinct recipients a run of single sends counted, when counted is set.
+type domainTally struct {
+	DomainCounts
+	recipients int64
+	counted    bool
+}
+
+func (d *domainTally) add(outcome string, n int64) {
+	if outcome == recipientsField {
+		d.recipients, d.counted = n, true
+		return
+	}
 	switch "email." + outcome {
 	case MetricEmailSent:
 		d.Sent += n
@@ -441,7 +513,7 @@ func (s *Store) RunAnalytics(ctx context.Context, run string, k int) (*Report, e
 	}
 	rep := &Report{Run: run, Bucket: "hour"}
 	hours := map[int64]*Counts{}
-	domains := map[string]*DomainCounts{}
+	domains := map[string]*domainTally{}
 	for f, v := range m {
 		n, _ := strconv.ParseInt(v, 10, 64)
 		if rest, ok := strings.CutPrefix(f, "d:"); ok {
@@ -463,8 +535,19 @@ func (s *Store) RunAnalytics(ctx context.Context, run string, k int) (*Report, e
 	for _, h := range slices.Sorted(maps.Keys(hours)) {
 		rep.Series = append(rep.Series, Bucket{Start: time.Unix(h*3600, 0).UTC(), Counts: *hours[h]})
 	}
-	rep.finish(domains, k, func(d *DomainCounts) int64 { return d.Sent })
+	rep.finish(domains, k, (*domainTally).recipientsOfRun)
 	return rep, nil
+}
+
+// recipientsOfRun is how many people a run's figures at a domain are
+// about: its emails sent there, one per recipient, unless the run counted
+// its distinct recipients (single sends, where one person may get
+// several).
+func (d *domainTally) recipientsOfRun() int64 {
+	if d.counted {
+		return d.recipients
+	}
+	return d.Sent
 }
 
 // MaxAnalyticsDays bounds a topic report's period.
@@ -497,7 +580,7 @@ func (s *Store) TopicAnalytics(ctx context.Context, topic string, from, to time.
 		return nil, fmt.Errorf("topic analytics: %w", err)
 	}
 	rep := &Report{Topic: topic, Bucket: "day", From: from.Format(time.DateOnly), To: to.Format(time.DateOnly)}
-	domains := map[string]*DomainCounts{}
+	domains := map[string]*domainTally{}
 	runs := map[string]bool{}
 	for i, cmd := range cmds {
 		var c Counts
@@ -522,7 +605,7 @@ func (s *Store) TopicAnalytics(ctx context.Context, topic string, from, to time.
 	if err != nil {
 		return nil, fmt.Errorf("topic analytics: %w", err)
 	}
-	rep.finish(domains, k, func(d *DomainCounts) int64 { return largest[d.Domain] })
+	rep.finish(domains, k, func(d *domainTally) int64 { return largest[d.Domain] })
 	return rep, nil
 }
 
@@ -533,9 +616,9 @@ func (s *Store) largestRuns(ctx context.Context, runs, domains []string) (map[st
 	if len(runs) == 0 || len(domains) == 0 {
 		return out, nil
 	}
-	fields := make([]string, len(domains))
-	for i, d := range domains {
-		fields[i] = "d:" + d + ":sent"
+	fields := make([]string, 0, 2*len(domains))
+	for _, d := range domains {
+		fields = append(fields, "d:"+d+":sent", "d:"+d+":"+recipientsField)
 	}
 	cmds := make([]*redis.SliceCmd, len(runs))
 	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -548,17 +631,23 @@ func (s *Store) largestRuns(ctx context.Context, runs, domains []string) (map[st
 		return nil, err
 	}
 	for _, cmd := range cmds {
-		for i, v := range cmd.Val() {
-			str, _ := v.(string)
-			n, _ := strconv.ParseInt(str, 10, 64)
-			out[domains[i]] = max(out[domains[i]], n)
+		vals := cmd.Val()
+		for i, d := range domains {
+			var c domainTally
+			for j, outcome := range []string{"sent", recipientsField} {
+				if str, ok := vals[2*i+j].(string); ok {
+					n, _ := strconv.ParseInt(str, 10, 64)
+					c.add(outcome, n)
+				}
+			}
+			out[d] = max(out[d], c.recipientsOfRun())
 		}
 	}
 	return out, nil
 }
 
 // addDomain adds a "<domain>:<outcome>" field's count.
-func addDomain(domains map[string]*DomainCounts, f string, n int64) {
+func addDomain(domains map[string]*domainTally, f string, n int64) {
 	i := strings.LastIndexByte(f, ':')
 	if i <= 0 {
 		return
@@ -566,7 +655,7 @@ func addDomain(domains map[string]*DomainCounts, f string, n int64) {
 	name := f[:i]
 	d := domains[name]
 	if d == nil {
-		d = &DomainCounts{Domain: name}
+		d = &domainTally{DomainCounts: DomainCounts{Domain: name}}
 		domains[name] = d
 	}
 	d.add(f[i+1:], n)
@@ -574,7 +663,7 @@ func addDomain(domains map[string]*DomainCounts, f string, n int64) {
 
 // finish sums the series, computes the rates and folds into "other" the
 // domains whose recipients, as counted by recipients, are below k.
-func (r *Report) finish(domains map[string]*DomainCounts, k int, recipients func(*DomainCounts) int64) {
+func (r *Report) finish(domains map[string]*domainTally, k int, recipients func(*domainTally) int64) {
 	if k < 1 {
 		k = DefaultMinDomainRecipients
 	}
@@ -590,10 +679,10 @@ func (r *Report) finish(domains map[string]*DomainCounts, k int, recipients func
 	r.Domains = []DomainCounts{}
 	for _, d := range domains {
 		if d.Domain == OtherDomain || recipients(d) < int64(k) {
-			other.plus(d)
+			other.plus(&d.DomainCounts)
 			continue
 		}
-		r.Domains = append(r.Domains, *d)
+		r.Domains = append(r.Domains, d.DomainCounts)
 	}
 	slices.SortFunc(r.Domains, func(a, b DomainCounts) int {
 		return cmp.Or(cmp.Compare(b.Sent, a.Sent), strings.Compare(a.Domain, b.Domain))

@@ -406,3 +406,67 @@ func (h tripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 		return next(ctx, cmds)
 	}
 }
+
+// A run of single sends may reach one person many times: it counts its
+// distinct recipients per domain, and a domain is shown only when they
+// reach k, however many messages went there; in the topic's report too.
+func TestSingleSendRunsCountRecipients(t *testing.T) {
+	t.Parallel()
+	b := setupAnalytics(t)
+	ctx := context.Background()
+	const run = "api-orders-receipt-v1-20260302"
+	var evs []store.Event
+	// 12 messages to 2 people at a small company, 12 to 12 people at
+	// gmail, in calls of 8.
+	for i := range 12 {
+		evs = append(evs,
+			store.Event{Run: run, Topic: "orders", Metric: store.MetricEmailSent, Domain: "petite-boite.fr", Recipient: fmt.Sprintf("c%d", i%2)},
+			store.Event{Run: run, Topic: "orders", Metric: store.MetricEmailSent, Domain: "gmail", Recipient: fmt.Sprintf("g%d", i)})
+	}
+	for len(evs) > 0 {
+		n := min(len(evs), 8)
+		if err := b.st.CountEvents(ctx, evs[:n]...); err != nil {
+			t.Fatal(err)
+		}
+		evs = evs[n:]
+	}
+	rep, err := b.st.RunAnalytics(ctx, run, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range rep.Domains {
+		got = append(got, fmt.Sprintf("%s:%d", d.Domain, d.Sent))
+	}
+	if diff := cmp.Diff([]string{"gmail:12", "other:12"}, got); diff != "" {
+		t.Errorf("run domains (-want +got):\n%s", diff)
+	}
+	top, err := b.st.TopicAnalytics(ctx, "orders", analyticsStart, analyticsStart, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for _, d := range top.Domains {
+		got = append(got, fmt.Sprintf("%s:%d", d.Domain, d.Sent))
+	}
+	if diff := cmp.Diff([]string{"gmail:12", "other:12"}, got); diff != "" {
+		t.Errorf("topic domains (-want +got):\n%s", diff)
+	}
+	// What is kept of the recipients cannot give them back: a
+	// HyperLogLog per domain, which expires.
+	keys, err := b.r.Client.Keys(ctx, b.r.Prefix+"*:rc:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 {
+		t.Fatalf("recipient keys %v, want one per domain", keys)
+	}
+	for _, k := range keys {
+		if typ := b.r.Client.Type(ctx, k).Val(); typ != "string" {
+			t.Errorf("%s is a %s, want a HyperLogLog", k, typ)
+		}
+		if ttl := b.r.Client.TTL(ctx, k).Val(); ttl <= 0 || ttl > 7*24*time.Hour {
+			t.Errorf("%s expires in %s, want a week at most", k, ttl)
+		}
+	}
+}
