@@ -186,20 +186,27 @@ func (s *Store) countEvents(ctx context.Context, p redis.Pipeliner, evs []Event)
 	}
 	now := s.now()
 	hour := "h" + strconv.FormatInt(now.Unix()/3600, 10) + ":"
-	type incr map[string]int64
-	keys := map[string]incr{}
+	// A run's counters are kept past their last change, a topic's day's
+	// past the day.
+	runExpire := now.Add(s.analyticsRetention()).Unix()
+	dayExpire := now.UTC().Truncate(24 * time.Hour).Add(24*time.Hour + s.analyticsRetention()).Unix()
+	type incr struct {
+		expire int64
+		fields map[string]int64
+	}
+	keys := map[string]*incr{}
 	var order []string
 	// Distinct recipients per run and domain, for runs that need them.
 	rcpts := map[string]map[string][]any{}
 	var rcptRuns []string
-	add := func(key, field string) {
+	add := func(key string, expire int64, field string) {
 		m, ok := keys[key]
 		if !ok {
-			m = incr{}
+			m = &incr{expire: expire, fields: map[string]int64{}}
 			keys[key] = m
 			order = append(order, key)
 		}
-		m[field]++
+		m.fields[field]++
 	}
 	for _, e := range evs {
 		if e.Metric == "" {
@@ -212,9 +219,9 @@ func (s *Store) countEvents(ctx context.Context, p redis.Pipeliner, evs []Event)
 		}
 		if e.Run != "" {
 			k := s.runAnalyticsKey(e.Run)
-			add(k, hour+e.Metric)
+			add(k, runExpire, hour+e.Metric)
 			if dom != "" {
-				add(k, dom)
+				add(k, runExpire, dom)
 			}
 			if e.Recipient != "" && e.Domain != "" {
 				if rcpts[e.Run] == nil {
@@ -226,26 +233,21 @@ func (s *Store) countEvents(ctx context.Context, p redis.Pipeliner, evs []Event)
 		}
 		if e.Topic != "" {
 			k := s.topicAnalyticsKey(e.Topic, now)
-			add(k, e.Metric)
+			add(k, dayExpire, e.Metric)
 			if e.Run != "" {
-				add(k, "r:"+e.Run)
+				add(k, dayExpire, "r:"+e.Run)
 			}
 			if dom != "" {
-				add(k, dom)
+				add(k, dayExpire, dom)
 			}
 		}
 	}
-	day := now.UTC().Truncate(24 * time.Hour)
 	for _, key := range order {
-		expire := now.Add(s.analyticsRetention())
-		if strings.Contains(key, ":topican:") {
-			expire = day.Add(24*time.Hour + s.analyticsRetention())
-		}
 		m := keys[key]
-		args := make([]any, 1, 1+2*len(m))
-		args[0] = expire.Unix()
-		for _, f := range slices.Sorted(maps.Keys(m)) {
-			args = append(args, f, m[f])
+		args := make([]any, 1, 1+2*len(m.fields))
+		args[0] = m.expire
+		for _, f := range slices.Sorted(maps.Keys(m.fields)) {
+			args = append(args, f, m.fields[f])
 		}
 		// EVAL, not EVALSHA: the call rides pipelines whose other script
 		// calls are run again when Redis forgot them (scriptPipeline),
@@ -314,14 +316,29 @@ type Counts struct {
 // add adds n to the counter of metric; it reports false for a metric it
 // does not know.
 func (c *Counts) add(metric string, n int64) bool {
-	p := map[string]*int64{
-		MetricEmailSent: &c.Email.Sent, MetricEmailDelivered: &c.Email.Delivered,
-		MetricEmailBouncedHard: &c.Email.BouncedHard, MetricEmailBouncedSoft: &c.Email.BouncedSoft,
-		MetricEmailComplained: &c.Email.Complained,
-		MetricSMSSent:         &c.SMS.Sent, MetricSMSDelivered: &c.SMS.Delivered, MetricSMSUndelivered: &c.SMS.Undelivered,
-		MetricSMSOptedOut: &c.SMS.OptedOut, MetricUnsubscribed: &c.Unsubscribed,
-	}[metric]
-	if p == nil {
+	var p *int64
+	switch metric {
+	case MetricEmailSent:
+		p = &c.Email.Sent
+	case MetricEmailDelivered:
+		p = &c.Email.Delivered
+	case MetricEmailBouncedHard:
+		p = &c.Email.BouncedHard
+	case MetricEmailBouncedSoft:
+		p = &c.Email.BouncedSoft
+	case MetricEmailComplained:
+		p = &c.Email.Complained
+	case MetricSMSSent:
+		p = &c.SMS.Sent
+	case MetricSMSDelivered:
+		p = &c.SMS.Delivered
+	case MetricSMSUndelivered:
+		p = &c.SMS.Undelivered
+	case MetricSMSOptedOut:
+		p = &c.SMS.OptedOut
+	case MetricUnsubscribed:
+		p = &c.Unsubscribed
+	default:
 		return false
 	}
 	*p += n
@@ -367,13 +384,15 @@ const (
 // closest Missive can measure to the base of Gmail's and Yahoo's
 // thresholds: Google's Postmaster Tools define the spam rate as "the
 // percentage of emails marked as spam by users vs emails sent to the
-// inbox for active users" (support.google.com/mail/answer/9981691), and
+// inbox for active users" (Postmaster Tools help, spam rate dashboard),
 // Google's email sender guidelines (support.google.com/a/answer/81126)
-// ask to stay below 0.10 % and never reach 0.30 %; Yahoo's sender best
-// practices (senders.yahooinc.com/best-practices) ask to keep complaints
-// below 0.3 %. Missive does not know which messages reached an inbox
-// rather than a spam folder, so its rate is lower than or equal to
-// theirs: read a rate near a threshold as past it. UnsubscribeRate is
+// ask to keep it below 0.10 % and never reach 0.30 %, and Yahoo's sender
+// best practices (senders.yahooinc.com/best-practices) ask to keep
+// complaints below 0.3 %. Missive does not know which messages reached an
+// inbox rather than a spam folder, so its rate is at most theirs: read a
+// rate near a threshold as past it. Gmail sends no complaint report per
+// message (its rate is in Postmaster Tools only), so gmail's complaints
+// here are those other intakes saw. UnsubscribeRate is
 // unsubscribes over messages that reached their recipient (emails
 // accepted, SMS sent and not undelivered).
 type Rates struct {
