@@ -470,3 +470,41 @@ func TestSingleSendRunsCountRecipients(t *testing.T) {
 		}
 	}
 }
+
+// On a Redis Cluster, a run's counters live in the run's slot and a
+// topic's in the topic's: the settlement, the feedback and the reports
+// reach both in their one round trip.
+func TestClusterAnalytics(t *testing.T) {
+	c := redistest.NewCluster(t)
+	clk := storetest.NewClock(analyticsStart)
+	st := storetest.New(t, c.Client, c.Prefix, clk.Now, "k1")
+	if !store.IsCluster(st.Redis) {
+		t.Fatal("not a cluster client")
+	}
+	b := &analyticsBundle{st: st, clock: clk}
+	ctx := context.Background()
+	var ids []string
+	for r := range 3 {
+		ids = append(ids, b.leave(t, "spring", fmt.Sprintf("r%d", r), addrs(10, "gmail.com")...)...)
+	}
+	b.feedback(t, ids[0], "complained", store.MetricEmailComplained)
+	b.feedback(t, ids[25], store.FeedbackUnsubscribes, "")
+	if err := st.CountEvents(ctx, store.Event{Run: "api-1", Topic: "news", Metric: store.MetricEmailSent, Domain: "free", Recipient: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := st.TopicAnalytics(ctx, "news", analyticsStart, analyticsStart, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.Counts{Email: store.EmailCounts{Sent: 31, Complained: 1}, Unsubscribed: 1}
+	if diff := cmp.Diff(want, rep.Totals); diff != "" {
+		t.Errorf("topic totals (-want +got):\n%s", diff)
+	}
+	if len(rep.Domains) != 2 || rep.Domains[0].Domain != "gmail" || rep.Domains[0].Sent != 30 || rep.Domains[1].Domain != store.OtherDomain {
+		t.Errorf("topic domains %+v, want gmail with 30 and other", rep.Domains)
+	}
+	rep, err = st.RunAnalytics(ctx, "api-1", 1)
+	if err != nil || len(rep.Domains) != 1 || rep.Domains[0].Domain != "free" {
+		t.Errorf("run of single sends: %+v, %v", rep, err)
+	}
+}
