@@ -3,8 +3,9 @@
 // (DSN and ARF mails, email providers' webhooks, Twilio status callbacks,
 // a refusal at send time), all in the one channels.Feedback vocabulary.
 // A send's state moves forward only, the suppression list and the consent
-// ledger follow the Policy, the run's feedback counters move once per send
-// and kind, and a run whose bounce or complaint rate passes the policy
+// ledger follow the Policy, the run's feedback counters and the analytics
+// of its run and topic (under the provider group recorded with the send)
+// move once per send and kind, and a run whose bounce or complaint rate passes the policy
 // pauses its campaign. It also makes and reads VERP return paths, which
 // tie a bounce to its send.
 //

@@ -65,9 +65,10 @@ func (d *Handler) RecordDelivery(ctx context.Context, ev channels.Feedback) (err
 	}
 	var sd *dispatcher.Send
 	var c *dispatcher.Contact
+	var domain string // the recipient's provider group, recorded when the message left
 	if ev.Send != "" {
 		var err error
-		if sd, err = s.Send(ctx, ev.Send); err != nil && !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+		if sd, domain, err = s.SendAndDomain(ctx, ev.Send); err != nil && !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 			return err
 		}
 	}
@@ -114,7 +115,7 @@ func (d *Handler) RecordDelivery(ctx context.Context, ev channels.Feedback) (err
 			if ev.Kind == channels.Unsubscribed {
 				topic = sd.Topic // counted per topic too, as a one-click is
 			}
-			if err := s.CountFeedback(ctx, sd.Run, topic, name); err != nil {
+			if err := s.CountFeedback(ctx, sd.Run, topic, name, analyticsEvent(sd, domain, ev)...); err != nil {
 				return err
 			}
 		}
@@ -124,6 +125,24 @@ func (d *Handler) RecordDelivery(ctx context.Context, ev channels.Feedback) (err
 		return d.checkRates(ctx, sd.Run)
 	}
 	return d.applyPolicy(ctx, ev, nil, c)
+}
+
+// analyticsEvent is what a piece of feedback about sd counts in the
+// analytics of its run and topic, under domain (the provider group
+// recorded with the send; for a send that left before it was, that of
+// the address the feedback is about).
+func analyticsEvent(sd *dispatcher.Send, domain string, ev channels.Feedback) []storepkg.Event {
+	m := storepkg.FeedbackMetric(sd.Channel, ev.Kind)
+	if m == "" {
+		return nil
+	}
+	if domain == "" && sd.Channel == channels.Email && ev.Address != "" {
+		domain = storepkg.ProviderGroup(string(ev.Address))
+	}
+	if sd.Channel != channels.Email {
+		domain = ""
+	}
+	return []storepkg.Event{{Run: sd.Run, Topic: sd.Topic, Metric: m, Domain: domain}}
 }
 
 func feedbackName(k channels.FeedbackKind) string {
@@ -296,5 +315,5 @@ func (d *Handler) Refused(ctx context.Context, s *dispatcher.Send, c *dispatcher
 	if err := d.applyPolicy(ctx, ev, s, c); err != nil {
 		return err
 	}
-	return d.Store.CountFeedback(ctx, s.Run, "", feedbackName(kind))
+	return d.Store.CountFeedback(ctx, s.Run, "", feedbackName(kind), analyticsEvent(s, "", ev)...)
 }

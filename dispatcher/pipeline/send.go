@@ -422,6 +422,7 @@ func (d *Pipeline) deliverChunk(ctx context.Context, st *runState, k channels.Ki
 	// left must not stay "sending".
 	var fail, held error
 	settle = settle[:0]
+	var left []storepkg.Event // counted with the settlement, in its round trip
 	for j, o := range outcomes {
 		s, c := sends[j], contacts[sends[j].ID]
 		var he *heldError
@@ -453,12 +454,24 @@ func (d *Pipeline) deliverChunk(ctx context.Context, st *runState, k channels.Ki
 			continue
 		}
 		t := storepkg.Transition{Send: s.ID, From: dispatcher.StateSending}
+		ev := storepkg.Event{Run: s.Run, Topic: s.Topic, Metric: storepkg.SentMetric(k)}
+		if k == channels.Email {
+			ev.Domain = storepkg.ProviderGroup(c.Address(k))
+			if dispatcher.OneAtATime(st.campaign.ID) {
+				ev.Recipient = c.ID // one person may get several of the run's messages
+			}
+		}
 		switch channels.KindOf(o.Err) {
 		case 0:
 			// Delivery reports name the provider's id: the way back is
 			// recorded before the send shows as sent, so that a report
-			// racing the settlement finds it.
+			// racing the settlement finds it. The recipient's provider
+			// group stays with the send for the feedback to come.
 			t.To, t.Fields, t.ProviderID = dispatcher.StateSent, []any{"provider", o.Result.ProviderID}, o.Result.ProviderID
+			if ev.Domain != "" {
+				t.Fields = append(t.Fields, storepkg.SendDomainField, ev.Domain)
+			}
+			left = append(left, ev)
 		case channels.Temporary, channels.Sender:
 			t.To, t.Deadline = dispatcher.StateQueued, d.cfg.Now().Add(d.cfg.InflightDeadline)
 			if ctx.Err() != nil {
@@ -474,6 +487,10 @@ func (d *Pipeline) deliverChunk(ctx context.Context, st *runState, k channels.Ki
 			if err := d.fb.Refused(sctx, s, c, o.Err); err != nil {
 				fail = cmp.Or(fail, err)
 			}
+			if refusedForRecipient(o.Err) {
+				// A bounce at once: it counts as sent, as bounces do.
+				left = append(left, ev)
+			}
 		}
 		var ce *channels.Error
 		if errors.As(o.Err, &ce) && ce.Code != "" {
@@ -482,10 +499,17 @@ func (d *Pipeline) deliverChunk(ctx context.Context, st *runState, k channels.Ki
 		settle = append(settle, t)
 		errs[at[j]] = d.logFailure(s, o.Err)
 	}
-	if err := d.applyTransitions(sctx, settle); err != nil {
+	if err := d.applyTransitions(sctx, settle, left...); err != nil {
 		return nil, err
 	}
 	return errs, cmp.Or(fail, held)
+}
+
+// refusedForRecipient tells whether a permanent refusal is about the
+// recipient (a bounce at send time), which feedback counts.
+func refusedForRecipient(err error) bool {
+	var ce *channels.Error
+	return errors.As(err, &ce) && ce.Feedback != ""
 }
 
 // settleTimeout bounds what a send does once its task is cancelled: the
@@ -584,9 +608,10 @@ func (d *Pipeline) Settle(ctx context.Context, ids []string, from, to, reason st
 	return d.applyTransitions(ctx, ts)
 }
 
-// applyTransitions applies ts and completes the runs they finish.
-func (d *Pipeline) applyTransitions(ctx context.Context, ts []storepkg.Transition) error {
-	rs, err := d.Store.TransitionSends(ctx, ts)
+// applyTransitions applies ts, counts evs in the analytics in the same
+// round trip, and completes the runs they finish.
+func (d *Pipeline) applyTransitions(ctx context.Context, ts []storepkg.Transition, evs ...storepkg.Event) error {
+	rs, err := d.Store.TransitionSends(ctx, ts, evs...)
 	if err != nil {
 		return err
 	}

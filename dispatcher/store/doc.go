@@ -3,7 +3,10 @@
 // comment on Store), the Lua scripts, the one WATCH-retry helper, the one
 // walk of the contact list (ContactIDs), contacts sealed under the data
 // keyring, the per-contact indexes that make erasure cost what a contact
-// has, once-only claims of provider events and the scheduler's lease.
+// has, once-only claims of provider events, the scheduler's lease, and
+// the campaign analytics: outcomes counted per run, topic and mailbox
+// provider in the round trips that record them, never per person
+// (RunAnalytics, TopicAnalytics).
 //
 // Keys that belong to one contact or one run carry a hash tag ({id}) so
 // that multi-key scripts stay on one Redis Cluster slot.

@@ -20,8 +20,13 @@ const (
 )
 
 // CountFeedback adds one to a feedback counter of the topic, and of the run
-// when the event comes from one of its messages (run may be "").
-func (s *Store) CountFeedback(ctx context.Context, run, topic, name string) error {
+// when the event comes from one of its messages (run may be ""), and
+// counts evs in the analytics, in the same round trip. An unsubscribe is
+// counted in the analytics of the run and the topic too.
+func (s *Store) CountFeedback(ctx context.Context, run, topic, name string, evs ...Event) error {
+	if name == FeedbackUnsubscribes {
+		evs = append(evs, Event{Run: run, Topic: topic, Metric: MetricUnsubscribed})
+	}
 	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if run != "" {
 			p.HIncrBy(ctx, s.RunKey(run), "f:"+name, 1)
@@ -29,6 +34,7 @@ func (s *Store) CountFeedback(ctx context.Context, run, topic, name string) erro
 		if topic != "" {
 			p.HIncrBy(ctx, s.Key("topicstats", topic), name, 1)
 		}
+		s.countEvents(ctx, p, evs)
 		return nil
 	})
 	return err

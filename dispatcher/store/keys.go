@@ -48,6 +48,7 @@ import (
 //	P:esp:<source>:event:<sha256>   claim of an email provider's event (id, kind, address), 24 h
 //	P:twilio:sid:<sid>     claim of an inbound SMS: "pending" (2 min lease), then "done" (7 days)
 //	P:topicstats:<topic>   hash of a topic's feedback counters (unsubscribes, confirmations...)
+//	P:topican:{topic}:<yyyymmdd>   a topic's analytics counters of one UTC day, 400 days (analytics.go)
 //
 // Catalogue, campaigns and runs:
 //
@@ -60,6 +61,7 @@ import (
 //	                       planning: cursor, batches, plan_finished, batches_done,
 //	                       planned_done
 //	P:run:{r}:snapshot     what the run was started with (JSON), written once
+//	P:run:{r}:an           the run's analytics counters, hourly and per domain (analytics.go)
 //	P:run:{r}:inflight     sorted set send id -> deadline (ms)
 //	P:run:{r}:bseen        set of batch numbers taken up at least once
 //	P:run:{r}:bdone        set of batch numbers done

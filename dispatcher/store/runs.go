@@ -277,8 +277,10 @@ type transitionResult struct {
 
 // TransitionSends applies changes in one round trip: one script call per
 // run and chunk of transitionChunk sends. A transition with a ProviderID
-// records it first (SetProviderIDs).
-func (s *Store) TransitionSends(ctx context.Context, ts []Transition) ([]transitionResult, error) {
+// records it first (SetProviderIDs). The events evs are counted in the
+// analytics in the same round trip, whether or not the changes apply:
+// they are facts the caller knows (a message left), not states.
+func (s *Store) TransitionSends(ctx context.Context, ts []Transition, evs ...Event) ([]transitionResult, error) {
 	ids := map[string]string{}
 	for _, t := range ts {
 		if t.ProviderID != "" {
@@ -300,6 +302,10 @@ func (s *Store) TransitionSends(ctx context.Context, ts []Transition) ([]transit
 			s.setProviderIDs(ctx, p, ids)
 		}
 		calls = s.evalTransitions(ctx, p, ts, now)
+		// Counted once: a pipeline run again because Redis forgot the
+		// transition script ran its counts the first time.
+		s.countEvents(ctx, p, evs)
+		evs = nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("transition sends: %w", err)
@@ -442,17 +448,24 @@ func sendFromHash(id string, m map[string]string) *dispatcher.Send {
 
 // Send returns one send record or an error with code not_found.
 func (s *Store) Send(ctx context.Context, id string) (*dispatcher.Send, error) {
+	sd, _, err := s.SendAndDomain(ctx, id)
+	return sd, err
+}
+
+// SendAndDomain is Send, with the ProviderGroup of the send's recipient
+// recorded when its message left ("" before, and for SMS).
+func (s *Store) SendAndDomain(ctx context.Context, id string) (*dispatcher.Send, string, error) {
 	if _, _, ok := dispatcher.SplitSendID(id); !ok {
-		return nil, dispatcher.NotFound("send")
+		return nil, "", dispatcher.NotFound("send")
 	}
-	ss, err := s.Sends(ctx, []string{id})
+	m, err := s.Redis.HGetAll(ctx, s.SendKey(id)).Result()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if ss[0] == nil {
-		return nil, dispatcher.NotFound("send")
+	if len(m) == 0 {
+		return nil, "", dispatcher.NotFound("send")
 	}
-	return ss[0], nil
+	return sendFromHash(id, m), m[SendDomainField], nil
 }
 
 // createRunScript writes a run's record once, all of it at once, and

@@ -47,6 +47,9 @@ type Store struct {
 	ClaimReplicas int
 	// ClaimWait bounds that wait. Default 1 s.
 	ClaimWait time.Duration
+	// AnalyticsRetention is how long analytics counters are kept (see
+	// RunAnalytics). Default AnalyticsRetention, 400 days.
+	AnalyticsRetention time.Duration
 }
 
 // NewStore returns a Store on rdb under prefix; secret keys the address
