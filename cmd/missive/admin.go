@@ -36,6 +36,9 @@ func newAdmin(name string, args []string, getenv func(string) string, stderr io.
 	fs.StringVar(&a.base, "api-url", cmp.Or(getenv("MISSIVE_API_URL"), "http://localhost:8080"), "Missive's API base URL (MISSIVE_API_URL)")
 	fs.StringVar(&a.key, "api-key", getenv("MISSIVE_API_KEY"), "API key secret (MISSIVE_API_KEY)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, errHelp
+		}
 		return nil, nil, errUsage
 	}
 	if a.key == "" {
@@ -86,12 +89,12 @@ func (a *adminClient) do(ctx context.Context, method, path string, body io.Reade
 // importContacts streams an NDJSON file to POST /v1/contacts/import with a
 // progress bar, then prints what was imported and the first errors.
 func importContacts(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	a, fs, err := newAdmin("import", args, getenv, stderr)
+	a, fs, err := newAdmin("contacts import", args, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: missive import [flags] contacts.ndjson")
+		fmt.Fprintln(stderr, "usage: missive contacts import [flags] contacts.ndjson")
 		return errUsage
 	}
 	f, err := os.Open(fs.Arg(0))

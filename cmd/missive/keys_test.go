@@ -98,3 +98,61 @@ func TestKeysRotateNeedsItsSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestKeysRotateRefusesWhileAProcessLacksTheNewKey(t *testing.T) {
+	r := redistest.New(t)
+	ctx := t.Context()
+	ka := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa}, 32))
+	kb := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xb}, 32))
+	secret := "keys-secret-keys-secret-keys-secret!"
+	// Two processes run: one already restarted with key b first, one not.
+	stopNew, err := newDispatcher(t, r, secret, "b:"+kb+",a:"+ka).Store.AnnounceKeys(ctx, "api", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopNew()
+	stopOld, err := newDispatcher(t, r, secret, "a:"+ka).Store.AnnounceKeys(ctx, "worker", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDispatcher(t, r, secret, "a:"+ka)
+	if _, err := d.Store.ImportContacts(ctx, strings.NewReader(`{"id":"c1","email":"c1@example.com"}`+"\n"), "Europe/Paris", nil); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"MISSIVE_REDIS_URL": r.URL,
+		"MISSIVE_PREFIX":    r.Prefix,
+		"MISSIVE_SECRET":    secret,
+		"MISSIVE_DATA_KEYS": "b:" + kb + ",a:" + ka,
+	}
+	code, stdout, stderr := run(t, env, "keys", "rotate")
+	if code != 1 || !strings.Contains(stderr, "1 of 2 running processes do not seal with key b") || !strings.Contains(stderr, "--force") {
+		t.Errorf("rotate with a process on key a: exit %d, stderr %q; want 1, naming how many lack key b", code, stderr)
+	}
+	if !strings.Contains(stderr, "worker") || !strings.Contains(stderr, "api") {
+		t.Errorf("rotate does not list the announcements:\n%s", stderr)
+	}
+	if strings.Contains(stdout, "re-sealed") {
+		t.Error("rotate re-sealed although it refused")
+	}
+	if usage, err := d.Store.ContactKeyUsage(ctx); err != nil || usage["a"] != 1 {
+		t.Errorf("contacts by key after a refusal: %v, %v; want the contact still under a", usage, err)
+	}
+
+	code, stdout, stderr = run(t, env, "keys", "rotate", "--force")
+	if code != 0 || !strings.Contains(stderr, "WARNING: --force: 1 of 2 running processes") || !strings.Contains(stdout, "1 contacts re-sealed under key b") {
+		t.Errorf("rotate --force: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+
+	// Once the old process is gone, rotate runs without --force.
+	stopOld()
+	code, _, stderr = run(t, env, "keys", "rotate")
+	if code != 0 || !strings.Contains(stderr, "all 1 running processes seal with key b") {
+		t.Errorf("rotate with every process on key b: exit %d, stderr %q", code, stderr)
+	}
+	for _, secret := range []string{ka, kb} {
+		if strings.Contains(stdout+stderr, secret) {
+			t.Error("output holds a key")
+		}
+	}
+}
