@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -140,5 +141,61 @@ func TestHealthExitsOnTheAnswer(t *testing.T) {
 	}
 	if code, _, stderr := run(t, nil, "health", "ftp://x/readyz"); code != 1 || !strings.Contains(stderr, "URL") {
 		t.Errorf("not an HTTP URL: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// settingNames are the environment variables named in text as "(NAME)"
+// at the end of a flag's help, as -h prints them.
+func settingNames(text string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile(`\(((?:MISSIVE|TWILIO)_[A-Z0-9_]+)\)`).FindAllStringSubmatch(text, -1) {
+		out = append(out, m[1])
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Every setting serve knows is in deploy/env.example (so compose's
+// env_file reaches it) and in the README's settings table, and nothing
+// else is.
+func TestEveryServeSettingIsDocumentedAndShipped(t *testing.T) {
+	_, stdout, stderr := run(t, nil, "serve", "-h")
+	known := settingNames(stdout + stderr)
+	if len(known) < 40 {
+		t.Fatalf("serve -h names %d settings, want them all:\n%s", len(known), stderr)
+	}
+
+	example, err := os.ReadFile("../../deploy/env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shipped []string
+	for _, m := range regexp.MustCompile(`(?m)^#? ?((?:MISSIVE|TWILIO)_[A-Z0-9_]+)=`).FindAllStringSubmatch(string(example), -1) {
+		shipped = append(shipped, m[1])
+	}
+	slices.Sort(shipped)
+	if diff := cmp.Diff(known, slices.Compact(shipped)); diff != "" {
+		t.Errorf("deploy/env.example against serve -h (-serve +env.example):\n%s", diff)
+	}
+
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n## Configuration\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	var documented []string
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		first := strings.Split(line, "|")[1]
+		for _, m := range regexp.MustCompile("`((?:MISSIVE|TWILIO)_[A-Z0-9_]+)`").FindAllStringSubmatch(first, -1) {
+			documented = append(documented, m[1])
+		}
+	}
+	slices.Sort(documented)
+	if diff := cmp.Diff(known, slices.Compact(documented)); diff != "" {
+		t.Errorf("README's settings table against serve -h (-serve +README):\n%s", diff)
 	}
 }
