@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime/debug"
 	"strings"
@@ -18,8 +19,8 @@ import (
 // healthCommand runs "missive health [URL]": a GET of URL that succeeds
 // (exit 0) on a 2xx answer and fails (exit 1, saying why) otherwise. It is
 // the healthcheck of container images that have no curl, so it needs no
-// setting; the default URL is the ops listener's /readyz on this host, on
-// the port of MISSIVE_OPS_ADDR when it is set (":9090" otherwise).
+// setting; the default URL is the ops listener's /readyz on this host, at
+// MISSIVE_OPS_ADDR when it is set (":9090" otherwise).
 func healthCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("missive health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -27,7 +28,7 @@ func healthCommand(ctx context.Context, args []string, getenv func(string) strin
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: missive health [--timeout 5s] [URL]\n\n"+
 			"GETs URL (default %s) and exits 0 on a 2xx answer, 1 otherwise.\n"+
-			"The default's port is that of MISSIVE_OPS_ADDR when it is set.\n\n", defaultHealthURL(getenv))
+			"The default follows MISSIVE_OPS_ADDR when it is set.\n\n", defaultHealthURL(getenv))
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -75,14 +76,20 @@ func healthCommand(ctx context.Context, args []string, getenv func(string) strin
 	return nil
 }
 
-// defaultHealthURL is the ops listener's /readyz on the loopback, on the
-// port of MISSIVE_OPS_ADDR if it names one.
+// defaultHealthURL is the ops listener's /readyz: at the address of
+// MISSIVE_OPS_ADDR when it names one, with the loopback for a listener on
+// every interface (":9090", "0.0.0.0:9090").
 func defaultHealthURL(getenv func(string) string) string {
-	port := "9090"
-	if _, p, err := net.SplitHostPort(getenv("MISSIVE_OPS_ADDR")); err == nil && p != "" && p != "0" {
-		port = p
+	host, port := "127.0.0.1", "9090"
+	if h, p, err := net.SplitHostPort(getenv("MISSIVE_OPS_ADDR")); err == nil {
+		if p != "" && p != "0" {
+			port = p
+		}
+		if ip, err := netip.ParseAddr(h); h != "" && (err != nil || !ip.Unmap().IsUnspecified()) {
+			host = h
+		}
 	}
-	return "http://" + net.JoinHostPort("127.0.0.1", port) + "/readyz"
+	return "http://" + net.JoinHostPort(host, port) + "/readyz"
 }
 
 // oneLine squeezes an answer's body into one printable line.

@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	apppkg "github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
@@ -154,5 +158,62 @@ func TestKeysRotateRefusesWhileAProcessLacksTheNewKey(t *testing.T) {
 		if strings.Contains(stdout+stderr, secret) {
 			t.Error("output holds a key")
 		}
+	}
+}
+
+// A running process announces the ids of its data keys while it runs,
+// and withdraws the announcement when it stops.
+func TestRunningProcessAnnouncesItsKeys(t *testing.T) {
+	r := redistest.New(t)
+	ka := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa}, 32))
+	kb := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xb}, 32))
+	secret := "keys-secret-keys-secret-keys-secret!"
+	env := map[string]string{
+		"MISSIVE_REDIS_URL":  r.URL,
+		"MISSIVE_PREFIX":     r.Prefix,
+		"MISSIVE_SECRET":     secret,
+		"MISSIVE_DATA_KEYS":  "b:" + kb + ",a:" + ka,
+		"MISSIVE_API_KEYS":   "a:" + strings.Repeat("k", 20),
+		"MISSIVE_OUTBOX_DIR": t.TempDir(),
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan int, 1)
+	var logs bytes.Buffer
+	go func() {
+		done <- Main(ctx, []string{"worker"}, func(k string) string { return env[k] }, io.Discard, &logs)
+	}()
+
+	st := newDispatcher(t, r, secret, "a:"+ka).Store
+	var holders []store.KeyHolder
+	for deadline := time.Now().Add(10 * time.Second); len(holders) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker announced nothing in 10 s; its logs:\n%s", logs.String())
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("the worker exited %d: %s", code, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		var err error
+		if holders, err = st.KeyHolders(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := holders[0]
+	if len(holders) != 1 || h.Role != "worker" || h.Active != "b" || !slices.Equal(h.Keys, []string{"a", "b"}) {
+		t.Errorf("announcements %+v, want one worker sealing with b and holding a and b", holders)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("the worker exited %d: %s", code, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker did not stop within 30 s")
+	}
+	if holders, err := st.KeyHolders(t.Context()); err != nil || len(holders) != 0 {
+		t.Errorf("after the worker stopped: %+v, %v; want no announcement", holders, err)
 	}
 }

@@ -135,6 +135,28 @@ func TestHealthExitsOnTheAnswer(t *testing.T) {
 	if code, stdout, stderr := run(t, map[string]string{"MISSIVE_OPS_ADDR": ":" + port}, "health"); code != 0 || !strings.Contains(stdout, "127.0.0.1:"+port+"/readyz") {
 		t.Errorf("default URL: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
+	for addr, want := range map[string]string{
+		"":                    "http://127.0.0.1:9090/readyz",
+		":9191":               "http://127.0.0.1:9191/readyz",
+		"0.0.0.0:9191":        "http://127.0.0.1:9191/readyz",
+		"[::]:9191":           "http://127.0.0.1:9191/readyz",
+		"10.1.2.3:9191":       "http://10.1.2.3:9191/readyz",
+		"[fd00::1]:9191":      "http://[fd00::1]:9191/readyz",
+		"ops.internal:9191":   "http://ops.internal:9191/readyz",
+		"not an address":      "http://127.0.0.1:9090/readyz",
+		"127.0.0.1:0":         "http://127.0.0.1:9090/readyz",
+		"localhost:9090":      "http://localhost:9090/readyz",
+		"[::1]:9090":          "http://[::1]:9090/readyz",
+		"192.168.0.7:9090":    "http://192.168.0.7:9090/readyz",
+		"missive-ops:9090":    "http://missive-ops:9090/readyz",
+		"0.0.0.0:9090":        "http://127.0.0.1:9090/readyz",
+		":9090":               "http://127.0.0.1:9090/readyz",
+		"[::ffff:0.0.0.0]:90": "http://127.0.0.1:90/readyz",
+	} {
+		if got := defaultHealthURL(func(string) string { return addr }); got != want {
+			t.Errorf("MISSIVE_OPS_ADDR=%q: default %s, want %s", addr, got, want)
+		}
+	}
 	srv.Close()
 	if code, _, stderr := run(t, nil, "health", srv.URL+"/readyz"); code != 1 || !strings.Contains(stderr, "refused") {
 		t.Errorf("nothing listening: exit %d, stderr %q; want 1 saying why", code, stderr)
