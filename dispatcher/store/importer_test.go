@@ -134,3 +134,35 @@ func TestImportLineMarshalsWhatImportReads(t *testing.T) {
 		t.Errorf("ledger %+v, %v; want one grant from the import at the given time", ledger, err)
 	}
 }
+
+// An import line is untrusted input: whatever its bytes, it is imported
+// with a valid id or refused with a reason, and a refusal quotes no value.
+func FuzzParseImportLine(f *testing.F) {
+	for _, seed := range []string{
+		`{"id":"ok1","email":"ok1@example.com","consents":[{"channel":"email","topic":"news","state":"granted"}]}`,
+		`{"id":"c","email":"secret-value@example.com","mail":"secret-value"}`,
+		`{"id":"c","consents":[{"channel":"email","topic":"news","state":"granted","scope":"secret-value"}]}`,
+		`{"id":"c","tags":"secret-value"}`,
+		`{"id":"c","consents":[{"channel":"email","topic":"news","state":"granted","at":"secret-value"}]}`,
+		`{"id":"c"} {"id":"secret-value"}`, `["secret-value"]`, `"secret-value"`, `{`, `null`, `{"id":"c","phone":"+33612345678"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	s := &Store{}
+	topics := func(id string) (bool, error) { return id == "news", nil }
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, bad, err := s.parseImportLine(b, false, "Europe/Paris", topics)
+		switch {
+		case err != nil:
+			t.Fatalf("error without Redis: %v", err)
+		case bad == nil && !dispatcher.ValidID(l.ID):
+			t.Fatalf("imported a contact whose id %q is not valid", l.ID)
+		case bad != nil && bad.Message == "":
+			t.Fatal("refused without a reason")
+		case bad != nil && strings.Contains(bad.Message, "secret-value"),
+			// An unknown field is named: its name, not a value.
+			bad != nil && bad.Message != "is not a known field" && strings.Contains(bad.Field, "secret-value"):
+			t.Fatalf("the refusal quotes a value: %+v", bad)
+		}
+	})
+}
