@@ -356,7 +356,17 @@ func checkRedisURL(url string) error {
 const memoryRedis = "memory://"
 
 // configError is every setting at fault, one line each; nil if none.
+// A joined error (errors.Join) counts as each of its errors.
 func configError(errs []error) error {
+	var flat []error
+	for _, e := range errs {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			flat = append(flat, j.Unwrap()...)
+		} else {
+			flat = append(flat, e)
+		}
+	}
+	errs = flat
 	switch len(errs) {
 	case 0:
 		return nil

@@ -29,6 +29,9 @@ func TestConfigReportsEverySettingAtOnce(t *testing.T) {
 		"MISSIVE_CAPS":        "email:2/eternity",
 		"MISSIVE_RATE_SMS":    "fast",
 		"MISSIVE_LOG_LEVEL":   "loud",
+		// Two of the HTTP server's settings, read together.
+		"MISSIVE_HTTP_READ_TIMEOUT": "forever",
+		"MISSIVE_HTTP_MAX_CONNS":    "none",
 	}
 	for _, cmd := range []string{"serve", "api", "worker", "scheduler", "register"} {
 		code, _, stderr := run(t, env, cmd)
@@ -36,9 +39,9 @@ func TestConfigReportsEverySettingAtOnce(t *testing.T) {
 			t.Errorf("%s: exit %d, want 1", cmd, code)
 		}
 		want := []string{"MISSIVE_REDIS_URL", "MISSIVE_SECRET", "MISSIVE_API_KEYS", "MISSIVE_DATA_KEYS",
-			"MISSIVE_CONCURRENCY", "MISSIVE_CAPS", "MISSIVE_RATE_SMS", "MISSIVE_LOG_LEVEL"}
-		if !strings.Contains(stderr, "8 settings are missing or invalid:\n") {
-			t.Errorf("%s: stderr does not count 8 settings at fault:\n%s", cmd, stderr)
+			"MISSIVE_CONCURRENCY", "MISSIVE_CAPS", "MISSIVE_RATE_SMS", "MISSIVE_LOG_LEVEL", "MISSIVE_HTTP_READ_TIMEOUT", "MISSIVE_HTTP_MAX_CONNS"}
+		if !strings.Contains(stderr, "10 settings are missing or invalid:\n") {
+			t.Errorf("%s: stderr does not count 10 settings at fault:\n%s", cmd, stderr)
 		}
 		lines := strings.Split(strings.TrimSpace(stderr), "\n")[1:]
 		var got []string
