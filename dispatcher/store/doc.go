@@ -2,7 +2,9 @@
 // of the dispatcher that speaks Redis: the key layout (documented in one
 // comment on Store), the Lua scripts, the one WATCH-retry helper, the one
 // walk of the contact list (ContactIDs), contacts sealed under the data
-// keyring, the per-contact indexes that make erasure cost what a contact
+// keyring and the running processes' announcements of the key ids they
+// hold (AnnounceKeys, KeyHolders), the strict bulk import
+// (ImportContacts), the per-contact indexes that make erasure cost what a contact
 // has, once-only claims of provider events and the scheduler's lease.
 //
 // Keys that belong to one contact or one run carry a hash tag ({id}) so
