@@ -36,6 +36,9 @@ func newAdmin(name string, args []string, getenv func(string) string, stderr io.
 	fs.StringVar(&a.base, "api-url", cmp.Or(getenv("MISSIVE_API_URL"), "http://localhost:8080"), "Missive's API base URL (MISSIVE_API_URL)")
 	fs.StringVar(&a.key, "api-key", getenv("MISSIVE_API_KEY"), "API key secret (MISSIVE_API_KEY)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, errHelp
+		}
 		return nil, nil, errUsage
 	}
 	if a.key == "" {
@@ -83,15 +86,17 @@ func (a *adminClient) do(ctx context.Context, method, path string, body io.Reade
 	return nil
 }
 
-// importContacts streams an NDJSON file to POST /v1/contacts/import with a
-// progress bar, then prints what was imported and the first errors.
+// importContacts runs "missive contacts import FILE": it streams an NDJSON
+// file to POST /v1/contacts/import with a progress bar, then prints what
+// was imported and the refused lines the answer lists (line number and
+// field); it fails if any line was refused.
 func importContacts(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	a, fs, err := newAdmin("import", args, getenv, stderr)
+	a, fs, err := newAdmin("contacts import", args, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: missive import [flags] contacts.ndjson")
+		fmt.Fprintln(stderr, "usage: missive contacts import [flags] contacts.ndjson")
 		return errUsage
 	}
 	f, err := os.Open(fs.Arg(0))
@@ -107,20 +112,31 @@ func importContacts(ctx context.Context, args []string, getenv func(string) stri
 		progressbar.OptionSetDescription("importing"), progressbar.OptionShowBytes(true),
 		progressbar.OptionSetWidth(30), progressbar.OptionThrottle(100*time.Millisecond))
 	var res struct {
-		Imported, Failed int
-		Errors           []struct {
+		Lines, Imported, Failed int
+		Errors                  []struct {
 			Line           int
 			Field, Message string
 		}
+		ErrorsCapped bool `json:"errors_capped"`
 	}
 	body := progressbar.NewReader(f, bar)
 	if err := a.do(ctx, http.MethodPost, "/v1/contacts/import", &body, st.Size(), &res); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
 	_ = bar.Finish()
-	fmt.Fprintf(stdout, "\nimported %d contacts, %d lines refused\n", res.Imported, res.Failed)
+	fmt.Fprintf(stdout, "\nimported %d contacts, %d lines refused (of %d lines)\n", res.Imported, res.Failed, res.Lines)
+	if res.Failed > 0 {
+		fmt.Fprintln(stdout, "refused lines (nothing of them was written):")
+	}
 	for _, e := range res.Errors {
-		fmt.Fprintf(stdout, "  line %d: %s %s\n", e.Line, e.Field, e.Message)
+		if e.Field == "" {
+			fmt.Fprintf(stdout, "  line %d: %s\n", e.Line, e.Message)
+		} else {
+			fmt.Fprintf(stdout, "  line %d: %s %s\n", e.Line, e.Field, e.Message)
+		}
+	}
+	if res.ErrorsCapped {
+		fmt.Fprintf(stdout, "  ... and %d more refused lines, not listed\n", res.Failed-len(res.Errors))
 	}
 	if res.Failed > 0 {
 		return fmt.Errorf("%d lines refused", res.Failed)

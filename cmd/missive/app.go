@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -33,14 +34,15 @@ const (
 )
 
 // openRedis connects to the configured Redis, or starts an in-process one
-// when none is configured. close releases both.
+// for memory:// (and for the demo, whose url may be empty: validate
+// refuses an empty one elsewhere). close releases both.
 func openRedis(ctx context.Context, url string, log *slog.Logger) (rdb store.Client, close func(), err error) {
-	if url == "" {
+	if url == "" || url == memoryRedis {
 		m, err := miniredis.Run()
 		if err != nil {
 			return nil, nil, fmt.Errorf("in-process Redis: %w", err)
 		}
-		log.Warn("MISSIVE_REDIS_URL is empty: using an in-process Redis; EVERYTHING IS LOST ON EXIT. Set MISSIVE_REDIS_URL for real use.")
+		log.Warn("MISSIVE_REDIS_URL is " + cmp.Or(url, "empty") + ": using an in-process Redis that keeps nothing; EVERYTHING IS LOST ON EXIT. Set a redis:// URL for real use.")
 		c, err := store.Dial(ctx, "redis://"+m.Addr())
 		if err != nil {
 			m.Close()
@@ -218,6 +220,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer a.close()
+	stopAnnounce, err := announceKeys(ctx, a, roles)
+	if err != nil {
+		return err
+	}
+	defer stopAnnounce()
 	if roles&roleWorker != 0 {
 		// Workers claim sends: say at start what a crash of Redis can cost.
 		a.d.SecureClaims(ctx)

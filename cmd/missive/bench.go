@@ -151,6 +151,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		notes = append(notes, "SMS quiet hours off (--quiet-sms to set them)")
 	}
 	fillBenchSecrets(c)
+	c.ownRedis = true // a throw-away redis-server when MISSIVE_REDIS_URL is empty
 	if err := c.validate(false); err != nil {
 		return err
 	}

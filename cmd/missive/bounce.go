@@ -18,8 +18,13 @@ import (
 // bounceCommand runs "missive bounce inspect FILE": the parse of a bounce
 // or complaint mail, as JSON, for operators.
 func bounceCommand(args []string, stdout, stderr io.Writer) error {
+	const usage = "usage: missive bounce inspect FILE (a bounce or complaint mail, or - for standard input)"
+	if len(args) > 0 && isHelp(args[len(args)-1]) {
+		fmt.Fprintln(stdout, usage)
+		return errHelp
+	}
 	if len(args) != 2 || args[0] != "inspect" {
-		fmt.Fprintln(stderr, "usage: missive bounce inspect FILE (a bounce or complaint mail, or - for standard input)")
+		fmt.Fprintln(stderr, usage)
 		return errUsage
 	}
 	var r io.Reader = os.Stdin

@@ -30,6 +30,10 @@ func campaign(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintln(stderr, campaignUsage)
 		return errUsage
 	}
+	if isHelp(args[0]) {
+		fmt.Fprintln(stdout, campaignUsage+"\n\nRun \"missive campaign <verb> -h\" for a verb's flags.")
+		return errHelp
+	}
 	verb := args[0]
 	var key, run string
 	var newRun bool

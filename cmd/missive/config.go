@@ -21,7 +21,21 @@ import (
 	"github.com/missive-dev/missive/throttle"
 )
 
-var errUsage = errors.New("usage")
+var (
+	errUsage = errors.New("usage")
+	// errHelp is returned once -h printed a command's help: exit 0, like
+	// the flag package's own -h.
+	errHelp = errors.New("help")
+)
+
+// isHelp tells whether arg asks for help rather than naming a subcommand.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
 
 // config is the whole configuration, from the environment then flags.
 type config struct {
@@ -72,6 +86,13 @@ type config struct {
 	LogLevel         string
 	InactiveAfter    string
 
+	// ownRedis is set by the commands that start a Redis of their own
+	// when MISSIVE_REDIS_URL is empty (bench).
+	ownRedis bool
+	// envErrs are the environment's values that parseConfig could not
+	// read; validate reports them with the others.
+	envErrs []error
+
 	// Derived by validate.
 	dkim      *email.DKIM
 	feedback  feedback.Policy
@@ -94,7 +115,7 @@ type setting struct {
 
 func (c *config) settings() []setting {
 	return []setting{
-		{"redis-url", "MISSIVE_REDIS_URL", "", "Redis: redis://, rediss://, redis-sentinel:// or redis-cluster:// URL; empty runs an in-process Redis that loses everything on exit", &c.RedisURL},
+		{"redis-url", "MISSIVE_REDIS_URL", "", "Redis: redis://, rediss://, redis-sentinel:// or redis-cluster:// URL; required but for the demo; memory:// runs an in-process Redis that keeps nothing, for a trial", &c.RedisURL},
 		{"prefix", "MISSIVE_PREFIX", "missive", "prefix of every Redis key and queue", &c.Prefix},
 		{"http-addr", "MISSIVE_HTTP_ADDR", ":8080", "HTTP listen address", &c.HTTPAddr},
 		{"http-read-timeout", "MISSIVE_HTTP_READ_TIMEOUT", "30s", "time a request's header and body have to arrive (a bulk import, once its key is checked, has 15 minutes)", &c.HTTPReadTimeout},
@@ -165,9 +186,11 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		if v := getenv(s.env); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > s.max {
-				return nil, fmt.Errorf("%s: must be a whole number from 1 to %d", s.env, s.max)
+				// Reported by validate with the other settings at fault.
+				c.envErrs = append(c.envErrs, fmt.Errorf("%s (--%s): must be a whole number from 1 to %d", s.env, s.flag, s.max))
+			} else {
+				def = n
 			}
-			def = n
 		}
 		fs.IntVar(s.dst, s.flag, def, s.help+" ("+s.env+")")
 	}
@@ -176,7 +199,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, errUsage
+			return nil, errHelp
 		}
 		return nil, errUsage
 	}
@@ -187,62 +210,68 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 }
 
 // validate checks every value and derives the typed ones. demo relaxes
-// the secrets, which it makes up.
+// the secrets, which it makes up, and the Redis, which it runs in-process.
+// Every setting at fault is reported at once, one line each (configError).
 func (c *config) validate(demo bool) error {
 	var err error
+	errs := c.envErrs
+	bad := func(err error) { errs = append(errs, err) }
 	if !demo {
+		if c.RedisURL == "" && !c.ownRedis {
+			bad(errors.New("MISSIVE_REDIS_URL (--redis-url): required: redis://, rediss://, redis-sentinel:// or redis-cluster:// URL, or memory:// for an in-process Redis that keeps nothing (a trial)"))
+		}
 		if len(c.Secret) < 32 {
-			return errors.New("MISSIVE_SECRET (--secret): required, 32 bytes or more")
+			bad(errors.New("MISSIVE_SECRET (--secret): required, 32 bytes or more"))
 		}
 		if c.APIKeys == "" {
-			return errors.New("MISSIVE_API_KEYS (--api-keys): required: id:secret[,id:secret...]")
+			bad(errors.New("MISSIVE_API_KEYS (--api-keys): required: id:secret[,id:secret...]"))
 		}
 		if c.DataKeys == "" {
-			return errors.New("MISSIVE_DATA_KEYS (--data-keys): required: id:base64key[,...]")
+			bad(errors.New("MISSIVE_DATA_KEYS (--data-keys): required: id:base64key[,...]"))
 		}
 	}
 	if c.DataKeys != "" {
 		if c.dataKeys, err = parseDataKeys(c.DataKeys); err != nil {
-			return err
+			bad(err)
 		}
 	}
 	if c.TokenKeys != "" {
 		if c.tokenKeys, c.activeKey, err = parseTokenKeys(c.TokenKeys); err != nil {
-			return err
+			bad(err)
 		}
 	}
 	if c.DKIMDomain != "" || c.DKIMSelector != "" || c.DKIMKeyFile != "" {
 		if c.dkim, err = loadDKIM(c.DKIMDomain, c.DKIMSelector, c.DKIMKeyFile); err != nil {
-			return err
+			bad(err)
 		}
 	}
 	if err := c.parseHTTPLimits(); err != nil {
-		return err
+		bad(err)
 	}
 	if c.feedback, err = parseFeedback(c.SoftBounces, c.MaxBounceRate, c.MaxComplaints); err != nil {
-		return err
+		bad(err)
 	}
 	if c.BounceSMTPAddr != "" && c.BounceDomain == "" {
-		return errors.New("MISSIVE_BOUNCE_SMTP_ADDR: needs MISSIVE_BOUNCE_DOMAIN")
+		bad(errors.New("MISSIVE_BOUNCE_SMTP_ADDR: needs MISSIVE_BOUNCE_DOMAIN"))
 	}
 	if c.BounceDomain != "" {
 		if _, err := dispatcher.NormalizeEmail("x@" + c.BounceDomain); err != nil {
-			return errors.New("MISSIVE_BOUNCE_DOMAIN (--bounce-domain): not a domain name")
+			bad(errors.New("MISSIVE_BOUNCE_DOMAIN (--bounce-domain): not a domain name"))
 		}
 	}
 	if c.PostmarkAuth != "" && !strings.Contains(c.PostmarkAuth, ":") {
-		return errors.New("MISSIVE_POSTMARK_AUTH (--postmark-auth): want user:password")
+		bad(errors.New("MISSIVE_POSTMARK_AUTH (--postmark-auth): want user:password"))
 	}
 	if c.Mailto != "" {
 		if _, err := dispatcher.NormalizeEmail(c.Mailto); err != nil {
-			return errors.New("MISSIVE_UNSUBSCRIBE_MAILTO (--unsubscribe-mailto): must be a bare email address")
+			bad(errors.New("MISSIVE_UNSUBSCRIBE_MAILTO (--unsubscribe-mailto): must be a bare email address"))
 		}
 	}
 	if _, err := time.LoadLocation(c.DefaultTZ); err != nil || c.DefaultTZ == "" {
-		return errors.New("MISSIVE_DEFAULT_TIMEZONE (--default-timezone): not an IANA time zone name")
+		bad(errors.New("MISSIVE_DEFAULT_TIMEZONE (--default-timezone): not an IANA time zone name"))
 	}
 	if c.capRules, err = throttle.ParseCapRules(c.Caps); err != nil {
-		return fmt.Errorf("MISSIVE_CAPS (--caps): %w", err)
+		bad(fmt.Errorf("MISSIVE_CAPS (--caps): %w", err))
 	}
 	c.quiet = map[channels.Kind]throttle.Calendar{}
 	for k, spec := range map[channels.Kind]string{channels.SMS: c.QuietSMS, channels.Email: c.QuietEmail} {
@@ -255,7 +284,8 @@ func (c *config) validate(demo bool) error {
 		default:
 			cal, err := throttle.ParseCalendar(spec)
 			if err != nil {
-				return fmt.Errorf("%s: %w", env, err)
+				bad(fmt.Errorf("%s: %w", env, err))
+				continue
 			}
 			c.quiet[k] = cal
 		}
@@ -267,31 +297,87 @@ func (c *config) validate(demo bool) error {
 		}
 		r, err := throttle.ParseRate(spec)
 		if err != nil {
-			return fmt.Errorf("MISSIVE_RATE_%s: %w", strings.ToUpper(string(k)), err)
+			bad(fmt.Errorf("MISSIVE_RATE_%s: %w", strings.ToUpper(string(k)), err))
+			continue
 		}
 		c.rates[k] = r
 	}
 	if c.inactive, err = parseInactiveAfter(c.InactiveAfter); err != nil {
-		return err
+		bad(err)
 	}
 	if err := c.level.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return errors.New("MISSIVE_LOG_LEVEL (--log-level): must be debug, info, warn or error")
+		bad(errors.New("MISSIVE_LOG_LEVEL (--log-level): must be debug, info, warn or error"))
 	}
 	if (c.TwilioSID == "") != (c.TwilioToken == "") {
-		return errors.New("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN: set both or neither")
+		bad(errors.New("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN: set both or neither"))
 	}
 	if c.TwilioSID != "" && c.SMSFrom == "" {
-		return errors.New("MISSIVE_SMS_FROM (--sms-from): required with Twilio")
+		bad(errors.New("MISSIVE_SMS_FROM (--sms-from): required with Twilio"))
 	}
 	if c.ReturnPath != "" {
 		if _, err := dispatcher.NormalizeEmail(c.ReturnPath); err != nil {
-			return errors.New("MISSIVE_RETURN_PATH (--return-path): must be a bare email address")
+			bad(errors.New("MISSIVE_RETURN_PATH (--return-path): must be a bare email address"))
 		}
 	}
 	if c.SMTPURL != "" && c.EmailFrom == "" {
-		return errors.New("MISSIVE_EMAIL_FROM (--email-from): required with an SMTP relay")
+		bad(errors.New("MISSIVE_EMAIL_FROM (--email-from): required with an SMTP relay"))
 	}
-	return nil
+	if err := checkRedisURL(c.RedisURL); err != nil {
+		bad(err)
+	}
+	return configError(errs)
+}
+
+// checkRedisURL refuses a MISSIVE_REDIS_URL whose scheme no client takes,
+// before anything dials it. The URL is never quoted: it may hold a
+// password.
+func checkRedisURL(url string) error {
+	scheme, _, ok := strings.Cut(url, "://")
+	switch {
+	case url == "":
+		return nil
+	case !ok:
+		return errors.New("MISSIVE_REDIS_URL (--redis-url): want scheme://..., the scheme redis, rediss, redis-sentinel, redis-cluster or memory")
+	}
+	switch scheme {
+	case "redis", "rediss", "redis-sentinel", "rediss-sentinel", "redis-cluster", "rediss-cluster":
+		return nil
+	case "memory":
+		if url != memoryRedis {
+			return errors.New("MISSIVE_REDIS_URL (--redis-url): memory:// takes nothing after it")
+		}
+		return nil
+	}
+	return errors.New("MISSIVE_REDIS_URL (--redis-url): the scheme must be redis, rediss, redis-sentinel, redis-cluster or memory")
+}
+
+// memoryRedis is the MISSIVE_REDIS_URL of the in-process Redis: for a
+// trial only, it keeps nothing past the process.
+const memoryRedis = "memory://"
+
+// configError is every setting at fault, one line each; nil if none.
+// A joined error (errors.Join) counts as each of its errors.
+func configError(errs []error) error {
+	var flat []error
+	for _, e := range errs {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			flat = append(flat, j.Unwrap()...)
+		} else {
+			flat = append(flat, e)
+		}
+	}
+	errs = flat
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	lines := make([]string, len(errs))
+	for i, e := range errs {
+		lines[i] = "  " + e.Error()
+	}
+	return fmt.Errorf("%d settings are missing or invalid:\n%s", len(errs), strings.Join(lines, "\n"))
 }
 
 // parseInactiveAfter reads MISSIVE_INACTIVE_AFTER: "" is the default (0

@@ -12,18 +12,30 @@ import (
 	"text/tabwriter"
 )
 
-// contacts runs "missive contacts erase|export ID" over the API: erasure
+// contacts runs "missive contacts import FILE" and "missive contacts
+// erase|export ID" over the API: erasure
 // prints what was erased and what was kept, and why; export prints the
 // contact's JSON document.
 func contacts(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const usage = `usage:
-  missive contacts erase ID    erase a contact; prints what was erased and what was kept
-  missive contacts export ID   print everything held on a contact, as JSON`
+  missive contacts import FILE  bulk-import contacts from an NDJSON file, with progress;
+                                lists the refused lines (line number and field)
+  missive contacts erase ID     erase a contact; prints what was erased and what was kept
+  missive contacts export ID    print everything held on a contact, as JSON
+
+Run "missive contacts <verb> -h" for a verb's flags.`
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, usage)
 		return errUsage
 	}
+	if isHelp(args[0]) {
+		fmt.Fprintln(stdout, usage)
+		return errHelp
+	}
 	verb := args[0]
+	if verb == "import" {
+		return importContacts(ctx, args[1:], getenv, stdout, stderr)
+	}
 	a, fs, err := newAdmin("contacts "+verb, args[1:], getenv, stderr)
 	if err != nil {
 		return err

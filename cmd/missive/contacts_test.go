@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -47,6 +48,23 @@ func TestContactsCommands(t *testing.T) {
 	if code, _, errs := run("contacts", "export", "cli-1"); code != 1 || !strings.Contains(errs, "not_found") {
 		t.Errorf("export after erasure: exit %d\n%s", code, errs)
 	}
+	file := t.TempDir() + "/contacts.ndjson"
+	if err := os.WriteFile(file, []byte(`{"id":"imp-1","email":"imp-1@shop.example","consents":[{"channel":"email","topic":"news","state":"granted"}]}
+{"id":"imp-2","email":"imp-2@shop.example","nickname":"Bo"}
+{"id":"imp-3","email":"imp-3@shop.example","consents":[{"channel":"email","topic":"promos","state":"granted"}]}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = run("contacts", "import", file)
+	if code != 1 || !strings.Contains(out, "imported 1 contacts, 2 lines refused (of 3 lines)") ||
+		!strings.Contains(out, "line 2: nickname is not a known field") || !strings.Contains(out, "line 3: consents[0].topic names no topic") {
+		t.Errorf("contacts import: exit %d\n%s%s", code, out, errs)
+	}
+	if strings.Contains(out+errs, "imp-2@shop.example") || strings.Contains(out+errs, "Bo") {
+		t.Error("contacts import echoes a refused value")
+	}
+	c.do("GET", "/v1/contacts/imp-1", nil, 200)
+	c.do("GET", "/v1/contacts/imp-2", nil, 404)
 	if code, _, _ := run("contacts", "forget", "cli-1"); code != 2 {
 		t.Errorf("unknown verb: exit %d, want 2", code)
 	}

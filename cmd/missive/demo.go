@@ -65,7 +65,7 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 		return err
 	}
 	defer a.close()
-	if c.RedisURL != "" {
+	if c.RedisURL != "" && c.RedisURL != memoryRedis {
 		if err := store.WipePrefix(ctx, a.rdb, c.Prefix); err != nil {
 			return err
 		}

@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	apppkg "github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
@@ -96,5 +100,120 @@ func TestKeysRotateNeedsItsSettings(t *testing.T) {
 		if strings.Contains(stderr.String(), key) {
 			t.Error("the error shows the key")
 		}
+	}
+}
+
+func TestKeysRotateRefusesWhileAProcessLacksTheNewKey(t *testing.T) {
+	r := redistest.New(t)
+	ctx := t.Context()
+	ka := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa}, 32))
+	kb := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xb}, 32))
+	secret := "keys-secret-keys-secret-keys-secret!"
+	// Two processes run: one already restarted with key b first, one not.
+	stopNew, err := newDispatcher(t, r, secret, "b:"+kb+",a:"+ka).Store.AnnounceKeys(ctx, "api", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopNew()
+	stopOld, err := newDispatcher(t, r, secret, "a:"+ka).Store.AnnounceKeys(ctx, "worker", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDispatcher(t, r, secret, "a:"+ka)
+	if _, err := d.Store.ImportContacts(ctx, strings.NewReader(`{"id":"c1","email":"c1@example.com"}`+"\n"), "Europe/Paris", nil); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"MISSIVE_REDIS_URL": r.URL,
+		"MISSIVE_PREFIX":    r.Prefix,
+		"MISSIVE_SECRET":    secret,
+		"MISSIVE_DATA_KEYS": "b:" + kb + ",a:" + ka,
+	}
+	code, stdout, stderr := run(t, env, "keys", "rotate")
+	if code != 1 || !strings.Contains(stderr, "1 of 2 running processes do not seal with key b") || !strings.Contains(stderr, "--force") {
+		t.Errorf("rotate with a process on key a: exit %d, stderr %q; want 1, naming how many lack key b", code, stderr)
+	}
+	if !strings.Contains(stderr, "worker") || !strings.Contains(stderr, "api") {
+		t.Errorf("rotate does not list the announcements:\n%s", stderr)
+	}
+	if strings.Contains(stdout, "re-sealed") {
+		t.Error("rotate re-sealed although it refused")
+	}
+	if usage, err := d.Store.ContactKeyUsage(ctx); err != nil || usage["a"] != 1 {
+		t.Errorf("contacts by key after a refusal: %v, %v; want the contact still under a", usage, err)
+	}
+
+	code, stdout, stderr = run(t, env, "keys", "rotate", "--force")
+	if code != 0 || !strings.Contains(stderr, "WARNING: --force: 1 of 2 running processes") || !strings.Contains(stdout, "1 contacts re-sealed under key b") {
+		t.Errorf("rotate --force: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+
+	// Once the old process is gone, rotate runs without --force.
+	stopOld()
+	code, _, stderr = run(t, env, "keys", "rotate")
+	if code != 0 || !strings.Contains(stderr, "all 1 running processes seal with key b") {
+		t.Errorf("rotate with every process on key b: exit %d, stderr %q", code, stderr)
+	}
+	for _, secret := range []string{ka, kb} {
+		if strings.Contains(stdout+stderr, secret) {
+			t.Error("output holds a key")
+		}
+	}
+}
+
+// A running process announces the ids of its data keys while it runs,
+// and withdraws the announcement when it stops.
+func TestRunningProcessAnnouncesItsKeys(t *testing.T) {
+	r := redistest.New(t)
+	ka := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa}, 32))
+	kb := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xb}, 32))
+	secret := "keys-secret-keys-secret-keys-secret!"
+	env := map[string]string{
+		"MISSIVE_REDIS_URL":  r.URL,
+		"MISSIVE_PREFIX":     r.Prefix,
+		"MISSIVE_SECRET":     secret,
+		"MISSIVE_DATA_KEYS":  "b:" + kb + ",a:" + ka,
+		"MISSIVE_API_KEYS":   "a:" + strings.Repeat("k", 20),
+		"MISSIVE_OUTBOX_DIR": t.TempDir(),
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan int, 1)
+	var logs bytes.Buffer
+	go func() {
+		done <- Main(ctx, []string{"worker"}, func(k string) string { return env[k] }, io.Discard, &logs)
+	}()
+
+	st := newDispatcher(t, r, secret, "a:"+ka).Store
+	var holders []store.KeyHolder
+	for deadline := time.Now().Add(10 * time.Second); len(holders) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker announced nothing in 10 s; its logs:\n%s", logs.String())
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("the worker exited %d: %s", code, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		var err error
+		if holders, err = st.KeyHolders(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := holders[0]
+	if len(holders) != 1 || h.Role != "worker" || h.Active != "b" || !slices.Equal(h.Keys, []string{"a", "b"}) {
+		t.Errorf("announcements %+v, want one worker sealing with b and holding a and b", holders)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("the worker exited %d: %s", code, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker did not stop within 30 s")
+	}
+	if holders, err := st.KeyHolders(t.Context()); err != nil || len(holders) != 0 {
+		t.Errorf("after the worker stopped: %+v, %v; want no announcement", holders, err)
 	}
 }

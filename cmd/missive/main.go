@@ -7,11 +7,13 @@
 //	missive worker      plan, gate and send tasks
 //	missive scheduler   fires scheduled campaigns (one leader at a time)
 //	missive demo        seeded data, one campaign end to end, a summary
-//	missive import      bulk-import contacts (NDJSON) through the API
+//	missive contacts    import (NDJSON, through the API), erase, export
 //	missive campaign    create, schedule, start, pause, resume, cancel, status, watch
 //	missive keys        rotate: re-encrypt contacts under the active data key
 //	missive register    the record of processing (GDPR Art. 30)
 //	missive bench       measure throughput, latency and cost on this machine
+//	missive health      exit 0 if a health URL answers 2xx (container healthchecks)
+//	missive version     the module version and VCS revision of this binary
 //
 // Configuration comes from the environment (MISSIVE_*, TWILIO_*); flags
 // override it. Run "missive <command> -h" for the flags.
@@ -44,13 +46,16 @@ Commands:
   scheduler   run the scheduler (safe to run several: one leads)
   demo        seed an in-process Redis, run a campaign end to end, show the outcome
   bounce      "bounce inspect FILE": the parse of a bounce or complaint mail, as JSON
-  import      bulk-import contacts from an NDJSON file through the API, with progress
+  import      the same as "contacts import"
   campaign    create, schedule, start, pause, resume, cancel a campaign or one run; status and live watch of its runs
   keys        "keys rotate": re-encrypt every contact under the first key of MISSIVE_DATA_KEYS
   register    the record of processing (GDPR Art. 30) of this configuration, as Markdown or JSON
-  contacts    "contacts erase ID": erase a contact (GDPR Art. 17); "contacts export ID": all held on it
+  contacts    "contacts import FILE": bulk-import contacts (NDJSON) through the API, with progress;
+              "contacts erase ID": erase a contact (GDPR Art. 17); "contacts export ID": all held on it
   ledger      "ledger verify [ID]": check the consent ledgers' MACs and chains; exits 1 on any problem
   bench       measure email, gate and SMS figures on this machine, at serve's defaults, with a local sink
+  health      "health [URL]": exit 0 if URL (default http://127.0.0.1:9090/readyz) answers 2xx, else 1
+  version     print the module version and VCS revision of this binary
 
 Run "missive <command> -h" for its flags. Every flag can also be set by the
 environment variable named in its help.
@@ -91,14 +96,21 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		err = ledgerCommand(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		err = bench(ctx, rest, getenv, stdout, stderr)
-	case "help", "-h", "--help":
+	case "health":
+		err = healthCommand(ctx, rest, getenv, stdout, stderr)
+	case "version":
+		err = versionCommand(rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "missive: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
-	if err == errUsage {
+	switch err {
+	case errHelp:
+		return 0
+	case errUsage:
 		return 2
 	}
 	if err != nil {

@@ -39,19 +39,20 @@ type httpLimits struct {
 }
 
 // parseHTTPLimits reads the HTTP server settings. Errors name the
-// variable.
+// variable; every setting at fault is in the one error (errors.Join).
 func (c *config) parseHTTPLimits() error {
 	var err error
+	var errs []error
 	l := &c.http
 	if l.readTimeout, err = parseTimeout("MISSIVE_HTTP_READ_TIMEOUT (--http-read-timeout)", c.HTTPReadTimeout); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if l.writeTimeout, err = parseTimeout("MISSIVE_HTTP_WRITE_TIMEOUT (--http-write-timeout)", c.HTTPWriteTimeout); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(c.HTTPMaxConns))
 	if err != nil || n < 1 || n > 1_000_000 {
-		return errors.New("MISSIVE_HTTP_MAX_CONNS (--http-max-conns): want a whole number from 1 to 1000000")
+		errs = append(errs, errors.New("MISSIVE_HTTP_MAX_CONNS (--http-max-conns): want a whole number from 1 to 1000000"))
 	}
 	l.maxConns = n
 	l.trustedProxies = nil
@@ -63,7 +64,8 @@ func (c *config) parseHTTPLimits() error {
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)
 			if aerr != nil {
-				return fmt.Errorf("MISSIVE_TRUSTED_PROXIES (--trusted-proxies): entry %d: want a CIDR (10.0.0.0/8, fd00::/8) or an address", i+1)
+				errs = append(errs, fmt.Errorf("MISSIVE_TRUSTED_PROXIES (--trusted-proxies): entry %d: want a CIDR (10.0.0.0/8, fd00::/8) or an address", i+1))
+				break
 			}
 			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
 		}
@@ -75,9 +77,9 @@ func (c *config) parseHTTPLimits() error {
 	case strings.EqualFold(h, api.HeaderForwarded):
 		l.clientIPHeader = api.HeaderForwarded
 	default:
-		return errors.New("MISSIVE_CLIENT_IP_HEADER (--client-ip-header): want X-Forwarded-For or Forwarded")
+		errs = append(errs, errors.New("MISSIVE_CLIENT_IP_HEADER (--client-ip-header): want X-Forwarded-For or Forwarded"))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func parseTimeout(name, s string) (time.Duration, error) {

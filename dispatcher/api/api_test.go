@@ -271,7 +271,7 @@ func TestAPIHappyPaths(t *testing.T) {
 			body: `{"id":"c2","email":"bo@example.com","tags":["vip"]}` + "\n" +
 				`{"id":"c3","email":"cy@example.com","consents":[{"channel":"email","topic":"newsletter","state":"granted"}]}` + "\n\n" +
 				`{"id":"c4","email":"not an address"}` + "\n",
-			want: `{"imported":2,"failed":1,"errors":[{"line":4,"field":"email","message":"is not a valid email address"}]}`},
+			want: `{"lines":3,"imported":2,"failed":1,"errors":[{"line":4,"field":"email","message":"is not a valid email address"}]}`},
 		{name: "grant consent", method: "POST", path: "/v1/contacts/c1/consents", status: 201,
 			body: `{"channel":"email","topic":"newsletter","state":"granted","evidence":{"form":"signup-v3"}}`,
 			want: `{"channel":"email","topic":"newsletter","state":"granted","source":"api","evidence":{"form":"signup-v3"}}`},

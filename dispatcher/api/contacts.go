@@ -55,6 +55,11 @@ func contactRoute[T any](do func(context.Context, string) (T, error)) apiFunc {
 	}
 }
 
+// importContacts serves POST /v1/contacts/import: NDJSON lines, each
+// held to what the contact upsert and the consent routes accept (no
+// unknown field, no consent to an unknown topic) and imported whole or
+// refused whole; the answer counts the lines and lists the first refused
+// ones by number and field (store.ImportContacts).
 func (a *handler) importContacts(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	// A large import outlasts the server's read and write timeouts, which
 	// protect the routes anyone may call; this one needs a key.

@@ -133,6 +133,7 @@ func setupRotation(t *testing.T, n int) *rotationBundle {
 	da, err := app.New(before)
 	must(t, err)
 	ctx := context.Background()
+	must(t, da.Store.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}))
 	var ndjson strings.Builder
 	ids := make([]string, n)
 	for i := range n {

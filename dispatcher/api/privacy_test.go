@@ -422,6 +422,7 @@ func TestRetentionPurgeChunks(t *testing.T) {
 	b := setup(t, withClock(retentionStart))
 	ctx := context.Background()
 	const n = 2*privacy.PurgeChunk + 7
+	must(t, b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}))
 	var ndjson strings.Builder
 	for i := range n {
 		l := storepkg.ImportLine{Contact: dispatcher.Contact{ID: fmt.Sprintf("c%05d", i), Email: fmt.Sprintf("c%05d@example.com", i)}}

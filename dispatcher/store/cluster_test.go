@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -235,4 +236,38 @@ func TestClusterContactTransactions(t *testing.T) {
 	if n, _ := s.CountContacts(ctx); n != 11 {
 		t.Errorf("%d contacts left, want 11", n)
 	}
+}
+
+// TestClusterKeyHolders announces and lists processes' data keys on a
+// Redis Cluster, where the announcements and their index live on other
+// slots.
+func TestClusterKeyHolders(t *testing.T) {
+	s, ctx := setupCluster(t)
+	var stops []func()
+	for _, role := range []string{"api", "worker", "scheduler", "worker"} {
+		stop, err := s.AnnounceKeys(ctx, role, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stops = append(stops, stop)
+	}
+	if got, err := s.KeyHolders(ctx); err != nil || len(got) != 4 {
+		t.Fatalf("KeyHolders = %+v, %v; want 4 processes", got, err)
+	}
+	stops[1]()
+	stops[3]()
+	got, err := s.KeyHolders(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roles []string
+	for _, h := range got {
+		roles = append(roles, h.Role)
+	}
+	slices.Sort(roles)
+	if diff := cmp.Diff([]string{"api", "scheduler"}, roles); diff != "" {
+		t.Errorf("after both workers stopped (-want +got):\n%s", diff)
+	}
+	stops[0]()
+	stops[2]()
 }

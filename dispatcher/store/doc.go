@@ -2,9 +2,12 @@
 // of the dispatcher that speaks Redis: the key layout (documented in one
 // comment on Store), the Lua scripts, the one WATCH-retry helper, the one
 // walk of the contact list (ContactIDs), contacts sealed under the data
-// keyring, the per-contact indexes that make erasure cost what a contact
-// has, once-only claims of provider events, the scheduler's lease, and
-// the campaign analytics: outcomes counted per run, topic and mailbox
+// keyring and the running processes' announcements of the key ids they
+// hold (AnnounceKeys, KeyHolders), the strict bulk import
+// (ImportContacts), the consent ledger sealed by chained MACs
+// (VerifyLedger), the per-contact indexes that make erasure cost what a
+// contact has, once-only claims of provider events, the scheduler's lease,
+// and the campaign analytics: outcomes counted per run, topic and mailbox
 // provider in the round trips that record them, never per person
 // (RunAnalytics, TopicAnalytics).
 //

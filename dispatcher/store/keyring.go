@@ -6,10 +6,13 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
+	"time"
 
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/redis/go-redis/v9"
@@ -345,4 +348,134 @@ func (s *Store) ContactKeyUsage(ctx context.Context) (map[string]int64, error) {
 		}
 		after = ids[len(ids)-1]
 	}
+}
+
+// KeyHolder is what a running process announces of the data keyring it
+// holds: the ids of its keys and of the one it seals with, never a key.
+// "missive keys rotate" reads the announcements to refuse a rotation that
+// processes still sealing with an older key would undo behind its walk.
+type KeyHolder struct {
+	// Process is a random id the process chose at start.
+	Process string `json:"process"`
+	// Role names what the process runs (api, worker, scheduler...).
+	Role   string   `json:"role"`
+	Active string   `json:"active"`
+	Keys   []string `json:"keys"`
+}
+
+// Holds tells whether the process holds key id and seals with it.
+func (h KeyHolder) Holds(id string) bool {
+	return h.Active == id && slices.Contains(h.Keys, id)
+}
+
+// KeyHolderTTL is how long an announcement outlives its last refresh:
+// a process gone without withdrawing (killed) stops counting after it.
+const KeyHolderTTL = 30 * time.Second
+
+// AnnounceKeys announces, under P:keyholder:<process> with a TTL of
+// KeyHolderTTL, the ids of the keys of s.Keys, for the process named by
+// a fresh random id and role, and refreshes the announcement every third
+// of the TTL until ctx ends; stop ends it, waits for the refresh to stop
+// and withdraws the announcement. It returns an error, and announces
+// nothing, if the first announcement cannot be written. A refresh that
+// fails is retried at the next tick; logf, when not nil, hears of it.
+func (s *Store) AnnounceKeys(ctx context.Context, role string, logf func(err error)) (stop func(), err error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("announce keys: %w", err)
+	}
+	h := KeyHolder{Process: hex.EncodeToString(b[:]), Role: role, Active: s.Keys.Active(), Keys: s.Keys.IDs()}
+	if err := s.announceKeys(ctx, h); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(KeyHolderTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.announceKeys(ctx, h); err != nil && ctx.Err() == nil && logf != nil {
+					logf(err)
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		// The process's context is over by now: withdraw on a short one
+		// of its own. Should it fail, the TTL withdraws.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_, _ = s.Redis.Pipelined(wctx, func(p redis.Pipeliner) error {
+			p.Del(wctx, s.keyHolderKey(h.Process))
+			p.SRem(wctx, s.keyHoldersKey(), h.Process)
+			return nil
+		})
+	}, nil
+}
+
+func (s *Store) announceKeys(ctx context.Context, h KeyHolder) error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("announce keys: %w", err)
+	}
+	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.keyHolderKey(h.Process), b, KeyHolderTTL)
+		p.SAdd(ctx, s.keyHoldersKey(), h.Process)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("announce keys: %w", err)
+	}
+	return nil
+}
+
+// KeyHolders returns the live announcements of AnnounceKeys, by process
+// id, and forgets the index entries of processes whose announcement
+// expired.
+func (s *Store) KeyHolders(ctx context.Context) ([]KeyHolder, error) {
+	procs, err := s.Redis.SMembers(ctx, s.keyHoldersKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("key holders: %w", err)
+	}
+	slices.Sort(procs)
+	gets := make([]*redis.StringCmd, len(procs))
+	if _, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, proc := range procs {
+			gets[i] = p.Get(ctx, s.keyHolderKey(proc))
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("key holders: %w", err)
+	}
+	var out []KeyHolder
+	var gone []any
+	for i, g := range gets {
+		b, err := g.Bytes()
+		if errors.Is(err, redis.Nil) {
+			gone = append(gone, procs[i])
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("key holders: %w", err)
+		}
+		var h KeyHolder
+		if err := json.Unmarshal(b, &h); err != nil {
+			return nil, fmt.Errorf("key holders: process %s: %w", procs[i], err)
+		}
+		out = append(out, h)
+	}
+	if len(gone) > 0 {
+		// A refresh may add one back meanwhile: it is then seen next time.
+		if err := s.Redis.SRem(ctx, s.keyHoldersKey(), gone...).Err(); err != nil {
+			return nil, fmt.Errorf("key holders: %w", err)
+		}
+	}
+	return out, nil
 }

@@ -218,3 +218,66 @@ func TestContactWalks(t *testing.T) {
 		})
 	}
 }
+
+func TestAnnounceKeysListsLiveProcessesOnly(t *testing.T) {
+	s, ctx := setup(t)
+	stopA, err := s.AnnounceKeys(ctx, "worker", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newTestStore(t, s.Redis, s.p)
+	other.Keys = newRing(t, "k2", map[string][]byte{"k1": make32(1), "k2": make32(2)})
+	stopB, err := other.AnnounceKeys(ctx, "api", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopB()
+
+	got, err := s.KeyHolders(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("KeyHolders = %+v, want 2 processes", got)
+	}
+	byRole := map[string]KeyHolder{}
+	for _, h := range got {
+		byRole[h.Role] = h
+		if len(h.Process) != 16 {
+			t.Errorf("process id %q, want 16 hex digits", h.Process)
+		}
+		ttlAbout(t, s, s.keyHolderKey(h.Process), KeyHolderTTL)
+		raw, err := s.Redis.Get(ctx, s.keyHolderKey(h.Process)).Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, make32(1)) || bytes.Contains(raw, make32(2)) {
+			t.Error("an announcement holds a key")
+		}
+	}
+	if diff := cmp.Diff(KeyHolder{Process: byRole["worker"].Process, Role: "worker", Active: "k1", Keys: []string{"k1"}}, byRole["worker"]); diff != "" {
+		t.Errorf("worker's announcement (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(KeyHolder{Process: byRole["api"].Process, Role: "api", Active: "k2", Keys: []string{"k1", "k2"}}, byRole["api"]); diff != "" {
+		t.Errorf("api's announcement (-want +got):\n%s", diff)
+	}
+	if !byRole["api"].Holds("k2") || byRole["api"].Holds("k1") || byRole["worker"].Holds("k2") {
+		t.Error("Holds: want true only for the key a process seals with")
+	}
+
+	// A process that stops withdraws its announcement.
+	stopA()
+	if got, err := s.KeyHolders(ctx); err != nil || len(got) != 1 || got[0].Role != "api" {
+		t.Errorf("after the worker stopped: %+v, %v; want the api only", got, err)
+	}
+	// One killed is forgotten once its announcement expired.
+	if err := s.Redis.Del(ctx, s.keyHolderKey(byRole["api"].Process)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.KeyHolders(ctx); err != nil || len(got) != 0 {
+		t.Errorf("after the api's announcement expired: %+v, %v; want none", got, err)
+	}
+	if n, err := s.Redis.SCard(ctx, s.keyHoldersKey()).Result(); err != nil || n != 0 {
+		t.Errorf("index holds %d processes (%v) after both left, want 0", n, err)
+	}
+}

@@ -76,6 +76,9 @@ import (
 //	P:scheduler:epoch      the fencing token's counter
 //	P:retention:last       when the last retention purge started (a claim)
 //	P:retention:stats      outcome of the last retention purge
+//	P:keyholders           set of the ids of processes announcing the data keys they hold
+//	P:keyholder:<process>  a running process's announcement (KeyHolder JSON: role, key
+//	                       ids, the sealing key's id; never a key), KeyHolderTTL, refreshed
 //
 // Other packages own their keys under the same prefix: throttle
 // (P:cap:{contact}:..., P:rate:<key>) and asynq (asynq:{P:<queue>}:...).
@@ -128,6 +131,12 @@ func (s *Store) AddressesKey(contact string) string {
 }
 
 func (s *Store) auditKey() string { return s.Key("audit") }
+
+// keyHoldersKey names the index of the processes announcing their keys.
+func (s *Store) keyHoldersKey() string { return s.Key("keyholders") }
+
+// keyHolderKey names a process's announcement of the keys it holds.
+func (s *Store) keyHolderKey(process string) string { return s.Key("keyholder", process) }
 
 // RotateCursorKey names where a key rotation in progress stands.
 func (s *Store) RotateCursorKey() string { return s.Key("rotate", "cursor") }
