@@ -22,10 +22,13 @@ func TestLedgerVerify(t *testing.T) {
 	ctx := context.Background()
 	secret := "ledger-secret-ledger-secret-ledger!!"
 	d := newDispatcher(t, r, secret, "a:"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa}, 32)))
-	if _, err := d.Store.ImportContacts(ctx, strings.NewReader(`{"id":"c1","email":"c1@example.com","consents":[{"channel":"email","topic":"news","state":"granted"}]}
-{"id":"c2","email":"c2@example.com","consents":[{"channel":"email","topic":"news","state":"granted"}]}
-`), "Europe/Paris", nil); err != nil {
+	if err := d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "news", Kind: dispatcher.Marketing}); err != nil {
 		t.Fatal(err)
+	}
+	if res, err := d.Store.ImportContacts(ctx, strings.NewReader(`{"id":"c1","email":"c1@example.com","consents":[{"channel":"email","topic":"news","state":"granted"}]}
+{"id":"c2","email":"c2@example.com","consents":[{"channel":"email","topic":"news","state":"granted"}]}
+`), "Europe/Paris", nil); err != nil || res.Failed > 0 {
+		t.Fatalf("import: %+v, %v", res, err)
 	}
 	if err := d.Store.RecordConsent(ctx, "c2", dispatcher.ConsentEvent{Channel: channels.Email, Topic: "news", State: dispatcher.Withdrawn, Source: "one-click"}); err != nil {
 		t.Fatal(err)

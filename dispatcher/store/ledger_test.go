@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 func sealedLedger(t *testing.T) (*Store, context.Context) {
 	t.Helper()
 	s, ctx := setup(t)
+	putTopics(t, s, "news", "promo", "tips")
 	putContact(t, s, "c1", "ada@example.com")
 	at := testNow.Add(-time.Hour)
 	ev := func(topic string, st dispatcher.ConsentState, src string, evidence map[string]string) dispatcher.ConsentEvent {
@@ -46,6 +48,16 @@ func sealedLedger(t *testing.T) (*Store, context.Context) {
 		t.Fatal(err)
 	}
 	return s, ctx
+}
+
+// putTopics stores marketing topics of ids.
+func putTopics(t *testing.T, s *Store, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if err := s.PutTopic(t.Context(), &dispatcher.Topic{ID: id, Kind: dispatcher.Marketing}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func verify(t *testing.T, s *Store, ctx context.Context) LedgerReport {
@@ -198,6 +210,7 @@ func TestVerifyLedgers(t *testing.T) {
 // path and the bulk import, for one contact, still form one chain.
 func TestLedgerConcurrentWriters(t *testing.T) {
 	s, ctx := setup(t)
+	putTopics(t, s, "news", "promo")
 	putContact(t, s, "c1", "ada@example.com")
 	line, _ := json.Marshal(ImportLine{Contact: dispatcher.Contact{ID: "c1", Email: "ada@example.com"},
 		Consents: []dispatcher.ConsentEvent{{Channel: channels.Email, Topic: "promo", State: dispatcher.Granted, Source: "import"}}})
@@ -212,7 +225,10 @@ func TestLedgerConcurrentWriters(t *testing.T) {
 			errs <- s.RecordConsent(ctx, "c1", dispatcher.ConsentEvent{Channel: channels.Email, Topic: "news", State: st, Source: "api"})
 		}()
 		go func() {
-			_, err := s.ImportContacts(ctx, strings.NewReader(string(line)+"\n"), "Europe/Paris", nil)
+			res, err := s.ImportContacts(ctx, strings.NewReader(string(line)+"\n"), "Europe/Paris", nil)
+			if err == nil && res.Failed > 0 {
+				err = fmt.Errorf("import: %+v", res.Errors)
+			}
 			errs <- err
 		}()
 	}
