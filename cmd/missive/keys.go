@@ -38,11 +38,14 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 	case c.DataKeys == "":
 		return errors.New("MISSIVE_DATA_KEYS (--data-keys): required: the new key first, then the old ones")
 	}
+	if err := checkLogFormat(c.LogFormat); err != nil {
+		return err
+	}
 	ring, err := parseDataKeys(c.DataKeys)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := c.logger(stderr, slog.LevelWarn)
 	d, closeD, err := openDispatcher(ctx, c.RedisURL, apppkg.Config{Prefix: c.Prefix, Secret: []byte(c.Secret), DataKeys: ring, Logger: log})
 	if err != nil {
 		return err
