@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,8 +46,10 @@ func (h errorHook) DialHook(next redis.DialHook) redis.DialHook {
 
 func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		// The reply's error comes back from next; the command holds it
+		// only later.
 		err := next(ctx, cmd)
-		h.count(cmd.Err())
+		h.countCmd(cmd, cmp.Or(err, cmd.Err()))
 		return err
 	}
 }
@@ -61,10 +64,21 @@ func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 			return err
 		}
 		for _, cmd := range cmds {
-			h.count(cmd.Err())
+			h.countCmd(cmd, cmd.Err())
 		}
 		return err
 	}
+}
+
+// countCmd counts cmd's failure err, but for the handshake go-redis makes
+// on each new connection (HELLO, CLIENT SETINFO, CLIENT
+// MAINT_NOTIFICATIONS), whose refusal by an older Redis it expects and
+// ignores. Missive sends no CLIENT command of its own.
+func (h errorHook) countCmd(cmd redis.Cmder, err error) {
+	if name := cmd.Name(); name == "hello" || name == "client" {
+		return
+	}
+	h.count(err)
 }
 
 func (h errorHook) count(err error) {
