@@ -1,8 +1,17 @@
 package pipeline
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
@@ -58,5 +67,52 @@ func TestOutcome(t *testing.T) {
 		if got := outcome(c.t); got != c.want {
 			t.Errorf("outcome(%+v) = %q, want %q", c.t, got, c.want)
 		}
+	}
+}
+
+// Pause, resume and cancel are logged with the campaign's or run's id and
+// the action, nothing personal.
+func TestStateChangesAreLogged(t *testing.T) {
+	t.Parallel()
+	d, _ := planSetup(t, 10, 1)
+	var logs bytes.Buffer
+	d.log = slog.New(slog.NewJSONHandler(&logs, nil))
+	d.cfg.Now = time.Now
+	ctx := context.Background()
+	if err := d.Store.PutCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "news", Segment: "all",
+		Channels: []channels.Kind{channels.Email}, State: dispatcher.Running}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SetRunState(ctx, "r1", ActionPause); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SetRunState(ctx, "r1", ActionResume); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SetCampaignState(ctx, "spring", ActionCancel); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Store.PutCampaign(ctx, &dispatcher.Campaign{ID: "autumn", Topic: "news", Segment: "all",
+		Channels: []channels.Kind{channels.Email}, State: dispatcher.Draft}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ScheduleCampaign(ctx, "autumn", dispatcher.Schedule{Cron: "0 10 * * 1", TZ: "Europe/Paris"}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec["level"] != "INFO" {
+			continue
+		}
+		got = append(got, fmt.Sprint(rec["msg"], " ", rec["run"], rec["campaign"], " ", rec["action"]))
+	}
+	want := []string{"run paused r1<nil> pause", "run resumed r1<nil> resume", "campaign cancelled <nil>spring cancel",
+		"campaign scheduled <nil>autumn schedule"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("logs (-want +got):\n%s", diff)
 	}
 }
