@@ -34,15 +34,9 @@ func WithMetrics(m *metrics.Metrics) DialOption {
 // errors of Redis.
 type errorHook struct{ m *metrics.Metrics }
 
-func (h errorHook) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := next(ctx, network, addr)
-		if err != nil {
-			h.count(err)
-		}
-		return conn, err
-	}
-}
+// DialHook counts nothing: a connection that cannot be made fails the
+// command that wanted it, counted once there whatever the retries.
+func (h errorHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
