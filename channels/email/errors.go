@@ -52,6 +52,10 @@ func (e *SMTPError) Error() string {
 
 func (e *SMTPError) Unwrap() error { return e.cause }
 
+// StatusCode is the relay's reply code, 0 when it did not answer: what
+// the metrics sort provider errors by.
+func (e *SMTPError) StatusCode() int { return e.Reply }
+
 // classify turns a failed step of a mail transaction into a
 // channels.Error. reply is the relay's 4xx or 5xx code, 0 when it gave
 // none (the connection failed, or the reply was neither the one wanted

@@ -25,6 +25,10 @@ type APIError struct {
 	MoreInfo string
 }
 
+// StatusCode is the HTTP status of Twilio's answer, 0 when the code came
+// from elsewhere: what the metrics sort provider errors by.
+func (e *APIError) StatusCode() int { return e.Status }
+
 func (e *APIError) Error() string {
 	var b strings.Builder
 	b.WriteString("twilio: ")

@@ -19,6 +19,7 @@ import (
 	"github.com/missive-dev/missive/channels/sms"
 	"github.com/missive-dev/missive/dispatcher/api"
 	apppkg "github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/metrics"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/dispatcher/webhook"
@@ -36,21 +37,21 @@ const (
 // openRedis connects to the configured Redis, or starts an in-process one
 // for memory:// (and for the demo, whose url may be empty: validate
 // refuses an empty one elsewhere). close releases both.
-func openRedis(ctx context.Context, url string, log *slog.Logger) (rdb store.Client, close func(), err error) {
+func openRedis(ctx context.Context, url string, log *slog.Logger, opts ...store.DialOption) (rdb store.Client, close func(), err error) {
 	if url == "" || url == memoryRedis {
 		m, err := miniredis.Run()
 		if err != nil {
 			return nil, nil, fmt.Errorf("in-process Redis: %w", err)
 		}
 		log.Warn("MISSIVE_REDIS_URL is " + cmp.Or(url, "empty") + ": using an in-process Redis that keeps nothing; EVERYTHING IS LOST ON EXIT. Set a redis:// URL for real use.")
-		c, err := store.Dial(ctx, "redis://"+m.Addr())
+		c, err := store.Dial(ctx, "redis://"+m.Addr(), opts...)
 		if err != nil {
 			m.Close()
 			return nil, nil, fmt.Errorf("in-process Redis: %w", err)
 		}
 		return c, func() { c.Close(); m.Close() }, nil
 	}
-	rdb, err = store.Dial(ctx, url)
+	rdb, err = store.Dial(ctx, url, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("MISSIVE_REDIS_URL: %w", err)
 	}
@@ -146,12 +147,15 @@ type app struct {
 	rdb       store.Client
 	d         *apppkg.Dispatcher
 	viaOutbox map[channels.Kind]bool
-	close     func()
+	// metrics are served on the operations listener (ops.go).
+	metrics *metrics.Metrics
+	close   func()
 }
 
 func newApp(ctx context.Context, c *config, secret []byte, stderr io.Writer) (*app, error) {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.level}))
-	rdb, closeRedis, err := openRedis(ctx, c.RedisURL, log)
+	log := c.logger(stderr, c.level)
+	m := metrics.New()
+	rdb, closeRedis, err := openRedis(ctx, c.RedisURL, log, store.WithMetrics(m))
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +194,7 @@ func newApp(ctx context.Context, c *config, secret []byte, stderr io.Writer) (*a
 		ProviderRates:         providerRates,
 		Tuning:                pipeline.Tuning{Concurrency: c.Concurrency},
 		InactiveAfter:         c.inactive,
+		Metrics:               m,
 		Logger:                log,
 	})
 	if err != nil {
@@ -197,7 +202,7 @@ func newApp(ctx context.Context, c *config, secret []byte, stderr io.Writer) (*a
 		closeRedis()
 		return nil, err
 	}
-	return &app{cfg: c, log: log, rdb: rdb, d: d, viaOutbox: viaOutbox, close: func() { closeChannels(); closeRedis() }}, nil
+	return &app{cfg: c, log: log, rdb: rdb, d: d, viaOutbox: viaOutbox, metrics: m, close: func() { closeChannels(); closeRedis() }}, nil
 }
 
 // serve runs the given roles until ctx ends.
@@ -238,7 +243,7 @@ func (a *app) run(ctx context.Context, roles role, keys []api.APIKey, stdout io.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 5)
 	start := func(f func() error) {
 		wg.Add(1)
 		go func() {
@@ -249,13 +254,24 @@ func (a *app) run(ctx context.Context, roles role, keys []api.APIKey, stdout io.
 			}
 		}()
 	}
+	// Every role has the operations listener.
+	ops, err := a.listenOps(stdout)
+	if err != nil {
+		return err
+	}
 	if roles&roleAPI != 0 {
 		ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
 		if err != nil {
+			if ops != nil {
+				ops.Close()
+			}
 			return fmt.Errorf("MISSIVE_HTTP_ADDR: %w", err)
 		}
 		fmt.Fprintf(stdout, "missive: listening on http://%s\n", ln.Addr())
 		start(func() error { return serveHTTP(ctx, ln, a.apiHandler(keys), a.cfg.http) })
+	}
+	if ops != nil {
+		start(func() error { return a.serveOps(ctx, ops) })
 	}
 	if roles&roleWorker != 0 {
 		start(func() error { return a.d.Pipeline.RunWorker(ctx) })

@@ -84,6 +84,8 @@ type config struct {
 	Concurrency      int
 	SMTPConns        int
 	LogLevel         string
+	LogFormat        string
+	OpsAddr          string
 	InactiveAfter    string
 
 	// ownRedis is set by the commands that start a Redis of their own
@@ -158,6 +160,8 @@ func (c *config) settings() []setting {
 		{"rate-sms", "MISSIVE_RATE_SMS", "30/s", `pace of Twilio, shared by all workers; "off": none`, &c.RateSMS},
 		{"inactive-after", "MISSIVE_INACTIVE_AFTER", "", `how long a contact without any granted consent is kept after its last activity, in days or years ("1095d", "3y"); empty is 3 years (CNIL, prospects); "off" never purges`, &c.InactiveAfter},
 		{"log-level", "MISSIVE_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
+		{"log-format", "MISSIVE_LOG_FORMAT", "text", "logs as text or json (one JSON object a line)", &c.LogFormat},
+		{"ops-addr", "MISSIVE_OPS_ADDR", ":9090", `listen address of the operations server (GET /metrics, /healthz, /readyz) of every role; "off": none`, &c.OpsAddr},
 	}
 }
 
@@ -308,6 +312,12 @@ func (c *config) validate(demo bool) error {
 	if err := c.level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		bad(errors.New("MISSIVE_LOG_LEVEL (--log-level): must be debug, info, warn or error"))
 	}
+	if err := checkLogFormat(c.LogFormat); err != nil {
+		return err
+	}
+	if c.OpsAddr == "" {
+		return errors.New(`MISSIVE_OPS_ADDR (--ops-addr): want a listen address like :9090, or "off"`)
+	}
 	if (c.TwilioSID == "") != (c.TwilioToken == "") {
 		bad(errors.New("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN: set both or neither"))
 	}
@@ -378,6 +388,24 @@ func configError(errs []error) error {
 		lines[i] = "  " + e.Error()
 	}
 	return fmt.Errorf("%d settings are missing or invalid:\n%s", len(errs), strings.Join(lines, "\n"))
+}
+
+// checkLogFormat checks MISSIVE_LOG_FORMAT.
+func checkLogFormat(f string) error {
+	if f != "text" && f != "json" {
+		return errors.New("MISSIVE_LOG_FORMAT (--log-format): must be text or json")
+	}
+	return nil
+}
+
+// logger is the logger of every command: text or JSON lines to w, as
+// MISSIVE_LOG_FORMAT says, from level on.
+func (c *config) logger(w io.Writer, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // parseInactiveAfter reads MISSIVE_INACTIVE_AFTER: "" is the default (0

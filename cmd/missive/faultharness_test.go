@@ -298,6 +298,7 @@ func newWorld(t *testing.T, redisURL string, smtpOpts ...smtptest.Option) *world
 		"MISSIVE_REDIS_URL":      redisURL,
 		"MISSIVE_PREFIX":         w.prefix,
 		"MISSIVE_HTTP_ADDR":      "127.0.0.1:0",
+		"MISSIVE_OPS_ADDR":       "127.0.0.1:0",
 		"MISSIVE_PUBLIC_URL":     "https://missive.example",
 		"MISSIVE_SECRET":         faultSecret,
 		"MISSIVE_DATA_KEYS":      faultDataKeys,

@@ -53,6 +53,9 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 			errs = append(errs, err)
 		}
 	}
+	if err := checkLogFormat(c.LogFormat); err != nil {
+		errs = append(errs, err)
+	}
 	if len(c.Secret) < 32 {
 		errs = append(errs, errors.New("MISSIVE_SECRET (--secret): required, 32 bytes or more"))
 	}
@@ -65,7 +68,7 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 	if err := configError(errs); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := c.logger(stderr, slog.LevelWarn)
 	d, closeD, err := openDispatcher(ctx, c.RedisURL, apppkg.Config{Prefix: c.Prefix, Secret: []byte(c.Secret), DataKeys: ring, Logger: log})
 	if err != nil {
 		return err

@@ -58,6 +58,7 @@ func startMainWith(t *testing.T, smtp *smtptest.Server, twilio *twiliotest.Serve
 		"MISSIVE_REDIS_URL":      r.URL,
 		"MISSIVE_PREFIX":         r.Prefix,
 		"MISSIVE_HTTP_ADDR":      "127.0.0.1:0",
+		"MISSIVE_OPS_ADDR":       "127.0.0.1:0",
 		"MISSIVE_PUBLIC_URL":     "https://missive.example",
 		"MISSIVE_SECRET":         "e2e-secret-e2e-secret-e2e-secret-e2e",
 		"MISSIVE_DATA_KEYS":      "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 
 	apppkg "github.com/missive-dev/missive/dispatcher/app"
@@ -30,7 +29,7 @@ func registerCommand(ctx context.Context, args []string, getenv func(string) str
 	if err := c.validate(false); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.level}))
+	log := c.logger(stderr, c.level)
 	// No channel is opened: the register only names the processors.
 	d, closeD, err := openDispatcher(ctx, c.RedisURL, apppkg.Config{
 		Prefix:          c.Prefix,

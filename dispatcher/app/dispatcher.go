@@ -16,6 +16,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/consent"
 	"github.com/missive-dev/missive/dispatcher/feedback"
 	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
+	"github.com/missive-dev/missive/dispatcher/metrics"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/privacy"
 	"github.com/missive-dev/missive/dispatcher/schedule"
@@ -117,6 +118,11 @@ type Config struct {
 	// and subscription confirmations). Default: a client with a 10 s
 	// timeout.
 	HTTPClient *http.Client
+
+	// Metrics records what the pipeline, feedback and the scheduler do
+	// (the Redis client's errors are counted where it is dialled:
+	// store.WithMetrics). Default: none.
+	Metrics *metrics.Metrics
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -249,7 +255,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		Consent: consent.New(store, cfg.Now),
 	}
 	d.Feedback, err = feedback.New(feedback.Config{Store: store, Consent: d.Consent, Policy: cfg.Feedback, Secret: cfg.Secret,
-		BounceDomain: cfg.BounceDomain, SendTTL: cfg.SendTTL, Now: cfg.Now, Logger: cfg.Logger})
+		BounceDomain: cfg.BounceDomain, SendTTL: cfg.SendTTL, Metrics: cfg.Metrics, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +269,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		Store: store, Gate: d.Gate, Caps: caps, Limiter: d.Limiter, Signer: signer, Feedback: d.Feedback, RefData: confirmationData,
 		Prefix: cfg.Prefix, PublicURL: cfg.PublicURL, Channels: cfg.Channels, EmailFrom: cfg.EmailFrom,
 		ListUnsubscribeMailto: cfg.ListUnsubscribeMailto, ProviderRates: cfg.ProviderRates,
-		Tuning: cfg.Tuning, Now: cfg.Now, Logger: cfg.Logger,
+		Tuning: cfg.Tuning, Metrics: cfg.Metrics, Now: cfg.Now, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -282,7 +288,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.Hooks = webhook.New(webhook.Config{Store: store, Feedback: d.Feedback, Consent: d.Consent, Signups: d.Signups,
 		ESP: cfg.ESP, TwilioAuthToken: cfg.TwilioAuthToken, ValidTwilioSignature: cfg.ValidTwilioSignature,
 		PublicURL: cfg.PublicURL, SenderName: cfg.SenderName, HTTPClient: cfg.HTTPClient, Now: cfg.Now, Logger: cfg.Logger})
-	d.Scheduler, err = schedule.New(schedule.Config{Store: store, Runs: d.Pipeline, Daily: d.Privacy.MaybePurge, Now: cfg.Now, Logger: cfg.Logger})
+	d.Scheduler, err = schedule.New(schedule.Config{Store: store, Runs: d.Pipeline, Daily: d.Privacy.MaybePurge, Metrics: cfg.Metrics, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

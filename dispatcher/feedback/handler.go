@@ -8,6 +8,7 @@ import (
 
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/consent"
+	"github.com/missive-dev/missive/dispatcher/metrics"
 	"github.com/missive-dev/missive/dispatcher/store"
 )
 
@@ -40,6 +41,8 @@ type Config struct {
 	// SendTTL is how long claims and VERP records of a send are kept.
 	// Default 90 days.
 	SendTTL time.Duration
+	// Metrics counts the feedback applied. Default: none.
+	Metrics *metrics.Metrics
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives operational logs, never personal data. Default
@@ -60,6 +63,7 @@ type Handler struct {
 	sendTTL      time.Duration
 	now          func() time.Time
 	log          *slog.Logger
+	m            *metrics.Metrics
 }
 
 // New validates cfg and returns a Handler.
@@ -69,7 +73,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	cfg.Policy.SetDefaults()
 	h := &Handler{Store: cfg.Store, consent: cfg.Consent, runs: cfg.Runs, policy: cfg.Policy, secret: cfg.Secret,
-		bounceDomain: cfg.BounceDomain, sendTTL: cfg.SendTTL, now: cfg.Now, log: cfg.Logger}
+		bounceDomain: cfg.BounceDomain, sendTTL: cfg.SendTTL, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics}
 	if h.sendTTL == 0 {
 		h.sendTTL = 90 * 24 * time.Hour
 	}

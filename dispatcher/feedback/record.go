@@ -122,9 +122,14 @@ func (d *Handler) RecordDelivery(ctx context.Context, ev channels.Feedback) (err
 		// Counted: a retry would count again, so the claim stays even if
 		// the check below fails (the next report checks the rates anew).
 		counted = true
+		d.m.Feedback(string(ev.Channel), string(ev.Kind))
 		return d.checkRates(ctx, sd.Run)
 	}
-	return d.applyPolicy(ctx, ev, nil, c)
+	if err := d.applyPolicy(ctx, ev, nil, c); err != nil {
+		return err
+	}
+	d.m.Feedback(string(ev.Channel), string(ev.Kind))
+	return nil
 }
 
 // analyticsEvent is what a piece of feedback about sd counts in the
@@ -315,5 +320,9 @@ func (d *Handler) Refused(ctx context.Context, s *dispatcher.Send, c *dispatcher
 	if err := d.applyPolicy(ctx, ev, s, c); err != nil {
 		return err
 	}
-	return d.Store.CountFeedback(ctx, s.Run, "", feedbackName(kind), analyticsEvent(s, "", ev)...)
+	if err := d.Store.CountFeedback(ctx, s.Run, "", feedbackName(kind), analyticsEvent(s, "", ev)...); err != nil {
+		return err
+	}
+	d.m.Feedback(string(ev.Channel), string(kind))
+	return nil
 }

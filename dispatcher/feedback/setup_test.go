@@ -13,6 +13,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/consent"
 	"github.com/missive-dev/missive/dispatcher/feedback"
+	"github.com/missive-dev/missive/dispatcher/metrics"
 	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/dispatcher/store/storetest"
 	"github.com/missive-dev/missive/throttle/redistest"
@@ -31,6 +32,7 @@ type testBundle struct {
 	h     *feedback.Handler
 	runs  *storetest.Runs
 	clock *storetest.Clock
+	m     *metrics.Metrics
 }
 
 const bounceDomain = "b.example"
@@ -50,12 +52,13 @@ func setup(t testing.TB, policy feedback.Policy) *testBundle {
 		}
 	}
 	runs := &storetest.Runs{}
+	m := metrics.New()
 	h, err := feedback.New(feedback.Config{Store: st, Consent: consent.New(st, clk.Now), Runs: runs, Policy: policy,
-		Secret: secret, BounceDomain: bounceDomain, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
+		Secret: secret, BounceDomain: bounceDomain, Metrics: m, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testBundle{r: r, st: st, h: h, runs: runs, clock: clk}
+	return &testBundle{r: r, st: st, h: h, runs: runs, clock: clk, m: m}
 }
 
 // Addresses of the contact c1.

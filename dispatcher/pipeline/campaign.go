@@ -72,7 +72,7 @@ func (d *Pipeline) ScheduleCampaign(ctx context.Context, id string, s dispatcher
 	if !s.At.IsZero() && s.At.Before(d.cfg.Now()) {
 		return nil, dispatcher.Invalid("at", "is in the past; start the campaign to send now")
 	}
-	return d.Store.UpdateCampaign(ctx, id, func(c *dispatcher.Campaign) (bool, error) {
+	c, err := d.Store.UpdateCampaign(ctx, id, func(c *dispatcher.Campaign) (bool, error) {
 		if c.State != dispatcher.Draft && c.State != dispatcher.Scheduled {
 			return false, dispatcher.Conflict("campaign is %s: only a draft or scheduled campaign can be scheduled", c.State)
 		}
@@ -82,6 +82,20 @@ func (d *Pipeline) ScheduleCampaign(ctx context.Context, id string, s dispatcher
 		}
 		return true, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	attrs := []any{"campaign", id, "action", "schedule"}
+	if s.At.IsZero() {
+		attrs = append(attrs, "cron", s.Cron, "tz", s.TZ)
+	} else {
+		attrs = append(attrs, "at", s.At.UTC())
+	}
+	if s.LocalTime != "" {
+		attrs = append(attrs, "local_time", s.LocalTime)
+	}
+	d.log.Info("campaign scheduled", attrs...)
+	return c, nil
 }
 
 // StartOptions say how a start was asked for.
@@ -276,12 +290,26 @@ func (d *Pipeline) SetCampaignState(ctx context.Context, id string, action strin
 	if err != nil {
 		return nil, err
 	}
+	d.log.Info("campaign "+pastTense(action), "campaign", id, "action", action, "state", string(c.State), "runs", len(active))
 	for _, r := range active {
 		if _, err := d.setRunState(ctx, r, action); err != nil && !dispatcher.IsCode(err, dispatcher.CodeConflict) {
 			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// pastTense names what action did, for the logs.
+func pastTense(action string) string {
+	switch action {
+	case ActionPause:
+		return "paused"
+	case ActionResume:
+		return "resumed"
+	case ActionCancel:
+		return "cancelled"
+	}
+	return "changed"
 }
 
 // SetRunState pauses, resumes or cancels one run, whatever its
@@ -328,6 +356,7 @@ func (d *Pipeline) setRunState(ctx context.Context, run, action string) (string,
 	if err := d.Store.SetRunState(ctx, run, next); err != nil {
 		return "", err
 	}
+	d.log.Info("run "+pastTense(action), "run", run, "action", action, "state", next)
 	if next == dispatcher.RunCancelled {
 		if err := d.cancelInflight(ctx, run); err != nil {
 			return "", err
@@ -378,7 +407,7 @@ func (d *Pipeline) cancelInflight(ctx context.Context, run string) error {
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		if err := d.Settle(ctx, ids, InflightStates, dispatcher.StateCancelled, dispatcher.ReasonRunCancelled); err != nil {
+		if err := d.settle(ctx, "", ids, InflightStates, dispatcher.StateCancelled, dispatcher.ReasonRunCancelled); err != nil {
 			return err
 		}
 		ids2, err := d.Store.InflightSends(ctx, run, 1)

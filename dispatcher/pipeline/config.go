@@ -13,6 +13,7 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/gate"
+	"github.com/missive-dev/missive/dispatcher/metrics"
 	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
@@ -118,6 +119,9 @@ type Config struct {
 	ProviderRates map[channels.Kind]throttle.Rate
 	// Tuning cuts and paces the work.
 	Tuning
+	// Metrics records decisions, sends, provider calls, rate waits and the
+	// queues. Default: none.
+	Metrics *metrics.Metrics
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives operational logs, never personal data. Default
@@ -160,6 +164,9 @@ type Pipeline struct {
 	log     *slog.Logger
 	fb      Feedback
 	refData RefData
+	m       *metrics.Metrics
+	// inspect reads the queues for the metrics.
+	inspect *asynq.Inspector
 
 	snap snapshots
 	// handing are the chunks being handed to a channel and settled, which
@@ -178,7 +185,7 @@ func New(cfg Config) (*Pipeline, error) {
 			return nil, "", errors.New("no renderer for sends that answer something")
 		}
 	}
-	return &Pipeline{
+	p := &Pipeline{
 		cfg:     cfg,
 		Store:   cfg.Store,
 		gate:    cfg.Gate,
@@ -190,5 +197,9 @@ func New(cfg Config) (*Pipeline, error) {
 		fb:      cfg.Feedback,
 		refData: refData,
 		snap:    snapshots{m: map[string]*runState{}},
-	}, nil
+		m:       cfg.Metrics,
+		inspect: asynq.NewInspectorFromRedisClient(cfg.Store.Redis),
+	}
+	cfg.Metrics.WatchQueues(p.QueueStats, 0)
+	return p, nil
 }

@@ -353,6 +353,7 @@ func (d *Pipeline) gateBatch(ctx context.Context, st *runState, ids []string, se
 	if err := d.Store.RecordDecisions(ctx, st.id, ds, d.cfg.InflightDeadline); err != nil {
 		return fmt.Errorf("record decisions: %w", err)
 	}
+	d.countDecisions(ds)
 	pending = slices.Grow(pending, len(ds))
 	for _, dc := range ds {
 		if dc.State == dispatcher.StateQueued || dc.State == dispatcher.StateDeferred {

@@ -173,7 +173,7 @@ func (d *Pipeline) sendTask(ctx context.Context, p sendPayload, o sendOptions) e
 func (d *Pipeline) hold(ctx context.Context, state string, ids []string) (bool, error) {
 	switch state {
 	case dispatcher.RunCancelled:
-		return true, d.Settle(ctx, ids, InflightStates, dispatcher.StateCancelled, dispatcher.ReasonRunCancelled)
+		return true, d.settle(ctx, "", ids, InflightStates, dispatcher.StateCancelled, dispatcher.ReasonRunCancelled)
 	case dispatcher.RunPaused:
 		return true, &snoozeError{d: pausedRecheck}
 	}
@@ -239,7 +239,7 @@ func (d *Pipeline) deliverAll(ctx context.Context, st *runState, k channels.Kind
 				}
 			}
 			if len(exhausted) > 0 {
-				if err := d.Settle(ctx, exhausted, dispatcher.StateQueued, dispatcher.StateFailed, dispatcher.ReasonExhausted); err != nil {
+				if err := d.settle(ctx, k, exhausted, dispatcher.StateQueued, dispatcher.StateFailed, dispatcher.ReasonExhausted); err != nil {
 					return err
 				}
 			}
@@ -295,10 +295,12 @@ func (d *Pipeline) reserve(ctx context.Context, st *runState, k channels.Kind, n
 			return 0, 0, err
 		}
 		if taken == 0 {
+			d.m.RateWait(string(k), w)
 			return 0, w, nil
 		}
 		n, wait = taken, max(wait, w)
 	}
+	d.m.RateWait(string(k), wait)
 	return n, wait, nil
 }
 
@@ -349,7 +351,7 @@ func (d *Pipeline) recheck(ctx context.Context, st *runState, live []*dispatcher
 		}
 	}
 	if len(settle) > 0 {
-		if err := d.applyTransitions(ctx, settle); err != nil {
+		if err := d.applyTransitions(ctx, "", settle); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -366,7 +368,7 @@ func (d *Pipeline) deliverChunk(ctx context.Context, st *runState, k channels.Ki
 	errs := make([]error, len(chunk))
 	ch := d.cfg.Channels[k]
 	if ch == nil {
-		return errs, d.Settle(ctx, sendIDs(chunk), InflightStates, dispatcher.StateFailed, dispatcher.ReasonNoChannel)
+		return errs, d.settle(ctx, k, sendIDs(chunk), InflightStates, dispatcher.StateFailed, dispatcher.ReasonNoChannel)
 	}
 	var settle []storepkg.Transition
 	var batch channels.Batch
@@ -392,7 +394,7 @@ func (d *Pipeline) deliverChunk(ctx context.Context, st *runState, k channels.Ki
 		sends, at = append(sends, s), append(at, i)
 	}
 	if len(settle) > 0 {
-		if err := d.applyTransitions(ctx, settle); err != nil {
+		if err := d.applyTransitions(ctx, k, settle); err != nil {
 			return nil, err
 		}
 	}
@@ -417,7 +419,14 @@ func (d *Pipeline) deliverChunk(ctx context.Context, st *runState, k channels.Ki
 	defer cancel()
 	d.handing.start()
 	defer d.handing.end()
+	began := time.Now()
 	outcomes := channels.SendBatch(sctx, ch, batch)
+	d.m.ProviderCall(string(k), time.Since(began))
+	for _, o := range outcomes {
+		if isChannelErr(o.Err) {
+			d.m.ProviderError(string(k), errorClass(k, o.Err))
+		}
+	}
 	// Every outcome is settled before any failure returns: a message that
 	// left must not stay "sending".
 	var fail, held error
@@ -499,7 +508,7 @@ func (d *Pipeline) deliverChunk(ctx context.Context, st *runState, k channels.Ki
 		settle = append(settle, t)
 		errs[at[j]] = d.logFailure(s, o.Err)
 	}
-	if err := d.applyTransitions(sctx, settle, left...); err != nil {
+	if err := d.applyTransitions(sctx, k, settle, left...); err != nil {
 		return nil, err
 	}
 	return errs, cmp.Or(fail, held)
@@ -568,7 +577,7 @@ func (d *Pipeline) claimChunk(ctx context.Context, st *runState, sends []*dispat
 		}
 	}
 	if len(settle) > 0 {
-		err := d.applyTransitions(ctx, settle)
+		err := d.applyTransitions(ctx, sends[0].Channel, settle)
 		for _, j := range withheld {
 			out[j] = &withheldError{err}
 		}
@@ -601,20 +610,27 @@ func (d *Pipeline) logFailure(s *dispatcher.Send, sendErr error) error {
 
 // Settle moves sends from the given states to a final one.
 func (d *Pipeline) Settle(ctx context.Context, ids []string, from, to, reason string) error {
+	return d.settle(ctx, "", ids, from, to, reason)
+}
+
+// settle is Settle for sends of channel k ("" when unknown or mixed).
+func (d *Pipeline) settle(ctx context.Context, k channels.Kind, ids []string, from, to, reason string) error {
 	ts := make([]storepkg.Transition, len(ids))
 	for i, id := range ids {
 		ts[i] = storepkg.Transition{Send: id, From: from, To: to, Reason: reason}
 	}
-	return d.applyTransitions(ctx, ts)
+	return d.applyTransitions(ctx, k, ts)
 }
 
-// applyTransitions applies ts, counts evs in the analytics in the same
-// round trip, and completes the runs they finish.
-func (d *Pipeline) applyTransitions(ctx context.Context, ts []storepkg.Transition, evs ...storepkg.Event) error {
+// applyTransitions applies ts, the changes of sends of channel k ("" when
+// unknown or mixed), counts them (evs in the analytics, in the same round
+// trip), and completes the runs they finish.
+func (d *Pipeline) applyTransitions(ctx context.Context, k channels.Kind, ts []storepkg.Transition, evs ...storepkg.Event) error {
 	rs, err := d.Store.TransitionSends(ctx, ts, evs...)
 	if err != nil {
 		return err
 	}
+	d.countSettled(ctx, k, ts, func(i int) bool { return rs[i].Applied })
 	for i, r := range rs {
 		if r.RunDone {
 			run, _, _ := dispatcher.SplitSendID(ts[i].Send)

@@ -62,6 +62,7 @@ func (d *Pipeline) DecideOne(ctx context.Context, o OneSend) (*dispatcher.Send, 
 		if err := s.RecordDecisions(ctx, run, ds, d.cfg.InflightDeadline); err != nil {
 			return nil, err
 		}
+		d.countDecisions(ds)
 		// The send's id derives from its key, not its contact: index it
 		// for erasure and export (campaign sends are found by their ids).
 		if err := s.IndexSends(ctx, ds); err != nil {

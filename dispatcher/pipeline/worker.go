@@ -170,7 +170,7 @@ func (d *Pipeline) Reconcile(ctx context.Context) (int, error) {
 		if err := d.Store.DropInflight(ctx, run, drop...); err != nil {
 			d.log.Warn("reconcile: drop settled sends from the in-flight set", "run", run, "error", err)
 		}
-		if err := d.applyTransitions(ctx, settle); err != nil {
+		if err := d.applyTransitions(ctx, "", settle); err != nil {
 			return total, err
 		}
 		// A fresh task id: the first task may still exist, done or lost.

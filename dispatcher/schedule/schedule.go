@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/metrics"
 	"github.com/missive-dev/missive/dispatcher/store"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	// itself whether its day's work is due (privacy.Privacy.MaybePurge),
 	// and returns a wait for what it started, called when Run stops.
 	Daily func(ctx context.Context) (wait func())
+	// Metrics shows whether this scheduler leads and counts the leads it
+	// lost. Default: none.
+	Metrics *metrics.Metrics
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives operational logs. Default slog.Default().
@@ -90,9 +94,11 @@ func (s *Scheduler) Run(ctx context.Context, tick time.Duration) error {
 			// Step down at once, so another scheduler takes over quickly.
 			_ = s.lease.Release(context.WithoutCancel(ctx), holder)
 		}
+		s.cfg.Metrics.Leading(false)
 	}()
 	for {
 		holder = s.lead(ctx, id, holder)
+		s.cfg.Metrics.Leading(holder != "")
 		if holder != "" {
 			if err := s.fireDue(ctx, holder); err != nil && ctx.Err() == nil {
 				s.log.Error("scheduler", "error", err)
@@ -119,6 +125,7 @@ func (s *Scheduler) lead(ctx context.Context, id, holder string) string {
 			return holder
 		}
 		s.log.Warn("scheduler lost the lead")
+		s.cfg.Metrics.LeaseLost()
 	}
 	h, err := s.lease.Acquire(ctx, id, Lease)
 	if err != nil || h == "" {
