@@ -67,8 +67,8 @@ func TestFeedbackCountsUnderTheDomainOfTheSend(t *testing.T) {
 	}
 }
 
-// Each kind of feedback counts in its channel's metric, once.
-func TestFeedbackMetrics(t *testing.T) {
+// Each kind of feedback counts in its channel's analytics metric, once.
+func TestFeedbackAnalyticsMetrics(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		channel channels.Kind
