@@ -14,10 +14,12 @@ import (
 
 // ConsoleUser is an account of the marketer console. The password is kept
 // only as its hash (the console hashes it); Role is admin, marketer or
-// read-only.
+// read-only; Timezone, when set, is the IANA zone the user reads and
+// writes times in.
 type ConsoleUser struct {
 	Name         string    `json:"name"`
 	Role         string    `json:"role"`
+	Timezone     string    `json:"timezone,omitempty"`
 	PasswordHash string    `json:"password_hash"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
