@@ -1,0 +1,199 @@
+package console
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
+)
+
+// campaignValues is a valid campaign form.
+func campaignValues(id, csrf string) url.Values {
+	return url.Values{"csrf": {csrf}, "id": {id}, "name": {"Spring"}, "topic": {"newsletter"}, "segment": {"vips"},
+		"channels": {"email"}, "templates.email": {"news-mail"}}
+}
+
+func (b *testBundle) campaignExists(t *testing.T, id string) bool {
+	t.Helper()
+	_, err := b.d.Store.Campaign(context.Background(), id)
+	if err != nil && !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func TestSignInRedirectsAndHeaders(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	c := b.client(t)
+	a := c.get("/console/campaigns")
+	if a.status != http.StatusSeeOther || !strings.HasPrefix(a.header.Get("Location"), "/console/signin?next=") {
+		t.Fatalf("signed out: %d to %q, want 303 to the sign-in page", a.status, a.header.Get("Location"))
+	}
+	a = c.signIn("mark", testPassword)
+	if a.status != http.StatusSeeOther || a.header.Get("Location") != "/console/campaigns" {
+		t.Fatalf("sign in: %d to %q", a.status, a.header.Get("Location"))
+	}
+	var session *http.Cookie
+	for _, ck := range c.hc.Jar.Cookies(mustURL(t, b.srv.URL+"/console/")) {
+		if ck.Name == sessionCookie {
+			session = ck
+		}
+	}
+	if session == nil {
+		t.Fatal("no session cookie")
+	}
+	// The store knows the session by its hash only.
+	keys := b.d.Config.Redis.Keys(context.Background(), b.d.Store.Key("console", "session", "*")).Val()
+	if len(keys) != 1 || strings.Contains(keys[0], session.Value) || !strings.HasSuffix(keys[0], hashID(session.Value)) {
+		t.Errorf("session keys %q", keys)
+	}
+	a = c.get("/console/campaigns")
+	if a.status != http.StatusOK {
+		t.Fatalf("campaigns: %d", a.status)
+	}
+	for h, want := range map[string]string{
+		"Cache-Control":   "no-store",
+		"X-Frame-Options": "DENY",
+		"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; " +
+			"form-action 'self'; frame-ancestors 'none'",
+	} {
+		if got := a.header.Get(h); got != want {
+			t.Errorf("%s: %q, want %q", h, got, want)
+		}
+	}
+	// Sign-out ends the session for good.
+	tok := csrfPattern.FindStringSubmatch(a.body)[1]
+	if a := c.post("/console/signout", url.Values{"csrf": {tok}}); a.status != http.StatusSeeOther {
+		t.Fatalf("sign out: %d", a.status)
+	}
+	if a := c.get("/console/campaigns"); a.status != http.StatusSeeOther {
+		t.Errorf("after sign-out: %d, want 303", a.status)
+	}
+	if n := len(b.d.Config.Redis.Keys(context.Background(), b.d.Store.Key("console", "session", "*")).Val()); n != 0 {
+		t.Errorf("%d sessions left after sign-out", n)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestCSRFRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	c := b.signedIn(t, "mark")
+	good := c.csrf("/console/campaigns/new")
+	other := b.signedIn(t, "ana").csrf("/console/campaigns")
+	for name, tok := range map[string]string{"none": "", "wrong": "x" + good[1:], "another session's": other} {
+		a := c.post("/console/campaigns", campaignValues("spring", tok))
+		if a.status != http.StatusForbidden {
+			t.Errorf("%s token: %d, want 403", name, a.status)
+		}
+		if b.campaignExists(t, "spring") {
+			t.Fatalf("%s token: the campaign was created", name)
+		}
+	}
+	// The sign-in form has its own token.
+	fresh := b.client(t)
+	fresh.get("/console/signin")
+	if a := fresh.post("/console/signin", url.Values{"name": {"mark"}, "password": {testPassword}}); a.status != http.StatusForbidden {
+		t.Errorf("sign-in without a token: %d, want 403", a.status)
+	}
+	if a := c.post("/console/campaigns", campaignValues("spring", good)); a.status != http.StatusSeeOther {
+		t.Fatalf("with the token: %d\n%s", a.status, a.body)
+	}
+	if !b.campaignExists(t, "spring") {
+		t.Fatal("the campaign was not created")
+	}
+}
+
+func TestRoles(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	reader := b.signedIn(t, "rita")
+	tok := reader.csrf("/console/campaigns")
+	if a := reader.get("/console/campaigns"); strings.Contains(a.body, `id="new-campaign"`) {
+		t.Error("a read-only user is offered a new campaign")
+	}
+	for _, path := range []string{"/console/campaigns", "/console/users"} {
+		form := campaignValues("spring", tok)
+		form.Set("name", "rita2")
+		form.Set("role", RoleAdmin)
+		form.Set("password", testPassword)
+		if a := reader.post(path, form); a.status != http.StatusForbidden {
+			t.Errorf("read-only POST %s: %d, want 403", path, a.status)
+		}
+	}
+	if b.campaignExists(t, "spring") {
+		t.Fatal("a read-only user created a campaign")
+	}
+	if _, err := b.d.Store.ConsoleUser(context.Background(), "rita2"); err == nil {
+		t.Fatal("a read-only user created an account")
+	}
+	for _, path := range []string{"/console/campaigns/new", "/console/users"} {
+		if a := reader.get(path); a.status != http.StatusForbidden {
+			t.Errorf("read-only GET %s: %d, want 403", path, a.status)
+		}
+	}
+	// A marketer manages campaigns, not users.
+	mark := b.signedIn(t, "mark")
+	if a := mark.get("/console/users"); a.status != http.StatusForbidden {
+		t.Errorf("marketer GET users: %d, want 403", a.status)
+	}
+	must(t, b.d.Pipeline.CreateCampaign(context.Background(), &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
+		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
+	if a := reader.post("/console/campaigns/spring/pause", url.Values{"csrf": {tok}}); a.status != http.StatusForbidden {
+		t.Errorf("read-only pause: %d, want 403", a.status)
+	}
+	// An admin adds a user.
+	admin := b.signedIn(t, "ana")
+	atok := admin.csrf("/console/users")
+	a := admin.post("/console/users", url.Values{"csrf": {atok}, "name": {"paul"}, "role": {RoleMarketer}, "password": {"short"}})
+	if a.status != http.StatusUnprocessableEntity || !strings.Contains(a.body, "must be 12 to 256 characters") {
+		t.Errorf("short password: %d\n%s", a.status, a.body)
+	}
+	a = admin.post("/console/users", url.Values{"csrf": {atok}, "name": {"paul"}, "role": {RoleMarketer}, "password": {testPassword}})
+	if a.status != http.StatusSeeOther {
+		t.Fatalf("add paul: %d\n%s", a.status, a.body)
+	}
+	b.signedIn(t, "paul")
+}
+
+func TestLockout(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	c := b.client(t)
+	for i := range failedLimit {
+		if a := c.signIn("mark", "wrong password!"); a.status != http.StatusUnauthorized || !strings.Contains(a.body, `id="failed"`) {
+			t.Fatalf("failure %d: %d", i+1, a.status)
+		}
+	}
+	// Locked now, even with the right password, and the page says so.
+	a := c.signIn("mark", testPassword)
+	if a.status != http.StatusTooManyRequests || !strings.Contains(a.body, "try again in 15 minutes") {
+		t.Fatalf("locked account: %d\n%s", a.status, a.body)
+	}
+	// The client address is locked too: another account from it waits.
+	if a := c.signIn("ana", testPassword); a.status != http.StatusTooManyRequests {
+		t.Errorf("another account from the locked address: %d, want 429", a.status)
+	}
+	// An account that does not exist locks the same way: the answer does
+	// not tell whether it exists.
+	b2 := setup(t, false)
+	c2 := b2.client(t)
+	for range failedLimit {
+		c2.signIn("nobody", "wrong password!")
+	}
+	if a2 := c2.signIn("nobody", "wrong password!"); a2.status != a.status || !strings.Contains(a2.body, "try again in 15 minutes") {
+		t.Errorf("unknown account: %d, want %d", a2.status, a.status)
+	}
+}
