@@ -147,7 +147,8 @@ func (c *Console) runEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lang := c.lang(w, r)
-	loc := c.location(userOf(r).user)
+	u := userOf(r)
+	loc := c.location(u.user)
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -166,7 +167,7 @@ func (c *Console) runEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		var buf bytes.Buffer
-		data := pageData{Lang: lang, Base: c.cfg.Path, Loc: loc, View: v}
+		data := pageData{Lang: lang, Base: c.cfg.Path, Loc: loc, User: u.user, CSRF: c.csrfToken(u.sid), View: v}
 		if err := c.pages["run.html"].ExecuteTemplate(&buf, "live", data); err != nil {
 			c.log.Error("console: run events", "error", err)
 			return
