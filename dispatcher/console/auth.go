@@ -44,7 +44,9 @@ func allowed(role string, need access) bool {
 	return role == RoleAdmin
 }
 
-var userNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.@-]{0,63}$`)
+// userNamePattern keeps account names to handles: no "@", so that no
+// email address ends up in logs and the audit log as a user's name.
+var userNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
 
 // Password bounds.
 const (
@@ -64,7 +66,7 @@ func checkPassword(p string) error {
 // checkUser validates an account's name, role and zone.
 func checkUser(name, role, tz string) error {
 	if !userNamePattern.MatchString(name) {
-		return dispatcher.Invalid("name", "must be 1-64 lower-case letters, digits, _ . @ -")
+		return dispatcher.Invalid("name", "must be 1-64 lower-case letters, digits, _ . -")
 	}
 	if !slices.Contains(Roles, role) {
 		return dispatcher.Invalid("role", "must be one of %s", strings.Join(Roles, ", "))
@@ -234,7 +236,7 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request) (*signedIn, er
 		return nil, err
 	}
 	now := c.d.Config.Now()
-	if now.Sub(sess.Created) > c.cfg.SessionMax || now.Sub(sess.Seen) > c.cfg.SessionIdle {
+	if now.Sub(sess.Created) >= c.cfg.SessionMax || now.Sub(sess.Seen) >= c.cfg.SessionIdle {
 		return nil, c.st.DeleteConsoleSession(ctx, h)
 	}
 	u, err := c.st.ConsoleUser(ctx, sess.User)
@@ -329,7 +331,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sid, Path: c.cfg.Path + "/", HttpOnly: true, Secure: c.secure,
 		SameSite: http.SameSiteLaxMode})
-	c.log.Info("console: signed in", "user", u.Name)
+	c.log.Info("console: signed in", "user", u.Name, "role", u.Role)
 	http.Redirect(w, r, view.Next, http.StatusSeeOther)
 }
 
@@ -378,7 +380,7 @@ func (c *Console) addUser(w http.ResponseWriter, r *http.Request) {
 		c.usersPage(w, r, statusOf(err), form, err)
 		return
 	}
-	c.log.Info("console: user added", "by", userOf(r).user.Name, "user", form["name"], "role", form["role"])
+	c.audit(r, "user.add", form["name"], form["role"])
 	http.Redirect(w, r, c.cfg.Path+"/users", http.StatusSeeOther)
 }
 
@@ -402,7 +404,7 @@ func (c *Console) userAction(w http.ResponseWriter, r *http.Request) {
 		c.usersPage(w, r, statusOf(err), nil, err)
 		return
 	}
-	c.log.Info("console: user changed", "by", me, "user", name, "action", r.PathValue("action"))
+	c.audit(r, "user."+r.PathValue("action"), name, "")
 	http.Redirect(w, r, c.cfg.Path+"/users", http.StatusSeeOther)
 }
 
@@ -431,4 +433,16 @@ func fieldErrors(err error) (map[string]string, string) {
 		field = field[:i]
 	}
 	return map[string]string{field: e.Message}, ""
+}
+
+// audit records a change made in the console in the audit log, as the
+// API records its own: the actor is "console:<user>" where the API names
+// its key; the actions are the API's names.
+func (c *Console) audit(r *http.Request, action, target, detail string) {
+	e := &store.AuditEntry{At: c.d.Config.Now().UTC(), Key: "console:" + userOf(r).user.Name, Action: action, Target: target, Detail: detail}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if err := c.st.AppendAudit(ctx, e); err != nil {
+		c.log.Error("console: audit entry lost", "action", action, "user", userOf(r).user.Name, "error", err)
+	}
 }

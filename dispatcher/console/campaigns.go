@@ -143,6 +143,7 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request) {
 		c.formPage(w, r, statusOf(err), formView{New: true, Form: f}, err)
 		return
 	}
+	c.audit(r, "campaign.create", cp.ID, "")
 	http.Redirect(w, r, c.cfg.Path+"/campaigns/"+cp.ID, http.StatusSeeOther)
 }
 
@@ -153,6 +154,7 @@ func (c *Console) saveCampaign(w http.ResponseWriter, r *http.Request) {
 		c.formPage(w, r, statusOf(err), formView{Form: f, Campaign: cp}, err)
 		return
 	}
+	c.audit(r, "campaign.edit", cp.ID, "")
 	http.Redirect(w, r, c.cfg.Path+"/campaigns/"+cp.ID, http.StatusSeeOther)
 }
 
@@ -280,6 +282,7 @@ func (c *Console) scheduleCampaign(w http.ResponseWriter, r *http.Request) {
 		c.campaignPage(w, r, statusOf(err), form, nil, scheduleField(err))
 		return
 	}
+	c.audit(r, "campaign.schedule", r.PathValue("id"), "")
 	http.Redirect(w, r, c.cfg.Path+"/campaigns/"+r.PathValue("id"), http.StatusSeeOther)
 }
 
@@ -303,7 +306,7 @@ func (c *Console) campaignAction(w http.ResponseWriter, r *http.Request) {
 		var started pipeline.Started
 		started, err = c.d.Pipeline.Start(ctx, id, pipeline.StartOptions{})
 		if err == nil {
-			c.log.Info("console: campaign started", "user", userOf(r).user.Name, "campaign", id, "run", started.Run)
+			c.audit(r, "campaign.start", id, "run "+started.Run)
 			http.Redirect(w, r, c.cfg.Path+"/runs/"+started.Run, http.StatusSeeOther)
 			return
 		}
@@ -316,6 +319,6 @@ func (c *Console) campaignAction(w http.ResponseWriter, r *http.Request) {
 		c.campaignPage(w, r, statusOf(err), nil, nil, err)
 		return
 	}
-	c.log.Info("console: campaign changed", "user", userOf(r).user.Name, "campaign", id, "action", r.PathValue("action"))
+	c.audit(r, "campaign."+r.PathValue("action"), id, "")
 	http.Redirect(w, r, c.cfg.Path+"/campaigns/"+id, http.StatusSeeOther)
 }

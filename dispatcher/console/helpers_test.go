@@ -58,7 +58,7 @@ const testPassword = "correct horse battery"
 // setup builds a Dispatcher and its console for one test, with accounts
 // ana (admin), mark (marketer) and rita (read-only), the topic, templates
 // and segment seedRecords writes, and a worker when worker is set.
-func setup(t testing.TB, worker bool) *testBundle {
+func setup(t testing.TB, worker bool, opts ...func(*app.Config)) *testBundle {
 	t.Helper()
 	r := redistest.New(t)
 	b := &testBundle{smtp: smtptest.New(t), logs: &syncBuffer{}}
@@ -67,7 +67,7 @@ func setup(t testing.TB, worker bool) *testBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mailer.Close() })
-	b.d, err = app.New(app.Config{
+	cfg := app.Config{
 		Redis:     r.Client,
 		Prefix:    r.Prefix,
 		Secret:    []byte("test-secret-test-secret-test-secret!"),
@@ -76,7 +76,11 @@ func setup(t testing.TB, worker bool) *testBundle {
 		Quiet:     map[channels.Kind]throttle.Calendar{},
 		Tuning:    pipeline.Tuning{ReconcileEvery: 200 * time.Millisecond, Concurrency: 4},
 		Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(b.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	b.d, err = app.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -131,7 +131,7 @@ func (c *Console) runAction(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, err)
 		return
 	}
-	c.log.Info("console: run changed", "user", userOf(r).user.Name, "run", id, "action", a)
+	c.audit(r, "run."+a, id, "")
 	http.Redirect(w, r, c.cfg.Path+"/runs/"+id, http.StatusSeeOther)
 }
 
