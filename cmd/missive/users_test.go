@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -65,5 +67,48 @@ func TestUsersCommand(t *testing.T) {
 	}
 	if code, _, errs := run("", "users", "remove", "ana"); code != 1 || !strings.Contains(errs, "user not found") {
 		t.Errorf("second remove: exit %d, %s", code, errs)
+	}
+}
+
+// The console answers under /console/ on the API's listener, beside the
+// API, which keeps every other path.
+func TestConsoleMounted(t *testing.T) {
+	addr := startHTTP(t, nil)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for path, want := range map[string]int{
+		"/console":           http.StatusMovedPermanently,
+		"/console/":          http.StatusSeeOther, // to the sign-in page
+		"/console/signin":    http.StatusOK,
+		"/console/campaigns": http.StatusSeeOther,
+		"/healthz":           http.StatusOK,
+		"/v1/campaigns":      http.StatusUnauthorized,
+	} {
+		resp, err := noRedirect.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+		if strings.HasPrefix(path, "/console/") && resp.Header.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("GET %s: no console headers", path)
+		}
+	}
+}
+
+func TestConsoleSettingsErrors(t *testing.T) {
+	for _, tc := range []struct{ env map[string]string }{
+		{map[string]string{"MISSIVE_CONSOLE_SESSION_IDLE": "10s"}},
+		{map[string]string{"MISSIVE_CONSOLE_SESSION_MAX": "forever"}},
+		{map[string]string{"MISSIVE_CONSOLE_SESSION_IDLE": "2h", "MISSIVE_CONSOLE_SESSION_MAX": "1h"}},
+	} {
+		c, err := parseConfig("serve", nil, func(k string) string { return tc.env[k] }, io.Discard, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.validate(true); err == nil || !strings.Contains(err.Error(), "MISSIVE_CONSOLE_SESSION_") {
+			t.Errorf("%v: %v, want an error naming the variable", tc.env, err)
+		}
 	}
 }

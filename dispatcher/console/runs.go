@@ -195,5 +195,9 @@ func (c *Console) runEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-tick.C:
 		}
+		// A session signed out or expired meanwhile ends the stream.
+		if _, err := c.st.ConsoleSession(ctx, hashID(u.sid)); err != nil {
+			return
+		}
 	}
 }
