@@ -244,7 +244,6 @@ type pageData struct {
 	Loc   *time.Location
 	Title string
 	Nav   string // the nav entry of the page
-	Path  string // the request's path, for the language links
 	Error string // an error not tied to a field
 	View  any
 }
@@ -253,7 +252,7 @@ type pageData struct {
 // whole before anything is written.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name, nav string, view any, pageErr string) {
 	u := userOf(r)
-	data := pageData{Lang: c.lang(w, r), Base: c.cfg.Path, Nav: nav, Path: r.URL.Path, Error: pageErr, View: view, Loc: time.UTC}
+	data := pageData{Lang: c.lang(w, r), Base: c.cfg.Path, Nav: nav, Error: pageErr, View: view, Loc: time.UTC}
 	if u != nil {
 		data.User, data.CSRF, data.Loc = u.user, c.csrfToken(u.sid), c.location(u.user)
 	}

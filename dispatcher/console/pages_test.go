@@ -235,3 +235,45 @@ func TestSessionExpiry(t *testing.T) {
 		t.Fatalf("after 31 idle minutes: %d, want 303", a.status)
 	}
 }
+
+func TestRunActions(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	ctx := context.Background()
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
+		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
+	mark := b.signedIn(t, "mark")
+	tok := mark.csrf("/console/campaigns/spring")
+	a := mark.post("/console/campaigns/spring/start", url.Values{"csrf": {tok}})
+	if a.status != http.StatusSeeOther || !strings.HasPrefix(a.header.Get("Location"), "/console/runs/spring-") {
+		t.Fatalf("start: %d to %q", a.status, a.header.Get("Location"))
+	}
+	runPath := a.header.Get("Location")
+	run := strings.TrimPrefix(runPath, "/console/runs/")
+	if a := mark.post("/console/campaigns/spring/start", url.Values{"csrf": {tok}}); a.status != http.StatusConflict {
+		t.Errorf("second start: %d, want 409", a.status)
+	}
+	reader := b.signedIn(t, "rita")
+	rtok := reader.csrf(runPath)
+	if a := reader.post(runPath+"/pause", url.Values{"csrf": {rtok}}); a.status != http.StatusForbidden {
+		t.Errorf("read-only run pause: %d, want 403", a.status)
+	}
+	for _, step := range []struct{ action, state string }{
+		{"pause", dispatcher.RunPaused}, {"resume", dispatcher.RunSending}, {"cancel", dispatcher.RunCancelled},
+	} {
+		if a := mark.post(runPath+"/"+step.action, url.Values{"csrf": {tok}}); a.status != http.StatusSeeOther {
+			t.Fatalf("%s: %d\n%s", step.action, a.status, a.body)
+		}
+		r, err := b.d.Store.Run(ctx, run)
+		must(t, err)
+		if r.State != step.state {
+			t.Errorf("after %s: run %s, want %s", step.action, r.State, step.state)
+		}
+	}
+	if a := mark.post(runPath+"/resume", url.Values{"csrf": {tok}}); a.status != http.StatusConflict {
+		t.Errorf("resume of a cancelled run: %d, want 409", a.status)
+	}
+	if a := mark.post(runPath+"/explode", url.Values{"csrf": {tok}}); a.status != http.StatusNotFound {
+		t.Errorf("unknown action: %d, want 404", a.status)
+	}
+}
