@@ -20,6 +20,12 @@ var catalogue = map[string]entry{
 
 	"error.title": {"Erreur", "Error"},
 	"error.back":  {"Retour aux campagnes", "Back to the campaigns"},
+	"error.csrf": {"Ce formulaire a expiré ou ne vient pas de la console : rechargez la page et recommencez. Rien n'a été modifié.",
+		"This form has expired or did not come from the console: reload the page and retry. Nothing was changed."},
+	"error.forbidden":    {"Votre rôle ne permet pas cette action.", "Your role does not allow this."},
+	"error.unauthorized": {"Connectez-vous d'abord.", "Sign in first."},
+	"error.not_found":    {"Cette page n'existe pas.", "This page does not exist."},
+	"error.internal":     {"Erreur interne : réessayez dans un moment.", "Internal error: please try again in a while."},
 
 	"signin.title":  {"Connexion", "Sign in"},
 	"signin.button": {"Se connecter", "Sign in"},

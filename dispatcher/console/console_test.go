@@ -99,8 +99,8 @@ func TestCSRFRefused(t *testing.T) {
 	}
 	for name, tok := range map[string]string{"none": "", "wrong": wrong, "another session's": other} {
 		a := c.post("/console/campaigns", campaignValues("spring", tok))
-		if a.status != http.StatusForbidden {
-			t.Errorf("%s token: %d, want 403", name, a.status)
+		if a.status != http.StatusForbidden || !strings.Contains(a.body, "This form has expired") {
+			t.Errorf("%s token: %d, want 403 and the form expired\n%s", name, a.status, a.body)
 		}
 		if b.campaignExists(t, "spring") {
 			t.Fatalf("%s token: the campaign was created", name)
