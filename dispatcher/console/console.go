@@ -234,6 +234,20 @@ func headers(w http.ResponseWriter) {
 	h.Set("Cache-Control", "no-store")
 }
 
+// navEntry is an entry of the one nav bar: its catalogue key (nav.<key>),
+// its path under the console, and the access it needs (shown only to
+// the roles that have it).
+type navEntry struct {
+	Key, Path string
+	need      access
+}
+
+// menu is the nav bar, in order. A new screen adds its line here.
+var menu = []navEntry{
+	{"campaigns", "/campaigns", view},
+	{"users", "/users", admin},
+}
+
 // pageData is what every page template gets: the page's own view in
 // View, and what the layout needs.
 type pageData struct {
@@ -244,6 +258,7 @@ type pageData struct {
 	Loc   *time.Location
 	Title string
 	Nav   string // the nav entry of the page
+	Menu  []navEntry
 	Error string // an error not tied to a field
 	View  any
 }
@@ -255,6 +270,11 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 	data := pageData{Lang: c.lang(w, r), Base: c.cfg.Path, Nav: nav, Error: pageErr, View: view, Loc: time.UTC}
 	if u != nil {
 		data.User, data.CSRF, data.Loc = u.user, c.csrfToken(u.sid), c.location(u.user)
+		for _, e := range menu {
+			if allowed(u.user.Role, e.need) {
+				data.Menu = append(data.Menu, e)
+			}
+		}
 	}
 	if name == "signin.html" {
 		data.CSRF = c.preToken(w, r)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/app"
 )
 
 // campaignValues is a valid campaign form.
@@ -199,5 +200,20 @@ func TestLockout(t *testing.T) {
 	}
 	if a2 := c2.signIn("nobody", "wrong password!"); a2.status != a.status || !strings.Contains(a2.body, "try again in 15 minutes") {
 		t.Errorf("unknown account: %d, want %d", a2.status, a.status)
+	}
+}
+
+func TestCookieFlags(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		publicURL string
+		secure    bool
+	}{{"http://missive.example", false}, {"https://missive.example", true}} {
+		b := setup(t, false, func(c *app.Config) { c.PublicURL = tc.publicURL })
+		a := b.client(t).get("/console/signin")
+		cookie := a.header.Get("Set-Cookie")
+		if !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Lax") || strings.Contains(cookie, "Secure") != tc.secure {
+			t.Errorf("%s: Set-Cookie %q, want HttpOnly, SameSite=Lax and Secure %v", tc.publicURL, cookie, tc.secure)
+		}
 	}
 }
