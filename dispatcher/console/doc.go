@@ -14,9 +14,10 @@
 // RemoveUser serve the "missive users" command and the users page alike.
 //
 // Adding a screen: a template in templates/ (its "title" and "body",
-// framed by layout.html), its strings in the one catalogue
-// (catalogue.go, French and English), and a route in New's table with the
-// role it needs. The route table's middleware signs the user in, checks
+// framed by layout.html) named in pageNames (render.go), its strings in
+// the one catalogue (catalogue.go, French and English), a route in New's
+// table with the access it needs, and a line in the menu table
+// (console.go) for a screen of its own. The route table's middleware signs the user in, checks
 // the role, checks the CSRF token of every POST (every form carries
 // {{csrf .}}) and sets the headers: a Content-Security-Policy of 'self'
 // only, no framing, no-store. Pages work without JavaScript; the run page
