@@ -716,8 +716,8 @@ func (s *Store) RunMinutes(ctx context.Context, run string) ([]RunMinute, error)
 		if !ok {
 			continue
 		}
-		min, outcome, ok := strings.Cut(rest, ":")
-		at, err := strconv.ParseInt(min, 10, 64)
+		minute, outcome, ok := strings.Cut(rest, ":")
+		at, err := strconv.ParseInt(minute, 10, 64)
 		if !ok || err != nil {
 			continue
 		}
