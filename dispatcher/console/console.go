@@ -157,6 +157,7 @@ func staticFiles(h http.Handler) http.Handler {
 // a 404 page.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := c.mux.Handler(r); pattern == "" {
+		headers(w)
 		c.fail(w, r, nil, dispatcher.NotFound("page"))
 		return
 	}

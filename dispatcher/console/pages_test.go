@@ -187,7 +187,7 @@ func TestPagesRender(t *testing.T) {
 	if a := admin.get("/console/runs/nope"); a.status != http.StatusNotFound || !strings.Contains(a.body, `id="error"`) {
 		t.Errorf("unknown run: %d", a.status)
 	}
-	if a := admin.get("/console/nowhere"); a.status != http.StatusNotFound {
+	if a := admin.get("/console/nowhere"); a.status != http.StatusNotFound || a.header.Get("X-Frame-Options") != "DENY" {
 		t.Errorf("unknown page: %d", a.status)
 	}
 	// The language chosen is remembered.
