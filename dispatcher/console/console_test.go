@@ -10,6 +10,7 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
 )
 
 // campaignValues is a valid campaign form.
@@ -170,7 +171,69 @@ func TestRoles(t *testing.T) {
 	if a.status != http.StatusSeeOther {
 		t.Fatalf("add paul: %d\n%s", a.status, a.body)
 	}
-	b.signedIn(t, "paul")
+	paul := b.signedIn(t, "paul")
+	// A new password signs paul out; removal too; an admin keeps its own
+	// account.
+	if a := admin.post("/console/users/paul/password", url.Values{"csrf": {atok}, "password": {"a brand new password"}}); a.status != http.StatusSeeOther {
+		t.Fatalf("set paul's password: %d\n%s", a.status, a.body)
+	}
+	if a := paul.get("/console/campaigns"); a.status != http.StatusSeeOther {
+		t.Errorf("paul after a new password: %d, want 303 to sign in", a.status)
+	}
+	if a := b.client(t).signIn("paul", "a brand new password"); a.status != http.StatusSeeOther {
+		t.Errorf("paul with the new password: %d", a.status)
+	}
+	if a := admin.post("/console/users/ana/remove", url.Values{"csrf": {atok}}); a.status != http.StatusConflict {
+		t.Errorf("an admin removing itself: %d, want 409", a.status)
+	}
+	if a := admin.post("/console/users/paul/remove", url.Values{"csrf": {atok}}); a.status != http.StatusSeeOther {
+		t.Errorf("remove paul: %d", a.status)
+	}
+	if _, err := b.d.Store.ConsoleUser(context.Background(), "paul"); !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+		t.Errorf("paul after removal: %v", err)
+	}
+}
+
+// TestReadOnlyCannotPost sends every form of the console as a read-only
+// user, with a valid token: each is refused and changes nothing.
+func TestReadOnlyCannotPost(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	ctx := context.Background()
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
+		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
+	started, err := b.d.Pipeline.Start(ctx, "spring", pipeline.StartOptions{})
+	must(t, err)
+	reader := b.signedIn(t, "rita")
+	tok := reader.csrf("/console/campaigns")
+	form := campaignValues("autumn", tok)
+	form.Set("kind", "cron")
+	form.Set("cron", "0 10 * * 1")
+	form.Set("op", "save")
+	form.Set("name", "mallory")
+	form.Set("role", RoleAdmin)
+	form.Set("password", testPassword)
+	for _, path := range []string{"/console/campaigns", "/console/campaigns/spring/edit", "/console/campaigns/spring/schedule",
+		"/console/campaigns/spring/start", "/console/campaigns/spring/pause", "/console/campaigns/spring/resume", "/console/campaigns/spring/cancel",
+		"/console/runs/" + started.Run + "/pause", "/console/runs/" + started.Run + "/resume", "/console/runs/" + started.Run + "/cancel",
+		"/console/users", "/console/users/ana/remove", "/console/users/ana/password"} {
+		if a := reader.post(path, form); a.status != http.StatusForbidden {
+			t.Errorf("read-only POST %s: %d, want 403", path, a.status)
+		}
+	}
+	cp, err := b.d.Store.Campaign(ctx, "spring")
+	must(t, err)
+	r, err := b.d.Store.Run(ctx, started.Run)
+	must(t, err)
+	if cp.State != dispatcher.Running || cp.Schedule != nil || r.State == dispatcher.RunPaused || r.State == dispatcher.RunCancelled || b.campaignExists(t, "autumn") {
+		t.Errorf("a read-only user changed something: campaign %s %+v, run %s", cp.State, cp.Schedule, r.State)
+	}
+	if _, err := b.d.Store.ConsoleUser(ctx, "mallory"); err == nil {
+		t.Error("a read-only user added an account")
+	}
+	if a := b.client(t).signIn("ana", testPassword); a.status != http.StatusSeeOther {
+		t.Error("ana's account was changed")
+	}
 }
 
 func TestLockout(t *testing.T) {
