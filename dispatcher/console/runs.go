@@ -82,7 +82,9 @@ func (c *Console) liveView(ctx context.Context, id string, loc *time.Location) (
 	for i := range v.Reasons {
 		v.Reasons[i].Color = decisionColor(i, v.Reasons[i].Name)
 	}
-	v.Outcomes = sorted(run.Counters)
+	outcomes := maps.Clone(run.Counters)
+	delete(outcomes, "planned") // the first counter, not an outcome
+	v.Outcomes = sorted(outcomes)
 	fb := maps.Clone(run.Feedback)
 	if fb == nil {
 		fb = map[string]int64{}
