@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -133,8 +134,12 @@ func CheckPassword(hash, p string) bool {
 }
 
 // dummyHash is checked against when an account does not exist, so that a
-// sign-in takes as long whether it does or not.
-var dummyHash, _ = HashPassword("missive-no-such-account")
+// sign-in takes as long whether it does or not. Made on first use: every
+// command of the binary links this package.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := HashPassword("missive-no-such-account")
+	return h
+})
 
 // AddUser creates a console account. Returns an error with code invalid
 // naming the field at fault, or conflict when the name is taken.
@@ -308,7 +313,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	if u != nil && err == nil {
 		ok = CheckPassword(u.PasswordHash, password)
 	} else {
-		CheckPassword(dummyHash, password)
+		CheckPassword(dummyHash(), password)
 	}
 	if !ok {
 		if err := c.st.RecordConsoleFailure(ctx, lockWindow, subjects...); err != nil {
