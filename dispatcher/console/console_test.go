@@ -61,7 +61,7 @@ func TestSignInRedirectsAndHeaders(t *testing.T) {
 	for h, want := range map[string]string{
 		"Cache-Control":   "no-store",
 		"X-Frame-Options": "DENY",
-		"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; " +
+		"Content-Security-Policy": "default-src 'self'; object-src 'none'; base-uri 'none'; " +
 			"form-action 'self'; frame-ancestors 'none'",
 	} {
 		if got := a.header.Get(h); got != want {
