@@ -184,6 +184,18 @@ func TestPagesRender(t *testing.T) {
 			t.Errorf("sign-in page in %s: %d", lang.code, a.status)
 		}
 	}
+	// Without JavaScript, an active run's page reloads itself; with it, the
+	// script (the console's own) follows the events.
+	a := admin.get("/console/runs/" + started.Run)
+	for _, want := range []string{`<noscript><meta http-equiv="refresh" content="5"></noscript>`, `<script src="/console/static/live.js" defer></script>`,
+		`data-events="/console/runs/` + started.Run + `/events"`} {
+		if !strings.Contains(a.body, want) {
+			t.Errorf("active run page lacks %s", want)
+		}
+	}
+	if js := admin.get("/console/static/live.js"); js.status != http.StatusOK || !strings.Contains(js.header.Get("Content-Type"), "javascript") {
+		t.Errorf("live.js: %d %q", js.status, js.header.Get("Content-Type"))
+	}
 	if a := admin.get("/console/runs/nope"); a.status != http.StatusNotFound || !strings.Contains(a.body, `id="error"`) {
 		t.Errorf("unknown run: %d", a.status)
 	}
@@ -200,7 +212,7 @@ func TestPagesRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	reader := b.signedIn(t, "rita")
-	a := reader.get("/console/runs/" + started.Run + "/events?lang=en")
+	a = reader.get("/console/runs/" + started.Run + "/events?lang=en")
 	if a.status != http.StatusOK || a.header.Get("Content-Type") != "text/event-stream" ||
 		!strings.Contains(a.body, "event: update\ndata: ") || !strings.Contains(a.body, `data-counter="planned"`) ||
 		!strings.HasSuffix(a.body, "event: end\ndata: cancelled\n\n") {
