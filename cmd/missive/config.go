@@ -48,6 +48,8 @@ type config struct {
 	HTTPMaxConns     string
 	TrustedProxies   string
 	ClientIPHeader   string
+	ConsoleIdle      string
+	ConsoleMax       string
 	PublicURL        string
 	Secret           string
 	TokenKeys        string
@@ -125,6 +127,8 @@ func (c *config) settings() []setting {
 		{"http-max-conns", "MISSIVE_HTTP_MAX_CONNS", "1024", "HTTP connections open at once; one more is answered 503 and closed", &c.HTTPMaxConns},
 		{"trusted-proxies", "MISSIVE_TRUSTED_PROXIES", "", "reverse proxies (CIDRs or addresses, comma-separated) whose client address header is believed; empty: the peer is the client", &c.TrustedProxies},
 		{"client-ip-header", "MISSIVE_CLIENT_IP_HEADER", "X-Forwarded-For", "header the trusted proxies write the client's address to: X-Forwarded-For or Forwarded", &c.ClientIPHeader},
+		{"console-session-idle", "MISSIVE_CONSOLE_SESSION_IDLE", "30m", "a console session ends after this long without a request", &c.ConsoleIdle},
+		{"console-session-max", "MISSIVE_CONSOLE_SESSION_MAX", "12h", "a console session ends this long after sign-in, whatever its activity", &c.ConsoleMax},
 		{"public-url", "MISSIVE_PUBLIC_URL", "http://localhost:8080", "base of links in messages", &c.PublicURL},
 		{"secret", "MISSIVE_SECRET", "", "key for tokens and address hashes, 32 bytes or more", &c.Secret},
 		{"token-keys", "MISSIVE_TOKEN_KEYS", "", "keys of unsubscribe and preference links: id:base64key[,id:base64key...], the first signs, the others still verify; empty derives one from MISSIVE_SECRET", &c.TokenKeys},

@@ -10,6 +10,7 @@
 //	missive contacts    import (NDJSON, through the API), erase, export
 //	missive campaign    create, schedule, start, pause, resume, cancel, status, watch
 //	missive keys        rotate: re-encrypt contacts under the active data key
+//	missive users       add, list, remove, passwd: the console's accounts
 //	missive register    the record of processing (GDPR Art. 30)
 //	missive bench       measure throughput, latency and cost on this machine
 //	missive health      exit 0 if a health URL answers 2xx (container healthchecks)
@@ -49,6 +50,7 @@ Commands:
   import      the same as "contacts import"
   campaign    create, schedule, start, pause, resume, cancel a campaign or one run; status and live watch of its runs
   keys        "keys rotate": re-encrypt every contact under the first key of MISSIVE_DATA_KEYS
+  users       "users add|list|remove|passwd": the marketer console's accounts
   register    the record of processing (GDPR Art. 30) of this configuration, as Markdown or JSON
   contacts    "contacts import FILE": bulk-import contacts (NDJSON) through the API, with progress;
               "contacts erase ID": erase a contact (GDPR Art. 17); "contacts export ID": all held on it
@@ -88,6 +90,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		err = campaign(ctx, rest, getenv, stdout, stderr)
 	case "keys":
 		err = keysCommand(ctx, rest, getenv, stdout, stderr)
+	case "users":
+		err = usersCommand(ctx, rest, getenv, stdout, stderr)
 	case "register":
 		err = registerCommand(ctx, rest, getenv, stdout, stderr)
 	case "contacts":

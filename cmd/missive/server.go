@@ -14,6 +14,7 @@ import (
 
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/api"
+	"github.com/missive-dev/missive/dispatcher/console"
 	"github.com/missive-dev/missive/throttle/connlimit"
 )
 
@@ -36,6 +37,8 @@ type httpLimits struct {
 	maxConns       int
 	trustedProxies []netip.Prefix
 	clientIPHeader string
+	// consoleIdle and consoleMax end console sessions.
+	consoleIdle, consoleMax time.Duration
 }
 
 // parseHTTPLimits reads the HTTP server settings. Errors name the
@@ -55,6 +58,15 @@ func (c *config) parseHTTPLimits() error {
 		errs = append(errs, errors.New("MISSIVE_HTTP_MAX_CONNS (--http-max-conns): want a whole number from 1 to 1000000"))
 	}
 	l.maxConns = n
+	if l.consoleIdle, err = parseSession("MISSIVE_CONSOLE_SESSION_IDLE (--console-session-idle)", c.ConsoleIdle); err != nil {
+		return err
+	}
+	if l.consoleMax, err = parseSession("MISSIVE_CONSOLE_SESSION_MAX (--console-session-max)", c.ConsoleMax); err != nil {
+		return err
+	}
+	if l.consoleIdle > l.consoleMax {
+		return errors.New("MISSIVE_CONSOLE_SESSION_IDLE (--console-session-idle): must not exceed MISSIVE_CONSOLE_SESSION_MAX")
+	}
 	l.trustedProxies = nil
 	for i, s := range strings.Split(c.TrustedProxies, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -90,9 +102,38 @@ func parseTimeout(name, s string) (time.Duration, error) {
 	return d, nil
 }
 
-// apiHandler is the HTTP API with the configured proxies.
+// parseSession reads a console session lifetime: 1 minute to 30 days.
+func parseSession(name, s string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || d < time.Minute || d > 30*24*time.Hour {
+		return 0, fmt.Errorf("%s: want a duration from 1m to 720h, like 30m", name)
+	}
+	return d, nil
+}
+
+// apiHandler is the HTTP API with the configured proxies, and the
+// marketer console under /console/.
 func (a *app) apiHandler(keys []api.APIKey) http.Handler {
-	return api.New(a.d, api.Config{Keys: keys, TrustedProxies: a.cfg.http.trustedProxies, ClientIPHeader: a.cfg.http.clientIPHeader})
+	l := a.cfg.http
+	h := api.New(a.d, api.Config{Keys: keys, TrustedProxies: l.trustedProxies, ClientIPHeader: l.clientIPHeader})
+	con, err := console.New(console.Config{Dispatcher: a.d, SessionIdle: l.consoleIdle, SessionMax: l.consoleMax,
+		ClientAddr: func(r *http.Request) netip.Addr { return api.ClientAddr(r, l.trustedProxies, l.clientIPHeader) }})
+	if err != nil {
+		// Only a wiring error: the settings were validated.
+		panic(err)
+	}
+	// A prefix test rather than a ServeMux in front: the API keeps
+	// answering every other path itself, as it did alone.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/console/"):
+			con.ServeHTTP(w, r)
+		case r.URL.Path == "/console":
+			http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
 }
 
 // serveHTTP serves h on ln within limits until ctx ends, then drains

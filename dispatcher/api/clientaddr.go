@@ -108,3 +108,10 @@ func limitPrefix(a netip.Addr) string {
 	}
 	return a.String()
 }
+
+// ClientAddr is the client's address as the API takes it (clientAddr),
+// for the other handlers of the same listener: the console's sign-in
+// lock-out counts failures per client with it.
+func ClientAddr(r *http.Request, trusted []netip.Prefix, header string) netip.Addr {
+	return clientAddr(r, trusted, header)
+}

@@ -56,7 +56,8 @@ import (
 //	P:tplv:<id>            hash version -> template JSON
 //	P:runs:<campaign>      sorted set of run ids by fire time
 //	P:runs:active          set of runs not yet finished
-//	P:run:{r}              run meta and counters (n:<outcome>, d:<decision>, f:<feedback>),
+//	P:run:{r}              run meta and counters (n:<outcome>, d:<decision>, f:<feedback>,
+//	                       m:<unix minute>:<outcome> for the sends settled that minute),
 //	                       paused_reason, indexed (CreateRun's steps are done);
 //	                       planning: cursor, batches, plan_finished, batches_done,
 //	                       planned_done
@@ -68,6 +69,15 @@ import (
 //	P:s:{r}:<hash>         send record (hash)
 //	P:idem:<sha256>        idempotency record of an API send
 //	P:wording:<id>         exact text of a consent wording (JSON), id = SHA-256 of its language and text
+//
+// Console:
+//
+//	P:console:users        hash name -> console account (JSON, password as its hash)
+//	P:console:session:<sha256>   a signed-in session (hash user, created, seen), by the
+//	                       hash of its id; expires when idle
+//	P:console:usersessions:<name>  set of the hashes of an account's sessions (sign-out)
+//	P:console:fail:<sha256>      failed sign-ins of an account name or client address,
+//	                       in a window from the first (lock-out)
 //
 // Operations:
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,7 +84,9 @@ return 1
 // the state was not allowed, {-1} when the send does not exist, {-2, run
 // state} when the run holds it. A third element "done", on the last send
 // to leave the in-flight set, says the run has nothing left in flight and
-// its planning is finished. Counters are added up once per call.
+// its planning is finished. Counters are added up once per call; the
+// sends settled (sent, failed, cancelled, suppressed, bounced) are also
+// counted in the call's minute, one HINCRBY per minute and outcome.
 var transitionScript = redis.NewScript(`
 local counts = {}
 local function count(name, n)
@@ -93,6 +96,10 @@ local function outcome(state, reason)
   if state == 'suppressed' then return reason end
   return state
 end
+-- settled outcomes are also counted per minute (m:<unix minute>:<outcome>),
+-- for the console's sends over time
+local minute = string.format('%d', math.floor(tonumber(ARGV[1]) / 60000))
+local settled = {sent=true, failed=true, cancelled=true, suppressed=true, bounced=true}
 local runState
 local left = 0
 local out = {}
@@ -129,6 +136,7 @@ local function apply(key, a, nf)
   if prev ~= next then
     count('n:' .. prev, -1)
     count('n:' .. next, 1)
+    if settled[ARGV[a+2]] then count('m:' .. minute .. ':' .. next, 1) end
   end
   if ARGV[a+4] ~= '0' then
     redis.call('ZADD', KEYS[2], ARGV[a+4], ARGV[a])
@@ -699,4 +707,68 @@ func (s *Store) Overdue(ctx context.Context, run string, n int64) ([]string, err
 // InflightSends returns up to n of run's sends still in flight.
 func (s *Store) InflightSends(ctx context.Context, run string, n int64) ([]string, error) {
 	return s.Redis.ZRange(ctx, s.inflightKey(run), 0, n-1).Result()
+}
+
+// RunMinute is what a run's sends settled in one minute, by outcome (sent,
+// failed, cancelled, or the gate reason of a send stopped at its re-check).
+type RunMinute struct {
+	At       time.Time
+	Outcomes map[string]int64
+}
+
+// RunMinutes returns what the run's sends settled, minute by minute,
+// oldest first; minutes when nothing settled are left out.
+func (s *Store) RunMinutes(ctx context.Context, run string) ([]RunMinute, error) {
+	m, err := s.Redis.HGetAll(ctx, s.RunKey(run)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("run minutes: %w", err)
+	}
+	byMinute := map[int64]map[string]int64{}
+	for f, v := range m {
+		rest, ok := strings.CutPrefix(f, "m:")
+		if !ok {
+			continue
+		}
+		minute, outcome, ok := strings.Cut(rest, ":")
+		at, err := strconv.ParseInt(minute, 10, 64)
+		if !ok || err != nil {
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if byMinute[at] == nil {
+			byMinute[at] = map[string]int64{}
+		}
+		byMinute[at][outcome] += n
+	}
+	out := make([]RunMinute, 0, len(byMinute))
+	for at, counts := range byMinute {
+		out = append(out, RunMinute{At: time.Unix(at*60, 0).UTC(), Outcomes: counts})
+	}
+	slices.SortFunc(out, func(a, b RunMinute) int { return a.At.Compare(b.At) })
+	return out, nil
+}
+
+// InflightSpan returns how many of the run's sends are in flight (queued
+// or deferred, or sending) and the earliest and latest of their in-flight
+// deadlines: by then each has left or the reconciler takes it up.
+func (s *Store) InflightSpan(ctx context.Context, run string) (n int64, first, last time.Time, err error) {
+	key := s.inflightKey(run)
+	var card *redis.IntCmd
+	var lo, hi *redis.ZSliceCmd
+	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		card = p.ZCard(ctx, key)
+		lo = p.ZRangeWithScores(ctx, key, 0, 0)
+		hi = p.ZRangeWithScores(ctx, key, -1, -1)
+		return nil
+	})
+	if err != nil {
+		return 0, time.Time{}, time.Time{}, fmt.Errorf("in-flight span: %w", err)
+	}
+	if v := lo.Val(); len(v) > 0 {
+		first = time.UnixMilli(int64(v[0].Score)).UTC()
+	}
+	if v := hi.Val(); len(v) > 0 {
+		last = time.UnixMilli(int64(v[0].Score)).UTC()
+	}
+	return card.Val(), first, last, nil
 }

@@ -37,3 +37,7 @@ func Check(t testing.TB, name, got string) {
 		t.Errorf("%s (-want +got):\n%s", path, diff)
 	}
 }
+
+// Updating reports whether the tests run with -update: tests that keep
+// other files than text in testdata (screenshots) write them then.
+func Updating() bool { return *update }

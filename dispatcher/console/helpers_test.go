@@ -1,0 +1,234 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/channels/email"
+	"github.com/missive-dev/missive/channels/email/smtptest"
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/pipeline"
+	"github.com/missive-dev/missive/templates"
+	"github.com/missive-dev/missive/throttle"
+	"github.com/missive-dev/missive/throttle/redistest"
+)
+
+// testBundle is a Dispatcher on a real Redis and a real SMTP server, with
+// the console served by a real HTTP server.
+type testBundle struct {
+	d    *app.Dispatcher
+	smtp *smtptest.Server
+	srv  *httptest.Server
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testPassword is every test account's password.
+const testPassword = "correct horse battery"
+
+// setup builds a Dispatcher and its console for one test, with accounts
+// ana (admin), mark (marketer) and rita (read-only), the topic, templates
+// and segment seedRecords writes, and a worker when worker is set.
+func setup(t testing.TB, worker bool, opts ...func(*app.Config)) *testBundle {
+	t.Helper()
+	r := redistest.New(t)
+	b := &testBundle{smtp: smtptest.New(t), logs: &syncBuffer{}}
+	mailer, err := email.New(email.Config{URL: b.smtp.URL(), From: "Missive <news@example.com>", Connections: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mailer.Close() })
+	cfg := app.Config{
+		Redis:     r.Client,
+		Prefix:    r.Prefix,
+		Secret:    []byte("test-secret-test-secret-test-secret!"),
+		PublicURL: "http://missive.example",
+		Channels:  map[channels.Kind]channels.Channel{channels.Email: mailer},
+		Quiet:     map[channels.Kind]throttle.Calendar{},
+		Tuning:    pipeline.Tuning{ReconcileEvery: 200 * time.Millisecond, Concurrency: 4},
+		Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(b.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	b.d, err = app.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Dispatcher: b.d, LiveEvery: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/console/", h)
+	b.srv = httptest.NewServer(mux)
+	t.Cleanup(b.srv.Close)
+	ctx := context.Background()
+	for _, u := range []struct{ name, role string }{{"ana", RoleAdmin}, {"mark", RoleMarketer}, {"rita", RoleReadOnly}} {
+		if err := AddUser(ctx, b.d.Store, u.name, u.role, "Europe/Paris", testPassword); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.seedRecords(t)
+	if worker {
+		wctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- b.d.Pipeline.RunWorker(wctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("worker: %v", err)
+			}
+		})
+	}
+	return b
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seedRecords writes what a campaign needs: a marketing topic, an email
+// template, a segment of the contacts tagged vip.
+func (b *testBundle) seedRecords(t testing.TB) {
+	ctx := context.Background()
+	s := b.d.Store
+	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Name: "Newsletter", Kind: dispatcher.Marketing}))
+	must(t, s.PutTemplate(ctx, &templates.Template{ID: "news-mail", Email: &templates.Email{
+		Subject: "Hello {{default \"friend\" .Attr.first_name}}",
+		HTML:    "<p>Hi {{default \"friend\" .Attr.first_name}}, news!</p>",
+		Text:    "Hi {{default \"friend\" .Attr.first_name}}, news!",
+	}}))
+	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "vips", TagsAll: []string{"vip"}}))
+}
+
+// seedContacts stores n contacts tagged vip who consented to the
+// newsletter by email.
+func (b *testBundle) seedContacts(t testing.TB, n int) {
+	ctx := context.Background()
+	for i := range n {
+		id := fmt.Sprintf("c%03d", i)
+		must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: id, Email: id + "@example.com", Tags: []string{"vip"}}, "Europe/Paris"))
+		must(t, b.d.Store.RecordConsent(ctx, id, dispatcher.ConsentEvent{Channel: channels.Email, Topic: "newsletter",
+			State: dispatcher.Granted, Source: "api"}))
+	}
+}
+
+// client is a browser without JavaScript: a cookie jar, no redirects
+// followed, so that tests see each answer.
+type client struct {
+	t    testing.TB
+	base string
+	hc   *http.Client
+}
+
+func (b *testBundle) client(t testing.TB) *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{t: t, base: b.srv.URL, hc: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (c *client) get(path string) answer {
+	c.t.Helper()
+	resp, err := c.hc.Get(c.base + path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
+func (c *client) post(path string, form url.Values) answer {
+	c.t.Helper()
+	resp, err := c.hc.PostForm(c.base+path, form)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
+var csrfPattern = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrf returns the CSRF token of the forms of the page at path.
+func (c *client) csrf(path string) string {
+	c.t.Helper()
+	a := c.get(path)
+	m := csrfPattern.FindStringSubmatch(a.body)
+	if m == nil {
+		c.t.Fatalf("GET %s: %d, no CSRF field in\n%s", path, a.status, a.body)
+	}
+	return m[1]
+}
+
+// signIn signs in as name with password and returns the answer.
+func (c *client) signIn(name, password string) answer {
+	c.t.Helper()
+	tok := c.csrf("/console/signin")
+	return c.post("/console/signin", url.Values{"csrf": {tok}, "name": {name}, "password": {password}})
+}
+
+// signedIn returns a client signed in as name.
+func (b *testBundle) signedIn(t testing.TB, name string) *client {
+	t.Helper()
+	c := b.client(t)
+	if a := c.signIn(name, testPassword); a.status != http.StatusSeeOther {
+		t.Fatalf("sign in as %s: %d\n%s", name, a.status, a.body)
+	}
+	return c
+}
+
+// waitFor waits until cond holds, failing t after timeout.
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
