@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher/consent"
 	"github.com/missive-dev/missive/dispatcher/feedback"
@@ -311,7 +309,7 @@ func (d *Dispatcher) Ready(ctx context.Context) error {
 // warning when it can send messages again, naming the settings to change.
 // Redis Cluster is not inspected: each shard needs appendfsync always.
 func (d *Dispatcher) SecureClaims(ctx context.Context) storepkg.Durability {
-	if _, ok := d.Config.Redis.(*redis.ClusterClient); ok {
+	if storepkg.IsCluster(d.Config.Redis) {
 		d.Logger.Warn("Redis Cluster: cannot verify that send claims survive a crash; run every shard with appendonly yes and appendfsync always, or a crash can send messages again")
 		return storepkg.Durability{Unverified: true}
 	}
