@@ -16,8 +16,6 @@ const (
 	// opsWriteTimeout leaves a scrape time to read the queues (5 s at
 	// most) and the answer time to be written.
 	opsWriteTimeout = 30 * time.Second
-	// readyTimeout bounds the Redis check of /readyz.
-	readyTimeout = 2 * time.Second
 )
 
 // listenOps opens the operations listener (MISSIVE_OPS_ADDR) and says its
@@ -51,21 +49,6 @@ func (a *app) serveOps(ctx context.Context, ln net.Listener) error {
 func (a *app) opsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", a.metrics.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-		defer cancel()
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := a.d.Ready(ctx); err != nil {
-			a.log.Warn("not ready", "error", err)
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, "not ready\n")
-			return
-		}
-		io.WriteString(w, "ready\n")
-	})
+	a.d.MountHealth(mux)
 	return mux
 }

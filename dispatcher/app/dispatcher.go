@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -300,6 +301,31 @@ func (d *Dispatcher) Close() error { return nil }
 // Ready reports whether Redis answers.
 func (d *Dispatcher) Ready(ctx context.Context) error {
 	return d.Config.Redis.Ping(ctx).Err()
+}
+
+// readyTimeout bounds a readiness check.
+const readyTimeout = 2 * time.Second
+
+// MountHealth adds the health checks to mux, for the API's listener and
+// the operations listener alike: GET /healthz (the process answers) and
+// GET /readyz (503 while Redis does not answer, Ready).
+func (d *Dispatcher) MountHealth(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := d.Ready(ctx); err != nil {
+			d.Logger.Warn("not ready", "error", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready\n")
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
 }
 
 // SecureClaims inspects the Redis the Dispatcher was given and makes send
