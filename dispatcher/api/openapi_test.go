@@ -60,6 +60,8 @@ func validationErrors(errs []*verrors.ValidationError) string {
 	return b.String()
 }
 
+var pathParam = regexp.MustCompile(`\{(\w+)\}`)
+
 func TestOpenAPIDocumentIsValid(t *testing.T) {
 	t.Parallel()
 	doc, err := libopenapi.NewDocument(openAPIDoc)
@@ -69,8 +71,27 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 	if v := doc.GetVersion(); v != "3.1.0" {
 		t.Errorf("openapi version %q, want 3.1.0", v)
 	}
-	if _, err := doc.BuildV3Model(); err != nil {
+	m, err := doc.BuildV3Model()
+	if err != nil {
 		t.Fatalf("model: %v", err)
+	}
+	// Each operation declares exactly the parameters of its path.
+	for path, item := range m.Model.Paths.PathItems.FromOldest() {
+		var want []string
+		for _, p := range pathParam.FindAllStringSubmatch(path, -1) {
+			want = append(want, p[1])
+		}
+		for method, op := range item.GetOperations().FromOldest() {
+			var got []string
+			for _, p := range op.Parameters {
+				if p.In == "path" {
+					got = append(got, p.Name)
+				}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s %s: path parameters (-path +declared):\n%s", method, path, diff)
+			}
+		}
 	}
 	if ok, errs := openAPIValidator(t).ValidateDocument(); !ok {
 		t.Fatalf("openapi.json is not a valid OpenAPI 3.1 document:%s", validationErrors(errs))
