@@ -413,7 +413,7 @@ func cloneRequest(r *http.Request, body string) *http.Request {
 // the document, and every example of the document must be in the README.
 // Before each JSON body it sends the same body with a field the route
 // does not know, which must be refused, naming the field, and change
-// nothing that the walk would notice.
+// nothing in Redis.
 func TestOpenAPIReadmeExamples(t *testing.T) {
 	t.Parallel()
 	// The examples' dates lie ahead of this clock.
@@ -453,7 +453,11 @@ func TestOpenAPIReadmeExamples(t *testing.T) {
 				if h.Get("Idempotency-Key") != "" {
 					h.Set("Idempotency-Key", h.Get("Idempotency-Key")+"-unknown-field")
 				}
+				before := snapshotRedis(t, b)
 				res, got := b.openAPICall(t, v, c.method, c.path, string(bad), h, true)
+				if diff := cmp.Diff(before, snapshotRedis(t, b)); diff != "" {
+					t.Errorf("%s with an unknown field changed Redis (-before +after):\n%s", what, diff)
+				}
 				var e struct{ Error dispatcher.Error }
 				_ = json.Unmarshal(got, &e)
 				if res.StatusCode != http.StatusUnprocessableEntity || e.Error.Code != dispatcher.CodeInvalid || e.Error.Field != "colour" {
