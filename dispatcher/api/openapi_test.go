@@ -20,6 +20,8 @@ import (
 	"github.com/pb33f/libopenapi-validator/config"
 	"github.com/pb33f/libopenapi-validator/content"
 	verrors "github.com/pb33f/libopenapi-validator/errors"
+	"github.com/pb33f/libopenapi-validator/schema_validation"
+	"github.com/pb33f/libopenapi/datamodel/high/base"
 
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
@@ -47,6 +49,20 @@ func openAPIValidator(t *testing.T) validator.Validator {
 		t.Fatalf("openapi.json does not build: %v", errs)
 	}
 	return v
+}
+
+// openAPISchema returns a schema of the document's components.
+func openAPISchema(t *testing.T, name string) *base.Schema {
+	t.Helper()
+	doc, err := libopenapi.NewDocument(openAPIDoc)
+	must(t, err)
+	m, err := doc.BuildV3Model()
+	must(t, err)
+	p := m.Model.Components.Schemas.GetOrZero(name)
+	if p == nil {
+		t.Fatalf("no schema %s", name)
+	}
+	return p.Schema()
 }
 
 func validationErrors(errs []*verrors.ValidationError) string {
@@ -424,6 +440,8 @@ func TestOpenAPIReadmeExamples(t *testing.T) {
 	if len(calls) == 0 {
 		t.Fatal("no curl example in the README")
 	}
+	importLine := openAPISchema(t, "ImportLine")
+	lines := schema_validation.NewSchemaValidator()
 	seen := map[string]bool{}
 	answers := map[string][]byte{}
 	for _, c := range calls {
@@ -470,6 +488,11 @@ func TestOpenAPIReadmeExamples(t *testing.T) {
 			t.Errorf("%s: status %d, want 2xx: %s", what, res.StatusCode, got)
 		}
 		if pattern == "POST /v1/contacts/import" {
+			for i, line := range strings.Split(strings.TrimSpace(c.body), "\n") {
+				if ok, errs := lines.ValidateSchemaString(importLine, line); !ok {
+					t.Errorf("%s: line %d is not an ImportLine:%s", what, i+1, validationErrors(errs))
+				}
+			}
 			var r struct{ Imported, Failed int }
 			must(t, json.Unmarshal(got, &r))
 			if r.Failed != 0 || r.Imported == 0 {
