@@ -146,16 +146,26 @@ func New(d *app.Dispatcher, cfg Config) http.Handler {
 	for _, k := range keys {
 		a.digests = append(a.digests, sha256.Sum256([]byte(k.Secret)))
 	}
-	// Each route needs a scope; audit names the action recorded in the
-	// audit log when the call succeeds (empty: not recorded). An empty
-	// scope or audit falls back to routeScopes and routeAudits.
+	a.mount()
+	return a
+}
+
+// route is a row of the /v1 route table. Each route needs a scope; audit
+// names the action recorded in the audit log when the call succeeds
+// (empty: not recorded). An empty scope or audit falls back to
+// routeScopes and routeAudits.
+type route struct {
+	pattern string
+	scope   Scope
+	audit   string
+	h       apiFunc
+}
+
+// routes is the table of the authenticated /v1 routes: mount serves them
+// and the OpenAPI document (openapi.json) describes each one.
+func (a *handler) routes() []route {
 	const cpg, ctc, snd, prv = ScopeCampaigns, ScopeContacts, ScopeSends, ScopePrivacy
-	routes := []struct {
-		pattern string
-		scope   Scope
-		audit   string
-		h       apiFunc
-	}{
+	return []route{
 		{"PUT /v1/contacts/{id}", ctc, "contact.upsert", a.putContact},
 		{"GET /v1/contacts/{id}", ctc, "", contactRoute(a.d.Store.Contact)},
 		{"DELETE /v1/contacts/{id}", "", "", contactRoute(a.d.Privacy.EraseContact)},
@@ -198,16 +208,22 @@ func New(d *app.Dispatcher, cfg Config) http.Handler {
 		{"GET /v1/audit", prv, "", a.getAudit},
 		{"GET /v1/register", prv, "", a.getRegister},
 	}
-	for _, rt := range routes {
+}
+
+// mount registers the route table, the public pages, the webhooks and the
+// operations routes.
+func (a *handler) mount() {
+	d := a.d
+	for _, rt := range a.routes() {
 		a.mux.Handle(rt.pattern, a.auth(scopeOf(rt.pattern, rt.scope), cmp.Or(rt.audit, routeAudits[rt.pattern]), rt.h))
 	}
+	a.mux.HandleFunc(openAPIPattern, serveOpenAPI)
 	a.mux.HandleFunc("GET /u/{token}", a.unsubscribePage)
 	a.mux.HandleFunc("POST /u/{token}", a.unsubscribeOneClick)
 	a.mountPreferences()
 	a.mountSubscribe()
 	d.Hooks.Mount(a.mux)
 	d.MountHealth(a.mux)
-	return a
 }
 
 // statusWriter remembers the status a handler wrote, for the request log.
