@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,8 +44,12 @@ func (s *Store) consoleUserSessionsKey(user string) string {
 	return s.Key("console", "usersessions", user)
 }
 
+// consoleFailKey names the failures of a subject, by a keyed hash: a
+// client address cannot be guessed back from the key.
 func (s *Store) consoleFailKey(subject string) string {
-	return s.Key("console", "fail", sha256Hex(subject))
+	m := hmac.New(sha256.New, DeriveKey(s.secret, "console-fail"))
+	m.Write([]byte(subject))
+	return s.Key("console", "fail", hex.EncodeToString(m.Sum(nil)[:20]))
 }
 
 // AddConsoleUser stores a new account. Returns an error with code

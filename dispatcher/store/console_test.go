@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -150,11 +151,11 @@ func TestConsoleLockout(t *testing.T) {
 	if wait, _ := s.ConsoleLockout(ctx, limit, "addr:192.0.2.1"); wait == 0 {
 		t.Errorf("the address was cleared with the account")
 	}
-	// The subject is kept as a hash.
+	// The subject is kept as a keyed hash.
 	keys := s.Redis.Keys(ctx, s.Key("console", "fail", "*")).Val()
 	for _, k := range keys {
-		if len(k) != len(s.Key("console", "fail", ""))+64 {
-			t.Errorf("failure key %q is not a hash", k)
+		if len(k) != len(s.Key("console", "fail", ""))+40 || strings.Contains(k, "192.0.2.1") || strings.Contains(k, sha256Hex("addr:192.0.2.1")[:16]) {
+			t.Errorf("failure key %q is not a keyed hash", k)
 		}
 	}
 }

@@ -76,7 +76,7 @@ import (
 //	P:console:session:<sha256>   a signed-in session (hash user, created, seen), by the
 //	                       hash of its id; expires when idle
 //	P:console:usersessions:<name>  set of the hashes of an account's sessions (sign-out)
-//	P:console:fail:<sha256>      failed sign-ins of an account name or client address,
+//	P:console:fail:<hmac>        failed sign-ins of an account name or client address (keyed hash),
 //	                       in a window from the first (lock-out)
 //
 // Operations:
