@@ -144,6 +144,11 @@ var catalogue = map[string]entry{
 	"level.above_recommended": {"au-dessus des 0,1 % recommandés", "above the recommended 0.1%"},
 	"level.above_limit":       {"au-dessus de la limite de 0,3 %", "above the 0.3% limit"},
 
+	"supreason.unsubscribe": {"désabonnement", "unsubscribe"},
+	"supreason.bounce":      {"rebond", "bounce"},
+	"supreason.complaint":   {"plainte", "complaint"},
+	"supreason.stop":        {"STOP", "STOP"},
+
 	"consent.granted":   {"accordé", "granted"},
 	"consent.withdrawn": {"retiré", "withdrawn"},
 

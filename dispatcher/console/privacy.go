@@ -120,8 +120,8 @@ func (c *Console) suppressionAction(w http.ResponseWriter, r *http.Request) {
 			until = d.UTC()
 		}
 		reason := strings.TrimSpace(r.PostFormValue("reason"))
-		if len(reason) > 200 {
-			err := dispatcher.Invalid("reason", "must be at most 200 characters")
+		if len(reason) > 32 {
+			err := dispatcher.Invalid("reason", "must be at most 32 characters")
 			c.suppressionPage(w, r, statusOf(err), v, err)
 			return
 		}
