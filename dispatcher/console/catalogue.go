@@ -29,6 +29,8 @@ var catalogue = map[string]entry{
 	"template.new":         {"Nouveau modèle", "New template"},
 	"template.edit":        {"Modèle", "Template"},
 	"template.preview":     {"Aperçu", "Preview"},
+	"template.saved":       {"Version %d enregistrée.", "Version %d saved."},
+	"template.version":     {"Version %d.", "Version %d."},
 	"template.previewwith": {"Aperçu pour", "Preview for"},
 	"template.sampleonly": {"Votre rôle prévisualise avec des données d'exemple, jamais celles d'un contact réel.",
 		"Your role previews with sample data, never a real contact's."},

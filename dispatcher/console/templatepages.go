@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/missive-dev/missive/channels"
@@ -36,6 +37,8 @@ type templateView struct {
 	Errors   map[string]string
 	Preview  *templatePreview
 	Contacts bool // the user may preview with a real contact's data
+	Version  int  // the stored version shown
+	Saved    bool // the version was just saved
 }
 
 // templatePreview is what the server rendered for the form's template.
@@ -130,7 +133,10 @@ func (c *Console) editTemplate(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, err)
 		return
 	}
-	v := templateView{Form: templateForm(t)}
+	v := templateView{Form: templateForm(t), Version: t.Version}
+	if n, err := strconv.Atoi(r.URL.Query().Get("saved")); err == nil && n == t.Version {
+		v.Saved = true
+	}
 	v.Preview, _ = c.preview(r, t, v.Form)
 	c.templatePage(w, r, http.StatusOK, v, nil)
 }
@@ -253,5 +259,5 @@ func (c *Console) saveTemplateAs(w http.ResponseWriter, r *http.Request, t *temp
 		return
 	}
 	c.audit(r, "template.put", t.ID, fmt.Sprintf("version %d", t.Version))
-	http.Redirect(w, r, c.cfg.Path+"/templates/"+t.ID, http.StatusSeeOther)
+	http.Redirect(w, r, c.cfg.Path+"/templates/"+t.ID+"?saved="+strconv.Itoa(t.Version), http.StatusSeeOther)
 }
