@@ -64,6 +64,7 @@ var catalogue = map[string]entry{
 	"segment.new":           {"Nouveau segment", "New segment"},
 	"segment.edit":          {"Segment", "Segment"},
 	"segment.matching":      {"%d contacts correspondent aujourd'hui.", "%d contacts match today."},
+	"segment.uncounted":     {"Le compte d'un segment par attributs ou par liste de contacts renseigne sur les données des contacts : seuls les administrateurs le voient.", "The count of a segment by attributes or by a list of contacts tells about the contacts' data: only admins see it."},
 	"segment.tags.hint":     {"Étiquettes séparées par des virgules ; tous les critères remplis doivent être vrais.", "Tags separated by commas; every criterion filled in must hold."},
 	"segment.where.hint":    {"Une condition par ligne : « attribut op valeur », op parmi eq, ne, in (valeurs séparées par |), prefix, exists, absent.", "One condition a line: “attribute op value”, op one of eq, ne, in (values separated by |), prefix, exists, absent."},
 	"segment.contacts.hint": {"Facultatif : seuls ces identifiants de contacts, un par ligne.", "Optional: only these contact ids, one a line."},

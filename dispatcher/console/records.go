@@ -14,8 +14,18 @@ type segmentRow struct {
 	dispatcher.Segment
 	Count int64
 	// Counted is false when the count failed (it is left out, not the
-	// page).
+	// page) or is not the user's to see (mayCount).
 	Counted bool
+}
+
+// mayCount tells whether role may see how many contacts match sg. A
+// count that narrows by contact data (a static list, attribute
+// predicates) tells that data one question at a time, so, as the API
+// asks the contacts scope for it, the console shows it to the role that
+// sees contacts' personal data (seesPersonal); a count by tags is
+// anyone's.
+func mayCount(role string, sg *dispatcher.Segment) bool {
+	return seesPersonal(role) || (len(sg.Contacts) == 0 && len(sg.Where) == 0)
 }
 
 func (c *Console) segments(w http.ResponseWriter, r *http.Request) {
@@ -26,8 +36,12 @@ func (c *Console) segments(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows := make([]segmentRow, len(sgs))
+	role := userOf(r).user.Role
 	for i, sg := range sgs {
 		rows[i].Segment = sg
+		if !mayCount(role, &sg) {
+			continue
+		}
 		n, err := c.st.CountSegment(ctx, sg.ID)
 		if err != nil {
 			c.log.Warn("console: segment count", "segment", sg.ID, "error", err)
@@ -45,6 +59,8 @@ type recordView struct {
 	Form   map[string]string
 	Errors map[string]string
 	Count  *int64 // a segment's matching contacts
+	// Uncounted says the count is not the user's to see (mayCount).
+	Uncounted bool
 }
 
 // segmentFields are the segment form's fields.
@@ -128,7 +144,9 @@ func (c *Console) segment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := recordView{Form: segmentForm(sg)}
-	if n, err := c.st.CountSegment(ctx, sg.ID); err == nil {
+	if !mayCount(userOf(r).user.Role, sg) {
+		v.Uncounted = true
+	} else if n, err := c.st.CountSegment(ctx, sg.ID); err == nil {
 		v.Count = &n
 	}
 	c.recordPage(w, r, http.StatusOK, "segment_form.html", "segments", v, nil)

@@ -167,6 +167,17 @@ func TestSegmentsAndTopics(t *testing.T) {
 	if diff := cmp.Diff(want, sg.Where); diff != "" || len(sg.TagsAll) != 1 {
 		t.Errorf("segment (-want +got):\n%s", diff)
 	}
+	// The count of a segment by attributes is the admin's only, as the
+	// API's is the contacts scope's.
+	if a := mark.get("/console/segments"); !strings.Contains(a.body, `data-segment="lyon"`) || strings.Contains(a.body, "<td class=\"num\" data-count>0</td>") {
+		t.Errorf("a marketer sees the count of a segment by attributes:\n%s", a.body)
+	}
+	if a := mark.get("/console/segments/lyon"); !strings.Contains(a.body, `id="segment-uncounted"`) || strings.Contains(a.body, `id="segment-count"`) {
+		t.Error("a marketer sees the count of a segment by attributes on its page")
+	}
+	if a := b.signedIn(t, "ana").get("/console/segments/lyon"); !strings.Contains(a.body, `id="segment-count"`) {
+		t.Error("an admin does not see the count of a segment by attributes")
+	}
 	for _, tc := range []struct{ field, value, lang, want string }{
 		{"where", "city equals Lyon", "en", "line 1 must be"},
 		{"id", "Bad Id", "fr", "must"},
