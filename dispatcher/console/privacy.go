@@ -63,8 +63,24 @@ type suppressionView struct {
 	Channel string
 	Looked  bool
 	Found   *dispatcher.Suppression
-	Done    string // "added" or "removed" after a change
+	Done    string // "add" or "remove" after a change
+	Action  string // the form sent: lookup, add or remove
 	Errors  map[string]string
+}
+
+// ErrorsOf are the errors of the form of action: the page has three
+// forms with the same fields, and an error is shown in the one sent.
+func (v suppressionView) ErrorsOf(action string) map[string]string {
+	if v.Action != action {
+		return nil
+	}
+	return v.Errors
+}
+
+// For is the view of the form of action: its errors only.
+func (v suppressionView) For(action string) suppressionView {
+	v.Errors = v.ErrorsOf(action)
+	return v
 }
 
 func (c *Console) suppressionPage(w http.ResponseWriter, r *http.Request, status int, v suppressionView, err error) {
@@ -85,7 +101,7 @@ func (c *Console) suppressions(w http.ResponseWriter, r *http.Request) {
 // hashed entries, as the API does.
 func (c *Console) suppressionAction(w http.ResponseWriter, r *http.Request) {
 	k, addr, err := readAddress(r)
-	v := suppressionView{Channel: string(k)}
+	v := suppressionView{Channel: string(k), Action: r.PathValue("action")}
 	if err != nil {
 		c.suppressionPage(w, r, statusOf(err), v, err)
 		return

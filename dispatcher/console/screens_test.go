@@ -260,8 +260,13 @@ func TestSuppressions(t *testing.T) {
 	} {
 		tc.form.Set("csrf", tok)
 		a := ana.post("/console/suppressions/add?lang=fr", tc.form)
-		if a.status != http.StatusUnprocessableEntity || errorAfter(a.body, tc.field) == "" {
-			t.Errorf("%s: %d %q", tc.field, a.status, errorAfter(a.body, tc.field))
+		i := strings.Index(a.body, `id="suppression-add"`)
+		if a.status != http.StatusUnprocessableEntity || i < 0 || errorAfter(a.body[:i], tc.field) != "" {
+			t.Fatalf("%s: %d, or an error shown in the lookup form", tc.field, a.status)
+		}
+		add := a.body[i:]
+		if errorAfter(add, tc.field) == "" || strings.Count(a.body, `class="field-error"`) != 1 {
+			t.Errorf("%s: the error is not shown once, next to the field of the form sent", tc.field)
 		}
 	}
 	if a := ana.post("/console/suppressions/remove", url.Values{"csrf": {tok}, "channel": {"email"}, "address": {addr}}); a.status != http.StatusSeeOther {
@@ -320,6 +325,9 @@ func TestContactPage(t *testing.T) {
 			if a := c.get(path); a.status != http.StatusForbidden {
 				t.Errorf("%s GET %s: %d", name, path, a.status)
 			}
+		}
+		if a := c.post("/console/contacts/c000/erase", url.Values{"csrf": {c.csrf("/console/contacts")}, "confirm": {"c000"}}); a.status != http.StatusForbidden {
+			t.Errorf("%s erases: %d", name, a.status)
 		}
 		lookup := c.post("/console/contacts/find", url.Values{"csrf": {c.csrf("/console/contacts")}, "op": {"address"}, "channel": {"email"}, "address": {"c000@example.com"}})
 		if wantStatus := map[string]int{"mark": http.StatusSeeOther, "rita": http.StatusForbidden}[name]; lookup.status != wantStatus {
