@@ -27,12 +27,14 @@ type analyticsView struct {
 const analyticsDays = 30
 
 // analyticsSeries are the chart's lines: what mailbox providers and
-// recipients made of the messages, over time.
+// recipients made of the messages, over time. Unsubscribes are the
+// consents withdrawn, a STOP included (a carrier's opted-out report of
+// the same STOP is not counted again).
 var analyticsSeries = []seriesLine{
 	{Name: "delivered", Color: colorSent, Of: func(c store.Counts) int64 { return c.Email.Delivered + c.SMS.Delivered }},
 	{Name: "bounced", Color: "#f9a825", Of: func(c store.Counts) int64 { return c.Email.BouncedHard + c.Email.BouncedSoft + c.SMS.Undelivered }},
 	{Name: "complained", Color: colorOther, Of: func(c store.Counts) int64 { return c.Email.Complained }},
-	{Name: "unsubscribed", Color: "#6a1b9a", Of: func(c store.Counts) int64 { return c.Unsubscribed + c.SMS.OptedOut }},
+	{Name: "unsubscribed", Color: "#6a1b9a", Of: func(c store.Counts) int64 { return c.Unsubscribed }},
 }
 
 func (c *Console) runAnalytics(w http.ResponseWriter, r *http.Request) {

@@ -13,6 +13,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/templates"
 )
 
 // templateValues is the template editor's form.
@@ -54,7 +55,7 @@ func TestTemplateEditor(t *testing.T) {
 		!strings.Contains(a.body, `data-parts="1" data-encoding="GSM-7"`) {
 		t.Errorf("preview: %d\n%s", a.status, a.body)
 	}
-	if !strings.Contains(a.body, "STOP") || !strings.Contains(a.body, "List-Unsubscribe-Post") {
+	if !strings.Contains(a.body, templates.OptOutFR) || !strings.Contains(a.body, "List-Unsubscribe-Post") {
 		t.Error("the preview lacks the marketing obligations (STOP line, one-click headers)")
 	}
 	form.Set("sms.body", "Hi {{.Attr.first_name}} 😀")
