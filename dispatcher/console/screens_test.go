@@ -58,6 +58,14 @@ func TestTemplateEditor(t *testing.T) {
 	if !strings.Contains(a.body, templates.OptOutFR) || !strings.Contains(a.body, "List-Unsubscribe-Post") {
 		t.Error("the preview lacks the marketing obligations (STOP line, one-click headers)")
 	}
+	// The HTML part is shown in a sandboxed frame, as text of its srcdoc:
+	// a script in it neither lands in the page nor runs.
+	xss := templateValues("", tok)
+	xss.Set("email.html", `<p>Hi</p><script>alert(1)</script>`)
+	if a := mark.post("/console/templates/promo/preview", xss); a.status != http.StatusOK || strings.Contains(a.body, "<script>alert") ||
+		!strings.Contains(a.body, `<iframe class="mail" sandbox`) {
+		t.Errorf("HTML part preview: %d", a.status)
+	}
 	form.Set("sms.body", "Hi {{.Attr.first_name}} 😀")
 	if a := mark.post("/console/templates/promo/preview", form); !strings.Contains(a.body, `data-encoding="UCS-2"`) {
 		t.Errorf("UCS-2 not shown:\n%s", a.body)
