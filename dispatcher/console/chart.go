@@ -127,3 +127,70 @@ func gatesSVG(reasons []count) template.HTML {
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
 }
+
+// seriesLine is one line of an analytics chart: its name (the legend's
+// catalogue key, analytics.<name>), its colour, and its value in a
+// bucket.
+type seriesLine struct {
+	Name  string
+	Color string
+	Of    func(store.Counts) int64
+}
+
+// seriesSVG draws the analytics buckets as one line per series, a point
+// per step from the first bucket to the last (buckets without events
+// count zero), the axis labelled in loc with layout. Empty when there is
+// no bucket.
+func seriesSVG(buckets []store.Bucket, step time.Duration, lines []seriesLine, loc *time.Location, layout string) template.HTML {
+	if len(buckets) == 0 {
+		return ""
+	}
+	first, last := buckets[0].Start, buckets[len(buckets)-1].Start
+	n := int(last.Sub(first)/step) + 1
+	if n > 24*31 {
+		n = 24 * 31
+		first = last.Add(-time.Duration(n-1) * step)
+	}
+	values := make([][]int64, len(lines))
+	for i := range values {
+		values[i] = make([]int64, n)
+	}
+	var top int64 = 1
+	for _, b := range buckets {
+		j := int(b.Start.Sub(first) / step)
+		if j < 0 || j >= n {
+			continue
+		}
+		for i, l := range lines {
+			values[i][j] += l.Of(b.Counts)
+			top = max(top, values[i][j])
+		}
+	}
+	x := func(j int) float64 {
+		if n == 1 {
+			return float64(padL+chartW-padR) / 2
+		}
+		return padL + float64(j)*float64(chartW-padL-padR)/float64(n-1)
+	}
+	y := func(v int64) float64 { return padT + float64(chartH-padT-padB)*(1-float64(v)/float64(top)) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img" xmlns="http://www.w3.org/2000/svg">`, chartW, chartH, chartW, chartH)
+	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>`, padL, chartH-padB, chartW-padR, chartH-padB)
+	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>`, padL, padT, padL, chartH-padB)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#555">%d</text>`, padL-4, padT+8, top)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#555">0</text>`, padL-4, chartH-padB)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" fill="#555">%s</text>`, padL, chartH-6, first.In(loc).Format(layout))
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#555">%s</text>`, chartW-padR, chartH-6, last.In(loc).Format(layout))
+	for i, l := range lines {
+		fmt.Fprintf(&b, `<polyline data-series="%s" fill="none" stroke="%s" stroke-width="2" points="`, template.HTMLEscapeString(l.Name), l.Color)
+		for j, v := range values[i] {
+			fmt.Fprintf(&b, "%.1f,%.1f ", x(j), y(v))
+		}
+		b.WriteString(`"/>`)
+		if n == 1 {
+			fmt.Fprintf(&b, `<circle data-series="%s" cx="%.1f" cy="%.1f" r="3" fill="%s"/>`, template.HTMLEscapeString(l.Name), x(0), y(values[i][0]), l.Color)
+		}
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}

@@ -204,9 +204,14 @@ func TestReadOnlyCannotPost(t *testing.T) {
 		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
 	started, err := b.d.Pipeline.Start(ctx, "spring", pipeline.StartOptions{})
 	must(t, err)
+	b.seedContacts(t, 1)
 	reader := b.signedIn(t, "rita")
 	tok := reader.csrf("/console/campaigns")
 	form := campaignValues("autumn", tok)
+	for k, v := range map[string]string{"email.subject": "Pwned", "email.text": "x", "tags_all": "nobody", "channel": "email",
+		"address": "c000@example.com", "reason": "complaint", "confirm": "c000", "description": "changed"} {
+		form.Set(k, v)
+	}
 	form.Set("kind", "cron")
 	form.Set("cron", "0 10 * * 1")
 	form.Set("op", "save")
@@ -216,7 +221,10 @@ func TestReadOnlyCannotPost(t *testing.T) {
 	for _, path := range []string{"/console/campaigns", "/console/campaigns/spring/edit", "/console/campaigns/spring/schedule",
 		"/console/campaigns/spring/start", "/console/campaigns/spring/pause", "/console/campaigns/spring/resume", "/console/campaigns/spring/cancel",
 		"/console/runs/" + started.Run + "/pause", "/console/runs/" + started.Run + "/resume", "/console/runs/" + started.Run + "/cancel",
-		"/console/users", "/console/users/ana/remove", "/console/users/ana/password"} {
+		"/console/users", "/console/users/ana/remove", "/console/users/ana/password",
+		"/console/templates", "/console/templates/news-mail", "/console/segments", "/console/segments/vips",
+		"/console/topics", "/console/topics/newsletter", "/console/suppressions/lookup", "/console/suppressions/add",
+		"/console/suppressions/remove", "/console/contacts/c000/erase"} {
 		if a := reader.post(path, form); a.status != http.StatusForbidden {
 			t.Errorf("read-only POST %s: %d, want 403", path, a.status)
 		}
@@ -230,6 +238,21 @@ func TestReadOnlyCannotPost(t *testing.T) {
 	}
 	if _, err := b.d.Store.ConsoleUser(ctx, "mallory"); err == nil {
 		t.Error("a read-only user added an account")
+	}
+	if tpl, err := b.d.Store.Template(ctx, "news-mail"); err != nil || tpl.Version != 1 {
+		t.Errorf("a read-only user changed a template: %v %v", tpl, err)
+	}
+	if sg, err := b.d.Store.Segment(ctx, "vips"); err != nil || len(sg.TagsAll) != 1 || sg.TagsAll[0] != "vip" {
+		t.Errorf("a read-only user changed a segment: %v %v", sg, err)
+	}
+	if tp, err := b.d.Store.Topic(ctx, "newsletter"); err != nil || tp.Description != "" {
+		t.Errorf("a read-only user changed a topic: %v %v", tp, err)
+	}
+	if _, err := b.d.Store.Suppression(ctx, channels.Email, "c000@example.com"); err == nil {
+		t.Error("a read-only user added a suppression")
+	}
+	if ok, err := b.d.Store.ContactExists(ctx, "c000"); err != nil || !ok {
+		t.Errorf("a read-only user erased a contact: %v %v", ok, err)
 	}
 	if a := b.client(t).signIn("ana", testPassword); a.status != http.StatusSeeOther {
 		t.Error("ana's account was changed")

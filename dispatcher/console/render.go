@@ -1,7 +1,9 @@
 package console
 
 import (
+	"fmt"
 	"html/template"
+	"strings"
 	"time"
 )
 
@@ -14,7 +16,20 @@ import (
 //	sub PAGE VIEW           PAGE with another view, for a template of a part
 //	actions STATE           the actions a campaign's buttons offer
 //	runActions STATE        the actions a run's buttons offer
+//	fe NAME ERRORS          a field's name and its error, for the "ferr" part
+//	list "A B C"            the words of a string, for a choice's options
+//	pct RATE                a rate (a fraction, or nil) as a percentage
 var funcs = template.FuncMap{
+	"fe": func(name string, errs map[string]string) struct{ Name, Msg string } {
+		return struct{ Name, Msg string }{name, errs[name]}
+	},
+	"list": strings.Fields,
+	"pct": func(r *float64) string {
+		if r == nil {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f %%", *r*100)
+	},
 	"t":  text,
 	"tr": label,
 	"csrf": func(p pageData) template.HTML {
@@ -56,7 +71,9 @@ var funcs = template.FuncMap{
 
 // pageNames are the pages; each is layout.html with its own title and
 // body (and, for the run page, its live part).
-var pageNames = []string{"signin.html", "error.html", "campaigns.html", "campaign_form.html", "campaign.html", "run.html", "users.html"}
+var pageNames = []string{"signin.html", "error.html", "campaigns.html", "campaign_form.html", "campaign.html", "run.html", "users.html",
+	"templates.html", "template_form.html", "segments.html", "segment_form.html", "topics.html", "topic_form.html",
+	"suppressions.html", "contacts.html", "contact.html", "erase.html", "analytics.html"}
 
 func parsePages() map[string]*template.Template {
 	out := map[string]*template.Template{}
