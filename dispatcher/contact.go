@@ -144,6 +144,30 @@ func NormalizeEmail(s string) (string, error) {
 	return a.Address[:at+1] + domain, nil
 }
 
+// NormalizeAddressInput checks an address typed or sent for channel k
+// and returns it normalised. Returns an *Error with code invalid naming
+// channel or address; the message never quotes the address.
+func NormalizeAddressInput(k channels.Kind, addr string) (string, error) {
+	if !k.Valid() {
+		return "", Invalid("channel", "must be email or sms")
+	}
+	if addr == "" {
+		return "", Invalid("address", "is required")
+	}
+	if k == channels.Email {
+		a, err := NormalizeEmail(addr)
+		if err != nil {
+			return "", Invalid("address", "is not a valid email address")
+		}
+		return a, nil
+	}
+	p, err := NormalizePhone(addr)
+	if err != nil {
+		return "", Invalid("address", "is not a valid phone number in E.164 form (+33612345678)")
+	}
+	return p, nil
+}
+
 // NormalizePhone parses a number in international form and returns it in
 // E.164. Numbers without a leading + are refused: without a country they
 // are ambiguous.

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/missive-dev/missive/channels"
@@ -128,7 +127,7 @@ func (a *handler) previewTemplate(w http.ResponseWriter, r *http.Request) (int, 
 	}
 	out, err := comp.Preview(in.Channel, data)
 	if err != nil {
-		return 0, nil, previewError(err)
+		return 0, nil, storepkg.PreviewError(err)
 	}
 	resp := previewResponse{Template: t.ID, Version: t.Version, Channel: in.Channel}
 	if in.Channel == channels.SMS {
@@ -137,23 +136,6 @@ func (a *handler) previewTemplate(w http.ResponseWriter, r *http.Request) (int, 
 		resp.From, resp.Subject, resp.HTML, resp.Text, resp.Headers = out.From, out.Subject, out.HTML, out.Text, out.Headers
 	}
 	return http.StatusOK, resp, nil
-}
-
-// previewError names the part and, for a missing variable, the variable.
-func previewError(err error) error {
-	var fe *templates.FieldError
-	if !errors.As(err, &fe) {
-		return dispatcher.Invalid("template", "cannot be rendered")
-	}
-	msg := fe.Err.Error()
-	var mv *templates.MissingVariableError
-	if errors.As(err, &mv) {
-		msg = fmt.Sprintf("missing variable %q", mv.Name)
-	}
-	if fe.Line > 0 {
-		msg = fmt.Sprintf("line %d: %s", fe.Line, msg)
-	}
-	return &dispatcher.Error{Code: dispatcher.CodeInvalid, Field: fe.Field, Message: msg}
 }
 
 // countSegment counts a segment. A count that narrows by contact data (a

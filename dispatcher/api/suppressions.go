@@ -21,34 +21,12 @@ type addressRequest struct {
 	Address string        `json:"address"`
 }
 
-// checkAddressInput validates and normalises an address for channel k.
-func checkAddressInput(k channels.Kind, addr string) (string, error) {
-	if !k.Valid() {
-		return "", dispatcher.Invalid("channel", "must be email or sms")
-	}
-	if addr == "" {
-		return "", dispatcher.Invalid("address", "is required")
-	}
-	if k == channels.Email {
-		a, err := dispatcher.NormalizeEmail(addr)
-		if err != nil {
-			return "", dispatcher.Invalid("address", "is not a valid email address")
-		}
-		return a, nil
-	}
-	p, err := dispatcher.NormalizePhone(addr)
-	if err != nil {
-		return "", dispatcher.Invalid("address", "is not a valid phone number in E.164 form (+33612345678)")
-	}
-	return p, nil
-}
-
 func (a *handler) postSuppression(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	var in suppressionRequest
 	if err := decodeJSON(w, r, &in); err != nil {
 		return 0, nil, err
 	}
-	addr, err := checkAddressInput(in.Channel, in.Address)
+	addr, err := dispatcher.NormalizeAddressInput(in.Channel, in.Address)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -73,7 +51,7 @@ func readAddress(w http.ResponseWriter, r *http.Request) (channels.Kind, string,
 	if err := decodeJSON(w, r, &in); err != nil {
 		return "", "", err
 	}
-	addr, err := checkAddressInput(in.Channel, in.Address)
+	addr, err := dispatcher.NormalizeAddressInput(in.Channel, in.Address)
 	return in.Channel, addr, err
 }
 

@@ -36,24 +36,8 @@ func seesPersonal(role string) bool { return role == RoleAdmin }
 func readAddress(r *http.Request) (channels.Kind, string, error) {
 	k := channels.Kind(strings.TrimSpace(r.PostFormValue("channel")))
 	addr := strings.TrimSpace(r.PostFormValue("address"))
-	if !k.Valid() {
-		return k, "", dispatcher.Invalid("channel", "must be email or sms")
-	}
-	if addr == "" {
-		return k, "", dispatcher.Invalid("address", "is required")
-	}
-	if k == channels.Email {
-		a, err := dispatcher.NormalizeEmail(addr)
-		if err != nil {
-			return k, "", dispatcher.Invalid("address", "is not a valid email address")
-		}
-		return k, a, nil
-	}
-	p, err := dispatcher.NormalizePhone(addr)
-	if err != nil {
-		return k, "", dispatcher.Invalid("address", "is not a valid phone number in E.164 form (+33612345678)")
-	}
-	return k, p, nil
+	a, err := dispatcher.NormalizeAddressInput(k, addr)
+	return k, a, err
 }
 
 // suppressionView is the suppression page: the channel last used, what a

@@ -177,7 +177,7 @@ func (c *Console) preview(r *http.Request, t *templates.Template, form map[strin
 		}
 		out, err := comp.Preview(k, data)
 		if err != nil {
-			return nil, previewError(err)
+			return nil, store.PreviewError(err)
 		}
 		if k == channels.Email {
 			p.Email = &out
@@ -186,24 +186,6 @@ func (c *Console) preview(r *http.Request, t *templates.Template, form map[strin
 		}
 	}
 	return p, nil
-}
-
-// previewError names the part and, for a missing variable, the
-// variable, as the API's preview does.
-func previewError(err error) error {
-	var fe *templates.FieldError
-	if !errors.As(err, &fe) {
-		return dispatcher.Invalid("template", "cannot be rendered")
-	}
-	msg := fe.Err.Error()
-	var mv *templates.MissingVariableError
-	if errors.As(err, &mv) {
-		msg = fmt.Sprintf("missing variable %q", mv.Name)
-	}
-	if fe.Line > 0 {
-		msg = fmt.Sprintf("line %d: %s", fe.Line, msg)
-	}
-	return &dispatcher.Error{Code: dispatcher.CodeInvalid, Field: fe.Field, Message: msg}
 }
 
 // previewTemplate renders the template typed, saving nothing: the

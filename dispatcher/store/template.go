@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/missive-dev/missive/dispatcher"
@@ -37,6 +38,24 @@ func TemplateError(err error) error {
 		return dispatcher.Invalid(fe.Field, "%v", fe.Err)
 	}
 	return dispatcher.Invalid("template", "%v", err)
+}
+
+// PreviewError turns an error of rendering a template for a preview into
+// an API error naming the part and, for a missing variable, the variable.
+func PreviewError(err error) error {
+	var fe *templates.FieldError
+	if !errors.As(err, &fe) {
+		return dispatcher.Invalid("template", "cannot be rendered")
+	}
+	msg := fe.Err.Error()
+	var mv *templates.MissingVariableError
+	if errors.As(err, &mv) {
+		msg = fmt.Sprintf("missing variable %q", mv.Name)
+	}
+	if fe.Line > 0 {
+		msg = fmt.Sprintf("line %d: %s", fe.Line, msg)
+	}
+	return &dispatcher.Error{Code: dispatcher.CodeInvalid, Field: fe.Field, Message: msg}
 }
 
 // Template returns the latest version of a template, or an error with code
