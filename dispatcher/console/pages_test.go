@@ -2,9 +2,11 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
+	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/dispatcher/store/storetest"
 )
 
@@ -287,5 +290,54 @@ func TestRunActions(t *testing.T) {
 	}
 	if a := mark.post(runPath+"/explode", url.Values{"csrf": {tok}}); a.status != http.StatusNotFound {
 		t.Errorf("unknown action: %d, want 404", a.status)
+	}
+}
+
+// TestRunLeaving: the run page says when the waiting messages leave: now,
+// hour by hour for two days, and later.
+func TestRunLeaving(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	ctx := context.Background()
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
+		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
+	started, err := b.d.Pipeline.Start(ctx, "spring", pipeline.StartOptions{})
+	must(t, err)
+	now := b.d.Config.Now()
+	var ds []store.Decision
+	for i, until := range []time.Time{{}, {}, now.Add(3 * time.Hour), now.Add(3 * time.Hour), now.Add(3*time.Hour + 10*time.Minute), now.Add(5 * 24 * time.Hour)} {
+		c := fmt.Sprintf("c%d", i)
+		d := store.Decision{Send: dispatcher.SendID(started.Run, c, channels.Email), Contact: c, Channel: channels.Email,
+			Topic: "newsletter", Template: "news-mail", State: dispatcher.StateQueued}
+		if !until.IsZero() {
+			d.State, d.Until = dispatcher.StateDeferred, until
+		}
+		ds = append(ds, d)
+	}
+	must(t, b.d.Store.RecordDecisions(ctx, started.Run, ds, 15*time.Minute))
+	a := b.signedIn(t, "ana").get("/console/runs/" + started.Run + "?lang=en")
+	i := strings.Index(a.body, `id="leaving"`)
+	if a.status != http.StatusOK || i < 0 {
+		t.Fatalf("run page: %d, no leaving table\n%s", a.status, a.body)
+	}
+	table := a.body[i:]
+	table = table[:strings.Index(table, "</table>")]
+	rows := regexp.MustCompile(`<tr><td>([^<]*)</td><td class="num">(\d+)</td></tr>`).FindAllStringSubmatch(table, -1)
+	var got []string
+	for _, r := range rows {
+		got = append(got, r[2])
+	}
+	// 2 now; 3 in the hour that holds now+3h and now+3h10 (or 2 and 1
+	// across an hour's end); 1 in more than 48 hours.
+	if len(rows) < 3 || rows[0][1] != "now" || rows[0][2] != "2" || rows[len(rows)-1][1] != "in more than 48 hours" || rows[len(rows)-1][2] != "1" {
+		t.Errorf("leaving rows: %q", rows)
+	}
+	sum := 0
+	for _, r := range rows[1 : len(rows)-1] {
+		n, _ := strconv.Atoi(r[2])
+		sum += n
+	}
+	if sum != 3 {
+		t.Errorf("deferred within two days: %d, want 3 (%v)", sum, got)
 	}
 }

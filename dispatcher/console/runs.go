@@ -35,11 +35,42 @@ type runView struct {
 	Reasons  []count
 	Outcomes []count
 	Feedback []count
-	// Inflight sends have a deadline between First and Last.
-	Inflight    int64
-	First, Last time.Time
-	Timeline    template.HTML
-	Gates       template.HTML
+	// Leaving are the sends waiting to leave, by when they may: now, by
+	// hour over the next leavingHours, later.
+	Leaving  []leaving
+	Timeline template.HTML
+	Gates    template.HTML
+}
+
+// leaving is how many sends may leave in a span: Now (from now on), the
+// hour from From to To, or Later.
+type leaving struct {
+	From, To   time.Time
+	Now, Later bool
+	N          int64
+}
+
+// leavingHours is how far the run page shows deferred sends hour by hour.
+const leavingHours = 48
+
+// leaving counts the run's sends waiting to leave, by when they may: the
+// spans with none are left out.
+func (c *Console) leaving(ctx context.Context, run string) ([]leaving, error) {
+	counts, err := c.d.Pipeline.Leaving(ctx, run, time.Hour, leavingHours)
+	if err != nil {
+		return nil, err
+	}
+	now := c.d.Config.Now().Truncate(time.Minute)
+	var out []leaving
+	for i, n := range counts {
+		if n == 0 {
+			continue
+		}
+		l := leaving{N: n, From: now.Add(time.Duration(i-1) * time.Hour), To: now.Add(time.Duration(i) * time.Hour)}
+		l.Now, l.Later = i == 0, i == len(counts)-1
+		out = append(out, l)
+	}
+	return out, nil
 }
 
 // progressNames are the run's main counters, in their order.
@@ -72,8 +103,10 @@ func (c *Console) liveView(ctx context.Context, id string, loc *time.Location) (
 		return nil, err
 	}
 	v := &runView{Run: run, Active: run.State != dispatcher.RunCompleted && run.State != dispatcher.RunCancelled}
-	if v.Inflight, v.First, v.Last, err = c.st.InflightSpan(ctx, id); err != nil {
-		return nil, err
+	if v.Active {
+		if v.Leaving, err = c.leaving(ctx, id); err != nil {
+			return nil, err
+		}
 	}
 	for _, n := range progressNames {
 		v.Progress = append(v.Progress, count{Name: n, N: run.Counters[n]})

@@ -428,6 +428,16 @@ func (d *Pipeline) listDomain() string {
 	return u.Hostname()
 }
 
+// Leaving counts the sends of run waiting to leave, by when they may:
+// out[0] may leave now (queued, or deferred to a time gone), out[i] for i
+// in 1..n at a time in (now+(i-1)*step, now+i*step] (deferred by quiet
+// hours, a local send time or a recipient's moments), out[n+1] later.
+func (d *Pipeline) Leaving(ctx context.Context, run string, step time.Duration, n int) ([]int64, error) {
+	// A send's in-flight deadline is when it may leave, plus the wait the
+	// reconciler gives it.
+	return d.Store.InflightByDeadline(ctx, run, d.cfg.Now().Add(d.cfg.InflightDeadline), step, n)
+}
+
 // RunStats is a run with its decisions, for the API and the CLI.
 type RunStats struct {
 	*dispatcher.Run

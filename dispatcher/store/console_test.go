@@ -168,15 +168,20 @@ func TestRunMinutes(t *testing.T) {
 	for _, c := range []string{"c1", "c2", "c3", "c4"} {
 		ds = append(ds, Decision{Send: send(c), Contact: c, Channel: channels.Email, Topic: "news", Template: "mail", State: dispatcher.StateQueued})
 	}
+	// Two deferred: one to 3 hours from now, one to next week.
+	ds = append(ds, Decision{Send: send("c5"), Contact: "c5", Channel: channels.Email, Topic: "news", Template: "mail", State: dispatcher.StateDeferred, Until: testNow.Add(3 * time.Hour)},
+		Decision{Send: send("c6"), Contact: "c6", Channel: channels.Email, Topic: "news", Template: "mail", State: dispatcher.StateDeferred, Until: testNow.Add(7 * 24 * time.Hour)})
 	if err := s.RecordDecisions(ctx, "r1", ds, 15*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	n, first, last, err := s.InflightSpan(ctx, "r1")
+	// By deadline (when a send may leave, plus the 15-minute wait), hour
+	// by hour over 4 hours.
+	byDeadline, err := s.InflightByDeadline(ctx, "r1", testNow.Add(15*time.Minute), time.Hour, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 4 || !first.Equal(testNow.Add(15*time.Minute)) || !last.Equal(first) {
-		t.Errorf("in flight: %d from %s to %s", n, first, last)
+	if diff := cmp.Diff([]int64{4, 0, 0, 1, 0, 1}, byDeadline); diff != "" {
+		t.Errorf("in flight by deadline (-want +got):\n%s", diff)
 	}
 	move := func(c, from, to, reason string) {
 		t.Helper()
@@ -205,7 +210,7 @@ func TestRunMinutes(t *testing.T) {
 	if !r.Balanced || r.Counters["sent"] != 2 {
 		t.Errorf("run counters: %v", r.Counters)
 	}
-	if n, _, _, _ := s.InflightSpan(ctx, "r1"); n != 0 {
-		t.Errorf("%d still in flight", n)
+	if left, _ := s.InflightByDeadline(ctx, "r1", testNow, time.Hour, 1); left[0]+left[1]+left[2] != 2 {
+		t.Errorf("in flight: %v, want the two deferred sends only", left)
 	}
 }

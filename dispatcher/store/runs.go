@@ -748,27 +748,29 @@ func (s *Store) RunMinutes(ctx context.Context, run string) ([]RunMinute, error)
 	return out, nil
 }
 
-// InflightSpan returns how many of the run's sends are in flight (queued
-// or deferred, or sending) and the earliest and latest of their in-flight
-// deadlines: by then each has left or the reconciler takes it up.
-func (s *Store) InflightSpan(ctx context.Context, run string) (n int64, first, last time.Time, err error) {
+// InflightByDeadline counts the in-flight sends of run by deadline, in
+// one round trip: out[0] those due at or before from, out[i] for i in
+// 1..n those due in (from+(i-1)*step, from+i*step], out[n+1] those due
+// later.
+func (s *Store) InflightByDeadline(ctx context.Context, run string, from time.Time, step time.Duration, n int) ([]int64, error) {
 	key := s.inflightKey(run)
-	var card *redis.IntCmd
-	var lo, hi *redis.ZSliceCmd
-	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		card = p.ZCard(ctx, key)
-		lo = p.ZRangeWithScores(ctx, key, 0, 0)
-		hi = p.ZRangeWithScores(ctx, key, -1, -1)
+	cmds := make([]*redis.IntCmd, n+2)
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		lo := "-inf"
+		for i := range n + 1 {
+			hi := strconv.FormatInt(ms(from.Add(time.Duration(i)*step)), 10)
+			cmds[i] = p.ZCount(ctx, key, lo, hi)
+			lo = "(" + hi
+		}
+		cmds[n+1] = p.ZCount(ctx, key, lo, "+inf")
 		return nil
 	})
 	if err != nil {
-		return 0, time.Time{}, time.Time{}, fmt.Errorf("in-flight span: %w", err)
+		return nil, fmt.Errorf("in-flight by deadline: %w", err)
 	}
-	if v := lo.Val(); len(v) > 0 {
-		first = time.UnixMilli(int64(v[0].Score)).UTC()
+	out := make([]int64, len(cmds))
+	for i, c := range cmds {
+		out[i] = c.Val()
 	}
-	if v := hi.Val(); len(v) > 0 {
-		last = time.UnixMilli(int64(v[0].Score)).UTC()
-	}
-	return card.Val(), first, last, nil
+	return out, nil
 }
