@@ -461,7 +461,9 @@ func TestOpenAPIReadmeExamples(t *testing.T) {
 		op := ops[pattern]
 		if pattern == "POST /v1/webhooks/{id}/replay" {
 			// The example replays an event of the endpoint: one it was sent.
-			var in struct{ EventID string `json:"event_id"` }
+			var in struct {
+				EventID string `json:"event_id"`
+			}
 			must(t, json.Unmarshal([]byte(c.body), &in))
 			must(t, b.d.Store.QueueWebhookEvents(t.Context(), []storepkg.WebhookEvent{{
 				Endpoint: strings.Split(c.path, "/")[3], ID: in.EventID, Contact: "c-1042", Body: []byte(`{"type":"unsubscribed"}`)}}))

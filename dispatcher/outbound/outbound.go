@@ -283,6 +283,7 @@ type data struct {
 	Run     string `json:"run,omitempty"`
 	Send    string `json:"send,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	State   string `json:"state,omitempty"`
 	Address string `json:"address,omitempty"`
 }
 
@@ -323,7 +324,7 @@ func (w *Webhooks) emit(ctx context.Context, e dispatcher.Event) error {
 		e.Address = w.address(ctx, e)
 	}
 	p := payload{Type: e.Type, Timestamp: e.Time.UTC(), Data: data{
-		Contact: e.Contact, Topic: e.Topic, Channel: e.Channel, Run: e.Run, Send: e.Send, Reason: e.Reason,
+		Contact: e.Contact, Topic: e.Topic, Channel: e.Channel, Run: e.Run, Send: e.Send, Reason: e.Reason, State: e.State,
 	}}
 	plain, err := json.Marshal(p)
 	if err != nil {
