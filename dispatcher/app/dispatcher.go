@@ -118,8 +118,8 @@ type Config struct {
 	// and subscription confirmations). Default: a client with a 10 s
 	// timeout.
 	HTTPClient *http.Client
-	// WebhookTimeout bounds one call to an outbound webhook endpoint
-	// (MISSIVE_WEBHOOK_TIMEOUT). Default 10 s.
+	// WebhookTimeout bounds one call to an outbound webhook endpoint.
+	// Default 10 s.
 	WebhookTimeout time.Duration
 
 	// Metrics records what the pipeline, feedback and the scheduler do
