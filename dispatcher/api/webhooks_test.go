@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/outbound"
 )
@@ -284,5 +285,30 @@ func TestWebhookRegistrationRefusesBadInput(t *testing.T) {
 	}
 	if res := b.api.do("DELETE", "/v1/webhooks/x", ""); res.status != http.StatusNotFound {
 		t.Errorf("delete of a malformed id: %d", res.status)
+	}
+}
+
+func TestWebhookFeedbackEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withBasics(), withWorker())
+	ctx := context.Background()
+	const addr = "cy.webhook@example.com"
+	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "cy", Email: addr}, "Europe/Paris"))
+	rc := newReceiver(t)
+	rc.register(t, b, fmt.Sprintf(`{"url":%q,"events":["bounced","suppressed","complained","delivered"]}`, rc.srv.URL))
+
+	// A bounce report naming only the address: bounced, then suppressed.
+	must(t, b.d.Feedback.RecordDelivery(ctx, channels.Feedback{Channel: channels.Email, Address: addr, Kind: channels.HardBounce, Code: "5.1.1", Source: "dsn"}))
+	waitFor(t, "the bounce's events", 30*time.Second, func() bool { return len(rc.events()) == 2 })
+	var got []string
+	for _, e := range rc.events() {
+		got = append(got, e.Type+"/"+e.Data["reason"]+"/"+e.Data["contact"]+"/"+e.Data["channel"])
+		if strings.Contains(e.Body, addr) {
+			t.Errorf("event %s carries the address", e.Type)
+		}
+	}
+	want := []string{"suppressed/bounce/cy/email", "bounced/hard_bounce/cy/email"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
