@@ -312,3 +312,36 @@ func TestWebhookFeedbackEvents(t *testing.T) {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
+
+func TestWebhookSignupConfirmed(t *testing.T) {
+	t.Parallel()
+	b := setupSignup(t)
+	rc := newReceiver(t)
+	rc.register(t, b, fmt.Sprintf(`{"url":%q,"events":["signup.confirmed","consent.changed"],"include_address":true}`, rc.srv.URL))
+	if w := b.subscribeForm("198.51.100.7", signupValues("dana@example.com", "newsletter")); w.Code != http.StatusAccepted {
+		t.Fatalf("POST /subscribe: %d %s", w.Code, w.Body)
+	}
+	// Nothing is told before the confirmation.
+	token := b.confirmToken(t, "dana@example.com")
+	if n := len(rc.events()); n != 0 {
+		t.Fatalf("%d events before the confirmation", n)
+	}
+	if w := b.do("POST", "/subscribe/confirm/"+token, "203.0.113.9", formCT, ""); w.Code != http.StatusOK {
+		t.Fatalf("POST confirm: %d %s", w.Code, w.Body)
+	}
+	waitFor(t, "the confirmation's events", 30*time.Second, func() bool { return len(rc.events()) == 2 })
+	got := map[string]receivedEvent{}
+	for _, e := range rc.events() {
+		got[e.Type] = e
+	}
+	c, s := got["consent.changed"], got["signup.confirmed"]
+	if c.Data["state"] != "granted" || c.Data["reason"] != "signup" || c.Data["topic"] != "newsletter" {
+		t.Errorf("consent.changed: %s", c.Body)
+	}
+	if s.Data["topic"] != "newsletter" || s.Data["channel"] != "email" || s.Data["contact"] != c.Data["contact"] || s.Data["contact"] == "" {
+		t.Errorf("signup.confirmed: %s", s.Body)
+	}
+	if s.Data["address"] != "dana@example.com" {
+		t.Errorf("include_address: signup.confirmed without the address: %s", s.Body)
+	}
+}
