@@ -345,3 +345,26 @@ func TestWebhookSignupConfirmed(t *testing.T) {
 		t.Errorf("include_address: signup.confirmed without the address: %s", s.Body)
 	}
 }
+
+func TestWebhookSendFailed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withWorker())
+	sendSetup(t, b)
+	b.smtp.Reject("buyer@example.com", 550, "5.1.1", "mailbox unknown")
+	rc := newReceiver(t)
+	rc.register(t, b, fmt.Sprintf(`{"url":%q,"events":["failed"]}`, rc.srv.URL))
+	res := b.api.do("POST", "/v1/sends", orderSend, "Idempotency-Key", "order-1042-failed")
+	if res.status != http.StatusAccepted && res.status != http.StatusCreated {
+		t.Fatalf("send: %d %s", res.status, res.body)
+	}
+	var sent struct{ Send string }
+	must(t, json.Unmarshal(res.body, &sent))
+	waitFor(t, "the failed event", 30*time.Second, func() bool { return len(rc.events()) == 1 })
+	e := rc.events()[0]
+	if e.Type != "failed" || e.Data["contact"] != "buyer" || e.Data["send"] != sent.Send || e.Data["topic"] != "orders" || e.Data["channel"] != "email" || e.Data["reason"] == "" {
+		t.Errorf("failed event: %s (send %s)", e.Body, sent.Send)
+	}
+	if strings.Contains(e.Body, "buyer@example.com") {
+		t.Errorf("the event carries the address: %s", e.Body)
+	}
+}
