@@ -368,3 +368,34 @@ func TestWebhookSendFailed(t *testing.T) {
 		t.Errorf("the event carries the address: %s", e.Body)
 	}
 }
+
+func TestWebhookEventsWithAddressErased(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withBasics()) // no worker: the events wait
+	ctx := context.Background()
+	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "eve", Email: "eve.webhook@example.com"}, "Europe/Paris"))
+	rc := newReceiver(t)
+	with := rc.register(t, b, fmt.Sprintf(`{"url":%q,"events":["consent.changed"],"include_address":true}`, rc.srv.URL))
+	without := rc.register(t, b, fmt.Sprintf(`{"url":%q,"events":["consent.changed"]}`, rc.srv.URL+"/ids"))
+	if res := b.api.do("POST", "/v1/contacts/eve/consents", consentBody("granted")); res.status != http.StatusCreated {
+		t.Fatalf("consent: %d %s", res.status, res.body)
+	}
+	res := b.api.do("DELETE", "/v1/contacts/eve", "")
+	var rep struct{ Erased map[string]int }
+	must(t, json.Unmarshal(res.body, &rep))
+	if res.status != http.StatusOK || rep.Erased["webhook_events"] != 1 {
+		t.Fatalf("erasure: %d %s, want the event with the address erased", res.status, res.body)
+	}
+	var withKeys, withoutKeys int
+	for k := range snapshotRedis(t, b) {
+		if strings.Contains(k, ":wh:{"+with.ID+"}:") {
+			withKeys++
+		}
+		if strings.Contains(k, ":wh:{"+without.ID+"}:ev:") {
+			withoutKeys++
+		}
+	}
+	if withKeys != 0 || withoutKeys != 1 {
+		t.Errorf("after erasure: %d keys of the endpoint with addresses (want 0), %d events of the other (want 1)", withKeys, withoutKeys)
+	}
+}

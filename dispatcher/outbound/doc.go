@@ -38,7 +38,8 @@
 // dropped and logged "dropped", and the events after it go on. An event
 // popped from the outbox and never enqueued (a crash between the two)
 // still waits in its contact's queue: the next event of that contact for
-// that endpoint delivers it first.
+// that endpoint delivers it first. Erasing a contact deletes its events
+// waiting for endpoints that receive addresses (store.ForgetWebhookEvents).
 //
 // We chose our own per-(endpoint, contact) queue over asynq's Group and
 // Unique options: Group aggregates tasks into one without ordering them

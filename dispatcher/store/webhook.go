@@ -297,3 +297,35 @@ func (s *Store) WebhookDeliveries(ctx context.Context, ep string) ([]WebhookDeli
 	}
 	return out, nil
 }
+
+// ForgetWebhookEvents deletes the contact's events waiting for endpoints
+// that receive addresses (include_address), so that an erasure leaves no
+// address in them; the events of the other endpoints hold ids only and
+// are delivered. It returns how many events it deleted.
+func (s *Store) ForgetWebhookEvents(ctx context.Context, contact string) (int, error) {
+	eps, err := s.Webhooks(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ep := range eps {
+		if !ep.IncludeAddress {
+			continue
+		}
+		q := s.webhookKey(ep.ID, "q", contact)
+		ids, err := s.Redis.LRange(ctx, q, 0, -1).Result()
+		if err != nil {
+			return n, err
+		}
+		keys := []string{q}
+		for _, id := range ids {
+			keys = append(keys, s.webhookKey(ep.ID, "ev", id))
+		}
+		// One slot: the endpoint's hash tag.
+		if err := s.Redis.Del(ctx, keys...).Err(); err != nil {
+			return n, err
+		}
+		n += len(ids)
+	}
+	return n, nil
+}
