@@ -113,6 +113,9 @@ func TestWebhookEventsInOrderUnderRetries(t *testing.T) {
 	if !strings.HasPrefix(ep.Secret, "whsec_") || ep.IncludeAddress {
 		t.Fatalf("registration answered %+v", ep)
 	}
+	if audit := b.api.do("GET", "/v1/audit?limit=1", ""); !strings.Contains(string(audit.body), `"action":"webhook.create","target":"`+ep.ID+`"`) || strings.Contains(string(audit.body), rc.srv.URL) {
+		t.Errorf("audit: %s", audit.body)
+	}
 
 	states := []string{"granted", "withdrawn", "granted", "withdrawn"}
 	for _, st := range states {
