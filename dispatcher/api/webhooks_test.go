@@ -16,6 +16,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/outbound"
 )
 
@@ -400,5 +401,46 @@ func TestWebhookEventsWithAddressErased(t *testing.T) {
 	}
 	if withKeys != 0 || withoutKeys != 1 {
 		t.Errorf("after erasure: %d keys of the endpoint with addresses (want 0), %d events of the other (want 1)", withKeys, withoutKeys)
+	}
+}
+
+func TestWebhookEventDroppedThenReplayed(t *testing.T) {
+	t.Parallel()
+	// One retry: the event fails twice, is dropped, then replayed.
+	b := setup(t, withBasics(), withWorker(), withConfig(func(c *app.Config) { c.Tuning.MaxRetry = 1 }))
+	ctx := context.Background()
+	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "fay", Email: "fay.webhook@example.com"}, "Europe/Paris"))
+	rc := newReceiver(t, http.StatusBadGateway, http.StatusBadGateway)
+	ep := rc.register(t, b, fmt.Sprintf(`{"url":%q,"events":["consent.changed"]}`, rc.srv.URL))
+	if res := b.api.do("POST", "/v1/contacts/fay/consents", consentBody("granted")); res.status != http.StatusCreated {
+		t.Fatalf("consent: %d %s", res.status, res.body)
+	}
+	type delivery struct {
+		EventID string `json:"event_id"`
+		Status  int
+		Error   string
+	}
+	deliveries := func() []delivery {
+		var log struct{ Deliveries []delivery }
+		must(t, json.Unmarshal(b.api.do("GET", "/v1/webhooks/"+ep.ID+"/deliveries", "").body, &log))
+		return log.Deliveries
+	}
+	waitFor(t, "the event dropped", 30*time.Second, func() bool {
+		ds := deliveries()
+		return len(ds) > 0 && ds[0].Error == "dropped"
+	})
+	ds := deliveries()
+	if len(ds) != 3 || ds[1].Status != 502 || ds[2].Status != 502 || ds[0].EventID != ds[1].EventID {
+		t.Fatalf("log %+v, want two 502s then dropped", ds)
+	}
+	if n := len(rc.events()); n != 0 {
+		t.Fatalf("%d events accepted, want none", n)
+	}
+	if res := b.api.do("POST", "/v1/webhooks/"+ep.ID+"/replay", fmt.Sprintf(`{"event_id":%q}`, ds[0].EventID)); res.status != http.StatusAccepted {
+		t.Fatalf("replay: %d %s", res.status, res.body)
+	}
+	waitFor(t, "the replayed event", 30*time.Second, func() bool { return len(rc.events()) == 1 })
+	if e := rc.events()[0]; e.ID != ds[0].EventID || e.Data["state"] != "granted" {
+		t.Errorf("replayed %+v", e)
 	}
 }

@@ -85,8 +85,11 @@ func (d *Pipeline) HandOverWebhooks(ctx context.Context) error {
 			return err
 		}
 		for _, p := range pairs {
+			// No task id: a pair is popped once, and a replay of an event
+			// whose task was archived (dropped after its retries) needs a
+			// task of its own.
 			err := d.enqueue(ctx, TypeWebhook, webhookPayload{Endpoint: p[0], Event: p[1]},
-				asynq.Queue(d.Queue("webhook")), asynq.TaskID("wh~"+p[0]+"~"+p[1]))
+				asynq.Queue(d.Queue("webhook")))
 			if err != nil && !errors.Is(err, context.Canceled) {
 				d.log.Warn("webhook event not enqueued", "endpoint", p[0], "event", p[1], "error", err)
 			}
