@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/outbound"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
@@ -51,6 +52,8 @@ func (a *handler) record(r *http.Request, action string, v any, body *auditBody)
 		e.Detail = fmt.Sprintf("%s %s %s", v.Topic, v.Channel, v.State)
 	case *storepkg.ImportResult:
 		e.Detail = fmt.Sprintf("imported %d, failed %d", v.Imported, v.Failed)
+	case outbound.Endpoint:
+		e.Target = v.ID // never the URL nor the secret
 	}
 	if body != nil {
 		var in addressRequest

@@ -108,6 +108,9 @@ func (a *handler) postConsent(w http.ResponseWriter, r *http.Request) (int, any,
 	if err := a.d.Store.RecordConsent(r.Context(), id, e); err != nil {
 		return 0, nil, err
 	}
+	for _, ev := range dispatcher.ConsentChanges(id, []dispatcher.ConsentEvent{e}) {
+		a.d.Webhooks.Emit(r.Context(), ev)
+	}
 	return http.StatusCreated, e, nil
 }
 

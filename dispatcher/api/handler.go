@@ -207,6 +207,11 @@ func (a *handler) routes() []route {
 		{"POST /v1/suppressions/lookup", prv, "", a.lookupSuppression},
 		{"GET /v1/audit", prv, "", a.getAudit},
 		{"GET /v1/register", prv, "", a.getRegister},
+		{"POST /v1/webhooks", prv, "webhook.create", a.postWebhook},
+		{"GET /v1/webhooks", prv, "", a.getWebhooks},
+		{"DELETE /v1/webhooks/{id}", prv, "webhook.delete", a.deleteWebhook},
+		{"GET /v1/webhooks/{id}/deliveries", prv, "", a.getWebhookDeliveries},
+		{"POST /v1/webhooks/{id}/replay", prv, "webhook.replay", a.replayWebhook},
 	}
 }
 

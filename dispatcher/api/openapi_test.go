@@ -25,6 +25,7 @@ import (
 
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
+	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
 // The OpenAPI document is one source: the route table is held to it, its
@@ -445,6 +446,12 @@ func TestOpenAPIReadmeExamples(t *testing.T) {
 	seen := map[string]bool{}
 	answers := map[string][]byte{}
 	for _, c := range calls {
+		// The webhook examples name the endpoint the registration answered.
+		if strings.Contains(c.path, "$WEBHOOK_ID") {
+			var ep struct{ ID string }
+			_ = json.Unmarshal(answers["POST /v1/webhooks"], &ep)
+			c.path = strings.ReplaceAll(c.path, "$WEBHOOK_ID", ep.ID)
+		}
 		what := fmt.Sprintf("README line %d: %s %s", c.line, c.method, c.path)
 		pattern := routeOf(ops, c.method, c.path)
 		if pattern == "" {
@@ -452,6 +459,15 @@ func TestOpenAPIReadmeExamples(t *testing.T) {
 			continue
 		}
 		op := ops[pattern]
+		if pattern == "POST /v1/webhooks/{id}/replay" {
+			// The example replays an event of the endpoint: one it was sent.
+			var in struct {
+				EventID string `json:"event_id"`
+			}
+			must(t, json.Unmarshal([]byte(c.body), &in))
+			must(t, b.d.Store.QueueWebhookEvents(t.Context(), []storepkg.WebhookEvent{{
+				Endpoint: strings.Split(c.path, "/")[3], ID: in.EventID, Contact: "c-1042", Body: []byte(`{"type":"unsubscribed"}`)}}))
+		}
 		if c.body != "" {
 			mt, name := exampleOf(op, c.body)
 			if name == "" {
@@ -549,6 +565,9 @@ func TestOpenAPIReadmeExamples(t *testing.T) {
 		{"GET", "/v1/audit?limit=5", 200},
 		{"GET", "/v1/register", 200},
 		{"GET", "/v1/register?format=markdown", 200},
+		{"GET", "/v1/webhooks", 200},
+		{"GET", "/v1/webhooks/wh_000000000000000000000000/deliveries", 404},
+		{"DELETE", "/v1/webhooks/wh_000000000000000000000000", 404},
 		{"DELETE", "/v1/contacts/c-1044", 200},
 		{"GET", "/v1/contacts/c-1044", 404},
 		{"GET", "/v1/templates/nothing-here", 404},

@@ -16,6 +16,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/feedback"
 	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
 	"github.com/missive-dev/missive/dispatcher/metrics"
+	"github.com/missive-dev/missive/dispatcher/outbound"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/privacy"
 	"github.com/missive-dev/missive/dispatcher/schedule"
@@ -117,6 +118,9 @@ type Config struct {
 	// and subscription confirmations). Default: a client with a 10 s
 	// timeout.
 	HTTPClient *http.Client
+	// WebhookTimeout bounds one call to an outbound webhook endpoint.
+	// Default 10 s.
+	WebhookTimeout time.Duration
 
 	// Metrics records what the pipeline, feedback and the scheduler do
 	// (the Redis client's errors are counted where it is dialled:
@@ -224,6 +228,9 @@ type Dispatcher struct {
 	// Signups runs double opt-in.
 	Signups *signup.Signups
 	Hooks   *webhook.Hooks
+	// Webhooks registers outbound webhook endpoints and delivers the
+	// events they subscribe to.
+	Webhooks *outbound.Webhooks
 }
 
 // New validates cfg and returns a Dispatcher.
@@ -253,8 +260,13 @@ func New(cfg Config) (*Dispatcher, error) {
 		Logger:  cfg.Logger,
 		Consent: consent.New(store, cfg.Now),
 	}
+	d.Webhooks, err = outbound.New(outbound.Config{Store: store, HTTPClient: cfg.HTTPClient, Timeout: cfg.WebhookTimeout, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	d.Consent.SetEvents(d.Webhooks)
 	d.Feedback, err = feedback.New(feedback.Config{Store: store, Consent: d.Consent, Policy: cfg.Feedback, Secret: cfg.Secret,
-		BounceDomain: cfg.BounceDomain, SendTTL: cfg.SendTTL, Metrics: cfg.Metrics, Now: cfg.Now, Logger: cfg.Logger})
+		BounceDomain: cfg.BounceDomain, SendTTL: cfg.SendTTL, Metrics: cfg.Metrics, Events: d.Webhooks, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -268,19 +280,20 @@ func New(cfg Config) (*Dispatcher, error) {
 		Store: store, Gate: d.Gate, Caps: caps, Limiter: d.Limiter, Signer: signer, Feedback: d.Feedback, RefData: confirmationData,
 		Prefix: cfg.Prefix, PublicURL: cfg.PublicURL, Channels: cfg.Channels, EmailFrom: cfg.EmailFrom,
 		ListUnsubscribeMailto: cfg.ListUnsubscribeMailto, ProviderRates: cfg.ProviderRates,
-		Tuning: cfg.Tuning, Metrics: cfg.Metrics, Now: cfg.Now, Logger: cfg.Logger,
+		Tuning: cfg.Tuning, Events: d.Webhooks, Metrics: cfg.Metrics, Now: cfg.Now, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
 	}
 	d.Feedback.SetRuns(d.Pipeline)
+	d.Pipeline.SetWebhooks(d.Webhooks, func(err error) bool { return errors.Is(err, outbound.ErrBusy) })
 	d.Privacy, err = privacy.New(privacy.Config{Store: store, Runs: d.Pipeline, Caps: caps, SenderName: cfg.SenderName,
 		Processors: cfg.Processors, SendTTL: cfg.SendTTL, InactiveAfter: cfg.InactiveAfter, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
 	d.Signups, err = signup.New(signup.Config{Store: store, Pipeline: d.Pipeline, Limiter: d.Limiter, Secret: cfg.Secret,
-		PublicURL: cfg.PublicURL, SenderName: cfg.SenderName, DefaultTimezone: cfg.DefaultTimezone, Now: cfg.Now, Logger: cfg.Logger})
+		PublicURL: cfg.PublicURL, SenderName: cfg.SenderName, DefaultTimezone: cfg.DefaultTimezone, Events: d.Webhooks, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

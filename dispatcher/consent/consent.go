@@ -30,13 +30,30 @@ const (
 
 // Manager changes consents. It is safe for concurrent use.
 type Manager struct {
-	store *store.Store
-	now   func() time.Time
+	store  *store.Store
+	now    func() time.Time
+	events dispatcher.Events
+}
+
+// SetEvents sets where the Manager tells the consent changes it writes
+// (consent.changed, unsubscribed). Default: nowhere.
+func (m *Manager) SetEvents(e dispatcher.Events) { m.events = e }
+
+// change writes consent changes (store.ChangeConsents) and tells those
+// written.
+func (m *Manager) change(ctx context.Context, contact string, withContact bool, decide func(*dispatcher.Contact, map[string]store.ConsentCurrent) []dispatcher.ConsentEvent) ([]dispatcher.ConsentEvent, error) {
+	evs, err := m.store.ChangeConsents(ctx, contact, withContact, decide)
+	if err == nil {
+		for _, e := range dispatcher.ConsentChanges(contact, evs) {
+			m.events.Emit(ctx, e)
+		}
+	}
+	return evs, err
 }
 
 // New returns a Manager writing to st; now is the clock of the events.
 func New(st *store.Store, now func() time.Time) *Manager {
-	return &Manager{store: st, now: now}
+	return &Manager{store: st, now: now, events: dispatcher.NoEvents}
 }
 
 // topicKinds maps every topic id to whether it is transactional.
@@ -82,7 +99,7 @@ func (m *Manager) Withdraw(ctx context.Context, contact string, k channels.Kind,
 		return false, err
 	}
 	field := store.ConsentField(e.Channel, e.Topic)
-	changed, err := m.store.ChangeConsents(ctx, contact, false, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
+	changed, err := m.change(ctx, contact, false, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
 		if cur[field].State == dispatcher.Withdrawn {
 			return nil
 		}
@@ -108,7 +125,7 @@ func (m *Manager) SavePreferences(ctx context.Context, contact string, shown, on
 	for _, f := range on {
 		want[f] = true
 	}
-	return m.store.ChangeConsents(ctx, contact, true, func(c *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
+	return m.change(ctx, contact, true, func(c *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
 		var out []dispatcher.ConsentEvent
 		seen := map[string]bool{}
 		for _, f := range shown {
@@ -140,7 +157,7 @@ func (m *Manager) WithdrawAllMarketing(ctx context.Context, contact string, now 
 	if err != nil {
 		return nil, err
 	}
-	return m.store.ChangeConsents(ctx, contact, true, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
+	return m.change(ctx, contact, true, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
 		var out []dispatcher.ConsentEvent
 		for _, f := range slices.Sorted(maps.Keys(cur)) {
 			k, topic, ok := strings.Cut(f, "/")
@@ -168,7 +185,7 @@ func (m *Manager) WithdrawMarketingOn(ctx context.Context, contact string, k cha
 		return err
 	}
 	now := m.now().UTC()
-	_, err = m.store.ChangeConsents(ctx, contact, true, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
+	_, err = m.change(ctx, contact, true, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
 		var out []dispatcher.ConsentEvent
 		for f, st := range cur {
 			ch, topic, _ := strings.Cut(f, "/")
@@ -199,7 +216,7 @@ func (m *Manager) SetSMSConsents(ctx context.Context, contact string, state disp
 		return nil, err
 	}
 	now := m.now().UTC()
-	events, err := m.store.ChangeConsents(ctx, contact, false, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
+	events, err := m.change(ctx, contact, false, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
 		var out []dispatcher.ConsentEvent
 		for _, field := range slices.Sorted(maps.Keys(cur)) {
 			topic, ok := strings.CutPrefix(field, string(channels.SMS)+"/")

@@ -1,6 +1,7 @@
 package feedback
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -43,6 +44,9 @@ type Config struct {
 	SendTTL time.Duration
 	// Metrics counts the feedback applied. Default: none.
 	Metrics *metrics.Metrics
+	// Events receives the facts feedback establishes: delivered, bounced,
+	// complained, failed, suppressed. Default: none.
+	Events dispatcher.Events
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives operational logs, never personal data. Default
@@ -64,6 +68,7 @@ type Handler struct {
 	now          func() time.Time
 	log          *slog.Logger
 	m            *metrics.Metrics
+	events       dispatcher.Events
 }
 
 // New validates cfg and returns a Handler.
@@ -73,7 +78,8 @@ func New(cfg Config) (*Handler, error) {
 	}
 	cfg.Policy.SetDefaults()
 	h := &Handler{Store: cfg.Store, consent: cfg.Consent, runs: cfg.Runs, policy: cfg.Policy, secret: cfg.Secret,
-		bounceDomain: cfg.BounceDomain, sendTTL: cfg.SendTTL, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics}
+		bounceDomain: cfg.BounceDomain, sendTTL: cfg.SendTTL, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
+		events: cmp.Or[dispatcher.Events](cfg.Events, dispatcher.NoEvents)}
 	if h.sendTTL == 0 {
 		h.sendTTL = 90 * 24 * time.Hour
 	}

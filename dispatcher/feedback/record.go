@@ -123,13 +123,54 @@ func (d *Handler) RecordDelivery(ctx context.Context, ev channels.Feedback) (err
 		// the check below fails (the next report checks the rates anew).
 		counted = true
 		d.m.Feedback(string(ev.Channel), string(ev.Kind))
+		d.tell(ctx, ev, sd, c)
 		return d.checkRates(ctx, sd.Run)
 	}
 	if err := d.applyPolicy(ctx, ev, nil, c); err != nil {
 		return err
 	}
 	d.m.Feedback(string(ev.Channel), string(ev.Kind))
+	d.tell(ctx, ev, nil, c)
 	return nil
+}
+
+// feedbackEvents maps a kind of feedback to the event it tells.
+var feedbackEvents = map[channels.FeedbackKind]string{
+	channels.Delivered:   dispatcher.EventDelivered,
+	channels.HardBounce:  dispatcher.EventBounced,
+	channels.SoftBounce:  dispatcher.EventBounced,
+	channels.OptedOut:    dispatcher.EventBounced,
+	channels.Complaint:   dispatcher.EventComplained,
+	channels.Undelivered: dispatcher.EventFailed,
+}
+
+// tell emits the event of a piece of feedback applied (unsubscribes are
+// told by the consent change they make).
+func (d *Handler) tell(ctx context.Context, ev channels.Feedback, sd *dispatcher.Send, c *dispatcher.Contact) {
+	typ := feedbackEvents[ev.Kind]
+	if typ == "" {
+		return
+	}
+	e := dispatcher.Event{Type: typ, Time: ev.At, Channel: string(ev.Channel), Reason: string(ev.Kind), Address: string(ev.Address)}
+	if ev.Kind == channels.Delivered {
+		e.Reason = ""
+	}
+	if c != nil {
+		e.Contact = c.ID
+	}
+	if sd != nil {
+		e.Contact, e.Topic, e.Run, e.Send = sd.Contact, sd.Topic, sd.Run, sd.ID
+	}
+	d.events.Emit(ctx, e)
+}
+
+// suppressed tells that an address of c was put on the suppression list.
+func (d *Handler) suppressed(ctx context.Context, ev channels.Feedback, c *dispatcher.Contact, reason string) {
+	if c == nil {
+		return
+	}
+	d.events.Emit(ctx, dispatcher.Event{Type: dispatcher.EventSuppressed, Contact: c.ID, Time: ev.At,
+		Channel: string(ev.Channel), Reason: reason, Send: ev.Send, Address: string(ev.Address)})
 }
 
 // analyticsEvent is what a piece of feedback about sd counts in the
@@ -221,9 +262,15 @@ func (d *Handler) applyPolicy(ctx context.Context, ev channels.Feedback, sd *dis
 	p := d.policy
 	switch ev.Kind {
 	case channels.HardBounce:
-		return s.Suppress(ctx, ev.Channel, string(ev.Address), dispatcher.SuppressBounce, time.Time{})
+		if err := s.Suppress(ctx, ev.Channel, string(ev.Address), dispatcher.SuppressBounce, time.Time{}); err != nil {
+			return err
+		}
+		d.suppressed(ctx, ev, c, dispatcher.SuppressBounce)
 	case channels.OptedOut:
-		return s.SuppressStop(ctx, ev.Channel, string(ev.Address))
+		if err := s.SuppressStop(ctx, ev.Channel, string(ev.Address)); err != nil {
+			return err
+		}
+		d.suppressed(ctx, ev, c, dispatcher.SuppressStop)
 	case channels.SoftBounce:
 		member := ev.Send
 		if member == "" {
@@ -234,12 +281,16 @@ func (d *Handler) applyPolicy(ctx context.Context, ev channels.Feedback, sd *dis
 			return err
 		}
 		if n >= int64(p.SoftBounces) {
-			return s.Suppress(ctx, ev.Channel, string(ev.Address), dispatcher.SuppressBounce, d.now().Add(p.SoftSuspend))
+			if err := s.Suppress(ctx, ev.Channel, string(ev.Address), dispatcher.SuppressBounce, d.now().Add(p.SoftSuspend)); err != nil {
+				return err
+			}
+			d.suppressed(ctx, ev, c, dispatcher.SuppressBounce)
 		}
 	case channels.Complaint:
 		if err := s.Suppress(ctx, ev.Channel, string(ev.Address), dispatcher.SuppressComplaint, time.Time{}); err != nil {
 			return err
 		}
+		d.suppressed(ctx, ev, c, dispatcher.SuppressComplaint)
 		if c != nil {
 			return d.consent.WithdrawMarketingOn(ctx, c.ID, ev.Channel, "complaint", map[string]string{"report": ev.Source})
 		}

@@ -119,6 +119,9 @@ type Config struct {
 	ProviderRates map[channels.Kind]throttle.Rate
 	// Tuning cuts and paces the work.
 	Tuning
+	// Events receives the sends that failed for good (failed). Default:
+	// none.
+	Events dispatcher.Events
 	// Metrics records decisions, sends, provider calls, rate waits and the
 	// queues. Default: none.
 	Metrics *metrics.Metrics
@@ -142,6 +145,9 @@ func (c *Config) setDefaults() error {
 	c.Tuning.setDefaults()
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Events == nil {
+		c.Events = dispatcher.NoEvents
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -169,6 +175,10 @@ type Pipeline struct {
 	inspect *asynq.Inspector
 
 	snap snapshots
+	// webhooks delivers outbound webhook events (SetWebhooks).
+	webhooks    Webhooks
+	webhookBusy func(error) bool
+
 	// handing are the chunks being handed to a channel and settled, which
 	// a worker's shutdown waits for.
 	handing handovers

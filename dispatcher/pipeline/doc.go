@@ -14,7 +14,9 @@
 // feeds feedback, and an ambiguous one (the provider may have taken it)
 // is never sent again. The reconciler requeues sends stuck past their
 // deadline and settles those whose worker died mid-send. Campaign and run
-// states (start, pause, resume, cancel, complete) live here too.
+// states (start, pause, resume, cancel, complete) live here too, and the
+// delivery tasks of outbound webhooks (TypeWebhook, see package outbound),
+// which a worker's loop enqueues from the events' outbox.
 //
 //	p, err := pipeline.New(pipeline.Config{Store: st, Gate: g, Caps: caps, Limiter: lim, Signer: signer, Feedback: fb})
 //	run, err := p.StartRun(ctx, "spring-sale", time.Now())

@@ -61,7 +61,7 @@ func (d *Pipeline) sendQueue(key string) string {
 // Queues returns the queues a worker serves, with their priorities: sends
 // first, so that a large plan does not starve delivery.
 func (d *Pipeline) Queues() map[string]int {
-	q := map[string]int{d.Queue("plan"): 1, d.Queue("batch"): 3}
+	q := map[string]int{d.Queue("plan"): 1, d.Queue("batch"): 3, d.Queue("webhook"): 2}
 	if d.cfg.SendQueues <= 1 {
 		q[d.Queue("send")] = 6
 	} else {

@@ -631,6 +631,7 @@ func (d *Pipeline) applyTransitions(ctx context.Context, k channels.Kind, ts []s
 		return err
 	}
 	d.countSettled(ctx, k, ts, func(i int) bool { return rs[i].Applied })
+	d.tellFailed(ctx, ts, func(i int) bool { return rs[i].Applied })
 	for i, r := range rs {
 		if r.RunDone {
 			run, _, _ := dispatcher.SplitSendID(ts[i].Send)
@@ -640,6 +641,37 @@ func (d *Pipeline) applyTransitions(ctx context.Context, k channels.Kind, ts []s
 		}
 	}
 	return nil
+}
+
+// tellFailed emits a failed event for each send the transitions failed
+// for good. It reads those sends for their contacts: a failure is rare,
+// and its event worth the read.
+func (d *Pipeline) tellFailed(ctx context.Context, ts []storepkg.Transition, applied func(int) bool) {
+	if d.cfg.Events == dispatcher.NoEvents {
+		return
+	}
+	var ids, reasons []string
+	for i, t := range ts {
+		if applied(i) && t.To == dispatcher.StateFailed {
+			ids, reasons = append(ids, t.Send), append(reasons, t.Reason)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	sends, err := d.Store.Sends(ctx, ids)
+	if err != nil {
+		d.log.Warn("failed sends not told", "error", err)
+		return
+	}
+	now := d.cfg.Now()
+	for i, s := range sends {
+		if s == nil {
+			continue
+		}
+		d.cfg.Events.Emit(ctx, dispatcher.Event{Type: dispatcher.EventFailed, Contact: s.Contact, Time: now,
+			Topic: s.Topic, Channel: string(s.Channel), Run: s.Run, Send: s.ID, Reason: reasons[i]})
+	}
 }
 
 // render builds the message for one send, at send time: the contact's

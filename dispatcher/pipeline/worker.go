@@ -48,6 +48,7 @@ func (d *Pipeline) ServeQueues(ctx context.Context, queues map[string]int) error
 	mux.HandleFunc(TypePlan, func(ctx context.Context, t *asynq.Task) error { return d.handlePlan(ctx, t, queues) })
 	mux.HandleFunc(TypeBatch, func(ctx context.Context, t *asynq.Task) error { return d.handleBatch(ctx, t, queues) })
 	mux.HandleFunc(TypeSend, d.handleSend)
+	mux.HandleFunc(TypeWebhook, d.handleWebhook)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -57,7 +58,15 @@ func (d *Pipeline) ServeQueues(ctx context.Context, queues map[string]int) error
 		defer close(done)
 		d.reconcileLoop(ctx)
 	}()
+	outboxDone := make(chan struct{})
+	go func() {
+		defer close(outboxDone)
+		if queues[d.Queue("webhook")] > 0 {
+			d.webhookOutboxLoop(ctx)
+		}
+	}()
 	<-ctx.Done()
+	<-outboxDone
 	srv.Shutdown()
 	// asynq gives up on a task past its shutdown timeout, not on the chunk
 	// the task was handing over: the messages that left are settled

@@ -127,6 +127,15 @@ func (d *Privacy) EraseContact(ctx context.Context, id string) (*ErasureReport, 
 	}
 	rep.Erased["contact"], rep.Erased["consents"] = 1, consents
 
+	// Events waiting for webhooks that receive addresses hold the address.
+	n, err = s.ForgetWebhookEvents(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("erase: webhook events: %w", err)
+	}
+	if n > 0 {
+		rep.Erased["webhook_events"] = n
+	}
+
 	if sups > 0 {
 		rep.Kept = append(rep.Kept, KeptRecords{Kind: "suppressions", Count: sups, Why: whySuppression})
 	}

@@ -3,6 +3,8 @@ package privacy
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -112,6 +114,22 @@ func (d *Privacy) Register(ctx context.Context) (*Register, error) {
 	}
 	for _, p := range d.cfg.Processors {
 		reg.Recipients = append(reg.Recipients, Recipient{Name: p, Role: "processor"})
+	}
+	// Outbound webhooks registered with include_address receive addresses
+	// and numbers: their hosts are recipients of personal data.
+	eps, err := d.cfg.Store.Webhooks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var hosts []string
+	for _, ep := range eps {
+		if u, err := url.Parse(ep.URL); err == nil && ep.IncludeAddress && !slices.Contains(hosts, u.Host) {
+			hosts = append(hosts, u.Host)
+		}
+	}
+	slices.Sort(hosts)
+	for _, h := range hosts {
+		reg.Recipients = append(reg.Recipients, Recipient{Name: "outbound webhook (" + h + ")", Role: "recipient"})
 	}
 	if len(reg.Recipients) == 0 {
 		reg.Recipients = []Recipient{{Name: "no processor configured", Role: "none"}}

@@ -413,6 +413,13 @@ func (d *Signups) Confirm(ctx context.Context, h string, k channels.Kind, via st
 			}
 		}
 		d.log.Info("sign-up confirmed", "contact", ps.Contact, "channel", string(ps.Channel), "topics", len(ps.Topics), "via", via)
+		for _, e := range dispatcher.ConsentChanges(ps.Contact, events) {
+			d.cfg.Events.Emit(bg, e)
+		}
+		for _, t := range ps.Topics {
+			d.cfg.Events.Emit(bg, dispatcher.Event{Type: dispatcher.EventSignupConfirmed, Contact: ps.Contact, Time: now,
+				Topic: t, Channel: string(ps.Channel), Reason: via})
+		}
 	}
 	err = s.EndPendingSignup(bg, h, outcome != confirmUnknown, pendingTTL)
 	return outcome, ps, err

@@ -39,6 +39,9 @@ type Config struct {
 	// DefaultTimezone is the zone of contacts created by a sign-up.
 	// Default "Europe/Paris".
 	DefaultTimezone string
+	// Events receives signup.confirmed and the consents a confirmation
+	// grants. Default: none.
+	Events dispatcher.Events
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives operational logs, never personal data. Default
@@ -64,6 +67,9 @@ func New(cfg Config) (*Signups, error) {
 	}
 	cfg.PublicURL = strings.TrimRight(cmp.Or(cfg.PublicURL, "http://localhost:8080"), "/")
 	cfg.SenderName = cmp.Or(cfg.SenderName, "Missive")
+	if cfg.Events == nil {
+		cfg.Events = dispatcher.NoEvents
+	}
 	cfg.DefaultTimezone = cmp.Or(cfg.DefaultTimezone, "Europe/Paris")
 	if cfg.Now == nil {
 		cfg.Now = time.Now

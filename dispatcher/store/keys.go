@@ -90,6 +90,15 @@ import (
 //	P:keyholder:<process>  a running process's announcement (KeyHolder JSON: role, key
 //	                       ids, the sealing key's id; never a key), KeyHolderTTL, refreshed
 //
+// Outbound webhooks (webhook.go):
+//
+//	P:webhooks             hash endpoint id -> endpoint (JSON sealed, with its signing secret)
+//	P:wh:{e}:ev:<event>    an event waiting for endpoint e (sealed), 7 days
+//	P:wh:{e}:q:<contact>   the contact's event ids waiting for e, in order
+//	P:wh:{e}:lock:<contact>  the lease of the worker delivering that queue
+//	P:wh:{e}:log           e's last delivery attempts (capped)
+//	P:wh:outbox            "endpoint event" pairs waiting to be handed to the queue
+//
 // Other packages own their keys under the same prefix: throttle
 // (P:cap:{contact}:..., P:rate:<key>) and asynq (asynq:{P:<queue>}:...).
 
