@@ -66,7 +66,9 @@ import (
 //	P:run:{r}:inflight     sorted set send id -> deadline (ms)
 //	P:run:{r}:bseen        set of batch numbers taken up at least once
 //	P:run:{r}:bdone        set of batch numbers done
-//	P:s:{r}:<hash>         send record (hash)
+//	P:run:{r}:sends        sorted set of the run's send ids (score 0, by id), written with
+//	                       the records, expires with the newest (RunSends)
+//	P:s:{r}:<hash>         send record (hash); field data: the send's data, sealed
 //	P:idem:<sha256>        idempotency record of an API send
 //	P:wording:<id>         exact text of a consent wording (JSON), id = SHA-256 of its language and text
 //
@@ -109,6 +111,9 @@ func (s *Store) RunKey(run string) string { return s.p + ":run:{" + run + "}" }
 
 // inflightKey names a run's sends in flight, by deadline.
 func (s *Store) inflightKey(run string) string { return s.RunKey(run) + ":inflight" }
+
+// runSendsKey names the index of a run's sends.
+func (s *Store) runSendsKey(run string) string { return s.RunKey(run) + ":sends" }
 
 // snapshotKey names what a run was started with.
 func (s *Store) snapshotKey(run string) string { return s.RunKey(run) + ":snapshot" }

@@ -13,7 +13,8 @@ import (
 // DeleteSends deletes the records of sends (read by Sends, in the order of
 // ids) with the keys that lead to them (VERP, provider id, feedback
 // claims) and their entries in the contact's send index, but for those
-// being sent: a worker holds them until they settle. It returns how many
+// being sent: a worker holds them until they settle (their data is
+// deleted all the same). It returns how many
 // records it deleted and how many it kept as being sent.
 func (s *Store) DeleteSends(ctx context.Context, contact string, ids []string, sends []*dispatcher.Send) (deleted, sending int, err error) {
 	var gone []any
@@ -21,6 +22,8 @@ func (s *Store) DeleteSends(ctx context.Context, contact string, ids []string, s
 		for i, sd := range sends {
 			if sd != nil && sd.State == dispatcher.StateSending {
 				sending++
+				// Its worker read the data already: the record keeps none.
+				p.HDel(ctx, s.SendKey(sd.ID), sendDataField)
 				continue
 			}
 			gone = append(gone, ids[i])
@@ -40,6 +43,8 @@ func (s *Store) DeleteSends(ctx context.Context, contact string, ids []string, s
 			for _, k := range keys {
 				p.Unlink(ctx, k)
 			}
+			run, _, _ := dispatcher.SplitSendID(sd.ID)
+			p.ZRem(ctx, s.runSendsKey(run), sd.ID)
 		}
 		if len(gone) > 0 {
 			p.SRem(ctx, s.ContactSendsKey(contact), gone...)
