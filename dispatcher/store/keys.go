@@ -66,8 +66,9 @@ import (
 //	P:run:{r}:inflight     sorted set send id -> deadline (ms)
 //	P:run:{r}:bseen        set of batch numbers taken up at least once
 //	P:run:{r}:bdone        set of batch numbers done
-//	P:run:{r}:sends        sorted set of the run's send ids (score 0, by id), written with
-//	                       the records, expires with the newest (RunSends)
+//	P:run:{r}:sends        list of the run's send ids in the order decided, appended with
+//	                       the records, expires with the newest; an erased send's entry is
+//	                       blanked, never removed, so positions hold (RunSends)
 //	P:s:{r}:<hash>         send record (hash); field data: the send's data, sealed
 //	P:idem:<sha256>        idempotency record of an API send
 //	P:wording:<id>         exact text of a consent wording (JSON), id = SHA-256 of its language and text

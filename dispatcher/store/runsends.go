@@ -25,39 +25,38 @@ func (f RunSendsFilter) match(sd *dispatcher.Send) bool {
 // RunSendsPage is one page of a run's sends.
 type RunSendsPage struct {
 	Sends []*dispatcher.Send
-	// Next is the id of the last send the page looked at: the next page
-	// starts after it. "" when the run has no sends after this page.
-	Next string
+	// Next is the position in the run's index the next page starts at,
+	// and 0 when nothing follows this page.
+	Next int64
 }
 
 // runSendsRead is how many index entries one round trip reads.
 const runSendsRead = 200
 
 // RunSends returns up to limit of the run's sends that f matches, in the
-// order of their ids, after the send id after ("" for the first page).
-// It walks the run's index (P:run:{r}:sends), never the keyspace: each
-// index entry costs one HMGET of its record, pipelined, and a page looks
-// at no more than budget entries, so a filter that matches little
-// returns short pages (even empty ones) with a Next to go on from. Sends
-// whose record expired or was erased are left out. The records hold no
-// address, and the page carries no data field.
-func (s *Store) RunSends(ctx context.Context, run, after string, limit, budget int, f RunSendsFilter) (*RunSendsPage, error) {
+// order they were decided, from position from of the run's index
+// (P:run:{r}:sends; 0 for the first page). It walks the index, never the
+// keyspace: each entry costs one HMGET of its record, pipelined, and a
+// page looks at no more than budget entries, so a filter that matches
+// little gives short pages (even empty ones) with a Next to go on from.
+// Sends whose record expired or was erased are left out; the sends carry
+// no data.
+func (s *Store) RunSends(ctx context.Context, run string, from int64, limit, budget int, f RunSendsFilter) (*RunSendsPage, error) {
 	key := s.runSendsKey(run)
-	from := "-"
-	if after != "" {
-		from = "(" + after
-	}
 	page := &RunSendsPage{}
+	pos := from
 	for looked := 0; looked < budget && len(page.Sends) < limit; {
 		n := min(runSendsRead, budget-looked)
-		ids, err := s.Redis.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: from, Max: "+", Count: int64(n)}).Result()
+		ids, err := s.Redis.LRange(ctx, key, pos, pos+int64(n)-1).Result()
 		if err != nil {
 			return nil, fmt.Errorf("run sends: %w", err)
 		}
 		cmds := make([]*redis.SliceCmd, len(ids))
 		_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, id := range ids {
-				cmds[i] = p.HMGet(ctx, s.SendKey(id), "contact", "channel", "state", "reason", "at", "until")
+				if id != "" {
+					cmds[i] = p.HMGet(ctx, s.SendKey(id), "contact", "channel", "state", "reason", "at", "until")
+				}
 			}
 			return nil
 		})
@@ -66,36 +65,38 @@ func (s *Store) RunSends(ctx context.Context, run, after string, limit, budget i
 		}
 		for i, id := range ids {
 			looked++
-			page.Next = id
+			pos++
+			if cmds[i] == nil {
+				continue // an erased send's blank entry
+			}
 			if sd := runSendFrom(id, run, cmds[i].Val()); sd != nil && f.match(sd) {
 				if page.Sends = append(page.Sends, sd); len(page.Sends) == limit {
 					break
 				}
 			}
 		}
-		if len(ids) < n && (len(ids) == 0 || page.Next == lastOf(ids)) {
-			page.Next = "" // the index ended within this read
-			return page, nil
+		if len(ids) < n {
+			break // the index ends here
 		}
-		from = "(" + page.Next
 	}
 	// A page that stops at the index's last entry has no next one.
-	more, err := s.Redis.ZLexCount(ctx, key, "("+page.Next, "+").Result()
+	total, err := s.Redis.LLen(ctx, key).Result()
 	if err != nil {
 		return nil, fmt.Errorf("run sends: %w", err)
 	}
-	if more == 0 {
-		page.Next = ""
+	if pos < total {
+		page.Next = pos
 	}
 	return page, nil
 }
 
-func lastOf(ids []string) string {
-	if len(ids) == 0 {
-		return ""
-	}
-	return ids[len(ids)-1]
-}
+// blankRunSendScript blanks a send's entry in its run's index. KEYS: the
+// index. ARGV: the send id.
+var blankRunSendScript = redis.NewScript(`
+local i = redis.call('LPOS', KEYS[1], ARGV[1])
+if i then redis.call('LSET', KEYS[1], i, '') end
+return i
+`)
 
 func runSendFrom(id, run string, vals []any) *dispatcher.Send {
 	str := func(i int) string { v, _ := vals[i].(string); return v }
