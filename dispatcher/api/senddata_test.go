@@ -231,3 +231,24 @@ func TestAPISendDataRules(t *testing.T) {
 		t.Error("Redis holds the data in the clear")
 	}
 }
+
+// TestPreviewSendData: a preview renders a sample of a send's data, and
+// refuses a bad one naming send_data.
+func TestPreviewSendData(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	dataSetup(t, b)
+	r := b.api.do("POST", "/v1/templates/order-data/preview", `{"channel":"sms","send_data":{"order":{"number":"A-1"},"carrier":"La Poste"}}`)
+	if r.status != 200 || !strings.HasPrefix(r.json(t)["sms"].(string), "Order A-1 ships with La Poste\n") {
+		t.Errorf("preview: %d %s", r.status, r.body)
+	}
+	r = b.api.do("POST", "/v1/templates/order-data/preview", `{"channel":"sms","send_data":["A-1"]}`)
+	if diff := cmp.Diff(apiErr(dispatcher.CodeInvalid, "send_data"), errorShape(r.json(t))); r.status != 422 || diff != "" {
+		t.Errorf("bad send_data: %d (-want +got):\n%s", r.status, diff)
+	}
+	// Without it, the missing key is named, as a missing attribute is.
+	r = b.api.do("POST", "/v1/templates/order-data/preview", `{"channel":"sms"}`)
+	if r.status != 422 || !strings.Contains(string(r.body), "order") {
+		t.Errorf("preview without data: %d %s", r.status, r.body)
+	}
+}
