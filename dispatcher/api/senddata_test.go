@@ -226,6 +226,18 @@ func TestAPISendDataRules(t *testing.T) {
 	if r := c.do("POST", "/v1/sends", noData, "Idempotency-Key", "order-ZX/idem"); r.status != 422 {
 		t.Errorf("no data under a key used with data: %d", r.status)
 	}
+	// A send the gate stops keeps no data.
+	ctx := context.Background()
+	must(t, b.d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "promo", Kind: dispatcher.Marketing}))
+	stopped := strings.Replace(fmt.Sprintf(dataSendBody, "email"), `"orders"`, `"promo"`, 1)
+	r = c.do("POST", "/v1/sends", stopped, "Idempotency-Key", "promo-ZX")
+	if r.status != 202 || r.json(t)["reason"] != "no_consent" {
+		t.Fatalf("send without consent: %d %s", r.status, r.body)
+	}
+	id, _ := r.json(t)["send"].(string)
+	if n := b.redis.Client.HExists(ctx, b.d.Store.SendKey(id), "data").Val(); n {
+		t.Error("a suppressed send holds data")
+	}
 	// The idempotency record keeps a keyed digest, not the data.
 	if all := allValues(t, b); strings.Contains(all, "ZX98123") || strings.Contains(all, "Colissimo") {
 		t.Error("Redis holds the data in the clear")
