@@ -491,4 +491,8 @@ type Send struct {
 	ErrorCode string    `json:"error_code,omitempty"`
 	Attempts  int       `json:"attempts"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Data is the send's per-send template data as held at rest: sealed
+	// under the data keyring, bound to the send id (store.OpenSendData).
+	// Never in an answer, a log or a task payload.
+	Data []byte `json:"-"`
 }

@@ -22,6 +22,11 @@
 //
 //	email.subject: line 1: missing variable "first_nme"
 //
+// A single send may carry data of its own (Data.Data, a JSON object),
+// reached key by key: {{.Data.order.number}}. A missing key is an error
+// the same way, and default sees it as empty at any depth:
+// {{default "" .Data.order.note}}.
+//
 // # Marketing obligations
 //
 // With RenderOptions.Marketing, an email gets an unsubscribe footer in

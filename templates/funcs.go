@@ -45,6 +45,27 @@ var allowedFuncs = map[string]struct{}{
 // allowedFuncs, so a template cannot call it by name.
 const attrOrEmptyName = "missiveAttrOrEmpty"
 
+// dataOrEmptyName is the function rewriteDefaults inserts for a path into
+// a send's data; like attrOrEmptyName, a template cannot call it.
+const dataOrEmptyName = "missiveDataOrEmpty"
+
+// dataOrEmpty follows keys down nested objects of m and returns what it
+// finds, or nil when a key is missing or a value on the way is not an
+// object.
+func dataOrEmpty(m map[string]any, keys ...string) any {
+	var v any = m
+	for _, k := range keys {
+		o, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		if v, ok = o[k]; !ok {
+			return nil
+		}
+	}
+	return v
+}
+
 var funcs = texttemplate.FuncMap{
 	"upper":         func(v any) (string, error) { return mapString(v, strings.ToUpper) },
 	"lower":         func(v any) (string, error) { return mapString(v, strings.ToLower) },
@@ -59,6 +80,7 @@ var funcs = texttemplate.FuncMap{
 	"js":            escaper(texttemplate.JSEscapeString),
 	"urlquery":      escaper(func(s string) string { return texttemplate.URLQueryEscaper(s) }),
 	attrOrEmptyName: func(m map[string]string, k string) string { return m[k] },
+	dataOrEmptyName: dataOrEmpty,
 }
 
 func toString(v any) string {

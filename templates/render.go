@@ -28,10 +28,12 @@ type ContactData struct {
 //
 //	{{.Attr.first_name}} {{.Contact.Email}} {{.Campaign}} {{.Topic}}
 //	{{.UnsubscribeURL}} {{.PreferencesURL}} {{.Locale}} {{date "2006" .Now}}
+//	{{.Data.order.number}}
 //
-// Referring to an attribute the contact does not have is an error (a
-// *MissingVariableError); use default or index for optional ones. Now is
-// the only clock a template sees: the caller sets it.
+// Referring to an attribute the contact does not have, or to a key the
+// send's data does not have, is an error (a *MissingVariableError); use
+// default or index for optional ones. Now is the only clock a template
+// sees: the caller sets it.
 type Data struct {
 	Contact        ContactData       `json:"contact"`
 	Attr           map[string]string `json:"attr,omitempty"`
@@ -41,6 +43,10 @@ type Data struct {
 	PreferencesURL string            `json:"preferences_url,omitempty"`
 	Locale         string            `json:"locale,omitempty"`
 	Now            time.Time         `json:"now"`
+	// Data is what the one send was triggered with (POST /v1/sends
+	// "data"): a JSON object, nested objects as map[string]any, numbers
+	// as json.Number.
+	Data map[string]any `json:"data,omitempty"`
 }
 
 // RenderOptions carries the obligations of the message's topic.

@@ -307,8 +307,9 @@ func check(field, src string, n parse.Node) error {
 // rewriteDefaults lets default see a missing attribute as empty. With
 // missingkey=error, {{default "ami" .Attr.first_name}} would fail before
 // default runs; each .Attr.key (or $.Attr.key) that is an argument of
-// default, or piped into it, becomes (attrOrEmpty .Attr "key"). Everywhere
-// else a missing attribute stays an error.
+// default, or piped into it, becomes (attrOrEmpty .Attr "key"), and each
+// .Data.a.b... (or $.Data...) becomes (dataOrEmpty .Data "a" "b" ...).
+// Everywhere else a missing attribute or data key stays an error.
 func rewriteDefaults(root parse.Node) {
 	walkTree(root, func(n parse.Node) bool {
 		switch n := n.(type) {
@@ -344,11 +345,17 @@ func optionalAttr(n parse.Node) parse.Node {
 	var key string
 	switch f := n.(type) {
 	case *parse.FieldNode:
+		if len(f.Ident) >= 2 && f.Ident[0] == "Data" {
+			return optionalData(n, &parse.FieldNode{NodeType: parse.NodeField, Pos: f.Pos, Ident: []string{"Data"}}, f.Ident[1:])
+		}
 		if len(f.Ident) != 2 || f.Ident[0] != "Attr" {
 			return n
 		}
 		m, key = &parse.FieldNode{NodeType: parse.NodeField, Pos: f.Pos, Ident: []string{"Attr"}}, f.Ident[1]
 	case *parse.VariableNode:
+		if len(f.Ident) >= 3 && f.Ident[0] == "$" && f.Ident[1] == "Data" {
+			return optionalData(n, &parse.VariableNode{NodeType: parse.NodeVariable, Pos: f.Pos, Ident: []string{"$", "Data"}}, f.Ident[2:])
+		}
 		if len(f.Ident) != 3 || f.Ident[0] != "$" || f.Ident[1] != "Attr" {
 			return n
 		}
@@ -364,6 +371,19 @@ func optionalAttr(n parse.Node) parse.Node {
 			m,
 			&parse.StringNode{NodeType: parse.NodeString, Pos: pos, Quoted: strconv.Quote(key), Text: key},
 		},
+	}}}
+}
+
+// optionalData returns (dataOrEmpty m "k1" "k2" ...) for n, the path
+// keys under m (.Data or $.Data).
+func optionalData(n, m parse.Node, keys []string) parse.Node {
+	pos := n.Position()
+	args := []parse.Node{parse.NewIdentifier(dataOrEmptyName).SetPos(pos), m}
+	for _, k := range keys {
+		args = append(args, &parse.StringNode{NodeType: parse.NodeString, Pos: pos, Quoted: strconv.Quote(k), Text: k})
+	}
+	return &parse.PipeNode{NodeType: parse.NodePipe, Pos: pos, Cmds: []*parse.CommandNode{{
+		NodeType: parse.NodeCommand, Pos: pos, Args: args,
 	}}}
 }
 

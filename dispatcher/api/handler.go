@@ -197,6 +197,7 @@ func (a *handler) routes() []route {
 		{"GET /v1/campaigns/{id}/stats", cpg, "", a.campaignStats},
 		{"GET /v1/runs/{id}", cpg, "", a.getRun},
 		{"GET /v1/runs/{id}/analytics", cpg, "", a.runAnalytics},
+		{"GET /v1/runs/{id}/sends", cpg, "", a.listRunSends},
 		{"POST /v1/runs/{id}/pause", cpg, "run.pause", a.runAction(pipeline.ActionPause)},
 		{"POST /v1/runs/{id}/resume", cpg, "run.resume", a.runAction(pipeline.ActionResume)},
 		{"POST /v1/runs/{id}/cancel", cpg, "run.cancel", a.runAction(pipeline.ActionCancel)},

@@ -555,6 +555,8 @@ func TestOpenAPIReadmeExamples(t *testing.T) {
 		{"GET", "/v1/campaigns/spring-sale", 200},
 		{"GET", "/v1/campaigns/spring-sale/stats", 200},
 		{"GET", "/v1/runs/" + started.Run, 200},
+		{"GET", "/v1/runs/" + started.Run + "/sends?limit=5", 200},
+		{"GET", "/v1/runs/" + started.Run + "/sends?outcome=lost", 422},
 		{"POST", "/v1/runs/" + started.Run + "/pause", 200},
 		{"POST", "/v1/runs/" + started.Run + "/resume", 200},
 		{"POST", "/v1/campaigns/spring-sale/pause", 200},

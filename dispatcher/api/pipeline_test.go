@@ -396,6 +396,20 @@ func TestCampaignDeliversExactlyTheExpectedMessages(t *testing.T) {
 	if !r.Balanced {
 		t.Errorf("run does not balance: %v", r.Counters)
 	}
+	// Who received it and who was missed: the run's sends, by contact id,
+	// as the counters count them.
+	everyone := listAll(t, b, run, "", 5, func(m map[string]any) bool { return m["send"] != "" })
+	if len(everyone) != 16 {
+		t.Errorf("%d sends listed, want 16", len(everyone))
+	}
+	for q, n := range map[string]int{"outcome=sent": 3, "outcome=failed": 1, "reason=no_consent": 2, "outcome=suppressed&reason=capped": 1, "reason=no_address": 6} {
+		if got := listAll(t, b, run, q, 2, func(map[string]any) bool { return true }); len(got) != n {
+			t.Errorf("%s: %d sends listed, want %d", q, len(got), n)
+		}
+	}
+	if page := b.api.do("GET", "/v1/runs/"+run+"/sends?limit=500", ""); strings.Contains(string(page.body), "@example.com") || strings.Contains(string(page.body), "+336") {
+		t.Errorf("the listing shows addresses: %s", page.body)
+	}
 	var rcpts []string
 	for _, m := range b.smtp.Messages() {
 		rcpts = append(rcpts, m.To...)

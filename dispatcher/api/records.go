@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -65,6 +66,8 @@ type previewRequest struct {
 	Channel channels.Kind     `json:"channel"`
 	Contact string            `json:"contact,omitempty"`
 	Data    map[string]string `json:"data,omitempty"`
+	// SendData is a sample of what a send is triggered with (.Data).
+	SendData json.RawMessage `json:"send_data,omitempty"`
 }
 
 type previewResponse struct {
@@ -111,6 +114,13 @@ func (a *handler) previewTemplate(w http.ResponseWriter, r *http.Request) (int, 
 		return 0, nil, dispatcher.Invalid("channel", "the template has no %s part", in.Channel)
 	}
 	data := templates.Data{Attr: in.Data, Now: a.d.Config.Now()}
+	if data.Data, err = dispatcher.ParseSendData(in.SendData); err != nil {
+		var e *dispatcher.Error
+		if errors.As(err, &e) {
+			e.Field = "send_data"
+		}
+		return 0, nil, err
+	}
 	if in.Contact != "" {
 		c, err := a.d.Store.Contact(ctx, in.Contact)
 		if errors.Is(err, dispatcher.ErrNotFound) {

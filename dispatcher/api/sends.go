@@ -33,6 +33,10 @@ type sendRequest struct {
 	Topic    string        `json:"topic"`
 	Channel  channels.Kind `json:"channel"`
 	Template string        `json:"template"`
+	// Data is what the templates reach as .Data (dispatcher.ParseSendData);
+	// the fingerprint holds its keyed digest (store.SendDataDigest), so the
+	// same key with other data is another body.
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // SendAnswer is the answer to POST /v1/sends.
@@ -88,6 +92,19 @@ func (a *handler) postSend(w http.ResponseWriter, r *http.Request) (int, any, er
 	case !dispatcher.NamePattern.MatchString(in.Template):
 		return 0, nil, dispatcher.Invalid("template", "must name a template")
 	}
+	data, err := dispatcher.ParseSendData(in.Data)
+	if err != nil {
+		return 0, nil, err
+	}
+	in.Data = nil
+	if data != nil {
+		// The fingerprint holds a keyed digest of the data, never the data.
+		digest, err := a.d.Store.SendDataDigest(data)
+		if err != nil {
+			return 0, nil, err
+		}
+		in.Data, _ = json.Marshal(digest)
+	}
 	fp, _ := json.Marshal(in)
 	rec := idemRecord{Fingerprint: sha256hex(string(fp))}
 	ctx := r.Context()
@@ -123,7 +140,7 @@ func (a *handler) postSend(w http.ResponseWriter, r *http.Request) (int, any, er
 		return prev.Status, prev.Body, nil
 	}
 
-	ans, err := a.sendOne(ctx, key, in)
+	ans, err := a.sendOne(ctx, key, in, data)
 	if err != nil {
 		// Nothing to replay: release the key so that a retry runs again
 		// (and finds the send, if it was decided).
@@ -144,7 +161,7 @@ func (a *handler) postSend(w http.ResponseWriter, r *http.Request) (int, any, er
 
 // sendOne decides the API send that key names and enqueues it when it may
 // go. A retry after a failure finds the decided send and enqueues it again.
-func (a *handler) sendOne(ctx context.Context, key string, in sendRequest) (*SendAnswer, error) {
+func (a *handler) sendOne(ctx context.Context, key string, in sendRequest, data map[string]any) (*SendAnswer, error) {
 	d := a.d
 	s := d.Store
 	c, err := s.Contact(ctx, in.Contact)
@@ -175,7 +192,7 @@ func (a *handler) sendOne(ctx context.Context, key string, in sendRequest) (*Sen
 		return nil, dispatcher.Invalid("channel", "no %s channel is configured", in.Channel)
 	}
 	sd, err := d.Pipeline.DecideOne(ctx, pipeline.OneSend{Campaign: dispatcher.APICampaign, Key: "idem:" + sha256hex(key)[:16],
-		Contact: c, Topic: topic, Tpl: tpl, Channel: in.Channel})
+		Contact: c, Topic: topic, Tpl: tpl, Channel: in.Channel, Data: data})
 	if err != nil {
 		return nil, err
 	}

@@ -688,6 +688,13 @@ func (d *Pipeline) render(ctx context.Context, st *runState, s *dispatcher.Send,
 			return channels.Message{}, err
 		}
 	}
+	var sendData map[string]any
+	if s.Data != nil {
+		var err error
+		if sendData, err = d.Store.OpenSendData(s.ID, s.Data); err != nil {
+			return channels.Message{}, err
+		}
+	}
 	token, err := d.signer.Sign(templates.Claims{Contact: c.ID, Channel: string(s.Channel), Topic: s.Topic, Send: s.ID})
 	if err != nil {
 		return channels.Message{}, err
@@ -702,6 +709,7 @@ func (d *Pipeline) render(ctx context.Context, st *runState, s *dispatcher.Send,
 		PreferencesURL: templates.PreferencesURL(d.cfg.PublicURL, token),
 		Locale:         locale,
 		Now:            d.cfg.Now(),
+		Data:           sendData,
 	}
 	opts := templates.RenderOptions{
 		Marketing:             st.topic.Kind == dispatcher.Marketing,

@@ -35,6 +35,10 @@ type OneSend struct {
 	// Ref and requested: see gateJob.
 	Ref       string
 	Requested bool
+	// Data, optional, is what the message's templates reach as .Data. It
+	// is held with the send record, sealed, and only while the send may
+	// still go: a send the gate stops keeps none.
+	Data map[string]any
 }
 
 // DecideOne decides o once and enqueues it when it may go; a retry finds
@@ -75,6 +79,13 @@ func (d *Pipeline) DecideOne(ctx context.Context, o OneSend) (*dispatcher.Send, 
 		}
 	}
 	if existing.State == dispatcher.StateQueued || existing.State == dispatcher.StateDeferred {
+		// Before the enqueue, so the worker finds it; a retry writes what
+		// a crash left unwritten, never over what is there.
+		if o.Data != nil && existing.Data == nil {
+			if _, err := s.SetSendData(ctx, id, o.Data); err != nil {
+				return nil, err
+			}
+		}
 		if err := d.enqueueSends(ctx, run, []storepkg.Decision{{Send: id, State: existing.State, Until: existing.Until}}, nil); err != nil {
 			return nil, err
 		}

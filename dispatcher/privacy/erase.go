@@ -261,6 +261,12 @@ type ExportSend struct {
 	State   string        `json:"state"`
 	Reason  string        `json:"reason,omitempty"`
 	At      time.Time     `json:"at"`
+	// Data is the data the send was triggered with (POST /v1/sends),
+	// while the send record holds it.
+	Data map[string]any `json:"data,omitempty"`
+	// DataUnreadable says the send holds data that does not open with the
+	// keyring (a lost data key).
+	DataUnreadable bool `json:"data_unreadable,omitempty"`
 }
 
 // ExportFeedback is one piece of feedback on a contact's address.
@@ -316,8 +322,15 @@ func (d *Privacy) ExportContact(ctx context.Context, id string) (*ContactExport,
 		return nil, err
 	}
 	for _, sd := range sends {
-		out.Sends = append(out.Sends, ExportSend{ID: sd.ID, Run: sd.Run, Channel: sd.Channel, Topic: sd.Topic,
-			State: sd.State, Reason: sd.Reason, At: sd.UpdatedAt})
+		e := ExportSend{ID: sd.ID, Run: sd.Run, Channel: sd.Channel, Topic: sd.Topic,
+			State: sd.State, Reason: sd.Reason, At: sd.UpdatedAt}
+		if sd.Data != nil {
+			if e.Data, err = s.OpenSendData(sd.ID, sd.Data); err != nil {
+				// A lost data key does not withhold the rest of the export.
+				e.Data, e.DataUnreadable = nil, true
+			}
+		}
+		out.Sends = append(out.Sends, e)
 	}
 	return out, nil
 }

@@ -85,6 +85,7 @@ func (d *Privacy) Register(ctx context.Context) (*Register, error) {
 			{"attributes", []string{"free attributes and tags set by upstream systems"}},
 			{"consent records", []string{"consent and withdrawal per channel and topic, with source, time and evidence"}},
 			{"delivery records", []string{"sends, their outcome (delivered, bounced, failed) and feedback events"}},
+			{"per-send data", []string{"what upstream systems trigger a single send with for its message (an order number, a carrier), kept with the send record"}},
 		},
 		Transfers: "none made by Missive itself; depends on where the processors process data: " + Todo,
 		Retention: []Retention{
@@ -96,7 +97,7 @@ func (d *Privacy) Register(ctx context.Context) (*Register, error) {
 		},
 		Security: []string{
 			"keyed hashes (HMAC-SHA-256) for lookups by address",
-			"encryption at rest of contact data with AES-256-GCM under a keyring with rotation",
+			"encryption at rest of contact data and per-send data with AES-256-GCM under a keyring with rotation",
 			"TLS to the providers when configured",
 			"API keys with scopes, and an audit log of changes made through the API",
 			"no open or click tracking by default",

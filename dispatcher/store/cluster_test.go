@@ -150,6 +150,37 @@ func TestClusterRunScripts(t *testing.T) {
 	if err != nil || len(sends) != 1 {
 		t.Errorf("sends of c03: %v %v", sends, err)
 	}
+	// The run's index and a send's data, in the run's slot.
+	var listed []string
+	for from := int64(0); ; {
+		p, err := s.RunSends(ctx, "r1", from, 7, 70, RunSendsFilter{State: dispatcher.StateSent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed = append(listed, idsOf(p.Sends)...)
+		if from = p.Next; from == 0 {
+			break
+		}
+	}
+	var want []string
+	for _, d := range ds {
+		want = append(want, d.Send)
+	}
+	if diff := cmp.Diff(want, listed); diff != "" {
+		t.Errorf("the run's sends (-want +got):\n%s", diff)
+	}
+	if ok, err := s.SetSendData(ctx, ds[0].Send, map[string]any{"order": "A-1"}); !ok || err != nil {
+		t.Errorf("send data: %v %v", ok, err)
+	}
+	first, err := s.Sends(ctx, []string{ds[0].Send})
+	must(t, err)
+	if n, _, err := s.DeleteSends(ctx, "c00", []string{ds[0].Send}, first); n != 1 || err != nil {
+		t.Fatalf("delete sends: %d %v", n, err)
+	}
+	p, err := s.RunSends(ctx, "r1", 0, 100, 100, RunSendsFilter{})
+	if err != nil || len(p.Sends) != 19 || p.Sends[0].ID != ds[1].Send {
+		t.Errorf("the run's sends after one is erased: %d %v", len(p.Sends), err)
+	}
 }
 
 // TestClusterContactTransactions runs the store's transactions and

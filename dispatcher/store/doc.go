@@ -6,7 +6,10 @@
 // hold (AnnounceKeys, KeyHolders), the strict bulk import
 // (ImportContacts), the consent ledger sealed by chained MACs
 // (VerifyLedger), the per-contact indexes that make erasure cost what a
-// contact has, once-only claims of provider events, the scheduler's lease,
+// contact has, each run's index of its sends (RunSends, written where
+// the decisions are recorded), the data of API sends sealed with their
+// records (SetSendData), once-only claims of provider events, the
+// scheduler's lease,
 // and the campaign analytics: outcomes counted per run, topic and mailbox
 // provider in the round trips that record them, never per person
 // (RunAnalytics, TopicAnalytics).

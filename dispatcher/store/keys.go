@@ -66,7 +66,10 @@ import (
 //	P:run:{r}:inflight     sorted set send id -> deadline (ms)
 //	P:run:{r}:bseen        set of batch numbers taken up at least once
 //	P:run:{r}:bdone        set of batch numbers done
-//	P:s:{r}:<hash>         send record (hash)
+//	P:run:{r}:sends        list of the run's send ids in the order decided, appended with
+//	                       the records, expires with the newest; an erased send's entry is
+//	                       blanked, never removed, so positions hold (RunSends)
+//	P:s:{r}:<hash>         send record (hash); field data: the send's data, sealed
 //	P:idem:<sha256>        idempotency record of an API send
 //	P:wording:<id>         exact text of a consent wording (JSON), id = SHA-256 of its language and text
 //
@@ -118,6 +121,9 @@ func (s *Store) RunKey(run string) string { return s.p + ":run:{" + run + "}" }
 
 // inflightKey names a run's sends in flight, by deadline.
 func (s *Store) inflightKey(run string) string { return s.RunKey(run) + ":inflight" }
+
+// runSendsKey names the index of a run's sends.
+func (s *Store) runSendsKey(run string) string { return s.RunKey(run) + ":sends" }
 
 // snapshotKey names what a run was started with.
 func (s *Store) snapshotKey(run string) string { return s.RunKey(run) + ":snapshot" }

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,15 +14,19 @@ import (
 
 // DeleteSends deletes the records of sends (read by Sends, in the order of
 // ids) with the keys that lead to them (VERP, provider id, feedback
-// claims) and their entries in the contact's send index, but for those
-// being sent: a worker holds them until they settle. It returns how many
-// records it deleted and how many it kept as being sent.
+// claims) and their entries in the contact's and the run's send indexes,
+// but for those being sent: a worker holds them until they settle (their
+// data is deleted all the same). It returns how many records it deleted
+// and how many it kept as being sent.
 func (s *Store) DeleteSends(ctx context.Context, contact string, ids []string, sends []*dispatcher.Send) (deleted, sending int, err error) {
 	var gone []any
+	var blank []string
 	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, sd := range sends {
 			if sd != nil && sd.State == dispatcher.StateSending {
 				sending++
+				// Its worker read the data already: the record keeps none.
+				p.HDel(ctx, s.SendKey(sd.ID), sendDataField)
 				continue
 			}
 			gone = append(gone, ids[i])
@@ -40,13 +46,25 @@ func (s *Store) DeleteSends(ctx context.Context, contact string, ids []string, s
 			for _, k := range keys {
 				p.Unlink(ctx, k)
 			}
+			blank = append(blank, sd.ID)
 		}
 		if len(gone) > 0 {
 			p.SRem(ctx, s.ContactSendsKey(contact), gone...)
 		}
 		return nil
 	})
-	return deleted, sending, err
+	if err != nil {
+		return deleted, sending, err
+	}
+	// Their entries in their runs' indexes are blanked, not removed, so
+	// the positions pages go by hold.
+	for _, id := range blank {
+		run, _, _ := dispatcher.SplitSendID(id)
+		if err := blankRunSendScript.Run(ctx, s.Redis, []string{s.runSendsKey(run)}, id).Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return deleted, sending, fmt.Errorf("delete sends: run index: %w", err)
+		}
+	}
+	return deleted, sending, nil
 }
 
 // DeletePendingSignups deletes the contact's sign-ups awaiting

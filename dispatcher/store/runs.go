@@ -16,12 +16,16 @@ import (
 
 // decideScript creates the send records of a batch, each once, and counts
 // them. All keys carry the run's hash tag, so one script serves a whole
-// batch even on Redis Cluster. KEYS: run, inflight, then one send key per
-// send. ARGV: now ms, ttl s, the in-flight wait in ms (a send's deadline is
+// batch even on Redis Cluster. KEYS: run, inflight, the run's index of
+// sends (RunSends lists it), then one send key per send. ARGV: now ms, ttl s, the in-flight wait in ms (a send's deadline is
 // that long after now, or after its until), the number of profiles, then
 // each profile (what sends of a batch share): channel, topic, template,
 // ref; then 6 values per send: id, contact, profile index, state, reason,
-// until ms. A send goes into the in-flight set in one ZADD per 200 sends.
+// until ms. A send goes into the in-flight set in one ZADD per 200 sends,
+// and at the end of the run's index (a list: an append costs less than a
+// sorted set's insert, and the positions of what is there never move) in
+// one RPUSH per 400 new sends; the index's expiry follows the newest
+// send's.
 var decideScript = redis.NewScript(`
 local counts = {}
 local function count(name)
@@ -35,7 +39,8 @@ for p = 1, tonumber(ARGV[4]) do
   a = a + 4
 end
 local inflight = {}
-for i = 3, #KEYS do
+local index = {}
+for i = 4, #KEYS do
   local key = KEYS[i]
   if redis.call('EXISTS', key) == 0 then
     local id, contact, pr, state, reason, untl = ARGV[a], ARGV[a+1], profiles[tonumber(ARGV[a+2])], ARGV[a+3], ARGV[a+4], ARGV[a+5]
@@ -51,6 +56,7 @@ for i = 3, #KEYS do
     redis.call('EXPIRE', key, ttl)
     local outcome = state
     if state == 'suppressed' then outcome = reason end
+    index[#index+1] = id
     count('n:planned')
     count('n:' .. outcome)
     count('d:' .. outcome)
@@ -66,6 +72,10 @@ end
 for j = 1, #inflight, 400 do
   redis.call('ZADD', KEYS[2], unpack(inflight, j, math.min(j + 399, #inflight)))
 end
+for j = 1, #index, 400 do
+  redis.call('RPUSH', KEYS[3], unpack(index, j, math.min(j + 399, #index)))
+end
+if #index > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
 for name, n in pairs(counts) do
   redis.call('HINCRBY', KEYS[1], name, n)
 end
@@ -225,8 +235,8 @@ func (s *Store) RecordDecisions(ctx context.Context, run string, ds []Decision, 
 	for len(ds) > 0 {
 		chunk := ds[:min(len(ds), 1000)]
 		ds = ds[len(chunk):]
-		keys := make([]string, 2, len(chunk)+2)
-		keys[0], keys[1] = s.RunKey(run), s.inflightKey(run)
+		keys := make([]string, 3, len(chunk)+3)
+		keys[0], keys[1], keys[2] = s.RunKey(run), s.inflightKey(run), s.runSendsKey(run)
 		profiles := map[profile]int{}
 		var shared []any
 		sends := make([]any, 0, 6*len(chunk))
@@ -443,6 +453,9 @@ func sendFromHash(id string, m map[string]string) *dispatcher.Send {
 		ID: id, Run: run, Contact: m["contact"], Channel: channels.Kind(m["channel"]),
 		Topic: m["topic"], Template: m["template"], Ref: m["ref"], State: m["state"], Reason: m["reason"],
 		Provider: m["provider"], ErrorCode: m["error_code"],
+	}
+	if v := m[sendDataField]; v != "" {
+		sd.Data = []byte(v)
 	}
 	sd.Attempts, _ = strconv.Atoi(m["attempts"])
 	if v, _ := strconv.ParseInt(m["until"], 10, 64); v > 0 {
