@@ -213,7 +213,14 @@ func (b *testBundle) waitRun(t testing.TB, run string, timeout time.Duration) *d
 		if err != nil {
 			t.Fatal(err)
 		}
-		return r.State == dispatcher.RunCompleted
+		// Completion is two steps (the run's state, then the set of
+		// active runs): a test that compares Redis before and after
+		// waits for both.
+		active, err := b.redis.Client.SIsMember(context.Background(), b.d.Store.Key("runs", "active"), run).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.State == dispatcher.RunCompleted && !active
 	})
 	return r
 }
