@@ -88,6 +88,13 @@ func (a *handler) postConsent(w http.ResponseWriter, r *http.Request) (int, any,
 	if err := decodeJSON(w, r, &e); err != nil {
 		return 0, nil, err
 	}
+	// Preferences have their route, which checks what they hold.
+	if e.Kind != "" {
+		return 0, nil, dispatcher.Invalid("kind", "is set through PUT /v1/contacts/{id}/preferences")
+	}
+	if e.Value != "" {
+		return 0, nil, dispatcher.Invalid("value", "is set through PUT /v1/contacts/{id}/preferences")
+	}
 	if err := e.Validate(); err != nil {
 		return 0, nil, err
 	}

@@ -260,3 +260,35 @@ func (m *Manager) StartSMS(ctx context.Context, contact, phone string, evidence 
 	}
 	return m.SetSMSConsents(ctx, contact, dispatcher.Granted, evidence)
 }
+
+// SetPause records, with source and evidence, that the contact wants no
+// marketing message until until (a zero until lifts the pause), once: a
+// pause that already ends then changes nothing. The value is checked
+// first (dispatcher.ValidPauseEnd: an *dispatcher.Error naming
+// pause_until). It returns the event recorded, or nil; ErrNotFound if the
+// contact does not exist.
+func (m *Manager) SetPause(ctx context.Context, contact string, until time.Time, source string, evidence map[string]string) (*dispatcher.ConsentEvent, error) {
+	now := m.now().UTC()
+	value := ""
+	if !until.IsZero() {
+		var err error
+		if value, err = dispatcher.ValidPauseEnd(until, now); err != nil {
+			return nil, err
+		}
+	}
+	e := dispatcher.ConsentEvent{Kind: dispatcher.PreferencePause, Value: value, Source: source, Evidence: evidence, At: now}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	field := store.PreferenceField(dispatcher.PreferencePause)
+	events, err := m.store.ChangeConsents(ctx, contact, false, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
+		if cur[field].Value == value {
+			return nil
+		}
+		return []dispatcher.ConsentEvent{e}
+	})
+	if err != nil || len(events) == 0 {
+		return nil, err
+	}
+	return &events[0], nil
+}

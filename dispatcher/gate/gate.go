@@ -20,6 +20,9 @@ const (
 	ReasonNoConsent      = "no_consent"
 	ReasonReachedBefore  = "reached_before"
 	ReasonCapped         = "capped"
+	// ReasonPausedByRecipient: the recipient paused marketing messages
+	// until a date that has not come (dispatcher.PreferencePause).
+	ReasonPausedByRecipient = "paused_by_recipient"
 )
 
 // SuppressedReason is the gate reason of an address suppressed for r
@@ -109,11 +112,11 @@ func CheckAddress(c *dispatcher.Contact, k channels.Kind) string {
 	return ""
 }
 
-// checkSuppressionConsent applies checks 2 and 3 (suppression, consent for a marketing
-// topic) to the candidates that passed the ones before, in one read. The
+// checkSuppressionConsent applies checks 2 and 3 (suppression, consent
+// and the recipient's pause for a marketing topic) to the candidates that passed the ones before, in one read. The
 // send path applies them again (Verdict) to what each send's claim reads,
 // so that an opt-out recorded meanwhile wins.
-func (g *Gate) checkSuppressionConsent(ctx context.Context, topic *dispatcher.Topic, cs []*Candidate) error {
+func (g *Gate) checkSuppressionConsent(ctx context.Context, now time.Time, topic *dispatcher.Topic, cs []*Candidate) error {
 	reqs := make([]store.CheckRequest, 0, len(cs))
 	idx := make([]int, 0, len(cs))
 	for i, c := range cs {
@@ -130,14 +133,16 @@ func (g *Gate) checkSuppressionConsent(ctx context.Context, topic *dispatcher.To
 		return fmt.Errorf("gate: load suppression and consent: %w", err)
 	}
 	for j, i := range idx {
-		cs[i].Reason = Verdict(got[j], topic.Kind == dispatcher.Marketing)
+		cs[i].Reason = Verdict(got[j], topic.Kind == dispatcher.Marketing, now)
 	}
 	return nil
 }
 
-// Verdict applies checks 2 and 3 to what was read: the gate reason, or ""
-// when both pass. An entry that does not say why counts as an unsubscribe.
-func Verdict(c store.Checked, marketing bool) string {
+// Verdict applies checks 2 and 3 to what was read, at now: the gate
+// reason, or "" when both pass. An entry that does not say why counts as
+// an unsubscribe. A marketing message is held by the recipient's pause
+// while it lasts (paused_by_recipient), consent or not.
+func Verdict(c store.Checked, marketing bool, now time.Time) string {
 	if c.Suppressed {
 		if c.SuppressReason == "" {
 			return SuppressedReason(dispatcher.SuppressUnsubscribe)
@@ -146,6 +151,9 @@ func Verdict(c store.Checked, marketing bool) string {
 	}
 	if marketing && c.Consent != dispatcher.Granted {
 		return ReasonNoConsent
+	}
+	if marketing && c.PausedUntil.After(now) {
+		return ReasonPausedByRecipient
 	}
 	return ""
 }
@@ -157,12 +165,12 @@ func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*d
 	var cands []*Candidate
 	if camp.Fallback {
 		var err error
-		if cands, err = g.fallback(ctx, job, contacts); err != nil {
+		if cands, err = g.fallback(ctx, now, job, contacts); err != nil {
 			return nil, err
 		}
 	} else {
 		cands = candidates(job, contacts, camp.Channels)
-		if err := g.checkSuppressionConsent(ctx, job.Topic, cands); err != nil {
+		if err := g.checkSuppressionConsent(ctx, now, job.Topic, cands); err != nil {
 			return nil, err
 		}
 		if err := g.checkEarlier(ctx, job, cands); err != nil {
@@ -315,7 +323,7 @@ func candidates(job Job, contacts []*dispatcher.Contact, ks []channels.Kind) []*
 // passed: a contact whose email passes costs no read, nor number parsing,
 // for its SMS. Every channel of a contact shares its send id, so a contact
 // an earlier run reached stops there, with its first channel's reason.
-func (g *Gate) fallback(ctx context.Context, job Job, contacts []*dispatcher.Contact) ([]*Candidate, error) {
+func (g *Gate) fallback(ctx context.Context, now time.Time, job Job, contacts []*dispatcher.Contact) ([]*Candidate, error) {
 	picks := make([]*Candidate, len(contacts))
 	open := contacts
 	at := make([]int, len(contacts)) // index in contacts of open[j]
@@ -324,7 +332,7 @@ func (g *Gate) fallback(ctx context.Context, job Job, contacts []*dispatcher.Con
 	}
 	for n, k := range job.Campaign.Channels {
 		cands := candidates(job, open, []channels.Kind{k})
-		if err := g.checkSuppressionConsent(ctx, job.Topic, cands); err != nil {
+		if err := g.checkSuppressionConsent(ctx, now, job.Topic, cands); err != nil {
 			return nil, err
 		}
 		if err := g.checkEarlier(ctx, job, cands); err != nil {

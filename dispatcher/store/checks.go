@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -28,10 +29,13 @@ type Checked struct {
 	// Consent is the current consent of the contact for the channel and
 	// the topic, read for a marketing topic only; "" when none.
 	Consent dispatcher.ConsentState
+	// PausedUntil is when the pause the recipient set ends, read for a
+	// marketing topic only; zero when none.
+	PausedUntil time.Time
 }
 
 // LoadChecks reads, in one pipeline, the suppression entry of each
-// address and, for a marketing topic, the contact's consent. Results
+// address and, for a marketing topic, the contact's consent and pause. Results
 // follow the order of reqs.
 func (s *Store) LoadChecks(ctx context.Context, topic *dispatcher.Topic, reqs []CheckRequest) ([]Checked, error) {
 	reads := make([]checkReads, len(reqs))
@@ -53,13 +57,14 @@ func (s *Store) LoadChecks(ctx context.Context, topic *dispatcher.Topic, reqs []
 
 // checkReads are the pipelined reads of one CheckRequest.
 type checkReads struct {
-	sup, con *redis.StringCmd
+	sup, con, pause *redis.StringCmd
 }
 
 func (s *Store) readChecks(ctx context.Context, p redis.Pipeliner, topic *dispatcher.Topic, r CheckRequest) checkReads {
 	c := checkReads{sup: p.Get(ctx, s.Key("sup", s.AddressHash(r.Channel, r.Address)))}
 	if topic.Kind == dispatcher.Marketing {
 		c.con = p.HGet(ctx, s.ConsentKey(r.Contact), ConsentField(r.Channel, topic.ID))
+		c.pause = p.HGet(ctx, s.prefsKey(r.Contact), dispatcher.PreferencePause)
 	}
 	return c
 }
@@ -77,6 +82,18 @@ func (c checkReads) checked() Checked {
 		var cur ConsentCurrent
 		if b, err := c.con.Bytes(); err == nil && json.Unmarshal(b, &cur) == nil {
 			out.Consent = cur.State
+		}
+	}
+	if c.pause != nil {
+		var cur ConsentCurrent
+		if b, err := c.pause.Bytes(); err == nil && json.Unmarshal(b, &cur) == nil && cur.Value != "" {
+			// A pause that does not read holds everything: the recipient
+			// asked for silence.
+			t, err := dispatcher.ParsePause(cur.Value)
+			if err != nil {
+				t = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+			}
+			out.PausedUntil = t
 		}
 	}
 	return out

@@ -1,0 +1,142 @@
+package gate
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/store/storetest"
+	"github.com/missive-dev/missive/throttle/redistest"
+)
+
+// prefBundle is a store on a real Redis with a marketing and a
+// transactional topic, and contacts who granted both on email.
+type prefBundle struct {
+	st    *store.Store
+	clock *storetest.Clock
+	news  *dispatcher.Topic
+	order *dispatcher.Topic
+}
+
+func setupPrefs(t *testing.T, ids ...string) *prefBundle {
+	t.Helper()
+	r := redistest.New(t)
+	clock := storetest.NewClock(time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC))
+	st := storetest.New(t, r.Client, r.Prefix, clock.Now, "k1")
+	ctx := context.Background()
+	b := &prefBundle{st: st, clock: clock,
+		news:  &dispatcher.Topic{ID: "news", Kind: dispatcher.Marketing},
+		order: &dispatcher.Topic{ID: "orders", Kind: dispatcher.Transactional}}
+	for _, tp := range []*dispatcher.Topic{b.news, b.order} {
+		if err := st.PutTopic(ctx, tp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range ids {
+		c := &dispatcher.Contact{ID: id, Email: id + "@example.com", Timezone: "Europe/Paris"}
+		if err := st.UpsertContact(ctx, c, "Europe/Paris"); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.RecordConsent(ctx, id, dispatcher.ConsentEvent{Channel: channels.Email, Topic: "news", State: dispatcher.Granted}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
+}
+
+func (b *prefBundle) contacts(t *testing.T, ids ...string) []*dispatcher.Contact {
+	t.Helper()
+	out := make([]*dispatcher.Contact, len(ids))
+	for i, id := range ids {
+		c, err := b.st.Contact(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = c
+	}
+	return out
+}
+
+func (b *prefBundle) decide(t *testing.T, g *Gate, topic *dispatcher.Topic, run string, cs []*dispatcher.Contact) map[string]string {
+	t.Helper()
+	camp := &dispatcher.Campaign{ID: "c", Topic: topic.ID, Channels: []channels.Kind{channels.Email},
+		Templates: map[channels.Kind]string{channels.Email: "mail"}}
+	ds, err := g.Decide(context.Background(), b.clock.Now(), Job{Run: run, Campaign: camp, Topic: topic}, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range ds {
+		got[d.Contact] = d.State + " " + d.Reason
+	}
+	return got
+}
+
+// A pause the recipient set holds their marketing messages, and only
+// while it lasts; transactional ones still go; lifting it lets them go.
+func TestGatePausedByRecipient(t *testing.T) {
+	t.Parallel()
+	b := setupPrefs(t, "paused", "lapsed", "lifted", "free")
+	ctx := context.Background()
+	now := b.clock.Now()
+	pause := func(id string, until time.Time) {
+		t.Helper()
+		v := ""
+		if !until.IsZero() {
+			v = until.UTC().Format(time.RFC3339)
+		}
+		if err := b.st.RecordConsent(ctx, id, dispatcher.ConsentEvent{Kind: dispatcher.PreferencePause, Value: v, Source: "api"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pause("paused", now.Add(10*24*time.Hour))
+	pause("lapsed", now.Add(-time.Minute))
+	pause("lifted", now.Add(10*24*time.Hour))
+	pause("lifted", time.Time{})
+
+	g := New(Config{Loader: b.st})
+	cs := b.contacts(t, "paused", "lapsed", "lifted", "free")
+	got := b.decide(t, g, b.news, "r1", cs)
+	want := map[string]string{
+		"paused": "suppressed " + ReasonPausedByRecipient,
+		"lapsed": "queued ",
+		"lifted": "queued ",
+		"free":   "queued ",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("marketing decisions (-want +got):\n%s", diff)
+	}
+	got = b.decide(t, g, b.order, "r2", cs)
+	for _, id := range []string{"paused", "lapsed", "lifted", "free"} {
+		want[id] = "queued "
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("transactional decisions (-want +got):\n%s", diff)
+	}
+
+	// The send path reads the same at its claim: a pause set after the
+	// decision holds the message.
+	pause("free", now.Add(time.Hour))
+	checked, err := b.st.LoadChecks(ctx, b.news, []store.CheckRequest{{Contact: "free", Channel: channels.Email, Address: "free@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := Verdict(checked[0], true, now); r != ReasonPausedByRecipient {
+		t.Errorf("verdict after a pause: %q", r)
+	}
+	if r := Verdict(checked[0], true, now.Add(time.Hour)); r != "" {
+		t.Errorf("verdict once the pause ended: %q", r)
+	}
+	rep, err := b.st.VerifyLedger(ctx, "lifted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Events != 3 {
+		t.Errorf("ledger of a paused and lifted contact: %+v", rep)
+	}
+}
