@@ -1,0 +1,145 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/gate"
+)
+
+// A pause set while a campaign sends holds every message of that
+// recipient not yet handed over, even in a send task that started before
+// it: the claim reads it, as it reads consent.
+func TestRecipientPauseDuringSendingHoldsTheRest(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	b, run := startShipped(t, "50/s", n, 10)
+	ctx := context.Background()
+
+	// The last contact of each send task goes last.
+	pausing := []string{"m0099", "m0199", "m0299"}
+	until := time.Now().Add(7 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	for _, c := range pausing {
+		r := b.api.do("PUT", "/v1/contacts/"+c+"/preferences", `{"pause_until":"`+until+`","evidence":{"form":"crm"}}`)
+		if r.status != http.StatusOK {
+			t.Fatalf("pausing %s: %d %s", c, r.status, r.body)
+		}
+	}
+	for _, c := range pausing {
+		s, err := b.d.Store.Send(ctx, dispatcher.SendID(run, c, channels.Email))
+		must(t, err)
+		if s.State == dispatcher.StateSent || s.State == dispatcher.StateSending {
+			t.Fatalf("%s was %s before its pause; the test proves nothing", c, s.State)
+		}
+	}
+
+	r := b.waitRun(t, run, 60*time.Second)
+	for _, m := range b.smtp.Messages() {
+		for _, c := range pausing {
+			if m.To[0] == c+"@example.com" {
+				t.Errorf("%s got the message after pausing", c)
+			}
+		}
+	}
+	want := map[string]int64{"planned": n, "sent": n - 3, gate.ReasonPausedByRecipient: 3}
+	for k, v := range want {
+		if r.Counters[k] != v {
+			t.Errorf("%s = %d, want %d (counters %v)", k, r.Counters[k], v, r.Counters)
+		}
+	}
+	if !r.Balanced {
+		t.Errorf("run not balanced: %v", r.Counters)
+	}
+	for _, c := range pausing {
+		s, err := b.d.Store.Send(ctx, dispatcher.SendID(run, c, channels.Email))
+		must(t, err)
+		if s.State != dispatcher.StateSuppressed || s.Reason != gate.ReasonPausedByRecipient {
+			t.Errorf("%s: send %s (%s), want suppressed (%s)", c, s.State, s.Reason, gate.ReasonPausedByRecipient)
+		}
+	}
+}
+
+// The preferences route: each change is one ledger event with its source
+// and evidence, the same value again records nothing, "" lifts the pause;
+// a bad body is refused with the field it names and changes nothing.
+func TestPutPreferences(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	b := setup(t, withClock(start))
+	ctx := context.Background()
+	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "ana", Email: "ana@example.com"}, "Europe/Paris"))
+
+	type answer struct {
+		PauseUntil string                    `json:"pause_until"`
+		Recorded   []dispatcher.ConsentEvent `json:"recorded"`
+	}
+	put := func(body string) answer {
+		t.Helper()
+		r := b.api.do("PUT", "/v1/contacts/ana/preferences", body)
+		if r.status != http.StatusOK {
+			t.Fatalf("%s: %d %s", body, r.status, r.body)
+		}
+		var a answer
+		must(t, json.Unmarshal(r.body, &a))
+		return a
+	}
+	a := put(`{"pause_until":"2027-01-04T01:00:00+01:00","source":"api","evidence":{"form":"crm"}}`)
+	if a.PauseUntil != "2027-01-04T00:00:00Z" || len(a.Recorded) != 1 {
+		t.Fatalf("first pause: %+v", a)
+	}
+	if a := put(`{"pause_until":"2027-01-04T00:00:00Z"}`); a.PauseUntil != "2027-01-04T00:00:00Z" || len(a.Recorded) != 0 {
+		t.Errorf("the same pause again: %+v", a)
+	}
+	if a := put(`{"pause_until":""}`); a.PauseUntil != "" || len(a.Recorded) != 1 {
+		t.Errorf("lifting: %+v", a)
+	}
+	ledger, err := b.d.Store.ConsentLedger(ctx, "ana")
+	must(t, err)
+	got := make([]string, len(ledger))
+	for i, e := range ledger {
+		got[i] = e.Kind + " " + e.Value + " " + e.Source + " " + e.Evidence["form"]
+	}
+	if diff := cmp.Diff([]string{"pause 2027-01-04T00:00:00Z api crm", "pause  api "}, got); diff != "" {
+		t.Errorf("ledger (-want +got):\n%s", diff)
+	}
+	rep, err := b.d.Store.VerifyLedger(ctx, "ana")
+	must(t, err)
+	if !rep.OK() {
+		t.Errorf("ledger does not verify: %+v", rep)
+	}
+
+	for _, tt := range []struct{ body, field string }{
+		{`{}`, "pause_until"},
+		{`{"pause_until":"next week"}`, "pause_until"},
+		{`{"pause_until":"2026-11-30T00:00:00Z"}`, "pause_until"},
+		{`{"pause_until":"2028-01-01T00:00:00Z"}`, "pause_until"},
+		{`{"pause_until":7}`, "pause_until"},
+		{`{"pause_until":"2027-01-04T00:00:00Z","source":"rumour"}`, "source"},
+		{`{"pause_until":"2027-01-04T00:00:00Z","until":"x"}`, "until"},
+	} {
+		before := snapshotRedis(t, b)
+		r := b.api.do("PUT", "/v1/contacts/ana/preferences", tt.body)
+		var e struct{ Error dispatcher.Error }
+		_ = json.Unmarshal(r.body, &e)
+		if r.status != http.StatusUnprocessableEntity || e.Error.Code != dispatcher.CodeInvalid || e.Error.Field != tt.field {
+			t.Errorf("%s: %d %s, want 422 invalid naming %s", tt.body, r.status, r.body, tt.field)
+		}
+		if diff := cmp.Diff(before, snapshotRedis(t, b)); diff != "" {
+			t.Errorf("%s changed Redis (-before +after):\n%s", tt.body, diff)
+		}
+	}
+	if r := b.api.do("PUT", "/v1/contacts/nobody/preferences", `{"pause_until":""}`); r.status != http.StatusNotFound {
+		t.Errorf("unknown contact: %d %s", r.status, r.body)
+	}
+	// The consents route takes consents only.
+	if r := b.api.do("POST", "/v1/contacts/ana/consents", `{"kind":"pause","value":"2027-01-04T00:00:00Z"}`); r.status != http.StatusUnprocessableEntity {
+		t.Errorf("a pause through the consents route: %d %s", r.status, r.body)
+	}
+}
