@@ -31,6 +31,18 @@ type Topic struct {
 	Name        string    `json:"name"`
 	Kind        TopicKind `json:"kind"`
 	Description string    `json:"description,omitempty"`
+	// Frequencies are the paces a recipient may choose for this topic
+	// (Frequencies), on the preference page and through the API. Default:
+	// all of them.
+	Frequencies []string `json:"frequencies,omitempty"`
+}
+
+// Offered returns the paces a recipient may choose for the topic.
+func (t *Topic) Offered() []string {
+	if len(t.Frequencies) == 0 {
+		return Frequencies
+	}
+	return t.Frequencies
 }
 
 // Validate checks the topic and fills its defaults; it returns an
@@ -44,6 +56,11 @@ func (t *Topic) Validate() error {
 	}
 	if t.Name == "" {
 		t.Name = t.ID
+	}
+	for i, f := range t.Frequencies {
+		if !slices.Contains(Frequencies, f) || slices.Contains(t.Frequencies[:i], f) {
+			return Invalid("frequencies", "must list distinct paces among %s", strings.Join(Frequencies, ", "))
+		}
 	}
 	return nil
 }

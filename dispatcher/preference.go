@@ -1,6 +1,12 @@
 package dispatcher
 
-import "time"
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/missive-dev/missive/throttle"
+)
 
 // The recipient sets the pace: preferences recorded in the consent
 // ledger as events of their own kind (ConsentEvent.Kind), beside the
@@ -11,6 +17,37 @@ import "time"
 // UTC), or "" when the recipient lifts the pause. Transactional messages
 // still go.
 const PreferencePause = "pause"
+
+// PreferenceFrequency is the kind of the event that sets how often a
+// contact hears about one topic (its Topic): its value is one of
+// Frequencies, "" going back to every message.
+const PreferenceFrequency = "frequency"
+
+// The paces a recipient may choose for a topic.
+const (
+	FrequencyEvery   = "every"   // every message
+	FrequencyWeekly  = "weekly"  // at most one in any 7 days
+	FrequencyMonthly = "monthly" // at most one in any 30 days
+)
+
+// Frequencies are the paces, in the order pages show them.
+var Frequencies = []string{FrequencyEvery, FrequencyWeekly, FrequencyMonthly}
+
+// FrequencyCap is the cap a contact's choice f puts on topic's messages
+// on channel, or nil when f caps nothing. The gate counts it with the
+// operator's caps (throttle.CapRequest.Rules), per channel.
+func FrequencyCap(channel, topic, f string) []throttle.CapRule {
+	var w time.Duration
+	switch f {
+	case FrequencyWeekly:
+		w = 7 * 24 * time.Hour
+	case FrequencyMonthly:
+		w = 30 * 24 * time.Hour
+	default:
+		return nil
+	}
+	return []throttle.CapRule{{Channel: channel, Topic: topic, Limit: 1, Window: w, Recipient: true}}
+}
 
 // MaxPause is how far ahead a pause may end: a longer silence is an
 // unsubscribe, which the recipient has one click away.
@@ -29,8 +66,19 @@ func (e *ConsentEvent) validatePreference() error {
 			}
 		}
 		return nil
+	case PreferenceFrequency:
+		if e.Channel != "" || e.State != "" {
+			return Invalid("kind", "a frequency names no channel or state")
+		}
+		if !NamePattern.MatchString(e.Topic) {
+			return Invalid("topic", "must name a topic")
+		}
+		if e.Value != "" && !slices.Contains(Frequencies, e.Value) {
+			return Invalid("frequency", "must be one of %s", strings.Join(Frequencies, ", "))
+		}
+		return nil
 	}
-	return Invalid("kind", "must be empty (a consent) or %s", PreferencePause)
+	return Invalid("kind", "must be empty (a consent), %s or %s", PreferencePause, PreferenceFrequency)
 }
 
 // ParsePause reads the end of a pause as an event's value holds it.

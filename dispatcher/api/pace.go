@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/consent"
 )
 
 // The pace a recipient chose, set by upstream (a CRM's own preference
@@ -18,15 +20,18 @@ import (
 type preferencesInput struct {
 	// PauseUntil pauses marketing messages until that time (RFC 3339);
 	// "" lifts the pause.
-	PauseUntil *string           `json:"pause_until"`
-	Source     string            `json:"source"`
-	Evidence   map[string]string `json:"evidence"`
+	PauseUntil *string `json:"pause_until"`
+	// Frequency: topic -> pace (dispatcher.Frequencies).
+	Frequency map[string]string `json:"frequency"`
+	Source    string            `json:"source"`
+	Evidence  map[string]string `json:"evidence"`
 }
 
 // preferencesResponse is the contact's pace after the change, and the
 // events it recorded (none when nothing changed).
 type preferencesResponse struct {
 	PauseUntil string                    `json:"pause_until,omitempty"`
+	Frequency  map[string]string         `json:"frequency"`
 	Recorded   []dispatcher.ConsentEvent `json:"recorded"`
 }
 
@@ -41,47 +46,60 @@ func (a *handler) putPreferences(w http.ResponseWriter, r *http.Request) (int, a
 	if err := decodeJSON(w, r, &in); err != nil {
 		return 0, nil, err
 	}
-	if in.PauseUntil == nil {
-		return 0, nil, dispatcher.Invalid("pause_until", "is required: the end of the pause, or \"\" to lift it")
+	if in.PauseUntil == nil && in.Frequency == nil {
+		return 0, nil, dispatcher.Invalid("body", "must set pause_until or frequency")
 	}
-	var until time.Time
-	if *in.PauseUntil != "" {
-		if until, err = dispatcher.ParsePause(*in.PauseUntil); err != nil {
-			return 0, nil, err
+	var pace consent.Pace
+	if in.PauseUntil != nil {
+		var until time.Time
+		if *in.PauseUntil != "" {
+			if until, err = dispatcher.ParsePause(*in.PauseUntil); err != nil {
+				return 0, nil, err
+			}
 		}
+		pace.Pause = &until
 	}
+	if len(in.Frequency) > 64 {
+		return 0, nil, dispatcher.Invalid("frequency", "at most 64 topics")
+	}
+	pace.Frequency = in.Frequency
 	if w := in.Evidence["wording"]; dispatcher.IsWordingID(w) {
 		if err := a.checkWordings(r.Context(), "evidence.wording", w); err != nil {
 			return 0, nil, err
 		}
 	}
-	out := preferencesResponse{Recorded: []dispatcher.ConsentEvent{}}
-	e, err := a.d.Consent.SetPause(r.Context(), id, until, in.Source, in.Evidence)
+	events, err := a.d.Consent.SetPace(r.Context(), id, pace, in.Source, in.Evidence)
 	if errors.Is(err, dispatcher.ErrNotFound) {
 		return 0, nil, dispatcher.NotFound("contact")
 	}
 	if err != nil {
 		return 0, nil, err
 	}
-	if e != nil {
-		out.Recorded = append(out.Recorded, *e)
-	}
-	if out.PauseUntil, err = a.pauseUntil(r.Context(), id); err != nil {
+	out, err := a.paceOf(r.Context(), id)
+	if err != nil {
 		return 0, nil, err
 	}
+	out.Recorded = append(out.Recorded, events...)
 	return http.StatusOK, out, nil
 }
 
-// pauseUntil is the end of the contact's pause, "" when none is set or
-// the one set is over.
-func (a *handler) pauseUntil(ctx context.Context, id string) (string, error) {
+// paceOf is the pace the contact chose: the end of its pause ("" when
+// none is set or the one set is over) and its paces by topic.
+func (a *handler) paceOf(ctx context.Context, id string) (*preferencesResponse, error) {
 	p, err := a.d.Store.Preferences(ctx, id)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	v := p[dispatcher.PreferencePause].Value
-	if t, err := dispatcher.ParsePause(v); err != nil || !t.After(a.d.Config.Now()) {
-		return "", nil
+	out := &preferencesResponse{Frequency: map[string]string{}, Recorded: []dispatcher.ConsentEvent{}}
+	if v := p[dispatcher.PreferencePause].Value; v != "" {
+		if t, err := dispatcher.ParsePause(v); err == nil && t.After(a.d.Config.Now()) {
+			out.PauseUntil = v
+		}
 	}
-	return v, nil
+	for f, c := range p {
+		if topic, ok := strings.CutPrefix(f, dispatcher.PreferenceFrequency+"/"); ok && c.Value != "" {
+			out.Frequency[topic] = c.Value
+		}
+	}
+	return out, nil
 }

@@ -75,9 +75,17 @@ func TestPutPreferences(t *testing.T) {
 	b := setup(t, withClock(start))
 	ctx := context.Background()
 	must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "ana", Email: "ana@example.com"}, "Europe/Paris"))
+	for _, tp := range []*dispatcher.Topic{
+		{ID: "news", Kind: dispatcher.Marketing},
+		{ID: "promos", Kind: dispatcher.Marketing, Frequencies: []string{dispatcher.FrequencyEvery, dispatcher.FrequencyMonthly}},
+		{ID: "orders", Kind: dispatcher.Transactional},
+	} {
+		must(t, b.d.Store.PutTopic(ctx, tp))
+	}
 
 	type answer struct {
 		PauseUntil string                    `json:"pause_until"`
+		Frequency  map[string]string         `json:"frequency"`
 		Recorded   []dispatcher.ConsentEvent `json:"recorded"`
 	}
 	put := func(body string) answer {
@@ -100,13 +108,22 @@ func TestPutPreferences(t *testing.T) {
 	if a := put(`{"pause_until":""}`); a.PauseUntil != "" || len(a.Recorded) != 1 {
 		t.Errorf("lifting: %+v", a)
 	}
+	a = put(`{"frequency":{"news":"weekly","promos":"monthly"},"source":"preference-page"}`)
+	if diff := cmp.Diff(map[string]string{"news": "weekly", "promos": "monthly"}, a.Frequency); diff != "" || len(a.Recorded) != 2 {
+		t.Errorf("frequencies: %+v %s", a, diff)
+	}
+	if a := put(`{"frequency":{"news":"weekly","promos":""}}`); len(a.Recorded) != 1 || a.Frequency["promos"] != "" {
+		t.Errorf("back to every: %+v", a)
+	}
 	ledger, err := b.d.Store.ConsentLedger(ctx, "ana")
 	must(t, err)
 	got := make([]string, len(ledger))
 	for i, e := range ledger {
 		got[i] = e.Kind + " " + e.Value + " " + e.Source + " " + e.Evidence["form"]
 	}
-	if diff := cmp.Diff([]string{"pause 2027-01-04T00:00:00Z api crm", "pause  api "}, got); diff != "" {
+	want := []string{"pause 2027-01-04T00:00:00Z api crm", "pause  api ",
+		"frequency weekly preference-page ", "frequency monthly preference-page ", "frequency  api "}
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ledger (-want +got):\n%s", diff)
 	}
 	rep, err := b.d.Store.VerifyLedger(ctx, "ana")
@@ -116,7 +133,12 @@ func TestPutPreferences(t *testing.T) {
 	}
 
 	for _, tt := range []struct{ body, field string }{
-		{`{}`, "pause_until"},
+		{`{}`, "body"},
+		{`{"frequency":{"news":"daily"}}`, "frequency.news"},
+		{`{"frequency":{"orders":"weekly"}}`, "frequency.orders"},
+		{`{"frequency":{"nothing":"weekly"}}`, "frequency.nothing"},
+		{`{"frequency":{"promos":"weekly"}}`, "frequency.promos"},
+		{`{"frequency":{"news":"weekly"},"pause_until":"soon"}`, "pause_until"},
 		{`{"pause_until":"next week"}`, "pause_until"},
 		{`{"pause_until":"2026-11-30T00:00:00Z"}`, "pause_until"},
 		{`{"pause_until":"2028-01-01T00:00:00Z"}`, "pause_until"},

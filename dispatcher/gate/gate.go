@@ -23,6 +23,10 @@ const (
 	// ReasonPausedByRecipient: the recipient paused marketing messages
 	// until a date that has not come (dispatcher.PreferencePause).
 	ReasonPausedByRecipient = "paused_by_recipient"
+	// ReasonRecipientFrequency: the recipient chose to hear about the
+	// topic at most once a week or a month, and already did
+	// (dispatcher.PreferenceFrequency).
+	ReasonRecipientFrequency = "recipient_frequency"
 )
 
 // SuppressedReason is the gate reason of an address suppressed for r
@@ -37,9 +41,11 @@ type Loader interface {
 	ReachedBefore(ctx context.Context, sends []string) ([]bool, error)
 }
 
-// Reserver counts sends against the frequency caps (throttle.Caps).
+// Reserver counts sends against the frequency caps, the operator's and
+// those the recipients chose, and tells whose held a send back
+// (throttle.Caps).
 type Reserver interface {
-	ReserveMany(ctx context.Context, now time.Time, reqs []throttle.CapRequest) ([]bool, error)
+	ReserveEach(ctx context.Context, now time.Time, reqs []throttle.CapRequest) ([]throttle.CapVerdict, error)
 }
 
 // Config configures a Gate.
@@ -91,6 +97,9 @@ type Candidate struct {
 	Channel channels.Kind
 	Send    string
 	Reason  string
+	// Frequency is the pace the contact chose for the topic, as checks 2
+	// and 3 read it ("" when none).
+	Frequency string
 }
 
 // CheckAddress is check 1: an address present and usable on the channel.
@@ -134,6 +143,7 @@ func (g *Gate) checkSuppressionConsent(ctx context.Context, now time.Time, topic
 	}
 	for j, i := range idx {
 		cs[i].Reason = Verdict(got[j], topic.Kind == dispatcher.Marketing, now)
+		cs[i].Frequency = got[j].Frequency
 	}
 	return nil
 }
@@ -199,14 +209,12 @@ func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*d
 		reqIdx = append(reqIdx, i)
 	}
 	if len(reqs) > 0 && g.cfg.Caps != nil {
-		ok, err := g.cfg.Caps.ReserveMany(ctx, now, reqs)
+		vs, err := g.cfg.Caps.ReserveEach(ctx, now, reqs)
 		if err != nil {
 			return nil, fmt.Errorf("gate: reserve caps: %w", err)
 		}
 		for j, i := range reqIdx {
-			if !ok[j] {
-				cands[i].Reason = ReasonCapped
-			}
+			cands[i].Reason = capReason(vs[j])
 		}
 	}
 
@@ -263,31 +271,59 @@ func (g *Gate) checkEarlier(ctx context.Context, job Job, cs []*Candidate) error
 	return nil
 }
 
-// CapRequest is what check 4 counts for candidate c of topic.
+// CapRequest is what check 4 counts for candidate c of topic: the
+// operator's caps and, for a marketing topic, the pace the contact chose.
 func CapRequest(c *Candidate, topic *dispatcher.Topic) throttle.CapRequest {
-	return throttle.CapRequest{Contact: c.Contact.ID, Channel: string(c.Channel), Topic: topic.ID, SendID: c.Send,
+	r := throttle.CapRequest{Contact: c.Contact.ID, Channel: string(c.Channel), Topic: topic.ID, SendID: c.Send,
 		Marketing: topic.Kind == dispatcher.Marketing}
+	if r.Marketing {
+		r.Rules = dispatcher.FrequencyCap(r.Channel, topic.ID, c.Frequency)
+	}
+	return r
+}
+
+// capReason is the gate reason of a cap's verdict, "" when reserved.
+func capReason(v throttle.CapVerdict) string {
+	switch v {
+	case throttle.CapReserved:
+		return ""
+	case throttle.CapRecipient:
+		return ReasonRecipientFrequency
+	}
+	return ReasonCapped
 }
 
 // ReserveDeferred is check 4 for deferred sends whose time came: it
-// reserves their cap slots now, and gives reason capped to those over a
-// cap. Reserving again for a send already reserved changes nothing.
+// reserves their cap slots now, the pace their contacts chose read again,
+// and gives reason capped or recipient_frequency to those over a cap.
+// Reserving again for a send already reserved changes nothing.
 func (g *Gate) ReserveDeferred(ctx context.Context, now time.Time, topic *dispatcher.Topic, cs []*Candidate) error {
 	if g.cfg.Caps == nil || len(cs) == 0 {
 		return nil
+	}
+	if topic.Kind == dispatcher.Marketing {
+		reqs := make([]store.CheckRequest, len(cs))
+		for i, c := range cs {
+			reqs[i] = store.CheckRequest{Contact: c.Contact.ID, Channel: c.Channel, Address: c.Contact.Address(c.Channel)}
+		}
+		got, err := g.cfg.Loader.LoadChecks(ctx, topic, reqs)
+		if err != nil {
+			return fmt.Errorf("gate: load preferences: %w", err)
+		}
+		for i, c := range cs {
+			c.Frequency = got[i].Frequency
+		}
 	}
 	reqs := make([]throttle.CapRequest, len(cs))
 	for i, c := range cs {
 		reqs[i] = CapRequest(c, topic)
 	}
-	ok, err := g.cfg.Caps.ReserveMany(ctx, now, reqs)
+	vs, err := g.cfg.Caps.ReserveEach(ctx, now, reqs)
 	if err != nil {
 		return fmt.Errorf("gate: reserve caps: %w", err)
 	}
 	for i, c := range cs {
-		if !ok[i] {
-			c.Reason = ReasonCapped
-		}
+		c.Reason = capReason(vs[i])
 	}
 	return nil
 }

@@ -11,12 +11,14 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/dispatcher/store/storetest"
+	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
 // prefBundle is a store on a real Redis with a marketing and a
 // transactional topic, and contacts who granted both on email.
 type prefBundle struct {
+	rdb   *redistest.Redis
 	st    *store.Store
 	clock *storetest.Clock
 	news  *dispatcher.Topic
@@ -29,7 +31,7 @@ func setupPrefs(t *testing.T, ids ...string) *prefBundle {
 	clock := storetest.NewClock(time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC))
 	st := storetest.New(t, r.Client, r.Prefix, clock.Now, "k1")
 	ctx := context.Background()
-	b := &prefBundle{st: st, clock: clock,
+	b := &prefBundle{rdb: r, st: st, clock: clock,
 		news:  &dispatcher.Topic{ID: "news", Kind: dispatcher.Marketing},
 		order: &dispatcher.Topic{ID: "orders", Kind: dispatcher.Transactional}}
 	for _, tp := range []*dispatcher.Topic{b.news, b.order} {
@@ -138,5 +140,65 @@ func TestGatePausedByRecipient(t *testing.T) {
 	}
 	if !rep.OK() || rep.Events != 3 {
 		t.Errorf("ledger of a paused and lifted contact: %+v", rep)
+	}
+}
+
+// The pace a recipient chose for a topic caps it across runs, on top of
+// the operator's caps (whose reason wins when both are reached); other
+// topics and transactional ones are not counted by it.
+func TestGateRecipientFrequencyAcrossRuns(t *testing.T) {
+	t.Parallel()
+	b := setupPrefs(t, "weekly", "monthly", "every", "silent", "busy")
+	ctx := context.Background()
+	for id, f := range map[string]string{"weekly": dispatcher.FrequencyWeekly, "monthly": dispatcher.FrequencyMonthly,
+		"every": dispatcher.FrequencyEvery, "busy": dispatcher.FrequencyWeekly} {
+		if err := b.st.RecordConsent(ctx, id, dispatcher.ConsentEvent{Kind: dispatcher.PreferenceFrequency, Topic: "news", Value: f, Source: "api"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	promos := &dispatcher.Topic{ID: "promos", Kind: dispatcher.Marketing}
+	if err := b.st.PutTopic(ctx, promos); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.st.RecordConsent(ctx, "weekly", dispatcher.ConsentEvent{Channel: channels.Email, Topic: "promos", State: dispatcher.Granted}); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := throttle.ParseCapRules("email:marketing:3/7d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := throttle.NewCaps(b.rdb.Client, b.rdb.Prefix, rules)
+	g := New(Config{Loader: b.st, Caps: caps})
+	all := b.contacts(t, "weekly", "monthly", "every", "silent", "busy")
+
+	// busy already had 3 marketing emails this week: the operator's cap,
+	// until they are a week old.
+	for i, run := range []string{"o1", "o2", "o3"} {
+		if _, err := caps.Reserve(ctx, b.clock.Now().Add(-time.Duration(i+1)*time.Hour), throttle.CapRequest{Contact: "busy", Channel: "email", Topic: "promos", SendID: run, Marketing: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		after time.Duration
+		run   string
+		topic *dispatcher.Topic
+		want  map[string]string
+	}{
+		{0, "r1", b.news, map[string]string{"weekly": "queued ", "monthly": "queued ", "every": "queued ", "silent": "queued ", "busy": "suppressed capped"}},
+		{24 * time.Hour, "r2", b.news, map[string]string{"weekly": "suppressed recipient_frequency", "monthly": "suppressed recipient_frequency", "every": "queued ", "silent": "queued ", "busy": "suppressed capped"}},
+		{24 * time.Hour, "r3", b.order, map[string]string{"weekly": "queued ", "monthly": "queued ", "every": "queued ", "silent": "queued ", "busy": "queued "}},
+		{8 * 24 * time.Hour, "r4", b.news, map[string]string{"weekly": "queued ", "monthly": "suppressed recipient_frequency", "every": "queued ", "silent": "queued ", "busy": "queued "}},
+	}
+	start := b.clock.Now()
+	for _, s := range steps {
+		b.clock.Set(start.Add(s.after))
+		if diff := cmp.Diff(s.want, b.decide(t, g, s.topic, s.run, all)); diff != "" {
+			t.Errorf("run %s, %s later (-want +got):\n%s", s.run, s.after, diff)
+		}
+	}
+	// Another marketing topic is not counted by the pace chosen for news.
+	got := b.decide(t, g, promos, "r5", b.contacts(t, "weekly"))
+	if got["weekly"] != "queued " {
+		t.Errorf("promos to weekly: %q", got["weekly"])
 	}
 }

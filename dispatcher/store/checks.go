@@ -32,6 +32,10 @@ type Checked struct {
 	// PausedUntil is when the pause the recipient set ends, read for a
 	// marketing topic only; zero when none.
 	PausedUntil time.Time
+	// Frequency is how often the recipient wants the topic
+	// (dispatcher.Frequencies), read for a marketing topic only; "" when
+	// they did not say.
+	Frequency string
 }
 
 // LoadChecks reads, in one pipeline, the suppression entry of each
@@ -57,7 +61,7 @@ func (s *Store) LoadChecks(ctx context.Context, topic *dispatcher.Topic, reqs []
 
 // checkReads are the pipelined reads of one CheckRequest.
 type checkReads struct {
-	sup, con, pause *redis.StringCmd
+	sup, con, pause, freq *redis.StringCmd
 }
 
 func (s *Store) readChecks(ctx context.Context, p redis.Pipeliner, topic *dispatcher.Topic, r CheckRequest) checkReads {
@@ -65,6 +69,7 @@ func (s *Store) readChecks(ctx context.Context, p redis.Pipeliner, topic *dispat
 	if topic.Kind == dispatcher.Marketing {
 		c.con = p.HGet(ctx, s.ConsentKey(r.Contact), ConsentField(r.Channel, topic.ID))
 		c.pause = p.HGet(ctx, s.prefsKey(r.Contact), dispatcher.PreferencePause)
+		c.freq = p.HGet(ctx, s.prefsKey(r.Contact), dispatcher.PreferenceFrequency+"/"+topic.ID)
 	}
 	return c
 }
@@ -94,6 +99,12 @@ func (c checkReads) checked() Checked {
 				t = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 			}
 			out.PausedUntil = t
+		}
+	}
+	if c.freq != nil {
+		var cur ConsentCurrent
+		if b, err := c.freq.Bytes(); err == nil && json.Unmarshal(b, &cur) == nil {
+			out.Frequency = cur.Value
 		}
 	}
 	return out

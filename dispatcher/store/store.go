@@ -460,6 +460,9 @@ const prefPrefix = "pref:"
 // (pref reports which).
 func eventField(e *dispatcher.ConsentEvent) (field string, pref bool) {
 	if e.Kind != "" {
+		if e.Topic != "" {
+			return e.Kind + "/" + e.Topic, true
+		}
 		return e.Kind, true
 	}
 	return ConsentField(e.Channel, e.Topic), false
@@ -690,7 +693,8 @@ func DeriveKey(secret []byte, purpose string) []byte {
 }
 
 // Preferences returns the contact's current preferences by kind
-// (dispatcher.PreferencePause), with when and from where each was set.
+// (dispatcher.PreferencePause) or kind/topic (frequency/news), with when
+// and from where each was set.
 func (s *Store) Preferences(ctx context.Context, contact string) (map[string]ConsentCurrent, error) {
 	raw, err := s.Redis.HGetAll(ctx, s.prefsKey(contact)).Result()
 	if err != nil {
