@@ -49,6 +49,30 @@ func FrequencyCap(channel, topic, f string) []throttle.CapRule {
 	return []throttle.CapRule{{Channel: channel, Topic: topic, Limit: 1, Window: w, Recipient: true}}
 }
 
+// PreferenceHours is the kind of the event that sets when a contact
+// wants marketing messages: days and hours in their own time zone, in the
+// syntax of throttle.ParseCalendar without holidays ("mon-fri
+// 18:00-24:00; sat 10:00-20:00"), "" for any time. Messages outside them
+// wait for the next preferred moment the operator's quiet hours also
+// allow.
+const PreferenceHours = "hours"
+
+// maxHours bounds the text of preferred hours.
+const maxHours = 256
+
+// ParseHours reads preferred hours as an event's value holds them; the
+// calendar's String is the form to store.
+func ParseHours(v string) (throttle.Calendar, error) {
+	if len(v) > maxHours || strings.Contains(v, "holidays") {
+		return throttle.Calendar{}, Invalid("hours", "must be days and hours such as mon-fri 18:00-24:00; sat 10:00-20:00")
+	}
+	c, err := throttle.ParseCalendar(v)
+	if err != nil {
+		return throttle.Calendar{}, Invalid("hours", "must be days and hours such as mon-fri 18:00-24:00; sat 10:00-20:00, with at least one open window")
+	}
+	return c, nil
+}
+
 // MaxPause is how far ahead a pause may end: a longer silence is an
 // unsubscribe, which the recipient has one click away.
 const MaxPause = 366 * 24 * time.Hour
@@ -77,8 +101,18 @@ func (e *ConsentEvent) validatePreference() error {
 			return Invalid("frequency", "must be one of %s", strings.Join(Frequencies, ", "))
 		}
 		return nil
+	case PreferenceHours:
+		if e.Channel != "" || e.Topic != "" || e.State != "" {
+			return Invalid("kind", "hours name no channel, topic or state")
+		}
+		if e.Value != "" {
+			if _, err := ParseHours(e.Value); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return Invalid("kind", "must be empty (a consent), %s or %s", PreferencePause, PreferenceFrequency)
+	return Invalid("kind", "must be empty (a consent), %s, %s or %s", PreferencePause, PreferenceFrequency, PreferenceHours)
 }
 
 // ParsePause reads the end of a pause as an event's value holds it.

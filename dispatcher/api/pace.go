@@ -23,8 +23,11 @@ type preferencesInput struct {
 	PauseUntil *string `json:"pause_until"`
 	// Frequency: topic -> pace (dispatcher.Frequencies).
 	Frequency map[string]string `json:"frequency"`
-	Source    string            `json:"source"`
-	Evidence  map[string]string `json:"evidence"`
+	// Hours: the days and hours preferred (dispatcher.ParseHours); ""
+	// for any time.
+	Hours    *string           `json:"hours"`
+	Source   string            `json:"source"`
+	Evidence map[string]string `json:"evidence"`
 }
 
 // preferencesResponse is the contact's pace after the change, and the
@@ -32,6 +35,7 @@ type preferencesInput struct {
 type preferencesResponse struct {
 	PauseUntil string                    `json:"pause_until,omitempty"`
 	Frequency  map[string]string         `json:"frequency"`
+	Hours      string                    `json:"hours,omitempty"`
 	Recorded   []dispatcher.ConsentEvent `json:"recorded"`
 }
 
@@ -46,8 +50,8 @@ func (a *handler) putPreferences(w http.ResponseWriter, r *http.Request) (int, a
 	if err := decodeJSON(w, r, &in); err != nil {
 		return 0, nil, err
 	}
-	if in.PauseUntil == nil && in.Frequency == nil {
-		return 0, nil, dispatcher.Invalid("body", "must set pause_until or frequency")
+	if in.PauseUntil == nil && in.Frequency == nil && in.Hours == nil {
+		return 0, nil, dispatcher.Invalid("body", "must set pause_until, frequency or hours")
 	}
 	var pace consent.Pace
 	if in.PauseUntil != nil {
@@ -62,7 +66,7 @@ func (a *handler) putPreferences(w http.ResponseWriter, r *http.Request) (int, a
 	if len(in.Frequency) > 64 {
 		return 0, nil, dispatcher.Invalid("frequency", "at most 64 topics")
 	}
-	pace.Frequency = in.Frequency
+	pace.Frequency, pace.Hours = in.Frequency, in.Hours
 	if w := in.Evidence["wording"]; dispatcher.IsWordingID(w) {
 		if err := a.checkWordings(r.Context(), "evidence.wording", w); err != nil {
 			return 0, nil, err
@@ -96,6 +100,7 @@ func (a *handler) paceOf(ctx context.Context, id string) (*preferencesResponse, 
 			out.PauseUntil = v
 		}
 	}
+	out.Hours = p[dispatcher.PreferenceHours].Value
 	for f, c := range p {
 		if topic, ok := strings.CutPrefix(f, dispatcher.PreferenceFrequency+"/"); ok && c.Value != "" {
 			out.Frequency[topic] = c.Value

@@ -86,6 +86,7 @@ func TestPutPreferences(t *testing.T) {
 	type answer struct {
 		PauseUntil string                    `json:"pause_until"`
 		Frequency  map[string]string         `json:"frequency"`
+		Hours      string                    `json:"hours"`
 		Recorded   []dispatcher.ConsentEvent `json:"recorded"`
 	}
 	put := func(body string) answer {
@@ -115,6 +116,9 @@ func TestPutPreferences(t *testing.T) {
 	if a := put(`{"frequency":{"news":"weekly","promos":""}}`); len(a.Recorded) != 1 || a.Frequency["promos"] != "" {
 		t.Errorf("back to every: %+v", a)
 	}
+	if a := put(`{"hours":"mon-fri 18:00-24:00;  sat 10:00-20:00"}`); a.Hours != "mon 18:00-24:00; tue 18:00-24:00; wed 18:00-24:00; thu 18:00-24:00; fri 18:00-24:00; sat 10:00-20:00" || len(a.Recorded) != 1 {
+		t.Errorf("hours: %+v", a)
+	}
 	ledger, err := b.d.Store.ConsentLedger(ctx, "ana")
 	must(t, err)
 	got := make([]string, len(ledger))
@@ -122,7 +126,8 @@ func TestPutPreferences(t *testing.T) {
 		got[i] = e.Kind + " " + e.Value + " " + e.Source + " " + e.Evidence["form"]
 	}
 	want := []string{"pause 2027-01-04T00:00:00Z api crm", "pause  api ",
-		"frequency weekly preference-page ", "frequency monthly preference-page ", "frequency  api "}
+		"frequency weekly preference-page ", "frequency monthly preference-page ", "frequency  api ",
+		"hours mon 18:00-24:00; tue 18:00-24:00; wed 18:00-24:00; thu 18:00-24:00; fri 18:00-24:00; sat 10:00-20:00 api "}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ledger (-want +got):\n%s", diff)
 	}
@@ -134,6 +139,10 @@ func TestPutPreferences(t *testing.T) {
 
 	for _, tt := range []struct{ body, field string }{
 		{`{}`, "body"},
+		{`{"hours":"evenings"}`, "hours"},
+		{`{"hours":"mon off"}`, "hours"},
+		{`{"hours":"mon 18:00-17:00"}`, "hours"},
+		{`{"hours":"mon 18:00-20:00; holidays 2026-12-25"}`, "hours"},
 		{`{"frequency":{"news":"daily"}}`, "frequency.news"},
 		{`{"frequency":{"orders":"weekly"}}`, "frequency.orders"},
 		{`{"frequency":{"nothing":"weekly"}}`, "frequency.nothing"},

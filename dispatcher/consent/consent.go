@@ -270,12 +270,15 @@ type Pace struct {
 	// Frequency: topic -> one of dispatcher.Frequencies the topic offers
 	// ("" goes back to every message).
 	Frequency map[string]string
+	// Hours: the days and hours the contact prefers, in their zone
+	// (dispatcher.ParseHours); "" for any time.
+	Hours *string
 }
 
 // SetPace records, with source and evidence, the changes of p that change
 // something, in one transaction: one ledger event each. Values are checked
 // first, all of them before anything is written (an *dispatcher.Error
-// naming pause_until or frequency.<topic>). It returns the events
+// naming pause_until, hours or frequency.<topic>). It returns the events
 // recorded; ErrNotFound if the contact does not exist.
 func (m *Manager) SetPace(ctx context.Context, contact string, p Pace, source string, evidence map[string]string) ([]dispatcher.ConsentEvent, error) {
 	now := m.now().UTC()
@@ -289,6 +292,17 @@ func (m *Manager) SetPace(ctx context.Context, contact string, p Pace, source st
 			}
 		}
 		events = append(events, dispatcher.ConsentEvent{Kind: dispatcher.PreferencePause, Value: value})
+	}
+	if p.Hours != nil {
+		value := ""
+		if *p.Hours != "" {
+			cal, err := dispatcher.ParseHours(*p.Hours)
+			if err != nil {
+				return nil, err
+			}
+			value = cal.String()
+		}
+		events = append(events, dispatcher.ConsentEvent{Kind: dispatcher.PreferenceHours, Value: value})
 	}
 	if len(p.Frequency) > 0 {
 		topics, err := m.store.Topics(ctx)

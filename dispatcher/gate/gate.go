@@ -97,9 +97,11 @@ type Candidate struct {
 	Channel channels.Kind
 	Send    string
 	Reason  string
-	// Frequency is the pace the contact chose for the topic, as checks 2
-	// and 3 read it ("" when none).
+	// Frequency is the pace the contact chose for the topic, and Hours
+	// the days and hours they prefer, as checks 2 and 3 read them (""
+	// when none).
 	Frequency string
+	Hours     string
 }
 
 // CheckAddress is check 1: an address present and usable on the channel.
@@ -144,6 +146,7 @@ func (g *Gate) checkSuppressionConsent(ctx context.Context, now time.Time, topic
 	for j, i := range idx {
 		cs[i].Reason = Verdict(got[j], topic.Kind == dispatcher.Marketing, now)
 		cs[i].Frequency = got[j].Frequency
+		cs[i].Hours = got[j].Hours
 	}
 	return nil
 }
@@ -396,8 +399,11 @@ func (g *Gate) fallback(ctx context.Context, now time.Time, job Job, contacts []
 
 // sendTime is check 5: the first instant at or after now (or the
 // recipient's local send time) that the channel's quiet hours allow, in the
-// recipient's zone. Deferred sends get a jitter derived from the send id,
-// so that they do not all leave in the same second, kept inside the window.
+// recipient's zone, and that the days and hours the recipient prefers
+// allow too (those read for a marketing topic); when the two share no
+// moment, the quiet hours alone decide. Deferred sends get a jitter
+// derived from the send id, so that they do not all leave in the same
+// second, kept inside the windows.
 func (g *Gate) sendTime(now time.Time, localTime string, c *Candidate) time.Time {
 	loc, err := dispatcher.LoadLocation(c.Contact.Timezone)
 	if err != nil {
@@ -407,17 +413,29 @@ func (g *Gate) sendTime(now time.Time, localTime string, c *Candidate) time.Time
 	if localTime != "" {
 		at = nextLocal(now, localTime, loc)
 	}
-	cal, ok := g.cfg.Quiet[c.Channel]
-	if !ok {
+	var cals []throttle.Calendar
+	if cal, ok := g.cfg.Quiet[c.Channel]; ok {
+		cals = append(cals, cal)
+	}
+	if c.Hours != "" {
+		if pref, err := dispatcher.ParseHours(c.Hours); err == nil {
+			cals = append(cals, pref)
+		}
+	}
+	if len(cals) == 0 {
 		return at
 	}
-	open := cal.NextOpen(at, loc)
+	open := throttle.NextOpenAll(at, loc, cals...)
+	if open.IsZero() {
+		cals = cals[:1]
+		open = throttle.NextOpenAll(at, loc, cals...)
+	}
 	if !open.After(now) || g.cfg.Jitter <= 0 {
 		return open
 	}
 	h := sha256.Sum256([]byte(c.Send))
 	j := time.Duration(binary.BigEndian.Uint64(h[:8]) % uint64(g.cfg.Jitter))
-	if jittered := open.Add(j); cal.NextOpen(jittered, loc).Equal(jittered) {
+	if jittered := open.Add(j); throttle.NextOpenAll(jittered, loc, cals...).Equal(jittered) {
 		return jittered
 	}
 	return open

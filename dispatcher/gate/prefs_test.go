@@ -202,3 +202,73 @@ func TestGateRecipientFrequencyAcrossRuns(t *testing.T) {
 		t.Errorf("promos to weekly: %q", got["weekly"])
 	}
 }
+
+// Marketing sends outside the days and hours a recipient prefers wait for
+// the next preferred moment the operator's quiet hours also allow, in the
+// recipient's zone, across a change of the clocks; transactional ones do
+// not wait for it, and hours that share no moment with the quiet hours
+// leave the quiet hours alone to decide.
+func TestGatePreferredHoursAcrossDST(t *testing.T) {
+	t.Parallel()
+	b := setupPrefs(t, "evenings", "sundays", "any")
+	ctx := context.Background()
+	for id, h := range map[string]string{"evenings": "mon-fri 18:00-24:00", "sundays": "sun 10:00-12:00"} {
+		if err := b.st.RecordConsent(ctx, id, dispatcher.ConsentEvent{Kind: dispatcher.PreferenceHours, Value: h, Source: "api"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	quiet, err := throttle.ParseCalendar("mon-sat 08:00-20:00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := New(Config{Loader: b.st, Quiet: map[channels.Kind]throttle.Calendar{channels.Email: quiet}})
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Saturday 24 October 2026, 19:00 in Paris (UTC+2); the clocks go
+	// back in the night to Sunday (UTC+1).
+	b.clock.Set(time.Date(2026, 10, 24, 19, 0, 0, 0, paris))
+	all := b.contacts(t, "evenings", "sundays", "any")
+	decide := func(topic *dispatcher.Topic, run string) map[string]string {
+		t.Helper()
+		camp := &dispatcher.Campaign{ID: "c", Topic: topic.ID, Channels: []channels.Kind{channels.Email},
+			Templates: map[channels.Kind]string{channels.Email: "mail"}}
+		ds, err := g.Decide(ctx, b.clock.Now(), Job{Run: run, Campaign: camp, Topic: topic}, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, d := range ds {
+			got[d.Contact] = d.State + " " + d.Reason
+			if !d.Until.IsZero() {
+				got[d.Contact] += d.Until.UTC().Format(time.RFC3339)
+			}
+		}
+		return got
+	}
+	want := map[string]string{
+		// Monday 26 October 18:00 in Paris is 17:00 UTC (16:00 before the change).
+		"evenings": "deferred 2026-10-26T17:00:00Z",
+		"sundays":  "queued ",
+		"any":      "queued ",
+	}
+	if diff := cmp.Diff(want, decide(b.news, "r1")); diff != "" {
+		t.Errorf("marketing (-want +got):\n%s", diff)
+	}
+	want["evenings"] = "queued "
+	if diff := cmp.Diff(want, decide(b.order, "r2")); diff != "" {
+		t.Errorf("transactional (-want +got):\n%s", diff)
+	}
+	// Saturday 21:00: the quiet hours close; the evening person waits for
+	// Monday 18:00 still, the others for Monday 08:00.
+	b.clock.Set(time.Date(2026, 10, 24, 21, 0, 0, 0, paris))
+	want = map[string]string{
+		"evenings": "deferred 2026-10-26T17:00:00Z",
+		"sundays":  "deferred 2026-10-26T07:00:00Z",
+		"any":      "deferred 2026-10-26T07:00:00Z",
+	}
+	if diff := cmp.Diff(want, decide(b.news, "r3")); diff != "" {
+		t.Errorf("marketing after the quiet hours closed (-want +got):\n%s", diff)
+	}
+}

@@ -36,6 +36,10 @@ type Checked struct {
 	// (dispatcher.Frequencies), read for a marketing topic only; "" when
 	// they did not say.
 	Frequency string
+	// Hours are the days and hours the recipient prefers
+	// (dispatcher.PreferenceHours), read for a marketing topic only; ""
+	// for any time.
+	Hours string
 }
 
 // LoadChecks reads, in one pipeline, the suppression entry of each
@@ -61,7 +65,7 @@ func (s *Store) LoadChecks(ctx context.Context, topic *dispatcher.Topic, reqs []
 
 // checkReads are the pipelined reads of one CheckRequest.
 type checkReads struct {
-	sup, con, pause, freq *redis.StringCmd
+	sup, con, pause, freq, hours *redis.StringCmd
 }
 
 func (s *Store) readChecks(ctx context.Context, p redis.Pipeliner, topic *dispatcher.Topic, r CheckRequest) checkReads {
@@ -70,6 +74,7 @@ func (s *Store) readChecks(ctx context.Context, p redis.Pipeliner, topic *dispat
 		c.con = p.HGet(ctx, s.ConsentKey(r.Contact), ConsentField(r.Channel, topic.ID))
 		c.pause = p.HGet(ctx, s.prefsKey(r.Contact), dispatcher.PreferencePause)
 		c.freq = p.HGet(ctx, s.prefsKey(r.Contact), dispatcher.PreferenceFrequency+"/"+topic.ID)
+		c.hours = p.HGet(ctx, s.prefsKey(r.Contact), dispatcher.PreferenceHours)
 	}
 	return c
 }
@@ -105,6 +110,12 @@ func (c checkReads) checked() Checked {
 		var cur ConsentCurrent
 		if b, err := c.freq.Bytes(); err == nil && json.Unmarshal(b, &cur) == nil {
 			out.Frequency = cur.Value
+		}
+	}
+	if c.hours != nil {
+		var cur ConsentCurrent
+		if b, err := c.hours.Bytes(); err == nil && json.Unmarshal(b, &cur) == nil {
+			out.Hours = cur.Value
 		}
 	}
 	return out

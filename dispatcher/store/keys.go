@@ -18,7 +18,7 @@ import (
 //
 //	P:c:{id}               contact (JSON sealed under the data keyring)
 //	P:c:{id}:consent       hash "channel/topic" -> current consent (JSON)
-//	P:c:{id}:prefs         hash "pause", "frequency/topic" -> current preference (JSON):
+//	P:c:{id}:prefs         hash "pause", "frequency/topic", "hours" -> current preference (JSON):
 //	                       the pace the recipient chose, set with the ledger's events
 //	P:c:{id}:ledger        list of consent events (JSON), append-only, each sealed by
 //	                       a MAC chained to the one before (ledger.go)
