@@ -131,6 +131,11 @@ func TestPutPreferences(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ledger (-want +got):\n%s", diff)
 	}
+	exp, err := b.d.Privacy.ExportContact(ctx, "ana")
+	must(t, err)
+	if exp.Preferences["frequency/news"].Value != "weekly" || exp.Preferences["hours"].Value == "" || exp.Preferences["pause"].Source != "api" {
+		t.Errorf("export's preferences: %+v", exp.Preferences)
+	}
 	rep, err := b.d.Store.VerifyLedger(ctx, "ana")
 	must(t, err)
 	if !rep.OK() {

@@ -440,7 +440,8 @@ func (s *Store) CountContacts(ctx context.Context) (int64, error) {
 // ConsentCurrent is the current consent of a contact for a channel and
 // topic: its state, and when and from where it was decided.
 type ConsentCurrent struct {
-	State  dispatcher.ConsentState `json:"state"`
+	// State is a consent's; a preference has none.
+	State  dispatcher.ConsentState `json:"state,omitempty"`
 	At     time.Time               `json:"at"`
 	Source string                  `json:"source"`
 	// Value is a preference's value (ConsentEvent.Value); a consent has
