@@ -1,14 +1,20 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/consent"
+	"github.com/missive-dev/missive/dispatcher/page"
 )
 
 // The pace a recipient chose, set by upstream (a CRM's own preference
@@ -107,4 +113,110 @@ func (a *handler) paceOf(ctx context.Context, id string) (*preferencesResponse, 
 		}
 	}
 	return out, nil
+}
+
+// paceView is what the preference page shows of the contact's pace, in
+// its zone loc.
+func (a *handler) paceView(ctx context.Context, id string, topics []dispatcher.Topic, loc *time.Location) (page.Pace, error) {
+	prefs, err := a.d.Store.Preferences(ctx, id)
+	if err != nil {
+		return page.Pace{}, err
+	}
+	now := a.d.Config.Now()
+	v := page.Pace{Today: now.In(loc).Format(time.DateOnly)}
+	if t, err := dispatcher.ParsePause(prefs[dispatcher.PreferencePause].Value); err == nil && t.After(now) {
+		v.PauseUntil = t.In(loc).Format(time.DateOnly)
+	}
+	names := map[string]string{}
+	for _, tp := range topics {
+		names[tp.ID] = tp.Name
+		if tp.Kind == dispatcher.Marketing {
+			v.Topics = append(v.Topics, page.PaceTopic{ID: tp.ID, Name: tp.Name, Offered: tp.Offered(),
+				Chosen: prefs[dispatcher.PreferenceFrequency+"/"+tp.ID].Value})
+		}
+	}
+	if h := prefs[dispatcher.PreferenceHours].Value; h != "" {
+		if cal, err := dispatcher.ParseHours(h); err == nil {
+			for i, day := range page.Weekdays {
+				if ws := cal.Windows[(i+1)%7]; len(ws) > 0 {
+					v.Days = append(v.Days, day)
+					if v.From == "" {
+						v.From, v.To = clock(ws[0].Start), clock(ws[0].End%1440)
+					}
+				}
+			}
+		}
+	}
+	for _, f := range slices.Sorted(maps.Keys(prefs)) {
+		p := prefs[f]
+		if p.Value == "" {
+			continue
+		}
+		kind, topic, _ := strings.Cut(f, "/")
+		h := page.PaceHeld{Kind: kind, Topic: cmp.Or(names[topic], topic), Value: p.Value, Source: p.Source, At: p.At}
+		if kind == dispatcher.PreferencePause {
+			if t, err := dispatcher.ParsePause(p.Value); err == nil {
+				h.Value = t.In(loc).Format("2006-01-02 15:04")
+			}
+		}
+		v.Held = append(v.Held, h)
+	}
+	return v, nil
+}
+
+func clock(m int) string { return fmt.Sprintf("%02d:%02d", m/60, m%60) }
+
+// paceForm reads the preference page's pace form: a pause until a local
+// date (the start of that day in the contact's zone; empty resumes), a
+// pace per topic the form names, and days with one span (none ticked: any
+// time; "to" at or before "from" ends at midnight).
+func (a *handler) paceForm(ctx context.Context, id string, form url.Values) (consent.Pace, error) {
+	c, err := a.d.Store.Contact(ctx, id)
+	if err != nil {
+		return consent.Pace{}, err
+	}
+	loc, err := dispatcher.LoadLocation(c.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	var p consent.Pace
+	until := time.Time{}
+	if d := form.Get("pause_until"); d != "" {
+		day, err := time.ParseInLocation(time.DateOnly, d, loc)
+		if err != nil {
+			return p, dispatcher.Invalid("pause_until", "must be a date")
+		}
+		until = day
+	}
+	p.Pause = &until
+	p.Frequency = map[string]string{}
+	for k, vs := range form {
+		if topic, ok := strings.CutPrefix(k, "freq."); ok && len(vs) == 1 {
+			p.Frequency[topic] = vs[0]
+			if vs[0] == dispatcher.FrequencyEvery {
+				p.Frequency[topic] = ""
+			}
+		}
+	}
+	if len(p.Frequency) > 64 {
+		return p, dispatcher.Invalid("frequency", "at most 64 topics")
+	}
+	hours := ""
+	if days := form["day"]; len(days) > 0 {
+		if len(days) > 7 {
+			return p, dispatcher.Invalid("hours", "at most 7 days")
+		}
+		for _, d := range days {
+			if !slices.Contains(page.Weekdays, d) {
+				return p, dispatcher.Invalid("hours", "unknown day")
+			}
+		}
+		from, to := cmp.Or(form.Get("from"), "00:00"), cmp.Or(form.Get("to"), "00:00")
+		if to <= from {
+			to = "24:00"
+		}
+		hours = strings.Join(days, ",") + " " + from + "-" + to
+	}
+	p.Hours = &hours
+	return p, nil
 }
