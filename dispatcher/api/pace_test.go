@@ -179,3 +179,43 @@ func TestPutPreferences(t *testing.T) {
 		t.Errorf("a pause through the consents route: %d %s", r.status, r.body)
 	}
 }
+
+// The pace a recipient chose holds across runs of the real pipeline: a
+// second campaign on the same topic the same week reaches those who chose
+// every issue, and not those who chose one a week or a month.
+func TestRecipientFrequencyAcrossTwoRuns(t *testing.T) {
+	t.Parallel()
+	const n = 6
+	b := setup(t)
+	ctx := context.Background()
+	seedMailing(t, b, n)
+	for c, f := range map[string]string{"m0000": "weekly", "m0001": "monthly", "m0002": "every"} {
+		if r := b.api.do("PUT", "/v1/contacts/"+c+"/preferences", `{"frequency":{"newsletter":"`+f+`"}}`); r.status != http.StatusOK {
+			t.Fatalf("%s: %d %s", c, r.status, r.body)
+		}
+	}
+	b.startWorker(t)
+	run1, err := b.d.Pipeline.StartRun(ctx, "mailing", time.Now())
+	must(t, err)
+	r1 := b.waitRun(t, run1, 30*time.Second)
+	if r1.Counters["sent"] != n {
+		t.Fatalf("first run: %v", r1.Counters)
+	}
+	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "mailing-2", Topic: "newsletter", Segment: "all",
+		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
+	run2, err := b.d.Pipeline.StartRun(ctx, "mailing-2", time.Now())
+	must(t, err)
+	r2 := b.waitRun(t, run2, 30*time.Second)
+	if r2.Counters["sent"] != n-2 || r2.Counters[gate.ReasonRecipientFrequency] != 2 || !r2.Balanced {
+		t.Errorf("second run: %v", r2.Counters)
+	}
+	got := map[string]int{}
+	for _, m := range b.smtp.Messages() {
+		got[m.To[0]]++
+	}
+	want := map[string]int{"m0000@example.com": 1, "m0001@example.com": 1, "m0002@example.com": 2,
+		"m0003@example.com": 2, "m0004@example.com": 2, "m0005@example.com": 2}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("messages received (-want +got):\n%s", diff)
+	}
+}
