@@ -123,7 +123,8 @@ func (a *handler) paceView(ctx context.Context, id string, topics []dispatcher.T
 		return page.Pace{}, err
 	}
 	now := a.d.Config.Now()
-	v := page.Pace{Today: now.In(loc).Format(time.DateOnly)}
+	// A pause ends at the start of a day: tomorrow is the first it can.
+	v := page.Pace{First: now.In(loc).AddDate(0, 0, 1).Format(time.DateOnly)}
 	if t, err := dispatcher.ParsePause(prefs[dispatcher.PreferencePause].Value); err == nil && t.After(now) {
 		v.PauseUntil = t.In(loc).Format(time.DateOnly)
 	}

@@ -47,9 +47,10 @@ type PreferencesView struct {
 
 // Pace is what the pace form shows and what is held of it.
 type Pace struct {
-	// PauseUntil is the local date the pause ends ("" none); Today the
-	// contact's local date, the form's lower bound.
-	PauseUntil, Today string
+	// PauseUntil is the local date the pause ends ("" none); First the
+	// first date it may end (the contact's tomorrow), the form's lower
+	// bound.
+	PauseUntil, First string
 	// Topics are the marketing topics, with the paces they offer.
 	Topics []PaceTopic
 	// Days are the preferred days ticked (mon...sun); From and To the
@@ -134,7 +135,7 @@ type prefData struct {
 }
 
 type paceData struct {
-	PauseUntil, Today, From, To string
+	PauseUntil, First, From, To string
 	Topics                      []paceTopic
 	Days                        []dayBox
 }
@@ -287,7 +288,7 @@ func preferences(l Lang, v PreferencesView) prefData {
 	}
 	d.Ledgers = []ledger{consents, pace, history, suppressions}
 
-	d.Pace = paceData{PauseUntil: v.Pace.PauseUntil, Today: v.Pace.Today, From: v.Pace.From, To: v.Pace.To}
+	d.Pace = paceData{PauseUntil: v.Pace.PauseUntil, First: v.Pace.First, From: v.Pace.From, To: v.Pace.To}
 	for _, t := range v.Pace.Topics {
 		pt := paceTopic{Field: "freq." + t.ID, Name: t.Name}
 		for _, f := range t.Offered {
