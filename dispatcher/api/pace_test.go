@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
@@ -217,5 +220,34 @@ func TestRecipientFrequencyAcrossTwoRuns(t *testing.T) {
 		"m0003@example.com": 2, "m0004@example.com": 2, "m0005@example.com": 2}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("messages received (-want +got):\n%s", diff)
+	}
+}
+
+// The page's pace form refuses a value out of bounds with a page that
+// says so, in 422, and records nothing of the form, the good values
+// included.
+func TestPreferencePagePaceRefusesBadValues(t *testing.T) {
+	t.Parallel()
+	b := setupAna(t)
+	u := b.prefURL(t, "ana")
+	csrf := csrfOf(t, u)
+	for _, form := range []url.Values{
+		{"pause_until": {"2020-01-01"}, "freq.newsletter": {"weekly"}},
+		{"pause_until": {"next week"}},
+		{"freq.newsletter": {"daily"}},
+		{"freq.nothing": {"weekly"}},
+		{"day": {"mon", "someday"}, "from": {"18:00"}, "to": {"22:00"}},
+		{"day": {"mon"}, "from": {"6pm"}, "to": {"22:00"}},
+	} {
+		before := snapshotRedis(t, b)
+		form.Set("csrf", csrf)
+		form.Set("do", "pace")
+		resp, body := postForm(t, u, form)
+		if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "Nothing was changed.") {
+			t.Errorf("%v: %d", form, resp.StatusCode)
+		}
+		if diff := cmp.Diff(before, snapshotRedis(t, b), cmpopts.IgnoreMapEntries(func(k, _ string) bool { return strings.Contains(k, ":rate:") })); diff != "" {
+			t.Errorf("%v changed Redis (-before +after):\n%s", form, diff)
+		}
 	}
 }
