@@ -120,7 +120,10 @@ func (a *handler) postConsent(w http.ResponseWriter, r *http.Request) (int, any,
 
 type consentsResponse struct {
 	Current map[string]storepkg.ConsentCurrent `json:"current"`
-	Ledger  []dispatcher.ConsentEvent          `json:"ledger"`
+	// Preferences is the pace the contact chose, by "pause", "hours" and
+	// "frequency/topic".
+	Preferences map[string]storepkg.ConsentCurrent `json:"preferences"`
+	Ledger      []dispatcher.ConsentEvent          `json:"ledger"`
 }
 
 // consents is the answer of GET /v1/contacts/{id}/consents.
@@ -135,6 +138,9 @@ func (a *handler) consents(ctx context.Context, id string) (*consentsResponse, e
 		return nil, err
 	}
 	out := &consentsResponse{Current: cur}
+	if out.Preferences, err = a.d.Store.Preferences(ctx, id); err != nil {
+		return nil, err
+	}
 	if out.Ledger, err = a.d.Store.ConsentLedger(ctx, id); err != nil {
 		return nil, err
 	}
