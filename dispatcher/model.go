@@ -31,6 +31,18 @@ type Topic struct {
 	Name        string    `json:"name"`
 	Kind        TopicKind `json:"kind"`
 	Description string    `json:"description,omitempty"`
+	// Frequencies are the paces a recipient may choose for this topic
+	// (Frequencies), on the preference page and through the API. Default:
+	// all of them.
+	Frequencies []string `json:"frequencies,omitempty"`
+}
+
+// Offered returns the paces a recipient may choose for the topic.
+func (t *Topic) Offered() []string {
+	if len(t.Frequencies) == 0 {
+		return Frequencies
+	}
+	return t.Frequencies
 }
 
 // Validate checks the topic and fills its defaults; it returns an
@@ -45,6 +57,11 @@ func (t *Topic) Validate() error {
 	if t.Name == "" {
 		t.Name = t.ID
 	}
+	for i, f := range t.Frequencies {
+		if !slices.Contains(Frequencies, f) || slices.Contains(t.Frequencies[:i], f) {
+			return Invalid("frequencies", "must list distinct paces among %s", strings.Join(Frequencies, ", "))
+		}
+	}
 	return nil
 }
 
@@ -58,9 +75,11 @@ const (
 
 // ConsentEvent is one entry of the append-only consent ledger.
 type ConsentEvent struct {
-	Channel channels.Kind `json:"channel"`
-	Topic   string        `json:"topic"`
-	State   ConsentState  `json:"state"`
+	// Channel, Topic and State are those of a consent; a preference event
+	// (Kind) leaves out what it does not concern.
+	Channel channels.Kind `json:"channel,omitempty"`
+	Topic   string        `json:"topic,omitempty"`
+	State   ConsentState  `json:"state,omitempty"`
 	// Source says where the decision came from: api, import,
 	// unsubscribe-link, one-click, preference-page, sms-stop, complaint,
 	// unsubscribe-mail (a mailbox provider's unsubscribe request),
@@ -69,6 +88,12 @@ type ConsentEvent struct {
 	// Evidence is what proves it: form id, wording version, IP hash...
 	Evidence map[string]string `json:"evidence,omitempty"`
 	At       time.Time         `json:"at"`
+	// Kind is empty for a consent (granted or withdrawn to a channel and
+	// topic), or names the recipient's preference the event sets
+	// (PreferencePause): such an event has no state, and Value is what
+	// the recipient chose ("" lifts the preference).
+	Kind  string `json:"kind,omitempty"`
+	Value string `json:"value,omitempty"`
 }
 
 var consentSources = []string{"api", "import", "unsubscribe-link", "one-click", "preference-page", "sms-stop", "complaint", "unsubscribe-mail", "demo", "signup"}
@@ -76,6 +101,15 @@ var consentSources = []string{"api", "import", "unsubscribe-link", "one-click", 
 // Validate checks the consent event and fills its defaults; it returns an
 // *Error with code invalid naming the first field at fault.
 func (e *ConsentEvent) Validate() error {
+	if e.Kind != "" {
+		if err := e.validatePreference(); err != nil {
+			return err
+		}
+		return e.validateSource()
+	}
+	if e.Value != "" {
+		return Invalid("value", "is for preferences only")
+	}
 	if !e.Channel.Valid() {
 		return Invalid("channel", "must be email or sms")
 	}
@@ -85,6 +119,11 @@ func (e *ConsentEvent) Validate() error {
 	if e.State != Granted && e.State != Withdrawn {
 		return Invalid("state", "must be granted or withdrawn")
 	}
+	return e.validateSource()
+}
+
+// validateSource checks the source and the evidence of any event.
+func (e *ConsentEvent) validateSource() error {
 	if e.Source == "" {
 		e.Source = "api"
 	}

@@ -413,3 +413,30 @@ func Easter(year int) time.Time {
 	dd := (h+l-7*m+114)%31 + 1
 	return time.Date(year, time.Month(month), dd, 0, 0, 0, 0, time.UTC)
 }
+
+// NextOpenAll returns the first instant at or after t, in loc, that every
+// calendar of cals leaves open (NextOpen of each, in turn, until they
+// agree): a recipient's preferred hours inside the operator's quiet hours.
+// It returns the zero Time when they share no open minute within
+// NextOpen's horizon.
+func NextOpenAll(t time.Time, loc *time.Location, cals ...Calendar) time.Time {
+	// Each round moves t to an instant some calendar opens at, never past
+	// the horizon: the rounds are bounded by the windows met.
+	horizon := t.Add(maxSearchDays * 24 * time.Hour)
+	for range 8 * maxSearchDays {
+		moved := false
+		for _, c := range cals {
+			next := c.NextOpen(t, loc)
+			if next.IsZero() || next.After(horizon) {
+				return time.Time{}
+			}
+			if !next.Equal(t) {
+				t, moved = next, true
+			}
+		}
+		if !moved {
+			return t
+		}
+	}
+	return time.Time{}
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,9 @@ type CapRule struct {
 	Limit int
 	// Window is the length of the rolling window.
 	Window time.Duration
+	// Recipient marks a cap the recipient chose (CapRequest.Rules): a send
+	// over it is CapRecipient rather than CapOperator.
+	Recipient bool
 }
 
 // String gives the rule in the syntax ParseCapRules reads.
@@ -213,7 +217,25 @@ type CapRequest struct {
 	SendID string
 	// Marketing is true when the topic is a marketing one.
 	Marketing bool
+	// Rules are the caps the contact chose, counted with the configured
+	// ones (for example "at most one a week" of a topic: Channel, Topic,
+	// Limit 1, Window 7 days). They should have passed Validate; invalid
+	// ones are ignored. Keep them few: each distinct set makes a plan.
+	Rules []CapRule
 }
+
+// CapVerdict is what reserving one send decided.
+type CapVerdict int8
+
+const (
+	// CapOperator: a configured cap is reached; nothing was counted.
+	CapOperator CapVerdict = 0
+	// CapReserved: the send is counted (now or before) and may go.
+	CapReserved CapVerdict = 1
+	// CapRecipient: a cap the contact chose is reached (and no configured
+	// one was); nothing was counted.
+	CapRecipient CapVerdict = 2
+)
 
 // Caps enforces frequency caps for all workers at once: each contact's
 // reservations live in Redis, and a Lua script checks and records them in one
@@ -232,8 +254,10 @@ type Caps struct {
 	rules  []CapRule
 	// suffixes are the rules' keySuffix, by rule.
 	suffixes []string
-	// registered tells that the rules' kinds are in the set of kinds.
+	// registered tells that the rules' kinds are in the set of kinds;
+	// chosen holds the kinds of the contacts' own rules registered since.
 	registered atomic.Bool
+	chosen     sync.Map
 }
 
 // NewCaps returns Caps that enforce rules on rdb under prefix. Rules should
@@ -258,10 +282,13 @@ func NewCaps(rdb redis.UniversalClient, prefix string, rules []CapRule) *Caps {
 // count nk, its rule count nr, for each key the highest score to drop (now
 // - longest window of the key) and its TTL in ms, and for each rule a
 // triple: key index, limit, and the exclusive lowest score the rule counts
-// ("(" .. now - window). Then come the requests, two arguments each: the
+// ("(" .. now - window), and the answer when it is reached (0, or 2 for a
+// cap the recipient chose; a plan lists the configured rules first). Then
+// come the requests, two arguments each: the
 // index of its plan and the send id. KEYS are the requests' keys, the nk
 // of its plan, one request after the other. Returns, per request, 1 when
-// the send is reserved (now or earlier) and 0 when capped.
+// the send is reserved (now or earlier), else the answer of the first rule
+// reached.
 //
 // On a single Redis one call serves a whole batch; on Redis Cluster, where
 // a script's keys must share a slot, each request is a call of its own.
@@ -279,7 +306,7 @@ local a = 3
 for p = 1, tonumber(ARGV[2]) do
   local nk, nr = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
   plans[p] = {nk, nr, a + 2} -- ARGV[at + 2i - 2], ARGV[at + 2i - 1]: key i's drop score and TTL
-  a = a + 2 + 2 * nk + 3 * nr
+  a = a + 2 + 2 * nk + 4 * nr
 end
 local out = {}
 local cards = {}
@@ -308,10 +335,10 @@ while a < #ARGV do
       for _ = 1, nr do
         local i, limit = tonumber(ARGV[j]), tonumber(ARGV[j + 1])
         if cards[i] >= limit and redis.call('ZCOUNT', KEYS[k + i], ARGV[j + 2], '+inf') >= limit then
-          result = 0
+          result = tonumber(ARGV[j + 3])
           break
         end
-        j = j + 3
+        j = j + 4
       end
     end
     if result == 1 then
@@ -342,24 +369,36 @@ func (c *Caps) plan(now time.Time, req CapRequest) *capPlan {
 	var suffixes []string
 	var longest []time.Duration
 	var rules []any
-	for n, r := range c.rules {
-		if !r.applies(req) {
-			continue
-		}
-		idx := slices.Index(suffixes, c.suffixes[n])
+	add := func(r CapRule, suffix string) {
+		idx := slices.Index(suffixes, suffix)
 		if idx < 0 {
-			suffixes = append(suffixes, c.suffixes[n])
+			suffixes = append(suffixes, suffix)
 			longest = append(longest, 0)
 			idx = len(suffixes) - 1
 		}
 		longest[idx] = max(longest[idx], r.Window)
-		rules = append(rules, idx+1, r.Limit, "("+strconv.FormatInt(nowMS-r.Window.Milliseconds(), 10))
+		answer := CapOperator
+		if r.Recipient {
+			answer = CapRecipient
+		}
+		rules = append(rules, idx+1, r.Limit, "("+strconv.FormatInt(nowMS-r.Window.Milliseconds(), 10), int(answer))
+	}
+	for n, r := range c.rules {
+		if r.applies(req) {
+			add(r, c.suffixes[n])
+		}
+	}
+	for _, r := range req.Rules {
+		if r.Validate() == nil && r.applies(req) {
+			r.Recipient = true
+			add(r, r.keySuffix())
+		}
 	}
 	if len(suffixes) == 0 {
 		return nil
 	}
 	args := make([]any, 0, 2+2*len(suffixes)+len(rules))
-	args = append(args, len(suffixes), len(rules)/3)
+	args = append(args, len(suffixes), len(rules)/4)
 	for _, w := range longest {
 		args = append(args, nowMS-w.Milliseconds(), w.Milliseconds())
 	}
@@ -370,6 +409,7 @@ func (c *Caps) plan(now time.Time, req CapRequest) *capPlan {
 type planKind struct {
 	channel, topic string
 	marketing      bool
+	rules          string // the request's own rules
 }
 
 // planner gives the plans of one call, each made once.
@@ -383,7 +423,10 @@ type planner struct {
 // of returns the index in p.plans of req's plan, or -1 when no rule
 // applies.
 func (p *planner) of(req CapRequest) int {
-	k := planKind{req.Channel, req.Topic, req.Marketing}
+	k := planKind{req.Channel, req.Topic, req.Marketing, ""}
+	for _, r := range req.Rules {
+		k.rules += r.String() + ","
+	}
 	if i, ok := p.kinds[k]; ok {
 		return i
 	}
@@ -432,20 +475,37 @@ func (c *Caps) indexKey(contact string) string { return c.contactKey(contact) + 
 // the prefix. Its members are rule kinds, never contacts.
 func (c *Caps) kindsKey() string { return c.prefix + ":cap:kinds" }
 
-// register adds the rules' kinds to the set of kinds, once per Caps,
-// before any key of theirs is written.
-func (c *Caps) register(ctx context.Context) error {
-	if c.registered.Load() {
-		return nil
+// register adds the rules' kinds, and those of the contacts' own rules in
+// reqs, to the set of kinds, once per Caps, before any key of theirs is
+// written.
+func (c *Caps) register(ctx context.Context, reqs []CapRequest) error {
+	var members []any
+	if !c.registered.Load() {
+		for _, s := range c.suffixes {
+			members = append(members, s)
+		}
 	}
-	members := make([]any, len(c.suffixes))
-	for i, s := range c.suffixes {
-		members[i] = s
+	var chosen []string
+	for _, req := range reqs {
+		for _, r := range req.Rules {
+			if s := r.keySuffix(); r.Validate() == nil && !slices.Contains(chosen, s) {
+				if _, ok := c.chosen.Load(s); !ok {
+					chosen = append(chosen, s)
+					members = append(members, s)
+				}
+			}
+		}
+	}
+	if len(members) == 0 {
+		return nil
 	}
 	if err := c.rdb.SAdd(ctx, c.kindsKey(), members...).Err(); err != nil {
 		return fmt.Errorf("throttle: reserve: register rules: %w", err)
 	}
 	c.registered.Store(true)
+	for _, s := range chosen {
+		c.chosen.Store(s, true)
+	}
 	return nil
 }
 
@@ -499,7 +559,7 @@ var perRequest = func(rdb redis.UniversalClient) bool {
 
 // reserveBatch is ReserveMany on a single Redis: one script call for the
 // whole batch.
-func (c *Caps) reserveBatch(ctx context.Context, now time.Time, reqs []CapRequest, out []bool) error {
+func (c *Caps) reserveBatch(ctx context.Context, now time.Time, reqs []CapRequest, out []CapVerdict) error {
 	p := planner{c: c, now: now}
 	idx := make([]int, 0, len(reqs))
 	plan := make([]int, 0, len(reqs))
@@ -510,7 +570,7 @@ func (c *Caps) reserveBatch(ctx context.Context, now time.Time, reqs []CapReques
 		}
 		j := p.of(req)
 		if j < 0 {
-			out[i] = true
+			out[i] = CapReserved
 			continue
 		}
 		idx = append(idx, i)
@@ -520,7 +580,7 @@ func (c *Caps) reserveBatch(ctx context.Context, now time.Time, reqs []CapReques
 	if len(idx) == 0 {
 		return nil
 	}
-	if err := c.register(ctx); err != nil {
+	if err := c.register(ctx, reqs); err != nil {
 		return err
 	}
 	args := callArgs(now, p.plans, len(idx))
@@ -535,7 +595,7 @@ func (c *Caps) reserveBatch(ctx context.Context, now time.Time, reqs []CapReques
 		return fmt.Errorf("throttle: reserve: %d answers for %d requests", len(res), len(idx))
 	}
 	for j, i := range idx {
-		out[i] = res[j] == 1
+		out[i] = CapVerdict(res[j])
 	}
 	return nil
 }
@@ -545,7 +605,22 @@ func (c *Caps) reserveBatch(ctx context.Context, now time.Time, reqs []CapReques
 // that order. On error some requests may have been reserved: since
 // reservations are idempotent, retry the whole batch.
 func (c *Caps) ReserveMany(ctx context.Context, now time.Time, reqs []CapRequest) ([]bool, error) {
-	out := make([]bool, len(reqs))
+	vs, err := c.ReserveEach(ctx, now, reqs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(vs))
+	for i, v := range vs {
+		out[i] = v == CapReserved
+	}
+	return out, nil
+}
+
+// ReserveEach is ReserveMany telling, for each send, whose cap held it
+// back: CapOperator (a configured cap) or CapRecipient (one of the
+// request's Rules), else CapReserved.
+func (c *Caps) ReserveEach(ctx context.Context, now time.Time, reqs []CapRequest) ([]CapVerdict, error) {
+	out := make([]CapVerdict, len(reqs))
 	if !perRequest(c.rdb) {
 		return out, c.reserveBatch(ctx, now, reqs, out)
 	}
@@ -563,7 +638,7 @@ func (c *Caps) ReserveMany(ctx context.Context, now time.Time, reqs []CapRequest
 		}
 		j := p.of(req)
 		if j < 0 {
-			out[i] = true
+			out[i] = CapReserved
 			continue
 		}
 		pl := p.plans[j]
@@ -573,7 +648,7 @@ func (c *Caps) ReserveMany(ctx context.Context, now time.Time, reqs []CapRequest
 	if len(calls) == 0 {
 		return out, nil
 	}
-	if err := c.register(ctx); err != nil {
+	if err := c.register(ctx, reqs); err != nil {
 		return nil, err
 	}
 	pending := calls
@@ -588,7 +663,7 @@ func (c *Caps) ReserveMany(ctx context.Context, now time.Time, reqs []CapRequest
 			v, err := cl.cmd.Int64Slice()
 			switch {
 			case err == nil && len(v) == 1:
-				out[cl.i] = v[0] == 1
+				out[cl.i] = CapVerdict(v[0])
 			case redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0:
 				again = append(again, cl) // the script did not run: safe to send again
 			default:
@@ -606,12 +681,20 @@ func (c *Caps) ReserveMany(ctx context.Context, now time.Time, reqs []CapRequest
 }
 
 // Release removes the reservation of sendID, for a reserved send that did
-// not go after all (suppressed at the last check, cancelled). Releasing a
-// send that is not reserved does nothing.
+// not go after all (suppressed at the last check, cancelled), from the
+// configured caps and from those a contact chooses (which count in the
+// channel and topic's set). Releasing a send that is not reserved does
+// nothing.
 func (c *Caps) Release(ctx context.Context, contact, channel, topic, sendID string) error {
 	base := c.contactKey(contact)
 	seen := map[string]bool{}
 	pipe := c.rdb.TxPipeline() // one slot: the keys share the contact's hash tag
+	if r := (CapRule{Channel: channel, Topic: topic, Limit: 1, Window: time.Second}); topic != "" && r.Validate() == nil {
+		// Whether the contact chose a cap is not known here: remove it
+		// anyway, a no-op without one.
+		seen[base+r.keySuffix()] = true
+		pipe.ZRem(ctx, base+r.keySuffix(), sendID)
+	}
 	for n, r := range c.rules {
 		// Whether the send was marketing is not known here: try both.
 		if !r.applies(CapRequest{Channel: channel, Topic: topic, Marketing: true}) {

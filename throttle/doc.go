@@ -3,10 +3,13 @@
 //
 //   - frequency caps per contact and channel (optionally per topic, or for
 //     marketing sends only) over rolling windows: [Caps], configured with
-//     [ParseCapRules];
+//     [ParseCapRules], plus the caps a contact chose, passed with each
+//     request ([CapRequest].Rules) and told apart by [Caps.ReserveEach];
 //   - quiet hours in the recipient's time zone, with weekday windows and
 //     holidays: [Calendar], [ParseCalendar], [DefaultSMSCalendar] (the
-//     French practice for marketing SMS) and [AlwaysOpen];
+//     French practice for marketing SMS) and [AlwaysOpen]; [NextOpenAll]
+//     finds the first minute several calendars share (a recipient's
+//     preferred hours inside the quiet hours);
 //   - rate limits (provider, campaign) with the generic cell rate algorithm:
 //     [Limiter], [ParseRate], and [LimitError] to hand a throttled task back
 //     to its queue, since throttling is not a failure.

@@ -276,7 +276,7 @@ func TestAPIHappyPaths(t *testing.T) {
 			body: `{"channel":"email","topic":"newsletter","state":"granted","evidence":{"form":"signup-v3"}}`,
 			want: `{"channel":"email","topic":"newsletter","state":"granted","source":"api","evidence":{"form":"signup-v3"}}`},
 		{name: "consents", method: "GET", path: "/v1/contacts/c1/consents", status: 200,
-			want: `{"current":{"email/newsletter":{"state":"granted","source":"api"}},
+			want: `{"current":{"email/newsletter":{"state":"granted","source":"api"}},"preferences":{},
 				"ledger":[{"channel":"email","topic":"newsletter","state":"granted","source":"api","evidence":{"form":"signup-v3"}}]}`},
 		{name: "put template", method: "PUT", path: "/v1/templates/news", status: 200,
 			body: `{"email":{"subject":"Hi {{.Attr.first_name}}","text":"Hello {{.Attr.first_name}}"},"sms":{"body":"Hi {{.Attr.first_name}}"}}`,

@@ -88,6 +88,13 @@ func (a *handler) postConsent(w http.ResponseWriter, r *http.Request) (int, any,
 	if err := decodeJSON(w, r, &e); err != nil {
 		return 0, nil, err
 	}
+	// Preferences have their route, which checks what they hold.
+	if e.Kind != "" {
+		return 0, nil, dispatcher.Invalid("kind", "is set through PUT /v1/contacts/{id}/preferences")
+	}
+	if e.Value != "" {
+		return 0, nil, dispatcher.Invalid("value", "is set through PUT /v1/contacts/{id}/preferences")
+	}
 	if err := e.Validate(); err != nil {
 		return 0, nil, err
 	}
@@ -116,7 +123,10 @@ func (a *handler) postConsent(w http.ResponseWriter, r *http.Request) (int, any,
 
 type consentsResponse struct {
 	Current map[string]storepkg.ConsentCurrent `json:"current"`
-	Ledger  []dispatcher.ConsentEvent          `json:"ledger"`
+	// Preferences is the pace the contact chose, by "pause", "hours" and
+	// "frequency/topic".
+	Preferences map[string]storepkg.ConsentCurrent `json:"preferences"`
+	Ledger      []dispatcher.ConsentEvent          `json:"ledger"`
 }
 
 // consents is the answer of GET /v1/contacts/{id}/consents.
@@ -131,6 +141,9 @@ func (a *handler) consents(ctx context.Context, id string) (*consentsResponse, e
 		return nil, err
 	}
 	out := &consentsResponse{Current: cur}
+	if out.Preferences, err = a.d.Store.Preferences(ctx, id); err != nil {
+		return nil, err
+	}
 	if out.Ledger, err = a.d.Store.ConsentLedger(ctx, id); err != nil {
 		return nil, err
 	}

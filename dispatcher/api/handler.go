@@ -174,6 +174,7 @@ func (a *handler) routes() []route {
 		{"POST /v1/contacts/import", ctc, "contact.import", a.importContacts},
 		{"POST /v1/contacts/{id}/consents", ctc, "consent.record", a.postConsent},
 		{"GET /v1/contacts/{id}/consents", ctc, "", contactRoute(a.consents)},
+		{"PUT /v1/contacts/{id}/preferences", ctc, "preferences.put", a.putPreferences},
 		{"POST /v1/wordings", ctc, "wording.put", a.postWording},
 		{"GET /v1/wordings/{id}", ctc, "", getRecord(a.d.Store.Wording)},
 		{"PUT /v1/topics/{id}", cpg, "topic.put", putRecord(func(t *dispatcher.Topic) *string { return &t.ID }, a.d.Store.PutTopic)},

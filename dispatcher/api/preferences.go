@@ -17,6 +17,7 @@ import (
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/consent"
 	"github.com/missive-dev/missive/dispatcher/page"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/throttle"
@@ -126,6 +127,27 @@ func (a *handler) preferencesPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		changed, err = a.d.Consent.SavePreferences(ctx, cl.Contact, r.PostForm["shown"], r.PostForm["on"], now)
+		saved = "1"
+	case "pace":
+		allowed, retryIn, lerr := a.d.Limiter.TakeRate(ctx, "prefs:save:"+cl.Contact, prefSaveRate, 1)
+		if lerr != nil {
+			a.d.Logger.Error("preference update failed", "route", r.Pattern, "error", lerr)
+			page.Message(w, http.StatusServiceUnavailable, lang, page.TemporaryError)
+			return
+		}
+		if allowed == 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((retryIn+time.Second-1)/time.Second)))
+			page.Message(w, http.StatusTooManyRequests, lang, page.TooManySaves)
+			return
+		}
+		var pace consent.Pace
+		if pace, err = a.paceForm(ctx, cl.Contact, r.PostForm); err == nil {
+			_, err = a.d.Consent.SetPace(ctx, cl.Contact, pace, consent.SourcePreferencePage, map[string]string{"page": "preferences"})
+		}
+		if dispatcher.IsCode(err, dispatcher.CodeInvalid) {
+			page.Message(w, http.StatusUnprocessableEntity, lang, page.InvalidPace)
+			return
+		}
 		saved = "1"
 	case "unsubscribe-all":
 		changed, err = a.d.Consent.WithdrawAllMarketing(ctx, cl.Contact, now)
@@ -297,7 +319,10 @@ func (a *handler) buildPrefView(ctx context.Context, c *dispatcher.Contact) (pag
 	for i := len(ledger) - 1; i >= start; i-- {
 		e := ledger[i]
 		v.History = append(v.History, page.Consent{Channel: e.Channel, Topic: cmp.Or(topicName[e.Topic], e.Topic),
-			State: string(e.State), Source: e.Source, At: e.At, Evidence: e.Evidence})
+			State: string(e.State), Source: e.Source, At: e.At, Evidence: e.Evidence, Kind: e.Kind, Value: e.Value})
+	}
+	if v.Pace, err = a.paceView(ctx, c.ID, topics, loc); err != nil {
+		return page.PreferencesView{}, err
 	}
 	for _, k := range channels.Kinds {
 		addr := c.Address(k)

@@ -277,3 +277,87 @@ func (m *Manager) StartSMS(ctx context.Context, contact, phone string, evidence 
 	}
 	return m.SetSMSConsents(ctx, contact, dispatcher.Granted, evidence)
 }
+
+// Pace is what a change of the pace a contact chose sets; what it leaves
+// nil stays as it is.
+type Pace struct {
+	// Pause: no marketing message until then; a zero time lifts the
+	// pause.
+	Pause *time.Time
+	// Frequency: topic -> one of dispatcher.Frequencies the topic offers
+	// ("" goes back to every message).
+	Frequency map[string]string
+	// Hours: the days and hours the contact prefers, in their zone
+	// (dispatcher.ParseHours); "" for any time.
+	Hours *string
+}
+
+// SetPace records, with source and evidence, the changes of p that change
+// something, in one transaction: one ledger event each. Values are checked
+// first, all of them before anything is written (an *dispatcher.Error
+// naming pause_until, hours or frequency.<topic>). It returns the events
+// recorded; ErrNotFound if the contact does not exist.
+func (m *Manager) SetPace(ctx context.Context, contact string, p Pace, source string, evidence map[string]string) ([]dispatcher.ConsentEvent, error) {
+	now := m.now().UTC()
+	var events []dispatcher.ConsentEvent
+	if p.Pause != nil {
+		value := ""
+		if !p.Pause.IsZero() {
+			var err error
+			if value, err = dispatcher.ValidPauseEnd(*p.Pause, now); err != nil {
+				return nil, err
+			}
+		}
+		events = append(events, dispatcher.ConsentEvent{Kind: dispatcher.PreferencePause, Value: value})
+	}
+	if p.Hours != nil {
+		value := ""
+		if *p.Hours != "" {
+			cal, err := dispatcher.ParseHours(*p.Hours)
+			if err != nil {
+				return nil, err
+			}
+			value = cal.String()
+		}
+		events = append(events, dispatcher.ConsentEvent{Kind: dispatcher.PreferenceHours, Value: value})
+	}
+	if len(p.Frequency) > 0 {
+		topics, err := m.store.Topics(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range slices.Sorted(maps.Keys(p.Frequency)) {
+			f := p.Frequency[id]
+			field := "frequency." + dispatcher.Truncate(id, 64)
+			i := slices.IndexFunc(topics, func(t dispatcher.Topic) bool { return t.ID == id })
+			switch {
+			case i < 0:
+				return nil, dispatcher.Invalid(field, "names no topic")
+			case topics[i].Kind != dispatcher.Marketing:
+				return nil, dispatcher.Invalid(field, "a transactional topic has no pace to choose")
+			case f != "" && !slices.Contains(topics[i].Offered(), f):
+				return nil, dispatcher.Invalid(field, "must be one of %s", strings.Join(topics[i].Offered(), ", "))
+			}
+			events = append(events, dispatcher.ConsentEvent{Kind: dispatcher.PreferenceFrequency, Topic: id, Value: f})
+		}
+	}
+	for i := range events {
+		events[i].Source, events[i].Evidence, events[i].At = source, evidence, now
+		if err := events[i].Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return m.store.ChangeConsents(ctx, contact, false, func(_ *dispatcher.Contact, cur map[string]store.ConsentCurrent) []dispatcher.ConsentEvent {
+		var out []dispatcher.ConsentEvent
+		for _, e := range events {
+			kind := e.Kind
+			if e.Topic != "" {
+				kind += "/" + e.Topic
+			}
+			if cur[store.PreferenceField(kind)].Value != e.Value {
+				out = append(out, e)
+			}
+		}
+		return out
+	})
+}

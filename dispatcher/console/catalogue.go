@@ -346,6 +346,8 @@ var catalogue = map[string]entry{
 	"reason.no_consent":             {"sans consentement", "no consent"},
 	"reason.capped":                 {"plafond de fréquence atteint", "frequency cap reached"},
 	"reason.reached_before":         {"déjà atteints par un envoi précédent", "reached by an earlier run"},
+	"reason.paused_by_recipient":    {"en pause à la demande du destinataire", "paused by the recipient"},
+	"reason.recipient_frequency":    {"fréquence choisie par le destinataire atteinte", "the recipient's chosen frequency reached"},
 	"reason.suppressed_bounce":      {"exclus : rebond", "suppressed: bounce"},
 	"reason.suppressed_complaint":   {"exclus : plainte", "suppressed: complaint"},
 	"reason.suppressed_stop":        {"exclus : STOP", "suppressed: STOP"},

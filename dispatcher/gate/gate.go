@@ -20,6 +20,13 @@ const (
 	ReasonNoConsent      = "no_consent"
 	ReasonReachedBefore  = "reached_before"
 	ReasonCapped         = "capped"
+	// ReasonPausedByRecipient: the recipient paused marketing messages
+	// until a date that has not come (dispatcher.PreferencePause).
+	ReasonPausedByRecipient = "paused_by_recipient"
+	// ReasonRecipientFrequency: the recipient chose to hear about the
+	// topic at most once a week or a month, and already did
+	// (dispatcher.PreferenceFrequency).
+	ReasonRecipientFrequency = "recipient_frequency"
 )
 
 // SuppressedReason is the gate reason of an address suppressed for r
@@ -34,9 +41,11 @@ type Loader interface {
 	ReachedBefore(ctx context.Context, sends []string) ([]bool, error)
 }
 
-// Reserver counts sends against the frequency caps (throttle.Caps).
+// Reserver counts sends against the frequency caps, the operator's and
+// those the recipients chose, and tells whose held a send back
+// (throttle.Caps).
 type Reserver interface {
-	ReserveMany(ctx context.Context, now time.Time, reqs []throttle.CapRequest) ([]bool, error)
+	ReserveEach(ctx context.Context, now time.Time, reqs []throttle.CapRequest) ([]throttle.CapVerdict, error)
 }
 
 // Config configures a Gate.
@@ -88,6 +97,11 @@ type Candidate struct {
 	Channel channels.Kind
 	Send    string
 	Reason  string
+	// Frequency is the pace the contact chose for the topic, and Hours
+	// the days and hours they prefer, as checks 2 and 3 read them (""
+	// when none).
+	Frequency string
+	Hours     string
 }
 
 // CheckAddress is check 1: an address present and usable on the channel.
@@ -109,11 +123,11 @@ func CheckAddress(c *dispatcher.Contact, k channels.Kind) string {
 	return ""
 }
 
-// checkSuppressionConsent applies checks 2 and 3 (suppression, consent for a marketing
-// topic) to the candidates that passed the ones before, in one read. The
+// checkSuppressionConsent applies checks 2 and 3 (suppression, consent
+// and the recipient's pause for a marketing topic) to the candidates that passed the ones before, in one read. The
 // send path applies them again (Verdict) to what each send's claim reads,
 // so that an opt-out recorded meanwhile wins.
-func (g *Gate) checkSuppressionConsent(ctx context.Context, topic *dispatcher.Topic, cs []*Candidate) error {
+func (g *Gate) checkSuppressionConsent(ctx context.Context, now time.Time, topic *dispatcher.Topic, cs []*Candidate) error {
 	reqs := make([]store.CheckRequest, 0, len(cs))
 	idx := make([]int, 0, len(cs))
 	for i, c := range cs {
@@ -130,14 +144,18 @@ func (g *Gate) checkSuppressionConsent(ctx context.Context, topic *dispatcher.To
 		return fmt.Errorf("gate: load suppression and consent: %w", err)
 	}
 	for j, i := range idx {
-		cs[i].Reason = Verdict(got[j], topic.Kind == dispatcher.Marketing)
+		cs[i].Reason = Verdict(got[j], topic.Kind == dispatcher.Marketing, now)
+		cs[i].Frequency = got[j].Frequency
+		cs[i].Hours = got[j].Hours
 	}
 	return nil
 }
 
-// Verdict applies checks 2 and 3 to what was read: the gate reason, or ""
-// when both pass. An entry that does not say why counts as an unsubscribe.
-func Verdict(c store.Checked, marketing bool) string {
+// Verdict applies checks 2 and 3 to what was read, at now: the gate
+// reason, or "" when both pass. An entry that does not say why counts as
+// an unsubscribe. A marketing message is held by the recipient's pause
+// while it lasts (paused_by_recipient), consent or not.
+func Verdict(c store.Checked, marketing bool, now time.Time) string {
 	if c.Suppressed {
 		if c.SuppressReason == "" {
 			return SuppressedReason(dispatcher.SuppressUnsubscribe)
@@ -146,6 +164,9 @@ func Verdict(c store.Checked, marketing bool) string {
 	}
 	if marketing && c.Consent != dispatcher.Granted {
 		return ReasonNoConsent
+	}
+	if marketing && c.PausedUntil.After(now) {
+		return ReasonPausedByRecipient
 	}
 	return ""
 }
@@ -157,12 +178,12 @@ func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*d
 	var cands []*Candidate
 	if camp.Fallback {
 		var err error
-		if cands, err = g.fallback(ctx, job, contacts); err != nil {
+		if cands, err = g.fallback(ctx, now, job, contacts); err != nil {
 			return nil, err
 		}
 	} else {
 		cands = candidates(job, contacts, camp.Channels)
-		if err := g.checkSuppressionConsent(ctx, job.Topic, cands); err != nil {
+		if err := g.checkSuppressionConsent(ctx, now, job.Topic, cands); err != nil {
 			return nil, err
 		}
 		if err := g.checkEarlier(ctx, job, cands); err != nil {
@@ -191,14 +212,12 @@ func (g *Gate) Decide(ctx context.Context, now time.Time, job Job, contacts []*d
 		reqIdx = append(reqIdx, i)
 	}
 	if len(reqs) > 0 && g.cfg.Caps != nil {
-		ok, err := g.cfg.Caps.ReserveMany(ctx, now, reqs)
+		vs, err := g.cfg.Caps.ReserveEach(ctx, now, reqs)
 		if err != nil {
 			return nil, fmt.Errorf("gate: reserve caps: %w", err)
 		}
 		for j, i := range reqIdx {
-			if !ok[j] {
-				cands[i].Reason = ReasonCapped
-			}
+			cands[i].Reason = capReason(vs[j])
 		}
 	}
 
@@ -255,31 +274,59 @@ func (g *Gate) checkEarlier(ctx context.Context, job Job, cs []*Candidate) error
 	return nil
 }
 
-// CapRequest is what check 4 counts for candidate c of topic.
+// CapRequest is what check 4 counts for candidate c of topic: the
+// operator's caps and, for a marketing topic, the pace the contact chose.
 func CapRequest(c *Candidate, topic *dispatcher.Topic) throttle.CapRequest {
-	return throttle.CapRequest{Contact: c.Contact.ID, Channel: string(c.Channel), Topic: topic.ID, SendID: c.Send,
+	r := throttle.CapRequest{Contact: c.Contact.ID, Channel: string(c.Channel), Topic: topic.ID, SendID: c.Send,
 		Marketing: topic.Kind == dispatcher.Marketing}
+	if r.Marketing {
+		r.Rules = dispatcher.FrequencyCap(r.Channel, topic.ID, c.Frequency)
+	}
+	return r
+}
+
+// capReason is the gate reason of a cap's verdict, "" when reserved.
+func capReason(v throttle.CapVerdict) string {
+	switch v {
+	case throttle.CapReserved:
+		return ""
+	case throttle.CapRecipient:
+		return ReasonRecipientFrequency
+	}
+	return ReasonCapped
 }
 
 // ReserveDeferred is check 4 for deferred sends whose time came: it
-// reserves their cap slots now, and gives reason capped to those over a
-// cap. Reserving again for a send already reserved changes nothing.
+// reserves their cap slots now, the pace their contacts chose read again,
+// and gives reason capped or recipient_frequency to those over a cap.
+// Reserving again for a send already reserved changes nothing.
 func (g *Gate) ReserveDeferred(ctx context.Context, now time.Time, topic *dispatcher.Topic, cs []*Candidate) error {
 	if g.cfg.Caps == nil || len(cs) == 0 {
 		return nil
+	}
+	if topic.Kind == dispatcher.Marketing {
+		reqs := make([]store.CheckRequest, len(cs))
+		for i, c := range cs {
+			reqs[i] = store.CheckRequest{Contact: c.Contact.ID, Channel: c.Channel, Address: c.Contact.Address(c.Channel)}
+		}
+		got, err := g.cfg.Loader.LoadChecks(ctx, topic, reqs)
+		if err != nil {
+			return fmt.Errorf("gate: load preferences: %w", err)
+		}
+		for i, c := range cs {
+			c.Frequency = got[i].Frequency
+		}
 	}
 	reqs := make([]throttle.CapRequest, len(cs))
 	for i, c := range cs {
 		reqs[i] = CapRequest(c, topic)
 	}
-	ok, err := g.cfg.Caps.ReserveMany(ctx, now, reqs)
+	vs, err := g.cfg.Caps.ReserveEach(ctx, now, reqs)
 	if err != nil {
 		return fmt.Errorf("gate: reserve caps: %w", err)
 	}
 	for i, c := range cs {
-		if !ok[i] {
-			c.Reason = ReasonCapped
-		}
+		c.Reason = capReason(vs[i])
 	}
 	return nil
 }
@@ -315,7 +362,7 @@ func candidates(job Job, contacts []*dispatcher.Contact, ks []channels.Kind) []*
 // passed: a contact whose email passes costs no read, nor number parsing,
 // for its SMS. Every channel of a contact shares its send id, so a contact
 // an earlier run reached stops there, with its first channel's reason.
-func (g *Gate) fallback(ctx context.Context, job Job, contacts []*dispatcher.Contact) ([]*Candidate, error) {
+func (g *Gate) fallback(ctx context.Context, now time.Time, job Job, contacts []*dispatcher.Contact) ([]*Candidate, error) {
 	picks := make([]*Candidate, len(contacts))
 	open := contacts
 	at := make([]int, len(contacts)) // index in contacts of open[j]
@@ -324,7 +371,7 @@ func (g *Gate) fallback(ctx context.Context, job Job, contacts []*dispatcher.Con
 	}
 	for n, k := range job.Campaign.Channels {
 		cands := candidates(job, open, []channels.Kind{k})
-		if err := g.checkSuppressionConsent(ctx, job.Topic, cands); err != nil {
+		if err := g.checkSuppressionConsent(ctx, now, job.Topic, cands); err != nil {
 			return nil, err
 		}
 		if err := g.checkEarlier(ctx, job, cands); err != nil {
@@ -352,8 +399,11 @@ func (g *Gate) fallback(ctx context.Context, job Job, contacts []*dispatcher.Con
 
 // sendTime is check 5: the first instant at or after now (or the
 // recipient's local send time) that the channel's quiet hours allow, in the
-// recipient's zone. Deferred sends get a jitter derived from the send id,
-// so that they do not all leave in the same second, kept inside the window.
+// recipient's zone, and that the days and hours the recipient prefers
+// allow too (those read for a marketing topic); when the two share no
+// moment, the quiet hours alone decide. Deferred sends get a jitter
+// derived from the send id, so that they do not all leave in the same
+// second, kept inside the windows.
 func (g *Gate) sendTime(now time.Time, localTime string, c *Candidate) time.Time {
 	loc, err := dispatcher.LoadLocation(c.Contact.Timezone)
 	if err != nil {
@@ -363,17 +413,29 @@ func (g *Gate) sendTime(now time.Time, localTime string, c *Candidate) time.Time
 	if localTime != "" {
 		at = nextLocal(now, localTime, loc)
 	}
-	cal, ok := g.cfg.Quiet[c.Channel]
-	if !ok {
+	var cals []throttle.Calendar
+	if cal, ok := g.cfg.Quiet[c.Channel]; ok {
+		cals = append(cals, cal)
+	}
+	if c.Hours != "" {
+		if pref, err := dispatcher.ParseHours(c.Hours); err == nil {
+			cals = append(cals, pref)
+		}
+	}
+	if len(cals) == 0 {
 		return at
 	}
-	open := cal.NextOpen(at, loc)
+	open := throttle.NextOpenAll(at, loc, cals...)
+	if open.IsZero() {
+		cals = cals[:1]
+		open = throttle.NextOpenAll(at, loc, cals...)
+	}
 	if !open.After(now) || g.cfg.Jitter <= 0 {
 		return open
 	}
 	h := sha256.Sum256([]byte(c.Send))
 	j := time.Duration(binary.BigEndian.Uint64(h[:8]) % uint64(g.cfg.Jitter))
-	if jittered := open.Add(j); cal.NextOpen(jittered, loc).Equal(jittered) {
+	if jittered := open.Add(j); throttle.NextOpenAll(jittered, loc, cals...).Equal(jittered) {
 		return jittered
 	}
 	return open

@@ -81,6 +81,8 @@ func TestGateJitterStaysInWindow(t *testing.T) {
 	}
 }
 
+var checkNow = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+
 // Checks 2 and 3 on loaded values: suppression first, then consent for a
 // marketing topic only.
 func TestCheckLoaded(t *testing.T) {
@@ -96,9 +98,14 @@ func TestCheckLoaded(t *testing.T) {
 		{"marketing, granted", store.Checked{Consent: dispatcher.Granted}, true, ""},
 		{"suppressed wins over consent", store.Checked{Suppressed: true, SuppressReason: dispatcher.SuppressBounce, Consent: dispatcher.Granted}, true, "suppressed_bounce"},
 		{"suppressed for no reason given", store.Checked{Suppressed: true}, false, "suppressed_unsubscribe"},
+		{"marketing, granted, paused", store.Checked{Consent: dispatcher.Granted, PausedUntil: checkNow.Add(time.Hour)}, true, ReasonPausedByRecipient},
+		{"marketing, granted, pause over", store.Checked{Consent: dispatcher.Granted, PausedUntil: checkNow}, true, ""},
+		{"marketing, no consent, paused", store.Checked{PausedUntil: checkNow.Add(time.Hour)}, true, ReasonNoConsent},
+		{"transactional, paused", store.Checked{PausedUntil: checkNow.Add(time.Hour)}, false, ""},
+		{"suppressed wins over a pause", store.Checked{Suppressed: true, SuppressReason: dispatcher.SuppressStop, Consent: dispatcher.Granted, PausedUntil: checkNow.Add(time.Hour)}, true, "suppressed_stop"},
 	}
 	for _, tt := range tests {
-		if got := Verdict(tt.c, tt.marketing); got != tt.want {
+		if got := Verdict(tt.c, tt.marketing, checkNow); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
 	}

@@ -20,7 +20,8 @@ var (
 	// reason it was not made (gate.Reason..., suppressed_<reason> for
 	// each dispatcher.Suppress... reason).
 	Reasons = []string{"queued", "deferred", "no_address", "invalid_address", "suppressed_bounce",
-		"suppressed_complaint", "suppressed_stop", "suppressed_unsubscribe", "no_consent", "reached_before", "capped"}
+		"suppressed_complaint", "suppressed_stop", "suppressed_unsubscribe", "no_consent", "reached_before", "capped",
+		"paused_by_recipient", "recipient_frequency"}
 	// Outcomes are what the pipeline settles a send as: it left (sent),
 	// the provider refused it or it could not be built (failed), the
 	// provider may have taken it (ambiguous), it was cancelled (run

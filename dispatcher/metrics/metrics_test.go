@@ -102,7 +102,7 @@ func TestQueuesReadAtScrapeTime(t *testing.T) {
 // The closed sets hold every value the parts of Missive record.
 func TestClosedSetsHoldMissiveValues(t *testing.T) {
 	for _, r := range []string{dispatcher.StateQueued, dispatcher.StateDeferred, gate.ReasonNoAddress, gate.ReasonInvalidAddress,
-		gate.ReasonNoConsent, gate.ReasonReachedBefore, gate.ReasonCapped,
+		gate.ReasonNoConsent, gate.ReasonReachedBefore, gate.ReasonCapped, gate.ReasonPausedByRecipient, gate.ReasonRecipientFrequency,
 		gate.SuppressedReason(dispatcher.SuppressBounce), gate.SuppressedReason(dispatcher.SuppressComplaint),
 		gate.SuppressedReason(dispatcher.SuppressStop), gate.SuppressedReason(dispatcher.SuppressUnsubscribe)} {
 		if !slices.Contains(metrics.Reasons, r) {

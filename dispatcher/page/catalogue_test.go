@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 )
 
 // verbRe finds the fmt verbs of a message.
@@ -205,8 +206,24 @@ func TestEveryKeyUsedExists(t *testing.T) {
 			t.Errorf("%q is used but not in the catalogue", k)
 		}
 	}
-	// Words of the ledger's vocabulary come from the caller's data.
-	vocabulary := []string{"state.", "source.", "reason."}
+	// Words of the ledger's vocabulary come from the caller's data; the
+	// pace's, from the pace form's values, each of which needs its word.
+	vocabulary := []string{"state.", "source.", "reason.", "freq.", "day.", "pref.kind."}
+	var pace []string
+	for _, f := range dispatcher.Frequencies {
+		pace = append(pace, "freq."+f)
+	}
+	for _, d := range Weekdays {
+		pace = append(pace, "day."+d)
+	}
+	for _, k := range []string{dispatcher.PreferencePause, dispatcher.PreferenceFrequency, dispatcher.PreferenceHours} {
+		pace = append(pace, "pref.kind."+k)
+	}
+	for _, k := range pace {
+		if _, ok := catalogue[k]; !ok {
+			t.Errorf("%q is used but not in the catalogue", k)
+		}
+	}
 	for k := range catalogue {
 		if !used[k] && !slices.ContainsFunc(vocabulary, func(p string) bool { return strings.HasPrefix(k, p) }) {
 			t.Errorf("%q is in the catalogue but nothing uses it", k)

@@ -23,6 +23,8 @@ const (
 	TooManyRequests MessageKey = "too-many-requests"
 	// TooManySaves: a preference form saved too often; nothing changed.
 	TooManySaves MessageKey = "too-many-saves"
+	// InvalidPace: a pace form with a value out of bounds; nothing changed.
+	InvalidPace MessageKey = "pace-invalid"
 	// CheckInbox and CheckPhone answer a sign-up by email and by SMS.
 	CheckInbox      MessageKey = "check-inbox"
 	CheckPhone      MessageKey = "check-phone"

@@ -14,9 +14,11 @@ import (
 // they may choose per channel, and everything held on them (GDPR Art.
 // 15). The caller fills it; the page translates and formats.
 //
-// Its two forms post to Action: csrf, do=save with the pairs shown and
-// the pairs on, each "channel/topic" (marketing topics only); or csrf and
-// do=unsubscribe-all.
+// Its three forms post to Action: csrf, do=save with the pairs shown and
+// the pairs on, each "channel/topic" (marketing topics only); csrf and
+// do=pace with pause_until (a local date, empty to resume), freq.<topic>
+// per marketing topic, day (mon...sun, those ticked), from and to
+// (HH:MM); or csrf and do=unsubscribe-all.
 type PreferencesView struct {
 	Lang   Lang
 	Sender string // who sends, as the introduction names it
@@ -39,6 +41,38 @@ type PreferencesView struct {
 	// Location is the contact's time zone, for every time shown; nil
 	// shows UTC.
 	Location *time.Location
+	// Pace is the pace the contact chose, and what they may choose.
+	Pace Pace
+}
+
+// Pace is what the pace form shows and what is held of it.
+type Pace struct {
+	// PauseUntil is the local date the pause ends ("" none); First the
+	// first date it may end (the contact's tomorrow), the form's lower
+	// bound.
+	PauseUntil, First string
+	// Topics are the marketing topics, with the paces they offer.
+	Topics []PaceTopic
+	// Days are the preferred days ticked (mon...sun); From and To the
+	// span (HH:MM).
+	Days     []string
+	From, To string
+	// Held are the preferences on record, for "what we hold".
+	Held []PaceHeld
+}
+
+// PaceTopic is a marketing topic's pace choice.
+type PaceTopic struct {
+	ID, Name string
+	Offered  []string // dispatcher.Frequencies the topic offers
+	Chosen   string   // "" for every
+}
+
+// PaceHeld is a preference on record: Kind is pause, hours or
+// frequency; Topic the topic's name for a frequency.
+type PaceHeld struct {
+	Kind, Topic, Value, Source string
+	At                         time.Time
 }
 
 // PreferenceChannel is a channel the contact has an address on.
@@ -74,6 +108,9 @@ type Consent struct {
 	State, Source string
 	At            time.Time
 	Evidence      map[string]string
+	// Kind and Value are those of a preference event (pause, hours,
+	// frequency), shown in place of the state.
+	Kind, Value string
 }
 
 // Suppression is a blocked address of the contact.
@@ -94,7 +131,32 @@ type prefData struct {
 	Profile, Attributes        []row
 	// Ledgers are the consents, their history and the suppressions.
 	Ledgers []ledger
+	Pace    paceData
 }
+
+type paceData struct {
+	PauseUntil, First, From, To string
+	Topics                      []paceTopic
+	Days                        []dayBox
+}
+
+type paceTopic struct {
+	Field, Name string
+	Options     []paceOption
+}
+
+type paceOption struct {
+	Value, Label string
+	Selected     bool
+}
+
+type dayBox struct {
+	ID, Value, Label string
+	Checked          bool
+}
+
+// Weekdays are the day values of the pace form, Monday first.
+var Weekdays = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 
 // ledger is a table of what is held on the contact, under its heading,
 // or the Empty text when it has no rows. Note, when set, comes before
@@ -193,8 +255,16 @@ func preferences(l Lang, v PreferencesView) prefData {
 		for _, k := range slices.Sorted(maps.Keys(e.Evidence)) {
 			ev = append(ev, k+": "+e.Evidence[k])
 		}
+		state := word(l, "state.", e.State)
+		if e.Kind != "" {
+			value := e.Value
+			if e.Kind == "frequency" {
+				value = word(l, "freq.", value)
+			}
+			state = strings.TrimSpace(word(l, "pref.kind.", e.Kind) + " " + value)
+		}
 		history.Rows = append(history.Rows, []string{when(e.At), channel(e.Channel), e.Topic,
-			word(l, "state.", e.State), word(l, "source.", e.Source), strings.Join(ev, "; ")})
+			state, word(l, "source.", e.Source), strings.Join(ev, "; ")})
 	}
 	suppressions := newLedger(l, "pref.suppressions", "pref.no-suppressions", "pref.channel", "pref.address", "pref.reason", "pref.since", "pref.until")
 	for _, s := range v.Suppressions {
@@ -204,6 +274,30 @@ func preferences(l Lang, v PreferencesView) prefData {
 		}
 		suppressions.Rows = append(suppressions.Rows, []string{channel(s.Channel), s.Address, word(l, "reason.", s.Reason), when(s.At), until})
 	}
-	d.Ledgers = []ledger{consents, history, suppressions}
+	pace := newLedger(l, "pref.pace-held", "pref.no-pace", "pref.what", "pref.value", "pref.since", "pref.source")
+	for _, h := range v.Pace.Held {
+		what := word(l, "pref.kind.", h.Kind)
+		if h.Topic != "" {
+			what += " — " + h.Topic
+		}
+		value := h.Value
+		if h.Kind == "frequency" {
+			value = word(l, "freq.", h.Value)
+		}
+		pace.Rows = append(pace.Rows, []string{what, value, when(h.At), word(l, "source.", h.Source)})
+	}
+	d.Ledgers = []ledger{consents, pace, history, suppressions}
+
+	d.Pace = paceData{PauseUntil: v.Pace.PauseUntil, First: v.Pace.First, From: v.Pace.From, To: v.Pace.To}
+	for _, t := range v.Pace.Topics {
+		pt := paceTopic{Field: "freq." + t.ID, Name: t.Name}
+		for _, f := range t.Offered {
+			pt.Options = append(pt.Options, paceOption{Value: f, Label: word(l, "freq.", f), Selected: f == t.Chosen || (t.Chosen == "" && f == "every")})
+		}
+		d.Pace.Topics = append(d.Pace.Topics, pt)
+	}
+	for _, day := range Weekdays {
+		d.Pace.Days = append(d.Pace.Days, dayBox{ID: "day-" + day, Value: day, Label: word(l, "day.", day), Checked: slices.Contains(v.Pace.Days, day)})
+	}
 	return d
 }

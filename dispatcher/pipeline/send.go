@@ -569,7 +569,7 @@ func (d *Pipeline) claimChunk(ctx context.Context, st *runState, sends []*dispat
 			settle = append(settle, storepkg.Transition{Send: s.ID, From: dispatcher.StateSending, To: dispatcher.StateCancelled, Reason: dispatcher.ReasonErased})
 			withheld = append(withheld, j)
 		default:
-			if reason := gatepkg.Verdict(claim.Checked, st.topic.Kind == dispatcher.Marketing); reason != "" {
+			if reason := gatepkg.Verdict(claim.Checked, st.topic.Kind == dispatcher.Marketing, d.cfg.Now()); reason != "" {
 				_ = d.caps.Release(ctx, c.ID, string(s.Channel), st.topic.ID, s.ID)
 				settle = append(settle, storepkg.Transition{Send: s.ID, From: dispatcher.StateSending, To: dispatcher.StateSuppressed, Reason: reason})
 				withheld = append(withheld, j)

@@ -234,6 +234,9 @@ type ContactExport struct {
 	Consents map[string]storepkg.ConsentCurrent `json:"consents"`
 	// ConsentHistory is the ledger, oldest first, with its evidence.
 	ConsentHistory []dispatcher.ConsentEvent `json:"consent_history"`
+	// Preferences is the pace the contact chose, per "pause", "hours"
+	// and "frequency/topic": its value, when and from where.
+	Preferences map[string]storepkg.ConsentCurrent `json:"preferences"`
 	// Suppressions are the entries held for the contact's addresses.
 	Suppressions []ExportSuppression `json:"suppressions"`
 	// Sends are the messages within the send retention.
@@ -296,6 +299,9 @@ func (d *Privacy) ExportContact(ctx context.Context, id string) (*ContactExport,
 		return nil, err
 	}
 	if out.ConsentHistory, err = s.ConsentLedger(ctx, id); err != nil {
+		return nil, err
+	}
+	if out.Preferences, err = s.Preferences(ctx, id); err != nil {
 		return nil, err
 	}
 	for _, k := range channels.Kinds {

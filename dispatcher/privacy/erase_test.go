@@ -519,6 +519,7 @@ func TestExportContact(t *testing.T) {
 			"sms/news":   {State: dispatcher.Withdrawn, At: start.Add(-time.Hour), Source: "sms-stop"},
 		},
 		ConsentHistory: events,
+		Preferences:    map[string]store.ConsentCurrent{},
 		Suppressions: []privacy.ExportSuppression{{Channel: channels.SMS, Address: "+33612345611",
 			Suppression: dispatcher.Suppression{Reason: dispatcher.SuppressStop, At: start}}},
 		Sends: []privacy.ExportSend{

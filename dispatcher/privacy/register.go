@@ -81,7 +81,7 @@ func (d *Privacy) Register(ctx context.Context) (*Register, error) {
 		DataCategories: []DataCategory{
 			{"identifiers", []string{"contact id (opaque, set by upstream systems)"}},
 			{"contact data", []string{"email address", "phone number"}},
-			{"preferences", []string{"locale", "time zone"}},
+			{"preferences", []string{"locale", "time zone", "the pace the recipient chose: a pause, how often per topic, preferred days and hours"}},
 			{"attributes", []string{"free attributes and tags set by upstream systems"}},
 			{"consent records", []string{"consent and withdrawal per channel and topic, with source, time and evidence"}},
 			{"delivery records", []string{"sends, their outcome (delivered, bounced, failed) and feedback events"}},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -28,10 +29,21 @@ type Checked struct {
 	// Consent is the current consent of the contact for the channel and
 	// the topic, read for a marketing topic only; "" when none.
 	Consent dispatcher.ConsentState
+	// PausedUntil is when the pause the recipient set ends, read for a
+	// marketing topic only; zero when none.
+	PausedUntil time.Time
+	// Frequency is how often the recipient wants the topic
+	// (dispatcher.Frequencies), read for a marketing topic only; "" when
+	// they did not say.
+	Frequency string
+	// Hours are the days and hours the recipient prefers
+	// (dispatcher.PreferenceHours), read for a marketing topic only; ""
+	// for any time.
+	Hours string
 }
 
 // LoadChecks reads, in one pipeline, the suppression entry of each
-// address and, for a marketing topic, the contact's consent. Results
+// address and, for a marketing topic, the contact's consent and pause. Results
 // follow the order of reqs.
 func (s *Store) LoadChecks(ctx context.Context, topic *dispatcher.Topic, reqs []CheckRequest) ([]Checked, error) {
 	reads := make([]checkReads, len(reqs))
@@ -53,13 +65,16 @@ func (s *Store) LoadChecks(ctx context.Context, topic *dispatcher.Topic, reqs []
 
 // checkReads are the pipelined reads of one CheckRequest.
 type checkReads struct {
-	sup, con *redis.StringCmd
+	sup, con, pause, freq, hours *redis.StringCmd
 }
 
 func (s *Store) readChecks(ctx context.Context, p redis.Pipeliner, topic *dispatcher.Topic, r CheckRequest) checkReads {
 	c := checkReads{sup: p.Get(ctx, s.Key("sup", s.AddressHash(r.Channel, r.Address)))}
 	if topic.Kind == dispatcher.Marketing {
 		c.con = p.HGet(ctx, s.ConsentKey(r.Contact), ConsentField(r.Channel, topic.ID))
+		c.pause = p.HGet(ctx, s.prefsKey(r.Contact), dispatcher.PreferencePause)
+		c.freq = p.HGet(ctx, s.prefsKey(r.Contact), dispatcher.PreferenceFrequency+"/"+topic.ID)
+		c.hours = p.HGet(ctx, s.prefsKey(r.Contact), dispatcher.PreferenceHours)
 	}
 	return c
 }
@@ -77,6 +92,30 @@ func (c checkReads) checked() Checked {
 		var cur ConsentCurrent
 		if b, err := c.con.Bytes(); err == nil && json.Unmarshal(b, &cur) == nil {
 			out.Consent = cur.State
+		}
+	}
+	if c.pause != nil {
+		var cur ConsentCurrent
+		if b, err := c.pause.Bytes(); err == nil && json.Unmarshal(b, &cur) == nil && cur.Value != "" {
+			// A pause that does not read holds everything: the recipient
+			// asked for silence.
+			t, err := dispatcher.ParsePause(cur.Value)
+			if err != nil {
+				t = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+			}
+			out.PausedUntil = t
+		}
+	}
+	if c.freq != nil {
+		var cur ConsentCurrent
+		if b, err := c.freq.Bytes(); err == nil && json.Unmarshal(b, &cur) == nil {
+			out.Frequency = cur.Value
+		}
+	}
+	if c.hours != nil {
+		var cur ConsentCurrent
+		if b, err := c.hours.Bytes(); err == nil && json.Unmarshal(b, &cur) == nil {
+			out.Hours = cur.Value
 		}
 	}
 	return out

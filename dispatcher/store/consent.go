@@ -9,8 +9,8 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 )
 
-// ChangeConsents reads the contact's current consents (and, with
-// withContact, its record), asks decide for the events to record and
+// ChangeConsents reads the contact's current consents and preferences
+// (these named by PreferenceField) and, with withContact, its record; asks decide for the events to record and
 // writes them, sealed, to the ledger and the current state, in one WATCH
 // transaction on the contact's keys (one slot), so that two changes at
 // once cannot record the same event twice. It is the one transaction that
@@ -46,6 +46,13 @@ func (s *Store) ChangeConsents(ctx context.Context, contact string, withContact 
 		if err != nil {
 			return err
 		}
+		prefs, err := tx.HGetAll(ctx, s.prefsKey(contact)).Result()
+		if err != nil {
+			return err
+		}
+		for f, v := range prefs {
+			raw[PreferenceField(f)] = v
+		}
 		head, err := s.readLedgerHead(ctx, tx, contact)
 		if err != nil {
 			return err
@@ -68,7 +75,7 @@ func (s *Store) ChangeConsents(ctx context.Context, contact string, withContact 
 		}
 		return err
 	}
-	if err := s.watch(ctx, "change consents", txn, s.ContactKey(contact), s.ConsentKey(contact), s.ledgerKey(contact)); err != nil {
+	if err := s.watch(ctx, "change consents", txn, s.ContactKey(contact), s.ConsentKey(contact), s.prefsKey(contact), s.ledgerKey(contact)); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -18,6 +18,8 @@ import (
 //
 //	P:c:{id}               contact (JSON sealed under the data keyring)
 //	P:c:{id}:consent       hash "channel/topic" -> current consent (JSON)
+//	P:c:{id}:prefs         hash "pause", "frequency/topic", "hours" -> current preference (JSON):
+//	                       the pace the recipient chose, set with the ledger's events
 //	P:c:{id}:ledger        list of consent events (JSON), append-only, each sealed by
 //	                       a MAC chained to the one before (ledger.go)
 //	P:c:{id}:addrs         set of the hashes of the contact's addresses (erasure)
@@ -113,6 +115,9 @@ func (s *Store) ContactKey(id string) string { return s.p + ":c:{" + id + "}" }
 
 // ConsentKey names a contact's current consents.
 func (s *Store) ConsentKey(id string) string { return s.ContactKey(id) + ":consent" }
+
+// prefsKey names a contact's current preferences (the pace they chose).
+func (s *Store) prefsKey(id string) string { return s.ContactKey(id) + ":prefs" }
 
 func (s *Store) ledgerKey(id string) string { return s.ContactKey(id) + ":ledger" }
 

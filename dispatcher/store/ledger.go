@@ -65,6 +65,8 @@ func (s *Store) eventSig(contact string, e *dispatcher.ConsentEvent, removed str
 		}
 	}
 	// A struct: its fields keep their order; json sorts the map's keys.
+	// Kind and Value are left out when empty, so that a consent's MAC is
+	// what it was before preferences had events.
 	return s.ledgerMAC("sig", struct {
 		Contact  string            `json:"contact"`
 		Channel  string            `json:"channel"`
@@ -74,7 +76,9 @@ func (s *Store) eventSig(contact string, e *dispatcher.ConsentEvent, removed str
 		At       string            `json:"at"`
 		Evidence map[string]string `json:"evidence"`
 		Removed  string            `json:"removed"`
-	}{contact, string(e.Channel), e.Topic, string(e.State), e.Source, e.At.UTC().Format(time.RFC3339Nano), kept, removed})
+		Kind     string            `json:"kind,omitempty"`
+		Value    string            `json:"value,omitempty"`
+	}{contact, string(e.Channel), e.Topic, string(e.State), e.Source, e.At.UTC().Format(time.RFC3339Nano), kept, removed, e.Kind, e.Value})
 }
 
 // chainMAC links the event of sig to the event before it, whose mac is
@@ -174,9 +178,13 @@ func (s *Store) readLedgerHeads(ctx context.Context, contacts []string) ([]ledge
 func (s *Store) writeConsents(ctx context.Context, p redis.Pipeliner, contact string, head ledgerHead, events []dispatcher.ConsentEvent) {
 	sealed, _ := s.sealEvents(contact, head, events)
 	for i, e := range events {
-		cur, _ := json.Marshal(ConsentCurrent{State: e.State, At: e.At, Source: e.Source})
+		cur, _ := json.Marshal(ConsentCurrent{State: e.State, At: e.At, Source: e.Source, Value: e.Value})
 		p.RPush(ctx, s.ledgerKey(contact), sealed[i])
-		p.HSet(ctx, s.ConsentKey(contact), ConsentField(e.Channel, e.Topic), cur)
+		if f, pref := eventField(&e); pref {
+			p.HSet(ctx, s.prefsKey(contact), f, cur)
+		} else {
+			p.HSet(ctx, s.ConsentKey(contact), f, cur)
+		}
 	}
 }
 
@@ -263,10 +271,11 @@ func (r LedgerReport) OK() bool { return len(r.Problems) == 0 }
 // gives an empty report.
 func (s *Store) VerifyLedger(ctx context.Context, contact string) (LedgerReport, error) {
 	var raw *redis.StringSliceCmd
-	var cur *redis.MapStringStringCmd
+	var cur, prefs *redis.MapStringStringCmd
 	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		raw = p.LRange(ctx, s.ledgerKey(contact), 0, -1)
 		cur = p.HGetAll(ctx, s.ConsentKey(contact))
+		prefs = p.HGetAll(ctx, s.prefsKey(contact))
 		return nil
 	})
 	if err != nil {
@@ -287,10 +296,15 @@ func (s *Store) VerifyLedger(ctx context.Context, contact string) (LedgerReport,
 	for i, w := range ws {
 		stored[ids[i]] = w != nil
 	}
-	return s.verifyLedger(contact, raw.Val(), cur.Val(), stored), nil
+	current := cur.Val()
+	for f, v := range prefs.Val() {
+		current[prefPrefix+f] = v
+	}
+	return s.verifyLedger(contact, raw.Val(), current, stored), nil
 }
 
-// verifyLedger is VerifyLedger on what was read; wordings says which of
+// verifyLedger is VerifyLedger on what was read (cur: the current
+// consents, and the preferences under prefPrefix); wordings says which of
 // the wordings the events name are stored as their id says.
 func (s *Store) verifyLedger(contact string, raw []string, cur map[string]string, wordings map[string]bool) LedgerReport {
 	rep := LedgerReport{Contact: contact, Events: len(raw), Problems: []LedgerProblem{}}
@@ -306,7 +320,11 @@ func (s *Store) verifyLedger(contact string, raw []string, cur map[string]string
 			prev = ""
 			continue
 		}
-		last[ConsentField(se.Channel, se.Topic)] = se.ConsentEvent
+		if f, pref := eventField(&se.ConsentEvent); pref {
+			last[prefPrefix+f] = se.ConsentEvent
+		} else {
+			last[f] = se.ConsentEvent
+		}
 		if id := se.Evidence["wording"]; dispatcher.IsWordingID(id) && !wordings[id] {
 			problem(i, "wording_missing", "the consent wording the event names is not stored, or was edited")
 		}
@@ -341,7 +359,7 @@ func (s *Store) verifyLedger(contact string, raw []string, cur map[string]string
 			continue
 		}
 		e, ok := last[f]
-		if !ok || e.State != c.State || !e.At.Equal(c.At) || e.Source != c.Source {
+		if !ok || e.State != c.State || !e.At.Equal(c.At) || e.Source != c.Source || e.Value != c.Value {
 			problem(-1, "current_mismatch", "current consent %s (%s) is not what the ledger's last event for it says", f, c.State)
 		}
 	}

@@ -114,7 +114,7 @@ func (s *Store) DeleteContact(ctx context.Context, id string) (consents int, err
 	var n *redis.IntCmd
 	_, err = s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		n = p.HLen(ctx, s.ConsentKey(id))
-		p.Del(ctx, s.ConsentKey(id), s.signupsKey(id), s.AddressesKey(id))
+		p.Del(ctx, s.ConsentKey(id), s.prefsKey(id), s.signupsKey(id), s.AddressesKey(id))
 		p.Del(ctx, s.ContactKey(id))
 		return nil
 	})

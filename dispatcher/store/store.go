@@ -440,9 +440,33 @@ func (s *Store) CountContacts(ctx context.Context) (int64, error) {
 // ConsentCurrent is the current consent of a contact for a channel and
 // topic: its state, and when and from where it was decided.
 type ConsentCurrent struct {
-	State  dispatcher.ConsentState `json:"state"`
+	// State is a consent's; a preference has none.
+	State  dispatcher.ConsentState `json:"state,omitempty"`
 	At     time.Time               `json:"at"`
 	Source string                  `json:"source"`
+	// Value is a preference's value (ConsentEvent.Value); a consent has
+	// none.
+	Value string `json:"value,omitempty"`
+}
+
+// PreferenceField names a current preference of kind beside the current
+// consents, in what ChangeConsents' decide gets: a consent field always
+// has a "/", this one never.
+func PreferenceField(kind string) string { return prefPrefix + kind }
+
+const prefPrefix = "pref:"
+
+// eventField names where the current state of what e sets is kept: its
+// consent field in the consents hash, or its kind in the preferences hash
+// (pref reports which).
+func eventField(e *dispatcher.ConsentEvent) (field string, pref bool) {
+	if e.Kind != "" {
+		if e.Topic != "" {
+			return e.Kind + "/" + e.Topic, true
+		}
+		return e.Kind, true
+	}
+	return ConsentField(e.Channel, e.Topic), false
 }
 
 // ConsentField names the consent of a channel and topic in the contact's
@@ -667,4 +691,15 @@ func DeriveKey(secret []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("missive/" + purpose))
 	return m.Sum(nil)
+}
+
+// Preferences returns the contact's current preferences by kind
+// (dispatcher.PreferencePause) or kind/topic (frequency/news), with when
+// and from where each was set.
+func (s *Store) Preferences(ctx context.Context, contact string) (map[string]ConsentCurrent, error) {
+	raw, err := s.Redis.HGetAll(ctx, s.prefsKey(contact)).Result()
+	if err != nil {
+		return nil, err
+	}
+	return decodeConsents(raw), nil
 }
