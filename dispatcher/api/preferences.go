@@ -115,29 +115,13 @@ func (a *handler) preferencesPost(w http.ResponseWriter, r *http.Request) {
 	case "save":
 		// Per contact, whatever the token: a save that changes something
 		// appends to the ledger. Leaving everything is never held back.
-		allowed, retryIn, lerr := a.d.Limiter.TakeRate(ctx, "prefs:save:"+cl.Contact, prefSaveRate, 1)
-		if lerr != nil {
-			a.d.Logger.Error("preference update failed", "route", r.Pattern, "error", lerr)
-			page.Message(w, http.StatusServiceUnavailable, lang, page.TemporaryError)
-			return
-		}
-		if allowed == 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int((retryIn+time.Second-1)/time.Second)))
-			page.Message(w, http.StatusTooManyRequests, lang, page.TooManySaves)
+		if !a.takePrefSave(w, r, lang, cl.Contact) {
 			return
 		}
 		changed, err = a.d.Consent.SavePreferences(ctx, cl.Contact, r.PostForm["shown"], r.PostForm["on"], now)
 		saved = "1"
 	case "pace":
-		allowed, retryIn, lerr := a.d.Limiter.TakeRate(ctx, "prefs:save:"+cl.Contact, prefSaveRate, 1)
-		if lerr != nil {
-			a.d.Logger.Error("preference update failed", "route", r.Pattern, "error", lerr)
-			page.Message(w, http.StatusServiceUnavailable, lang, page.TemporaryError)
-			return
-		}
-		if allowed == 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int((retryIn+time.Second-1)/time.Second)))
-			page.Message(w, http.StatusTooManyRequests, lang, page.TooManySaves)
+		if !a.takePrefSave(w, r, lang, cl.Contact) {
 			return
 		}
 		var pace consent.Pace
@@ -339,4 +323,22 @@ func (a *handler) buildPrefView(ctx context.Context, c *dispatcher.Contact) (pag
 		v.Suppressions = append(v.Suppressions, page.Suppression{Channel: k, Address: addr, Reason: sup.Reason, At: sup.At, Until: sup.Until})
 	}
 	return v, nil
+}
+
+// takePrefSave takes one of the contact's preference saves (prefSaveRate),
+// whatever the token; when none is left, or the limiter fails, it answers
+// and returns false.
+func (a *handler) takePrefSave(w http.ResponseWriter, r *http.Request, lang page.Lang, contact string) bool {
+	allowed, retryIn, err := a.d.Limiter.TakeRate(r.Context(), "prefs:save:"+contact, prefSaveRate, 1)
+	if err != nil {
+		a.d.Logger.Error("preference update failed", "route", r.Pattern, "error", err)
+		page.Message(w, http.StatusServiceUnavailable, lang, page.TemporaryError)
+		return false
+	}
+	if allowed == 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((retryIn+time.Second-1)/time.Second)))
+		page.Message(w, http.StatusTooManyRequests, lang, page.TooManySaves)
+		return false
+	}
+	return true
 }

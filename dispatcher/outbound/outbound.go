@@ -95,21 +95,14 @@ type Registration struct {
 	IncludeAddress bool     `json:"include_address"`
 }
 
-// Endpoint is a registered endpoint as the API shows it: never its secret
-// once created.
-type Endpoint struct {
-	ID             string    `json:"id"`
-	URL            string    `json:"url"`
-	Events         []string  `json:"events"`
-	IncludeAddress bool      `json:"include_address"`
-	Created        time.Time `json:"created"`
-	// Secret is the signing secret, given once, in the answer to the
-	// registration.
-	Secret string `json:"secret,omitempty"`
-}
+// Endpoint is a registered endpoint as the API shows it: its secret only
+// in the answer to the registration (endpointView clears it).
+type Endpoint = store.WebhookEndpoint
 
 func endpointView(ep *store.WebhookEndpoint) Endpoint {
-	return Endpoint{ID: ep.ID, URL: ep.URL, Events: ep.Events, IncludeAddress: ep.IncludeAddress, Created: ep.Created}
+	v := *ep
+	v.Secret = ""
+	return v
 }
 
 const maxURL = 2048
@@ -188,9 +181,7 @@ func (w *Webhooks) Register(ctx context.Context, r Registration) (Endpoint, erro
 		return Endpoint{}, err
 	}
 	w.forget()
-	v := endpointView(ep)
-	v.Secret = ep.Secret
-	return v, nil
+	return *ep, nil // the secret, this once
 }
 
 // List returns every endpoint, by creation time, without secrets.
