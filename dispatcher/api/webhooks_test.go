@@ -444,3 +444,38 @@ func TestWebhookEventDroppedThenReplayed(t *testing.T) {
 		t.Errorf("replayed %+v", e)
 	}
 }
+
+// Consents written by the bulk import and an address put on the
+// suppression list through the API are told too, without the address.
+func TestWebhookImportAndSuppressionEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withBasics(), withWorker())
+	const addr = "dee.webhook@example.com"
+	rc := newReceiver(t)
+	rc.register(t, b, fmt.Sprintf(`{"url":%q,"events":["consent.changed","suppressed"]}`, rc.srv.URL))
+
+	res := b.api.do("POST", "/v1/contacts/import", `{"id":"dee","email":"`+addr+`","consents":[{"channel":"email","topic":"newsletter","state":"granted"}]}`+"\n",
+		"Content-Type", "application/x-ndjson")
+	if res.status != http.StatusOK || !strings.Contains(string(res.body), `"imported":1`) {
+		t.Fatalf("import: %d %s", res.status, res.body)
+	}
+	if res := b.api.do("POST", "/v1/suppressions", `{"channel":"email","address":"`+addr+`","reason":"unsubscribe"}`); res.status != http.StatusCreated {
+		t.Fatalf("suppress: %d %s", res.status, res.body)
+	}
+	// An address that is no contact's tells nobody.
+	if res := b.api.do("POST", "/v1/suppressions", `{"channel":"email","address":"nobody@example.com","reason":"unsubscribe"}`); res.status != http.StatusCreated {
+		t.Fatalf("suppress: %d %s", res.status, res.body)
+	}
+	waitFor(t, "the import's and the suppression's events", 30*time.Second, func() bool { return len(rc.events()) >= 2 })
+	var got []string
+	for _, e := range rc.events() {
+		got = append(got, e.Type+"/"+e.Data["contact"]+"/"+e.Data["channel"]+"/"+e.Data["state"]+e.Data["reason"])
+		if strings.Contains(e.Body, addr) {
+			t.Errorf("event %s carries the address", e.Type)
+		}
+	}
+	want := []string{"consent.changed/dee/email/grantedimport", "suppressed/dee/email/unsubscribe"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/consent"
 	"github.com/missive-dev/missive/dispatcher/feedback"
 	gatepkg "github.com/missive-dev/missive/dispatcher/gate"
@@ -265,6 +266,11 @@ func New(cfg Config) (*Dispatcher, error) {
 		return nil, err
 	}
 	d.Consent.SetEvents(d.Webhooks)
+	store.ConsentsImported = func(ctx context.Context, contact string, evs []dispatcher.ConsentEvent) {
+		for _, e := range dispatcher.ConsentChanges(contact, evs) {
+			d.Webhooks.Emit(ctx, e)
+		}
+	}
 	d.Feedback, err = feedback.New(feedback.Config{Store: store, Consent: d.Consent, Policy: cfg.Feedback, Secret: cfg.Secret,
 		BounceDomain: cfg.BounceDomain, SendTTL: cfg.SendTTL, Metrics: cfg.Metrics, Events: d.Webhooks, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {

@@ -398,15 +398,18 @@ func (s *Store) upsertMany(ctx context.Context, ls []ImportLine) error {
 		if cmd == nil {
 			continue
 		}
+		events := consentsAt(ls[i].Consents, now)
 		if n, err := cmd.Int(); err != nil {
 			return err
 		} else if n == 0 {
-			events := consentsAt(ls[i].Consents, now)
 			if _, err := s.ChangeConsents(ctx, ls[i].ID, false, func(*dispatcher.Contact, map[string]ConsentCurrent) []dispatcher.ConsentEvent {
 				return events
 			}); err != nil {
 				return err
 			}
+		}
+		if s.ConsentsImported != nil {
+			s.ConsentsImported(ctx, ls[i].ID, events)
 		}
 	}
 	return nil

@@ -50,6 +50,9 @@ type Store struct {
 	// AnalyticsRetention is how long analytics counters are kept (see
 	// RunAnalytics). Default AnalyticsRetention, 400 days.
 	AnalyticsRetention time.Duration
+	// ConsentsImported, when set, is told the consent events the bulk
+	// import wrote for each contact, once written (outbound webhooks).
+	ConsentsImported func(ctx context.Context, contact string, evs []dispatcher.ConsentEvent)
 }
 
 // NewStore returns a Store on rdb under prefix; secret keys the address
