@@ -65,16 +65,18 @@ func (s *Store) LoadChecks(ctx context.Context, topic *dispatcher.Topic, reqs []
 
 // checkReads are the pipelined reads of one CheckRequest.
 type checkReads struct {
-	sup, con, pause, freq, hours *redis.StringCmd
+	sup, con *redis.StringCmd
+	// prefs are the pause, the topic's frequency and the hours, in one
+	// read.
+	prefs *redis.SliceCmd
 }
 
 func (s *Store) readChecks(ctx context.Context, p redis.Pipeliner, topic *dispatcher.Topic, r CheckRequest) checkReads {
 	c := checkReads{sup: p.Get(ctx, s.Key("sup", s.AddressHash(r.Channel, r.Address)))}
 	if topic.Kind == dispatcher.Marketing {
 		c.con = p.HGet(ctx, s.ConsentKey(r.Contact), ConsentField(r.Channel, topic.ID))
-		c.pause = p.HGet(ctx, s.prefsKey(r.Contact), dispatcher.PreferencePause)
-		c.freq = p.HGet(ctx, s.prefsKey(r.Contact), dispatcher.PreferenceFrequency+"/"+topic.ID)
-		c.hours = p.HGet(ctx, s.prefsKey(r.Contact), dispatcher.PreferenceHours)
+		c.prefs = p.HMGet(ctx, s.prefsKey(r.Contact), dispatcher.PreferencePause,
+			dispatcher.PreferenceFrequency+"/"+topic.ID, dispatcher.PreferenceHours)
 	}
 	return c
 }
@@ -94,29 +96,27 @@ func (c checkReads) checked() Checked {
 			out.Consent = cur.State
 		}
 	}
-	if c.pause != nil {
-		var cur ConsentCurrent
-		if b, err := c.pause.Bytes(); err == nil && json.Unmarshal(b, &cur) == nil && cur.Value != "" {
+	if c.prefs != nil {
+		vals := c.prefs.Val()
+		pref := func(i int) string {
+			var cur ConsentCurrent
+			if i < len(vals) {
+				if v, ok := vals[i].(string); ok && json.Unmarshal([]byte(v), &cur) == nil {
+					return cur.Value
+				}
+			}
+			return ""
+		}
+		if v := pref(0); v != "" {
 			// A pause that does not read holds everything: the recipient
 			// asked for silence.
-			t, err := dispatcher.ParsePause(cur.Value)
+			t, err := dispatcher.ParsePause(v)
 			if err != nil {
 				t = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 			}
 			out.PausedUntil = t
 		}
-	}
-	if c.freq != nil {
-		var cur ConsentCurrent
-		if b, err := c.freq.Bytes(); err == nil && json.Unmarshal(b, &cur) == nil {
-			out.Frequency = cur.Value
-		}
-	}
-	if c.hours != nil {
-		var cur ConsentCurrent
-		if b, err := c.hours.Bytes(); err == nil && json.Unmarshal(b, &cur) == nil {
-			out.Hours = cur.Value
-		}
+		out.Frequency, out.Hours = pref(1), pref(2)
 	}
 	return out
 }
