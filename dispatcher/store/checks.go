@@ -46,11 +46,9 @@ type Checked struct {
 // address and, for a marketing topic, the contact's consent and pause. Results
 // follow the order of reqs.
 func (s *Store) LoadChecks(ctx context.Context, topic *dispatcher.Topic, reqs []CheckRequest) ([]Checked, error) {
-	reads := make([]checkReads, len(reqs))
+	var reads []checkReads
 	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, r := range reqs {
-			reads[i] = s.readChecks(ctx, p, topic, r)
-		}
+		reads = s.queueChecks(ctx, p, len(reqs), func(i int) (*dispatcher.Topic, CheckRequest) { return topic, reqs[i] })
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -63,16 +61,51 @@ func (s *Store) LoadChecks(ctx context.Context, topic *dispatcher.Topic, reqs []
 	return out, nil
 }
 
-// checkReads are the pipelined reads of one CheckRequest.
+// queueChecks queues on p the reads of n check requests (at gives each
+// with its topic): the suppression entries in one MGET on a single Redis,
+// a GET each on Redis Cluster, where they live in different slots.
+func (s *Store) queueChecks(ctx context.Context, p redis.Pipeliner, n int, at func(i int) (*dispatcher.Topic, CheckRequest)) []checkReads {
+	reads := make([]checkReads, n)
+	var sups *redis.SliceCmd
+	if n > 1 && !IsCluster(s.Redis) {
+		keys := make([]string, n)
+		for i := range n {
+			_, r := at(i)
+			keys[i] = s.suppressionKey(r)
+		}
+		sups = p.MGet(ctx, keys...)
+	}
+	for i := range n {
+		topic, r := at(i)
+		reads[i] = s.readChecks(ctx, p, topic, r)
+		if sups == nil {
+			reads[i].sup = p.Get(ctx, s.suppressionKey(r))
+		} else {
+			reads[i].sups, reads[i].at = sups, i
+		}
+	}
+	return reads
+}
+
+func (s *Store) suppressionKey(r CheckRequest) string {
+	return s.Key("sup", s.AddressHash(r.Channel, r.Address))
+}
+
+// checkReads are the pipelined reads of one CheckRequest: its
+// suppression entry by sup, or by element at of sups (an MGET).
 type checkReads struct {
+	sups     *redis.SliceCmd
+	at       int
 	sup, con *redis.StringCmd
 	// prefs are the pause, the topic's frequency and the hours, in one
 	// read.
 	prefs *redis.SliceCmd
 }
 
+// readChecks queues the consent and pace reads of r; queueChecks adds its
+// suppression entry's.
 func (s *Store) readChecks(ctx context.Context, p redis.Pipeliner, topic *dispatcher.Topic, r CheckRequest) checkReads {
-	c := checkReads{sup: p.Get(ctx, s.Key("sup", s.AddressHash(r.Channel, r.Address)))}
+	var c checkReads
 	if topic.Kind == dispatcher.Marketing {
 		c.con = p.HGet(ctx, s.ConsentKey(r.Contact), ConsentField(r.Channel, topic.ID))
 		c.prefs = p.HMGet(ctx, s.prefsKey(r.Contact), dispatcher.PreferencePause,
@@ -83,10 +116,15 @@ func (s *Store) readChecks(ctx context.Context, p redis.Pipeliner, topic *dispat
 
 func (c checkReads) checked() Checked {
 	var out Checked
-	if b, err := c.sup.Bytes(); err == nil {
-		out.Suppressed = true
+	var sup string
+	if c.sups != nil {
+		sup, out.Suppressed = c.sups.Val()[c.at].(string)
+	} else if v, err := c.sup.Result(); err == nil {
+		sup, out.Suppressed = v, true
+	}
+	if out.Suppressed {
 		var e dispatcher.Suppression
-		if json.Unmarshal(b, &e) == nil {
+		if json.Unmarshal([]byte(sup), &e) == nil {
 			out.SuppressReason = e.Reason
 		}
 	}

@@ -69,7 +69,7 @@ func (s *Store) ClaimSends(ctx context.Context, cs []SendClaim) ([]SendClaimed, 
 		return nil, nil
 	}
 	exists := make([]*redis.IntCmd, len(cs))
-	reads := make([]checkReads, len(cs))
+	var reads []checkReads
 	var calls []transitionCall
 	var wait *redis.Cmd
 	replicas, timeout := s.ClaimReplicas, cmp.Or(s.ClaimWait, time.Second)
@@ -83,8 +83,8 @@ func (s *Store) ClaimSends(ctx context.Context, cs []SendClaim) ([]SendClaimed, 
 	_, err := s.scriptPipeline(ctx, transitionScript, func(p redis.Pipeliner) {
 		for i, c := range cs {
 			exists[i] = p.Exists(ctx, s.ContactKey(c.Check.Contact))
-			reads[i] = s.readChecks(ctx, p, c.Topic, c.Check)
 		}
+		reads = s.queueChecks(ctx, p, len(cs), func(i int) (*dispatcher.Topic, CheckRequest) { return cs[i].Topic, cs[i].Check })
 		calls = s.evalTransitions(ctx, p, ts, now)
 		if replicas > 0 {
 			// Below the client's read timeout (3 s by default).
