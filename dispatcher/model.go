@@ -503,14 +503,17 @@ const (
 )
 
 // Pseudo-campaigns of the runs that hold sends decided one at a time,
-// outside any campaign: API sends and sign-up confirmations.
+// outside any campaign: API sends and sign-up confirmations (and the
+// steps of sequences, SequenceCampaign).
 const (
 	APICampaign    = "api"
 	SignupCampaign = "signup"
 )
 
 // OneAtATime reports whether campaign is one of the pseudo-campaigns.
-func OneAtATime(campaign string) bool { return campaign == APICampaign || campaign == SignupCampaign }
+func OneAtATime(campaign string) bool {
+	return campaign == APICampaign || campaign == SignupCampaign || campaign == SequenceCampaign
+}
 
 // Send is one message to one contact on one channel.
 type Send struct {

@@ -116,7 +116,7 @@ func (a *handler) postConsent(w http.ResponseWriter, r *http.Request) (int, any,
 		return 0, nil, err
 	}
 	for _, ev := range dispatcher.ConsentChanges(id, []dispatcher.ConsentEvent{e}) {
-		a.d.Webhooks.Emit(r.Context(), ev)
+		a.d.Events.Emit(r.Context(), ev)
 	}
 	return http.StatusCreated, e, nil
 }

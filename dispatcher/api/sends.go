@@ -106,8 +106,22 @@ func (a *handler) postSend(w http.ResponseWriter, r *http.Request) (int, any, er
 		in.Data, _ = json.Marshal(digest)
 	}
 	fp, _ := json.Marshal(in)
+	return a.idempotent(r.Context(), key, "", fp, func(ctx context.Context) (int, any, error) {
+		ans, err := a.sendOne(ctx, key, in, data)
+		return http.StatusAccepted, ans, err
+	})
+}
+
+// idempotent runs do once for the Idempotency-Key key and a request whose
+// fingerprint is fp (on route, "" for POST /v1/sends, whose records came
+// first): a retry with the same key and request gets do's answer again,
+// and another request with the key is refused. A do that
+// fails releases the key, so that a retry runs again.
+func (a *handler) idempotent(ctx context.Context, key, route string, fp []byte, do func(context.Context) (int, any, error)) (int, any, error) {
+	if route != "" {
+		key = route + "\x00" + key
+	}
 	rec := idemRecord{Fingerprint: sha256hex(string(fp))}
-	ctx := r.Context()
 	st := a.d.Store
 
 	// Reserve the key, or find what happened to it.
@@ -140,10 +154,10 @@ func (a *handler) postSend(w http.ResponseWriter, r *http.Request) (int, any, er
 		return prev.Status, prev.Body, nil
 	}
 
-	ans, err := a.sendOne(ctx, key, in, data)
+	status, ans, err := do(ctx)
 	if err != nil {
 		// Nothing to replay: release the key so that a retry runs again
-		// (and finds the send, if it was decided).
+		// (and finds what was done, if anything was).
 		_ = st.ReleaseIdempotency(context.WithoutCancel(ctx), key)
 		return 0, nil, err
 	}
@@ -151,12 +165,12 @@ func (a *handler) postSend(w http.ResponseWriter, r *http.Request) (int, any, er
 	if err != nil {
 		return 0, nil, err
 	}
-	rec.Done, rec.Status, rec.Body = true, http.StatusAccepted, body
+	rec.Done, rec.Status, rec.Body = true, status, body
 	done, _ := json.Marshal(rec)
 	if err := st.SetIdempotency(context.WithoutCancel(ctx), key, done, idemTTL); err != nil {
 		return 0, nil, err
 	}
-	return http.StatusAccepted, json.RawMessage(body), nil
+	return status, json.RawMessage(body), nil
 }
 
 // sendOne decides the API send that key names and enqueues it when it may

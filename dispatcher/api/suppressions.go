@@ -43,7 +43,7 @@ func (a *handler) postSuppression(w http.ResponseWriter, r *http.Request) (int, 
 	}
 	// Told to the webhooks when the address is a contact's.
 	if contact, err := a.d.Store.ContactIDByAddress(ctx, in.Channel, addr); err == nil {
-		a.d.Webhooks.Emit(ctx, dispatcher.Event{Type: dispatcher.EventSuppressed, Contact: contact, Time: a.d.Config.Now().UTC(),
+		a.d.Events.Emit(ctx, dispatcher.Event{Type: dispatcher.EventSuppressed, Contact: contact, Time: a.d.Config.Now().UTC(),
 			Channel: string(in.Channel), Reason: sup.Reason, Address: addr})
 	}
 	return http.StatusCreated, sup, nil

@@ -21,6 +21,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/privacy"
 	"github.com/missive-dev/missive/dispatcher/schedule"
+	"github.com/missive-dev/missive/dispatcher/sequence"
 	"github.com/missive-dev/missive/dispatcher/signup"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/dispatcher/webhook"
@@ -232,6 +233,11 @@ type Dispatcher struct {
 	// Webhooks registers outbound webhook endpoints and delivers the
 	// events they subscribe to.
 	Webhooks *outbound.Webhooks
+	// Sequences enrols contacts in sequences and takes their steps.
+	Sequences *sequence.Engine
+	// Events receives the events of every operation: the outbound
+	// webhooks and the sequences (which enrol and stop on them).
+	Events dispatcher.Events
 }
 
 // New validates cfg and returns a Dispatcher.
@@ -265,14 +271,22 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.Consent.SetEvents(d.Webhooks)
+	// The sequences are built once the pipeline is: until then, events
+	// go to the webhooks alone.
+	d.Events = dispatcher.EmitFunc(func(ctx context.Context, e dispatcher.Event) {
+		d.Webhooks.Emit(ctx, e)
+		if d.Sequences != nil {
+			d.Sequences.Emit(ctx, e)
+		}
+	})
+	d.Consent.SetEvents(d.Events)
 	store.ConsentsImported = func(ctx context.Context, contact string, evs []dispatcher.ConsentEvent) {
 		for _, e := range dispatcher.ConsentChanges(contact, evs) {
-			d.Webhooks.Emit(ctx, e)
+			d.Events.Emit(ctx, e)
 		}
 	}
 	d.Feedback, err = feedback.New(feedback.Config{Store: store, Consent: d.Consent, Policy: cfg.Feedback, Secret: cfg.Secret,
-		BounceDomain: cfg.BounceDomain, SendTTL: cfg.SendTTL, Metrics: cfg.Metrics, Events: d.Webhooks, Now: cfg.Now, Logger: cfg.Logger})
+		BounceDomain: cfg.BounceDomain, SendTTL: cfg.SendTTL, Metrics: cfg.Metrics, Events: d.Events, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +300,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		Store: store, Gate: d.Gate, Caps: caps, Limiter: d.Limiter, Signer: signer, Feedback: d.Feedback, RefData: confirmationData,
 		Prefix: cfg.Prefix, PublicURL: cfg.PublicURL, Channels: cfg.Channels, EmailFrom: cfg.EmailFrom,
 		ListUnsubscribeMailto: cfg.ListUnsubscribeMailto, ProviderRates: cfg.ProviderRates,
-		Tuning: cfg.Tuning, Events: d.Webhooks, Metrics: cfg.Metrics, Now: cfg.Now, Logger: cfg.Logger,
+		Tuning: cfg.Tuning, Events: d.Events, Metrics: cfg.Metrics, Now: cfg.Now, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -299,14 +313,24 @@ func New(cfg Config) (*Dispatcher, error) {
 		return nil, err
 	}
 	d.Signups, err = signup.New(signup.Config{Store: store, Pipeline: d.Pipeline, Limiter: d.Limiter, Secret: cfg.Secret,
-		PublicURL: cfg.PublicURL, SenderName: cfg.SenderName, DefaultTimezone: cfg.DefaultTimezone, Events: d.Webhooks, Now: cfg.Now, Logger: cfg.Logger})
+		PublicURL: cfg.PublicURL, SenderName: cfg.SenderName, DefaultTimezone: cfg.DefaultTimezone, Events: d.Events, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
 	d.Hooks = webhook.New(webhook.Config{Store: store, Feedback: d.Feedback, Consent: d.Consent, Signups: d.Signups,
 		ESP: cfg.ESP, TwilioAuthToken: cfg.TwilioAuthToken, ValidTwilioSignature: cfg.ValidTwilioSignature,
 		PublicURL: cfg.PublicURL, SenderName: cfg.SenderName, HTTPClient: cfg.HTTPClient, Now: cfg.Now, Logger: cfg.Logger})
-	d.Scheduler, err = schedule.New(schedule.Config{Store: store, Runs: d.Pipeline, Daily: d.Privacy.MaybePurge, Metrics: cfg.Metrics, Now: cfg.Now, Logger: cfg.Logger})
+	d.Sequences, err = sequence.New(sequence.Config{Store: store, Pipeline: d.Pipeline, DefaultTimezone: cfg.DefaultTimezone, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	d.Pipeline.SetSequences(d.Sequences)
+	store.TagsAdded = func(ctx context.Context, contact string, tags []string) {
+		if err := d.Sequences.TagsAdded(ctx, contact, tags); err != nil && ctx.Err() == nil {
+			cfg.Logger.Warn("sequences: tags not applied", "error", err)
+		}
+	}
+	d.Scheduler, err = schedule.New(schedule.Config{Store: store, Runs: d.Pipeline, Sequences: d.Sequences, Daily: d.Privacy.MaybePurge, Metrics: cfg.Metrics, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -411,7 +411,7 @@ func (g *Gate) sendTime(now time.Time, localTime string, c *Candidate) time.Time
 	}
 	at := now
 	if localTime != "" {
-		at = nextLocal(now, localTime, loc)
+		at = dispatcher.NextLocal(now, localTime, loc)
 	}
 	var cals []throttle.Calendar
 	if cal, ok := g.cfg.Quiet[c.Channel]; ok {
@@ -439,20 +439,4 @@ func (g *Gate) sendTime(now time.Time, localTime string, c *Candidate) time.Time
 		return jittered
 	}
 	return open
-}
-
-// nextLocal returns the next instant at or after now when the wall clock
-// in loc shows hh:mm. On a day when hh:mm does not exist (spring forward),
-// time.Date moves it forward by the gap, which is what a person expects.
-func nextLocal(now time.Time, hhmm string, loc *time.Location) time.Time {
-	h, m, err := dispatcher.ParseClock(hhmm)
-	if err != nil {
-		return now
-	}
-	l := now.In(loc)
-	t := time.Date(l.Year(), l.Month(), l.Day(), h, m, 0, 0, loc)
-	if t.Before(now) {
-		t = time.Date(l.Year(), l.Month(), l.Day()+1, h, m, 0, 0, loc)
-	}
-	return t
 }

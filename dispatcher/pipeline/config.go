@@ -178,6 +178,8 @@ type Pipeline struct {
 	// webhooks delivers outbound webhook events (SetWebhooks).
 	webhooks    Webhooks
 	webhookBusy func(error) bool
+	// sequences takes the due steps of enrolments (SetSequences).
+	sequences Sequences
 
 	// handing are the chunks being handed to a channel and settled, which
 	// a worker's shutdown waits for.

@@ -21,17 +21,25 @@ func OneRunID(campaign, topic, tpl string, version int, day time.Time) string {
 }
 
 // OneSend is a send decided on its own, outside a campaign run: an API
-// send or a sign-up confirmation. It goes the way every send goes: the
+// send, a sign-up confirmation or a sequence's step. It goes the way every send goes: the
 // gate, a send record, the queue, the one send path.
 type OneSend struct {
-	// Campaign is dispatcher.APICampaign or dispatcher.SignupCampaign.
+	// Campaign is dispatcher.APICampaign, SignupCampaign or
+	// SequenceCampaign.
 	Campaign string
+	// Run, when set, is the run that holds the send; default
+	// OneRunID(Campaign, ...) of the day.
+	Run string
 	// Key names the send: its id derives from it, so a retry finds it.
 	Key     string
 	Contact *dispatcher.Contact
 	Topic   *dispatcher.Topic
 	Tpl     *templates.Template
 	Channel channels.Kind
+	// Fallback, when set, is the channel tried when Channel cannot reach
+	// the contact (the gate's fallback: no address, no consent,
+	// suppressed); the send's id is then the same on both.
+	Fallback channels.Kind
 	// Ref and requested: see gateJob.
 	Ref       string
 	Requested bool
@@ -46,18 +54,28 @@ type OneSend struct {
 func (d *Pipeline) DecideOne(ctx context.Context, o OneSend) (*dispatcher.Send, error) {
 	s := d.Store
 	now := d.cfg.Now()
-	run := OneRunID(o.Campaign, o.Topic.ID, o.Tpl.ID, o.Tpl.Version, now)
+	run := o.Run
+	if run == "" {
+		run = OneRunID(o.Campaign, o.Topic.ID, o.Tpl.ID, o.Tpl.Version, now)
+	}
 	if err := d.ensureOneRun(ctx, run, o.Campaign, o.Topic, o.Tpl, now); err != nil {
 		return nil, err
 	}
-	id := dispatcher.SendID(run, o.Key, o.Channel)
+	kinds, idKind := []channels.Kind{o.Channel}, o.Channel
+	if o.Fallback != "" {
+		kinds, idKind = append(kinds, o.Fallback), "any"
+	}
+	id := dispatcher.SendID(run, o.Key, idKind)
 	existing, err := s.Send(ctx, id)
 	if err != nil && !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 		return nil, err
 	}
 	if existing == nil {
-		camp := &dispatcher.Campaign{ID: o.Campaign, Topic: o.Topic.ID, Channels: []channels.Kind{o.Channel},
-			Templates: map[channels.Kind]string{o.Channel: o.Tpl.ID}}
+		camp := &dispatcher.Campaign{ID: o.Campaign, Topic: o.Topic.ID, Channels: kinds, Fallback: len(kinds) > 1,
+			Templates: map[channels.Kind]string{}}
+		for _, k := range kinds {
+			camp.Templates[k] = o.Tpl.ID
+		}
 		job := gatepkg.Job{Run: run, Campaign: camp, Topic: o.Topic, SendID: id, Ref: o.Ref, Requested: o.Requested}
 		ds, err := d.gate.Decide(ctx, now, job, []*dispatcher.Contact{o.Contact})
 		if err != nil {

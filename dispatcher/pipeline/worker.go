@@ -49,6 +49,7 @@ func (d *Pipeline) ServeQueues(ctx context.Context, queues map[string]int) error
 	mux.HandleFunc(TypeBatch, func(ctx context.Context, t *asynq.Task) error { return d.handleBatch(ctx, t, queues) })
 	mux.HandleFunc(TypeSend, d.handleSend)
 	mux.HandleFunc(TypeWebhook, d.handleWebhook)
+	mux.HandleFunc(TypeSequence, d.handleSequence)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}

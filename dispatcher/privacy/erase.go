@@ -18,7 +18,7 @@ type ErasureReport struct {
 	// Erased counts the records deleted, per kind: contact, consents
 	// (current states), addresses (index entries), sends, sends_cancelled
 	// (in flight, settled as cancelled before deletion), pending_signups,
-	// soft_bounces.
+	// enrolments (in sequences), soft_bounces.
 	Erased map[string]int `json:"erased"`
 	// CapsForgotten says the frequency-cap reservations were deleted.
 	CapsForgotten bool `json:"caps_forgotten"`
@@ -88,6 +88,11 @@ func (d *Privacy) EraseContact(ctx context.Context, id string) (*ErasureReport, 
 		return nil, fmt.Errorf("erase: pending sign-ups: %w", err)
 	}
 	rep.Erased["pending_signups"] = n
+
+	if n, err = s.EraseEnrolments(ctx, id); err != nil {
+		return nil, fmt.Errorf("erase: %w", err)
+	}
+	rep.Erased["enrolments"] = n
 
 	ledger, err := s.PseudonymizeLedger(ctx, id)
 	if err != nil {

@@ -1,5 +1,5 @@
 // Package schedule fires campaign runs when they are due: once at a time,
-// or by cron in a zone. Any number of scheduler processes may run: one
+// or by cron in a zone; and it queues the sequences' steps that are due. Any number of scheduler processes may run: one
 // holds a lease in Redis (the leader) and fires; the others wait to take
 // over. Each lease carries a fencing token that grows with each new
 // leader, and a firing happens only while the token is current, so a
@@ -27,6 +27,11 @@ import (
 // Lease is how long a leader's lease lasts without renewal.
 const Lease = 10 * time.Second
 
+// Sequences queues the due steps of sequences (sequence.Engine).
+type Sequences interface {
+	FireDue(ctx context.Context, now time.Time) error
+}
+
 // Runs starts runs (pipeline.Pipeline).
 type Runs interface {
 	StartRun(ctx context.Context, campaignID string, fireAt time.Time) (string, error)
@@ -38,6 +43,9 @@ type Config struct {
 	Store *store.Store
 	// Runs starts the runs that are due. Required.
 	Runs Runs
+	// Sequences, when set, has its due steps queued by the leader on
+	// each tick. Default: none.
+	Sequences Sequences
 	// Daily, when set, is called by the leader on each tick; it decides
 	// itself whether its day's work is due (privacy.Privacy.MaybePurge),
 	// and returns a wait for what it started, called when Run stops.
@@ -102,6 +110,11 @@ func (s *Scheduler) Run(ctx context.Context, tick time.Duration) error {
 		if holder != "" {
 			if err := s.fireDue(ctx, holder); err != nil && ctx.Err() == nil {
 				s.log.Error("scheduler", "error", err)
+			}
+			if s.cfg.Sequences != nil {
+				if err := s.cfg.Sequences.FireDue(ctx, s.cfg.Now()); err != nil && ctx.Err() == nil {
+					s.log.Error("scheduler: sequences", "error", err)
+				}
 			}
 			if s.cfg.Daily != nil {
 				if w := s.cfg.Daily(ctx); w != nil {

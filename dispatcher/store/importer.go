@@ -412,5 +412,18 @@ func (s *Store) upsertMany(ctx context.Context, ls []ImportLine) error {
 			s.ConsentsImported(ctx, ls[i].ID, events)
 		}
 	}
+	if s.TagsAdded != nil {
+		for i := range ls {
+			var added []string
+			for _, t := range ls[i].Tags {
+				if prev[i] == nil || !slices.Contains(prev[i].Tags, t) {
+					added = append(added, t)
+				}
+			}
+			if len(added) > 0 {
+				s.TagsAdded(ctx, ls[i].ID, added)
+			}
+		}
+	}
 	return nil
 }

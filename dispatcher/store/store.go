@@ -53,6 +53,10 @@ type Store struct {
 	// ConsentsImported, when set, is told the consent events the bulk
 	// import wrote for each contact, once written (outbound webhooks).
 	ConsentsImported func(ctx context.Context, contact string, evs []dispatcher.ConsentEvent)
+	// TagsAdded, when set, is told the tags a contact upsert or an import
+	// added to each contact, once written (sequences enrol and stop on
+	// them).
+	TagsAdded func(ctx context.Context, contact string, tags []string)
 }
 
 // NewStore returns a Store on rdb under prefix; secret keys the address

@@ -1,0 +1,230 @@
+package sequence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/store"
+)
+
+// Emit enrols and stops on the events of the operations that cause them
+// (dispatcher.Events): a sign-up confirmed enrols in the sequences of its
+// topic that it triggers, a consent to a topic withdrawn ends the
+// enrolments in its sequences, a complaint ends them all. It never fails
+// the caller: what it cannot do now, the next step's checks do.
+func (g *Engine) Emit(ctx context.Context, e dispatcher.Event) {
+	var err error
+	switch e.Type {
+	case dispatcher.EventSignupConfirmed:
+		err = g.enrolWhere(ctx, e.Contact, dispatcher.TriggerSignup, func(s *dispatcher.Sequence) bool {
+			return s.Trigger.Signup && s.Topic == e.Topic
+		})
+	case dispatcher.EventConsentChanged:
+		if e.State == string(dispatcher.Withdrawn) {
+			_, err = g.stopWhere(ctx, e.Contact, dispatcher.StopLeftTopic, func(s *dispatcher.Sequence) bool { return s.Topic == e.Topic })
+		}
+	case dispatcher.EventComplained:
+		_, err = g.stopWhere(ctx, e.Contact, dispatcher.StopComplaint, func(*dispatcher.Sequence) bool { return true })
+	}
+	if err != nil && ctx.Err() == nil {
+		g.log.Warn("sequences: event not applied", "event", e.Type, "error", err)
+	}
+}
+
+// TagsAdded enrols the contact in the sequences that the tags trigger and
+// ends its enrolments in those they stop. Upstream systems add tags
+// through the contact routes and imports.
+func (g *Engine) TagsAdded(ctx context.Context, contact string, tags []string) error {
+	if len(tags) == 0 {
+		return nil
+	}
+	if _, err := g.stopWhere(ctx, contact, dispatcher.StopTag, func(s *dispatcher.Sequence) bool {
+		return slices.ContainsFunc(s.StopTags, func(t string) bool { return slices.Contains(tags, t) })
+	}); err != nil {
+		return err
+	}
+	return g.enrolWhere(ctx, contact, dispatcher.TriggerTag, func(s *dispatcher.Sequence) bool {
+		return s.Trigger.Tag != "" && slices.Contains(tags, s.Trigger.Tag)
+	})
+}
+
+// enrolWhere enrols the contact by trigger in the sequences that match.
+func (g *Engine) enrolWhere(ctx context.Context, contact, trigger string, match func(*dispatcher.Sequence) bool) error {
+	seqs, err := g.store.Sequences(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := range seqs {
+		if match(&seqs[i]) {
+			if _, _, err := g.Enrol(ctx, seqs[i].ID, contact, trigger, nil); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Stop ends the contact's active enrolment in the sequence id, by an
+// operator. Returns an error with code not_found when the contact has no
+// active enrolment there.
+func (g *Engine) Stop(ctx context.Context, id, contact string) (*dispatcher.Enrolment, error) {
+	stopped, err := g.stopWhere(ctx, contact, dispatcher.StopByOperator, func(s *dispatcher.Sequence) bool { return s.ID == id })
+	if err != nil {
+		return nil, err
+	}
+	if len(stopped) == 0 {
+		return nil, dispatcher.NotFound("active enrolment")
+	}
+	return stopped[0], nil
+}
+
+// stopWhere ends the contact's active enrolments in the sequences that
+// match, for reason, and returns them.
+func (g *Engine) stopWhere(ctx context.Context, contact, reason string, match func(*dispatcher.Sequence) bool) ([]*dispatcher.Enrolment, error) {
+	rs, err := g.store.Enrolments(ctx, contact)
+	if err != nil || len(rs) == 0 {
+		return nil, err
+	}
+	var out []*dispatcher.Enrolment
+	for _, r := range rs {
+		if r.State != dispatcher.EnrolmentActive {
+			continue
+		}
+		seq, err := g.store.Sequence(ctx, r.Sequence)
+		if dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		if !match(seq) {
+			continue
+		}
+		if e, err := g.stop(ctx, r, reason); err != nil {
+			return out, err
+		} else if e != nil {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// stop ends r for reason, reading it again while another writer changes
+// it; it returns nil when it had ended meanwhile.
+func (g *Engine) stop(ctx context.Context, r *store.EnrolmentRecord, reason string) (*dispatcher.Enrolment, error) {
+	for range 8 {
+		if r.State != dispatcher.EnrolmentActive {
+			return nil, nil
+		}
+		end(&r.Enrolment, dispatcher.EnrolmentStopped, reason, g.cfg.Now())
+		ok, err := g.store.SaveEnrolment(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			g.log.Info("enrolment stopped", "sequence", r.Sequence, "reason", reason)
+			return &r.Enrolment, nil
+		}
+		if r, err = g.store.Enrolment(ctx, r.Contact, r.Sequence); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("stop enrolment: %w", errStale)
+}
+
+// Progress is an enrolment with its next action, as the API and the
+// console show it.
+type Progress struct {
+	dispatcher.Enrolment
+	// Steps is how many steps the enrolment's version has.
+	Steps int `json:"steps"`
+	// Next is what the enrolment does next and when; none once it ended.
+	Next *Next `json:"next,omitempty"`
+}
+
+// Next is an enrolment's next action: a send (its channel and template)
+// or the end of a wait, at At.
+type Next struct {
+	Step     int       `json:"step"`
+	Action   string    `json:"action"` // send, wait or end
+	Channel  string    `json:"channel,omitempty"`
+	Fallback string    `json:"fallback,omitempty"`
+	Template string    `json:"template,omitempty"`
+	At       time.Time `json:"at"`
+	// Paused says the sequence is paused: the action waits for the
+	// resume.
+	Paused bool `json:"paused,omitempty"`
+}
+
+// Progress returns the contact's enrolments, one per sequence, with their
+// next actions. Data given at enrolment is not part of it.
+func (g *Engine) Progress(ctx context.Context, contact string) ([]Progress, error) {
+	rs, err := g.store.Enrolments(ctx, contact)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Progress, 0, len(rs))
+	for _, r := range rs {
+		p := Progress{Enrolment: r.Enrolment}
+		p.Data = nil
+		def, err := g.store.SequenceVersion(ctx, r.Sequence, r.Version)
+		if err != nil && !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+			return nil, err
+		}
+		if def != nil && err == nil {
+			p.Steps = len(def.Steps)
+			if r.State == dispatcher.EnrolmentActive {
+				p.Next = next(def, &r.Enrolment)
+				if cur, err := g.store.Sequence(ctx, r.Sequence); err == nil {
+					p.Next.Paused = cur.Paused
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func next(def *dispatcher.Sequence, e *dispatcher.Enrolment) *Next {
+	n := &Next{Step: e.Step, Action: "end", At: e.At}
+	if e.Step >= len(def.Steps) {
+		return n
+	}
+	st := def.Steps[e.Step]
+	if st.Send == nil {
+		n.Action = "wait"
+		return n
+	}
+	n.Action, n.Channel, n.Fallback, n.Template = "send", string(st.Send.Channel), string(st.Send.Fallback), st.Send.Template
+	return n
+}
+
+// Stats are a sequence's counts: active enrolments and the counters of
+// those that entered and ended.
+type Stats struct {
+	Active    int64            `json:"active"`
+	Enrolled  int64            `json:"enrolled"`
+	Completed int64            `json:"completed"`
+	Stopped   map[string]int64 `json:"stopped"`
+}
+
+// Stats returns the counts of the sequence id.
+func (g *Engine) Stats(ctx context.Context, id string) (*Stats, error) {
+	active, m, err := g.store.SequenceStats(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	st := &Stats{Active: active, Enrolled: m["enrolled"], Completed: m["completed"], Stopped: map[string]int64{}}
+	for k, v := range m {
+		if reason, ok := strings.CutPrefix(k, "stopped:"); ok {
+			st.Stopped[reason] = v
+		}
+	}
+	return st, nil
+}
