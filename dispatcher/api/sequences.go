@@ -12,12 +12,12 @@ import (
 // sequenceInput is a sequence as a client writes it: the id comes from
 // the path, and version, times and pause state are Missive's.
 type sequenceInput struct {
-	Name     string                    `json:"name,omitempty"`
-	Topic    string                    `json:"topic"`
+	Name     string                     `json:"name,omitempty"`
+	Topic    string                     `json:"topic"`
 	Trigger  dispatcher.SequenceTrigger `json:"trigger"`
-	Steps    []dispatcher.SequenceStep `json:"steps"`
-	StopTags []string                  `json:"stop_tags,omitempty"`
-	Reenrol  bool                      `json:"reenrol,omitempty"`
+	Steps    []dispatcher.SequenceStep  `json:"steps"`
+	StopTags []string                   `json:"stop_tags,omitempty"`
+	Reenrol  bool                       `json:"reenrol,omitempty"`
 	// MoveEnrolments moves the running enrolments of earlier versions to
 	// the new one, at their next step.
 	MoveEnrolments bool `json:"move_enrolments,omitempty"`
