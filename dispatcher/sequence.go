@@ -59,10 +59,11 @@ type SequenceStep struct {
 	Send *StepSend `json:"send,omitempty"`
 }
 
-// Wait holds an enrolment for Days (calendar days in the recipient's zone,
-// so 2 days is 47 or 49 hours across a change of clocks) and Duration,
-// then, when At is set, until the next time the recipient's clock shows
-// At ("09:00").
+// Wait holds an enrolment for Days, calendar days in the recipient's zone
+// (so 2 days is 47 or 49 hours across a change of clocks), and Duration;
+// then, when At is set ("09:00"), until the recipient's clock shows At:
+// on the day Days lands on when Days alone is set ("day 2 at 09:00", even
+// if the wait began later in the day), else at the first At after.
 type Wait struct {
 	Days     int    `json:"days,omitempty"`
 	Duration string `json:"duration,omitempty"`
@@ -180,15 +181,17 @@ func (w *Wait) duration() (time.Duration, error) {
 }
 
 // End returns when a wait that starts at since ends for a recipient in
-// loc: since plus Days on the recipient's calendar, plus Duration, then
-// the next At on their clock.
+// loc (see Wait).
 func (w *Wait) End(since time.Time, loc *time.Location) time.Time {
 	t := since
+	d, _ := w.duration()
 	if w.Days > 0 {
 		l := since.In(loc)
+		if h, m, err := ParseClock(w.At); err == nil && d == 0 {
+			return time.Date(l.Year(), l.Month(), l.Day()+w.Days, h, m, 0, 0, loc)
+		}
 		t = time.Date(l.Year(), l.Month(), l.Day()+w.Days, l.Hour(), l.Minute(), l.Second(), l.Nanosecond(), loc)
 	}
-	d, _ := w.duration()
 	t = t.Add(d)
 	if w.At != "" {
 		t = NextLocal(t, w.At, loc)

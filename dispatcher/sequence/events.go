@@ -26,7 +26,13 @@ func (g *Engine) Emit(ctx context.Context, e dispatcher.Event) {
 		})
 	case dispatcher.EventConsentChanged:
 		if e.State == string(dispatcher.Withdrawn) {
-			_, err = g.stopWhere(ctx, e.Contact, dispatcher.StopLeftTopic, func(s *dispatcher.Sequence) bool { return s.Topic == e.Topic })
+			// A complaint withdraws consent before it is told: the
+			// enrolment ends for the complaint.
+			reason := dispatcher.StopLeftTopic
+			if e.Reason == "complaint" {
+				reason = dispatcher.StopComplaint
+			}
+			_, err = g.stopWhere(ctx, e.Contact, reason, func(s *dispatcher.Sequence) bool { return s.Topic == e.Topic })
 		}
 	case dispatcher.EventComplained:
 		_, err = g.stopWhere(ctx, e.Contact, dispatcher.StopComplaint, func(*dispatcher.Sequence) bool { return true })
@@ -191,12 +197,17 @@ func (g *Engine) Progress(ctx context.Context, contact string) ([]Progress, erro
 	return out, nil
 }
 
+// next describes the enrolment's next action: the step it stands at, or,
+// while it waits, the step after the wait, at the wait's end.
 func next(def *dispatcher.Sequence, e *dispatcher.Enrolment) *Next {
 	n := &Next{Step: e.Step, Action: "end", At: e.At}
-	if e.Step >= len(def.Steps) {
+	if e.Step < len(def.Steps) && def.Steps[e.Step].Wait != nil {
+		n.Step++
+	}
+	if n.Step >= len(def.Steps) {
 		return n
 	}
-	st := def.Steps[e.Step]
+	st := def.Steps[n.Step]
 	if st.Send == nil {
 		n.Action = "wait"
 		return n

@@ -14,14 +14,14 @@ var testNow = time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)
 
 // setup returns a store on a real Redis under a key prefix of its own,
 // sealing contacts under key "k1", and the test's context.
-func setup(t *testing.T) (*Store, context.Context) {
+func setup(t testing.TB) (*Store, context.Context) {
 	t.Helper()
 	r := redistest.New(t)
 	return newTestStore(t, r.Client, r.Prefix), t.Context()
 }
 
 // newTestStore returns the store of setup on rdb under prefix.
-func newTestStore(t *testing.T, rdb Client, prefix string) *Store {
+func newTestStore(t testing.TB, rdb Client, prefix string) *Store {
 	t.Helper()
 	s := NewStore(rdb, prefix, []byte("test-secret-test-secret-test-secret!"), func() time.Time { return testNow }, time.Hour)
 	keys, err := NewKeyring(map[string][]byte{"k1": make32(1)}, "k1")

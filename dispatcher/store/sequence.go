@@ -157,10 +157,15 @@ type EnrolmentRecord struct {
 	raw string
 }
 
-// enrolmentJSON is an enrolment as stored: its data sealed.
+// enrolmentJSON is an enrolment as stored: its data sealed, and without
+// the sequence and the contact, which its key and field name.
 type enrolmentJSON struct {
 	dispatcher.Enrolment
-	Data   any    `json:"data,omitempty"` // hides Enrolment.Data
+	// These hide the Enrolment's fields of the same names.
+	Sequence any `json:"sequence,omitempty"`
+	Contact  any `json:"contact,omitempty"`
+	Data     any `json:"data,omitempty"`
+
 	Sealed []byte `json:"sealed,omitempty"`
 }
 
@@ -181,13 +186,13 @@ func (s *Store) encodeEnrolment(e *dispatcher.Enrolment) (string, error) {
 	return string(b), err
 }
 
-func (s *Store) decodeEnrolment(raw string) (*EnrolmentRecord, error) {
+func (s *Store) decodeEnrolment(contact, seq, raw string) (*EnrolmentRecord, error) {
 	var rec enrolmentJSON
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 		return nil, fmt.Errorf("decode enrolment: %w", err)
 	}
 	e := rec.Enrolment
-	e.Data = nil
+	e.Contact, e.Sequence, e.Data = contact, seq, nil
 	if rec.Sealed != nil {
 		js, _, err := s.Keys.Open(rec.Sealed, enrolmentAAD(&e))
 		if err != nil {
@@ -210,7 +215,7 @@ func (s *Store) Enrolment(ctx context.Context, contact, seq string) (*EnrolmentR
 	if err != nil {
 		return nil, err
 	}
-	return s.decodeEnrolment(raw)
+	return s.decodeEnrolment(contact, seq, raw)
 }
 
 // Enrolments returns the contact's enrolments, one per sequence, by
@@ -221,8 +226,8 @@ func (s *Store) Enrolments(ctx context.Context, contact string) ([]*EnrolmentRec
 		return nil, err
 	}
 	out := make([]*EnrolmentRecord, 0, len(raw))
-	for _, v := range raw {
-		r, err := s.decodeEnrolment(v)
+	for seq, v := range raw {
+		r, err := s.decodeEnrolment(contact, seq, v)
 		if err != nil {
 			return nil, err
 		}
@@ -247,7 +252,7 @@ func (s *Store) Enrol(ctx context.Context, e *dispatcher.Enrolment, reenrol bool
 		}
 		e.N = 1
 		if err == nil {
-			prev, err := s.decodeEnrolment(raw)
+			prev, err := s.decodeEnrolment(e.Contact, e.Sequence, raw)
 			if err != nil {
 				return err
 			}
