@@ -18,7 +18,8 @@ type ErasureReport struct {
 	// Erased counts the records deleted, per kind: contact, consents
 	// (current states), addresses (index entries), sends, sends_cancelled
 	// (in flight, settled as cancelled before deletion), pending_signups,
-	// enrolments (in sequences), soft_bounces.
+	// soft_bounces, and when there were any, enrolments (in sequences) and
+	// webhook_events.
 	Erased map[string]int `json:"erased"`
 	// CapsForgotten says the frequency-cap reservations were deleted.
 	CapsForgotten bool `json:"caps_forgotten"`
@@ -47,7 +48,8 @@ const (
 // EraseContact erases the contact id: its record, current consents,
 // address index entries, sends (in-flight ones are first settled as
 // cancelled, so that runs stay balanced and nothing more goes out), cap
-// reservations, soft-bounce counts and pending sign-ups. It keeps the
+// reservations, soft-bounce counts, pending sign-ups and enrolments in
+// sequences. It keeps the
 // suppression entries of its addresses and a pseudonymous consent ledger;
 // the report says what was erased and what was kept, and why.
 //
@@ -91,8 +93,9 @@ func (d *Privacy) EraseContact(ctx context.Context, id string) (*ErasureReport, 
 
 	if n, err = s.EraseEnrolments(ctx, id); err != nil {
 		return nil, fmt.Errorf("erase: %w", err)
+	} else if n > 0 {
+		rep.Erased["enrolments"] = n
 	}
-	rep.Erased["enrolments"] = n
 
 	ledger, err := s.PseudonymizeLedger(ctx, id)
 	if err != nil {
@@ -249,6 +252,9 @@ type ContactExport struct {
 	// Feedback is what providers reported about the contact's addresses
 	// and is still held (soft bounces within their window).
 	Feedback []ExportFeedback `json:"feedback"`
+	// Enrolments are the contact's ways through sequences, one per
+	// sequence, with the data they were enrolled with.
+	Enrolments []dispatcher.Enrolment `json:"enrolments"`
 	// Retention says how long send records and feedback are kept.
 	Retention string `json:"retention"`
 }
@@ -342,6 +348,14 @@ func (d *Privacy) ExportContact(ctx context.Context, id string) (*ContactExport,
 			}
 		}
 		out.Sends = append(out.Sends, e)
+	}
+	enrs, err := s.Enrolments(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out.Enrolments = make([]dispatcher.Enrolment, len(enrs))
+	for i, r := range enrs {
+		out.Enrolments[i] = r.Enrolment
 	}
 	return out, nil
 }
