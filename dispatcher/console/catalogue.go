@@ -101,6 +101,7 @@ var catalogue = map[string]entry{
 	"seq.else.email":  {", sinon par e-mail", ", else email"},
 	"seq.else.sms":    {", sinon par SMS", ", else SMS"},
 	"seq.and":         {" et ", " and "},
+	"seq.sep":         {" ; ", "; "},
 	"seq.wait":        {"Attendre %s", "Wait %s"},
 	"seq.wait.at":     {"Attendre %s, jusqu'à %s dans le fuseau du destinataire", "Wait %s, until %s in the recipient's zone"},
 	"seq.wait.onlyat": {"Attendre jusqu'à %s dans le fuseau du destinataire", "Wait until %s in the recipient's zone"},
