@@ -97,6 +97,10 @@ func TestSequenceListAndPage(t *testing.T) {
 	if !strings.Contains(a.body, `id="new-sequence"`) || !strings.Contains(a.body, `href="/console/sequences" aria-current="page">Sequences</a>`) {
 		t.Error("the list lacks its nav entry or the new sequence link")
 	}
+	if a := mark.get("/console/sequences?lang=fr"); a.status != http.StatusOK || !strings.Contains(html.UnescapeString(a.body), "par un opérateur 1") ||
+		!strings.Contains(a.body, `aria-current="page">Séquences</a>`) {
+		t.Errorf("list in French: %d", a.status)
+	}
 
 	// The sequence in words, with its counts and its form, in both
 	// languages.
