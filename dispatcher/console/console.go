@@ -128,6 +128,12 @@ func New(cfg Config) (*Console, error) {
 		{"POST " + p + "/campaigns/{id}/edit", edit, c.saveCampaign},
 		{"POST " + p + "/campaigns/{id}/schedule", edit, c.scheduleCampaign},
 		{"POST " + p + "/campaigns/{id}/{action}", edit, c.campaignAction},
+		{"GET " + p + "/sequences", view, c.sequences},
+		{"GET " + p + "/sequences/new", edit, c.sequencePageGet},
+		{"POST " + p + "/sequences", edit, c.putSequence},
+		{"GET " + p + "/sequences/{id}", view, c.sequencePageGet},
+		{"POST " + p + "/sequences/{id}", edit, c.putSequence},
+		{"POST " + p + "/sequences/{id}/{action}", edit, c.sequenceAction},
 		{"GET " + p + "/runs/{id}", view, c.run},
 		{"GET " + p + "/runs/{id}/events", view, c.runEvents},
 		{"POST " + p + "/runs/{id}/{action}", edit, c.runAction},
@@ -155,6 +161,7 @@ func New(cfg Config) (*Console, error) {
 		{"GET " + p + "/contacts", view, c.contacts},
 		{"POST " + p + "/contacts/find", view, c.findContact},
 		{"GET " + p + "/contacts/{id}", view, c.contact},
+		{"POST " + p + "/contacts/{id}/sequences/{seq}/stop", edit, c.stopEnrolment},
 		{"GET " + p + "/contacts/{id}/export", admin, c.exportContact},
 		{"GET " + p + "/contacts/{id}/erase", admin, c.confirmErase},
 		{"POST " + p + "/contacts/{id}/erase", admin, c.eraseContact},
@@ -273,6 +280,7 @@ type navEntry struct {
 // menu is the nav bar, in order. A new screen adds its line here.
 var menu = []navEntry{
 	{"campaigns", "/campaigns", view},
+	{"sequences", "/sequences", view},
 	{"templates", "/templates", view},
 	{"segments", "/segments", view},
 	{"topics", "/topics", view},

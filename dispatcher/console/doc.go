@@ -1,9 +1,12 @@
 // Package console serves the marketer console: server-rendered HTML
 // pages, in French and English, where console users sign in, then list,
 // create, edit, schedule, start, pause, resume and cancel campaigns and
-// watch their runs live; edit templates (with a live preview), segments
-// and topics; look contacts and suppressions up; export and erase a
-// contact; and read the analytics of a run or a topic. It is an http.Handler mounted at /console/ on
+// watch their runs live; list sequences with their counts, read one in
+// words, pause, resume and edit it (each save a new version, through
+// Sequences.Put, optionally moving the running enrolments); edit
+// templates (with a live preview), segments and topics; look contacts
+// and suppressions up, and see and stop a contact's enrolments; export
+// and erase a contact; and read the analytics of a run or a topic. It is an http.Handler mounted at /console/ on
 // the API listener, and it does everything through the app's Dispatcher:
 // the same Pipeline and Store calls as the JSON API, never rules of its
 // own.

@@ -10,6 +10,7 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/privacy"
+	"github.com/missive-dev/missive/dispatcher/sequence"
 	"github.com/missive-dev/missive/dispatcher/store"
 )
 
@@ -224,6 +225,10 @@ type contactView struct {
 	Ledger   []dispatcher.ConsentEvent
 	Check    store.LedgerReport
 	Sends    []*dispatcher.Send
+	// Enrolments are the contact's ways through sequences, with their
+	// next actions; Stop says the user may end one.
+	Enrolments []sequence.Progress
+	Stop       bool
 }
 
 // contactOf reads the contact of the path's id, answering not found as
@@ -248,7 +253,7 @@ func (c *Console) contact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	role := userOf(r).user.Role
-	v := contactView{Contact: ct, Personal: seesPersonal(role), Admin: role == RoleAdmin}
+	v := contactView{Contact: ct, Personal: seesPersonal(role), Admin: role == RoleAdmin, Stop: role != RoleReadOnly}
 	states, err := c.st.ConsentStates(ctx, ct.ID)
 	if err != nil {
 		c.fail(w, r, nil, err)
@@ -270,6 +275,10 @@ func (c *Console) contact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if v.Sends, err = c.st.ContactSends(ctx, ct.ID); err != nil {
+		c.fail(w, r, nil, err)
+		return
+	}
+	if v.Enrolments, err = c.d.Sequences.Progress(ctx, ct.ID); err != nil {
 		c.fail(w, r, nil, err)
 		return
 	}

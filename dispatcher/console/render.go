@@ -19,6 +19,9 @@ import (
 //	fe NAME ERRORS          a field's name and its error, for the "ferr" part
 //	list "A B C"            the words of a string, for a choice's options
 //	pct RATE                a rate (a fraction, or nil) as a percentage
+//	step LANG STEP          a sequence's step in words
+//	next LANG NEXT          an enrolment's next action in words
+//	add A B                 A + B (a step's number from its index)
 var funcs = template.FuncMap{
 	"fe": func(name string, errs map[string]string) struct{ Name, Msg string } {
 		return struct{ Name, Msg string }{name, errs[name]}
@@ -30,8 +33,11 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%.2f %%", *r*100)
 	},
-	"t":  text,
-	"tr": label,
+	"step": stepWords,
+	"next": nextWords,
+	"add":  func(a, b int) int { return a + b },
+	"t":    text,
+	"tr":   label,
 	"csrf": func(p pageData) template.HTML {
 		return template.HTML(`<input type="hidden" name="` + csrfField + `" value="` + template.HTMLEscapeString(p.CSRF) + `">`)
 	},
@@ -73,7 +79,7 @@ var funcs = template.FuncMap{
 // body (and, for the run page, its live part).
 var pageNames = []string{"signin.html", "error.html", "campaigns.html", "campaign_form.html", "campaign.html", "run.html", "users.html",
 	"templates.html", "template_form.html", "segments.html", "segment_form.html", "topics.html", "topic_form.html",
-	"suppressions.html", "contacts.html", "contact.html", "erase.html", "analytics.html"}
+	"suppressions.html", "contacts.html", "contact.html", "erase.html", "analytics.html", "sequences.html", "sequence.html"}
 
 func parsePages() map[string]*template.Template {
 	out := map[string]*template.Template{}
