@@ -47,3 +47,11 @@ func TestAddressHashIsStable(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func BenchmarkAddressHash(b *testing.B) {
+	s := NewStore(nil, "p", make32('s'), nil, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.AddressHash(channels.Email, "someone.quite.long@example.com")
+	}
+}
