@@ -178,36 +178,57 @@ func (s *Store) analyticsRetention() time.Duration {
 	return cmp.Or(s.AnalyticsRetention, AnalyticsRetention)
 }
 
-// countEvents queues on p the counters of evs, at the store's clock: one
-// script call per run and per topic, however many events.
-func (s *Store) countEvents(ctx context.Context, p redis.Pipeliner, evs []Event) {
-	if len(evs) == 0 {
-		return
+// countKey is what a call adds to one analytics hash: its increments, in
+// field order, and when it expires.
+type countKey struct {
+	key    string
+	expire int64
+	fields map[string]int64
+	// run is the run whose slot the hash lives in ("" for a topic's day,
+	// in a slot of its own).
+	run string
+}
+
+// args are the count's arguments to countScript and the transition
+// script: expiry, then field, increment pairs in field order.
+func (c *countKey) args() []any {
+	args := make([]any, 1, 1+2*len(c.fields))
+	args[0] = c.expire
+	for _, f := range slices.Sorted(maps.Keys(c.fields)) {
+		args = append(args, f, c.fields[f])
 	}
+	return args
+}
+
+// eventCounts are the counters of a list of events: the increments of
+// each hash, in the order first met, and the distinct recipients per run
+// and domain of the runs that count them.
+type eventCounts struct {
+	keys     []*countKey
+	rcpts    map[string]map[string][]any
+	rcptRuns []string
+}
+
+// tally adds up the counters of evs at the store's clock.
+func (s *Store) tally(evs []Event) *eventCounts {
 	now := s.now()
 	hour := "h" + strconv.FormatInt(now.Unix()/3600, 10) + ":"
 	// A run's counters are kept past their last change, a topic's day's
 	// past the day.
 	runExpire := now.Add(s.analyticsRetention()).Unix()
 	dayExpire := now.UTC().Truncate(24 * time.Hour).Add(24*time.Hour + s.analyticsRetention()).Unix()
-	type incr struct {
-		expire int64
-		fields map[string]int64
-	}
-	keys := map[string]*incr{}
-	var order []string
-	// Distinct recipients per run and domain, for runs that need them.
-	rcpts := map[string]map[string][]any{}
-	var rcptRuns []string
-	add := func(key string, expire int64, field string) {
-		m, ok := keys[key]
+	ec := &eventCounts{rcpts: map[string]map[string][]any{}}
+	byKey := map[string]*countKey{}
+	add := func(key, run string, expire int64, field string) {
+		m, ok := byKey[key]
 		if !ok {
-			m = &incr{expire: expire, fields: map[string]int64{}}
-			keys[key] = m
-			order = append(order, key)
+			m = &countKey{key: key, run: run, expire: expire, fields: map[string]int64{}}
+			byKey[key] = m
+			ec.keys = append(ec.keys, m)
 		}
 		m.fields[field]++
 	}
+	var topicKey, topicOf string // the key of the last topic met
 	for _, e := range evs {
 		if e.Metric == "" {
 			continue
@@ -219,49 +240,63 @@ func (s *Store) countEvents(ctx context.Context, p redis.Pipeliner, evs []Event)
 		}
 		if e.Run != "" {
 			k := s.runAnalyticsKey(e.Run)
-			add(k, runExpire, hour+e.Metric)
+			add(k, e.Run, runExpire, hour+e.Metric)
 			if dom != "" {
-				add(k, runExpire, dom)
+				add(k, e.Run, runExpire, dom)
 			}
 			if e.Recipient != "" && e.Domain != "" {
-				if rcpts[e.Run] == nil {
-					rcpts[e.Run] = map[string][]any{}
-					rcptRuns = append(rcptRuns, e.Run)
+				if ec.rcpts[e.Run] == nil {
+					ec.rcpts[e.Run] = map[string][]any{}
+					ec.rcptRuns = append(ec.rcptRuns, e.Run)
 				}
-				rcpts[e.Run][e.Domain] = append(rcpts[e.Run][e.Domain], e.Recipient)
+				ec.rcpts[e.Run][e.Domain] = append(ec.rcpts[e.Run][e.Domain], e.Recipient)
 			}
 		}
 		if e.Topic != "" {
-			k := s.topicAnalyticsKey(e.Topic, now)
-			add(k, dayExpire, e.Metric)
+			if e.Topic != topicOf {
+				topicKey, topicOf = s.topicAnalyticsKey(e.Topic, now), e.Topic
+			}
+			add(topicKey, "", dayExpire, e.Metric)
 			if e.Run != "" {
-				add(k, dayExpire, "r:"+e.Run)
+				add(topicKey, "", dayExpire, "r:"+e.Run)
 			}
 			if dom != "" {
-				add(k, dayExpire, dom)
+				add(topicKey, "", dayExpire, dom)
 			}
 		}
 	}
-	for _, key := range order {
-		m := keys[key]
-		args := make([]any, 1, 1+2*len(m.fields))
-		args[0] = m.expire
-		for _, f := range slices.Sorted(maps.Keys(m.fields)) {
-			args = append(args, f, m.fields[f])
+	return ec
+}
+
+// countEvents queues on p the counters of evs, at the store's clock: one
+// script call per run and per topic, however many events.
+func (s *Store) countEvents(ctx context.Context, p redis.Pipeliner, evs []Event) {
+	if len(evs) == 0 {
+		return
+	}
+	s.queueCounts(ctx, p, s.tally(evs), nil)
+}
+
+// queueCounts queues on p the counts of ec but those of the keys in
+// skip, which ride another script call.
+func (s *Store) queueCounts(ctx context.Context, p redis.Pipeliner, ec *eventCounts, skip map[*countKey]bool) {
+	for _, m := range ec.keys {
+		if skip[m] {
+			continue
 		}
 		// EVAL, not EVALSHA: the call rides pipelines whose other script
 		// calls are run again when Redis forgot them (scriptPipeline),
 		// and a count must never run twice.
-		countScript.Eval(ctx, p, []string{key}, args...)
+		countScript.Eval(ctx, p, []string{m.key}, m.args()...)
 	}
-	for _, run := range rcptRuns {
+	for _, run := range ec.rcptRuns {
 		hash := s.runAnalyticsKey(run)
 		keys := []string{hash}
 		args := []any{int64(recipientsTTL.Seconds())}
-		for _, d := range slices.Sorted(maps.Keys(rcpts[run])) {
+		for _, d := range slices.Sorted(maps.Keys(ec.rcpts[run])) {
 			keys = append(keys, hash+":rc:"+d)
-			args = append(args, "d:"+d+":"+recipientsField, len(rcpts[run][d]))
-			args = append(args, rcpts[run][d]...)
+			args = append(args, "d:"+d+":"+recipientsField, len(ec.rcpts[run][d]))
+			args = append(args, ec.rcpts[run][d]...)
 		}
 		recipientsScript.Eval(ctx, p, keys, args...)
 	}

@@ -83,20 +83,25 @@ return 1
 `)
 
 // transitionScript moves sends of one run from one of the allowed states
-// to another, in one call. KEYS: run, inflight, then one send key per
-// send. ARGV: now ms, then for each send: send id, allowed states (comma
-// separated), new state, reason, in-flight deadline ms (0: leaves the
-// set), overdue ms (when not 0, the move happens only if the send's
+// to another, in one call, and adds the analytics counts that ride with
+// it. KEYS: run, inflight, then one send key per send, then the m hashes
+// counted. ARGV: now ms, m, then for each send: send id, allowed states
+// (comma separated), new state, reason, in-flight deadline ms (0: leaves
+// the set), overdue ms (when not 0, the move happens only if the send's
 // in-flight deadline is at or before it: the reconciler acts only on what
 // is still overdue), "1" to hold the move while the run is paused or
-// cancelled, the number n of field/value pairs to set, then the n pairs.
-// Returns one reply per send: {1, previous} when done, {0, current} when
-// the state was not allowed, {-1} when the send does not exist, {-2, run
-// state} when the run holds it. A third element "done", on the last send
-// to leave the in-flight set, says the run has nothing left in flight and
-// its planning is finished. Counters are added up once per call; the
-// sends settled (sent, failed, cancelled, suppressed, bounced) are also
-// counted in the call's minute, one HINCRBY per minute and outcome.
+// cancelled, the number n of field/value pairs to set, then the n pairs
+// (the field "attempts" adds one to the send's attempts, whatever its
+// value); then for each hash counted: its expiry (unix s), the number n of
+// field/increment pairs, then the n pairs, counted whatever became of the
+// sends. Returns one reply per send: {1, previous} when done, {0, current}
+// when the state was not allowed, {-1} when the send does not exist, {-2,
+// run state} when the run holds it. A third element "done", on the last
+// send to leave the in-flight set, says the run has nothing left in
+// flight and its planning is finished. Counters are added up once per
+// call, and the in-flight set changed in one ZADD and one ZREM; the sends
+// settled (sent, failed, cancelled, suppressed, bounced) are also counted
+// in the call's minute, one HINCRBY per minute and outcome.
 var transitionScript = redis.NewScript(`
 local counts = {}
 local function count(name, n)
@@ -113,8 +118,16 @@ local settled = {sent=true, failed=true, cancelled=true, suppressed=true, bounce
 local runState
 local left = 0
 local out = {}
+-- the in-flight set's changes, made at the end: id -> deadline, or false
+-- when the send leaves the set; the last change of an id wins, as if each
+-- were made at once
+local moves, moved = {}, {}
+local function move(id, deadline)
+  if moves[id] == nil then moved[#moved+1] = id end
+  moves[id] = deadline
+end
 local function apply(key, a, nf)
-  local cur = redis.call('HMGET', key, 'state', 'reason', 'error_code')
+  local cur = redis.call('HMGET', key, 'state', 'reason', 'error_code', 'attempts')
   if not cur[1] then return {-1, ''} end
   if ARGV[a+6] == '1' then
     runState = runState or redis.call('HGET', KEYS[1], 'state') or ''
@@ -126,13 +139,15 @@ local function apply(key, a, nf)
   end
   if not allowed then return {0, cur[1]} end
   if ARGV[a+5] ~= '0' then
-    local due = redis.call('ZSCORE', KEYS[2], ARGV[a])
+    local due = moves[ARGV[a]]
+    if due == nil then due = redis.call('ZSCORE', KEYS[2], ARGV[a]) end
     if not due or tonumber(due) > tonumber(ARGV[a+5]) then return {0, cur[1]} end
   end
   local set = {'state', ARGV[a+2], 'reason', ARGV[a+3], 'at', ARGV[1]}
   for i = a + 8, a + 7 + 2 * nf, 2 do
     if ARGV[i] == 'attempts' then
-      redis.call('HINCRBY', key, 'attempts', 1)
+      set[#set+1] = 'attempts'
+      set[#set+1] = string.format('%d', (tonumber(cur[4]) or 0) + 1)
     else
       set[#set+1] = ARGV[i]
       set[#set+1] = ARGV[i+1]
@@ -149,21 +164,41 @@ local function apply(key, a, nf)
     if settled[ARGV[a+2]] then count('m:' .. minute .. ':' .. next, 1) end
   end
   if ARGV[a+4] ~= '0' then
-    redis.call('ZADD', KEYS[2], ARGV[a+4], ARGV[a])
+    move(ARGV[a], ARGV[a+4])
   else
-    redis.call('ZREM', KEYS[2], ARGV[a])
+    move(ARGV[a], false)
     left = #out + 1
   end
   return {1, cur[1]}
 end
-local a = 2
-for k = 3, #KEYS do
+local m = tonumber(ARGV[2])
+local a = 3
+for k = 3, #KEYS - m do
   local nf = tonumber(ARGV[a+7])
   out[#out+1] = apply(KEYS[k], a, nf)
   a = a + 8 + 2 * nf
 end
+local add, rem = {}, {}
+for _, id in ipairs(moved) do
+  if moves[id] then
+    add[#add+1] = moves[id]
+    add[#add+1] = id
+  else
+    rem[#rem+1] = id
+  end
+end
+if #add > 0 then redis.call('ZADD', KEYS[2], unpack(add)) end
+if #rem > 0 then redis.call('ZREM', KEYS[2], unpack(rem)) end
 for name, n in pairs(counts) do
   if n ~= 0 then redis.call('HINCRBY', KEYS[1], name, n) end
+end
+for k = #KEYS - m + 1, #KEYS do
+  local n = tonumber(ARGV[a+1])
+  for i = a + 2, a + 1 + 2 * n, 2 do
+    redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i+1])
+  end
+  redis.call('EXPIREAT', KEYS[k], ARGV[a])
+  a = a + 2 + 2 * n
 end
 if left > 0 and redis.call('ZCARD', KEYS[2]) == 0 and redis.call('HGET', KEYS[1], 'planned_done') == '1' then
   out[left][3] = 'done'
@@ -297,7 +332,10 @@ type transitionResult struct {
 // run and chunk of transitionChunk sends. A transition with a ProviderID
 // records it first (SetProviderIDs). The events evs are counted in the
 // analytics in the same round trip, whether or not the changes apply:
-// they are facts the caller knows (a message left), not states.
+// they are facts the caller knows (a message left), not states. The
+// counts of a run's events ride the run's first script call, and so do
+// those of their topic's day on a single Redis (on Redis Cluster the day
+// lives in a slot of its own and has a script call of its own).
 func (s *Store) TransitionSends(ctx context.Context, ts []Transition, evs ...Event) ([]transitionResult, error) {
 	ids := map[string]string{}
 	for _, t := range ts {
@@ -314,16 +352,48 @@ func (s *Store) TransitionSends(ctx context.Context, ts []Transition, evs ...Eve
 		}
 	}
 	now := s.now()
+	var ec *eventCounts
+	var riding map[string][]*countKey // by run, the counts its first call adds
+	skip := map[*countKey]bool{}
+	if len(evs) > 0 {
+		ec = s.tally(evs)
+		runs := map[string]bool{}
+		for _, t := range ts {
+			run, _, _ := dispatcher.SplitSendID(t.Send)
+			runs[run] = true
+		}
+		riding = map[string][]*countKey{}
+		var first string // a run of ts, whose call takes the topics' days
+		for _, t := range ts {
+			first, _, _ = dispatcher.SplitSendID(t.Send)
+			break
+		}
+		for _, m := range ec.keys {
+			switch {
+			case m.run != "" && runs[m.run]:
+				riding[m.run] = append(riding[m.run], m)
+			case m.run == "" && !clustered && first != "":
+				riding[first] = append(riding[first], m)
+			default:
+				continue
+			}
+			skip[m] = true
+		}
+	}
 	var calls []transitionCall
+	counted := false
 	_, err := s.scriptPipeline(ctx, transitionScript, func(p redis.Pipeliner) {
 		if !clustered {
 			s.setProviderIDs(ctx, p, ids)
 		}
-		calls = s.evalTransitions(ctx, p, ts, now)
-		// Counted once: a pipeline run again because Redis forgot the
-		// transition script ran its counts the first time.
-		s.countEvents(ctx, p, evs)
-		evs = nil
+		calls = s.evalTransitions(ctx, p, ts, now, riding)
+		// The counts of their own script calls are queued once: a pipeline
+		// run again because Redis forgot the transition script ran them
+		// the first time (and none of those riding the transitions).
+		if ec != nil && !counted {
+			s.queueCounts(ctx, p, ec, skip)
+			counted = true
+		}
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("transition sends: %w", err)
@@ -364,8 +434,9 @@ func (c transitionCall) parse(out []transitionResult) error {
 	return nil
 }
 
-// evalTransitions queues the script calls of ts on p, run by run.
-func (s *Store) evalTransitions(ctx context.Context, p redis.Pipeliner, ts []Transition, now time.Time) []transitionCall {
+// evalTransitions queues the script calls of ts on p, run by run; the
+// first call of a run adds the counts counts[run].
+func (s *Store) evalTransitions(ctx context.Context, p redis.Pipeliner, ts []Transition, now time.Time, counts map[string][]*countKey) []transitionCall {
 	byRun := map[string][]int{}
 	var runs []string
 	for i, t := range ts {
@@ -378,11 +449,14 @@ func (s *Store) evalTransitions(ctx context.Context, p redis.Pipeliner, ts []Tra
 	var calls []transitionCall
 	for _, run := range runs {
 		idx := byRun[run]
+		riding := counts[run]
 		for len(idx) > 0 {
 			chunk := idx[:min(len(idx), transitionChunk)]
 			idx = idx[len(chunk):]
-			keys := []string{s.RunKey(run), s.inflightKey(run)}
-			args := []any{ms(now)}
+			keys := make([]string, 2, 2+len(chunk)+len(riding))
+			keys[0], keys[1] = s.RunKey(run), s.inflightKey(run)
+			args := make([]any, 2, 2+9*len(chunk))
+			args[0], args[1] = ms(now), len(riding)
 			for _, i := range chunk {
 				t := ts[i]
 				var deadline, overdue int64
@@ -400,6 +474,13 @@ func (s *Store) evalTransitions(ctx context.Context, p redis.Pipeliner, ts []Tra
 				args = append(args, t.Send, t.From, t.To, t.Reason, deadline, overdue, hold, len(t.Fields)/2)
 				args = append(args, t.Fields...)
 			}
+			for _, m := range riding {
+				keys = append(keys, m.key)
+				fields := m.args()
+				args = append(args, fields[0], len(fields)/2)
+				args = append(args, fields[1:]...)
+			}
+			riding = nil
 			calls = append(calls, transitionCall{cmd: transitionScript.EvalSha(ctx, p, keys, args...), idx: chunk})
 		}
 	}

@@ -161,3 +161,67 @@ func BenchmarkRecordDecisions(b *testing.B) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "sends/s")
 	b.ReportMetric((redistest.CPU(b, s.Redis)-cpu0)/float64(n)*1e6, "redis-µs/send")
 }
+
+// TestTransitionsOfOneSendInOneCall: changes of the same send in one
+// script call see each other, as if made one after the other: a claim
+// adds one to the attempts each time, an overdue check reads the deadline
+// the change before set, and the in-flight set ends as the last change
+// left it.
+func TestTransitionsOfOneSendInOneCall(t *testing.T) {
+	t.Parallel()
+	s, ctx := setup(t)
+	ds := []Decision{
+		{Send: dispatcher.SendID("r1", "c1", channels.Email), Contact: "c1", Channel: channels.Email, Topic: "news", Template: "mail", State: dispatcher.StateQueued},
+		{Send: dispatcher.SendID("r1", "c2", channels.Email), Contact: "c2", Channel: channels.Email, Topic: "news", Template: "mail", State: dispatcher.StateQueued},
+	}
+	if err := s.RecordDecisions(ctx, "r1", ds, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	a, b := ds[0].Send, ds[1].Send
+	soon, later := testNow.Add(time.Minute), testNow.Add(time.Hour)
+	ts := []Transition{
+		// a: claimed twice over (queued again in between), then due soon.
+		{Send: a, From: dispatcher.StateQueued, To: dispatcher.StateSending, Deadline: later, Fields: []any{"attempts", 1}},
+		{Send: a, From: dispatcher.StateSending, To: dispatcher.StateQueued, Deadline: soon},
+		{Send: a, From: dispatcher.StateQueued, To: dispatcher.StateSending, Deadline: soon, Fields: []any{"attempts", 1}},
+		// b: due later, so not overdue at soon; then leaves the set.
+		{Send: b, From: dispatcher.StateQueued, To: dispatcher.StateSending, Deadline: later},
+		{Send: b, From: dispatcher.StateSending, To: dispatcher.StateFailed, Reason: dispatcher.ReasonAmbiguous, Overdue: soon},
+		{Send: b, From: dispatcher.StateSending, To: dispatcher.StateSent},
+		// a is overdue at soon: the deadline the change before set.
+		{Send: a, From: dispatcher.StateSending, To: dispatcher.StateQueued, Deadline: later, Overdue: soon},
+	}
+	rs, err := s.TransitionSends(ctx, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied []bool
+	for _, r := range rs {
+		applied = append(applied, r.Applied)
+	}
+	if diff := cmp.Diff([]bool{true, true, true, true, false, true, true}, applied); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+	got, err := s.Sends(ctx, []string{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].State != dispatcher.StateQueued || got[0].Attempts != 2 || got[1].State != dispatcher.StateSent {
+		t.Errorf("a %s after %d attempts, b %s; want a queued after 2, b sent", got[0].State, got[0].Attempts, got[1].State)
+	}
+	inflight, err := s.Redis.ZRangeWithScores(ctx, s.inflightKey("r1"), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []redis.Z{{Score: float64(ms(later)), Member: a}}
+	if diff := cmp.Diff(want, inflight); diff != "" {
+		t.Errorf("in flight (-want +got):\n%s", diff)
+	}
+	r, err := s.Run(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Counters["queued"] != 1 || r.Counters["sent"] != 1 || r.Counters["sending"] != 0 || !r.Balanced {
+		t.Errorf("counters %v (balanced %v), want 1 queued and 1 sent", r.Counters, r.Balanced)
+	}
+}

@@ -84,8 +84,8 @@ func (s *Store) ClaimSends(ctx context.Context, cs []SendClaim) ([]SendClaimed, 
 		for i, c := range cs {
 			exists[i] = p.Exists(ctx, s.ContactKey(c.Check.Contact))
 		}
-		reads = s.queueChecks(ctx, p, len(cs), func(i int) (*dispatcher.Topic, CheckRequest) { return cs[i].Topic, cs[i].Check })
-		calls = s.evalTransitions(ctx, p, ts, now)
+		reads = s.queueChecks(ctx, p, len(cs), false, func(i int) (*dispatcher.Topic, CheckRequest) { return cs[i].Topic, cs[i].Check })
+		calls = s.evalTransitions(ctx, p, ts, now, nil)
 		if replicas > 0 {
 			// Below the client's read timeout (3 s by default).
 			wait = p.Do(ctx, "wait", replicas, timeout.Milliseconds())

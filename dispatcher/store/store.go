@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -57,6 +59,17 @@ type Store struct {
 	// added to each contact, once written (sequences enrol and stop on
 	// them).
 	TagsAdded func(ctx context.Context, contact string, tags []string)
+	// hashers keeps *addressHashers: keying an HMAC costs two hash blocks
+	// and several allocations, more than hashing an address with it.
+	hashers sync.Pool
+}
+
+// addressHasher is an HMAC keyed with the store's secret, reset after
+// each use, with room for what it hashes and its sum.
+type addressHasher struct {
+	mac hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
 }
 
 // NewStore returns a Store on rdb under prefix; secret keys the address
@@ -68,11 +81,21 @@ func NewStore(rdb redis.UniversalClient, prefix string, secret []byte, now func(
 // AddressHash is the keyed hash by which suppression entries and the
 // address index find an address without storing it.
 func (s *Store) AddressHash(k channels.Kind, addr string) string {
-	m := hmac.New(sha256.New, s.secret)
-	m.Write([]byte(k))
-	m.Write([]byte{0})
-	m.Write([]byte(dispatcher.NormalizeAddress(k, addr)))
-	return hex.EncodeToString(m.Sum(nil)[:20])
+	h, _ := s.hashers.Get().(*addressHasher)
+	if h == nil {
+		h = &addressHasher{mac: hmac.New(sha256.New, s.secret)}
+	}
+	h.in = append(append(append(h.in[:0], k...), 0), dispatcher.NormalizeAddress(k, addr)...)
+	h.mac.Write(h.in)
+	var out [40]byte
+	hex.Encode(out[:], h.mac.Sum(h.sum[:0])[:20])
+	h.mac.Reset()
+	clear(h.in) // an address is not kept past its use
+	if cap(h.in) > 1024 {
+		h.in = nil
+	}
+	s.hashers.Put(h)
+	return string(out[:])
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
