@@ -26,6 +26,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/store/storetest"
+	"github.com/missive-dev/missive/internal/testkit"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"
@@ -39,7 +40,7 @@ type testBundle struct {
 	redis  *redistest.Redis
 	smtp   *smtptest.Server
 	twilio *twiliotest.Server
-	logs   *syncBuffer
+	logs   *testkit.LogBuffer
 	// srv serves the Dispatcher's handler (the API with every test key, and
 	// the public pages); api calls it with testSecret.
 	srv *httptest.Server
@@ -52,23 +53,6 @@ type testBundle struct {
 	basics bool
 	// loops counts the turns of the reconciler and the scheduler.
 	loops *loopCounter
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // An option changes what setup builds, before the Dispatcher is made from
@@ -108,7 +92,7 @@ func withPublicURL() option {
 // server, Twilio double and HTTP server, so that tests run in parallel.
 func setup(t testing.TB, opts ...option) *testBundle {
 	t.Helper()
-	b := &testBundle{redis: redistest.New(t), smtp: smtptest.New(t), twilio: twiliotest.NewServer(t), logs: &syncBuffer{}}
+	b := &testBundle{redis: redistest.New(t), smtp: smtptest.New(t), twilio: twiliotest.NewServer(t), logs: &testkit.LogBuffer{}}
 	mailer, err := email.New(email.Config{URL: b.smtp.URL(), From: "Missive <news@example.com>", Connections: 8})
 	if err != nil {
 		t.Fatal(err)
@@ -184,20 +168,9 @@ func (b *testBundle) startGate(batchWorkers int) (stop func() error) {
 }
 
 // waitFor waits until cond holds, and fails the test if it does not within
-// timeout. It is the one place tests poll: they wait on a state that
-// proves what they need, never for a fixed time.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
+// timeout: tests wait on a state that proves what they need, never for a
+// fixed time.
+var waitFor = testkit.WaitFor
 
 func (b *testBundle) waitRun(t testing.TB, run string, timeout time.Duration) *dispatcher.Run {
 	t.Helper()

@@ -10,8 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
+	"github.com/missive-dev/missive/internal/testkit"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"
@@ -32,24 +31,7 @@ type testBundle struct {
 	d    *app.Dispatcher
 	smtp *smtptest.Server
 	srv  *httptest.Server
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *testkit.LogBuffer
 }
 
 // testPassword is every test account's password.
@@ -61,7 +43,7 @@ const testPassword = "correct horse battery"
 func setup(t testing.TB, worker bool, opts ...func(*app.Config)) *testBundle {
 	t.Helper()
 	r := redistest.New(t)
-	b := &testBundle{smtp: smtptest.New(t), logs: &syncBuffer{}}
+	b := &testBundle{smtp: smtptest.New(t), logs: &testkit.LogBuffer{}}
 	mailer, err := email.New(email.Config{URL: b.smtp.URL(), From: "Missive <news@example.com>", Connections: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -220,15 +202,4 @@ func (b *testBundle) signedIn(t testing.TB, name string) *client {
 }
 
 // waitFor waits until cond holds, failing t after timeout.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
+var waitFor = testkit.WaitFor
