@@ -116,6 +116,23 @@ func (b *testBundle) seedRecords(t testing.TB) {
 	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "vips", TagsAll: []string{"vip"}}))
 }
 
+// createSpring creates the email campaign "spring", the newsletter to
+// the vips, with the schedule s (nil for none).
+func (b *testBundle) createSpring(t testing.TB, s *dispatcher.Schedule) {
+	t.Helper()
+	must(t, b.d.Pipeline.CreateCampaign(context.Background(), &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
+		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}, Schedule: s}))
+}
+
+// startSpring creates "spring" (createSpring) and starts a run of it.
+func (b *testBundle) startSpring(t testing.TB, s *dispatcher.Schedule) pipeline.Started {
+	t.Helper()
+	b.createSpring(t, s)
+	started, err := b.d.Pipeline.Start(context.Background(), "spring", pipeline.StartOptions{})
+	must(t, err)
+	return started
+}
+
 // seedContacts stores n contacts tagged vip who consented to the
 // newsletter by email.
 func (b *testBundle) seedContacts(t testing.TB, n int) {
