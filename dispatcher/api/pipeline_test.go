@@ -3,12 +3,10 @@ package api
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,7 +22,7 @@ import (
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
-	"github.com/missive-dev/missive/dispatcher/pipeline"
+	"github.com/missive-dev/missive/dispatcher/app/apptest"
 	"github.com/missive-dev/missive/dispatcher/store/storetest"
 	"github.com/missive-dev/missive/internal/testkit"
 	"github.com/missive-dev/missive/templates"
@@ -108,16 +106,8 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	b.srv = httptest.NewUnstartedServer(nil)
 	t.Cleanup(b.srv.Close)
 	b.loops = countLoops(b.redis.Client, b.redis.Prefix)
-	b.cfg = app.Config{
-		Redis:     b.redis.Client,
-		Prefix:    b.redis.Prefix,
-		Secret:    []byte("test-secret-test-secret-test-secret!"),
-		PublicURL: "https://missive.example",
-		Channels:  map[channels.Kind]channels.Channel{channels.Email: mailer, channels.SMS: texter},
-		Quiet:     map[channels.Kind]throttle.Calendar{},
-		Tuning:    pipeline.Tuning{ReconcileEvery: 200 * time.Millisecond, Concurrency: 8},
-		Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(b.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
+	b.cfg = apptest.Config(b.redis, "https://missive.example",
+		map[channels.Kind]channels.Channel{channels.Email: mailer, channels.SMS: texter}, 8, b.logs)
 	for _, o := range opts {
 		o(b)
 	}
@@ -138,22 +128,7 @@ func setup(t testing.TB, opts ...option) *testBundle {
 }
 
 // startWorker runs a worker until the returned stop is called.
-func (b *testBundle) startWorker(t testing.TB) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.d.Pipeline.RunWorker(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("worker: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
+func (b *testBundle) startWorker(t testing.TB) (stop func()) { return apptest.StartWorker(t, b.d) }
 
 // startGate serves the plan and batch queues (batch with batchWorkers)
 // and no send queue: runs are planned and gated, their sends wait. stop
@@ -292,12 +267,7 @@ func (c *loopCounter) waitTicks(t testing.TB, n int64) {
 	waitFor(t, fmt.Sprintf("%d scheduler ticks", n), 20*time.Second, func() bool { return c.ticks.Load() >= from+n })
 }
 
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+var must = testkit.Must
 
 // seedBasics creates the topics and templates the tests use.
 func (b *testBundle) seedBasics(t testing.TB) {
@@ -305,11 +275,7 @@ func (b *testBundle) seedBasics(t testing.TB) {
 	s := b.d.Store
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}))
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "orders", Kind: dispatcher.Transactional}))
-	must(t, s.PutTemplate(ctx, &templates.Template{ID: "news-mail", Email: &templates.Email{
-		Subject: "Hello {{default \"friend\" .Attr.first_name}}",
-		HTML:    "<p>Hi {{default \"friend\" .Attr.first_name}}, news!</p>",
-		Text:    "Hi {{default \"friend\" .Attr.first_name}}, news!",
-	}}))
+	must(t, s.PutTemplate(ctx, apptest.NewsMail()))
 	must(t, s.PutTemplate(ctx, &templates.Template{ID: "news-sms", SMS: &templates.SMS{Body: "News for {{default \"you\" .Attr.first_name}}"}}))
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -18,10 +17,9 @@ import (
 	"github.com/missive-dev/missive/channels/email/smtptest"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/app/apptest"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/internal/testkit"
-	"github.com/missive-dev/missive/templates"
-	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
@@ -49,16 +47,7 @@ func setup(t testing.TB, worker bool, opts ...func(*app.Config)) *testBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mailer.Close() })
-	cfg := app.Config{
-		Redis:     r.Client,
-		Prefix:    r.Prefix,
-		Secret:    []byte("test-secret-test-secret-test-secret!"),
-		PublicURL: "http://missive.example",
-		Channels:  map[channels.Kind]channels.Channel{channels.Email: mailer},
-		Quiet:     map[channels.Kind]throttle.Calendar{},
-		Tuning:    pipeline.Tuning{ReconcileEvery: 200 * time.Millisecond, Concurrency: 4},
-		Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(b.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
+	cfg := apptest.Config(r, "http://missive.example", map[channels.Kind]channels.Channel{channels.Email: mailer}, 4, b.logs)
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -82,25 +71,12 @@ func setup(t testing.TB, worker bool, opts ...func(*app.Config)) *testBundle {
 	}
 	b.seedRecords(t)
 	if worker {
-		wctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.d.Pipeline.RunWorker(wctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("worker: %v", err)
-			}
-		})
+		apptest.StartWorker(t, b.d)
 	}
 	return b
 }
 
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+var must = testkit.Must
 
 // seedRecords writes what a campaign needs: a marketing topic, an email
 // template, a segment of the contacts tagged vip.
@@ -108,11 +84,7 @@ func (b *testBundle) seedRecords(t testing.TB) {
 	ctx := context.Background()
 	s := b.d.Store
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Name: "Newsletter", Kind: dispatcher.Marketing}))
-	must(t, s.PutTemplate(ctx, &templates.Template{ID: "news-mail", Email: &templates.Email{
-		Subject: "Hello {{default \"friend\" .Attr.first_name}}",
-		HTML:    "<p>Hi {{default \"friend\" .Attr.first_name}}, news!</p>",
-		Text:    "Hi {{default \"friend\" .Attr.first_name}}, news!",
-	}}))
+	must(t, s.PutTemplate(ctx, apptest.NewsMail()))
 	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "vips", TagsAll: []string{"vip"}}))
 }
 

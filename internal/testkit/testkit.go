@@ -57,3 +57,11 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 		timer.Reset(pause)
 	}
 }
+
+// Must fails t at once if err is not nil.
+func Must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
