@@ -581,20 +581,12 @@ func benchEmail(ctx context.Context, b *benchEnvironment, r *benchResult) error 
 		return err
 	}
 	defer st.stopWorker()
-	if _, err := b.peer.await(ctx, r.N, 0, benchTimeout(r.N, 100)); err != nil {
-		return err
-	}
-	if err := st.finish(ctx, b, r); err != nil {
-		return err
-	}
-	s, err := b.peer.status(ctx, 0, 0, 0)
+	s, err := st.delivered(ctx, b, r, r.N, 0, benchTimeout(r.N, 100))
 	if err != nil {
 		return err
 	}
 	got := s.Email
-	r.Seconds = got.last().Sub(st.at).Seconds()
-	r.PerSecond = float64(r.N) / r.Seconds
-	r.FirstMessageMS = float64(got.first().Sub(st.at).Microseconds()) / 1000
+	st.timing(r, got.first(), got.last())
 	r.BytesPerMsg = float64(got.Bytes) / float64(got.Messages)
 	if got.Messages != r.N || got.Unique != r.N {
 		return fmt.Errorf("%d messages to %d recipients at the sink, want %d once each", got.Messages, got.Unique, r.N)
@@ -652,20 +644,12 @@ func benchSMS(ctx context.Context, b *benchEnvironment, r *benchResult) error {
 	}
 	defer st.stopWorker()
 	perSecond := float64(rate.Count) / rate.Per.Seconds()
-	if _, err := b.peer.await(ctx, 0, r.N, benchTimeout(r.N, perSecond/2)); err != nil {
-		return err
-	}
-	if err := st.finish(ctx, b, r); err != nil {
-		return err
-	}
-	s, err := b.peer.status(ctx, 0, 0, 0)
+	s, err := st.delivered(ctx, b, r, 0, r.N, benchTimeout(r.N, perSecond/2))
 	if err != nil {
 		return err
 	}
 	first, last := s.SMS.first(), s.SMS.last()
-	r.Seconds = last.Sub(st.at).Seconds()
-	r.PerSecond = float64(r.N) / r.Seconds
-	r.FirstMessageMS = float64(first.Sub(st.at).Microseconds()) / 1000
+	st.timing(r, first, last)
 	r.RateConfigured = perSecond
 	// The limiter lets a burst go at once, then one message every
 	// 1/rate: the pace is what came after the burst, over the time it
@@ -694,6 +678,27 @@ type benchStart struct {
 	meter      *meter
 	at         time.Time // the start call
 	run        string
+}
+
+// delivered waits, at most timeout, until the peers got email emails and
+// sms SMS, then for the run to finish (finish), and returns what the
+// peers saw.
+func (st *benchStart) delivered(ctx context.Context, b *benchEnvironment, r *benchResult, email, sms int, timeout time.Duration) (benchPeerStatus, error) {
+	if _, err := b.peer.await(ctx, email, sms, timeout); err != nil {
+		return benchPeerStatus{}, err
+	}
+	if err := st.finish(ctx, b, r); err != nil {
+		return benchPeerStatus{}, err
+	}
+	return b.peer.status(ctx, 0, 0, 0)
+}
+
+// timing sets r's time, pace and first message from the start call and
+// the first and last messages at the peer.
+func (st *benchStart) timing(r *benchResult, first, last time.Time) {
+	r.Seconds = last.Sub(st.at).Seconds()
+	r.PerSecond = float64(r.N) / r.Seconds
+	r.FirstMessageMS = float64(first.Sub(st.at).Microseconds()) / 1000
 }
 
 // startRun serves queues, waits for the worker, starts the meter and
