@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 	apppkg "github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/internal/procstat"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
@@ -160,7 +160,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		Command:    strings.Join(append([]string{"missive", "bench"}, args...), " "),
 		GoVersion:  runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
 		CPUs:       runtime.NumCPU(),
-		LoadBefore: loadAverage(),
+		LoadBefore: procstat.LoadAverage(),
 	}
 	srv, err := benchRedis(c.RedisURL)
 	if err != nil {
@@ -215,7 +215,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		rep.Figures = append(rep.Figures, r)
 	}
 	srv.close()
-	rep.LoadAfter = loadAverage()
+	rep.LoadAfter = procstat.LoadAverage()
 	if o.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -507,7 +507,7 @@ func (b *benchEnvironment) startMeter(ctx context.Context) (*meter, error) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-	m := &meter{b: b, cpu: processCPU()}
+	m := &meter{b: b, cpu: procstat.CPU()}
 	peers, err := b.peer.status(ctx, 0, 0, 0)
 	if err != nil {
 		return nil, err
@@ -524,7 +524,7 @@ func (b *benchEnvironment) startMeter(ctx context.Context) (*meter, error) {
 
 // stop fills r's per-message figures for r.N messages.
 func (m *meter) stop(ctx context.Context, r *benchResult) error {
-	cpu := processCPU()
+	cpu := procstat.CPU()
 	peers, err := m.b.peer.status(ctx, 0, 0, 0)
 	if err != nil {
 		return err
@@ -560,7 +560,7 @@ func (m *meter) stop(ctx context.Context, r *benchResult) error {
 		return strings.Compare(x.Command, y.Command)
 	})
 	r.RedisCmds = float64(total) / n
-	r.PeakRSSMB = float64(peakRSS()) / (1 << 20)
+	r.PeakRSSMB = float64(procstat.PeakRSS()) / (1 << 20)
 	mem, err := redisInfo(ctx, m.b.a.rdb, "memory")
 	if err != nil {
 		return err
@@ -581,20 +581,12 @@ func benchEmail(ctx context.Context, b *benchEnvironment, r *benchResult) error 
 		return err
 	}
 	defer st.stopWorker()
-	if _, err := b.peer.await(ctx, r.N, 0, benchTimeout(r.N, 100)); err != nil {
-		return err
-	}
-	if err := st.finish(ctx, b, r); err != nil {
-		return err
-	}
-	s, err := b.peer.status(ctx, 0, 0, 0)
+	s, err := st.delivered(ctx, b, r, r.N, 0, benchTimeout(r.N, 100))
 	if err != nil {
 		return err
 	}
 	got := s.Email
-	r.Seconds = got.last().Sub(st.at).Seconds()
-	r.PerSecond = float64(r.N) / r.Seconds
-	r.FirstMessageMS = float64(got.first().Sub(st.at).Microseconds()) / 1000
+	st.timing(r, got.first(), got.last())
 	r.BytesPerMsg = float64(got.Bytes) / float64(got.Messages)
 	if got.Messages != r.N || got.Unique != r.N {
 		return fmt.Errorf("%d messages to %d recipients at the sink, want %d once each", got.Messages, got.Unique, r.N)
@@ -652,20 +644,12 @@ func benchSMS(ctx context.Context, b *benchEnvironment, r *benchResult) error {
 	}
 	defer st.stopWorker()
 	perSecond := float64(rate.Count) / rate.Per.Seconds()
-	if _, err := b.peer.await(ctx, 0, r.N, benchTimeout(r.N, perSecond/2)); err != nil {
-		return err
-	}
-	if err := st.finish(ctx, b, r); err != nil {
-		return err
-	}
-	s, err := b.peer.status(ctx, 0, 0, 0)
+	s, err := st.delivered(ctx, b, r, 0, r.N, benchTimeout(r.N, perSecond/2))
 	if err != nil {
 		return err
 	}
 	first, last := s.SMS.first(), s.SMS.last()
-	r.Seconds = last.Sub(st.at).Seconds()
-	r.PerSecond = float64(r.N) / r.Seconds
-	r.FirstMessageMS = float64(first.Sub(st.at).Microseconds()) / 1000
+	st.timing(r, first, last)
 	r.RateConfigured = perSecond
 	// The limiter lets a burst go at once, then one message every
 	// 1/rate: the pace is what came after the burst, over the time it
@@ -694,6 +678,27 @@ type benchStart struct {
 	meter      *meter
 	at         time.Time // the start call
 	run        string
+}
+
+// delivered waits, at most timeout, until the peers got email emails and
+// sms SMS, then for the run to finish (finish), and returns what the
+// peers saw.
+func (st *benchStart) delivered(ctx context.Context, b *benchEnvironment, r *benchResult, email, sms int, timeout time.Duration) (benchPeerStatus, error) {
+	if _, err := b.peer.await(ctx, email, sms, timeout); err != nil {
+		return benchPeerStatus{}, err
+	}
+	if err := st.finish(ctx, b, r); err != nil {
+		return benchPeerStatus{}, err
+	}
+	return b.peer.status(ctx, 0, 0, 0)
+}
+
+// timing sets r's time, pace and first message from the start call and
+// the first and last messages at the peer.
+func (st *benchStart) timing(r *benchResult, first, last time.Time) {
+	r.Seconds = last.Sub(st.at).Seconds()
+	r.PerSecond = float64(r.N) / r.Seconds
+	r.FirstMessageMS = float64(first.Sub(st.at).Microseconds()) / 1000
 }
 
 // startRun serves queues, waits for the worker, starts the meter and
@@ -780,42 +785,6 @@ func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return b
-}
-
-// processCPU is the CPU seconds this process used, user and system: in the
-// bench, Missive's alone, its peers running in a child.
-func processCPU() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-// peakRSS is the process's high-water mark of resident memory (VmHWM).
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// loadAverage is the 1, 5 and 15 minute load averages.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // redisInfo reads one section of INFO as fields.

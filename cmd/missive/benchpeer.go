@@ -20,6 +20,7 @@ import (
 
 	"github.com/missive-dev/missive/channels/email/smtptest"
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
+	"github.com/missive-dev/missive/internal/procstat"
 )
 
 // The bench's SMTP sink and Twilio double run in a child process, this
@@ -177,7 +178,7 @@ func (p *benchPeers) serveStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *benchPeers) status() benchPeerStatus {
-	s := benchPeerStatus{Injected429: p.injected, Answered429: p.double.Failed(), CPUNS: int64(processCPU() * 1e9)}
+	s := benchPeerStatus{Injected429: p.injected, Answered429: p.double.Failed(), CPUNS: int64(procstat.CPU() * 1e9)}
 	seen := map[string]bool{}
 	for _, m := range p.sink.Messages() {
 		s.Email.add(m.At)

@@ -86,7 +86,7 @@ func TestFaultWorkerFrozen(t *testing.T) {
 	faultAt := time.Now()
 	// Past the lease: the other worker has run every task again, and all
 	// that is left is what the frozen one holds.
-	waitFor(t, runDeadline, "only the frozen worker's sends are left", func() bool {
+	waitFor(t, "only the frozen worker's sends are left", runDeadline, func() bool {
 		r := w.runState()
 		return r != nil && r.Counters["queued"] == 0 && r.Counters["deferred"] == 0 && r.Counters["planned"] == faultContacts
 	})
@@ -141,7 +141,7 @@ func TestFaultSentinelFailover(t *testing.T) {
 	master := startRedis(t, "redis-master")
 	link := newCutProxy(t, master.addr())
 	replica := startRedis(t, "redis-replica", "--replicaof", "127.0.0.1", fmt.Sprint(link.port))
-	waitFor(t, 30*time.Second, "the replica is in sync", func() bool {
+	waitFor(t, "the replica is in sync", 30*time.Second, func() bool {
 		info, err := replica.client().Info(context.Background(), "replication").Result()
 		return err == nil && strings.Contains(info, "master_link_status:up")
 	})
@@ -149,7 +149,7 @@ func TestFaultSentinelFailover(t *testing.T) {
 	w := newWorld(t, "redis-sentinel://"+sentinel+"?master_name=mymaster")
 	w.seed(faultContacts, channels.Email)
 	worker := w.startWorker("worker")
-	waitFor(t, 30*time.Second, "the worker inspected its Redis", func() bool {
+	waitFor(t, "the worker inspected its Redis", 30*time.Second, func() bool {
 		return len(logLines(worker, "wait for a Redis replica")) > 0
 	})
 	w.start()
@@ -171,11 +171,11 @@ func TestFaultSentinelFailover(t *testing.T) {
 	link.cut()
 	before := evals()
 	// The master takes claims its replica never sees.
-	waitFor(t, time.Minute, "the master ran 100 scripts its replica missed", func() bool { return evals() >= before+100 })
+	waitFor(t, "the master ran 100 scripts its replica missed", time.Minute, func() bool { return evals() >= before+100 })
 	master.kill()
 	link.close()
 	faultAt := time.Now()
-	waitFor(t, time.Minute, "the replica was promoted", func() bool {
+	waitFor(t, "the replica was promoted", time.Minute, func() bool {
 		info, err := replica.client().Info(context.Background(), "replication").Result()
 		return err == nil && strings.Contains(info, "role:master")
 	})
@@ -275,7 +275,7 @@ func startSentinel(t *testing.T, master *redisServer) string {
 	s := &redisServer{proc: p, port: port, dir: dir}
 	s.waitReady()
 	addr := s.addr()
-	waitFor(t, 30*time.Second, "Sentinel sees the replica", func() bool {
+	waitFor(t, "Sentinel sees the replica", 30*time.Second, func() bool {
 		res, err := s.client().Do(context.Background(), "SENTINEL", "REPLICAS", "mymaster").Slice()
 		return err == nil && len(res) > 0
 	})
@@ -333,7 +333,7 @@ func TestFaultSMTP(t *testing.T) {
 	w.smtp.Unavailable(true)
 	w.smtp.CloseConnections()
 	faultAt := time.Now()
-	waitFor(t, time.Minute, "the relay refused 5 connections", func() bool { return w.smtp.Refused() >= 5 })
+	waitFor(t, "the relay refused 5 connections", time.Minute, func() bool { return w.smtp.Refused() >= 5 })
 	outage := time.Since(faultAt)
 	arrivedDuring := w.arrived()
 	w.smtp.Unavailable(false)

@@ -38,6 +38,7 @@ import (
 	apppkg "github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/internal/testkit"
 	"github.com/missive-dev/missive/templates"
 )
 
@@ -222,7 +223,7 @@ func (r *redisServer) waitReady() {
 	r.t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1})
 	defer c.Close()
-	waitFor(r.t, 30*time.Second, r.name+" answers PING", func() bool {
+	waitFor(r.t, r.name+" answers PING", 30*time.Second, func() bool {
 		return c.Ping(context.Background()).Err() == nil
 	})
 }
@@ -249,16 +250,7 @@ func faultWorld(t *testing.T, settings []string, smtpOpts ...smtptest.Option) (*
 }
 
 // waitFor polls cond until it holds, failing t after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting until %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var waitFor = testkit.WaitFor
 
 // world is one scenario's system: its Redis, peers, workers and campaign.
 type world struct {
@@ -398,7 +390,7 @@ func (w *world) arrived() int {
 // waitArrived waits until n messages arrived at the peer.
 func (w *world) waitArrived(n int) {
 	w.t.Helper()
-	waitFor(w.t, runDeadline, fmt.Sprintf("%d messages arrived", n), func() bool { return w.arrived() >= n })
+	waitFor(w.t, fmt.Sprintf("%d messages arrived", n), runDeadline, func() bool { return w.arrived() >= n })
 }
 
 // runState reads the run, or nil while Redis does not answer.
@@ -427,7 +419,7 @@ type outcome struct {
 func (w *world) finish(faultAt time.Time) outcome {
 	w.t.Helper()
 	var r *dispatcher.Run
-	waitFor(w.t, runDeadline, "the run completed", func() bool {
+	waitFor(w.t, "the run completed", runDeadline, func() bool {
 		r = w.runState()
 		return r != nil && r.State == dispatcher.RunCompleted
 	})

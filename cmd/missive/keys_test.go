@@ -16,13 +16,30 @@ import (
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
+// The rotation tests' data keys: a, which the data is sealed under, and
+// b, the new one; and their secret.
+var (
+	keyA = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa}, 32))
+	keyB = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xb}, 32))
+)
+
+const keysSecret = "keys-secret-keys-secret-keys-secret!"
+
+// rotationEnv is the environment of a process on r that knows b, first,
+// and a.
+func rotationEnv(r *redistest.Redis) map[string]string {
+	return map[string]string{
+		"MISSIVE_REDIS_URL": r.URL,
+		"MISSIVE_PREFIX":    r.Prefix,
+		"MISSIVE_SECRET":    keysSecret,
+		"MISSIVE_DATA_KEYS": "b:" + keyB + ",a:" + keyA,
+	}
+}
+
 func TestKeysRotateReSealsUnderTheFirstKey(t *testing.T) {
 	r := redistest.New(t)
 	ctx := context.Background()
-	ka := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa}, 32))
-	kb := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xb}, 32))
-	secret := "keys-secret-keys-secret-keys-secret!"
-	d := newDispatcher(t, r, secret, "a:"+ka)
+	d := newDispatcher(t, r, keysSecret, "a:"+keyA)
 	var ndjson strings.Builder
 	for i := range 1100 {
 		fmt.Fprintf(&ndjson, `{"id":"c%04d","email":"c%04d@example.com"}`+"\n", i, i)
@@ -31,12 +48,7 @@ func TestKeysRotateReSealsUnderTheFirstKey(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	env := map[string]string{
-		"MISSIVE_REDIS_URL": r.URL,
-		"MISSIVE_PREFIX":    r.Prefix,
-		"MISSIVE_SECRET":    secret,
-		"MISSIVE_DATA_KEYS": "b:" + kb + ",a:" + ka,
-	}
+	env := rotationEnv(r)
 	var stdout, stderr bytes.Buffer
 	if code := Main(ctx, []string{"keys", "rotate"}, func(k string) string { return env[k] }, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
@@ -49,14 +61,14 @@ func TestKeysRotateReSealsUnderTheFirstKey(t *testing.T) {
 	if !strings.Contains(stderr.String(), "1100/1100 contacts") {
 		t.Errorf("stderr shows no progress:\n%s", stderr.String())
 	}
-	for _, secret := range []string{ka, kb, "@example.com"} {
+	for _, secret := range []string{keyA, keyB, "@example.com"} {
 		if strings.Contains(stdout.String()+stderr.String(), secret) {
 			t.Errorf("output holds a key or an address")
 		}
 	}
 
 	// Key a removed: every contact still opens.
-	if c, err := newDispatcher(t, r, secret, "b:"+kb).Store.Contact(ctx, "c1099"); err != nil || c.Email != "c1099@example.com" {
+	if c, err := newDispatcher(t, r, keysSecret, "b:"+keyB).Store.Contact(ctx, "c1099"); err != nil || c.Email != "c1099@example.com" {
 		t.Errorf("contact under key b only: %v, %v", c, err)
 	}
 }
@@ -106,29 +118,21 @@ func TestKeysRotateNeedsItsSettings(t *testing.T) {
 func TestKeysRotateRefusesWhileAProcessLacksTheNewKey(t *testing.T) {
 	r := redistest.New(t)
 	ctx := t.Context()
-	ka := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa}, 32))
-	kb := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xb}, 32))
-	secret := "keys-secret-keys-secret-keys-secret!"
 	// Two processes run: one already restarted with key b first, one not.
-	stopNew, err := newDispatcher(t, r, secret, "b:"+kb+",a:"+ka).Store.AnnounceKeys(ctx, "api", nil)
+	stopNew, err := newDispatcher(t, r, keysSecret, "b:"+keyB+",a:"+keyA).Store.AnnounceKeys(ctx, "api", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stopNew()
-	stopOld, err := newDispatcher(t, r, secret, "a:"+ka).Store.AnnounceKeys(ctx, "worker", nil)
+	stopOld, err := newDispatcher(t, r, keysSecret, "a:"+keyA).Store.AnnounceKeys(ctx, "worker", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newDispatcher(t, r, secret, "a:"+ka)
+	d := newDispatcher(t, r, keysSecret, "a:"+keyA)
 	if _, err := d.Store.ImportContacts(ctx, strings.NewReader(`{"id":"c1","email":"c1@example.com"}`+"\n"), "Europe/Paris", nil); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{
-		"MISSIVE_REDIS_URL": r.URL,
-		"MISSIVE_PREFIX":    r.Prefix,
-		"MISSIVE_SECRET":    secret,
-		"MISSIVE_DATA_KEYS": "b:" + kb + ",a:" + ka,
-	}
+	env := rotationEnv(r)
 	code, stdout, stderr := run(t, env, "keys", "rotate")
 	if code != 1 || !strings.Contains(stderr, "1 of 2 running processes do not seal with key b") || !strings.Contains(stderr, "--force") {
 		t.Errorf("rotate with a process on key a: exit %d, stderr %q; want 1, naming how many lack key b", code, stderr)
@@ -154,7 +158,7 @@ func TestKeysRotateRefusesWhileAProcessLacksTheNewKey(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "all 1 running processes seal with key b") {
 		t.Errorf("rotate with every process on key b: exit %d, stderr %q", code, stderr)
 	}
-	for _, secret := range []string{ka, kb} {
+	for _, secret := range []string{keyA, keyB} {
 		if strings.Contains(stdout+stderr, secret) {
 			t.Error("output holds a key")
 		}
@@ -165,17 +169,9 @@ func TestKeysRotateRefusesWhileAProcessLacksTheNewKey(t *testing.T) {
 // and withdraws the announcement when it stops.
 func TestRunningProcessAnnouncesItsKeys(t *testing.T) {
 	r := redistest.New(t)
-	ka := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa}, 32))
-	kb := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xb}, 32))
-	secret := "keys-secret-keys-secret-keys-secret!"
-	env := map[string]string{
-		"MISSIVE_REDIS_URL":  r.URL,
-		"MISSIVE_PREFIX":     r.Prefix,
-		"MISSIVE_SECRET":     secret,
-		"MISSIVE_DATA_KEYS":  "b:" + kb + ",a:" + ka,
-		"MISSIVE_API_KEYS":   "a:" + strings.Repeat("k", 20),
-		"MISSIVE_OUTBOX_DIR": t.TempDir(),
-	}
+	env := rotationEnv(r)
+	env["MISSIVE_API_KEYS"] = "a:" + strings.Repeat("k", 20)
+	env["MISSIVE_OUTBOX_DIR"] = t.TempDir()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan int, 1)
@@ -184,7 +180,7 @@ func TestRunningProcessAnnouncesItsKeys(t *testing.T) {
 		done <- Main(ctx, []string{"worker"}, func(k string) string { return env[k] }, io.Discard, &logs)
 	}()
 
-	st := newDispatcher(t, r, secret, "a:"+ka).Store
+	st := newDispatcher(t, r, keysSecret, "a:"+keyA).Store
 	var holders []store.KeyHolder
 	for deadline := time.Now().Add(10 * time.Second); len(holders) == 0; {
 		if time.Now().After(deadline) {

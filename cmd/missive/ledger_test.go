@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -21,7 +20,7 @@ func TestLedgerVerify(t *testing.T) {
 	r := redistest.New(t)
 	ctx := context.Background()
 	secret := "ledger-secret-ledger-secret-ledger!!"
-	d := newDispatcher(t, r, secret, "a:"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa}, 32)))
+	d := newDispatcher(t, r, secret, "a:"+keyA)
 	if err := d.Store.PutTopic(ctx, &dispatcher.Topic{ID: "news", Kind: dispatcher.Marketing}); err != nil {
 		t.Fatal(err)
 	}

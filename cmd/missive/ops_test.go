@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	apppkg "github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/internal/testkit"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
@@ -45,32 +45,14 @@ func opsEnv(t *testing.T, url, prefix string) map[string]string {
 	}
 }
 
-// lockedBuffer is a log sink the process writes while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startRole runs "missive <role>" as the binary would, and returns the
 // base URL of its operations listener, its logs, and a stop that ends it
 // and returns its exit code.
-func startRole(t *testing.T, role string, env map[string]string) (ops string, logs *lockedBuffer, stop func() int) {
+func startRole(t *testing.T, role string, env map[string]string) (ops string, logs *testkit.LogBuffer, stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	logs = &lockedBuffer{}
+	logs = &testkit.LogBuffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(ctx, []string{role}, func(k string) string { return env[k] }, pw, logs)
@@ -162,19 +144,6 @@ next:
 	return 0, false
 }
 
-// waitUntil polls cond every 50 ms until it holds, failing t after
-// timeout.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting until %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // A worker serves its metrics on the operations listener: after a small
 // campaign, the gate's decisions, the sends and the queues show in them,
 // with no address, number or id in any label; its logs are JSON lines.
@@ -222,7 +191,7 @@ func TestOpsWorkerMetrics(t *testing.T) {
 	}
 
 	var fams map[string]*dto.MetricFamily
-	waitUntil(t, 30*time.Second, "the send and the waiting SMS show in the metrics", func() bool {
+	waitFor(t, "the send and the waiting SMS show in the metrics", 30*time.Second, func() bool {
 		fams = scrape(t, ops)
 		return value(fams, "missive_sends_total", map[string]string{"channel": "email", "outcome": "sent"}) == 1 &&
 			value(fams, "missive_queue_tasks", map[string]string{"queue": "send", "state": "scheduled"}) >= 1
@@ -325,7 +294,7 @@ func TestOpsReadyzFollowsRedis(t *testing.T) {
 		t.Fatalf("/readyz with Redis up: %d %s", status, body)
 	}
 	rs.kill()
-	waitUntil(t, 20*time.Second, "/readyz answers 503", func() bool {
+	waitFor(t, "/readyz answers 503", 20*time.Second, func() bool {
 		status, _ := get(t, ops+"/readyz")
 		return status == http.StatusServiceUnavailable
 	})
@@ -338,7 +307,7 @@ func TestOpsReadyzFollowsRedis(t *testing.T) {
 	}
 	rs.start()
 	rs.waitReady()
-	waitUntil(t, 20*time.Second, "/readyz answers 200 again", func() bool {
+	waitFor(t, "/readyz answers 200 again", 20*time.Second, func() bool {
 		status, _ := get(t, ops+"/readyz")
 		return status == 200
 	})

@@ -162,11 +162,11 @@ func TestAnalyticsOfARun(t *testing.T) {
 	// accepted.
 	rates := storepkg.Rates{BounceRate: ptr(4.0 / 35), ComplaintRate: ptr(1.0 / 30), UnsubscribeRate: ptr(1.0 / 30), ComplaintLevel: storepkg.LevelAboveLimit}
 	doms := []storepkg.DomainCounts{
-		{Domain: "gmail", Sent: 12, BouncedHard: 2, Complained: 1, BounceRate: ptr(2.0 / 12), ComplaintRate: ptr(1.0 / 10), ComplaintLevel: storepkg.LevelAboveLimit},
-		{Domain: "microsoft", Sent: 10, Delivered: 5, BouncedHard: 1, BounceRate: ptr(0.1), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK},
-		{Domain: "orange", Sent: 10, BouncedSoft: 1, BounceRate: ptr(0), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK},
+		{Domain: "gmail", EmailCounts: storepkg.EmailCounts{Sent: 12, BouncedHard: 2, Complained: 1}, BounceRate: ptr(2.0 / 12), ComplaintRate: ptr(1.0 / 10), ComplaintLevel: storepkg.LevelAboveLimit},
+		{Domain: "microsoft", EmailCounts: storepkg.EmailCounts{Sent: 10, Delivered: 5, BouncedHard: 1}, BounceRate: ptr(0.1), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK},
+		{Domain: "orange", EmailCounts: storepkg.EmailCounts{Sent: 10, BouncedSoft: 1}, BounceRate: ptr(0), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK},
 		// petite-boite.fr: 3 recipients, fewer than 10.
-		{Domain: storepkg.OtherDomain, Sent: 3, BouncedHard: 1, BounceRate: ptr(1.0 / 3), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK},
+		{Domain: storepkg.OtherDomain, EmailCounts: storepkg.EmailCounts{Sent: 3, BouncedHard: 1}, BounceRate: ptr(1.0 / 3), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK},
 	}
 	wantRun := storepkg.Report{
 		Run: run, Bucket: "hour",
@@ -427,7 +427,7 @@ func TestAnalyticsOfAPISends(t *testing.T) {
 		return rep.Totals.Email.Sent == 3
 	})
 	// Three messages, one person: under a k of 2.
-	want := []storepkg.DomainCounts{{Domain: storepkg.OtherDomain, Sent: 3, BounceRate: ptr(0), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK}}
+	want := []storepkg.DomainCounts{{Domain: storepkg.OtherDomain, EmailCounts: storepkg.EmailCounts{Sent: 3}, BounceRate: ptr(0), ComplaintRate: ptr(0), ComplaintLevel: storepkg.LevelOK}}
 	if diff := cmp.Diff(want, rep.Domains); diff != "" {
 		t.Errorf("domains with k = 2 (-want +got):\n%s", diff)
 	}

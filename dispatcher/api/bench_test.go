@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/internal/procstat"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"
@@ -114,10 +114,10 @@ func BenchmarkGate(b *testing.B) {
 			tb.redis.Client.ConfigResetStat(context.Background())
 			defer printCommandStats(b, tb)
 		}
-		cpu0, self0 := redistest.CPU(b, tb.redis.Client), selfCPU()
+		cpu0, self0 := redistest.CPU(b, tb.redis.Client), procstat.CPU()
 		el := planBench(b, tb, n, stopGate)
 		b.ReportMetric((redistest.CPU(b, tb.redis.Client)-cpu0)/el.Seconds(), "redis-cpu-share")
-		b.ReportMetric((selfCPU()-self0)/el.Seconds(), "go-cpu-share")
+		b.ReportMetric((procstat.CPU()-self0)/el.Seconds(), "go-cpu-share")
 	}
 }
 
@@ -181,14 +181,14 @@ func BenchmarkPlanMillion(b *testing.B) {
 	seedBench(b, tb, n, channels.Email)
 	runtime.GC()
 	debug.FreeOSMemory()
-	before := peakRSS()
+	before := procstat.PeakRSS()
 	// Reset the high-water mark, so that the figure is the planning's own.
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	stopGate := tb.startGate(3)
 	b.ResetTimer()
 	planBench(b, tb, n, stopGate)
 	b.ReportMetric(float64(before)/(1<<20), "MB-peak-rss-seeding")
-	b.ReportMetric(float64(peakRSS())/(1<<20), "MB-peak-rss-planning")
+	b.ReportMetric(float64(procstat.PeakRSS())/(1<<20), "MB-peak-rss-planning")
 }
 
 func benchN(def int) int {
@@ -196,28 +196,6 @@ func benchN(def int) int {
 		return v
 	}
 	return def
-}
-
-// peakRSS reads the process's high-water mark of resident memory.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// selfCPU returns the CPU seconds this process has used.
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // printCommandStats logs what Redis spent per command

@@ -84,7 +84,6 @@ func TestOptOutDuringSendingWins(t *testing.T) {
 	t.Parallel()
 	const n = 300
 	b, run := startShipped(t, "50/s", n, 10)
-	ctx := context.Background()
 
 	// The last contact of each send task goes last.
 	leaving := []string{"m0099", "m0199", "m0299"}
@@ -99,23 +98,33 @@ func TestOptOutDuringSendingWins(t *testing.T) {
 	if r := b.api.do("POST", "/v1/suppressions", `{"channel":"email","address":"`+leaving[2]+`@example.com","reason":"unsubscribe"}`); r.status != http.StatusCreated {
 		t.Fatalf("suppressing: %d %s", r.status, r.body)
 	}
-	for _, c := range leaving {
+	b.checkHeldWhileSending(t, run, "its opt-out", map[string]string{
+		leaving[0]: "no_consent", leaving[1]: "no_consent", leaving[2]: "suppressed_unsubscribe",
+	}, map[string]int64{"planned": n, "sent": n - 3, "no_consent": 2, "suppressed_unsubscribe": 1})
+}
+
+// checkHeldWhileSending checks a run in which the contacts of held, not
+// sent yet, asked after it started to get nothing more (what names how):
+// none of them has been sent to yet (else the test proves nothing), the
+// run ends with the counters want, balanced, none got the message, and
+// each one's send was suppressed with the reason held gives.
+func (b *testBundle) checkHeldWhileSending(t *testing.T, run, what string, held map[string]string, want map[string]int64) {
+	t.Helper()
+	ctx := context.Background()
+	for c := range held {
 		s, err := b.d.Store.Send(ctx, dispatcher.SendID(run, c, channels.Email))
 		must(t, err)
 		if s.State == dispatcher.StateSent || s.State == dispatcher.StateSending {
-			t.Fatalf("%s was %s before its opt-out; the test proves nothing", c, s.State)
+			t.Fatalf("%s was %s before %s; the test proves nothing", c, s.State, what)
 		}
 	}
 
 	r := b.waitRun(t, run, 60*time.Second)
 	for _, m := range b.smtp.Messages() {
-		for _, c := range leaving {
-			if m.To[0] == c+"@example.com" {
-				t.Errorf("%s got the message after opting out", c)
-			}
+		if _, ok := held[strings.TrimSuffix(m.To[0], "@example.com")]; ok {
+			t.Errorf("%s got the message after %s", m.To[0], what)
 		}
 	}
-	want := map[string]int64{"planned": n, "sent": n - 3, "no_consent": 2, "suppressed_unsubscribe": 1}
 	for k, v := range want {
 		if r.Counters[k] != v {
 			t.Errorf("%s = %d, want %d (counters %v)", k, r.Counters[k], v, r.Counters)
@@ -124,12 +133,11 @@ func TestOptOutDuringSendingWins(t *testing.T) {
 	if !r.Balanced {
 		t.Errorf("run not balanced: %v", r.Counters)
 	}
-	for i, c := range leaving {
+	for c, reason := range held {
 		s, err := b.d.Store.Send(ctx, dispatcher.SendID(run, c, channels.Email))
 		must(t, err)
-		wantReason := []string{"no_consent", "no_consent", "suppressed_unsubscribe"}[i]
-		if s.State != dispatcher.StateSuppressed || s.Reason != wantReason {
-			t.Errorf("%s: send %s (%s), want suppressed (%s)", c, s.State, s.Reason, wantReason)
+		if s.State != dispatcher.StateSuppressed || s.Reason != reason {
+			t.Errorf("%s: send %s (%s), want suppressed (%s)", c, s.State, s.Reason, reason)
 		}
 	}
 }

@@ -3,12 +3,10 @@ package api
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,8 +22,9 @@ import (
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
-	"github.com/missive-dev/missive/dispatcher/pipeline"
+	"github.com/missive-dev/missive/dispatcher/app/apptest"
 	"github.com/missive-dev/missive/dispatcher/store/storetest"
+	"github.com/missive-dev/missive/internal/testkit"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"
@@ -39,7 +38,7 @@ type testBundle struct {
 	redis  *redistest.Redis
 	smtp   *smtptest.Server
 	twilio *twiliotest.Server
-	logs   *syncBuffer
+	logs   *testkit.LogBuffer
 	// srv serves the Dispatcher's handler (the API with every test key, and
 	// the public pages); api calls it with testSecret.
 	srv *httptest.Server
@@ -52,23 +51,6 @@ type testBundle struct {
 	basics bool
 	// loops counts the turns of the reconciler and the scheduler.
 	loops *loopCounter
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // An option changes what setup builds, before the Dispatcher is made from
@@ -108,7 +90,7 @@ func withPublicURL() option {
 // server, Twilio double and HTTP server, so that tests run in parallel.
 func setup(t testing.TB, opts ...option) *testBundle {
 	t.Helper()
-	b := &testBundle{redis: redistest.New(t), smtp: smtptest.New(t), twilio: twiliotest.NewServer(t), logs: &syncBuffer{}}
+	b := &testBundle{redis: redistest.New(t), smtp: smtptest.New(t), twilio: twiliotest.NewServer(t), logs: &testkit.LogBuffer{}}
 	mailer, err := email.New(email.Config{URL: b.smtp.URL(), From: "Missive <news@example.com>", Connections: 8})
 	if err != nil {
 		t.Fatal(err)
@@ -124,16 +106,8 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	b.srv = httptest.NewUnstartedServer(nil)
 	t.Cleanup(b.srv.Close)
 	b.loops = countLoops(b.redis.Client, b.redis.Prefix)
-	b.cfg = app.Config{
-		Redis:     b.redis.Client,
-		Prefix:    b.redis.Prefix,
-		Secret:    []byte("test-secret-test-secret-test-secret!"),
-		PublicURL: "https://missive.example",
-		Channels:  map[channels.Kind]channels.Channel{channels.Email: mailer, channels.SMS: texter},
-		Quiet:     map[channels.Kind]throttle.Calendar{},
-		Tuning:    pipeline.Tuning{ReconcileEvery: 200 * time.Millisecond, Concurrency: 8},
-		Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(b.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
+	b.cfg = apptest.Config(b.redis, "https://missive.example",
+		map[channels.Kind]channels.Channel{channels.Email: mailer, channels.SMS: texter}, 8, b.logs)
 	for _, o := range opts {
 		o(b)
 	}
@@ -154,22 +128,7 @@ func setup(t testing.TB, opts ...option) *testBundle {
 }
 
 // startWorker runs a worker until the returned stop is called.
-func (b *testBundle) startWorker(t testing.TB) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.d.Pipeline.RunWorker(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("worker: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
+func (b *testBundle) startWorker(t testing.TB) (stop func()) { return apptest.StartWorker(t, b.d) }
 
 // startGate serves the plan and batch queues (batch with batchWorkers)
 // and no send queue: runs are planned and gated, their sends wait. stop
@@ -184,20 +143,9 @@ func (b *testBundle) startGate(batchWorkers int) (stop func() error) {
 }
 
 // waitFor waits until cond holds, and fails the test if it does not within
-// timeout. It is the one place tests poll: they wait on a state that
-// proves what they need, never for a fixed time.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
+// timeout: tests wait on a state that proves what they need, never for a
+// fixed time.
+var waitFor = testkit.WaitFor
 
 func (b *testBundle) waitRun(t testing.TB, run string, timeout time.Duration) *dispatcher.Run {
 	t.Helper()
@@ -319,12 +267,7 @@ func (c *loopCounter) waitTicks(t testing.TB, n int64) {
 	waitFor(t, fmt.Sprintf("%d scheduler ticks", n), 20*time.Second, func() bool { return c.ticks.Load() >= from+n })
 }
 
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+var must = testkit.Must
 
 // seedBasics creates the topics and templates the tests use.
 func (b *testBundle) seedBasics(t testing.TB) {
@@ -332,11 +275,7 @@ func (b *testBundle) seedBasics(t testing.TB) {
 	s := b.d.Store
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Kind: dispatcher.Marketing}))
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "orders", Kind: dispatcher.Transactional}))
-	must(t, s.PutTemplate(ctx, &templates.Template{ID: "news-mail", Email: &templates.Email{
-		Subject: "Hello {{default \"friend\" .Attr.first_name}}",
-		HTML:    "<p>Hi {{default \"friend\" .Attr.first_name}}, news!</p>",
-		Text:    "Hi {{default \"friend\" .Attr.first_name}}, news!",
-	}}))
+	must(t, s.PutTemplate(ctx, apptest.NewsMail()))
 	must(t, s.PutTemplate(ctx, &templates.Template{ID: "news-sms", SMS: &templates.SMS{Body: "News for {{default \"you\" .Attr.first_name}}"}}))
 }
 

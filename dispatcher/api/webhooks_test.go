@@ -119,6 +119,24 @@ func (r *receiver) events() []receivedEvent {
 	return append([]receivedEvent(nil), r.got...)
 }
 
+// checkEvents waits until the receiver got as many events as want names
+// (what names them), then checks that they are want, in order, as summary
+// puts each, and that none carries addr.
+func (r *receiver) checkEvents(t *testing.T, what, addr string, summary func(receivedEvent) string, want ...string) {
+	t.Helper()
+	waitFor(t, what, 30*time.Second, func() bool { return len(r.events()) >= len(want) })
+	var got []string
+	for _, e := range r.events() {
+		got = append(got, summary(e))
+		if strings.Contains(e.Body, addr) {
+			t.Errorf("event %s carries the address", e.Type)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
 // register registers the receiver for events and returns the endpoint.
 func (r *receiver) register(t *testing.T, b *testBundle, body string) outbound.Endpoint {
 	t.Helper()
@@ -339,18 +357,9 @@ func TestWebhookFeedbackEvents(t *testing.T) {
 
 	// A bounce report naming only the address: bounced, then suppressed.
 	must(t, b.d.Feedback.RecordDelivery(ctx, channels.Feedback{Channel: channels.Email, Address: addr, Kind: channels.HardBounce, Code: "5.1.1", Source: "dsn"}))
-	waitFor(t, "the bounce's events", 30*time.Second, func() bool { return len(rc.events()) == 2 })
-	var got []string
-	for _, e := range rc.events() {
-		got = append(got, e.Type+"/"+e.Data["reason"]+"/"+e.Data["contact"]+"/"+e.Data["channel"])
-		if strings.Contains(e.Body, addr) {
-			t.Errorf("event %s carries the address", e.Type)
-		}
-	}
-	want := []string{"suppressed/bounce/cy/email", "bounced/hard_bounce/cy/email"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("events (-want +got):\n%s", diff)
-	}
+	rc.checkEvents(t, "the bounce's events", addr, func(e receivedEvent) string {
+		return e.Type + "/" + e.Data["reason"] + "/" + e.Data["contact"] + "/" + e.Data["channel"]
+	}, "suppressed/bounce/cy/email", "bounced/hard_bounce/cy/email")
 }
 
 func TestWebhookSignupConfirmed(t *testing.T) {
@@ -502,18 +511,9 @@ func TestWebhookImportAndSuppressionEvents(t *testing.T) {
 	if res := b.api.do("POST", "/v1/suppressions", `{"channel":"email","address":"nobody@example.com","reason":"unsubscribe"}`); res.status != http.StatusCreated {
 		t.Fatalf("suppress: %d %s", res.status, res.body)
 	}
-	waitFor(t, "the import's and the suppression's events", 30*time.Second, func() bool { return len(rc.events()) >= 2 })
-	var got []string
-	for _, e := range rc.events() {
-		got = append(got, e.Type+"/"+e.Data["contact"]+"/"+e.Data["channel"]+"/"+e.Data["state"]+e.Data["reason"])
-		if strings.Contains(e.Body, addr) {
-			t.Errorf("event %s carries the address", e.Type)
-		}
-	}
-	want := []string{"consent.changed/dee/email/grantedimport", "suppressed/dee/email/unsubscribe"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("events (-want +got):\n%s", diff)
-	}
+	rc.checkEvents(t, "the import's and the suppression's events", addr, func(e receivedEvent) string {
+		return e.Type + "/" + e.Data["contact"] + "/" + e.Data["channel"] + "/" + e.Data["state"] + e.Data["reason"]
+	}, "consent.changed/dee/email/grantedimport", "suppressed/dee/email/unsubscribe")
 }
 
 // The test receiver's check accepts the specification's own example and

@@ -8,9 +8,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/missive-dev/missive/channels"
-	"github.com/missive-dev/missive/dispatcher"
-	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/store"
 )
 
@@ -25,19 +22,11 @@ func TestBrowserTemplatesContactsAnalytics(t *testing.T) {
 	b := setup(t, false)
 	b.seedContacts(t, 1)
 	bg := context.Background()
-	must(t, b.d.Pipeline.CreateCampaign(bg, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
-		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
-	started, err := b.d.Pipeline.Start(bg, "spring", pipeline.StartOptions{})
-	must(t, err)
+	started := b.startSpring(t, nil)
 	seedAnalytics(t, b, started.Run)
 	ctx := browser(t)
 	base := b.srv.URL + "/console"
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v\n%s", what, err, b.logs.String())
-		}
-	}
+	do := b.browserSteps(t, ctx)
 	poll := func(what, expr string) {
 		t.Helper()
 		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
@@ -45,14 +34,7 @@ func TestBrowserTemplatesContactsAnalytics(t *testing.T) {
 		}
 	}
 
-	do("sign in",
-		chromedp.Navigate(base+"/templates/news-mail?lang=en"),
-		chromedp.WaitVisible(chromedp.ID("signin")),
-		chromedp.SendKeys(chromedp.ID("name"), "ana"),
-		chromedp.SendKeys(chromedp.ID("password"), testPassword),
-		chromedp.Click(chromedp.ID("signin")),
-		chromedp.WaitVisible(chromedp.ID("template-form")),
-	)
+	do("sign in", signInSteps(base+"/templates/news-mail?lang=en", "ana", "template-form")...)
 
 	// Typing refreshes the preview without a reload: the subject, then an
 	// SMS part counted in GSM-7, then in UCS-2 once a Cyrillic letter is

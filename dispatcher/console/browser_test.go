@@ -54,6 +54,30 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	must(t, os.WriteFile(path, png, 0o644))
 }
 
+// browserSteps returns what runs steps in the tab ctx, failing t with
+// what they were for and the logs of b when they fail.
+func (b *testBundle) browserSteps(t *testing.T, ctx context.Context) func(what string, steps ...chromedp.Action[chromedp.Void]) {
+	return func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, b.logs.String())
+		}
+	}
+}
+
+// signInSteps open page, which sends a signed-out browser to the sign-in
+// page, sign in there as name and wait for the element landing of page.
+func signInSteps(page, name, landing string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.ID("signin")),
+		chromedp.SendKeys(chromedp.ID("name"), name),
+		chromedp.SendKeys(chromedp.ID("password"), testPassword),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID(landing)),
+	}
+}
+
 // TestBrowserCampaignEndToEnd drives the console as a marketer does, in
 // headless Chromium: sign in, create a campaign, preview and save a cron
 // schedule, start a run and watch its page reach the end through the
@@ -65,12 +89,7 @@ func TestBrowserCampaignEndToEnd(t *testing.T) {
 	b.seedContacts(t, contacts)
 	ctx := browser(t)
 	base := b.srv.URL + "/console"
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v\n%s", what, err, b.logs.String())
-		}
-	}
+	do := b.browserSteps(t, ctx)
 	text := func(sel string) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
@@ -82,14 +101,7 @@ func TestBrowserCampaignEndToEnd(t *testing.T) {
 
 	// Sign in: the console sends a signed-out browser to the sign-in page
 	// and back.
-	do("sign in",
-		chromedp.Navigate(base+"/campaigns?lang=en"),
-		chromedp.WaitVisible(chromedp.ID("signin")),
-		chromedp.SendKeys(chromedp.ID("name"), "mark"),
-		chromedp.SendKeys(chromedp.ID("password"), testPassword),
-		chromedp.Click(chromedp.ID("signin")),
-		chromedp.WaitVisible(chromedp.ID("new-campaign")),
-	)
+	do("sign in", signInSteps(base+"/campaigns?lang=en", "mark", "new-campaign")...)
 
 	// Create a campaign from the records seeded.
 	do("create a campaign",

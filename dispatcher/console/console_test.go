@@ -10,7 +10,6 @@ import (
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
-	"github.com/missive-dev/missive/dispatcher/pipeline"
 )
 
 // campaignValues is a valid campaign form.
@@ -155,8 +154,7 @@ func TestRoles(t *testing.T) {
 	if a := mark.get("/console/users"); a.status != http.StatusForbidden {
 		t.Errorf("marketer GET users: %d, want 403", a.status)
 	}
-	must(t, b.d.Pipeline.CreateCampaign(context.Background(), &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
-		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
+	b.createSpring(t, nil)
 	if a := reader.post("/console/campaigns/spring/pause", url.Values{"csrf": {tok}}); a.status != http.StatusForbidden {
 		t.Errorf("read-only pause: %d, want 403", a.status)
 	}
@@ -200,10 +198,7 @@ func TestReadOnlyCannotPost(t *testing.T) {
 	t.Parallel()
 	b := setup(t, false)
 	ctx := context.Background()
-	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
-		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
-	started, err := b.d.Pipeline.Start(ctx, "spring", pipeline.StartOptions{})
-	must(t, err)
+	started := b.startSpring(t, nil)
 	b.seedContacts(t, 1)
 	reader := b.signedIn(t, "rita")
 	tok := reader.csrf("/console/campaigns")

@@ -4,14 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,9 +17,9 @@ import (
 	"github.com/missive-dev/missive/channels/email/smtptest"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/app/apptest"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
-	"github.com/missive-dev/missive/templates"
-	"github.com/missive-dev/missive/throttle"
+	"github.com/missive-dev/missive/internal/testkit"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
@@ -32,24 +29,7 @@ type testBundle struct {
 	d    *app.Dispatcher
 	smtp *smtptest.Server
 	srv  *httptest.Server
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *testkit.LogBuffer
 }
 
 // testPassword is every test account's password.
@@ -61,22 +41,13 @@ const testPassword = "correct horse battery"
 func setup(t testing.TB, worker bool, opts ...func(*app.Config)) *testBundle {
 	t.Helper()
 	r := redistest.New(t)
-	b := &testBundle{smtp: smtptest.New(t), logs: &syncBuffer{}}
+	b := &testBundle{smtp: smtptest.New(t), logs: &testkit.LogBuffer{}}
 	mailer, err := email.New(email.Config{URL: b.smtp.URL(), From: "Missive <news@example.com>", Connections: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mailer.Close() })
-	cfg := app.Config{
-		Redis:     r.Client,
-		Prefix:    r.Prefix,
-		Secret:    []byte("test-secret-test-secret-test-secret!"),
-		PublicURL: "http://missive.example",
-		Channels:  map[channels.Kind]channels.Channel{channels.Email: mailer},
-		Quiet:     map[channels.Kind]throttle.Calendar{},
-		Tuning:    pipeline.Tuning{ReconcileEvery: 200 * time.Millisecond, Concurrency: 4},
-		Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(b.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
+	cfg := apptest.Config(r, "http://missive.example", map[channels.Kind]channels.Channel{channels.Email: mailer}, 4, b.logs)
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -100,25 +71,12 @@ func setup(t testing.TB, worker bool, opts ...func(*app.Config)) *testBundle {
 	}
 	b.seedRecords(t)
 	if worker {
-		wctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.d.Pipeline.RunWorker(wctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("worker: %v", err)
-			}
-		})
+		apptest.StartWorker(t, b.d)
 	}
 	return b
 }
 
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+var must = testkit.Must
 
 // seedRecords writes what a campaign needs: a marketing topic, an email
 // template, a segment of the contacts tagged vip.
@@ -126,12 +84,25 @@ func (b *testBundle) seedRecords(t testing.TB) {
 	ctx := context.Background()
 	s := b.d.Store
 	must(t, s.PutTopic(ctx, &dispatcher.Topic{ID: "newsletter", Name: "Newsletter", Kind: dispatcher.Marketing}))
-	must(t, s.PutTemplate(ctx, &templates.Template{ID: "news-mail", Email: &templates.Email{
-		Subject: "Hello {{default \"friend\" .Attr.first_name}}",
-		HTML:    "<p>Hi {{default \"friend\" .Attr.first_name}}, news!</p>",
-		Text:    "Hi {{default \"friend\" .Attr.first_name}}, news!",
-	}}))
+	must(t, s.PutTemplate(ctx, apptest.NewsMail()))
 	must(t, s.PutSegment(ctx, &dispatcher.Segment{ID: "vips", TagsAll: []string{"vip"}}))
+}
+
+// createSpring creates the email campaign "spring", the newsletter to
+// the vips, with the schedule s (nil for none).
+func (b *testBundle) createSpring(t testing.TB, s *dispatcher.Schedule) {
+	t.Helper()
+	must(t, b.d.Pipeline.CreateCampaign(context.Background(), &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
+		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}, Schedule: s}))
+}
+
+// startSpring creates "spring" (createSpring) and starts a run of it.
+func (b *testBundle) startSpring(t testing.TB, s *dispatcher.Schedule) pipeline.Started {
+	t.Helper()
+	b.createSpring(t, s)
+	started, err := b.d.Pipeline.Start(context.Background(), "spring", pipeline.StartOptions{})
+	must(t, err)
+	return started
 }
 
 // seedContacts stores n contacts tagged vip who consented to the
@@ -220,15 +191,4 @@ func (b *testBundle) signedIn(t testing.TB, name string) *client {
 }
 
 // waitFor waits until cond holds, failing t after timeout.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
+var waitFor = testkit.WaitFor

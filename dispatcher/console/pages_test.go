@@ -168,11 +168,7 @@ func TestPagesRender(t *testing.T) {
 	t.Parallel()
 	b := setup(t, false)
 	ctx := context.Background()
-	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
-		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"},
-		Schedule: &dispatcher.Schedule{Cron: "0 10 * * 1", TZ: "Europe/Paris", LocalTime: "10:00"}}))
-	started, err := b.d.Pipeline.Start(ctx, "spring", pipeline.StartOptions{})
-	must(t, err)
+	started := b.startSpring(t, &dispatcher.Schedule{Cron: "0 10 * * 1", TZ: "Europe/Paris", LocalTime: "10:00"})
 	admin := b.signedIn(t, "ana")
 	for _, lang := range []struct{ code, word string }{{"fr", "Campagnes"}, {"en", "Campaigns"}} {
 		for _, path := range []string{"/console/campaigns", "/console/campaigns/new", "/console/campaigns/spring",
@@ -255,8 +251,7 @@ func TestRunActions(t *testing.T) {
 	t.Parallel()
 	b := setup(t, false)
 	ctx := context.Background()
-	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
-		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
+	b.createSpring(t, nil)
 	mark := b.signedIn(t, "mark")
 	tok := mark.csrf("/console/campaigns/spring")
 	a := mark.post("/console/campaigns/spring/start", url.Values{"csrf": {tok}})
@@ -299,10 +294,7 @@ func TestRunLeaving(t *testing.T) {
 	t.Parallel()
 	b := setup(t, false)
 	ctx := context.Background()
-	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
-		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
-	started, err := b.d.Pipeline.Start(ctx, "spring", pipeline.StartOptions{})
-	must(t, err)
+	started := b.startSpring(t, nil)
 	now := b.d.Config.Now()
 	var ds []store.Decision
 	for i, until := range []time.Time{{}, {}, now.Add(3 * time.Hour), now.Add(3 * time.Hour), now.Add(3*time.Hour + 10*time.Minute), now.Add(5 * 24 * time.Hour)} {

@@ -11,7 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
-	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/templates"
 )
@@ -389,10 +388,7 @@ func TestAnalyticsPages(t *testing.T) {
 	t.Parallel()
 	b := setup(t, false)
 	ctx := context.Background()
-	must(t, b.d.Pipeline.CreateCampaign(ctx, &dispatcher.Campaign{ID: "spring", Topic: "newsletter", Segment: "vips",
-		Channels: []channels.Kind{channels.Email}, Templates: map[channels.Kind]string{channels.Email: "news-mail"}}))
-	started, err := b.d.Pipeline.Start(ctx, "spring", pipeline.StartOptions{})
-	must(t, err)
+	started := b.startSpring(t, nil)
 	var evs []store.Event
 	for i := range 400 {
 		evs = append(evs, store.Event{Run: started.Run, Topic: "newsletter", Metric: store.MetricEmailSent, Domain: "gmail"})

@@ -380,12 +380,16 @@ func (c *Counts) add(metric string, n int64) bool {
 	return true
 }
 
+func (e *EmailCounts) plus(o EmailCounts) {
+	e.Sent += o.Sent
+	e.Delivered += o.Delivered
+	e.BouncedHard += o.BouncedHard
+	e.BouncedSoft += o.BouncedSoft
+	e.Complained += o.Complained
+}
+
 func (c *Counts) plus(o Counts) {
-	c.Email.Sent += o.Email.Sent
-	c.Email.Delivered += o.Email.Delivered
-	c.Email.BouncedHard += o.Email.BouncedHard
-	c.Email.BouncedSoft += o.Email.BouncedSoft
-	c.Email.Complained += o.Email.Complained
+	c.Email.plus(o.Email)
 	c.SMS.Sent += o.SMS.Sent
 	c.SMS.Delivered += o.SMS.Delivered
 	c.SMS.Undelivered += o.SMS.Undelivered
@@ -484,13 +488,9 @@ type Bucket struct {
 // with the rates that provider judges by.
 type DomainCounts struct {
 	// Domain is a ProviderGroup, or OtherDomain.
-	Domain      string   `json:"domain"`
-	Sent        int64    `json:"sent"`
-	Delivered   int64    `json:"delivered"`
-	BouncedHard int64    `json:"bounced_hard"`
-	BouncedSoft int64    `json:"bounced_soft"`
-	Complained  int64    `json:"complained"`
-	BounceRate  *float64 `json:"bounce_rate"`
+	Domain string `json:"domain"`
+	EmailCounts
+	BounceRate *float64 `json:"bounce_rate"`
 	// ComplaintRate and ComplaintLevel are as in Rates.
 	ComplaintRate  *float64 `json:"complaint_rate"`
 	ComplaintLevel string   `json:"complaint_level"`
@@ -509,26 +509,11 @@ func (d *domainTally) add(outcome string, n int64) {
 		d.recipients, d.counted = n, true
 		return
 	}
-	switch "email." + outcome {
-	case MetricEmailSent:
-		d.Sent += n
-	case MetricEmailDelivered:
-		d.Delivered += n
-	case MetricEmailBouncedHard:
-		d.BouncedHard += n
-	case MetricEmailBouncedSoft:
-		d.BouncedSoft += n
-	case MetricEmailComplained:
-		d.Complained += n
+	// An outcome is counted as in the totals, which know the metrics.
+	c := Counts{Email: d.EmailCounts}
+	if c.add("email."+outcome, n) {
+		d.EmailCounts = c.Email
 	}
-}
-
-func (d *DomainCounts) plus(o *DomainCounts) {
-	d.Sent += o.Sent
-	d.Delivered += o.Delivered
-	d.BouncedHard += o.BouncedHard
-	d.BouncedSoft += o.BouncedSoft
-	d.Complained += o.Complained
 }
 
 // Report is the analytics of a run or of a topic over a period.
@@ -733,7 +718,7 @@ func (r *Report) finish(domains map[string]*domainTally, k int, recipients func(
 	r.Domains = []DomainCounts{}
 	for _, d := range domains {
 		if d.Domain == OtherDomain || recipients(d) < int64(k) {
-			other.plus(&d.DomainCounts)
+			other.EmailCounts.plus(d.EmailCounts)
 			continue
 		}
 		r.Domains = append(r.Domains, d.DomainCounts)
@@ -746,9 +731,8 @@ func (r *Report) finish(domains map[string]*domainTally, k int, recipients func(
 	}
 	for i := range r.Domains {
 		d := &r.Domains[i]
-		d.BounceRate = ratio(d.BouncedHard, d.Sent)
-		d.ComplaintRate = ratio(d.Complained, d.Sent-d.BouncedHard-d.BouncedSoft)
-		d.ComplaintLevel = complaintLevel(d.ComplaintRate)
+		rates := RatesOf(Counts{Email: d.EmailCounts})
+		d.BounceRate, d.ComplaintRate, d.ComplaintLevel = rates.BounceRate, rates.ComplaintRate, rates.ComplaintLevel
 	}
 }
 

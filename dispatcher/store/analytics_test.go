@@ -167,10 +167,10 @@ func TestRunAnalytics(t *testing.T) {
 		// 3/25 hard bounces; 1 complaint and 1 unsubscribe of 21 accepted.
 		Rates: store.Rates{BounceRate: ptr(3.0 / 25), ComplaintRate: ptr(1.0 / 21), UnsubscribeRate: ptr(1.0 / 21), ComplaintLevel: store.LevelAboveLimit},
 		Domains: []store.DomainCounts{
-			{Domain: "gmail", Sent: 12, BouncedHard: 2, Complained: 1, BounceRate: ptr(2.0 / 12), ComplaintRate: ptr(1.0 / 10), ComplaintLevel: store.LevelAboveLimit},
-			{Domain: "orange", Sent: 10, Delivered: 5, BouncedSoft: 1, BounceRate: ptr(0), ComplaintRate: ptr(0), ComplaintLevel: store.LevelOK},
+			{Domain: "gmail", EmailCounts: store.EmailCounts{Sent: 12, BouncedHard: 2, Complained: 1}, BounceRate: ptr(2.0 / 12), ComplaintRate: ptr(1.0 / 10), ComplaintLevel: store.LevelAboveLimit},
+			{Domain: "orange", EmailCounts: store.EmailCounts{Sent: 10, Delivered: 5, BouncedSoft: 1}, BounceRate: ptr(0), ComplaintRate: ptr(0), ComplaintLevel: store.LevelOK},
 			// petite-boite.fr: 3 recipients, under k = 10.
-			{Domain: store.OtherDomain, Sent: 3, BouncedHard: 1, BounceRate: ptr(1.0 / 3), ComplaintRate: ptr(0), ComplaintLevel: store.LevelOK},
+			{Domain: store.OtherDomain, EmailCounts: store.EmailCounts{Sent: 3, BouncedHard: 1}, BounceRate: ptr(1.0 / 3), ComplaintRate: ptr(0), ComplaintLevel: store.LevelOK},
 		},
 		MinDomainRecipients: store.DefaultMinDomainRecipients,
 	}
@@ -247,8 +247,8 @@ func TestTopicAnalytics(t *testing.T) {
 		Totals: store.Counts{Email: store.EmailCounts{Sent: 22, BouncedHard: 1, Complained: 1}, Unsubscribed: 1},
 		Rates:  store.Rates{BounceRate: ptr(1.0 / 22), ComplaintRate: ptr(1.0 / 21), UnsubscribeRate: ptr(1.0 / 21), ComplaintLevel: store.LevelAboveLimit},
 		Domains: []store.DomainCounts{
-			{Domain: "free", Sent: 10, BouncedHard: 1, BounceRate: ptr(0.1), ComplaintRate: ptr(0), ComplaintLevel: store.LevelOK},
-			{Domain: store.OtherDomain, Sent: 12, Complained: 1, BounceRate: ptr(0), ComplaintRate: ptr(1.0 / 12), ComplaintLevel: store.LevelAboveLimit},
+			{Domain: "free", EmailCounts: store.EmailCounts{Sent: 10, BouncedHard: 1}, BounceRate: ptr(0.1), ComplaintRate: ptr(0), ComplaintLevel: store.LevelOK},
+			{Domain: store.OtherDomain, EmailCounts: store.EmailCounts{Sent: 12, Complained: 1}, BounceRate: ptr(0), ComplaintRate: ptr(1.0 / 12), ComplaintLevel: store.LevelAboveLimit},
 		},
 		MinDomainRecipients: 10,
 	}
