@@ -29,7 +29,7 @@ import (
 	apppkg "github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/store"
-	"github.com/missive-dev/missive/internal/procstat"
+	"github.com/missive-dev/missive/dispatcher/metrics/procstat"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle/redistest"
 )

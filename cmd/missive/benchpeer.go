@@ -20,7 +20,7 @@ import (
 
 	"github.com/missive-dev/missive/channels/email/smtptest"
 	"github.com/missive-dev/missive/channels/sms/twiliotest"
-	"github.com/missive-dev/missive/internal/procstat"
+	"github.com/missive-dev/missive/dispatcher/metrics/procstat"
 )
 
 // The bench's SMTP sink and Twilio double run in a child process, this

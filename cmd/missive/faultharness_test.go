@@ -38,7 +38,7 @@ import (
 	apppkg "github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/dispatcher/store"
-	"github.com/missive-dev/missive/internal/testkit"
+	"github.com/missive-dev/missive/dispatcher/testkit"
 	"github.com/missive-dev/missive/templates"
 )
 

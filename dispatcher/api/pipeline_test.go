@@ -24,7 +24,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/app/apptest"
 	"github.com/missive-dev/missive/dispatcher/store/storetest"
-	"github.com/missive-dev/missive/internal/testkit"
+	"github.com/missive-dev/missive/dispatcher/testkit"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
 	"github.com/missive-dev/missive/throttle/redistest"

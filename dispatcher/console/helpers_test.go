@@ -19,7 +19,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/app/apptest"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
-	"github.com/missive-dev/missive/internal/testkit"
+	"github.com/missive-dev/missive/dispatcher/testkit"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 

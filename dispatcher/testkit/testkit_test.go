@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/missive-dev/missive/internal/testkit"
+	"github.com/missive-dev/missive/dispatcher/testkit"
 )
 
 // Loggers on several goroutines write the buffer while the test reads it;

@@ -5,7 +5,7 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/missive-dev/missive/internal/procstat"
+	"github.com/missive-dev/missive/dispatcher/metrics/procstat"
 )
 
 // The figures move the way the process does: CPU grows with work, the
