@@ -444,14 +444,19 @@ func TestSequenceTriggersAndFallback(t *testing.T) {
 	if r := h.api.do("PUT", "/v1/contacts/bo", `{"email": "bo@example.com", "timezone": "Europe/Paris", "tags": ["vip"]}`); r.status != http.StatusOK {
 		t.Fatalf("tag: %d %s", r.status, r.body)
 	}
-	// A confirmed sign-up enrols in the welcome sequence.
-	h.d.Events.Emit(h.ctx, dispatcher.Event{Type: dispatcher.EventSignupConfirmed, Contact: "bo", Topic: "newsletter"})
-	h.waitMessages(t, 2)
-	var to []string
-	for _, m := range h.smtp.Messages() {
-		to = append(to, m.To...)
+	// A sign-up confirmed by its link enrols in the welcome sequence: the
+	// welcome follows the confirmation.
+	if w := h.subscribeForm("198.51.100.7", signupValues("new@example.com", "newsletter")); w.Code != http.StatusAccepted {
+		t.Fatalf("POST /subscribe: %d %s", w.Code, w.Body)
 	}
-	if fmt.Sprint(to) != "[bo@example.com bo@example.com]" || h.subjects()[1] != "Subject welcome" {
-		t.Fatalf("messages to %v: %q", to, h.subjects())
+	token := h.confirmToken(t, "new@example.com")
+	if w := h.do("POST", "/subscribe/confirm/"+token, "203.0.113.9", formCT, ""); w.Code != http.StatusOK {
+		t.Fatalf("POST confirm: %d %s", w.Code, w.Body)
+	}
+	waitFor(t, "the welcome message", 10*time.Second, func() bool { return len(h.smtp.Messages()) >= 3 })
+	h.waitIdle(t, 10*time.Second)
+	msgs := h.smtp.Messages()
+	if len(msgs) != 3 || msgs[2].To[0] != "new@example.com" || !strings.Contains(string(msgs[2].Data), "Subject: Subject welcome\r\n") {
+		t.Fatalf("%d messages, the last:\n%s", len(msgs), msgs[len(msgs)-1].Data)
 	}
 }

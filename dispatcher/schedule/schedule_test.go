@@ -5,13 +5,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/testkit"
 	"github.com/missive-dev/missive/throttle/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 // fired records the runs a scheduler starts.
@@ -119,4 +122,73 @@ func fencingToken(holder string) int {
 	_, tok, _ := strings.Cut(holder, ":")
 	n, _ := strconv.Atoi(tok)
 	return n
+}
+
+// sequencesAt records the times a scheduler fires sequences at.
+type sequencesAt chan time.Time
+
+func (s sequencesAt) FireDue(_ context.Context, now time.Time) error {
+	select {
+	case s <- now:
+	default:
+	}
+	return nil
+}
+
+// The leader queues the sequences' due steps on each tick, at its clock's
+// time; a scheduler that does not lead does not.
+func TestLeaderFiresSequences(t *testing.T) {
+	r := redistest.New(t)
+	clock := time.Date(2026, 3, 28, 8, 0, 0, 0, time.UTC)
+	now := func() time.Time { return clock }
+	st := store.NewStore(r.Client, r.Prefix, []byte("test-secret-test-secret-test-secret!"), now, time.Hour)
+	seqs := make(sequencesAt, 1)
+	s, err := New(Config{Store: st, Runs: &fired{}, Sequences: seqs, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, 10*time.Millisecond) }()
+	select {
+	case at := <-seqs:
+		if !at.Equal(clock) {
+			t.Errorf("fired sequences at %s, want the clock's %s", at, clock)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leader did not fire the sequences")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Another scheduler holds the lease: this one does not fire.
+	if _, err := st.Lease("scheduler").Acquire(context.Background(), "other", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var tries atomic.Int64
+	lease := st.Key("scheduler", "lease")
+	redistest.OnCommand(r.Client, func(cmd redis.Cmder) {
+		if args := cmd.Args(); cmd.Name() == "set" && len(args) > 1 && args[1] == lease {
+			tries.Add(1)
+		}
+	})
+	follower := make(sequencesAt, 1)
+	s2, err := New(Config{Store: st, Runs: &fired{}, Sequences: follower, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() { done2 <- s2.Run(ctx2, 10*time.Millisecond) }()
+	// A few of its ticks, seen as its tries to take the lease.
+	testkit.WaitFor(t, "3 ticks of the follower", 10*time.Second, func() bool { return tries.Load() >= 3 })
+	cancel2()
+	if err := <-done2; err != nil {
+		t.Fatal(err)
+	}
+	if len(follower) != 0 {
+		t.Fatal("a follower fired the sequences")
+	}
 }
