@@ -84,7 +84,7 @@ func TestBrowserSequence(t *testing.T) {
 		chromedp.Navigate(base+"/contacts/c000"),
 		chromedp.WaitVisible(chromedp.ID("enrolments")),
 	)
-	if got := text(`[data-enrolment="welcome"]`); !strings.Contains(got, "step 1 of 2") || !strings.Contains(got, "End of the wait") || !strings.Contains(got, "2026-12-04 09:00 CET") {
+	if got := text(`[data-enrolment="welcome"]`); !strings.Contains(got, "step 1 of 2") || !strings.Contains(got, "Send email welcome-mail, else SMS") || !strings.Contains(got, "2026-12-03 09:00 CET") {
 		t.Errorf("enrolment row: %q", got)
 	}
 	do("stop the enrolment",

@@ -338,19 +338,19 @@ func TestSequenceContactProgress(t *testing.T) {
 	ctx := context.Background()
 	must(t, AddUser(ctx, b.d.Store, "nora", RoleReadOnly, "America/New_York", testPassword))
 
-	// The next action and its time, in each viewer's zone: the wait ends
-	// on Friday at 09:00 in Paris, 03:00 in New York.
+	// The next action and its time, in each viewer's zone: the email
+	// after the wait, on day 2 at 09:00 in Paris, 03:00 in New York.
 	mark := b.signedIn(t, "mark")
 	a := mark.get("/console/contacts/c000?lang=en")
 	row := enrolmentRow(t, a.body, "welcome")
-	for _, want := range []string{`data-state="active">active<`, "step 1 of 2", "End of the wait", "2026-12-04 09:00 CET", `id="stop-welcome"`} {
+	for _, want := range []string{`data-state="active">active<`, "step 1 of 2", "Send email welcome-mail, else SMS", "2026-12-03 09:00 CET", `id="stop-welcome"`} {
 		if !strings.Contains(row, want) {
 			t.Errorf("marketer's enrolment row lacks %s:\n%s", want, row)
 		}
 	}
 	nora := b.signedIn(t, "nora")
 	row = enrolmentRow(t, nora.get("/console/contacts/c000?lang=fr").body, "welcome")
-	for _, want := range []string{"en cours", "étape 1 sur 2", "Fin de l&#39;attente", "2026-12-04 03:00 EST"} {
+	for _, want := range []string{"en cours", "étape 1 sur 2", "Envoyer l&#39;e-mail welcome-mail, sinon par SMS", "2026-12-03 03:00 EST"} {
 		if !strings.Contains(row, want) {
 			t.Errorf("read-only enrolment row lacks %s:\n%s", want, row)
 		}
