@@ -92,24 +92,34 @@ func (a *handler) postSend(w http.ResponseWriter, r *http.Request) (int, any, er
 	case !dispatcher.NamePattern.MatchString(in.Template):
 		return 0, nil, dispatcher.Invalid("template", "must name a template")
 	}
-	data, err := dispatcher.ParseSendData(in.Data)
+	data, err := a.sendData(&in.Data)
 	if err != nil {
 		return 0, nil, err
-	}
-	in.Data = nil
-	if data != nil {
-		// The fingerprint holds a keyed digest of the data, never the data.
-		digest, err := a.d.Store.SendDataDigest(data)
-		if err != nil {
-			return 0, nil, err
-		}
-		in.Data, _ = json.Marshal(digest)
 	}
 	fp, _ := json.Marshal(in)
 	return a.idempotent(r.Context(), key, "", fp, func(ctx context.Context) (int, any, error) {
 		ans, err := a.sendOne(ctx, key, in, data)
 		return http.StatusAccepted, ans, err
 	})
+}
+
+// sendData parses the data of a request (POST /v1/sends, an enrolment)
+// and puts in its place, for the request's fingerprint, a keyed digest of
+// it: an idempotency record never holds the data.
+func (a *handler) sendData(raw *json.RawMessage) (map[string]any, error) {
+	data, err := dispatcher.ParseSendData(*raw)
+	if err != nil {
+		return nil, err
+	}
+	*raw = nil
+	if data != nil {
+		digest, err := a.d.Store.SendDataDigest(data)
+		if err != nil {
+			return nil, err
+		}
+		*raw, _ = json.Marshal(digest)
+	}
+	return data, nil
 }
 
 // idempotent runs do once for the Idempotency-Key key and a request whose

@@ -34,6 +34,18 @@ func (a *handler) sequenceView(ctx context.Context, s *dispatcher.Sequence) (seq
 	return sequenceView{Sequence: s, Stats: st}, err
 }
 
+// sequenceAnswer answers 200 with the sequence s and its counts, or err.
+func (a *handler) sequenceAnswer(ctx context.Context, s *dispatcher.Sequence, err error) (int, any, error) {
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err := a.sequenceView(ctx, s)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, v, nil
+}
+
 // putSequence creates a sequence or makes its next version: 201 for the
 // first, 200 after.
 func (a *handler) putSequence(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -44,29 +56,16 @@ func (a *handler) putSequence(w http.ResponseWriter, r *http.Request) (int, any,
 	seq := &dispatcher.Sequence{ID: r.PathValue("id"), Name: in.Name, Topic: in.Topic, Trigger: in.Trigger,
 		Steps: in.Steps, StopTags: in.StopTags, Reenrol: in.Reenrol}
 	out, made, err := a.d.Sequences.Put(r.Context(), seq, in.MoveEnrolments)
-	if err != nil {
-		return 0, nil, err
+	status, v, err := a.sequenceAnswer(r.Context(), out, err)
+	if err == nil && made && out.Version == 1 {
+		status = http.StatusCreated
 	}
-	v, err := a.sequenceView(r.Context(), out)
-	if err != nil {
-		return 0, nil, err
-	}
-	if made && out.Version == 1 {
-		return http.StatusCreated, v, nil
-	}
-	return http.StatusOK, v, nil
+	return status, v, err
 }
 
 func (a *handler) getSequence(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	s, err := a.d.Store.Sequence(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return 0, nil, err
-	}
-	v, err := a.sequenceView(r.Context(), s)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, v, nil
+	return a.sequenceAnswer(r.Context(), s, err)
 }
 
 func (a *handler) listSequences(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -89,14 +88,7 @@ func (a *handler) listSequences(w http.ResponseWriter, r *http.Request) (int, an
 func (a *handler) sequencePause(paused bool) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
 		s, err := a.d.Sequences.SetPaused(r.Context(), r.PathValue("id"), paused)
-		if err != nil {
-			return 0, nil, err
-		}
-		v, err := a.sequenceView(r.Context(), s)
-		if err != nil {
-			return 0, nil, err
-		}
-		return http.StatusOK, v, nil
+		return a.sequenceAnswer(r.Context(), s, err)
 	}
 }
 
@@ -128,17 +120,9 @@ func (a *handler) enrol(w http.ResponseWriter, r *http.Request) (int, any, error
 	if !dispatcher.ValidID(in.Contact) {
 		return 0, nil, dispatcher.Invalid("contact", "must be a contact id")
 	}
-	data, err := dispatcher.ParseSendData(in.Data)
+	data, err := a.sendData(&in.Data)
 	if err != nil {
 		return 0, nil, err
-	}
-	in.Data = nil
-	if data != nil {
-		digest, err := a.d.Store.SendDataDigest(data)
-		if err != nil {
-			return 0, nil, err
-		}
-		in.Data, _ = json.Marshal(digest)
 	}
 	id := r.PathValue("id")
 	fp, _ := json.Marshal(struct {
