@@ -116,7 +116,7 @@ func TestEraseWithQueuedAndDeferredSends(t *testing.T) {
 		t.Fatalf("erase: %d", code)
 	}
 	wantErased := map[string]int{"contact": 1, "consents": 2, "addresses": 2, "sends": 2, "sends_cancelled": 2,
-		"pending_signups": 0, "soft_bounces": 0}
+		"pending_signups": 0, "enrolments": 0, "soft_bounces": 0}
 	if diff := cmp.Diff(wantErased, rep.Erased); diff != "" {
 		t.Errorf("erased (-want +got):\n%s", diff)
 	}
