@@ -564,6 +564,18 @@ func TestOpenAPIReadmeExamples(t *testing.T) {
 		{"POST", "/v1/campaigns/spring-sale/cancel", 200},
 		{"POST", "/v1/runs/" + started.Run + "/cancel", 409}, // cancelled with its campaign
 		{"GET", "/v1/sends/" + sent.Send, 200},
+		{"GET", "/v1/sequences", 200},
+		{"GET", "/v1/sequences/welcome", 200},
+		{"GET", "/v1/sequences/nothing-here", 404},
+		{"POST", "/v1/sequences/welcome/pause", 200},
+		{"GET", "/v1/contacts/c-1043/enrolments", 200}, // next.paused
+		{"POST", "/v1/sequences/welcome/resume", 200},
+		{"POST", "/v1/sequences/nothing-here/pause", 404},
+		{"POST", "/v1/sequences/welcome/enrolments/c-1043/stop", 200},
+		{"POST", "/v1/sequences/welcome/enrolments/c-1043/stop", 404}, // ended already
+		{"GET", "/v1/contacts/c-1043/enrolments", 200},                // stopped, no next
+		{"GET", "/v1/contacts/c-1042/enrolments", 200},                // none
+		{"GET", "/v1/contacts/nobody/enrolments", 404},
 		{"GET", "/v1/audit?limit=5", 200},
 		{"GET", "/v1/register", 200},
 		{"GET", "/v1/register?format=markdown", 200},

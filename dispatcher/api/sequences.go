@@ -55,9 +55,16 @@ func (a *handler) putSequence(w http.ResponseWriter, r *http.Request) (int, any,
 	}
 	seq := &dispatcher.Sequence{ID: r.PathValue("id"), Name: in.Name, Topic: in.Topic, Trigger: in.Trigger,
 		Steps: in.Steps, StopTags: in.StopTags, Reenrol: in.Reenrol}
+	// Version 1 is not enough to tell a creation: a new name, or
+	// move_enrolments, stores version 1 again.
+	_, err := a.d.Store.Sequence(r.Context(), seq.ID)
+	existed := err == nil
+	if err != nil && !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+		return 0, nil, err
+	}
 	out, made, err := a.d.Sequences.Put(r.Context(), seq, in.MoveEnrolments)
 	status, v, err := a.sequenceAnswer(r.Context(), out, err)
-	if err == nil && made && out.Version == 1 {
+	if err == nil && made && !existed {
 		status = http.StatusCreated
 	}
 	return status, v, err
