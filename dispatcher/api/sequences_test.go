@@ -368,6 +368,11 @@ func TestSequencePauseAndVersions(t *testing.T) {
 	if r := h.api.do("PUT", "/v1/sequences/welcome", v3); r.json(t)["version"] != 3.0 {
 		t.Fatalf("v3: %s", r.body)
 	}
+	// A later edit that does not move them leaves them moving to 3.
+	v4 := strings.Replace(v3, `"move_enrolments": true, "stop_tags": ["purchased"]`, `"stop_tags": ["purchased", "churned"]`, 1)
+	if r := h.api.do("PUT", "/v1/sequences/welcome", v4); r.json(t)["version"] != 4.0 {
+		t.Fatalf("v4: %s", r.body)
+	}
 	h.fireAt(t, time.Date(2026, 6, 8, 9, 0, 0, 0, paris))
 	h.waitMessages(t, 3)
 	if s := h.subjects(); s[2] != "Subject welcome" {

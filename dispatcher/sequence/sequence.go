@@ -315,8 +315,10 @@ func (g *Engine) save(ctx context.Context, r *store.EnrolmentRecord) error {
 // steps takes r's steps from its current one until a wait that has not
 // ended, or the end.
 func (g *Engine) steps(ctx context.Context, f *firing, r *store.EnrolmentRecord, now time.Time) error {
+	// An edit that moved the enrolments on names the version they move
+	// to; a later edit that did not keeps them there.
 	if r.Sending == "" && f.seq.MovedFrom > r.Version {
-		r.Version = f.seq.Version
+		r.Version = f.seq.MovedFrom
 	}
 	def, err := g.version(ctx, f, r.Version)
 	if err != nil {
