@@ -526,8 +526,9 @@ func TestExportContact(t *testing.T) {
 			{ID: queued, Run: "r1", Channel: channels.Email, Topic: "news", State: dispatcher.StateQueued, At: start},
 			{ID: api, Run: "api-r1", Channel: channels.Email, Topic: "news", State: dispatcher.StateSent, At: start.Add(time.Minute)},
 		},
-		Feedback:  []privacy.ExportFeedback{{Channel: channels.Email, Kind: channels.SoftBounce, At: start.Add(-2 * time.Hour)}},
-		Retention: (90 * 24 * time.Hour).String(),
+		Feedback:   []privacy.ExportFeedback{{Channel: channels.Email, Kind: channels.SoftBounce, At: start.Add(-2 * time.Hour)}},
+		Enrolments: []dispatcher.Enrolment{},
+		Retention:  (90 * 24 * time.Hour).String(),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("export (-want +got):\n%s", diff)
