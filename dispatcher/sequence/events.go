@@ -44,19 +44,38 @@ func (g *Engine) Emit(ctx context.Context, e dispatcher.Event) {
 
 // TagsAdded enrols the contact in the sequences that the tags trigger and
 // ends its enrolments in those they stop. Upstream systems add tags
-// through the contact routes and imports.
+// through the contact routes and imports: a tag no sequence names costs
+// one read of the sequences.
 func (g *Engine) TagsAdded(ctx context.Context, contact string, tags []string) error {
 	if len(tags) == 0 {
 		return nil
 	}
-	if _, err := g.stopWhere(ctx, contact, dispatcher.StopTag, func(s *dispatcher.Sequence) bool {
-		return slices.ContainsFunc(s.StopTags, func(t string) bool { return slices.Contains(tags, t) })
-	}); err != nil {
+	seqs, err := g.store.Sequences(ctx)
+	if err != nil {
 		return err
 	}
-	return g.enrolWhere(ctx, contact, dispatcher.TriggerTag, func(s *dispatcher.Sequence) bool {
-		return s.Trigger.Tag != "" && slices.Contains(tags, s.Trigger.Tag)
-	})
+	stops := map[string]bool{}
+	var triggered []string
+	for _, s := range seqs {
+		if slices.ContainsFunc(s.StopTags, func(t string) bool { return slices.Contains(tags, t) }) {
+			stops[s.ID] = true
+		}
+		if s.Trigger.Tag != "" && slices.Contains(tags, s.Trigger.Tag) {
+			triggered = append(triggered, s.ID)
+		}
+	}
+	if len(stops) > 0 {
+		if _, err := g.stopWhere(ctx, contact, dispatcher.StopTag, func(s *dispatcher.Sequence) bool { return stops[s.ID] }); err != nil {
+			return err
+		}
+	}
+	var errs []error
+	for _, id := range triggered {
+		if _, _, err := g.Enrol(ctx, id, contact, dispatcher.TriggerTag, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // enrolWhere enrols the contact by trigger in the sequences that match.
