@@ -392,19 +392,35 @@ func htmlFooter(unsub, prefs string, fr bool) string {
 	return b.String()
 }
 
-var bodyCloseRe = regexp.MustCompile(`(?i)</body\s*>`)
-
 // insertFooter puts footer before the last </body>, or at the end.
 func insertFooter(html, footer string) string {
-	locs := bodyCloseRe.FindAllStringIndex(html, -1)
-	if len(locs) == 0 {
+	i := lastBodyClose(html)
+	if i < 0 {
 		if !strings.HasSuffix(html, "\n") {
 			html += "\n"
 		}
 		return html + footer
 	}
-	i := locs[len(locs)-1][0]
 	return html[:i] + footer + html[i:]
+}
+
+// lastBodyClose returns where the last closing body tag starts (</body>,
+// in any case, spaces allowed before the >), or -1. It looks backwards
+// from the end, where the tag is, instead of matching the whole message.
+func lastBodyClose(html string) int {
+	for end := len(html); ; {
+		i := strings.LastIndex(html[:end], "</")
+		if i < 0 {
+			return -1
+		}
+		if rest := html[i+2:]; len(rest) >= 4 && strings.EqualFold(rest[:4], "body") {
+			rest = strings.TrimLeft(rest[4:], "\t\n\f\r ")
+			if rest != "" && rest[0] == '>' {
+				return i
+			}
+		}
+		end = i
+	}
 }
 
 func textFooter(text, unsub, prefs string, fr bool) string {
