@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -53,7 +55,7 @@ var b64 = base64.RawURLEncoding.Strict()
 // keep working after a rotation until their key is dropped. A Signer is
 // safe for concurrent use.
 type Signer struct {
-	keys   map[string][]byte // key id -> subkey
+	keys   map[string]*sync.Pool // key id -> HMACs keyed with its subkey
 	active string
 }
 
@@ -66,7 +68,7 @@ func NewSigner(keys map[string][]byte, active string) (*Signer, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("templates: new signer: no keys")
 	}
-	s := &Signer{keys: make(map[string][]byte, len(keys)), active: active}
+	s := &Signer{keys: make(map[string]*sync.Pool, len(keys)), active: active}
 	for id, k := range keys {
 		if !validKeyID(id) {
 			return nil, fmt.Errorf("templates: new signer: key id %q: want 1 to %d characters from [a-z0-9]", id, maxKeyID)
@@ -76,7 +78,10 @@ func NewSigner(keys map[string][]byte, active string) (*Signer, error) {
 		}
 		m := hmac.New(sha256.New, k)
 		m.Write([]byte("missive/templates/token/v1"))
-		s.keys[id] = m.Sum(nil)
+		// Keying an HMAC costs more than a token's MAC: each key keeps
+		// its keyed HMACs for reuse.
+		sub := m.Sum(nil)
+		s.keys[id] = &sync.Pool{New: func() any { return hmac.New(sha256.New, sub) }}
 	}
 	if _, ok := s.keys[active]; !ok {
 		return nil, fmt.Errorf("templates: new signer: active key %q is not in the keyring", active)
@@ -135,10 +140,13 @@ func checkClaim(f string) error {
 	return nil
 }
 
-func (s *Signer) mac(key, payload []byte) []byte {
-	m := hmac.New(sha256.New, key)
+func (s *Signer) mac(key *sync.Pool, payload []byte) []byte {
+	m := key.Get().(hash.Hash)
+	m.Reset()
 	m.Write(payload)
-	return m.Sum(nil)[:macLen]
+	sum := m.Sum(make([]byte, 0, sha256.Size))[:macLen]
+	key.Put(m)
+	return sum
 }
 
 // Verify checks token and returns its claims. It returns ErrInvalidToken
