@@ -151,14 +151,23 @@ func TestEditCampaign(t *testing.T) {
 		t.Errorf("edit of a running campaign: %d", a.status)
 	}
 	// The console's changes are in the audit log, under the user's name.
-	entries, err := b.d.Store.Audit(context.Background(), 10, "")
+	wantAudited(t, b, 10, "console:mark campaign.edit spring")
+}
+
+// wantAudited fails t unless each of wants is in one of the audit log's
+// last n entries, written "key action target detail".
+func wantAudited(t *testing.T, b *testBundle, n int64, wants ...string) {
+	t.Helper()
+	entries, err := b.d.Store.Audit(context.Background(), n, "")
 	must(t, err)
 	var got []string
 	for _, e := range entries {
-		got = append(got, e.Key+" "+e.Action+" "+e.Target)
+		got = append(got, strings.TrimSpace(e.Key+" "+e.Action+" "+e.Target+" "+e.Detail))
 	}
-	if want := "console:mark campaign.edit spring"; !strings.Contains(strings.Join(got, "\n"), want) {
-		t.Errorf("audit log %q lacks %q", got, want)
+	for _, want := range wants {
+		if !strings.Contains(strings.Join(got, "\n"), want) {
+			t.Errorf("audit log %q lacks %q", got, want)
+		}
 	}
 }
 
