@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -12,11 +13,13 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
@@ -676,6 +679,53 @@ func TestAPISendIdempotency(t *testing.T) {
 	sd := c.do("GET", "/v1/sends/"+url.PathEscape(id), "")
 	if got := sd.json(t); sd.status != 200 || got["id"] != id || got["contact"] != "buyer" || got["template"] != "order-shipped" {
 		t.Errorf("GET send: %d %v", sd.status, got)
+	}
+}
+
+// lostReply makes the next call of a script on a run's keys fail after
+// Redis ran it, as when the process dies between the write and its reply.
+type lostReply struct{ armed atomic.Bool }
+
+func (h *lostReply) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *lostReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *lostReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		args := cmd.Args()
+		if err == nil && strings.HasPrefix(cmd.Name(), "eval") && len(args) > 4 && strings.HasSuffix(fmt.Sprint(args[4]), ":inflight") && h.armed.CompareAndSwap(true, false) {
+			return errors.New("connection reset")
+		}
+		return err
+	}
+}
+
+// A send whose decision was written by a request that died before it
+// answered is found by the retry, and is in the contact's index all the
+// same: the contact's export and erasure reach it.
+func TestAPISendRecordedBeforeACrashIsIndexed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	sendSetup(t, b)
+	hook := &lostReply{}
+	hook.armed.Store(true)
+	b.redis.Client.AddHook(hook)
+
+	if r := b.api.do("POST", "/v1/sends", orderSend, "Idempotency-Key", "order-9/shipped"); r.status < 500 {
+		t.Fatalf("first send, its reply lost: %d %s", r.status, r.body)
+	}
+	r := b.api.do("POST", "/v1/sends", orderSend, "Idempotency-Key", "order-9/shipped")
+	if r.status != 202 {
+		t.Fatalf("retry: %d %s", r.status, r.body)
+	}
+	id, _ := r.json(t)["send"].(string)
+	ss, err := b.d.Store.ContactSends(context.Background(), "buyer")
+	must(t, err)
+	if len(ss) != 1 || ss[0].ID != id {
+		t.Errorf("contact's sends %v, want send %s", ss, id)
 	}
 }
 

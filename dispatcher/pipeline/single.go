@@ -81,15 +81,17 @@ func (d *Pipeline) DecideOne(ctx context.Context, o OneSend) (*dispatcher.Send, 
 		if err != nil {
 			return nil, err
 		}
+		// The send's id derives from its key, not its contact: index it
+		// for erasure and export (campaign sends are found by their ids),
+		// before the record, so that a record a crash left is indexed
+		// (a retry finds the record and decides nothing).
+		if err := s.IndexSends(ctx, ds); err != nil {
+			return nil, err
+		}
 		if err := s.RecordDecisions(ctx, run, ds, d.cfg.InflightDeadline); err != nil {
 			return nil, err
 		}
 		d.countDecisions(ds)
-		// The send's id derives from its key, not its contact: index it
-		// for erasure and export (campaign sends are found by their ids).
-		if err := s.IndexSends(ctx, ds); err != nil {
-			return nil, err
-		}
 		// A concurrent request with the same key may have decided first:
 		// the record holds the decision that counts.
 		if existing, err = s.Send(ctx, id); err != nil {
