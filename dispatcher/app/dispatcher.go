@@ -325,8 +325,8 @@ func New(cfg Config) (*Dispatcher, error) {
 		return nil, err
 	}
 	d.Pipeline.SetSequences(d.Sequences)
-	store.TagsAdded = func(ctx context.Context, contact string, tags []string) {
-		if err := d.Sequences.TagsAdded(ctx, contact, tags); err != nil && ctx.Err() == nil {
+	store.TagsAdded = func(ctx context.Context, added map[string][]string) {
+		if err := d.Sequences.TagsAdded(ctx, added); err != nil && ctx.Err() == nil {
 			cfg.Logger.Warn("sequences: tags not applied", "error", err)
 		}
 	}

@@ -42,37 +42,40 @@ func (g *Engine) Emit(ctx context.Context, e dispatcher.Event) {
 	}
 }
 
-// TagsAdded enrols the contact in the sequences that the tags trigger and
-// ends its enrolments in those they stop. Upstream systems add tags
-// through the contact routes and imports: a tag no sequence names costs
-// one read of the sequences.
-func (g *Engine) TagsAdded(ctx context.Context, contact string, tags []string) error {
-	if len(tags) == 0 {
+// TagsAdded enrols each contact in the sequences that its added tags
+// trigger and ends its enrolments in those they stop. Upstream systems add
+// tags through the contact routes and imports: an import chunk costs one
+// read of the sequences, and nothing more when no sequence names its tags.
+func (g *Engine) TagsAdded(ctx context.Context, added map[string][]string) error {
+	if len(added) == 0 {
 		return nil
 	}
 	seqs, err := g.store.Sequences(ctx)
 	if err != nil {
 		return err
 	}
-	stops := map[string]bool{}
-	var triggered []string
-	for _, s := range seqs {
-		if slices.ContainsFunc(s.StopTags, func(t string) bool { return slices.Contains(tags, t) }) {
-			stops[s.ID] = true
-		}
-		if s.Trigger.Tag != "" && slices.Contains(tags, s.Trigger.Tag) {
-			triggered = append(triggered, s.ID)
-		}
-	}
-	if len(stops) > 0 {
-		if _, err := g.stopWhere(ctx, contact, dispatcher.StopTag, func(s *dispatcher.Sequence) bool { return stops[s.ID] }); err != nil {
-			return err
-		}
-	}
 	var errs []error
-	for _, id := range triggered {
-		if _, _, err := g.Enrol(ctx, id, contact, dispatcher.TriggerTag, nil); err != nil {
-			errs = append(errs, err)
+	for contact, tags := range added {
+		stops := map[string]bool{}
+		var triggered []string
+		for _, s := range seqs {
+			if slices.ContainsFunc(s.StopTags, func(t string) bool { return slices.Contains(tags, t) }) {
+				stops[s.ID] = true
+			}
+			if s.Trigger.Tag != "" && slices.Contains(tags, s.Trigger.Tag) {
+				triggered = append(triggered, s.ID)
+			}
+		}
+		if len(stops) > 0 {
+			if _, err := g.stopWhere(ctx, contact, dispatcher.StopTag, func(s *dispatcher.Sequence) bool { return stops[s.ID] }); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		for _, id := range triggered {
+			if _, _, err := g.Enrol(ctx, id, contact, dispatcher.TriggerTag, nil); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -413,16 +413,16 @@ func (s *Store) upsertMany(ctx context.Context, ls []ImportLine) error {
 		}
 	}
 	if s.TagsAdded != nil {
+		added := map[string][]string{}
 		for i := range ls {
-			var added []string
 			for _, t := range ls[i].Tags {
 				if prev[i] == nil || !slices.Contains(prev[i].Tags, t) {
-					added = append(added, t)
+					added[ls[i].ID] = append(added[ls[i].ID], t)
 				}
 			}
-			if len(added) > 0 {
-				s.TagsAdded(ctx, ls[i].ID, added)
-			}
+		}
+		if len(added) > 0 {
+			s.TagsAdded(ctx, added)
 		}
 	}
 	return nil

@@ -56,9 +56,9 @@ type Store struct {
 	// import wrote for each contact, once written (outbound webhooks).
 	ConsentsImported func(ctx context.Context, contact string, evs []dispatcher.ConsentEvent)
 	// TagsAdded, when set, is told the tags a contact upsert or an import
-	// added to each contact, once written (sequences enrol and stop on
+	// chunk added, by contact, once written (sequences enrol and stop on
 	// them).
-	TagsAdded func(ctx context.Context, contact string, tags []string)
+	TagsAdded func(ctx context.Context, added map[string][]string)
 	// hashers keeps *addressHashers: keying an HMAC costs two hash blocks
 	// and several allocations, more than hashing an address with it.
 	hashers sync.Pool
