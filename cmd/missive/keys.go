@@ -17,13 +17,14 @@ import (
 	"github.com/missive-dev/missive/dispatcher/store"
 )
 
-// keysCommand runs "missive keys rotate": it seals every contact again
-// under the active (first) key of MISSIVE_DATA_KEYS, on the Redis that the
-// running processes share, then says whether an older key is still used.
+// keysCommand runs "missive keys rotate": it seals every contact, the data
+// of its enrolments and the webhook endpoints again under the active
+// (first) key of MISSIVE_DATA_KEYS, on the Redis that the running
+// processes share, then says whether an older key is still used.
 func keysCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const usage = `usage:
   missive keys rotate [--force]
-                        re-encrypt every contact under the first key of MISSIVE_DATA_KEYS
+                        re-encrypt every contact, enrolment and webhook endpoint under the first key of MISSIVE_DATA_KEYS
                         (resumable, safe while Missive runs); then tells whether an old key
                         may be removed. Refuses while a running process does not seal with
                         that key yet (--force: rotate anyway)`
@@ -79,35 +80,40 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 	}
 
 	active := ring.Active()
-	fmt.Fprintf(stderr, "keys rotate: sealing contacts under key %s\n", active)
+	fmt.Fprintf(stderr, "keys rotate: sealing contacts, their enrolments' data and the webhook endpoints under key %s\n", active)
 	var last time.Time
-	rotated, err := d.Store.RotateContacts(ctx, func(done, total int64) {
+	rotated, err := d.Store.RotateData(ctx, func(done, total int64) {
 		if now := time.Now(); now.Sub(last) >= time.Second || done == total {
 			last = now
 			fmt.Fprintf(stderr, "keys rotate: %d/%d contacts\n", done, total)
 		}
 	})
-	fmt.Fprintf(stdout, "%d contacts re-sealed under key %s\n", rotated, active)
+	fmt.Fprintf(stdout, "%d contacts, %d enrolments and %d webhook endpoints re-sealed under key %s\n", rotated.Contacts, rotated.Enrolments, rotated.Webhooks, active)
 	if errors.Is(err, context.Canceled) {
 		return errors.New("stopped: run it again to resume where it stopped")
 	}
 	if err != nil {
 		return err
 	}
-	perKey, err := d.Store.ContactKeyUsage(ctx)
+	held, err := d.Store.DataKeyUsage(ctx)
 	if err != nil {
 		return err
 	}
 	var old []string
-	for _, id := range slices.Sorted(maps.Keys(perKey)) {
-		if id != active {
-			old = append(old, fmt.Sprintf("%s: %d", keyName(id), perKey[id]))
+	for _, kind := range []struct {
+		name  string
+		count map[string]int64
+	}{{"contacts", held.Contacts}, {"enrolments", held.Enrolments}, {"webhook endpoints", held.Webhooks}} {
+		for _, id := range slices.Sorted(maps.Keys(kind.count)) {
+			if id != active {
+				old = append(old, fmt.Sprintf("%s %s: %d", kind.name, keyName(id), kind.count[id]))
+			}
 		}
 	}
 	if len(old) > 0 {
-		fmt.Fprintf(stdout, "contacts still under other keys (%s): a process that still seals with an old key wrote them; "+
+		fmt.Fprintf(stdout, "records still under other keys (%s): a process that still seals with an old key wrote them; "+
 			"give every process the new MISSIVE_DATA_KEYS and run \"missive keys rotate\" again before removing a key\n", strings.Join(old, ", "))
-		return errors.New("some contacts still use an old key")
+		return errors.New("some records still use an old key")
 	}
 	var unused []string
 	for _, id := range ring.IDs() {
@@ -116,9 +122,11 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 		}
 	}
 	if len(unused) > 0 {
-		fmt.Fprintf(stdout, "every contact (%d) is under key %s: key %s may be removed from MISSIVE_DATA_KEYS\n", perKey[active], active, strings.Join(unused, ", "))
+		fmt.Fprintf(stdout, "every contact (%d) is under key %s: key %s may be removed from MISSIVE_DATA_KEYS "+
+			"once the sends and webhook events queued before the rotation are gone (the send retention, and 7 days)\n",
+			held.Contacts[active], active, strings.Join(unused, ", "))
 	} else {
-		fmt.Fprintf(stdout, "every contact (%d) is under key %s\n", perKey[active], active)
+		fmt.Fprintf(stdout, "every contact (%d) is under key %s\n", held.Contacts[active], active)
 	}
 	return nil
 }

@@ -53,7 +53,7 @@ func TestKeysRotateReSealsUnderTheFirstKey(t *testing.T) {
 	if code := Main(ctx, []string{"keys", "rotate"}, func(k string) string { return env[k] }, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"1100 contacts re-sealed under key b", "key a may be removed"} {
+	for _, want := range []string{"1100 contacts, 0 enrolments and 0 webhook endpoints re-sealed under key b", "key a may be removed"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
 		}
@@ -143,12 +143,12 @@ func TestKeysRotateRefusesWhileAProcessLacksTheNewKey(t *testing.T) {
 	if strings.Contains(stdout, "re-sealed") {
 		t.Error("rotate re-sealed although it refused")
 	}
-	if usage, err := d.Store.ContactKeyUsage(ctx); err != nil || usage["a"] != 1 {
+	if usage, err := d.Store.DataKeyUsage(ctx); err != nil || usage.Contacts["a"] != 1 {
 		t.Errorf("contacts by key after a refusal: %v, %v; want the contact still under a", usage, err)
 	}
 
 	code, stdout, stderr = run(t, env, "keys", "rotate", "--force")
-	if code != 0 || !strings.Contains(stderr, "WARNING: --force: 1 of 2 running processes") || !strings.Contains(stdout, "1 contacts re-sealed under key b") {
+	if code != 0 || !strings.Contains(stderr, "WARNING: --force: 1 of 2 running processes") || !strings.Contains(stdout, "1 contacts, 0 enrolments and 0 webhook endpoints re-sealed under key b") {
 		t.Errorf("rotate --force: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
 

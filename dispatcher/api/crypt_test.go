@@ -120,6 +120,8 @@ type rotationBundle struct {
 	*testBundle
 	ka, kb []byte
 	ids    []string
+	// before is a dispatcher that holds key a only.
+	before *app.Dispatcher
 }
 
 // setupRotation is setup with n contacts sealed under key a, imported by a
@@ -149,7 +151,7 @@ func setupRotation(t *testing.T, n int) *rotationBundle {
 	if res.Imported != n {
 		t.Fatalf("imported %d of %d: %v", res.Imported, n, res.Errors)
 	}
-	return &rotationBundle{testBundle: b, ka: ka, kb: kb, ids: ids}
+	return &rotationBundle{testBundle: b, ka: ka, kb: kb, ids: ids, before: da}
 }
 
 // assertOnlyKeyBOpens reads every contact with a dispatcher that holds
@@ -170,9 +172,9 @@ func (rb *rotationBundle) assertOnlyKeyBOpens(t *testing.T) {
 			t.Fatalf("contact %s read back as %+v", rb.ids[i], c)
 		}
 	}
-	usage, err := d.Store.ContactKeyUsage(ctx)
+	usage, err := d.Store.DataKeyUsage(ctx)
 	must(t, err)
-	if diff := cmp.Diff(map[string]int64{"b": int64(len(rb.ids))}, usage); diff != "" {
+	if diff := cmp.Diff(map[string]int64{"b": int64(len(rb.ids))}, usage.Contacts); diff != "" {
 		t.Errorf("contacts per key (-want +got):\n%s", diff)
 	}
 }
@@ -205,7 +207,7 @@ func TestRotateContactsDuringACampaign(t *testing.T) {
 		}
 	}()
 	var calls, lastDone, lastTotal int64
-	rotated, err := s.RotateContacts(ctx, func(done, total int64) {
+	rotated, err := s.RotateData(ctx, func(done, total int64) {
 		calls, lastDone, lastTotal = calls+1, done, total
 		// Spread the walk over the run: each chunk waits for the campaign
 		// to have sent as many messages as records were walked.
@@ -218,8 +220,8 @@ func TestRotateContactsDuringACampaign(t *testing.T) {
 	if calls != 4 || lastDone != 1700 || lastTotal != 1700 {
 		t.Errorf("progress: %d calls, last %d/%d; want 4 calls, last 1700/1700", calls, lastDone, lastTotal)
 	}
-	if rotated == 0 || rotated > 1700 {
-		t.Errorf("rotated %d records", rotated)
+	if rotated.Contacts == 0 || rotated.Contacts > 1700 {
+		t.Errorf("rotated %d records", rotated.Contacts)
 	}
 
 	r := rb.waitRun(t, run, 60*time.Second)
@@ -258,21 +260,21 @@ func TestRotateContactsResumesAfterAStop(t *testing.T) {
 	rb := setupRotation(t, 1200)
 	s := rb.d.Store
 	ctx, cancel := context.WithCancel(context.Background())
-	rotated, err := s.RotateContacts(ctx, func(done, total int64) { cancel() })
-	if !errors.Is(err, context.Canceled) || rotated != storepkg.RotateChunk {
-		t.Fatalf("stopped rotation: %d, %v; want %d, context.Canceled", rotated, err, storepkg.RotateChunk)
+	rotated, err := s.RotateData(ctx, func(done, total int64) { cancel() })
+	if !errors.Is(err, context.Canceled) || rotated.Contacts != storepkg.RotateChunk {
+		t.Fatalf("stopped rotation: %d, %v; want %d, context.Canceled", rotated.Contacts, err, storepkg.RotateChunk)
 	}
-	usage, err := s.ContactKeyUsage(context.Background())
+	usage, err := s.DataKeyUsage(context.Background())
 	must(t, err)
-	if diff := cmp.Diff(map[string]int64{"a": 700, "b": 500}, usage); diff != "" {
+	if diff := cmp.Diff(map[string]int64{"a": 700, "b": 500}, usage.Contacts); diff != "" {
 		t.Errorf("contacts per key after the first chunk (-want +got):\n%s", diff)
 	}
 
 	var dones []int64
-	rotated, err = s.RotateContacts(context.Background(), func(done, total int64) { dones = append(dones, done) })
+	rotated, err = s.RotateData(context.Background(), func(done, total int64) { dones = append(dones, done) })
 	must(t, err)
-	if rotated != 700 {
-		t.Errorf("resumed rotation re-sealed %d records, want 700", rotated)
+	if rotated.Contacts != 700 {
+		t.Errorf("resumed rotation re-sealed %d records, want 700", rotated.Contacts)
 	}
 	if diff := cmp.Diff([]int64{1000, 1200}, dones); diff != "" {
 		t.Errorf("resumed progress (-want +got):\n%s", diff)
@@ -280,9 +282,9 @@ func TestRotateContactsResumesAfterAStop(t *testing.T) {
 	rb.assertOnlyKeyBOpens(t)
 
 	// Nothing left to do: a third run walks and re-seals nothing.
-	rotated, err = s.RotateContacts(context.Background(), nil)
-	if err != nil || rotated != 0 {
-		t.Errorf("third rotation: %d, %v", rotated, err)
+	rotated, err = s.RotateData(context.Background(), nil)
+	if err != nil || rotated != (storepkg.Rotation{}) {
+		t.Errorf("third rotation: %+v, %v", rotated, err)
 	}
 }
 
@@ -298,18 +300,66 @@ func TestRotateContactsSealsPlainRecordsAndReportsUnreadableOnes(t *testing.T) {
 	if c, err := s.Contact(ctx, "ana"); err != nil || c.Email != "ana@example.com" {
 		t.Errorf("plain record: %v, %v", c, err)
 	}
-	rotated, err := s.RotateContacts(ctx, nil)
-	if !errors.Is(err, storepkg.ErrUnknownDataKey) || rotated != 1 {
-		t.Errorf("rotation: %d, %v; want 1, ErrUnknownDataKey", rotated, err)
+	rotated, err := s.RotateData(ctx, nil)
+	if !errors.Is(err, storepkg.ErrUnknownDataKey) || rotated.Contacts != 1 {
+		t.Errorf("rotation: %d, %v; want 1, ErrUnknownDataKey", rotated.Contacts, err)
 	}
 	raw := b.redis.Client.Get(ctx, s.ContactKey("ana")).Val()
 	if strings.Contains(raw, "ana@example.com") {
 		t.Error("the plain record is still plain after rotation")
 	}
-	usage, err := s.ContactKeyUsage(ctx)
+	usage, err := s.DataKeyUsage(ctx)
 	must(t, err)
-	if diff := cmp.Diff(map[string]int64{"d0": 2, "x": 1}, usage); diff != "" {
+	if diff := cmp.Diff(map[string]int64{"d0": 2, "x": 1}, usage.Contacts); diff != "" {
 		t.Errorf("contacts per key (-want +got):\n%s", diff)
+	}
+}
+
+// Enrolment data and webhook endpoints are sealed under the data keys
+// too: the rotation seals them again, so that the old key may go.
+func TestRotateDataSealsEnrolmentsAndWebhooks(t *testing.T) {
+	t.Parallel()
+	rb := setupRotation(t, 3)
+	ctx := context.Background()
+	old := rb.before.Store
+	now := time.Now().UTC()
+	for _, c := range rb.ids[:2] {
+		_, created, err := old.Enrol(ctx, &dispatcher.Enrolment{Sequence: "welcome", Contact: c, Version: 1, Trigger: dispatcher.TriggerAPI,
+			State: dispatcher.EnrolmentActive, At: now, Since: now, StartedAt: now,
+			Data: map[string]any{"order": "A-" + c, "total": 42.5}}, false)
+		if err != nil || !created {
+			t.Fatalf("enrol %s under key a: %v %v", c, created, err)
+		}
+	}
+	must(t, old.PutWebhook(ctx, &storepkg.WebhookEndpoint{ID: "crm", URL: "https://crm.example/hook", Events: []string{"sent"}, Secret: "whsec-123"}))
+
+	rotated, err := rb.d.Store.RotateData(ctx, nil)
+	must(t, err)
+	if diff := cmp.Diff(storepkg.Rotation{Contacts: 3, Enrolments: 2, Webhooks: 1}, rotated); diff != "" {
+		t.Errorf("rotated (-want +got):\n%s", diff)
+	}
+	rb.assertOnlyKeyBOpens(t)
+
+	cfg := rb.cfg
+	cfg.DataKeys = storetest.Ring(t, "b", map[string][]byte{"b": rb.kb})
+	d, err := app.New(cfg)
+	must(t, err)
+	for _, c := range rb.ids[:2] {
+		r, err := d.Store.Enrolment(ctx, c, "welcome")
+		must(t, err)
+		want := map[string]any{"order": "A-" + c, "total": 42.5}
+		if diff := cmp.Diff(want, r.Data); diff != "" {
+			t.Errorf("enrolment data of %s under key b only (-want +got):\n%s", c, diff)
+		}
+	}
+	ep, err := d.Store.Webhook(ctx, "crm")
+	if err != nil || ep.Secret != "whsec-123" {
+		t.Errorf("webhook endpoint under key b only: %+v, %v", ep, err)
+	}
+	usage, err := d.Store.DataKeyUsage(ctx)
+	must(t, err)
+	if diff := cmp.Diff(storepkg.KeyUsage{Contacts: map[string]int64{"b": 3}, Enrolments: map[string]int64{"b": 2}, Webhooks: map[string]int64{"b": 1}}, usage); diff != "" {
+		t.Errorf("records per key (-want +got):\n%s", diff)
 	}
 }
 

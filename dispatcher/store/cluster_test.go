@@ -239,8 +239,8 @@ func TestClusterContactTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Keys = keys
-	if n, err := s.RotateContacts(ctx, nil); err != nil || n != 12 {
-		t.Errorf("RotateContacts: %d %v, want 12", n, err)
+	if n, err := s.RotateData(ctx, nil); err != nil || n.Contacts != 12 {
+		t.Errorf("RotateData: %+v %v, want 12 contacts", n, err)
 	}
 
 	// Erasure of c05: the address index found through the contact's set,

@@ -21,7 +21,7 @@ import (
 // Keyring seals and opens personal data at rest with AES-256-GCM under
 // named keys. One key is active and seals; every key of the ring opens
 // what it sealed, so keys rotate without a stop: add the new key as the
-// active one, re-seal the records (Dispatcher.RotateContacts), then drop
+// active one, re-seal the records (Store.RotateData), then drop
 // the old key. It is safe for concurrent use.
 //
 // A sealed value is compact binary:
@@ -162,7 +162,7 @@ func additional(hdr, aad []byte) []byte {
 	return append(append(a, hdr...), aad...)
 }
 
-// RotateChunk is how many contacts RotateContacts reads per round trip
+// RotateChunk is how many contacts RotateData reads per round trip
 // and per checkpoint.
 const RotateChunk = 500
 
@@ -177,69 +177,206 @@ end
 return 0
 `)
 
-// RotateContacts seals again, under the active data key, every contact
-// record sealed under another key (or stored in plain JSON before
-// encryption), while the system runs. It walks the contact index in
-// chunks of 500, checkpointing its place in P:rotate:cursor, so a run
+// Rotation counts the records a rotation sealed again.
+type Rotation struct {
+	Contacts   int64 `json:"contacts"`
+	Enrolments int64 `json:"enrolments"`
+	Webhooks   int64 `json:"webhooks"`
+}
+
+// RotateData seals again, under the active data key, every record sealed
+// under another key, while the system runs: the contact records (and
+// those stored in plain JSON before encryption), the data their sequence
+// enrolments hold, and the webhook endpoints. It walks the contact index
+// in chunks of 500, checkpointing its place in P:rotate:cursor, so a run
 // stopped by ctx resumes where it stopped; each record is replaced by a
-// compare-and-set, so a concurrent upsert wins. progress, when not nil,
-// is called after each chunk with the contacts walked and their total.
+// compare-and-set, so a concurrent write wins. progress, when not nil, is
+// called after each chunk with the contacts walked and their total.
 // Records that do not open with the keyring are left as they are; the
 // walk goes on and the error (wrapping ErrUnknownDataKey or ErrSealed)
 // comes back at the end. Processes that still seal with an older key
-// write behind the walk: ContactKeyUsage tells whether any did.
-func (s *Store) RotateContacts(ctx context.Context, progress func(done, total int64)) (rotated int64, err error) {
+// write behind the walk: DataKeyUsage tells whether any did.
+//
+// The data of API sends and the events queued for webhooks are not
+// sealed again: they expire with the send retention and
+// WebhookEventTTL.
+func (s *Store) RotateData(ctx context.Context, progress func(done, total int64)) (Rotation, error) {
+	var out Rotation
 	index := s.Key("contacts")
 	cursor, err := s.Redis.Get(ctx, s.RotateCursorKey()).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return 0, fmt.Errorf("rotate contacts: %w", err)
+		return out, fmt.Errorf("rotate: %w", err)
 	}
 	var done int64
 	if cursor != "" {
 		if done, err = s.Redis.ZLexCount(ctx, index, "-", "["+cursor).Result(); err != nil {
-			return 0, fmt.Errorf("rotate contacts: %w", err)
+			return out, fmt.Errorf("rotate: %w", err)
 		}
 	}
 	var unreadable int64
 	var firstErr error
 	for {
 		if err := ctx.Err(); err != nil {
-			return rotated, err
+			return out, err
 		}
 		ids, err := s.ContactIDs(ctx, cursor, RotateChunk)
 		if err != nil {
-			return rotated, fmt.Errorf("rotate contacts: %w", err)
+			return out, fmt.Errorf("rotate: %w", err)
 		}
 		if len(ids) == 0 {
 			break
 		}
 		n, bad, badErr, err := s.reSealContacts(ctx, ids)
-		rotated += n
+		out.Contacts += n
 		if err != nil {
-			return rotated, fmt.Errorf("rotate contacts: %w", err)
+			return out, fmt.Errorf("rotate contacts: %w", err)
+		}
+		unreadable += bad
+		firstErr = cmp.Or(firstErr, badErr)
+		n, bad, badErr, err = s.reSealEnrolments(ctx, ids)
+		out.Enrolments += n
+		if err != nil {
+			return out, fmt.Errorf("rotate enrolments: %w", err)
 		}
 		unreadable += bad
 		firstErr = cmp.Or(firstErr, badErr)
 		cursor = ids[len(ids)-1]
 		if err := s.Redis.Set(ctx, s.RotateCursorKey(), cursor, 0).Err(); err != nil {
-			return rotated, fmt.Errorf("rotate contacts: checkpoint: %w", err)
+			return out, fmt.Errorf("rotate: checkpoint: %w", err)
 		}
 		done += int64(len(ids))
 		if progress != nil {
 			total, err := s.Redis.ZCard(ctx, index).Result()
 			if err != nil {
-				return rotated, fmt.Errorf("rotate contacts: %w", err)
+				return out, fmt.Errorf("rotate: %w", err)
 			}
 			progress(done, max(total, done))
 		}
 	}
+	n, bad, badErr, err := s.reSealFields(ctx, []string{s.webhooksKey()}, func(_ int, id, v string) (string, error) {
+		return s.reSeal([]byte(v), webhookAAD(id))
+	})
+	out.Webhooks += n
+	if err != nil {
+		return out, fmt.Errorf("rotate webhooks: %w", err)
+	}
+	unreadable += bad
+	firstErr = cmp.Or(firstErr, badErr)
 	if err := s.Redis.Del(ctx, s.RotateCursorKey()).Err(); err != nil {
-		return rotated, fmt.Errorf("rotate contacts: %w", err)
+		return out, fmt.Errorf("rotate: %w", err)
 	}
 	if firstErr != nil {
-		return rotated, fmt.Errorf("rotate contacts: %d records do not open and stay as they are (first: %w)", unreadable, firstErr)
+		return out, fmt.Errorf("rotate: %d records do not open and stay as they are (first: %w)", unreadable, firstErr)
 	}
-	return rotated, nil
+	return out, nil
+}
+
+// reSeal returns sealed sealed again under the active key, or "" when
+// the active key sealed it.
+func (s *Store) reSeal(sealed []byte, aad []byte) (string, error) {
+	if id, ok := SealedKeyID(sealed); ok && id == s.Keys.Active() {
+		return "", nil
+	}
+	js, _, err := s.Keys.Open(sealed, aad)
+	if err != nil {
+		return "", err
+	}
+	return string(s.Keys.Seal(js, aad)), nil
+}
+
+// reSealEnrolments seals again the data of the enrolments of the contacts
+// ids (see reSealFields).
+func (s *Store) reSealEnrolments(ctx context.Context, ids []string) (rotated, bad int64, badErr, err error) {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.enrolmentsKey(id)
+	}
+	return s.reSealFields(ctx, keys, func(i int, seq, v string) (string, error) {
+		var rec enrolmentJSON
+		if err := json.Unmarshal([]byte(v), &rec); err != nil {
+			return "", fmt.Errorf("decode enrolment: %w", err)
+		}
+		if rec.Sealed == nil {
+			return "", nil
+		}
+		e := dispatcher.Enrolment{Sequence: seq, Contact: ids[i], N: rec.N}
+		sealed, err := s.reSeal(rec.Sealed, enrolmentAAD(&e))
+		if sealed == "" || err != nil {
+			return "", err
+		}
+		rec.Sealed = []byte(sealed)
+		b, err := json.Marshal(rec)
+		return string(b), err
+	})
+}
+
+// reSealFields seals again the fields of the hashes at keys: reSeal
+// returns the new value of field of keys[i], "" to leave it, or an error
+// when it does not open. A hash whose field changed between the read and
+// the compare-and-set is read again. bad counts the fields that do not
+// open, badErr tells why the first one did not.
+func (s *Store) reSealFields(ctx context.Context, keys []string, reSeal func(i int, field, v string) (string, error)) (rotated, bad int64, badErr, err error) {
+	at := make([]int, len(keys)) // the index in keys of each hash to read
+	for i := range at {
+		at[i] = i
+	}
+	for attempt := 0; len(at) > 0; attempt++ {
+		if attempt == 10 {
+			return rotated, bad, badErr, fmt.Errorf("%d records kept changing during 10 attempts", len(at))
+		}
+		gets := make([]*redis.MapStringStringCmd, len(at))
+		if _, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for j, i := range at {
+				gets[j] = p.HGetAll(ctx, keys[i])
+			}
+			return nil
+		}); err != nil {
+			return rotated, bad, badErr, err
+		}
+		type swap struct {
+			i               int
+			field, old, new string
+		}
+		var todo []swap
+		for j, g := range gets {
+			for field, v := range g.Val() {
+				nv, err := reSeal(at[j], field, v)
+				if err != nil {
+					if attempt == 0 {
+						bad++
+						badErr = cmp.Or(badErr, err)
+					}
+					continue
+				}
+				if nv != "" {
+					todo = append(todo, swap{at[j], field, v, nv})
+				}
+			}
+		}
+		if len(todo) == 0 {
+			break
+		}
+		cmds := make([]*redis.Cmd, len(todo))
+		if _, err := s.scriptPipeline(ctx, swapScript, func(p redis.Pipeliner) {
+			for j, w := range todo {
+				cmds[j] = swapScript.EvalSha(ctx, p, []string{keys[w.i]}, w.field, w.old, w.new)
+			}
+		}); err != nil {
+			return rotated, bad, badErr, err
+		}
+		at = at[:0:0]
+		for j, c := range cmds {
+			switch n, err := c.Int(); {
+			case err != nil:
+				return rotated, bad, badErr, err
+			case n == 1:
+				rotated++
+			case !slices.Contains(at, todo[j].i):
+				at = append(at, todo[j].i) // written meanwhile: look again
+			}
+		}
+	}
+	return rotated, bad, badErr, nil
 }
 
 // reSealContacts seals again the records of ids that the active key did
@@ -310,44 +447,76 @@ func (s *Store) reSealContacts(ctx context.Context, ids []string) (rotated, bad 
 	return rotated, bad, badErr, nil
 }
 
-// ContactKeyUsage counts the contact records by the id of the data key
-// that sealed them, reading only each record's header. "" counts records
-// in plain JSON (written before encryption), "?" records that are not
-// sealed values. A key of the ring that counts nothing may be removed.
-func (s *Store) ContactKeyUsage(ctx context.Context) (map[string]int64, error) {
-	out := map[string]int64{}
+// KeyUsage counts the records sealed under the data keys, by the id of
+// the key that sealed them: "" counts contact records in plain JSON
+// (written before encryption), "?" values that are not sealed. A key of
+// the ring that counts nothing may be removed (after the send retention
+// and WebhookEventTTL: see RotateData).
+type KeyUsage struct {
+	Contacts   map[string]int64 `json:"contacts"`
+	Enrolments map[string]int64 `json:"enrolments"`
+	Webhooks   map[string]int64 `json:"webhooks"`
+}
+
+// DataKeyUsage counts the contact records, the enrolments holding data
+// and the webhook endpoints by the key that sealed them, reading only each
+// contact record's header.
+func (s *Store) DataKeyUsage(ctx context.Context) (KeyUsage, error) {
+	out := KeyUsage{Contacts: map[string]int64{}, Enrolments: map[string]int64{}, Webhooks: map[string]int64{}}
+	count := func(m map[string]int64, b []byte) {
+		switch id, ok := SealedKeyID(b); {
+		case len(b) == 0: // erased meanwhile
+		case ok:
+			m[id]++
+		case b[0] == '{':
+			m[""]++
+		default:
+			m["?"]++
+		}
+	}
 	after := ""
 	for {
 		ids, err := s.ContactIDs(ctx, after, 1000)
 		if err != nil {
-			return nil, fmt.Errorf("contact key usage: %w", err)
+			return out, fmt.Errorf("data key usage: %w", err)
 		}
 		if len(ids) == 0 {
-			return out, nil
+			break
 		}
 		heads := make([]*redis.StringCmd, len(ids))
+		enrs := make([]*redis.MapStringStringCmd, len(ids))
 		if _, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, id := range ids {
 				heads[i] = p.GetRange(ctx, s.ContactKey(id), 0, int64(maxSealHeader-1))
+				enrs[i] = p.HGetAll(ctx, s.enrolmentsKey(id))
 			}
 			return nil
 		}); err != nil {
-			return nil, fmt.Errorf("contact key usage: %w", err)
+			return out, fmt.Errorf("data key usage: %w", err)
 		}
-		for _, h := range heads {
-			b := []byte(h.Val())
-			switch id, ok := SealedKeyID(b); {
-			case len(b) == 0: // erased meanwhile
-			case ok:
-				out[id]++
-			case b[0] == '{':
-				out[""]++
-			default:
-				out["?"]++
+		for i := range ids {
+			count(out.Contacts, []byte(heads[i].Val()))
+			for _, v := range enrs[i].Val() {
+				var rec struct {
+					Sealed []byte `json:"sealed"`
+				}
+				if err := json.Unmarshal([]byte(v), &rec); err != nil {
+					out.Enrolments["?"]++
+				} else if rec.Sealed != nil {
+					count(out.Enrolments, rec.Sealed)
+				}
 			}
 		}
 		after = ids[len(ids)-1]
 	}
+	hooks, err := s.Redis.HGetAll(ctx, s.webhooksKey()).Result()
+	if err != nil {
+		return out, fmt.Errorf("data key usage: %w", err)
+	}
+	for _, v := range hooks {
+		count(out.Webhooks, []byte(v))
+	}
+	return out, nil
 }
 
 // KeyHolder is what a running process announces of the data keyring it

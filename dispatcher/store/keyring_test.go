@@ -183,34 +183,34 @@ func TestContactWalks(t *testing.T) {
 			if tt.contacts > 0 {
 				wantUsage["k1"] = int64(tt.contacts)
 			}
-			usage, err := s.ContactKeyUsage(ctx)
+			usage, err := s.DataKeyUsage(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(wantUsage, usage); diff != "" {
-				t.Errorf("ContactKeyUsage before rotation (-want +got):\n%s", diff)
+			if diff := cmp.Diff(wantUsage, usage.Contacts); diff != "" {
+				t.Errorf("DataKeyUsage before rotation (-want +got):\n%s", diff)
 			}
 			keys, err := NewKeyring(map[string][]byte{"k1": make32(1), "k2": make32(2)}, "k2")
 			if err != nil {
 				t.Fatal(err)
 			}
 			s.Keys = keys
-			rotated, err := s.RotateContacts(ctx, nil)
+			rotated, err := s.RotateData(ctx, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rotated != int64(tt.contacts) {
-				t.Errorf("RotateContacts = %d, want %d", rotated, tt.contacts)
+			if rotated.Contacts != int64(tt.contacts) {
+				t.Errorf("RotateData = %+v, want %d contacts", rotated, tt.contacts)
 			}
-			if usage, err = s.ContactKeyUsage(ctx); err != nil {
+			if usage, err = s.DataKeyUsage(ctx); err != nil {
 				t.Fatal(err)
 			}
 			delete(wantUsage, "k1")
 			if tt.contacts > 0 {
 				wantUsage["k2"] = int64(tt.contacts)
 			}
-			if diff := cmp.Diff(wantUsage, usage); diff != "" {
-				t.Errorf("ContactKeyUsage after rotation (-want +got):\n%s", diff)
+			if diff := cmp.Diff(wantUsage, usage.Contacts); diff != "" {
+				t.Errorf("DataKeyUsage after rotation (-want +got):\n%s", diff)
 			}
 			if _, err := s.Contact(ctx, "c-00000"); tt.contacts > 0 && err != nil {
 				t.Errorf("contact after rotation: %v", err)

@@ -26,7 +26,7 @@ import (
 //	P:c:{id}:sends         set of the contact's API and confirmation send ids (erasure, export)
 //	P:contacts             sorted set of contact ids (score 0, walked by ContactIDs)
 //	P:addr:<hash>          contact id of an address (keyed hash); a sign-up claims it (SETNX)
-//	P:rotate:cursor        last contact id re-sealed by a RotateContacts in progress
+//	P:rotate:cursor        last contact id re-sealed by a RotateData in progress
 //
 // Sign-ups:
 //

@@ -292,9 +292,9 @@ func (s *Store) Enrol(ctx context.Context, e *dispatcher.Enrolment, reenrol bool
 	return out, true, nil
 }
 
-// swapScript writes a contact's enrolment if it is still what was read.
-// KEYS: the contact's enrolments. ARGV: sequence, value read, new value.
-// Returns 1 if written.
+// swapScript writes a hash field if it still holds what was read (a
+// contact's enrolment, a record sealed again). KEYS: the hash. ARGV:
+// field, value read, new value. Returns 1 if written.
 var swapScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])

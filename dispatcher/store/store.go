@@ -422,7 +422,7 @@ func (s *Store) SealContact(c *dispatcher.Contact) ([]byte, error) {
 
 // OpenContactJSON returns the JSON of a stored contact record and the id
 // of the key that sealed it. A record in plain JSON, written before
-// contacts were encrypted, is read with key id "": RotateContacts seals it.
+// contacts were encrypted, is read with key id "": RotateData seals it.
 func (s *Store) OpenContactJSON(id string, b []byte) (js []byte, keyID string, err error) {
 	if len(b) > 0 && b[0] == '{' {
 		return b, "", nil
