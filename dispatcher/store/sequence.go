@@ -243,6 +243,16 @@ func (s *Store) Enrolments(ctx context.Context, contact string) ([]*EnrolmentRec
 // follows the previous one's.
 func (s *Store) Enrol(ctx context.Context, e *dispatcher.Enrolment, reenrol bool) (*EnrolmentRecord, bool, error) {
 	key := s.enrolmentsKey(e.Contact)
+	// The due entry first, unless there is one: an entry without its
+	// record is dropped when it fires, while a record without its entry
+	// would never fire. (The two cannot share a transaction on Redis
+	// Cluster.) Were the contact in the sequence already, this files an
+	// entry that a crash left out.
+	due := s.seqDueKey(e.Sequence)
+	filed, err := s.Redis.ZAddNX(ctx, due, redis.Z{Score: float64(ms(e.At)), Member: e.Contact}).Result()
+	if err != nil {
+		return nil, false, fmt.Errorf("enrol: %w", err)
+	}
 	var out *EnrolmentRecord
 	var created bool
 	txn := func(tx *redis.Tx) error {
@@ -277,16 +287,16 @@ func (s *Store) Enrol(ctx context.Context, e *dispatcher.Enrolment, reenrol bool
 		return nil, false, err
 	}
 	if !created {
+		if filed == 1 && out.State != dispatcher.EnrolmentActive {
+			// Filed above for an enrolment that had ended.
+			if err := s.Redis.ZRem(ctx, due, e.Contact).Err(); err != nil {
+				return nil, false, fmt.Errorf("enrol: %w", err)
+			}
+		}
 		return out, false, nil
 	}
-	// The record first, then the index that makes it fire: an entry
-	// without its record is dropped when it fires.
-	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAdd(ctx, s.seqDueKey(e.Sequence), redis.Z{Score: float64(ms(e.At)), Member: e.Contact})
-		p.HIncrBy(ctx, s.seqStatsKey(e.Sequence), "enrolled", 1)
-		return nil
-	})
-	if err != nil {
+	// A crash here misses one in this counter, never in the others.
+	if err := s.Redis.HIncrBy(ctx, s.seqStatsKey(e.Sequence), "enrolled", 1).Err(); err != nil {
 		return nil, false, fmt.Errorf("enrol: %w", err)
 	}
 	return out, true, nil
@@ -321,36 +331,39 @@ func (s *Store) SaveEnrolment(ctx context.Context, r *EnrolmentRecord) (bool, er
 	return true, s.fileEnrolment(ctx, &r.Enrolment)
 }
 
+// endScript takes an ended enrolment's due entry out and counts how it
+// ended, if the entry was there: whoever takes it out counts it, once,
+// even when a crash left the entry behind its record.
+// KEYS: due, stats. ARGV: contact, counter.
+var endScript = redis.NewScript(`
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
+return 0
+`)
+
 // fileEnrolment puts e where it is due, or takes an ended one out and
 // counts how it ended.
 func (s *Store) fileEnrolment(ctx context.Context, e *dispatcher.Enrolment) error {
 	due := s.seqDueKey(e.Sequence)
-	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		switch e.State {
-		case dispatcher.EnrolmentActive:
-			p.ZAdd(ctx, due, redis.Z{Score: float64(ms(e.At)), Member: e.Contact})
-		case dispatcher.EnrolmentCompleted:
-			p.ZRem(ctx, due, e.Contact)
-			p.HIncrBy(ctx, s.seqStatsKey(e.Sequence), "completed", 1)
-		default:
-			p.ZRem(ctx, due, e.Contact)
-			p.HIncrBy(ctx, s.seqStatsKey(e.Sequence), "stopped:"+e.Reason, 1)
-		}
-		return nil
-	})
+	var err error
+	switch e.State {
+	case dispatcher.EnrolmentActive:
+		err = s.Redis.ZAdd(ctx, due, redis.Z{Score: float64(ms(e.At)), Member: e.Contact}).Err()
+	case dispatcher.EnrolmentCompleted:
+		err = endScript.Run(ctx, s.Redis, []string{due, s.seqStatsKey(e.Sequence)}, e.Contact, "completed").Err()
+	default:
+		err = endScript.Run(ctx, s.Redis, []string{due, s.seqStatsKey(e.Sequence)}, e.Contact, "stopped:"+e.Reason).Err()
+	}
 	if err != nil {
 		return fmt.Errorf("file enrolment: %w", err)
 	}
 	return nil
 }
 
-// RefileEnrolment puts an active enrolment back where it is due, as its
-// record says (after a pop that did not take its step).
+// RefileEnrolment files an enrolment where its record says, after a pop
+// that did not take its step: an active one where it is due, an ended
+// one out, counted if it was not.
 func (s *Store) RefileEnrolment(ctx context.Context, r *EnrolmentRecord) error {
-	if r.State != dispatcher.EnrolmentActive {
-		return s.Redis.ZRem(ctx, s.seqDueKey(r.Sequence), r.Contact).Err()
-	}
-	return s.Redis.ZAdd(ctx, s.seqDueKey(r.Sequence), redis.Z{Score: float64(ms(r.At)), Member: r.Contact}).Err()
+	return s.fileEnrolment(ctx, &r.Enrolment)
 }
 
 // DropDue takes the contact out of seq's due entries (an entry whose

@@ -95,6 +95,56 @@ func TestEnrolmentLifecycle(t *testing.T) {
 	}
 }
 
+// A process that dies between an enrolment's record and its due entry
+// leaves nothing stuck or counted twice: the entry goes first (an entry
+// without its record is dropped when it fires), and an ended enrolment is
+// counted by whoever takes its entry out, once.
+func TestEnrolmentCrashWindows(t *testing.T) {
+	t.Parallel()
+	s, ctx := setup(t)
+	due := s.seqDueKey("welcome")
+
+	// The record written, the process gone before its entry: a retry
+	// of the enrolment files it.
+	e := testEnrolment("c1", testNow)
+	e.N = 1
+	enc, err := s.encodeEnrolment(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Redis.HSet(ctx, s.enrolmentsKey("c1"), "welcome", enc).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, created, err := s.Enrol(ctx, testEnrolment("c1", testNow), false); err != nil || created {
+		t.Fatalf("enrol again: %v %v", created, err)
+	}
+	if score, err := s.Redis.ZScore(ctx, due, "c1").Result(); err != nil || int64(score) != ms(testNow) {
+		t.Fatalf("the retry left the enrolment without its due entry: %v %v", score, err)
+	}
+
+	// Ended, the record saved and the process gone before its entry went:
+	// the next pop's refile takes it out and counts it, and a second
+	// filing counts nothing more.
+	r, err := s.Enrolment(ctx, "c1", "welcome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.State, r.Reason, r.At = dispatcher.EnrolmentCompleted, "", time.Time{}
+	end, _ := s.encodeEnrolment(&r.Enrolment)
+	if err := s.Redis.HSet(ctx, s.enrolmentsKey("c1"), "welcome", end).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.RefileEnrolment(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	active, stats, err := s.SequenceStats(ctx, "welcome")
+	if err != nil || active != 0 || stats["completed"] != 1 {
+		t.Fatalf("stats %d %v %v, want 0 active and 1 completed", active, stats, err)
+	}
+}
+
 // BenchmarkEnrolmentsWaiting enrols 100,000 contacts in a sequence and
 // reports what they cost Redis while they wait (MEMORY USAGE of their
 // records, their due entries and the counters, per enrolment), and how
