@@ -31,6 +31,30 @@ type Contact struct {
 	UpdatedAt  time.Time         `json:"updated_at"`
 }
 
+// ContactFields are the fields of a contact a client writes, in the API's
+// upsert and in a bulk import: all but the id, which names the contact,
+// and the times, which are Missive's.
+type ContactFields struct {
+	Email      string            `json:"email,omitempty"`
+	Phone      string            `json:"phone,omitempty"`
+	Timezone   string            `json:"timezone,omitempty"`
+	Locale     string            `json:"locale,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+	Tags       []string          `json:"tags,omitempty"`
+}
+
+// Contact returns the contact id with the fields f.
+func (f ContactFields) Contact(id string) Contact {
+	return Contact{ID: id, Email: f.Email, Phone: f.Phone, Timezone: f.Timezone, Locale: f.Locale,
+		Attributes: f.Attributes, Tags: f.Tags}
+}
+
+// Fields returns the fields of c a client writes.
+func (c *Contact) Fields() ContactFields {
+	return ContactFields{Email: c.Email, Phone: c.Phone, Timezone: c.Timezone, Locale: c.Locale,
+		Attributes: c.Attributes, Tags: c.Tags}
+}
+
 // LogValue implements slog.LogValuer: only the id is ever logged.
 func (c Contact) LogValue() slog.Value { return slog.StringValue("contact:" + c.ID) }
 

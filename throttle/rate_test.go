@@ -47,6 +47,13 @@ type take struct {
 	retry time.Duration
 }
 
+// setupLimiter returns a Limiter on a Redis of its own.
+func setupLimiter(t *testing.T) *throttle.Limiter {
+	t.Helper()
+	r := redistest.New(t)
+	return throttle.NewLimiter(r.Client, r.Prefix)
+}
+
 func runTakes(t *testing.T, l *throttle.Limiter, key string, r throttle.Rate, takes []take) {
 	t.Helper()
 	for i, tk := range takes {
@@ -68,8 +75,7 @@ func runTakes(t *testing.T, l *throttle.Limiter, key string, r throttle.Rate, ta
 
 func TestLimiterTakesAtMostTheRate(t *testing.T) {
 	t.Parallel()
-	r := redistest.New(t)
-	l := throttle.NewLimiter(r.Client, r.Prefix)
+	l := setupLimiter(t)
 	// Slow rates, so that time passing during the test cannot refill.
 	runTakes(t, l, "provider", throttle.Rate{Count: 10, Per: time.Minute}, []take{
 		{n: 4, allowed: 4},
@@ -92,8 +98,7 @@ func TestLimiterTakesAtMostTheRate(t *testing.T) {
 
 func TestLimiterRefills(t *testing.T) {
 	t.Parallel()
-	r := redistest.New(t)
-	l := throttle.NewLimiter(r.Client, r.Prefix)
+	l := setupLimiter(t)
 	ctx := context.Background()
 	if got, _, err := l.Take(ctx, "k", 20, 1, 1); err != nil || got != 1 {
 		t.Fatalf("first take: %d, %v", got, err)
@@ -135,8 +140,7 @@ func TestLimiterShared(t *testing.T) {
 
 func TestLimiterRejectsBadArguments(t *testing.T) {
 	t.Parallel()
-	r := redistest.New(t)
-	l := throttle.NewLimiter(r.Client, r.Prefix)
+	l := setupLimiter(t)
 	ctx := context.Background()
 	for _, tt := range []struct{ perSecond, burst, n int }{{0, 1, 1}, {1, -1, 1}, {1, 1, 0}} {
 		if _, _, err := l.Take(ctx, "k", tt.perSecond, tt.burst, tt.n); err == nil {
@@ -159,8 +163,7 @@ func TestLimitError(t *testing.T) {
 
 // A burst of one grants tokens (a floating-point GCRA can starve it).
 func TestLimiterBurstOne(t *testing.T) {
-	r := redistest.New(t)
-	l := throttle.NewLimiter(r.Client, r.Prefix)
+	l := setupLimiter(t)
 	got := 0
 	for range 20 {
 		n, retryIn, err := l.TakeRate(context.Background(), "one", throttle.Rate{Count: 100, Per: time.Second, Burst: 1}, 5)
@@ -389,8 +392,7 @@ func TestReserveConcurrently(t *testing.T) {
 // longer free now, and TakeRate waits until after them.
 func TestReserveHoldsItsSlotsAgainstTake(t *testing.T) {
 	t.Parallel()
-	r := redistest.New(t)
-	l := throttle.NewLimiter(r.Client, r.Prefix)
+	l := setupLimiter(t)
 	ctx := context.Background()
 	rate := throttle.Rate{Count: 10, Per: time.Minute} // a token every 6 s, bursts of 10
 	for i, want := range []int{10, 10} {

@@ -75,15 +75,7 @@ func startBounceListener(ctx context.Context, c *config, d *apppkg.Dispatcher, l
 		Logger:     log,
 		CheckToken: d.Feedback.ValidVERP,
 		Handle: func(ctx context.Context, token string, r *bounce.Report) error {
-			rcpts := make([]feedback.BounceRecipient, len(r.Recipients))
-			for i, x := range r.Recipients {
-				rcpts[i] = feedback.BounceRecipient{Class: x.Class, Status: x.Status}
-			}
-			source := "dsn"
-			if r.Kind == "arf" {
-				source = "arf"
-			}
-			err := d.Feedback.HandleBounce(ctx, token, source, rcpts)
+			err := d.HandleBounceReport(ctx, token, r)
 			if errors.Is(err, feedback.ErrForgedVERP) || errors.Is(err, feedback.ErrUnknownSend) {
 				log.Warn("bounce report dropped", "reason", err.Error())
 				return nil // nothing to retry: accept and drop

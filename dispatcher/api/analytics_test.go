@@ -38,17 +38,7 @@ func startBounceListener(t *testing.T, b *testBundle, domain string) string {
 	l, err := bounce.Listen(bounce.ListenerConfig{
 		Addr: "127.0.0.1:0", Domain: domain, Logger: slog.New(slog.DiscardHandler),
 		CheckToken: b.d.Feedback.ValidVERP,
-		Handle: func(ctx context.Context, token string, r *bounce.Report) error {
-			rcpts := make([]feedback.BounceRecipient, len(r.Recipients))
-			for i, x := range r.Recipients {
-				rcpts[i] = feedback.BounceRecipient{Class: x.Class, Status: x.Status}
-			}
-			source := "dsn"
-			if r.Kind == "arf" {
-				source = "arf"
-			}
-			return b.d.Feedback.HandleBounce(ctx, token, source, rcpts)
-		},
+		Handle:     b.d.HandleBounceReport,
 	})
 	must(t, err)
 	t.Cleanup(func() { l.Close() })

@@ -11,28 +11,18 @@ import (
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 )
 
-// contactInput is a contact as a client writes it: the id comes from the
-// path and the times are Missive's.
-type contactInput struct {
-	Email      string            `json:"email,omitempty"`
-	Phone      string            `json:"phone,omitempty"`
-	Timezone   string            `json:"timezone,omitempty"`
-	Locale     string            `json:"locale,omitempty"`
-	Attributes map[string]string `json:"attributes,omitempty"`
-	Tags       []string          `json:"tags,omitempty"`
-}
-
+// putContact upserts the contact named by the path's id with the fields
+// of the body: the times are Missive's.
 func (a *handler) putContact(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	var in contactInput
+	var in dispatcher.ContactFields
 	if err := decodeJSON(w, r, &in); err != nil {
 		return 0, nil, err
 	}
-	c := &dispatcher.Contact{ID: r.PathValue("id"), Email: in.Email, Phone: in.Phone, Timezone: in.Timezone,
-		Locale: in.Locale, Attributes: in.Attributes, Tags: in.Tags}
-	if err := a.d.Store.UpsertContact(r.Context(), c, a.d.Config.DefaultTimezone); err != nil {
+	c := in.Contact(r.PathValue("id"))
+	if err := a.d.Store.UpsertContact(r.Context(), &c, a.d.Config.DefaultTimezone); err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, c, nil
+	return http.StatusOK, &c, nil
 }
 
 // contactRoute serves a route about the contact named by the path's id

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/channels/email/bounce"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/consent"
 	"github.com/missive-dev/missive/dispatcher/feedback"
@@ -398,4 +399,19 @@ func (d *Dispatcher) SecureClaims(ctx context.Context) storepkg.Durability {
 		d.Logger.Warn(dur.Warning())
 	}
 	return dur
+}
+
+// HandleBounceReport applies a report the bounce listener parsed from a
+// mail to the VERP address token: feedback's HandleBounce, with source
+// "arf" for a complaint report and "dsn" for the others, and its errors.
+func (d *Dispatcher) HandleBounceReport(ctx context.Context, token string, r *bounce.Report) error {
+	rcpts := make([]feedback.BounceRecipient, len(r.Recipients))
+	for i, x := range r.Recipients {
+		rcpts[i] = feedback.BounceRecipient{Class: x.Class, Status: x.Status}
+	}
+	source := "dsn"
+	if r.Kind == bounce.KindARF {
+		source = "arf"
+	}
+	return d.Feedback.HandleBounce(ctx, token, source, rcpts)
 }

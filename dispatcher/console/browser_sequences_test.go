@@ -25,31 +25,13 @@ func TestBrowserSequence(t *testing.T) {
 	}
 	ctx := browser(t)
 	base := b.srv.URL + "/console"
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v\n%s", what, err, b.logs.String())
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return strings.TrimSpace(s)
-	}
+	do := b.browserSteps(t, ctx)
+	text := browserText(t, ctx)
 
-	do("sign in and open the sequence from the list",
-		chromedp.Navigate(base+"/sequences?lang=en"),
-		chromedp.WaitVisible(chromedp.ID("signin")),
-		chromedp.SendKeys(chromedp.ID("name"), "mark"),
-		chromedp.SendKeys(chromedp.ID("password"), testPassword),
-		chromedp.Click(chromedp.ID("signin")),
-		chromedp.WaitVisible(chromedp.ID("sequences")),
+	do("sign in and open the sequence from the list", append(signInSteps(base+"/sequences?lang=en", "mark", "sequences"),
 		chromedp.Click(chromedp.CSS(`[data-sequence="welcome"] a`)),
 		chromedp.WaitVisible(chromedp.ID("sequence-form")),
-	)
+	)...)
 	if got := text("#sequence-steps"); !strings.Contains(got, "Wait 2 days, until 09:00 in the recipient's zone") || !strings.Contains(got, "Send email welcome-mail, else SMS") {
 		t.Errorf("steps in words: %q", got)
 	}

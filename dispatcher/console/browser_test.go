@@ -65,6 +65,19 @@ func (b *testBundle) browserSteps(t *testing.T, ctx context.Context) func(what s
 	}
 }
 
+// browserText returns what reads the trimmed text of the first element
+// matching a CSS selector in the tab ctx, failing t when there is none.
+func browserText(t *testing.T, ctx context.Context) func(sel string) string {
+	return func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return strings.TrimSpace(s)
+	}
+}
+
 // signInSteps open page, which sends a signed-out browser to the sign-in
 // page, sign in there as name and wait for the element landing of page.
 func signInSteps(page, name, landing string) []chromedp.Action[chromedp.Void] {
@@ -90,14 +103,7 @@ func TestBrowserCampaignEndToEnd(t *testing.T) {
 	ctx := browser(t)
 	base := b.srv.URL + "/console"
 	do := b.browserSteps(t, ctx)
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return strings.TrimSpace(s)
-	}
+	text := browserText(t, ctx)
 
 	// Sign in: the console sends a signed-out browser to the sign-in page
 	// and back.

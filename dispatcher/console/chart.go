@@ -79,13 +79,7 @@ func timelineSVG(minutes []store.RunMinute, loc *time.Location) template.HTML {
 	x := func(i int) float64 { return padL + float64(i)*float64(chartW-padL-padR)/float64(max(n-1, 1)) }
 	y := func(v int64) float64 { return padT + float64(chartH-padT-padB)*(1-float64(v)/float64(top)) }
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img" xmlns="http://www.w3.org/2000/svg">`, chartW, chartH, chartW, chartH)
-	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>`, padL, chartH-padB, chartW-padR, chartH-padB)
-	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>`, padL, padT, padL, chartH-padB)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#555">%d</text>`, padL-4, padT+8, top)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#555">0</text>`, padL-4, chartH-padB)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" fill="#555">%s</text>`, padL, chartH-6, first.In(loc).Format("15:04"))
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#555">%s</text>`, chartW-padR, chartH-6, last.In(loc).Format("15:04"))
+	chartFrame(&b, top, first.In(loc).Format("15:04"), last.In(loc).Format("15:04"))
 	// Sent: an area closed on the axis.
 	fmt.Fprintf(&b, `<path data-series="sent" fill="%s" fill-opacity="0.35" stroke="%s" stroke-width="2" d="M%.1f %.1f`, colorSent, colorSent, x(0), y(0))
 	for i, v := range sent {
@@ -99,6 +93,18 @@ func timelineSVG(minutes []store.RunMinute, loc *time.Location) template.HTML {
 	}
 	b.WriteString(`"/></svg>`)
 	return template.HTML(b.String())
+}
+
+// chartFrame opens a chart's svg in b and draws its axes, the value axis
+// from 0 to top and the time axis labelled from and to.
+func chartFrame(b *strings.Builder, top int64, from, to string) {
+	fmt.Fprintf(b, `<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img" xmlns="http://www.w3.org/2000/svg">`, chartW, chartH, chartW, chartH)
+	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>`, padL, chartH-padB, chartW-padR, chartH-padB)
+	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>`, padL, padT, padL, chartH-padB)
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#555">%d</text>`, padL-4, padT+8, top)
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#555">0</text>`, padL-4, chartH-padB)
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="11" fill="#555">%s</text>`, padL, chartH-6, from)
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#555">%s</text>`, chartW-padR, chartH-6, to)
 }
 
 // gatesSVG draws the gate's decisions as one stacked bar, in the order
@@ -174,13 +180,7 @@ func seriesSVG(buckets []store.Bucket, step time.Duration, lines []seriesLine, l
 	}
 	y := func(v int64) float64 { return padT + float64(chartH-padT-padB)*(1-float64(v)/float64(top)) }
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img" xmlns="http://www.w3.org/2000/svg">`, chartW, chartH, chartW, chartH)
-	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>`, padL, chartH-padB, chartW-padR, chartH-padB)
-	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>`, padL, padT, padL, chartH-padB)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#555">%d</text>`, padL-4, padT+8, top)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#555">0</text>`, padL-4, chartH-padB)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" fill="#555">%s</text>`, padL, chartH-6, first.In(loc).Format(layout))
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#555">%s</text>`, chartW-padR, chartH-6, last.In(loc).Format(layout))
+	chartFrame(&b, top, first.In(loc).Format(layout), last.In(loc).Format(layout))
 	for i, l := range lines {
 		fmt.Fprintf(&b, `<polyline data-series="%s" fill="none" stroke="%s" stroke-width="2" points="`, template.HTMLEscapeString(l.Name), l.Color)
 		for j, v := range values[i] {

@@ -46,18 +46,20 @@ func (s *Store) TopicFeedback(ctx context.Context, topic string) (map[string]int
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]int64{}
-	for k, v := range m {
-		out[k], _ = strconv.ParseInt(v, 10, 64)
-	}
-	return out, nil
+	return counters(m, ""), nil
 }
 
 // RunFeedback picks the f:<name> counters out of a run hash.
 func RunFeedback(m map[string]string) map[string]int64 {
+	return counters(m, "f:")
+}
+
+// counters picks the fields of the hash m named prefix<name>, as counters
+// by name.
+func counters(m map[string]string, prefix string) map[string]int64 {
 	out := map[string]int64{}
 	for f, v := range m {
-		if name, ok := strings.CutPrefix(f, "f:"); ok {
+		if name, ok := strings.CutPrefix(f, prefix); ok {
 			out[name], _ = strconv.ParseInt(v, 10, 64)
 		}
 	}

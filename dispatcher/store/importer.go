@@ -59,14 +59,9 @@ type ImportLine struct {
 
 // importWire is an import line as a client writes it.
 type importWire struct {
-	ID         string            `json:"id"`
-	Email      string            `json:"email,omitempty"`
-	Phone      string            `json:"phone,omitempty"`
-	Timezone   string            `json:"timezone,omitempty"`
-	Locale     string            `json:"locale,omitempty"`
-	Attributes map[string]string `json:"attributes,omitempty"`
-	Tags       []string          `json:"tags,omitempty"`
-	Consents   []consentWire     `json:"consents,omitempty"`
+	ID string `json:"id"`
+	dispatcher.ContactFields
+	Consents []consentWire `json:"consents,omitempty"`
 }
 
 // consentWire is a consent of an import line: a ConsentEvent's fields.
@@ -81,8 +76,7 @@ type consentWire struct {
 
 // MarshalJSON writes l as ImportContacts reads it.
 func (l ImportLine) MarshalJSON() ([]byte, error) {
-	w := importWire{ID: l.ID, Email: l.Email, Phone: l.Phone, Timezone: l.Timezone, Locale: l.Locale,
-		Attributes: l.Attributes, Tags: l.Tags}
+	w := importWire{ID: l.ID, ContactFields: l.Fields()}
 	for _, e := range l.Consents {
 		c := consentWire{Channel: e.Channel, Topic: e.Topic, State: e.State, Source: e.Source, Evidence: e.Evidence}
 		if !e.At.IsZero() {
@@ -99,9 +93,11 @@ var importFields, consentFields = jsonFields[importWire](), jsonFields[consentWi
 
 func jsonFields[T any]() map[string]bool {
 	out := map[string]bool{}
-	t := reflect.TypeFor[T]()
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[T]()) {
+		if f.Anonymous {
+			continue // its fields are promoted, and listed
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		out[name] = true
 	}
 	return out
@@ -237,8 +233,7 @@ func (s *Store) parseImportLine(b []byte, tooLong bool, defaultTZ string, topicE
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return refuse("", "must hold one JSON object and nothing after it")
 	}
-	l.Contact = dispatcher.Contact{ID: w.ID, Email: w.Email, Phone: w.Phone, Timezone: w.Timezone, Locale: w.Locale,
-		Attributes: w.Attributes, Tags: w.Tags}
+	l.Contact = w.Contact(w.ID)
 	if err := l.Contact.Normalize(defaultTZ); err != nil {
 		var e *dispatcher.Error
 		if errors.As(err, &e) {
@@ -282,7 +277,7 @@ func importJSONError(b []byte, err error) (field, msg string) {
 	case errors.As(err, &te) && te.Field == "":
 		return "", "must be a JSON object"
 	case errors.As(err, &te):
-		field = te.Field
+		field = strings.TrimPrefix(te.Field, "ContactFields.") // encoding/json names the embedded struct
 		if f, ok := strings.CutPrefix(field, "consents."); ok {
 			field = "consents[]." + f // encoding/json does not say which consent
 		}

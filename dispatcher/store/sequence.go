@@ -405,12 +405,7 @@ func (s *Store) SequenceStats(ctx context.Context, seq string) (int64, map[strin
 	if err != nil {
 		return 0, nil, err
 	}
-	out := map[string]int64{}
-	for k, v := range stats.Val() {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		out[k] = n
-	}
-	return card.Val(), out, nil
+	return card.Val(), counters(stats.Val(), ""), nil
 }
 
 // EraseEnrolments deletes the contact's enrolments and their due entries;
