@@ -60,18 +60,11 @@ func (d *Pipeline) handleWebhook(ctx context.Context, t *asynq.Task) error {
 // operation that caused them) to asynq, one task per event, until ctx
 // ends.
 func (d *Pipeline) webhookOutboxLoop(ctx context.Context) {
-	t := time.NewTicker(webhookOutboxEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := d.HandOverWebhooks(ctx); err != nil && ctx.Err() == nil {
-				d.log.Warn("webhook outbox", "error", err)
-			}
+	every(ctx, webhookOutboxEvery, func() {
+		if err := d.HandOverWebhooks(ctx); err != nil && ctx.Err() == nil {
+			d.log.Warn("webhook outbox", "error", err)
 		}
-	}
+	})
 }
 
 // HandOverWebhooks enqueues a delivery task for each event in the

@@ -116,16 +116,23 @@ func (h *handovers) wait() {
 }
 
 func (d *Pipeline) reconcileLoop(ctx context.Context) {
-	t := time.NewTicker(d.cfg.ReconcileEvery)
+	every(ctx, d.cfg.ReconcileEvery, func() {
+		if _, err := d.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			d.log.Error("reconcile", "error", err)
+		}
+	})
+}
+
+// every calls f each period until ctx ends.
+func every(ctx context.Context, period time.Duration, f func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := d.Reconcile(ctx); err != nil && ctx.Err() == nil {
-				d.log.Error("reconcile", "error", err)
-			}
+			f()
 		}
 	}
 }

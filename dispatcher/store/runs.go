@@ -684,13 +684,7 @@ func (s *Store) Decisions(ctx context.Context, run string) (map[string]int64, er
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]int64{}
-	for f, v := range m {
-		if name, ok := strings.CutPrefix(f, "d:"); ok {
-			out[name], _ = strconv.ParseInt(v, 10, 64)
-		}
-	}
-	return out, nil
+	return counters(m, "d:"), nil
 }
 
 // Runs lists a campaign's run ids, newest first.
