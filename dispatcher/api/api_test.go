@@ -936,3 +936,25 @@ func FuzzContactBody(f *testing.F) {
 		}
 	})
 }
+
+// Email feedback names the send by the Message-ID Missive wrote, so an
+// email sent leaves no provider id to send id entry behind (SMS status
+// callbacks name Twilio's message SID, and need one: see the Twilio
+// status tests).
+func TestEmailSentKeepsNoProviderIndex(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withWorker())
+	sendSetup(t, b)
+	if r := b.api.do("POST", "/v1/sends", orderSend, "Idempotency-Key", "order-5/shipped"); r.status != 202 {
+		t.Fatalf("send: %d %s", r.status, r.body)
+	}
+	b.smtp.Wait(1, 10*time.Second)
+	ctx := context.Background()
+	waitFor(t, "the send to be settled sent", 10*time.Second, func() bool {
+		ss, err := b.d.Store.ContactSends(ctx, "buyer")
+		return err == nil && len(ss) == 1 && ss[0].State == dispatcher.StateSent
+	})
+	if keys, err := b.redis.Client.Keys(ctx, b.d.Store.Key("prov", "*")).Result(); err != nil || len(keys) != 0 {
+		t.Errorf("provider index entries after an email: %d, %v", len(keys), err)
+	}
+}

@@ -472,11 +472,16 @@ func (d *Pipeline) deliverChunk(ctx context.Context, st *runState, k channels.Ki
 		}
 		switch channels.KindOf(o.Err) {
 		case 0:
-			// Delivery reports name the provider's id: the way back is
-			// recorded before the send shows as sent, so that a report
-			// racing the settlement finds it. The recipient's provider
-			// group stays with the send for the feedback to come.
-			t.To, t.Fields, t.ProviderID = dispatcher.StateSent, []any{"provider", o.Result.ProviderID}, o.Result.ProviderID
+			// SMS delivery reports name Twilio's message id: the way
+			// back is recorded before the send shows as sent, so that a
+			// report racing the settlement finds it. Email feedback names
+			// the Message-ID, which derives from the send's id: it needs
+			// no way back. The recipient's provider group stays with the
+			// send for the feedback to come.
+			t.To, t.Fields = dispatcher.StateSent, []any{"provider", o.Result.ProviderID}
+			if k == channels.SMS {
+				t.ProviderID = o.Result.ProviderID
+			}
 			if ev.Domain != "" {
 				t.Fields = append(t.Fields, storepkg.SendDomainField, ev.Domain)
 			}

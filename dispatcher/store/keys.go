@@ -43,7 +43,7 @@ import (
 //
 //	P:sup:<hash>           suppression entry (JSON), with a TTL when temporary
 //	P:soft:<hash>          sorted set of an address's soft bounces by time (the policy's window)
-//	P:prov:<provider id>   send id of a provider's message id (delivery reports), send TTL
+//	P:prov:<provider id>   send id of an SMS provider's message id (Twilio status callbacks), send TTL
 //	P:verp:<hash>          send id of a VERP token too long to carry it, send TTL
 //	P:fb:<send>:<kind>     feedback of that kind applied to the send, once, send TTL
 //	P:mailgun:token:<sha256>   claim of a Mailgun webhook token, 15 min
