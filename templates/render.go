@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	texttemplate "text/template"
 	"time"
 
@@ -160,19 +161,19 @@ func (c *Compiled) Render(kind channels.Kind, d Data, opts RenderOptions) (Rende
 			}
 		}
 		var err error
-		if r.Subject, err = execText(c.subject, FieldSubject, d, MaxOutputSize); err != nil {
+		if r.Subject, err = execText(c.subject, FieldSubject, d, MaxOutputSize, nil); err != nil {
 			return Rendered{}, err
 		}
 		if strings.ContainsAny(r.Subject, "\r\n") {
 			return Rendered{}, &FieldError{Field: FieldSubject, Err: ErrLineBreak}
 		}
 		if c.html != nil {
-			if r.HTML, err = execHTML(c.html, FieldHTML, d); err != nil {
+			if r.HTML, err = execHTML(c.html, FieldHTML, d, &c.htmlSize); err != nil {
 				return Rendered{}, err
 			}
 		}
 		if c.text != nil {
-			if r.Text, err = execText(c.text, FieldText, d, MaxOutputSize); err != nil {
+			if r.Text, err = execText(c.text, FieldText, d, MaxOutputSize, &c.textSize); err != nil {
 				return Rendered{}, err
 			}
 		}
@@ -202,7 +203,7 @@ func (c *Compiled) Render(kind channels.Kind, d Data, opts RenderOptions) (Rende
 			return Rendered{}, fmt.Errorf("templates: render sms: %w", ErrNoPart)
 		}
 		var err error
-		if r.SMS, err = execText(c.sms, FieldSMS, d, MaxOutputSize); err != nil {
+		if r.SMS, err = execText(c.sms, FieldSMS, d, MaxOutputSize, nil); err != nil {
 			return Rendered{}, err
 		}
 		if opts.Marketing && !stopRe.MatchString(r.SMS) {
@@ -238,20 +239,38 @@ func optOutLine(fr bool) string {
 
 var stopRe = regexp.MustCompile(`\bSTOP\b`)
 
-func execText(t *texttemplate.Template, field string, d Data, limit int) (string, error) {
-	w := &limitWriter{max: limit}
+// execText renders t, at most limit bytes. size, when not nil, holds the
+// length of the part's last output and is set to this one's.
+func execText(t *texttemplate.Template, field string, d Data, limit int, size *atomic.Int64) (string, error) {
+	w := newLimitWriter(limit, load(size))
 	if err := t.Execute(w, d); err != nil {
 		return "", execError(field, err)
 	}
+	store(size, w.b.Len())
 	return w.b.String(), nil
 }
 
-func execHTML(t *htmltemplate.Template, field string, d Data) (string, error) {
-	w := &limitWriter{max: MaxOutputSize}
+// execHTML is execText for the HTML part.
+func execHTML(t *htmltemplate.Template, field string, d Data, size *atomic.Int64) (string, error) {
+	w := newLimitWriter(MaxOutputSize, load(size))
 	if err := t.Execute(w, d); err != nil {
 		return "", execError(field, err)
 	}
+	store(size, w.b.Len())
 	return w.b.String(), nil
+}
+
+func load(size *atomic.Int64) int64 {
+	if size == nil {
+		return 0
+	}
+	return size.Load()
+}
+
+func store(size *atomic.Int64, n int) {
+	if size != nil {
+		size.Store(int64(n))
+	}
 }
 
 var (
@@ -382,15 +401,16 @@ func htmlFooter(unsub, prefs string, fr bool) string {
 	if fr {
 		label, manage = "Se désabonner", "Gérer mes préférences"
 	}
-	var b strings.Builder
-	b.WriteString(`<p style="font-size:12px;line-height:18px;color:#6b7280;text-align:center;margin:24px 0 0">`)
-	b.WriteString(`<a href="` + htmltemplate.HTMLEscapeString(unsub) + `" style="color:#6b7280">` + label + `</a>`)
-	if prefs != "" {
-		b.WriteString(` · <a href="` + htmltemplate.HTMLEscapeString(prefs) + `" style="color:#6b7280">` + manage + `</a>`)
+	const p, a, style = `<p style="font-size:12px;line-height:18px;color:#6b7280;text-align:center;margin:24px 0 0">`, `<a href="`, `" style="color:#6b7280">`
+	if prefs == "" {
+		return p + a + htmltemplate.HTMLEscapeString(unsub) + style + label + "</a></p>\n"
 	}
-	b.WriteString("</p>\n")
-	return b.String()
+	return p + a + htmltemplate.HTMLEscapeString(unsub) + style + label + "</a> · " + a + htmltemplate.HTMLEscapeString(prefs) + style + manage + "</a></p>\n"
 }
+
+// footerRoom is what a render buffer holds beyond its hint: the
+// unsubscribe footer's length, give or take.
+const footerRoom = 512
 
 // insertFooter puts footer before the last </body>, or at the end.
 func insertFooter(html, footer string) string {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	texttemplate "text/template"
 	"text/template/parse"
 )
@@ -65,6 +66,10 @@ type Compiled struct {
 	html    *htmltemplate.Template // nil when the email has no HTML part
 	text    *texttemplate.Template // nil when the email has no text part
 	sms     *texttemplate.Template
+
+	// The length of the last HTML and text output, so that the next
+	// render allocates its buffer once instead of growing it.
+	htmlSize, textSize atomic.Int64
 }
 
 // Compile parses and checks every part of t once. Subject, text and SMS body
@@ -392,6 +397,16 @@ func optionalData(n, m parse.Node, keys []string) parse.Node {
 type limitWriter struct {
 	b   strings.Builder
 	max int
+}
+
+// newLimitWriter returns a limitWriter of at most limit bytes whose
+// buffer holds size (a hint: the last output's length) without growing.
+func newLimitWriter(limit int, size int64) *limitWriter {
+	w := &limitWriter{max: limit}
+	if size > 0 {
+		w.b.Grow(int(min(size, int64(limit))) + footerRoom)
+	}
+	return w
 }
 
 func (w *limitWriter) Write(p []byte) (int, error) {
