@@ -254,7 +254,11 @@ func (s *Store) RotateData(ctx context.Context, progress func(done, total int64)
 		}
 	}
 	n, bad, badErr, err := s.reSealFields(ctx, []string{s.webhooksKey()}, func(_ int, id, v string) (string, error) {
-		return s.reSeal([]byte(v), webhookAAD(id))
+		sealed, err := s.reSeal([]byte(v), webhookAAD(id))
+		if err != nil {
+			return "", fmt.Errorf("webhook %s: %w", id, err)
+		}
+		return sealed, nil
 	})
 	out.Webhooks += n
 	if err != nil {
@@ -301,8 +305,11 @@ func (s *Store) reSealEnrolments(ctx context.Context, ids []string) (rotated, ba
 		}
 		e := dispatcher.Enrolment{Sequence: seq, Contact: ids[i], N: rec.N}
 		sealed, err := s.reSeal(rec.Sealed, enrolmentAAD(&e))
-		if sealed == "" || err != nil {
-			return "", err
+		if err != nil {
+			return "", fmt.Errorf("enrolment data %s/%d of contact %s: %w", seq, rec.N, ids[i], err)
+		}
+		if sealed == "" {
+			return "", nil
 		}
 		rec.Sealed = []byte(sealed)
 		b, err := json.Marshal(rec)
