@@ -1,3 +1,6 @@
+// Package storetest builds stores for tests, on a Redis of the test's own
+// (throttle/redistest), with a test keyring and clock, and seeds them with
+// records the way the system writes them.
 package storetest
 
 import (
