@@ -448,12 +448,18 @@ func textFooter(text, unsub, prefs string, fr bool) string {
 	if fr {
 		label, manage = "Se désabonner : ", "Gérer mes préférences : "
 	}
+	text = strings.TrimRight(text, " \n")
 	var b strings.Builder
-	b.WriteString(strings.TrimRight(text, " \n"))
+	b.Grow(len(text) + len("\n\n-- \n") + len(label) + len(unsub) + len(manage) + len(prefs) + 2)
+	b.WriteString(text)
 	b.WriteString("\n\n-- \n")
-	b.WriteString(label + unsub + "\n")
+	b.WriteString(label)
+	b.WriteString(unsub)
+	b.WriteString("\n")
 	if prefs != "" {
-		b.WriteString(manage + prefs + "\n")
+		b.WriteString(manage)
+		b.WriteString(prefs)
+		b.WriteString("\n")
 	}
 	return b.String()
 }
