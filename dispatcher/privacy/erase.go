@@ -129,13 +129,9 @@ func (d *Privacy) EraseContact(ctx context.Context, id string) (*ErasureReport, 
 	}
 	rep.Erased["addresses"], rep.Erased["soft_bounces"] = addrs, soft
 
-	consents, err := s.DeleteContact(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("erase: contact: %w", err)
-	}
-	rep.Erased["contact"], rep.Erased["consents"] = 1, consents
-
 	// Events waiting for webhooks that receive addresses hold the address.
+	// Before the record: a call again finishes an erasure cut short only
+	// while the record is there.
 	n, err = s.ForgetWebhookEvents(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("erase: webhook events: %w", err)
@@ -143,6 +139,12 @@ func (d *Privacy) EraseContact(ctx context.Context, id string) (*ErasureReport, 
 	if n > 0 {
 		rep.Erased["webhook_events"] = n
 	}
+
+	consents, err := s.DeleteContact(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("erase: contact: %w", err)
+	}
+	rep.Erased["contact"], rep.Erased["consents"] = 1, consents
 
 	if sups > 0 {
 		rep.Kept = append(rep.Kept, KeptRecords{Kind: "suppressions", Count: sups, Why: whySuppression})

@@ -1,0 +1,71 @@
+package privacy_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/store"
+)
+
+// lostTx makes the next MULTI/EXEC whose commands touch key fail after
+// Redis ran it, as when the process dies between the write and its reply.
+type lostTx struct {
+	key   string
+	armed atomic.Bool
+}
+
+func (h *lostTx) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *lostTx) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h *lostTx) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		touches := slices.ContainsFunc(cmds, func(c redis.Cmder) bool {
+			return slices.ContainsFunc(c.Args()[1:], func(a any) bool { return a == h.key })
+		})
+		if err == nil && touches && h.armed.CompareAndSwap(true, false) {
+			return errors.New("connection reset")
+		}
+		return err
+	}
+}
+
+// An erasure whose process died once the contact record was deleted is
+// not finished by calling again (the contact is gone): by then the events
+// waiting for webhooks that receive addresses are gone too.
+func TestEraseDiedAfterTheRecordLeavesNoWebhookEvent(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	b.putLeaving(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(b.st.PutWebhook(ctx, &store.WebhookEndpoint{ID: "crm", URL: "https://crm.example/hook", Events: []string{"sent"},
+		IncludeAddress: true, Secret: "whsec-123"}))
+	must(b.st.QueueWebhookEvents(ctx, []store.WebhookEvent{{Endpoint: "crm", ID: "msg_1", Contact: "leaving",
+		Body: []byte(`{"type":"sent","data":{"contact":"leaving","address":"leaving@example.com"}}`)}}))
+	hook := &lostTx{key: b.st.ContactKey("leaving")}
+	hook.armed.Store(true)
+	b.r.Client.AddHook(hook)
+
+	if _, err := b.p.EraseContact(ctx, "leaving"); err == nil {
+		t.Fatal("EraseContact, its reply lost: no error")
+	}
+	if _, err := b.p.EraseContact(ctx, "leaving"); !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+		t.Fatalf("EraseContact again: %v, want not found", err)
+	}
+	if _, _, err := b.st.WebhookEvent(ctx, "crm", "msg_1"); !errors.Is(err, dispatcher.ErrNotFound) {
+		t.Errorf("webhook event holding the erased address: %v, want not found", err)
+	}
+}
