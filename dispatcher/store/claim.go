@@ -115,6 +115,25 @@ func (s *Store) ClaimPending(ctx context.Context, c Claim, ttl time.Duration) (C
 	return ClaimBusy, nil
 }
 
+// AwaitClaim is ClaimPending waiting up to wait while another caller
+// holds c, so that a duplicate sent at once finds the work done rather
+// than busy. It reports ClaimBusy when the holder has not finished by
+// then, as when it died midway and its lease has not ended.
+func (s *Store) AwaitClaim(ctx context.Context, c Claim, lease, wait time.Duration) (ClaimState, error) {
+	deadline := time.Now().Add(wait)
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
+		state, err := s.ClaimPending(ctx, c, lease)
+		if err != nil || state != ClaimBusy || time.Now().Add(pause).After(deadline) {
+			return state, err
+		}
+		select {
+		case <-ctx.Done():
+			return state, ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+}
+
 // MarkDone records that the work of c, taken with ClaimPending, is done,
 // and remembers it for ttl.
 func (s *Store) MarkDone(ctx context.Context, c Claim, ttl time.Duration) error {
