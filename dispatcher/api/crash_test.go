@@ -1,0 +1,104 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/missive-dev/missive/channels/email/esp/esptest"
+	"github.com/missive-dev/missive/dispatcher"
+	"github.com/missive-dev/missive/dispatcher/app"
+	"github.com/missive-dev/missive/dispatcher/testkit"
+)
+
+// diesAfterClaim lets the first SET NX of a key holding part through,
+// then fails its reply and every command after it until revived: the
+// process died right after it took the claim, and wrote nothing more (not
+// even the claim's release).
+type diesAfterClaim struct {
+	part        string
+	armed, dead atomic.Bool
+}
+
+var errDead = errors.New("connection reset")
+
+func (h *diesAfterClaim) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *diesAfterClaim) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.dead.Load() {
+			return errDead
+		}
+		err := next(ctx, cmd)
+		args := cmd.Args()
+		if err == nil && cmd.Name() == "set" && len(args) > 1 && strings.Contains(fmt.Sprint(args[1]), h.part) && h.armed.CompareAndSwap(true, false) {
+			h.dead.Store(true)
+			return errDead
+		}
+		return err
+	}
+}
+
+func (h *diesAfterClaim) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.dead.Load() {
+			return errDead
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// An email provider's bounce whose handler died once it had claimed the
+// event (or Mailgun's token) is applied by the provider's retry: a claim
+// is a short lease until the event is recorded, not the mark of one
+// recorded.
+func TestESPEventClaimedBeforeACrashIsAppliedByTheRetry(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ provider, claim string }{
+		{"sendgrid", ":esp:sendgrid:event:"},
+		{"mailgun", ":esp:mailgun:event:"},
+		{"mailgun", ":mailgun:token:"},
+	} {
+		t.Run(tt.provider+" "+tt.claim, func(t *testing.T) {
+			t.Parallel()
+			aws := newAWS(t)
+			b := setup(t, withESP(aws), withConfig(func(c *app.Config) { c.FeedbackClaimLease = 100 * time.Millisecond }))
+			h := &espHarness{b: b, aws: aws, mids: map[string]string{}, srv: b.srv}
+			var body []byte
+			var hdr http.Header
+			switch tt.provider {
+			case "sendgrid":
+				body = sendgridEvents(t, esptest.SendGridEvent("Bounce", "", "gone@example.org"))
+				hdr = sendgridHeaders(t, body, time.Now())
+			case "mailgun":
+				body = esptest.MailgunBody(t, mailgunEventData("failed", "permanent", "", "gone@example.org"), esptest.MailgunKey, time.Now(), newToken(t))
+				hdr = http.Header{"Content-Type": {"application/json"}}
+			}
+			hook := &diesAfterClaim{part: tt.claim}
+			hook.armed.Store(true)
+			b.redis.Client.AddHook(hook)
+			if r := h.post(t, tt.provider, body, hdr); r.status < 500 {
+				t.Fatalf("first delivery, its process dead after the claim: %d %s", r.status, r.body)
+			}
+			hook.dead.Store(false)
+			if hook.armed.Load() {
+				t.Fatal("the claim was never taken")
+			}
+
+			// The provider retries the same request until it is taken.
+			testkit.WaitFor(t, "the retry to be recorded", 5*time.Second, func() bool {
+				return h.post(t, tt.provider, body, hdr).status == http.StatusOK
+			})
+			if got := h.suppression(t, "gone@example.org"); got != dispatcher.SuppressBounce {
+				t.Errorf("suppression after the retry %q, want %q", got, dispatcher.SuppressBounce)
+			}
+		})
+	}
+}
