@@ -117,17 +117,28 @@ func (d *Signups) Submit(ctx context.Context, in *Input, ipHash, userAgent strin
 	ps := &Pending{
 		Nonce: nonce, Contact: contact, Channel: in.Channel, Topics: in.Topics, Wording: in.Wording, Form: in.Form,
 		Locale: in.Locale, Created: d.cfg.Now().UTC(), IPHash: ipHash, UserAgent: cleanUserAgent(userAgent),
-		Provisional: provisional,
+		Provisional: provisional != nil,
 	}
 	phone := ""
 	if in.Channel == channels.SMS {
 		phone = in.Address
 	}
+	// Each record after the one that leads erasure to it, since they live
+	// in different slots: the address's index of sign-ups, then the
+	// sign-up, which names its provisional record, then that record, which
+	// holds the address. A crash in between leaves an index entry or a
+	// sign-up leading nowhere, which readers skip, never an address that
+	// an erasure cannot find.
 	if err := s.IndexPendingByAddress(ctx, in.Channel, in.Address, h, pendingTTL); err != nil {
 		return err
 	}
 	if err := s.PutPendingSignup(ctx, h, ps, phone, pendingTTL); err != nil {
 		return err
+	}
+	if provisional != nil {
+		if err := s.PutProvisionalContact(ctx, provisional, pendingTTL); err != nil {
+			return fmt.Errorf("sign-up: %w", err)
+		}
 	}
 	return d.sendConfirmation(ctx, h, contact, in.Channel)
 }
@@ -152,30 +163,28 @@ func (d *Signups) sendConfirmation(ctx context.Context, h, contact string, k cha
 	return err
 }
 
-// signupContact returns the contact holding the address, or, when none
-// does, the id of a provisional record made for the sign-up: the address
-// and the locale, sealed, kept as long as the pending sign-up, and found
-// by no campaign and no lookup by address (PutProvisionalContact). The
-// contact itself is made on confirmation (adopt).
-func (d *Signups) signupContact(ctx context.Context, in *Input) (id string, provisional bool, err error) {
+// signupContact returns the id of the contact holding the address, or,
+// when none does, the id of a provisional record to make for the sign-up
+// and that record: the address and the locale, to be sealed and kept as
+// long as the pending sign-up, and found by no campaign and no lookup by
+// address (PutProvisionalContact). The contact itself is made on
+// confirmation (adopt).
+func (d *Signups) signupContact(ctx context.Context, in *Input) (id string, provisional *dispatcher.Contact, err error) {
 	s := d.Store
 	id, err = s.ContactIDByAddress(ctx, in.Channel, in.Address)
 	if err == nil {
 		ok, err := s.ContactExists(ctx, id)
 		if err != nil || ok {
-			return id, false, err
+			return id, nil, err
 		}
 	} else if !errors.Is(err, dispatcher.ErrNotFound) {
-		return "", false, err
+		return "", nil, err
 	}
 	c := d.newContact(in.Channel, in.Address, in.Locale)
 	if err := c.Normalize(d.cfg.DefaultTimezone); err != nil {
-		return "", false, fmt.Errorf("sign-up: provisional contact: %w", err)
+		return "", nil, fmt.Errorf("sign-up: provisional contact: %w", err)
 	}
-	if err := s.PutProvisionalContact(ctx, c, pendingTTL); err != nil {
-		return "", false, fmt.Errorf("sign-up: %w", err)
-	}
-	return c.ID, true, nil
+	return c.ID, c, nil
 }
 
 // newContact is the minimal contact of a sign-up: the address and the

@@ -39,7 +39,12 @@ func (s *sender) all() []pipeline.OneSend {
 
 func setup(t *testing.T) (*signup.Signups, *store.Store, *sender) {
 	t.Helper()
-	r := redistest.New(t)
+	return setupOn(t, redistest.New(t))
+}
+
+// setupOn is setup on r.
+func setupOn(t *testing.T, r *redistest.Redis) (*signup.Signups, *store.Store, *sender) {
+	t.Helper()
 	now := func() time.Time { return time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC) }
 	st := storetest.New(t, r.Client, r.Prefix, now, "k1")
 	if err := st.PutTopic(context.Background(), &dispatcher.Topic{ID: "newsletter", Name: "La lettre", Kind: dispatcher.Marketing}); err != nil {
