@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -101,4 +102,75 @@ func TestESPEventClaimedBeforeACrashIsAppliedByTheRetry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// diesAfterWriteTo lets the first pipeline or transaction that writes
+// (HSET) to key through, then fails its reply and every command after it
+// until revived: the process died right after that write.
+type diesAfterWriteTo struct {
+	key         string
+	armed, dead atomic.Bool
+}
+
+func (h *diesAfterWriteTo) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *diesAfterWriteTo) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.dead.Load() {
+			return errDead
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *diesAfterWriteTo) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.dead.Load() {
+			return errDead
+		}
+		err := next(ctx, cmds)
+		writes := slices.ContainsFunc(cmds, func(c redis.Cmder) bool {
+			args := c.Args()
+			return c.Name() == "hset" && len(args) > 1 && args[1] == h.key
+		})
+		if err == nil && writes && h.armed.CompareAndSwap(true, false) {
+			h.dead.Store(true)
+			return errDead
+		}
+		return err
+	}
+}
+
+// A run whose starter died once it had recorded the firing on its
+// campaign, before it enqueued the plan, is planned all the same: the
+// scheduler will not fire that time again, and the reconciler enqueues
+// the plan of a run still waiting for one.
+func TestRunStartDiedBeforeItsPlanIsPlanned(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	seedMailing(t, b, 3)
+	hook := &diesAfterWriteTo{key: b.d.Store.Key("campaigns")}
+	hook.armed.Store(true)
+	b.redis.Client.AddHook(hook)
+	fire := time.Now()
+	if _, err := b.d.Pipeline.StartRun(ctx, "mailing", fire); err == nil {
+		t.Fatal("StartRun, its process dead after the campaign's update: no error")
+	}
+	hook.dead.Store(false)
+	if hook.armed.Load() {
+		t.Fatal("the campaign was never updated")
+	}
+	c, err := b.d.Store.Campaign(ctx, "mailing")
+	must(t, err)
+	if !c.LastFire.Equal(fire.Truncate(time.Second)) && !c.LastFire.Equal(fire) {
+		t.Fatalf("campaign's last fire %v, want %v: the test proves nothing", c.LastFire, fire)
+	}
+
+	b.startWorker(t)
+	if _, err := b.d.Pipeline.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.waitRun(t, c.LastRun, 20*time.Second)
+	assertEachOnce(t, b, 3)
 }
