@@ -174,3 +174,84 @@ func TestRunStartDiedBeforeItsPlanIsPlanned(t *testing.T) {
 	b.waitRun(t, c.LastRun, 20*time.Second)
 	assertEachOnce(t, b, 3)
 }
+
+// diesAfterCmd lets the first command that match accepts through, then
+// fails its reply and every command after it until revived: the process
+// died right after that command.
+type diesAfterCmd struct {
+	match       func(redis.Cmder) bool
+	armed, dead atomic.Bool
+}
+
+func (h *diesAfterCmd) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *diesAfterCmd) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.dead.Load() {
+			return errDead
+		}
+		err := next(ctx, cmd)
+		if err == nil && h.match(cmd) && h.armed.CompareAndSwap(true, false) {
+			h.dead.Store(true)
+			return errDead
+		}
+		return err
+	}
+}
+
+func (h *diesAfterCmd) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.dead.Load() {
+			return errDead
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// A webhook event whose hand-over to the queue died half way, once it was
+// read from the outbox or once its task was enqueued, is delivered, once.
+func TestWebhookHandOverDiedIsDeliveredOnce(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		match func(b *testBundle, cmd redis.Cmder) bool
+	}{
+		{"after reading the outbox", func(b *testBundle, cmd redis.Cmder) bool {
+			args := cmd.Args()
+			return cmd.Name() != "lpush" && len(args) > 1 && args[1] == b.d.Store.Key("wh", "outbox")
+		}},
+		{"after enqueueing its task", func(b *testBundle, cmd redis.Cmder) bool {
+			return strings.HasPrefix(cmd.Name(), "eval") && strings.Contains(fmt.Sprint(cmd.Args()), "asynq:{"+b.d.Pipeline.Queue("webhook")+"}:")
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, withBasics())
+			ctx := context.Background()
+			must(t, b.d.Store.UpsertContact(ctx, &dispatcher.Contact{ID: "ana", Email: "ana.webhook@example.com"}, "Europe/Paris"))
+			rc := newReceiver(t)
+			rc.register(t, b, fmt.Sprintf(`{"url":%q,"events":["consent.changed"]}`, rc.srv.URL+"/hooks"))
+			if res := b.api.do("POST", "/v1/contacts/ana/consents", consentBody("granted")); res.status != http.StatusCreated {
+				t.Fatalf("consent: %d %s", res.status, res.body)
+			}
+			hook := &diesAfterCmd{match: func(cmd redis.Cmder) bool { return tt.match(b, cmd) }}
+			hook.armed.Store(true)
+			b.redis.Client.AddHook(hook)
+			_ = b.d.Pipeline.HandOverWebhooks(ctx) // the process dies in it
+			hook.dead.Store(false)
+			if hook.armed.Load() {
+				t.Fatal("the hand-over never got there: the test proves nothing")
+			}
+
+			b.startWorker(t)
+			waitFor(t, "the event delivered", 20*time.Second, func() bool { return len(rc.events()) >= 1 })
+			waitFor(t, "the outbox empty", 20*time.Second, func() bool {
+				n, err := b.redis.Client.LLen(ctx, b.d.Store.Key("wh", "outbox")).Result()
+				return err == nil && n == 0
+			})
+			if got := rc.events(); len(got) != 1 || got[0].Data["state"] != "granted" {
+				t.Errorf("events delivered %+v, want the one consent change", got)
+			}
+		})
+	}
+}
