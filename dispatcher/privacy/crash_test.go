@@ -69,3 +69,76 @@ func TestEraseDiedAfterTheRecordLeavesNoWebhookEvent(t *testing.T) {
 		t.Errorf("webhook event holding the erased address: %v, want not found", err)
 	}
 }
+
+// diesAfterPipeline lets the first pipeline that match accepts through,
+// then fails its reply and every command after it until revived: the
+// process died right after that pipeline.
+type diesAfterPipeline struct {
+	match       func([]redis.Cmder) bool
+	armed, dead atomic.Bool
+}
+
+var errDead = errors.New("connection reset")
+
+func (h *diesAfterPipeline) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *diesAfterPipeline) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.dead.Load() {
+			return errDead
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *diesAfterPipeline) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.dead.Load() {
+			return errDead
+		}
+		err := next(ctx, cmds)
+		if err == nil && h.match(cmds) && h.armed.CompareAndSwap(true, false) {
+			h.dead.Store(true)
+			return errDead
+		}
+		return err
+	}
+}
+
+// An erasure whose process died once it had deleted the contact's send
+// records is finished by calling again, their entries in their runs'
+// indexes blanked too: a second call finds no record to lead it there.
+func TestEraseDiedAfterTheSendsBlanksTheRunIndex(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	l := b.putLeaving(t)
+	hook := &diesAfterPipeline{match: func(cmds []redis.Cmder) bool {
+		return slices.ContainsFunc(cmds, func(c redis.Cmder) bool {
+			return c.Name() == "unlink" && len(c.Args()) > 1 && c.Args()[1] == b.st.SendKey(l.queued)
+		})
+	}}
+	hook.armed.Store(true)
+	b.r.Client.AddHook(hook)
+	if _, err := b.p.EraseContact(ctx, "leaving"); err == nil {
+		t.Fatal("EraseContact, its process dead after deleting the sends: no error")
+	}
+	hook.dead.Store(false)
+	if hook.armed.Load() {
+		t.Fatal("the sends were never deleted: the test proves nothing")
+	}
+	if _, err := b.p.EraseContact(ctx, "leaving"); err != nil {
+		t.Fatalf("EraseContact again: %v", err)
+	}
+	for _, run := range []string{"r1", "r2", "api-r1"} {
+		ids, err := b.r.Client.LRange(ctx, b.st.RunKey(run)+":sends", 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			if id == l.queued || id == l.deferred || id == l.sent || id == l.api {
+				t.Errorf("run %s's index still names the erased send %s", run, id)
+			}
+		}
+	}
+}
