@@ -4,26 +4,37 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
+	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/signup"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
-// diesAfterWrite lets the first SET of a key holding part through, then
-// fails its reply and every command after it until revived: the process
-// died right after that write.
+// diesAfterWrite lets the first command (alone or in a pipeline) that
+// match accepts through, then fails its reply and every command after it
+// until revived: the process died right after that write.
 type diesAfterWrite struct {
-	part        string
+	match       func(redis.Cmder) bool
 	armed, dead atomic.Bool
 }
 
 var errDead = errors.New("connection reset")
+
+// setOf matches a SET of a key holding part.
+func setOf(part string) func(redis.Cmder) bool {
+	return func(cmd redis.Cmder) bool {
+		args := cmd.Args()
+		return cmd.Name() == "set" && len(args) > 1 && strings.Contains(fmt.Sprint(args[1]), part)
+	}
+}
 
 func (h *diesAfterWrite) DialHook(next redis.DialHook) redis.DialHook { return next }
 
@@ -33,8 +44,7 @@ func (h *diesAfterWrite) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			return errDead
 		}
 		err := next(ctx, cmd)
-		args := cmd.Args()
-		if err == nil && cmd.Name() == "set" && len(args) > 1 && strings.Contains(fmt.Sprint(args[1]), h.part) && h.armed.CompareAndSwap(true, false) {
+		if err == nil && h.match(cmd) && h.armed.CompareAndSwap(true, false) {
 			h.dead.Store(true)
 			return errDead
 		}
@@ -47,7 +57,12 @@ func (h *diesAfterWrite) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 		if h.dead.Load() {
 			return errDead
 		}
-		return next(ctx, cmds)
+		err := next(ctx, cmds)
+		if err == nil && slices.ContainsFunc(cmds, h.match) && h.armed.CompareAndSwap(true, false) {
+			h.dead.Store(true)
+			return errDead
+		}
+		return err
 	}
 }
 
@@ -57,9 +72,9 @@ func (h *diesAfterWrite) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 func TestSignupDiedAfterItsProvisionalRecordIsErasable(t *testing.T) {
 	t.Parallel()
 	r := redistest.New(t)
-	s, st, _ := setupOn(t, r)
+	s, st, _ := setupOn(t, r, nil)
 	ctx := context.Background()
-	hook := &diesAfterWrite{part: ":c:{s-"}
+	hook := &diesAfterWrite{match: setOf(":c:{s-")}
 	hook.armed.Store(true)
 	r.Client.AddHook(hook)
 	in := &signup.Input{Topics: []string{"newsletter"}, Channel: channels.Email, Address: "ana@example.com", Locale: "fr", Wording: "v3"}
@@ -80,5 +95,55 @@ func TestSignupDiedAfterItsProvisionalRecordIsErasable(t *testing.T) {
 	}
 	if len(left) > 0 {
 		t.Errorf("the erasure of the address left %v", left)
+	}
+}
+
+// A confirmation whose process died once it had granted the consents,
+// before it told what it did, tells it when confirmed again: the
+// sequences a sign-up starts and the webhooks hear of it.
+func TestConfirmationDiedAfterItsGrantTellsItsEvents(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	var mu sync.Mutex
+	var events []dispatcher.Event
+	s, _, snd := setupOn(t, r, dispatcher.EmitFunc(func(_ context.Context, e dispatcher.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, e)
+	}))
+	ctx := context.Background()
+	in := &signup.Input{Topics: []string{"newsletter"}, Channel: channels.Email, Address: "ana@example.com", Locale: "fr", Wording: "v3"}
+	if err := s.Submit(ctx, in, "iphash", "test-agent"); err != nil {
+		t.Fatal(err)
+	}
+	ref := snd.all()[0].Ref
+	hook := &diesAfterWrite{match: func(cmd redis.Cmder) bool {
+		args := cmd.Args()
+		return cmd.Name() == "hset" && len(args) > 1 && strings.HasSuffix(fmt.Sprint(args[1]), ":signups")
+	}}
+	hook.armed.Store(true)
+	r.Client.AddHook(hook)
+	if _, _, err := s.Confirm(ctx, ref, channels.Email, "email-link", nil); err == nil {
+		t.Fatal("Confirm, its process dead after the grant: no error")
+	}
+	hook.dead.Store(false)
+	if hook.armed.Load() {
+		t.Fatal("nothing was granted: the test proves nothing")
+	}
+	mu.Lock()
+	events = nil // what the dead process had not told
+	mu.Unlock()
+
+	if outcome, _, err := s.Confirm(ctx, ref, channels.Email, "email-link", nil); err != nil || outcome != signup.OutcomeAlready {
+		t.Fatalf("confirmed again: %v %v, want already", outcome, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var types []string
+	for _, e := range events {
+		types = append(types, e.Type+" "+e.Topic)
+	}
+	if !slices.Contains(types, dispatcher.EventSignupConfirmed+" newsletter") || !slices.Contains(types, dispatcher.EventConsentChanged+" newsletter") {
+		t.Errorf("events told %v, want the sign-up's confirmation and its consent change", types)
 	}
 }

@@ -422,6 +422,14 @@ func (d *Signups) Confirm(ctx context.Context, h string, k channels.Kind, via st
 			}
 		}
 		d.log.Info("sign-up confirmed", "contact", ps.Contact, "channel", string(ps.Channel), "topics", len(ps.Topics), "via", via)
+	}
+	// Granted, or granted before by a confirmation that has not ended the
+	// pending sign-up (a process that died after the grant, or one still
+	// at it): told either way, for the sequences the sign-up starts
+	// (enrolling twice enrols once) and the webhooks, which hear at least
+	// once. The counter is not: a crash here misses one confirmation in
+	// it, rather than two at once counting two.
+	if outcome != confirmUnknown {
 		for _, e := range dispatcher.ConsentChanges(ps.Contact, events) {
 			d.cfg.Events.Emit(bg, e)
 		}
