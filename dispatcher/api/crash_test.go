@@ -255,3 +255,51 @@ func TestWebhookHandOverDiedIsDeliveredOnce(t *testing.T) {
 		})
 	}
 }
+
+// A pause, resume or cancel of a campaign whose process died once it had
+// changed the campaign reaches the campaign's runs all the same, when
+// asked again: a campaign never says cancelled (or paused) while its run
+// goes on sending, nor running while its run stays paused.
+func TestCampaignActionDiedAfterTheCampaignReachesItsRuns(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		action, before, want string
+	}{
+		{"pause", "", dispatcher.RunPaused},
+		{"resume", "pause", dispatcher.RunSending},
+		{"cancel", "", dispatcher.RunCancelled},
+	} {
+		t.Run(tt.action, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			ctx := context.Background()
+			seedMailing(t, b, 3)
+			run, err := b.d.Pipeline.StartRun(ctx, "mailing", time.Now())
+			must(t, err)
+			if tt.before != "" {
+				_, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", tt.before)
+				must(t, err)
+			}
+			hook := &diesAfterWriteTo{key: b.d.Store.Key("campaigns")}
+			hook.armed.Store(true)
+			b.redis.Client.AddHook(hook)
+			if _, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", tt.action); err == nil {
+				t.Fatal("the action, its process dead after the campaign's update: no error")
+			}
+			hook.dead.Store(false)
+			if hook.armed.Load() {
+				t.Fatal("the campaign was never updated: the test proves nothing")
+			}
+
+			// Asked again: done, or refused as done already.
+			if _, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", tt.action); err != nil && !dispatcher.IsCode(err, dispatcher.CodeConflict) {
+				t.Fatal(err)
+			}
+			r, err := b.d.Store.Run(ctx, run)
+			must(t, err)
+			if r.State != tt.want {
+				t.Errorf("run %s after the %s, asked twice: %s, want %s", run, tt.action, r.State, tt.want)
+			}
+		})
+	}
+}
