@@ -142,3 +142,29 @@ func TestEraseDiedAfterTheSendsBlanksTheRunIndex(t *testing.T) {
 		}
 	}
 }
+
+// An erasure whose process died once the record was deleted, before the
+// id left the list of contacts, takes it out when asked again: no walk of
+// the contacts, nor their count, keeps an erased contact.
+func TestEraseDiedAfterTheRecordLeavesNoContactID(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	b.putLeaving(t)
+	hook := &lostTx{key: b.st.ContactKey("leaving")}
+	hook.armed.Store(true)
+	b.r.Client.AddHook(hook)
+	if _, err := b.p.EraseContact(ctx, "leaving"); err == nil {
+		t.Fatal("EraseContact, its reply lost: no error")
+	}
+	if _, err := b.p.EraseContact(ctx, "leaving"); !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+		t.Fatalf("EraseContact again: %v, want not found", err)
+	}
+	ids, err := b.st.ContactIDs(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(ids, "leaving") {
+		t.Errorf("contact ids %v still name the erased contact", ids)
+	}
+}

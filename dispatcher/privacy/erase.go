@@ -60,6 +60,11 @@ func (d *Privacy) EraseContact(ctx context.Context, id string) (*ErasureReport, 
 	s := d.Store
 	c, err := s.Contact(ctx, id)
 	if errors.Is(err, dispatcher.ErrNotFound) || dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+		// An erasure that died after the record leaves the id in the list
+		// of contacts (DeleteContact): gone with this call.
+		if err := s.DropContactID(ctx, id); err != nil {
+			return nil, fmt.Errorf("erase: %w", err)
+		}
 		return nil, dispatcher.NotFound("contact")
 	}
 	rep := &ErasureReport{Contact: id, Erased: map[string]int{}}

@@ -112,7 +112,8 @@ func (s *Store) ForgetAddress(ctx context.Context, contact string, k channels.Ki
 // DeleteContact deletes the contact's record, current consents, sign-up
 // confirmations and its place in the contact list. The record goes last
 // but for the list entry, so an erasure cut short is finished by calling
-// again. It returns how many current consents it deleted.
+// again (the entry, which a crash may leave behind the record, by
+// DropContactID). It returns how many current consents it deleted.
 func (s *Store) DeleteContact(ctx context.Context, id string) (consents int, err error) {
 	var n *redis.IntCmd
 	_, err = s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -128,6 +129,12 @@ func (s *Store) DeleteContact(ctx context.Context, id string) (consents int, err
 		return 0, err
 	}
 	return int(n.Val()), nil
+}
+
+// DropContactID takes id out of the list of contacts, where a deletion
+// cut short after the record (DeleteContact) left it.
+func (s *Store) DropContactID(ctx context.Context, id string) error {
+	return s.Redis.ZRem(ctx, s.Key("contacts"), id).Err()
 }
 
 // SoftBounceTimes returns when the address soft-bounced within the
