@@ -147,3 +147,46 @@ func TestConfirmationDiedAfterItsGrantTellsItsEvents(t *testing.T) {
 		t.Errorf("events told %v, want the sign-up's confirmation and its consent change", types)
 	}
 }
+
+// A confirmation of a sign-up whose address became a contact's meanwhile,
+// whose process died once it had dropped the provisional record, grants
+// the consents to that contact when confirmed again.
+func TestConfirmationDiedAfterDroppingItsProvisionalRecordGrants(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	s, st, snd := setupOn(t, r, nil)
+	ctx := context.Background()
+	in := &signup.Input{Topics: []string{"newsletter"}, Channel: channels.Email, Address: "ana@example.com", Locale: "fr", Wording: "v3"}
+	if err := s.Submit(ctx, in, "iphash", "test-agent"); err != nil {
+		t.Fatal(err)
+	}
+	ref := snd.all()[0].Ref
+	// The upstream system makes the contact of the address meanwhile.
+	if err := st.UpsertContact(ctx, &dispatcher.Contact{ID: "ana", Email: "ana@example.com"}, "Europe/Paris"); err != nil {
+		t.Fatal(err)
+	}
+	hook := &diesAfterWrite{match: func(cmd redis.Cmder) bool {
+		args := cmd.Args()
+		return cmd.Name() == "unlink" && len(args) > 1 && strings.Contains(fmt.Sprint(args[1]), ":c:{s-")
+	}}
+	hook.armed.Store(true)
+	r.Client.AddHook(hook)
+	if _, _, err := s.Confirm(ctx, ref, channels.Email, "email-link", nil); err == nil {
+		t.Fatal("Confirm, its process dead after dropping the provisional record: no error")
+	}
+	hook.dead.Store(false)
+	if hook.armed.Load() {
+		t.Fatal("the provisional record was never dropped: the test proves nothing")
+	}
+
+	if outcome, _, err := s.Confirm(ctx, ref, channels.Email, "email-link", nil); err != nil || outcome == 0 {
+		t.Fatalf("confirmed again: %v %v, want granted or already", outcome, err)
+	}
+	cs, err := st.Consents(ctx, "ana")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs["email/newsletter"] != dispatcher.Granted {
+		t.Errorf("consents of the address's contact %v, want newsletter granted", cs)
+	}
+}

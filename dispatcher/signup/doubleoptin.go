@@ -206,7 +206,7 @@ func (d *Signups) newContact(k channels.Kind, addr, locale string) *dispatcher.C
 // address index. The address index is claimed first (SETNX), so two
 // confirmations at once make one contact. It returns "" when the
 // provisional record is gone (expired or erased).
-func (d *Signups) adopt(ctx context.Context, ps *Pending) (string, error) {
+func (d *Signups) adopt(ctx context.Context, h string, ps *Pending) (string, error) {
 	s := d.Store
 	c, err := s.Contact(ctx, ps.Contact)
 	if errors.Is(err, dispatcher.ErrNotFound) {
@@ -230,6 +230,14 @@ func (d *Signups) adopt(ctx context.Context, ps *Pending) (string, error) {
 		}
 	}
 	if owner != ps.Contact {
+		// The sign-up names its contact before the provisional record
+		// goes: a confirmation that dies in between is finished by the
+		// next, which would find neither the record nor the address.
+		adopted := *ps
+		adopted.Contact, adopted.Provisional = owner, false
+		if err := s.RepointPendingSignup(ctx, h, &adopted); err != nil {
+			return "", err
+		}
 		if err := s.DropProvisionalContact(ctx, ps.Contact); err != nil {
 			return "", err
 		}
@@ -394,7 +402,7 @@ func (d *Signups) Confirm(ctx context.Context, h string, k channels.Kind, via st
 		}
 	}
 	if ps.Provisional {
-		owner, err := d.adopt(ctx, ps)
+		owner, err := d.adopt(ctx, h, ps)
 		if err != nil {
 			return confirmUnknown, nil, err
 		}
