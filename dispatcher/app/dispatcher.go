@@ -110,6 +110,10 @@ type Config struct {
 	InactiveAfter time.Duration
 	// Feedback is what bounces, complaints and delivery reports do.
 	Feedback feedback.Policy
+	// FeedbackClaimLease is how long a provider's event or report being
+	// applied holds its claim: a process that dies midway leaves it to the
+	// provider's retry once the lease ends. Default 2 minutes.
+	FeedbackClaimLease time.Duration
 	// BounceDomain, when set, makes the envelope sender of each email a VERP
 	// address, bounces+<send id>.<mac>@BounceDomain, so that a bounce names
 	// its send. Empty: the channel's return path.
@@ -287,7 +291,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		}
 	}
 	d.Feedback, err = feedback.New(feedback.Config{Store: store, Consent: d.Consent, Policy: cfg.Feedback, Secret: cfg.Secret,
-		BounceDomain: cfg.BounceDomain, SendTTL: cfg.SendTTL, Metrics: cfg.Metrics, Events: d.Events, Now: cfg.Now, Logger: cfg.Logger})
+		BounceDomain: cfg.BounceDomain, SendTTL: cfg.SendTTL, ClaimLease: cfg.FeedbackClaimLease, Metrics: cfg.Metrics, Events: d.Events, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +324,8 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	d.Hooks = webhook.New(webhook.Config{Store: store, Feedback: d.Feedback, Consent: d.Consent, Signups: d.Signups,
 		ESP: cfg.ESP, TwilioAuthToken: cfg.TwilioAuthToken, ValidTwilioSignature: cfg.ValidTwilioSignature,
-		PublicURL: cfg.PublicURL, SenderName: cfg.SenderName, HTTPClient: cfg.HTTPClient, Now: cfg.Now, Logger: cfg.Logger})
+		PublicURL: cfg.PublicURL, SenderName: cfg.SenderName, HTTPClient: cfg.HTTPClient, ClaimLease: cfg.FeedbackClaimLease,
+		Now: cfg.Now, Logger: cfg.Logger})
 	d.Sequences, err = sequence.New(sequence.Config{Store: store, Pipeline: d.Pipeline, DefaultTimezone: cfg.DefaultTimezone, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err

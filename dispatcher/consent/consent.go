@@ -84,6 +84,9 @@ func (m *Manager) WithdrawOneClick(ctx context.Context, cl templates.Claims) err
 	if err != nil || !changed {
 		return err
 	}
+	// A crash between the withdrawal and the count misses one unsubscribe
+	// in the counters (the repeated click finds nothing to withdraw): a
+	// counter off by one, never a consent.
 	run, _, _ := dispatcher.SplitSendID(cl.Send)
 	return m.store.CountFeedback(ctx, run, cl.Topic, store.FeedbackUnsubscribes)
 }

@@ -42,6 +42,10 @@ type Config struct {
 	// SendTTL is how long claims and VERP records of a send are kept.
 	// Default 90 days.
 	SendTTL time.Duration
+	// ClaimLease is how long a piece of feedback being applied holds its
+	// claim: a handler that dies midway leaves the report to a retry of
+	// the provider's once it ends. Default 2 minutes.
+	ClaimLease time.Duration
 	// Metrics counts the feedback applied. Default: none.
 	Metrics *metrics.Metrics
 	// Events receives the facts feedback establishes: delivered, bounced,
@@ -65,6 +69,7 @@ type Handler struct {
 	secret       []byte
 	bounceDomain string
 	sendTTL      time.Duration
+	claimLease   time.Duration
 	now          func() time.Time
 	log          *slog.Logger
 	m            *metrics.Metrics
@@ -78,7 +83,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	cfg.Policy.SetDefaults()
 	h := &Handler{Store: cfg.Store, consent: cfg.Consent, runs: cfg.Runs, policy: cfg.Policy, secret: cfg.Secret,
-		bounceDomain: cfg.BounceDomain, sendTTL: cfg.SendTTL, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
+		bounceDomain: cfg.BounceDomain, sendTTL: cfg.SendTTL, claimLease: cmp.Or(cfg.ClaimLease, 2*time.Minute), now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
 		events: cmp.Or[dispatcher.Events](cfg.Events, dispatcher.NoEvents)}
 	if h.sendTTL == 0 {
 		h.sendTTL = 90 * 24 * time.Hour

@@ -49,6 +49,17 @@ const (
 	FeedbackFailed      = "failed"
 )
 
+// ErrBusy is returned by RecordDelivery when the same feedback on the
+// same send is still being applied by another call after ClaimWait, or
+// was by a handler that died before its claim's lease ended: the
+// provider's retry applies it.
+var ErrBusy = errors.New("feedback being applied; retry later")
+
+// ClaimWait is how long a call waits for another applying the same
+// feedback to finish, so that duplicates sent at once are answered as
+// duplicates.
+const ClaimWait = 5 * time.Second
+
 // ErrUnknownSend is returned by RecordDelivery when the event names a send
 // Missive does not hold (expired, erased, or never ours) and no address.
 var ErrUnknownSend = errors.New("feedback names no known send")
@@ -88,11 +99,19 @@ func (d *Handler) RecordDelivery(ctx context.Context, ev channels.Feedback) (err
 	}
 
 	// Once per send and kind: webhooks are retried and reports resent.
+	// The claim is a lease until the feedback is applied, then a mark
+	// kept with the send: a handler that dies in between (where no
+	// release runs) leaves the report to the provider's retry once the
+	// lease ends, rather than dropped as done.
 	if sd != nil {
 		mark := s.FeedbackClaim(sd.ID, ev.Kind)
-		ok, err := s.ClaimOnce(ctx, mark, d.sendTTL)
-		if err != nil || !ok {
+		switch state, err := s.AwaitClaim(ctx, mark, d.claimLease, ClaimWait); {
+		case err != nil:
 			return err
+		case state == storepkg.ClaimDone:
+			return nil
+		case state == storepkg.ClaimBusy:
+			return ErrBusy
 		}
 		counted := false
 		defer func() {
@@ -104,8 +123,12 @@ func (d *Handler) RecordDelivery(ctx context.Context, ev channels.Feedback) (err
 			}
 		}()
 		moved, err := d.advanceSend(ctx, sd, ev)
-		if err != nil || !moved {
-			return err // an out-of-order report: the send is past it
+		if err != nil {
+			return err
+		}
+		if !moved {
+			// An out-of-order report: the send is past it.
+			return s.MarkDone(ctx, mark, d.sendTTL)
 		}
 		if err := d.applyPolicy(ctx, ev, sd, c); err != nil {
 			return err
@@ -121,7 +144,13 @@ func (d *Handler) RecordDelivery(ctx context.Context, ev channels.Feedback) (err
 		}
 		// Counted: a retry would count again, so the claim stays even if
 		// the check below fails (the next report checks the rates anew).
+		// A crash between the count and the mark counts this report twice
+		// once the lease ends: a counter off by one, against a bounce or
+		// a complaint never applied.
 		counted = true
+		if err := s.MarkDone(ctx, mark, d.sendTTL); err != nil {
+			return err
+		}
 		d.m.Feedback(string(ev.Channel), string(ev.Kind))
 		d.tell(ctx, ev, sd, c)
 		return d.checkRates(ctx, sd.Run)

@@ -24,9 +24,12 @@
 //
 // # Delivery
 //
-// A worker's loop (pipeline.HandOverWebhooks) pops the outbox every
-// 100 ms and enqueues one asynq task per event, its payload the endpoint
-// and event ids only. The task (Webhooks.Deliver) takes a lease on the
+// A worker's loop (pipeline.HandOverWebhooks) reads the outbox every
+// 100 ms, enqueues one asynq task per event, its payload the endpoint
+// and event ids only, and then takes the events out of the outbox (one
+// worker at a time, under a lease): a worker that dies in between leaves
+// them to the next hand-over, which enqueues them again under the same
+// task ids. The task (Webhooks.Deliver) takes a lease on the
 // endpoint's queue for the event's contact and delivers from the head of
 // that queue: so a contact's events reach an endpoint one after the
 // other, in the order they were emitted, whichever task runs first. A
@@ -35,11 +38,9 @@
 // the pipeline's exponential backoff; a later event's task finding the
 // queue leased snoozes without counting a failure, and finding it free
 // delivers the head first. On its last try an event that still fails is
-// dropped and logged "dropped", and the events after it go on. An event
-// popped from the outbox and never enqueued (a crash between the two)
-// still waits in its contact's queue: the next event of that contact for
-// that endpoint delivers it first. Erasing a contact deletes its events
-// waiting for endpoints that receive addresses (store.ForgetWebhookEvents).
+// dropped and logged "dropped", and the events after it go on. Erasing a
+// contact deletes its events waiting for endpoints that receive addresses
+// (store.ForgetWebhookEvents).
 //
 // We chose our own per-(endpoint, contact) queue over asynq's Group and
 // Unique options: Group aggregates tasks into one without ordering them

@@ -266,37 +266,55 @@ const (
 // SetCampaignState pauses, resumes or cancels a campaign and its runs
 // under way. Pausing holds queued sends (they wait, nothing is lost) and
 // the schedule; cancelling settles them as cancelled.
+//
+// The runs first, then the campaign: the campaign's record and the runs'
+// live in different slots, and a crash between them must leave the
+// campaign as it was, so that the action asked again applies (a campaign
+// changed first would refuse it, its runs going on as before).
 func (d *Pipeline) SetCampaignState(ctx context.Context, id string, action string) (*dispatcher.Campaign, error) {
 	active, err := d.Store.ActiveRunsOf(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	c, err := d.Store.UpdateCampaign(ctx, id, func(c *dispatcher.Campaign) (bool, error) {
-		switch {
-		case action == ActionPause && (c.State == dispatcher.Running || c.State == dispatcher.Scheduled):
-			c.State = dispatcher.Paused
-		case action == ActionResume && c.State == dispatcher.Paused:
-			c.State = idleState(c)
-			if len(active) > 0 {
-				c.State = dispatcher.Running
-			}
-		case action == ActionCancel && c.State != dispatcher.Completed && c.State != dispatcher.Cancelled:
-			c.State = dispatcher.Cancelled
-		default:
-			return false, dispatcher.Conflict("cannot %s a %s campaign", action, c.State)
-		}
-		return true, nil
-	})
+	cur, err := d.Store.Campaign(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	d.log.Info("campaign "+pastTense(action), "campaign", id, "action", action, "state", string(c.State), "runs", len(active))
+	if err := campaignAction(cur, action, len(active)); err != nil {
+		return nil, err
+	}
 	for _, r := range active {
 		if _, err := d.setRunState(ctx, r, action); err != nil && !dispatcher.IsCode(err, dispatcher.CodeConflict) {
 			return nil, err
 		}
 	}
+	c, err := d.Store.UpdateCampaign(ctx, id, func(c *dispatcher.Campaign) (bool, error) {
+		return true, campaignAction(c, action, len(active))
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.log.Info("campaign "+pastTense(action), "campaign", id, "action", action, "state", string(c.State), "runs", len(active))
 	return c, nil
+}
+
+// campaignAction applies action to c, which has active runs under way,
+// or returns an error with code conflict when it does not apply.
+func campaignAction(c *dispatcher.Campaign, action string, active int) error {
+	switch {
+	case action == ActionPause && (c.State == dispatcher.Running || c.State == dispatcher.Scheduled):
+		c.State = dispatcher.Paused
+	case action == ActionResume && c.State == dispatcher.Paused:
+		c.State = idleState(c)
+		if active > 0 {
+			c.State = dispatcher.Running
+		}
+	case action == ActionCancel && c.State != dispatcher.Completed && c.State != dispatcher.Cancelled:
+		c.State = dispatcher.Cancelled
+	default:
+		return dispatcher.Conflict("cannot %s a %s campaign", action, c.State)
+	}
+	return nil
 }
 
 // pastTense names what action did, for the logs.

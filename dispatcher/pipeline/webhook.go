@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -67,25 +66,47 @@ func (d *Pipeline) webhookOutboxLoop(ctx context.Context) {
 	})
 }
 
-// HandOverWebhooks enqueues a delivery task for each event in the
-// webhook outbox. An event popped and not enqueued (a crash between the
-// two) still waits in its contact's queue: the next event of that contact
-// for that endpoint delivers it first.
+// webhookHandOverLease is how long one worker holds the hand-over of the
+// outbox; a worker that dies leaves it to another when it ends.
+const webhookHandOverLease = 10 * time.Second
+
+// HandOverWebhooks enqueues a delivery task for each event in the webhook
+// outbox, then takes the events out of the outbox: a crash in between
+// leaves them there, and the next hand-over enqueues them again under the
+// same task ids (a second task for an event delivered already finds its
+// queue without it). One worker hands over at a time; the others skip.
 func (d *Pipeline) HandOverWebhooks(ctx context.Context) error {
+	// A read first: an idle outbox costs no write.
+	if entries, err := d.Store.PeekWebhookOutbox(ctx, 1); err != nil || len(entries) == 0 {
+		return err
+	}
+	release, err := d.Store.Lock(ctx, "webhook-outbox", webhookHandOverLease)
+	if err != nil || release == nil {
+		return err
+	}
+	defer release(context.WithoutCancel(ctx))
 	for {
-		pairs, err := d.Store.PopWebhookOutbox(ctx, 100)
-		if err != nil || len(pairs) == 0 {
+		entries, err := d.Store.PeekWebhookOutbox(ctx, 100)
+		if err != nil || len(entries) == 0 {
 			return err
 		}
-		for _, p := range pairs {
-			// No task id: a pair is popped once, and a replay of an event
-			// whose task was archived (dropped after its retries) needs a
-			// task of its own.
-			err := d.enqueue(ctx, TypeWebhook, webhookPayload{Endpoint: p[0], Event: p[1]},
-				asynq.Queue(d.Queue("webhook")))
-			if err != nil && !errors.Is(err, context.Canceled) {
-				d.log.Warn("webhook event not enqueued", "endpoint", p[0], "event", p[1], "error", err)
+		for _, e := range entries {
+			if e.Endpoint == "" {
+				continue // not an entry: taken out with the others
 			}
+			opts := []asynq.Option{asynq.Queue(d.Queue("webhook"))}
+			if e.Nonce != "" {
+				// The hand-over's id, not the event's: a replay of an event
+				// whose task was archived (dropped after its retries)
+				// needs a task of its own.
+				opts = append(opts, asynq.TaskID("wh~"+e.Endpoint+"~"+e.Event+"~"+e.Nonce))
+			}
+			if err := d.enqueue(ctx, TypeWebhook, webhookPayload{Endpoint: e.Endpoint, Event: e.Event}, opts...); err != nil {
+				return err
+			}
+		}
+		if err := d.Store.AckWebhookOutbox(ctx, entries); err != nil {
+			return err
 		}
 	}
 }

@@ -148,6 +148,18 @@ func (d *Pipeline) Reconcile(ctx context.Context) (int, error) {
 	}
 	total := 0
 	for _, run := range runs {
+		// A run whose starter died before it enqueued the plan (the
+		// campaign may already say it fired, so no one starts it again)
+		// is planned here. Its plan's task id derives from the run: a plan
+		// waiting in the queue makes this a no-op, and a run that was
+		// planned has left this state.
+		if state, err := d.Store.RunField(ctx, run, "state"); err != nil {
+			return total, err
+		} else if state == dispatcher.RunPlanning {
+			if err := d.enqueue(ctx, TypePlan, planPayload{Run: run}, asynq.Queue(d.Queue("plan")), asynq.TaskID(run+"~plan")); err != nil {
+				return total, err
+			}
+		}
 		// A run left open by a crash after its last send completes here.
 		if err := d.FinishBatch(ctx, run, ""); err != nil {
 			return total, err

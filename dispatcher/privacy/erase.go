@@ -60,6 +60,11 @@ func (d *Privacy) EraseContact(ctx context.Context, id string) (*ErasureReport, 
 	s := d.Store
 	c, err := s.Contact(ctx, id)
 	if errors.Is(err, dispatcher.ErrNotFound) || dispatcher.IsCode(err, dispatcher.CodeNotFound) {
+		// An erasure that died after the record leaves the id in the list
+		// of contacts (DeleteContact): gone with this call.
+		if err := s.DropContactID(ctx, id); err != nil {
+			return nil, fmt.Errorf("erase: %w", err)
+		}
 		return nil, dispatcher.NotFound("contact")
 	}
 	rep := &ErasureReport{Contact: id, Erased: map[string]int{}}
@@ -129,13 +134,9 @@ func (d *Privacy) EraseContact(ctx context.Context, id string) (*ErasureReport, 
 	}
 	rep.Erased["addresses"], rep.Erased["soft_bounces"] = addrs, soft
 
-	consents, err := s.DeleteContact(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("erase: contact: %w", err)
-	}
-	rep.Erased["contact"], rep.Erased["consents"] = 1, consents
-
 	// Events waiting for webhooks that receive addresses hold the address.
+	// Before the record: a call again finishes an erasure cut short only
+	// while the record is there.
 	n, err = s.ForgetWebhookEvents(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("erase: webhook events: %w", err)
@@ -143,6 +144,12 @@ func (d *Privacy) EraseContact(ctx context.Context, id string) (*ErasureReport, 
 	if n > 0 {
 		rep.Erased["webhook_events"] = n
 	}
+
+	consents, err := s.DeleteContact(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("erase: contact: %w", err)
+	}
+	rep.Erased["contact"], rep.Erased["consents"] = 1, consents
 
 	if sups > 0 {
 		rep.Kept = append(rep.Kept, KeptRecords{Kind: "suppressions", Count: sups, Why: whySuppression})

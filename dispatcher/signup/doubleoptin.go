@@ -117,17 +117,28 @@ func (d *Signups) Submit(ctx context.Context, in *Input, ipHash, userAgent strin
 	ps := &Pending{
 		Nonce: nonce, Contact: contact, Channel: in.Channel, Topics: in.Topics, Wording: in.Wording, Form: in.Form,
 		Locale: in.Locale, Created: d.cfg.Now().UTC(), IPHash: ipHash, UserAgent: cleanUserAgent(userAgent),
-		Provisional: provisional,
+		Provisional: provisional != nil,
 	}
 	phone := ""
 	if in.Channel == channels.SMS {
 		phone = in.Address
 	}
+	// Each record after the one that leads erasure to it, since they live
+	// in different slots: the address's index of sign-ups, then the
+	// sign-up, which names its provisional record, then that record, which
+	// holds the address. A crash in between leaves an index entry or a
+	// sign-up leading nowhere, which readers skip, never an address that
+	// an erasure cannot find.
 	if err := s.IndexPendingByAddress(ctx, in.Channel, in.Address, h, pendingTTL); err != nil {
 		return err
 	}
 	if err := s.PutPendingSignup(ctx, h, ps, phone, pendingTTL); err != nil {
 		return err
+	}
+	if provisional != nil {
+		if err := s.PutProvisionalContact(ctx, provisional, pendingTTL); err != nil {
+			return fmt.Errorf("sign-up: %w", err)
+		}
 	}
 	return d.sendConfirmation(ctx, h, contact, in.Channel)
 }
@@ -152,30 +163,28 @@ func (d *Signups) sendConfirmation(ctx context.Context, h, contact string, k cha
 	return err
 }
 
-// signupContact returns the contact holding the address, or, when none
-// does, the id of a provisional record made for the sign-up: the address
-// and the locale, sealed, kept as long as the pending sign-up, and found
-// by no campaign and no lookup by address (PutProvisionalContact). The
-// contact itself is made on confirmation (adopt).
-func (d *Signups) signupContact(ctx context.Context, in *Input) (id string, provisional bool, err error) {
+// signupContact returns the id of the contact holding the address, or,
+// when none does, the id of a provisional record to make for the sign-up
+// and that record: the address and the locale, to be sealed and kept as
+// long as the pending sign-up, and found by no campaign and no lookup by
+// address (PutProvisionalContact). The contact itself is made on
+// confirmation (adopt).
+func (d *Signups) signupContact(ctx context.Context, in *Input) (id string, provisional *dispatcher.Contact, err error) {
 	s := d.Store
 	id, err = s.ContactIDByAddress(ctx, in.Channel, in.Address)
 	if err == nil {
 		ok, err := s.ContactExists(ctx, id)
 		if err != nil || ok {
-			return id, false, err
+			return id, nil, err
 		}
 	} else if !errors.Is(err, dispatcher.ErrNotFound) {
-		return "", false, err
+		return "", nil, err
 	}
 	c := d.newContact(in.Channel, in.Address, in.Locale)
 	if err := c.Normalize(d.cfg.DefaultTimezone); err != nil {
-		return "", false, fmt.Errorf("sign-up: provisional contact: %w", err)
+		return "", nil, fmt.Errorf("sign-up: provisional contact: %w", err)
 	}
-	if err := s.PutProvisionalContact(ctx, c, pendingTTL); err != nil {
-		return "", false, fmt.Errorf("sign-up: %w", err)
-	}
-	return c.ID, true, nil
+	return c.ID, c, nil
 }
 
 // newContact is the minimal contact of a sign-up: the address and the
@@ -197,7 +206,7 @@ func (d *Signups) newContact(k channels.Kind, addr, locale string) *dispatcher.C
 // address index. The address index is claimed first (SETNX), so two
 // confirmations at once make one contact. It returns "" when the
 // provisional record is gone (expired or erased).
-func (d *Signups) adopt(ctx context.Context, ps *Pending) (string, error) {
+func (d *Signups) adopt(ctx context.Context, h string, ps *Pending) (string, error) {
 	s := d.Store
 	c, err := s.Contact(ctx, ps.Contact)
 	if errors.Is(err, dispatcher.ErrNotFound) {
@@ -221,6 +230,14 @@ func (d *Signups) adopt(ctx context.Context, ps *Pending) (string, error) {
 		}
 	}
 	if owner != ps.Contact {
+		// The sign-up names its contact before the provisional record
+		// goes: a confirmation that dies in between is finished by the
+		// next, which would find neither the record nor the address.
+		adopted := *ps
+		adopted.Contact, adopted.Provisional = owner, false
+		if err := s.RepointPendingSignup(ctx, h, &adopted); err != nil {
+			return "", err
+		}
 		if err := s.DropProvisionalContact(ctx, ps.Contact); err != nil {
 			return "", err
 		}
@@ -385,7 +402,7 @@ func (d *Signups) Confirm(ctx context.Context, h string, k channels.Kind, via st
 		}
 	}
 	if ps.Provisional {
-		owner, err := d.adopt(ctx, ps)
+		owner, err := d.adopt(ctx, h, ps)
 		if err != nil {
 			return confirmUnknown, nil, err
 		}
@@ -413,6 +430,14 @@ func (d *Signups) Confirm(ctx context.Context, h string, k channels.Kind, via st
 			}
 		}
 		d.log.Info("sign-up confirmed", "contact", ps.Contact, "channel", string(ps.Channel), "topics", len(ps.Topics), "via", via)
+	}
+	// Granted, or granted before by a confirmation that has not ended the
+	// pending sign-up (a process that died after the grant, or one still
+	// at it): told either way, for the sequences the sign-up starts
+	// (enrolling twice enrols once) and the webhooks, which hear at least
+	// once. The counter is not: a crash here misses one confirmation in
+	// it, rather than two at once counting two.
+	if outcome != confirmUnknown {
 		for _, e := range dispatcher.ConsentChanges(ps.Contact, events) {
 			d.cfg.Events.Emit(bg, e)
 		}

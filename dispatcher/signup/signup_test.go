@@ -39,7 +39,12 @@ func (s *sender) all() []pipeline.OneSend {
 
 func setup(t *testing.T) (*signup.Signups, *store.Store, *sender) {
 	t.Helper()
-	r := redistest.New(t)
+	return setupOn(t, redistest.New(t), nil)
+}
+
+// setupOn is setup on r, telling events (nil: none).
+func setupOn(t *testing.T, r *redistest.Redis, events dispatcher.Events) (*signup.Signups, *store.Store, *sender) {
+	t.Helper()
 	now := func() time.Time { return time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC) }
 	st := storetest.New(t, r.Client, r.Prefix, now, "k1")
 	if err := st.PutTopic(context.Background(), &dispatcher.Topic{ID: "newsletter", Name: "La lettre", Kind: dispatcher.Marketing}); err != nil {
@@ -48,7 +53,7 @@ func setup(t *testing.T) (*signup.Signups, *store.Store, *sender) {
 	snd := &sender{}
 	s, err := signup.New(signup.Config{Store: st, Pipeline: snd, Limiter: throttle.NewLimiter(r.Client, r.Prefix),
 		Secret: []byte("signup-test-secret-0123456789abcdef"), PublicURL: "https://missive.example", Now: now,
-		Logger: slog.New(slog.DiscardHandler)})
+		Events: events, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

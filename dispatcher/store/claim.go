@@ -42,20 +42,6 @@ func (s *Store) InboundSMSClaim(sid string) Claim {
 	return Claim{s.Key("twilio", "sid", sid)}
 }
 
-// ClaimOnce takes c for ttl. It reports true when the caller took it, false
-// when it was taken before and has not expired; the zero Claim is always
-// taken.
-func (s *Store) ClaimOnce(ctx context.Context, c Claim, ttl time.Duration) (bool, error) {
-	if c.key == "" {
-		return true, nil
-	}
-	ok, err := s.Redis.SetNX(ctx, c.key, 1, ttl).Result()
-	if err != nil {
-		return false, fmt.Errorf("claim: %w", err)
-	}
-	return ok, nil
-}
-
 // Release drops c after the work it guarded failed, so that the provider's
 // retry takes it again. It uses a fresh context of its own, since the
 // caller's may be what failed; an error means c stays until it expires.
@@ -94,8 +80,11 @@ const (
 // ClaimPending takes c as pending for ttl, a lease short enough that a
 // caller that crashed midway leaves the work to a retry. It reports
 // ClaimBusy when the lease ends between its two reads: a retry will take
-// it.
+// it. The zero Claim is always taken.
 func (s *Store) ClaimPending(ctx context.Context, c Claim, ttl time.Duration) (ClaimState, error) {
+	if c.key == "" {
+		return ClaimTaken, nil
+	}
 	ok, err := s.Redis.SetNX(ctx, c.key, claimPending, ttl).Result()
 	if err != nil {
 		return 0, fmt.Errorf("claim: %w", err)
@@ -115,9 +104,31 @@ func (s *Store) ClaimPending(ctx context.Context, c Claim, ttl time.Duration) (C
 	return ClaimBusy, nil
 }
 
+// AwaitClaim is ClaimPending waiting up to wait while another caller
+// holds c, so that a duplicate sent at once finds the work done rather
+// than busy. It reports ClaimBusy when the holder has not finished by
+// then, as when it died midway and its lease has not ended.
+func (s *Store) AwaitClaim(ctx context.Context, c Claim, lease, wait time.Duration) (ClaimState, error) {
+	deadline := time.Now().Add(wait)
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
+		state, err := s.ClaimPending(ctx, c, lease)
+		if err != nil || state != ClaimBusy || time.Now().Add(pause).After(deadline) {
+			return state, err
+		}
+		select {
+		case <-ctx.Done():
+			return state, ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+}
+
 // MarkDone records that the work of c, taken with ClaimPending, is done,
-// and remembers it for ttl.
+// and remembers it for ttl. The zero Claim has nothing to mark.
 func (s *Store) MarkDone(ctx context.Context, c Claim, ttl time.Duration) error {
+	if c.key == "" {
+		return nil
+	}
 	if err := s.Redis.Set(ctx, c.key, claimDone, ttl).Err(); err != nil {
 		return fmt.Errorf("mark claim done: %w", err)
 	}

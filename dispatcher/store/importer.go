@@ -407,6 +407,10 @@ func (s *Store) upsertMany(ctx context.Context, ls []ImportLine) error {
 			s.ConsentsImported(ctx, ls[i].ID, events)
 		}
 	}
+	// The tags added are told after the records are written, which live in
+	// other slots than the sequences: a crash in between loses the
+	// enrolments they trigger, since a retry finds the tags already there.
+	// Left so: making it durable takes an outbox of tag changes.
 	if s.TagsAdded != nil {
 		added := map[string][]string{}
 		for i := range ls {

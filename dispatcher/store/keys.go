@@ -105,7 +105,8 @@ import (
 //	P:wh:{e}:q:<contact>   the contact's event ids waiting for e, in order
 //	P:wh:{e}:lock:<contact>  the lease of the worker delivering that queue
 //	P:wh:{e}:log           e's last delivery attempts (capped)
-//	P:wh:outbox            "endpoint event" pairs waiting to be handed to the queue
+//	P:wh:outbox            "endpoint event nonce" entries waiting to be handed to the queue
+//	P:lock:webhook-outbox  the lease of the worker handing the outbox over
 //
 // Other packages own their keys under the same prefix: throttle
 // (P:cap:{contact}:..., P:rate:<key>) and asynq (asynq:{P:<queue>}:...).

@@ -19,8 +19,20 @@ import (
 // data is deleted all the same). It returns how many records it deleted
 // and how many it kept as being sent.
 func (s *Store) DeleteSends(ctx context.Context, contact string, ids []string, sends []*dispatcher.Send) (deleted, sending int, err error) {
+	// Their entries in their runs' indexes are blanked, not removed, so
+	// the positions pages go by hold; and first, since the records are
+	// what leads an erasure to them: a crash in between leaves records
+	// that a call again finds, and blanks nothing twice.
+	for _, sd := range sends {
+		if sd == nil || sd.State == dispatcher.StateSending {
+			continue
+		}
+		run, _, _ := dispatcher.SplitSendID(sd.ID)
+		if err := blankRunSendScript.Run(ctx, s.Redis, []string{s.runSendsKey(run)}, sd.ID).Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return 0, 0, fmt.Errorf("delete sends: run index: %w", err)
+		}
+	}
 	var gone []any
-	var blank []string
 	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, sd := range sends {
 			if sd != nil && sd.State == dispatcher.StateSending {
@@ -46,25 +58,16 @@ func (s *Store) DeleteSends(ctx context.Context, contact string, ids []string, s
 			for _, k := range keys {
 				p.Unlink(ctx, k)
 			}
-			blank = append(blank, sd.ID)
-		}
-		if len(gone) > 0 {
-			p.SRem(ctx, s.ContactSendsKey(contact), gone...)
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil || len(gone) == 0 {
 		return deleted, sending, err
 	}
-	// Their entries in their runs' indexes are blanked, not removed, so
-	// the positions pages go by hold.
-	for _, id := range blank {
-		run, _, _ := dispatcher.SplitSendID(id)
-		if err := blankRunSendScript.Run(ctx, s.Redis, []string{s.runSendsKey(run)}, id).Err(); err != nil && !errors.Is(err, redis.Nil) {
-			return deleted, sending, fmt.Errorf("delete sends: run index: %w", err)
-		}
-	}
-	return deleted, sending, nil
+	// The contact's index leads an erasure to its API sends: it goes
+	// after them, not in the pipeline, whose parts Redis Cluster may
+	// apply in any order.
+	return deleted, sending, s.Redis.SRem(ctx, s.ContactSendsKey(contact), gone...).Err()
 }
 
 // DeletePendingSignups deletes the contact's sign-ups awaiting
@@ -109,7 +112,8 @@ func (s *Store) ForgetAddress(ctx context.Context, contact string, k channels.Ki
 // DeleteContact deletes the contact's record, current consents, sign-up
 // confirmations and its place in the contact list. The record goes last
 // but for the list entry, so an erasure cut short is finished by calling
-// again. It returns how many current consents it deleted.
+// again (the entry, which a crash may leave behind the record, by
+// DropContactID). It returns how many current consents it deleted.
 func (s *Store) DeleteContact(ctx context.Context, id string) (consents int, err error) {
 	var n *redis.IntCmd
 	_, err = s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -125,6 +129,12 @@ func (s *Store) DeleteContact(ctx context.Context, id string) (consents int, err
 		return 0, err
 	}
 	return int(n.Val()), nil
+}
+
+// DropContactID takes id out of the list of contacts, where a deletion
+// cut short after the record (DeleteContact) left it.
+func (s *Store) DropContactID(ctx context.Context, id string) error {
+	return s.Redis.ZRem(ctx, s.Key("contacts"), id).Err()
 }
 
 // SoftBounceTimes returns when the address soft-bounced within the

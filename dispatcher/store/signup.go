@@ -128,6 +128,20 @@ func (s *Store) PutPendingSignup(ctx context.Context, h string, ps *PendingSignu
 	return err
 }
 
+// RepointPendingSignup rewrites the pending sign-up h as ps, keeping its
+// expiry, if it is still pending; ps names the contact it now belongs to.
+func (s *Store) RepointPendingSignup(ctx context.Context, h string, ps *PendingSignup) error {
+	rec, err := json.Marshal(ps)
+	if err != nil {
+		return fmt.Errorf("encode pending sign-up: %w", err)
+	}
+	err = s.Redis.SetArgs(ctx, s.PendingKey(h), rec, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+	if errors.Is(err, redis.Nil) {
+		return nil // ended meanwhile
+	}
+	return err
+}
+
 // PendingSignup returns the pending sign-up h. Returns ErrNotFound if there
 // is none (never made, expired, confirmed or erased).
 func (s *Store) PendingSignup(ctx context.Context, h string) (*PendingSignup, error) {

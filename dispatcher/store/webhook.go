@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/missive-dev/missive/dispatcher"
@@ -22,7 +25,8 @@ import (
 //	                               (delivered in that order), WebhookEventTTL from the last event
 //	P:wh:{e}:lock:<contact>        who drains that list now (a lease)
 //	P:wh:{e}:log                   list of e's last delivery attempts (JSON, newest first, capped)
-//	P:wh:outbox                    list of "e event" pairs to hand to the queue (the worker pops them)
+//	P:wh:outbox                    list of "e event nonce" entries to hand to the queue, newest first
+//	                               (a worker enqueues the oldest, then takes them out)
 
 // WebhookEventTTL is how long an event waits for its endpoint, and can be
 // replayed, before it expires.
@@ -164,7 +168,7 @@ func (s *Store) QueueWebhookEvents(ctx context.Context, evs []WebhookEvent) erro
 			q := s.webhookKey(e.Endpoint, "q", e.Contact)
 			p.RPush(ctx, q, e.ID)
 			p.Expire(ctx, q, WebhookEventTTL)
-			p.LPush(ctx, s.webhookOutboxKey(), e.Endpoint+" "+e.ID)
+			p.LPush(ctx, s.webhookOutboxKey(), outboxEntry(e.Endpoint, e.ID))
 		}
 		return nil
 	})
@@ -208,30 +212,64 @@ func (s *Store) RequeueWebhookEvent(ctx context.Context, ep, event string) error
 	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.RPush(ctx, q, event)
 		p.Expire(ctx, q, WebhookEventTTL)
-		p.LPush(ctx, s.webhookOutboxKey(), ep+" "+event)
+		p.LPush(ctx, s.webhookOutboxKey(), outboxEntry(ep, event))
 		return nil
 	})
 	return err
 }
 
-// PopWebhookOutbox takes up to n "endpoint event" pairs from the outbox,
-// oldest first.
-func (s *Store) PopWebhookOutbox(ctx context.Context, n int) ([][2]string, error) {
-	vs, err := s.Redis.RPopCount(ctx, s.webhookOutboxKey(), n).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
+// WebhookOutboxEntry is an event waiting in the outbox to be handed to
+// the queue.
+type WebhookOutboxEntry struct {
+	Endpoint, Event string
+	// Nonce tells this hand-over of the event from another (a replay);
+	// "" in an entry written before entries had one.
+	Nonce string
+	raw   string
+}
+
+// outboxEntry is the outbox's entry for a hand-over of an event.
+func outboxEntry(ep, event string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return ep + " " + event + " " + hex.EncodeToString(b[:])
+}
+
+// PeekWebhookOutbox returns up to n entries of the outbox, oldest first,
+// and leaves them there until AckWebhookOutbox takes them out: a worker
+// that dies between the two leaves them to the next. An entry that does
+// not read has an empty Endpoint.
+func (s *Store) PeekWebhookOutbox(ctx context.Context, n int) ([]WebhookOutboxEntry, error) {
+	vs, err := s.Redis.LRange(ctx, s.webhookOutboxKey(), int64(-n), -1).Result()
 	if err != nil {
 		return nil, err
 	}
-	out := make([][2]string, 0, len(vs))
-	for _, v := range vs {
-		var ep, ev string
-		if _, err := fmt.Sscan(v, &ep, &ev); err == nil {
-			out = append(out, [2]string{ep, ev})
+	out := make([]WebhookOutboxEntry, 0, len(vs))
+	for i := len(vs) - 1; i >= 0; i-- {
+		e := WebhookOutboxEntry{raw: vs[i]}
+		f := strings.Fields(vs[i])
+		if len(f) == 2 || len(f) == 3 {
+			e.Endpoint, e.Event = f[0], f[1]
+			if len(f) == 3 {
+				e.Nonce = f[2]
+			}
 		}
+		out = append(out, e)
 	}
 	return out, nil
+}
+
+// AckWebhookOutbox takes entries, read by PeekWebhookOutbox and handed to
+// the queue, out of the outbox.
+func (s *Store) AckWebhookOutbox(ctx context.Context, entries []WebhookOutboxEntry) error {
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, e := range entries {
+			// From the tail, where the oldest entries are.
+			p.LRem(ctx, s.webhookOutboxKey(), -1, e.raw)
+		}
+		return nil
+	})
+	return err
 }
 
 // LockWebhookQueue takes the lease on an endpoint's queue for a contact

@@ -106,7 +106,7 @@ func (h *espHooks) handleSES(w http.ResponseWriter, r *http.Request) {
 		h.d.log.Warn("ses webhook: topic unsubscribed", "topic_arn", m.TopicARN)
 		dispatcher.WriteJSON(w, http.StatusOK, espOutcome{})
 	default:
-		h.finish(w, r, esp.SourceSES, m.Events, store.Claim{})
+		h.finish(w, r, esp.SourceSES, m.Events, store.Claim{}, 0)
 	}
 }
 
@@ -121,7 +121,7 @@ func (h *espHooks) handleSendGrid(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, esp.SourceSendGrid, err)
 		return
 	}
-	h.finish(w, r, esp.SourceSendGrid, ev, store.Claim{})
+	h.finish(w, r, esp.SourceSendGrid, ev, store.Claim{}, 0)
 }
 
 // handleMailgun handles Mailgun's webhooks, each token taken once before
@@ -136,19 +136,24 @@ func (h *espHooks) handleMailgun(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, esp.SourceMailgun, err)
 		return
 	}
+	// The token is held for a lease while the request is handled, then
+	// kept as used: a process that dies in between (where no release
+	// runs) leaves the request to Mailgun's retry, with the same token.
 	claim := h.d.Store.MailgunTokenClaim(token)
-	fresh, err := h.d.Store.ClaimOnce(r.Context(), claim, esp.MailgunTokenTTL)
-	if err != nil {
+	switch state, err := h.d.Store.AwaitClaim(r.Context(), claim, h.d.cfg.ClaimLease, feedback.ClaimWait); {
+	case err != nil:
 		h.d.log.Error("mailgun webhook: token not recorded", "error", err)
 		retryLater(w, "could not record the event; retry later")
 		return
-	}
-	if !fresh {
+	case state == store.ClaimDone:
 		h.refuse(w, esp.SourceMailgun, esp.MailgunTokenReused())
+		return
+	case state == store.ClaimBusy:
+		retryLater(w, "the event is being recorded; retry later")
 		return
 	}
 	// Should recording fail, the token is released: the retry carries it.
-	h.finish(w, r, esp.SourceMailgun, ev, claim)
+	h.finish(w, r, esp.SourceMailgun, ev, claim, esp.MailgunTokenTTL)
 }
 
 // handlePostmark handles Postmark's webhooks, whose credentials are checked
@@ -167,15 +172,19 @@ func (h *espHooks) handlePostmark(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, esp.SourcePostmark, err)
 		return
 	}
-	h.finish(w, r, esp.SourcePostmark, ev, store.Claim{})
+	h.finish(w, r, esp.SourcePostmark, ev, store.Claim{}, 0)
 }
 
 // finish records the events of an authenticated webhook and answers. When
 // they cannot be recorded it releases token, the claim of the request
-// itself (the provider's retry carries the same), and answers 503.
-func (h *espHooks) finish(w http.ResponseWriter, r *http.Request, provider string, ev esp.Events, token store.Claim) {
+// itself (the provider's retry carries the same), and answers 503; when
+// they are, it keeps token as used for tokenTTL.
+func (h *espHooks) finish(w http.ResponseWriter, r *http.Request, provider string, ev esp.Events, token store.Claim, tokenTTL time.Duration) {
 	ctx := r.Context()
 	out, err := h.apply(ctx, provider, ev.Feedback)
+	if err == nil {
+		err = h.d.Store.MarkDone(ctx, token, tokenTTL)
+	}
 	if err != nil {
 		h.release(ctx, provider, token)
 		h.d.log.Error("esp webhook: events not recorded", "provider", provider, "recorded", out.Recorded, "error", err)
@@ -207,17 +216,23 @@ func (h *espHooks) apply(ctx context.Context, provider string, fbs []channels.Fe
 			out.Ignored++ // nothing it could change
 			continue
 		}
+		// A lease while the event is recorded, then a mark: a process
+		// that dies in between leaves the event to the provider's retry.
 		claim := s.ESPEventClaim(f)
-		fresh, err := s.ClaimOnce(ctx, claim, espEventTTL)
-		if err != nil {
+		switch state, err := s.AwaitClaim(ctx, claim, h.d.cfg.ClaimLease, feedback.ClaimWait); {
+		case err != nil:
 			return out, fmt.Errorf("%s webhook: claim event: %w", provider, err)
-		}
-		if !fresh {
+		case state == store.ClaimDone:
 			out.Ignored++ // a retry of an event already recorded
 			continue
+		case state == store.ClaimBusy:
+			return out, fmt.Errorf("%s webhook: %w", provider, feedback.ErrBusy)
 		}
 		switch err := h.d.Feedback.RecordDelivery(ctx, f); {
 		case err == nil:
+			if err := s.MarkDone(ctx, claim, espEventTTL); err != nil {
+				return out, fmt.Errorf("%s webhook: %w", provider, err)
+			}
 			out.Recorded++
 		case errors.Is(err, feedback.ErrUnknownSend):
 			h.release(ctx, provider, claim)

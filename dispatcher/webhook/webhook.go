@@ -87,6 +87,11 @@ type Config struct {
 	// HTTPClient fetches SNS certificates and confirms SNS subscriptions.
 	// Default: a client with a 10 s timeout.
 	HTTPClient *http.Client
+	// ClaimLease is how long an email provider's event (or Mailgun token)
+	// being handled holds its claim: a process that dies midway leaves
+	// the event to the provider's retry once the lease ends. Default 2
+	// minutes.
+	ClaimLease time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives operational logs, never personal data. Default
@@ -117,6 +122,7 @@ func New(cfg Config) *Hooks {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.ClaimLease = cmp.Or(cfg.ClaimLease, 2*time.Minute)
 	return &Hooks{cfg: cfg, Store: cfg.Store, Feedback: cfg.Feedback, consent: cfg.Consent, Signups: cfg.Signups, log: cfg.Logger}
 }
 
