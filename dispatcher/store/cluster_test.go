@@ -302,3 +302,36 @@ func TestClusterKeyHolders(t *testing.T) {
 	stops[0]()
 	stops[2]()
 }
+
+// TestClusterSequences stores, versions and pauses a sequence and takes an
+// enrolment through its life on a Redis Cluster: a sequence and its
+// versions are written in one transaction, so they share a slot.
+func TestClusterSequences(t *testing.T) {
+	s, ctx := setupCluster(t)
+	seq := &dispatcher.Sequence{ID: "welcome", Topic: "news", Trigger: dispatcher.SequenceTrigger{Signup: true},
+		Steps: []dispatcher.SequenceStep{{Send: &dispatcher.StepSend{Channel: channels.Email, Template: "hello"}}}}
+	if got, made, err := s.PutSequence(ctx, seq, false, testNow); err != nil || !made || got.Version != 1 {
+		t.Fatalf("PutSequence: %+v %v %v", got, made, err)
+	}
+	seq.Steps = append(seq.Steps, dispatcher.SequenceStep{Send: &dispatcher.StepSend{Channel: channels.Email, Template: "again"}})
+	if got, made, err := s.PutSequence(ctx, seq, true, testNow); err != nil || !made || got.Version != 2 || got.MovedFrom != 2 {
+		t.Fatalf("PutSequence of a new version: %+v %v %v", got, made, err)
+	}
+	if v1, err := s.SequenceVersion(ctx, "welcome", 1); err != nil || len(v1.Steps) != 1 {
+		t.Fatalf("version 1: %+v %v", v1, err)
+	}
+	if got, err := s.SetSequencePaused(ctx, "welcome", true, testNow); err != nil || !got.Paused {
+		t.Fatalf("SetSequencePaused: %+v %v", got, err)
+	}
+	r, created, err := s.Enrol(ctx, testEnrolment("c1", testNow), false)
+	if err != nil || !created {
+		t.Fatalf("Enrol: %v %v", created, err)
+	}
+	r.State = dispatcher.EnrolmentCompleted
+	if ok, err := s.SaveEnrolment(ctx, r); !ok || err != nil {
+		t.Fatalf("SaveEnrolment: %v %v", ok, err)
+	}
+	if active, stats, err := s.SequenceStats(ctx, "welcome"); err != nil || active != 0 || stats["completed"] != 1 || stats["enrolled"] != 1 {
+		t.Fatalf("stats %d %v %v", active, stats, err)
+	}
+}

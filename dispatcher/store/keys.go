@@ -95,7 +95,7 @@ import (
 //	P:keyholder:<process>  a running process's announcement (KeyHolder JSON: role, key
 //	                       ids, the sealing key's id; never a key), KeyHolderTTL, refreshed
 //
-// Sequences (sequence.go): P:sequences, P:seqv:<id>, P:seq:{id}:due,
+// Sequences (sequence.go): P:{sequences}, P:{sequences}:v:<id>, P:seq:{id}:due,
 // P:seq:{id}:stats, and each contact's enrolments P:c:{id}:enr.
 //
 // Outbound webhooks (webhook.go):

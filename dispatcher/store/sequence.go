@@ -17,12 +17,19 @@ import (
 
 // Sequences and their enrolments:
 //
-//	P:sequences            hash id -> current sequence (JSON)
-//	P:seqv:<id>            hash version -> sequence (JSON), every version kept
+//	P:{sequences}          hash id -> current sequence (JSON)
+//	P:{sequences}:v:<id>   hash version -> sequence (JSON), every version kept; one slot
+//	                       with the current ones, written in one transaction
 //	P:seq:{id}:due         sorted set contact -> when the enrolment's next step is due (ms);
 //	                       a popped entry is pushed a lease ahead until its step is done
 //	P:seq:{id}:stats       hash of the sequence's counters: enrolled, completed, stopped:<reason>
 //	P:c:{id}:enr           hash sequence -> the contact's enrolment (JSON, data sealed)
+
+// sequencesHash names the hash of current sequences, for getJSON; its
+// versions share its hash tag (seqVersionsHash).
+const sequencesHash = "{sequences}"
+
+func seqVersionsHash(id string) string { return sequencesHash + ":v:" + id }
 
 func (s *Store) seqDueKey(seq string) string   { return s.p + ":seq:{" + seq + "}:due" }
 func (s *Store) seqStatsKey(seq string) string { return s.p + ":seq:{" + seq + "}:stats" }
@@ -44,7 +51,7 @@ func (s *Store) PutSequence(ctx context.Context, seq *dispatcher.Sequence, move 
 		next := *seq
 		next.Version, next.MovedFrom, next.CreatedAt, next.UpdatedAt = 1, 0, now.UTC(), now.UTC()
 		next.Paused = false
-		b, err := tx.HGet(ctx, s.Key("sequences"), seq.ID).Bytes()
+		b, err := tx.HGet(ctx, s.Key(sequencesHash), seq.ID).Bytes()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return err
 		}
@@ -72,14 +79,14 @@ func (s *Store) PutSequence(ctx context.Context, seq *dispatcher.Sequence, move 
 			return err
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.HSet(ctx, s.Key("sequences"), seq.ID, nb)
-			p.HSet(ctx, s.Key("seqv", seq.ID), strconv.Itoa(next.Version), nb)
+			p.HSet(ctx, s.Key(sequencesHash), seq.ID, nb)
+			p.HSet(ctx, s.Key(seqVersionsHash(seq.ID)), strconv.Itoa(next.Version), nb)
 			return nil
 		})
 		out, made = &next, err == nil
 		return err
 	}
-	if err := s.watch(ctx, "put sequence", txn, s.Key("sequences")); err != nil {
+	if err := s.watch(ctx, "put sequence", txn, s.Key(sequencesHash)); err != nil {
 		return nil, false, err
 	}
 	return out, made, nil
@@ -100,19 +107,19 @@ func sameContent(a, b *dispatcher.Sequence) bool {
 // with code not_found if there is none.
 func (s *Store) Sequence(ctx context.Context, id string) (*dispatcher.Sequence, error) {
 	var seq dispatcher.Sequence
-	return &seq, s.getJSON(ctx, "sequences", id, "sequence", &seq)
+	return &seq, s.getJSON(ctx, sequencesHash, id, "sequence", &seq)
 }
 
 // SequenceVersion returns version v of the sequence id. Returns an error
 // with code not_found if there is none.
 func (s *Store) SequenceVersion(ctx context.Context, id string, v int) (*dispatcher.Sequence, error) {
 	var seq dispatcher.Sequence
-	return &seq, s.getJSON(ctx, "seqv:"+id, strconv.Itoa(v), "sequence version", &seq)
+	return &seq, s.getJSON(ctx, seqVersionsHash(id), strconv.Itoa(v), "sequence version", &seq)
 }
 
 // Sequences returns the current version of every sequence, by id.
 func (s *Store) Sequences(ctx context.Context) ([]dispatcher.Sequence, error) {
-	return listJSON[dispatcher.Sequence](ctx, s, "sequences")
+	return listJSON[dispatcher.Sequence](ctx, s, sequencesHash)
 }
 
 // SetSequencePaused pauses or resumes the sequence id; it makes no
@@ -120,7 +127,7 @@ func (s *Store) Sequences(ctx context.Context) ([]dispatcher.Sequence, error) {
 func (s *Store) SetSequencePaused(ctx context.Context, id string, paused bool, now time.Time) (*dispatcher.Sequence, error) {
 	var out dispatcher.Sequence
 	txn := func(tx *redis.Tx) error {
-		b, err := tx.HGet(ctx, s.Key("sequences"), id).Bytes()
+		b, err := tx.HGet(ctx, s.Key(sequencesHash), id).Bytes()
 		if errors.Is(err, redis.Nil) {
 			return dispatcher.NotFound("sequence")
 		}
@@ -139,12 +146,12 @@ func (s *Store) SetSequencePaused(ctx context.Context, id string, paused bool, n
 			return err
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.HSet(ctx, s.Key("sequences"), id, nb)
+			p.HSet(ctx, s.Key(sequencesHash), id, nb)
 			return nil
 		})
 		return err
 	}
-	if err := s.watch(ctx, "pause sequence", txn, s.Key("sequences")); err != nil {
+	if err := s.watch(ctx, "pause sequence", txn, s.Key(sequencesHash)); err != nil {
 		return nil, err
 	}
 	return &out, nil
