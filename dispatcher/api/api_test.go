@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -13,7 +12,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	"github.com/missive-dev/missive/templates"
+	"github.com/missive-dev/missive/throttle/redistest"
 )
 
 const testSecret = "test-api-secret-0123456789"
@@ -682,27 +681,6 @@ func TestAPISendIdempotency(t *testing.T) {
 	}
 }
 
-// lostReply makes the next call of a script on a run's keys fail after
-// Redis ran it, as when the process dies between the write and its reply.
-type lostReply struct{ armed atomic.Bool }
-
-func (h *lostReply) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *lostReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (h *lostReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		args := cmd.Args()
-		if err == nil && strings.HasPrefix(cmd.Name(), "eval") && len(args) > 4 && strings.HasSuffix(fmt.Sprint(args[4]), ":inflight") && h.armed.CompareAndSwap(true, false) {
-			return errors.New("connection reset")
-		}
-		return err
-	}
-}
-
 // A send whose decision was written by a request that died before it
 // answered is found by the retry, and is in the contact's index all the
 // same: the contact's export and erasure reach it.
@@ -710,9 +688,11 @@ func TestAPISendRecordedBeforeACrashIsIndexed(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	sendSetup(t, b)
-	hook := &lostReply{}
-	hook.armed.Store(true)
-	b.redis.Client.AddHook(hook)
+	// The decision's script call, on the run's in-flight set.
+	redistest.LoseReply(b.redis.Client, func(cmd redis.Cmder) bool {
+		args := cmd.Args()
+		return strings.HasPrefix(cmd.Name(), "eval") && len(args) > 4 && strings.HasSuffix(fmt.Sprint(args[4]), ":inflight")
+	})
 
 	if r := b.api.do("POST", "/v1/sends", orderSend, "Idempotency-Key", "order-9/shipped"); r.status < 500 {
 		t.Fatalf("first send, its reply lost: %d %s", r.status, r.body)

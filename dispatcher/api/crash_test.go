@@ -2,12 +2,9 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,44 +14,8 @@ import (
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/dispatcher/testkit"
+	"github.com/missive-dev/missive/throttle/redistest"
 )
-
-// diesAfterClaim lets the first SET NX of a key holding part through,
-// then fails its reply and every command after it until revived: the
-// process died right after it took the claim, and wrote nothing more (not
-// even the claim's release).
-type diesAfterClaim struct {
-	part        string
-	armed, dead atomic.Bool
-}
-
-var errDead = errors.New("connection reset")
-
-func (h *diesAfterClaim) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *diesAfterClaim) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if h.dead.Load() {
-			return errDead
-		}
-		err := next(ctx, cmd)
-		args := cmd.Args()
-		if err == nil && cmd.Name() == "set" && len(args) > 1 && strings.Contains(fmt.Sprint(args[1]), h.part) && h.armed.CompareAndSwap(true, false) {
-			h.dead.Store(true)
-			return errDead
-		}
-		return err
-	}
-}
-
-func (h *diesAfterClaim) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if h.dead.Load() {
-			return errDead
-		}
-		return next(ctx, cmds)
-	}
-}
 
 // An email provider's bounce whose handler died once it had claimed the
 // event (or Mailgun's token) is applied by the provider's retry: a claim
@@ -82,16 +43,11 @@ func TestESPEventClaimedBeforeACrashIsAppliedByTheRetry(t *testing.T) {
 				body = esptest.MailgunBody(t, mailgunEventData("failed", "permanent", "", "gone@example.org"), esptest.MailgunKey, time.Now(), newToken(t))
 				hdr = http.Header{"Content-Type": {"application/json"}}
 			}
-			hook := &diesAfterClaim{part: tt.claim}
-			hook.armed.Store(true)
-			b.redis.Client.AddHook(hook)
+			crash := redistest.CrashAfter(b.redis.Client, redistest.Write("set", tt.claim))
 			if r := h.post(t, tt.provider, body, hdr); r.status < 500 {
 				t.Fatalf("first delivery, its process dead after the claim: %d %s", r.status, r.body)
 			}
-			hook.dead.Store(false)
-			if hook.armed.Load() {
-				t.Fatal("the claim was never taken")
-			}
+			crash.Revive(t)
 
 			// The provider retries the same request until it is taken.
 			testkit.WaitFor(t, "the retry to be recorded", 5*time.Second, func() bool {
@@ -104,43 +60,6 @@ func TestESPEventClaimedBeforeACrashIsAppliedByTheRetry(t *testing.T) {
 	}
 }
 
-// diesAfterWriteTo lets the first pipeline or transaction that writes
-// (HSET) to key through, then fails its reply and every command after it
-// until revived: the process died right after that write.
-type diesAfterWriteTo struct {
-	key         string
-	armed, dead atomic.Bool
-}
-
-func (h *diesAfterWriteTo) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *diesAfterWriteTo) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if h.dead.Load() {
-			return errDead
-		}
-		return next(ctx, cmd)
-	}
-}
-
-func (h *diesAfterWriteTo) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if h.dead.Load() {
-			return errDead
-		}
-		err := next(ctx, cmds)
-		writes := slices.ContainsFunc(cmds, func(c redis.Cmder) bool {
-			args := c.Args()
-			return c.Name() == "hset" && len(args) > 1 && args[1] == h.key
-		})
-		if err == nil && writes && h.armed.CompareAndSwap(true, false) {
-			h.dead.Store(true)
-			return errDead
-		}
-		return err
-	}
-}
-
 // A run whose starter died once it had recorded the firing on its
 // campaign, before it enqueued the plan, is planned all the same: the
 // scheduler will not fire that time again, and the reconciler enqueues
@@ -150,17 +69,12 @@ func TestRunStartDiedBeforeItsPlanIsPlanned(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	seedMailing(t, b, 3)
-	hook := &diesAfterWriteTo{key: b.d.Store.Key("campaigns")}
-	hook.armed.Store(true)
-	b.redis.Client.AddHook(hook)
+	crash := redistest.CrashAfter(b.redis.Client, redistest.Write("hset", b.d.Store.Key("campaigns")))
 	fire := time.Now()
 	if _, err := b.d.Pipeline.StartRun(ctx, "mailing", fire); err == nil {
 		t.Fatal("StartRun, its process dead after the campaign's update: no error")
 	}
-	hook.dead.Store(false)
-	if hook.armed.Load() {
-		t.Fatal("the campaign was never updated")
-	}
+	crash.Revive(t)
 	c, err := b.d.Store.Campaign(ctx, "mailing")
 	must(t, err)
 	if !c.LastFire.Equal(fire.Truncate(time.Second)) && !c.LastFire.Equal(fire) {
@@ -173,39 +87,6 @@ func TestRunStartDiedBeforeItsPlanIsPlanned(t *testing.T) {
 	}
 	b.waitRun(t, c.LastRun, 20*time.Second)
 	assertEachOnce(t, b, 3)
-}
-
-// diesAfterCmd lets the first command that match accepts through, then
-// fails its reply and every command after it until revived: the process
-// died right after that command.
-type diesAfterCmd struct {
-	match       func(redis.Cmder) bool
-	armed, dead atomic.Bool
-}
-
-func (h *diesAfterCmd) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *diesAfterCmd) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if h.dead.Load() {
-			return errDead
-		}
-		err := next(ctx, cmd)
-		if err == nil && h.match(cmd) && h.armed.CompareAndSwap(true, false) {
-			h.dead.Store(true)
-			return errDead
-		}
-		return err
-	}
-}
-
-func (h *diesAfterCmd) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if h.dead.Load() {
-			return errDead
-		}
-		return next(ctx, cmds)
-	}
 }
 
 // A webhook event whose hand-over to the queue died half way, once it was
@@ -234,14 +115,9 @@ func TestWebhookHandOverDiedIsDeliveredOnce(t *testing.T) {
 			if res := b.api.do("POST", "/v1/contacts/ana/consents", consentBody("granted")); res.status != http.StatusCreated {
 				t.Fatalf("consent: %d %s", res.status, res.body)
 			}
-			hook := &diesAfterCmd{match: func(cmd redis.Cmder) bool { return tt.match(b, cmd) }}
-			hook.armed.Store(true)
-			b.redis.Client.AddHook(hook)
+			crash := redistest.CrashAfter(b.redis.Client, func(cmd redis.Cmder) bool { return tt.match(b, cmd) })
 			_ = b.d.Pipeline.HandOverWebhooks(ctx) // the process dies in it
-			hook.dead.Store(false)
-			if hook.armed.Load() {
-				t.Fatal("the hand-over never got there: the test proves nothing")
-			}
+			crash.Revive(t)
 
 			b.startWorker(t)
 			waitFor(t, "the event delivered", 20*time.Second, func() bool { return len(rc.events()) >= 1 })
@@ -280,16 +156,11 @@ func TestCampaignActionDiedAfterTheCampaignReachesItsRuns(t *testing.T) {
 				_, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", tt.before)
 				must(t, err)
 			}
-			hook := &diesAfterWriteTo{key: b.d.Store.Key("campaigns")}
-			hook.armed.Store(true)
-			b.redis.Client.AddHook(hook)
+			crash := redistest.CrashAfter(b.redis.Client, redistest.Write("hset", b.d.Store.Key("campaigns")))
 			if _, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", tt.action); err == nil {
 				t.Fatal("the action, its process dead after the campaign's update: no error")
 			}
-			hook.dead.Store(false)
-			if hook.armed.Load() {
-				t.Fatal("the campaign was never updated: the test proves nothing")
-			}
+			crash.Revive(t)
 
 			// Asked again: done, or refused as done already.
 			if _, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", tt.action); err != nil && !dispatcher.IsCode(err, dispatcher.CodeConflict) {

@@ -2,55 +2,17 @@ package feedback_test
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/consent"
 	"github.com/missive-dev/missive/dispatcher/feedback"
 	"github.com/missive-dev/missive/dispatcher/testkit"
+	"github.com/missive-dev/missive/throttle/redistest"
 )
-
-// diesAfter lets the first SET NX of key through and then fails its reply
-// and every command after it until it is revived: the process died right
-// after it took the claim, and wrote nothing more (not even a release).
-type diesAfter struct {
-	key         string
-	armed, dead atomic.Bool
-}
-
-var errDead = errors.New("connection reset")
-
-func (h *diesAfter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *diesAfter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if h.dead.Load() {
-			return errDead
-		}
-		err := next(ctx, cmd)
-		if args := cmd.Args(); err == nil && cmd.Name() == "set" && len(args) > 1 && args[1] == h.key && h.armed.CompareAndSwap(true, false) {
-			h.dead.Store(true)
-			return errDead
-		}
-		return err
-	}
-}
-
-func (h *diesAfter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if h.dead.Load() {
-			return errDead
-		}
-		return next(ctx, cmds)
-	}
-}
 
 // A bounce whose handler died once it had claimed the report, before it
 // applied it, is applied by the provider's retry: the claim of a report
@@ -65,14 +27,12 @@ func TestReportClaimedBeforeACrashIsAppliedByTheRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hook := &diesAfter{key: b.st.Key("fb", send, string(channels.HardBounce))}
-	hook.armed.Store(true)
-	b.r.Client.AddHook(hook)
+	crash := redistest.CrashAfter(b.r.Client, redistest.Write("set", b.st.Key("fb", send, string(channels.HardBounce))))
 	ev := channels.Feedback{Send: send, Kind: channels.HardBounce, Code: "5.1.1", Source: "ses"}
 	if err := h.RecordDelivery(ctx, ev); err == nil {
 		t.Fatal("the first try, its process dead, did not fail")
 	}
-	hook.dead.Store(false)
+	crash.Revive(t)
 
 	// The provider retries until the report is taken.
 	testkit.WaitFor(t, "the retry to apply the bounce", 5*time.Second, func() bool {

@@ -4,38 +4,12 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync/atomic"
 	"testing"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/throttle/redistest"
 )
-
-// lostTx makes the next MULTI/EXEC whose commands touch key fail after
-// Redis ran it, as when the process dies between the write and its reply.
-type lostTx struct {
-	key   string
-	armed atomic.Bool
-}
-
-func (h *lostTx) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *lostTx) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-
-func (h *lostTx) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		touches := slices.ContainsFunc(cmds, func(c redis.Cmder) bool {
-			return slices.ContainsFunc(c.Args()[1:], func(a any) bool { return a == h.key })
-		})
-		if err == nil && touches && h.armed.CompareAndSwap(true, false) {
-			return errors.New("connection reset")
-		}
-		return err
-	}
-}
 
 // An erasure whose process died once the contact record was deleted is
 // not finished by calling again (the contact is gone): by then the events
@@ -55,9 +29,7 @@ func TestEraseDiedAfterTheRecordLeavesNoWebhookEvent(t *testing.T) {
 		IncludeAddress: true, Secret: "whsec-123"}))
 	must(b.st.QueueWebhookEvents(ctx, []store.WebhookEvent{{Endpoint: "crm", ID: "msg_1", Contact: "leaving",
 		Body: []byte(`{"type":"sent","data":{"contact":"leaving","address":"leaving@example.com"}}`)}}))
-	hook := &lostTx{key: b.st.ContactKey("leaving")}
-	hook.armed.Store(true)
-	b.r.Client.AddHook(hook)
+	redistest.LoseReply(b.r.Client, redistest.Touching("del", b.st.ContactKey("leaving")))
 
 	if _, err := b.p.EraseContact(ctx, "leaving"); err == nil {
 		t.Fatal("EraseContact, its reply lost: no error")
@@ -70,41 +42,6 @@ func TestEraseDiedAfterTheRecordLeavesNoWebhookEvent(t *testing.T) {
 	}
 }
 
-// diesAfterPipeline lets the first pipeline that match accepts through,
-// then fails its reply and every command after it until revived: the
-// process died right after that pipeline.
-type diesAfterPipeline struct {
-	match       func([]redis.Cmder) bool
-	armed, dead atomic.Bool
-}
-
-var errDead = errors.New("connection reset")
-
-func (h *diesAfterPipeline) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *diesAfterPipeline) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if h.dead.Load() {
-			return errDead
-		}
-		return next(ctx, cmd)
-	}
-}
-
-func (h *diesAfterPipeline) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if h.dead.Load() {
-			return errDead
-		}
-		err := next(ctx, cmds)
-		if err == nil && h.match(cmds) && h.armed.CompareAndSwap(true, false) {
-			h.dead.Store(true)
-			return errDead
-		}
-		return err
-	}
-}
-
 // An erasure whose process died once it had deleted the contact's send
 // records is finished by calling again, their entries in their runs'
 // indexes blanked too: a second call finds no record to lead it there.
@@ -113,20 +50,11 @@ func TestEraseDiedAfterTheSendsBlanksTheRunIndex(t *testing.T) {
 	b := setup(t, nil)
 	ctx := context.Background()
 	l := b.putLeaving(t)
-	hook := &diesAfterPipeline{match: func(cmds []redis.Cmder) bool {
-		return slices.ContainsFunc(cmds, func(c redis.Cmder) bool {
-			return c.Name() == "unlink" && len(c.Args()) > 1 && c.Args()[1] == b.st.SendKey(l.queued)
-		})
-	}}
-	hook.armed.Store(true)
-	b.r.Client.AddHook(hook)
+	crash := redistest.CrashAfter(b.r.Client, redistest.Write("unlink", b.st.SendKey(l.queued)))
 	if _, err := b.p.EraseContact(ctx, "leaving"); err == nil {
 		t.Fatal("EraseContact, its process dead after deleting the sends: no error")
 	}
-	hook.dead.Store(false)
-	if hook.armed.Load() {
-		t.Fatal("the sends were never deleted: the test proves nothing")
-	}
+	crash.Revive(t)
 	if _, err := b.p.EraseContact(ctx, "leaving"); err != nil {
 		t.Fatalf("EraseContact again: %v", err)
 	}
@@ -151,9 +79,7 @@ func TestEraseDiedAfterTheRecordLeavesNoContactID(t *testing.T) {
 	b := setup(t, nil)
 	ctx := context.Background()
 	b.putLeaving(t)
-	hook := &lostTx{key: b.st.ContactKey("leaving")}
-	hook.armed.Store(true)
-	b.r.Client.AddHook(hook)
+	redistest.LoseReply(b.r.Client, redistest.Touching("del", b.st.ContactKey("leaving")))
 	if _, err := b.p.EraseContact(ctx, "leaving"); err == nil {
 		t.Fatal("EraseContact, its reply lost: no error")
 	}

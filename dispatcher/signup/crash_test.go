@@ -2,69 +2,15 @@ package signup_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"slices"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/signup"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
-
-// diesAfterWrite lets the first command (alone or in a pipeline) that
-// match accepts through, then fails its reply and every command after it
-// until revived: the process died right after that write.
-type diesAfterWrite struct {
-	match       func(redis.Cmder) bool
-	armed, dead atomic.Bool
-}
-
-var errDead = errors.New("connection reset")
-
-// setOf matches a SET of a key holding part.
-func setOf(part string) func(redis.Cmder) bool {
-	return func(cmd redis.Cmder) bool {
-		args := cmd.Args()
-		return cmd.Name() == "set" && len(args) > 1 && strings.Contains(fmt.Sprint(args[1]), part)
-	}
-}
-
-func (h *diesAfterWrite) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *diesAfterWrite) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if h.dead.Load() {
-			return errDead
-		}
-		err := next(ctx, cmd)
-		if err == nil && h.match(cmd) && h.armed.CompareAndSwap(true, false) {
-			h.dead.Store(true)
-			return errDead
-		}
-		return err
-	}
-}
-
-func (h *diesAfterWrite) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if h.dead.Load() {
-			return errDead
-		}
-		err := next(ctx, cmds)
-		if err == nil && slices.ContainsFunc(cmds, h.match) && h.armed.CompareAndSwap(true, false) {
-			h.dead.Store(true)
-			return errDead
-		}
-		return err
-	}
-}
 
 // A sign-up of an address without a contact, whose process died once it
 // had stored the provisional record holding the address, leaves that
@@ -74,17 +20,12 @@ func TestSignupDiedAfterItsProvisionalRecordIsErasable(t *testing.T) {
 	r := redistest.New(t)
 	s, st, _ := setupOn(t, r, nil)
 	ctx := context.Background()
-	hook := &diesAfterWrite{match: setOf(":c:{s-")}
-	hook.armed.Store(true)
-	r.Client.AddHook(hook)
+	crash := redistest.CrashAfter(r.Client, redistest.Write("set", ":c:{s-"))
 	in := &signup.Input{Topics: []string{"newsletter"}, Channel: channels.Email, Address: "ana@example.com", Locale: "fr", Wording: "v3"}
 	if err := s.Submit(ctx, in, "iphash", "test-agent"); err == nil {
 		t.Fatal("Submit, its process dead after the provisional record: no error")
 	}
-	hook.dead.Store(false)
-	if hook.armed.Load() {
-		t.Fatal("no provisional record was written")
-	}
+	crash.Revive(t)
 
 	if _, err := st.DeletePendingSignupsOf(ctx, channels.Email, "ana@example.com"); err != nil {
 		t.Fatal(err)
@@ -117,19 +58,11 @@ func TestConfirmationDiedAfterItsGrantTellsItsEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := snd.all()[0].Ref
-	hook := &diesAfterWrite{match: func(cmd redis.Cmder) bool {
-		args := cmd.Args()
-		return cmd.Name() == "hset" && len(args) > 1 && strings.HasSuffix(fmt.Sprint(args[1]), ":signups")
-	}}
-	hook.armed.Store(true)
-	r.Client.AddHook(hook)
+	crash := redistest.CrashAfter(r.Client, redistest.Write("hset", ":signups"))
 	if _, _, err := s.Confirm(ctx, ref, channels.Email, "email-link", nil); err == nil {
 		t.Fatal("Confirm, its process dead after the grant: no error")
 	}
-	hook.dead.Store(false)
-	if hook.armed.Load() {
-		t.Fatal("nothing was granted: the test proves nothing")
-	}
+	crash.Revive(t)
 	mu.Lock()
 	events = nil // what the dead process had not told
 	mu.Unlock()
@@ -165,19 +98,11 @@ func TestConfirmationDiedAfterDroppingItsProvisionalRecordGrants(t *testing.T) {
 	if err := st.UpsertContact(ctx, &dispatcher.Contact{ID: "ana", Email: "ana@example.com"}, "Europe/Paris"); err != nil {
 		t.Fatal(err)
 	}
-	hook := &diesAfterWrite{match: func(cmd redis.Cmder) bool {
-		args := cmd.Args()
-		return cmd.Name() == "unlink" && len(args) > 1 && strings.Contains(fmt.Sprint(args[1]), ":c:{s-")
-	}}
-	hook.armed.Store(true)
-	r.Client.AddHook(hook)
+	crash := redistest.CrashAfter(r.Client, redistest.Write("unlink", ":c:{s-"))
 	if _, _, err := s.Confirm(ctx, ref, channels.Email, "email-link", nil); err == nil {
 		t.Fatal("Confirm, its process dead after dropping the provisional record: no error")
 	}
-	hook.dead.Store(false)
-	if hook.armed.Load() {
-		t.Fatal("the provisional record was never dropped: the test proves nothing")
-	}
+	crash.Revive(t)
 
 	if outcome, _, err := s.Confirm(ctx, ref, channels.Email, "email-link", nil); err != nil || outcome == 0 {
 		t.Fatalf("confirmed again: %v %v, want granted or already", outcome, err)
