@@ -275,8 +275,8 @@ func (s *Store) RotateData(ctx context.Context, progress func(done, total int64)
 	return out, nil
 }
 
-// reSeal returns the sealed value sealed again under the active key, or "" when
-// the active key sealed it.
+// reSeal returns the sealed value sealed again under the active key, or
+// "" when the active key sealed it.
 func (s *Store) reSeal(sealed []byte, aad []byte) (string, error) {
 	if id, ok := SealedKeyID(sealed); ok && id == s.Keys.Active() {
 		return "", nil
