@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/app"
 	"github.com/missive-dev/missive/templates"
 	"github.com/missive-dev/missive/throttle"
+	"github.com/missive-dev/missive/throttle/redistest"
 )
 
 // welcomeSequence is the README's example: a welcome email at once, the
@@ -463,5 +466,45 @@ func TestSequenceTriggersAndFallback(t *testing.T) {
 	msgs := h.smtp.Messages()
 	if len(msgs) != 3 || msgs[2].To[0] != "new@example.com" || !strings.Contains(string(msgs[2].Data), "Subject: Subject welcome\r\n") {
 		t.Fatalf("%d messages, the last:\n%s", len(msgs), msgs[len(msgs)-1].Data)
+	}
+}
+
+// A tag added by an upsert whose process died once the contact was
+// written, before the sequences heard of it, still enrols the contact:
+// the tags added are journaled before the write, and the scheduler's
+// leader replays what a dead process left.
+func TestSequenceTagAddedBeforeACrashEnrols(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 6, 1, 10, 0, 0, 0, paris)
+	h := seqSetup(t, start)
+	if r := h.api.do("PUT", "/v1/sequences/vip", `{"topic": "newsletter", "trigger": {"tag": "vip"},
+		"steps": [{"send": {"channel": "email", "template": "welcome"}}]}`); r.status != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	crash := redistest.CrashAfter(h.redis.Client, redistest.Write("set", h.d.Store.ContactKey("ana")))
+	if r := h.api.do("PUT", "/v1/contacts/ana", `{"email": "ana@example.com", "phone": "`+stopPhone+`", "timezone": "Europe/Paris", "tags": ["vip"]}`); r.status < 500 {
+		t.Fatalf("upsert, its process dead after the write: %d %s", r.status, r.body)
+	}
+	crash.Revive(t)
+	if c, err := h.d.Store.Contact(h.ctx, "ana"); err != nil || !slices.Contains(c.Tags, "vip") {
+		t.Fatalf("ana after the dead upsert: %+v %v: the test proves nothing", c, err)
+	}
+	if _, err := h.d.Store.Enrolment(h.ctx, "ana", "vip"); !errors.Is(err, dispatcher.ErrNotFound) {
+		t.Fatalf("enrolment before the replay: %v", err)
+	}
+	// The same upsert again adds no tag: only the journal can tell.
+	if r := h.api.do("PUT", "/v1/contacts/ana", `{"email": "ana@example.com", "phone": "`+stopPhone+`", "timezone": "Europe/Paris", "tags": ["vip"]}`); r.status != http.StatusOK {
+		t.Fatalf("upsert again: %d %s", r.status, r.body)
+	}
+	h.fireAt(t, start.Add(2*time.Minute))
+	h.waitMessages(t, 1)
+	r, err := h.d.Store.Enrolment(h.ctx, "ana", "vip")
+	if err != nil || r.Trigger != dispatcher.TriggerTag {
+		t.Fatalf("enrolment after the replay: %+v %v", r, err)
+	}
+	// Replayed once: the next ticks enrol nothing more.
+	h.fireAt(t, start.Add(4*time.Minute))
+	if _, stats, err := h.d.Store.SequenceStats(h.ctx, "vip"); err != nil || stats["enrolled"] != 1 {
+		t.Fatalf("stats %v %v, want one enrolment", stats, err)
 	}
 }

@@ -331,10 +331,12 @@ func New(cfg Config) (*Dispatcher, error) {
 		return nil, err
 	}
 	d.Pipeline.SetSequences(d.Sequences)
-	store.TagsAdded = func(ctx context.Context, added map[string][]string) {
-		if err := d.Sequences.TagsAdded(ctx, added); err != nil && ctx.Err() == nil {
-			cfg.Logger.Warn("sequences: tags not applied", "error", err)
+	store.TagsAdded = func(ctx context.Context, added map[string][]string) error {
+		err := d.Sequences.TagsAdded(ctx, added)
+		if err != nil && ctx.Err() == nil {
+			cfg.Logger.Warn("sequences: tags not applied yet; the scheduler applies them from the journal", "error", err)
 		}
+		return err
 	}
 	d.Scheduler, err = schedule.New(schedule.Config{Store: store, Runs: d.Pipeline, Sequences: d.Sequences, Daily: d.Privacy.MaybePurge, Metrics: cfg.Metrics, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {

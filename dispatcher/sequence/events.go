@@ -81,6 +81,56 @@ func (g *Engine) TagsAdded(ctx context.Context, added map[string][]string) error
 	return errors.Join(errs...)
 }
 
+// tagReplayAfter is how old a tag journal entry is when the sequences are
+// told it again: its writer had that long to tell them and take it out.
+const tagReplayAfter = time.Minute
+
+// replayTags tells the sequences the tags added that the journal holds
+// since before now-tagReplayAfter: their writer died, or failed to tell
+// them. Only the tags the contact still has count; an erased contact's
+// entry is dropped. Telling twice enrols once.
+func (g *Engine) replayTags(ctx context.Context, now time.Time) error {
+	for {
+		entries, err := g.store.TagJournal(ctx, now.Add(-tagReplayAfter), g.cfg.Batch)
+		if err != nil || len(entries) == 0 {
+			return err
+		}
+		ids := make([]string, len(entries))
+		for i, e := range entries {
+			ids[i] = e.Contact
+		}
+		cs, err := g.store.Contacts(ctx, ids)
+		if err != nil {
+			return err
+		}
+		added := map[string][]string{}
+		for i, e := range entries {
+			if e.Contact == "" {
+				g.log.Warn("tag journal entry does not open; dropped")
+				continue
+			}
+			if cs[i] == nil {
+				continue
+			}
+			for _, t := range e.Tags {
+				if slices.Contains(cs[i].Tags, t) && !slices.Contains(added[e.Contact], t) {
+					added[e.Contact] = append(added[e.Contact], t)
+				}
+			}
+		}
+		if err := g.TagsAdded(ctx, added); err != nil {
+			return err
+		}
+		if err := g.store.AckTagJournal(ctx, entries); err != nil {
+			return err
+		}
+		g.log.Info("tags replayed from the journal", "entries", len(entries), "contacts", len(added))
+		if len(entries) < g.cfg.Batch {
+			return nil
+		}
+	}
+}
+
 // enrolWhere enrols the contact by trigger in the sequences that match.
 func (g *Engine) enrolWhere(ctx context.Context, contact, trigger string, match func(*dispatcher.Sequence) bool) error {
 	seqs, err := g.store.Sequences(ctx)

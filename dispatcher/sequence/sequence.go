@@ -197,9 +197,14 @@ func enrolment(r *store.EnrolmentRecord) *dispatcher.Enrolment {
 }
 
 // FireDue queues the enrolments whose step is due at now, of every
-// sequence not paused, in tasks of up to Config.Batch. The scheduler's
+// sequence not paused, in tasks of up to Config.Batch, after it told the
+// tags that a process left in the journal (replayTags). The scheduler's
 // leader calls it each tick.
 func (g *Engine) FireDue(ctx context.Context, now time.Time) error {
+	if err := g.replayTags(ctx, now); err != nil && ctx.Err() == nil {
+		// Tried again next tick; the steps due go on meanwhile.
+		g.log.Warn("tag journal not replayed", "error", err)
+	}
 	seqs, err := g.store.Sequences(ctx)
 	if err != nil {
 		return err

@@ -346,6 +346,23 @@ func (s *Store) upsertMany(ctx context.Context, ls []ImportLine) error {
 	}
 	appends := make([]*redis.Cmd, len(ls))
 	now := s.now().UTC()
+	// The tags added, journaled before the records (see tagjournal.go).
+	var journaled []TagJournalEntry
+	added := map[string][]string{}
+	if s.TagsAdded != nil {
+		for i := range ls {
+			for _, t := range ls[i].Tags {
+				if prev[i] == nil || !slices.Contains(prev[i].Tags, t) {
+					added[ls[i].ID] = append(added[ls[i].ID], t)
+				}
+			}
+		}
+		if len(added) > 0 {
+			if journaled, err = s.journalTags(ctx, added, now); err != nil {
+				return err
+			}
+		}
+	}
 	sealed := make([][]byte, len(ls))
 	for i := range ls {
 		c := &ls[i].Contact
@@ -407,22 +424,8 @@ func (s *Store) upsertMany(ctx context.Context, ls []ImportLine) error {
 			s.ConsentsImported(ctx, ls[i].ID, events)
 		}
 	}
-	// The tags added are told after the records are written, which live in
-	// other slots than the sequences: a crash in between loses the
-	// enrolments they trigger, since a retry finds the tags already there.
-	// Left so: making it durable takes an outbox of tag changes.
-	if s.TagsAdded != nil {
-		added := map[string][]string{}
-		for i := range ls {
-			for _, t := range ls[i].Tags {
-				if prev[i] == nil || !slices.Contains(prev[i].Tags, t) {
-					added[ls[i].ID] = append(added[ls[i].ID], t)
-				}
-			}
-		}
-		if len(added) > 0 {
-			s.TagsAdded(ctx, added)
-		}
+	if len(added) > 0 && s.TagsAdded(ctx, added) == nil {
+		return s.AckTagJournal(ctx, journaled)
 	}
 	return nil
 }

@@ -27,6 +27,8 @@ import (
 //	P:contacts             sorted set of contact ids (score 0, walked by ContactIDs)
 //	P:addr:<hash>          contact id of an address (keyed hash); a sign-up claims it (SETNX)
 //	P:rotate:cursor        last contact id re-sealed by a RotateData in progress
+//	P:tagjournal           sorted set of the tags an upsert added, sealed, until the
+//	                       sequences heard of them (tagjournal.go)
 //
 // Sign-ups:
 //

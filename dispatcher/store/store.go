@@ -57,8 +57,10 @@ type Store struct {
 	ConsentsImported func(ctx context.Context, contact string, evs []dispatcher.ConsentEvent)
 	// TagsAdded, when set, is told the tags a contact upsert or an import
 	// chunk added, by contact, once written (sequences enrol and stop on
-	// them).
-	TagsAdded func(ctx context.Context, added map[string][]string)
+	// them). They are journaled first (tagjournal.go): when it fails, or
+	// the process dies before it is told, the scheduler's leader tells it
+	// again from the journal.
+	TagsAdded func(ctx context.Context, added map[string][]string) error
 	// hashers keeps *addressHashers: keying an HMAC costs two hash blocks
 	// and several allocations, more than hashing an address with it.
 	hashers sync.Pool
