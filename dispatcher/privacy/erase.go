@@ -101,6 +101,10 @@ func (d *Privacy) EraseContact(ctx context.Context, id string) (*ErasureReport, 
 	} else if n > 0 {
 		rep.Erased["enrolments"] = n
 	}
+	// Tags journaled for the sequences and not told yet.
+	if _, err := s.ForgetTagJournal(ctx, id); err != nil {
+		return nil, fmt.Errorf("erase: %w", err)
+	}
 
 	ledger, err := s.PseudonymizeLedger(ctx, id)
 	if err != nil {

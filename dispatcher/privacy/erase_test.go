@@ -278,6 +278,27 @@ func TestEraseContactMinimal(t *testing.T) {
 	}
 }
 
+// Tags an upsert journaled for the sequences, and that no one told them
+// (the telling failed, or its process died), are erased with the contact:
+// the journal holds them, sealed, until the next replay otherwise.
+func TestEraseForgetsJournaledTags(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	b.st.TagsAdded = func(context.Context, map[string][]string) error { return errors.New("sequences unreachable") }
+	b.putContact(t, dispatcher.Contact{ID: "tagged", Email: "tagged@example.com", Tags: []string{"pregnant"}})
+	b.putContact(t, dispatcher.Contact{ID: "other", Email: "other@example.com", Tags: []string{"vip"}})
+	if es, err := b.st.TagJournal(ctx, time.Now().Add(time.Hour), 10); err != nil || len(es) != 2 {
+		t.Fatalf("journal before the erasure: %d entries, %v; want the two contacts' entries", len(es), err)
+	}
+	_, err := b.p.EraseContact(ctx, "tagged")
+	must(t, err)
+	es, err := b.st.TagJournal(ctx, time.Now().Add(time.Hour), 10)
+	if err != nil || len(es) != 1 || es[0].Contact != "other" {
+		t.Errorf("journal after the erasure: %d entries, %v; want other's entry only", len(es), err)
+	}
+}
+
 // The right to erasure does not wait for a lost data key: a record that
 // does not open is erased all the same, its address index entries found
 // without its addresses; the suppression entries stay, uncounted.

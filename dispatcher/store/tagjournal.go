@@ -87,3 +87,26 @@ func (s *Store) AckTagJournal(ctx context.Context, entries []TagJournalEntry) er
 	}
 	return nil
 }
+
+// ForgetTagJournal takes the contact's entries out of the journal (an
+// erasure), and returns how many there were. The journal holds only what
+// is being told, and what a failure left: it is read whole.
+func (s *Store) ForgetTagJournal(ctx context.Context, contact string) (int, error) {
+	members, err := s.Redis.ZRange(ctx, s.tagJournalKey(), 0, -1).Result()
+	if err != nil {
+		return 0, fmt.Errorf("forget tag journal: %w", err)
+	}
+	var gone []any
+	for _, m := range members {
+		if strings.HasPrefix(m, contact+"\n") {
+			gone = append(gone, m)
+		}
+	}
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	if err := s.Redis.ZRem(ctx, s.tagJournalKey(), gone...).Err(); err != nil {
+		return 0, fmt.Errorf("forget tag journal: %w", err)
+	}
+	return len(gone), nil
+}
