@@ -508,3 +508,35 @@ func TestSequenceTagAddedBeforeACrashEnrols(t *testing.T) {
 		t.Fatalf("stats %v %v, want one enrolment", stats, err)
 	}
 }
+
+// A journal entry whose telling keeps failing (here an enrolment record
+// that does not read) is filed behind the others and tried again later;
+// the entries told are taken out.
+func TestSequenceTagJournalReplayGoesOnPastAFailure(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 6, 1, 10, 0, 0, 0, paris)
+	h := seqSetup(t, start)
+	if r := h.api.do("PUT", "/v1/sequences/vip", `{"topic": "newsletter", "trigger": {"tag": "vip"},
+		"steps": [{"send": {"channel": "email", "template": "welcome"}}]}`); r.status != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	st := h.d.Store
+	must(t, h.redis.Client.HSet(h.ctx, st.ContactKey("bo")+":enr", "vip", "not an enrolment").Err())
+	tell := st.TagsAdded
+	st.TagsAdded = func(context.Context, map[string][]string) error { return errors.New("sequences unreachable") }
+	must(t, st.UpsertContact(h.ctx, &dispatcher.Contact{ID: "ana", Email: "ana@example.com", Phone: stopPhone, Timezone: "Europe/Paris", Tags: []string{"vip"}}, "UTC"))
+	must(t, st.UpsertContact(h.ctx, &dispatcher.Contact{ID: "bo", Email: "bo@example.com", Tags: []string{"vip"}}, "UTC"))
+	st.TagsAdded = tell
+
+	h.fireAt(t, start.Add(2*time.Minute))
+	// bo's record does not read: its steps fail too, so the queues do not
+	// go idle; ana's welcome is what proves the replay.
+	waitFor(t, "ana's welcome", 10*time.Second, func() bool { return len(h.smtp.Messages()) >= 1 })
+	es, err := st.TagJournal(h.ctx, start.Add(time.Hour), 10)
+	if err != nil || len(es) != 1 || es[0].Contact != "bo" {
+		t.Fatalf("journal after the replay: %d entries, %v; want bo's only", len(es), err)
+	}
+	if es, err := st.TagJournal(h.ctx, start.Add(2*time.Minute-time.Millisecond), 10); err != nil || len(es) != 0 {
+		t.Fatalf("bo's entry not filed behind the replay: %d entries, %v", len(es), err)
+	}
+}

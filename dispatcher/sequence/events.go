@@ -88,7 +88,9 @@ const tagReplayAfter = time.Minute
 // replayTags tells the sequences the tags added that the journal holds
 // since before now-tagReplayAfter: their writer died, or failed to tell
 // them. Only the tags the contact still has count; an erased contact's
-// entry is dropped. Telling twice enrols once.
+// entry is dropped. Telling twice enrols once. A contact whose telling
+// fails again has its entries filed at now, behind the others, to be
+// tried again.
 func (g *Engine) replayTags(ctx context.Context, now time.Time) error {
 	for {
 		entries, err := g.store.TagJournal(ctx, now.Add(-tagReplayAfter), g.cfg.Batch)
@@ -118,13 +120,28 @@ func (g *Engine) replayTags(ctx context.Context, now time.Time) error {
 				}
 			}
 		}
-		if err := g.TagsAdded(ctx, added); err != nil {
+		failed := map[string]bool{}
+		for c, tags := range added {
+			if err := g.TagsAdded(ctx, map[string][]string{c: tags}); err != nil {
+				g.log.Warn("tags of the journal not applied; tried again later", "contact", c, "error", err)
+				failed[c] = true
+			}
+		}
+		var done, again []store.TagJournalEntry
+		for _, e := range entries {
+			if failed[e.Contact] {
+				again = append(again, e)
+			} else {
+				done = append(done, e)
+			}
+		}
+		if err := g.store.DeferTagJournal(ctx, again, now); err != nil {
 			return err
 		}
-		if err := g.store.AckTagJournal(ctx, entries); err != nil {
+		if err := g.store.AckTagJournal(ctx, done); err != nil {
 			return err
 		}
-		g.log.Info("tags replayed from the journal", "entries", len(entries), "contacts", len(added))
+		g.log.Info("tags replayed from the journal", "entries", len(entries), "contacts", len(added), "failed", len(failed))
 		if len(entries) < g.cfg.Batch {
 			return nil
 		}

@@ -73,6 +73,22 @@ func (s *Store) TagJournal(ctx context.Context, before time.Time, n int) ([]TagJ
 	return out, nil
 }
 
+// DeferTagJournal files entries again at at: their telling failed, and is
+// tried again later, behind the entries written meanwhile.
+func (s *Store) DeferTagJournal(ctx context.Context, entries []TagJournalEntry, at time.Time) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	zs := make([]redis.Z, len(entries))
+	for i, e := range entries {
+		zs[i] = redis.Z{Score: float64(ms(at)), Member: e.member}
+	}
+	if err := s.Redis.ZAddXX(ctx, s.tagJournalKey(), zs...).Err(); err != nil {
+		return fmt.Errorf("defer tag journal entries: %w", err)
+	}
+	return nil
+}
+
 // AckTagJournal takes entries out of the journal.
 func (s *Store) AckTagJournal(ctx context.Context, entries []TagJournalEntry) error {
 	if len(entries) == 0 {
