@@ -20,7 +20,7 @@
 //
 // Adding a screen: a template in templates/ (its "title" and "body",
 // framed by layout.html) named in pageNames (render.go), its strings in
-// the one catalogue (catalogue.go, French and English), a route in New's
+// the one catalogue (catalogue.json, French and English), a route in New's
 // table with the access it needs, and a line in the menu table
 // (console.go) for a screen of its own. The route table's middleware signs the user in, checks
 // the role, checks the CSRF token of every POST (every form carries

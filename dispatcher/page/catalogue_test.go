@@ -52,15 +52,15 @@ func TestCatalogueHasBothLanguages(t *testing.T) {
 		}
 	}) {
 		e := catalogue[k]
-		if strings.TrimSpace(e.fr) == "" || strings.TrimSpace(e.en) == "" {
-			t.Errorf("%s: fr %q, en %q: a language is missing", k, e.fr, e.en)
+		if strings.TrimSpace(e.FR) == "" || strings.TrimSpace(e.EN) == "" {
+			t.Errorf("%s: fr %q, en %q: a language is missing", k, e.FR, e.EN)
 			continue
 		}
-		af, ae := args(e.fr), args(e.en)
+		af, ae := args(e.FR), args(e.EN)
 		if diff := cmp.Diff(af, ae); diff != "" {
 			t.Errorf("%s: fr and en take other arguments (-fr +en):\n%s", k, diff)
 		}
-		for _, s := range []string{e.fr, e.en} {
+		for _, s := range []string{e.FR, e.EN} {
 			if a := args(s); len(a) > 0 && strings.Contains(fmt.Sprintf(s, a...), "%!") {
 				t.Errorf("%s: %q is not a valid format", k, s)
 			}
@@ -227,6 +227,33 @@ func TestEveryKeyUsedExists(t *testing.T) {
 	for k := range catalogue {
 		if !used[k] && !slices.ContainsFunc(vocabulary, func(p string) bool { return strings.HasPrefix(k, p) }) {
 			t.Errorf("%q is in the catalogue but nothing uses it", k)
+		}
+	}
+}
+
+func TestParseCatalogue(t *testing.T) {
+	got, err := ParseCatalogue([]byte(`{"a": {"fr": "un", "en": "one"}, "b.c": {"fr": "« %s »", "en": "“%s” <b>"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Catalogue{"a": {FR: "un", EN: "one"}, "b.c": {FR: "« %s »", EN: "“%s” <b>"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if got["a"].In(French) != "un" || got["a"].In(English) != "one" || got["a"].In("de") != "one" {
+		t.Errorf("In: %q", got["a"])
+	}
+	for _, tc := range []struct{ name, data, want string }{
+		{"not an object", `[]`, "a JSON object"},
+		{"twice", `{"a": {"fr": "un", "en": "one"}, "a": {"fr": "un", "en": "one"}}`, `"a" is given twice`},
+		{"no English", `{"a": {"fr": "un"}}`, `"a" lacks a language`},
+		{"blank French", `{"a": {"fr": " ", "en": "one"}}`, `"a" lacks a language`},
+		{"other language", `{"a": {"fr": "un", "en": "one", "de": "eins"}}`, `unknown field "de"`},
+		{"not an entry", `{"a": "one"}`, `"a"`},
+		{"cut short", `{"a": {"fr": "un", "en": "one"}`, "EOF"},
+	} {
+		if _, err := ParseCatalogue([]byte(tc.data)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
 		}
 	}
 }
