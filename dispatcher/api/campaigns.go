@@ -41,14 +41,6 @@ func (a *handler) getCampaign(w http.ResponseWriter, r *http.Request) (int, any,
 	return http.StatusOK, a.campaignView(c), nil
 }
 
-func (a *handler) listCampaigns(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	cs, err := a.d.Store.Campaigns(r.Context())
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, map[string][]dispatcher.Campaign{"campaigns": cs}, nil
-}
-
 func (a *handler) scheduleCampaign(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	var s dispatcher.Schedule
 	if err := decodeJSON(w, r, &s); err != nil {

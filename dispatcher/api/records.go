@@ -42,12 +42,15 @@ func getRecord[T any](get func(context.Context, string) (*T, error)) apiFunc {
 	}
 }
 
-func (a *handler) getTopics(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	ts, err := a.d.Store.Topics(r.Context())
-	if err != nil {
-		return 0, nil, err
+// listRecords serves GET of a whole list, as {"<name>": [...]}.
+func listRecords[T any](name string, list func(context.Context) ([]T, error)) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
+		vs, err := list(r.Context())
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, map[string][]T{name: vs}, nil
 	}
-	return http.StatusOK, map[string][]dispatcher.Topic{"topics": ts}, nil
 }
 
 func (a *handler) topicStats(w http.ResponseWriter, r *http.Request) (int, any, error) {

@@ -44,14 +44,6 @@ func (a *handler) postWebhook(w http.ResponseWriter, r *http.Request) (int, any,
 	return http.StatusCreated, ep, nil
 }
 
-func (a *handler) getWebhooks(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	eps, err := a.d.Webhooks.List(r.Context())
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, map[string][]outbound.Endpoint{"webhooks": eps}, nil
-}
-
 func (a *handler) deleteWebhook(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	id, err := webhookPathID(r)
 	if err != nil {
