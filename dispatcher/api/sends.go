@@ -68,15 +68,26 @@ func validIdemKey(k string) bool {
 	return true
 }
 
+// requiredIdemKey returns the request's Idempotency-Key, which a send and
+// an enrolment require: it returns an invalid error naming the header if
+// it is missing or not 1-maxIdemKeyLen printable ASCII characters.
+func requiredIdemKey(r *http.Request) (string, error) {
+	key := r.Header.Get("Idempotency-Key")
+	if !validIdemKey(key) {
+		return "", dispatcher.Invalid("Idempotency-Key", "header is required: 1-%d printable ASCII characters", maxIdemKeyLen)
+	}
+	return key, nil
+}
+
 func sha256hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
 }
 
 func (a *handler) postSend(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	key := r.Header.Get("Idempotency-Key")
-	if !validIdemKey(key) {
-		return 0, nil, dispatcher.Invalid("Idempotency-Key", "header is required: 1-%d printable ASCII characters", maxIdemKeyLen)
+	key, err := requiredIdemKey(r)
+	if err != nil {
+		return 0, nil, err
 	}
 	var in sendRequest
 	if err := decodeJSON(w, r, &in); err != nil {

@@ -116,9 +116,9 @@ type enrolAnswer struct {
 // 200 with the one there when the contact is in the sequence already or
 // went through it. The Idempotency-Key makes a retry answer the same.
 func (a *handler) enrol(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	key := r.Header.Get("Idempotency-Key")
-	if !validIdemKey(key) {
-		return 0, nil, dispatcher.Invalid("Idempotency-Key", "header is required: 1-%d printable ASCII characters", maxIdemKeyLen)
+	key, err := requiredIdemKey(r)
+	if err != nil {
+		return 0, nil, err
 	}
 	var in enrolRequest
 	if err := decodeJSON(w, r, &in); err != nil {
