@@ -58,7 +58,9 @@ type recordView struct {
 	New    bool
 	Form   map[string]string
 	Errors map[string]string
-	Count  *int64 // a segment's matching contacts
+	// Counted says Count holds a segment's matching contacts.
+	Counted bool
+	Count   int64
 	// Uncounted says the count is not the user's to see (mayCount).
 	Uncounted bool
 }
@@ -147,7 +149,7 @@ func (c *Console) segment(w http.ResponseWriter, r *http.Request) {
 	if !mayCount(userOf(r).user.Role, sg) {
 		v.Uncounted = true
 	} else if n, err := c.st.CountSegment(ctx, sg.ID); err == nil {
-		v.Count = &n
+		v.Counted, v.Count = true, n
 	}
 	c.recordPage(w, r, http.StatusOK, "segment_form.html", "segments", v, nil)
 }
