@@ -331,13 +331,10 @@ func (s *Store) reSealFields(ctx context.Context, keys []string, reSeal func(i i
 		if attempt == 10 {
 			return rotated, bad, badErr, fmt.Errorf("%d records kept changing during 10 attempts", len(at))
 		}
-		gets := make([]*redis.MapStringStringCmd, len(at))
-		if _, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for j, i := range at {
-				gets[j] = p.HGetAll(ctx, keys[i])
-			}
-			return nil
-		}); err != nil {
+		gets, err := pipelineEach(ctx, s, at, func(p redis.Pipeliner, i int) *redis.MapStringStringCmd {
+			return p.HGetAll(ctx, keys[i])
+		})
+		if err != nil {
 			return rotated, bad, badErr, err
 		}
 		type swap struct {
@@ -396,13 +393,10 @@ func (s *Store) reSealContacts(ctx context.Context, ids []string) (rotated, bad 
 		if attempt == 10 {
 			return rotated, bad, badErr, fmt.Errorf("%d contacts kept changing during 10 attempts", len(ids))
 		}
-		gets := make([]*redis.StringCmd, len(ids))
-		if _, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, id := range ids {
-				gets[i] = p.Get(ctx, s.ContactKey(id))
-			}
-			return nil
-		}); err != nil && !errors.Is(err, redis.Nil) {
+		gets, err := pipelineEach(ctx, s, ids, func(p redis.Pipeliner, id string) *redis.StringCmd {
+			return p.Get(ctx, s.ContactKey(id))
+		})
+		if err != nil {
 			return rotated, bad, badErr, err
 		}
 		type reSeal struct {
@@ -621,13 +615,10 @@ func (s *Store) KeyHolders(ctx context.Context) ([]KeyHolder, error) {
 		return nil, fmt.Errorf("key holders: %w", err)
 	}
 	slices.Sort(procs)
-	gets := make([]*redis.StringCmd, len(procs))
-	if _, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, proc := range procs {
-			gets[i] = p.Get(ctx, s.keyHolderKey(proc))
-		}
-		return nil
-	}); err != nil && !errors.Is(err, redis.Nil) {
+	gets, err := pipelineEach(ctx, s, procs, func(p redis.Pipeliner, proc string) *redis.StringCmd {
+		return p.Get(ctx, s.keyHolderKey(proc))
+	})
+	if err != nil {
 		return nil, fmt.Errorf("key holders: %w", err)
 	}
 	var out []KeyHolder
