@@ -81,15 +81,7 @@ const MaxPause = 366 * 24 * time.Hour
 func (e *ConsentEvent) validatePreference() error {
 	switch e.Kind {
 	case PreferencePause:
-		if e.Channel != "" || e.Topic != "" || e.State != "" {
-			return Invalid("kind", "a pause names no channel, topic or state")
-		}
-		if e.Value != "" {
-			if _, err := ParsePause(e.Value); err != nil {
-				return err
-			}
-		}
-		return nil
+		return validateContactWide(e, "a pause names no channel, topic or state", ParsePause)
 	case PreferenceFrequency:
 		if e.Channel != "" || e.State != "" {
 			return Invalid("kind", "a frequency names no channel or state")
@@ -102,17 +94,23 @@ func (e *ConsentEvent) validatePreference() error {
 		}
 		return nil
 	case PreferenceHours:
-		if e.Channel != "" || e.Topic != "" || e.State != "" {
-			return Invalid("kind", "hours name no channel, topic or state")
-		}
-		if e.Value != "" {
-			if _, err := ParseHours(e.Value); err != nil {
-				return err
-			}
-		}
-		return nil
+		return validateContactWide(e, "hours name no channel, topic or state", ParseHours)
 	}
 	return Invalid("kind", "must be empty (a consent), %s, %s or %s", PreferencePause, PreferenceFrequency, PreferenceHours)
+}
+
+// validateContactWide checks a preference event of a kind that holds for
+// every channel and topic: fault says why one that names any is invalid;
+// parse reads its value, when set.
+func validateContactWide[T any](e *ConsentEvent, fault string, parse func(string) (T, error)) error {
+	if e.Channel != "" || e.Topic != "" || e.State != "" {
+		return Invalid("kind", "%s", fault)
+	}
+	if e.Value == "" {
+		return nil
+	}
+	_, err := parse(e.Value)
+	return err
 }
 
 // ParsePause reads the end of a pause as an event's value holds it.

@@ -63,6 +63,44 @@ Run "missive <command> -h" for its flags. Every flag can also be set by the
 environment variable named in its help.
 `
 
+// command runs one command of the binary with the arguments after its
+// name; errHelp and errUsage set the exit code.
+type command func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+
+// serveRoles runs serve with the roles r.
+func serveRoles(r role) command {
+	return func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+		return serve(ctx, args, getenv, stdout, stderr, r)
+	}
+}
+
+// offline adapts a command that needs no context nor environment.
+func offline(f func(args []string, stdout, stderr io.Writer) error) command {
+	return func(_ context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+		return f(args, stdout, stderr)
+	}
+}
+
+// commands are the commands of the binary by name (see usage).
+var commands = map[string]command{
+	"serve":     serveRoles(roleAPI | roleWorker | roleScheduler),
+	"api":       serveRoles(roleAPI),
+	"worker":    serveRoles(roleWorker),
+	"scheduler": serveRoles(roleScheduler),
+	"demo":      demo,
+	"bounce":    offline(bounceCommand),
+	"import":    importContacts,
+	"campaign":  campaign,
+	"keys":      keysCommand,
+	"users":     usersCommand,
+	"register":  registerCommand,
+	"contacts":  contacts,
+	"ledger":    ledgerCommand,
+	"bench":     bench,
+	"health":    healthCommand,
+	"version":   offline(versionCommand),
+}
+
 // Main runs the command in args and returns the process exit code. Tests
 // call it as the binary would be called.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -70,47 +108,18 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "serve":
-		err = serve(ctx, rest, getenv, stdout, stderr, roleAPI|roleWorker|roleScheduler)
-	case "api":
-		err = serve(ctx, rest, getenv, stdout, stderr, roleAPI)
-	case "worker":
-		err = serve(ctx, rest, getenv, stdout, stderr, roleWorker)
-	case "scheduler":
-		err = serve(ctx, rest, getenv, stdout, stderr, roleScheduler)
-	case "demo":
-		err = demo(ctx, rest, getenv, stdout, stderr)
-	case "bounce":
-		err = bounceCommand(rest, stdout, stderr)
-	case "import":
-		err = importContacts(ctx, rest, getenv, stdout, stderr)
-	case "campaign":
-		err = campaign(ctx, rest, getenv, stdout, stderr)
-	case "keys":
-		err = keysCommand(ctx, rest, getenv, stdout, stderr)
-	case "users":
-		err = usersCommand(ctx, rest, getenv, stdout, stderr)
-	case "register":
-		err = registerCommand(ctx, rest, getenv, stdout, stderr)
-	case "contacts":
-		err = contacts(ctx, rest, getenv, stdout, stderr)
-	case "ledger":
-		err = ledgerCommand(ctx, rest, getenv, stdout, stderr)
-	case "bench":
-		err = bench(ctx, rest, getenv, stdout, stderr)
-	case "health":
-		err = healthCommand(ctx, rest, getenv, stdout, stderr)
-	case "version":
-		err = versionCommand(rest, stdout, stderr)
+	cmd, rest := args[0], args[1:]
+	switch cmd {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	default:
+	}
+	run, ok := commands[cmd]
+	if !ok {
 		fmt.Fprintf(stderr, "missive: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
+	err := run(ctx, rest, getenv, stdout, stderr)
 	switch err {
 	case errHelp:
 		return 0

@@ -80,35 +80,29 @@ type Metrics struct {
 // collectors.
 func New() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), queues: newQueueCollector()}
-	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "missive_gate_decisions_total",
-		Help: "Gate decisions, per channel and reason: queued, deferred (quiet hours) or why no send was made.",
-	}, []string{"channel", "reason"})
-	m.sends = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "missive_sends_total",
-		Help: "Sends settled by the pipeline, per channel and outcome.",
-	}, []string{"channel", "outcome"})
+	m.decisions = counterVec("missive_gate_decisions_total",
+		"Gate decisions, per channel and reason: queued, deferred (quiet hours) or why no send was made.",
+		"channel", "reason")
+	m.sends = counterVec("missive_sends_total",
+		"Sends settled by the pipeline, per channel and outcome.",
+		"channel", "outcome")
 	m.providerDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "missive_provider_call_duration_seconds",
 		Help:    "Time of one call handing a chunk of messages (up to 8) to the provider, claims included, per channel.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	}, []string{"channel"})
-	m.providerErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "missive_provider_errors_total",
-		Help: "Messages the provider did not take, per channel and error class.",
-	}, []string{"channel", "class"})
-	m.feedback = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "missive_feedback_events_total",
-		Help: "Provider feedback applied (delivery reports, bounces, complaints, opt-outs), per channel and kind; duplicates are not counted.",
-	}, []string{"channel", "kind"})
-	m.rateWaits = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "missive_rate_limit_waits_total",
-		Help: "Times a send task waited for a provider or campaign rate, per channel.",
-	}, []string{"channel"})
-	m.rateWaitSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "missive_rate_limit_wait_seconds_total",
-		Help: "Time send tasks waited for a provider or campaign rate, per channel.",
-	}, []string{"channel"})
+	m.providerErrors = counterVec("missive_provider_errors_total",
+		"Messages the provider did not take, per channel and error class.",
+		"channel", "class")
+	m.feedback = counterVec("missive_feedback_events_total",
+		"Provider feedback applied (delivery reports, bounces, complaints, opt-outs), per channel and kind; duplicates are not counted.",
+		"channel", "kind")
+	m.rateWaits = counterVec("missive_rate_limit_waits_total",
+		"Times a send task waited for a provider or campaign rate, per channel.",
+		"channel")
+	m.rateWaitSeconds = counterVec("missive_rate_limit_wait_seconds_total",
+		"Time send tasks waited for a provider or campaign rate, per channel.",
+		"channel")
 	m.leader = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "missive_scheduler_leader",
 		Help: "1 while this process's scheduler holds the lease and fires due runs, else 0.",
@@ -117,14 +111,18 @@ func New() *Metrics {
 		Name: "missive_scheduler_lease_losses_total",
 		Help: "Times this process's scheduler lost the lead it held.",
 	})
-	m.redisErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "missive_redis_errors_total",
-		Help: "Failed Redis commands, per kind: timeout, network, server (an error reply); a missing key is not an error.",
-	}, []string{"kind"})
+	m.redisErrors = counterVec("missive_redis_errors_total",
+		"Failed Redis commands, per kind: timeout, network, server (an error reply); a missing key is not an error.",
+		"kind")
 	m.reg.MustRegister(m.decisions, m.sends, m.providerDuration, m.providerErrors, m.feedback,
 		m.rateWaits, m.rateWaitSeconds, m.leader, m.leaseLosses, m.redisErrors, m.queues,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// counterVec is a counter named name, with help and labels.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
 }
 
 // Handler serves the metrics in the Prometheus text format; a nil

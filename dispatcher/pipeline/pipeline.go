@@ -90,6 +90,16 @@ func (d *Pipeline) enqueue(ctx context.Context, typ string, payload any, opts ..
 	return nil
 }
 
+// decodePayload reads the payload of task t, of type op; a payload that
+// does not decode is not retried.
+func decodePayload[P any](t *asynq.Task, op string) (P, error) {
+	var p P
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return p, fmt.Errorf("%s: %v: %w", op, err, asynq.SkipRetry)
+	}
+	return p, nil
+}
+
 // firstBatch is the size of a run's first batch at most.
 const firstBatch = 50
 
@@ -99,9 +109,9 @@ const firstBatch = 50
 // without waiting for the queue, nor for a CPU busy with the other
 // batches.
 func (d *Pipeline) handlePlan(ctx context.Context, t *asynq.Task, served map[string]int) error {
-	var p planPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("plan: %v: %w", err, asynq.SkipRetry)
+	p, err := decodePayload[planPayload](t, "plan")
+	if err != nil {
+		return err
 	}
 	st, err := d.LoadRun(ctx, p.Run)
 	if err != nil {
@@ -249,9 +259,9 @@ func (d *Pipeline) CompleteRun(ctx context.Context, run string) error {
 // serves their queue (served): each hop through the queue waits for a
 // worker's next look.
 func (d *Pipeline) handleBatch(ctx context.Context, t *asynq.Task, served map[string]int) error {
-	var p batchPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("batch: %v: %w", err, asynq.SkipRetry)
+	p, err := decodePayload[batchPayload](t, "batch")
+	if err != nil {
+		return err
 	}
 	return d.batchTask(ctx, p, served)
 }

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -64,9 +63,9 @@ const InflightStates = dispatcher.StateQueued + "," + dispatcher.StateDeferred
 // twice; a worker that dies between the two leaves them "sending", which
 // the reconciler settles as ambiguous rather than risk a double send.
 func (d *Pipeline) handleSend(ctx context.Context, t *asynq.Task) error {
-	var p sendPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("send: %v: %w", err, asynq.SkipRetry)
+	p, err := decodePayload[sendPayload](t, "send")
+	if err != nil {
+		return err
 	}
 	return d.sendTask(ctx, p, sendOptions{lastTry: isLastTry(ctx)})
 }

@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 
 	"github.com/hibiken/asynq"
 )
@@ -34,9 +32,9 @@ func (d *Pipeline) EnqueueSequence(ctx context.Context, sequence string, contact
 }
 
 func (d *Pipeline) handleSequence(ctx context.Context, t *asynq.Task) error {
-	var p sequencePayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("sequence: %v: %w", err, asynq.SkipRetry)
+	p, err := decodePayload[sequencePayload](t, "sequence")
+	if err != nil {
+		return err
 	}
 	if d.sequences == nil {
 		return nil

@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -41,14 +39,14 @@ const webhookOutboxEvery = 100 * time.Millisecond
 
 // handleWebhook delivers one event (and those before it for its contact).
 func (d *Pipeline) handleWebhook(ctx context.Context, t *asynq.Task) error {
-	var p webhookPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("webhook: %v: %w", err, asynq.SkipRetry)
+	p, err := decodePayload[webhookPayload](t, "webhook")
+	if err != nil {
+		return err
 	}
 	if d.webhooks == nil {
 		return nil
 	}
-	err := d.webhooks.Deliver(ctx, p.Endpoint, p.Event, isLastTry(ctx))
+	err = d.webhooks.Deliver(ctx, p.Endpoint, p.Event, isLastTry(ctx))
 	if err != nil && d.webhookBusy != nil && d.webhookBusy(err) {
 		return &snoozeError{d: 500 * time.Millisecond}
 	}

@@ -348,53 +348,40 @@ type Counts struct {
 	Unsubscribed int64 `json:"unsubscribed"`
 }
 
+// countFields are the fields of Counts by metric.
+var countFields = map[string]func(*Counts) *int64{
+	MetricEmailSent:        func(c *Counts) *int64 { return &c.Email.Sent },
+	MetricEmailDelivered:   func(c *Counts) *int64 { return &c.Email.Delivered },
+	MetricEmailBouncedHard: func(c *Counts) *int64 { return &c.Email.BouncedHard },
+	MetricEmailBouncedSoft: func(c *Counts) *int64 { return &c.Email.BouncedSoft },
+	MetricEmailComplained:  func(c *Counts) *int64 { return &c.Email.Complained },
+	MetricSMSSent:          func(c *Counts) *int64 { return &c.SMS.Sent },
+	MetricSMSDelivered:     func(c *Counts) *int64 { return &c.SMS.Delivered },
+	MetricSMSUndelivered:   func(c *Counts) *int64 { return &c.SMS.Undelivered },
+	MetricSMSOptedOut:      func(c *Counts) *int64 { return &c.SMS.OptedOut },
+	MetricUnsubscribed:     func(c *Counts) *int64 { return &c.Unsubscribed },
+}
+
 // add adds n to the counter of metric; it reports false for a metric it
 // does not know.
 func (c *Counts) add(metric string, n int64) bool {
-	var p *int64
-	switch metric {
-	case MetricEmailSent:
-		p = &c.Email.Sent
-	case MetricEmailDelivered:
-		p = &c.Email.Delivered
-	case MetricEmailBouncedHard:
-		p = &c.Email.BouncedHard
-	case MetricEmailBouncedSoft:
-		p = &c.Email.BouncedSoft
-	case MetricEmailComplained:
-		p = &c.Email.Complained
-	case MetricSMSSent:
-		p = &c.SMS.Sent
-	case MetricSMSDelivered:
-		p = &c.SMS.Delivered
-	case MetricSMSUndelivered:
-		p = &c.SMS.Undelivered
-	case MetricSMSOptedOut:
-		p = &c.SMS.OptedOut
-	case MetricUnsubscribed:
-		p = &c.Unsubscribed
-	default:
-		return false
+	field, ok := countFields[metric]
+	if ok {
+		*field(c) += n
 	}
-	*p += n
-	return true
-}
-
-func (e *EmailCounts) plus(o EmailCounts) {
-	e.Sent += o.Sent
-	e.Delivered += o.Delivered
-	e.BouncedHard += o.BouncedHard
-	e.BouncedSoft += o.BouncedSoft
-	e.Complained += o.Complained
+	return ok
 }
 
 func (c *Counts) plus(o Counts) {
-	c.Email.plus(o.Email)
-	c.SMS.Sent += o.SMS.Sent
-	c.SMS.Delivered += o.SMS.Delivered
-	c.SMS.Undelivered += o.SMS.Undelivered
-	c.SMS.OptedOut += o.SMS.OptedOut
-	c.Unsubscribed += o.Unsubscribed
+	for _, field := range countFields {
+		*field(c) += *field(&o)
+	}
+}
+
+func (e *EmailCounts) plus(o EmailCounts) {
+	c := Counts{Email: *e}
+	c.plus(Counts{Email: o})
+	*e = c.Email
 }
 
 // Complaint rate thresholds of Gmail's and Yahoo's sender guidelines.
@@ -659,12 +646,8 @@ func (s *Store) largestRuns(ctx context.Context, runs, domains []string) (map[st
 	for _, d := range domains {
 		fields = append(fields, "d:"+d+":sent", "d:"+d+":"+recipientsField)
 	}
-	cmds := make([]*redis.SliceCmd, len(runs))
-	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, r := range runs {
-			cmds[i] = p.HMGet(ctx, s.runAnalyticsKey(r), fields...)
-		}
-		return nil
+	cmds, err := pipelineEach(ctx, s, runs, func(p redis.Pipeliner, r string) *redis.SliceCmd {
+		return p.HMGet(ctx, s.runAnalyticsKey(r), fields...)
 	})
 	if err != nil {
 		return nil, err

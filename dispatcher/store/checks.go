@@ -255,12 +255,8 @@ func scanString(b []byte, i int) ([]byte, int, bool) {
 // and is neither suppressed nor cancelled, nor failed for a reason that
 // proves it never left (an ambiguous failure may have).
 func (s *Store) ReachedBefore(ctx context.Context, ids []string) ([]bool, error) {
-	cmds := make([]*redis.SliceCmd, len(ids))
-	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.HMGet(ctx, s.SendKey(id), "state", "reason")
-		}
-		return nil
+	cmds, err := pipelineEach(ctx, s, ids, func(p redis.Pipeliner, id string) *redis.SliceCmd {
+		return p.HMGet(ctx, s.SendKey(id), "state", "reason")
 	})
 	if err != nil {
 		return nil, err

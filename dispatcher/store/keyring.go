@@ -331,13 +331,10 @@ func (s *Store) reSealFields(ctx context.Context, keys []string, reSeal func(i i
 		if attempt == 10 {
 			return rotated, bad, badErr, fmt.Errorf("%d records kept changing during 10 attempts", len(at))
 		}
-		gets := make([]*redis.MapStringStringCmd, len(at))
-		if _, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for j, i := range at {
-				gets[j] = p.HGetAll(ctx, keys[i])
-			}
-			return nil
-		}); err != nil {
+		gets, err := pipelineEach(ctx, s, at, func(p redis.Pipeliner, i int) *redis.MapStringStringCmd {
+			return p.HGetAll(ctx, keys[i])
+		})
+		if err != nil {
 			return rotated, bad, badErr, err
 		}
 		type swap struct {
@@ -363,27 +360,50 @@ func (s *Store) reSealFields(ctx context.Context, keys []string, reSeal func(i i
 		if len(todo) == 0 {
 			break
 		}
-		cmds := make([]*redis.Cmd, len(todo))
-		if _, err := s.scriptPipeline(ctx, swapScript, func(p redis.Pipeliner) {
-			for j, w := range todo {
-				cmds[j] = swapScript.EvalSha(ctx, p, []string{keys[w.i]}, w.field, w.old, w.new)
-			}
-		}); err != nil {
-			return rotated, bad, badErr, err
-		}
+		set, err := s.compareAndSet(ctx, swapScript, len(todo), func(j int) (string, []any) {
+			w := todo[j]
+			return keys[w.i], []any{w.field, w.old, w.new}
+		})
 		at = at[:0:0]
-		for j, c := range cmds {
-			switch n, err := c.Int(); {
-			case err != nil:
-				return rotated, bad, badErr, err
-			case n == 1:
+		for j, ok := range set {
+			switch {
+			case ok:
 				rotated++
 			case !slices.Contains(at, todo[j].i):
 				at = append(at, todo[j].i) // written meanwhile: look again
 			}
 		}
+		if err != nil {
+			return rotated, bad, badErr, err
+		}
 	}
 	return rotated, bad, badErr, nil
+}
+
+// compareAndSet runs script, a compare-and-set of one key that returns 1
+// when it wrote and 0 when the value changed meanwhile, on each of n
+// items (call gives item i's key and arguments) in one pipeline. set[i]
+// reports whether item i was written; after an error, set holds the
+// items before the first that failed.
+func (s *Store) compareAndSet(ctx context.Context, script *redis.Script, n int, call func(i int) (key string, args []any)) (set []bool, err error) {
+	cmds := make([]*redis.Cmd, n)
+	if _, err := s.scriptPipeline(ctx, script, func(p redis.Pipeliner) {
+		for i := range cmds {
+			key, args := call(i)
+			cmds[i] = script.EvalSha(ctx, p, []string{key}, args...)
+		}
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	set = make([]bool, 0, n)
+	for _, c := range cmds {
+		written, err := c.Int64()
+		if err != nil {
+			return set, err
+		}
+		set = append(set, written == 1)
+	}
+	return set, nil
 }
 
 // reSealContacts seals again the records of ids that the active key did
@@ -396,13 +416,10 @@ func (s *Store) reSealContacts(ctx context.Context, ids []string) (rotated, bad 
 		if attempt == 10 {
 			return rotated, bad, badErr, fmt.Errorf("%d contacts kept changing during 10 attempts", len(ids))
 		}
-		gets := make([]*redis.StringCmd, len(ids))
-		if _, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, id := range ids {
-				gets[i] = p.Get(ctx, s.ContactKey(id))
-			}
-			return nil
-		}); err != nil && !errors.Is(err, redis.Nil) {
+		gets, err := pipelineEach(ctx, s, ids, func(p redis.Pipeliner, id string) *redis.StringCmd {
+			return p.Get(ctx, s.ContactKey(id))
+		})
+		if err != nil {
 			return rotated, bad, badErr, err
 		}
 		type reSeal struct {
@@ -431,24 +448,20 @@ func (s *Store) reSealContacts(ctx context.Context, ids []string) (rotated, bad 
 		if len(todo) == 0 {
 			break
 		}
-		cmds := make([]*redis.Cmd, len(todo))
-		if _, err := s.scriptPipeline(ctx, ReSealScript, func(p redis.Pipeliner) {
-			for i, r := range todo {
-				cmds[i] = ReSealScript.EvalSha(ctx, p, []string{s.ContactKey(r.id)}, r.old, r.new)
-			}
-		}); err != nil && !errors.Is(err, redis.Nil) {
-			return rotated, bad, badErr, err
-		}
+		set, err := s.compareAndSet(ctx, ReSealScript, len(todo), func(i int) (string, []any) {
+			r := todo[i]
+			return s.ContactKey(r.id), []any{r.old, r.new}
+		})
 		ids = ids[:0:0]
-		for i, c := range cmds {
-			switch n, err := c.Int64(); {
-			case err != nil:
-				return rotated, bad, badErr, err
-			case n == 1:
+		for i, ok := range set {
+			if ok {
 				rotated++
-			default:
+			} else {
 				ids = append(ids, todo[i].id) // upserted or erased meanwhile: look again
 			}
+		}
+		if err != nil {
+			return rotated, bad, badErr, err
 		}
 	}
 	return rotated, bad, badErr, nil
@@ -621,13 +634,10 @@ func (s *Store) KeyHolders(ctx context.Context) ([]KeyHolder, error) {
 		return nil, fmt.Errorf("key holders: %w", err)
 	}
 	slices.Sort(procs)
-	gets := make([]*redis.StringCmd, len(procs))
-	if _, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, proc := range procs {
-			gets[i] = p.Get(ctx, s.keyHolderKey(proc))
-		}
-		return nil
-	}); err != nil && !errors.Is(err, redis.Nil) {
+	gets, err := pipelineEach(ctx, s, procs, func(p redis.Pipeliner, proc string) *redis.StringCmd {
+		return p.Get(ctx, s.keyHolderKey(proc))
+	})
+	if err != nil {
 		return nil, fmt.Errorf("key holders: %w", err)
 	}
 	var out []KeyHolder

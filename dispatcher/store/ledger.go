@@ -412,14 +412,10 @@ func (s *Store) PutWording(ctx context.Context, w *dispatcher.Wording) (bool, er
 // Wordings returns the stored wordings of ids, nil where none is stored
 // or the stored one is not the text its id names (it was edited).
 func (s *Store) Wordings(ctx context.Context, ids []string) ([]*dispatcher.Wording, error) {
-	cmds := make([]*redis.StringCmd, len(ids))
-	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.Get(ctx, s.wordingKey(id))
-		}
-		return nil
+	cmds, err := pipelineEach(ctx, s, ids, func(p redis.Pipeliner, id string) *redis.StringCmd {
+		return p.Get(ctx, s.wordingKey(id))
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil {
 		return nil, err
 	}
 	out := make([]*dispatcher.Wording, len(ids))

@@ -507,12 +507,8 @@ func (s *Store) TransitionSend(ctx context.Context, t Transition) (transitionRes
 
 // Sends loads send records in one pipeline; missing ones are nil.
 func (s *Store) Sends(ctx context.Context, ids []string) ([]*dispatcher.Send, error) {
-	cmds := make([]*redis.MapStringStringCmd, len(ids))
-	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.HGetAll(ctx, s.SendKey(id))
-		}
-		return nil
+	cmds, err := pipelineEach(ctx, s, ids, func(p redis.Pipeliner, id string) *redis.MapStringStringCmd {
+		return p.HGetAll(ctx, s.SendKey(id))
 	})
 	if err != nil {
 		return nil, err
@@ -768,14 +764,10 @@ func (s *Store) ActiveRuns(ctx context.Context) ([]string, error) {
 // runStates reads the state of each run in one pipeline ("" for a run
 // that does not exist).
 func (s *Store) runStates(ctx context.Context, ids []string) ([]string, error) {
-	cmds := make([]*redis.StringCmd, len(ids))
-	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.HGet(ctx, s.RunKey(id), "state")
-		}
-		return nil
+	cmds, err := pipelineEach(ctx, s, ids, func(p redis.Pipeliner, id string) *redis.StringCmd {
+		return p.HGet(ctx, s.RunKey(id), "state")
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil {
 		return nil, err
 	}
 	out := make([]string, len(ids))

@@ -170,14 +170,10 @@ func (s *Store) Contacts(ctx context.Context, ids []string) ([]*dispatcher.Conta
 func (s *Store) contactRecords(ctx context.Context, ids []string) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	if IsCluster(s.Redis) {
-		cmds := make([]*redis.StringCmd, len(ids))
-		_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, id := range ids {
-				cmds[i] = p.Get(ctx, s.ContactKey(id))
-			}
-			return nil
+		cmds, err := pipelineEach(ctx, s, ids, func(p redis.Pipeliner, id string) *redis.StringCmd {
+			return p.Get(ctx, s.ContactKey(id))
 		})
-		if err != nil && !errors.Is(err, redis.Nil) {
+		if err != nil {
 			return nil, err
 		}
 		for i, cmd := range cmds {
@@ -657,6 +653,23 @@ func listJSON[T any](ctx context.Context, s *Store, hash string) ([]T, error) {
 		}
 	}
 	return out, nil
+}
+
+// pipelineEach sends, in one pipeline, the command cmd queues for each
+// of xs and returns the commands in the order of xs. A missing key is
+// not an error: each command tells its own.
+func pipelineEach[T any, C redis.Cmder](ctx context.Context, s *Store, xs []T, cmd func(p redis.Pipeliner, x T) C) ([]C, error) {
+	cmds := make([]C, len(xs))
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, x := range xs {
+			cmds[i] = cmd(p, x)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	return cmds, nil
 }
 
 // PutTopic creates or replaces a topic.

@@ -350,9 +350,14 @@ func smtpError(code int, enhanced, msg string) *smtp.SMTPError {
 // close the connection instead of replying: the client cannot know whether
 // the message was accepted. The message is not recorded.
 func (s *Server) DropAfterData(rcpt string) {
+	s.mark(s.drop, rcpt)
+}
+
+// mark adds rcpt to set, one of the recipient sets the sessions read.
+func (s *Server) mark(set map[string]bool, rcpt string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.drop[strings.ToLower(rcpt)] = true
+	set[strings.ToLower(rcpt)] = true
 }
 
 // Unavailable(true) makes the server answer every new connection with
@@ -386,9 +391,7 @@ func (s *Server) FailRandomly(p float64) {
 // cannot know whether the message was accepted. The message is not
 // recorded.
 func (s *Server) HangAfterData(rcpt string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hang[strings.ToLower(rcpt)] = true
+	s.mark(s.hang, rcpt)
 }
 
 // StallData makes the server read the first 64 KiB of the data for rcpt,
@@ -398,9 +401,7 @@ func (s *Server) HangAfterData(rcpt string) {
 // 16 KiB, so that only the client's send buffer holds what the server
 // does not read. The message is not recorded.
 func (s *Server) StallData(rcpt string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stall[strings.ToLower(rcpt)] = true
+	s.mark(s.stall, rcpt)
 }
 
 // Stuck is the number of sessions held by HangAfterData or StallData.
