@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/dispatcher/testkit"
 	"github.com/missive-dev/missive/throttle/redistest"
-	"github.com/redis/go-redis/v9"
 )
 
 // fired records the runs a scheduler starts.
