@@ -91,33 +91,34 @@ func TestParseSamples(t *testing.T) {
 	}
 }
 
-func TestParseARFFields(t *testing.T) {
-	rep := parseFile(t, "arf-02.eml")
-	want := &bounce.Report{
-		Kind:              "arf",
-		FeedbackType:      "abuse",
-		MessageID:         "000000000000000000000000.smtp@example.com",
-		OriginalRecipient: "this-local-part-does-not-exist-on-yahoo@yahoo.com",
-		Recipients:        []bounce.Recipient{{Address: "this-local-part-does-not-exist-on-yahoo@yahoo.com", Class: "complaint"}},
-	}
-	if diff := cmp.Diff(want, rep); diff != "" {
-		t.Errorf("report (-want +got):\n%s", diff)
-	}
-}
-
-func TestParseDSNFields(t *testing.T) {
-	rep := parseFile(t, "lhost-receivingses-01.eml")
-	want := &bounce.Report{
-		Kind:         "dsn",
-		MessageID:    "DCB08CC1-D236-48E2-9A8D-2492DACE50E2@example.co.jp",
-		ReportingMTA: "inbound-smtp.us-west-2.amazonaws.com",
-		Recipients: []bounce.Recipient{{
-			Address: "userunknown@neko.example.jp", Action: "failed", Status: "5.1.1", Class: "hard",
-			Diagnostic: "550 5.1.1 Mailbox does not exist",
+// Every field of a complaint and of a bounce, as parsed from real ones.
+func TestParseFields(t *testing.T) {
+	for _, tt := range []struct {
+		file string
+		want *bounce.Report
+	}{
+		{"arf-02.eml", &bounce.Report{
+			Kind:              "arf",
+			FeedbackType:      "abuse",
+			MessageID:         "000000000000000000000000.smtp@example.com",
+			OriginalRecipient: "this-local-part-does-not-exist-on-yahoo@yahoo.com",
+			Recipients:        []bounce.Recipient{{Address: "this-local-part-does-not-exist-on-yahoo@yahoo.com", Class: "complaint"}},
 		}},
-	}
-	if diff := cmp.Diff(want, rep); diff != "" {
-		t.Errorf("report (-want +got):\n%s", diff)
+		{"lhost-receivingses-01.eml", &bounce.Report{
+			Kind:         "dsn",
+			MessageID:    "DCB08CC1-D236-48E2-9A8D-2492DACE50E2@example.co.jp",
+			ReportingMTA: "inbound-smtp.us-west-2.amazonaws.com",
+			Recipients: []bounce.Recipient{{
+				Address: "userunknown@neko.example.jp", Action: "failed", Status: "5.1.1", Class: "hard",
+				Diagnostic: "550 5.1.1 Mailbox does not exist",
+			}},
+		}},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, parseFile(t, tt.file)); diff != "" {
+				t.Errorf("report (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
