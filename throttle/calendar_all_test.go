@@ -11,22 +11,10 @@ import (
 // change of the clocks, and none when they share none.
 func TestNextOpenAll(t *testing.T) {
 	t.Parallel()
-	paris, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		t.Fatal(err)
-	}
-	operator, err := throttle.ParseCalendar("mon-sat 08:00-20:00")
-	if err != nil {
-		t.Fatal(err)
-	}
-	evenings, err := throttle.ParseCalendar("mon-fri 18:00-24:00")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sundays, err := throttle.ParseCalendar("sun 10:00-12:00")
-	if err != nil {
-		t.Fatal(err)
-	}
+	paris := mustLoad(t, "Europe/Paris")
+	operator := mustCalendar(t, "mon-sat 08:00-20:00")
+	evenings := mustCalendar(t, "mon-fri 18:00-24:00")
+	sundays := mustCalendar(t, "sun 10:00-12:00")
 	tests := []struct {
 		name string
 		now  time.Time

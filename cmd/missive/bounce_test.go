@@ -96,16 +96,10 @@ func TestBounceLoopEndToEnd(t *testing.T) {
 	if err := smtp.SendMail(bounceAddr, nil, "x@evil.example", []string{"victim@elsewhere.example"}, []byte("Subject: hi\r\n\r\nhi\r\n")); err == nil {
 		t.Error("the bounce listener relays mail")
 	}
-	var stats map[string]any
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		stats = c.do("GET", "/v1/runs/"+run, nil, 200)
+	stats := c.waitRun(run, 10*time.Second, func(stats map[string]any) bool {
 		fb, _ := stats["feedback"].(map[string]any)
-		if fb["bounced_hard"] == 2.0 && fb["complained"] == 1.0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fb["bounced_hard"] == 2.0 && fb["complained"] == 1.0
+	})
 	fb := stats["feedback"].(map[string]any)
 	counters := stats["counters"].(map[string]any)
 	if fb["bounced_hard"] != 2.0 || fb["complained"] != 1.0 || counters["failed"] != 1.0 || counters["bounced"] != 1.0 || counters["sent"] != 3.0 {
@@ -123,14 +117,7 @@ func TestBounceLoopEndToEnd(t *testing.T) {
 	c.do("POST", "/v1/campaigns", map[string]any{"id": "second", "topic": "news", "segment": "all", "channels": []string{"email"},
 		"templates": map[string]string{"email": "mail"}}, 201)
 	run2 := c.do("POST", "/v1/campaigns/second/start", nil, 202)["run"].(string)
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		stats = c.do("GET", "/v1/runs/"+run2, nil, 200)
-		if stats["state"] == "completed" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	stats = c.waitRun(run2, 20*time.Second, completed)
 	counters = stats["counters"].(map[string]any)
 	if counters["sent"] != 2.0 || counters["suppressed_bounce"] != 2.0 || counters["suppressed_complaint"] != 1.0 {
 		t.Errorf("second run: %v", counters)

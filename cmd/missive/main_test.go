@@ -144,6 +144,24 @@ func (c client) do(method, path string, body any, want int) map[string]any {
 	return out
 }
 
+// waitRun reads the run's stats until done holds of them or timeout has
+// passed, and returns the last read: the caller's checks say what is
+// wrong with them.
+func (c client) waitRun(run string, timeout time.Duration, done func(stats map[string]any) bool) map[string]any {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		stats := c.do("GET", "/v1/runs/"+run, nil, 200)
+		if done(stats) || time.Now().After(deadline) {
+			return stats
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// completed tells a run's stats that it has completed.
+func completed(stats map[string]any) bool { return stats["state"] == "completed" }
+
 // The whole service, driven only through its HTTP API: contacts, consent,
 // templates, a segment, a campaign run to the end, and the stats.
 func TestServeEndToEnd(t *testing.T) {
@@ -185,15 +203,7 @@ func TestServeEndToEnd(t *testing.T) {
 		"channels": []string{"email", "sms"}, "templates": map[string]string{"email": "mail", "sms": "text"}}, 201)
 	run := c.do("POST", "/v1/campaigns/launch/start", nil, 202)["run"].(string)
 
-	deadline := time.Now().Add(30 * time.Second)
-	var stats map[string]any
-	for {
-		stats = c.do("GET", "/v1/runs/"+run, nil, 200)
-		if stats["state"] == "completed" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	stats := c.waitRun(run, 30*time.Second, completed)
 	if stats["state"] != "completed" || stats["balanced"] != true {
 		t.Fatalf("run not completed and balanced: %v", stats)
 	}

@@ -275,11 +275,7 @@ func TestAnalyticsErrors(t *testing.T) {
 	seedMailing(t, b, 1)
 	run, err := b.d.Pipeline.StartRun(context.Background(), "mailing", b.clock.Now())
 	must(t, err)
-	for _, tt := range []struct {
-		path   string
-		status int
-		field  string
-	}{
+	wantRefused(t, b.api, []refusal{
 		{"/v1/topics/newsletter/analytics?from=yesterday", 422, "from"},
 		{"/v1/topics/newsletter/analytics?to=2026-13-01", 422, "to"},
 		{"/v1/topics/newsletter/analytics?from=2026-03-05&to=2026-03-01", 422, "from"},
@@ -290,16 +286,7 @@ func TestAnalyticsErrors(t *testing.T) {
 		{"/v1/runs/" + run + "/analytics?k=1", 422, "k"},
 		{"/v1/topics/nope/analytics", 404, ""},
 		{"/v1/runs/nope/analytics", 404, ""},
-	} {
-		r := b.api.do("GET", tt.path, "")
-		code := dispatcher.CodeInvalid
-		if tt.status == 404 {
-			code = dispatcher.CodeNotFound
-		}
-		if diff := cmp.Diff(apiErr(code, tt.field), errorShape(r.json(t))); r.status != tt.status || diff != "" {
-			t.Errorf("GET %s: %d, want %d (-want +got):\n%s", tt.path, r.status, tt.status, diff)
-		}
-	}
+	})
 	// 400 days, both ends included, is the longest period; an RFC 3339
 	// time counts as its UTC day.
 	for _, q := range []string{"from=2025-01-31&to=2026-03-05", "from=2026-03-01T23:30:00-02:00&to=2026-03-02T00:00:00Z"} {

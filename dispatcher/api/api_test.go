@@ -124,6 +124,30 @@ func errorShape(v map[string]any) map[string]any {
 	return map[string]any{"error": out}
 }
 
+// refusal is a GET the API refuses: 404 (not found), or 422 (invalid)
+// naming field.
+type refusal struct {
+	path   string
+	status int
+	field  string
+}
+
+// wantRefused checks that each GET answers its refusal's status and
+// error.
+func wantRefused(t *testing.T, c *apiClient, refusals []refusal) {
+	t.Helper()
+	for _, tt := range refusals {
+		r := c.do("GET", tt.path, "")
+		code := dispatcher.CodeInvalid
+		if tt.status == http.StatusNotFound {
+			code = dispatcher.CodeNotFound
+		}
+		if diff := cmp.Diff(apiErr(code, tt.field), errorShape(r.json(t))); r.status != tt.status || diff != "" {
+			t.Errorf("GET %s: %d, want %d (-want +got):\n%s", tt.path, r.status, tt.status, diff)
+		}
+	}
+}
+
 func TestParseAPIKeys(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

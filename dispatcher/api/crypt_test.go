@@ -84,6 +84,16 @@ func TestContactRecordHoldsNoPersonalDataInTheClear(t *testing.T) {
 	}
 }
 
+// wantContactsPerKey checks how many contact records each data key seals.
+func wantContactsPerKey(t *testing.T, s *storepkg.Store, want map[string]int64) {
+	t.Helper()
+	usage, err := s.DataKeyUsage(context.Background())
+	must(t, err)
+	if diff := cmp.Diff(want, usage.Contacts); diff != "" {
+		t.Errorf("contacts per key (-want +got):\n%s", diff)
+	}
+}
+
 // setupContacts is setup with the contacts ids, each with the address
 // id@example.com, and the store that holds them.
 func setupContacts(t *testing.T, ids ...string) (*testBundle, *storepkg.Store) {
@@ -172,11 +182,7 @@ func (rb *rotationBundle) assertOnlyKeyBOpens(t *testing.T) {
 			t.Fatalf("contact %s read back as %+v", rb.ids[i], c)
 		}
 	}
-	usage, err := d.Store.DataKeyUsage(ctx)
-	must(t, err)
-	if diff := cmp.Diff(map[string]int64{"b": int64(len(rb.ids))}, usage.Contacts); diff != "" {
-		t.Errorf("contacts per key (-want +got):\n%s", diff)
-	}
+	wantContactsPerKey(t, d.Store, map[string]int64{"b": int64(len(rb.ids))})
 }
 
 func TestRotateContactsDuringACampaign(t *testing.T) {
@@ -308,11 +314,7 @@ func TestRotateContactsSealsPlainRecordsAndReportsUnreadableOnes(t *testing.T) {
 	if strings.Contains(raw, "ana@example.com") {
 		t.Error("the plain record is still plain after rotation")
 	}
-	usage, err := s.DataKeyUsage(ctx)
-	must(t, err)
-	if diff := cmp.Diff(map[string]int64{"d0": 2, "x": 1}, usage.Contacts); diff != "" {
-		t.Errorf("contacts per key (-want +got):\n%s", diff)
-	}
+	wantContactsPerKey(t, s, map[string]int64{"d0": 2, "x": 1})
 }
 
 // Enrolment data and webhook endpoints are sealed under the data keys

@@ -149,11 +149,7 @@ func TestAPIRunSends(t *testing.T) {
 	if cursor == "" {
 		t.Fatal("no cursor after a first page of 10")
 	}
-	for _, tc := range []struct {
-		path   string
-		status int
-		field  string
-	}{
+	wantRefused(t, b.api, []refusal{
 		{"/v1/runs/nope/sends", 404, ""},
 		{"/v1/runs/spring-r1/sends?outcome=lost", 422, "outcome"},
 		{"/v1/runs/spring-r1/sends?reason=Bad%20Reason", 422, "reason"},
@@ -162,14 +158,5 @@ func TestAPIRunSends(t *testing.T) {
 		{"/v1/runs/spring-r1/sends?limit=ten", 422, "limit"},
 		{"/v1/runs/spring-r1/sends?cursor=not-a-cursor", 422, "cursor"},
 		{"/v1/runs/spring-r2/sends?cursor=" + cursor, 422, "cursor"}, // another run's
-	} {
-		r := b.api.do("GET", tc.path, "")
-		code := dispatcher.CodeInvalid
-		if tc.status == 404 {
-			code = dispatcher.CodeNotFound
-		}
-		if diff := cmp.Diff(apiErr(code, tc.field), errorShape(r.json(t))); r.status != tc.status || diff != "" {
-			t.Errorf("%s: %d (-want +got):\n%s", tc.path, r.status, diff)
-		}
-	}
+	})
 }

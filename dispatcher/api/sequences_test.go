@@ -33,6 +33,10 @@ const welcomeSequence = `{"name": "Welcome", "topic": "newsletter", "trigger": {
  ],
  "stop_tags": ["purchased"]}`
 
+// vipSequence sends the welcome email to a contact tagged vip.
+const vipSequence = `{"topic": "newsletter", "trigger": {"tag": "vip"},
+ "steps": [{"send": {"channel": "email", "template": "welcome"}}]}`
+
 var paris = mustLocation("Europe/Paris")
 
 func mustLocation(name string) *time.Location {
@@ -65,11 +69,17 @@ func seqSetup(t *testing.T, start time.Time, opts ...option) *seqHarness {
 	for _, k := range channels.Kinds {
 		must(t, s.RecordConsent(h.ctx, "ana", dispatcher.ConsentEvent{Channel: k, Topic: "newsletter", State: dispatcher.Granted, Source: "api"}))
 	}
-	if r := b.api.do("PUT", "/v1/sequences/welcome", welcomeSequence); r.status != http.StatusCreated {
-		t.Fatalf("PUT sequence: %d %s", r.status, r.body)
-	}
+	h.putSequence(t, "welcome", welcomeSequence)
 	b.startWorker(t)
 	return h
+}
+
+// putSequence creates the sequence id from its JSON body.
+func (h *seqHarness) putSequence(t *testing.T, id, body string) {
+	t.Helper()
+	if r := h.api.do("PUT", "/v1/sequences/"+id, body); r.status != http.StatusCreated {
+		t.Fatalf("PUT sequence %s: %d %s", id, r.status, r.body)
+	}
 }
 
 // enrol enrols ana through the API with an idempotency key.
@@ -435,10 +445,8 @@ func TestSequenceTriggersAndFallback(t *testing.T) {
 	h := seqSetup(t, time.Date(2026, 6, 1, 10, 0, 0, 0, paris))
 	must(t, h.d.Store.PutTemplate(h.ctx, &templates.Template{ID: "both", Email: &templates.Email{Subject: "Subject both", Text: "x"},
 		SMS: &templates.SMS{Body: "both by SMS"}}))
-	if r := h.api.do("PUT", "/v1/sequences/vip", `{"topic": "newsletter", "trigger": {"tag": "vip"},
-		"steps": [{"send": {"channel": "sms", "template": "both", "fallback": "email"}}]}`); r.status != http.StatusCreated {
-		t.Fatalf("PUT: %d %s", r.status, r.body)
-	}
+	h.putSequence(t, "vip", `{"topic": "newsletter", "trigger": {"tag": "vip"},
+		"steps": [{"send": {"channel": "sms", "template": "both", "fallback": "email"}}]}`)
 	must(t, h.d.Store.UpsertContact(h.ctx, &dispatcher.Contact{ID: "bo", Email: "bo@example.com", Timezone: "Europe/Paris"}, "UTC"))
 	must(t, h.d.Store.RecordConsent(h.ctx, "bo", dispatcher.ConsentEvent{Channel: channels.Email, Topic: "newsletter", State: dispatcher.Granted, Source: "api"}))
 	if r := h.api.do("PUT", "/v1/contacts/bo", `{"email": "bo@example.com", "timezone": "Europe/Paris", "tags": ["vip"]}`); r.status != http.StatusOK {
@@ -477,10 +485,7 @@ func TestSequenceTagAddedBeforeACrashEnrols(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2026, 6, 1, 10, 0, 0, 0, paris)
 	h := seqSetup(t, start)
-	if r := h.api.do("PUT", "/v1/sequences/vip", `{"topic": "newsletter", "trigger": {"tag": "vip"},
-		"steps": [{"send": {"channel": "email", "template": "welcome"}}]}`); r.status != http.StatusCreated {
-		t.Fatalf("PUT: %d %s", r.status, r.body)
-	}
+	h.putSequence(t, "vip", vipSequence)
 	crash := redistest.CrashAfter(h.redis.Client, redistest.Write("set", h.d.Store.ContactKey("ana")))
 	if r := h.api.do("PUT", "/v1/contacts/ana", `{"email": "ana@example.com", "phone": "`+stopPhone+`", "timezone": "Europe/Paris", "tags": ["vip"]}`); r.status < 500 {
 		t.Fatalf("upsert, its process dead after the write: %d %s", r.status, r.body)
@@ -516,10 +521,7 @@ func TestSequenceTagJournalReplayGoesOnPastAFailure(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2026, 6, 1, 10, 0, 0, 0, paris)
 	h := seqSetup(t, start)
-	if r := h.api.do("PUT", "/v1/sequences/vip", `{"topic": "newsletter", "trigger": {"tag": "vip"},
-		"steps": [{"send": {"channel": "email", "template": "welcome"}}]}`); r.status != http.StatusCreated {
-		t.Fatalf("PUT: %d %s", r.status, r.body)
-	}
+	h.putSequence(t, "vip", vipSequence)
 	st := h.d.Store
 	must(t, h.redis.Client.HSet(h.ctx, st.ContactKey("bo")+":enr", "vip", "not an enrolment").Err())
 	tell := st.TagsAdded

@@ -222,10 +222,7 @@ func TestGatePreferredHoursAcrossDST(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := New(Config{Loader: b.st, Quiet: map[channels.Kind]throttle.Calendar{channels.Email: quiet}})
-	paris, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		t.Fatal(err)
-	}
+	paris := mustLoc(t, "Europe/Paris")
 	// Saturday 24 October 2026, 19:00 in Paris (UTC+2); the clocks go
 	// back in the night to Sunday (UTC+1).
 	b.clock.Set(time.Date(2026, 10, 24, 19, 0, 0, 0, paris))

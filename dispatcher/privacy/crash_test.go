@@ -19,15 +19,9 @@ func TestEraseDiedAfterTheRecordLeavesNoWebhookEvent(t *testing.T) {
 	b := setup(t, nil)
 	ctx := context.Background()
 	b.putLeaving(t)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(b.st.PutWebhook(ctx, &store.WebhookEndpoint{ID: "crm", URL: "https://crm.example/hook", Events: []string{"sent"},
+	must(t, b.st.PutWebhook(ctx, &store.WebhookEndpoint{ID: "crm", URL: "https://crm.example/hook", Events: []string{"sent"},
 		IncludeAddress: true, Secret: "whsec-123"}))
-	must(b.st.QueueWebhookEvents(ctx, []store.WebhookEvent{{Endpoint: "crm", ID: "msg_1", Contact: "leaving",
+	must(t, b.st.QueueWebhookEvents(ctx, []store.WebhookEvent{{Endpoint: "crm", ID: "msg_1", Contact: "leaving",
 		Body: []byte(`{"type":"sent","data":{"contact":"leaving","address":"leaving@example.com"}}`)}}))
 	redistest.LoseReply(b.r.Client, redistest.Touching("del", b.st.ContactKey("leaving")))
 

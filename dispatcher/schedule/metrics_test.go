@@ -7,6 +7,7 @@ import (
 
 	"github.com/missive-dev/missive/dispatcher/metrics"
 	"github.com/missive-dev/missive/dispatcher/store"
+	"github.com/missive-dev/missive/dispatcher/testkit"
 	"github.com/missive-dev/missive/throttle/redistest"
 )
 
@@ -37,29 +38,14 @@ func TestLeadershipMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, 10*time.Millisecond) }()
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("gave up waiting until %s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	waitFor("the scheduler leads", func() bool { return gauge(t, m, "missive_scheduler_leader") == 1 })
+	stop := start(t, s)
+	testkit.WaitFor(t, "the scheduler leads", 10*time.Second, func() bool { return gauge(t, m, "missive_scheduler_leader") == 1 })
 	// Another process takes the lease: the next renewal fails.
-	if err := r.Client.Set(ctx, st.Key("scheduler", "lease"), "other:999", time.Minute).Err(); err != nil {
+	if err := r.Client.Set(context.Background(), st.Key("scheduler", "lease"), "other:999", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the lead is lost", func() bool {
+	testkit.WaitFor(t, "the lead is lost", 10*time.Second, func() bool {
 		return gauge(t, m, "missive_scheduler_leader") == 0 && gauge(t, m, "missive_scheduler_lease_losses_total") == 1
 	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 }

@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/missive-dev/missive/channels"
 	"github.com/missive-dev/missive/dispatcher"
 	"github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/dispatcher/testkit"
 	"github.com/missive-dev/missive/throttle/redistest"
-	"github.com/redis/go-redis/v9"
 )
 
 // fired records the runs a scheduler starts.
@@ -40,6 +41,21 @@ func setup(t *testing.T, now func() time.Time) (*Scheduler, *store.Store, *fired
 		t.Fatal(err)
 	}
 	return s, st, f
+}
+
+// start runs s with a tick of 10ms until the test calls stop, which fails
+// t if Run returned an error.
+func start(t *testing.T, s *Scheduler) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, 10*time.Millisecond) }()
+	return func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestLeaderHandOver(t *testing.T) {
@@ -147,9 +163,7 @@ func TestLeaderFiresSequences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, 10*time.Millisecond) }()
+	stop := start(t, s)
 	select {
 	case at := <-seqs:
 		if !at.Equal(clock) {
@@ -158,10 +172,7 @@ func TestLeaderFiresSequences(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the leader did not fire the sequences")
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 
 	// Another scheduler holds the lease: this one does not fire.
 	if _, err := st.Lease("scheduler").Acquire(context.Background(), "other", time.Minute); err != nil {
@@ -179,15 +190,10 @@ func TestLeaderFiresSequences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	done2 := make(chan error, 1)
-	go func() { done2 <- s2.Run(ctx2, 10*time.Millisecond) }()
+	stop2 := start(t, s2)
 	// A few of its ticks, seen as its tries to take the lease.
 	testkit.WaitFor(t, "3 ticks of the follower", 10*time.Second, func() bool { return tries.Load() >= 3 })
-	cancel2()
-	if err := <-done2; err != nil {
-		t.Fatal(err)
-	}
+	stop2()
 	if len(follower) != 0 {
 		t.Fatal("a follower fired the sequences")
 	}

@@ -123,6 +123,15 @@ func addrs(n int, domain string) []string {
 
 func ptr(f float64) *float64 { return &f }
 
+// sentPerDomain lists domains as "domain:sent", in their order.
+func sentPerDomain(ds []store.DomainCounts) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, fmt.Sprintf("%s:%d", d.Domain, d.Sent))
+	}
+	return out
+}
+
 func TestRunAnalytics(t *testing.T) {
 	t.Parallel()
 	b := setupAnalytics(t)
@@ -183,11 +192,7 @@ func TestRunAnalytics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, d := range rep.Domains {
-		got = append(got, fmt.Sprintf("%s:%d", d.Domain, d.Sent))
-	}
-	if diff := cmp.Diff([]string{"gmail:12", "other:13"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"gmail:12", "other:13"}, sentPerDomain(rep.Domains)); diff != "" {
 		t.Errorf("domains with k = 11 (-want +got):\n%s", diff)
 	}
 
@@ -442,22 +447,14 @@ func TestSingleSendRunsCountRecipients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, d := range rep.Domains {
-		got = append(got, fmt.Sprintf("%s:%d", d.Domain, d.Sent))
-	}
-	if diff := cmp.Diff([]string{"gmail:12", "other:12"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"gmail:12", "other:12"}, sentPerDomain(rep.Domains)); diff != "" {
 		t.Errorf("run domains (-want +got):\n%s", diff)
 	}
 	top, err := b.st.TopicAnalytics(ctx, "orders", analyticsStart, analyticsStart, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = nil
-	for _, d := range top.Domains {
-		got = append(got, fmt.Sprintf("%s:%d", d.Domain, d.Sent))
-	}
-	if diff := cmp.Diff([]string{"gmail:12", "other:12"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"gmail:12", "other:12"}, sentPerDomain(top.Domains)); diff != "" {
 		t.Errorf("topic domains (-want +got):\n%s", diff)
 	}
 	// What is kept of the recipients cannot give them back: a

@@ -29,24 +29,18 @@ func TestConsoleUsers(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("user (-want +got):\n%s", diff)
 	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(s.AddConsoleUser(ctx, &ConsoleUser{Name: "bob", Role: "read-only", PasswordHash: "h3"}))
+	must(t, s.AddConsoleUser(ctx, &ConsoleUser{Name: "bob", Role: "read-only", PasswordHash: "h3"}))
 	list, err := s.ConsoleUsers(ctx)
-	must(err)
+	must(t, err)
 	if len(list) != 2 || list[0].Name != "ana" || list[1].Name != "bob" {
 		t.Errorf("users: %+v, want ana and bob", list)
 	}
 
 	// A new password signs the account's sessions out.
-	must(s.CreateConsoleSession(ctx, "s1", ConsoleSession{User: "ana", Created: testNow, Seen: testNow}, time.Hour))
-	must(s.CreateConsoleSession(ctx, "s2", ConsoleSession{User: "bob", Created: testNow, Seen: testNow}, time.Hour))
+	must(t, s.CreateConsoleSession(ctx, "s1", ConsoleSession{User: "ana", Created: testNow, Seen: testNow}, time.Hour))
+	must(t, s.CreateConsoleSession(ctx, "s2", ConsoleSession{User: "bob", Created: testNow, Seen: testNow}, time.Hour))
 	u.PasswordHash = "h4"
-	must(s.UpdateConsoleUser(ctx, u, true))
+	must(t, s.UpdateConsoleUser(ctx, u, true))
 	if _, err := s.ConsoleSession(ctx, "s1"); !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 		t.Errorf("ana's session after a new password: %v, want not_found", err)
 	}
@@ -58,7 +52,7 @@ func TestConsoleUsers(t *testing.T) {
 	}
 
 	// Removing an account signs it out.
-	must(s.RemoveConsoleUser(ctx, "bob"))
+	must(t, s.RemoveConsoleUser(ctx, "bob"))
 	if _, err := s.ConsoleSession(ctx, "s2"); !dispatcher.IsCode(err, dispatcher.CodeNotFound) {
 		t.Errorf("bob's session after removal: %v, want not_found", err)
 	}

@@ -19,128 +19,56 @@ type rcpt struct {
 	Address, Action, Status, Class string
 }
 
-// The expectations come from reading each sample. Where a sample gives no
-// usable status the comment says what the class is derived from.
-var sampleTests = []struct {
+// sampleTest is what TestParseSamples wants of one sample.
+type sampleTest struct {
 	file      string
 	kind      string
 	messageID string // "" when not asserted
 	want      []rcpt
-}{
-	// Postfix, RFC 3464.
-	{"lhost-postfix-01.eml", "dsn", "", []rcpt{
-		// Original-Recipient (the address we gave) wins over the local
-		// Final-Recipient the alias led to.
-		{"kijitora@example.org", "failed", "5.1.1", "hard"}}},
-	{"lhost-postfix-02.eml", "dsn", "", []rcpt{
-		{"filtered@example.co.jp", "failed", "5.2.1", "hard"},
-		{"userunknown@example.co.jp", "failed", "5.1.1", "hard"}}},
-	// Postfix with a boundary in the header that the body does not use.
-	{"rhost-google-02.eml", "dsn", "", []rcpt{{"neko-nyaan@example.org", "failed", "5.1.1", "hard"}}},
-	// Exim, text only, X-Failed-Recipients.
-	{"lhost-exim-01.eml", "dsn", "", []rcpt{
-		// 550 5.7.0 "use the smtp server of your ISP": a block of our
-		// sender, soft by policy.
-		{"kijitora@example.ed.jp", "failed", "5.7.0", "soft"}}},
-	{"lhost-exim-02.eml", "dsn", "", []rcpt{
-		{"kijitora@example.jp", "failed", "5.1.1", "hard"},
-		{"sabatora@example.jp", "failed", "5.2.1", "hard"}}},
-	// Exchange 2003 (text: "Unknown Recipient", no code → 5.1.1 by phrase), 2007.
-	{"lhost-exchange2003-02.eml", "dsn", "", []rcpt{
-		{"kijitora@example.co.jp", "failed", "5.1.1", "hard"},
-		{"mikeneko@example.co.jp", "failed", "5.1.1", "hard"}}},
-	{"lhost-exchange2007-01.eml", "dsn", "", []rcpt{{"mikeneko@example.co.jp", "failed", "5.1.1", "hard"}}},
-	{"lhost-exchange2007-02.eml", "dsn", "", []rcpt{{"kijitora@example.edu", "failed", "5.2.2", "soft"}}},
-	// Office 365 / Outlook.
-	{"lhost-office365-01.eml", "dsn", "FFFFFFFF.EEEEEEEE@example.ed.jp", []rcpt{{"kijitora@example.com", "failed", "5.1.10", "hard"}}},
-	{"lhost-office365-02.eml", "dsn", "c302b7e8-9b97-40ef-90eb-313cc6c25133@NYAAAAN.example.org", []rcpt{
-		{"kijitora@example.onmicrosoft.com", "failed", "5.1.1", "hard"}}},
-	{"lhost-outlook-01.eml", "dsn", "", []rcpt{{"kijitora@example.jp", "failed", "5.2.2", "soft"}}},
-	{"rhost-microsoft-01.eml", "dsn", "", []rcpt{
-		// 5.7.606 banned sending IP: our reputation, soft.
-		{"kijitora@example.com", "failed", "5.7.606", "soft"}}},
-	// Gmail: "Delivery to the following recipient failed permanently".
-	{"lhost-gmail-01.eml", "dsn", "D992C2C3-F175-4C4D-97E2-53A90E4E5BF5@gmail.com", []rcpt{
-		{"userunknown@example.jp", "failed", "5.1.1", "hard"}}},
-	{"rhost-google-01.eml", "dsn", "", []rcpt{{"shironeko@example.ne.jp", "failed", "5.2.1", "hard"}}},
-	// Yahoo: "Sorry, we were unable to deliver your message".
-	{"lhost-yahoo-01.eml", "dsn", "6AE6249A-E7A8-4980-862C-F499F6B8E7C5@y.example.co.jp", []rcpt{
-		{"kijitora@example.org", "failed", "5.1.1", "hard"}}},
-	{"lhost-yahoo-02.eml", "dsn", "", []rcpt{{"kijitora@example.ed.jp", "failed", "5.2.2", "soft"}}},
-	{"rhost-yahooinc-02.eml", "dsn", "", []rcpt{{"kijitora@y.example.ca", "failed", "4.7.0", "soft"}}},
-	// qmail: "Hi. This is the qmail-send program".
-	{"lhost-qmail-01.eml", "dsn", "", []rcpt{
-		// "550 Unknown user ... (#5.5.0)": qmail's own code is kept.
-		{"kijitora@example.ne.jp", "failed", "5.5.0", "hard"}}},
-	{"lhost-qmail-02.eml", "dsn", "", []rcpt{
-		{"userunknown@example.jp", "failed", "5.1.1", "hard"},
-		{"filtered@example.jp", "failed", "5.2.1", "hard"}}},
-	// Sendmail, RFC 3464, and V5 Sendmail text.
-	{"lhost-sendmail-01.eml", "dsn", "E1C50F1B-1C83-4820-BC36-AC6FBFBE8568@example.org", []rcpt{
-		{"userunknown@bouncehammer.jp", "failed", "5.1.1", "hard"}}},
-	{"lhost-sendmail-02.eml", "dsn", "", []rcpt{
-		{"userunknown@example.org", "failed", "5.1.1", "hard"},
-		{"filtered@example.com", "failed", "5.2.1", "hard"}}},
-	{"lhost-v5sendmail-01.eml", "dsn", "", []rcpt{
-		// "421 ... Deferred: Connection timed out", given up after 4 days:
-		// a reply code only, so 4.0.0, soft. The recipient is the To of
-		// the copy that follows the notice.
-		{"kijitora@example.com", "failed", "4.0.0", "soft"}}},
-	{"lhost-v5sendmail-02.eml", "dsn", "", []rcpt{
-		// "550 Host unknown": 5.1.2 from the phrase and the reply code.
-		{"kijitora@neko.example.org", "failed", "5.1.2", "hard"}}},
-	// Amazon SES, sending and receiving.
-	{"lhost-amazonses-01.eml", "dsn", "", []rcpt{
-		// Status 5.1.0 refined by "Unknown address".
-		{"shironeko@example.co.jp", "failed", "5.1.1", "hard"}}},
-	{"lhost-amazonses-02.eml", "dsn", "", []rcpt{
-		{"this-local-part-does-not-exist-on-the-server@docomo.ne.jp", "failed", "5.3.0", "hard"}}},
-	{"lhost-receivingses-01.eml", "dsn", "DCB08CC1-D236-48E2-9A8D-2492DACE50E2@example.co.jp", []rcpt{
-		{"userunknown@neko.example.jp", "failed", "5.1.1", "hard"}}},
-	{"rhost-spectrum-01.eml", "dsn", "", []rcpt{
-		// 5.1.0 "<...@amazonses.com> sender rejected": our sender, soft.
-		{"theusername@charter.net", "failed", "5.1.0", "soft"}}},
-	// Others.
-	{"rfc3464-01.eml", "dsn", "", []rcpt{{"userunknown@bouncehammer.jp", "failed", "5.1.1", "hard"}}},
-	{"lhost-courier-02.eml", "dsn", "", []rcpt{{"kijitora@example.jp", "failed", "5.1.1", "hard"}}},
-	{"lhost-messagingserver-02.eml", "dsn", "", []rcpt{
-		// 5.2.0 "Over quota": the words give 5.2.2.
-		{"kijitora@example.net", "failed", "5.2.2", "soft"}}},
-	{"lhost-opensmtpd-02.eml", "dsn", "", []rcpt{
-		{"mailboxfull@example.jp", "failed", "5.2.2", "soft"},
-		{"userunknown@example.jp", "failed", "5.1.1", "hard"}}},
-	{"lhost-zoho-02.eml", "dsn", "", []rcpt{
-		{"mikeneko@example.co.jp", "failed", "5.2.1", "hard"},
-		{"sabineko@example.co.jp", "failed", "5.2.2", "soft"}}},
-	{"lhost-biglobe-01.eml", "dsn", "", []rcpt{
-		// No code: "recipient's mailbox exceeded the local limit" → 4.2.2;
-		// the recipient is the To of the returned message.
-		{"postmaster@mxr.biglobe.ne.jp", "failed", "4.2.2", "soft"}}},
-	{"lhost-x5-01.eml", "dsn", "", []rcpt{
-		// A bounce returned inside a bounce: the inner DSN is read.
-		{"kijitora@neko.example.org", "failed", "5.1.1", "hard"}}},
-	{"lhost-amazonworkmail-02.eml", "dsn", "", []rcpt{
-		// DSN fields written into the text part.
-		{"sabineko@example.jp", "failed", "5.2.1", "hard"}}},
-	{"lhost-googlegroups-01.eml", "dsn", "", []rcpt{
-		// Google Groups says nothing of a code or a known phrase: soft.
-		{"libsisimai@googlegroups.com", "failed", "", "soft"}}},
-	{"rhost-cloudflare-01.eml", "dsn", "", []rcpt{{"kijitora-neko@example.com", "failed", "4.3.0", "soft"}}},
-	// ARF complaints.
-	// The feedback loop redacted the recipient: no address, the VERP
-	// token says whose complaint it is.
-	{"arf-01.eml", "arf", "", []rcpt{{"", "", "", "complaint"}}},
-	{"arf-02.eml", "arf", "000000000000000000000000.smtp@example.com", []rcpt{
-		{"this-local-part-does-not-exist-on-yahoo@yahoo.com", "", "", "complaint"}}},
-	// Auto-replies: not bounces.
-	{"rfc3834-01.eml", "autoreply", "", nil},
-	{"rfc3834-02.eml", "autoreply", "", nil},
-	// A mailing list's "you are not a member": neither.
-	{"lhost-fml-02.eml", "unknown", "", nil},
+}
+
+// readSampleTests reads testdata/samples.want; its head describes its
+// lines.
+func readSampleTests(t *testing.T) []sampleTest {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "samples.want"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tests []sampleTest
+	for i, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		for j, f := range fields {
+			if f == "-" {
+				fields[j] = ""
+			}
+		}
+		indented := strings.HasPrefix(line, "\t")
+		switch {
+		case !indented && (len(fields) == 2 || len(fields) == 3):
+			tt := sampleTest{file: fields[0], kind: fields[1]}
+			if len(fields) == 3 {
+				tt.messageID = fields[2]
+			}
+			tests = append(tests, tt)
+		case indented && len(fields) == 4 && len(tests) > 0:
+			tt := &tests[len(tests)-1]
+			tt.want = append(tt.want, rcpt{fields[0], fields[1], fields[2], fields[3]})
+		default:
+			t.Fatalf("samples.want:%d: %q is neither a sample nor one of its recipients", i+1, line)
+		}
+	}
+	if len(tests) == 0 {
+		t.Fatal("samples.want names no sample")
+	}
+	return tests
 }
 
 func TestParseSamples(t *testing.T) {
-	for _, tt := range sampleTests {
+	for _, tt := range readSampleTests(t) {
 		t.Run(tt.file, func(t *testing.T) {
 			rep := parseFile(t, tt.file)
 			var got []rcpt
@@ -163,33 +91,34 @@ func TestParseSamples(t *testing.T) {
 	}
 }
 
-func TestParseARFFields(t *testing.T) {
-	rep := parseFile(t, "arf-02.eml")
-	want := &bounce.Report{
-		Kind:              "arf",
-		FeedbackType:      "abuse",
-		MessageID:         "000000000000000000000000.smtp@example.com",
-		OriginalRecipient: "this-local-part-does-not-exist-on-yahoo@yahoo.com",
-		Recipients:        []bounce.Recipient{{Address: "this-local-part-does-not-exist-on-yahoo@yahoo.com", Class: "complaint"}},
-	}
-	if diff := cmp.Diff(want, rep); diff != "" {
-		t.Errorf("report (-want +got):\n%s", diff)
-	}
-}
-
-func TestParseDSNFields(t *testing.T) {
-	rep := parseFile(t, "lhost-receivingses-01.eml")
-	want := &bounce.Report{
-		Kind:         "dsn",
-		MessageID:    "DCB08CC1-D236-48E2-9A8D-2492DACE50E2@example.co.jp",
-		ReportingMTA: "inbound-smtp.us-west-2.amazonaws.com",
-		Recipients: []bounce.Recipient{{
-			Address: "userunknown@neko.example.jp", Action: "failed", Status: "5.1.1", Class: "hard",
-			Diagnostic: "550 5.1.1 Mailbox does not exist",
+// Every field of a complaint and of a bounce, as parsed from real ones.
+func TestParseFields(t *testing.T) {
+	for _, tt := range []struct {
+		file string
+		want *bounce.Report
+	}{
+		{"arf-02.eml", &bounce.Report{
+			Kind:              "arf",
+			FeedbackType:      "abuse",
+			MessageID:         "000000000000000000000000.smtp@example.com",
+			OriginalRecipient: "this-local-part-does-not-exist-on-yahoo@yahoo.com",
+			Recipients:        []bounce.Recipient{{Address: "this-local-part-does-not-exist-on-yahoo@yahoo.com", Class: "complaint"}},
 		}},
-	}
-	if diff := cmp.Diff(want, rep); diff != "" {
-		t.Errorf("report (-want +got):\n%s", diff)
+		{"lhost-receivingses-01.eml", &bounce.Report{
+			Kind:         "dsn",
+			MessageID:    "DCB08CC1-D236-48E2-9A8D-2492DACE50E2@example.co.jp",
+			ReportingMTA: "inbound-smtp.us-west-2.amazonaws.com",
+			Recipients: []bounce.Recipient{{
+				Address: "userunknown@neko.example.jp", Action: "failed", Status: "5.1.1", Class: "hard",
+				Diagnostic: "550 5.1.1 Mailbox does not exist",
+			}},
+		}},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, parseFile(t, tt.file)); diff != "" {
+				t.Errorf("report (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
