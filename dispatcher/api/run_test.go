@@ -199,8 +199,11 @@ func TestReconcilerSettlesAbandonedSend(t *testing.T) {
 }
 
 // startSlowMailing starts the "mailing" campaign to n contacts with email
-// paced at 40 a second, so that the run lasts long enough to be paused or
-// cancelled in the middle, and returns once the first messages arrived.
+// paced at 40 a second, and returns once the first messages arrived and
+// every send is decided. The relay answers the last contact 451 until the
+// test accepts it (slowMailingLast): on a loaded machine the others may
+// all have gone by then, and the run must still be under way when the
+// test pauses or cancels it.
 func startSlowMailing(t *testing.T, n int) (*testBundle, string) {
 	t.Helper()
 	b := setup(t, withConfig(func(c *app.Config) {
@@ -208,11 +211,15 @@ func startSlowMailing(t *testing.T, n int) (*testBundle, string) {
 		c.Concurrency = 2
 		c.SendChunk = 5
 	}))
+	b.smtp.Reject(slowMailingLast(n), 451, "4.7.1", "try later")
 	run := startMailing(t, b, n)
 	b.smtp.Wait(5, 10*time.Second)
 	b.waitDecided(t, run, n)
 	return b, run
 }
+
+// slowMailingLast is the address startSlowMailing holds back.
+func slowMailingLast(n int) string { return fmt.Sprintf("m%04d@example.com", n-1) }
 
 // waitDecided waits until every one of the n sends of run is decided:
 // those not sent yet wait in their tasks.
@@ -258,6 +265,7 @@ func TestPauseHoldsAndResumeFinishes(t *testing.T) {
 	if _, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", "pause"); !dispatcher.IsCode(err, dispatcher.CodeConflict) {
 		t.Errorf("pausing a paused campaign: %v, want a conflict", err)
 	}
+	b.smtp.Accept(slowMailingLast(n))
 	resumeToTheEnd(t, b, run, n)
 }
 
