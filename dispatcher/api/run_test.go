@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/missive-dev/missive/dispatcher/pipeline"
 	storepkg "github.com/missive-dev/missive/dispatcher/store"
 	"github.com/missive-dev/missive/throttle"
+	"github.com/missive-dev/missive/throttle/redistest"
 )
 
 // seedMailing creates n contacts with email consent in segment "all" and a
@@ -296,6 +298,32 @@ func TestCancelSettlesWhatWaits(t *testing.T) {
 	}
 	if _, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", "resume"); !dispatcher.IsCode(err, dispatcher.CodeConflict) {
 		t.Errorf("resuming a cancelled campaign: %v, want a conflict", err)
+	}
+}
+
+// A cancel ends its campaign cancelled, even when the reconciler, once
+// the runs are cancelled and before the campaign is, finds the campaign
+// with no run under way and settles it (completed).
+func TestCancelWinsOverTheReconciler(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, _ := startSlowMailing(t, 20)
+	var once sync.Once
+	redistest.OnCommand(b.redis.Client, func(cmd redis.Cmder) {
+		if args := cmd.Args(); cmd.Name() == "srem" && len(args) > 1 && strings.HasSuffix(fmt.Sprint(args[1]), ":runs:active") {
+			once.Do(func() {
+				if _, err := b.d.Pipeline.Reconcile(ctx); err != nil {
+					t.Errorf("reconcile: %v", err)
+				}
+			})
+		}
+	})
+	c, err := b.d.Pipeline.SetCampaignState(ctx, "mailing", "cancel")
+	must(t, err)
+	stored, err := b.d.Store.Campaign(ctx, "mailing")
+	must(t, err)
+	if c.State != dispatcher.Cancelled || stored.State != dispatcher.Cancelled {
+		t.Errorf("campaign %s, stored %s after a cancel; want cancelled", c.State, stored.State)
 	}
 }
 

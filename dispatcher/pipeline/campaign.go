@@ -289,6 +289,13 @@ func (d *Pipeline) SetCampaignState(ctx context.Context, id string, action strin
 		}
 	}
 	c, err := d.Store.UpdateCampaign(ctx, id, func(c *dispatcher.Campaign) (bool, error) {
+		if action == ActionCancel && len(active) > 0 && c.State == dispatcher.Completed {
+			// The runs just cancelled left it with none under way, and a
+			// run finishing or the reconciler settled it meanwhile: the
+			// cancel, checked against its state before, still ends it.
+			c.State = dispatcher.Cancelled
+			return true, nil
+		}
 		return true, campaignAction(c, action, len(active))
 	})
 	if err != nil {
