@@ -382,14 +382,24 @@ func TestSenderRefusedKeepsSendsQueued(t *testing.T) {
 	b.smtp.RejectSender(535, "5.7.8", "authentication failed")
 	run := startMailing(t, b, 3)
 	ctx := context.Background()
-	waitFor(t, "a refused attempt", 10*time.Second, func() bool {
+	// The refused sends are retried soon, so the run's counters move
+	// between "queued" and "sending": wait for a moment all three are
+	// queued again after an attempt, and check on every read that none
+	// failed.
+	waitFor(t, "a refused attempt, then the sends queued again", 10*time.Second, func() bool {
 		s, err := b.d.Store.Send(ctx, dispatcher.SendID(run, "m0000", channels.Email))
-		return err == nil && s.Attempts >= 1 && s.State == dispatcher.StateQueued
+		if err != nil || s.Attempts < 1 {
+			return false
+		}
+		r, err := b.d.Store.Run(ctx, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Counters["failed"] != 0 {
+			t.Fatalf("counters %v: a refused sender must fail no send", r.Counters)
+		}
+		return r.Counters["queued"] == 3
 	})
-	r, _ := b.d.Store.Run(ctx, run)
-	if r.Counters["failed"] != 0 || r.Counters["queued"] != 3 {
-		t.Fatalf("counters %v: a refused sender must fail no send", r.Counters)
-	}
 	b.smtp.RejectSender(0, "", "")
 	b.waitRun(t, run, 30*time.Second)
 	assertEachOnce(t, b, 3)
