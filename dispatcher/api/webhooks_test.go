@@ -208,10 +208,19 @@ func TestWebhookEventsInOrderUnderRetries(t *testing.T) {
 			Error     string
 		}
 	}
-	res := b.api.do("GET", "/v1/webhooks/"+ep.ID+"/deliveries", "")
-	must(t, json.Unmarshal(res.body, &log))
-	if res.status != http.StatusOK || len(log.Deliveries) != len(states)+1 {
-		t.Fatalf("deliveries: %d %s", res.status, res.body)
+	// A delivery is logged once its answer is read, after the receiver
+	// counted the event: wait for the last one.
+	var res resp
+	waitFor(t, "every attempt logged", 10*time.Second, func() bool {
+		res = b.api.do("GET", "/v1/webhooks/"+ep.ID+"/deliveries", "")
+		if res.status != http.StatusOK {
+			t.Fatalf("deliveries: %d %s", res.status, res.body)
+		}
+		must(t, json.Unmarshal(res.body, &log))
+		return len(log.Deliveries) >= len(states)+1
+	})
+	if len(log.Deliveries) != len(states)+1 {
+		t.Fatalf("deliveries: %s", res.body)
 	}
 	first := log.Deliveries[len(log.Deliveries)-1]
 	if first.EventID != got[0].ID || first.Status != 500 || first.Error != "status" || first.LatencyMS == nil {
