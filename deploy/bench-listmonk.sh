@@ -65,6 +65,9 @@ mkdir -p "$LISTMONK_DIR/frontend/dist"
 	env -u LISTMONK_DIR -u LISTMONK_DB ./listmonk --config "$work/config.toml" --install --idempotent --yes > "$work/install.log" 2>&1) ||
 	{ cat "$work/install.log"; exit 1; }
 
+# alive PID LOG: fails, printing LOG, when PID has exited.
+alive() { kill -0 "$1" 2> /dev/null || { echo "process $1 exited:" >&2; cat "$2" >&2; exit 1; }; }
+
 # cpu_ticks PID...: user and system clock ticks of the processes.
 cpu_ticks() {
 	local t=0 p
@@ -82,7 +85,7 @@ listmonk_run() {
 	"$missive" bench peer -sms 0 < "$in" > "$out" 2> "$work/peer.err" &
 	local peer=$!
 	exec 7> "$in"
-	until [ -s "$out" ]; do sleep 0.05; done
+	until [ -s "$out" ]; do alive "$peer" "$work/peer.err"; sleep 0.05; done
 	local smtp status host port
 	smtp=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["smtp_url"])' < "$out")
 	status=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["status_url"])' < "$out")
@@ -109,14 +112,21 @@ SQL
 
 	(cd "$LISTMONK_DIR" && exec env -u LISTMONK_DIR -u LISTMONK_DB ./listmonk --config "$work/config.toml" > "$work/listmonk.log" 2>&1) &
 	local lm=$!
-	until curl -sf -o /dev/null "http://$LISTMONK_ADDR/health"; do sleep 0.05; done
+	until curl -sf -o /dev/null "http://$LISTMONK_ADDR/health"; do alive "$lm" "$work/listmonk.log"; sleep 0.05; done
 	local c0 p0 t0 arrived=0 st
 	c0=$(cpu_ticks $lm)
 	# shellcheck disable=SC2046 # a list of pids
 	p0=$(cpu_ticks $(postgres_pids))
 	t0=$(date +%s%N)
 	sql -c "UPDATE campaigns SET status = 'running', updated_at = NOW() WHERE id = 1"
+	local deadline=$((SECONDS + 600))
 	until [ "$arrived" -ge "$N" ]; do
+		alive "$lm" "$work/listmonk.log"
+		if [ "$SECONDS" -gt "$deadline" ]; then
+			echo "listmonk sent $arrived of $N in 10 minutes; its log:" >&2
+			cat "$work/listmonk.log" >&2
+			exit 1
+		fi
 		sleep 0.02
 		st=$(curl -sf "$status")
 		arrived=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["email"]["messages"])' "$st")
