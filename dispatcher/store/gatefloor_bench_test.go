@@ -35,14 +35,7 @@ func BenchmarkGateRedisFloor(b *testing.B) {
 }
 
 func gateFloor(b *testing.B, separateReads bool) {
-	srv, err := redistest.StartServer("")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	opt, _ := redis.ParseURL(srv.URL)
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	rdb := ownRedis(b)
 	ctx := context.Background()
 	const batch = 1000
 	n := b.N * batch

@@ -21,6 +21,20 @@ func procCPU() float64 {
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
+// ownRedis is a client of a throw-away redis-server, for benchmarks that
+// read its CPU use: no other test's commands count in it.
+func ownRedis(b *testing.B) *redis.Client {
+	srv, err := redistest.StartServer("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Close)
+	opt, _ := redis.ParseURL(srv.URL)
+	rdb := redis.NewClient(opt)
+	b.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
 // BenchmarkSettleChunkCPU claims then settles chunks of 8 sends, with
 // their analytics events, as the send path does, on a throw-away
 // redis-server of its own, and reports the CPU Redis and the process
@@ -28,14 +42,7 @@ func procCPU() float64 {
 //
 //	go test ./dispatcher/store -run '^$' -bench SettleChunkCPU -benchtime 2500x -count 10
 func BenchmarkSettleChunkCPU(b *testing.B) {
-	srv, err := redistest.StartServer("")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	opt, _ := redis.ParseURL(srv.URL)
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	rdb := ownRedis(b)
 	s := NewStore(rdb, "bx", make32('s'), time.Now, time.Hour)
 	ctx := context.Background()
 	const chunk = 8
